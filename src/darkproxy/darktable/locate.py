@@ -1,0 +1,96 @@
+"""Find darktable-cli, its version and its library/plugin directories."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from darkproxy.errors import DarktableNotFound
+
+INSTALL_HINT = "install it with `sudo apt-get install darktable` or point DARKPROXY_DARKTABLE_CLI at a darktable-cli"
+MIN_VERSION = (4, 2)
+
+
+@dataclass(frozen=True)
+class DarktableInstall:
+    """A located darktable: the CLI, its version and where its libraries live."""
+
+    cli: Path
+    version: str
+    libdir: Path | None  # folder holding libdarktable.so
+    plugindir: Path | None  # folder holding lib<module>.so for every iop
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return tuple(int(x) for x in re.findall(r"\d+", self.version)[:3])
+
+    @property
+    def has_dump_pipe(self) -> bool:
+        return self.version_tuple >= (4, 4)
+
+
+def _resolve_cli(cli: str | os.PathLike[str] | None) -> Path:
+    if cli:
+        p = Path(cli).expanduser()
+        if not p.exists():
+            found = shutil.which(str(cli))
+            if not found:
+                raise DarktableNotFound(f"darktable-cli {cli} does not exist; {INSTALL_HINT}")
+            p = Path(found)
+    else:
+        found = shutil.which("darktable-cli")
+        if not found:
+            raise DarktableNotFound(f"darktable-cli not found on PATH; {INSTALL_HINT}")
+        p = Path(found)
+    if p.is_dir() or not os.access(p, os.X_OK):
+        raise DarktableNotFound(f"darktable-cli {p} is not an executable file; {INSTALL_HINT}")
+    return p
+
+
+def _find_libdir(cli: Path) -> Path | None:
+    # ldd names the libdarktable.so the binary really loads
+    try:
+        out = subprocess.run(["ldd", str(cli)], capture_output=True, text=True, timeout=30).stdout
+        m = re.search(r"libdarktable\.so\s*=>\s*(\S+)", out)
+        if m and Path(m.group(1)).exists():
+            return Path(m.group(1)).resolve().parent
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    prefix = cli.resolve().parent.parent
+    for cand in [*prefix.glob("lib*/*/darktable"), *prefix.glob("lib*/darktable")]:
+        if (cand / "libdarktable.so").exists():
+            return cand
+    return None
+
+
+@lru_cache(maxsize=8)
+def _locate_cached(cli: Path) -> DarktableInstall:
+    try:
+        proc = subprocess.run([str(cli), "--version"], capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise DarktableNotFound(f"cannot run {cli} --version: {e}; {INSTALL_HINT}") from None
+    m = re.search(r"darktable(?:-cli)?\s+(\d+\.\d+(?:\.\d+)?\S*)", proc.stdout + proc.stderr)
+    if not m:
+        first = (proc.stdout + proc.stderr).strip().splitlines()[:1]
+        raise DarktableNotFound(f"{cli} does not look like darktable-cli (--version printed {first!r}); {INSTALL_HINT}")
+    version = m.group(1)
+    libdir = _find_libdir(cli)
+    plugindir = libdir / "plugins" if libdir and (libdir / "plugins").is_dir() else None
+    inst = DarktableInstall(cli=cli, version=version, libdir=libdir, plugindir=plugindir)
+    if inst.version_tuple[:2] < MIN_VERSION:
+        raise DarktableNotFound(f"darktable {version} at {cli} is too old: darkproxy needs >= 4.2")
+    return inst
+
+
+def locate_darktable(cli: str | os.PathLike[str] | None = None) -> DarktableInstall:
+    """Locate darktable-cli (``cli`` if given, else ``$DARKPROXY_DARKTABLE_CLI``,
+    else PATH) and describe the installation. Raises :class:`DarktableNotFound`."""
+    if cli is None:
+        cli = os.environ.get("DARKPROXY_DARKTABLE_CLI") or None
+    return _locate_cached(_resolve_cli(cli))

@@ -1,0 +1,108 @@
+"""The space of slider values a proxy is trained over, and its normalisation.
+
+A :class:`ParamSpace` is an ordered list of :class:`ParamSpec` (one per free
+module parameter). Proxies, samplers and regressors all exchange params as a
+*normalised* vector in ``[0, 1]^P`` (float: ``(v - lo) / (hi - lo)``; int:
+the same, rounded back on denormalisation; bool: 0/1; enum: index / (n - 1)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from darkproxy.errors import ParamValueError, UnknownParam
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One free parameter: ``kind`` is ``float``, ``int``, ``bool`` or ``enum``.
+
+    ``lo``/``hi`` is the *training range* (inside darktable's $MIN/$MAX);
+    ``values`` lists an enum's allowed values (ints) and ``names`` their names.
+    """
+
+    name: str
+    kind: str
+    lo: float
+    hi: float
+    default: float
+    values: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()
+
+    def normalize(self, v: float) -> float:
+        if self.kind == "enum":
+            idx = self.values.index(int(v)) if int(v) in self.values else 0
+            return idx / max(len(self.values) - 1, 1)
+        if self.kind == "bool":
+            return 1.0 if v else 0.0
+        if self.hi == self.lo:
+            return 0.0
+        return (float(v) - self.lo) / (self.hi - self.lo)
+
+    def denormalize(self, u: float) -> float | int | bool:
+        u = float(np.clip(u, 0.0, 1.0))
+        if self.kind == "enum":
+            return int(self.values[int(round(u * (len(self.values) - 1)))])
+        if self.kind == "bool":
+            return bool(u >= 0.5)
+        v = self.lo + u * (self.hi - self.lo)
+        return int(round(v)) if self.kind == "int" else float(v)
+
+    def check(self, v: Any) -> None:
+        """Raise :class:`ParamValueError` if ``v`` is outside the range/values."""
+        if self.kind == "enum":
+            if int(v) not in self.values:
+                raise ParamValueError(f"{self.name}={v} is not one of {list(self.values)}")
+        elif self.kind in ("float", "int") and not (self.lo <= float(v) <= self.hi):
+            raise ParamValueError(f"{self.name}={v} is outside [{self.lo}, {self.hi}]")
+
+
+@dataclass(frozen=True)
+class ParamSpace:
+    """Ordered free parameters of one module."""
+
+    module: str
+    specs: tuple[ParamSpec, ...]
+    fixed: dict[str, Any] = field(default_factory=dict)  # params pinned to a value (not sampled)
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def spec(self, name: str) -> ParamSpec:
+        for s in self.specs:
+            if s.name == name:
+                return s
+        raise UnknownParam(f"{name!r} is not a free parameter of this {self.module} proxy; free: {', '.join(self.names)}")
+
+    def normalize(self, values: Mapping[str, Any]) -> np.ndarray:
+        """Named values -> float32 vector in [0, 1]^P (missing names take the default)."""
+        return np.array([s.normalize(values.get(s.name, s.default)) for s in self.specs], dtype=np.float32)
+
+    def denormalize(self, u: Sequence[float] | np.ndarray) -> dict[str, Any]:
+        """Vector in [0, 1]^P -> named values (ints rounded, enums snapped)."""
+        return {s.name: s.denormalize(float(x)) for s, x in zip(self.specs, u)}
+
+    def defaults(self) -> dict[str, Any]:
+        return {s.name: s.default for s in self.specs}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"module": self.module, "specs": [asdict(s) for s in self.specs], "fixed": dict(self.fixed)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "ParamSpace":
+        specs = tuple(
+            ParamSpec(**{**s, "values": tuple(s.get("values", ())), "names": tuple(s.get("names", ()))})
+            for s in d["specs"]
+        )
+        return cls(module=d["module"], specs=specs, fixed=dict(d.get("fixed", {})))
+
+    @classmethod
+    def of(cls, module: str, specs: Iterable[ParamSpec], fixed: Mapping[str, Any] | None = None) -> "ParamSpace":
+        return cls(module=module, specs=tuple(specs), fixed=dict(fixed or {}))
