@@ -214,15 +214,50 @@ def _load_one(path: Path) -> dict[str, Any]:
 _KEEP: list[Any] = []
 
 
+class _GList(C.Structure):
+    pass
+
+
+_GList._fields_ = [("data", C.c_void_p), ("next", C.POINTER(_GList)), ("prev", C.POINTER(_GList))]
+
+
+class _IopOrderEntry(C.Structure):  # dt_iop_order_entry_t (src/common/iop_order.h)
+    _fields_ = [("iop_order", C.c_double), ("operation", C.c_char * 20), ("instance", C.c_int32), ("name", C.c_char * 25)]
+
+
+# dt_iop_order_t: 1 legacy, 2 v3.0 (raw default), 3 v3.0 for JPEG
+IOP_ORDER_VERSIONS = {1: "legacy", 2: "v30", 3: "v30_jpg"}
+
+
+def _pipe_orders(lib: C.CDLL) -> dict[str, list[str]]:
+    """darktable's built-in module orders, read from libdarktable itself."""
+    fn = getattr(lib, "dt_ioppr_get_iop_order_list_version", None)
+    if fn is None:
+        return {}
+    fn.restype = C.POINTER(_GList)
+    fn.argtypes = [C.c_int]
+    orders: dict[str, list[str]] = {}
+    for v in IOP_ORDER_VERSIONS:
+        node = fn(v)
+        ops: list[str] = []
+        while node:
+            e = C.cast(node.contents.data, C.POINTER(_IopOrderEntry)).contents
+            ops.append(e.operation.decode())
+            node = node.contents.next
+        orders[str(v)] = ops
+    return orders
+
+
 def _extract_in_process(libdir: Path, plugindir: Path) -> dict[str, Any]:
-    C.CDLL(str(libdir / "libdarktable.so"), mode=C.RTLD_GLOBAL | getattr(C, "RTLD_NOW", 2))
+    lib = C.CDLL(str(libdir / "libdarktable.so"), mode=C.RTLD_GLOBAL | getattr(C, "RTLD_NOW", 2))
+    pipe_orders = _pipe_orders(lib)
     modules = []
     for p in sorted(plugindir.glob("lib*.so")):
         try:
             modules.append(_load_one(p))
         except OSError as e:
             modules.append({"name": p.name[3:-3], "version": None, "error": f"cannot load: {e}"})
-    return {"modules": modules}
+    return {"modules": modules, "pipe_orders": pipe_orders}
 
 
 def extract_schemas(libdir: Path, plugindir: Path, timeout: float = 120) -> dict[str, Any]:

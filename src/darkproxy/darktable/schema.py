@@ -183,6 +183,14 @@ class SchemaSet:
     without_introspection: dict[str, str] = field(default_factory=dict)  # name -> reason
     module_versions: dict[str, int] = field(default_factory=dict)  # every plugin's version
     source: str = ""  # "darktable" (read now), "cache:<path>", "snapshot:<name>"
+    pipe_orders: dict[str, list[str]] = field(default_factory=dict)  # iop_order_version -> module order
+
+    def pipe_order(self, iop_order_version: int = 2) -> list[str]:
+        """darktable's built-in module order (2 = v3.0, the default for raws)."""
+        order = self.pipe_orders.get(str(iop_order_version))
+        if not order:
+            raise DarktableNotFound(f"darktable's pipe order {iop_order_version} is not known for darktable {self.darktable_version}")
+        return list(order)
 
     def get(self, name: str) -> ModuleSchema:
         if name in self.modules:
@@ -214,7 +222,7 @@ class SchemaSet:
                 type_name=m.get("type_name", ""), root=FieldSchema.from_raw(m["root"]),
                 darktable_version=darktable_version,
             )
-        return cls(darktable_version, mods, missing, versions, source)
+        return cls(darktable_version, mods, missing, versions, source, dict(raw.get("pipe_orders", {})))
 
 
 def _snapshot_names() -> list[str]:

@@ -1,0 +1,5 @@
+import sys
+
+from darkproxy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,62 @@
+"""darkproxy xmp show."""
+
+from __future__ import annotations
+
+import argparse
+
+from darkproxy.cli._dt import darktable_from_args
+from darkproxy.cli._util import add_command, print_json
+
+ORDER = 12
+
+
+def register(sub, common: argparse.ArgumentParser) -> None:
+    p = add_command(sub, common, "xmp", "inspect darktable XMP sidecars",
+                    "Inspect darktable XMP sidecars.", "  darkproxy xmp show photo.dng.xmp\n")
+    xs = p.add_subparsers(dest="xmp_command", metavar="SUBCOMMAND")
+    s = xs.add_parser("show", help="decode a sidecar's history with named params", parents=[common],
+                      description="Decode every history item of a darktable XMP sidecar into named parameter "
+                      "values. Items whose modversion differs from the installed module are shown as opaque "
+                      "blobs with the reason.",
+                      epilog="examples:\n  darkproxy xmp show IMG_0001.CR2.xmp\n  darkproxy xmp show result.xmp --json\n",
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("file", help="XMP sidecar")
+    s.add_argument("--json", action="store_true", help="JSON list of history items")
+    s.set_defaults(func=run_show)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from darkproxy.darktable.xmp import read_xmp
+
+    side = read_xmp(args.file)
+    dt = darktable_from_args(args)
+    items = side.decode(dt.schemas)
+    if args.json:
+        print_json([d.to_json() for d in items])
+        return 0
+    print(f"{args.file}: {len(side.items)} history items, history_end {side.history_end}, iop_order_version {side.iop_order_version}")
+    for i, d in enumerate(items):
+        it = d.item
+        mark = " " if i < side.history_end else "x"
+        state = "on " if it.enabled else "off"
+        inst = f" #{it.multi_priority}" if it.multi_priority else ""
+        print(f"{mark}{i:3d} {it.operation}{inst} v{it.modversion} {state}")
+        if d.params is None:
+            print(f"       (opaque: {d.reason})")
+        else:
+            from darkproxy.darktable.params import flatten
+
+            flat = flatten(d.params)
+            shown = ", ".join(f"{k}={_fmt(v)}" for k, v in list(flat.items())[:12])
+            more = f", ... ({len(flat) - 12} more)" if len(flat) > 12 else ""
+            print(f"       {shown}{more}")
+    return 0
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return f"[{len(v)} values]"
+    return str(v)

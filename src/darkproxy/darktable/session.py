@@ -1,0 +1,125 @@
+"""A :class:`Darktable` session: the located install, its schemas, renderers
+and default histories, configured once (CLI flags / env / config file)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from darkproxy.config import Config, load_config
+from darkproxy.darktable.locate import DarktableInstall, locate_darktable
+from darkproxy.darktable.params import set_params
+from darkproxy.darktable.render import Renderer, _link_or_copy, _tail
+from darkproxy.darktable.schema import SchemaSet, load_schemas
+from darkproxy.darktable.xmp import Sidecar, read_xmp
+from darkproxy.errors import DarktableRenderError, RawError, UnknownModule, XmpError
+
+
+def file_digest(path: str | os.PathLike[str], n: int = 16) -> str:
+    """sha256 of a file's content (hex, first ``n`` chars)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:n]
+
+
+@dataclass
+class Darktable:
+    """Everything darkproxy needs from one darktable installation."""
+
+    config: Config = field(default_factory=load_config)
+    install: DarktableInstall | None = None
+    _schemas: SchemaSet | None = None
+
+    def __post_init__(self) -> None:
+        if self.install is None:
+            self.install = locate_darktable(self.config.darktable_cli)
+
+    @property
+    def version(self) -> str:
+        assert self.install is not None
+        return self.install.version
+
+    @property
+    def schemas(self) -> SchemaSet:
+        if self._schemas is None:
+            self._schemas = load_schemas(self.install, self.config.schema_cache_dir)
+        return self._schemas
+
+    def renderer(self, max_size: int | None = None, **kw: Any) -> Renderer:
+        assert self.install is not None
+        kw.setdefault("timeout", self.config.render_timeout)
+        return Renderer(self.install, max_size=max_size, **kw)
+
+    # ------------------------------------------------------------ histories
+    def default_history(self, raw: str | os.PathLike[str], refresh: bool = False) -> Sidecar:
+        """The history darktable itself creates for ``raw`` on import (its
+        workflow defaults and auto-applied presets), written by darktable-cli
+        with ``write_sidecar_files=on import``; cached per raw content and
+        darktable version. Returned compressed (one item per module)."""
+        raw = Path(raw)
+        if not raw.is_file():
+            raise RawError(f"raw file {raw} does not exist")
+        cache = self.config.home / "cache" / "histories" / f"{raw.stem}-{file_digest(raw)}-dt{self.version}.xmp"
+        if cache.is_file() and not refresh:
+            try:
+                return read_xmp(cache).compressed()
+            except XmpError:
+                pass
+        assert self.install is not None
+        with tempfile.TemporaryDirectory(prefix="darkproxy-defaults-") as td:
+            tdp = Path(td)
+            link = tdp / f"image{raw.suffix}"
+            _link_or_copy(raw, link)
+            (tdp / "config").mkdir()
+            cmd = [str(self.install.cli), str(link), str(tdp / "out.tif"), "--width", "32", "--height", "32",
+                   "--apply-custom-presets", "false", "--core", "--library", ":memory:",
+                   "--configdir", str(tdp / "config"), "--conf", "write_sidecar_files=on import"]
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
+                                      timeout=self.config.render_timeout, stdin=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired:
+                raise DarktableRenderError(f"darktable-cli timed out reading {raw}") from None
+            xmp = tdp / f"image{raw.suffix}.xmp"
+            if not xmp.is_file() or not (tdp / "out.tif").is_file():
+                raise RawError(f"darktable cannot open {raw}: {_tail(proc.stdout + proc.stderr)}")
+            side = read_xmp(xmp)
+            side.write(cache)
+        return side.compressed()
+
+    def edit(self, sidecar: Sidecar, updates: Mapping[str, Mapping[str, Any]] | None = None,
+             enable: list[str] | None = None, disable: list[str] | None = None, clamp: bool = False) -> Sidecar:
+        """A copy of ``sidecar`` (compressed) with ``updates`` ({module: {param: value}})
+        applied (modules missing from the history are added from their
+        introspection defaults and enabled), ``enable``/``disable`` applied.
+        Validates names, types and ranges against the schemas."""
+        from darkproxy.darktable.params import default_blob
+
+        out = sidecar.compressed()
+        for module, vals in (updates or {}).items():
+            sch = self.schemas.get(module)
+            it = out.find(module)
+            if it is not None and it.modversion != sch.version:
+                raise XmpError(f"{module} in the XMP has modversion {it.modversion}, darktable {self.version} "
+                               f"has {sch.version}: cannot edit its params")
+            base = it.params if it is not None else default_blob(sch)
+            blob = set_params(sch, base, vals, clamp=clamp)
+            out.set_item(module, params=blob, modversion=sch.version, enabled=True)
+        for module in enable or []:
+            sch = self.schemas.get(module)
+            if out.find(module) is None:
+                out.set_item(module, params=default_blob(sch), modversion=sch.version, enabled=True)
+            else:
+                out.set_item(module, enabled=True)
+        for module in disable or []:
+            if module not in self.schemas and module not in self.schemas.without_introspection:
+                self.schemas.get(module)  # raises UnknownModule with a hint
+            if out.find(module) is not None:
+                out.set_item(module, enabled=False)
+        return out
