@@ -265,10 +265,15 @@ def extract_schemas(libdir: Path, plugindir: Path, timeout: float = 120) -> dict
     with one raw JSON description per plugin."""
     if not (libdir / "libdarktable.so").exists():
         raise DarktableNotFound(f"libdarktable.so not found in {libdir}")
+    import os
+
+    env = dict(os.environ)
+    pkg_parent = str(Path(__file__).resolve().parents[2])  # importable even when not installed
+    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "darkproxy.darktable.introspect", str(libdir), str(plugindir)],
-            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env,
         )
     except subprocess.TimeoutExpired:
         raise DarktableNotFound(f"reading module introspection from {plugindir} timed out") from None

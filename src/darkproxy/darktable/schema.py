@@ -270,7 +270,10 @@ def load_schemas(install: DarktableInstall | None, cache_dir: Path | None = None
     raw = extract_schemas(install.libdir, install.plugindir)
     raw["darktable_version"] = install.version
     if cache:
-        write_json_atomic(cache, raw)
+        try:
+            write_json_atomic(cache, raw)
+        except OSError:
+            pass  # an unwritable workspace only costs a re-read next time (doctor reports it)
     return SchemaSet.from_raw(raw, install.version, "darktable")
 
 

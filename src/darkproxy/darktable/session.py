@@ -90,7 +90,10 @@ class Darktable:
             if not xmp.is_file() or not (tdp / "out.tif").is_file():
                 raise RawError(f"darktable cannot open {raw}: {_tail(proc.stdout + proc.stderr)}")
             side = read_xmp(xmp)
-            side.write(cache)
+            try:
+                side.write(cache)
+            except OSError:
+                pass  # unwritable workspace: works, just uncached
         return side.compressed()
 
     def edit(self, sidecar: Sidecar, updates: Mapping[str, Mapping[str, Any]] | None = None,

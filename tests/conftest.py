@@ -1,0 +1,76 @@
+"""Shared fixtures: an isolated workspace, the real darktable, tiny synthetic raws."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dp_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test runs against a fresh workspace (schema and history caches)."""
+    home = tmp_path_factory.mktemp("darkproxy-home")
+    old = os.environ.get("DARKPROXY_HOME")
+    os.environ["DARKPROXY_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("DARKPROXY_HOME", None)
+    else:
+        os.environ["DARKPROXY_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def dt(dp_home: Path):
+    from darkproxy.darktable.session import Darktable
+
+    return Darktable()
+
+
+@pytest.fixture(scope="session")
+def make_raw(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``make_raw(source="astronaut", cfa="RGGB", bits=14, size=128)`` -> path of a
+    synthetic Bayer DNG made from one of scikit-image's photos (cached per args)."""
+    from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng
+
+    root = tmp_path_factory.mktemp("raws")
+    cache: dict[tuple, Path] = {}
+    sources = default_source_images()
+
+    def make(source: str = "astronaut", cfa: str = "RGGB", bits: int = 14, size: int = 128, seed: int = 0) -> Path:
+        key = (source, cfa, bits, size, seed)
+        if key not in cache:
+            path = root / f"{source}-{cfa}-{bits}-{size}-{seed}.dng"
+            write_synthetic_dng(sources[source], path, SynthRawSpec(cfa=cfa, bits=bits, size=size, seed=seed))
+            cache[key] = path
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_raw(make_raw: Callable[..., Path]) -> Path:
+    return make_raw()
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m darkproxy ARGS`` in a subprocess (the real entry point)."""
+    e = dict(os.environ)
+    e["PYTHONPATH"] = SRC + os.pathsep + e.get("PYTHONPATH", "")
+    if env:
+        e.update(env)
+    return subprocess.run([sys.executable, "-m", "darkproxy", *args], capture_output=True, text=True,
+                          env=e, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def midtone_ratio(out: np.ndarray, inp: np.ndarray, lo: float = 0.05, hi: float = 0.5) -> float:
+    """Median of out/in over mid-tone pixels of the input."""
+    m = (inp > lo) & (inp < hi)
+    return float(np.median(out[m] / inp[m]))

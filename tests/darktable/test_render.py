@@ -1,0 +1,107 @@
+"""Rendering through the real darktable-cli: exactness, batch mode, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from darkproxy.darktable.render import Renderer, RenderFailure, RenderJob, read_tiff
+from darkproxy.errors import DarktableRenderError, RawError
+from tests.conftest import midtone_ratio, run_cli
+
+
+def _exposure_pair(dt, raw: Path, ev: float):
+    base = dt.default_history(raw)
+    order = dt.schemas.pipe_order(base.iop_order_version)
+    later = [op for op in order[order.index("exposure") + 1:]
+             if base.find(op) is not None and op not in ("colorin", "colorout", "gamma")]
+    off = dt.edit(base, disable=["exposure", *later])
+    on = dt.edit(base, updates={"exposure": {"exposure": ev, "black": 0.0}}, disable=later)
+    return off, on
+
+
+@pytest.mark.parametrize("ev, expected", [(1.0, 2.0), (-1.0, 0.5)])
+def test_exposure_is_exact(dt, tiny_raw: Path, tmp_path: Path, ev: float, expected: float) -> None:
+    off, on = _exposure_pair(dt, tiny_raw, ev)
+    r = dt.renderer(max_size=128)
+    a, b = (read_tiff(p) for p in r.render_batch([RenderJob(tiny_raw, off, tmp_path / "a.tif"),
+                                                  RenderJob(tiny_raw, on, tmp_path / "b.tif")]))
+    assert a.dtype == np.float32 and a.shape[0] == 3
+    assert midtone_ratio(b, a) == pytest.approx(expected, abs=0.002 * expected)
+
+
+def test_batch_equals_single_renders(dt, tiny_raw: Path, tmp_path: Path) -> None:
+    off, on = _exposure_pair(dt, tiny_raw, 1.0)
+    r = dt.renderer(max_size=96)
+    batch = r.render_batch([RenderJob(tiny_raw, s, tmp_path / f"b{i}.tif") for i, s in enumerate([off, on, off])])
+    assert r.renders == 1 and r.images == 3
+    single = r.render(tiny_raw, on, tmp_path / "s.tif")
+    assert np.array_equal(read_tiff(batch[1]), read_tiff(single))
+    assert np.array_equal(read_tiff(batch[0]), read_tiff(batch[2]))
+    assert not np.array_equal(read_tiff(batch[0]), read_tiff(batch[1]))
+
+
+def test_missing_raw(dt, tmp_path: Path) -> None:
+    with pytest.raises(RawError, match="does not exist"):
+        dt.renderer().render(tmp_path / "nope.dng", None, tmp_path / "o.tif")
+
+
+def test_corrupt_raw_names_input_and_darktable_message(dt, tmp_path: Path) -> None:
+    bad = tmp_path / "corrupt.dng"
+    bad.write_bytes(b"II*\x00" + bytes(range(256)) * 8)
+    with pytest.raises(DarktableRenderError, match="corrupt.dng"):
+        dt.renderer().render(bad, None, tmp_path / "o.tif")
+    with pytest.raises(RawError, match="darktable cannot open .*corrupt.dng"):
+        dt.default_history(bad)
+
+
+def test_batch_reports_the_one_failing_job(dt, tiny_raw: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "corrupt.dng"
+    bad.write_bytes(b"\x00" * 4096)
+    res = dt.renderer(max_size=64).render_batch([RenderJob(tiny_raw, None, tmp_path / "ok.tif"),
+                                                 RenderJob(bad, None, tmp_path / "bad.tif")])
+    assert isinstance(res[0], Path) and res[0].is_file()
+    assert isinstance(res[1], RenderFailure) and "corrupt.dng" in res[1].message
+
+
+def test_timeout(dt, tiny_raw: Path, tmp_path: Path) -> None:
+    r = dt.renderer(timeout=0.05)
+    with pytest.raises(DarktableRenderError, match="timed out after 0.05 s"):
+        r.render(tiny_raw, None, tmp_path / "o.tif")
+
+
+def test_crash_is_reported(dt, tiny_raw: Path, tmp_path: Path) -> None:
+    # a stand-in that dies like a segfaulting darktable-cli (error path only)
+    fake = tmp_path / "darktable-cli"
+    fake.write_text("#!/bin/sh\necho 'something broke' >&2\nkill -SEGV $$\n")
+    fake.chmod(0o755)
+    from dataclasses import replace
+
+    r = Renderer(replace(dt.install, cli=fake))
+    with pytest.raises(DarktableRenderError, match="crashed .signal 11. .*something broke"):
+        r.render(tiny_raw, None, tmp_path / "o.tif")
+
+
+def test_cli_render_with_set_and_errors(tiny_raw: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.tif"
+    r = run_cli("render", str(tiny_raw), "-o", str(out), "--set", "exposure.exposure=1", "--disable", "filmicrgb",
+                "--max-size", "64", "--save-xmp", str(tmp_path / "r.xmp"))
+    assert r.returncode == 0, r.stderr
+    assert read_tiff(out).shape[1:] == (64, 64)
+    from darkproxy.darktable.xmp import read_xmp
+
+    assert not read_xmp(tmp_path / "r.xmp").find("filmicrgb").enabled
+    for args, msg in [
+        (["--set", "exposure.exposure=99"], "outside darktable's range"),
+        (["--set", "exposure.nope=1"], "has no parameter 'nope'"),
+        (["--set", "nosuch.x=1"], "unknown darktable module 'nosuch'"),
+        (["--set", "exposure.exposure=abc"], "expects a number"),
+        (["--xmp", str(tmp_path / "none.xmp")], "does not exist"),
+    ]:
+        r = run_cli("render", str(tiny_raw), "-o", str(tmp_path / "x.tif"), *args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert msg in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    r = run_cli("render", str(tmp_path / "missing.dng"), "-o", str(tmp_path / "x.tif"))
+    assert r.returncode == 2 and "does not exist" in r.stderr

@@ -1,0 +1,95 @@
+"""Tap-outs: a module's exact input and output, checked against known maths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from darkproxy.darktable.render import read_tiff
+from darkproxy.darktable.tapout import PASS_THROUGH, tapout
+from tests.conftest import midtone_ratio, run_cli
+
+LAYOUTS = [(cfa, bits) for cfa in ("RGGB", "BGGR", "GRBG", "GBRG") for bits in (12, 14)]
+
+
+@pytest.mark.parametrize("cfa, bits", LAYOUTS)
+def test_exposure_tapout_cli_every_cfa_and_depth(make_raw, tmp_path: Path, cfa: str, bits: int) -> None:
+    raw = make_raw(cfa=cfa, bits=bits, size=96)
+    for ev, expected, tol in ((1, 2.0, 0.002), (-1, 0.5, 0.0005)):
+        out = tmp_path / f"tap{ev}"
+        r = run_cli("tapout", str(raw), "exposure", "--set", f"exposure={ev}", "-o", str(out))
+        assert r.returncode == 0, r.stderr
+        ratio = midtone_ratio(read_tiff(out / "output.tif"), read_tiff(out / "input.tif"))
+        assert ratio == pytest.approx(expected, abs=tol), (cfa, bits, ev, ratio)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["module"] == "exposure" and meta["params"]["exposure"] == -1.0
+    assert meta["set_params"] == {"exposure": -1.0}
+    assert meta["darktable_version"] and meta["upstream_hash"]
+    assert [u["operation"] for u in meta["upstream"]][:1] == ["rawprepare"]
+    assert "filmicrgb" in meta["disabled_after"]
+
+
+def test_colorbalancergb_defaults_are_identity(dt, tiny_raw: Path) -> None:
+    tp = tapout(dt, tiny_raw, "colorbalancergb", {}, max_size=128)
+    inp, out = tp.input, tp.output
+    in_gamut = (inp >= 0).all(0)  # the module gamut-maps negative (out-of-gamut) pixels
+    assert in_gamut.mean() > 0.95
+    assert np.abs(out - inp)[:, in_gamut].max() < 1e-4
+
+
+def test_lab_module_at_identity(dt, tiny_raw: Path) -> None:
+    tp = tapout(dt, tiny_raw, "sharpen", {"amount": 0.0}, max_size=128)
+    assert np.abs(tp.output - tp.input).max() < 1e-3
+    strong = tapout(dt, tiny_raw, "sharpen", {"amount": 2.0, "radius": 3.0}, max_size=128)
+    assert np.abs(strong.output - strong.input).max() > 1e-2  # and it does something when on
+
+
+def test_pass_through_modules_cannot_be_disabled(dt, tiny_raw: Path) -> None:
+    """darktable ignores enabled=0 for these; tap-outs therefore leave them on."""
+    base = dt.default_history(tiny_raw)
+    r = dt.renderer(max_size=64)
+    ref = r.render_array(tiny_raw, base)
+    for op in ("colorin", "colorout", "gamma", "demosaic", "rawprepare"):
+        assert op in PASS_THROUGH
+        assert np.array_equal(r.render_array(tiny_raw, dt.edit(base, disable=[op])), ref), op
+    # ...while an ordinary module does switch off
+    assert not np.array_equal(r.render_array(tiny_raw, dt.edit(base, disable=["filmicrgb"])), ref)
+
+
+def test_always_on_target_uses_identity_setting(dt, tiny_raw: Path) -> None:
+    tp = tapout(dt, tiny_raw, "colorin", {}, max_size=64)
+    assert not np.allclose(tp.input, tp.output)  # camera RGB in, Rec2020 out
+
+
+def test_scale_is_shared_and_recorded(dt, tiny_raw: Path) -> None:
+    tp = tapout(dt, tiny_raw, "lowpass", {"radius": 8.0}, max_size=64)
+    assert tp.input.shape == tp.output.shape and max(tp.input.shape[1:]) == 64
+    assert tp.meta["max_size"] == 64
+
+
+def test_pre_demosaic_tapout(dt, tiny_raw: Path) -> None:
+    tp = tapout(dt, tiny_raw, "temperature", {}, max_size=64)
+    assert tp.meta["pre_demosaic"] and tp.meta["input_layout"] == "packed_mosaic_RG1G2B"
+    c, h, w = tp.input.shape
+    assert c == 4 and tp.output.shape == (3, 2 * h, 2 * w)
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["nosuch"], "unknown darktable module"),
+    (["exposure", "--set", "nope=1"], "has no parameter 'nope'"),
+    (["exposure", "--set", "exposure=40"], "outside darktable's range"),
+    (["exposure", "--set", "exposure=x"], "expects a number"),
+])
+def test_cli_tapout_errors(tiny_raw: Path, tmp_path: Path, args, msg) -> None:
+    r = run_cli("tapout", str(tiny_raw), *args, "-o", str(tmp_path / "t"))
+    assert r.returncode == 2 and msg in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_cli_tapout_corrupt_raw(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.dng"
+    bad.write_bytes(b"garbage" * 100)
+    r = run_cli("tapout", str(bad), "exposure", "-o", str(tmp_path / "t"))
+    assert r.returncode == 2 and "darktable cannot open" in r.stderr and "bad.dng" in r.stderr
