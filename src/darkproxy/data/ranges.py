@@ -1,0 +1,220 @@
+"""Default training ranges per module, and building a :class:`ParamSpace` from
+darktable's schema plus command-line options.
+
+Training ranges are narrower than darktable's $MIN/$MAX: a proxy is trained
+where photographers actually put the sliders. Defaults (free params first,
+ranges in the module's own units):
+
+==================  ==========================================================
+module              free by default (training range)
+==================  ==========================================================
+exposure            exposure -2..4 EV, black -0.02..0.05
+colorbalancergb     saturation_global -0.5..0.5, vibrance -0.5..0.5,
+                    contrast -0.5..0.5 (optional: chroma_global 0..0.5,
+                    global_Y -0.5..0.5, brilliance_global -0.5..0.5)
+sharpen             radius 0.5..8, amount 0..2, threshold 0..2
+lowpass             radius 0.1..20 (optional: contrast, brightness, saturation -1..2)
+filmicrgb           white_point_source 2..8 EV, black_point_source -12..-4 EV,
+                    contrast 0.8..2 (optional: latitude 0.01..50, saturation -50..50)
+sigmoid             middle_grey_contrast 0.8..3, contrast_skewness -0.5..0.5
+temperature         red 0.5..3, blue 0.5..3 (green 1 fixed by darktable's convention)
+vignette            brightness -1..0.5, scale 20..120
+bilat               detail -0.5..1.5, sigma_s 1..50
+==================  ==========================================================
+
+Any other module: every float param with finite $MIN/$MAX is free over its full
+range. Parameter-less modules (``colorin``, ``colorout``, ``gamma``,
+``demosaic``, ``rawprepare``...) have no free params; they get variety from an
+upstream module whose params are sampled per sample instead
+(:data:`UPSTREAM_VARIETY`, recorded in the manifest's ``upstream`` field).
+
+Enum and bool params named with ``--params`` are sampled over all their values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from darkproxy.darktable.schema import FieldSchema, ModuleSchema, SchemaSet
+from darkproxy.data.paramspace import ParamSpace, ParamSpec
+from darkproxy.errors import ParamValueError, UnknownParam
+
+# module -> {param: (lo, hi)}; the first ``DEFAULT_FREE[module]`` are free by default
+DEFAULT_RANGES: Mapping[str, Mapping[str, tuple[float, float]]] = {
+    "exposure": {"exposure": (-2.0, 4.0), "black": (-0.02, 0.05)},
+    "colorbalancergb": {"saturation_global": (-0.5, 0.5), "vibrance": (-0.5, 0.5), "contrast": (-0.5, 0.5),
+                        "chroma_global": (0.0, 0.5), "global_Y": (-0.5, 0.5), "brilliance_global": (-0.5, 0.5)},
+    "sharpen": {"radius": (0.5, 8.0), "amount": (0.0, 2.0), "threshold": (0.0, 2.0)},
+    "lowpass": {"radius": (0.1, 20.0), "contrast": (-1.0, 2.0), "brightness": (-1.0, 2.0), "saturation": (-1.0, 2.0)},
+    "filmicrgb": {"white_point_source": (2.0, 8.0), "black_point_source": (-12.0, -4.0), "contrast": (0.8, 2.0),
+                  "latitude": (0.01, 50.0), "saturation": (-50.0, 50.0)},
+    "sigmoid": {"middle_grey_contrast": (0.8, 3.0), "contrast_skewness": (-0.5, 0.5)},
+    "temperature": {"red": (0.5, 3.0), "blue": (0.5, 3.0)},
+    "vignette": {"brightness": (-1.0, 0.5), "scale": (20.0, 120.0)},
+    "bilat": {"detail": (-0.5, 1.5), "sigma_s": (1.0, 50.0)},
+}
+DEFAULT_FREE: Mapping[str, tuple[str, ...]] = {
+    "exposure": ("exposure", "black"),
+    "colorbalancergb": ("saturation_global", "vibrance", "contrast"),
+    "sharpen": ("radius", "amount", "threshold"),
+    "lowpass": ("radius",),
+    "filmicrgb": ("white_point_source", "black_point_source", "contrast"),
+    "sigmoid": ("middle_grey_contrast", "contrast_skewness"),
+    "temperature": ("red", "blue"),
+    "vignette": ("brightness", "scale"),
+    "bilat": ("detail", "sigma_s"),
+    # parameter-less for training purposes: variety comes from upstream
+    "colorin": (), "colorout": (), "gamma": (), "demosaic": (), "rawprepare": (), "finalscale": (),
+    "highlights": (),
+}
+# variety for modules without free params: (upstream module, {param: (lo, hi)}), first usable wins
+UPSTREAM_VARIETY: tuple[tuple[str, Mapping[str, tuple[float, float]]], ...] = (
+    ("exposure", {"exposure": (-2.0, 3.0)}),
+    ("temperature", {"red": (0.7, 2.5), "blue": (0.7, 2.5)}),
+)
+INT_LIMIT = 1e6  # ints spanning more than this are flags/sentinels, not sliders
+
+
+@dataclass(frozen=True)
+class UpstreamVariety:
+    """An upstream module sampled per sample to give a parameter-less target variety."""
+
+    module: str
+    space: ParamSpace
+
+    def to_json(self) -> dict[str, Any]:
+        return {"module": self.module, "param_space": self.space.to_json()}
+
+
+def defaults_help() -> str:
+    """One line per module with its default free params and ranges (for ``--help``)."""
+    lines = []
+    for mod, free in DEFAULT_FREE.items():
+        rng = DEFAULT_RANGES.get(mod, {})
+        if free:
+            lines.append(f"  {mod:16s} " + ", ".join(f"{p} {rng[p][0]:g}..{rng[p][1]:g}" for p in free))
+    lines.append("  (parameter-less: colorin, colorout, gamma, demosaic, ...: upstream exposure/temperature is varied)")
+    lines.append("  any other module: all float params with finite $MIN/$MAX, full range")
+    return "\n".join(lines)
+
+
+def _finite(x: Any) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(float(x))
+
+
+def spec_for(field_: FieldSchema, rng: tuple[float, float] | None = None) -> ParamSpec:
+    """A :class:`ParamSpec` for one scalar field; ``rng`` overrides the range
+    (floats/ints; must lie within $MIN/$MAX and be non-empty)."""
+    t = field_.type
+    default = field_.default
+    if t == "enum":
+        vals = field_.values or {}
+        items = sorted(vals.items(), key=lambda kv: kv[1])
+        values = tuple(int(v) for _, v in items)
+        names = tuple(k for k, _ in items)
+        return ParamSpec(field_.name, "enum", float(min(values)), float(max(values)),
+                         float(default if default is not None else values[0]), values, names)
+    if t == "bool":
+        return ParamSpec(field_.name, "bool", 0.0, 1.0, float(bool(default)))
+    if not field_.is_numeric:
+        raise ParamValueError(f"{field_.name} is a {t} field; only numeric, enum and bool params can be sampled")
+    kind = "float" if t in ("float", "double") else "int"
+    lo, hi = (field_.min, field_.max) if rng is None else rng
+    if not (_finite(lo) and _finite(hi)) or (kind == "int" and float(hi) - float(lo) > INT_LIMIT and rng is None):
+        raise ParamValueError(f"{field_.name} has no finite range in darktable's schema; give one with --range {field_.name}=LO:HI")
+    lo, hi = float(lo), float(hi)
+    if not lo < hi:
+        raise ParamValueError(f"empty range for {field_.name}: {lo:g}:{hi:g} (need LO < HI)")
+    if _finite(field_.min) and _finite(field_.max):
+        eps = 1e-6 * max(1.0, abs(float(field_.max)), abs(float(field_.min)))
+        if lo < float(field_.min) - eps or hi > float(field_.max) + eps:
+            raise ParamValueError(f"range {field_.name}={lo:g}:{hi:g} is outside darktable's "
+                                  f"[{float(field_.min):g}, {float(field_.max):g}]")
+        lo, hi = max(lo, float(field_.min)), min(hi, float(field_.max))
+    d = float(default) if _finite(default) else lo
+    return ParamSpec(field_.name, kind, lo, hi, d)
+
+
+def parse_range(text: str) -> tuple[str, tuple[float, float]]:
+    """``"name=lo:hi"`` -> ``("name", (lo, hi))``. Raises :class:`ParamValueError`."""
+    if "=" not in text or ":" not in text.split("=", 1)[1]:
+        raise ParamValueError(f"--range {text!r}: expected PARAM=LO:HI (e.g. exposure=-1:2)")
+    name, r = text.split("=", 1)
+    lo_s, hi_s = r.split(":", 1)
+    try:
+        lo, hi = float(lo_s), float(hi_s)
+    except ValueError:
+        raise ParamValueError(f"--range {text!r}: LO and HI must be numbers") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ParamValueError(f"--range {text!r}: LO and HI must be finite")
+    if not lo < hi:
+        raise ParamValueError(f"empty range {name.strip()}={lo:g}:{hi:g} (need LO < HI)")
+    return name.strip(), (lo, hi)
+
+
+def default_free(schema: ModuleSchema) -> list[str]:
+    """The params free by default for ``schema``'s module (see the module docstring)."""
+    if schema.name in DEFAULT_FREE:
+        return list(DEFAULT_FREE[schema.name])
+    return [f.name for f in schema.scalar_fields
+            if f.type in ("float", "double") and _finite(f.min) and _finite(f.max) and float(f.min) < float(f.max)]
+
+
+def build_param_space(schema: ModuleSchema, params: Sequence[str] | None = None,
+                      fixed: Mapping[str, Any] | None = None,
+                      ranges: Mapping[str, tuple[float, float]] | None = None) -> ParamSpace:
+    """The training :class:`ParamSpace` of ``schema``'s module.
+
+    ``params``: free param names (None: :func:`default_free`); ``fixed``:
+    ``{name: value}`` pinned (values or CLI strings; removed from the free set);
+    ``ranges``: ``{name: (lo, hi)}`` narrowing the default training range
+    (:data:`DEFAULT_RANGES`, else darktable's $MIN/$MAX). Unknown names raise
+    :class:`UnknownParam`; empty or out-of-schema ranges :class:`ParamValueError`.
+    """
+    from darkproxy.darktable.params import set_params, default_blob, decode_params, flatten
+
+    fixed = dict(fixed or {})
+    ranges = dict(ranges or {})
+    free = list(params) if params is not None else default_free(schema)
+    for name in [*free, *fixed, *ranges]:
+        f = schema.field(name)  # raises UnknownParam with a hint
+        if not f.is_scalar:
+            raise UnknownParam(f"{schema.name}.{name} is a {f.type}, not a scalar parameter")
+    for name in ranges:
+        if name not in free:
+            if name in fixed:
+                raise ParamValueError(f"{name} is both --fix'ed and given a --range")
+            free.append(name)  # --range on a param implies it is free
+    free = [n for n in free if n not in fixed]
+    if len(set(free)) != len(free):
+        raise ParamValueError(f"duplicate params in {', '.join(free)}")
+    # typed fixed values (validates types and $MIN/$MAX via the codec)
+    if fixed:
+        blob = set_params(schema, default_blob(schema), fixed)
+        dec = flatten(decode_params(schema, blob))
+        fixed = {k: dec[k] for k in fixed}
+    specs = []
+    table = DEFAULT_RANGES.get(schema.name, {})
+    for name in free:
+        f = schema.field(name)
+        rng = ranges.get(name, table.get(name)) if f.type not in ("enum", "bool") else None
+        if name in ranges and f.type in ("enum", "bool"):
+            raise ParamValueError(f"{name} is a{'n' if f.type == 'enum' else ''} {f.type}: it is sampled over its values, not a range")
+        specs.append(spec_for(f, rng))
+    return ParamSpace.of(schema.name, specs, fixed)
+
+
+def upstream_variety(schemas: SchemaSet, module: str, iop_order_version: int = 2) -> UpstreamVariety | None:
+    """The upstream module sampled for a parameter-less ``module`` (first of
+    :data:`UPSTREAM_VARIETY` that sits before it in the pipe), or None."""
+    order = schemas.pipe_order(iop_order_version)
+    if module not in order:
+        return None
+    pos = order.index(module)
+    for up, rng in UPSTREAM_VARIETY:
+        if up in order and order.index(up) < pos and up in schemas:
+            sch = schemas.get(up)
+            return UpstreamVariety(up, build_param_space(sch, list(rng), ranges=rng))
+    return None

@@ -1,0 +1,109 @@
+"""Samplers and training ranges (no darktable needed: the shipped schema snapshot)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from darkproxy.darktable.schema import load_schema_snapshot
+from darkproxy.data.ranges import build_param_space, default_free, parse_range, upstream_variety
+from darkproxy.data.sampling import grid, sample_params, sample_unit
+from darkproxy.errors import ParamValueError, UnknownParam
+
+
+@pytest.fixture(scope="module")
+def schemas():
+    return load_schema_snapshot("4.2.1")
+
+
+def test_default_ranges_exposure(schemas) -> None:
+    sp = build_param_space(schemas.get("exposure"))
+    assert sp.names == ["exposure", "black"]
+    assert (sp.spec("exposure").lo, sp.spec("exposure").hi) == (-2.0, 4.0)
+    assert (sp.spec("black").lo, sp.spec("black").hi) == (-0.02, 0.05)
+
+
+def test_unknown_module_default_is_all_finite_floats(schemas) -> None:
+    free = default_free(schemas.get("vignette"))  # in the table
+    assert free == ["brightness", "scale"]
+    bilat_like = default_free(schemas.get("grain"))
+    sch = schemas.get("grain")
+    assert bilat_like and all(sch.field(n).type == "float" for n in bilat_like)
+
+
+def test_range_fix_and_errors(schemas) -> None:
+    sch = schemas.get("exposure")
+    sp = build_param_space(sch, ["exposure"], fixed={"black": "0"}, ranges={"exposure": (-1.0, 1.0)})
+    assert sp.names == ["exposure"] and sp.fixed == {"black": 0.0}
+    assert (sp.specs[0].lo, sp.specs[0].hi) == (-1.0, 1.0)
+    with pytest.raises(UnknownParam, match="nope"):
+        build_param_space(sch, ["nope"])
+    with pytest.raises(ParamValueError, match="empty range"):
+        parse_range("exposure=2:1")
+    with pytest.raises(ParamValueError, match="outside darktable"):
+        build_param_space(sch, ["exposure"], ranges={"exposure": (-30.0, 1.0)})
+    assert parse_range("exposure=-1:2.5") == ("exposure", (-1.0, 2.5))
+
+
+@pytest.mark.parametrize("sampler", ["sobol", "lhs", "uniform"])
+def test_continuous_samplers_cover_ranges(schemas, sampler: str) -> None:
+    sp = build_param_space(schemas.get("sharpen"))
+    u = sample_unit(sp, 64, sampler, seed=3)
+    assert u.shape == (64, 3) and u.min() >= 0 and u.max() <= 1
+    # space-filling: every axis has points in each quarter
+    for j in range(3):
+        assert np.histogram(u[:, j], bins=4, range=(0, 1))[0].min() >= 8
+    vals = sample_params(sp, 64, sampler, seed=3)
+    assert all(0.5 <= v["radius"] <= 8 and 0 <= v["amount"] <= 2 for v in vals)
+    assert np.array_equal(u, sample_unit(sp, 64, sampler, seed=3))  # deterministic
+    assert not np.array_equal(u, sample_unit(sp, 64, sampler, seed=4))
+
+
+def test_lhs_is_latin(schemas) -> None:
+    sp = build_param_space(schemas.get("sharpen"))
+    u = sample_unit(sp, 10, "lhs", seed=0)
+    for j in range(3):
+        assert sorted(np.floor(u[:, j] * 10).astype(int)) == list(range(10))
+
+
+def test_sobol_prefix_stable(schemas) -> None:
+    sp = build_param_space(schemas.get("exposure"))
+    a = sample_unit(sp, 16, "sobol", seed=1)
+    b = sample_unit(sp, 8, "sobol", seed=1)
+    c = sample_unit(sp, 8, "sobol", seed=1, start=8)
+    assert np.array_equal(a[:8], b) and np.array_equal(a[8:], c)
+
+
+def test_grid(schemas) -> None:
+    sp = build_param_space(schemas.get("exposure"))
+    g = grid(sp, 9)
+    assert g.shape == (9, 2)
+    assert sorted(set(g[:, 0])) == [0.0, 0.5, 1.0] and sorted(set(g[:, 1])) == [0.0, 0.5, 1.0]
+    vals = sample_params(sp, 9, "grid")
+    assert {v["exposure"] for v in vals} == {-2.0, 1.0, 4.0}
+
+
+def test_enum_and_bool_sampled_over_values(schemas) -> None:
+    sp = build_param_space(schemas.get("lowpass"), ["radius", "order", "lowpass_algo"])
+    order_values = set(sp.spec("order").values)
+    assert len(order_values) == 3
+    vals = sample_params(sp, 300, "uniform", seed=0)
+    counts = {v: sum(1 for x in vals if x["order"] == v) for v in order_values}
+    assert all(70 <= c <= 130 for c in counts.values()), counts  # each value ~1/3
+    assert {x["lowpass_algo"] for x in vals} == set(sp.spec("lowpass_algo").values)
+    sp2 = build_param_space(schemas.get("vignette"), ["autoratio", "scale"])
+    u = sample_unit(sp2, 64, "sobol", seed=0)
+    assert set(np.unique(u[:, 0])) == {0.0, 1.0}
+    got = [v["autoratio"] for v in sample_params(sp2, 64, "sobol")]
+    assert set(got) == {True, False} and 24 <= sum(got) <= 40
+    g = grid(sp, 12)  # 3 orders x 2 algos x 2 radius levels
+    assert g.shape == (12, 3) and len({tuple(r) for r in g}) == 12
+
+
+def test_parameterless_module_gets_upstream_variety(schemas) -> None:
+    sp = build_param_space(schemas.get("colorin"))
+    assert len(sp) == 0
+    v = upstream_variety(schemas, "colorin")
+    assert v is not None and v.module == "exposure" and v.space.names == ["exposure"]
+    d = upstream_variety(schemas, "demosaic")
+    assert d is not None and d.module == "temperature"  # exposure comes after demosaic

@@ -1,0 +1,66 @@
+"""Pipeline configs: parsing and the order / data-space checks (no training)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from darkproxy.pipeline import PipelineConfig, PipelineError, check_pipeline
+
+
+def _cfg(tmp_path: Path, body: str) -> PipelineConfig:
+    p = tmp_path / "pipe.toml"
+    p.write_text(body)
+    return PipelineConfig.load(p)
+
+
+def test_parse_and_relative_runs(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, 'name = "x"\n[[stage]]\nmodule = "exposure"\nrun = "runs/exp"\nfree = ["exposure"]\n'
+                         'fixed = { black = 0.0 }\n[[stage]]\nmodule = "colorbalancergb"\nrun = "/abs/cb"\n')
+    assert [s.module for s in cfg.stages] == ["exposure", "colorbalancergb"]
+    assert cfg.stages[0].run == (tmp_path / "runs" / "exp").resolve() and cfg.stages[1].run == Path("/abs/cb")
+    assert cfg.stages[0].free == ["exposure"] and cfg.stages[0].fixed == {"black": 0.0}
+    again = _cfg(tmp_path, cfg.dump())
+    assert [(s.module, s.run, s.free, s.fixed) for s in again.stages] == [(s.module, s.run, s.free, s.fixed) for s in cfg.stages]
+
+
+@pytest.mark.parametrize("body, msg", [
+    ("[[stage]]\nmodule = 'exposure'\n", "needs `module` and `run`"),
+    ("name = 'x'\n", "no \\[\\[stage\\]\\] entries"),
+    ("[[stage]\n", "not valid TOML"),
+])
+def test_malformed(tmp_path: Path, body: str, msg: str) -> None:
+    with pytest.raises(PipelineError, match=msg):
+        _cfg(tmp_path, body)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="does not exist"):
+        PipelineConfig.load(tmp_path / "none.toml")
+
+
+def _info(module: str, pre: bool = False) -> dict:
+    return {"module": module, "data_space": "linear_rec2020", "pre_demosaic": pre}
+
+
+def test_order_from_darktable(dt, tmp_path: Path) -> None:
+    order = dt.schemas.pipe_order(2)
+    good = _cfg(tmp_path, "[[stage]]\nmodule='exposure'\nrun='a'\n[[stage]]\nmodule='sharpen'\nrun='b'\n"
+                          "[[stage]]\nmodule='colorbalancergb'\nrun='c'\n")
+    res = check_pipeline(good, order, [_info(s.module) for s in good.stages])
+    assert res.ok, res.problems
+    bad = _cfg(tmp_path, "[[stage]]\nmodule='colorbalancergb'\nrun='a'\n[[stage]]\nmodule='exposure'\nrun='b'\n")
+    res = check_pipeline(bad, order, [_info(s.module) for s in bad.stages])
+    assert not res.ok and "expected exposure -> colorbalancergb" in res.problems[0]
+
+
+def test_data_spaces_must_chain(dt, tmp_path: Path) -> None:
+    order = dt.schemas.pipe_order(2)
+    cfg = _cfg(tmp_path, "[[stage]]\nmodule='exposure'\nrun='a'\n[[stage]]\nmodule='demosaic'\nrun='b'\n")
+    res = check_pipeline(cfg, order, [_info("exposure"), _info("demosaic", pre=True)])
+    assert not res.ok
+    assert any("expects packed_mosaic" in p for p in res.problems)
+    assert any("pipe order" in p for p in res.problems)
+    wrong = check_pipeline(cfg, order, [_info("sharpen"), _info("demosaic", pre=True)])
+    assert any("is a proxy of sharpen, not exposure" in p for p in wrong.problems)
