@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -42,7 +41,6 @@ from darkproxy.darktable.tapout import plan_tapout
 from darkproxy.darktable.xmp import Sidecar
 from darkproxy.errors import DarktableRenderError, RawError
 
-CFA_CODES = {"R": 0, "G": 1, "B": 2}
 
 
 @dataclass
@@ -68,40 +66,12 @@ class ProbeResult:
 
 # ---------------------------------------------------------------------------- DNG writing
 
-def _srat(x: float) -> tuple[int, int]:
-    f = Fraction(float(x)).limit_denominator(1_000_000)
-    return f.numerator, f.denominator
-
-
 def write_mosaic_dng(mosaic: np.ndarray, path: str | Path, cfa: str = "RGGB", black: int = 0, white: int = 65535,
                      color_matrix: np.ndarray | None = None, as_shot_neutral: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Path:
-    """Write a Bayer mosaic (uint16 (H, W), raw sensor values) as an
-    uncompressed DNG darktable can read. ``color_matrix``: DNG ColorMatrix1
-    (XYZ D65 -> camera, 3x3; identity if None); ``as_shot_neutral``: camera
-    RGB of a neutral grey (1 / white-balance multipliers)."""
-    import tifffile
+    """Write a Bayer mosaic as DNG (see :func:`darkproxy.raw.dng.write_dng`)."""
+    from darkproxy.raw.dng import write_dng
 
-    mosaic = np.asarray(mosaic)
-    if mosaic.ndim != 2 or mosaic.shape[0] % 2 or mosaic.shape[1] % 2:
-        raise RawError(f"mosaic must be (H, W) with even sides, got {mosaic.shape}")
-    cm = np.eye(3) if color_matrix is None else np.asarray(color_matrix, dtype=np.float64).reshape(3, 3)
-    cmv: list[int] = [v for x in cm.ravel() for v in _srat(x)]
-    nv: list[int] = [v for x in as_shot_neutral for v in _srat(x)]
-    tags = [
-        (271, "s", 0, "darkproxy", True), (272, "s", 0, "probe", True),
-        (33421, "H", 2, (2, 2), True),
-        (33422, "B", 4, tuple(CFA_CODES[c] for c in cfa.upper()), True),
-        (50706, "B", 4, (1, 4, 0, 0), True), (50707, "B", 4, (1, 1, 0, 0), True),
-        (50708, "s", 0, "darkproxy probe", True),
-        (50710, "B", 3, (0, 1, 2), True), (50711, "H", 1, 1, True),
-        (50713, "H", 2, (1, 1), True), (50714, "I", 1, int(black), True), (50717, "I", 1, int(white), True),
-        (50721, "2i", 9, tuple(cmv), True), (50778, "H", 1, 21, True),
-        (50728, "2I", 3, tuple(nv), True),
-    ]
-    path = Path(path)
-    tifffile.imwrite(path, np.ascontiguousarray(mosaic.astype(np.uint16)), photometric=32803, compression=None,
-                     subfiletype=0, extratags=tags, metadata=None)
-    return path
+    return write_dng(mosaic, path, cfa, black, white, color_matrix, as_shot_neutral, model="probe")
 
 
 @dataclass
