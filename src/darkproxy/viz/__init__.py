@@ -1,0 +1,1 @@
+"""Things people look at: metrics, images, plots, videos and HTML reports."""
