@@ -74,3 +74,56 @@ def midtone_ratio(out: np.ndarray, inp: np.ndarray, lo: float = 0.05, hi: float 
     """Median of out/in over mid-tone pixels of the input."""
     m = (inp > lo) & (inp < hi)
     return float(np.median(out[m] / inp[m]))
+
+
+TRAIN_SOURCES = ("astronaut", "coffee")  # one lands in train, one in val (split by raw)
+RUN_SIZE = 96
+RUN_SAMPLES = 64
+RUN_TRAIN_SECONDS = 45.0
+
+
+@pytest.fixture(scope="session")
+def trained_run(dt, make_raw, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``trained_run(module)`` -> a proxy run trained (once per session) on a real
+    ``darkproxy generate`` dataset of two tiny synthetic raws (pointwise
+    architecture, a fixed CPU time budget)."""
+    import shutil
+
+    from darkproxy.data.generate import GenerateOptions, generate
+    from darkproxy.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("runs")
+    raws = root / "raws"
+    raws.mkdir()
+    for s in TRAIN_SOURCES:
+        shutil.copyfile(make_raw(source=s, size=RUN_SIZE), raws / f"{s}.dng")
+    cache: dict[str, Path] = {}
+
+    def get(module: str) -> Path:
+        if module not in cache:
+            ds = root / f"ds-{module}"
+            generate(dt, raws, ds, GenerateOptions(module=module, n=RUN_SAMPLES, size=RUN_SIZE, seed=0, probe=False),
+                     progress=False)
+            run = root / f"run-{module}"
+            train(ds, run, TrainConfig(arch="pointwise", time_budget_s=RUN_TRAIN_SECONDS, seed=0, device="cpu"),
+                  progress=False)
+            cache[module] = run
+        return cache[module]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def exposure_run(trained_run) -> Path:
+    return trained_run("exposure")
+
+
+@pytest.fixture(scope="session")
+def colorbalance_run(trained_run) -> Path:
+    return trained_run("colorbalancergb")
+
+
+@pytest.fixture(scope="session")
+def heldout_raw(make_raw) -> Path:
+    """A raw no test proxy was trained on."""
+    return make_raw(source="chelsea", size=RUN_SIZE)
