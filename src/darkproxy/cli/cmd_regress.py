@@ -1,0 +1,154 @@
+"""darkproxy regress, darkproxy regress-eval."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from darkproxy.cli._util import add_command
+from darkproxy.errors import DarkproxyError
+
+ORDER = 60
+
+
+def _regress_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--params", metavar="A,B", help="free params to recover (default: all of the run's params; "
+                   "the others stay at their defaults)")
+    g.add_argument("--iters", type=int, default=300, help="Adam iterations per restart (default 300)")
+    g.add_argument("--restarts", type=int, default=4, help="starts: the defaults, then seeded random points "
+                   "(default 4; all run as one batch)")
+    g.add_argument("--loss", choices=("l1", "mse", "ssim"), default="l1",
+                   help="loss on display-encoded images (default l1)")
+    g.add_argument("--lr", type=float, default=0.1, help="Adam learning rate on the param logits (default 0.1)")
+    g.add_argument("--schedule", choices=("cosine", "plateau"), default="cosine",
+                   help="learning-rate schedule (default cosine decay to 1%%)")
+    g.add_argument("--max-pixels", type=int, default=2048, metavar="N",
+                   help="pointwise proxies are optimised on N random pixels (0: all; default 2048)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the random restarts (default 0)")
+    g.add_argument("--device", default=None, help="torch device for the proxy (default: config device; auto = cuda if available)")
+
+
+def register(sub, common: argparse.ArgumentParser) -> None:
+    p = add_command(
+        sub, common, "regress", "recover a module's slider values from an image, and check them with darktable",
+        "Find the params of RUN's module that turn the module input into TARGET, by gradient descent through "
+        "the proxy (params bounded by a sigmoid, several restarts, best kept; enums/bools optimised relaxed, "
+        "then snapped). The input is --input (a TIFF, e.g. a tap-out's input.tif) or is rendered from --raw "
+        "(darktable's default history upstream, at the target's size). When the raw is known (--raw, or the "
+        "meta.json of a tap-out next to --input) darktable renders the recovered params and darktable_psnr "
+        "compares that render with the target.\n\n"
+        "Writes into DIR: params.json (params, normalized, proxy_psnr, darktable_psnr, seconds, iters, "
+        "restarts, loss_history), proxy_output.tif, and with a raw: result.xmp (the raw's default history "
+        "with the module set to the recovered params: open it in darktable), result_tapout.xmp (the same "
+        "with every later module disabled: the history darktable_psnr is measured on) and "
+        "darktable_output.tif. --video adds frames/, optimisation.mp4 and optimisation.png.",
+        "  darkproxy tapout photo.dng exposure --set exposure=1.3 --max-size 128 -o tap/\n"
+        "  darkproxy regress run-exposure --input tap/input.tif --target tap/output.tif -o rec/\n"
+        "  darkproxy regress run-exposure --raw photo.dng --target tap/output.tif --params exposure -o rec/\n"
+        "  darkproxy regress run-cb --raw photo.dng --target look.tif --loss ssim --video -o rec-cb/\n")
+    p.add_argument("run", help="trained proxy run folder (darkproxy train -o RUN)")
+    p.add_argument("--target", required=True, help="target image: float TIFF, linear Rec2020 (module output)")
+    p.add_argument("--input", help="module input: float TIFF, linear Rec2020, same size as the target")
+    p.add_argument("--raw", help="the raw the target comes from (renders the input if --input is absent; "
+                   "always used to verify the params with darktable)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--video", action="store_true", help="also write the optimisation as frames, mp4 and a plot")
+    _regress_options(p)
+    p.set_defaults(func=run_regress)
+
+    e = add_command(
+        sub, common, "regress-eval", "benchmark slider regression against darktable and a black-box baseline",
+        "For N random (raw, params) pairs (params uniform in RUN's training ranges, seeded) darktable renders "
+        "the target; the proxy regression recovers the params (input render + regression + darktable "
+        "verification, timed) and a black-box baseline drives darktable directly (CMA-ES, one darktable-cli "
+        "process per population; 1-D: batched bracket search) with the same wall time per sample. Reports "
+        "the per-param error as a fraction of the training range, darktable's PSNR of the recovered params "
+        "vs the target, seconds and darktable renders for both: OUT/results.json, results.md and "
+        "quality_vs_time.png.",
+        "  darkproxy regress-eval run-exposure --images raws/ -n 8 -o eval-exposure/\n"
+        "  darkproxy regress-eval run-cb --images raws/ -n 4 --size 96 --budget-s 20 -o eval-cb/\n")
+    e.add_argument("run", help="trained proxy run folder")
+    e.add_argument("--images", required=True, metavar="DIR", help="folder of raw files")
+    e.add_argument("-n", type=int, default=8, help="number of samples (default 8)")
+    e.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    e.add_argument("--size", type=int, default=128, help="render size in px (max of width, height; default 128)")
+    e.add_argument("--budget-s", type=float, default=None, metavar="S",
+                   help="wall time per sample for the baseline (default: what the proxy method took)")
+    e.add_argument("--baseline", choices=("cma", "nelder-mead"), default="cma", help="black-box method (default cma)")
+    _regress_options(e)
+    e.set_defaults(func=run_regress_eval)
+
+
+def _config(args: argparse.Namespace):
+    from darkproxy.regress import RegressConfig
+
+    names = [s.strip() for s in args.params.split(",") if s.strip()] if args.params else None
+    if args.params is not None and not names:
+        raise DarkproxyError("--params: give at least one name (e.g. --params exposure,black)")
+    cfg = RegressConfig(iters=args.iters, restarts=args.restarts, loss=args.loss, lr=args.lr,
+                        schedule=args.schedule, seed=args.seed, params=names, max_pixels=args.max_pixels or None)
+    cfg.check()
+    return cfg
+
+
+def _device(args: argparse.Namespace) -> str:
+    from darkproxy.cli._util import config_from_args
+
+    dev = args.device or config_from_args(args).device or "auto"
+    if dev == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return dev
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_regress(args: argparse.Namespace) -> int:
+    from darkproxy.cli._dt import darktable_from_args
+    from darkproxy.regress import load_proxy, read_image, regress_files, resolve_free
+
+    cfg = _config(args)
+    proxy = load_proxy(args.run, device=_device(args))
+    resolve_free(proxy.param_space, cfg.params)
+    read_image(args.target, "target")  # fail on a bad target before starting darktable
+    if args.input is None and args.raw is None:
+        raise DarkproxyError("give --input (the module input TIFF) or --raw (the raw the target comes from)")
+    if args.input is not None:
+        read_image(args.input, "input")
+    dt = darktable_from_args(args)
+    rec = regress_files(proxy, args.target, args.output, input_path=args.input, raw=args.raw, config=cfg, dt=dt,
+                        video=args.video, log=_say)
+    vals = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec["params"].items())
+    dtp = rec["darktable_psnr"]
+    print(f"{vals}  proxy {rec['proxy_psnr']:.2f} dB"
+          + (f", darktable {dtp:.2f} dB" if dtp is not None else " (no raw: darktable not checked)")
+          + f", {rec['seconds']:.1f} s -> {args.output}/params.json"
+          + (f", {args.output}/result.xmp" if dtp is not None else ""))
+    return 0
+
+
+def run_regress_eval(args: argparse.Namespace) -> int:
+    from darkproxy.cli._dt import darktable_from_args
+    from darkproxy.regress import load_proxy
+    from darkproxy.regress_eval import EvalConfig, find_raws, regress_eval
+
+    cfg = EvalConfig(n=args.n, seed=args.seed, size=args.size, budget_s=args.budget_s, baseline=args.baseline,
+                     regress=_config(args))
+    cfg.check()
+    raws = find_raws(args.images)
+    proxy = load_proxy(args.run, device=_device(args))
+    dt = darktable_from_args(args)
+    res = regress_eval(dt, proxy, raws, args.output, cfg, log=_say)
+    a = res["aggregate"]
+    for key in ("proxy", "baseline"):
+        r = a[key]
+        name = "proxy" if key == "proxy" else res["baseline"]["method"]
+        print(f"{name}: median param error {r['median_param_error']:.4f}, median darktable PSNR "
+              f"{r['median_darktable_psnr']:.1f} dB, median {r['median_seconds']:.1f} s, "
+              f"median {r['median_renders']:.0f} renders")
+    print(f"-> {args.output}/results.json, results.md, quality_vs_time.png")
+    return 0

@@ -1,0 +1,269 @@
+"""Reading a ``darkproxy-dataset/1`` folder (``docs/dataset-format.md``) for
+training: :func:`load_dataset_info`, the torch :class:`ModuleDataset`, and
+:func:`write_sample_arrays`, a minimal writer of the same format from in-memory
+arrays (tests, synthetic data; ``darkproxy generate`` is the real producer).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from darkproxy.data.paramspace import ParamSpace
+from darkproxy.errors import DatasetError
+
+FORMAT = "darkproxy-dataset/1"
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class DatasetInfo:
+    """``dataset.json``. ``pointwise`` is the generator's darktable probe
+    result (``None``: not probed / undetermined); ``raw`` keeps every field."""
+
+    root: Path
+    module: str
+    module_version: int | None
+    darktable_version: str | None
+    param_space: ParamSpace
+    pre_demosaic: bool
+    flip_invariant: bool
+    data_space: str = "linear_rec2020"
+    size: int | None = None
+    dtype: str = "float16"
+    pointwise: bool | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def in_channels(self) -> int:
+        return 4 if self.pre_demosaic else 3
+
+
+def load_dataset_info(root: str | os.PathLike[str]) -> DatasetInfo:
+    """Parse ``ROOT/dataset.json``; :class:`DatasetError` if missing or not
+    ``darkproxy-dataset/1``."""
+    root = Path(root)
+    path = root / "dataset.json"
+    if not path.is_file():
+        raise DatasetError(f"{root} is not a darkproxy dataset (no dataset.json)")
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path} is corrupt: {e}") from None
+    if d.get("format") != FORMAT:
+        raise DatasetError(f"{path}: unsupported format {d.get('format')!r} (expected {FORMAT})")
+    try:
+        space = ParamSpace.from_json(d["param_space"])
+        pre = bool(d.get("pre_demosaic", False))
+        return DatasetInfo(
+            root=root, module=d["module"], module_version=d.get("module_version"),
+            darktable_version=d.get("darktable_version"), param_space=space, pre_demosaic=pre,
+            flip_invariant=bool(d.get("flip_invariant", not pre)), data_space=d.get("data_space", "linear_rec2020"),
+            size=d.get("size"), dtype=d.get("dtype", "float16"), pointwise=d.get("pointwise"), raw=d,
+        )
+    except (KeyError, TypeError) as e:
+        raise DatasetError(f"{path}: missing or malformed field {e}") from None
+
+
+def read_manifest(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Complete lines of ``ROOT/manifest.jsonl`` (a partial last line left by
+    an interrupted generator is skipped)."""
+    path = Path(root) / "manifest.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_bytes().split(b"\n"):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+class ModuleDataset(Dataset):
+    """Samples of one split (``None``: all) as float32 tensors.
+
+    Item: ``{"input": (C, h, w), "output": (3, H, W), "params": (P,) in [0, 1],
+    "id": str}``, both images linear_rec2020 (``C = 4``, ``h, w = H/2, W/2``
+    for a pre-demosaic dataset's packed mosaic). ``crop``: random square crop
+    of the *output* side (the input crop covers the same area; even offsets
+    for a mosaic), clamped to the image; ``None`` keeps full images.
+    ``flips``: random horizontal/vertical flips, only applied when the dataset
+    is ``flip_invariant``. ``indices`` restricts to a subset of the split
+    (positions in :attr:`records`). Randomness comes from ``seed`` (and the
+    torch worker id), so a given seed gives the same crops."""
+
+    def __init__(self, root: str | os.PathLike[str], split: str | None = "train", crop: int | None = 128,
+                 flips: bool = True, seed: int = 0, indices: Sequence[int] | None = None,
+                 center_crop: bool = False) -> None:
+        self.root = Path(root)
+        self.info = load_dataset_info(self.root)
+        if split is not None and split not in SPLITS:
+            raise DatasetError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+        recs = [r for r in read_manifest(self.root) if split is None or r.get("split") == split]
+        if indices is not None:
+            recs = [recs[i] for i in indices]
+        self.records = recs
+        self.split = split
+        self.crop = crop
+        self.center_crop = center_crop
+        self.flips = bool(flips and self.info.flip_invariant and not self.info.pre_demosaic)
+        self.seed = seed
+        self._rng: np.random.Generator | None = None
+        self._mmaps: dict[str, np.ndarray] = {}  # open memmaps (np.load per item is ~15 % of a step)
+        self._rng_worker: int | None = None
+        self.space = self.info.param_space
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers reopen their own memmaps
+        return {**self.__dict__, "_mmaps": {}, "_rng": None, "_rng_worker": None}
+
+    def _generator(self) -> np.random.Generator:
+        wi = torch.utils.data.get_worker_info()
+        wid = -1 if wi is None else wi.id
+        if self._rng is None or self._rng_worker != wid:
+            self._rng = np.random.default_rng([self.seed, wid + 1])
+            self._rng_worker = wid
+        return self._rng
+
+    def params_of(self, rec: Mapping[str, Any]) -> np.ndarray:
+        """Normalised ``(P,)`` float32 params of a manifest record."""
+        if "params_norm" in rec and len(rec["params_norm"]) == len(self.space):
+            return np.clip(np.asarray(rec["params_norm"], np.float32), 0.0, 1.0)
+        return np.clip(self.space.normalize(rec.get("params", {})), 0.0, 1.0)
+
+    def _load(self, rec: Mapping[str, Any], role: str) -> np.ndarray:
+        rel = rec["files"][role]
+        arr = self._mmaps.get(rel)
+        if arr is not None:
+            return arr
+        path = self.root / rel
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise DatasetError(f"sample {rec.get('id')}: cannot read {path}: {e}") from None
+        if arr.ndim != 3:
+            raise DatasetError(f"sample {rec.get('id')}: {path} has shape {arr.shape}, expected (C, H, W)")
+        if len(self._mmaps) < 4096:  # bounded: each memmap is a kernel mapping
+            self._mmaps[rel] = arr
+        return arr
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        rec = self.records[i]
+        xin, xout = self._load(rec, "input"), self._load(rec, "output")
+        s = 2 if self.info.pre_demosaic else 1  # output px per input px
+        H, W = xout.shape[1:]
+        if xin.shape[1] * s != H or xin.shape[2] * s != W:
+            raise DatasetError(f"sample {rec.get('id')}: input {xin.shape} does not match output {xout.shape}")
+        rng = self._generator()
+        if self.crop is not None:
+            ch, cw = min(self.crop, H), min(self.crop, W)
+            ch, cw = ch - ch % s, cw - cw % s
+            if self.center_crop:
+                y, x = (H - ch) // 2, (W - cw) // 2
+            else:
+                y, x = int(rng.integers(0, H - ch + 1)), int(rng.integers(0, W - cw + 1))
+            y, x = y - y % s, x - x % s
+            xout = xout[:, y:y + ch, x:x + cw]
+            xin = xin[:, y // s:(y + ch) // s, x // s:(x + cw) // s]
+        a, b = np.asarray(xin, dtype=np.float32), np.asarray(xout, dtype=np.float32)
+        if self.flips:
+            if rng.random() < 0.5:
+                a, b = a[:, :, ::-1], b[:, :, ::-1]
+            if rng.random() < 0.5:
+                a, b = a[:, ::-1], b[:, ::-1]
+        return {"input": torch.from_numpy(np.ascontiguousarray(a)), "output": torch.from_numpy(np.ascontiguousarray(b)),
+                "params": torch.from_numpy(self.params_of(rec)), "id": str(rec.get("id"))}
+
+
+# ----------------------------------------------------------------------------- writer
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_sample_arrays(root: str | os.PathLike[str], space: ParamSpace,
+                        samples: Sequence[tuple[np.ndarray, np.ndarray, Mapping[str, Any]]],
+                        splits: Sequence[str] | None = None, raws: Sequence[str] | None = None,
+                        module_version: int = 0, darktable_version: str = "synthetic",
+                        pre_demosaic: bool = False, flip_invariant: bool | None = None,
+                        pointwise: bool | None = None, extra_info: Mapping[str, Any] | None = None) -> Path:
+    """Write a small dataset in ``darkproxy-dataset/1`` format.
+
+    ``samples``: ``(input (C, h, w), output (3, H, W), params {name: value})``
+    with linear_rec2020 arrays (stored as float16). ``splits[i]`` (default
+    ``"train"``) and ``raws[i]`` (default ``"synthetic_<i>.dng"``) per sample.
+    ``pointwise`` is stored as the probe result when not ``None``. Overwrites
+    ``dataset.json`` and ``manifest.jsonl``. Returns ``root``."""
+    root = Path(root)
+    (root / "samples").mkdir(parents=True, exist_ok=True)
+    if flip_invariant is None:
+        flip_invariant = not pre_demosaic
+    size = 0
+    lines = []
+    for i, (xin, xout, params) in enumerate(samples):
+        sid = f"{i:06d}"
+        xin16, xout16 = np.asarray(xin, np.float16), np.asarray(xout, np.float16)
+        if not (np.isfinite(xin16).all() and np.isfinite(xout16).all()):
+            raise DatasetError(f"sample {sid}: non-finite values (beyond float16 range?)")
+        size = max(size, *xout16.shape[1:])
+        files, sha = {}, {}
+        for role, arr in (("input", xin16), ("output", xout16)):
+            rel = f"samples/{sid}_{'in' if role == 'input' else 'out'}.npy"
+            buf = io.BytesIO()
+            np.save(buf, arr, allow_pickle=False)
+            _write_atomic(root / rel, buf.getvalue())
+            files[role], sha[role] = rel, hashlib.sha256(buf.getvalue()).hexdigest()
+        pvals = {**space.defaults(), **dict(params)}
+        lines.append({
+            "id": sid, "raw": raws[i] if raws else f"synthetic_{i}.dng", "module": space.module,
+            "module_version": module_version, "darktable_version": darktable_version,
+            "params": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in pvals.items()},
+            "params_norm": [float(v) for v in space.normalize(pvals)],
+            "upstream_hash": hashlib.sha256(b"synthetic").hexdigest(), "upstream": {},
+            "files": files, "sha256": sha, "shape": list(xout16.shape),
+            "split": splits[i] if splits else "train",
+        })
+    info = {
+        "format": FORMAT, "module": space.module, "module_version": module_version,
+        "darktable_version": darktable_version, "param_space": space.to_json(), "pre_demosaic": pre_demosaic,
+        "flip_invariant": flip_invariant, "size": size, "dtype": "float16", "data_space": "linear_rec2020",
+        "sampler": "given", "seed": 0, "n": len(lines), "pointwise": pointwise, **dict(extra_info or {}),
+    }
+    _write_atomic(root / "dataset.json", (json.dumps(info, indent=1) + "\n").encode())
+    _write_atomic(root / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in lines).encode())
+    return root
+
+
+def split_indices(n: int, frac: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Split ``range(n)`` into (kept, held_out) with ``round(frac * n)`` (at
+    least 1, at most ``n - 1``) held out at random."""
+    k = min(max(1, round(frac * n)), max(n - 1, 0))
+    perm = np.random.default_rng(seed).permutation(n)
+    held = sorted(int(i) for i in perm[:k])
+    kept = sorted(int(i) for i in perm[k:])
+    if not held or not kept:
+        warnings.warn("too few samples to hold any out", stacklevel=2)
+    return kept, held

@@ -1,0 +1,722 @@
+"""Slider regression: recover a darktable module's params from an image pair.
+
+Given the module's input ``x`` and a target ``y`` (both float32 ``(3, H, W)``
+**linear Rec2020**, e.g. a tap-out, or a raw whose input darkproxy renders), find
+the params ``p`` that make the trained proxy reproduce the target,
+``proxy(x, p) ~= y``, by gradient descent through the proxy, then prove the
+answer with darktable: render the recovered params and compare with the target.
+
+How the optimisation works:
+
+* **Free params** are all of the run's :class:`~darkproxy.data.paramspace.ParamSpace`
+  or a subset (``params=[...]``); the others stay at their defaults.
+* **Bounded by construction**: Adam optimises unconstrained logits ``z``;
+  ``u = sigmoid(z)`` is the normalised param in ``[0, 1]`` (the proxy's input
+  convention), ``value = lo + u (hi - lo)`` in the training range. Nothing is
+  ever clipped, so no gradient is lost at a bound.
+* **Restarts against local minima**: restart 0 starts at the defaults, the
+  others at seeded uniform points in ``[0.05, 0.95]``. All restarts run at once
+  as one batch (Adam is element-wise, so a batch of restarts is exactly the
+  same as independent runs); the restart with the lowest final loss wins.
+* **Perceptual loss**: L1 / MSE / SSIM between *display-encoded* images (the
+  sRGB transfer curve, extended above 1 and odd-symmetric below 0 so clipped
+  highlights and out-of-gamut pixels still pass gradients). Reported PSNRs use
+  the project's display encoding (clip to ``[0, 1]`` then sRGB curve).
+* **Pixel subset**: a proxy that is found to be pointwise (see
+  :func:`_work_pixels`) is optimised on ``max_pixels`` random pixels (the
+  final loss, output and PSNR use the whole image).
+* **Learning rate**: cosine decay to 1 % (``schedule="cosine"``) or halving on
+  plateaus (``"plateau"``).
+* **Enum / bool params** are optimised relaxed (a continuous ``u`` in
+  ``[0, 1]``, which the proxy was trained on at the discrete points
+  ``index / (n - 1)`` only), then *snapped*, per restart: for each discrete
+  param in turn, every allowed value is tried with the others fixed, and the
+  one with the lowest loss is kept; then the continuous params are re-fitted
+  with the discrete ones fixed (``max(50, iters // 3)`` more iterations, since
+  they may have compensated for a relaxed in-between value). Int params are
+  rounded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from darkproxy import colorspace
+from darkproxy.errors import DarkproxyError, UnknownParam
+
+LOSSES = ("l1", "mse", "ssim")
+PSNR_CAP = 100.0  # dB reported for identical images
+SCHEDULES = ("cosine", "plateau")
+RAW_EXTENSIONS = (".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw", ".nrw",
+                  ".3fr", ".iiq", ".erf", ".kdc", ".mef", ".mos", ".mrw", ".dcr", ".x3f", ".rwl")
+
+
+class RegressError(DarkproxyError):
+    """A regression that cannot run: bad inputs, shapes that do not match."""
+
+
+class ImageReadError(DarkproxyError):
+    """A missing or unreadable TIFF (or one that is not a (3, H, W) image)."""
+
+
+class RunLoadError(DarkproxyError):
+    """A proxy run folder that is missing or cannot be loaded."""
+
+
+# --------------------------------------------------------------------- config
+@dataclass
+class RegressConfig:
+    """Settings of one regression. ``params``: names of the free params (None:
+    all of the run's param space). ``lr`` is the Adam step on the logits."""
+
+    iters: int = 300
+    restarts: int = 4
+    loss: str = "l1"
+    lr: float = 0.1
+    schedule: str = "cosine"
+    seed: int = 0
+    params: list[str] | None = None
+    record: bool = True  # keep the per-iteration trajectory (for plots / video)
+    max_pixels: int | None = 2048  # pointwise proxies: optimise on this many pixels (None: all)
+
+    def check(self) -> None:
+        if self.loss not in LOSSES:
+            raise RegressError(f"unknown loss {self.loss!r}: use one of {', '.join(LOSSES)}")
+        if self.schedule not in SCHEDULES:
+            raise RegressError(f"unknown lr schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
+        if self.iters < 1 or self.restarts < 1:
+            raise RegressError("iters and restarts must be >= 1")
+        if not (self.lr > 0):
+            raise RegressError(f"lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class RegressResult:
+    """Outcome of :func:`regress`.
+
+    ``params``: recovered values by name (all params of the space, free and
+    fixed, snapped and in the training range); ``normalized``: the same as the
+    proxy's ``[0, 1]^P`` vector; ``free``: the names that were optimised;
+    ``loss``: final loss of the winning restart (after snapping);
+    ``loss_history``: its loss per iteration; ``restart_losses``: final loss
+    of every restart; ``trajectory``: ``(iters, P)`` normalised params of the
+    winning restart per iteration (empty unless ``record``); ``proxy_output``:
+    float32 ``(3, H, W)`` linear Rec2020, the proxy's render of ``params``;
+    ``proxy_psnr``: its display-encoded PSNR (dB) against the target."""
+
+    params: dict[str, Any]
+    normalized: np.ndarray
+    free: list[str]
+    loss: float
+    loss_history: list[float]
+    restart_losses: list[float]
+    best_restart: int
+    trajectory: np.ndarray
+    proxy_output: np.ndarray
+    proxy_psnr: float
+    seconds: float
+    iters: int
+    restarts: int
+
+
+# ----------------------------------------------------------------- encodings
+def loss_encode(x: torch.Tensor) -> torch.Tensor:
+    """Perceptual encoding the loss is computed on: linear Rec2020 -> the sRGB
+    curve extended to all reals (:func:`darkproxy.colorspace.srgb_encode_ext`:
+    no clipping, so clipped highlights and out-of-gamut pixels keep a gradient)."""
+    return colorspace.srgb_encode_ext(x)
+
+
+def display_encode(x: np.ndarray) -> np.ndarray:
+    """The project's metric encoding: linear -> clip [0, 1] -> sRGB curve."""
+    return np.asarray(colorspace.display_encode(np.asarray(x, np.float32)), np.float32)
+
+
+def display_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR (dB) between two float32 ``(3, H, W)`` linear Rec2020 images on
+    display-encoded values (data range 1), capped at :data:`PSNR_CAP`
+    (identical images) so that it stays a finite JSON number."""
+    if a.shape != b.shape:
+        raise RegressError(f"cannot compare images of shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    return float(colorspace.display_psnr(a, b, cap=PSNR_CAP))
+
+
+def _gauss_window(size: int = 11, sigma: float = 1.5, channels: int = 3) -> torch.Tensor:
+    g = torch.exp(-((torch.arange(size, dtype=torch.float32) - (size - 1) / 2) ** 2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+
+
+def ssim_map_mean(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Mean SSIM per batch item (Wang et al. 2004: 11x11 Gaussian window,
+    sigma 1.5, K1 0.01, K2 0.03) of ``(B, C, H, W)`` tensors -> ``(B,)``.
+    Differentiable (skimage's SSIM is not); images smaller than the window use
+    a smaller odd window."""
+    c = a.shape[1]
+    size = min(11, (min(a.shape[-2:]) // 2) * 2 - 1)
+    w = _gauss_window(max(size, 3), 1.5, c).to(a)
+    mu_a, mu_b = F.conv2d(a, w, groups=c), F.conv2d(b, w, groups=c)
+    saa = F.conv2d(a * a, w, groups=c) - mu_a**2
+    sbb = F.conv2d(b * b, w, groups=c) - mu_b**2
+    sab = F.conv2d(a * b, w, groups=c) - mu_a * mu_b
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2))
+    return s.flatten(1).mean(1)
+
+
+def per_item_loss(pred_enc: torch.Tensor, target_enc: torch.Tensor, kind: str) -> torch.Tensor:
+    """Loss per batch item ``(B,)`` between encoded ``(B, C, H, W)`` images."""
+    if kind == "l1":
+        return (pred_enc - target_enc).abs().flatten(1).mean(1)
+    if kind == "mse":
+        return ((pred_enc - target_enc) ** 2).flatten(1).mean(1)
+    if kind == "ssim":
+        return 1.0 - ssim_map_mean(pred_enc, target_enc.expand_as(pred_enc))
+    raise RegressError(f"unknown loss {kind!r}")
+
+
+# --------------------------------------------------------------------- core
+def resolve_free(space: Any, names: Sequence[str] | None) -> list[int]:
+    """Indices of the free params in ``space`` (all when ``names`` is None).
+    Raises :class:`~darkproxy.errors.UnknownParam` for a name not in the space."""
+    if not names:
+        return list(range(len(space.specs)))
+    idx = []
+    for n in names:
+        if n not in space.names:
+            raise UnknownParam(f"{n!r} is not a parameter of this {space.module} proxy; "
+                               f"its params: {', '.join(space.names)}")
+        i = space.names.index(n)
+        if i not in idx:
+            idx.append(i)
+    return idx
+
+
+def _logit(u: np.ndarray) -> np.ndarray:
+    u = np.clip(u, 0.02, 0.98)  # keep the start off the flat ends of the sigmoid
+    return np.log(u / (1 - u))
+
+
+def _as_tensor(img: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(img, np.float32) if not isinstance(img, torch.Tensor) else img)
+    t = t.to(device=device, dtype=torch.float32)
+    return t[None] if t.ndim == 3 else t
+
+
+def _proxy_device(proxy: torch.nn.Module) -> torch.device:
+    for p in proxy.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def _losses_at(proxy: torch.nn.Module, x: torch.Tensor, tenc: torch.Tensor, u: torch.Tensor, kind: str,
+               chunk: int = 16) -> torch.Tensor:
+    out = []
+    for i in range(0, u.shape[0], chunk):
+        uu = u[i:i + chunk]
+        y = proxy(x.expand(uu.shape[0], -1, -1, -1), uu)
+        out.append(per_item_loss(loss_encode(y), tenc, kind))
+    return torch.cat(out)
+
+
+def regress(proxy: torch.nn.Module, inp: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor,
+            config: RegressConfig | None = None, fixed: Mapping[str, Any] | None = None,
+            progress: Callable[[int, float], None] | None = None) -> RegressResult:
+    """Find the params of ``proxy``'s module that turn ``inp`` into ``target``.
+
+    ``inp``: the module input, float32 ``(C, H, W)`` (``(3, H, W)`` linear
+    Rec2020, or the ``(4, H/2, W/2)`` packed mosaic of a pre-demosaic module);
+    ``target``: float32 ``(3, H, W)`` linear Rec2020. ``fixed``: values for the
+    params that are not optimised (default: the space's defaults).
+    ``progress(iteration, best_loss)`` is called every iteration."""
+    cfg = config or RegressConfig()
+    cfg.check()
+    resolve_free(proxy.param_space, cfg.params)
+    was_training = proxy.training
+    grads = [p.requires_grad for p in proxy.parameters()]
+    proxy.eval()  # the proxy is frozen: only the params move
+    for p in proxy.parameters():
+        p.requires_grad_(False)
+    try:
+        return _regress(proxy, inp, target, cfg, fixed, progress)
+    finally:
+        proxy.train(was_training)
+        for p, g in zip(proxy.parameters(), grads):
+            p.requires_grad_(g)
+
+
+def _regress(proxy: torch.nn.Module, inp: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor,
+             cfg: RegressConfig, fixed: Mapping[str, Any] | None,
+             progress: Callable[[int, float], None] | None) -> RegressResult:
+    space = proxy.param_space
+    free = resolve_free(space, cfg.params)
+    t0 = time.perf_counter()
+    dev = _proxy_device(proxy)
+    x = _as_tensor(inp, dev)
+    tgt = _as_tensor(target, dev)
+    tenc = loss_encode(tgt)
+    base_vals = {**space.defaults(), **dict(space.fixed or {}), **dict(fixed or {})}
+    base_u = torch.as_tensor(space.normalize(base_vals), dtype=torch.float32, device=dev)
+
+    R = cfg.restarts
+    rng = np.random.default_rng(cfg.seed)
+    xw, tencw = _work_pixels(proxy, x, tenc, base_u, cfg, rng)
+    u0 = np.empty((R, len(free)), np.float64)
+    u0[0] = base_u.cpu().numpy()[free]
+    if R > 1:
+        u0[1:] = rng.uniform(0.05, 0.95, size=(R - 1, len(free)))
+    xb = xw.expand(R, -1, -1, -1).contiguous()
+    base = base_u.expand(R, -1).clone()
+    # phase 1: every free param, discrete ones relaxed
+    u_fin, hist, traj = _adam(proxy, xb, tencw, base, free, u0, cfg.iters, cfg, progress, 0)
+    discrete = [i for i in free if space.specs[i].kind in ("enum", "bool")]
+    continuous = [i for i in free if i not in discrete]
+    if discrete:
+        u_fin = torch.stack([_snap(proxy, xw, tencw, u_fin[r].clone(), space, discrete, cfg.loss) for r in range(R)])
+        if continuous:  # phase 2: re-fit the continuous params with the discrete ones snapped
+            n2 = max(50, cfg.iters // 3)
+            u_fin, h2, t2 = _adam(proxy, xb, tencw, u_fin, continuous, u_fin[:, continuous].cpu().numpy(), n2,
+                                  cfg, progress, cfg.iters)
+            hist, traj = np.concatenate([hist, h2]), np.concatenate([traj, t2])
+    with torch.no_grad():
+        final = _losses_at(proxy, x, tenc, u_fin, cfg.loss)
+    best = int(torch.argmin(final))
+    params = space.denormalize(u_fin[best].cpu().numpy())  # ints rounded, enums/bools exact
+    u_snapped = torch.as_tensor(space.normalize(params), dtype=torch.float32, device=dev)
+    with torch.no_grad():
+        y = proxy(x, u_snapped[None])
+        loss = float(per_item_loss(loss_encode(y), tenc, cfg.loss)[0])
+    out = y[0].detach().cpu().numpy().astype(np.float32)
+    tgt_np = tgt[0].detach().cpu().numpy()
+    return RegressResult(
+        params=params, normalized=u_snapped.cpu().numpy(), free=[space.names[i] for i in free], loss=loss,
+        loss_history=[float(v) for v in hist[:, best]], restart_losses=[float(v) for v in final.cpu().numpy()],
+        best_restart=best, trajectory=traj[:, best] if cfg.record else np.zeros((0, len(space.specs)), np.float32),
+        proxy_output=out, proxy_psnr=display_psnr(out, tgt_np) if out.shape == tgt_np.shape else float("nan"),
+        seconds=time.perf_counter() - t0, iters=int(hist.shape[0]), restarts=R)
+
+
+def _work_pixels(proxy: torch.nn.Module, x: torch.Tensor, tenc: torch.Tensor, base_u: torch.Tensor,
+                 cfg: RegressConfig, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images the optimisation runs on. A *pointwise* proxy (each output
+    pixel depends only on the same input pixel, checked numerically: the proxy
+    of a random pixel subset equals the subset of its output) is optimised on
+    a fixed random subset of ``cfg.max_pixels`` pixels, arranged as a square
+    image: the same loss landscape in expectation, at a fraction of the cost.
+    Anything else (spatial proxies, SSIM loss, mosaic inputs) uses the full image."""
+    B, C, H, W = x.shape
+    side = int(math.isqrt(cfg.max_pixels or 0))
+    if not side or H * W <= side * side or cfg.loss == "ssim" or tenc.shape[-2:] != x.shape[-2:] or side < 16:
+        return x, tenc
+    idx = torch.as_tensor(rng.choice(H * W, size=side * side, replace=False), device=x.device)
+    check = idx[:256]
+    with torch.no_grad():
+        full = proxy(x, base_u[None]).flatten(2)[:, :, check]
+        part = proxy(x.flatten(2)[:, :, check].reshape(B, C, 16, 16), base_u[None]).flatten(2)
+    if full.shape != part.shape or not torch.allclose(full, part, rtol=1e-4, atol=1e-5):
+        return x, tenc
+    return (x.flatten(2)[:, :, idx].reshape(B, C, side, side),
+            tenc.flatten(2)[:, :, idx].reshape(B, tenc.shape[1], side, side))
+
+
+def _adam(proxy: torch.nn.Module, xb: torch.Tensor, tenc: torch.Tensor, base: torch.Tensor, idx: list[int],
+          u0: np.ndarray, iters: int, cfg: RegressConfig, progress: Callable[[int, float], None] | None,
+          offset: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Adam on the logits of params ``idx`` for a batch of ``R`` restarts
+    (``base``: (R, P) normalised values of the others; ``u0``: (R, k) starts).
+    Returns the final (R, P) params, the (iters, R) losses and the (iters, R, P)
+    trajectory (empty unless ``cfg.record``)."""
+    R, P = base.shape
+    dev = base.device
+    z = torch.tensor(_logit(np.asarray(u0, np.float64)), dtype=torch.float32, device=dev, requires_grad=True)
+    idx_t = torch.tensor(idx, dtype=torch.long, device=dev)
+
+    def full_u(zz: torch.Tensor) -> torch.Tensor:
+        u = base.clone()
+        u[:, idx_t] = torch.sigmoid(zz)
+        return u
+
+    opt = torch.optim.Adam([z], lr=cfg.lr)
+    if cfg.schedule == "cosine":
+        sched: Any = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=iters, eta_min=cfg.lr * 0.01)
+    else:
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=15, min_lr=cfg.lr * 1e-3)
+    hist = np.zeros((iters, R), np.float64)
+    traj = np.zeros((iters if cfg.record else 0, R, P), np.float32)
+    for it in range(iters):
+        u = full_u(z)
+        per = per_item_loss(loss_encode(proxy(xb, u)), tenc, cfg.loss)
+        opt.zero_grad(set_to_none=True)
+        per.sum().backward()  # restarts are independent: the sum's gradient is each one's own
+        opt.step()
+        if cfg.schedule == "cosine":
+            sched.step()
+        else:
+            sched.step(float(per.sum()))
+        hist[it] = per.detach().cpu().numpy()
+        if cfg.record:
+            traj[it] = u.detach().cpu().numpy()
+        if progress is not None:
+            progress(offset + it, float(hist[it].min()))
+    with torch.no_grad():
+        return full_u(z), hist, traj
+
+
+def _snap(proxy: torch.nn.Module, x: torch.Tensor, tenc: torch.Tensor, u: torch.Tensor, space: Any,
+          free: list[int], kind: str) -> torch.Tensor:
+    """Snap relaxed enum/bool params ``free``: per discrete param, try every
+    allowed value (others fixed) and keep the lowest loss."""
+    for i in free:
+        s = space.specs[i]
+        n = len(s.values) if s.kind == "enum" else 2
+        cands = u[None].repeat(n, 1)
+        cands[:, i] = torch.linspace(0.0, 1.0, n) if n > 1 else 0.0
+        losses = _losses_at(proxy, x, tenc, cands, kind)
+        u = cands[int(torch.argmin(losses))]
+    return u
+
+
+# ------------------------------------------------------------------ I/O glue
+def read_image(path: str | os.PathLike[str], what: str = "image") -> np.ndarray:
+    """Read a float TIFF as float32 ``(3, H, W)``; one-line
+    :class:`ImageReadError` when missing or unreadable."""
+    from darkproxy.darktable.render import read_tiff
+
+    p = Path(path)
+    if not p.is_file():
+        raise ImageReadError(f"{what} {p} does not exist")
+    import logging
+
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL)  # its warnings about corrupt files would break the one-line error
+    try:
+        a = read_tiff(p)
+    except Exception as e:  # tifffile raises many types for corrupt files
+        raise ImageReadError(f"cannot read {what} {p}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    finally:
+        log.setLevel(level)
+    if a.ndim != 3 or a.shape[0] != 3 or min(a.shape[1:]) < 1:
+        raise ImageReadError(f"cannot read {what} {p}: not an RGB image (shape {tuple(a.shape)})")
+    if not np.isfinite(a).all():
+        raise ImageReadError(f"{what} {p} contains NaN or infinite values")
+    return a
+
+
+def load_proxy(run_dir: str | os.PathLike[str], device: str = "cpu") -> Any:
+    """:meth:`darkproxy.proxy.Proxy.load` with one-line errors for a missing or corrupt run."""
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise RunLoadError(f"run folder {d} does not exist")
+    if not (d / "run.json").is_file():
+        raise RunLoadError(f"{d} is not a darkproxy run (no run.json)")
+    from darkproxy.proxy import Proxy
+
+    try:
+        return Proxy.load(d, device=device)
+    except DarkproxyError:
+        raise
+    except Exception as e:
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise RunLoadError(f"cannot load the proxy in {d}: {type(e).__name__}: {msg}") from None
+
+
+def darktable_params(space: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything to set on the module in darktable: the space's fixed params,
+    the defaults of the params that were not optimised, and ``params``."""
+    out: dict[str, Any] = {**space.defaults(), **dict(space.fixed or {})}
+    out.update(params)
+    return {k: (bool(v) if isinstance(v, (bool, np.bool_)) else v.item() if isinstance(v, np.generic) else v)
+            for k, v in out.items()}
+
+
+def _meta(input_path: Path) -> dict[str, Any]:
+    meta = input_path.parent / "meta.json"
+    try:
+        d = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def raw_from_meta(input_path: Path) -> Path | None:
+    """The raw of a tap-out whose ``meta.json`` sits next to ``input_path``
+    (None when there is no meta or its raw is gone)."""
+    raw = _meta(input_path).get("raw")
+    if raw and Path(raw).is_file():
+        return Path(raw)
+    return None
+
+
+def render_module_input(dt: Any, raw: Path, module: str, max_size: int | None) -> tuple[np.ndarray, bool]:
+    """The module's input for ``raw`` (darktable's default history upstream),
+    as a tap-out at ``max_size``: ``(array, pre_demosaic)`` (one render)."""
+    from darkproxy.darktable.tapout import packed_input, plan_tapout
+
+    plan = plan_tapout(dt, dt.default_history(raw), module, {})
+    if plan.pre_demosaic:
+        return packed_input(raw, module), True
+    return dt.renderer(max_size=max_size).render_array(raw, plan.input_sidecar), False
+
+
+@dataclass
+class Verification:
+    """darktable's render of recovered params. ``output``: float32 ``(3, H, W)``
+    linear Rec2020 (tap-out output: later modules disabled); ``sidecar``: the
+    full history (nothing disabled); ``tapout_sidecar``: the verification history."""
+
+    output: np.ndarray
+    psnr: float
+    sidecar: Any
+    tapout_sidecar: Any
+    seconds: float
+    upstream_hash: str = ""
+
+
+def verify_with_darktable(dt: Any, raw: Path, module: str, named: Mapping[str, Any], target: np.ndarray,
+                          pre_demosaic: bool = False) -> Verification:
+    """Render ``named`` params of ``module`` with darktable (default history of
+    ``raw`` upstream, later modules disabled, at the target's size) and compare
+    with ``target`` (display PSNR)."""
+    from darkproxy.darktable.tapout import plan_tapout
+
+    t0 = time.perf_counter()
+    base = dt.default_history(raw)
+    plan = plan_tapout(dt, base, module, named)
+    size = None if pre_demosaic else int(max(target.shape[-2:]))
+    out = dt.renderer(max_size=size).render_array(raw, plan.output_sidecar)
+    if out.shape != target.shape:
+        raise RegressError(f"darktable renders {raw} at {out.shape[2]}x{out.shape[1]}, the target is "
+                           f"{target.shape[2]}x{target.shape[1]}: was the target made from this raw?")
+    full = dt.edit(base, updates={module: named})
+    return Verification(out, display_psnr(out, target), full, plan.output_sidecar, time.perf_counter() - t0,
+                        plan.upstream_hash)
+
+
+def regress_files(proxy: Any, target_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+                  input_path: str | os.PathLike[str] | None = None, raw: str | os.PathLike[str] | None = None,
+                  config: RegressConfig | None = None, dt: Any = None, video: bool = False,
+                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The ``darkproxy regress`` pipeline. Reads the target (and the input, or
+    renders it from ``raw``), regresses, verifies with darktable when a raw is
+    known (``raw``, or the ``meta.json`` of a tap-out next to ``input_path``),
+    writes ``params.json``, ``proxy_output.tif``, and with a raw
+    ``darktable_output.tif``, ``result.xmp`` (the raw's default history with
+    the module set to the recovered params: what a photographer opens) and
+    ``result_tapout.xmp`` (the same with every later module disabled: the
+    history ``darktable_psnr`` is measured on). Returns the params.json dict."""
+    cfg = config or RegressConfig()
+    cfg.check()
+    say = log or (lambda s: None)
+    t0 = time.perf_counter()
+    space = proxy.param_space
+    resolve_free(space, cfg.params)  # unknown names fail before any render
+    target = read_image(target_path, "target")
+    module = proxy.module
+    raw_p = Path(raw) if raw is not None else None
+    if raw_p is not None and not raw_p.is_file():
+        from darkproxy.errors import RawError
+
+        raise RawError(f"raw file {raw_p} does not exist")
+    if input_path is not None:
+        inp = read_image(input_path, "input")
+        if raw_p is None:
+            raw_p = raw_from_meta(Path(input_path))
+        pre = inp.shape[0] == 4  # packed mosaic: a pre-demosaic module
+    else:
+        if raw_p is None:
+            raise RegressError("give the module input (--input) or the raw it comes from (--raw)")
+        if dt is None:
+            raise RegressError("a darktable session is needed to render the input from the raw")
+        say(f"rendering {module}'s input from {raw_p} at {max(target.shape[1:])} px")
+        inp, pre = render_module_input(dt, raw_p, module, int(max(target.shape[-2:])))
+    _check_shapes(inp, target, pre)
+    say(f"regressing {', '.join(cfg.params or space.names)} ({cfg.restarts} restarts x {cfg.iters} iters)")
+    res = regress(proxy, inp, target, cfg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    from darkproxy.darktable.render import write_tiff
+
+    write_tiff(out / "proxy_output.tif", res.proxy_output)
+    named = darktable_params(space, res.params)
+    record: dict[str, Any] = {
+        "module": module, "params": _jsonable(res.params), "normalized": [float(v) for v in res.normalized],
+        "free": res.free, "darktable_params": _jsonable(named),
+        "proxy_psnr": _num(res.proxy_psnr), "darktable_psnr": None, "loss": res.loss, "loss_kind": cfg.loss,
+        "regress_seconds": res.seconds, "seconds": None, "iters": res.iters, "restarts": res.restarts,
+        "best_restart": res.best_restart, "restart_losses": res.restart_losses, "loss_history": res.loss_history,
+        "lr": cfg.lr, "schedule": cfg.schedule, "seed": cfg.seed,
+        "target": str(target_path), "input": str(input_path) if input_path else None,
+        "raw": str(raw_p) if raw_p else None, "run": str(getattr(proxy, "run_dir", "") or ""),
+    }
+    if raw_p is not None:
+        if dt is None:
+            raise RegressError("a darktable session is needed to verify the params")
+        say("rendering the recovered params with darktable")
+        ver = verify_with_darktable(dt, raw_p, module, named, target, pre)
+        write_tiff(out / "darktable_output.tif", ver.output)
+        ver.sidecar.write(out / "result.xmp")
+        ver.tapout_sidecar.write(out / "result_tapout.xmp")
+        record.update(darktable_psnr=_num(ver.psnr), verify_seconds=ver.seconds,
+                      xmp=str(out / "result.xmp"), tapout_xmp=str(out / "result_tapout.xmp"))
+        meta_hash = _meta(Path(input_path)).get("upstream_hash") if input_path is not None else None
+        if meta_hash and meta_hash != ver.upstream_hash:
+            record["warning"] = ("the input's tap-out was made with another upstream history than darktable's "
+                                 "defaults for the raw: darktable_psnr compares against the default history")
+            say("warning: " + record["warning"])
+    if video:
+        say("writing the optimisation video")
+        record.update(write_video(proxy, inp, target, res, out))
+    record["seconds"] = time.perf_counter() - t0
+    write_json(out / "params.json", record)
+    return record
+
+
+def _check_shapes(inp: np.ndarray, target: np.ndarray, pre_demosaic: bool) -> None:
+    th, tw = target.shape[-2:]
+    if inp.shape[0] == 4 or pre_demosaic:
+        ok = (2 * inp.shape[-2], 2 * inp.shape[-1]) == (th, tw)
+    else:
+        ok = inp.shape == target.shape
+    if not ok:
+        raise RegressError(f"input {tuple(inp.shape)} and target {tuple(target.shape)} do not match: "
+                           f"render both at the same size")
+
+
+def _num(v: float) -> float | None:
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, (bool, np.bool_)):
+            out[k] = bool(v)
+        elif isinstance(v, (int, np.integer)):
+            out[k] = int(v)
+        elif isinstance(v, (float, np.floating)):
+            out[k] = float(v)
+        else:
+            out[k] = v
+    return out
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write indented JSON atomically (temporary file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+# -------------------------------------------------------------------- video
+def _to_display_rgb8(img: np.ndarray) -> np.ndarray:
+    """float32 (3, H, W) linear -> uint8 (H, W, 3) display-encoded."""
+    return (np.moveaxis(display_encode(img), 0, -1) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _frame(pred: np.ndarray, target: np.ndarray, lines: list[str], height: int = 256) -> np.ndarray:
+    """One video frame: proxy output | target, upscaled to ``height`` px (nearest),
+    with ``lines`` of text underneath. uint8 (H', W', 3), even sizes (for yuv420)."""
+    from PIL import Image, ImageDraw
+
+    a, b = _to_display_rgb8(pred), _to_display_rgb8(target)
+    h, w = a.shape[:2]
+    scale = max(1, height // h)
+    pair = np.concatenate([a, np.full((h, max(2, w // 32), 3), 255, np.uint8), b], axis=1)
+    pair = np.repeat(np.repeat(pair, scale, 0), scale, 1)
+    line_h = 14
+    text_h = line_h * len(lines) + 8
+    W = pair.shape[1] + (pair.shape[1] % 2)
+    H = pair.shape[0] + text_h
+    H += H % 2
+    canvas = Image.new("RGB", (W, H), (20, 20, 20))
+    canvas.paste(Image.fromarray(pair), (0, 0))
+    d = ImageDraw.Draw(canvas)
+    for i, ln in enumerate(lines):
+        d.text((6, pair.shape[0] + 4 + i * line_h), ln, fill=(235, 235, 235))
+    return np.asarray(canvas)
+
+
+def write_video(proxy: Any, inp: np.ndarray, target: np.ndarray, res: RegressResult, out_dir: Path,
+                n_frames: int = 60, fps: int = 12) -> dict[str, Any]:
+    """The optimisation as frames (``frames/NNNN.png``: proxy output of the
+    winning restart at evenly spaced iterations | target, with the iteration,
+    loss and param values written in), ``optimisation.mp4`` (H.264,
+    :func:`darkproxy.viz.video.write_video`) and ``optimisation.png`` (loss and params per iteration).
+    Returns the paths written."""
+    import imageio.v2 as iio
+
+    space = proxy.param_space
+    frames_dir = out_dir / "frames"
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    n = res.trajectory.shape[0]
+    if n == 0:
+        raise RegressError("no trajectory was recorded (RegressConfig.record=False)")
+    its = sorted(set(np.linspace(0, n - 1, min(n_frames, n)).round().astype(int).tolist()))
+    dev = _proxy_device(proxy)
+    x = _as_tensor(inp, dev)
+    free_idx = [space.names.index(nm) for nm in res.free]
+    frames = []
+    with torch.no_grad():
+        for j, it in enumerate(its):
+            u = torch.as_tensor(res.trajectory[it], dtype=torch.float32, device=dev)[None]
+            pred = proxy(x, u)[0].cpu().numpy()
+            vals = space.denormalize(res.trajectory[it])
+            lines = [f"iter {it + 1}/{n}  loss {res.loss_history[it]:.5f}  (proxy | target)"]
+            lines += [f"{space.names[i]} = {_fmt(vals[space.names[i]])}" for i in free_idx]
+            fr = _frame(pred, target, lines)
+            iio.imwrite(frames_dir / f"{j:04d}.png", fr)
+            frames.append(fr)
+    mp4 = out_dir / "optimisation.mp4"
+    _write_mp4(mp4, frames, fps)
+    plot = out_dir / "optimisation.png"
+    _plot_history(plot, res, space)
+    return {"frames": str(frames_dir), "video": str(mp4), "plot": str(plot)}
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:+.4f}" if isinstance(v, float) else str(v)
+
+
+def _write_mp4(path: Path, frames: list[np.ndarray], fps: int) -> None:
+    """Encode frames (H.264 via imageio-ffmpeg) with the project's video writer."""
+    from darkproxy.viz.video import write_video as _encode
+
+    _encode(frames, path, fps=fps)
+
+
+def _plot_history(path: Path, res: RegressResult, space: Any) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    a1.semilogy(np.arange(1, len(res.loss_history) + 1), np.maximum(res.loss_history, 1e-12))
+    a1.set_xlabel("iteration")
+    a1.set_ylabel("loss")
+    a1.set_title(f"loss (restart {res.best_restart} of {res.restarts})")
+    for nm in res.free:  # normalised, so that params with different ranges share one axis
+        i = space.names.index(nm)
+        s = space.specs[i]
+        a2.plot(np.arange(1, res.trajectory.shape[0] + 1), res.trajectory[:, i], label=f"{nm} [{s.lo:g}, {s.hi:g}]")
+    a2.set_ylim(-0.02, 1.02)
+    a2.set_xlabel("iteration")
+    a2.set_ylabel("position in training range")
+    a2.set_title("params")
+    a2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

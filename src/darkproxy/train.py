@@ -1,0 +1,499 @@
+"""Training a proxy on a ``darkproxy-dataset/1`` folder (``darkproxy train``).
+
+AdamW with linear warm-up then cosine decay, loss in a perceptual encoding
+(:func:`~darkproxy.colorspace.perceptual_loss_encode`), validation PSNR on
+display-encoded images (linear -> clip [0, 1] -> sRGB curve), best weights
+kept, TensorBoard logs, resumable checkpoints, mixed precision on CUDA.
+
+Run folder::
+
+    RUN/
+      run.json           what the proxy is (arch, hparams, module, param space, ...)
+      model.safetensors  best weights (by validation PSNR)
+      metrics.json       best_val_psnr, best_step, steps, seconds, val_identity_psnr, ...
+      history.jsonl      one line per logged step: step, loss, lr, val_psnr, elapsed
+      checkpoint.pt      model + optimizer + scheduler + step (for --resume)
+      tb/                TensorBoard event files
+
+Every file is written atomically (temp file + ``os.replace``); ``history.jsonl``
+is append-only and trimmed back to the checkpoint's step on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, RandomSampler
+
+from darkproxy.colorspace import LOSS_SPACES, display_psnr_batch, perceptual_loss_encode
+from darkproxy.data.dataset import DatasetInfo, ModuleDataset, load_dataset_info, split_indices
+from darkproxy.errors import DarkproxyError, DatasetError
+from darkproxy.models.registry import arch_entry, build_model, list_archs
+
+LOSSES = ("l1", "mse", "charbonnier")
+ARCH_CHOICES = ("auto", "pointwise", "spatial", "spatial-film", "spatial-concat", "demosaic")
+
+
+class TrainError(DarkproxyError):
+    """A training request that cannot run (bad option, existing run, ...)."""
+
+
+def _arch_defaults(arch: str) -> dict[str, Any]:
+    """Per-architecture defaults for the options left at ``None``: a pointwise
+    proxy learns from many small crops (pixels are independent); spatial ones
+    need context."""
+    if arch_entry(arch).pointwise:
+        return {"steps": 2000, "batch": 16, "crop": 32, "lr": 3e-3}
+    return {"steps": 3000, "batch": 8, "crop": 64, "lr": 1e-3}
+
+
+@dataclass
+class TrainConfig:
+    """Training options. ``None`` means "the architecture's default" (see
+    :func:`_arch_defaults`); the resolved values are recorded in ``run.json``.
+
+    ``steps`` wins over ``epochs`` (``epochs * ceil(n_train / batch)`` steps);
+    ``crop`` is the square training crop in output px; ``val_crop`` the
+    centre crop validation images are cut to (``None``: full images);
+    ``val_max`` caps the number of validation images; ``amp``: ``"auto"``
+    (float16 autocast on CUDA only), ``True`` or ``False``;
+    ``time_budget_s`` stops training early (wall clock over all sessions);
+    ``threads``: torch CPU threads while training (``None``: 1 for a
+    pointwise model, whose tiny per-pixel ops run slower multi-threaded as
+    soon as the CPU is shared, else torch's default)."""
+
+    arch: str = "auto"
+    steps: int | None = None
+    epochs: float | None = None
+    batch: int | None = None
+    lr: float | None = None
+    weight_decay: float = 1e-5
+    loss: str = "l1"
+    loss_space: str = "srgb"
+    crop: int | None = None
+    device: str = "auto"
+    seed: int = 0
+    val_every: int | None = None
+    val_crop: int | None = 256
+    val_max: int = 32
+    amp: Any = "auto"
+    time_budget_s: float | None = None
+    hparams: dict[str, Any] = field(default_factory=dict)
+    warmup: int = 50
+    checkpoint_every: int = 250
+    log_every: int = 25
+    grad_clip: float = 1.0
+    num_workers: int = 0
+    threads: int | None = None
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train` (also in ``RUN/metrics.json``)."""
+
+    run_dir: Path
+    arch: str
+    best_val_psnr: float
+    best_step: int
+    steps: int
+    seconds: float
+    val_identity_psnr: float | None
+    val_split: str
+    stopped_early: bool = False
+
+
+# ------------------------------------------------------------------------------ helpers
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> cuda, else mps, else cpu; an unavailable explicit device
+    raises :class:`TrainError`."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise TrainError("--device mps: MPS is not available")
+    if device not in ("cpu", "mps") and not device.startswith("cuda"):
+        raise TrainError(f"unknown device {device!r}; expected auto, cpu, cuda or mps")
+    return torch.device(device)
+
+
+def choose_arch(info: DatasetInfo, requested: str) -> tuple[str, dict[str, Any]]:
+    """The architecture to train and why. ``auto``: ``demosaic`` for a
+    pre-demosaic dataset, else the generator's darktable probe
+    (``dataset.json`` ``pointwise``): ``pointwise`` if true, ``spatial`` if
+    false or unavailable (safe: a spatial model can learn a pointwise op)."""
+    probe = info.raw.get("pointwise", None)
+    decision: dict[str, Any] = {"requested": requested, "probe_pointwise": probe,
+                                "probe_available": probe is not None}
+    if requested != "auto":
+        try:
+            e = arch_entry(requested)
+        except ValueError as ex:
+            raise TrainError(str(ex)) from None
+        if e.pre_demosaic != info.pre_demosaic:
+            need = "demosaic" if info.pre_demosaic else "an RGB architecture"
+            raise TrainError(f"arch {requested!r} does not fit this dataset ({'pre' if info.pre_demosaic else 'post'}-demosaic"
+                             f" module {info.module}): use {need}")
+        decision["reason"] = "requested"
+        if e.pointwise and probe is False:
+            decision["warning"] = "the darktable probe found this module is NOT pointwise"
+            warnings.warn(f"training a pointwise proxy of {info.module}, which darktable's probe found not pointwise",
+                          stacklevel=3)
+        return requested, decision
+    if info.pre_demosaic:
+        decision["reason"] = "pre-demosaic module: packed mosaic input"
+        return "demosaic", decision
+    if probe is True:
+        decision["reason"] = "darktable probe: pointwise"
+        return "pointwise", decision
+    if probe is False:
+        decision["reason"] = "darktable probe: not pointwise"
+        return "spatial", decision
+    decision["reason"] = "pointwise probe unavailable in dataset.json: spatial for safety"
+    return "spatial", decision
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    _write_atomic(Path(path), (json.dumps(obj, indent=1, default=str) + "\n").encode())
+
+
+def _torch_save_atomic(path: Path, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(path: Path, model: torch.nn.Module) -> None:
+    """Model weights as safetensors (atomic)."""
+    from safetensors.torch import save as st_save
+
+    sd = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    _write_atomic(Path(path), st_save(sd))
+
+
+def loss_fn(pred: torch.Tensor, target: torch.Tensor, kind: str, space: str) -> torch.Tensor:
+    """Scalar loss between linear ``(B, 3, H, W)`` tensors, in encoding ``space``."""
+    d = perceptual_loss_encode(pred.float(), space) - perceptual_loss_encode(target.float(), space)
+    if kind == "l1":
+        return d.abs().mean()
+    if kind == "mse":
+        return (d * d).mean()
+    if kind == "charbonnier":
+        return torch.sqrt(d * d + 1e-6).mean()
+    raise TrainError(f"unknown loss {kind!r}; expected one of {', '.join(LOSSES)}")
+
+
+def _infinite(loader: DataLoader) -> Iterator[dict[str, Any]]:
+    while True:
+        yield from loader
+
+
+def _val_dataset(root: Path, cfg: TrainConfig) -> tuple[ModuleDataset, str, list[int] | None]:
+    """Validation split: ``val``, else ``test``, else 10 % of ``train`` held out
+    (then also returns the train indices to keep)."""
+    for split in ("val", "test"):
+        ds = ModuleDataset(root, split, crop=cfg.val_crop, flips=False, seed=cfg.seed, center_crop=True)
+        if len(ds):
+            return _cap(ds, cfg.val_max), split, None
+    full = ModuleDataset(root, "train", crop=None, flips=False)
+    if len(full) < 2:
+        raise DatasetError(f"{root}: need at least 2 samples (no val/test split, and train has {len(full)})")
+    kept, held = split_indices(len(full), 0.1, cfg.seed)
+    warnings.warn(f"{root}: no val or test samples; holding out {len(held)} of {len(full)} train samples for validation",
+                  stacklevel=3)
+    ds = ModuleDataset(root, "train", crop=cfg.val_crop, flips=False, seed=cfg.seed, indices=held, center_crop=True)
+    return _cap(ds, cfg.val_max), "train-holdout", kept
+
+
+def _cap(ds: ModuleDataset, n: int) -> ModuleDataset:
+    if len(ds) > n:  # evenly spaced, deterministic
+        ds.records = [ds.records[int(i)] for i in np.linspace(0, len(ds) - 1, n).round().astype(int)]
+    return ds
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, ds: ModuleDataset, device: torch.device) -> tuple[float, float | None]:
+    """Mean display PSNR (dB) of the model's output against the target over
+    ``ds``, and of the input against the target (identity; ``None`` for a
+    mosaic input)."""
+    was = model.training
+    model.eval()
+    ps, ids = [], []
+    try:
+        for i in range(len(ds)):
+            it = ds[i]
+            x, y, p = it["input"][None].to(device), it["output"][None].to(device), it["params"][None].to(device)
+            ps.append(float(display_psnr_batch(model(x, p), y)[0]))
+            if x.shape == y.shape:
+                ids.append(float(display_psnr_batch(x, y)[0]))
+    finally:
+        model.train(was)
+    return float(np.mean(ps)), (float(np.mean(ids)) if ids else None)
+
+
+def _trim_history(path: Path, step: int) -> None:
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    _write_atomic(path, "".join(k + "\n" for k in keep).encode())
+
+
+# ------------------------------------------------------------------------------ train
+
+def train(dataset_dir: str | os.PathLike[str], run_dir: str | os.PathLike[str], config: TrainConfig | None = None,
+          resume: bool = False, progress: bool = True, overwrite: bool = False) -> TrainResult:
+    """Train a proxy of the dataset's module; see the module docstring for the
+    run folder. ``resume``: continue from ``RUN/checkpoint.pt`` with the
+    checkpoint's config (same total steps; ``device`` may change). Without
+    ``resume`` an existing run is refused unless ``overwrite``."""
+    root = Path(dataset_dir)
+    run = Path(run_dir)
+    cfg = config or TrainConfig()
+    info = load_dataset_info(root)
+    ckpt_path = run / "checkpoint.pt"
+    ckpt: dict[str, Any] | None = None
+    if resume:
+        if not ckpt_path.is_file():
+            raise TrainError(f"--resume: {run} has no checkpoint.pt to resume from")
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        cfg = TrainConfig.from_json({**ckpt["config"], "device": cfg.device})
+    elif (run / "run.json").exists() and not overwrite:
+        raise TrainError(f"{run} already holds a training run: use --resume to continue it or choose another folder")
+    if cfg.loss not in LOSSES:
+        raise TrainError(f"unknown loss {cfg.loss!r}; expected one of {', '.join(LOSSES)}")
+    if cfg.loss_space not in LOSS_SPACES:
+        raise TrainError(f"unknown loss space {cfg.loss_space!r}; expected one of {', '.join(LOSS_SPACES)}")
+    run.mkdir(parents=True, exist_ok=True)
+
+    arch, decision = choose_arch(info, cfg.arch)
+    d = _arch_defaults(arch)
+    batch = int(cfg.batch or d["batch"])
+    crop = cfg.crop if cfg.crop is not None else d["crop"]
+    lr = float(cfg.lr or d["lr"])
+    device = resolve_device(cfg.device)
+    amp = device.type == "cuda" if cfg.amp == "auto" else bool(cfg.amp) and device.type == "cuda"
+
+    train_ds = ModuleDataset(root, "train", crop=crop, flips=True, seed=cfg.seed)
+    val_ds, val_split, kept = _val_dataset(root, cfg)
+    if kept is not None:
+        train_ds = ModuleDataset(root, "train", crop=crop, flips=True, seed=cfg.seed, indices=kept)
+    if not len(train_ds):
+        raise DatasetError(f"{root}: no train samples")
+    if cfg.steps:
+        steps = int(cfg.steps)
+    elif cfg.epochs:
+        steps = max(1, math.ceil(cfg.epochs * math.ceil(len(train_ds) / batch)))
+    else:
+        steps = int(d["steps"])
+    val_every = int(cfg.val_every or max(50, steps // 10))
+
+    prev_threads = torch.get_num_threads()
+    threads = cfg.threads or (1 if arch_entry(arch).pointwise and device.type == "cpu" else prev_threads)
+    torch.set_num_threads(threads)
+    try:
+        return _train(root, run, cfg, info, arch, decision, batch, crop, lr, device, amp, train_ds, val_ds, val_split,
+                      steps, val_every, ckpt, ckpt_path, progress)
+    finally:
+        torch.set_num_threads(prev_threads)
+
+
+def _train(root: Path, run: Path, cfg: TrainConfig, info: DatasetInfo, arch: str, decision: dict[str, Any], batch: int,
+           crop: int | None, lr: float, device: torch.device, amp: bool, train_ds: ModuleDataset,
+           val_ds: ModuleDataset, val_split: str, steps: int, val_every: int, ckpt: dict[str, Any] | None,
+           ckpt_path: Path, progress: bool) -> TrainResult:
+    torch.manual_seed(cfg.seed)
+    model = build_model(arch, len(info.param_space), in_channels=info.in_channels, **cfg.hparams).to(device)
+    hparams = dict(model.hparams)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    warm = min(cfg.warmup, max(steps // 10, 1))
+    sched = torch.optim.lr_scheduler.SequentialLR(opt, [
+        torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.01, end_factor=1.0, total_iters=warm),
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps - warm, 1), eta_min=lr * 0.01),
+    ], milestones=[warm])
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+
+    step, best, best_step, elapsed0 = 0, -math.inf, -1, 0.0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        step, best, best_step, elapsed0 = ckpt["step"], ckpt["best_val_psnr"], ckpt["best_step"], ckpt["elapsed"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        _trim_history(run / "history.jsonl", step)
+    train_ds.seed = cfg.seed + step  # fresh crops after a resume
+
+    run_info: dict[str, Any] = {
+        "format": "darkproxy-run/1", "arch": arch, "hparams": hparams, "module": info.module,
+        "module_version": info.module_version, "darktable_version": info.darktable_version,
+        "param_space": info.param_space.to_json(), "data_space": "linear_rec2020",
+        "input_space": "packed_mosaic" if info.pre_demosaic else "linear_rec2020",
+        "pre_demosaic": info.pre_demosaic, "in_channels": info.in_channels, "out_channels": 3,
+        "pointwise": arch_entry(arch).pointwise, "arch_decision": decision,
+        "train_config": {**asdict(cfg), "resolved": {"steps": steps, "batch": batch, "crop": crop, "lr": lr,
+                                                     "val_every": val_every, "device": str(device), "amp": amp,
+                                                     "threads": torch.get_num_threads()}},
+        "dataset": str(root.resolve()), "n_train": len(train_ds), "n_val": len(val_ds), "val_split": val_split,
+        "status": "training", "torch_version": torch.__version__,
+    }
+    write_json_atomic(run / "run.json", run_info)
+
+    tb = None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+
+        tb = SummaryWriter(str(run / "tb"), purge_step=step if step else None)
+    except ImportError as e:  # tensorboard missing: train anyway
+        warnings.warn(f"TensorBoard logging disabled ({e})", stacklevel=2)
+
+    def checkpoint() -> None:
+        _torch_save_atomic(ckpt_path, {
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "scaler": scaler.state_dict() if amp else None, "step": step, "best_val_psnr": best,
+            "best_step": best_step, "elapsed": elapsed0 + time.monotonic() - t0, "config": asdict(cfg),
+            "torch_rng": torch.get_rng_state(),
+        })
+
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    sampler = RandomSampler(train_ds, replacement=True, num_samples=max(steps - step, 1) * batch, generator=gen)
+    loader = DataLoader(train_ds, batch_size=batch, sampler=sampler, num_workers=cfg.num_workers,
+                        pin_memory=device.type == "cuda", drop_last=True,
+                        persistent_workers=False)
+    batches = _infinite(loader)
+
+    t0 = time.monotonic()
+    identity_psnr: float | None = None
+    stopped_early = False
+    hist_f = open(run / "history.jsonl", "a")
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, initial=step, desc=f"train {info.module} ({arch})", unit="step", dynamic_ncols=True)
+    run_loss, run_n = 0.0, 0
+
+    def validate() -> float:
+        nonlocal best, best_step, identity_psnr
+        psnr, ident = evaluate(model, val_ds, device)
+        identity_psnr = ident
+        if psnr > best:
+            best, best_step = psnr, step
+            save_weights(run / "model.safetensors", model)
+        if tb is not None:
+            tb.add_scalar("val/psnr_display", psnr, step)
+        return psnr
+
+    model.train()
+    try:
+        while step < steps:
+            if cfg.time_budget_s is not None and elapsed0 + time.monotonic() - t0 > cfg.time_budget_s:
+                stopped_early = True
+                break
+            b = next(batches)
+            x = b["input"].to(device, non_blocking=True)
+            y = b["output"].to(device, non_blocking=True)
+            p = b["params"].to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                pred = model(x, p)
+            loss = loss_fn(pred, y, cfg.loss, cfg.loss_space)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.grad_clip:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            step += 1
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
+                raise TrainError(f"training diverged at step {step} (loss {lv}); try a lower --lr")
+            run_loss += lv
+            run_n += 1
+            val = validate() if (step % val_every == 0 or step == steps) else None
+            if step % cfg.log_every == 0 or val is not None or step == steps:
+                cur_lr = opt.param_groups[0]["lr"]
+                rec = {"step": step, "loss": run_loss / max(run_n, 1), "lr": cur_lr, "val_psnr": val,
+                       "elapsed": round(elapsed0 + time.monotonic() - t0, 3)}
+                hist_f.write(json.dumps(rec) + "\n")
+                hist_f.flush()
+                if tb is not None:
+                    tb.add_scalar("train/loss", rec["loss"], step)
+                    tb.add_scalar("train/lr", cur_lr, step)
+                run_loss, run_n = 0.0, 0
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{lv:.4g}", best=f"{best:.2f}dB" if best > -math.inf else "-")
+            if step % cfg.checkpoint_every == 0:
+                checkpoint()
+        if best_step < 0 or (stopped_early and best_step != step):
+            validate()  # a time budget may stop before any validation
+    finally:
+        # also on KeyboardInterrupt / errors: the run can be resumed from here
+        checkpoint()
+        hist_f.close()
+        if bar is not None:
+            bar.close()
+        if tb is not None:
+            tb.close()
+
+    seconds = elapsed0 + time.monotonic() - t0
+    if identity_psnr is None and not info.pre_demosaic:  # e.g. resumed a finished run
+        identity_psnr = evaluate(model, val_ds, device)[1]
+    metrics = {"best_val_psnr": best, "best_step": best_step, "steps": step, "total_steps": steps,
+               "seconds": round(seconds, 3), "val_identity_psnr": identity_psnr, "val_split": val_split,
+               "n_val": len(val_ds), "arch": arch, "stopped_early": stopped_early}
+    write_json_atomic(run / "metrics.json", metrics)
+    run_info["status"] = "stopped_early" if stopped_early else "done"
+    run_info["metrics"] = metrics
+    write_json_atomic(run / "run.json", run_info)
+    return TrainResult(run, arch, best, best_step, step, seconds, identity_psnr, val_split, stopped_early)
+
+
+__all__ = ["ARCH_CHOICES", "LOSSES", "TrainConfig", "TrainError", "TrainResult", "choose_arch", "evaluate", "list_archs",
+           "loss_fn", "resolve_device", "save_weights", "train"]

@@ -1,0 +1,87 @@
+"""Architectures: registry, shapes, identity at init, gradients, locality."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from darkproxy.models import arch_entry, build_model, list_archs
+
+
+def _in_channels(arch: str) -> int:
+    return 4 if arch_entry(arch).pre_demosaic else 3
+
+
+def _perturb(model: torch.nn.Module, scale: float = 0.05) -> None:
+    """Move every weight off its (zero) initialisation so all paths carry gradient."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g))
+
+
+def test_registry_lists_builtins_and_rejects_unknown() -> None:
+    assert {"pointwise", "spatial", "spatial-film", "spatial-concat", "demosaic"} <= set(list_archs())
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("nope", 2)
+    assert build_model("spatial-film", 2).hparams["conditioning"] == "film"
+    assert build_model("spatial-concat", 2).hparams["conditioning"] == "concat"
+    assert build_model("spatial", 2).hparams["conditioning"] == "film"  # measured better
+    # hparams rebuild the same architecture (same parameter shapes)
+    m = build_model("pointwise", 3, width=16, depth=2)
+    m2 = build_model("pointwise", 3, **m.hparams)
+    assert [p.shape for p in m.parameters()] == [p.shape for p in m2.parameters()]
+
+
+@pytest.mark.parametrize("arch", ["pointwise", "spatial", "spatial-film", "spatial-concat", "demosaic"])
+def test_shapes_identity_and_gradients(arch: str) -> None:
+    torch.manual_seed(0)
+    c = _in_channels(arch)
+    model = build_model(arch, 2, in_channels=c)
+    h, w = (10, 14) if c == 4 else (23, 37)  # odd sizes: the UNet pads and crops back
+    x = torch.rand(2, c, h, w) * 2.0
+    p = torch.rand(2, 2)
+    y = model(x, p)
+    s = 2 if c == 4 else 1
+    assert y.shape == (2, 3, h * s, w * s) and y.dtype == torch.float32
+    if c == 3:  # the affine head starts as the identity
+        torch.testing.assert_close(y, x)
+    _perturb(model)
+    x.requires_grad_(True)
+    p.requires_grad_(True)
+    y = model(x, p)
+    gx, gp = torch.autograd.grad((y**2).mean(), (x, p))
+    assert torch.isfinite(gx).all() and gx.abs().sum() > 0
+    assert torch.isfinite(gp).all() and (gp.abs() > 0).all()
+
+
+def test_pointwise_is_pointwise_and_spatial_is_not() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 16, 16)
+    p = torch.rand(1, 1)
+    for arch, local in (("pointwise", True), ("spatial", False)):
+        m = build_model(arch, 1)
+        _perturb(m, 0.1)
+        x2 = x.clone()
+        x2[0, :, 8, 8] += 0.5
+        with torch.no_grad():
+            d = (m(x2, p) - m(x, p)).abs().sum(1)[0]
+        d[8, 8] = 0
+        assert (float(d.max()) == 0.0) == local, arch
+    assert arch_entry("pointwise").pointwise and not arch_entry("spatial").pointwise
+
+
+def test_module_without_free_params() -> None:
+    m = build_model("pointwise", 0)
+    x = torch.rand(2, 3, 4, 4)
+    torch.testing.assert_close(m(x, torch.zeros(2, 0)), x)
+
+
+def test_demosaic_base_is_packed_green_average() -> None:
+    from darkproxy.models.demosaic import packed_to_rgb_base
+
+    mos = torch.zeros(1, 4, 4, 4)
+    mos[:, 0], mos[:, 1], mos[:, 2], mos[:, 3] = 0.2, 0.4, 0.6, 0.8
+    base = packed_to_rgb_base(mos)
+    assert base.shape == (1, 3, 8, 8)
+    torch.testing.assert_close(base[0, :, 3, 3], torch.tensor([0.2, 0.5, 0.8]))

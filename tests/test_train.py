@@ -1,0 +1,169 @@
+"""Training on synthetic datasets with known maths (exposure = gain 2^ev,
+unsharp mask), run-folder contents, resume, arch choice and the CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter
+
+from darkproxy.data.dataset import load_dataset_info, write_sample_arrays
+from darkproxy.data.paramspace import ParamSpace, ParamSpec
+from darkproxy.errors import DarkproxyError
+from darkproxy.train import TrainConfig, TrainError, choose_arch, train
+
+EXPOSURE = ParamSpace.of("exposure", [ParamSpec("exposure", "float", -2.0, 4.0, 0.0)])
+SHARPEN = ParamSpace.of("sharpen", [ParamSpec("amount", "float", 0.0, 2.0, 0.5)])
+
+
+def smooth_image(rng: np.random.Generator, h: int, w: int, sigma: tuple[float, float] = (2, 8)) -> np.ndarray:
+    """Random smooth colour image, linear values in [0, 2]."""
+    img = np.stack([gaussian_filter(c, sigma=rng.uniform(*sigma)) for c in rng.normal(size=(3, h, w))])
+    img = (img - img.min()) / (img.max() - img.min() + 1e-9)
+    return (2.0 * img**2).astype(np.float32)
+
+
+def exposure_dataset(root: Path, n: int = 30, size: int = 48, seed: int = 0, **kw) -> Path:
+    rng = np.random.default_rng(seed)
+    samples, splits = [], []
+    for i in range(n):
+        x = smooth_image(rng, size, size)
+        ev = float(rng.uniform(-2, 4))
+        samples.append((x, x * 2.0**ev, {"exposure": ev}))
+        splits.append("val" if i % 5 == 0 else "train")
+    return write_sample_arrays(root, EXPOSURE, samples, splits=splits, **kw)
+
+
+def sharpen_dataset(root: Path, n: int = 12, size: int = 32, seed: int = 0) -> Path:
+    """out = x + amount * (x - gaussian(x, 1.5)): a param-weighted unsharp mask."""
+    rng = np.random.default_rng(seed)
+    samples, splits = [], []
+    for i in range(n):
+        x = smooth_image(rng, size, size, (0.5, 2))
+        a = float(rng.uniform(0, 2))
+        y = x + a * (x - np.stack([gaussian_filter(c, 1.5) for c in x]))
+        samples.append((x, y, {"amount": a}))
+        splits.append("val" if i % 4 == 0 else "train")
+    return write_sample_arrays(root, SHARPEN, samples, splits=splits, pointwise=False)
+
+
+def test_pointwise_exposure_reaches_35db_and_writes_the_run(tmp_path: Path) -> None:
+    ds = exposure_dataset(tmp_path / "ds", pointwise=True)
+    run = tmp_path / "run"
+    t = time.monotonic()
+    res = train(ds, run, TrainConfig(steps=400, device="cpu", time_budget_s=55), progress=False)
+    wall = time.monotonic() - t
+    assert res.arch == "pointwise"
+    assert res.best_val_psnr >= 35.0, res
+    assert wall < 60.0
+    for f in ("model.safetensors", "run.json", "metrics.json", "history.jsonl", "checkpoint.pt"):
+        assert (run / f).is_file(), f
+    assert any((run / "tb").iterdir())
+    info = json.loads((run / "run.json").read_text())
+    assert info["module"] == "exposure" and info["data_space"] == "linear_rec2020" and info["arch"] == "pointwise"
+    assert ParamSpace.from_json(info["param_space"]) == EXPOSURE
+    assert info["arch_decision"]["reason"] == "darktable probe: pointwise"
+    assert info["dataset"] == str(ds.resolve()) and info["status"] in ("done", "stopped_early")
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["best_val_psnr"] == pytest.approx(res.best_val_psnr) and m["steps"] == res.steps
+    # identity PSNR is what doing nothing scores: far below the trained proxy
+    assert m["val_identity_psnr"] < 25.0 < m["best_val_psnr"]
+    hist = [json.loads(l) for l in (run / "history.jsonl").read_text().splitlines()]
+    steps = [h["step"] for h in hist]
+    assert steps == sorted(set(steps)) and steps[-1] == res.steps
+    assert max(h["val_psnr"] or 0 for h in hist) == pytest.approx(res.best_val_psnr)
+    assert hist[-1]["loss"] < hist[0]["loss"]
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ds = exposure_dataset(tmp_path / "ds", n=10, size=32)
+    run = tmp_path / "run"
+    cfg = TrainConfig(arch="pointwise", steps=60, val_every=20, checkpoint_every=10, log_every=5, device="cpu")
+    import darkproxy.train as tr
+
+    real = tr.evaluate
+    calls = {"n": 0}
+
+    def interrupt_second_validation(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:  # at step 40: simulate Ctrl-C
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(tr, "evaluate", interrupt_second_validation)
+    with pytest.raises(KeyboardInterrupt):
+        train(ds, run, cfg, progress=False)
+    monkeypatch.setattr(tr, "evaluate", real)
+    ck = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert ck["step"] == 40  # saved on the way out
+    hist = [json.loads(l)["step"] for l in (run / "history.jsonl").read_text().splitlines()]
+    assert max(hist) <= 40
+    with pytest.raises(TrainError, match="--resume"):
+        train(ds, run, cfg, progress=False)  # an existing run is not overwritten silently
+    res = train(ds, run, TrainConfig(device="cpu"), resume=True, progress=False)  # config comes from the checkpoint
+    assert res.steps == 60
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 60
+    hist = [json.loads(l)["step"] for l in (run / "history.jsonl").read_text().splitlines()]
+    assert hist == sorted(set(hist)) and hist[-1] == 60 and 35 in hist and 45 in hist
+    lr_end = json.loads((run / "history.jsonl").read_text().splitlines()[-1])["lr"]
+    assert lr_end == pytest.approx(3e-3 * 0.01)  # the cosine schedule ran to its end, not restarted
+
+
+def test_choose_arch(tmp_path: Path) -> None:
+    x = np.zeros((3, 8, 8), np.float32)
+    for probe, arch in ((True, "pointwise"), (False, "spatial"), (None, "spatial")):
+        root = write_sample_arrays(tmp_path / str(probe), EXPOSURE, [(x, x, {})], pointwise=probe)
+        got, why = choose_arch(load_dataset_info(root), "auto")
+        assert got == arch and why["probe_available"] == (probe is not None)
+    mos = np.zeros((4, 4, 4), np.float32)
+    root = write_sample_arrays(tmp_path / "pre", EXPOSURE, [(mos, x, {})], pre_demosaic=True)
+    assert choose_arch(load_dataset_info(root), "auto")[0] == "demosaic"
+    with pytest.raises(TrainError, match="does not fit"):
+        choose_arch(load_dataset_info(root), "pointwise")
+    with pytest.raises(TrainError, match="unknown architecture"):
+        choose_arch(load_dataset_info(tmp_path / "True"), "resnet")
+
+
+def test_spatial_variants_learn_an_unsharp_mask(tmp_path: Path) -> None:
+    ds = sharpen_dataset(tmp_path / "ds")
+    for arch in ("spatial", "spatial-concat"):
+        res = train(ds, tmp_path / arch, TrainConfig(arch=arch, steps=100, crop=32, batch=4, lr=2e-3, device="cpu",
+                                                            threads=1),
+                    progress=False)
+        assert res.best_val_psnr > res.val_identity_psnr + 3.0, (arch, res)
+    info = json.loads((tmp_path / "spatial" / "run.json").read_text())
+    assert info["arch_decision"]["reason"] == "requested" and info["hparams"]["conditioning"] == "film"
+
+
+def test_demosaic_trains_and_holds_out_train_when_no_val(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    samples = []
+    for _ in range(4):
+        rgb = smooth_image(rng, 16, 16)
+        m = np.empty((16, 16), np.float32)
+        m[0::2, 0::2], m[0::2, 1::2], m[1::2, 0::2], m[1::2, 1::2] = rgb[0, 0::2, 0::2], rgb[1, 0::2, 1::2], rgb[1, 1::2, 0::2], rgb[2, 1::2, 1::2]
+        packed = np.stack([m[0::2, 0::2], m[0::2, 1::2], m[1::2, 0::2], m[1::2, 1::2]])
+        samples.append((packed, rgb, {"exposure": 0.0}))
+    root = write_sample_arrays(tmp_path / "ds", EXPOSURE, samples, pre_demosaic=True)
+    with pytest.warns(UserWarning, match="holding out"):
+        res = train(root, tmp_path / "run", TrainConfig(steps=20, crop=8, batch=2, device="cpu"), progress=False)
+    assert res.arch == "demosaic" and res.val_split == "train-holdout" and res.val_identity_psnr is None
+    assert np.isfinite(res.best_val_psnr)
+
+
+def test_cli_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from darkproxy.cli import main
+
+    ds = exposure_dataset(tmp_path / "ds", n=8, size=24, pointwise=True)
+    rc = main(["train", str(ds), "-o", str(tmp_path / "run"), "--steps", "30", "--device", "cpu", "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "best_val_psnr" in out and str(tmp_path / "run") in out
+    rc = main(["train", str(ds), "-o", str(tmp_path / "run"), "--steps", "30", "--quiet"])
+    assert rc != 0 and "--resume" in capsys.readouterr().err
+    with pytest.raises(DarkproxyError):
+        train(tmp_path / "nowhere", tmp_path / "r2", TrainConfig())
