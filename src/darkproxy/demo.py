@@ -55,8 +55,8 @@ class DemoPlan:
     @classmethod
     def make(cls, quick: bool) -> "DemoPlan":
         if quick:
-            return cls(True, 6, 384, 128, 64, {"exposure": 1500, "colorbalancergb": 2000}, 4, 200, 24)
-        return cls(False, 8, 512, 192, 192, {"exposure": 3000, "colorbalancergb": 4000, "sharpen": 3000}, 8, 300, 50,
+            return cls(True, 6, 384, 128, 96, {"exposure": 4000, "colorbalancergb": 4000}, 4, 200, 24)
+        return cls(False, 8, 512, 192, 192, {"exposure": 8000, "colorbalancergb": 8000, "sharpen": 3000}, 8, 300, 50,
                    ("exposure", "colorbalancergb", "sharpen"))
 
 
