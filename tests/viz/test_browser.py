@@ -1,26 +1,45 @@
-"""The report opens in headless Chromium with every image rendered."""
+"""Reports open in headless Chromium with every image (and video) rendered."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 
 from darkproxy.viz.browser import check_images_render, find_chromium, screenshot_html
 from darkproxy.viz.report import HtmlReport
+from darkproxy.viz.video import write_video
 
-pytestmark = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (./run.sh test installs it)")
+pytestmark = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (apt-get install chromium)")
 
 
-def test_images_load_in_chromium(tmp_path: Path) -> None:
+def test_images_and_video_load_in_chromium(tmp_path: Path) -> None:
+    vid = write_video([np.full((32, 48, 3), 40 * k, np.uint8) for k in range(4)], tmp_path / "v.mp4", fps=4)
     rep = HtmlReport("browser check")
     rep.add_image(np.full((20, 30, 3), 200, np.uint8), "grey")
-    rep.add_image(np.zeros((10, 10, 3), np.uint8), "black")
-    page = rep.write(tmp_path / "index.html")
+    rep.add_image(np.zeros((10, 10, 3), np.uint8), "black", name="with space.png")
+    rep.add_video(vid, "video")
+    page = rep.write(tmp_path / "rep" / "index.html")
+    before = sorted(p.name for p in page.parent.iterdir())
     res = check_images_render(page)
-    assert res == {"images": 2, "broken": []}
-    (tmp_path / "img" / "image002.png").unlink()
-    assert len(check_images_render(page)["broken"]) == 1
-    shot = screenshot_html(page, tmp_path / "shot.png", height=400)
-    assert shot.stat().st_size > 1000
+    assert res == {"images": 2, "broken": [], "videos": 1, "broken_videos": []}
+    assert sorted(p.name for p in page.parent.iterdir()) == before  # the report folder is left as it was
+    (page.parent / "img" / "image001.png").write_bytes(b"not a png")  # exists but does not decode
+    (page.parent / "img" / "v.mp4").unlink()
+    res = check_images_render(page)
+    assert res["broken"] == ["img/image001.png"] and res["broken_videos"] == ["img/v.mp4"]
+
+
+def test_embedded_report_and_screenshot(tmp_path: Path) -> None:
+    rep = HtmlReport("screenshot", embed=True)
+    rep.add_text("a red square below")
+    rep.add_image(np.tile(np.array([255, 0, 0], np.uint8), (200, 200, 1)), "red")
+    page = rep.write(tmp_path / "e.html")
+    assert check_images_render(page)["images"] == 1 and check_images_render(page)["broken"] == []
+    shot = screenshot_html(page, tmp_path / "shot.png", width=800, height=600)
+    im = iio.imread(shot)
+    assert im.shape[:2] == (600, 800) and shot.stat().st_size > 1000
+    red = (im[..., 0] > 200) & (im[..., 1] < 60) & (im[..., 2] < 60)
+    assert red.sum() > 150 * 150  # the embedded image really is on the page

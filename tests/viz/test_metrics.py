@@ -1,12 +1,33 @@
-"""Metrics against known values."""
+"""Metrics and display encoding against known values."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from skimage.color import deltaE_ciede2000
+from skimage.color import deltaE_ciede2000, lab2xyz
+from skimage.color.colorconv import rgb_from_xyz
 
-from darkproxy.viz.metrics import PSNR_CAP, aggregate, compare, psnr, ssim
+from darkproxy.colorspace import display_psnr
+from darkproxy.errors import DarkproxyError
+from darkproxy.viz.images import rec2020_to_rec709_matrix, to_display
+from darkproxy.viz.metrics import PSNR_CAP, aggregate, compare, deltae2000, lab_of_display, psnr, ssim
+
+# Sharma, Wu & Dalal (2005), "The CIEDE2000 color-difference formula: implementation
+# notes, supplementary test data, and mathematical observations", Table 1:
+# (pair, Lab 1, Lab 2, ΔE00). Pair 1 is outside the sRGB gamut; the others are inside.
+SHARMA = [
+    (1, (50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
+    (17, (50.0, 2.5, 0.0), (73.0, 25.0, -18.0), 27.1492),
+    (19, (50.0, 2.49, -0.001), (50.0, -2.49, 0.0009), 7.1792),
+    (25, (60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+    (26, (63.0109, -31.0961, -5.8663), (62.8187, -29.7946, -4.0864), 1.2630),
+    (27, (61.2901, 3.7196, -5.3901), (61.4292, 2.2480, -4.9620), 1.8731),
+    (29, (22.7233, 20.0904, -46.6940), (23.0331, 14.9730, -42.5619), 2.0373),
+    (30, (36.4612, 47.8580, 18.3852), (36.2715, 50.5065, 21.2231), 1.4146),
+    (31, (90.8027, -2.0831, 1.4410), (91.1528, -1.6435, 0.0447), 1.4441),
+    (32, (90.9257, -0.5406, -0.9208), (88.6381, -0.8985, -0.7239), 1.5381),
+    (33, (6.7747, -0.2908, -2.4247), (5.8714, -0.0985, -2.2286), 0.6377),
+]
 
 
 def _img(seed: int = 0) -> np.ndarray:
@@ -14,31 +35,90 @@ def _img(seed: int = 0) -> np.ndarray:
     return rng.uniform(0.05, 0.8, size=(3, 32, 40)).astype(np.float32)
 
 
-def test_identical() -> None:
+def _lab_to_linear_rec2020(labs: list[tuple[float, float, float]]) -> np.ndarray:
+    """CIELAB (D65) -> linear sRGB -> linear Rec2020, as a (3, 1, N) image."""
+    lin_srgb = lab2xyz(np.array([labs], np.float64)) @ rgb_from_xyz.T
+    assert lin_srgb.min() >= 0 and lin_srgb.max() <= 1, "test colours must be inside the sRGB gamut"
+    rec2020 = lin_srgb @ np.linalg.inv(rec2020_to_rec709_matrix()).T
+    return np.moveaxis(rec2020, -1, 0)
+
+
+def test_rec2020_matrix_matches_bt2087() -> None:
+    published = np.array([[1.6605, -0.5876, -0.0728], [-0.1246, 1.1329, -0.0083], [-0.0182, -0.1006, 1.1187]])
+    m = rec2020_to_rec709_matrix()
+    np.testing.assert_allclose(m, published, atol=6e-5)
+    np.testing.assert_allclose(m.sum(1), 1.0, atol=1e-12)  # D65 white stays white
+    assert not m.flags.writeable
+
+
+def test_to_display_known_values() -> None:
+    assert (to_display(np.ones((3, 2, 2), np.float32)) == 255).all()
+    assert (to_display(np.full((3, 2, 2), 0.214041140, np.float32)) == 128).all()  # sRGB^-1(128/255)
+    assert (to_display(np.full((2, 2, 3), -1.0, np.float32)) == 0).all()
+    assert (to_display(np.full((2, 2, 3), np.nan, np.float32)) == 0).all()
+    hwc = np.random.default_rng(1).uniform(0, 1, (5, 7, 3)).astype(np.float32)
+    np.testing.assert_array_equal(to_display(hwc), to_display(np.moveaxis(hwc, -1, 0)))
+    # pure Rec2020 green is outside sRGB: red and blue go negative and clip to 0
+    g = to_display(np.array([0.0, 1.0, 0.0], np.float32).reshape(3, 1, 1))[0, 0]
+    assert g[0] == 0 and g[2] == 0 and g[1] == 255
+
+
+def test_identical_images() -> None:
     a = _img()
     m = compare(a, a)
-    assert m.psnr == PSNR_CAP and m.ssim == pytest.approx(1.0) and m.deltae_mean == 0.0
+    assert m.psnr == PSNR_CAP and m.ssim == pytest.approx(1.0, abs=1e-12)
+    assert m.deltae_mean == 0.0 and m.deltae_p95 == 0.0
 
 
 def test_psnr_of_uniform_offset_in_display_space() -> None:
-    # a grey image (equal channels map to equal sRGB channels) offset by 0.01 in display space
+    # grey linear values whose display encodings are exactly 0.50 and 0.51:
+    # MSE = 0.01^2 -> PSNR = 10 log10(1 / 1e-4) = 40 dB
     def lin(v: float) -> float:
         return ((v + 0.055) / 1.055) ** 2.4
-    a = np.full((3, 16, 16), lin(0.5), np.float32)
-    b = np.full((3, 16, 16), lin(0.51), np.float32)
-    assert psnr(b, a) == pytest.approx(40.0, abs=0.05)  # 10 log10(1 / 0.01^2)
+    a = np.full((3, 16, 16), lin(0.50), np.float64)
+    b = np.full((3, 16, 16), lin(0.51), np.float64)
+    assert psnr(b, a) == pytest.approx(40.0, abs=1e-9)
+    # the same metric space as training's validation PSNR
+    x, y = _img(1), _img(2)
+    assert psnr(x, y) == pytest.approx(display_psnr(x, y), abs=1e-6)
 
 
-def test_ciede2000_reference_pair() -> None:
-    """Sharma, Wu & Dalal (2005), test pair 1: 2.0425."""
-    assert float(deltaE_ciede2000(np.array([50, 2.6772, -79.7751]), np.array([50, 0, -82.7485]))) == pytest.approx(2.0425, abs=1e-4)
+def test_ciede2000_reference_pair_out_of_gamut() -> None:
+    _, lab1, lab2, expected = SHARMA[0]
+    assert float(deltaE_ciede2000(np.array(lab1), np.array(lab2))) == pytest.approx(expected, abs=1e-4)
 
 
-def test_ordering_and_aggregate() -> None:
+def test_ciede2000_sharma_pairs_through_the_display_path() -> None:
+    """In-gamut Sharma pairs, turned into linear Rec2020 pixels, come back out of
+    our display -> Lab path with the published ΔE00 (4 decimals)."""
+    pairs = SHARMA[1:]
+    img1 = _lab_to_linear_rec2020([p[1] for p in pairs])
+    img2 = _lab_to_linear_rec2020([p[2] for p in pairs])
+    np.testing.assert_allclose(lab_of_display(img1)[0], [p[1] for p in pairs], atol=1e-6)
+    de = deltaE_ciede2000(lab_of_display(img1), lab_of_display(img2))[0]
+    np.testing.assert_allclose(de, [p[3] for p in pairs], atol=5e-5)
+    mean, p95 = deltae2000(img2, img1)
+    expected = np.array([p[3] for p in pairs])
+    assert mean == pytest.approx(expected.mean(), abs=1e-4)
+    assert p95 == pytest.approx(np.percentile(expected, 95), abs=1e-4)
+
+
+def test_ordering_shapes_and_aggregate() -> None:
     a = _img()
-    small = compare(a * 1.01, a)
-    big = compare(a * 1.3, a)
-    assert small.psnr > big.psnr and small.ssim >= big.ssim and small.deltae_mean < big.deltae_mean
+    small, big = compare(a * 1.01, a), compare(a * 1.3, a)
+    assert small.psnr > big.psnr and small.ssim > big.ssim and small.deltae_mean < big.deltae_mean
+    assert 0 < ssim(a * 1.3, a) < 1
+    assert compare(np.moveaxis(a * 1.3, 0, -1), np.moveaxis(a, 0, -1)) == big  # (H, W, 3) works too
     agg = aggregate([small, big])
     assert agg["n"] == 2 and agg["psnr"] == pytest.approx((small.psnr + big.psnr) / 2)
-    assert 0 < ssim(a * 1.3, a) < 1
+    assert agg["psnr_min"] == big.psnr and agg["deltae_mean_max"] == big.deltae_mean
+    assert aggregate([]) == {}
+    with pytest.raises(DarkproxyError, match="shapes"):
+        compare(a, a[:, :16])
+
+
+def test_ssim_small_images() -> None:
+    a = _img()[:, :5, :6]
+    assert ssim(a, a) == pytest.approx(1.0) and ssim(a * 1.5, a) < 1
+    with pytest.raises(ValueError):
+        ssim(a[:, :2], a[:, :2])

@@ -1,83 +1,169 @@
-"""Turning linear Rec2020 images into pictures: display encoding, error maps,
-side-by-side panels with labels, PNG output."""
+"""Turning ``linear_rec2020`` images into pictures: display encoding, error
+maps, labelled side-by-side panels, text in frames, PNG output.
+
+Display encoding (:func:`to_display`) is colorimetric: linear Rec2020 is
+converted to linear sRGB/Rec709 primaries (same D65 white) with the 3x3
+matrix of ITU-R BT.2087-0 (derived here from the primaries of ITU-R BT.2020
+and BT.709 rather than typed in rounded), clipped to ``[0, 1]`` (out-of-gamut
+colours and highlights clip as on a monitor) and sRGB-encoded (IEC 61966-2-1).
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-# linear Rec2020 -> linear Rec709/sRGB primaries (ITU-R BT.2087 inverse; D65 both)
-REC2020_TO_REC709 = np.array([[1.6605, -0.5876, -0.0728], [-0.1246, 1.1329, -0.0083], [-0.0182, -0.1006, 1.1187]])
+from darkproxy.colorspace import srgb_encode
+
+# CIE 1931 xy chromaticities of the R, G, B primaries and the white point.
+_REC2020_PRIMARIES = ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046))  # ITU-R BT.2020, table 3
+_REC709_PRIMARIES = ((0.640, 0.330), (0.300, 0.600), (0.150, 0.060))  # ITU-R BT.709 (= sRGB)
+_D65 = (0.3127, 0.3290)
 
 
-def _hwc(img: np.ndarray) -> np.ndarray:
-    a = np.asarray(img, np.float32)
-    if a.ndim == 3 and a.shape[0] in (3, 4) and a.shape[-1] not in (3, 4):
-        a = np.moveaxis(a[:3], 0, -1)
-    return a[..., :3]
+def _rgb_to_xyz(primaries: tuple[tuple[float, float], ...], white: tuple[float, float]) -> np.ndarray:
+    """RGB -> XYZ matrix of an RGB space (SMPTE RP 177 derivation): the primaries'
+    XYZ columns scaled so that RGB (1, 1, 1) maps onto the white with Y = 1."""
+    xyz = np.array([[x / y, 1.0, (1 - x - y) / y] for x, y in primaries]).T
+    w = np.array([white[0] / white[1], 1.0, (1 - white[0] - white[1]) / white[1]])
+    return xyz * np.linalg.solve(xyz, w)
 
 
-def to_display(img_linear_rec2020: np.ndarray) -> np.ndarray:
-    """float (3, H, W) or (H, W, 3) linear Rec2020 -> uint8 (H, W, 3) sRGB display
-    (Rec2020 -> Rec709 primaries, clip to [0, 1], sRGB transfer curve)."""
-    a = _hwc(img_linear_rec2020) @ REC2020_TO_REC709.T.astype(np.float32)
-    a = np.clip(a, 0.0, 1.0)
-    a = np.where(a <= 0.0031308, 12.92 * a, 1.055 * np.power(a, 1 / 2.4) - 0.055)
-    return (a * 255 + 0.5).astype(np.uint8)
+@functools.lru_cache(maxsize=None)
+def _rec2020_to_rec709() -> np.ndarray:
+    m = np.linalg.solve(_rgb_to_xyz(_REC709_PRIMARIES, _D65), _rgb_to_xyz(_REC2020_PRIMARIES, _D65))
+    m.setflags(write=False)
+    return m
 
 
-def error_map(a: np.ndarray, b: np.ndarray, gain: float = 10.0) -> np.ndarray:
-    """Amplified absolute difference of two linear images, on display-encoded
-    values, as a uint8 (H, W, 3) heat map (matplotlib 'inferno')."""
+def rec2020_to_rec709_matrix() -> np.ndarray:
+    """The 3x3 matrix taking linear Rec2020 RGB to linear Rec709/sRGB RGB (column
+    vectors, ``rgb709 = M @ rgb2020``). Equals ITU-R BT.2087-0's published
+    ``[[1.6605, -0.5876, -0.0728], [-0.1246, 1.1329, -0.0083], [-0.0182, -0.1006,
+    1.1187]]`` to its 4 decimals; rows sum to 1 exactly (white stays white).
+    Returns a read-only float64 array."""
+    return _rec2020_to_rec709()
+
+
+def as_hwc(img: Any) -> np.ndarray:
+    """Float ``(H, W, 3)`` view of an image given as ``(3, H, W)``, ``(H, W, 3)``,
+    ``(H, W)`` / ``(1, H, W)`` (grey, repeated to 3 channels) or with a 4th
+    (alpha) channel, which is dropped. A leading axis of 3 (or 4) is taken as
+    channels unless the last axis is 3 (or 4) too. float64 input stays float64,
+    anything else becomes float32. Accepts numpy arrays and CPU torch tensors."""
+    if hasattr(img, "detach"):  # torch tensor: no torch import needed here
+        img = img.detach().cpu().numpy()
+    a = np.asarray(img)
+    a = a.astype(np.float64 if a.dtype == np.float64 else np.float32, copy=False)
+    if a.ndim == 2:
+        a = a[..., None]
+    elif a.ndim == 3 and ((a.shape[0] in (3, 4) and a.shape[-1] not in (3, 4))
+                          or (a.shape[0] == 1 and a.shape[-1] not in (1, 3, 4))):
+        a = np.moveaxis(a, 0, -1)
+    if a.ndim != 3 or a.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"expected an image (3, H, W), (H, W, 3) or (H, W); got shape {a.shape}")
+    a = a[..., :3]
+    return np.repeat(a, 3, axis=-1) if a.shape[-1] == 1 else a
+
+
+def to_display_float(img_linear_rec2020: Any) -> np.ndarray:
+    """``linear_rec2020`` image -> ``srgb_display`` float64 ``(H, W, 3)`` in
+    ``[0, 1]``: Rec2020 -> Rec709 primaries, clip to ``[0, 1]``, sRGB curve.
+    NaN becomes 0 (black) so a broken prediction shows as such."""
+    a = as_hwc(img_linear_rec2020).astype(np.float64) @ rec2020_to_rec709_matrix().T
+    return srgb_encode(np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=0.0))
+
+
+def to_display(img_linear_rec2020: Any) -> np.ndarray:
+    """float ``(3, H, W)`` or ``(H, W, 3)`` ``linear_rec2020`` -> uint8 ``(H, W, 3)``
+    ``srgb_display`` (see :func:`to_display_float`; rounded to nearest)."""
+    return (to_display_float(img_linear_rec2020) * 255.0 + 0.5).astype(np.uint8)
+
+
+def error_map(a: Any, b: Any, gain: float = 10.0, cmap: str = "inferno") -> np.ndarray:
+    """Heat map of ``gain * |display(a) - display(b)|`` (max over channels,
+    clipped to 1) of two ``linear_rec2020`` images of the same shape, as uint8
+    ``(H, W, 3)`` through the matplotlib colormap ``cmap`` (black = no error)."""
     from matplotlib import colormaps
 
-    da = to_display(a).astype(np.float32) / 255
-    db = to_display(b).astype(np.float32) / 255
-    err = np.clip(np.abs(da - db).max(-1) * gain, 0, 1)
-    return (colormaps["inferno"](err)[..., :3] * 255).astype(np.uint8)
+    da, db = to_display_float(a), to_display_float(b)
+    if da.shape != db.shape:
+        raise ValueError(f"error_map of images of shapes {da.shape} and {db.shape}")
+    err = np.clip(np.abs(da - db).max(-1) * gain, 0.0, 1.0)
+    return (colormaps[cmap](err)[..., :3] * 255.0 + 0.5).astype(np.uint8)
 
 
-def annotate(img: np.ndarray, text: str, scale: int = 0) -> np.ndarray:
-    """Write ``text`` on a dark band at the top of a uint8 (H, W, 3) image."""
-    from PIL import Image, ImageDraw, ImageFont
+def _font(size: int) -> Any:
+    from PIL import ImageFont
 
-    im = Image.fromarray(np.asarray(img, np.uint8))
-    size = scale or max(10, im.width // 28)
     try:
-        font = ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        font = ImageFont.load_default()
-    d = ImageDraw.Draw(im)
-    d.rectangle([0, 0, im.width, size + 6], fill=(0, 0, 0))
-    d.text((4, 2), text, fill=(255, 255, 255), font=font)
-    return np.asarray(im)
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def annotate(img: np.ndarray, text: str, size: int = 0) -> np.ndarray:
+    """Write ``text`` (e.g. ``"exposure = 1.25 EV"``) in white on a black band
+    added above a uint8 ``(H, W, 3)`` image (nothing of the image is covered).
+    ``size``: font size in px (0 = about 1/28 of the width, at least 10)."""
+    from PIL import Image, ImageDraw
+
+    src = np.asarray(img)
+    if src.dtype != np.uint8:
+        raise TypeError(f"annotate expects a uint8 display image, got {src.dtype} (use to_display first)")
+    src = as_hwc(src).astype(np.uint8)
+    size = size or max(10, src.shape[1] // 28)
+    font = _font(size)
+    # band height from a fixed reference string (tallest ascender, deepest
+    # descender), not from `text`: frames of a sweep with different labels
+    # must keep the same size to be encoded into one video
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    _, top, _, bottom = probe.textbbox((0, 0), "ÅgjyQ|(", font=font)
+    right = probe.textbbox((0, 0), text, font=font)[2]
+    band = Image.new("RGB", (max(src.shape[1], right + 8), bottom - top + 6), (0, 0, 0))
+    ImageDraw.Draw(band).text((4, 3 - top), text, fill=(255, 255, 255), font=font)
+    band_a = np.asarray(band)[:, : src.shape[1]]  # text wider than the image is cut at its edge
+    return np.concatenate([band_a, src], axis=0)
 
 
 def side_by_side(images: Sequence[np.ndarray], labels: Sequence[str] | None = None, gap: int = 4) -> np.ndarray:
-    """uint8 (H, W, 3) panels next to each other (padded to the tallest), each
-    labelled."""
-    ims = [np.asarray(im, np.uint8) for im in images]
-    if labels:
-        ims = [annotate(im, lab) for im, lab in zip(ims, labels)]
+    """uint8 ``(H, W, 3)`` panels next to each other, separated by ``gap`` white
+    columns, each labelled with :func:`annotate` when ``labels`` is given, and
+    padded (black, at the bottom) to the tallest. Returns uint8 ``(H', W', 3)``."""
+    if not images:
+        raise ValueError("side_by_side needs at least one image")
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    ims = [as_hwc(np.asarray(im, np.uint8)).astype(np.uint8) for im in images]
+    if labels is not None:
+        size = max(10, min(im.shape[1] for im in ims) // 16)
+        ims = [annotate(im, lab, size) for im, lab in zip(ims, labels)]
     h = max(im.shape[0] for im in ims)
     ims = [np.pad(im, ((0, h - im.shape[0]), (0, 0), (0, 0))) for im in ims]
-    sep = np.full((h, gap, 3), 255, np.uint8)
     out = [ims[0]]
     for im in ims[1:]:
-        out += [sep, im]
+        out += [np.full((h, gap, 3), 255, np.uint8), im]
     return np.concatenate(out, axis=1)
 
 
 def save_png(path: str | os.PathLike[str], img: np.ndarray) -> Path:
-    """Write a uint8 image as PNG (atomically)."""
+    """Write a uint8 ``(H, W, 3)`` (or ``(H, W)``) image as PNG, atomically
+    (temporary file + rename); creates the parent folder. Returns the path."""
     import imageio.v3 as iio
 
+    a = np.asarray(img)
+    if a.dtype != np.uint8:
+        raise TypeError(f"save_png expects uint8, got {a.dtype} (use to_display for linear images)")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp.png")
-    iio.imwrite(tmp, np.asarray(img, np.uint8))
-    os.replace(tmp, p)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp.png")
+    try:
+        iio.imwrite(tmp, a)
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
     return p

@@ -1,23 +1,45 @@
-"""matplotlib plots (Agg backend, files only)."""
+"""matplotlib plots written straight to PNG files.
+
+Figures are built with :class:`matplotlib.figure.Figure` and the Agg canvas,
+not pyplot: nothing is registered globally, no display is needed, the process's
+backend is left alone and figures are freed when they go out of scope."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np
 
 
-def plot_curve(xs: Sequence[float], ys: Mapping[str, Sequence[float]], xlabel: str, ylabel: str,
+def new_figure(width: float = 6.0, height: float = 3.6, dpi: int = 110) -> tuple[Any, Any]:
+    """A ``(Figure, Axes)`` pair on an Agg canvas (for custom plots; save with
+    :func:`save_figure` or :meth:`HtmlReport.add_figure`)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _floats(v: Sequence[Any]) -> np.ndarray:
+    """None (a missing value) -> NaN, which matplotlib leaves as a gap."""
+    return np.array([np.nan if x is None else float(x) for x in v], np.float64)
+
+
+def plot_curve(xs: Sequence[float], ys: Mapping[str, Sequence[float | None]], xlabel: str, ylabel: str,
                path: str | os.PathLike[str], title: str = "", logy: bool = False) -> Path:
-    """Lines ``ys[label]`` against ``xs``; saved as PNG at ``path``."""
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    """Line plot of each ``ys[label]`` against ``xs`` (e.g. PSNR against a
+    parameter value, loss per iteration, each parameter per iteration). A curve
+    shorter than ``xs`` uses its first ``xs``; ``None`` values are gaps. Saved as
+    PNG at ``path``; returns it."""
+    fig, ax = new_figure()
+    x = _floats(xs)
     for label, y in ys.items():
-        ax.plot(list(xs)[: len(y)], y, label=label, marker="." if len(y) < 60 else None)
+        yy = _floats(y)
+        ax.plot(x[: len(yy)], yy, label=label, marker="." if len(yy) < 60 else None)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logy:
@@ -26,16 +48,23 @@ def plot_curve(xs: Sequence[float], ys: Mapping[str, Sequence[float]], xlabel: s
         ax.set_title(title)
     ax.grid(alpha=0.3)
     if len(ys) > 1:
-        ax.legend()
-    return _save(fig, path)
+        ax.legend(fontsize="small")
+    return save_figure(fig, path)
 
 
 def plot_scatter(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], xlabel: str, ylabel: str,
-                 path: str | os.PathLike[str], title: str = "", logx: bool = False) -> Path:
-    """Scatter groups ``points[label] = (xs, ys)``."""
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+                 path: str | os.PathLike[str], title: str = "", logx: bool = False,
+                 annotations: Mapping[str, Sequence[str]] | None = None) -> Path:
+    """Scatter plot of groups ``points[label] = (xs, ys)`` (e.g. quality against
+    seconds or number of darktable renders, one group per method);
+    ``annotations[label]`` optionally writes a short text next to each point.
+    Saved as PNG at ``path``; returns it."""
+    fig, ax = new_figure()
     for label, (x, y) in points.items():
-        ax.scatter(x, y, label=label, s=18)
+        xx, yy = _floats(x), _floats(y)
+        ax.scatter(xx, yy, label=label, s=22)
+        for xi, yi, t in zip(xx, yy, (annotations or {}).get(label, ())):
+            ax.annotate(t, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize="x-small")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logx:
@@ -43,16 +72,32 @@ def plot_scatter(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], 
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
-    return _save(fig, path)
+    if len(points) > 1:
+        ax.legend(fontsize="small")
+    return save_figure(fig, path)
 
 
-def _save(fig, path: str | os.PathLike[str]) -> Path:
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Save a matplotlib figure as PNG atomically (temporary file + rename),
+    creating the parent folder; closes it if pyplot manages it. Returns the path."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    tmp = p.with_name(f".{p.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, p)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp.png")
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
+        close_figure(fig)
     return p
+
+
+def close_figure(fig: Any) -> None:
+    """Release a pyplot-managed figure (a no-op for plain ``Figure`` objects);
+    never imports pyplot itself."""
+    import sys
+
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        plt.close(fig)
