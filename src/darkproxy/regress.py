@@ -57,8 +57,6 @@ from darkproxy.errors import DarkproxyError, UnknownParam
 LOSSES = ("l1", "mse", "ssim")
 PSNR_CAP = 100.0  # dB reported for identical images
 SCHEDULES = ("cosine", "plateau")
-RAW_EXTENSIONS = (".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw", ".nrw",
-                  ".3fr", ".iiq", ".erf", ".kdc", ".mef", ".mos", ".mrw", ".dcr", ".x3f", ".rwl")
 
 
 class RegressError(DarkproxyError):

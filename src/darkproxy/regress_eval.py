@@ -42,8 +42,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from darkproxy.data.generate import find_raws  # noqa: F401  (re-exported for the CLI)
 from darkproxy.errors import DarkproxyError
-from darkproxy.regress import (RAW_EXTENSIONS, RegressConfig, RegressError, darktable_params, display_encode,
+from darkproxy.regress import (RegressConfig, RegressError, darktable_params, display_encode,
                                regress, render_module_input, resolve_free, verify_with_darktable,
                                write_json)
 
@@ -74,17 +75,6 @@ class EvalConfig:
         if self.budget_s is not None and self.budget_s <= 0:
             raise RegressError("--budget-s must be > 0")
         self.regress.check()
-
-
-def find_raws(images_dir: str | os.PathLike[str]) -> list[Path]:
-    """Raw files (by extension) directly in ``images_dir``, sorted."""
-    d = Path(images_dir)
-    if not d.is_dir():
-        raise DarkproxyError(f"images folder {d} does not exist")
-    raws = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in RAW_EXTENSIONS)
-    if not raws:
-        raise DarkproxyError(f"no raw files in {d} (looked for {', '.join(RAW_EXTENSIONS[:6])}...)")
-    return raws
 
 
 def machine_info() -> dict[str, Any]:

@@ -36,6 +36,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from darkproxy.colorspace import LOSS_SPACES, display_psnr_batch, perceptual_loss_encode
+from darkproxy.data.store import write_bytes_atomic
 from darkproxy.data.dataset import DatasetInfo, ModuleDataset, load_dataset_info, split_indices
 from darkproxy.errors import DarkproxyError, DatasetError
 from darkproxy.models.registry import arch_entry, build_model, list_archs
@@ -173,21 +174,8 @@ def choose_arch(info: DatasetInfo, requested: str) -> tuple[str, dict[str, Any]]
     return "spatial", decision
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json_atomic(path: Path, obj: Any) -> None:
-    _write_atomic(Path(path), (json.dumps(obj, indent=1, default=str) + "\n").encode())
+    write_bytes_atomic(Path(path), (json.dumps(obj, indent=1, default=str) + "\n").encode())
 
 
 def _torch_save_atomic(path: Path, obj: Any) -> None:
@@ -206,7 +194,7 @@ def save_weights(path: Path, model: torch.nn.Module) -> None:
     from safetensors.torch import save as st_save
 
     sd = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    _write_atomic(Path(path), st_save(sd))
+    write_bytes_atomic(Path(path), st_save(sd))
 
 
 def loss_fn(pred: torch.Tensor, target: torch.Tensor, kind: str, space: str) -> torch.Tensor:
@@ -279,7 +267,7 @@ def _trim_history(path: Path, step: int) -> None:
                 keep.append(line)
         except (json.JSONDecodeError, KeyError, TypeError):
             continue
-    _write_atomic(path, "".join(k + "\n" for k in keep).encode())
+    write_bytes_atomic(path, "".join(k + "\n" for k in keep).encode())
 
 
 # ------------------------------------------------------------------------------ train
