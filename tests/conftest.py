@@ -78,15 +78,15 @@ def midtone_ratio(out: np.ndarray, inp: np.ndarray, lo: float = 0.05, hi: float 
 
 TRAIN_SOURCES = ("astronaut", "coffee")  # one lands in train, one in val (split by raw)
 RUN_SIZE = 96
-RUN_SAMPLES = 64
-RUN_TRAIN_SECONDS = 45.0
+RUN_SAMPLES = 96
+RUN_TRAIN_STEPS = 4000  # fixed steps, not a time budget: the same proxy on a loaded or idle machine
 
 
 @pytest.fixture(scope="session")
 def trained_run(dt, make_raw, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """``trained_run(module)`` -> a proxy run trained (once per session) on a real
     ``darkproxy generate`` dataset of two tiny synthetic raws (pointwise
-    architecture, a fixed CPU time budget)."""
+    architecture, a fixed number of steps)."""
     import shutil
 
     from darkproxy.data.generate import GenerateOptions, generate
@@ -105,8 +105,7 @@ def trained_run(dt, make_raw, tmp_path_factory: pytest.TempPathFactory) -> Calla
             generate(dt, raws, ds, GenerateOptions(module=module, n=RUN_SAMPLES, size=RUN_SIZE, seed=0, probe=False),
                      progress=False)
             run = root / f"run-{module}"
-            train(ds, run, TrainConfig(arch="pointwise", time_budget_s=RUN_TRAIN_SECONDS, seed=0, device="cpu"),
-                  progress=False)
+            train(ds, run, TrainConfig(arch="pointwise", steps=RUN_TRAIN_STEPS, seed=0, device="cpu"), progress=False)
             cache[module] = run
         return cache[module]
 
