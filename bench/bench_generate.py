@@ -19,60 +19,26 @@ import argparse
 import datetime as dt_
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 
 def make_raws(folder: Path, count: int, size: int) -> list[Path]:
-    """Synthetic Bayer DNGs (darkproxy.raw.synth if present, else a minimal maker)."""
-    from skimage import data, transform
+    """Synthetic Bayer DNGs from scikit-image's photos."""
+    from darkproxy.raw.synth import make_samples
 
-    sources = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field"][:count]
-    out = []
-    try:
-        from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng
-
-        imgs = default_source_images()
-        for i, s in enumerate(sources):
-            p = folder / f"{s}.dng"
-            write_synthetic_dng(imgs[s] if s in imgs else list(imgs.values())[i % len(imgs)], p, SynthRawSpec(size=size))
-            out.append(p)
-        return out
-    except ImportError:
-        pass
-    from darkproxy.data.probe import write_mosaic_dng
-
-    for s in sources:
-        img = transform.resize(getattr(data, s)()[..., :3] / 255.0, (size, size), anti_aliasing=True)
-        lin = img ** 2.2
-        m = np.empty((size, size))
-        m[0::2, 0::2], m[0::2, 1::2] = lin[0::2, 0::2, 0] * 0.5, lin[0::2, 1::2, 1]
-        m[1::2, 0::2], m[1::2, 1::2] = lin[1::2, 0::2, 1], lin[1::2, 1::2, 2] * 0.7
-        p = folder / f"{s}.dng"
-        write_mosaic_dng((512 + m * 0.8 * (16383 - 512)).astype(np.uint16), p, "RGGB", 512, 16383, np.eye(3), (0.5, 1.0, 0.7))
-        out.append(p)
-    return out
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return [i.path for i in make_samples(folder, count=count, size=size)]
 
 
 def main() -> int:
+    from darkproxy.regress_eval import machine_info
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--module", default="exposure")
     ap.add_argument("--n", type=int, default=48)
@@ -117,7 +83,7 @@ def main() -> int:
         shape = read_jsonl(tdp / "batched" / "manifest.jsonl")[0]["shape"]
     result = {
         "date": dt_.datetime.now().isoformat(timespec="seconds"),
-        "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version()},
+        "machine": machine_info(),
         "darktable_version": dt.version, "module": a.module, "n": a.n, "size": a.size, "sample_shape": shape,
         "raw_size": a.raw_size, "raws": a.raws, "workers": a.workers, "batch": a.batch,
         "same_samples": same, "runs": runs, "speedup": round(ratio, 2),

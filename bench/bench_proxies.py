@@ -17,7 +17,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -36,16 +35,6 @@ CASES = [
     ("sharpen", ["radius", "amount", "threshold"], "spatial-film", "srgb"),
 ]
 GOALS = {"exposure": 45.0, "colorbalancergb": 40.0, "sharpen": 38.0}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> int:
@@ -100,7 +89,10 @@ def main() -> int:
                "dataset_samples": g.total, "generate_seconds": gen_s}
         print(json.dumps(row), flush=True)
         rows.append(row)
-    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": f"{os.cpu_count()} cores, {cpu_model()}",
+    from darkproxy.regress_eval import machine_info
+
+    mi = machine_info()
+    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": f"{mi['nproc']} cores, {mi['cpu']}",
             "darktable": dt.version, "budget_s": args.budget, "samples": args.samples, "size": args.size,
             "train_raws": args.train_raws, "heldout_raws": args.heldout, "eval_n": args.eval_n}
     out = Path(args.out)

@@ -112,7 +112,7 @@ def run_demo(dt, out_dir: str | os.PathLike[str], quick: bool = True, log: Calla
                 shutil.copyfile(i.path, dst)
         return {"train": sorted(p.name for p in train_dir.iterdir()), "heldout": sorted(p.name for p in held_dir.iterdir())}
 
-    raws = st.run("samples", samples)
+    st.run("samples", samples)
 
     runs: dict[str, Path] = {}
     for m in plan.modules:

@@ -17,7 +17,7 @@ from darkproxy.darktable.params import set_params
 from darkproxy.darktable.render import Renderer, _link_or_copy, _tail
 from darkproxy.darktable.schema import SchemaSet, load_schemas
 from darkproxy.darktable.xmp import Sidecar, read_xmp
-from darkproxy.errors import DarktableRenderError, RawError, UnknownModule, XmpError
+from darkproxy.errors import DarktableRenderError, RawError, XmpError
 
 
 def file_digest(path: str | os.PathLike[str], n: int = 16) -> str:

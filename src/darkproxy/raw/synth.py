@@ -13,7 +13,7 @@ from ColorMatrix1) undoes exactly what was done: its render matches the photo.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
