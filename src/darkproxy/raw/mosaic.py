@@ -3,9 +3,13 @@
 Layout (independent of the camera's CFA): float32 ``(4, H/2, W/2)``, channels
 R, G1, G2, B where G1 is the green on the red rows and G2 the green on the blue
 rows. Values are black-subtracted and divided by (white - black) per CFA
-channel, as darktable's rawprepare does; with ``white_balance=True`` the
-camera's as-shot multipliers (normalised to green = 1) are applied as
-darktable's temperature module does by default.
+channel, as darktable's rawprepare does (camera RGB, not clipped: highlights
+reach 1.0, noise can dip below 0). With ``white_balance=True`` the camera's
+as-shot multipliers (normalised to green = 1) are applied as darktable's
+temperature module does. Note: darktable's default (modern chromatic
+adaptation) temperature uses the D65 "camera reference" multipliers
+(``RawInfo.daylight_wb``) and leaves the rest to colour calibration; for this
+project's synthetic raws both are the same.
 """
 
 from __future__ import annotations
@@ -13,89 +17,117 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from darkproxy.errors import RawError
 
+PACKED_ORDER = ("R", "G1", "G2", "B")
+
 
 @dataclass
 class RawInfo:
-    """What rawpy reports about a raw: the 2x2 CFA pattern (e.g. "RGGB"),
-    per-CFA-channel black levels (in pattern order), white level, as-shot
-    white-balance multipliers (R, G, B, normalised to G = 1), visible size."""
+    """What rawpy reports about a raw: the 2x2 CFA pattern read row by row
+    (e.g. "RGGB"), per-CFA-site black levels (in pattern order), white level,
+    as-shot and D65 white-balance multipliers (R, G, B, normalised to G = 1),
+    visible mosaic size (H, W), cropped to even sides."""
 
     cfa: str
     black: tuple[int, int, int, int]
     white: int
     wb: tuple[float, float, float]
     size: tuple[int, int]
+    daylight_wb: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 @dataclass
 class PackedMosaic:
-    data: np.ndarray  # float32 (4, H/2, W/2): R, G1, G2, B
+    """``data``: float32 (4, H/2, W/2), channels R, G1, G2, B, camera RGB in
+    units of (white - black); ``white_balanced``: whether ``info.wb`` was applied."""
+
+    data: np.ndarray
     info: RawInfo
     white_balanced: bool
 
+    @property
+    def cfa(self) -> str:
+        return self.info.cfa
 
-def _open(path: str | os.PathLike[str]):
+    @property
+    def black(self) -> tuple[int, int, int, int]:
+        return self.info.black
+
+    @property
+    def white(self) -> int:
+        return self.info.white
+
+    @property
+    def wb(self) -> tuple[float, float, float]:
+        return self.info.wb
+
+
+def _norm_wb(v: Any) -> tuple[float, float, float]:
+    wb = np.asarray(v, np.float64)[:3]
+    if not np.all(np.isfinite(wb)) or wb[1] <= 0 or np.any(wb <= 0):
+        return (1.0, 1.0, 1.0)  # raws without usable coefficients: darktable falls back to no scaling too
+    return tuple(float(x) for x in wb / wb[1])  # type: ignore[return-value]
+
+
+def _read(path: str | os.PathLike[str], pixels: bool) -> tuple[RawInfo, np.ndarray | None, np.ndarray]:
+    """(info, visible mosaic float32 (H, W) cropped to even sides or None,
+    2x2 colour-index pattern). Every rawpy failure becomes a one-line RawError
+    (rawpy unpacks lazily, so truncated data only fails when pixels are read)."""
     import rawpy
 
     p = Path(path)
     if not p.is_file():
         raise RawError(f"raw file {p} does not exist")
     try:
-        return rawpy.imread(str(p))
-    except (rawpy.LibRawError, OSError, ValueError) as e:
-        raise RawError(f"cannot read raw {p}: {type(e).__name__}: {e}") from None
-
-
-def _pattern(raw) -> tuple[str, np.ndarray]:
-    pat = np.asarray(raw.raw_pattern)
-    desc = raw.color_desc.decode()
-    if pat is None or pat.shape != (2, 2):
-        raise RawError("not a 2x2 Bayer raw (X-Trans and linear raws have no packed mosaic)")
-    return "".join(desc[i] for i in pat.ravel()), pat
+        with rawpy.imread(str(p)) as raw:
+            pattern = raw.raw_pattern
+            if pattern is None or np.asarray(pattern).shape != (2, 2) or raw.num_colors < 3:
+                raise RawError(f"{p} is not a 2x2 Bayer raw (X-Trans, monochrome and linear raws have no packed mosaic)")
+            pat = np.asarray(pattern).copy()
+            desc = raw.color_desc.decode()
+            cfa = "".join(desc[i] for i in pat.ravel())
+            if sorted(cfa) != ["B", "G", "G", "R"]:
+                raise RawError(f"{p} has an unsupported CFA {cfa!r} (need R, G, G, B)")
+            visible = raw.raw_image_visible  # unpacks: I/O errors surface here
+            h, w = (visible.shape[0] // 2) * 2, (visible.shape[1] // 2) * 2
+            img = visible[:h, :w].astype(np.float32) if pixels else None
+            blacks = tuple(int(raw.black_level_per_channel[i]) for i in pat.ravel())
+            info = RawInfo(cfa, blacks, int(raw.white_level), _norm_wb(raw.camera_whitebalance), (h, w),
+                           _norm_wb(raw.daylight_whitebalance))
+    except RawError:
+        raise
+    except (rawpy.LibRawError, OSError, ValueError, IndexError) as e:
+        msg = str(e).strip().strip("b'\"") or "unreadable"
+        raise RawError(f"cannot read raw {p}: {type(e).__name__}: {msg}") from None
+    if info.white <= max(info.black):
+        raise RawError(f"{p}: white level {info.white} is not above the black level {max(info.black)}")
+    return info, img, pat
 
 
 def read_raw_info(path: str | os.PathLike[str]) -> RawInfo:
-    with _open(path) as raw:
-        cfa, pat = _pattern(raw)
-        blacks = tuple(int(raw.black_level_per_channel[i]) for i in pat.ravel())
-        wb = np.asarray(raw.camera_whitebalance[:3], np.float64)
-        wb = wb / wb[1] if wb[1] > 0 else np.ones(3)
-        h, w = raw.raw_image_visible.shape
-        return RawInfo(cfa, blacks, int(raw.white_level), tuple(float(x) for x in wb), (h, w))
+    """CFA pattern, levels, white balance and size of ``path`` (reads the
+    pixels too, so a truncated file fails here). Raises :class:`RawError`."""
+    return _read(path, pixels=False)[0]
 
 
 def read_packed_mosaic(path: str | os.PathLike[str], white_balance: bool = False) -> PackedMosaic:
-    """Packed mosaic of ``path`` (see the module docstring). Raises :class:`RawError`."""
-    with _open(path) as raw:
-        cfa, pat = _pattern(raw)
-        img = raw.raw_image_visible.astype(np.float32)
-        h, w = (img.shape[0] // 2) * 2, (img.shape[1] // 2) * 2
-        img = img[:h, :w]
-        blacks = np.asarray(raw.black_level_per_channel, np.float32)
-        white = float(raw.white_level)
-        wb = np.asarray(raw.camera_whitebalance[:3], np.float64)
-        wb = wb / wb[1] if wb[1] > 0 else np.ones(3)
-        info = RawInfo(cfa, tuple(int(blacks[i]) for i in pat.ravel()), int(white), tuple(float(x) for x in wb), (h, w))
+    """Packed mosaic of ``path``: float32 (4, H/2, W/2), R, G1, G2, B (see the
+    module docstring). Raises :class:`RawError`."""
+    info, img, _ = _read(path, pixels=True)
+    assert img is not None
     planes: dict[str, np.ndarray] = {}
-    greens = []
-    for k in range(4):
+    r_row = info.cfa.index("R") // 2
+    for k, c in enumerate(info.cfa):
         i, j = divmod(k, 2)
-        c = cfa[k]
-        ch = int(pat[i, j])
-        plane = (img[i::2, j::2] - blacks[ch]) / max(white - blacks[ch], 1.0)
+        plane = (img[i::2, j::2] - info.black[k]) / float(info.white - info.black[k])
         if white_balance:
-            plane = plane * float(wb["RGB".index(c)])
-        if c == "G":
-            greens.append((i, plane))
-        else:
-            planes[c] = plane
-    r_row = next(divmod(k, 2)[0] for k in range(4) if cfa[k] == "R")
-    g1 = next(p for i, p in greens if i == r_row)
-    g2 = next(p for i, p in greens if i != r_row)
-    data = np.stack([planes["R"], g1, g2, planes["B"]]).astype(np.float32)
+            plane = plane * np.float32(info.wb["RGB".index(c)])
+        name = c if c != "G" else ("G1" if i == r_row else "G2")
+        planes[name] = plane
+    data = np.stack([planes[n] for n in PACKED_ORDER]).astype(np.float32)
     return PackedMosaic(data, info, white_balance)

@@ -3,11 +3,21 @@
 The camera pipeline is inverted as in Brooks et al. 2019, "Unprocessing Images
 for Learned Raw Denoising": sRGB -> linear sRGB (inverse transfer curve) -> XYZ
 (D65) -> camera RGB through the DNG ColorMatrix1 -> inverse white balance
-(camera RGB *is* white-unbalanced: a D65 neutral lands on AsShotNeutral) ->
-exposure scaling -> mosaic on the chosen CFA -> shot + read noise -> black and
-white levels at 12 or 14 bits. The DNG tags carry the same matrix and neutral,
-so darktable's colour pipeline (white balance from AsShotNeutral, input matrix
-from ColorMatrix1) undoes exactly what was done: its render matches the photo.
+(a neutral lands on AsShotNeutral) -> exposure scaling -> mosaic on the chosen
+CFA -> shot + read noise -> black and white levels at 12 or 14 bits, uint16.
+The DNG tags carry the same matrix and neutral, so darktable's colour pipeline
+(rawprepare, white balance, input matrix) undoes exactly what was done.
+
+By default the as-shot neutral is the camera's D65 neutral (``ColorMatrix1 @
+XYZ(D65)``), so darktable's modern chromatic adaptation ("camera reference"
+white balance + colour calibration from the as-shot illuminant) and the legacy
+as-shot white balance agree and leave colours untouched.
+
+Fidelity check (``tests/raw/test_synth.py``): ``darktable-cli x.dng x.tif
+--icc-type LIN_REC2020 --conf plugins/darkroom/workflow=none`` (no XMP; the
+workflow setting only stops darktable auto-applying its tone mapping, filmic
+and +0.7 EV exposure) gives back the photo in linear Rec2020 up to one exposure
+gain: see :func:`reference_linear_rec2020` and :func:`gain_matched_psnr`.
 """
 
 from __future__ import annotations
@@ -15,30 +25,42 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
+from darkproxy.errors import DarkproxyError, RawError
 from darkproxy.raw.dng import CFA_PATTERNS, write_dng
 
-# XYZ (D65) -> camera RGB of a common 14-bit DSLR (Adobe DNG converter's ColorMatrix2
-# for the Canon EOS 5D Mark II), the kind of matrix a real DNG carries.
+# XYZ (D65) -> camera RGB of a common 14-bit DSLR (Adobe DNG converter's D65
+# ColorMatrix2 for the Canon EOS 5D Mark II), the kind of matrix a real DNG carries.
 CAMERA_MATRIX = np.array([[0.4716, 0.0603, -0.0830], [-0.7798, 1.5474, 0.2480], [-0.1496, 0.1937, 0.6651]])
 # linear sRGB (D65) -> XYZ, IEC 61966-2-1
 SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
                         [0.0193339, 0.1191920, 0.9503041]])
 D65_XYZ = np.array([0.95047, 1.0, 1.08883])
+# linear Rec709/sRGB -> linear Rec2020 (ITU-R BT.2087), both D65
+REC709_TO_REC2020 = np.array([[0.6274040, 0.3292820, 0.0433136], [0.0690970, 0.9195400, 0.0113612],
+                              [0.0163916, 0.0880132, 0.8955950]])
 
-# colour photos shipped inside scikit-image (no download)
-DEFAULT_SOURCES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "immunohistochemistry", "retina", "colorwheel")
+# colour photos shipped inside scikit-image's wheel (no download), in make_samples order
+DEFAULT_SOURCES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "immunohistochemistry", "retina",
+                   "colorwheel")
+BIT_DEPTHS = (12, 14, 16)
 
 
 @dataclass(frozen=True)
 class SynthRawSpec:
-    """How to make a synthetic raw. ``size``: long side in pixels (even);
-    ``noise``: shot-noise scale (variance = noise * signal, in white-level
-    units) with read noise ``noise / 4``; ``headroom``: where the brightest
-    (white-balanced) source value lands relative to the white level."""
+    """How to make a synthetic raw.
+
+    ``cfa``: 2x2 pattern read row by row (RGGB, BGGR, GRBG, GBRG); ``bits``:
+    white level ``2**bits - 1``; ``black_level``: default ``2**(bits - 4)``;
+    ``size``: long side in pixels (both sides made even); ``noise``: shot-noise
+    scale (variance = noise * signal, signal in white-level units) with read
+    noise std ``noise / 4``; ``seed``: noise seed; ``headroom``: where the
+    99.9th percentile of the white-balanced image lands relative to the white
+    level (an auto exposure); ``wb``: as-shot white-balance multipliers
+    (R, G, B; AsShotNeutral = 1 / wb), default the camera's D65 daylight."""
 
     cfa: str = "RGGB"
     bits: int = 14
@@ -46,11 +68,30 @@ class SynthRawSpec:
     noise: float = 2e-4
     seed: int = 0
     headroom: float = 0.85
-    black_level: int | None = None  # default 2^(bits-4)
+    black_level: int | None = None
+    wb: tuple[float, float, float] | None = None
+
+    def validate(self) -> None:
+        if self.cfa.upper() not in CFA_PATTERNS:
+            raise RawError(f"unsupported CFA pattern {self.cfa!r}; use one of {', '.join(CFA_PATTERNS)}")
+        if self.bits not in BIT_DEPTHS:
+            raise RawError(f"bit depth must be 12, 14 or 16, got {self.bits}")
+        if self.size < 2:
+            raise RawError(f"size must be at least 2 pixels, got {self.size}")
+        if self.black_level is not None and not 0 <= self.black_level < 2**self.bits - 1:
+            raise RawError(f"black level {self.black_level} outside [0, {2**self.bits - 1})")
+        if self.wb is not None and (len(self.wb) != 3 or min(self.wb) <= 0):
+            raise RawError(f"wb must be three positive multipliers (R, G, B), got {self.wb}")
+        if self.noise < 0 or not 0 < self.headroom <= 1:
+            raise RawError("noise must be >= 0 and headroom in (0, 1]")
 
 
 @dataclass(frozen=True)
 class SynthRawInfo:
+    """A written synthetic DNG. ``as_shot_neutral``: camera RGB of grey (G = 1);
+    ``wb``: its reciprocal, the as-shot multipliers; ``color_matrix``: the DNG
+    ColorMatrix1 (XYZ D65 -> camera); ``shape``: mosaic (H, W)."""
+
     path: Path
     cfa: str
     bits: int
@@ -60,20 +101,44 @@ class SynthRawInfo:
     color_matrix: list[list[float]]
     shape: tuple[int, int]
     source: str = ""
+    written: bool = True  # False: make_samples kept an existing file
+
+    @property
+    def wb(self) -> tuple[float, float, float]:
+        return tuple(float(1.0 / n) for n in self.as_shot_neutral)  # type: ignore[return-value]
+
+
+@dataclass
+class Unprocessed:
+    """The result of :func:`unprocess`. ``mosaic``: uint16 (H, W) raw values;
+    ``camera_rgb``: float64 (H, W, 3) noise-free, white-unbalanced camera RGB
+    in units of (white - black), i.e. what rawprepare should give back at every
+    site before mosaicking and noise (may exceed 1 where the sensor clips)."""
+
+    mosaic: np.ndarray
+    camera_rgb: np.ndarray
+    black: int
+    white: int
+    as_shot_neutral: np.ndarray
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """Inverse sRGB transfer curve, values in [0, 1]."""
-    x = np.clip(np.asarray(x, np.float64), 0.0, 1.0)
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    """Inverse sRGB transfer curve; input clipped to [0, 1], float64 out."""
+    from darkproxy.colorspace import srgb_decode
+
+    return srgb_decode(np.asarray(x, np.float64))
 
 
-def default_source_images() -> dict[str, np.ndarray]:
-    """scikit-image's colour photos as float (H, W, 3) sRGB in [0, 1]."""
+def default_source_images(names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """scikit-image's colour photos (``DEFAULT_SOURCES`` or ``names``) as
+    float64 (H, W, 3) ``srgb_display`` in [0, 1]. Loaded from the installed
+    wheel, offline."""
     from skimage import data
 
     out: dict[str, np.ndarray] = {}
-    for name in DEFAULT_SOURCES:
+    for name in names or DEFAULT_SOURCES:
+        if name not in DEFAULT_SOURCES:
+            raise RawError(f"unknown sample photo {name!r}; choose from {', '.join(DEFAULT_SOURCES)}")
         img = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
         out[name] = _as_rgb_float(img)
     return out
@@ -82,7 +147,11 @@ def default_source_images() -> dict[str, np.ndarray]:
 def _as_rgb_float(img: np.ndarray) -> np.ndarray:
     img = np.asarray(img)
     if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
+        img = img[..., None]
+    if img.ndim == 3 and img.shape[2] in (1, 2):  # grey (+ alpha)
+        img = np.repeat(img[..., :1], 3, axis=2)
+    if img.ndim != 3 or img.shape[2] < 3:
+        raise RawError(f"expected an (H, W, 3) colour image, got shape {img.shape}")
     img = img[..., :3]
     if img.dtype.kind in "ui":
         img = img.astype(np.float64) / np.iinfo(img.dtype).max
@@ -90,99 +159,174 @@ def _as_rgb_float(img: np.ndarray) -> np.ndarray:
 
 
 def load_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read any image imageio reads as float (H, W, 3) sRGB in [0, 1]."""
+    """Read any image imageio reads as float64 (H, W, 3) sRGB in [0, 1]."""
     import imageio.v3 as iio
 
-    from darkproxy.errors import RawError
-
+    if not Path(path).is_file():
+        raise RawError(f"source image {path} does not exist")
     try:
-        return _as_rgb_float(iio.imread(path))
+        img = iio.imread(path)
     except Exception as e:  # imageio raises many kinds
-        raise RawError(f"cannot read image {path}: {e}") from None
+        raise RawError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
+    if img.ndim == 4:  # animated / multi-page: first frame
+        img = img[0]
+    return _as_rgb_float(img)
 
 
 def resize_long_side(img: np.ndarray, size: int) -> np.ndarray:
-    """Resize so the long side is ``size`` (both sides even)."""
+    """Resize (H, W, C) so the long side is ``size`` (both sides even,
+    anti-aliased when shrinking). Unchanged when already that shape."""
     from skimage.transform import resize
 
     h, w = img.shape[:2]
     s = size / max(h, w)
     nh, nw = max(2, int(round(h * s / 2)) * 2), max(2, int(round(w * s / 2)) * 2)
+    if (nh, nw) == (h, w):
+        return np.asarray(img, np.float64)
     return resize(img, (nh, nw), anti_aliasing=s < 1, order=1)
 
 
-def unprocess(image_srgb: np.ndarray, spec: SynthRawSpec) -> tuple[np.ndarray, int, int, np.ndarray]:
-    """sRGB photo -> raw mosaic. Returns (uint16 (H, W), black, white, as_shot_neutral)."""
+def camera_neutral(wb: Sequence[float] | None = None) -> np.ndarray:
+    """AsShotNeutral (camera RGB of grey, G = 1): ``1 / wb``, or by default the
+    D65 white seen through ``CAMERA_MATRIX``."""
+    n = 1.0 / np.asarray(wb, np.float64) if wb is not None else CAMERA_MATRIX @ D65_XYZ
+    return n / n[1]
+
+
+def unprocess(image_srgb: np.ndarray, spec: SynthRawSpec) -> Unprocessed:
+    """sRGB photo ((H, W, 3), float in [0, 1] or integer) -> raw Bayer mosaic
+    (see the module docstring). Deterministic for a given ``spec.seed``."""
+    spec.validate()
     img = resize_long_side(_as_rgb_float(image_srgb), spec.size)
-    lin = srgb_to_linear(img)
-    xyz = lin @ SRGB_TO_XYZ.T
-    cam = xyz @ CAMERA_MATRIX.T  # white-unbalanced camera RGB
-    neutral = CAMERA_MATRIX @ D65_XYZ
-    neutral = neutral / neutral[1]
-    balanced = cam / neutral
-    scale = spec.headroom / max(float(np.percentile(balanced, 99.9)), 1e-6)
-    cam = np.clip(cam * scale, 0.0, None)
+    xyz = srgb_to_linear(img) @ SRGB_TO_XYZ.T
+    # ColorMatrix1 maps XYZ to camera RGB normalised so that D65 gives the D65 neutral;
+    # scaling each channel by neutral/neutral_D65 re-lights the scene with the as-shot illuminant
+    neutral = camera_neutral(spec.wb)
+    balanced = (xyz @ CAMERA_MATRIX.T) / camera_neutral()
+    # auto exposure; a neutral above 1 (a channel more sensitive than green) must not clip either
+    peak = float(np.percentile(balanced, 99.9)) * max(1.0, float(neutral.max()))
+    scale = spec.headroom / max(peak, 1e-6)
+    cam = np.clip(balanced * neutral * scale, 0.0, None)  # the sensor has no negative response
     h, w = cam.shape[:2]
     mosaic = np.empty((h, w))
-    idx = {"R": 0, "G": 1, "B": 2}
     for k, c in enumerate(spec.cfa.upper()):
         i, j = divmod(k, 2)
-        mosaic[i::2, j::2] = cam[i::2, j::2, idx[c]]
+        mosaic[i::2, j::2] = cam[i::2, j::2, "RGB".index(c)]
     rng = np.random.default_rng(spec.seed)
-    noisy = mosaic + rng.normal(size=mosaic.shape) * np.sqrt(spec.noise * np.clip(mosaic, 0, None) + (spec.noise / 4) ** 2)
+    sigma = np.sqrt(spec.noise * mosaic + (spec.noise / 4) ** 2)
+    noisy = mosaic + rng.normal(size=mosaic.shape) * sigma
     white = 2**spec.bits - 1
     black = spec.black_level if spec.black_level is not None else 2 ** (spec.bits - 4)
     raw = np.clip(np.round(black + noisy * (white - black)), 0, white).astype(np.uint16)
-    return raw, black, white, neutral
+    return Unprocessed(raw, cam, black, white, neutral)
 
 
 def write_synthetic_dng(image_srgb: np.ndarray, path: str | os.PathLike[str], spec: SynthRawSpec = SynthRawSpec(),
                         source: str = "") -> SynthRawInfo:
-    """Unprocess ``image_srgb`` (float (H, W, 3) in [0, 1] or uint8) and write a
-    Bayer DNG at ``path`` (atomically). See the module docstring."""
-    if spec.cfa.upper() not in CFA_PATTERNS:
-        from darkproxy.errors import RawError
-
-        raise RawError(f"unsupported CFA pattern {spec.cfa!r}; use one of {', '.join(CFA_PATTERNS)}")
-    if spec.bits not in (12, 14, 16):
-        from darkproxy.errors import RawError
-
-        raise RawError(f"bit depth must be 12, 14 or 16, got {spec.bits}")
-    raw, black, white, neutral = unprocess(image_srgb, spec)
-    p = write_dng(raw, path, spec.cfa, black, white, CAMERA_MATRIX, tuple(float(x) for x in neutral),
+    """Unprocess ``image_srgb`` (float (H, W, 3) sRGB in [0, 1], or uint8) and
+    write a Bayer DNG at ``path`` (atomically, via a temp file + os.replace).
+    Raises :class:`RawError` for an invalid spec."""
+    u = unprocess(image_srgb, spec)
+    neutral = tuple(float(x) for x in u.as_shot_neutral)
+    p = write_dng(u.mosaic, path, spec.cfa.upper(), u.black, u.white, CAMERA_MATRIX, neutral,
                   model=f"synthetic {spec.bits}-bit")
-    return SynthRawInfo(Path(p), spec.cfa.upper(), spec.bits, black, white, tuple(float(x) for x in neutral),
-                        CAMERA_MATRIX.tolist(), raw.shape, source)
+    return SynthRawInfo(Path(p), spec.cfa.upper(), spec.bits, u.black, u.white, neutral, CAMERA_MATRIX.tolist(),
+                        (int(u.mosaic.shape[0]), int(u.mosaic.shape[1])), source)
+
+
+def read_synthetic_info(path: str | os.PathLike[str], source: str = "") -> SynthRawInfo:
+    """The :class:`SynthRawInfo` of an existing DNG (its tags, via tifffile).
+    Raises :class:`RawError` when it is missing, unreadable or not a CFA DNG."""
+    import tifffile
+
+    p = Path(path)
+    try:
+        with tifffile.TiffFile(p) as tf:
+            page = tf.pages[0]
+            tags = {t.code: t.value for t in page.tags.values()}
+            if tags.get(262) != 32803 or 33422 not in tags or page.dtype != np.uint16:
+                raise RawError(f"{p} is not a 16-bit CFA DNG")
+            page.asarray()  # the pixel data must be all there
+            cfa = "".join("RGB"[int(c)] for c in bytes(tags[33422]))
+            white = int(np.ravel(tags[50717])[0])
+            black = int(np.ravel(tags[50714])[0])
+            cm = np.asarray(tags[50721], np.float64).reshape(-1, 2)
+            cm = (cm[:, 0] / cm[:, 1]).reshape(3, 3)
+            n = np.asarray(tags[50728], np.float64).reshape(-1, 2)
+            neutral = tuple(float(x) for x in n[:, 0] / n[:, 1])
+            shape = (int(page.shape[0]), int(page.shape[1]))
+    except RawError:
+        raise
+    except Exception as e:  # tifffile raises many kinds on truncated or foreign files
+        raise RawError(f"cannot read DNG {p}: {type(e).__name__}: {e}") from None
+    return SynthRawInfo(p, cfa, int(white).bit_length(), black, white, neutral, cm.tolist(), shape, source, False)
 
 
 def make_samples(out_dir: str | os.PathLike[str], count: int | None = None, size: int = 512,
                  sources: Iterable[str | os.PathLike[str]] | None = None, cfa: str = "RGGB", bits: int = 14,
                  seed: int = 0, overwrite: bool = False) -> list[SynthRawInfo]:
-    """Write synthetic DNGs into ``out_dir``: from image files ``sources``, or
-    from scikit-image's photos (the first ``count``). Existing files are kept
-    (idempotent) unless ``overwrite``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    """Write synthetic DNGs ``<name>.dng`` into ``out_dir``: from image files
+    ``sources`` (name = file stem), or from scikit-image's photos
+    (``DEFAULT_SOURCES``; with ``count`` larger than that they repeat as
+    ``name-2`` ... with other noise seeds). Idempotent: an existing file that
+    reads back with the requested CFA, bit depth and long side is kept, not
+    rewritten (unless ``overwrite``); others are (re)written atomically.
+    Raises :class:`DarkproxyError` for bad arguments, :class:`RawError` for
+    unreadable sources."""
+    spec0 = SynthRawSpec(cfa=cfa.upper(), bits=bits, size=size, seed=seed)
+    spec0.validate()
+    if count is not None and count < 1:
+        raise DarkproxyError("--count must be >= 1")
+    items: list[tuple[str, Path | None]]  # (name, image file or None for a scikit-image photo)
     if sources:
         items = [(Path(s).stem, Path(s)) for s in sources]
     else:
-        items = list(default_source_images().items())
+        items = [(n, None) for n in DEFAULT_SOURCES]
     if count is not None:
-        if count < 1:
-            from darkproxy.errors import DarkproxyError
-
-            raise DarkproxyError("--count must be >= 1")
-        items = (items * (count // len(items) + 1))[:count] if count > len(items) else items[:count]
-    infos = []
+        items = (items * (count // len(items) + 1))[:count]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    loaded: dict[tuple[str, Path | None], np.ndarray] = {}
+    infos: list[SynthRawInfo] = []
     seen: dict[str, int] = {}
     for i, (name, src) in enumerate(items):
         seen[name] = seen.get(name, 0) + 1
         stem = name if seen[name] == 1 else f"{name}-{seen[name]}"
         path = out / f"{stem}.dng"
-        spec = SynthRawSpec(cfa=cfa, bits=bits, size=size, seed=seed + i)
         if path.is_file() and not overwrite:
-            infos.append(SynthRawInfo(path, spec.cfa, bits, 0, 0, (1.0, 1.0, 1.0), CAMERA_MATRIX.tolist(), (0, 0), stem))
-            continue
-        img = load_image(src) if isinstance(src, Path) else src
-        infos.append(write_synthetic_dng(img, path, spec, source=stem))
+            try:
+                info = read_synthetic_info(path, stem)
+                if (info.cfa, info.bits, max(info.shape)) == (spec0.cfa, bits, max(2, int(round(size / 2)) * 2)):
+                    infos.append(info)
+                    continue
+            except RawError:
+                pass  # corrupt or foreign: rewrite it
+        if (name, src) not in loaded:
+            loaded[(name, src)] = load_image(src) if src is not None else default_source_images([name])[name]
+        spec = SynthRawSpec(cfa=spec0.cfa, bits=bits, size=size, seed=seed + i)
+        infos.append(write_synthetic_dng(loaded[(name, src)], path, spec, source=stem))
     return infos
+
+
+# ---------------------------------------------------------------------------- fidelity
+
+def reference_linear_rec2020(image_srgb: np.ndarray, size: int) -> np.ndarray:
+    """The source photo as darktable should render its synthetic raw: resized
+    like :func:`unprocess`, float64 (3, H, W) ``linear_rec2020`` in [0, 1]."""
+    img = resize_long_side(_as_rgb_float(image_srgb), size)
+    return np.moveaxis(srgb_to_linear(img) @ REC709_TO_REC2020.T, -1, 0)
+
+
+def gain_matched_psnr(render: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """``(gain, psnr)``: the least-squares exposure gain mapping ``render`` onto
+    ``reference`` (both ``linear_rec2020``, same shape) and the PSNR (dB) of
+    ``gain * render`` vs ``reference`` in ``srgb_display`` (clip + sRGB curve,
+    data range 1), the project's metric space."""
+    from darkproxy.colorspace import display_psnr
+
+    r = np.asarray(render, np.float64)
+    ref = np.asarray(reference, np.float64)
+    if r.shape != ref.shape:
+        raise ValueError(f"render {r.shape} and reference {ref.shape} differ in shape")
+    gain = float((r * ref).sum() / max(float((r * r).sum()), 1e-12))
+    return gain, display_psnr(r * gain, ref)
