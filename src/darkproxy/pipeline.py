@@ -290,8 +290,6 @@ def pipeline_eval(dt, pipe: ProxyPipeline, images: str | os.PathLike[str], out_d
     Writes ``metrics.json`` and ``index.html``; returns the metrics."""
     import time
 
-    import numpy as np
-
     from darkproxy.data.generate import find_raws
     from darkproxy.data.sampling import sample_params
     from darkproxy.darktable.schema import write_json_atomic

@@ -42,8 +42,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from darkproxy.data.generate import find_raws  # noqa: F401  (re-exported for the CLI)
-from darkproxy.errors import DarkproxyError
 from darkproxy.regress import (RegressConfig, RegressError, darktable_params, display_encode,
                                regress, render_module_input, resolve_free, verify_with_darktable,
                                write_json)

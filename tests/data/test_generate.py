@@ -3,7 +3,6 @@ SIGKILL, bad inputs, splits, crops, the exposure formula, the pointwise probe.""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil

@@ -61,7 +61,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _load(args):
-    from darkproxy.pipeline import PipelineConfig, PipelineError, ProxyPipeline, check_pipeline
+    from darkproxy.pipeline import PipelineConfig, ProxyPipeline, check_pipeline
 
     cfg = PipelineConfig.load(args.pipeline_config)
     dt = darktable_from_args(args)

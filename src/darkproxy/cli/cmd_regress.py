@@ -134,7 +134,8 @@ def run_regress(args: argparse.Namespace) -> int:
 def run_regress_eval(args: argparse.Namespace) -> int:
     from darkproxy.cli._dt import darktable_from_args
     from darkproxy.regress import load_proxy
-    from darkproxy.regress_eval import EvalConfig, find_raws, regress_eval
+    from darkproxy.data.generate import find_raws
+    from darkproxy.regress_eval import EvalConfig, regress_eval
 
     cfg = EvalConfig(n=args.n, seed=args.seed, size=args.size, budget_s=args.budget_s, baseline=args.baseline,
                      regress=_config(args))

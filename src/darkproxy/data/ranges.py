@@ -34,7 +34,7 @@ Enum and bool params named with ``--params`` are sampled over all their values.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from darkproxy.darktable.schema import FieldSchema, ModuleSchema, SchemaSet
