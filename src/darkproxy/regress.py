@@ -51,6 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from darkproxy.fsutil import write_text_atomic
 from darkproxy import colorspace
 from darkproxy.errors import DarkproxyError, UnknownParam
 
@@ -612,10 +613,7 @@ def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write indented JSON atomically (temporary file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 # -------------------------------------------------------------------- video

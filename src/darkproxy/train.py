@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
+from darkproxy.fsutil import atomic_path
 from darkproxy.colorspace import LOSS_SPACES, display_psnr_batch, perceptual_loss_encode
 from darkproxy.data.store import write_bytes_atomic
 from darkproxy.data.dataset import DatasetInfo, ModuleDataset, load_dataset_info, split_indices
@@ -179,14 +179,8 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def _torch_save_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_weights(path: Path, model: torch.nn.Module) -> None:

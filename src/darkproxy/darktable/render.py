@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 import tifffile
 
+from darkproxy.fsutil import atomic_path
 from darkproxy.darktable.locate import DarktableInstall
 from darkproxy.darktable.xmp import Sidecar
 from darkproxy.errors import DarktableRenderError, RawError
@@ -197,9 +198,7 @@ def read_tiff(path: str | os.PathLike[str]) -> np.ndarray:
 def write_tiff(path: str | os.PathLike[str], img_chw: np.ndarray) -> Path:
     """Write float32 (3, H, W) as a float TIFF (atomically)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tifffile.imwrite(str(tmp), np.ascontiguousarray(np.moveaxis(np.asarray(img_chw, np.float32), 0, -1)),
-                     photometric="rgb")
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".tif") as tmp:
+        tifffile.imwrite(str(tmp), np.ascontiguousarray(np.moveaxis(np.asarray(img_chw, np.float32), 0, -1)),
+                         photometric="rgb")
     return path

@@ -10,13 +10,12 @@ libraries can still decode and encode params (see :func:`load_schema_snapshot`).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
+from darkproxy.fsutil import write_text_atomic
 from darkproxy.darktable.introspect import extract_schemas
 from darkproxy.darktable.locate import DarktableInstall
 from darkproxy.errors import DarktableNotFound, UnknownModule, UnknownParam
@@ -279,14 +278,4 @@ def load_schemas(install: DarktableInstall | None, cache_dir: Path | None = None
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to ``path`` via a temporary file + rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(obj))

@@ -13,12 +13,12 @@ from __future__ import annotations
 import copy
 import io
 import os
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
+from darkproxy.fsutil import write_text_atomic
 from darkproxy.darktable.params import decode_blob_text, decode_params, encode_blob_text
 from darkproxy.darktable.schema import SchemaSet
 from darkproxy.errors import XmpError
@@ -296,19 +296,7 @@ class Sidecar:
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write atomically (temporary file + rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.to_string())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_text_atomic(path, self.to_string())
 
 
 def read_xmp(path: str | os.PathLike[str]) -> Sidecar:

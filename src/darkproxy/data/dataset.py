@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +20,10 @@ import torch
 from torch.utils.data import Dataset
 
 from darkproxy.data.paramspace import ParamSpace
+from darkproxy.data.store import FORMAT, read_dataset_json
 from darkproxy.errors import DatasetError
+from darkproxy.fsutil import write_bytes_atomic
 
-FORMAT = "darkproxy-dataset/1"
 SPLITS = ("train", "val", "test")
 
 
@@ -55,14 +55,7 @@ def load_dataset_info(root: str | os.PathLike[str]) -> DatasetInfo:
     ``darkproxy-dataset/1``."""
     root = Path(root)
     path = root / "dataset.json"
-    if not path.is_file():
-        raise DatasetError(f"{root} is not a darkproxy dataset (no dataset.json)")
-    try:
-        d = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{path} is corrupt: {e}") from None
-    if d.get("format") != FORMAT:
-        raise DatasetError(f"{path}: unsupported format {d.get('format')!r} (expected {FORMAT})")
+    d = read_dataset_json(root)
     try:
         space = ParamSpace.from_json(d["param_space"])
         pre = bool(d.get("pre_demosaic", False))
@@ -192,18 +185,6 @@ class ModuleDataset(Dataset):
 
 # ----------------------------------------------------------------------------- writer
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_sample_arrays(root: str | os.PathLike[str], space: ParamSpace,
                         samples: Sequence[tuple[np.ndarray, np.ndarray, Mapping[str, Any]]],
                         splits: Sequence[str] | None = None, raws: Sequence[str] | None = None,
@@ -234,7 +215,7 @@ def write_sample_arrays(root: str | os.PathLike[str], space: ParamSpace,
             rel = f"samples/{sid}_{'in' if role == 'input' else 'out'}.npy"
             buf = io.BytesIO()
             np.save(buf, arr, allow_pickle=False)
-            _write_atomic(root / rel, buf.getvalue())
+            write_bytes_atomic(root / rel, buf.getvalue(), fsync=False)
             files[role], sha[role] = rel, hashlib.sha256(buf.getvalue()).hexdigest()
         pvals = {**space.defaults(), **dict(params)}
         lines.append({
@@ -252,8 +233,8 @@ def write_sample_arrays(root: str | os.PathLike[str], space: ParamSpace,
         "flip_invariant": flip_invariant, "size": size, "dtype": "float16", "data_space": "linear_rec2020",
         "sampler": "given", "seed": 0, "n": len(lines), "pointwise": pointwise, **dict(extra_info or {}),
     }
-    _write_atomic(root / "dataset.json", (json.dumps(info, indent=1) + "\n").encode())
-    _write_atomic(root / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in lines).encode())
+    write_bytes_atomic(root / "dataset.json", (json.dumps(info, indent=1) + "\n").encode(), fsync=False)
+    write_bytes_atomic(root / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in lines).encode(), fsync=False)
     return root
 
 

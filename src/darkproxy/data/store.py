@@ -15,13 +15,13 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from darkproxy import fsutil
 from darkproxy.errors import DatasetError
 
 FORMAT = "darkproxy-dataset/1"
@@ -54,22 +54,10 @@ def _fsync_dir(d: Path) -> None:
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """temp file in the same folder + fsync + ``os.replace``. Raises
     :class:`DiskFull` on ENOSPC (the temp file is removed)."""
-    path = Path(path)
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
+        fsutil.write_bytes_atomic(path, data)
     except OSError as e:
-        raise _oserror(e, path) from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        raise _oserror(e, Path(path)) from None
 
 
 def npy_bytes(arr: np.ndarray) -> bytes:
@@ -167,6 +155,22 @@ class JsonlAppender:
 
 # ---------------------------------------------------------------------------- reading / verifying
 
+
+def read_dataset_json(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """``ROOT/dataset.json`` as a dict; :class:`DatasetError` if it is missing,
+    corrupt or not ``darkproxy-dataset/1``."""
+    root = Path(root)
+    path = root / "dataset.json"
+    if not path.is_file():
+        raise DatasetError(f"{root} is not a darkproxy dataset (no dataset.json)")
+    try:
+        info = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path} is corrupt: {e}") from None
+    if info.get("format") != FORMAT:
+        raise DatasetError(f"{path}: unsupported format {info.get('format')!r} (expected {FORMAT})")
+    return info
+
 @dataclass
 class Dataset:
     """A dataset folder: ``info`` (dataset.json) and the manifest records."""
@@ -178,16 +182,7 @@ class Dataset:
     @classmethod
     def open(cls, root: str | os.PathLike[str]) -> "Dataset":
         root = Path(root)
-        info_path = root / "dataset.json"
-        if not info_path.is_file():
-            raise DatasetError(f"{root} is not a darkproxy dataset (no dataset.json)")
-        try:
-            info = json.loads(info_path.read_text())
-        except json.JSONDecodeError as e:
-            raise DatasetError(f"{info_path} is corrupt: {e}") from None
-        if info.get("format") != FORMAT:
-            raise DatasetError(f"{info_path}: unsupported format {info.get('format')!r} (expected {FORMAT})")
-        return cls(root, info, read_jsonl(root / "manifest.jsonl"))
+        return cls(root, read_dataset_json(root), read_jsonl(root / "manifest.jsonl"))
 
     @property
     def failed(self) -> list[dict[str, Any]]:

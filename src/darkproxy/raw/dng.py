@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from darkproxy.fsutil import atomic_path
 from darkproxy.errors import RawError
 
 CFA_CODES = {"R": 0, "G": 1, "B": 2}
@@ -53,13 +54,7 @@ def write_dng(mosaic: np.ndarray, path: str | os.PathLike[str], cfa: str = "RGGB
         (50728, "2I", 3, tuple(v for x in as_shot_neutral for v in _srat(x)), True),  # AsShotNeutral
     ]
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path, suffix=".dng") as tmp:
         tifffile.imwrite(tmp, np.ascontiguousarray(mosaic.astype(np.uint16)), photometric=32803, compression=None,
                          subfiletype=0, extratags=tags, metadata=None)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path

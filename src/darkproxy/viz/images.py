@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from darkproxy.fsutil import atomic_path
 from darkproxy.colorspace import srgb_encode
 
 # CIE 1931 xy chromaticities of the R, G, B primaries and the white point.
@@ -159,11 +160,6 @@ def save_png(path: str | os.PathLike[str], img: np.ndarray) -> Path:
     if a.dtype != np.uint8:
         raise TypeError(f"save_png expects uint8, got {a.dtype} (use to_display for linear images)")
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp.png")
-    try:
+    with atomic_path(p, suffix=".png") as tmp:
         iio.imwrite(tmp, a)
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
     return p

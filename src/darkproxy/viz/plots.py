@@ -12,6 +12,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from darkproxy.fsutil import atomic_path
+
 
 def new_figure(width: float = 6.0, height: float = 3.6, dpi: int = 110) -> tuple[Any, Any]:
     """A ``(Figure, Axes)`` pair on an Agg canvas (for custom plots; save with
@@ -81,14 +83,11 @@ def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
     """Save a matplotlib figure as PNG atomically (temporary file + rename),
     creating the parent folder; closes it if pyplot manages it. Returns the path."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp.png")
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, p)
+        fig.tight_layout()
+        with atomic_path(p, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png")
     finally:
-        tmp.unlink(missing_ok=True)
         close_figure(fig)
     return p
 

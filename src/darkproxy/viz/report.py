@@ -22,6 +22,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from darkproxy.fsutil import write_text_atomic
+
 _CSS = """
 :root{--fg:#1d1f21;--muted:#5c6166;--line:#d8dadc;--bg-alt:#f4f5f6;--accent:#2b6cb0}
 *{box-sizing:border-box}
@@ -194,14 +196,7 @@ class HtmlReport:
         its assets in ``DIR/img/``; creates ``DIR``. Returns the path."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        text = self.render(p.parent)
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, p)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return p
+        return write_text_atomic(p, self.render(p.parent), fsync=False)
 
 
 def _png_bytes(img: np.ndarray) -> bytes:
