@@ -42,16 +42,9 @@ def plot_curve(xs: Sequence[float], ys: Mapping[str, Sequence[float | None]], xl
     for label, y in ys.items():
         yy = _floats(y)
         ax.plot(x[: len(yy)], yy, label=label, marker="." if len(yy) < 60 else None)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
     if logy:
         ax.set_yscale("log")
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
-    if len(ys) > 1:
-        ax.legend(fontsize="small")
-    return save_figure(fig, path)
+    return _finish(fig, ax, xlabel, ylabel, title, len(ys) > 1, path)
 
 
 def plot_scatter(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], xlabel: str, ylabel: str,
@@ -67,14 +60,21 @@ def plot_scatter(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], 
         ax.scatter(xx, yy, label=label, s=22)
         for xi, yi, t in zip(xx, yy, (annotations or {}).get(label, ())):
             ax.annotate(t, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize="x-small")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
     if logx:
         ax.set_xscale("log")
+    return _finish(fig, ax, xlabel, ylabel, title, len(points) > 1, path)
+
+
+def _finish(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, legend: bool,
+            path: str | os.PathLike[str]) -> Path:
+    """The project's common axis dressing (labels, title, light grid, legend
+    for several series), then :func:`save_figure`."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    if len(points) > 1:
+    if legend:
         ax.legend(fontsize="small")
     return save_figure(fig, path)
 
