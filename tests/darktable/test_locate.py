@@ -39,18 +39,13 @@ def test_not_executable(tmp_path: Path) -> None:
         locate_darktable(f)
 
 
-def test_not_darktable(tmp_path: Path) -> None:
-    # a stand-in program, only to provoke the error path
+@pytest.mark.parametrize("script, error", [
+    ("echo hello", "does not look like darktable-cli"),  # a stand-in program, only to provoke the error path
+    ("echo 'this is darktable-cli 3.8.1'", "too old"),
+])
+def test_wrong_program(tmp_path: Path, script: str, error: str) -> None:
     f = tmp_path / "darktable-cli"
-    f.write_text("#!/bin/sh\necho hello\n")
+    f.write_text(f"#!/bin/sh\n{script}\n")
     f.chmod(0o755)
-    with pytest.raises(DarktableNotFound, match="does not look like darktable-cli"):
-        locate_darktable(f)
-
-
-def test_too_old(tmp_path: Path) -> None:
-    f = tmp_path / "darktable-cli"
-    f.write_text("#!/bin/sh\necho 'this is darktable-cli 3.8.1'\n")
-    f.chmod(0o755)
-    with pytest.raises(DarktableNotFound, match="too old"):
+    with pytest.raises(DarktableNotFound, match=error):
         locate_darktable(f)
