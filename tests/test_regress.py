@@ -120,7 +120,7 @@ def test_bad_config_and_unknown_param() -> None:
 
 # ------------------------------------------------- real darktable, trained proxies
 # The proxies come from tests/conftest.py (``exposure_run``, ``colorbalance_run``):
-# pointwise runs trained on real ``darkproxy generate`` datasets of two tiny raws.
+# pointwise runs trained on real ``darkproxy generate`` datasets of five tiny raws.
 SIZE = RUN_SIZE
 
 
@@ -163,23 +163,17 @@ def verify_batch(dt: Any, raw: Path, space: ParamSpace, params: list[dict[str, A
 @pytest.mark.slow
 @pytest.mark.parametrize("module, run_fixture", [("exposure", "exposure_run"), ("colorbalancergb", "colorbalance_run")])
 def test_hidden_params_recovered_and_darktable_agrees(dt, make_raw, request, module: str, run_fixture: str) -> None:
-    """Targets darktable rendered with hidden params, on a raw the proxy never
-    saw: darktable's render of the recovered params reaches >= 40 dB, and the
-    params are recovered within 2 % of the training range (median).
-
-    colorbalancergb misses the 2 % (issue 10 stays open for it): moving
-    vibrance by 10 % of its range changes darktable's own render by only
-    44-57 dB on this photo, finer than the tiny test proxy's ~45 dB fidelity,
-    so vibrance (and saturation, which trades off with it) land within ~0.3-12 %
-    (pooled median 0.6-3.5 % over retrainings) while darktable agrees at 45-62 dB.
-    Asserted there: contrast within 2 %, pooled median within 5 %."""
+    """Acceptance: targets darktable rendered with hidden params (uniform in the
+    training ranges), on a raw the proxy never saw, are recovered within 2 % of
+    the training range (median over targets and params), and darktable's
+    render of the recovered params reaches >= 40 dB against the target."""
     from darkproxy.regress import display_psnr, load_proxy
 
     run = request.getfixturevalue(run_fixture)
     proxy = load_proxy(run)
     space = proxy.param_space
     raw = make_raw(source="chelsea", size=SIZE)  # not a training source
-    inp, truths, targets = hidden_targets(dt, raw, space, n=3, seed=11)
+    inp, truths, targets = hidden_targets(dt, raw, space, n=4, seed=11)
     t0 = time.perf_counter()
     results = [regress(proxy, inp, tgt, RegressConfig(iters=200, record=False)) for tgt in targets]
     secs = (time.perf_counter() - t0) / len(targets)
@@ -189,11 +183,7 @@ def test_hidden_params_recovered_and_darktable_agrees(dt, make_raw, request, mod
     print(f"\n{module}: param errors {np.round(errs, 4).tolist()}, darktable PSNR {np.round(psnrs, 1).tolist()} dB, "
           f"proxy PSNR {[round(r.proxy_psnr, 1) for r in results]} dB, {secs:.2f} s per regression")
     assert float(np.median(psnrs)) >= 40.0, psnrs
-    if module == "colorbalancergb":
-        assert float(np.median(errs[:, space.names.index("contrast")])) <= 0.02, errs
-        assert float(np.median(errs)) <= 0.05, errs
-    else:
-        assert float(np.median(errs)) <= 0.02, errs
+    assert float(np.median(errs)) <= 0.02, errs
 
 
 @pytest.fixture(scope="module")

@@ -111,12 +111,15 @@ def test_resume_continues_from_the_checkpoint(tmp_path: Path, monkeypatch: pytes
     hist = [json.loads(l)["step"] for l in (run / "history.jsonl").read_text().splitlines()]
     assert hist == sorted(set(hist)) and hist[-1] == 60 and 35 in hist and 45 in hist
     lr_end = json.loads((run / "history.jsonl").read_text().splitlines()[-1])["lr"]
-    assert lr_end == pytest.approx(3e-3 * 0.01)  # the cosine schedule ran to its end, not restarted
+    peak = json.loads((run / "run.json").read_text())["train_config"]["resolved"]["lr"]
+    from darkproxy.train import lr_at
+
+    assert lr_end == pytest.approx(lr_at(59, 59 / 60, peak, 6))  # the cosine ran to its end, not restarted
 
 
 def test_choose_arch(tmp_path: Path) -> None:
     x = np.zeros((3, 8, 8), np.float32)
-    for probe, arch in ((True, "pointwise"), (False, "spatial"), (None, "spatial")):
+    for probe, arch in ((True, "pointwise"), (False, "multiscale"), (None, "multiscale")):
         root = write_sample_arrays(tmp_path / str(probe), EXPOSURE, [(x, x, {})], pointwise=probe)
         got, why = choose_arch(load_dataset_info(root), "auto")
         assert got == arch and why["probe_available"] == (probe is not None)
@@ -167,3 +170,65 @@ def test_cli_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert rc != 0 and "--resume" in capsys.readouterr().err
     with pytest.raises(DarkproxyError):
         train(tmp_path / "nowhere", tmp_path / "r2", TrainConfig())
+
+
+def test_lr_schedule_warms_up_then_anneals_by_steps_or_time() -> None:
+    from darkproxy.train import lr_at
+
+    assert lr_at(0, 0.0, 1.0, 10) == pytest.approx(0.01)
+    assert lr_at(5, 0.0, 1.0, 10) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert lr_at(10, 0.0, 1.0, 10) == pytest.approx(1.0)
+    assert lr_at(100, 0.5, 1.0, 10) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert lr_at(100, 1.0, 1.0, 10) == pytest.approx(0.01) == lr_at(100, 3.0, 1.0, 10)
+
+
+def test_context_mask_ignores_inner_crop_edges_only() -> None:
+    from darkproxy.train import context_mask
+
+    # crop 0: top-left corner of its image; crop 1: inside; crop 2: bottom-right corner
+    origin = torch.tensor([[0, 0, 100, 100], [30, 30, 100, 100], [80, 70, 100, 100]])
+    m = context_mask(origin, 20, 30, 4)[:, 0]
+    assert m.shape == (3, 20, 30)
+    assert m[0, 0, 0] == 1 and m[0, 19, 0] == 0 and m[0, 0, 29] == 0 and m[0, 10, 10] == 1
+    assert m[1, 3].sum() == 0 and m[1, :, 3].sum() == 0 and m[1, 4, 4] == 1 and m[1, 16, 26] == 0
+    assert m[2, 19, 29] == 1 and m[2, 0, 0] == 0 and m[2, 10, 10] == 1
+    assert context_mask(origin, 20, 30, 0) is None
+
+
+def test_pixel_batches_draw_pixels_of_many_samples(tmp_path: Path) -> None:
+    from darkproxy.data.dataset import ModuleDataset, PixelBatches
+
+    ds_dir = exposure_dataset(tmp_path / "ds", n=10, size=16)
+    ds = ModuleDataset(ds_dir, "train", crop=None)
+    pb = PixelBatches(ds, batch=6, pixels=20, seed=1)
+    b = next(pb)
+    assert b["features"].shape == (6, 20, 3) and b["input"].shape == (6, 20, 3) and b["output"].shape == (6, 20, 3)
+    assert b["params"].shape == (6, 1)
+    # each row is one sample's pixel: output = input * 2^ev of that sample's param
+    ev = -2.0 + 6.0 * b["params"].numpy()  # EXPOSURE's range is -2..4 EV
+    ratio = (b["output"] / b["input"].clamp_min(1e-3)).numpy()
+    ok = b["input"].numpy() > 0.05
+    np.testing.assert_allclose(ratio[ok], np.broadcast_to(2.0 ** ev[:, :, None], ratio.shape)[ok], rtol=2e-3)
+    # the same seed draws the same batches; a cache too small for the split serves a subset
+    b2 = next(PixelBatches(ds, batch=6, pixels=20, seed=1))
+    assert torch.equal(b["input"], b2["input"])
+    small = PixelBatches(ds, batch=4, pixels=8, seed=1, cache_bytes=1)
+    assert small.partial and len(small.pool) == 1 and next(small)["input"].shape == (4, 8, 3)
+
+
+def test_multiscale_learns_a_border_aware_unsharp_mask(tmp_path: Path) -> None:
+    """An unsharp mask that, like darktable's sharpen, leaves a 3 px border
+    untouched: the multiscale proxy (band-passes + border distance) learns it."""
+    rng = np.random.default_rng(0)
+    samples, splits = [], []
+    for i in range(16):
+        x = smooth_image(rng, 32, 32, (0.7, 2))
+        a = float(rng.uniform(0, 2))
+        y = x + a * (x - np.stack([gaussian_filter(c, 1.0) for c in x]))
+        y[:, :3], y[:, -3:], y[:, :, :3], y[:, :, -3:] = x[:, :3], x[:, -3:], x[:, :, :3], x[:, :, -3:]
+        samples.append((x, y, {"amount": a}))
+        splits.append("val" if i % 4 == 0 else "train")
+    ds = write_sample_arrays(tmp_path / "ds", SHARPEN, samples, splits=splits, pointwise=False)
+    res = train(ds, tmp_path / "run", TrainConfig(steps=600, device="cpu"), progress=False)
+    assert res.arch == "multiscale"  # auto: the probe said "not pointwise"
+    assert res.best_val_psnr > res.val_identity_psnr + 8.0, res

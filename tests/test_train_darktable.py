@@ -1,5 +1,6 @@
 """Acceptance: an exposure proxy trained on a tiny *darktable-generated* dataset on
-this CPU reaches >= 35 dB validation PSNR within 90 s (a real training run)."""
+this CPU reaches >= 35 dB validation PSNR within 90 s (a real training run: the
+``exposure_run`` fixture trains with a time budget, see tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def test_exposure_proxy_on_generated_data(exposure_run: Path) -> None:
     run = json.loads((exposure_run / "run.json").read_text())
     print(f"exposure proxy: best val PSNR {m['best_val_psnr']:.2f} dB after {m['seconds']:.1f} s "
           f"({m['steps']} steps; identity {m['val_identity_psnr']:.2f} dB)")
-    assert m["seconds"] <= 90
+    assert m["seconds"] <= 90  # the budget is 85 s; training stops there, whatever it reached
     assert m["best_val_psnr"] >= 35.0
     assert m["best_val_psnr"] > m["val_identity_psnr"] + 10
     # the run holds what a later user needs

@@ -26,6 +26,7 @@ disabled, so that darktable computes exactly what the chain of proxies models.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -86,13 +87,14 @@ class PipelineConfig:
         return cls(name=str(data.get("name", p.stem)), stages=stages, path=p)
 
     def dump(self) -> str:
-        lines = [f'name = "{self.name}"', ""]
+        lines = [f"name = {json.dumps(self.name)}", ""]
         for s in self.stages:
-            lines += ["[[stage]]", f'module = "{s.module}"', f'run = "{s.run}"']
+            lines += ["[[stage]]", f"module = {json.dumps(s.module)}", f"run = {json.dumps(str(s.run))}"]
             if s.free is not None:
-                lines.append("free = [" + ", ".join(f'"{x}"' for x in s.free) + "]")
+                lines.append(f"free = {json.dumps(list(s.free))}")
             if s.fixed:
-                lines.append("fixed = { " + ", ".join(f"{k} = {v!r}" for k, v in s.fixed.items()) + " }")
+                # JSON scalars (numbers, "strings", true/false) are valid TOML values
+                lines.append("fixed = { " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in s.fixed.items()) + " }")
             lines.append("")
         return "\n".join(lines)
 

@@ -37,12 +37,12 @@ from torch.utils.data import DataLoader, RandomSampler
 from darkproxy.fsutil import atomic_path
 from darkproxy.colorspace import LOSS_SPACES, display_psnr_batch, perceptual_loss_encode
 from darkproxy.data.store import write_bytes_atomic
-from darkproxy.data.dataset import DatasetInfo, ModuleDataset, load_dataset_info, split_indices
+from darkproxy.data.dataset import DatasetInfo, ModuleDataset, PixelBatches, load_dataset_info, split_indices
 from darkproxy.errors import DarkproxyError, DatasetError
 from darkproxy.models.registry import arch_entry, build_model, list_archs
 
 LOSSES = ("l1", "mse", "charbonnier")
-ARCH_CHOICES = ("auto", "pointwise", "spatial", "spatial-film", "spatial-concat", "demosaic")
+ARCH_CHOICES = ("auto", "pointwise", "multiscale", "spatial", "spatial-film", "spatial-concat", "demosaic")
 
 
 class TrainError(DarkproxyError):
@@ -50,12 +50,20 @@ class TrainError(DarkproxyError):
 
 
 def _arch_defaults(arch: str) -> dict[str, Any]:
-    """Per-architecture defaults for the options left at ``None``: a pointwise
-    proxy learns from many small crops (pixels are independent); spatial ones
-    need context."""
-    if arch_entry(arch).pointwise:
-        return {"steps": 2000, "batch": 16, "crop": 32, "lr": 3e-3}
-    return {"steps": 3000, "batch": 8, "crop": 64, "lr": 1e-3}
+    """Per-architecture defaults for the options left at ``None``.
+
+    Per-pixel MLPs (``pointwise``, ``multiscale``) learn from random *pixels*
+    of many samples per step (:class:`~darkproxy.data.dataset.PixelBatches`:
+    ``batch`` samples x ``pixels`` pixels), which gives them many param
+    vectors per step. UNet (``spatial``) and demosaic proxies learn from ``batch`` crops of ``crop`` px, each seen
+    with ``context`` extra px on every side that the loss ignores, so that no
+    loss is computed where the proxy sees a padded border but darktable saw
+    real neighbours."""
+    if arch_entry(arch).pixel_batches:
+        return {"steps": 8000, "batch": 64, "pixels": 64, "crop": None, "context": 0, "lr": 6e-3}
+    if arch_entry(arch).pre_demosaic:
+        return {"steps": 3000, "batch": 8, "pixels": None, "crop": 64, "context": 4, "lr": 1e-3}
+    return {"steps": 3000, "batch": 8, "pixels": None, "crop": 64, "context": 16, "lr": 1e-3}
 
 
 @dataclass
@@ -64,14 +72,20 @@ class TrainConfig:
     :func:`_arch_defaults`); the resolved values are recorded in ``run.json``.
 
     ``steps`` wins over ``epochs`` (``epochs * ceil(n_train / batch)`` steps);
-    ``crop`` is the square training crop in output px; ``val_crop`` the
+    ``batch``: samples per step; ``pixels``: random pixels per sample
+    (per-pixel MLPs); ``crop``: the square training crop in output
+    px and ``context`` the px around it the model sees but the loss ignores
+    (other architectures); ``val_crop`` the
     centre crop validation images are cut to (``None``: full images);
     ``val_max`` caps the number of validation images; ``amp``: ``"auto"``
     (float16 autocast on CUDA only), ``True`` or ``False``;
-    ``time_budget_s`` stops training early (wall clock over all sessions);
-    ``threads``: torch CPU threads while training (``None``: 1 for a
-    pointwise model, whose tiny per-pixel ops run slower multi-threaded as
-    soon as the CPU is shared, else torch's default)."""
+    ``time_budget_s`` bounds the wall clock over all sessions: the learning
+    rate follows its schedule over whichever of steps and time runs out
+    first, so a budgeted run still ends annealed; ``threads``: torch CPU
+    threads while training (``None``: 1 for a per-pixel MLP on the CPU,
+    else torch's default: the per-pixel layers are small, and measured here
+    two threads gained 1.3x on an idle 2-core machine but lost 8x as soon
+    as another process shared the CPU)."""
 
     arch: str = "auto"
     steps: int | None = None
@@ -82,6 +96,8 @@ class TrainConfig:
     loss: str = "l1"
     loss_space: str = "srgb"
     crop: int | None = None
+    pixels: int | None = None
+    context: int | None = None
     device: str = "auto"
     seed: int = 0
     val_every: int | None = None
@@ -96,6 +112,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     num_workers: int = 0
     threads: int | None = None
+    cache_gb: float = 2.0
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "TrainConfig":
@@ -141,8 +158,9 @@ def resolve_device(device: str) -> torch.device:
 def choose_arch(info: DatasetInfo, requested: str) -> tuple[str, dict[str, Any]]:
     """The architecture to train and why. ``auto``: ``demosaic`` for a
     pre-demosaic dataset, else the generator's darktable probe
-    (``dataset.json`` ``pointwise``): ``pointwise`` if true, ``spatial`` if
-    false or unavailable (safe: a spatial model can learn a pointwise op)."""
+    (``dataset.json`` ``pointwise``): ``pointwise`` if true, ``multiscale`` (the
+    best local-operator proxy measured, see ``bench/results/proxies.md``) if
+    false or unavailable (safe: it can learn a pointwise op too)."""
     probe = info.raw.get("pointwise", None)
     decision: dict[str, Any] = {"requested": requested, "probe_pointwise": probe,
                                 "probe_available": probe is not None}
@@ -169,9 +187,9 @@ def choose_arch(info: DatasetInfo, requested: str) -> tuple[str, dict[str, Any]]
         return "pointwise", decision
     if probe is False:
         decision["reason"] = "darktable probe: not pointwise"
-        return "spatial", decision
-    decision["reason"] = "pointwise probe unavailable in dataset.json: spatial for safety"
-    return "spatial", decision
+        return "multiscale", decision
+    decision["reason"] = "pointwise probe unavailable in dataset.json: multiscale for safety"
+    return "multiscale", decision
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -191,16 +209,18 @@ def save_weights(path: Path, model: torch.nn.Module) -> None:
     write_bytes_atomic(Path(path), st_save(sd))
 
 
-def loss_fn(pred: torch.Tensor, target: torch.Tensor, kind: str, space: str) -> torch.Tensor:
-    """Scalar loss between linear ``(B, 3, H, W)`` tensors, in encoding ``space``."""
+def loss_fn(pred: torch.Tensor, target: torch.Tensor, kind: str, space: str,
+            weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Scalar loss between linear ``(B, 3, H, W)`` tensors, in encoding
+    ``space``; ``weight`` (broadcastable, 0/1) keeps only some pixels."""
+    if kind not in LOSSES:
+        raise TrainError(f"unknown loss {kind!r}; expected one of {', '.join(LOSSES)}")
     d = perceptual_loss_encode(pred.float(), space) - perceptual_loss_encode(target.float(), space)
-    if kind == "l1":
-        return d.abs().mean()
-    if kind == "mse":
-        return (d * d).mean()
-    if kind == "charbonnier":
-        return torch.sqrt(d * d + 1e-6).mean()
-    raise TrainError(f"unknown loss {kind!r}; expected one of {', '.join(LOSSES)}")
+    e = d.abs() if kind == "l1" else d * d if kind == "mse" else torch.sqrt(d * d + 1e-6)
+    if weight is None:
+        return e.mean()
+    w = weight.expand_as(e)
+    return (e * w).sum() / w.sum().clamp_min(1.0)
 
 
 def _infinite(loader: DataLoader) -> Iterator[dict[str, Any]]:
@@ -266,6 +286,38 @@ def _trim_history(path: Path, step: int) -> None:
 
 # ------------------------------------------------------------------------------ train
 
+@dataclass
+class _Plan:
+    """The resolved settings of one training run (recorded in ``run.json``)."""
+
+    arch: str
+    decision: dict[str, Any]
+    steps: int
+    batch: int
+    lr: float
+    pixels: int | None
+    crop: int | None
+    context: int
+    val_every: int
+    device: torch.device
+    amp: bool
+
+    def to_json(self, threads: int) -> dict[str, Any]:
+        return {"steps": self.steps, "batch": self.batch, "pixels": self.pixels, "crop": self.crop,
+                "context": self.context, "lr": self.lr, "val_every": self.val_every, "device": str(self.device),
+                "amp": self.amp, "threads": threads}
+
+
+def lr_at(step: int, frac: float, peak: float, warmup: int) -> float:
+    """Learning rate: linear warm-up over ``warmup`` steps from 1 % of
+    ``peak``, then cosine decay to 1 % of ``peak`` as the run's progress
+    ``frac`` (in ``[0, 1]``, by steps or by time budget) goes to 1."""
+    if step < warmup:
+        return peak * (0.01 + 0.99 * step / warmup)
+    frac = min(max(frac, 0.0), 1.0)
+    return peak * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * frac)))
+
+
 def train(dataset_dir: str | os.PathLike[str], run_dir: str | os.PathLike[str], config: TrainConfig | None = None,
           resume: bool = False, progress: bool = True, overwrite: bool = False) -> TrainResult:
     """Train a proxy of the dataset's module; see the module docstring for the
@@ -289,20 +341,33 @@ def train(dataset_dir: str | os.PathLike[str], run_dir: str | os.PathLike[str], 
         raise TrainError(f"unknown loss {cfg.loss!r}; expected one of {', '.join(LOSSES)}")
     if cfg.loss_space not in LOSS_SPACES:
         raise TrainError(f"unknown loss space {cfg.loss_space!r}; expected one of {', '.join(LOSS_SPACES)}")
+    for name in ("steps", "batch", "pixels", "crop"):
+        v = getattr(cfg, name)
+        if v is not None and v < 1:
+            raise TrainError(f"{name} must be >= 1, got {v}")
+    if cfg.context is not None and cfg.context < 0:
+        raise TrainError(f"context must be >= 0, got {cfg.context}")
     run.mkdir(parents=True, exist_ok=True)
 
     arch, decision = choose_arch(info, cfg.arch)
     d = _arch_defaults(arch)
+    pixel_rows = arch_entry(arch).pixel_batches
     batch = int(cfg.batch or d["batch"])
-    crop = cfg.crop if cfg.crop is not None else d["crop"]
-    lr = float(cfg.lr or d["lr"])
+    crop = None if pixel_rows else int(cfg.crop or d["crop"])
+    context = 0 if pixel_rows else int(cfg.context if cfg.context is not None else d["context"])
+    if info.pre_demosaic:
+        context += context % 2  # mosaic crops start on even output px
     device = resolve_device(cfg.device)
-    amp = device.type == "cuda" if cfg.amp == "auto" else bool(cfg.amp) and device.type == "cuda"
 
-    train_ds = ModuleDataset(root, "train", crop=crop, flips=True, seed=cfg.seed)
+    if pixel_rows:
+        train_ds = ModuleDataset(root, "train", crop=None, flips=False, seed=cfg.seed)
+    else:
+        train_ds = ModuleDataset(root, "train", crop=None, flips=True, seed=cfg.seed)
+        crop, context = _fit_crop(train_ds, crop, context)
+        train_ds.crop = crop + 2 * context
     val_ds, val_split, kept = _val_dataset(root, cfg)
     if kept is not None:
-        train_ds = ModuleDataset(root, "train", crop=crop, flips=True, seed=cfg.seed, indices=kept)
+        train_ds.records = [train_ds.records[i] for i in kept]
     if not len(train_ds):
         raise DatasetError(f"{root}: no train samples")
     if cfg.steps:
@@ -311,55 +376,96 @@ def train(dataset_dir: str | os.PathLike[str], run_dir: str | os.PathLike[str], 
         steps = max(1, math.ceil(cfg.epochs * math.ceil(len(train_ds) / batch)))
     else:
         steps = int(d["steps"])
-    val_every = int(cfg.val_every or max(50, steps // 10))
+    plan = _Plan(arch=arch, decision=decision, steps=steps, batch=batch, lr=float(cfg.lr or d["lr"]),
+                 pixels=int(cfg.pixels or d["pixels"]) if pixel_rows else None, crop=crop, context=context,
+                 val_every=int(cfg.val_every or max(50, steps // 10)), device=device,
+                 amp=device.type == "cuda" if cfg.amp == "auto" else bool(cfg.amp) and device.type == "cuda")
 
     prev_threads = torch.get_num_threads()
-    threads = cfg.threads or (1 if arch_entry(arch).pointwise and device.type == "cpu" else prev_threads)
-    torch.set_num_threads(threads)
+    threads = cfg.threads or (1 if pixel_rows and device.type == "cpu" else prev_threads)
+    torch.set_num_threads(int(threads))
     try:
-        return _train(root, run, cfg, info, arch, decision, batch, crop, lr, device, amp, train_ds, val_ds, val_split,
-                      steps, val_every, ckpt, ckpt_path, progress)
+        return _train(root, run, cfg, info, plan, train_ds, val_ds, val_split, ckpt, ckpt_path, progress)
     finally:
         torch.set_num_threads(prev_threads)
 
 
-def _train(root: Path, run: Path, cfg: TrainConfig, info: DatasetInfo, arch: str, decision: dict[str, Any], batch: int,
-           crop: int | None, lr: float, device: torch.device, amp: bool, train_ds: ModuleDataset,
-           val_ds: ModuleDataset, val_split: str, steps: int, val_every: int, ckpt: dict[str, Any] | None,
-           ckpt_path: Path, progress: bool) -> TrainResult:
+def _fit_crop(ds: ModuleDataset, crop: int, context: int) -> tuple[int, int]:
+    """Shrink ``crop`` (then ``context``) so that ``crop + 2 * context`` fits
+    the smallest image of ``ds`` (crops of one batch must share a size)."""
+    sides = [min(r["shape"][1:]) for r in ds.records if len(r.get("shape") or ()) == 3]
+    if not sides:
+        return crop, context
+    side = min(sides) - min(sides) % 2
+    if crop + 2 * context > side:
+        context = min(context, max(0, (side - 16) // 4 * 2))
+        crop = min(crop, side - 2 * context)
+    return crop, context
+
+
+def _batches(train_ds: ModuleDataset, plan: _Plan, cfg: TrainConfig, step: int,
+             model: torch.nn.Module) -> Iterator[dict[str, Any]]:
+    """Training batches from ``step`` on: random pixels (per-pixel MLPs) or crops."""
+    seed = cfg.seed * 1_000_003 + step  # fresh draws after a resume
+    if plan.pixels is not None:
+        return iter(PixelBatches(train_ds, plan.batch, plan.pixels, seed=seed, features=model.features,
+                                 device=plan.device, cache_bytes=int(cfg.cache_gb * 2**30)))
+    train_ds.seed = cfg.seed + step
+    gen = torch.Generator().manual_seed(seed)
+    sampler = RandomSampler(train_ds, replacement=True, num_samples=max(plan.steps - step, 1) * plan.batch,
+                            generator=gen)
+    loader = DataLoader(train_ds, batch_size=plan.batch, sampler=sampler, num_workers=cfg.num_workers,
+                        pin_memory=plan.device.type == "cuda", drop_last=True, persistent_workers=False)
+    return _infinite(loader)
+
+
+def context_mask(origin: torch.Tensor, h: int, w: int, context: int) -> torch.Tensor | None:
+    """``(B, 1, h, w)`` 0/1 weights of a crop batch: 0 within ``context`` px
+    of a crop edge that lies *inside* its image (the proxy saw padding where
+    darktable saw pixels), 1 elsewhere, true image borders included (modules
+    treat them specially, and the proxy must learn that). ``origin`` ``(B, 4)``
+    = ``(y0, x0, H, W)`` of each crop."""
+    if not context:
+        return None
+    o = origin.float()
+    yy = torch.arange(h, dtype=torch.float32, device=o.device)[None]
+    xx = torch.arange(w, dtype=torch.float32, device=o.device)[None]
+    top = (o[:, 0:1] == 0) | (yy >= context)
+    bottom = (o[:, 0:1] + h >= o[:, 2:3]) | (yy < h - context)
+    left = (o[:, 1:2] == 0) | (xx >= context)
+    right = (o[:, 1:2] + w >= o[:, 3:4]) | (xx < w - context)
+    return ((top & bottom)[:, :, None] & (left & right)[:, None, :]).float()[:, None]
+
+
+def _train(root: Path, run: Path, cfg: TrainConfig, info: DatasetInfo, plan: _Plan, train_ds: ModuleDataset,
+           val_ds: ModuleDataset, val_split: str, ckpt: dict[str, Any] | None, ckpt_path: Path,
+           progress: bool) -> TrainResult:
     torch.manual_seed(cfg.seed)
-    model = build_model(arch, len(info.param_space), in_channels=info.in_channels, **cfg.hparams).to(device)
+    device, amp, steps = plan.device, plan.amp, plan.steps
+    model = build_model(plan.arch, len(info.param_space), in_channels=info.in_channels, **cfg.hparams).to(device)
     hparams = dict(model.hparams)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=cfg.weight_decay)
     warm = min(cfg.warmup, max(steps // 10, 1))
-    sched = torch.optim.lr_scheduler.SequentialLR(opt, [
-        torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.01, end_factor=1.0, total_iters=warm),
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps - warm, 1), eta_min=lr * 0.01),
-    ], milestones=[warm])
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
 
     step, best, best_step, elapsed0 = 0, -math.inf, -1, 0.0
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         step, best, best_step, elapsed0 = ckpt["step"], ckpt["best_val_psnr"], ckpt["best_step"], ckpt["elapsed"]
         torch.set_rng_state(ckpt["torch_rng"])
         _trim_history(run / "history.jsonl", step)
-    train_ds.seed = cfg.seed + step  # fresh crops after a resume
 
     run_info: dict[str, Any] = {
-        "format": "darkproxy-run/1", "arch": arch, "hparams": hparams, "module": info.module,
+        "format": "darkproxy-run/1", "arch": plan.arch, "hparams": hparams, "module": info.module,
         "module_version": info.module_version, "darktable_version": info.darktable_version,
         "param_space": info.param_space.to_json(), "data_space": "linear_rec2020",
         "input_space": "packed_mosaic" if info.pre_demosaic else "linear_rec2020",
         "pre_demosaic": info.pre_demosaic, "in_channels": info.in_channels, "out_channels": 3,
-        "pointwise": arch_entry(arch).pointwise, "arch_decision": decision,
-        "train_config": {**asdict(cfg), "resolved": {"steps": steps, "batch": batch, "crop": crop, "lr": lr,
-                                                     "val_every": val_every, "device": str(device), "amp": amp,
-                                                     "threads": torch.get_num_threads()}},
+        "pointwise": arch_entry(plan.arch).pointwise, "arch_decision": plan.decision,
+        "train_config": {**asdict(cfg), "resolved": plan.to_json(torch.get_num_threads())},
         "dataset": str(root.resolve()), "n_train": len(train_ds), "n_val": len(val_ds), "val_split": val_split,
         "status": "training", "torch_version": torch.__version__,
     }
@@ -373,22 +479,26 @@ def _train(root: Path, run: Path, cfg: TrainConfig, info: DatasetInfo, arch: str
     except ImportError as e:  # tensorboard missing: train anyway
         warnings.warn(f"TensorBoard logging disabled ({e})", stacklevel=2)
 
+    t0 = time.monotonic()
+
+    def elapsed() -> float:
+        return elapsed0 + time.monotonic() - t0
+
     def checkpoint() -> None:
         _torch_save_atomic(ckpt_path, {
-            "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "model": model.state_dict(), "optimizer": opt.state_dict(),
             "scaler": scaler.state_dict() if amp else None, "step": step, "best_val_psnr": best,
-            "best_step": best_step, "elapsed": elapsed0 + time.monotonic() - t0, "config": asdict(cfg),
+            "best_step": best_step, "elapsed": elapsed(), "config": asdict(cfg),
             "torch_rng": torch.get_rng_state(),
         })
 
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    sampler = RandomSampler(train_ds, replacement=True, num_samples=max(steps - step, 1) * batch, generator=gen)
-    loader = DataLoader(train_ds, batch_size=batch, sampler=sampler, num_workers=cfg.num_workers,
-                        pin_memory=device.type == "cuda", drop_last=True,
-                        persistent_workers=False)
-    batches = _infinite(loader)
+    def progress_frac() -> float:
+        frac = step / steps
+        if cfg.time_budget_s:
+            frac = max(frac, elapsed() / cfg.time_budget_s)
+        return frac
 
-    t0 = time.monotonic()
+    batches = _batches(train_ds, plan, cfg, step, model)
     identity_psnr: float | None = None
     stopped_early = False
     hist_f = open(run / "history.jsonl", "a")
@@ -396,7 +506,8 @@ def _train(root: Path, run: Path, cfg: TrainConfig, info: DatasetInfo, arch: str
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, initial=step, desc=f"train {info.module} ({arch})", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=steps, initial=step, desc=f"train {info.module} ({plan.arch})", unit="step",
+                   dynamic_ncols=True)
     run_loss, run_n = 0.0, 0
 
     def validate() -> float:
@@ -413,16 +524,25 @@ def _train(root: Path, run: Path, cfg: TrainConfig, info: DatasetInfo, arch: str
     model.train()
     try:
         while step < steps:
-            if cfg.time_budget_s is not None and elapsed0 + time.monotonic() - t0 > cfg.time_budget_s:
+            if cfg.time_budget_s is not None and elapsed() > cfg.time_budget_s:
                 stopped_early = True
                 break
+            cur_lr = lr_at(step, progress_frac(), plan.lr, warm)
+            for g in opt.param_groups:
+                g["lr"] = cur_lr
             b = next(batches)
             x = b["input"].to(device, non_blocking=True)
             y = b["output"].to(device, non_blocking=True)
             p = b["params"].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                pred = model(x, p)
-            loss = loss_fn(pred, y, cfg.loss, cfg.loss_space)
+                if "features" in b:  # pixel rows of a PixelMLP
+                    pred = model.head(b["features"].to(device, non_blocking=True), x, p)
+                elif getattr(model, "takes_origin", False):
+                    pred = model(x, p, origin=b["origin"].to(device))
+                else:
+                    pred = model(x, p)
+            mask = context_mask(b["origin"].to(device), y.shape[-2], y.shape[-1], plan.context) if "origin" in b else None
+            loss = loss_fn(pred, y, cfg.loss, cfg.loss_space, mask)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if cfg.grad_clip:
@@ -430,18 +550,16 @@ def _train(root: Path, run: Path, cfg: TrainConfig, info: DatasetInfo, arch: str
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             scaler.step(opt)
             scaler.update()
-            sched.step()
             step += 1
             lv = float(loss.detach())
             if not math.isfinite(lv):
                 raise TrainError(f"training diverged at step {step} (loss {lv}); try a lower --lr")
             run_loss += lv
             run_n += 1
-            val = validate() if (step % val_every == 0 or step == steps) else None
+            val = validate() if (step % plan.val_every == 0 or step == steps) else None
             if step % cfg.log_every == 0 or val is not None or step == steps:
-                cur_lr = opt.param_groups[0]["lr"]
                 rec = {"step": step, "loss": run_loss / max(run_n, 1), "lr": cur_lr, "val_psnr": val,
-                       "elapsed": round(elapsed0 + time.monotonic() - t0, 3)}
+                       "elapsed": round(elapsed(), 3)}
                 hist_f.write(json.dumps(rec) + "\n")
                 hist_f.flush()
                 if tb is not None:
@@ -464,18 +582,18 @@ def _train(root: Path, run: Path, cfg: TrainConfig, info: DatasetInfo, arch: str
         if tb is not None:
             tb.close()
 
-    seconds = elapsed0 + time.monotonic() - t0
+    seconds = elapsed()
     if identity_psnr is None and not info.pre_demosaic:  # e.g. resumed a finished run
         identity_psnr = evaluate(model, val_ds, device)[1]
     metrics = {"best_val_psnr": best, "best_step": best_step, "steps": step, "total_steps": steps,
                "seconds": round(seconds, 3), "val_identity_psnr": identity_psnr, "val_split": val_split,
-               "n_val": len(val_ds), "arch": arch, "stopped_early": stopped_early}
+               "n_val": len(val_ds), "arch": plan.arch, "stopped_early": stopped_early}
     write_json_atomic(run / "metrics.json", metrics)
     run_info["status"] = "stopped_early" if stopped_early else "done"
     run_info["metrics"] = metrics
     write_json_atomic(run / "run.json", run_info)
-    return TrainResult(run, arch, best, best_step, step, seconds, identity_psnr, val_split, stopped_early)
+    return TrainResult(run, plan.arch, best, best_step, step, seconds, identity_psnr, val_split, stopped_early)
 
 
 __all__ = ["ARCH_CHOICES", "LOSSES", "TrainConfig", "TrainError", "TrainResult", "choose_arch", "evaluate", "list_archs",
-           "loss_fn", "resolve_device", "save_weights", "train"]
+           "loss_fn", "lr_at", "resolve_device", "save_weights", "train"]

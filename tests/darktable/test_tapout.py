@@ -51,6 +51,65 @@ def test_lab_module_at_identity(dt, tiny_raw: Path) -> None:
     assert np.abs(strong.output - strong.input).max() > 1e-2  # and it does something when on
 
 
+# linear Rec. 2020 (D50-adapted, as darktable's working profile) -> XYZ D50, and the D50 white
+REC2020_TO_XYZ_D50 = np.array([[0.6734241, 0.1656411, 0.1251286],
+                               [0.2790177, 0.6753402, 0.0456377],
+                               [-0.0019300, 0.0299784, 0.7973330]])
+
+
+def _lab_f(t: np.ndarray) -> np.ndarray:
+    return np.where(t > 216 / 24389, np.cbrt(t), (24389 / 27 * t + 16) / 116)
+
+
+def _lab_finv(t: np.ndarray) -> np.ndarray:
+    return np.where(t**3 > 216 / 24389, t**3, (116 * t - 16) / (24389 / 27))
+
+
+def sharpen_maths(x: np.ndarray, radius: float, amount: float, threshold: float, scale: float) -> np.ndarray:
+    """darktable's sharpen (src/iop/sharpen.c) on linear Rec2020 ``(3, H, W)``:
+    an unsharp mask of CIE L* with a Gaussian of sigma ``radius * scale``
+    truncated at ``R = ceil(2.5 sigma)`` px, a soft threshold, and a border of
+    ``R`` px left untouched; a* and b* are kept."""
+    from scipy.ndimage import convolve1d
+
+    white = REC2020_TO_XYZ_D50.sum(1)
+    xyz = np.einsum("ij,jhw->ihw", REC2020_TO_XYZ_D50, x.astype(np.float64)) / white[:, None, None]
+    fx, fy, fz = _lab_f(xyz)
+    L = 116 * fy - 16
+    sigma = radius * scale
+    R = int(np.ceil(2.5 * sigma))
+    t = np.arange(-R, R + 1)
+    k = np.exp(-t**2 / (2 * sigma**2))
+    blur = convolve1d(convolve1d(L, k / k.sum(), axis=0), k / k.sum(), axis=1)
+    d = L - blur
+    L2 = L + amount * np.sign(d) * np.maximum(np.abs(d) - threshold, 0)
+    inner = np.zeros_like(L, bool)
+    inner[R:-R, R:-R] = True
+    L2 = np.where(inner, L2, L)
+    fy2 = (L2 + 16) / 116
+    f2 = np.stack([fy2 + (fx - fy), fy2, fy2 - (fy - fz)])
+    return np.einsum("ij,jhw->ihw", np.linalg.inv(REC2020_TO_XYZ_D50), _lab_finv(f2) * white[:, None, None])
+
+
+@pytest.mark.parametrize("raw_size, max_size", [(64, 64), (128, 64)])
+def test_tapout_is_the_exact_module_at_the_render_scale(dt, make_raw, raw_size: int, max_size: int) -> None:
+    """A tap-out is the module's own input and output at the render scale
+    (darktable-cli --hq false: the pipe is scaled at demosaic), not a render
+    downscaled after the module: darktable's sharpen is reproduced from its
+    published maths, with its radius scaled by the render scale."""
+    from darkproxy.colorspace import display_psnr
+
+    raw = make_raw(source="coffee", size=raw_size)
+    p = {"radius": 3.0, "amount": 1.5, "threshold": 0.5}
+    tp = tapout(dt, raw, "sharpen", p, max_size=max_size)
+    scale = tp.output.shape[2] / raw_size
+    expect = sharpen_maths(tp.input, p["radius"], p["amount"], p["threshold"], scale).astype(np.float32)
+    R = int(np.ceil(2.5 * p["radius"] * scale))
+    assert np.array_equal(tp.output[:, :R], tp.input[:, :R]) and not np.array_equal(tp.output[:, R], tp.input[:, R])
+    assert display_psnr(tp.input, tp.output) < 35  # it does sharpen
+    assert display_psnr(expect, tp.output) > 60, display_psnr(expect, tp.output)
+
+
 def test_pass_through_modules_cannot_be_disabled(dt, tiny_raw: Path) -> None:
     """darktable ignores enabled=0 for these; tap-outs therefore leave them on."""
     base = dt.default_history(tiny_raw)

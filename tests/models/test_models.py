@@ -21,7 +21,7 @@ def _perturb(model: torch.nn.Module, scale: float = 0.05) -> None:
 
 
 def test_registry_lists_builtins_and_rejects_unknown() -> None:
-    assert {"pointwise", "spatial", "spatial-film", "spatial-concat", "demosaic"} <= set(list_archs())
+    assert {"pointwise", "multiscale", "spatial", "spatial-film", "spatial-concat", "demosaic"} <= set(list_archs())
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model("nope", 2)
     assert build_model("spatial-film", 2).hparams["conditioning"] == "film"
@@ -33,7 +33,7 @@ def test_registry_lists_builtins_and_rejects_unknown() -> None:
     assert [p.shape for p in m.parameters()] == [p.shape for p in m2.parameters()]
 
 
-@pytest.mark.parametrize("arch", ["pointwise", "spatial", "spatial-film", "spatial-concat", "demosaic"])
+@pytest.mark.parametrize("arch", ["pointwise", "multiscale", "spatial", "spatial-film", "spatial-concat", "demosaic"])
 def test_shapes_identity_and_gradients(arch: str) -> None:
     torch.manual_seed(0)
     c = _in_channels(arch)
@@ -59,7 +59,7 @@ def test_pointwise_is_pointwise_and_spatial_is_not() -> None:
     torch.manual_seed(0)
     x = torch.rand(1, 3, 16, 16)
     p = torch.rand(1, 1)
-    for arch, local in (("pointwise", True), ("spatial", False)):
+    for arch, local in (("pointwise", True), ("multiscale", False), ("spatial", False)):
         m = build_model(arch, 1)
         _perturb(m, 0.1)
         x2 = x.clone()
@@ -69,6 +69,26 @@ def test_pointwise_is_pointwise_and_spatial_is_not() -> None:
         d[8, 8] = 0
         assert (float(d.max()) == 0.0) == local, arch
     assert arch_entry("pointwise").pointwise and not arch_entry("spatial").pointwise
+    assert not arch_entry("multiscale").pointwise
+    assert arch_entry("pointwise").pixel_batches and arch_entry("multiscale").pixel_batches
+    assert not arch_entry("spatial").pixel_batches
+
+
+@pytest.mark.parametrize("arch", ["pointwise", "multiscale"])
+def test_pixel_mlp_head_on_pixel_rows_equals_forward(arch: str) -> None:
+    """Training runs the MLP on random pixel rows of precomputed features: it
+    must give exactly what the whole-image forward gives at those pixels."""
+    torch.manual_seed(0)
+    m = build_model(arch, 2)
+    _perturb(m, 0.1)
+    x, p = torch.rand(2, 3, 20, 30), torch.rand(2, 2)
+    with torch.no_grad():
+        full = m(x, p).flatten(2).transpose(1, 2)  # (B, HW, 3)
+        k = torch.randint(0, 600, (2, 50))
+        feats = m.features(x).flatten(2).transpose(1, 2)
+        rows = m.head(torch.gather(feats, 1, k[..., None].expand(-1, -1, feats.shape[2])),
+                      torch.gather(x.flatten(2).transpose(1, 2), 1, k[..., None].expand(-1, -1, 3)), p)
+    torch.testing.assert_close(rows, torch.gather(full, 1, k[..., None].expand(-1, -1, 3)))
 
 
 def test_module_without_free_params() -> None:

@@ -17,31 +17,39 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "history.jsonl, checkpoint.pt and TensorBoard logs in RUN/tb. Validation uses the val split "
         "(else test, else 10% of train) and reports PSNR on display-encoded images (linear -> clip "
         "[0,1] -> sRGB curve). --arch auto picks 'pointwise' when darktable's probe (recorded by "
-        "generate) found the module pointwise, 'demosaic' for pre-demosaic modules, else 'spatial'. "
-        "Options left out take the architecture's defaults (pointwise: 2000 steps, batch 16, 32 px "
-        "crops, lr 3e-3; spatial/demosaic: 3000 steps, batch 8, 64 px crops, lr 1e-3). "
-        "Ctrl-C saves a checkpoint; --resume continues to the same total steps.",
+        "generate) found the module pointwise, 'demosaic' for pre-demosaic modules, else 'multiscale' "
+        "(a per-pixel MLP over a Gaussian band-pass stack: the best local-operator proxy measured; the "
+        "UNets 'spatial-film' and 'spatial-concat' are the alternatives). "
+        "Options left out take the architecture's defaults (pointwise, multiscale: 8000 steps of 64 "
+        "samples x 64 random pixels, lr 6e-3; spatial: 3000 steps of 8 crops of 64 px seen with 16 px "
+        "of context, lr 1e-3; demosaic: the same with 4 px of context). With --time-budget the "
+        "learning-rate schedule ends at the budget. Ctrl-C saves a checkpoint; --resume continues to "
+        "the same total steps.",
         "  darkproxy train ds/ -o runs/exposure\n"
         "  darkproxy train ds/ -o runs/exposure --steps 4000 --batch 32\n"
         "  darkproxy train ds2/ -o runs/sharpen --arch spatial-film --crop 128 --device cuda\n"
+        "  darkproxy train ds2/ -o runs/sharpen --time-budget 120\n"
         "  darkproxy train ds/ -o runs/exposure --resume\n"
         "  tensorboard --logdir runs/exposure/tb\n")
     p.add_argument("dataset", metavar="DATASET", help="dataset folder written by darkproxy generate")
     p.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder to create (or resume)")
-    p.add_argument("--arch", default="auto",
-                   choices=("auto", "pointwise", "spatial", "spatial-film", "spatial-concat", "demosaic"),
-                   help="architecture (default auto: from the dataset's pointwise probe)")
+    p.add_argument("--arch", default="auto", metavar="ARCH",
+                   help="auto, pointwise, multiscale, spatial (= spatial-film), spatial-film, spatial-concat or "
+                        "demosaic (default auto: from the dataset's pointwise probe)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, metavar="N", help="optimiser steps (default: per architecture)")
     g.add_argument("--epochs", type=float, metavar="N", help="passes over the train split instead of --steps")
-    p.add_argument("--batch", type=int, metavar="B", help="batch size (default: per architecture)")
+    p.add_argument("--batch", type=int, metavar="B", help="samples per step (default: per architecture)")
+    p.add_argument("--pixels", type=int, metavar="K",
+                   help="random pixels per sample per step, pointwise/multiscale (default 64)")
     p.add_argument("--lr", type=float, metavar="LR", help="peak learning rate (default: per architecture)")
     p.add_argument("--loss", default="l1", choices=("l1", "mse", "charbonnier"), help="loss (default l1)")
     p.add_argument("--loss-space", default="srgb", choices=("srgb", "linear", "mu_law", "log"),
                    help="encoding the loss compares in (default srgb: sRGB curve, unclipped)")
-    p.add_argument("--crop", type=int, metavar="PX", help="training crop in output px (default: per architecture)")
+    p.add_argument("--crop", type=int, metavar="PX", help="training crop in output px, spatial/demosaic (default 64)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: 1 for pointwise, else torch's default)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads (default: 1 for pointwise/multiscale, else torch's default)")
     p.add_argument("--time-budget", type=float, metavar="SEC", help="stop after SEC seconds of training")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in RUN")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in RUN")
@@ -58,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
         raise DarkproxyError(f"--device {args.device!r}: expected auto, cpu, cuda or mps")
     cfg = TrainConfig(arch=args.arch, steps=args.steps, epochs=args.epochs, batch=args.batch, lr=args.lr,
-                      loss=args.loss, loss_space=args.loss_space, crop=args.crop, device=args.device,
+                      loss=args.loss, loss_space=args.loss_space, crop=args.crop, pixels=args.pixels,
+                      device=args.device,
                       seed=args.seed, time_budget_s=args.time_budget, threads=args.threads)
     res = train(args.dataset, args.output, cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     ident = "" if res.val_identity_psnr is None else f" (identity {res.val_identity_psnr:.2f} dB)"

@@ -3,7 +3,7 @@
 output ``(B, 3, H, W)`` linear_rec2020.
 
 A conv net at half resolution (params as constant channels and FiLM) predicts
-four sets of :class:`~darkproxy.models.pointwise.AffineHead` coefficients per
+four sets of :class:`~darkproxy.models.layers.AffineHead` coefficients per
 packed pixel, ``PixelShuffle(2)`` puts them at full resolution, and they are
 applied to a bilinear upsampling of ``(R, (G1 + G2) / 2, B)``: the network only
 learns the correction of a crude demosaic, and per-channel gains (white
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkproxy.models.pointwise import N_HEAD, AffineHead, ParamMLP, _params_or_const, encode_input, film
+from darkproxy.models.layers import N_HEAD, AffineHead, ParamMLP, encode_input, film, params_or_const
 from darkproxy.models.registry import register_arch
 
 
@@ -57,7 +57,7 @@ class DemosaicProxy(nn.Module):
         self.head = AffineHead(width, n_params, out_channels)  # its param path gives global gains
 
     def forward(self, image: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        p = _params_or_const(params, self.n_params, image)
+        p = params_or_const(params, self.n_params, image)
         h = torch.cat([encode_input(image), p[:, :, None, None].expand(-1, -1, *image.shape[2:])], 1)
         for conv, gb in zip(self.convs, self.param_mlp(p).chunk(len(self.convs), dim=1)):
             h = self.act(film(conv(h), gb))

@@ -31,20 +31,22 @@ class ArchEntry:
     preset: dict[str, Any] = field(default_factory=dict)
     pointwise: bool = False  # each output pixel depends only on the same input pixel
     pre_demosaic: bool = False  # takes a packed (B, 4, H/2, W/2) mosaic
+    # a PixelMLP (features() + head()): trained on random pixels of many samples per step
+    pixel_batches: bool = False
 
 
 _REGISTRY: dict[str, ArchEntry] = {}
 
 
 def register_arch(name: str, preset: dict[str, Any] | None = None, pointwise: bool = False,
-                  pre_demosaic: bool = False) -> Callable[[type], type]:
+                  pre_demosaic: bool = False, pixel_batches: bool = False) -> Callable[[type], type]:
     """Class decorator registering an architecture under ``name``. Stack it to
     register variants with different ``preset`` hparams."""
 
     def deco(cls: type) -> type:
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:
             raise ValueError(f"architecture {name!r} is already registered")
-        _REGISTRY[name] = ArchEntry(name, cls, dict(preset or {}), pointwise, pre_demosaic)
+        _REGISTRY[name] = ArchEntry(name, cls, dict(preset or {}), pointwise, pre_demosaic, pixel_batches)
         return cls
 
     return deco
@@ -74,4 +76,4 @@ def build_model(arch: str, n_params: int, in_channels: int = 3, out_channels: in
 
 def _load_builtin() -> None:
     # the built-in architectures register themselves on import
-    from darkproxy.models import demosaic, pointwise, spatial  # noqa: F401
+    from darkproxy.models import demosaic, multiscale, pointwise, spatial  # noqa: F401

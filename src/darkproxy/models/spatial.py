@@ -7,7 +7,7 @@ Two conditioning variants (hparam ``conditioning``):
   channels (the seed project's design);
 * ``"film"``: every conv block is FiLM-modulated by a small param MLP.
 
-Both end in the :class:`~darkproxy.models.pointwise.AffineHead` applied to the
+Both end in the :class:`~darkproxy.models.layers.AffineHead` applied to the
 linear input, which is the residual skip from input to output (identity at
 initialisation; a gain is a constant log-gain map), plus a *detail* term:
 per-pixel, per-channel coefficients times fixed band-pass layers of the linear
@@ -30,23 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkproxy.models.pointwise import AffineHead, ParamMLP, _params_or_const, encode_input, film
+from darkproxy.models.layers import AffineHead, ParamMLP, film, gaussian_blur, params_or_const
+from darkproxy.models.multiscale import BORDER_SCALES, multiscale_features
 from darkproxy.models.registry import register_arch
 
 CONDITIONINGS = ("concat", "film")
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``(B, C, H, W)`` (radius ``3 sigma``,
-    reflected borders; replicated when the image is smaller than the radius)."""
-    r = max(1, int(round(3 * sigma)))
-    t = torch.arange(-r, r + 1, device=x.device, dtype=torch.float32)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = (k / k.sum()).to(x.dtype)
-    c = x.shape[1]
-    mode = "reflect" if min(x.shape[2:]) > r else "replicate"
-    y = F.conv2d(F.pad(x, (r, r, 0, 0), mode=mode), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(F.pad(y, (0, 0, r, r), mode=mode), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 class _Block(nn.Module):
@@ -74,9 +62,13 @@ class SpatialProxy(nn.Module):
     ``l``. ``image (B, 3, H, W)`` linear_rec2020, ``params (B, P)`` in [0, 1]
     -> ``(B, 3, H, W)`` linear_rec2020."""
 
+    takes_origin = True  # forward(..., origin=): trained on crops, it must know where the image border is
+
     def __init__(self, n_params: int, in_channels: int = 3, out_channels: int = 3, width: int = 16, levels: int = 2,
                  conditioning: str = "film", param_hidden: int = 64,
-                 detail_sigmas: tuple[float, ...] | list[float] = (1.0, 2.0, 4.0)) -> None:
+                 detail_sigmas: tuple[float, ...] | list[float] = (1.0, 2.0, 4.0),
+                 band_sigmas: tuple[float, ...] | list[float] = (0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0),
+                 border_scales: tuple[float, ...] | list[float] = BORDER_SCALES) -> None:
         super().__init__()
         if conditioning not in CONDITIONINGS:
             raise ValueError(f"conditioning must be one of {CONDITIONINGS}, not {conditioning!r}")
@@ -86,12 +78,16 @@ class SpatialProxy(nn.Module):
         self.levels = levels
         self.conditioning = conditioning
         self.detail_sigmas = [float(v) for v in detail_sigmas]
+        self.band_sigmas = [float(v) for v in band_sigmas]
+        self.border_scales = [float(v) for v in border_scales]
         self.hparams: dict[str, Any] = {"width": width, "levels": levels, "conditioning": conditioning,
-                                        "param_hidden": param_hidden, "detail_sigmas": self.detail_sigmas}
+                                        "param_hidden": param_hidden, "detail_sigmas": self.detail_sigmas,
+                                        "band_sigmas": self.band_sigmas, "border_scales": self.border_scales}
         n_cond = max(n_params, 1) if conditioning == "concat" else 0
-        # input features: log-encoded image + linear image (clamped: local ops
-        # act on linear differences) + constant param channels for concat
-        cin = 2 * in_channels + n_cond
+        # input features: the multiscale proxy's band-pass stack and border
+        # distances + the linear image (clamped: local ops act on linear
+        # differences) + constant param channels for concat
+        cin = 4 + 4 * len(self.band_sigmas) + 2 * len(self.border_scales) + in_channels + n_cond
         widths = [width * 2**i for i in range(levels + 1)]
         self.down = nn.ModuleList()
         c = cin
@@ -116,8 +112,11 @@ class SpatialProxy(nn.Module):
                 nn.init.zeros_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, image: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        p = _params_or_const(params, self.n_params, image)
+    def forward(self, image: torch.Tensor, params: torch.Tensor, origin: torch.Tensor | None = None) -> torch.Tensor:
+        """``origin`` ``(B, 4)``: where each image lies in its full image,
+        ``(y0, x0, H, W)`` (training crops; see
+        :func:`~darkproxy.models.multiscale.border_distance`)."""
+        p = params_or_const(params, self.n_params, image)
         B, _, H, W = image.shape
         m = 2**self.levels
         ph, pw = (-H) % m, (-W) % m
@@ -125,7 +124,9 @@ class SpatialProxy(nn.Module):
         if ph or pw:
             mode = "reflect" if H > ph and W > pw else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        feats = [encode_input(x), x.clamp(-1.0, 4.0)]
+        if origin is None and (ph or pw):  # the padding is not part of the image
+            origin = torch.tensor([[0, 0, H, W]], device=x.device).expand(B, -1)
+        feats = [multiscale_features(x, self.band_sigmas, self.border_scales, origin), x.clamp(-1.0, 4.0)]
         if self.conditioning == "concat":
             feats.append(p[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3]))
         h = torch.cat(feats, 1)
