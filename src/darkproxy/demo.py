@@ -13,8 +13,9 @@ reuses finished stages; generation and training resume on their own):
 5. ``regress``   slider regression: a held-out raw rendered by darktable with
                  hidden colorbalancergb params; recovered through the proxy,
                  verified by darktable's render of ``result.xmp``.
-6. ``pipeline``  exposure -> colorbalancergb chained; joint regression of both
-                 modules' hidden params, verified by darktable.
+6. ``pipeline``  exposure -> colorbalancergb (-> sharpen unless quick) chained;
+                 joint regression of every module's hidden params, verified by
+                 darktable.
 7. ``sweep``     exposure swept across its range: frames and an mp4.
 8. ``report``    ``report.html`` with every image, plot and number, and
                  ``summary.json`` with every figure it shows.
@@ -34,7 +35,8 @@ from darkproxy.darktable.schema import write_json_atomic
 
 TRUE_REGRESS = {"saturation_global": 0.25, "vibrance": -0.2, "contrast": 0.15}
 TRUE_PIPELINE = {"exposure": {"exposure": 1.1, "black": 0.01},
-                 "colorbalancergb": {"saturation_global": -0.2, "vibrance": 0.25, "contrast": 0.1}}
+                 "colorbalancergb": {"saturation_global": -0.2, "vibrance": 0.25, "contrast": 0.1},
+                 "sharpen": {"radius": 3.0, "amount": 1.2, "threshold": 0.4}}
 
 
 @dataclass
@@ -55,8 +57,8 @@ class DemoPlan:
     @classmethod
     def make(cls, quick: bool) -> "DemoPlan":
         if quick:
-            return cls(True, 6, 384, 128, 96, {"exposure": 4000, "colorbalancergb": 4000}, 4, 200, 24)
-        return cls(False, 8, 512, 192, 192, {"exposure": 8000, "colorbalancergb": 8000, "sharpen": 3000}, 8, 300, 50,
+            return cls(True, 6, 384, 128, 96, {"exposure": 4000, "colorbalancergb": 8000}, 4, 200, 24)
+        return cls(False, 8, 512, 192, 192, {"exposure": 8000, "colorbalancergb": 16000, "sharpen": 8000}, 8, 300, 50,
                    ("exposure", "colorbalancergb", "sharpen"))
 
 
@@ -171,18 +173,19 @@ def run_demo(dt, out_dir: str | os.PathLike[str], quick: bool = True, log: Calla
 
         d = out / "pipeline"
         d.mkdir(parents=True, exist_ok=True)
-        cfg = PipelineConfig("demo", [StageConfig("exposure", runs["exposure"]), StageConfig("colorbalancergb", runs["colorbalancergb"])])
+        true = {m: v for m, v in TRUE_PIPELINE.items() if m in runs}
+        cfg = PipelineConfig("demo", [StageConfig(m, runs[m]) for m in true])
         (d / "pipeline.toml").write_text(cfg.dump())
-        _, outs = _render_chain(dt, regress_raw, list(TRUE_PIPELINE.items()), plan.size, with_input=False)
+        _, outs = _render_chain(dt, regress_raw, list(true.items()), plan.size, with_input=False)
         write_tiff(d / "target.tif", outs[-1])
         p = ProxyPipeline.load(cfg)
         rec = pipeline_regress(dt, p, regress_raw, d / "target.tif", d, iters=plan.regress_iters, restarts=4)
         errs = {}
-        for m, vals in TRUE_PIPELINE.items():
+        for m, vals in true.items():
             sp = p.stages[p.modules_names.index(m)].param_space
             for k, v in vals.items():
                 errs[f"{m}.{k}"] = abs(rec["params"][m][k] - v) / (sp.spec(k).hi - sp.spec(k).lo)
-        return {"pipeline": p.modules_names, "true": TRUE_PIPELINE, "recovered": rec["params"], "param_error": errs,
+        return {"pipeline": p.modules_names, "true": true, "recovered": rec["params"], "param_error": errs,
                 "param_error_median": float(np.median(list(errs.values()))), "proxy_psnr": rec["proxy_psnr"],
                 "darktable_psnr": rec["darktable_psnr"]}
 
@@ -239,7 +242,7 @@ def write_demo_report(out: Path, s: dict[str, Any], plan: DemoPlan) -> Path:
     if (out / "regress" / "optimisation.mp4").is_file():
         rep.add_video(out / "regress" / "optimisation.mp4", "the optimisation (proxy | target)")
     p = s["pipeline_regression"]
-    rep.add_heading("Pipeline regression (exposure → colorbalancergb, all params jointly)")
+    rep.add_heading(f"Pipeline regression ({' → '.join(p['pipeline'])}, all params jointly)")
     rep.add_table([{"param": k, "error (% of range)": 100 * v} for k, v in p["param_error"].items()])
     rep.add_text(f"proxy chain PSNR {p['proxy_psnr']:.2f} dB; darktable's render of result.xmp vs target: {p['darktable_psnr']:.2f} dB")
     if (out / "pipeline" / "optimisation.png").is_file():

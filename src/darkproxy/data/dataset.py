@@ -206,9 +206,10 @@ class PixelBatches:
     ~44 dB validation PSNR in the same CPU time as with crop batches of the
     same pixel count.
 
-    Samples are held in memory up to ``cache_bytes``; a larger split is
-    served from a random subset of its samples that fits, drawn anew every
-    ``refresh_every`` batches. Deterministic for a given ``seed``."""
+    Samples are held in memory (on ``device``, so that a GPU gathers its own
+    batches) up to ``cache_bytes``; a larger split is served from a random
+    subset of its samples that fits, drawn anew every ``refresh_every``
+    batches. Deterministic for a given ``seed``."""
 
     def __init__(self, ds: ModuleDataset, batch: int, pixels: int, seed: int = 0,
                  features: Callable[[torch.Tensor], torch.Tensor] | None = None, device: Any = "cpu",
@@ -219,8 +220,10 @@ class PixelBatches:
             raise DatasetError(f"{ds.root}: no samples in split {ds.split!r}")
         self.ds, self.batch, self.pixels = ds, int(batch), int(pixels)
         self.features, self.device = features, device
-        self.rng = np.random.default_rng([seed, 7])
-        self.params = torch.from_numpy(np.stack([ds.params_of(r) for r in ds.records]).astype(np.float32))
+        self.rng = np.random.default_rng([seed, 7])  # which samples are in the pool
+        # batch draws happen where the pool lives: no host round trip per step
+        self.gen = torch.Generator(device=device).manual_seed(int(seed) * 7919 + 7)
+        self.params = torch.from_numpy(np.stack([ds.params_of(r) for r in ds.records]).astype(np.float32)).to(device)
         self.cache_bytes, self.refresh_every = int(cache_bytes), int(refresh_every)
         self._served = 0
         self._load_pool()
@@ -236,8 +239,9 @@ class PixelBatches:
             f = x.flatten(1).T
         else:
             with torch.no_grad():
-                f = self.features(x[None].to(self.device))[0].float().cpu().flatten(1).T
-        return f.contiguous(), x.flatten(1).T.contiguous(), y.contiguous()
+                f = self.features(x[None].to(self.device))[0].float().flatten(1).T
+        dev = self.device
+        return f.contiguous().to(dev), x.flatten(1).T.contiguous().to(dev), y.contiguous().to(dev)
 
     def _load_pool(self) -> None:
         """Load (or re-draw) the samples batches come from."""
@@ -251,11 +255,13 @@ class PixelBatches:
                 break
             feats.append(f), xs.append(x), ys.append(y), keep.append(int(i))
             used += size
-        self.pool = np.asarray(keep)
+        dev = self.device
+        self.pool = torch.as_tensor(keep, device=dev)
         self.partial = len(keep) < n
-        self.lens = np.asarray([len(x) for x in xs])
-        self.starts = np.concatenate([[0], np.cumsum(self.lens)[:-1]])
+        self.lens = torch.as_tensor([len(x) for x in xs], device=dev)
+        self.starts = torch.cumsum(self.lens, 0) - self.lens
         self.F, self.X, self.Y = torch.cat(feats), torch.cat(xs), torch.cat(ys)
+        del feats, xs, ys
 
     def __iter__(self) -> "PixelBatches":
         return self
@@ -264,9 +270,10 @@ class PixelBatches:
         if self.partial and self._served and self._served % self.refresh_every == 0:
             self._load_pool()
         self._served += 1
-        j = self.rng.integers(0, len(self.pool), self.batch)
-        k = self.starts[j][:, None] + (self.rng.random((self.batch, self.pixels)) * self.lens[j][:, None]).astype(np.int64)
-        k = torch.from_numpy(k)
+        dev = self.X.device
+        j = torch.randint(0, len(self.pool), (self.batch,), generator=self.gen, device=dev)
+        u = torch.rand((self.batch, self.pixels), generator=self.gen, device=dev)
+        k = self.starts[j][:, None] + (u * self.lens[j][:, None]).long()
         return {"features": self.F[k], "input": self.X[k], "output": self.Y[k], "params": self.params[self.pool[j]]}
 
 
