@@ -120,6 +120,10 @@ def main() -> int:
         lines.append(f"| {r['module']} | {r['arch']} | {r['loss_space']} | {r['budget_s']:g} | {r['steps']} | {r['val_psnr']:.2f} | "
                      f"{r['heldout_psnr']:.2f} ({r['heldout_psnr_min']:.2f}) | {r['heldout_ssim']:.4f} | "
                      f"{r['heldout_deltae']:.3f} | {r['identity_psnr']:.2f} | {r['goal_psnr']:.0f} |")
+    lines += ["", "`pointwise` and `multiscale` train on random pixels of 64 samples per step; the UNets "
+              "(`spatial-film`, `spatial-concat`) on 8 crops of 64 px with 16 px of context. `--arch auto` "
+              "picks `multiscale` for modules darktable's probe finds not pointwise. `loss on`: the encoding "
+              "the training loss compares in (srgb: the sRGB curve, unclipped; linear: none)."]
     (out / "proxies.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -93,3 +93,20 @@ def test_load_errors(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text("{}")
     with pytest.raises(DarkproxyError, match="model.safetensors"):
         Proxy.load(tmp_path)
+
+
+def test_weights_of_another_architecture_or_corrupt(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    _, run = trained
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    info = json.loads((other / "run.json").read_text())
+    info["hparams"]["width"] = 8  # weights trained at another width
+    (other / "run.json").write_text(json.dumps(info))
+    with pytest.raises(DarkproxyError, match="does not fit architecture 'pointwise'"):
+        Proxy.load(other)
+    shutil.copy(run / "run.json", other / "run.json")
+    (other / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header")
+    with pytest.raises(DarkproxyError, match="does not fit"):
+        Proxy.load(other)

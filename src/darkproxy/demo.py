@@ -88,8 +88,9 @@ class Stages:
 
 
 def run_demo(dt, out_dir: str | os.PathLike[str], quick: bool = True, log: Callable[[str], None] = print,
-             device: str = "auto") -> dict[str, Any]:
-    """Run every stage (see the module docstring); returns ``summary.json``."""
+             device: str = "auto", plan: DemoPlan | None = None) -> dict[str, Any]:
+    """Run every stage (see the module docstring); returns ``summary.json``.
+    ``plan`` overrides the sizes that ``quick`` picks (tests run a tiny one)."""
     import numpy as np
 
     from darkproxy.data.generate import GenerateOptions, generate
@@ -99,7 +100,7 @@ def run_demo(dt, out_dir: str | os.PathLike[str], quick: bool = True, log: Calla
     from darkproxy.train import TrainConfig, train
 
     out = Path(out_dir)
-    plan = DemoPlan.make(quick)
+    plan = plan or DemoPlan.make(quick)
     st = Stages(out, log)
     t_start = time.time()
     train_dir, held_dir = out / "raws" / "train", out / "raws" / "heldout"
@@ -201,7 +202,7 @@ def run_demo(dt, out_dir: str | os.PathLike[str], quick: bool = True, log: Calla
     sweep_res = st.run("sweep", sw)
 
     summary = {
-        "quick": quick, "darktable_version": dt.version, "plan": asdict(plan),
+        "quick": plan.quick, "darktable_version": dt.version, "plan": asdict(plan),
         "proxies": {m: {"heldout_psnr": evals[m]["proxy"]["psnr"], "identity_psnr": evals[m]["identity"]["psnr"],
                         "heldout_ssim": evals[m]["proxy"]["ssim"], "heldout_deltae": evals[m]["proxy"]["deltae_mean"],
                         "best_val_psnr": st.results[f"train-{m}"]["result"]["best_val_psnr"],

@@ -45,6 +45,7 @@ class Proxy(nn.Module):
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str], device: str | torch.device = "cpu", trainable: bool = False) -> "Proxy":
         """Load ``RUN/run.json`` + ``RUN/model.safetensors`` (best weights)."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         run = Path(run_dir)
@@ -65,7 +66,12 @@ class Proxy(nn.Module):
         hp = {k: v for k, v in info.get("hparams", {}).items()}
         model = build_model(info["arch"], len(space), in_channels=int(info.get("in_channels", 4 if info.get("pre_demosaic") else 3)),
                             out_channels=int(info.get("out_channels", 3)), **hp)
-        model.load_state_dict(load_file(str(weights), device="cpu"))
+        try:
+            model.load_state_dict(load_file(str(weights), device="cpu"))
+        except (RuntimeError, OSError, SafetensorError) as e:  # corrupt file, or keys/shapes of another architecture
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise DarkproxyError(f"{weights} does not fit architecture {info['arch']!r} "
+                                 f"(a run from another darkproxy version, or a corrupt file): {first}") from None
         proxy = cls(model, space, info).to(device)
         proxy.eval()
         proxy.requires_grad_(trainable)

@@ -19,7 +19,7 @@ RENDER_SIZE = 192
 
 @pytest.fixture(scope="module")
 def photos() -> dict[str, np.ndarray]:
-    return default_source_images(["astronaut", "coffee", "chelsea"])
+    return default_source_images(["astronaut", "coffee", "chelsea", "chart"])
 
 
 @pytest.mark.parametrize("cfa", ["RGGB", "BGGR", "GRBG", "GBRG"])
@@ -60,7 +60,7 @@ def test_unprocess_inverts_the_forward_colour_path(photos) -> None:
     np.testing.assert_allclose(raw[0::2, 0::2], u.camera_rgb[0::2, 0::2, 0], atol=1 / (u.white - u.black))
 
 
-@pytest.mark.parametrize("source,wb", [("astronaut", None), ("coffee", (1.6, 1.0, 2.4))])
+@pytest.mark.parametrize("source,wb", [("astronaut", None), ("coffee", (1.6, 1.0, 2.4)), ("chart", None)])
 def test_darktable_render_matches_source_photo(dt, tmp_path: Path, photos, source: str, wb) -> None:
     """XMP-free darktable-cli render with ``plugins/darkroom/workflow=none`` (darktable's
     own colour pipeline: rawprepare, demosaic, white balance from AsShotNeutral, input
@@ -86,10 +86,23 @@ def test_darktable_default_scene_referred_render(dt, tmp_path: Path, photos) -> 
     assert psnr >= 25.0
 
 
+def test_tone_chart_levels() -> None:
+    """The chart's grey column holds ``values`` log-spaced linear levels from 1 down to
+    1/dynamic_range; its colour tiles are fully saturated in the top half of the rows."""
+    from darkproxy.raw.synth import tone_chart
+
+    c = tone_chart(hues=6, values=5, dynamic_range=256.0, tile=4)
+    assert c.shape == (2 * 5 * 4, 8 * 4, 3) and 0 <= c.min() and c.max() <= 1
+    grey = srgb_to_linear(c[2::4, -2, 1])  # tile centres of the last (grey) column
+    np.testing.assert_allclose(grey, np.tile(np.geomspace(1, 1 / 256, 5), 2), rtol=1e-9)
+    top = c[2:5 * 4:4, 2:6 * 4:4]  # saturation-1 rows, hue columns
+    assert np.allclose(top.min(-1), 0)
+
+
 def test_make_samples_is_idempotent(tmp_path: Path) -> None:
     infos = make_samples(tmp_path, count=2, size=64)
-    assert [i.path.name for i in infos] == ["astronaut.dng", "chelsea.dng"]
-    assert all(i.written for i in infos) and infos[0].shape == (64, 64)
+    assert [i.path.name for i in infos] == ["chart.dng", "astronaut.dng"]
+    assert all(i.written for i in infos) and infos[1].shape == (64, 64) and max(infos[0].shape) == 64
     mtimes = [i.path.stat().st_mtime_ns for i in infos]
     again = make_samples(tmp_path, count=2, size=64)
     assert [i.path.stat().st_mtime_ns for i in infos] == mtimes and not any(i.written for i in again)
@@ -97,10 +110,10 @@ def test_make_samples_is_idempotent(tmp_path: Path) -> None:
     # a corrupt file and a file with other settings are rewritten; no temp files are left behind
     infos[0].path.write_bytes(infos[0].path.read_bytes()[:500])
     fixed = make_samples(tmp_path, count=2, size=64)
-    assert [i.written for i in fixed] == [True, False] and read_raw_info(fixed[0].path).size == (64, 64)
+    assert [i.written for i in fixed] == [True, False] and read_raw_info(fixed[0].path).size == infos[0].shape
     other = make_samples(tmp_path, count=1, size=64, cfa="GBRG", bits=12)
     assert other[0].written and read_raw_info(other[0].path).cfa == "GBRG"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["astronaut.dng", "chelsea.dng"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["astronaut.dng", "chart.dng"]
 
 
 def test_more_samples_than_photos_repeat_with_new_names(tmp_path: Path) -> None:
@@ -147,7 +160,7 @@ def test_spec_validation(tmp_path: Path) -> None:
         with pytest.raises(RawError, match=match):
             write_synthetic_dng(img, tmp_path / "x.dng", spec)
     assert not (tmp_path / "x.dng").exists()
-    with pytest.raises(RawError, match="unknown sample photo"):
+    with pytest.raises(RawError, match="unknown sample image"):
         default_source_images(["nope"])
     with pytest.raises(RawError, match="does not exist"):
         make_samples(tmp_path, sources=[tmp_path / "none.png"])

@@ -27,6 +27,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--enable", action="append", metavar="MODULE", help="enable a module (repeatable)")
     p.add_argument("--clamp", action="store_true", help="clip out-of-range values to darktable's $MIN/$MAX instead of failing")
     p.add_argument("--max-size", type=int, metavar="N", help="cap width and height at N pixels")
+    p.add_argument("--hq", action="store_true",
+                   help="with --max-size: run the pipe at full resolution and downscale at the end (darktable-cli "
+                        "--hq true; slower). Default: scale at demosaic, as tap-outs and datasets are rendered")
     p.add_argument("--save-xmp", metavar="FILE", help="also write the edited history as an XMP sidecar")
     p.set_defaults(func=run)
 
@@ -47,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
                    clamp=args.clamp)
     if args.save_xmp:
         side.write(args.save_xmp)
-    out = dt.renderer(max_size=args.max_size).render(args.input, side, args.output)
+    out = dt.renderer(max_size=args.max_size, high_quality=args.hq).render(args.input, side, args.output)
     print(out)
     return 0

@@ -20,7 +20,12 @@ the chosen params (its output). What this does not cover, and how it is handled:
   Lab around them; ``colorout`` converts whatever comes last back to RGB, so
   their I/O is still linear Rec2020.
 * **Scale-dependent modules**: input and output are rendered with the same
-  ``max_size`` (darktable scales early in the pipe), and the scale is recorded.
+  ``max_size`` and ``--hq false``, so darktable scales the image at demosaic
+  and every module runs *at the render scale* (sharpen's radius, for one, is
+  multiplied by it): the pair is the module's exact I/O at that scale, which is
+  recorded (``render_scale``, output size / raw size). darktable-cli's default
+  ``--hq true`` would run the pipe at full size and downscale after the
+  module, mixing pixels through its non-linearity.
 * **Workflow defaults** (filmic rgb, exposure +0.7 EV, ...): the upstream history
   is darktable's own default history for the raw (or the given XMP); modules
   before the target keep their state; everything enabled upstream is recorded.
@@ -37,7 +42,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -173,6 +178,20 @@ def packed_input(raw: Path, module: str) -> np.ndarray:
     return read_packed_mosaic(raw, white_balance=wb).data
 
 
+def render_scale(raw: str | os.PathLike[str], out_shape: Sequence[int]) -> float | None:
+    """Scale darktable rendered ``raw`` at: longest side of the ``(C, H, W)``
+    output over the raw's longest visible side (approximate: darktable may crop
+    a few border pixels). ``None`` when rawpy cannot read the raw's size."""
+    try:
+        import rawpy
+
+        with rawpy.imread(str(raw)) as r:
+            side = max(r.sizes.width, r.sizes.height)
+    except Exception:  # any unreadable raw: the scale is informative only
+        return None
+    return round(max(out_shape[-2:]) / side, 4) if side else None
+
+
 def tap_meta(dt: Darktable, raw: Path, plan: TapPlan, out_shape: tuple[int, ...], in_shape: tuple[int, ...],
              max_size: int | None) -> dict[str, Any]:
     return {
@@ -182,6 +201,7 @@ def tap_meta(dt: Darktable, raw: Path, plan: TapPlan, out_shape: tuple[int, ...]
         "pre_demosaic": plan.pre_demosaic, "data_space": "linear_rec2020",
         "input_layout": "packed_mosaic_RG1G2B" if plan.pre_demosaic else "rgb",
         "input_shape": list(in_shape), "output_shape": list(out_shape), "max_size": max_size,
+        "render_scale": render_scale(raw, out_shape),
         "upstream": plan.upstream, "upstream_hash": plan.upstream_hash,
         "disabled_after": plan.disabled, "pass_through_after": plan.kept_on,
     }

@@ -41,7 +41,7 @@ import numpy as np
 
 from darkproxy.darktable.render import RenderFailure, RenderJob, read_tiff
 from darkproxy.darktable.session import Darktable
-from darkproxy.darktable.tapout import TapPlan, packed_input, plan_tapout
+from darkproxy.darktable.tapout import TapPlan, packed_input, plan_tapout, render_scale
 from darkproxy.darktable.xmp import Sidecar
 from darkproxy.data.paramspace import ParamSpace
 from darkproxy.data.ranges import UpstreamVariety, build_param_space, upstream_variety
@@ -183,6 +183,7 @@ class Generator:
         self._lock = threading.Lock()
         self.renders = 0
         self.images = 0
+        self._scales: dict[tuple[str, tuple[int, ...]], float | None] = {}
 
     # ------------------------------------------------------------------ setup
     def _load_bases(self) -> tuple[list[Path], dict[str, Sidecar], list[dict[str, Any]]]:
@@ -475,6 +476,12 @@ class Generator:
                 recs.extend(self._write_samples(p, inp, out, splits[p.raw.name], pre))
         return recs, fails
 
+    def _scale(self, raw: Path, out_shape: Sequence[int]) -> float | None:
+        key = (raw.name, tuple(out_shape))
+        if key not in self._scales:
+            self._scales[key] = render_scale(raw, out_shape)
+        return self._scales[key]
+
     def _write_samples(self, p: _Pair, inp: np.ndarray, out: np.ndarray, split: str, pre: bool) -> list[dict[str, Any]]:
         o = self.opts
         if inp.shape[1:] != out.shape[1:] and not pre:
@@ -503,6 +510,7 @@ class Generator:
                              "modules": [u["operation"] for u in p.plan.upstream]},
                 "files": files, "sha256": {"input": sha_in, "output": sha_out},
                 "shape": list(o_crop.shape), "input_shape": list(i_crop.shape), "split": split,
+                "render_scale": self._scale(p.raw, out.shape),
                 "pair": p.j, "crop": [y, x, h, w] if o.crops > 1 else None,
             })
         return recs

@@ -125,7 +125,8 @@ class PixelMLP(nn.Module):
     """Per-pixel MLP proxy: ``features(image)`` (fixed, no weights; shape
     ``(B, n_features, H, W)``), then ``depth`` linear layers of ``width``, each
     FiLM-modulated by the params, then the affine colour transform of the
-    linear input. ``image (B, 3, H, W)`` linear_rec2020, ``params (B, P)`` in
+    linear input, whose coefficients are the sum of that pixel path and a
+    params-only MLP (a global transform). ``image (B, 3, H, W)`` linear_rec2020, ``params (B, P)`` in
     ``[0, 1]`` -> ``(B, 3, H, W)`` linear_rec2020.
 
     The MLP runs channels-last (pixels as rows of ``nn.Linear``): 1.5x faster
@@ -140,10 +141,13 @@ class PixelMLP(nn.Module):
         self.param_mlp = ParamMLP(n_params, 2 * width * depth, param_hidden)
         self.act = nn.SiLU()
         self.to_coef = nn.Linear(width, N_HEAD)
-        self.coef_from_params = nn.Linear(max(n_params, 1), N_HEAD)
-        for m in (self.to_coef, self.coef_from_params):  # identity at initialisation
-            nn.init.zeros_(m.weight)
-            nn.init.zeros_(m.bias)
+        nn.init.zeros_(self.to_coef.weight)  # identity at initialisation
+        nn.init.zeros_(self.to_coef.bias)
+        # A pixel-independent path, non-linear in the params: a global colour transform
+        # (exposure with a black offset, white balance, a channel mix) is exact through it,
+        # whatever pixels the training images happen to have; the pixel path only has to
+        # learn what really depends on the pixel.
+        self.coef_from_params = ParamMLP(n_params, N_HEAD, param_hidden)
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` linear -> ``(B, n_features, H, W)``."""

@@ -43,9 +43,10 @@ D65_XYZ = np.array([0.95047, 1.0, 1.08883])
 REC709_TO_REC2020 = np.array([[0.6274040, 0.3292820, 0.0433136], [0.0690970, 0.9195400, 0.0113612],
                               [0.0163916, 0.0880132, 0.8955950]])
 
-# colour photos shipped inside scikit-image's wheel (no download), in make_samples order
-DEFAULT_SOURCES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "immunohistochemistry", "retina",
-                   "colorwheel")
+# make_samples order: a procedural tone and colour chart (:func:`tone_chart`), then the
+# colour photos shipped inside scikit-image's wheel (no download)
+DEFAULT_SOURCES = ("chart", "astronaut", "chelsea", "coffee", "rocket", "motorcycle", "immunohistochemistry",
+                   "retina", "colorwheel")
 BIT_DEPTHS = (12, 14, 16)
 
 
@@ -129,16 +130,41 @@ def srgb_to_linear(x: np.ndarray) -> np.ndarray:
     return srgb_decode(np.asarray(x, np.float64))
 
 
+def tone_chart(hues: int = 22, values: int = 8, dynamic_range: float = 512.0, tile: int = 16) -> np.ndarray:
+    """A procedural chart of flat tiles, float64 ``(H, W, 3)`` ``srgb_display``
+    in [0, 1]: ``hues`` hue columns plus two grey columns, and rows of
+    ``values`` linear-light levels from 1 down to ``1 / dynamic_range``
+    (log-spaced) at saturation 1 and 0.5. Photos leave corners of the colour
+    and tone space empty (deep shadows, saturated colours at every level);
+    a pointwise proxy only learns what its data shows it, so the sample set
+    starts with this chart."""
+    from skimage.color import hsv2rgb
+
+    lin = np.geomspace(1.0, 1.0 / dynamic_range, values)
+    v = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)  # sRGB-encoded levels
+    rows = [(s, vv) for s in (1.0, 0.5) for vv in v]
+    hsv = np.zeros((len(rows), hues + 2, 3))
+    for i, (sat, vv) in enumerate(rows):
+        hsv[i, :hues, 0] = np.arange(hues) / hues
+        hsv[i, :hues, 1] = sat
+        hsv[i, :, 2] = vv
+    rgb = hsv2rgb(hsv)
+    return np.repeat(np.repeat(rgb, tile, axis=0), tile, axis=1)
+
+
 def default_source_images(names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """scikit-image's colour photos (``DEFAULT_SOURCES`` or ``names``) as
-    float64 (H, W, 3) ``srgb_display`` in [0, 1]. Loaded from the installed
-    wheel, offline."""
+    """The sample images (``DEFAULT_SOURCES`` or ``names``) as float64
+    (H, W, 3) ``srgb_display`` in [0, 1]: :func:`tone_chart` and
+    scikit-image's colour photos, loaded from the installed wheel, offline."""
     from skimage import data
 
     out: dict[str, np.ndarray] = {}
     for name in names or DEFAULT_SOURCES:
         if name not in DEFAULT_SOURCES:
-            raise RawError(f"unknown sample photo {name!r}; choose from {', '.join(DEFAULT_SOURCES)}")
+            raise RawError(f"unknown sample image {name!r}; choose from {', '.join(DEFAULT_SOURCES)}")
+        if name == "chart":
+            out[name] = tone_chart()
+            continue
         img = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
         out[name] = _as_rgb_float(img)
     return out
