@@ -17,7 +17,9 @@ unsharp mask is exactly representable (linear param path) instead of having to
 be synthesised from scratch by the convolutions. Registered as ``spatial``
 (default ``film``: measured better, e.g. 42.7/42.5 dB vs 41.1/41.1 dB display
 PSNR for concat on a synthetic param-weighted unsharp mask, 600 steps, two
-seeds), ``spatial-concat`` and ``spatial-film``. Any ``H, W``
+seeds; on darktable's sharpen, ``bench/results/proxies.md``: FiLM ahead after
+90 s, concat after 300 s, by ~1 dB either way, and both well behind
+``multiscale``), ``spatial-concat`` and ``spatial-film``. Any ``H, W``
 works: the input is reflect-padded to a multiple of ``2**levels`` and the
 output cropped back.
 """
