@@ -16,12 +16,12 @@ def register(sub, common: argparse.ArgumentParser) -> None:
                     "--full), train the proxies, evaluate them on held-out raws against fresh darktable renders, run a "
                     "slider regression and a pipeline regression verified by darktable, render a parameter sweep video, "
                     "and write report.html and summary.json. Re-running reuses finished stages; Ctrl-C leaves "
-                    "nothing corrupt. --quick (the default) takes ~10 min on 2 CPU cores.",
+                    "nothing corrupt. --quick (the default) takes about 3 min on 2 CPU cores.",
                     "  darkproxy demo\n  darkproxy demo --full -o ~/darkproxy-demo\n")
     p.add_argument("-o", "--output", help="output folder (default: $DARKPROXY_HOME/demo)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_true", default=True, help="small and fast (default)")
-    g.add_argument("--full", action="store_true", help="bigger data, longer training, sharpen too (~45 min on 2 cores)")
+    g.add_argument("--full", action="store_true", help="bigger data, longer training, sharpen too (about 14 min on 2 cores)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     p.set_defaults(func=run)
 
