@@ -42,7 +42,6 @@ from darkproxy.errors import DarkproxyError, DatasetError
 from darkproxy.models.registry import arch_entry, build_model, list_archs
 
 LOSSES = ("l1", "mse", "charbonnier")
-ARCH_CHOICES = ("auto", "pointwise", "multiscale", "spatial", "spatial-film", "spatial-concat", "demosaic")
 
 
 class TrainError(DarkproxyError):
@@ -362,10 +361,8 @@ def train(dataset_dir: str | os.PathLike[str], run_dir: str | os.PathLike[str], 
     if info.pre_demosaic:
         context += context % 2  # mosaic crops start on even output px
 
-    if pixel_rows:
-        train_ds = ModuleDataset(root, "train", crop=None, flips=False, seed=cfg.seed)
-    else:
-        train_ds = ModuleDataset(root, "train", crop=None, flips=True, seed=cfg.seed)
+    train_ds = ModuleDataset(root, "train", crop=None, flips=not pixel_rows, seed=cfg.seed)
+    if not pixel_rows:
         crop, context = _fit_crop(train_ds, crop, context)
         train_ds.crop = crop + 2 * context
     val_ds, val_split, kept = _val_dataset(root, cfg)
@@ -541,14 +538,15 @@ def _train(root: Path, run: Path, cfg: TrainConfig, info: DatasetInfo, plan: _Pl
             x = b["input"].to(device, non_blocking=True)
             y = b["output"].to(device, non_blocking=True)
             p = b["params"].to(device, non_blocking=True)
+            origin = b["origin"].to(device) if "origin" in b else None
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
                 if "features" in b:  # pixel rows of a PixelMLP
                     pred = model.head(b["features"].to(device, non_blocking=True), x, p)
                 elif getattr(model, "takes_origin", False):
-                    pred = model(x, p, origin=b["origin"].to(device))
+                    pred = model(x, p, origin=origin)
                 else:
                     pred = model(x, p)
-            mask = context_mask(b["origin"].to(device), y.shape[-2], y.shape[-1], plan.context) if "origin" in b else None
+            mask = context_mask(origin, y.shape[-2], y.shape[-1], plan.context) if origin is not None else None
             loss = loss_fn(pred, y, cfg.loss, cfg.loss_space, mask)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -602,5 +600,5 @@ def _train(root: Path, run: Path, cfg: TrainConfig, info: DatasetInfo, plan: _Pl
     return TrainResult(run, plan.arch, best, best_step, step, seconds, identity_psnr, val_split, stopped_early)
 
 
-__all__ = ["ARCH_CHOICES", "LOSSES", "TrainConfig", "TrainError", "TrainResult", "choose_arch", "evaluate", "list_archs",
+__all__ = ["LOSSES", "TrainConfig", "TrainError", "TrainResult", "choose_arch", "evaluate", "list_archs",
            "loss_fn", "lr_at", "resolve_device", "save_weights", "train"]
