@@ -23,6 +23,9 @@ def test_parse_and_relative_runs(tmp_path: Path) -> None:
     assert cfg.stages[0].free == ["exposure"] and cfg.stages[0].fixed == {"black": 0.0}
     again = _cfg(tmp_path, cfg.dump())
     assert [(s.module, s.run, s.free, s.fixed) for s in again.stages] == [(s.module, s.run, s.free, s.fixed) for s in cfg.stages]
+    # dotted param names (nested struct fields) survive the round trip as flat keys
+    cfg.stages[1].fixed = {"grey_fulcrum.value": 0.1845, "mode": "auto"}
+    assert _cfg(tmp_path, cfg.dump()).stages[1].fixed == {"grey_fulcrum.value": 0.1845, "mode": "auto"}
 
 
 @pytest.mark.parametrize("body, msg", [

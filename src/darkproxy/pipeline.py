@@ -93,8 +93,10 @@ class PipelineConfig:
             if s.free is not None:
                 lines.append(f"free = {json.dumps(list(s.free))}")
             if s.fixed:
-                # JSON scalars (numbers, "strings", true/false) are valid TOML values
-                lines.append("fixed = { " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in s.fixed.items()) + " }")
+                # JSON strings and scalars are valid TOML keys and values; quoted keys keep dotted
+                # param names (nested struct fields) from reading as nested tables
+                lines.append("fixed = { " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in s.fixed.items())
+                             + " }")
             lines.append("")
         return "\n".join(lines)
 
