@@ -70,6 +70,19 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
                           env=e, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+def have_chromium() -> bool:
+    """Whether the Chromium checks can run. Under ``CI=true`` a missing Chromium
+    fails the calling test instead of silently skipping its browser checks."""
+    from darkproxy.viz.browser import find_chromium
+
+    if find_chromium() is not None:
+        return True
+    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail("chromium is not installed (apt-get install chromium); CI requires the browser checks",
+                    pytrace=False)
+    return False
+
+
 def midtone_ratio(out: np.ndarray, inp: np.ndarray, lo: float = 0.05, hi: float = 0.5) -> float:
     """Median of out/in over mid-tone pixels of the input."""
     m = (inp > lo) & (inp < hi)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from darkproxy.demo import DemoPlan, run_demo
-from darkproxy.viz.browser import check_images_render, find_chromium, validate_references
+from darkproxy.viz.browser import check_images_render, validate_references
+from tests.conftest import have_chromium
 
 TINY = DemoPlan(quick=True, n_raws=4, raw_size=96, size=48, samples=16,
                 train_steps={"exposure": 300, "colorbalancergb": 300}, eval_n=1, regress_iters=30, sweep_steps=4)
@@ -20,19 +21,30 @@ def test_tiny_demo_runs_every_stage_and_reuses_them(dt, tmp_path: Path) -> None:
     out = tmp_path / "demo"
     logs: list[str] = []
     s = run_demo(dt, out, device="cpu", plan=TINY, log=logs.append)
-    for m in ("exposure", "colorbalancergb"):  # the summary holds what the issue asks for
+    for m in ("exposure", "colorbalancergb"):  # the summary holds what the issue asks for, worst cases too
         v = s["proxies"][m]
-        assert v["heldout_psnr"] > v["identity_psnr"], (m, v)
+        assert v["heldout_psnr_min"] > v["identity_psnr"], (m, v)
+        assert v["heldout_pu21_psnr_min"] > v["identity_pu21_psnr"] and v["heldout_hdrflip_mean"] < v["identity_hdrflip_mean"]
     reg, pipe = s["slider_regression"], s["pipeline_regression"]
-    assert 0 <= reg["param_error_median"] <= 1 and reg["darktable_psnr"] > 20
-    assert pipe["pipeline"] == ["exposure", "colorbalancergb"] and pipe["darktable_psnr"] > 20
+    # the tiny plan's proxies (300 steps) are rough, so the sliders are too; darktable's renders of them must
+    # still be far closer to the target than the defaults (measured on this plan: regression 43.6 dB tap-out,
+    # 44.3 dB full history, median param error 12 %; pipeline 31.8 / 31.8 dB, 5.6 %; at the defaults the
+    # exposure stage alone is 1.1 EV off, < 15 dB)
+    assert reg["darktable_psnr"] > 36 and reg["full_history_psnr"] > 36 and reg["darktable_pu21_psnr"] > 45
+    assert reg["param_error_median"] < 0.25
+    assert pipe["pipeline"] == ["exposure", "colorbalancergb"] and pipe["darktable_psnr"] > 26
+    assert pipe["full_history_psnr"] > 26 and pipe["param_error_median"] < 0.15
+    sw = s["sweep"]
+    assert sw["psnr_min"] <= sw["psnr"] and sw["pu21_psnr_min"] <= sw["pu21_psnr"] and sw["frames"] == 4
+    html = (out / "report.html").read_text()
+    assert "worst sample" in html and "PU21" in html and "Full history" in html
     stages = {"samples", "generate-exposure", "train-exposure", "eval-exposure", "generate-colorbalancergb",
               "train-colorbalancergb", "eval-colorbalancergb", "regress", "pipeline", "sweep"}
     assert set(s["stage_seconds"]) == stages and all(v > 0 for v in s["stage_seconds"].values())
     assert json.loads((out / "summary.json").read_text())["stage_seconds"] == s["stage_seconds"]
     report = out / "report.html"
     assert not validate_references(report)
-    if find_chromium():
+    if have_chromium():
         r = check_images_render(report)
         assert r["images"] >= 6 and r["broken"] == [] and r["broken_videos"] == [], r
     # a re-run reuses every finished stage and rewrites the same summary

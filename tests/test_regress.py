@@ -15,6 +15,7 @@ import torch
 from darkproxy.data.paramspace import ParamSpace, ParamSpec
 from darkproxy.regress import RegressConfig, RegressError, regress
 from tests.conftest import RUN_SIZE, run_cli
+from tests.darktable.render_noise import assert_same_render
 
 
 # ------------------------------------------------------------ analytic proxies
@@ -118,6 +119,60 @@ def test_bad_config_and_unknown_param() -> None:
         regress(p, x, x, RegressConfig(loss="l3"))
 
 
+# ------------------------------------------------------ gradients of the objective
+def _objective(proxy: torch.nn.Module, x: torch.Tensor, tenc: torch.Tensor, base: torch.Tensor, idx: list[int],
+               kind: str):
+    """What the optimiser minimises (regress._adam): the loss per restart as a
+    function of the logits ``z`` of the free params (the others stay at ``base``)."""
+    from darkproxy.regress import loss_encode, per_item_loss
+
+    def f(z: torch.Tensor) -> torch.Tensor:
+        u = base.clone()
+        u[:, idx] = torch.sigmoid(z)
+        return per_item_loss(loss_encode(proxy(x, u)), tenc, kind)
+
+    return f
+
+
+@pytest.mark.parametrize("kind", ["l1", "mse", "ssim"])
+@pytest.mark.parametrize("proxy_kind", ["exposure_math", "pointwise"])
+def test_objective_gradcheck(kind: str, proxy_kind: str) -> None:
+    """``torch.autograd.gradcheck`` (float64) of the regression objective w.r.t.
+    the logits, for every loss, through darktable's exposure formula and
+    through a (random, float64) pointwise proxy. The target differs from the
+    prediction at every pixel by far more than gradcheck's step, so L1 is
+    checked away from its kink at pred == target."""
+    from darkproxy.models import build_model
+    from darkproxy.regress import loss_encode
+
+    g = torch.Generator().manual_seed(0)
+    x = 0.05 + 0.5 * torch.rand(2, 3, 12, 12, generator=g, dtype=torch.float64)  # 2 restarts, off the sRGB kink
+    if proxy_kind == "exposure_math":  # target: darktable's exposure at +2.5 EV, black 0.008
+        proxy: torch.nn.Module = ExposureMath().double()
+        target = proxy(x[:1], torch.tensor([[0.75, 0.7]], dtype=torch.float64)).detach()
+    else:  # a proxy near the identity (weights 0.1 off zero) and a target 3x brighter than the input
+        torch.manual_seed(0)  # the init must not depend on which tests ran before
+        proxy = build_model("pointwise", 2, width=8, depth=2, param_hidden=8).double()
+        with torch.no_grad():
+            for w in proxy.parameters():
+                w.add_(0.1 * torch.randn(w.shape, generator=g, dtype=w.dtype))
+        target = 3.0 * x[:1]
+    z = torch.tensor([[-1.0, 0.5], [0.8, -0.3]], dtype=torch.float64, requires_grad=True)
+    with torch.no_grad():
+        tenc = loss_encode(target)
+        gap = (loss_encode(proxy(x, torch.sigmoid(z))) - tenc).abs().min()
+    assert float(gap) > 1e-4, gap  # no pixel near L1's kink
+    f = _objective(proxy, x, tenc, torch.full((2, 2), 0.5, dtype=torch.float64), [0, 1], kind)
+    assert f(z).shape == (2,)
+    gz = torch.autograd.grad(f(z).sum(), z)[0]
+    assert float(gz.abs().min()) > 1e-6, gz  # every logit moves the loss: the check is not vacuous
+    assert torch.autograd.gradcheck(f, (z,), eps=1e-6, atol=1e-6, rtol=1e-4)
+    # one free param: the other stays at its base value and gets no gradient
+    f1 = _objective(proxy, x, tenc, torch.full((2, 2), 0.5, dtype=torch.float64), [1], kind)
+    assert torch.autograd.gradcheck(f1, (z[:, 1:].detach().requires_grad_(True),), eps=1e-6, atol=1e-6,
+                                    rtol=1e-4)
+
+
 # ------------------------------------------------- real darktable, trained proxies
 # The proxies come from tests/conftest.py (``exposure_run``, ``colorbalance_run``):
 # pointwise runs trained on real ``darkproxy generate`` datasets of five tiny raws.
@@ -214,14 +269,19 @@ def test_cli_regress_from_raw_writes_xmp_darktable_renders(dt, exposure_run: Pat
     meta = json.loads((exposure_tap / "meta.json").read_text())
     raw = Path(meta["raw"])
     out = tmp_path / "rec"
+    t0 = time.perf_counter()
     r = run_cli("regress", str(exposure_run), "--raw", str(raw), "--target", str(exposure_tap / "output.tif"),
                 "--iters", "150", "--video", "-o", str(out))
+    wall = time.perf_counter() - t0
     _ok(r)
     rec = json.loads((out / "params.json").read_text())
     assert rec["params"]["exposure"] == pytest.approx(1.37, abs=0.02 * 5)
     assert rec["darktable_psnr"] >= 40 and rec["proxy_psnr"] > 25
     assert rec["iters"] == 150 and rec["restarts"] == 4 and len(rec["loss_history"]) == 150
-    assert len(rec["normalized"]) == 2 and rec["seconds"] > 0
+    assert len(rec["normalized"]) == 2
+    # the reported times add up: the optimisation and darktable's check are parts of the total,
+    # which is part of the command's wall time (measured: 61 s of a 62 s command, with the video)
+    assert 0 < rec["regress_seconds"] + rec["verify_seconds"] <= rec["seconds"] <= wall, (rec, wall)
     for f in ("result.xmp", "result_tapout.xmp", "darktable_output.tif", "proxy_output.tif",
               "optimisation.mp4", "optimisation.png"):
         assert (out / f).stat().st_size > 0, f
@@ -235,7 +295,8 @@ def test_cli_regress_from_raw_writes_xmp_darktable_renders(dt, exposure_run: Pat
     true_full = r_full.render_array(raw, dt.edit(dt.default_history(raw), updates={
         "exposure": {"exposure": 1.37, "black": -0.004, "mode": 0}}))
     assert display_psnr(r_full.render_array(raw, full), true_full) >= 40
-    assert np.array_equal(r_full.render_array(raw, tap), read_tiff(out / "darktable_output.tif"))
+    # the tap-out sidecar renders darktable_output.tif again (up to darktable's run-to-run noise)
+    assert_same_render(r_full.render_array(raw, tap), read_tiff(out / "darktable_output.tif"), "result_tapout.xmp")
 
 
 @pytest.mark.slow

@@ -60,7 +60,8 @@ def test_pointwise_exposure_reaches_35db_and_writes_the_run(tmp_path: Path) -> N
     wall = time.monotonic() - t
     assert res.arch == "pointwise"
     assert res.best_val_psnr >= 35.0, res
-    assert wall < 60.0
+    # all 400 steps within the budget (measured: 7 s here, 64 dB); the budget itself: test_time_budget_stops_training
+    assert res.steps == 400 and not res.stopped_early and wall < 55.0, (res, wall)
     for f in ("model.safetensors", "run.json", "metrics.json", "history.jsonl", "checkpoint.pt"):
         assert (run / f).is_file(), f
     assert any((run / "tb").iterdir())
@@ -117,6 +118,23 @@ def test_resume_continues_from_the_checkpoint(tmp_path: Path, monkeypatch: pytes
     assert lr_end == pytest.approx(lr_at(59, 59 / 60, peak, 6))  # the cosine ran to its end, not restarted
 
 
+def test_time_budget_stops_training(tmp_path: Path) -> None:
+    """``time_budget_s`` stops a run that would take far longer, right at the budget,
+    with the cosine annealed by time (measured: 180 of 5000 steps, 2.02 s, last lr 0.010 x peak)."""
+    ds = exposure_dataset(tmp_path / "ds", n=10, size=32, pointwise=True)
+    res = train(ds, tmp_path / "run", TrainConfig(steps=5000, time_budget_s=2.0, log_every=10, device="cpu"),
+                progress=False)
+    assert res.stopped_early and 10 <= res.steps < 5000, res
+    assert 2.0 <= res.seconds <= 3.5, res  # stops at the first step past the budget (+ one validation)
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["stopped_early"] is True and m["steps"] == res.steps
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "stopped_early"
+    hist = [json.loads(l) for l in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    peak = json.loads((tmp_path / "run" / "run.json").read_text())["train_config"]["resolved"]["lr"]
+    print(f"\nbudget 2 s: {res.steps} steps, {res.seconds:.2f} s, last lr {hist[-1]['lr'] / peak:.4f} x peak")
+    assert hist[-1]["lr"] < 0.1 * peak  # annealed by the clock, not by the 5000 steps it never ran
+
+
 def test_choose_arch(tmp_path: Path) -> None:
     x = np.zeros((3, 8, 8), np.float32)
     for probe, arch in ((True, "pointwise"), (False, "multiscale"), (None, "multiscale")):
@@ -156,7 +174,19 @@ def test_demosaic_trains_and_holds_out_train_when_no_val(tmp_path: Path) -> None
     with pytest.warns(UserWarning, match="holding out"):
         res = train(root, tmp_path / "run", TrainConfig(steps=20, crop=8, batch=2, device="cpu"), progress=False)
     assert res.arch == "demosaic" and res.val_split == "train-holdout" and res.val_identity_psnr is None
-    assert np.isfinite(res.best_val_psnr)
+    # it learns: better than the untrained proxy (the crude bilinear demosaic) over the four samples
+    # (measured, seeds 0-2: 32.0 dB against 30.9 dB after 20 steps)
+    from darkproxy.data.dataset import ModuleDataset
+    from darkproxy.models import build_model
+    from darkproxy.proxy import Proxy
+    from darkproxy.train import evaluate
+
+    proxy = Proxy.load(tmp_path / "run")
+    crude = build_model("demosaic", 1, in_channels=4, **proxy.run_info["hparams"])
+    every = ModuleDataset(root, None, crop=None, flips=False)
+    with torch.no_grad():
+        trained, untrained = (evaluate(m, every, torch.device("cpu"))[0] for m in (proxy, crude))
+    assert trained > untrained + 0.5, (trained, untrained)
 
 
 def test_cli_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,8 +14,17 @@ def test_exposure_proxy_on_generated_data(exposure_run: Path) -> None:
     run = json.loads((exposure_run / "run.json").read_text())
     print(f"exposure proxy: best val PSNR {m['best_val_psnr']:.2f} dB after {m['seconds']:.1f} s "
           f"({m['steps']} steps; identity {m['val_identity_psnr']:.2f} dB)")
-    assert m["seconds"] <= 90  # the budget is 85 s; training stops there, whatever it reached
     assert m["best_val_psnr"] >= 35.0
+    # when it got there: the first validation at >= 35 dB (every 400 steps)
+    hist = [json.loads(line) for line in (exposure_run / "history.jsonl").read_text().splitlines()]
+    step35, t35 = next((h["step"], h["elapsed"]) for h in hist if (h["val_psnr"] or 0) >= 35.0)
+    print(f"35 dB at step {step35}, {t35:.1f} s; stopped early: {m['stopped_early']}; "
+          f"val {[(h['step'], round(h['val_psnr'], 1)) for h in hist if h['val_psnr'] is not None]}")
+    # Measured on a loaded 2-core CPU: 36.4 dB at the first validation (step 400, 8.6 s); the
+    # run hit its 85 s budget at step 3530 with 60.7 dB. Any validation lies inside the budget,
+    # so "within 90 s" alone cannot fail: these bounds (3x the measured step, 5x the time) can.
+    assert step35 <= 1200, hist
+    assert t35 <= 45.0, hist
     assert m["best_val_psnr"] > m["val_identity_psnr"] + 10
     # the run holds what a later user needs
     for f in ("model.safetensors", "run.json", "history.jsonl", "metrics.json"):

@@ -1,21 +1,29 @@
-"""Display and perceptual encodings of ``linear_rec2020`` images.
+"""Encodings of ``linear_rec2020`` images, one function and one name each.
 
-Every function accepts a numpy array or a torch tensor of any shape and returns
-the same kind (numpy float16/int inputs come back as float32, other float dtypes
-are kept). Torch versions are differentiable.
+Every function accepts a numpy array or a torch tensor and returns the same kind
+(numpy float16/int inputs come back as float32, other float dtypes are kept).
+Torch versions are differentiable. Images carry their channels on axis -3
+(``(3, H, W)`` or ``(B, 3, H, W)``) unless a function says otherwise.
 
-* :func:`display_encode` is the project's **metric space** (``srgb_display``):
-  clip to ``[0, 1]`` then the sRGB transfer curve. PSNR is always computed
-  there with a data range of 1 (:func:`display_psnr`). Note that Rec2020
-  primaries are kept (no gamut conversion): the metric only needs a perceptual
-  tone scale, not a colorimetrically correct display image.
-* :func:`perceptual_loss_encode` is what training losses compare. Clipping
-  would zero the gradient of every highlight (> 1) and every out-of-gamut
-  negative, so the loss encodings are smooth, odd-symmetric and unbounded.
+* :func:`srgb_display_rec709` is **the display encoding** of the project: what a
+  monitor shows, and what display PSNR, SSIM, CIEDE2000, reports and videos use.
+  Linear Rec2020 -> linear Rec709/sRGB primaries (colour-science's matrix), clip
+  to ``[0, 1]`` (highlights and out-of-gamut colours clip as on a monitor), sRGB
+  transfer curve (IEC 61966-2-1).
+* :func:`pu21_luminance` is the **scene-referred metric encoding**: BT.2020
+  luminance in cd/m² (linear 1.0 = :data:`PU21_WHITE_NITS`), clamped to PU21's
+  ``[0.005, 10000]`` cd/m² and PU21-encoded (Mantiuk & Azimi 2021, the
+  ``banding_glare`` fit). Nothing clips below 100x white (+6.6 EV), so errors in
+  highlights stay visible where the display encoding hides them.
+* :func:`perceptual_loss_encode` is what training and regression losses compare.
+  Clipping would zero the gradient of every highlight (> 1) and every
+  out-of-gamut negative, so the loss encodings are smooth, odd-symmetric and
+  unbounded.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, TypeVar
 
@@ -70,10 +78,84 @@ def srgb_encode_ext(x: T) -> T:
     return xp.where(a <= _SRGB_T, 12.92 * x, xp.sign(x) * (1.055 * xp.clip(a, _SRGB_T, None) ** (1 / 2.4) - 0.055))
 
 
-def display_encode(x: T) -> T:
-    """``linear_rec2020`` (any range) -> ``srgb_display`` in ``[0, 1]``: clip to
-    ``[0, 1]`` then the sRGB transfer curve. The metric space of the project."""
-    return srgb_encode(x)
+@functools.lru_cache(maxsize=None)
+def _rec2020_to_rec709() -> np.ndarray:
+    import colour  # slow to import (~1.5 s): only when a display image is made
+
+    m = colour.matrix_RGB_to_RGB(colour.RGB_COLOURSPACES["ITU-R BT.2020"], colour.RGB_COLOURSPACES["ITU-R BT.709"])
+    m = np.asarray(m, np.float64)
+    m.setflags(write=False)
+    return m
+
+
+def rec2020_to_rec709_matrix() -> np.ndarray:
+    """The 3x3 matrix taking linear Rec2020 RGB to linear Rec709/sRGB RGB (column
+    vectors, ``rgb709 = M @ rgb2020``; same D65 white), from colour-science.
+    Equals ITU-R BT.2087-0's ``[[1.6605, -0.5876, -0.0728], [-0.1246, 1.1329,
+    -0.0083], [-0.0182, -0.1006, 1.1187]]`` to its 4 decimals. Read-only float64."""
+    return _rec2020_to_rec709()
+
+
+def _mix(x: Any, m: np.ndarray, channel_axis: int) -> Any:
+    """Apply a 3x3 matrix to the channel axis of ``x`` (numpy or torch)."""
+    if isinstance(x, torch.Tensor):
+        mt = torch.tensor(np.array(m), dtype=x.dtype, device=x.device)
+        return torch.movedim(torch.movedim(x, channel_axis, -1) @ mt.T, -1, channel_axis)
+    return np.moveaxis(np.moveaxis(x, channel_axis, -1) @ m.T.astype(x.dtype), -1, channel_axis)
+
+
+def linear_rec709_from_rec2020(x: T, channel_axis: int = -3) -> T:
+    """``linear_rec2020`` -> ``linear_rec709`` (same white, no clipping: colours
+    outside Rec709's gamut get negative components)."""
+    return _mix(_as_float(x), rec2020_to_rec709_matrix(), channel_axis)
+
+
+def srgb_display_rec709(x: T, channel_axis: int = -3) -> T:
+    """``linear_rec2020`` (any range) -> ``srgb_display_rec709`` in ``[0, 1]``:
+    Rec709 primaries, clip to ``[0, 1]``, sRGB transfer curve. The display
+    encoding of the project (see the module docstring). NaN stays NaN."""
+    return srgb_encode(linear_rec709_from_rec2020(x, channel_axis))
+
+
+# BT.2020 luminance weights (the Y row of its RGB -> XYZ matrix: 0.2627, 0.6780, 0.0593)
+_Y_REC2020 = (0.26270021, 0.67799807, 0.05930172)
+PU21_WHITE_NITS = 100.0  # cd/m² that linear 1.0 stands for in PU21 metrics (a typical SDR display's white)
+PU21_L_MIN, PU21_L_MAX = 0.005, 10000.0  # cd/m², the range PU21 is fitted on
+_PU21_BANDING_GLARE = (0.353487901, 0.3734658629, 8.277049286e-05, 0.9062562627, 0.09150303166,
+                       0.9099517204, 596.3148142)
+
+
+def luminance_rec2020(x: T, channel_axis: int = -3) -> T:
+    """Relative luminance ``Y`` of ``linear_rec2020`` (channel axis removed)."""
+    x = _as_float(x)
+    r, g, b = (x.select(channel_axis, i) if isinstance(x, torch.Tensor) else np.take(x, i, axis=channel_axis)
+               for i in range(3))
+    return _Y_REC2020[0] * r + _Y_REC2020[1] * g + _Y_REC2020[2] * b
+
+
+def pu21_encode(nits: T) -> T:
+    """PU21 (Mantiuk & Azimi, PCS 2021; ``banding_glare`` parameters) of absolute
+    luminance in cd/m², clamped to ``[0.005, 10000]``: about 0 at 0.005 cd/m²,
+    256.4 at 100 cd/m² and 595.4 at 10,000 cd/m² (perceptually uniform
+    steps, like sRGB code values for an SDR display's range)."""
+    y = _as_float(nits)
+    xp = _xp(y)
+    p = _PU21_BANDING_GLARE
+    lp = xp.clip(y, PU21_L_MIN, PU21_L_MAX) ** p[3]
+    return p[6] * (((p[0] + p[1] * lp) / (1.0 + p[2] * lp)) ** p[4] - p[5])
+
+
+def pu21_peak() -> float:
+    """PU21 value of the brightest luminance it encodes (10,000 cd/m²): the data
+    range of PU21 PSNR."""
+    return float(pu21_encode(np.float64(PU21_L_MAX)))
+
+
+def pu21_luminance(x: T, white_nits: float = PU21_WHITE_NITS, channel_axis: int = -3) -> T:
+    """``linear_rec2020`` -> PU21-encoded luminance (channel axis removed), linear
+    1.0 taken as ``white_nits`` cd/m². Nothing clips below
+    ``10000 / white_nits`` (100x, +6.6 EV over white at the default)."""
+    return pu21_encode(luminance_rec2020(x, channel_axis) * white_nits)
 
 
 def mu_law(x: T, mu: float = 255.0) -> T:
@@ -98,7 +180,7 @@ def perceptual_loss_encode(x: T, kind: str = "srgb") -> T:
     """Encoding the training loss is computed in (differentiable, unbounded).
 
     ``kind``: ``"srgb"`` (default; :func:`srgb_encode_ext`, identical to the
-    metric space on ``[0, 1]`` but with gradients above 1 and below 0),
+    sRGB transfer curve on ``[0, 1]`` but with gradients above 1 and below 0),
     ``"linear"`` (identity), ``"mu_law"`` (:func:`mu_law`), ``"log"``
     (:func:`log_encode`)."""
     if kind == "srgb":
@@ -110,24 +192,3 @@ def perceptual_loss_encode(x: T, kind: str = "srgb") -> T:
     if kind == "log":
         return log_encode(x)
     raise ValueError(f"unknown loss space {kind!r}; expected one of {', '.join(LOSS_SPACES)}")
-
-
-def display_psnr(pred: Any, target: Any, cap: float = 100.0) -> float:
-    """PSNR (dB) of two ``linear_rec2020`` images (same shape, numpy or torch)
-    after :func:`display_encode`, data range 1. Identical images give ``cap``."""
-    a = display_encode(pred)
-    b = display_encode(target)
-    if isinstance(a, torch.Tensor):
-        mse = float(((a.double() - b.double()) ** 2).mean())
-    else:
-        mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    if mse <= 10.0 ** (-cap / 10.0):
-        return cap
-    return 10.0 * math.log10(1.0 / mse)
-
-
-def display_psnr_batch(pred: torch.Tensor, target: torch.Tensor, cap: float = 100.0) -> torch.Tensor:
-    """Per-item display PSNR ``(B,)`` (dB) of ``(B, C, H, W)`` linear tensors."""
-    d = (display_encode(pred.float()) - display_encode(target.float())).double()
-    mse = (d**2).flatten(1).mean(1).clamp_min(10.0 ** (-cap / 10.0))
-    return (-10.0 * torch.log10(mse)).float()

@@ -5,6 +5,14 @@ Ground truth is always rendered now, by darktable, through tap-outs of the given
 raws (:mod:`darkproxy.darktable.tapout`); nothing is taken from the training set.
 The identity baseline (output = input) gives the numbers context: a proxy must
 beat it by a wide margin to be worth anything.
+
+Every figure is reported three ways (:mod:`darkproxy.viz.metrics`): display PSNR
+(what a monitor shows, blind above linear 1.0), PU21 PSNR and HDR-FLIP on the
+unclipped scene-referred images (they see highlights), each with the worst case
+beside the pooled value (``psnr_min``, ``psnr_p05`` over samples or sweep steps).
+Values pinned at generation (the run's ``fixed`` params) are set in every
+darktable render, so darktable renders the setting the proxy was trained on.
+Raws darktable cannot open are skipped with a warning and listed in the report.
 """
 
 from __future__ import annotations
@@ -26,9 +34,11 @@ from darkproxy.darktable.session import Darktable
 from darkproxy.darktable.tapout import packed_input, plan_tapout
 from darkproxy.data.generate import find_raws
 from darkproxy.data.sampling import sample_params
-from darkproxy.errors import DarkproxyError, DarktableRenderError
+from darkproxy.errors import DarkproxyError, DarktableRenderError, RawError
 from darkproxy.viz.images import error_map, side_by_side, to_display
-from darkproxy.viz.metrics import ImageMetrics, aggregate, compare
+from darkproxy.viz.metrics import ImageMetrics, aggregate, compare, worst_case
+
+CONTRACT_KEYS = ("psnr", "psnr_min", "psnr_p05", "pu21_psnr", "hdrflip_mean", "ssim", "deltae_mean")
 
 
 @dataclass
@@ -57,7 +67,7 @@ def render_pairs(dt: Darktable, raw: Path, module: str, params_list: Sequence[Ma
     rendered once (it does not depend on the module's params), all outputs in
     the same darktable-cli process."""
     base = base if base is not None else dt.default_history(raw)
-    plans = [plan_tapout(dt, base, module, p) for p in params_list]
+    plans = [plan_tapout(dt, base, module, dict(p)) for p in params_list]
     pre = plans[0].pre_demosaic
     r = dt.renderer(max_size=None if pre else max_size)
     with tempfile.TemporaryDirectory(prefix="darkproxy-eval-") as td:
@@ -105,85 +115,183 @@ class EvalResult:
     out_dir: Path
 
 
+def readable_raws(dt: Darktable, raws: Sequence[Path], warn: Callable[[str], None] | None = None
+                  ) -> tuple[list[Path], list[dict[str, str]]]:
+    """Split ``raws`` into those darktable opens and the others
+    (``[{"raw", "error"}]``), warning once per skipped raw. Raises
+    :class:`DarkproxyError` when none is readable."""
+    ok, bad = [], []
+    for r in raws:
+        try:
+            dt.default_history(r)  # cached per raw content: cheap after the first call
+            ok.append(Path(r))
+        except (RawError, DarktableRenderError) as e:
+            bad.append({"raw": Path(r).name, "error": str(e)})
+            if warn:
+                warn(f"warning: skipping {Path(r).name}: {e}")
+    if not ok:
+        raise DarkproxyError(f"none of the {len(raws)} raw file(s) could be read by darktable"
+                             + (f": {bad[0]['error']}" if bad else ""))
+    return ok, bad
+
+
+def _draws(space: Any, n: int, seed: int, fixed: Mapping[str, Any],
+           ranges: Mapping[str, tuple[float, float]]) -> list[dict[str, Any]]:
+    """``n`` param dicts: uniform in the training ranges, or in ``ranges`` (which
+    may reach outside them: extrapolation), ``fixed`` pinned."""
+    draws = sample_params(space, n, "uniform", seed)
+    rng = np.random.default_rng(seed + 1)
+    for d in draws:
+        for k, (lo, hi) in ranges.items():
+            v = float(rng.uniform(lo, hi))
+            d[k] = int(round(v)) if space.spec(k).kind == "int" else v
+        d.update(fixed)
+    return draws
+
+
+def _in_range(space: Any, params: Mapping[str, Any]) -> bool:
+    for k, v in params.items():
+        if k in space.names:
+            sp = space.spec(k)
+            if sp.kind in ("float", "int") and not (sp.lo <= float(v) <= sp.hi):
+                return False
+    return True
+
+
 def evaluate(dt: Darktable, proxy, images: str | os.PathLike[str], out_dir: str | os.PathLike[str], n: int = 8,
              fixed: Mapping[str, Any] | None = None, size: int | None = None, seed: int = 1234,
+             ranges: Mapping[str, tuple[float, float]] | None = None,
              progress: Callable[[str], None] | None = None) -> EvalResult:
-    """Render ``n`` fresh (raw, params) pairs with darktable (params random in
-    the run's training ranges, ``fixed`` ones pinned), run the proxy on the same
-    inputs, and write ``metrics.json``, ``metrics.csv`` and ``index.html``."""
+    """Render ``n`` fresh (raw, params) pairs with darktable (params uniform in
+    the run's training ranges, or in ``ranges`` — which may extend past them to
+    measure extrapolation — with ``fixed`` ones pinned), run the proxy on the
+    same inputs, and write ``metrics.json``, ``metrics.csv`` and ``index.html``.
+
+    ``metrics.json``: ``run`` (the run folder), ``n``, ``proxy`` and
+    ``identity`` (output = input; None before demosaic, where input and output
+    differ in kind), each with ``psnr`` (pooled display PSNR), ``psnr_min``,
+    ``psnr_p05``, ``pu21_psnr``, ``hdrflip_mean``, ``ssim``, ``deltae_mean``
+    and more (:func:`darkproxy.viz.metrics.aggregate`); ``samples`` (per sample);
+    ``skipped_raws``; and, when ``ranges`` is given, ``in_range`` / ``out_of_range``
+    aggregates over the samples inside / outside the training ranges."""
     from darkproxy.viz.report import HtmlReport
 
     t0 = time.time()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    raws = find_raws(images)
     space = proxy.param_space
     fixed = dict(fixed or {})
+    ranges = {k: (float(lo), float(hi)) for k, (lo, hi) in (ranges or {}).items()}
     for k, v in fixed.items():
         space.spec(k).check(v)
+    for k, (lo, hi) in ranges.items():
+        sp = space.spec(k)
+        if sp.kind not in ("float", "int") or not lo < hi:
+            raise DarkproxyError(f"--range {k}={lo}:{hi}: needs a numeric param and LO < HI")
     if n < 1:
         raise DarkproxyError("-n must be >= 1")
+    say = progress or (lambda s: None)
+    raws, skipped = readable_raws(dt, find_raws(images), say)
+    out.mkdir(parents=True, exist_ok=True)
     size = size or default_size(proxy.run_info)
-    draws = sample_params(space, n, "uniform", seed)
-    for d in draws:
-        d.update(fixed)
+    draws = _draws(space, n, seed, fixed, ranges)
     per_raw: dict[int, list[int]] = {}
     for i in range(n):
         per_raw.setdefault(i % len(raws), []).append(i)
     rows: list[dict[str, Any]] = []
-    pm: list[ImageMetrics] = []
-    im: list[ImageMetrics] = []
+    pm: dict[int, ImageMetrics] = {}
+    im: dict[int, ImageMetrics] = {}
     rep = HtmlReport(f"darkproxy eval: {proxy.module} proxy vs darktable {dt.version}")
     panels = []
     for ri, idxs in per_raw.items():
-        pairs = render_pairs(dt, raws[ri], proxy.module, [draws[i] for i in idxs], size)
+        pairs = render_pairs(dt, raws[ri], proxy.module, [space.for_darktable(draws[i]) for i in idxs], size)
         for i, pair in zip(idxs, pairs):
             pred = run_proxy(proxy, pair.input, pair.params)
             m = compare(pred, pair.output)
             ident = compare(pair.input, pair.output) if pair.input.shape == pair.output.shape else None
-            pm.append(m)
+            pm[i] = m
             if ident:
-                im.append(ident)
+                im[i] = ident
             rows.append({"sample": i, "raw": pair.raw.name, "params": pair.params,
+                         "in_training_range": _in_range(space, pair.params),
                          "proxy": m.to_json(), "identity": ident.to_json() if ident else None})
             panels.append((i, pair, pred, m))
-            if progress:
-                progress(f"sample {i + 1}/{n}: {pair.raw.name} proxy {m.psnr:.2f} dB")
+            say(f"sample {i + 1}/{n}: {pair.raw.name} proxy {m.psnr:.2f} dB display, {m.pu21_psnr:.2f} dB PU21")
     rows.sort(key=lambda r: r["sample"])
-    metrics = {"module": proxy.module, "darktable_version": dt.version, "run": str(proxy.run_info.get("run_dir", "")),
-               "n": n, "size": size, "seed": seed, "seconds": time.time() - t0,
-               "proxy": aggregate(pm), "identity": aggregate(im) if im else None, "samples": rows}
+    metrics: dict[str, Any] = {
+        "module": proxy.module, "darktable_version": dt.version, "run": str(getattr(proxy, "run_dir", None) or ""),
+        "n": n, "size": size, "seed": seed, "fixed": {**space.fixed, **fixed},
+        "ranges": {k: list(v) for k, v in ranges.items()} or None, "seconds": time.time() - t0,
+        "proxy": aggregate([pm[i] for i in sorted(pm)]), "identity": aggregate([im[i] for i in sorted(im)]) if im else None,
+        "skipped_raws": skipped, "samples": rows}
+    if ranges:
+        for key, want in (("in_range", True), ("out_of_range", False)):
+            sel = [r["sample"] for r in rows if r["in_training_range"] == want]
+            metrics[key] = {"proxy": aggregate([pm[i] for i in sel]),
+                            "identity": aggregate([im[i] for i in sel if i in im]) or None} if sel else None
     from darkproxy.darktable.schema import write_json_atomic
 
     write_json_atomic(out / "metrics.json", metrics)
-    with open(out / "metrics.csv", "w", newline="") as f:
-        names = space.names
+    _write_csv(out / "metrics.csv", space.names, rows)
+    _write_report(rep, out, metrics, rows, panels, size, len(per_raw))
+    return EvalResult(metrics, out)
+
+
+_CSV_METRICS = ("psnr", "pu21_psnr", "hdrflip_mean", "ssim", "deltae_mean", "deltae_p95")
+
+
+def _write_csv(path: Path, names: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    from darkproxy.fsutil import atomic_path
+
+    with atomic_path(path, suffix=".csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["sample", "raw", *names, "proxy_psnr", "proxy_ssim", "proxy_deltae_mean", "proxy_deltae_p95",
-                    "identity_psnr", "identity_ssim", "identity_deltae_mean"])
+        w.writerow(["sample", "raw", *names, "in_training_range", *[f"proxy_{k}" for k in _CSV_METRICS],
+                    *[f"identity_{k}" for k in _CSV_METRICS]])
         for r in rows:
             idn = r["identity"] or {}
-            w.writerow([r["sample"], r["raw"], *[r["params"].get(k) for k in names], *[r["proxy"][k] for k in
-                        ("psnr", "ssim", "deltae_mean", "deltae_p95")], idn.get("psnr"), idn.get("ssim"), idn.get("deltae_mean")])
-    rep.add_text(f"{n} fresh darktable renders of {len(per_raw)} raw(s) at {size} px; params drawn uniformly in the "
-                 f"proxy's training ranges (seed {seed}). Metrics on display-encoded images (sRGB curve).", "note")
-    summary = [{"": "proxy", **{k: metrics["proxy"][k] for k in ("psnr", "psnr_min", "ssim", "deltae_mean", "deltae_p95")}}]
-    if metrics["identity"]:
-        summary.append({"": "identity (output = input)", **{k: metrics["identity"][k] for k in ("psnr", "psnr_min", "ssim", "deltae_mean", "deltae_p95")}})
+            w.writerow([r["sample"], r["raw"], *[r["params"].get(k) for k in names], r["in_training_range"],
+                        *[r["proxy"][k] for k in _CSV_METRICS], *[idn.get(k) for k in _CSV_METRICS]])
+
+
+def summary_rows(entries: Sequence[tuple[str, Mapping[str, Any] | None]]) -> list[dict[str, Any]]:
+    """Table rows (label + the metrics.json contract keys) for reports."""
+    return [{"": label, **{k: agg.get(k) for k in (*CONTRACT_KEYS, "pu21_psnr_min")}} for label, agg in entries if agg]
+
+
+def _write_report(rep: Any, out: Path, metrics: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
+                  panels: list, size: int, n_raws: int) -> None:
+    n = metrics["n"]
+    rng = metrics.get("ranges")
+    rep.add_text(f"{n} fresh darktable renders of {n_raws} raw(s) at {size} px; params drawn uniformly in "
+                 + (f"{rng} (beyond the training ranges: extrapolation)" if rng else "the proxy's training ranges")
+                 + f" (seed {metrics['seed']}). psnr: display PSNR (sRGB display, clipped at 1) of the squared error "
+                 "pooled over samples, with its worst sample (psnr_min) and 5th percentile (psnr_p05); pu21_psnr: "
+                 "PSNR of PU21-encoded luminance (linear 1.0 = 100 cd/m², unclipped up to 10,000 cd/m²); "
+                 "hdrflip_mean: HDR-FLIP on the unclipped linear images (0 = identical).", "note")
+    if metrics["skipped_raws"]:
+        rep.add_text("Skipped (darktable cannot open them): " + "; ".join(f"{b['raw']}: {b['error']}"
+                                                                          for b in metrics["skipped_raws"]), "warning")
+    entries: list[tuple[str, Mapping[str, Any] | None]] = [("proxy", metrics["proxy"]),
+                                                           ("identity (output = input)", metrics["identity"])]
+    for key in ("in_range", "out_of_range"):
+        if metrics.get(key):
+            entries += [(f"proxy, {key.replace('_', ' ')}", metrics[key]["proxy"]),
+                        (f"identity, {key.replace('_', ' ')}", metrics[key]["identity"])]
     rep.add_heading("Summary")
-    rep.add_table(summary)
+    rep.add_table(summary_rows(entries))
     rep.add_heading("Samples")
     rep.add_table([{"sample": r["sample"], "raw": r["raw"],
                     **{k: round(v, 4) if isinstance(v, float) else v for k, v in r["params"].items()},
-                    "proxy dB": r["proxy"]["psnr"], "identity dB": (r["identity"] or {}).get("psnr"),
-                    "ΔE mean": r["proxy"]["deltae_mean"]} for r in rows])
-    rep.add_heading("Side by side: input | darktable | proxy | error")
-    for i, pair, pred, m in sorted(panels, key=lambda t: t[0]):
+                    "proxy dB": r["proxy"]["psnr"], "proxy PU21 dB": r["proxy"]["pu21_psnr"],
+                    "proxy HDR-FLIP": r["proxy"]["hdrflip_mean"],
+                    "identity dB": (r["identity"] or {}).get("psnr"), "ΔE mean": r["proxy"]["deltae_mean"]}
+                   for r in rows])
+    rep.add_heading("Side by side: input | darktable | proxy | error (worst sample first)")
+    for i, pair, pred, m in sorted(panels, key=lambda t: t[3].pu21_psnr):
         txt = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in pair.params.items())
-        rep.add_image(panel(pair.input, pair.output, pred), f"#{i} {pair.raw.name}: {txt} — proxy {m.psnr:.2f} dB",
+        rep.add_image(panel(pair.input, pair.output, pred),
+                      f"#{i} {pair.raw.name}: {txt} — proxy {m.psnr:.2f} dB display, {m.pu21_psnr:.2f} dB PU21",
                       name=f"sample{i:03d}.png")
     rep.write(out / "index.html")
-    return EvalResult(metrics, out)
 
 
 @dataclass
@@ -195,14 +303,19 @@ class SweepResult:
     ffmpeg_command: str | None
     out_dir: Path
     meta: dict[str, Any] = field(default_factory=dict)
+    steps: list[dict[str, Any] | None] = field(default_factory=list)  # per value: ImageMetrics as JSON
+    summary: dict[str, Any] = field(default_factory=dict)  # aggregate over the steps (worst case included)
 
 
 def sweep(dt: Darktable, proxy, param: str, raw: str | os.PathLike[str], out_dir: str | os.PathLike[str],
           steps: int = 50, video: str | os.PathLike[str] | None = None, with_darktable: bool = True,
-          size: int | None = None, fps: int = 10) -> SweepResult:
-    """Sample ``param`` across its training range (others at their defaults),
+          size: int | None = None, fps: int = 10, value_range: tuple[float, float] | None = None) -> SweepResult:
+    """Sample ``param`` across its training range (or ``value_range``, which may
+    reach past it), others at their defaults (and the run's pinned values),
     write numbered frames (proxy beside darktable, the value in the frame), a
-    plot of PSNR against the value, ``sweep.json``, and optionally an mp4."""
+    plot of display and PU21 PSNR against the value, ``sweep.json`` (per step
+    metrics and ``summary``: pooled PSNRs with ``psnr_min`` / ``psnr_p05``
+    over the steps), and optionally an mp4."""
     from darkproxy.viz.images import annotate, save_png
     from darkproxy.viz.plots import plot_curve
     from darkproxy.viz.video import ffmpeg_command, write_video
@@ -211,42 +324,54 @@ def sweep(dt: Darktable, proxy, param: str, raw: str | os.PathLike[str], out_dir
     if steps < 2:
         raise DarkproxyError("--steps must be >= 2")
     out = Path(out_dir)
-    (out / "frames").mkdir(parents=True, exist_ok=True)
     size = size or default_size(proxy.run_info)
     if spec.kind in ("enum", "bool"):
-        values = list(spec.values) if spec.kind == "enum" else [0, 1]
+        if value_range is not None:
+            raise DarkproxyError(f"--range needs a numeric param; {param} is {spec.kind}")
+        values: list[Any] = list(spec.values) if spec.kind == "enum" else [0, 1]
     else:
-        values = [float(v) for v in np.linspace(spec.lo, spec.hi, steps)]
+        lo, hi = value_range if value_range is not None else (spec.lo, spec.hi)
+        if not lo < hi:
+            raise DarkproxyError(f"--range {lo}:{hi}: LO must be below HI")
+        values = [float(v) for v in np.linspace(lo, hi, steps)]
         if spec.kind == "int":
             values = sorted(set(int(round(v)) for v in values))
-    defaults = proxy.param_space.defaults()
-    params_list = [{**defaults, param: v} for v in values]
+    space = proxy.param_space
+    params_list = [space.for_darktable({param: v}) for v in values]
     pairs = render_pairs(dt, Path(raw), proxy.module, params_list, size, with_outputs=with_darktable)
-    frames, psnrs = [], []
+    (out / "frames").mkdir(parents=True, exist_ok=True)
+    frames, psnrs, per_step, mets = [], [], [], []
     for k, (v, pair) in enumerate(zip(values, pairs)):
         pred = run_proxy(proxy, pair.input, pair.params)
         label = f"{param} = {v:.3f}" if isinstance(v, float) else f"{param} = {v}"
         if pair.output is not None:
             m = compare(pred, pair.output)
+            mets.append(m)
             psnrs.append(m.psnr)
+            per_step.append(m.to_json())
             img = side_by_side([to_display(pred), to_display(pair.output)], ["proxy", "darktable"])
-            label += f"   PSNR {m.psnr:.2f} dB"
+            label += f"   PSNR {m.psnr:.2f} dB, PU21 {m.pu21_psnr:.2f} dB"
         else:
             psnrs.append(None)
+            per_step.append(None)
             img = to_display(pred)
         frames.append(save_png(out / "frames" / f"{k:04d}.png", annotate(img, label)))
+    summary = aggregate(mets) if mets else {}
     if with_darktable:
-        plot_curve(values, {"proxy vs darktable": psnrs}, param, "PSNR (dB)", out / "psnr.png",
-                   title=f"{proxy.module}: {param} sweep")
+        plot_curve(values, {"display PSNR": psnrs, "PU21 PSNR": [m["pu21_psnr"] for m in per_step if m]},
+                   param, "PSNR (dB), proxy vs darktable", out / "psnr.png", title=f"{proxy.module}: {param} sweep")
     vid, cmd = None, None
     if video:
         vid = write_video(frames, video if Path(video).is_absolute() or Path(video).parent != Path(".") else out / video, fps=fps)
         cmd = ffmpeg_command(str(out / "frames" / "%04d.png"), vid, fps)
+    lo_hi = [values[0], values[-1]]
     res = SweepResult(values, psnrs, frames, vid, cmd, out,
-                      {"module": proxy.module, "param": param, "raw": str(raw), "size": size, "darktable": with_darktable})
+                      {"module": proxy.module, "param": param, "raw": str(raw), "size": size, "darktable": with_darktable,
+                       "run": str(getattr(proxy, "run_dir", None) or ""), "range": lo_hi,
+                       "training_range": [spec.lo, spec.hi], "fixed": dict(space.fixed)}, per_step, summary)
     from darkproxy.darktable.schema import write_json_atomic
 
-    write_json_atomic(out / "sweep.json", {**res.meta, "values": values, "psnr": psnrs,
-                                          "frames": [f.name for f in frames], "video": str(vid) if vid else None,
-                                          "ffmpeg_command": cmd})
+    write_json_atomic(out / "sweep.json", {**res.meta, "values": values, "psnr": psnrs, "steps": per_step,
+                                          "summary": summary, "frames": [f.name for f in frames],
+                                          "video": str(vid) if vid else None, "ffmpeg_command": cmd})
     return res

@@ -255,6 +255,13 @@ class FlatPipelineProxy(nn.Module):
         return self.pipe(image, self.split(u))
 
 
+def stage_settings(pipe: ProxyPipeline, values: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """``[(module, params for darktable)]`` in chain order: each stage's defaults,
+    the values its run pinned at generation (``--fix``) and ``values[module]``,
+    so darktable renders the settings the proxies were trained on."""
+    return [(p.module, p.param_space.for_darktable(values.get(p.module, {}))) for p in pipe.stages]
+
+
 def per_module(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """``{"exposure.exposure": 1}`` -> ``{"exposure": {"exposure": 1}}``."""
     out: dict[str, dict[str, Any]] = {}
@@ -297,14 +304,14 @@ def pipeline_eval(dt, pipe: ProxyPipeline, images: str | os.PathLike[str], out_d
     from darkproxy.data.generate import find_raws
     from darkproxy.data.sampling import sample_params
     from darkproxy.darktable.schema import write_json_atomic
-    from darkproxy.evaluate import default_size, panel
+    from darkproxy.evaluate import default_size, panel, readable_raws, summary_rows
     from darkproxy.viz.metrics import aggregate, compare
     from darkproxy.viz.report import HtmlReport
 
     t0 = time.time()
     out = Path(out_dir)
+    raws, skipped = readable_raws(dt, find_raws(images), print)
     out.mkdir(parents=True, exist_ok=True)
-    raws = find_raws(images)
     size = size or default_size(pipe.stages[0].run_info)
     flat = FlatPipelineProxy(pipe)
     draws = sample_params(flat.param_space, n, "uniform", seed)
@@ -317,8 +324,7 @@ def pipeline_eval(dt, pipe: ProxyPipeline, images: str | os.PathLike[str], out_d
         raw = raws[i % len(raws)]
         vals = {**draws[i], **flat.param_space.fixed}
         pm = per_module(vals)
-        stages = [(m, pm.get(m, {})) for m in names]
-        inp, outs = _render_chain(dt, raw, stages, size)
+        inp, outs = _render_chain(dt, raw, stage_settings(pipe, pm), size)
         with torch.no_grad():
             x = torch.from_numpy(inp)[None]
             u = torch.as_tensor(flat.param_space.normalize(vals))[None]
@@ -335,19 +341,23 @@ def pipeline_eval(dt, pipe: ProxyPipeline, images: str | os.PathLike[str], out_d
         row["end_to_end"], row["identity"] = final.to_json(), idm.to_json()
         rows.append(row)
         panels.append((i, raw, inp, outs[-1], preds[-1][0].numpy(), final))
-    metrics = {"pipeline": names, "darktable_version": dt.version, "n": n, "size": size, "seed": seed,
+    metrics = {"pipeline": names, "runs": [str(getattr(p, "run_dir", None) or "") for p in pipe.stages],
+               "darktable_version": dt.version, "n": n, "size": size, "seed": seed,
                "seconds": time.time() - t0, "stages": {m: aggregate(v) for m, v in stage_m.items()},
-               "end_to_end": aggregate(e2e), "proxy": aggregate(e2e), "identity": aggregate(ident), "samples": rows}
+               "end_to_end": aggregate(e2e), "proxy": aggregate(e2e), "identity": aggregate(ident),
+               "skipped_raws": skipped, "samples": rows}
     write_json_atomic(out / "metrics.json", metrics)
     rep.add_text(f"{n} chains rendered fresh by darktable from {min(n, len(raws))} raw(s) at {size} px; the proxies are "
                  "chained from the first stage's input (errors accumulate). Per-stage numbers compare stage k's "
-                 "chained proxy output with darktable's render after stage k.", "note")
-    table = [{"": f"stage {k + 1}: {m}", **{c: metrics["stages"][m][c] for c in ("psnr", "ssim", "deltae_mean")}}
-             for k, m in enumerate(names)]
-    table.append({"": "end to end", **{c: metrics["end_to_end"][c] for c in ("psnr", "ssim", "deltae_mean")}})
-    table.append({"": "identity (output = input)", **{c: metrics["identity"][c] for c in ("psnr", "ssim", "deltae_mean")}})
+                 "chained proxy output with darktable's render after stage k. psnr: display PSNR pooled over "
+                 "samples, psnr_min / psnr_p05 its worst cases; pu21_psnr and hdrflip_mean on the unclipped "
+                 "scene-referred images.", "note")
+    if skipped:
+        rep.add_text("Skipped (darktable cannot open them): " + "; ".join(f"{b['raw']}: {b['error']}" for b in skipped),
+                     "warning")
     rep.add_heading("Summary")
-    rep.add_table(table)
+    rep.add_table(summary_rows([*[(f"stage {k + 1}: {m}", metrics["stages"][m]) for k, m in enumerate(names)],
+                                ("end to end", metrics["end_to_end"]), ("identity (output = input)", metrics["identity"])]))
     rep.add_heading("Side by side: input | darktable | proxy chain | error")
     for i, raw, inp, truth, pred, m in panels:
         rep.add_image(panel(inp, truth, pred), f"#{i} {raw.name}: end to end {m.psnr:.2f} dB", name=f"chain{i:03d}.png")
@@ -357,7 +367,7 @@ def pipeline_eval(dt, pipe: ProxyPipeline, images: str | os.PathLike[str], out_d
 
 def pipeline_regress(dt, pipe: ProxyPipeline, raw: str | os.PathLike[str], target: Any, out_dir: str | os.PathLike[str],
                      iters: int = 300, restarts: int = 4, loss: str = "l1", seed: int = 0, video: bool = True,
-                     log: Any = None) -> dict[str, Any]:
+                     log: Any = None, target_params: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """Recover every free param of every stage jointly through the chain.
     ``target``: path of a float TIFF (or a (3, H, W) array) rendered from ``raw``.
     Writes ``params.json`` (recovered params per module, ``proxy_psnr``,
@@ -365,13 +375,17 @@ def pipeline_regress(dt, pipe: ProxyPipeline, raw: str | os.PathLike[str], targe
     ``result.xmp`` (the raw's full default history with the recovered params:
     what a photographer opens), ``result_chain.xmp`` (the verification history,
     non-stage modules after the first stage disabled), and the optimisation
-    frames/video/plot."""
+    frames/video/plot. ``darktable_psnr`` is measured on that chain history;
+    with ``target_params`` ({module: {param: value}}) darktable also renders the
+    full history with them and with the recovered params (``full_history_psnr``)."""
     import time
 
     import numpy as np
 
     from darkproxy.darktable.schema import write_json_atomic
-    from darkproxy.regress import RegressConfig, RegressError, display_psnr, read_image, regress
+    from darkproxy.regress import (RegressConfig, RegressError, darktable_figures, full_history_check, read_image,
+                                   regress)
+    from darkproxy.viz.metrics import display_psnr
     from darkproxy.regress import write_video as regress_video
 
     t0 = time.time()
@@ -392,18 +406,24 @@ def pipeline_regress(dt, pipe: ProxyPipeline, raw: str | os.PathLike[str], targe
     cfg = RegressConfig(iters=iters, restarts=restarts, loss=loss, seed=seed, params=free)
     res = regress(flat, inp, tgt, cfg)
     recovered = per_module(res.params)
-    stages = [(m, recovered.get(m, {})) for m in names]
+    stages = stage_settings(pipe, recovered)
     _, outs = _render_chain(dt, raw, stages, size, with_input=False)
     dt_psnr = display_psnr(outs[-1], tgt)
-    full = dt.edit(base, updates=recovered)
+    full = dt.edit(base, updates=dict(stages))
     full.write(out / "result.xmp")
     _, chain_sides = chain_histories(dt, base, stages)
     chain_sides[-1].write(out / "result_chain.xmp")
     files = regress_video(flat, inp, tgt, res, out) if video else {}
     result = {"pipeline": names, "raw": str(raw), "params": recovered, "free": free,
               "normalized": [float(x) for x in res.normalized], "proxy_psnr": res.proxy_psnr,
-              "darktable_psnr": dt_psnr, "loss": res.loss, "loss_history": res.loss_history,
+              "darktable_psnr": dt_psnr, **darktable_figures(outs[-1], tgt),
+              "darktable_psnr_history": "the chain history (result_chain.xmp): non-stage modules after the first "
+                                        "stage disabled",
+              "full_history_psnr": None, "loss": res.loss, "loss_history": res.loss_history,
               "regress_seconds": res.seconds, "seconds": time.time() - t0, "iters": res.iters,
               "restarts": res.restarts, "files": files}
+    if target_params is not None:
+        result.update(full_history_check(dt, raw, dict(stages), dict(stage_settings(pipe, target_params)), size))
+    result["seconds"] = time.time() - t0
     write_json_atomic(out / "params.json", result)
     return result

@@ -30,7 +30,8 @@ class Proxy(nn.Module):
     Attributes: ``module`` (darktable operation name), ``param_space``
     (:class:`~darkproxy.data.paramspace.ParamSpace`), ``run_info`` (the run's
     ``run.json``), ``arch``, ``pre_demosaic`` (input is the packed mosaic),
-    ``pointwise`` (architecture is per-pixel), ``model`` (the network)."""
+    ``pointwise`` (architecture is per-pixel), ``model`` (the network),
+    ``run_dir`` (the run folder, when loaded from one)."""
 
     def __init__(self, model: nn.Module, param_space: ParamSpace, run_info: Mapping[str, Any]) -> None:
         super().__init__()
@@ -41,6 +42,7 @@ class Proxy(nn.Module):
         self.arch = str(run_info.get("arch", ""))
         self.pre_demosaic = bool(run_info.get("pre_demosaic", False))
         self.pointwise = bool(run_info.get("pointwise", False))
+        self.run_dir: Path | None = None  # the run folder it was loaded from (set by load)
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike[str], device: str | torch.device = "cpu", trainable: bool = False) -> "Proxy":
@@ -73,6 +75,7 @@ class Proxy(nn.Module):
             raise DarkproxyError(f"{weights} does not fit architecture {info['arch']!r} "
                                  f"(a run from another darkproxy version, or a corrupt file): {first}") from None
         proxy = cls(model, space, info).to(device)
+        proxy.run_dir = run.resolve()
         proxy.eval()
         proxy.requires_grad_(trainable)
         return proxy

@@ -21,7 +21,7 @@ How the optimisation works:
 * **Perceptual loss**: L1 / MSE / SSIM between *display-encoded* images (the
   sRGB transfer curve, extended above 1 and odd-symmetric below 0 so clipped
   highlights and out-of-gamut pixels still pass gradients). Reported PSNRs use
-  the project's display encoding (clip to ``[0, 1]`` then sRGB curve).
+  the project's display encoding (:func:`darkproxy.colorspace.srgb_display_rec709`).
 * **Pixel subset**: a proxy that is found to be pointwise (see
   :func:`_work_pixels`) is optimised on ``max_pixels`` random pixels (the
   final loss, output and PSNR use the whole image).
@@ -54,9 +54,9 @@ import torch.nn.functional as F
 from darkproxy.fsutil import write_text_atomic
 from darkproxy import colorspace
 from darkproxy.errors import DarkproxyError, UnknownParam
+from darkproxy.viz.metrics import display_psnr
 
 LOSSES = ("l1", "mse", "ssim")
-PSNR_CAP = 100.0  # dB reported for identical images
 SCHEDULES = ("cosine", "plateau")
 
 
@@ -134,20 +134,6 @@ def loss_encode(x: torch.Tensor) -> torch.Tensor:
     curve extended to all reals (:func:`darkproxy.colorspace.srgb_encode_ext`:
     no clipping, so clipped highlights and out-of-gamut pixels keep a gradient)."""
     return colorspace.srgb_encode_ext(x)
-
-
-def display_encode(x: np.ndarray) -> np.ndarray:
-    """The project's metric encoding: linear -> clip [0, 1] -> sRGB curve."""
-    return np.asarray(colorspace.display_encode(np.asarray(x, np.float32)), np.float32)
-
-
-def display_psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR (dB) between two float32 ``(3, H, W)`` linear Rec2020 images on
-    display-encoded values (data range 1), capped at :data:`PSNR_CAP`
-    (identical images) so that it stays a finite JSON number."""
-    if a.shape != b.shape:
-        raise RegressError(f"cannot compare images of shapes {tuple(a.shape)} and {tuple(b.shape)}")
-    return float(colorspace.display_psnr(a, b, cap=PSNR_CAP))
 
 
 def _gauss_window(size: int = 11, sigma: float = 1.5, channels: int = 3) -> torch.Tensor:
@@ -432,12 +418,9 @@ def load_proxy(run_dir: str | os.PathLike[str], device: str = "cpu") -> Any:
 
 
 def darktable_params(space: Any, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Everything to set on the module in darktable: the space's fixed params,
-    the defaults of the params that were not optimised, and ``params``."""
-    out: dict[str, Any] = {**space.defaults(), **dict(space.fixed or {})}
-    out.update(params)
-    return {k: (bool(v) if isinstance(v, (bool, np.bool_)) else v.item() if isinstance(v, np.generic) else v)
-            for k, v in out.items()}
+    """Everything to set on the module in darktable
+    (:meth:`~darkproxy.data.paramspace.ParamSpace.for_darktable`)."""
+    return space.for_darktable(params)
 
 
 def _meta(input_path: Path) -> dict[str, Any]:
@@ -503,10 +486,50 @@ def verify_with_darktable(dt: Any, raw: Path, module: str, named: Mapping[str, A
                         plan.upstream_hash)
 
 
+def full_history_check(dt: Any, raw: Path, recovered: Mapping[str, Mapping[str, Any]],
+                       truth: Mapping[str, Mapping[str, Any]], max_size: int | None) -> dict[str, Any]:
+    """What a photographer sees: darktable renders the raw's whole default
+    history (every module on, as when ``result.xmp`` is opened) once with the
+    ``recovered`` params ({module: {param: value}}) and once with the target's
+    (``truth``), in one darktable-cli process, at ``max_size``. Returns
+    ``full_history_psnr`` (display), ``full_history_pu21_psnr`` and
+    ``full_history_deltae_mean`` between the two."""
+    import tempfile
+
+    from darkproxy.darktable.render import RenderFailure, RenderJob, read_tiff
+    from darkproxy.errors import DarktableRenderError
+    from darkproxy.viz.metrics import compare
+
+    base = dt.default_history(raw)
+    with tempfile.TemporaryDirectory(prefix="darkproxy-full-") as td:
+        jobs = [RenderJob(raw, dt.edit(base, updates=u), Path(td) / f"{k}.tif") for k, u in
+                enumerate((recovered, truth))]
+        res = dt.renderer(max_size=max_size).render_batch(jobs)
+        for x in res:
+            if isinstance(x, RenderFailure):
+                raise DarktableRenderError(x.message)
+        a, b = (read_tiff(p) for p in res)
+    m = compare(a, b)
+    return {"full_history_psnr": m.psnr, "full_history_pu21_psnr": m.pu21_psnr,
+            "full_history_deltae_mean": m.deltae_mean}
+
+
+def darktable_figures(output: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """Unclipped figures of darktable's render of recovered params against the
+    target, beside the display PSNR: ``darktable_pu21_psnr``,
+    ``darktable_hdrflip_mean``, ``darktable_deltae_mean``."""
+    from darkproxy.viz.metrics import compare
+
+    m = compare(output, target)
+    return {"darktable_pu21_psnr": m.pu21_psnr, "darktable_hdrflip_mean": m.hdrflip_mean,
+            "darktable_deltae_mean": m.deltae_mean}
+
+
 def regress_files(proxy: Any, target_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                   input_path: str | os.PathLike[str] | None = None, raw: str | os.PathLike[str] | None = None,
                   config: RegressConfig | None = None, dt: Any = None, video: bool = False,
-                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  log: Callable[[str], None] | None = None,
+                  target_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``darkproxy regress`` pipeline. Reads the target (and the input, or
     renders it from ``raw``), regresses, verifies with darktable when a raw is
     known (``raw``, or the ``meta.json`` of a tap-out next to ``input_path``),
@@ -514,7 +537,11 @@ def regress_files(proxy: Any, target_path: str | os.PathLike[str], out_dir: str 
     ``darktable_output.tif``, ``result.xmp`` (the raw's default history with
     the module set to the recovered params: what a photographer opens) and
     ``result_tapout.xmp`` (the same with every later module disabled: the
-    history ``darktable_psnr`` is measured on). Returns the params.json dict."""
+    history ``darktable_psnr`` is measured on). When the target's params are
+    known (``target_params``, or the ``set_params`` of a tap-out's
+    ``meta.json`` next to the target), darktable also renders the full history
+    with them and with the recovered ones: ``full_history_psnr``
+    (:func:`full_history_check`). Returns the params.json dict."""
     cfg = config or RegressConfig()
     cfg.check()
     say = log or (lambda s: None)
@@ -568,7 +595,17 @@ def regress_files(proxy: Any, target_path: str | os.PathLike[str], out_dir: str 
         ver.sidecar.write(out / "result.xmp")
         ver.tapout_sidecar.write(out / "result_tapout.xmp")
         record.update(darktable_psnr=_num(ver.psnr), verify_seconds=ver.seconds,
-                      xmp=str(out / "result.xmp"), tapout_xmp=str(out / "result_tapout.xmp"))
+                      darktable_psnr_history="tap-out: the raw's default history, modules after "
+                                             f"{module} disabled (result_tapout.xmp)",
+                      xmp=str(out / "result.xmp"), tapout_xmp=str(out / "result_tapout.xmp"),
+                      **darktable_figures(ver.output, target))
+        truth = dict(target_params) if target_params is not None else _meta(Path(target_path)).get("set_params")
+        if truth and not pre:
+            say("rendering the full history (result.xmp) and the target's params with darktable")
+            record.update(full_history_check(dt, raw_p, {module: named}, {module: space.for_darktable(truth)},
+                                             int(max(target.shape[-2:]))))
+        else:
+            record["full_history_psnr"] = None
         meta_hash = _meta(Path(input_path)).get("upstream_hash") if input_path is not None else None
         if meta_hash and meta_hash != ver.upstream_hash:
             record["warning"] = ("the input's tap-out was made with another upstream history than darktable's "
@@ -618,8 +655,10 @@ def write_json(path: Path, obj: Any) -> None:
 
 # -------------------------------------------------------------------- video
 def _to_display_rgb8(img: np.ndarray) -> np.ndarray:
-    """float32 (3, H, W) linear -> uint8 (H, W, 3) display-encoded."""
-    return (np.moveaxis(display_encode(img), 0, -1) * 255.0 + 0.5).astype(np.uint8)
+    """float32 (3, H, W) linear -> uint8 (H, W, 3) in the display encoding."""
+    from darkproxy.viz.images import to_display
+
+    return to_display(img)
 
 
 def _frame(pred: np.ndarray, target: np.ndarray, lines: list[str], height: int = 256) -> np.ndarray:

@@ -35,7 +35,8 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from darkproxy.fsutil import atomic_path
-from darkproxy.colorspace import LOSS_SPACES, display_psnr_batch, perceptual_loss_encode
+from darkproxy.colorspace import LOSS_SPACES, perceptual_loss_encode
+from darkproxy.viz.metrics import display_psnr_batch
 from darkproxy.data.store import write_bytes_atomic
 from darkproxy.data.dataset import DatasetInfo, ModuleDataset, PixelBatches, load_dataset_info, split_indices
 from darkproxy.errors import DarkproxyError, DatasetError
@@ -85,9 +86,9 @@ class TrainConfig:
     rate follows its schedule over whichever of steps and time runs out
     first, so a budgeted run still ends annealed; ``threads``: torch CPU
     threads while training (``None``: 1 for a per-pixel MLP on the CPU,
-    else torch's default: the per-pixel layers are small, and measured here
-    two threads gained 1.3x on an idle 2-core machine but lost 8x as soon
-    as another process shared the CPU)."""
+    else torch's default: the per-pixel layers are small, and on a 2-core
+    machine a second thread gained little when idle but slowed training
+    several-fold as soon as another process, e.g. darktable, shared the CPU)."""
 
     arch: str = "auto"
     steps: int | None = None

@@ -51,7 +51,8 @@ def test_writer_follows_the_documented_format(tmp_path: Path) -> None:
 
 
 def test_the_store_verifier_accepts_it(tmp_path: Path) -> None:
-    store = pytest.importorskip("darkproxy.data.store")
+    from darkproxy.data import store  # a plain import: a broken store must fail here, not skip
+
     rep = store.verify_dataset(_exposure_dataset(tmp_path / "ds"))
     assert rep.ok, rep.problems
 

@@ -19,7 +19,7 @@ from darkproxy.data import generate as gen
 from darkproxy.data.generate import GenerateOptions, assign_splits, generate
 from darkproxy.data.probe import probe_pointwise
 from darkproxy.data.store import DiskFull, read_jsonl, verify_dataset
-from tests.conftest import SRC, run_cli
+from tests.conftest import SRC, midtone_ratio, run_cli
 
 
 def _cmd(ds: Path, raws: Path, *extra: str) -> list[str]:
@@ -199,7 +199,16 @@ def test_crops_and_parameterless_module(dt, raw_dir: Path, tmp_path: Path) -> No
                    progress=False)
     recs = read_jsonl(tmp_path / "colorin" / "manifest.jsonl")
     evs = [r["upstream"]["varied"]["exposure"]["exposure"] for r in recs]
-    assert res.total == 3 and len(set(evs)) == 3 and all(-2 <= e <= 3 for e in evs)
+    assert res.total == 3 and len(set(evs)) == 3
+    # ...and darktable really applied it: two inputs of one raw differ by the recorded exposures
+    # (3 samples of 2 raws: at least one such pair)
+    pairs = [(a, b) for i, a in enumerate(recs) for b in recs[i + 1:] if a["raw"] == b["raw"]]
+    assert pairs
+    for a, b in pairs:
+        ia, ib = (np.load(tmp_path / "colorin" / r["files"]["input"]).astype(np.float64) for r in (a, b))
+        ea, eb = (r["upstream"]["varied"]["exposure"]["exposure"] for r in (a, b))
+        print(f"\ncolorin inputs: ratio {midtone_ratio(ia, ib):.4f}, 2^(ev_a - ev_b) {2.0 ** (ea - eb):.4f}")
+        assert midtone_ratio(ia, ib) == pytest.approx(2.0 ** (ea - eb), rel=0.01)
     assert len({r["upstream_hash"] for r in recs}) == 3 and all(r["params_norm"] == [] for r in recs)
     assert verify_dataset(tmp_path / "colorin").ok
 

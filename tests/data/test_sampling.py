@@ -54,7 +54,9 @@ def test_continuous_samplers_cover_ranges(schemas, sampler: str) -> None:
     for j in range(3):
         assert np.histogram(u[:, j], bins=4, range=(0, 1))[0].min() >= 8
     vals = sample_params(sp, 64, sampler, seed=3)
-    assert all(0.5 <= v["radius"] <= 8 and 0 <= v["amount"] <= 2 for v in vals)
+    for j, s in enumerate(sp.specs):  # the unit samples, mapped linearly onto the training ranges
+        np.testing.assert_allclose([v[s.name] for v in vals], s.lo + (s.hi - s.lo) * u[:, j], rtol=1e-6, err_msg=s.name)
+    assert (sp.spec("radius").lo, sp.spec("radius").hi, sp.spec("amount").lo, sp.spec("amount").hi) == (0.5, 8, 0, 2)
     assert np.array_equal(u, sample_unit(sp, 64, sampler, seed=3))  # deterministic
     assert not np.array_equal(u, sample_unit(sp, 64, sampler, seed=4))
 

@@ -7,10 +7,11 @@ import pytest
 from skimage.color import deltaE_ciede2000, lab2xyz
 from skimage.color.colorconv import rgb_from_xyz
 
-from darkproxy.colorspace import display_psnr
+from darkproxy.colorspace import rec2020_to_rec709_matrix
 from darkproxy.errors import DarkproxyError
-from darkproxy.viz.images import rec2020_to_rec709_matrix, to_display
-from darkproxy.viz.metrics import PSNR_CAP, aggregate, compare, deltae2000, lab_of_display, psnr, ssim
+from darkproxy.viz.images import to_display
+from darkproxy.viz.metrics import (PSNR_CAP, aggregate, compare, deltae2000, display_psnr, hdrflip_mean,
+                                   lab_of_display, psnr_from_mse, pu21_psnr, ssim, worst_case)
 
 # Sharma, Wu & Dalal (2005), "The CIEDE2000 color-difference formula: implementation
 # notes, supplementary test data, and mathematical observations", Table 1:
@@ -77,10 +78,19 @@ def test_psnr_of_uniform_offset_in_display_space() -> None:
         return ((v + 0.055) / 1.055) ** 2.4
     a = np.full((3, 16, 16), lin(0.50), np.float64)
     b = np.full((3, 16, 16), lin(0.51), np.float64)
-    assert psnr(b, a) == pytest.approx(40.0, abs=1e-9)
-    # the same metric space as training's validation PSNR
+    assert display_psnr(b, a) == pytest.approx(40.0, abs=1e-9)
+    # the same formula as scikit-image's, and as training's validation PSNR (torch)
+    import torch
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from darkproxy.colorspace import srgb_display_rec709
+    from darkproxy.viz.metrics import display_psnr_batch
+
     x, y = _img(1), _img(2)
-    assert psnr(x, y) == pytest.approx(display_psnr(x, y), abs=1e-6)
+    ref = peak_signal_noise_ratio(srgb_display_rec709(y.astype(np.float64)), srgb_display_rec709(x.astype(np.float64)),
+                                  data_range=1.0)
+    assert display_psnr(x, y) == pytest.approx(ref, abs=1e-9)
+    assert float(display_psnr_batch(torch.from_numpy(x)[None], torch.from_numpy(y)[None])[0]) == pytest.approx(ref, abs=1e-4)
 
 
 def test_ciede2000_reference_pair_out_of_gamut() -> None:
@@ -110,8 +120,11 @@ def test_ordering_shapes_and_aggregate() -> None:
     assert 0 < ssim(a * 1.3, a) < 1
     assert compare(np.moveaxis(a * 1.3, 0, -1), np.moveaxis(a, 0, -1)) == big  # (H, W, 3) works too
     agg = aggregate([small, big])
-    assert agg["n"] == 2 and agg["psnr"] == pytest.approx((small.psnr + big.psnr) / 2)
+    # pooled: PSNR of the mean squared error, not the mean of the dB values
+    assert agg["n"] == 2 and agg["psnr"] == pytest.approx(psnr_from_mse((small.mse + big.mse) / 2))
+    assert agg["psnr"] < (small.psnr + big.psnr) / 2 - 3
     assert agg["psnr_min"] == big.psnr and agg["deltae_mean_max"] == big.deltae_mean
+    assert agg["pu21_psnr_min"] == big.pu21_psnr and agg["hdrflip_max"] == big.hdrflip_mean
     assert aggregate([]) == {}
     with pytest.raises(DarkproxyError, match="shapes"):
         compare(a, a[:, :16])
@@ -122,3 +135,56 @@ def test_ssim_small_images() -> None:
     assert ssim(a, a) == pytest.approx(1.0) and ssim(a * 1.5, a) < 1
     with pytest.raises(ValueError):
         ssim(a[:, :2], a[:, :2])
+
+
+def test_pooled_aggregate_cannot_be_flattered_by_exact_samples() -> None:
+    """The graduatednd case of issue 14: identity exact on 3 samples and 5.6 dB on
+    the 4th averaged to 76.4 dB as a mean of capped dB values; pooled it is the
+    4th sample's MSE / 4, i.e. 5.6 + 10 log10(4) dB."""
+    a = _img()
+    bad = np.clip(a + 0.6, 0, 1)  # a far-off image
+    m_bad = compare(bad, a)
+    exact = compare(a, a)
+    agg = aggregate([exact, exact, exact, m_bad])
+    assert exact.psnr == PSNR_CAP
+    assert agg["psnr"] == pytest.approx(m_bad.psnr + 10 * np.log10(4), abs=1e-9)
+    assert agg["psnr"] < 30 and agg["psnr_min"] == m_bad.psnr
+    assert agg["psnr_p05"] < agg["psnr_median"] == PSNR_CAP
+
+
+def test_worst_case_percentiles() -> None:
+    w = worst_case([10.0, 20.0, 30.0, 40.0, 50.0], "psnr")
+    assert w == {"psnr_min": 10.0, "psnr_p05": pytest.approx(12.0), "psnr_median": 30.0}
+    assert worst_case([30.0, float("nan")], "x")["x_min"] == -np.inf  # a NaN sample is the worst
+    assert worst_case([], "x") == {}
+
+
+def test_pu21_known_values() -> None:
+    from darkproxy.colorspace import PU21_WHITE_NITS, pu21_encode, pu21_luminance, pu21_peak
+
+    # Mantiuk & Azimi (2021), banding_glare: ~0 at the 0.005 cd/m^2 floor, ~256 at 100 cd/m^2
+    v = pu21_encode(np.array([0.005, 100.0, 10000.0, 1e6]))
+    assert v[0] == pytest.approx(0.0, abs=1e-6) and v[1] == pytest.approx(256.38, abs=0.01)
+    assert v[2] == pytest.approx(pu21_peak()) and v[3] == v[2]  # clamped at 10,000 cd/m^2
+    assert np.all(np.diff(pu21_encode(np.geomspace(0.005, 1e4, 50))) > 0)
+    # linear 1.0 grey is PU21_WHITE_NITS; +6 EV over white is still below the clamp
+    grey = np.ones((3, 2, 2))
+    assert pu21_luminance(grey)[0, 0] == pytest.approx(float(pu21_encode(np.float64(PU21_WHITE_NITS))))
+    assert pu21_luminance(grey * 64)[0, 0] < pu21_peak() - 10
+
+
+def test_hdr_metrics_see_highlights_display_psnr_does_not() -> None:
+    """Two images that differ only above linear 1.0: the display encoding clips
+    both to white (display PSNR at its cap), PU21 PSNR and HDR-FLIP see it."""
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(2.0, 8.0, size=(3, 32, 32))
+    grey = truth.mean(0, keepdims=True).repeat(3, 0)  # neutral, so Rec709 clipping keeps every channel > 1
+    wrong = 1.0 + (grey - 1.0) * 0.5  # highlights compressed by a factor 2, all still > 1
+    assert display_psnr(wrong, grey) == PSNR_CAP
+    assert pu21_psnr(wrong, grey) < 30
+    assert hdrflip_mean(wrong, grey) > 0.05
+    assert hdrflip_mean(grey, grey) == 0.0 and pu21_psnr(grey, grey) == PSNR_CAP
+    # and both are monotone in the size of the error
+    closer = 1.0 + (grey - 1.0) * 0.9
+    assert pu21_psnr(closer, grey) > pu21_psnr(wrong, grey)
+    assert hdrflip_mean(closer, grey) < hdrflip_mean(wrong, grey)

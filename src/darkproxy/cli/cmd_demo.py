@@ -33,9 +33,14 @@ def run(args: argparse.Namespace) -> int:
     out = args.output or str(dt.config.home / ("demo" if not args.full else "demo-full"))
     s = run_demo(dt, out, quick=not args.full, device=args.device)
     for m, v in s["proxies"].items():
-        print(f"{m:16s} held-out {v['heldout_psnr']:.2f} dB (identity {v['identity_psnr']:.2f} dB)")
-    print(f"slider regression: median param error {100 * s['slider_regression']['param_error_median']:.2f}% of range, "
-          f"darktable {s['slider_regression']['darktable_psnr']:.2f} dB")
-    print(f"pipeline regression: median param error {100 * s['pipeline_regression']['param_error_median']:.2f}% of range, "
-          f"darktable {s['pipeline_regression']['darktable_psnr']:.2f} dB")
+        print(f"{m:16s} held-out {v['heldout_psnr']:.2f} dB (worst sample {v['heldout_psnr_min']:.2f}; identity "
+              f"{v['identity_psnr']:.2f} dB), PU21 {v['heldout_pu21_psnr']:.2f} dB (worst {v['heldout_pu21_psnr_min']:.2f})")
+    for key, label in (("slider_regression", "slider regression"), ("pipeline_regression", "pipeline regression")):
+        r = s[key]
+        print(f"{label}: param error median {100 * r['param_error_median']:.2f}%, worst {100 * r['param_error_max']:.2f}% "
+              f"of range; darktable {r['darktable_psnr']:.2f} dB (PU21 {r['darktable_pu21_psnr']:.2f}), full history "
+              f"{r['full_history_psnr']:.2f} dB")
+    sw = s["sweep"]
+    print(f"exposure sweep: {sw['psnr']:.2f} dB pooled, worst step {sw['psnr_min']:.2f} dB; PU21 worst step "
+          f"{sw['pu21_psnr_min']:.2f} dB")
     return 0

@@ -93,8 +93,10 @@ def run_eval(args: argparse.Namespace) -> int:
         raise PipelineError(res.problems[0])
     m = pipeline_eval(dt, pipe, args.images, args.output, n=args.n, size=args.size, seed=args.seed)
     for name, s in m["stages"].items():
-        print(f"  {name:18s} {s['psnr']:.2f} dB")
-    print(f"end to end {m['end_to_end']['psnr']:.2f} dB (identity {m['identity']['psnr']:.2f} dB) -> {args.output}/index.html")
+        print(f"  {name:18s} {s['psnr']:.2f} dB (worst {s['psnr_min']:.2f}), PU21 {s['pu21_psnr']:.2f} dB")
+    e = m["end_to_end"]
+    print(f"end to end {e['psnr']:.2f} dB (worst {e['psnr_min']:.2f}), PU21 {e['pu21_psnr']:.2f} dB, HDR-FLIP "
+          f"{e['hdrflip_mean']:.4f} (identity {m['identity']['psnr']:.2f} dB) -> {args.output}/index.html")
     return 0
 
 
@@ -107,5 +109,6 @@ def run_regress(args: argparse.Namespace) -> int:
     r = pipeline_regress(dt, pipe, args.raw, args.target, args.output, iters=args.iters, restarts=args.restarts,
                          loss=args.loss, seed=args.seed, video=not args.no_video)
     print(f"recovered: {r['params']}")
-    print(f"proxy PSNR {r['proxy_psnr']:.2f} dB, darktable PSNR {r['darktable_psnr']:.2f} dB -> {args.output}/result.xmp")
+    print(f"proxy PSNR {r['proxy_psnr']:.2f} dB, darktable PSNR {r['darktable_psnr']:.2f} dB on the chain history "
+          f"(PU21 {r['darktable_pu21_psnr']:.2f} dB) -> {args.output}/result.xmp")
     return 0

@@ -37,7 +37,11 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "then snapped). The input is --input (a TIFF, e.g. a tap-out's input.tif) or is rendered from --raw "
         "(darktable's default history upstream, at the target's size). When the raw is known (--raw, or the "
         "meta.json of a tap-out next to --input) darktable renders the recovered params and darktable_psnr "
-        "compares that render with the target.\n\n"
+        "compares that render with the target on the tap-out history (modules after this one disabled), "
+        "with darktable_pu21_psnr and darktable_hdrflip_mean on the unclipped images beside it. When the "
+        "target's params are known (the meta.json of a tap-out next to --target), darktable also renders the "
+        "full history (result.xmp, every module on: what a photographer sees) and the same history with the "
+        "target's params: full_history_psnr compares the two.\n\n"
         "Writes into DIR: params.json (params, normalized, proxy_psnr, darktable_psnr, seconds, iters, "
         "restarts, loss_history), proxy_output.tif, and with a raw: result.xmp (the raw's default history "
         "with the module set to the recovered params: open it in darktable), result_tapout.xmp (the same "
@@ -58,24 +62,46 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run_regress)
 
     e = add_command(
-        sub, common, "regress-eval", "benchmark slider regression against darktable and a black-box baseline",
-        "For N random (raw, params) pairs (params uniform in RUN's training ranges, seeded) darktable renders "
-        "the target; the proxy regression recovers the params (input render + regression + darktable "
-        "verification, timed) and a black-box baseline drives darktable directly (CMA-ES, one darktable-cli "
-        "process per population; 1-D: batched bracket search) with the same wall time per sample. Reports "
-        "the per-param error as a fraction of the training range, darktable's PSNR of the recovered params "
-        "vs the target, seconds and darktable renders for both: OUT/results.json, results.md and "
-        "quality_vs_time.png.",
+        sub, common, "regress-eval", "benchmark slider regression against darktable and black-box baselines",
+        "For N random (raw, params) pairs (round-robin over the readable raws of DIR; params uniform in RUN's "
+        "training ranges, seeded) darktable renders the target; the proxy regression recovers the params (input "
+        "render + regression + darktable verification, timed: its time is the budget unit 1x) and black boxes "
+        "drive darktable directly from the defaults: CMA-ES (one darktable-cli process per population, IPOP "
+        "restarts; with one free param a batched 1-D bracket search, named bracket-1d) and Nelder-Mead (one "
+        "render per process). Each black box runs once per sample up to its largest budget; its result at a "
+        "budget B (a multiple of 1x, --budgets) is its best-so-far within B seconds of that run. Reports per "
+        "method and budget the param error (fraction of the training range), darktable's display PSNR (pooled, "
+        "min, p05), PU21 PSNR, HDR-FLIP, seconds and renders, and the break-even number of images from which the "
+        "proxy's one-off cost (dataset generation + training) plus its per-image time beat the baseline at equal "
+        "darktable PSNR. Raws darktable cannot open are skipped with a warning and listed. Writes "
+        "OUT/results.json, results.md and quality_vs_time.png. Takes about (1 + sum of each baseline's largest "
+        "budget) x the proxy's time per sample (defaults: ~101 x).",
         "  darkproxy regress-eval run-exposure --images raws/ -n 8 -o eval-exposure/\n"
-        "  darkproxy regress-eval run-cb --images raws/ -n 4 --size 96 --budget-s 20 -o eval-cb/\n")
+        "  darkproxy regress-eval run-cb --images raws/ -n 24 --budgets 1,10,50 --baselines cma,nelder-mead:10 "
+        "--generate-s 95 -o eval-cb/\n"
+        "  darkproxy regress-eval run-cb --images raws/ -n 4 --size 96 --budget-s 20 --budgets 1,3 -o eval-cb/\n")
     e.add_argument("run", help="trained proxy run folder")
     e.add_argument("--images", required=True, metavar="DIR", help="folder of raw files")
     e.add_argument("-n", type=int, default=8, help="number of samples (default 8)")
     e.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     e.add_argument("--size", type=int, default=128, help="render size in px (max of width, height; default 128)")
-    e.add_argument("--budget-s", type=float, default=None, metavar="S",
-                   help="wall time per sample for the baseline (default: what the proxy method took)")
-    e.add_argument("--baseline", choices=("cma", "nelder-mead"), default="cma", help="black-box method (default cma)")
+    b = e.add_argument_group("baselines")
+    b.add_argument("--budgets", default="1,10,50", metavar="M,M,...",
+                   help="budgets as multiples of the unit (default 1,10,50)")
+    b.add_argument("--budget-s", type=float, default=None, metavar="S",
+                   help="seconds of the unit 1x (default: what the proxy method took on the same sample)")
+    b.add_argument("--baselines", default="cma,nelder-mead", metavar="NAME[:MAX],...",
+                   help="black boxes: cma, nelder-mead; NAME:MAX runs that one only up to MAX x "
+                   "(default cma,nelder-mead, both up to the largest budget)")
+    b.add_argument("--sigma0", type=float, default=0.25,
+                   help="initial step of CMA-ES / Nelder-Mead in the normalised params (default 0.25)")
+    b.add_argument("--popsize", type=int, default=None,
+                   help="CMA-ES population / bracket points per generation (default 4 + 3 ln k; 1-D: 6)")
+    c = e.add_argument_group("proxy one-off cost (for the break-even)")
+    c.add_argument("--generate-s", type=float, default=None, metavar="S",
+                   help="seconds the dataset generation took (not recorded in the dataset; default: counted as 0)")
+    c.add_argument("--train-s", type=float, default=None, metavar="S",
+                   help="seconds the training took (default: the run's metrics.json)")
     _regress_options(e)
     e.set_defaults(func=run_regress_eval)
 
@@ -125,7 +151,9 @@ def run_regress(args: argparse.Namespace) -> int:
     vals = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec["params"].items())
     dtp = rec["darktable_psnr"]
     print(f"{vals}  proxy {rec['proxy_psnr']:.2f} dB"
-          + (f", darktable {dtp:.2f} dB" if dtp is not None else " (no raw: darktable not checked)")
+          + (f", darktable {dtp:.2f} dB (tap-out history; PU21 {rec['darktable_pu21_psnr']:.2f} dB)"
+             if dtp is not None else " (no raw: darktable not checked)")
+          + (f", full history {rec['full_history_psnr']:.2f} dB" if rec.get("full_history_psnr") is not None else "")
           + f", {rec['seconds']:.1f} s -> {args.output}/params.json"
           + (f", {args.output}/result.xmp" if dtp is not None else ""))
     return 0
@@ -135,21 +163,31 @@ def run_regress_eval(args: argparse.Namespace) -> int:
     from darkproxy.cli._dt import darktable_from_args
     from darkproxy.regress import load_proxy
     from darkproxy.data.generate import find_raws
-    from darkproxy.regress_eval import EvalConfig, regress_eval
+    from darkproxy.regress_eval import EvalConfig, break_even_text, parse_baselines, parse_budgets, regress_eval
 
-    cfg = EvalConfig(n=args.n, seed=args.seed, size=args.size, budget_s=args.budget_s, baseline=args.baseline,
-                     regress=_config(args))
+    cfg = EvalConfig(n=args.n, seed=args.seed, size=args.size, budgets=parse_budgets(args.budgets),
+                     budget_s=args.budget_s, baselines=parse_baselines(args.baselines), sigma0=args.sigma0,
+                     popsize=args.popsize, generate_s=args.generate_s, train_s=args.train_s, regress=_config(args))
     cfg.check()
     raws = find_raws(args.images)
     proxy = load_proxy(args.run, device=_device(args))
     dt = darktable_from_args(args)
     res = regress_eval(dt, proxy, raws, args.output, cfg, log=_say)
     a = res["aggregate"]
-    for key in ("proxy", "baseline"):
-        r = a[key]
-        name = "proxy" if key == "proxy" else res["baseline"]["method"]
-        print(f"{name}: median param error {r['median_param_error']:.4f}, median darktable PSNR "
-              f"{r['median_darktable_psnr']:.1f} dB, median {r['median_seconds']:.1f} s, "
-              f"median {r['median_renders']:.0f} renders")
+
+    def line(name: str, r: dict) -> str:
+        return (f"{name}: median param error {r['median_param_error']:.4f}, darktable PSNR {r['darktable_psnr']:.1f} dB "
+                f"pooled (min {r['darktable_psnr_min']:.1f}), median {r['median_seconds']:.1f} s, "
+                f"median {r['median_renders']:.0f} renders")
+
+    print(line("proxy", a["proxy"]))
+    for lab in res["methods"]:
+        for mult, r in a[lab].items():
+            print(line(f"{lab} {mult}x", r))
+    for lab in res["methods"]:
+        print(f"break-even vs {lab}: {break_even_text(res['break_even'][lab]['darktable_psnr'])}")
+    if res["unreadable_raws"]:
+        print(f"skipped {len(res['unreadable_raws'])} unreadable raw(s): "
+              + ", ".join(u["raw"] for u in res["unreadable_raws"]))
     print(f"-> {args.output}/results.json, results.md, quality_vs_time.png")
     return 0

@@ -92,6 +92,16 @@ class ParamSpace:
     def defaults(self) -> dict[str, Any]:
         return {s.name: s.default for s in self.specs}
 
+    def for_darktable(self, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Everything to set on the module in darktable: the free params'
+        defaults, the values pinned at generation (``fixed``, e.g. ``--fix``),
+        then ``values``. What every render of a proxy's setting must use, so
+        darktable renders the setting the proxy was trained on."""
+        out: dict[str, Any] = {**self.defaults(), **self.fixed}
+        out.update(values or {})
+        return {k: (bool(v) if isinstance(v, (bool, np.bool_)) else v.item() if isinstance(v, np.generic) else v)
+                for k, v in out.items()}
+
     def to_json(self) -> dict[str, Any]:
         return {"module": self.module, "specs": [asdict(s) for s in self.specs], "fixed": dict(self.fixed)}
 

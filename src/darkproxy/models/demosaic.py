@@ -18,14 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkproxy.models.layers import N_HEAD, AffineHead, ParamMLP, encode_input, film, params_or_const
+from darkproxy.models.layers import upcast, N_HEAD, AffineHead, ParamMLP, encode_input, film, params_or_const
 from darkproxy.models.registry import register_arch
 
 
 def packed_to_rgb_base(mosaic: torch.Tensor) -> torch.Tensor:
     """``(B, 4, h, w)`` packed R, G1, G2, B -> ``(B, 3, 2h, 2w)`` bilinear
     upsampling of ``(R, (G1 + G2) / 2, B)`` (a crude demosaic)."""
-    r, g1, g2, b = mosaic.float().unbind(1)
+    r, g1, g2, b = upcast(mosaic).unbind(1)
     rgb = torch.stack([r, 0.5 * (g1 + g2), b], 1)
     return F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False)
 
@@ -62,5 +62,5 @@ class DemosaicProxy(nn.Module):
         for conv, gb in zip(self.convs, self.param_mlp(p).chunk(len(self.convs), dim=1)):
             h = self.act(film(conv(h), gb))
         with torch.autocast(image.device.type, enabled=False):
-            coef = self.shuffle(self.to_coef(h.float())) + self.head.from_params(p)[:, :, None, None]
+            coef = self.shuffle(self.to_coef(upcast(h))) + self.head.from_params(p)[:, :, None, None]
         return AffineHead.apply(coef, packed_to_rgb_base(image))

@@ -31,10 +31,17 @@ LOG_GAIN_LIMIT = 12.0  # |g| bound: 2^17 of gain is beyond any module
 OFFSET_SCALE = 0.1  # offsets learn 10x slower than gains (Adam steps are scale-free): explain by gain first
 
 
+
+def upcast(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in at least float32: half precision (bf16 / fp16 under autocast) and
+    integer tensors become float32; float32 and float64 are kept (so a
+    ``model.double()`` runs in float64, e.g. for gradcheck)."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
 def encode_input(x: torch.Tensor) -> torch.Tensor:
     """Feature encoding of linear pixels (any shape): ``log_encode`` (linear
     near 0, logarithmic above 1/256; 1 -> 1, 64 -> ~1.8)."""
-    return log_encode(x.float())
+    return log_encode(upcast(x))
 
 
 def params_or_const(params: torch.Tensor, n_params: int, like: torch.Tensor) -> torch.Tensor:
@@ -43,7 +50,7 @@ def params_or_const(params: torch.Tensor, n_params: int, like: torch.Tensor) -> 
         return torch.ones(like.shape[0], 1, device=like.device, dtype=torch.float32)
     if params.ndim == 1:
         params = params[None].expand(like.shape[0], -1)
-    return params.float()
+    return upcast(params)
 
 
 class ParamMLP(nn.Module):
@@ -74,7 +81,7 @@ def affine_apply(coef: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     ``base`` ``(..., 3)`` -> ``(..., 3)`` linear. Float32 even under autocast
     (the gain must be precise)."""
     with torch.autocast(base.device.type, enabled=False):
-        coef, base = coef.float(), base.float()
+        coef, base = upcast(coef), upcast(base)
         g = coef[..., 0:3].clamp(-LOG_GAIN_LIMIT, LOG_GAIN_LIMIT)
         mix = coef[..., 3:12].unflatten(-1, (3, 3))  # (..., out, in)
         o = OFFSET_SCALE * coef[..., 12:15]
@@ -97,7 +104,7 @@ class AffineHead(nn.Module):
 
     def coefficients(self, feats: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         with torch.autocast(feats.device.type, enabled=False):
-            return self.conv(feats.float()) + self.from_params(p.float())[:, :, None, None]
+            return self.conv(upcast(feats)) + self.from_params(upcast(p))[:, :, None, None]
 
     @staticmethod
     def apply(coef: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
@@ -129,8 +136,8 @@ class PixelMLP(nn.Module):
     params-only MLP (a global transform). ``image (B, 3, H, W)`` linear_rec2020, ``params (B, P)`` in
     ``[0, 1]`` -> ``(B, 3, H, W)`` linear_rec2020.
 
-    The MLP runs channels-last (pixels as rows of ``nn.Linear``): 1.5x faster
-    per training step on a CPU than the same network as 1x1 convolutions.
+    The MLP runs channels-last (pixels as rows of ``nn.Linear``), which was
+    faster per training step on a CPU than the same network as 1x1 convolutions.
     Subclasses define :meth:`features` and set ``hparams``."""
 
     def __init__(self, n_params: int, n_features: int, width: int, depth: int, param_hidden: int) -> None:
@@ -157,16 +164,16 @@ class PixelMLP(nn.Module):
         """The MLP on pixel rows: ``feats (B, N, n_features)``, linear ``base
         (B, N, 3)``, ``params (B, P)`` -> ``(B, N, 3)`` linear."""
         p = params_or_const(params, self.n_params, base)
-        h = feats.float()
+        h = upcast(feats)
         for layer, gb in zip(self.layers, self.param_mlp(p).chunk(len(self.layers), dim=1)):
             g, b = gb.chunk(2, dim=1)
             h = self.act(torch.addcmul(b[:, None], layer(h), 1.0 + g[:, None]))  # FiLM
         with torch.autocast(base.device.type, enabled=False):
-            coef = self.to_coef(h.float()) + self.coef_from_params(p)[:, None]
+            coef = self.to_coef(upcast(h)) + self.coef_from_params(p)[:, None]
         return affine_apply(coef, base)
 
     def forward(self, image: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         B, _, H, W = image.shape
-        x = image.float()
+        x = upcast(image)
         feats = self.features(x).flatten(2).transpose(1, 2)
         return self.head(feats, x.flatten(2).transpose(1, 2), params).transpose(1, 2).reshape(B, 3, H, W)

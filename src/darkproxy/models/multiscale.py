@@ -20,10 +20,8 @@ affine output as ``pointwise`` (:class:`~darkproxy.models.layers.PixelMLP`):
 
 The encoding of the bands is the sRGB curve extended to all reals
 (:func:`~darkproxy.colorspace.srgb_encode_ext`), close to CIE L* (cube root),
-which is where Lab modules compute their details. Measured on darktable's
-sharpen (radius, amount, threshold; 128 px): 50.9 dB validation PSNR after 67 s
-of CPU training, against 32.2 dB for the ``spatial`` UNet in 90 s (without the
-border features: 36.5 dB).
+which is where Lab modules compute their details. On darktable's sharpen it is
+ahead of the ``spatial`` UNets at equal CPU time (``bench/results/proxies.md``).
 
 Training draws random pixels of many samples per step from features computed
 once per image (:class:`~darkproxy.data.dataset.PixelBatches`), as for
@@ -37,7 +35,7 @@ from typing import Any, Sequence
 import torch
 
 from darkproxy.colorspace import srgb_encode_ext
-from darkproxy.models.layers import PixelMLP, encode_input, gaussian_blur
+from darkproxy.models.layers import upcast, PixelMLP, encode_input, gaussian_blur
 from darkproxy.models.registry import register_arch
 
 DEFAULT_SIGMAS = (0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0, 5.66, 8.0, 11.3, 16.0)
@@ -73,7 +71,7 @@ def multiscale_features(image: torch.Tensor, sigmas: Sequence[float] = DEFAULT_S
     pixel, encoded luminance, band-passes of the encoded luminance and
     channels per sigma, border distances (``origin``: see
     :func:`border_distance`). Differentiable with respect to the image."""
-    x = image.float()
+    x = upcast(image)
     B, _, H, W = x.shape
     w = torch.tensor(LUMA_REC2020, dtype=torch.float32, device=x.device)
     src = torch.cat([srgb_encode_ext((x * w[None, :, None, None]).sum(1, keepdim=True)), srgb_encode_ext(x)], 1)

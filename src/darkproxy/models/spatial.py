@@ -15,11 +15,9 @@ input, ``x - gauss(x, sigma)`` for ``sigma`` in ``detail_sigmas``. Sharpening,
 local contrast and blurs are weighted sums of such layers, so a param-weighted
 unsharp mask is exactly representable (linear param path) instead of having to
 be synthesised from scratch by the convolutions. Registered as ``spatial``
-(default ``film``: measured better, e.g. 42.7/42.5 dB vs 41.1/41.1 dB display
-PSNR for concat on a synthetic param-weighted unsharp mask, 600 steps, two
-seeds; on darktable's sharpen, ``bench/results/proxies.md``: FiLM ahead after
-90 s, concat after 300 s, by ~1 dB either way, and both well behind
-``multiscale``), ``spatial-concat`` and ``spatial-film``. Any ``H, W``
+(default ``film``; on darktable's sharpen the two conditionings are close
+and both behind ``multiscale``: ``bench/results/proxies.md``),
+``spatial-concat`` and ``spatial-film``. Any ``H, W``
 works: the input is reflect-padded to a multiple of ``2**levels`` and the
 output cropped back.
 """
@@ -32,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkproxy.models.layers import AffineHead, ParamMLP, film, gaussian_blur, params_or_const
+from darkproxy.models.layers import upcast, AffineHead, ParamMLP, film, gaussian_blur, params_or_const
 from darkproxy.models.multiscale import BORDER_SCALES, multiscale_features
 from darkproxy.models.registry import register_arch
 
@@ -122,7 +120,7 @@ class SpatialProxy(nn.Module):
         B, _, H, W = image.shape
         m = 2**self.levels
         ph, pw = (-H) % m, (-W) % m
-        x = image.float()
+        x = upcast(image)
         if ph or pw:
             mode = "reflect" if H > ph and W > pw else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
@@ -148,7 +146,7 @@ class SpatialProxy(nn.Module):
         out = self.head(h, p, x)
         if self.detail is not None:
             with torch.autocast(x.device.type, enabled=False):
-                c = (self.detail(h.float()) + self.detail_p(p)[:, :, None, None]).unflatten(1, (-1, 3))
+                c = (self.detail(upcast(h)) + self.detail_p(p)[:, :, None, None]).unflatten(1, (-1, 3))
                 for i, sg in enumerate(self.detail_sigmas):
                     out = out + c[:, i] * (x - gaussian_blur(x, sg))
         return out[:, :, :H, :W]

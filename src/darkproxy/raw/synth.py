@@ -348,7 +348,7 @@ def gain_matched_psnr(render: np.ndarray, reference: np.ndarray) -> tuple[float,
     ``reference`` (both ``linear_rec2020``, same shape) and the PSNR (dB) of
     ``gain * render`` vs ``reference`` in ``srgb_display`` (clip + sRGB curve,
     data range 1), the project's metric space."""
-    from darkproxy.colorspace import display_psnr
+    from darkproxy.viz.metrics import display_psnr
 
     r = np.asarray(render, np.float64)
     ref = np.asarray(reference, np.float64)

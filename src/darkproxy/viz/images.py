@@ -1,53 +1,21 @@
 """Turning ``linear_rec2020`` images into pictures: display encoding, error
 maps, labelled side-by-side panels, text in frames, PNG output.
 
-Display encoding (:func:`to_display`) is colorimetric: linear Rec2020 is
-converted to linear sRGB/Rec709 primaries (same D65 white) with the 3x3
-matrix of ITU-R BT.2087-0 (derived here from the primaries of ITU-R BT.2020
-and BT.709 rather than typed in rounded), clipped to ``[0, 1]`` (out-of-gamut
-colours and highlights clip as on a monitor) and sRGB-encoded (IEC 61966-2-1).
+Display encoding: :func:`darkproxy.colorspace.srgb_display_rec709` (the one
+display encoding of the project: Rec709 primaries, clip, sRGB curve), in the
+``(H, W, 3)`` layout pictures use.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from darkproxy.colorspace import srgb_display_rec709
 from darkproxy.fsutil import atomic_path
-from darkproxy.colorspace import srgb_encode
-
-# CIE 1931 xy chromaticities of the R, G, B primaries and the white point.
-_REC2020_PRIMARIES = ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046))  # ITU-R BT.2020, table 3
-_REC709_PRIMARIES = ((0.640, 0.330), (0.300, 0.600), (0.150, 0.060))  # ITU-R BT.709 (= sRGB)
-_D65 = (0.3127, 0.3290)
-
-
-def _rgb_to_xyz(primaries: tuple[tuple[float, float], ...], white: tuple[float, float]) -> np.ndarray:
-    """RGB -> XYZ matrix of an RGB space (SMPTE RP 177 derivation): the primaries'
-    XYZ columns scaled so that RGB (1, 1, 1) maps onto the white with Y = 1."""
-    xyz = np.array([[x / y, 1.0, (1 - x - y) / y] for x, y in primaries]).T
-    w = np.array([white[0] / white[1], 1.0, (1 - white[0] - white[1]) / white[1]])
-    return xyz * np.linalg.solve(xyz, w)
-
-
-@functools.lru_cache(maxsize=None)
-def _rec2020_to_rec709() -> np.ndarray:
-    m = np.linalg.solve(_rgb_to_xyz(_REC709_PRIMARIES, _D65), _rgb_to_xyz(_REC2020_PRIMARIES, _D65))
-    m.setflags(write=False)
-    return m
-
-
-def rec2020_to_rec709_matrix() -> np.ndarray:
-    """The 3x3 matrix taking linear Rec2020 RGB to linear Rec709/sRGB RGB (column
-    vectors, ``rgb709 = M @ rgb2020``). Equals ITU-R BT.2087-0's published
-    ``[[1.6605, -0.5876, -0.0728], [-0.1246, 1.1329, -0.0083], [-0.0182, -0.1006,
-    1.1187]]`` to its 4 decimals; rows sum to 1 exactly (white stays white).
-    Returns a read-only float64 array."""
-    return _rec2020_to_rec709()
 
 
 def as_hwc(img: Any) -> np.ndarray:
@@ -72,16 +40,16 @@ def as_hwc(img: Any) -> np.ndarray:
 
 
 def to_display_float(img_linear_rec2020: Any) -> np.ndarray:
-    """``linear_rec2020`` image -> ``srgb_display`` float64 ``(H, W, 3)`` in
-    ``[0, 1]``: Rec2020 -> Rec709 primaries, clip to ``[0, 1]``, sRGB curve.
-    NaN becomes 0 (black) so a broken prediction shows as such."""
-    a = as_hwc(img_linear_rec2020).astype(np.float64) @ rec2020_to_rec709_matrix().T
-    return srgb_encode(np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=0.0))
+    """``linear_rec2020`` image -> ``srgb_display_rec709`` float64 ``(H, W, 3)``
+    in ``[0, 1]`` (:func:`darkproxy.colorspace.srgb_display_rec709`). NaN
+    becomes 0 (black) so a broken prediction shows as such in a picture."""
+    a = np.nan_to_num(as_hwc(img_linear_rec2020).astype(np.float64), nan=0.0, posinf=1e6, neginf=-1e6)
+    return srgb_display_rec709(a, channel_axis=-1)
 
 
 def to_display(img_linear_rec2020: Any) -> np.ndarray:
     """float ``(3, H, W)`` or ``(H, W, 3)`` ``linear_rec2020`` -> uint8 ``(H, W, 3)``
-    ``srgb_display`` (see :func:`to_display_float`; rounded to nearest)."""
+    ``srgb_display_rec709`` (see :func:`to_display_float`; rounded to nearest)."""
     return (to_display_float(img_linear_rec2020) * 255.0 + 0.5).astype(np.uint8)
 
 
