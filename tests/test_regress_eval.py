@@ -144,7 +144,7 @@ def test_regress_eval_cli_budgets_balance_and_unreadable(make_raw, exposure_run:
                 # the kept render is the best one: its metrics give the PSNR the search minimised
                 assert x["metrics"]["psnr"] == pytest.approx(x["darktable_psnr"], abs=1e-6)
                 err = np.abs(space.normalize(x["params"]) - u_true)[[space.names.index(n) for n in res["free_params"]]]
-                assert x["mean_param_error"] == pytest.approx(float(err.mean()), abs=1e-9)
+                assert x["mean_param_error"] == pytest.approx(float(err.mean()), abs=1e-6)  # float32 normalise
             if lab == "cma-es":
                 lo, hi = b["budgets"]
                 assert hi["renders"] >= lo["renders"] and hi["darktable_psnr"] >= lo["darktable_psnr"]

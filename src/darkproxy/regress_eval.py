@@ -136,7 +136,10 @@ class EvalConfig:
     """Settings of :func:`regress_eval`. ``budgets``: multiples of the unit;
     ``budget_s``: seconds of the unit 1x (None: the proxy method's time on each
     sample). ``generate_s`` / ``train_s``: the proxy's one-off cost (None:
-    ``train_s`` is read from the run's ``metrics.json``; generation unknown)."""
+    ``train_s`` is read from the run's ``metrics.json``; generation unknown).
+    ``threads``: torch CPU threads for the proxy regression (None: 1 on the
+    CPU, where the small per-pixel proxies gain little from more and lose up to
+    10x when another process shares the cores; measured here)."""
 
     n: int = 8
     seed: int = 0
@@ -148,6 +151,7 @@ class EvalConfig:
     popsize: int | None = None
     generate_s: float | None = None
     train_s: float | None = None
+    threads: int | None = None
     regress: RegressConfig = field(default_factory=RegressConfig)
 
     def check(self) -> None:
@@ -176,6 +180,8 @@ class EvalConfig:
         for name, v in (("--generate-s", self.generate_s), ("--train-s", self.train_s)):
             if v is not None and not (v >= 0):
                 raise RegressError(f"{name} must be >= 0")
+        if self.threads is not None and self.threads < 1:
+            raise RegressError("--threads must be >= 1")
         self.regress.check()
 
     def multiples(self, spec: BaselineSpec) -> tuple[float, ...]:
@@ -554,19 +560,10 @@ def regress_eval(dt: Any, proxy: Any, raws: list[Path], out_dir: str | os.PathLi
                  config: EvalConfig | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the evaluation; write ``results.json``, ``results.md`` and
     ``quality_vs_time.png`` into ``out_dir``; return the results dict."""
-    from darkproxy.darktable.tapout import plan_tapout
-    from darkproxy.viz.metrics import compare
-
     cfg = config or EvalConfig()
     cfg.check()
     say = log or (lambda s: None)
-    space = proxy.param_space
-    module = proxy.module
-    free = resolve_free(space, cfg.regress.params)
-    free_names = [space.names[i] for i in free]
-    base_vals = {**space.defaults(), **dict(space.fixed or {})}
-    base_u = space.normalize(base_vals).astype(np.float64)
-    labels = {b.kind: b.label(len(free)) for b in cfg.baselines}
+    resolve_free(proxy.param_space, cfg.regress.params)  # unknown names fail before any render
     warnings: list[str] = []
     good, bad = readable_raws(dt, raws, say)
     if not good:
@@ -577,11 +574,38 @@ def regress_eval(dt: Any, proxy: Any, raws: list[Path], out_dir: str | os.PathLi
         warnings.append(w)
     sample_raws = assign_raws(good, cfg.n, cfg.seed)
     oneoff = _oneoff(proxy, cfg)
+    import torch
+
+    prev_threads = torch.get_num_threads()
+    on_cpu = all(p.device.type == "cpu" for p in proxy.parameters())
+    threads = cfg.threads or (1 if on_cpu else prev_threads)
+    torch.set_num_threads(int(threads))
+    try:
+        return _run(dt, proxy, cfg, good, bad, sample_raws, warnings, oneoff, Path(out_dir), say)
+    finally:
+        torch.set_num_threads(prev_threads)
+
+
+def _run(dt: Any, proxy: Any, cfg: EvalConfig, good: list[Path], bad: list[dict[str, str]], sample_raws: list[Path],
+         warnings: list[str], oneoff: dict[str, Any], out: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    from darkproxy.darktable.tapout import plan_tapout
+    from darkproxy.viz.metrics import compare
+
+    space = proxy.param_space
+    module = proxy.module
+    free = resolve_free(space, cfg.regress.params)
+    free_names = [space.names[i] for i in free]
+    base_vals = {**space.defaults(), **dict(space.fixed or {})}
+    base_u = space.normalize(base_vals).astype(np.float64)
+    labels = {b.kind: b.label(len(free)) for b in cfg.baselines}
     rng = np.random.default_rng(cfg.seed)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     machine = machine_info()
     t_start = time.perf_counter()
+    # untimed warm-up (torch's first calls): a one-time cost of the process, not of sample 0
+    inp0, _ = render_module_input(dt, sample_raws[0], module, cfg.size)
+    if inp0.shape[0] == 3:
+        regress(proxy, inp0, inp0, RegressConfig(**{**cfg.regress.__dict__, "iters": 10, "record": False}))
     samples: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="darkproxy-regress-eval-") as td:
         for i, raw in enumerate(sample_raws):

@@ -97,6 +97,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
                    help="initial step of CMA-ES / Nelder-Mead in the normalised params (default 0.25)")
     b.add_argument("--popsize", type=int, default=None,
                    help="CMA-ES population / bracket points per generation (default 4 + 3 ln k; 1-D: 6)")
+    e.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads for the proxy regression (default: 1 on the CPU, where small proxies "
+                   "gain little from more and lose much when other processes share the cores)")
     c = e.add_argument_group("proxy one-off cost (for the break-even)")
     c.add_argument("--generate-s", type=float, default=None, metavar="S",
                    help="seconds the dataset generation took (not recorded in the dataset; default: counted as 0)")
@@ -167,7 +170,8 @@ def run_regress_eval(args: argparse.Namespace) -> int:
 
     cfg = EvalConfig(n=args.n, seed=args.seed, size=args.size, budgets=parse_budgets(args.budgets),
                      budget_s=args.budget_s, baselines=parse_baselines(args.baselines), sigma0=args.sigma0,
-                     popsize=args.popsize, generate_s=args.generate_s, train_s=args.train_s, regress=_config(args))
+                     popsize=args.popsize, generate_s=args.generate_s, train_s=args.train_s, threads=args.threads,
+                     regress=_config(args))
     cfg.check()
     raws = find_raws(args.images)
     proxy = load_proxy(args.run, device=_device(args))
