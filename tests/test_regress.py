@@ -134,9 +134,19 @@ def _objective(proxy: torch.nn.Module, x: torch.Tensor, tenc: torch.Tensor, base
     return f
 
 
+@pytest.fixture
+def one_thread():
+    """Hundreds of tiny forwards: on a busy 2-core machine the default threads made the SSIM
+    checks take 3.5 s, one thread 0.1 s (measured)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.mark.parametrize("kind", ["l1", "mse", "ssim"])
 @pytest.mark.parametrize("proxy_kind", ["exposure_math", "pointwise"])
-def test_objective_gradcheck(kind: str, proxy_kind: str) -> None:
+def test_objective_gradcheck(kind: str, proxy_kind: str, one_thread) -> None:
     """``torch.autograd.gradcheck`` (float64) of the regression objective w.r.t.
     the logits, for every loss, through darktable's exposure formula and
     through a (random, float64) pointwise proxy. The target differs from the
@@ -150,12 +160,14 @@ def test_objective_gradcheck(kind: str, proxy_kind: str) -> None:
     if proxy_kind == "exposure_math":  # target: darktable's exposure at +2.5 EV, black 0.008
         proxy: torch.nn.Module = ExposureMath().double()
         target = proxy(x[:1], torch.tensor([[0.75, 0.7]], dtype=torch.float64)).detach()
-    else:  # a proxy near the identity (weights 0.1 off zero) and a target 3x brighter than the input
+    else:  # a proxy near the identity and a target 3x brighter than the input
+        # (weights 0.02 off their init: output / input in [0.004, 1.8] over 40 seeds, measured;
+        # at 0.1 it reached 5.2, and a 3x target came within 1e-5 of a prediction)
         torch.manual_seed(0)  # the init must not depend on which tests ran before
         proxy = build_model("pointwise", 2, width=8, depth=2, param_hidden=8).double()
         with torch.no_grad():
             for w in proxy.parameters():
-                w.add_(0.1 * torch.randn(w.shape, generator=g, dtype=w.dtype))
+                w.add_(0.02 * torch.randn(w.shape, generator=g, dtype=w.dtype))
         target = 3.0 * x[:1]
     z = torch.tensor([[-1.0, 0.5], [0.8, -0.3]], dtype=torch.float64, requires_grad=True)
     with torch.no_grad():
@@ -280,7 +292,7 @@ def test_cli_regress_from_raw_writes_xmp_darktable_renders(dt, exposure_run: Pat
     assert rec["iters"] == 150 and rec["restarts"] == 4 and len(rec["loss_history"]) == 150
     assert len(rec["normalized"]) == 2
     # the reported times add up: the optimisation and darktable's check are parts of the total,
-    # which is part of the command's wall time (measured: 61 s of a 62 s command, with the video)
+    # which is part of the command's wall time (measured: 61 s in total on a loaded 2-core CPU, with the video)
     assert 0 < rec["regress_seconds"] + rec["verify_seconds"] <= rec["seconds"] <= wall, (rec, wall)
     for f in ("result.xmp", "result_tapout.xmp", "darktable_output.tif", "proxy_output.tif",
               "optimisation.mp4", "optimisation.png"):

@@ -20,9 +20,10 @@ def test_exposure_proxy_on_generated_data(exposure_run: Path) -> None:
     step35, t35 = next((h["step"], h["elapsed"]) for h in hist if (h["val_psnr"] or 0) >= 35.0)
     print(f"35 dB at step {step35}, {t35:.1f} s; stopped early: {m['stopped_early']}; "
           f"val {[(h['step'], round(h['val_psnr'], 1)) for h in hist if h['val_psnr'] is not None]}")
-    # Measured on a loaded 2-core CPU: 36.4 dB at the first validation (step 400, 8.6 s); the
-    # run hit its 85 s budget at step 3530 with 60.7 dB. Any validation lies inside the budget,
-    # so "within 90 s" alone cannot fail: these bounds (3x the measured step, 5x the time) can.
+    # Measured on a loaded 2-core CPU, two runs: 36.4 / 40.5 dB at the first validation (step
+    # 400, 8.6 / 9.6 s); both hit the 85 s budget (steps 3530 / 3051, 60.7 / 62.2 dB). Any
+    # validation lies inside the budget, so "within 90 s" alone cannot fail: these bounds (3x
+    # the measured step, ~5x the time) can.
     assert step35 <= 1200, hist
     assert t35 <= 45.0, hist
     assert m["best_val_psnr"] > m["val_identity_psnr"] + 10

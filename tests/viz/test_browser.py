@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from darkproxy.viz.browser import check_images_render, find_chromium, screenshot_html
+from darkproxy.viz.browser import check_images_render, screenshot_html
 from darkproxy.viz.report import HtmlReport
 from darkproxy.viz.video import write_video
+from tests.conftest import have_chromium
 
 
 def require_chromium() -> None:
-    """Skip without Chromium, except under ``CI=true``: there the browser checks
-    must run, so a missing Chromium fails the test instead of hiding it."""
-    if find_chromium() is not None:
-        return
-    msg = "chromium is not installed (apt-get install chromium)"
-    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
-        pytest.fail(f"{msg}; CI={os.environ['CI']} requires the browser checks to run", pytrace=False)
-    pytest.skip(msg)
+    """Skip without Chromium, except under ``CI=true``: there a missing Chromium
+    fails the test (tests/conftest.py ``have_chromium``)."""
+    if not have_chromium():
+        pytest.skip("chromium is not installed (apt-get install chromium)")
 
 
 def test_images_and_video_load_in_chromium(tmp_path: Path) -> None:
