@@ -32,11 +32,11 @@ import torch
 from darkproxy.darktable.render import RenderFailure, RenderJob, read_tiff
 from darkproxy.darktable.session import Darktable
 from darkproxy.darktable.tapout import packed_input, plan_tapout
-from darkproxy.data.generate import find_raws
+from darkproxy.data.generate import find_raws, readable_raws
 from darkproxy.data.sampling import sample_params
-from darkproxy.errors import DarkproxyError, DarktableRenderError, RawError
+from darkproxy.errors import DarkproxyError, DarktableRenderError
 from darkproxy.viz.images import error_map, side_by_side, to_display
-from darkproxy.viz.metrics import ImageMetrics, aggregate, compare, worst_case
+from darkproxy.viz.metrics import ImageMetrics, aggregate, compare
 
 CONTRACT_KEYS = ("psnr", "psnr_min", "psnr_p05", "pu21_psnr", "hdrflip_mean", "ssim", "deltae_mean")
 
@@ -113,26 +113,6 @@ def panel(inp: np.ndarray | None, truth: np.ndarray, pred: np.ndarray, gain: flo
 class EvalResult:
     metrics: dict[str, Any]
     out_dir: Path
-
-
-def readable_raws(dt: Darktable, raws: Sequence[Path], warn: Callable[[str], None] | None = None
-                  ) -> tuple[list[Path], list[dict[str, str]]]:
-    """Split ``raws`` into those darktable opens and the others
-    (``[{"raw", "error"}]``), warning once per skipped raw. Raises
-    :class:`DarkproxyError` when none is readable."""
-    ok, bad = [], []
-    for r in raws:
-        try:
-            dt.default_history(r)  # cached per raw content: cheap after the first call
-            ok.append(Path(r))
-        except (RawError, DarktableRenderError) as e:
-            bad.append({"raw": Path(r).name, "error": str(e)})
-            if warn:
-                warn(f"warning: skipping {Path(r).name}: {e}")
-    if not ok:
-        raise DarkproxyError(f"none of the {len(raws)} raw file(s) could be read by darktable"
-                             + (f": {bad[0]['error']}" if bad else ""))
-    return ok, bad
 
 
 def _draws(space: Any, n: int, seed: int, fixed: Mapping[str, Any],

@@ -304,7 +304,8 @@ def pipeline_eval(dt, pipe: ProxyPipeline, images: str | os.PathLike[str], out_d
     from darkproxy.data.generate import find_raws
     from darkproxy.data.sampling import sample_params
     from darkproxy.darktable.schema import write_json_atomic
-    from darkproxy.evaluate import default_size, panel, readable_raws, summary_rows
+    from darkproxy.data.generate import readable_raws
+    from darkproxy.evaluate import default_size, panel, summary_rows
     from darkproxy.viz.metrics import aggregate, compare
     from darkproxy.viz.report import HtmlReport
 

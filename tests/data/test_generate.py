@@ -228,3 +228,20 @@ def test_probe_recorded_in_dataset_json(raw_dir: Path, tmp_path: Path) -> None:
     info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
     assert info["pointwise"] is False and info["probe"]["matched"] >= 100
     assert [s["name"] for s in info["param_space"]["specs"]] == ["radius", "amount", "threshold"]
+
+
+def test_readable_raws_skips_unreadable_files(dt, tiny_raw: Path, tmp_path: Path) -> None:
+    from darkproxy.data.generate import readable_raws
+    from darkproxy.errors import DatasetError
+
+    bad = tmp_path / "truncated.dng"
+    bad.write_bytes(tiny_raw.read_bytes()[:2000])
+    junk = tmp_path / "notraw.dng"
+    junk.write_text("not a raw")
+    warnings: list[str] = []
+    ok, skipped = readable_raws(dt, [tiny_raw, bad, junk], warnings.append)
+    assert ok == [tiny_raw] and [s["raw"] for s in skipped] == ["truncated.dng", "notraw.dng"]
+    assert all("\n" not in s["error"] and s["error"] for s in skipped)
+    assert warnings == [f"warning: skipping {s['raw']}: {s['error']}" for s in skipped]
+    with pytest.raises(DatasetError, match="none of the 2"):
+        readable_raws(dt, [bad, junk])

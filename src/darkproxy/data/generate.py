@@ -123,6 +123,28 @@ def find_raws(images: str | Path) -> list[Path]:
     return raws
 
 
+def readable_raws(dt: Darktable, raws: Sequence[Path], warn: Callable[[str], None] | None = None
+                  ) -> tuple[list[Path], list[dict[str, str]]]:
+    """Split ``raws`` into those darktable opens (its default history, cached
+    per raw) and the others, ``[{"raw": name, "error": one line}]``, warning
+    once per skipped raw. Raises :class:`DatasetError` when none is readable."""
+    ok: list[Path] = []
+    bad: list[dict[str, str]] = []
+    for r in raws:
+        try:
+            dt.default_history(r)
+            ok.append(Path(r))
+        except (RawError, DarktableRenderError) as e:
+            msg = " ".join(str(e).split())
+            bad.append({"raw": Path(r).name, "error": msg if len(msg) <= 240 else msg[:237] + "..."})
+            if warn:
+                warn(f"warning: skipping {Path(r).name}: {bad[-1]['error']}")
+    if not ok:
+        raise DatasetError(f"none of the {len(raws)} raw file(s) could be read by darktable"
+                           + (f": {bad[0]['error']}" if bad else ""))
+    return ok, bad
+
+
 def assign_splits(raw_names: Sequence[str], seed: int = 0, val: float = 0.1, test: float = 0.1) -> dict[str, str]:
     """Split by source raw: raws are ordered by ``sha256(f"{seed}:{name}")``;
     the first ``max(1, round(val * R))`` go to ``val`` (when R >= 2), the next
