@@ -19,6 +19,10 @@ proxy's one-off cost, for the break-even):
     python bench/bench_regress.py exposure -n 24
     python bench/bench_regress.py colorbalancergb -n 24 --baselines cma,nelder-mead:10 --work /tmp/br
     python bench/bench_regress.py colorbalancergb -n 2 --budgets 1,2 --out /tmp/dry   # a dry run
+    python bench/bench_regress.py colorbalancergb -n 24 --work /tmp/br --collect      # what a cut-short run wrote
+
+``regress-eval`` rewrites its results after every sample, so ``--collect`` turns
+an interrupted run into (partial, marked) ``bench/results`` files.
 """
 
 from __future__ import annotations
@@ -63,12 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-n", type=int, default=128, help="dataset samples when building the run")
     ap.add_argument("--train-args", default="", help="extra arguments for darkproxy train (one string)")
     ap.add_argument("--budgets", default="1,10,50", help="budget multiples of the proxy's time (default 1,10,50)")
-    ap.add_argument("--baselines", default="cma,nelder-mead", help="e.g. cma,nelder-mead:10 (default both, all budgets)")
+    ap.add_argument("--baselines", default="cma,nelder-mead",
+                    help="e.g. cma,nelder-mead:10 (default both, all budgets)")
     ap.add_argument("--budget-s", type=float, default=None)
     ap.add_argument("--generate-s", type=float, default=None, help="with --run: its dataset generation seconds")
     ap.add_argument("--train-s", type=float, default=None, help="with --run: its training seconds")
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--collect", action="store_true",
+                    help="run nothing: copy the results an earlier (or still running, or interrupted) evaluation in "
+                    "--work has written so far into --out (partial results are marked as such)")
     a = ap.parse_args(argv)
     t_start = time.perf_counter()
     work = Path(a.work or tempfile.mkdtemp(prefix="darkproxy-bench-regress-"))
@@ -76,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     images = Path(a.images) if a.images else work / "heldout"
     train_raws = work / "train"
     made: list[str] = []
-    if not a.images:
+    if not a.images and not a.collect:
         if not all((images / f"{h}.dng").is_file() for h in HELDOUT) or \
                 not all((train_raws / f"{t}.dng").is_file() for t in TRAIN):
             cli("samples", str(work / "raws"), "--count", "9", "--size", str(a.size))
@@ -86,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copyfile(work / "raws" / f"{name}.dng", train_raws / f"{name}.dng")
             for name in HELDOUT:
                 shutil.copyfile(work / "raws" / f"{name}.dng", images / f"{name}.dng")
+    if not a.images:
         made.append(f"`darkproxy samples --count 9 --size {a.size}`; trained on {', '.join(TRAIN)}; "
                     f"held out and evaluated on {', '.join(HELDOUT)}")
     from darkproxy.data.generate import find_raws
@@ -98,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     oneoff_path = work / f"oneoff-{a.module}.json"
     gen_s, train_s = a.generate_s, a.train_s
     if not a.run:
-        if not (run / "run.json").is_file():
+        if not (run / "run.json").is_file() and not a.collect:
             ds = work / f"ds-{a.module}"
             if ds.exists():  # a partial dataset would make the timing meaningless
                 shutil.rmtree(ds)
@@ -125,19 +134,30 @@ def main(argv: list[str] | None = None) -> int:
         args += ["--generate-s", f"{gen_s:.1f}"]
     if train_s is not None:
         args += ["--train-s", f"{train_s:.1f}"]
-    eval_s = cli(*args)
+    if a.collect:
+        if not (ev / "results.json").is_file():
+            print(f"error: no results in {ev} yet", file=sys.stderr)
+            return 2
+        eval_s = float(json.loads((ev / "results.json").read_text()).get("seconds", 0.0))
+    else:
+        eval_s = cli(*args)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     res = json.loads((ev / "results.json").read_text())
     res["bench"] = {"made": made, "command": "darkproxy " + shlex.join(args), "eval_wall_s": eval_s,
                     "total_wall_s": time.perf_counter() - t_start,
                     "argv": "python bench/bench_regress.py " + shlex.join(sys.argv[1:] if argv is None else argv)}
-    (out / f"regress_eval_{a.module}.json").write_text(json.dumps(res, indent=1) + "\n")
     md = (ev / "results.md").read_text()
-    md += ("\n## How this was made\n\n"
-           f"`{res['bench']['argv']}` ({res['bench']['total_wall_s'] / 60:.1f} min wall in all):\n\n"
+    if a.collect:
+        res["bench"]["total_wall_s"] = None
+        head = (f"Collected with `{res['bench']['argv']}` from the evaluation below ({res['n']} of "
+                f"{res.get('n_planned', res['n'])} samples done after {eval_s / 60:.1f} min):\n\n")
+    else:
+        head = f"`{res['bench']['argv']}` ({res['bench']['total_wall_s'] / 60:.1f} min wall in all):\n\n"
+    md += ("\n## How this was made\n\n" + head
            + "".join(f"* {m}\n" for m in made)
-           + f"* `{res['bench']['command']}` ({eval_s / 60:.1f} min wall)\n")
+           + f"* `{res['bench']['command']}`" + ("" if a.collect else f" ({eval_s / 60:.1f} min wall)") + "\n")
+    (out / f"regress_eval_{a.module}.json").write_text(json.dumps(res, indent=1) + "\n")
     (out / f"regress_eval_{a.module}.md").write_text(md)
     shutil.copyfile(ev / "quality_vs_time.png", out / f"regress_eval_{a.module}.png")
     agg = res["aggregate"]

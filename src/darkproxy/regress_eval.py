@@ -71,7 +71,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from darkproxy.colorspace import srgb_display_rec709
-from darkproxy.errors import DarktableRenderError, RawError
+from darkproxy.data.generate import readable_raws
 from darkproxy.regress import (RegressConfig, RegressError, darktable_params,
                                regress, render_module_input, resolve_free, verify_with_darktable,
                                write_json)
@@ -211,26 +211,6 @@ def machine_info() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------- raws
-def readable_raws(dt: Any, raws: Sequence[Path], log: Callable[[str], None] | None = None
-                  ) -> tuple[list[Path], list[dict[str, str]]]:
-    """``(readable, unreadable)``: darktable's default history of each raw
-    (cached) decides; a raw it cannot open is logged on one line and listed as
-    ``{"raw": path, "error": message}``."""
-    say = log or (lambda s: None)
-    good: list[Path] = []
-    bad: list[dict[str, str]] = []
-    for raw in raws:
-        try:
-            dt.default_history(raw)
-        except (RawError, DarktableRenderError) as e:
-            msg = _one_line(str(e))
-            say(f"warning: skipping {raw.name}: {msg}")
-            bad.append({"raw": str(raw), "error": msg})
-        else:
-            good.append(Path(raw))
-    return good, bad
-
-
 def assign_raws(raws: Sequence[Path], n: int, seed: int) -> list[Path]:
     """``n`` raws for the samples, round-robin over ``raws`` in a seeded order:
     each raw gets ``floor(n / R)`` or ``ceil(n / R)`` samples."""
@@ -238,11 +218,6 @@ def assign_raws(raws: Sequence[Path], n: int, seed: int) -> list[Path]:
         raise RegressError("no readable raws to evaluate on")
     order = [raws[int(i)] for i in np.random.default_rng([seed, 7]).permutation(len(raws))]
     return [order[i % len(order)] for i in range(n)]
-
-
-def _one_line(msg: str, limit: int = 240) -> str:
-    s = " ".join(msg.split())
-    return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
 # ------------------------------------------------------------------ baseline
@@ -552,6 +527,8 @@ def break_even_text(be: dict[str, Any]) -> str:
         return head + " -> undetermined (too many samples never got there)"
     if be["kind"] == "exact":
         return head + f" -> the proxy is ahead from N = {be['n_lo']} images"
+    if be["n_lo"] == 1:
+        return head + f" -> the proxy is ahead from at most N = {be['n_hi']} images (censored samples)"
     return head + f" -> the proxy is ahead from N = {be['n_lo']}-{be['n_hi']} images (censored samples)"
 
 
@@ -566,8 +543,6 @@ def regress_eval(dt: Any, proxy: Any, raws: list[Path], out_dir: str | os.PathLi
     resolve_free(proxy.param_space, cfg.regress.params)  # unknown names fail before any render
     warnings: list[str] = []
     good, bad = readable_raws(dt, raws, say)
-    if not good:
-        raise RegressError(f"none of the {len(raws)} raw file(s) could be read by darktable: {bad[0]['error']}")
     if len(good) < MIN_RAWS:
         w = f"only {len(good)} readable raw(s): fewer than {MIN_RAWS}, the results lean on few images"
         say("warning: " + w)
@@ -607,6 +582,50 @@ def _run(dt: Any, proxy: Any, cfg: EvalConfig, good: list[Path], bad: list[dict[
     if inp0.shape[0] == 3:
         regress(proxy, inp0, inp0, RegressConfig(**{**cfg.regress.__dict__, "iters": 10, "record": False}))
     samples: list[dict[str, Any]] = []
+
+    def results_of(samples: list[dict[str, Any]]) -> dict[str, Any]:
+        """The results dict of the samples done so far (``complete`` once all are)."""
+        methods = [labels[b.kind] for b in cfg.baselines]
+        aggregate: dict[str, Any] = {"proxy": aggregate_method([s["proxy"] for s in samples], free_names)}
+        be: dict[str, Any] = {}
+        for spec in cfg.baselines:
+            lab = labels[spec.kind]
+            aggregate[lab] = {_mult(m): aggregate_method([s["baselines"][lab]["budgets"][j] for s in samples],
+                                                         free_names)
+                              for j, m in enumerate(cfg.multiples(spec))}
+            proxy_s = [s["proxy"]["seconds"] for s in samples]
+            run_s = [s["baselines"][lab]["run_s"] for s in samples]
+            be[lab] = {
+                "darktable_psnr": break_even(proxy_s, [s["baselines"][lab]["to_proxy_quality"]["psnr_seconds"]
+                                                       for s in samples], run_s, oneoff["total_s"]),
+                "param_error": break_even(proxy_s, [s["baselines"][lab]["to_proxy_quality"]["param_error_seconds"]
+                                                    for s in samples], run_s, oneoff["total_s"]),
+            }
+        done = [Path(s["raw"]) for s in samples]
+        counts = {r.name: sum(1 for x in done if x == r) for r in good}
+        results = {
+            "module": module, "free_params": free_names, "run": str(getattr(proxy, "run_dir", "") or ""),
+            "n": len(samples), "n_planned": cfg.n, "complete": len(samples) == cfg.n, "seed": cfg.seed,
+            "size": cfg.size, "raws": [str(r) for r in good], "raw_counts": counts,
+            "unreadable_raws": bad, "warnings": warnings,
+            "regress": {k: v for k, v in cfg.regress.__dict__.items() if k != "record"},
+            "budgets": {"multiples": list(cfg.budgets),
+                        "unit": (f"{cfg.budget_s:g} s" if cfg.budget_s is not None
+                                 else "the proxy method's wall time on the same sample"),
+                        "median_unit_s": float(np.median([s["unit_s"] for s in samples]))},
+            "baselines": [{"method": labels[b.kind], "kind": b.kind, "multiples": list(cfg.multiples(b)),
+                           "sigma0": cfg.sigma0, "popsize": cfg.popsize} for b in cfg.baselines],
+            "methods": methods,
+            "oneoff": oneoff,
+            "break_even": be,
+            "darktable_version": getattr(dt, "version", None), "machine": machine,
+            "machine_end": {k: v for k, v in machine_info().items() if k in ("date", "loadavg")},
+            "seconds": time.perf_counter() - t_start,
+            "aggregate": aggregate,
+            "samples": samples,
+        }
+        return results
+
     with tempfile.TemporaryDirectory(prefix="darkproxy-regress-eval-") as td:
         for i, raw in enumerate(sample_raws):
             u = base_u.copy()
@@ -632,7 +651,7 @@ def _run(dt: Any, proxy: Any, cfg: EvalConfig, good: list[Path], bad: list[dict[
                          "metrics": compare(ver.output, target).to_json(), "proxy_psnr": res.proxy_psnr,
                          "seconds": p_sec, "regress_seconds": res.seconds, "renders": 2, "darktable_processes": 2}
             unit = cfg.budget_s if cfg.budget_s is not None else p_sec
-            line = (f"    proxy: err {p_err.mean():.4f}, darktable {ver.psnr:.1f} dB, {p_sec:.1f} s")
+            say(f"    proxy: err {p_err.mean():.4f}, darktable {ver.psnr:.1f} dB, {p_sec:.1f} s")
 
             # --- black boxes on darktable: one anytime run each, up to the largest budget
             brecs: dict[str, Any] = {}
@@ -644,48 +663,20 @@ def _run(dt: Any, proxy: Any, cfg: EvalConfig, good: list[Path], bad: list[dict[
                                    seed=cfg.seed + 1000 * i + 100 * bi)
                 brecs[labels[spec.kind]] = _baseline_record(rec, obj, space, free_names, mults, unit, target,
                                                             proxy_rec, labels[spec.kind])
-                last = brecs[labels[spec.kind]]["budgets"][-1]
-                line += (f" | {labels[spec.kind]} {_mult(mults[-1])}x: err {last['mean_param_error']:.4f}, "
-                         f"{last['darktable_psnr']:.1f} dB, {last['seconds']:.1f} s, {last['renders']} renders")
+                br = brecs[labels[spec.kind]]
+                t_eq = br["to_proxy_quality"]["psnr_seconds"]
+                say(f"    {labels[spec.kind]}: " + ", ".join(
+                    f"{_mult(x['multiple'])}x {x['mean_param_error']:.4f} / {x['darktable_psnr']:.1f} dB"
+                    for x in br["budgets"]) + f"; ran {br['run_s']:.1f} s, {br['renders']} renders ({br['stop']}); "
+                    + (f"proxy's PSNR after {t_eq:.1f} s" if t_eq is not None else "never reached the proxy's PSNR"))
             samples.append({"index": i, "raw": str(raw), "true_params": _plain(true_params), "unit_s": unit,
                             "proxy": proxy_rec, "baselines": brecs})
-            say(line)
-    methods = [labels[b.kind] for b in cfg.baselines]
-    aggregate: dict[str, Any] = {"proxy": aggregate_method([s["proxy"] for s in samples], free_names)}
-    be: dict[str, Any] = {}
-    for spec in cfg.baselines:
-        lab = labels[spec.kind]
-        aggregate[lab] = {_mult(m): aggregate_method([s["baselines"][lab]["budgets"][j] for s in samples], free_names)
-                          for j, m in enumerate(cfg.multiples(spec))}
-        proxy_s = [s["proxy"]["seconds"] for s in samples]
-        run_s = [s["baselines"][lab]["run_s"] for s in samples]
-        be[lab] = {
-            "darktable_psnr": break_even(proxy_s, [s["baselines"][lab]["to_proxy_quality"]["psnr_seconds"]
-                                                   for s in samples], run_s, oneoff["total_s"]),
-            "param_error": break_even(proxy_s, [s["baselines"][lab]["to_proxy_quality"]["param_error_seconds"]
-                                                for s in samples], run_s, oneoff["total_s"]),
-        }
-    counts = {r.name: sum(1 for s in sample_raws if s == r) for r in good}
-    results = {
-        "module": module, "free_params": free_names, "run": str(getattr(proxy, "run_dir", "") or ""),
-        "n": cfg.n, "seed": cfg.seed, "size": cfg.size, "raws": [str(r) for r in good], "raw_counts": counts,
-        "unreadable_raws": bad, "warnings": warnings,
-        "regress": {k: v for k, v in cfg.regress.__dict__.items() if k != "record"},
-        "budgets": {"multiples": list(cfg.budgets),
-                    "unit": (f"{cfg.budget_s:g} s" if cfg.budget_s is not None
-                             else "the proxy method's wall time on the same sample"),
-                    "median_unit_s": float(np.median([s["unit_s"] for s in samples]))},
-        "baselines": [{"method": labels[b.kind], "kind": b.kind, "multiples": list(cfg.multiples(b)),
-                       "sigma0": cfg.sigma0, "popsize": cfg.popsize} for b in cfg.baselines],
-        "methods": methods,
-        "oneoff": oneoff,
-        "break_even": be,
-        "darktable_version": getattr(dt, "version", None), "machine": machine,
-        "machine_end": {k: v for k, v in machine_info().items() if k in ("date", "loadavg")},
-        "seconds": time.perf_counter() - t_start,
-        "aggregate": aggregate,
-        "samples": samples,
-    }
+            if i + 1 < cfg.n:  # partial results after every sample: an interrupted run leaves what it measured
+                _write(results_of(samples), out)
+    return _write(results_of(samples), out)
+
+
+def _write(results: dict[str, Any], out: Path) -> dict[str, Any]:
     write_json(out / "results.json", results)
     plot_quality_vs_time(results, out / "quality_vs_time.png")
     (out / "results.md").write_text(results_markdown(results))
@@ -787,15 +778,15 @@ def aggregate_method(recs: list[dict[str, Any]], names: list[str]) -> dict[str, 
 # --------------------------------------------------------------------- plot
 def _step_median(traces: list[tuple[list[float], list[float], float]], grid: np.ndarray) -> np.ndarray:
     """Median over samples of step functions ``(x, y, x_end)`` (value = y at the
-    last x <= g, defined from x[0] to x_end); NaN where fewer than half of the
-    samples are defined."""
+    last x <= g, defined from x[0] to x_end); NaN unless more than half of the
+    samples are defined there."""
     vals = np.full((len(traces), len(grid)), np.nan)
     for i, (x, y, end) in enumerate(traces):
         xs = np.asarray(x, np.float64)
         idx = np.searchsorted(xs, grid, side="right") - 1
         ok = (idx >= 0) & (grid <= end * (1 + 1e-9))
         vals[i, ok] = np.asarray(y, np.float64)[idx[ok]]
-    enough = np.sum(~np.isnan(vals), axis=0) * 2 >= len(traces)
+    enough = np.sum(~np.isnan(vals), axis=0) * 2 > len(traces)
     med = np.full(len(grid), np.nan)
     if enough.any():
         med[enough] = np.nanmedian(vals[:, enough], axis=0)
@@ -827,9 +818,12 @@ def plot_quality_vs_time(results: dict[str, Any], path: Path) -> None:
                     if key == "mean_param_error":
                         y = np.maximum(y, 1e-6)
                     ax.step(tr[xkey], y, where="post", color=col, alpha=0.18, lw=0.8)
-                tr_all = [(r["trace"][xkey], r["trace"][key], r["trace"][xkey][-1]) for r in runs]
+                # a run that stopped early (PSNR cap, converged) holds its result later on; one that ran
+                # out of budget has no data beyond its end
+                tr_all = [(r["trace"][xkey], r["trace"][key],
+                           r["trace"][xkey][-1] if r["stop"] == "budget" else math.inf) for r in runs]
                 lo = max(min(t[0][0] for t in tr_all), 1e-3)
-                hi = max(t[2] for t in tr_all)
+                hi = max(r["trace"][xkey][-1] for r in runs)
                 grid = np.geomspace(lo, hi, 300) if hi > lo else np.array([lo])
                 med = _step_median(tr_all, grid)
                 if key == "mean_param_error":
@@ -862,7 +856,7 @@ def plot_quality_vs_time(results: dict[str, Any], path: Path) -> None:
     axes[0, 0].legend(fontsize=8, loc="lower right")
     m = results["machine"]
     fig.suptitle(f"{results['module']} ({', '.join(results['free_params'])}): proxy regression vs "
-                 f"{', '.join(results['methods'])} on darktable, {results['n']} samples, {results['size']} px; "
+                 f"{', '.join(results['methods'])} on darktable, {results['n']} samples, {results['size']} px;\n"
                  f"budgets {', '.join(_mult(b) + 'x' for b in results['budgets']['multiples'])} of the proxy's "
                  f"time (median {unit:.1f} s)  [{m['nproc']} x {m['cpu']}]", fontsize=9)
     fig.tight_layout()
@@ -903,6 +897,11 @@ def results_markdown(results: dict[str, Any]) -> str:
     lines = [
         f"# Slider regression: {results['module']} ({', '.join(names)})",
         "",
+    ]
+    if not results.get("complete", True):
+        lines += [f"**Partial: {results['n']} of the {results['n_planned']} planned samples** (the run was "
+                  "interrupted or is still going).", ""]
+    lines += [
         f"{results['n']} samples (true params uniform in the training ranges, seed {results['seed']}) over "
         f"{len(results['raws'])} raws, round-robin ({counts}); targets rendered by darktable "
         f"{results['darktable_version']} at {results['size']} px. Proxy regression: {rg['restarts']} restarts x "
@@ -916,7 +915,7 @@ def results_markdown(results: dict[str, Any]) -> str:
         "first batch counts even if it alone took longer: overruns are counted in the tables). A run also stops "
         "when its best render reaches the 100 dB PSNR cap.",
         "",
-        f"Machine: {m['nproc']} cores, {m['cpu']}, torch {m['torch']} ({m['torch_threads']} threads), {m['date']}"
+        f"Machine: {m['nproc']} cores, {m['cpu']}, torch {m['torch']} (torch threads: {m['torch_threads']}), {m['date']}"
         + (f", load average {m['loadavg'][0]:.1f} at the start and {results['machine_end']['loadavg'][0]:.1f} at "
            f"the end ({results['machine_end']['date']}; a shared machine)" if m.get("loadavg") else "") + ".",
         "",

@@ -180,8 +180,9 @@ def run_regress_eval(args: argparse.Namespace) -> int:
     a = res["aggregate"]
 
     def line(name: str, r: dict) -> str:
-        return (f"{name}: median param error {r['median_param_error']:.4f}, darktable PSNR {r['darktable_psnr']:.1f} dB "
-                f"pooled (min {r['darktable_psnr_min']:.1f}), median {r['median_seconds']:.1f} s, "
+        return (f"{name}: median param error {r['median_param_error']:.4f}, darktable PSNR "
+                f"{r['darktable_psnr']:.1f} dB pooled (min {r['darktable_psnr_min']:.1f}), "
+                f"median {r['median_seconds']:.1f} s, "
                 f"median {r['median_renders']:.0f} renders")
 
     print(line("proxy", a["proxy"]))
