@@ -198,14 +198,13 @@ def hidden_targets(dt: Any, raw: Path, space: ParamSpace, n: int, seed: int, siz
 
     from darkproxy.darktable.render import RenderJob, read_tiff
     from darkproxy.darktable.tapout import plan_tapout
-    from darkproxy.regress import darktable_params
 
     rng = np.random.default_rng(seed)
     base = dt.default_history(raw)
     truths = [space.denormalize(rng.uniform(0, 1, len(space))) for _ in range(n)]
     with tempfile.TemporaryDirectory() as td:
         jobs = [RenderJob(raw, plan_tapout(dt, base, space.module, {}).input_sidecar, Path(td) / "in.tif")]
-        jobs += [RenderJob(raw, plan_tapout(dt, base, space.module, darktable_params(space, t)).output_sidecar,
+        jobs += [RenderJob(raw, plan_tapout(dt, base, space.module, space.for_darktable(t)).output_sidecar,
                            Path(td) / f"t{i}.tif") for i, t in enumerate(truths)]
         res = dt.renderer(max_size=size).render_batch(jobs)
         imgs = [read_tiff(p) for p in res]
@@ -218,11 +217,10 @@ def verify_batch(dt: Any, raw: Path, space: ParamSpace, params: list[dict[str, A
 
     from darkproxy.darktable.render import RenderJob, read_tiff
     from darkproxy.darktable.tapout import plan_tapout
-    from darkproxy.regress import darktable_params
 
     base = dt.default_history(raw)
     with tempfile.TemporaryDirectory() as td:
-        jobs = [RenderJob(raw, plan_tapout(dt, base, space.module, darktable_params(space, p)).output_sidecar,
+        jobs = [RenderJob(raw, plan_tapout(dt, base, space.module, space.for_darktable(p)).output_sidecar,
                           Path(td) / f"v{i}.tif") for i, p in enumerate(params)]
         return [read_tiff(p) for p in dt.renderer(max_size=size).render_batch(jobs)]
 

@@ -117,8 +117,16 @@ def srgb_display_rec709(x: T, channel_axis: int = -3) -> T:
     return srgb_encode(linear_rec709_from_rec2020(x, channel_axis))
 
 
-# BT.2020 luminance weights (the Y row of its RGB -> XYZ matrix: 0.2627, 0.6780, 0.0593)
-_Y_REC2020 = (0.26270021, 0.67799807, 0.05930172)
+@functools.lru_cache(maxsize=None)
+def _y_rec2020() -> tuple[float, float, float]:
+    """BT.2020 luminance weights: the Y row of its RGB -> XYZ matrix (colour-science;
+    0.2627, 0.6780, 0.0593)."""
+    import colour
+
+    y = colour.RGB_COLOURSPACES["ITU-R BT.2020"].matrix_RGB_to_XYZ[1]
+    return float(y[0]), float(y[1]), float(y[2])
+
+
 PU21_WHITE_NITS = 100.0  # cd/m² that linear 1.0 stands for in PU21 metrics (a typical SDR display's white)
 PU21_L_MIN, PU21_L_MAX = 0.005, 10000.0  # cd/m², the range PU21 is fitted on
 _PU21_BANDING_GLARE = (0.353487901, 0.3734658629, 8.277049286e-05, 0.9062562627, 0.09150303166,
@@ -130,7 +138,8 @@ def luminance_rec2020(x: T, channel_axis: int = -3) -> T:
     x = _as_float(x)
     r, g, b = (x.select(channel_axis, i) if isinstance(x, torch.Tensor) else np.take(x, i, axis=channel_axis)
                for i in range(3))
-    return _Y_REC2020[0] * r + _Y_REC2020[1] * g + _Y_REC2020[2] * b
+    wr, wg, wb = _y_rec2020()
+    return wr * r + wg * g + wb * b
 
 
 def pu21_encode(nits: T) -> T:

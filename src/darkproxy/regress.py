@@ -417,12 +417,6 @@ def load_proxy(run_dir: str | os.PathLike[str], device: str = "cpu") -> Any:
         raise RunLoadError(f"cannot load the proxy in {d}: {type(e).__name__}: {msg}") from None
 
 
-def darktable_params(space: Any, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Everything to set on the module in darktable
-    (:meth:`~darkproxy.data.paramspace.ParamSpace.for_darktable`)."""
-    return space.for_darktable(params)
-
-
 def _meta(input_path: Path) -> dict[str, Any]:
     meta = input_path.parent / "meta.json"
     try:
@@ -575,7 +569,7 @@ def regress_files(proxy: Any, target_path: str | os.PathLike[str], out_dir: str 
     from darkproxy.darktable.render import write_tiff
 
     write_tiff(out / "proxy_output.tif", res.proxy_output)
-    named = darktable_params(space, res.params)
+    named = space.for_darktable(res.params)
     record: dict[str, Any] = {
         "module": module, "params": _jsonable(res.params), "normalized": [float(v) for v in res.normalized],
         "free": res.free, "darktable_params": _jsonable(named),

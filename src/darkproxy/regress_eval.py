@@ -72,7 +72,7 @@ import numpy as np
 
 from darkproxy.colorspace import srgb_display_rec709
 from darkproxy.data.generate import readable_raws
-from darkproxy.regress import (RegressConfig, RegressError, darktable_params,
+from darkproxy.regress import (RegressConfig, RegressError,
                                regress, render_module_input, resolve_free, verify_with_darktable,
                                write_json)
 
@@ -253,7 +253,7 @@ class _DarktableObjective:
 
         jobs = []
         for j, x in enumerate(xs):
-            named = darktable_params(self.space, self.space.denormalize(self.full(np.asarray(x))))
+            named = self.space.for_darktable(self.space.denormalize(self.full(np.asarray(x))))
             side = self.plan(self.dt, self.base, self.space.module, named).output_sidecar
             jobs.append(RenderJob(self.raw, side, self.tmp / f"g{self.processes:05d}_{j:03d}.tif"))
         res = self.renderer.render_batch(jobs)
@@ -632,7 +632,7 @@ def _run(dt: Any, proxy: Any, cfg: EvalConfig, good: list[Path], bad: list[dict[
             u[free] = rng.uniform(0.0, 1.0, len(free))
             true_params = space.denormalize(u)
             u_true = space.normalize(true_params).astype(np.float64)
-            named_true = darktable_params(space, true_params)
+            named_true = space.for_darktable(true_params)
             plan = plan_tapout(dt, dt.default_history(raw), module, named_true)
             target = dt.renderer(max_size=cfg.size).render_array(raw, plan.output_sidecar)
             say(f"[{i + 1}/{cfg.n}] {raw.name}: " + ", ".join(f"{k}={_fmt(true_params[k])}" for k in free_names))
@@ -642,7 +642,7 @@ def _run(dt: Any, proxy: Any, cfg: EvalConfig, good: list[Path], bad: list[dict[
             inp, pre = render_module_input(dt, raw, module, cfg.size)
             rc = RegressConfig(**{**cfg.regress.__dict__, "seed": cfg.regress.seed + i, "record": False})
             res = regress(proxy, inp, target, rc)
-            named = darktable_params(space, res.params)
+            named = space.for_darktable(res.params)
             ver = verify_with_darktable(dt, raw, module, named, target, pre)
             p_sec = time.perf_counter() - t0
             p_err = np.abs(res.normalized.astype(np.float64) - u_true)[free]
