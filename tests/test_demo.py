@@ -26,14 +26,17 @@ def test_tiny_demo_runs_every_stage_and_reuses_them(dt, tmp_path: Path) -> None:
         assert v["heldout_psnr_min"] > v["identity_psnr"], (m, v)
         assert v["heldout_pu21_psnr_min"] > v["identity_pu21_psnr"] and v["heldout_hdrflip_mean"] < v["identity_hdrflip_mean"]
     reg, pipe = s["slider_regression"], s["pipeline_regression"]
-    # the tiny plan's proxies (300 steps) are rough, so the sliders are too; darktable's renders of them must
-    # still be far closer to the target than the defaults (measured on this plan: regression 43.6 dB tap-out,
-    # 44.3 dB full history, median param error 12 %; pipeline 31.8 / 31.8 dB, 5.6 %; at the defaults the
-    # exposure stage alone is 1.1 EV off, < 15 dB)
-    assert reg["darktable_psnr"] > 36 and reg["full_history_psnr"] > 36 and reg["darktable_pu21_psnr"] > 45
-    assert reg["param_error_median"] < 0.25
+    # the tiny plan's proxies (300 steps) are rough, so the sliders are too, and darktable's run-to-run noise
+    # changes the data they learn from: 5 runs gave regression 35.1-42.3 dB tap-out (36.5-43.5 full history),
+    # param error median 12-21 %; pipeline 30.3-31.4 dB, 5-6 %. darktable's renders of them must still be far
+    # closer to the target than the sliders at their defaults (the baseline, measured in the same run: 26.6 dB
+    # for the regression, 12.3 dB for the pipeline)
+    assert reg["darktable_psnr"] > 32 and reg["full_history_psnr"] > 32 and reg["darktable_pu21_psnr"] > 45
+    assert reg["darktable_psnr"] > reg["defaults_psnr"] + 5 and reg["darktable_pu21_psnr"] > reg["defaults_pu21_psnr"]
+    assert reg["param_error_median"] < 0.3
     assert pipe["pipeline"] == ["exposure", "colorbalancergb"] and pipe["darktable_psnr"] > 26
     assert pipe["full_history_psnr"] > 26 and pipe["param_error_median"] < 0.15
+    assert pipe["darktable_psnr"] > pipe["defaults_psnr"] + 10
     sw = s["sweep"]
     assert sw["psnr_min"] <= sw["psnr"] and sw["pu21_psnr_min"] <= sw["pu21_psnr"] and sw["frames"] == 4
     html = (out / "report.html").read_text()

@@ -233,14 +233,16 @@ def _regress_figures(rec: dict[str, Any]) -> dict[str, Any]:
     display, PU21, HDR-FLIP) and the full history (result.xmp) against the same
     history with the true params."""
     keys = ("proxy_psnr", "darktable_psnr", "darktable_pu21_psnr", "darktable_hdrflip_mean", "darktable_deltae_mean",
-            "full_history_psnr", "full_history_pu21_psnr", "full_history_deltae_mean")
+            "full_history_psnr", "full_history_pu21_psnr", "full_history_deltae_mean", "defaults_psnr",
+            "defaults_pu21_psnr")
     return {k: rec.get(k) for k in keys}
 
 
 def _regress_text(r: dict[str, Any], history: str) -> str:
     return (f"proxy PSNR {r['proxy_psnr']:.2f} dB. darktable's render of the recovered sliders vs the target on the "
             f"{history} (later modules disabled): {r['darktable_psnr']:.2f} dB display, {r['darktable_pu21_psnr']:.2f} dB "
-            f"PU21, HDR-FLIP {r['darktable_hdrflip_mean']:.4f}. Full history (result.xmp, every module on, as a "
+            f"PU21, HDR-FLIP {r['darktable_hdrflip_mean']:.4f} (the sliders at their defaults: {r['defaults_psnr']:.2f} dB "
+            f"display, {r['defaults_pu21_psnr']:.2f} dB PU21). Full history (result.xmp, every module on, as a "
             f"photographer opens it) vs the same history with the true sliders: {r['full_history_psnr']:.2f} dB display, "
             f"ΔE2000 {r['full_history_deltae_mean']:.3f}. Worst param error {100 * r['param_error_max']:.2f} % of "
             f"its range.")

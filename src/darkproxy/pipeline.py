@@ -384,7 +384,7 @@ def pipeline_regress(dt, pipe: ProxyPipeline, raw: str | os.PathLike[str], targe
     import numpy as np
 
     from darkproxy.darktable.schema import write_json_atomic
-    from darkproxy.regress import (RegressConfig, RegressError, darktable_figures, full_history_check, read_image,
+    from darkproxy.regress import (RegressConfig, RegressError, darktable_figures, defaults_figures, full_history_check, read_image,
                                    regress)
     from darkproxy.viz.metrics import display_psnr
     from darkproxy.regress import write_video as regress_video
@@ -423,6 +423,8 @@ def pipeline_regress(dt, pipe: ProxyPipeline, raw: str | os.PathLike[str], targe
               "full_history_psnr": None, "loss": res.loss, "loss_history": res.loss_history,
               "regress_seconds": res.seconds, "seconds": time.time() - t0, "iters": res.iters,
               "restarts": res.restarts, "files": files}
+    _, base_outs = _render_chain(dt, raw, stage_settings(pipe, {}), size, with_input=False)
+    result.update(defaults_figures(base_outs[-1], tgt))
     if target_params is not None:
         result.update(full_history_check(dt, raw, dict(stages), dict(stage_settings(pipe, target_params)), size))
     result["seconds"] = time.time() - t0

@@ -519,6 +519,16 @@ def darktable_figures(output: np.ndarray, target: np.ndarray) -> dict[str, float
             "darktable_deltae_mean": m.deltae_mean}
 
 
+def defaults_figures(output: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """The baseline a regression must beat: darktable's render of the same
+    history with the regressed sliders at their defaults, against the target
+    (``defaults_psnr`` display, ``defaults_pu21_psnr``)."""
+    from darkproxy.viz.metrics import compare
+
+    m = compare(output, target)
+    return {"defaults_psnr": m.psnr, "defaults_pu21_psnr": m.pu21_psnr}
+
+
 def regress_files(proxy: Any, target_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                   input_path: str | os.PathLike[str] | None = None, raw: str | os.PathLike[str] | None = None,
                   config: RegressConfig | None = None, dt: Any = None, video: bool = False,
@@ -588,6 +598,9 @@ def regress_files(proxy: Any, target_path: str | os.PathLike[str], out_dir: str 
         write_tiff(out / "darktable_output.tif", ver.output)
         ver.sidecar.write(out / "result.xmp")
         ver.tapout_sidecar.write(out / "result_tapout.xmp")
+        say("rendering the module's defaults with darktable (the baseline)")
+        base_ver = verify_with_darktable(dt, raw_p, module, space.for_darktable(), target, pre)
+        record.update(defaults_figures(base_ver.output, target))
         record.update(darktable_psnr=_num(ver.psnr), verify_seconds=ver.seconds,
                       darktable_psnr_history="tap-out: the raw's default history, modules after "
                                              f"{module} disabled (result_tapout.xmp)",
