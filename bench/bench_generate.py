@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -65,17 +64,26 @@ def main() -> int:
             dt.default_history(r)  # warm the history cache: not part of either measurement
         runs = {}
         for name, extra in (("batched", {}), ("per_render", {"batch": 1, "share_input": False, "per_render": True})):
-            opts = GenerateOptions(a.module, n=a.n, size=a.size, workers=a.workers, seed=0,
-                                   probe=False, **{"batch": a.batch, **extra})
+            opts = GenerateOptions(
+                a.module, n=a.n, size=a.size, workers=a.workers, seed=0, probe=False, **{"batch": a.batch, **extra}
+            )
             t0 = time.perf_counter()
             res = generate(dt, raws_dir, tdp / name, opts, progress=False)
             sec = time.perf_counter() - t0
             recs = read_jsonl(tdp / name / "manifest.jsonl")
-            runs[name] = {"seconds": round(sec, 2), "samples": res.total, "samples_per_s": round(res.total / sec, 3),
-                          "darktable_cli_processes": res.renders, "images_rendered": res.images,
-                          "params": sorted(json.dumps(r["params"], sort_keys=True) for r in recs)}
-            print(f"{name:10s}: {res.total} samples in {sec:.1f} s = {res.total / sec:.2f} samples/s "
-                  f"({res.renders} darktable-cli runs, {res.images} images)", flush=True)
+            runs[name] = {
+                "seconds": round(sec, 2),
+                "samples": res.total,
+                "samples_per_s": round(res.total / sec, 3),
+                "darktable_cli_processes": res.renders,
+                "images_rendered": res.images,
+                "params": sorted(json.dumps(r["params"], sort_keys=True) for r in recs),
+            }
+            print(
+                f"{name:10s}: {res.total} samples in {sec:.1f} s = {res.total / sec:.2f} samples/s "
+                f"({res.renders} darktable-cli runs, {res.images} images)",
+                flush=True,
+            )
         same = runs["batched"]["params"] == runs["per_render"]["params"]
         for r in runs.values():
             r.pop("params")
@@ -84,9 +92,18 @@ def main() -> int:
     result = {
         "date": dt_.datetime.now().isoformat(timespec="seconds"),
         "machine": machine_info(),
-        "darktable_version": dt.version, "module": a.module, "n": a.n, "size": a.size, "sample_shape": shape,
-        "raw_size": a.raw_size, "raws": a.raws, "workers": a.workers, "batch": a.batch,
-        "same_samples": same, "runs": runs, "speedup": round(ratio, 2),
+        "darktable_version": dt.version,
+        "module": a.module,
+        "n": a.n,
+        "size": a.size,
+        "sample_shape": shape,
+        "raw_size": a.raw_size,
+        "raws": a.raws,
+        "workers": a.workers,
+        "batch": a.batch,
+        "same_samples": same,
+        "runs": runs,
+        "speedup": round(ratio, 2),
     }
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,9 +120,15 @@ def main() -> int:
         "|---|---|---|---|---|",
     ]
     for name, r in runs.items():
-        md.append(f"| {name} | {r['seconds']} | {r['samples_per_s']} | {r['darktable_cli_processes']} | {r['images_rendered']} |")
-    md += ["", f"**speed-up: {ratio:.2f}x** (batched: batch {a.batch}, module input rendered once per raw; "
-           "per_render: input and output of every sample, each in its own darktable-cli process)", ""]
+        md.append(
+            f"| {name} | {r['seconds']} | {r['samples_per_s']} | {r['darktable_cli_processes']} | {r['images_rendered']} |"
+        )
+    md += [
+        "",
+        f"**speed-up: {ratio:.2f}x** (batched: batch {a.batch}, module input rendered once per raw; "
+        "per_render: input and output of every sample, each in its own darktable-cli process)",
+        "",
+    ]
     (out / "generate.md").write_text("\n".join(md))
     print(f"speed-up {ratio:.2f}x -> {out / 'generate.md'}")
     return 0

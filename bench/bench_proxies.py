@@ -80,50 +80,90 @@ def main() -> int:
     for module, params, arch, loss_space, long in CASES:
         ds = work / f"ds-{module}"
         t0 = time.time()
-        g = generate(dt, tr, ds, GenerateOptions(module=module, n=args.samples, params=params, size=args.size, seed=0,
-                                                 probe=False), progress=False)
+        g = generate(
+            dt,
+            tr,
+            ds,
+            GenerateOptions(module=module, n=args.samples, params=params, size=args.size, seed=0, probe=False),
+            progress=False,
+        )
         gen_s = time.time() - t0
         budget = args.long_budget if long else args.budget
         run = work / f"run-{module}-{arch}-{loss_space}-{budget:g}s"
         if run.exists():
             shutil.rmtree(run)
-        r = train(ds, run, TrainConfig(arch=arch, loss_space=loss_space, steps=100000, time_budget_s=budget,
-                                       device="cpu", seed=0), progress=False)
+        r = train(
+            ds,
+            run,
+            TrainConfig(arch=arch, loss_space=loss_space, steps=100000, time_budget_s=budget, device="cpu", seed=0),
+            progress=False,
+        )
         ev = evaluate(dt, Proxy.load(run), ho, work / f"eval-{run.name}", n=args.eval_n, size=args.size, seed=99)
         m = ev.metrics
-        row = {"module": module, "params": params, "arch": r.arch, "loss_space": loss_space, "budget_s": budget,
-               "train_seconds": r.seconds, "steps": r.steps, "val_psnr": r.best_val_psnr,
-               "heldout_psnr": m["proxy"]["psnr"], "heldout_psnr_min": m["proxy"]["psnr_min"],
-               "heldout_ssim": m["proxy"]["ssim"], "heldout_deltae": m["proxy"]["deltae_mean"],
-               "identity_psnr": m["identity"]["psnr"], "goal_psnr": GOALS[module],
-               "dataset_samples": g.total, "generate_seconds": gen_s}
+        row = {
+            "module": module,
+            "params": params,
+            "arch": r.arch,
+            "loss_space": loss_space,
+            "budget_s": budget,
+            "train_seconds": r.seconds,
+            "steps": r.steps,
+            "val_psnr": r.best_val_psnr,
+            "heldout_psnr": m["proxy"]["psnr"],
+            "heldout_psnr_min": m["proxy"]["psnr_min"],
+            "heldout_ssim": m["proxy"]["ssim"],
+            "heldout_deltae": m["proxy"]["deltae_mean"],
+            "identity_psnr": m["identity"]["psnr"],
+            "goal_psnr": GOALS[module],
+            "dataset_samples": g.total,
+            "generate_seconds": gen_s,
+        }
         print(json.dumps(row), flush=True)
         rows.append(row)
     from darkproxy.regress_eval import machine_info
 
     mi = machine_info()
-    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": f"{mi['nproc']} cores, {mi['cpu']}",
-            "darktable": dt.version, "budget_s": args.budget, "long_budget_s": args.long_budget,
-            "samples": args.samples, "size": args.size,
-            "train_raws": args.train_raws, "heldout_raws": args.heldout, "eval_n": args.eval_n}
+    meta = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": f"{mi['nproc']} cores, {mi['cpu']}",
+        "darktable": dt.version,
+        "budget_s": args.budget,
+        "long_budget_s": args.long_budget,
+        "samples": args.samples,
+        "size": args.size,
+        "train_raws": args.train_raws,
+        "heldout_raws": args.heldout,
+        "eval_n": args.eval_n,
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "proxies.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
-    lines = [f"# Proxy fidelity after a fixed CPU training budget ({args.budget:g} s; UNets also {args.long_budget:g} s)", "",
-             f"- date: {meta['date']}", f"- machine: {meta['machine']}", f"- darktable {meta['darktable']}",
-             f"- data: {args.samples} tap-outs of {args.train_raws} synthetic raws at {args.size} px; evaluation: "
-             f"{args.eval_n} fresh darktable renders of {args.heldout} held-out raws at random params "
-             "(PSNR on display-encoded images; identity = doing nothing)", "",
-             "| module | arch | loss on | budget s | steps | val dB | held-out dB (min) | SSIM | ΔE2000 | identity dB | goal dB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Proxy fidelity after a fixed CPU training budget ({args.budget:g} s; UNets also {args.long_budget:g} s)",
+        "",
+        f"- date: {meta['date']}",
+        f"- machine: {meta['machine']}",
+        f"- darktable {meta['darktable']}",
+        f"- data: {args.samples} tap-outs of {args.train_raws} synthetic raws at {args.size} px; evaluation: "
+        f"{args.eval_n} fresh darktable renders of {args.heldout} held-out raws at random params "
+        "(PSNR on display-encoded images; identity = doing nothing)",
+        "",
+        "| module | arch | loss on | budget s | steps | val dB | held-out dB (min) | SSIM | ΔE2000 | identity dB | goal dB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['module']} | {r['arch']} | {r['loss_space']} | {r['budget_s']:g} | {r['steps']} | {r['val_psnr']:.2f} | "
-                     f"{r['heldout_psnr']:.2f} ({r['heldout_psnr_min']:.2f}) | {r['heldout_ssim']:.4f} | "
-                     f"{r['heldout_deltae']:.3f} | {r['identity_psnr']:.2f} | {r['goal_psnr']:.0f} |")
-    lines += ["", "`pointwise` and `multiscale` train on random pixels of 64 samples per step; the UNets "
-              "(`spatial-film`, `spatial-concat`) on 8 crops of 64 px with 16 px of context. `--arch auto` "
-              "picks `multiscale` for modules darktable's probe finds not pointwise. `loss on`: the encoding "
-              "the training loss compares in (srgb: the sRGB curve, unclipped; linear: none)."]
+        lines.append(
+            f"| {r['module']} | {r['arch']} | {r['loss_space']} | {r['budget_s']:g} | {r['steps']} | {r['val_psnr']:.2f} | "
+            f"{r['heldout_psnr']:.2f} ({r['heldout_psnr_min']:.2f}) | {r['heldout_ssim']:.4f} | "
+            f"{r['heldout_deltae']:.3f} | {r['identity_psnr']:.2f} | {r['goal_psnr']:.0f} |"
+        )
+    lines += [
+        "",
+        "`pointwise` and `multiscale` train on random pixels of 64 samples per step; the UNets "
+        "(`spatial-film`, `spatial-concat`) on 8 crops of 64 px with 16 px of context. `--arch auto` "
+        "picks `multiscale` for modules darktable's probe finds not pointwise. `loss on`: the encoding "
+        "the training loss compares in (srgb: the sRGB curve, unclipped; linear: none).",
+    ]
     (out / "proxies.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

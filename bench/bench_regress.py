@@ -67,16 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-n", type=int, default=128, help="dataset samples when building the run")
     ap.add_argument("--train-args", default="", help="extra arguments for darkproxy train (one string)")
     ap.add_argument("--budgets", default="1,10,50", help="budget multiples of the proxy's time (default 1,10,50)")
-    ap.add_argument("--baselines", default="cma,nelder-mead",
-                    help="e.g. cma,nelder-mead:10 (default both, all budgets)")
+    ap.add_argument(
+        "--baselines", default="cma,nelder-mead", help="e.g. cma,nelder-mead:10 (default both, all budgets)"
+    )
     ap.add_argument("--budget-s", type=float, default=None)
     ap.add_argument("--generate-s", type=float, default=None, help="with --run: its dataset generation seconds")
     ap.add_argument("--train-s", type=float, default=None, help="with --run: its training seconds")
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    ap.add_argument("--collect", action="store_true",
-                    help="run nothing: copy the results an earlier (or still running, or interrupted) evaluation in "
-                    "--work has written so far into --out (partial results are marked as such)")
+    ap.add_argument(
+        "--collect",
+        action="store_true",
+        help="run nothing: copy the results an earlier (or still running, or interrupted) evaluation in "
+        "--work has written so far into --out (partial results are marked as such)",
+    )
     a = ap.parse_args(argv)
     t_start = time.perf_counter()
     work = Path(a.work or tempfile.mkdtemp(prefix="darkproxy-bench-regress-"))
@@ -85,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     train_raws = work / "train"
     made: list[str] = []
     if not a.images and not a.collect:
-        if not all((images / f"{h}.dng").is_file() for h in HELDOUT) or \
-                not all((train_raws / f"{t}.dng").is_file() for t in TRAIN):
+        if not all((images / f"{h}.dng").is_file() for h in HELDOUT) or not all(
+            (train_raws / f"{t}.dng").is_file() for t in TRAIN
+        ):
             cli("samples", str(work / "raws"), "--count", "9", "--size", str(a.size))
             for d in (train_raws, images):
                 d.mkdir(exist_ok=True)
@@ -95,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             for name in HELDOUT:
                 shutil.copyfile(work / "raws" / f"{name}.dng", images / f"{name}.dng")
     if not a.images:
-        made.append(f"`darkproxy samples --count 9 --size {a.size}`; trained on {', '.join(TRAIN)}; "
-                    f"held out and evaluated on {', '.join(HELDOUT)}")
+        made.append(
+            f"`darkproxy samples --count 9 --size {a.size}`; trained on {', '.join(TRAIN)}; "
+            f"held out and evaluated on {', '.join(HELDOUT)}"
+        )
     from darkproxy.data.generate import find_raws
 
     n_raws = len(find_raws(images))
@@ -111,23 +118,59 @@ def main(argv: list[str] | None = None) -> int:
             ds = work / f"ds-{a.module}"
             if ds.exists():  # a partial dataset would make the timing meaningless
                 shutil.rmtree(ds)
-            gen_args = ["generate", a.module, "-o", str(ds), "--images", str(train_raws), "-n", str(a.train_n),
-                        "--size", str(a.size)]
+            gen_args = [
+                "generate",
+                a.module,
+                "-o",
+                str(ds),
+                "--images",
+                str(train_raws),
+                "-n",
+                str(a.train_n),
+                "--size",
+                str(a.size),
+            ]
             train_args = ["train", str(ds), "-o", str(run), "--overwrite", "--quiet", *a.train_args.split()]
             gen_s = cli(*gen_args)
             train_s = cli(*train_args)
-            oneoff_path.write_text(json.dumps({"generate_s": gen_s, "train_s": train_s,
-                                               "generate": "darkproxy " + shlex.join(gen_args),
-                                               "train": "darkproxy " + shlex.join(train_args)}, indent=2))
+            oneoff_path.write_text(
+                json.dumps(
+                    {
+                        "generate_s": gen_s,
+                        "train_s": train_s,
+                        "generate": "darkproxy " + shlex.join(gen_args),
+                        "train": "darkproxy " + shlex.join(train_args),
+                    },
+                    indent=2,
+                )
+            )
         oo = json.loads(oneoff_path.read_text()) if oneoff_path.is_file() else {}
         gen_s = oo.get("generate_s", gen_s)
         train_s = oo.get("train_s", train_s)
         if oo:
-            made.append(f"`{oo['generate']}` ({oo['generate_s']:.0f} s wall), `{oo['train']}` "
-                        f"({oo['train_s']:.0f} s wall): the one-off cost")
+            made.append(
+                f"`{oo['generate']}` ({oo['generate_s']:.0f} s wall), `{oo['train']}` "
+                f"({oo['train_s']:.0f} s wall): the one-off cost"
+            )
     ev = work / f"eval-{a.module}"
-    args = ["regress-eval", str(run), "--images", str(images), "-n", str(a.n), "--size", str(a.size),
-            "--iters", str(a.iters), "--budgets", a.budgets, "--baselines", a.baselines, "-o", str(ev)]
+    args = [
+        "regress-eval",
+        str(run),
+        "--images",
+        str(images),
+        "-n",
+        str(a.n),
+        "--size",
+        str(a.size),
+        "--iters",
+        str(a.iters),
+        "--budgets",
+        a.budgets,
+        "--baselines",
+        a.baselines,
+        "-o",
+        str(ev),
+    ]
     if a.budget_s:
         args += ["--budget-s", str(a.budget_s)]
     if gen_s is not None:
@@ -144,19 +187,30 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     res = json.loads((ev / "results.json").read_text())
-    res["bench"] = {"made": made, "command": "darkproxy " + shlex.join(args), "eval_wall_s": eval_s,
-                    "total_wall_s": time.perf_counter() - t_start,
-                    "argv": "python bench/bench_regress.py " + shlex.join(sys.argv[1:] if argv is None else argv)}
+    res["bench"] = {
+        "made": made,
+        "command": "darkproxy " + shlex.join(args),
+        "eval_wall_s": eval_s,
+        "total_wall_s": time.perf_counter() - t_start,
+        "argv": "python bench/bench_regress.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+    }
     md = (ev / "results.md").read_text()
     if a.collect:
         res["bench"]["total_wall_s"] = None
-        head = (f"Collected with `{res['bench']['argv']}` from the evaluation below ({res['n']} of "
-                f"{res.get('n_planned', res['n'])} samples done after {eval_s / 60:.1f} min):\n\n")
+        head = (
+            f"Collected with `{res['bench']['argv']}` from the evaluation below ({res['n']} of "
+            f"{res.get('n_planned', res['n'])} samples done after {eval_s / 60:.1f} min):\n\n"
+        )
     else:
         head = f"`{res['bench']['argv']}` ({res['bench']['total_wall_s'] / 60:.1f} min wall in all):\n\n"
-    md += ("\n## How this was made\n\n" + head
-           + "".join(f"* {m}\n" for m in made)
-           + f"* `{res['bench']['command']}`" + ("" if a.collect else f" ({eval_s / 60:.1f} min wall)") + "\n")
+    md += (
+        "\n## How this was made\n\n"
+        + head
+        + "".join(f"* {m}\n" for m in made)
+        + f"* `{res['bench']['command']}`"
+        + ("" if a.collect else f" ({eval_s / 60:.1f} min wall)")
+        + "\n"
+    )
     (out / f"regress_eval_{a.module}.json").write_text(json.dumps(res, indent=1) + "\n")
     (out / f"regress_eval_{a.module}.md").write_text(md)
     shutil.copyfile(ev / "quality_vs_time.png", out / f"regress_eval_{a.module}.png")

@@ -50,25 +50,46 @@ def main() -> int:
             run = work / f"{info.module}-{arch}-{dev}"
             shutil.rmtree(run, ignore_errors=True)
             r = train(ds, run, TrainConfig(arch=arch, steps=args.steps, device=dev, seed=0), progress=False)
-            row = {"module": info.module, "arch": r.arch, "device": dev, "steps": r.steps, "seconds": r.seconds,
-                   "steps_per_s": r.steps / r.seconds, "best_val_psnr": r.best_val_psnr,
-                   "identity_psnr": r.val_identity_psnr,
-                   "amp": json.loads((run / "run.json").read_text())["train_config"]["resolved"]["amp"]}
+            row = {
+                "module": info.module,
+                "arch": r.arch,
+                "device": dev,
+                "steps": r.steps,
+                "seconds": r.seconds,
+                "steps_per_s": r.steps / r.seconds,
+                "best_val_psnr": r.best_val_psnr,
+                "identity_psnr": r.val_identity_psnr,
+                "amp": json.loads((run / "run.json").read_text())["train_config"]["resolved"]["amp"],
+            }
             print(json.dumps(row), flush=True)
             rows.append(row)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": platform.processor() or platform.machine(),
-            "cpu_threads": torch.get_num_threads(), "gpu": gpu, "torch": torch.__version__, "steps": args.steps}
+    meta = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "steps": args.steps,
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
-    lines = [f"# Training speed by device ({args.steps} steps, default settings per architecture)", "",
-             f"- date: {meta['date']}", f"- machine: {meta['cpu']} ({meta['cpu_threads']} torch threads), GPU: {gpu}",
-             f"- torch {meta['torch']}", "",
-             "| module | arch | device | AMP | seconds | steps/s | best val dB | identity dB |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Training speed by device ({args.steps} steps, default settings per architecture)",
+        "",
+        f"- date: {meta['date']}",
+        f"- machine: {meta['cpu']} ({meta['cpu_threads']} torch threads), GPU: {gpu}",
+        f"- torch {meta['torch']}",
+        "",
+        "| module | arch | device | AMP | seconds | steps/s | best val dB | identity dB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['module']} | {r['arch']} | {r['device']} | {r['amp']} | {r['seconds']:.1f} | "
-                     f"{r['steps_per_s']:.0f} | {r['best_val_psnr']:.2f} | {r['identity_psnr']:.2f} |")
+        lines.append(
+            f"| {r['module']} | {r['arch']} | {r['device']} | {r['amp']} | {r['seconds']:.1f} | "
+            f"{r['steps_per_s']:.0f} | {r['best_val_psnr']:.2f} | {r['identity_psnr']:.2f} |"
+        )
     (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

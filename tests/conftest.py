@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -66,8 +66,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
     e["PYTHONPATH"] = SRC + os.pathsep + e.get("PYTHONPATH", "")
     if env:
         e.update(env)
-    return subprocess.run([sys.executable, "-m", "darkproxy", *args], capture_output=True, text=True,
-                          env=e, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "darkproxy", *args],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def have_chromium() -> bool:
@@ -78,8 +84,9 @@ def have_chromium() -> bool:
     if find_chromium() is not None:
         return True
     if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
-        pytest.fail("chromium is not installed (apt-get install chromium); CI requires the browser checks",
-                    pytrace=False)
+        pytest.fail(
+            "chromium is not installed (apt-get install chromium); CI requires the browser checks", pytrace=False
+        )
     return False
 
 
@@ -120,8 +127,13 @@ def trained_run(dt, make_raw, tmp_path_factory: pytest.TempPathFactory) -> Calla
     def get(module: str) -> Path:
         if module not in cache:
             ds = root / f"ds-{module}"
-            generate(dt, raws, ds, GenerateOptions(module=module, n=RUN_SAMPLES, size=RUN_SIZE, seed=0, probe=False),
-                     progress=False)
+            generate(
+                dt,
+                raws,
+                ds,
+                GenerateOptions(module=module, n=RUN_SAMPLES, size=RUN_SIZE, seed=0, probe=False),
+                progress=False,
+            )
             run = root / f"run-{module}"
             train(ds, run, TrainConfig(arch="pointwise", seed=0, device="cpu", **RUN_TRAIN[module]), progress=False)
             cache[module] = run

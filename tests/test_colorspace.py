@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from skimage.metrics import peak_signal_noise_ratio
 
 from darkproxy import colorspace as cs
 
@@ -14,8 +13,9 @@ def test_srgb_known_values_and_round_trip() -> None:
     x = np.array([0.0, 0.0031308, 0.18, 0.5, 1.0], np.float64)
     y = cs.srgb_encode(x)
     # IEC 61966-2-1: 1.055 * x^(1/2.4) - 0.055 above the breakpoint
-    np.testing.assert_allclose(y, [0.0, 0.04045, 1.055 * 0.18 ** (1 / 2.4) - 0.055, 1.055 * 0.5 ** (1 / 2.4) - 0.055, 1.0],
-                               atol=2e-5)
+    np.testing.assert_allclose(
+        y, [0.0, 0.04045, 1.055 * 0.18 ** (1 / 2.4) - 0.055, 1.055 * 0.5 ** (1 / 2.4) - 0.055, 1.0], atol=2e-5
+    )
     np.testing.assert_allclose(cs.srgb_decode(y), x, atol=1e-6)
     # the display encoding clips: grey keeps its value in Rec709, so -0.5 -> 0 and 3 -> 1
     grey = np.array([-0.5, 3.0]).reshape(1, 2).repeat(3, 0).reshape(3, 1, 2)
@@ -25,8 +25,15 @@ def test_srgb_known_values_and_round_trip() -> None:
 def test_numpy_and_torch_agree() -> None:
     rng = np.random.default_rng(0)
     a = rng.uniform(-0.5, 4.0, size=(3, 8, 8)).astype(np.float32)
-    for fn in (cs.srgb_encode, cs.srgb_decode, cs.srgb_encode_ext, cs.srgb_display_rec709, cs.mu_law, cs.log_encode,
-               cs.pu21_luminance):
+    for fn in (
+        cs.srgb_encode,
+        cs.srgb_decode,
+        cs.srgb_encode_ext,
+        cs.srgb_display_rec709,
+        cs.mu_law,
+        cs.log_encode,
+        cs.pu21_luminance,
+    ):
         np.testing.assert_allclose(fn(torch.from_numpy(a)).numpy(), fn(a), rtol=1e-5, atol=1e-4)  # PU21: 0..595
     assert cs.srgb_display_rec709(a.astype(np.float16)).dtype == np.float32
 

@@ -47,12 +47,24 @@ def test_eval_writes_metrics_csv_and_report(exposure_run: Path, heldout_dir: Pat
 
 
 def test_eval_fixed_value_and_errors(exposure_run: Path, heldout_dir: Path, tmp_path: Path) -> None:
-    r = run_cli("eval", str(exposure_run), "--images", str(heldout_dir), "-n", "1", "--set", "exposure=1.5",
-                "-o", str(tmp_path / "a"))
+    r = run_cli(
+        "eval",
+        str(exposure_run),
+        "--images",
+        str(heldout_dir),
+        "-n",
+        "1",
+        "--set",
+        "exposure=1.5",
+        "-o",
+        str(tmp_path / "a"),
+    )
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert m["samples"][0]["params"]["exposure"] == 1.5
-    r = run_cli("eval", str(exposure_run), "--images", str(heldout_dir), "--set", "exposure=40", "-o", str(tmp_path / "b"))
+    r = run_cli(
+        "eval", str(exposure_run), "--images", str(heldout_dir), "--set", "exposure=40", "-o", str(tmp_path / "b")
+    )
     assert r.returncode == 2 and "outside" in r.stderr
     r = run_cli("eval", str(exposure_run), "--images", str(tmp_path), "-o", str(tmp_path / "c"))
     assert r.returncode == 2 and "no raw files" in r.stderr
@@ -60,8 +72,9 @@ def test_eval_fixed_value_and_errors(exposure_run: Path, heldout_dir: Path, tmp_
 
 def test_sweep_frames_plot_and_video(exposure_run: Path, heldout_raw: Path, tmp_path: Path) -> None:
     out = tmp_path / "sw"
-    r = run_cli("sweep", str(exposure_run), "exposure", str(heldout_raw), "--steps", "6", "-o", str(out),
-                "--video", "sweep.mp4")
+    r = run_cli(
+        "sweep", str(exposure_run), "exposure", str(heldout_raw), "--steps", "6", "-o", str(out), "--video", "sweep.mp4"
+    )
     assert r.returncode == 0, r.stderr
     assert len(list((out / "frames").glob("*.png"))) == 6
     assert (out / "psnr.png").is_file()
@@ -77,7 +90,9 @@ def test_sweep_frames_plot_and_video(exposure_run: Path, heldout_raw: Path, tmp_
 
 
 def test_sweep_without_darktable(exposure_run: Path, heldout_raw: Path, tmp_path: Path) -> None:
-    r = run_cli("sweep", str(exposure_run), "black", str(heldout_raw), "--steps", "3", "--no-darktable", "-o", str(tmp_path))
+    r = run_cli(
+        "sweep", str(exposure_run), "black", str(heldout_raw), "--steps", "3", "--no-darktable", "-o", str(tmp_path)
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "sweep.json").read_text())["psnr"] == [None, None, None]
     r = run_cli("sweep", str(exposure_run), "nope", str(heldout_raw), "-o", str(tmp_path))
@@ -110,8 +125,22 @@ def low_ev_run(dt, make_raw, tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "raws").mkdir()
     for s in ("astronaut", "coffee", "rocket"):
         shutil.copyfile(make_raw(source=s, size=64), root / "raws" / f"{s}.dng")
-    generate(dt, root / "raws", root / "ds", GenerateOptions(module="exposure", n=48, size=64, seed=0, probe=False,
-             params=["exposure"], ranges={"exposure": (-2.0, 0.0)}, fixed={"black": 0.02}), progress=False)
+    generate(
+        dt,
+        root / "raws",
+        root / "ds",
+        GenerateOptions(
+            module="exposure",
+            n=48,
+            size=64,
+            seed=0,
+            probe=False,
+            params=["exposure"],
+            ranges={"exposure": (-2.0, 0.0)},
+            fixed={"black": 0.02},
+        ),
+        progress=False,
+    )
     train(root / "ds", root / "run", TrainConfig(arch="pointwise", seed=0, device="cpu", steps=1500), progress=False)
     return root / "run"
 
@@ -142,7 +171,9 @@ def test_pu21_catches_highlight_errors_display_psnr_misses(low_ev_run: Path, dt,
     # where the proxy is wrong above 1.0: at +3.5 EV, on the pixels darktable renders above 1.0 (in every
     # Rec709 channel) and the proxy too, the display image is white in both (display PSNR at its cap) while PU21 sees the error
     proxy = Proxy.load(low_ev_run)
-    (pair,) = render_pairs(dt, held / "chelsea.dng", "exposure", [proxy.param_space.for_darktable({"exposure": 3.5})], 64)
+    (pair,) = render_pairs(
+        dt, held / "chelsea.dng", "exposure", [proxy.param_space.for_darktable({"exposure": 3.5})], 64
+    )
     pred = run_proxy(proxy, pair.input, pair.params)
     from darkproxy.colorspace import linear_rec709_from_rec2020
 
@@ -151,4 +182,3 @@ def test_pu21_catches_highlight_errors_display_psnr_misses(low_ev_run: Path, dt,
     hi_pred, hi_true = pred[:, both_white][:, None], pair.output[:, both_white][:, None]
     assert display_psnr(hi_pred, hi_true) == PSNR_CAP
     assert pu21_psnr(hi_pred, hi_true) < 40, pu21_psnr(hi_pred, hi_true)  # measured 25.8 dB
-

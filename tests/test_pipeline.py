@@ -9,17 +9,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from darkproxy.pipeline import PipelineConfig, ProxyPipeline, StageConfig, _render_chain, pipeline_regress
 from darkproxy.darktable.render import read_tiff, write_tiff
+from darkproxy.pipeline import PipelineConfig, ProxyPipeline, StageConfig, _render_chain, pipeline_regress
 from tests.conftest import RUN_SIZE, run_cli
 
-HIDDEN = {"exposure": {"exposure": 0.8, "black": 0.01},
-          "colorbalancergb": {"saturation_global": 0.2, "vibrance": -0.15, "contrast": 0.2}}
+HIDDEN = {
+    "exposure": {"exposure": 0.8, "black": 0.01},
+    "colorbalancergb": {"saturation_global": 0.2, "vibrance": -0.15, "contrast": 0.2},
+}
 
 
 @pytest.fixture(scope="module")
 def pipe_toml(exposure_run: Path, colorbalance_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = PipelineConfig("test", [StageConfig("exposure", exposure_run), StageConfig("colorbalancergb", colorbalance_run)])
+    cfg = PipelineConfig(
+        "test", [StageConfig("exposure", exposure_run), StageConfig("colorbalancergb", colorbalance_run)]
+    )
     p = tmp_path_factory.mktemp("pipe") / "pipe.toml"
     p.write_text(cfg.dump())
     return p
@@ -43,7 +47,9 @@ def test_check_and_eval(pipe_toml: Path, heldout_raw: Path, tmp_path: Path) -> N
 
 
 def test_check_rejects_wrong_order(exposure_run: Path, colorbalance_run: Path, tmp_path: Path) -> None:
-    cfg = PipelineConfig("bad", [StageConfig("colorbalancergb", colorbalance_run), StageConfig("exposure", exposure_run)])
+    cfg = PipelineConfig(
+        "bad", [StageConfig("colorbalancergb", colorbalance_run), StageConfig("exposure", exposure_run)]
+    )
     (tmp_path / "bad.toml").write_text(cfg.dump())
     r = run_cli("pipeline", "check", str(tmp_path / "bad.toml"))
     assert r.returncode == 2 and "pipe order" in r.stderr
@@ -63,8 +69,8 @@ def test_joint_regression_recovers_hidden_params(dt, pipe_toml: Path, heldout_ra
     assert np.median(errs) <= 0.05
     assert res["darktable_psnr"] >= 35.0
     # darktable renders the written sidecar, and it holds both recovered modules
-    from darkproxy.darktable.xmp import read_xmp
     from darkproxy.darktable.params import decode_params
+    from darkproxy.darktable.xmp import read_xmp
 
     side = read_xmp(tmp_path / "out" / "result.xmp")
     exp = decode_params(dt.schemas.get("exposure"), side.find("exposure").params)

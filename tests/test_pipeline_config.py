@@ -16,23 +16,31 @@ def _cfg(tmp_path: Path, body: str) -> PipelineConfig:
 
 
 def test_parse_and_relative_runs(tmp_path: Path) -> None:
-    cfg = _cfg(tmp_path, 'name = "x"\n[[stage]]\nmodule = "exposure"\nrun = "runs/exp"\nfree = ["exposure"]\n'
-                         'fixed = { black = 0.0 }\n[[stage]]\nmodule = "colorbalancergb"\nrun = "/abs/cb"\n')
+    cfg = _cfg(
+        tmp_path,
+        'name = "x"\n[[stage]]\nmodule = "exposure"\nrun = "runs/exp"\nfree = ["exposure"]\n'
+        'fixed = { black = 0.0 }\n[[stage]]\nmodule = "colorbalancergb"\nrun = "/abs/cb"\n',
+    )
     assert [s.module for s in cfg.stages] == ["exposure", "colorbalancergb"]
     assert cfg.stages[0].run == (tmp_path / "runs" / "exp").resolve() and cfg.stages[1].run == Path("/abs/cb")
     assert cfg.stages[0].free == ["exposure"] and cfg.stages[0].fixed == {"black": 0.0}
     again = _cfg(tmp_path, cfg.dump())
-    assert [(s.module, s.run, s.free, s.fixed) for s in again.stages] == [(s.module, s.run, s.free, s.fixed) for s in cfg.stages]
+    assert [(s.module, s.run, s.free, s.fixed) for s in again.stages] == [
+        (s.module, s.run, s.free, s.fixed) for s in cfg.stages
+    ]
     # dotted param names (nested struct fields) survive the round trip as flat keys
     cfg.stages[1].fixed = {"grey_fulcrum.value": 0.1845, "mode": "auto"}
     assert _cfg(tmp_path, cfg.dump()).stages[1].fixed == {"grey_fulcrum.value": 0.1845, "mode": "auto"}
 
 
-@pytest.mark.parametrize("body, msg", [
-    ("[[stage]]\nmodule = 'exposure'\n", "needs `module` and `run`"),
-    ("name = 'x'\n", "no \\[\\[stage\\]\\] entries"),
-    ("[[stage]\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "body, msg",
+    [
+        ("[[stage]]\nmodule = 'exposure'\n", "needs `module` and `run`"),
+        ("name = 'x'\n", "no \\[\\[stage\\]\\] entries"),
+        ("[[stage]\n", "not valid TOML"),
+    ],
+)
 def test_malformed(tmp_path: Path, body: str, msg: str) -> None:
     with pytest.raises(PipelineError, match=msg):
         _cfg(tmp_path, body)
@@ -49,8 +57,11 @@ def _info(module: str, pre: bool = False) -> dict:
 
 def test_order_from_darktable(dt, tmp_path: Path) -> None:
     order = dt.schemas.pipe_order(2)
-    good = _cfg(tmp_path, "[[stage]]\nmodule='exposure'\nrun='a'\n[[stage]]\nmodule='sharpen'\nrun='b'\n"
-                          "[[stage]]\nmodule='colorbalancergb'\nrun='c'\n")
+    good = _cfg(
+        tmp_path,
+        "[[stage]]\nmodule='exposure'\nrun='a'\n[[stage]]\nmodule='sharpen'\nrun='b'\n"
+        "[[stage]]\nmodule='colorbalancergb'\nrun='c'\n",
+    )
     res = check_pipeline(good, order, [_info(s.module) for s in good.stages])
     assert res.ok, res.problems
     bad = _cfg(tmp_path, "[[stage]]\nmodule='colorbalancergb'\nrun='a'\n[[stage]]\nmodule='exposure'\nrun='b'\n")

@@ -11,16 +11,21 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from darkproxy.viz.metrics import display_psnr_batch
 from darkproxy.data.dataset import ModuleDataset, write_sample_arrays
 from darkproxy.data.paramspace import ParamSpace, ParamSpec
 from darkproxy.errors import DarkproxyError, UnknownParam
 from darkproxy.models import build_model
 from darkproxy.proxy import Proxy
 from darkproxy.train import TrainConfig, evaluate, train
+from darkproxy.viz.metrics import display_psnr_batch
 
-SPACE = ParamSpace.of("exposure", [ParamSpec("exposure", "float", -2.0, 4.0, 0.0),
-                                   ParamSpec("mode", "enum", 0, 2, 0, values=(0, 1, 2), names=("a", "b", "c"))])
+SPACE = ParamSpace.of(
+    "exposure",
+    [
+        ParamSpec("exposure", "float", -2.0, 4.0, 0.0),
+        ParamSpec("mode", "enum", 0, 2, 0, values=(0, 1, 2), names=("a", "b", "c")),
+    ],
+)
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,9 @@ class ExposureMath(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.module = "exposure"
-        self.param_space = ParamSpace.of("exposure", [ParamSpec("exposure", "float", -2.0, 4.0, 0.0),
-                                                      ParamSpec("black", "float", -0.02, 0.02, 0.0)])
+        self.param_space = ParamSpace.of(
+            "exposure", [ParamSpec("exposure", "float", -2.0, 4.0, 0.0), ParamSpec("black", "float", -0.02, 0.02, 0.0)]
+        )
         self.one = torch.nn.Parameter(torch.ones(()))  # a weight, like a real proxy's (must stay frozen)
 
     def forward(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -44,10 +45,14 @@ class ChannelBoost(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.module = "toy"
-        self.param_space = ParamSpace.of("toy", [
-            ParamSpec("channel", "enum", 0, 2, 0, values=(0, 1, 2), names=("R", "G", "B")),
-            ParamSpec("invert", "bool", 0, 1, 0),
-            ParamSpec("gain", "float", 0.5, 2.0, 1.0)])
+        self.param_space = ParamSpace.of(
+            "toy",
+            [
+                ParamSpec("channel", "enum", 0, 2, 0, values=(0, 1, 2), names=("R", "G", "B")),
+                ParamSpec("invert", "bool", 0, 1, 0),
+                ParamSpec("gain", "float", 0.5, 2.0, 1.0),
+            ],
+        )
 
     def forward(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         pos = u[:, 0] * 2.0
@@ -85,11 +90,11 @@ def test_recovers_exposure_formula_exactly(loss: str) -> None:
 def test_params_stay_in_range_by_construction() -> None:
     """A target beyond the training range pulls the param to the bound, never past it."""
     p, x = ExposureMath(), _image(1)
-    y = _render(ExposureMath(), x * 2.0 ** 1.5, {"exposure": 4.0, "black": 0.0})  # = +5.5 EV
+    y = _render(ExposureMath(), x * 2.0**1.5, {"exposure": 4.0, "black": 0.0})  # = +5.5 EV
     r = regress(p, x, y, RegressConfig(iters=200, params=["exposure"]))
     assert 3.9 < r.params["exposure"] <= 4.0
     assert r.params["black"] == 0.0  # not free: stays at its default
-    assert r.free == ["exposure"] and 0.0 <= r.normalized.min() and r.normalized.max() <= 1.0
+    assert r.free == ["exposure"] and r.normalized.min() >= 0.0 and r.normalized.max() <= 1.0
 
 
 def test_enum_and_bool_are_relaxed_then_snapped() -> None:
@@ -120,8 +125,9 @@ def test_bad_config_and_unknown_param() -> None:
 
 
 # ------------------------------------------------------ gradients of the objective
-def _objective(proxy: torch.nn.Module, x: torch.Tensor, tenc: torch.Tensor, base: torch.Tensor, idx: list[int],
-               kind: str):
+def _objective(
+    proxy: torch.nn.Module, x: torch.Tensor, tenc: torch.Tensor, base: torch.Tensor, idx: list[int], kind: str
+):
     """What the optimiser minimises (regress._adam): the loss per restart as a
     function of the logits ``z`` of the free params (the others stay at ``base``)."""
     from darkproxy.regress import loss_encode, per_item_loss
@@ -181,8 +187,7 @@ def test_objective_gradcheck(kind: str, proxy_kind: str, one_thread) -> None:
     assert torch.autograd.gradcheck(f, (z,), eps=1e-6, atol=1e-6, rtol=1e-4)
     # one free param: the other stays at its base value and gets no gradient
     f1 = _objective(proxy, x, tenc, torch.full((2, 2), 0.5, dtype=torch.float64), [1], kind)
-    assert torch.autograd.gradcheck(f1, (z[:, 1:].detach().requires_grad_(True),), eps=1e-6, atol=1e-6,
-                                    rtol=1e-4)
+    assert torch.autograd.gradcheck(f1, (z[:, 1:].detach().requires_grad_(True),), eps=1e-6, atol=1e-6, rtol=1e-4)
 
 
 # ------------------------------------------------- real darktable, trained proxies
@@ -191,7 +196,9 @@ def test_objective_gradcheck(kind: str, proxy_kind: str, one_thread) -> None:
 SIZE = RUN_SIZE
 
 
-def hidden_targets(dt: Any, raw: Path, space: ParamSpace, n: int, seed: int, size: int = SIZE) -> tuple[np.ndarray, list[dict[str, Any]], list[np.ndarray]]:
+def hidden_targets(
+    dt: Any, raw: Path, space: ParamSpace, n: int, seed: int, size: int = SIZE
+) -> tuple[np.ndarray, list[dict[str, Any]], list[np.ndarray]]:
     """The module input and ``n`` darktable targets of ``raw`` at hidden params
     drawn uniformly in the training ranges (one darktable-cli process)."""
     import tempfile
@@ -204,14 +211,20 @@ def hidden_targets(dt: Any, raw: Path, space: ParamSpace, n: int, seed: int, siz
     truths = [space.denormalize(rng.uniform(0, 1, len(space))) for _ in range(n)]
     with tempfile.TemporaryDirectory() as td:
         jobs = [RenderJob(raw, plan_tapout(dt, base, space.module, {}).input_sidecar, Path(td) / "in.tif")]
-        jobs += [RenderJob(raw, plan_tapout(dt, base, space.module, space.for_darktable(t)).output_sidecar,
-                           Path(td) / f"t{i}.tif") for i, t in enumerate(truths)]
+        jobs += [
+            RenderJob(
+                raw, plan_tapout(dt, base, space.module, space.for_darktable(t)).output_sidecar, Path(td) / f"t{i}.tif"
+            )
+            for i, t in enumerate(truths)
+        ]
         res = dt.renderer(max_size=size).render_batch(jobs)
         imgs = [read_tiff(p) for p in res]
     return imgs[0], truths, imgs[1:]
 
 
-def verify_batch(dt: Any, raw: Path, space: ParamSpace, params: list[dict[str, Any]], size: int = SIZE) -> list[np.ndarray]:
+def verify_batch(
+    dt: Any, raw: Path, space: ParamSpace, params: list[dict[str, Any]], size: int = SIZE
+) -> list[np.ndarray]:
     """darktable tap-out outputs of ``params`` (one darktable-cli process)."""
     import tempfile
 
@@ -220,8 +233,12 @@ def verify_batch(dt: Any, raw: Path, space: ParamSpace, params: list[dict[str, A
 
     base = dt.default_history(raw)
     with tempfile.TemporaryDirectory() as td:
-        jobs = [RenderJob(raw, plan_tapout(dt, base, space.module, space.for_darktable(p)).output_sidecar,
-                          Path(td) / f"v{i}.tif") for i, p in enumerate(params)]
+        jobs = [
+            RenderJob(
+                raw, plan_tapout(dt, base, space.module, space.for_darktable(p)).output_sidecar, Path(td) / f"v{i}.tif"
+            )
+            for i, p in enumerate(params)
+        ]
         return [read_tiff(p) for p in dt.renderer(max_size=size).render_batch(jobs)]
 
 
@@ -245,8 +262,10 @@ def test_hidden_params_recovered_and_darktable_agrees(dt, make_raw, request, mod
     renders = verify_batch(dt, raw, space, [r.params for r in results])
     errs = np.array([np.abs(r.normalized - space.normalize(t)) for r, t in zip(results, truths)])
     psnrs = [display_psnr(out, tgt) for out, tgt in zip(renders, targets)]
-    print(f"\n{module}: param errors {np.round(errs, 4).tolist()}, darktable PSNR {np.round(psnrs, 1).tolist()} dB, "
-          f"proxy PSNR {[round(r.proxy_psnr, 1) for r in results]} dB, {secs:.2f} s per regression")
+    print(
+        f"\n{module}: param errors {np.round(errs, 4).tolist()}, darktable PSNR {np.round(psnrs, 1).tolist()} dB, "
+        f"proxy PSNR {[round(r.proxy_psnr, 1) for r in results]} dB, {secs:.2f} s per regression"
+    )
     assert float(np.median(psnrs)) >= 40.0, psnrs
     assert float(np.median(errs)) <= 0.02, errs
 
@@ -267,8 +286,9 @@ def _ok(r: Any) -> None:
 
 
 @pytest.mark.slow
-def test_cli_regress_from_raw_writes_xmp_darktable_renders(dt, exposure_run: Path, exposure_tap: Path,
-                                                            tmp_path: Path) -> None:
+def test_cli_regress_from_raw_writes_xmp_darktable_renders(
+    dt, exposure_run: Path, exposure_tap: Path, tmp_path: Path
+) -> None:
     """``regress --raw``: the input is rendered at the target's size; result.xmp
     (full history, nothing disabled) renders in darktable-cli like the true
     params do; result_tapout.xmp reproduces darktable_output.tif; --video."""
@@ -280,8 +300,19 @@ def test_cli_regress_from_raw_writes_xmp_darktable_renders(dt, exposure_run: Pat
     raw = Path(meta["raw"])
     out = tmp_path / "rec"
     t0 = time.perf_counter()
-    r = run_cli("regress", str(exposure_run), "--raw", str(raw), "--target", str(exposure_tap / "output.tif"),
-                "--iters", "150", "--video", "-o", str(out))
+    r = run_cli(
+        "regress",
+        str(exposure_run),
+        "--raw",
+        str(raw),
+        "--target",
+        str(exposure_tap / "output.tif"),
+        "--iters",
+        "150",
+        "--video",
+        "-o",
+        str(out),
+    )
     wall = time.perf_counter() - t0
     _ok(r)
     rec = json.loads((out / "params.json").read_text())
@@ -292,8 +323,14 @@ def test_cli_regress_from_raw_writes_xmp_darktable_renders(dt, exposure_run: Pat
     # the reported times add up: the optimisation and darktable's check are parts of the total,
     # which is part of the command's wall time (measured: 61 s in total on a loaded 2-core CPU, with the video)
     assert 0 < rec["regress_seconds"] + rec["verify_seconds"] <= rec["seconds"] <= wall, (rec, wall)
-    for f in ("result.xmp", "result_tapout.xmp", "darktable_output.tif", "proxy_output.tif",
-              "optimisation.mp4", "optimisation.png"):
+    for f in (
+        "result.xmp",
+        "result_tapout.xmp",
+        "darktable_output.tif",
+        "proxy_output.tif",
+        "optimisation.mp4",
+        "optimisation.png",
+    ):
         assert (out / f).stat().st_size > 0, f
     assert len(list((out / "frames").glob("*.png"))) > 10
     # result.xmp: the default history, exposure set, nothing disabled (filmic on)
@@ -302,8 +339,9 @@ def test_cli_regress_from_raw_writes_xmp_darktable_renders(dt, exposure_run: Pat
     tap = read_xmp(out / "result_tapout.xmp")
     assert not tap.find("filmicrgb").enabled
     r_full = dt.renderer(max_size=SIZE)
-    true_full = r_full.render_array(raw, dt.edit(dt.default_history(raw), updates={
-        "exposure": {"exposure": 1.37, "black": -0.004, "mode": 0}}))
+    true_full = r_full.render_array(
+        raw, dt.edit(dt.default_history(raw), updates={"exposure": {"exposure": 1.37, "black": -0.004, "mode": 0}})
+    )
     assert display_psnr(r_full.render_array(raw, full), true_full) >= 40
     # the tap-out sidecar renders darktable_output.tif again (up to darktable's run-to-run noise)
     assert_same_render(r_full.render_array(raw, tap), read_tiff(out / "darktable_output.tif"), "result_tapout.xmp")
@@ -313,9 +351,22 @@ def test_cli_regress_from_raw_writes_xmp_darktable_renders(dt, exposure_run: Pat
 def test_cli_regress_input_with_meta_is_verified(exposure_run: Path, exposure_tap: Path, tmp_path: Path) -> None:
     """``--input`` of a tap-out: its meta.json names the raw, so darktable checks the params."""
     out = tmp_path / "rec"
-    r = run_cli("regress", str(exposure_run), "--input", str(exposure_tap / "input.tif"),
-                "--target", str(exposure_tap / "output.tif"), "--params", "exposure", "--iters", "120",
-                "--loss", "mse", "-o", str(out))
+    r = run_cli(
+        "regress",
+        str(exposure_run),
+        "--input",
+        str(exposure_tap / "input.tif"),
+        "--target",
+        str(exposure_tap / "output.tif"),
+        "--params",
+        "exposure",
+        "--iters",
+        "120",
+        "--loss",
+        "mse",
+        "-o",
+        str(out),
+    )
     _ok(r)
     rec = json.loads((out / "params.json").read_text())
     from darkproxy.proxy import Proxy
@@ -351,8 +402,10 @@ def test_cli_bad_inputs_one_line_errors(exposure_run: Path, exposure_tap: Path, 
     tgt = str(exposure_tap / "output.tif")
     cases = [
         (["--input", str(small), "--target", tgt], "do not match"),
-        (["--raw", json.loads((exposure_tap / "meta.json").read_text())["raw"], "--target", str(square)],
-         "do not match"),  # the 3:2 raw renders 40x27 at the target's max size, the target is 40x40
+        (
+            ["--raw", json.loads((exposure_tap / "meta.json").read_text())["raw"], "--target", str(square)],
+            "do not match",
+        ),  # the 3:2 raw renders 40x27 at the target's max size, the target is 40x40
         (["--input", str(exposure_tap / "input.tif"), "--target", tgt, "--params", "exposure,nope"], "nope"),
         (["--input", str(junk), "--target", tgt], "cannot read input"),
         (["--input", str(exposure_tap / "input.tif"), "--target", str(tmp_path / "missing.tif")], "does not exist"),

@@ -10,10 +10,17 @@ import numpy as np
 import pytest
 
 from darkproxy.errors import DarkproxyError
-from darkproxy.regress_eval import (Anytime, BaselineSpec, EvalConfig, assign_raws, break_even, parse_baselines,
-                                    parse_budgets, run_baseline)
-from tests.conftest import run_cli
+from darkproxy.regress_eval import (
+    BaselineSpec,
+    EvalConfig,
+    assign_raws,
+    break_even,
+    parse_baselines,
+    parse_budgets,
+    run_baseline,
+)
 from tests.conftest import RUN_SIZE as SIZE
+from tests.conftest import run_cli
 
 
 # --------------------------------------------------------------- no darktable
@@ -50,8 +57,9 @@ class _Quadratic:
 def test_anytime_budgets_are_best_so_far_within_each_budget(kind: str, k: int) -> None:
     c = [0.23, 0.71][:k]
     obj = _Quadratic(c, scale=1.0)
-    rec = run_baseline(obj, kind, np.full(k, 0.5), 40.0, [3.0, 40.0], popsize=6 if k == 1 else None, seed=1,
-                       clock=lambda: obj.t)
+    rec = run_baseline(
+        obj, kind, np.full(k, 0.5), 40.0, [3.0, 40.0], popsize=6 if k == 1 else None, seed=1, clock=lambda: obj.t
+    )
     s3, s40 = rec.snapshots[3.0], rec.snapshots[40.0]
     per_batch = 1 if kind == "nelder-mead" else 6  # CMA-ES in 2-D: 4 + 3 ln 2 -> 6
     # 3 s = three batches of the fake clock: the state after the third, not a later one
@@ -116,9 +124,26 @@ def test_regress_eval_cli_budgets_balance_and_unreadable(make_raw, exposure_run:
     good = make_raw(source="coffee", size=SIZE).read_bytes()
     (images / "broken.dng").write_bytes(good[: len(good) // 3])  # truncated
     out = tmp_path / "eval"
-    r = run_cli("regress-eval", str(exposure_run), "--images", str(images), "-n", "2", "--size", str(SIZE),
-                "--iters", "150", "--budgets", "0.5,1", "--baselines", "cma,nelder-mead:0.5", "--generate-s", "30",
-                "-o", str(out))
+    r = run_cli(
+        "regress-eval",
+        str(exposure_run),
+        "--images",
+        str(images),
+        "-n",
+        "2",
+        "--size",
+        str(SIZE),
+        "--iters",
+        "150",
+        "--budgets",
+        "0.5,1",
+        "--baselines",
+        "cma,nelder-mead:0.5",
+        "--generate-s",
+        "30",
+        "-o",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     warn = [ln for ln in r.stderr.splitlines() if "broken.dng" in ln]
     assert len(warn) == 1 and warn[0].startswith("warning: skipping broken.dng")
@@ -166,11 +191,19 @@ def test_regress_eval_cli_budgets_balance_and_unreadable(make_raw, exposure_run:
     assert a["cma-es"]["1"]["darktable_psnr"] < a["proxy"]["darktable_psnr"] - 10
     be = res["break_even"]["cma-es"]["darktable_psnr"]
     assert be["kind"] in ("exact", "range", "never", "undetermined") and be["oneoff_s"] == pytest.approx(
-        30 + metrics["seconds"])
+        30 + metrics["seconds"]
+    )
     assert (out / "quality_vs_time.png").stat().st_size > 20_000
     md = (out / "results.md").read_text()
-    for s in ("## Budget 0.5x", "## Budget 1x", "## Break-even", "broken.dng", "cma-es", "nelder-mead",
-              "not run at this budget"):
+    for s in (
+        "## Budget 0.5x",
+        "## Budget 1x",
+        "## Break-even",
+        "broken.dng",
+        "cma-es",
+        "nelder-mead",
+        "not run at this budget",
+    ):
         assert s in md, s
 
 
@@ -180,6 +213,7 @@ def test_regress_eval_needs_raws(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     r = run_cli("regress-eval", str(run), "--images", str(tmp_path / "empty"), "-n", "1", "-o", str(tmp_path / "o"))
     assert r.returncode != 0 and "no raw files" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("regress-eval", str(run), "--images", str(tmp_path / "empty"), "--budgets", "1,0", "-o",
-                str(tmp_path / "o"))
+    r = run_cli(
+        "regress-eval", str(run), "--images", str(tmp_path / "empty"), "--budgets", "1,0", "-o", str(tmp_path / "o")
+    )
     assert r.returncode != 0 and "--budgets" in r.stderr and "Traceback" not in r.stderr

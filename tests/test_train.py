@@ -122,8 +122,9 @@ def test_time_budget_stops_training(tmp_path: Path) -> None:
     """``time_budget_s`` stops a run that would take far longer, right at the budget,
     with the cosine annealed by time (measured: 180 of 5000 steps, 2.02 s, last lr 0.010 x peak)."""
     ds = exposure_dataset(tmp_path / "ds", n=10, size=32, pointwise=True)
-    res = train(ds, tmp_path / "run", TrainConfig(steps=5000, time_budget_s=2.0, log_every=10, device="cpu"),
-                progress=False)
+    res = train(
+        ds, tmp_path / "run", TrainConfig(steps=5000, time_budget_s=2.0, log_every=10, device="cpu"), progress=False
+    )
     assert res.stopped_early and 10 <= res.steps < 5000, res
     assert 2.0 <= res.seconds <= 3.5, res  # stops at the first step past the budget (+ one validation)
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -153,9 +154,12 @@ def test_choose_arch(tmp_path: Path) -> None:
 def test_spatial_variants_learn_an_unsharp_mask(tmp_path: Path) -> None:
     ds = sharpen_dataset(tmp_path / "ds")
     for arch in ("spatial", "spatial-concat"):
-        res = train(ds, tmp_path / arch, TrainConfig(arch=arch, steps=100, crop=32, batch=4, lr=2e-3, device="cpu",
-                                                            threads=1),
-                    progress=False)
+        res = train(
+            ds,
+            tmp_path / arch,
+            TrainConfig(arch=arch, steps=100, crop=32, batch=4, lr=2e-3, device="cpu", threads=1),
+            progress=False,
+        )
         assert res.best_val_psnr > res.val_identity_psnr + 3.0, (arch, res)
     info = json.loads((tmp_path / "spatial" / "run.json").read_text())
     assert info["arch_decision"]["reason"] == "requested" and info["hparams"]["conditioning"] == "film"
@@ -167,7 +171,12 @@ def test_demosaic_trains_and_holds_out_train_when_no_val(tmp_path: Path) -> None
     for _ in range(4):
         rgb = smooth_image(rng, 16, 16)
         m = np.empty((16, 16), np.float32)
-        m[0::2, 0::2], m[0::2, 1::2], m[1::2, 0::2], m[1::2, 1::2] = rgb[0, 0::2, 0::2], rgb[1, 0::2, 1::2], rgb[1, 1::2, 0::2], rgb[2, 1::2, 1::2]
+        m[0::2, 0::2], m[0::2, 1::2], m[1::2, 0::2], m[1::2, 1::2] = (
+            rgb[0, 0::2, 0::2],
+            rgb[1, 0::2, 1::2],
+            rgb[1, 1::2, 0::2],
+            rgb[2, 1::2, 1::2],
+        )
         packed = np.stack([m[0::2, 0::2], m[0::2, 1::2], m[1::2, 0::2], m[1::2, 1::2]])
         samples.append((packed, rgb, {"exposure": 0.0}))
     root = write_sample_arrays(tmp_path / "ds", EXPOSURE, samples, pre_demosaic=True)

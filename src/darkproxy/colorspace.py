@@ -78,7 +78,7 @@ def srgb_encode_ext(x: T) -> T:
     return xp.where(a <= _SRGB_T, 12.92 * x, xp.sign(x) * (1.055 * xp.clip(a, _SRGB_T, None) ** (1 / 2.4) - 0.055))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rec2020_to_rec709() -> np.ndarray:
     import colour  # slow to import (~1.5 s): only when a display image is made
 
@@ -117,7 +117,7 @@ def srgb_display_rec709(x: T, channel_axis: int = -3) -> T:
     return srgb_encode(linear_rec709_from_rec2020(x, channel_axis))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _y_rec2020() -> tuple[float, float, float]:
     """BT.2020 luminance weights: the Y row of its RGB -> XYZ matrix (colour-science;
     0.2627, 0.6780, 0.0593)."""
@@ -129,15 +129,23 @@ def _y_rec2020() -> tuple[float, float, float]:
 
 PU21_WHITE_NITS = 100.0  # cd/m² that linear 1.0 stands for in PU21 metrics (a typical SDR display's white)
 PU21_L_MIN, PU21_L_MAX = 0.005, 10000.0  # cd/m², the range PU21 is fitted on
-_PU21_BANDING_GLARE = (0.353487901, 0.3734658629, 8.277049286e-05, 0.9062562627, 0.09150303166,
-                       0.9099517204, 596.3148142)
+_PU21_BANDING_GLARE = (
+    0.353487901,
+    0.3734658629,
+    8.277049286e-05,
+    0.9062562627,
+    0.09150303166,
+    0.9099517204,
+    596.3148142,
+)
 
 
 def luminance_rec2020(x: T, channel_axis: int = -3) -> T:
     """Relative luminance ``Y`` of ``linear_rec2020`` (channel axis removed)."""
     x = _as_float(x)
-    r, g, b = (x.select(channel_axis, i) if isinstance(x, torch.Tensor) else np.take(x, i, axis=channel_axis)
-               for i in range(3))
+    r, g, b = (
+        x.select(channel_axis, i) if isinstance(x, torch.Tensor) else np.take(x, i, axis=channel_axis) for i in range(3)
+    )
     wr, wg, wb = _y_rec2020()
     return wr * r + wg * g + wb * b
 

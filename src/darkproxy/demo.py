@@ -27,16 +27,19 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from darkproxy.darktable.schema import write_json_atomic
 
 TRUE_REGRESS = {"saturation_global": 0.25, "vibrance": -0.2, "contrast": 0.15}
-TRUE_PIPELINE = {"exposure": {"exposure": 1.1, "black": 0.01},
-                 "colorbalancergb": {"saturation_global": -0.2, "vibrance": 0.25, "contrast": 0.1},
-                 "sharpen": {"radius": 3.0, "amount": 1.2, "threshold": 0.4}}
+TRUE_PIPELINE = {
+    "exposure": {"exposure": 1.1, "black": 0.01},
+    "colorbalancergb": {"saturation_global": -0.2, "vibrance": 0.25, "contrast": 0.1},
+    "sharpen": {"radius": 3.0, "amount": 1.2, "threshold": 0.4},
+}
 
 
 @dataclass
@@ -55,11 +58,21 @@ class DemoPlan:
     modules: tuple[str, ...] = ("exposure", "colorbalancergb")
 
     @classmethod
-    def make(cls, quick: bool) -> "DemoPlan":
+    def make(cls, quick: bool) -> DemoPlan:
         if quick:
             return cls(True, 6, 384, 128, 96, {"exposure": 4000, "colorbalancergb": 8000}, 4, 200, 24)
-        return cls(False, 8, 512, 192, 192, {"exposure": 8000, "colorbalancergb": 16000, "sharpen": 8000}, 8, 300, 50,
-                   ("exposure", "colorbalancergb", "sharpen"))
+        return cls(
+            False,
+            8,
+            512,
+            192,
+            192,
+            {"exposure": 8000, "colorbalancergb": 16000, "sharpen": 8000},
+            8,
+            300,
+            50,
+            ("exposure", "colorbalancergb", "sharpen"),
+        )
 
 
 class Stages:
@@ -87,8 +100,14 @@ class Stages:
         return rec["result"]
 
 
-def run_demo(dt, out_dir: str | os.PathLike[str], quick: bool = True, log: Callable[[str], None] = print,
-             device: str = "auto", plan: DemoPlan | None = None) -> dict[str, Any]:
+def run_demo(
+    dt,
+    out_dir: str | os.PathLike[str],
+    quick: bool = True,
+    log: Callable[[str], None] = print,
+    device: str = "auto",
+    plan: DemoPlan | None = None,
+) -> dict[str, Any]:
     """Run every stage (see the module docstring); returns ``summary.json``.
     ``plan`` overrides the sizes that ``quick`` picks (tests run a tiny one)."""
     import numpy as np
@@ -113,7 +132,10 @@ def run_demo(dt, out_dir: str | os.PathLike[str], quick: bool = True, log: Calla
             dst = (held_dir if k >= len(infos) - 2 else train_dir) / i.path.name
             if not dst.exists():
                 shutil.copyfile(i.path, dst)
-        return {"train": sorted(p.name for p in train_dir.iterdir()), "heldout": sorted(p.name for p in held_dir.iterdir())}
+        return {
+            "train": sorted(p.name for p in train_dir.iterdir()),
+            "heldout": sorted(p.name for p in held_dir.iterdir()),
+        }
 
     st.run("samples", samples)
 
@@ -122,27 +144,46 @@ def run_demo(dt, out_dir: str | os.PathLike[str], quick: bool = True, log: Calla
         ds = out / "datasets" / m
 
         def gen(m: str = m, ds: Path = ds) -> dict[str, Any]:
-            r = generate(dt, train_dir, ds, GenerateOptions(module=m, n=plan.samples, size=plan.size, seed=0), progress=True)
-            return {"samples": r.total, "failed": r.failed, "samples_per_s": r.samples_per_s, "pointwise": r.pointwise,
-                    "darktable_processes": r.renders}
+            r = generate(
+                dt, train_dir, ds, GenerateOptions(module=m, n=plan.samples, size=plan.size, seed=0), progress=True
+            )
+            return {
+                "samples": r.total,
+                "failed": r.failed,
+                "samples_per_s": r.samples_per_s,
+                "pointwise": r.pointwise,
+                "darktable_processes": r.renders,
+            }
 
         st.run(f"generate-{m}", gen)
         run = out / "runs" / m
 
         def tr(m: str = m, ds: Path = ds, run: Path = run) -> dict[str, Any]:
             resume = (run / "checkpoint.pt").is_file()
-            r = train(ds, run, TrainConfig(steps=plan.train_steps[m], device=device), resume=resume, overwrite=not resume)
-            return {"best_val_psnr": r.best_val_psnr, "val_identity_psnr": r.val_identity_psnr, "arch": r.arch,
-                    "steps": r.steps, "train_seconds": r.seconds}
+            r = train(
+                ds, run, TrainConfig(steps=plan.train_steps[m], device=device), resume=resume, overwrite=not resume
+            )
+            return {
+                "best_val_psnr": r.best_val_psnr,
+                "val_identity_psnr": r.val_identity_psnr,
+                "arch": r.arch,
+                "steps": r.steps,
+                "train_seconds": r.seconds,
+            }
 
         st.run(f"train-{m}", tr)
         runs[m] = run
 
     evals: dict[str, Any] = {}
     for m in plan.modules:
+
         def ev(m: str = m) -> dict[str, Any]:
             res = evaluate(dt, Proxy.load(runs[m]), held_dir, out / "eval" / m, n=plan.eval_n, size=plan.size)
-            return {"proxy": res.metrics["proxy"], "identity": res.metrics["identity"], "report": f"eval/{m}/index.html"}
+            return {
+                "proxy": res.metrics["proxy"],
+                "identity": res.metrics["identity"],
+                "report": f"eval/{m}/index.html",
+            }
 
         evals[m] = st.run(f"eval-{m}", ev)
 
@@ -150,30 +191,49 @@ def run_demo(dt, out_dir: str | os.PathLike[str], quick: bool = True, log: Calla
     regress_raw = held[0]
 
     def reg() -> dict[str, Any]:
-        from darkproxy.darktable.tapout import tapout
         from darkproxy.darktable.render import write_tiff
+        from darkproxy.darktable.tapout import tapout
         from darkproxy.regress import RegressConfig, regress_files
 
         d = out / "regress"
         tp = tapout(dt, regress_raw, "colorbalancergb", TRUE_REGRESS, max_size=plan.size)
         write_tiff(d / "target.tif", tp.output)
         proxy = Proxy.load(runs["colorbalancergb"])
-        rec = regress_files(proxy, d / "target.tif", d, raw=regress_raw, dt=dt,
-                            config=RegressConfig(iters=plan.regress_iters, restarts=4), video=True,
-                            target_params=TRUE_REGRESS)
+        rec = regress_files(
+            proxy,
+            d / "target.tif",
+            d,
+            raw=regress_raw,
+            dt=dt,
+            config=RegressConfig(iters=plan.regress_iters, restarts=4),
+            video=True,
+            target_params=TRUE_REGRESS,
+        )
         space = proxy.param_space
         errs = {k: abs(rec["params"][k] - v) / (space.spec(k).hi - space.spec(k).lo) for k, v in TRUE_REGRESS.items()}
-        return {"module": "colorbalancergb", "raw": regress_raw.name, "true": TRUE_REGRESS, "recovered": rec["params"],
-                "param_error": errs, "param_error_median": float(np.median(list(errs.values()))),
-                "param_error_max": float(max(errs.values())),
-                **_regress_figures(rec)}
+        return {
+            "module": "colorbalancergb",
+            "raw": regress_raw.name,
+            "true": TRUE_REGRESS,
+            "recovered": rec["params"],
+            "param_error": errs,
+            "param_error_median": float(np.median(list(errs.values()))),
+            "param_error_max": float(max(errs.values())),
+            **_regress_figures(rec),
+        }
 
     regress_res = st.run("regress", reg)
 
     def pipe() -> dict[str, Any]:
         from darkproxy.darktable.render import write_tiff
-        from darkproxy.pipeline import (PipelineConfig, ProxyPipeline, StageConfig, _render_chain, pipeline_regress,
-                                        stage_settings)
+        from darkproxy.pipeline import (
+            PipelineConfig,
+            ProxyPipeline,
+            StageConfig,
+            _render_chain,
+            pipeline_regress,
+            stage_settings,
+        )
 
         d = out / "pipeline"
         d.mkdir(parents=True, exist_ok=True)
@@ -183,41 +243,74 @@ def run_demo(dt, out_dir: str | os.PathLike[str], quick: bool = True, log: Calla
         p = ProxyPipeline.load(cfg)
         _, outs = _render_chain(dt, regress_raw, stage_settings(p, true), plan.size, with_input=False)
         write_tiff(d / "target.tif", outs[-1])
-        rec = pipeline_regress(dt, p, regress_raw, d / "target.tif", d, iters=plan.regress_iters, restarts=4,
-                               target_params=true)
+        rec = pipeline_regress(
+            dt, p, regress_raw, d / "target.tif", d, iters=plan.regress_iters, restarts=4, target_params=true
+        )
         errs = {}
         for m, vals in true.items():
             sp = p.stages[p.modules_names.index(m)].param_space
             for k, v in vals.items():
                 errs[f"{m}.{k}"] = abs(rec["params"][m][k] - v) / (sp.spec(k).hi - sp.spec(k).lo)
-        return {"pipeline": p.modules_names, "true": true, "recovered": rec["params"], "param_error": errs,
-                "param_error_median": float(np.median(list(errs.values()))),
-                "param_error_max": float(max(errs.values())), **_regress_figures(rec)}
+        return {
+            "pipeline": p.modules_names,
+            "true": true,
+            "recovered": rec["params"],
+            "param_error": errs,
+            "param_error_median": float(np.median(list(errs.values()))),
+            "param_error_max": float(max(errs.values())),
+            **_regress_figures(rec),
+        }
 
     pipe_res = st.run("pipeline", pipe)
 
     def sw() -> dict[str, Any]:
-        r = sweep(dt, Proxy.load(runs["exposure"]), "exposure", regress_raw, out / "sweep", steps=plan.sweep_steps,
-                  video="sweep.mp4", size=plan.size)
+        r = sweep(
+            dt,
+            Proxy.load(runs["exposure"]),
+            "exposure",
+            regress_raw,
+            out / "sweep",
+            steps=plan.sweep_steps,
+            video="sweep.mp4",
+            size=plan.size,
+        )
         sm = r.summary  # pooled over the steps, worst step beside it
-        return {"frames": len(r.frames), "video": "sweep/sweep.mp4",
-                **{k: sm[k] for k in ("psnr", "psnr_min", "psnr_p05", "pu21_psnr", "pu21_psnr_min", "hdrflip_mean",
-                                      "hdrflip_max")},
-                "ffmpeg_command": r.ffmpeg_command}
+        return {
+            "frames": len(r.frames),
+            "video": "sweep/sweep.mp4",
+            **{
+                k: sm[k]
+                for k in ("psnr", "psnr_min", "psnr_p05", "pu21_psnr", "pu21_psnr_min", "hdrflip_mean", "hdrflip_max")
+            },
+            "ffmpeg_command": r.ffmpeg_command,
+        }
 
     sweep_res = st.run("sweep", sw)
 
     summary = {
-        "quick": plan.quick, "darktable_version": dt.version, "plan": asdict(plan),
-        "proxies": {m: {"heldout_psnr": evals[m]["proxy"]["psnr"], "identity_psnr": evals[m]["identity"]["psnr"],
-                        **{f"heldout_{k}": evals[m]["proxy"][k] for k in ("psnr_min", "psnr_p05", "pu21_psnr",
-                                                                          "pu21_psnr_min", "hdrflip_mean", "hdrflip_max")},
-                        "identity_pu21_psnr": evals[m]["identity"]["pu21_psnr"],
-                        "identity_hdrflip_mean": evals[m]["identity"]["hdrflip_mean"],
-                        "heldout_ssim": evals[m]["proxy"]["ssim"], "heldout_deltae": evals[m]["proxy"]["deltae_mean"],
-                        "best_val_psnr": st.results[f"train-{m}"]["result"]["best_val_psnr"],
-                        "arch": st.results[f"train-{m}"]["result"]["arch"]} for m in plan.modules},
-        "slider_regression": regress_res, "pipeline_regression": pipe_res, "sweep": sweep_res,
+        "quick": plan.quick,
+        "darktable_version": dt.version,
+        "plan": asdict(plan),
+        "proxies": {
+            m: {
+                "heldout_psnr": evals[m]["proxy"]["psnr"],
+                "identity_psnr": evals[m]["identity"]["psnr"],
+                **{
+                    f"heldout_{k}": evals[m]["proxy"][k]
+                    for k in ("psnr_min", "psnr_p05", "pu21_psnr", "pu21_psnr_min", "hdrflip_mean", "hdrflip_max")
+                },
+                "identity_pu21_psnr": evals[m]["identity"]["pu21_psnr"],
+                "identity_hdrflip_mean": evals[m]["identity"]["hdrflip_mean"],
+                "heldout_ssim": evals[m]["proxy"]["ssim"],
+                "heldout_deltae": evals[m]["proxy"]["deltae_mean"],
+                "best_val_psnr": st.results[f"train-{m}"]["result"]["best_val_psnr"],
+                "arch": st.results[f"train-{m}"]["result"]["arch"],
+            }
+            for m in plan.modules
+        },
+        "slider_regression": regress_res,
+        "pipeline_regression": pipe_res,
+        "sweep": sweep_res,
         "stage_seconds": {k: v["seconds"] for k, v in st.results.items()},
         "total_seconds_this_run": time.time() - t_start,
     }
@@ -232,47 +325,86 @@ def _regress_figures(rec: dict[str, Any]) -> dict[str, Any]:
     of the recovered params against the target (tap-out / chain history:
     display, PU21, HDR-FLIP) and the full history (result.xmp) against the same
     history with the true params."""
-    keys = ("proxy_psnr", "darktable_psnr", "darktable_pu21_psnr", "darktable_hdrflip_mean", "darktable_deltae_mean",
-            "full_history_psnr", "full_history_pu21_psnr", "full_history_deltae_mean", "defaults_psnr",
-            "defaults_pu21_psnr")
+    keys = (
+        "proxy_psnr",
+        "darktable_psnr",
+        "darktable_pu21_psnr",
+        "darktable_hdrflip_mean",
+        "darktable_deltae_mean",
+        "full_history_psnr",
+        "full_history_pu21_psnr",
+        "full_history_deltae_mean",
+        "defaults_psnr",
+        "defaults_pu21_psnr",
+    )
     return {k: rec.get(k) for k in keys}
 
 
 def _regress_text(r: dict[str, Any], history: str) -> str:
-    return (f"proxy PSNR {r['proxy_psnr']:.2f} dB. darktable's render of the recovered sliders vs the target on the "
-            f"{history} (later modules disabled): {r['darktable_psnr']:.2f} dB display, {r['darktable_pu21_psnr']:.2f} dB "
-            f"PU21, HDR-FLIP {r['darktable_hdrflip_mean']:.4f} (the sliders at their defaults: {r['defaults_psnr']:.2f} dB "
-            f"display, {r['defaults_pu21_psnr']:.2f} dB PU21). Full history (result.xmp, every module on, as a "
-            f"photographer opens it) vs the same history with the true sliders: {r['full_history_psnr']:.2f} dB display, "
-            f"ΔE2000 {r['full_history_deltae_mean']:.3f}. Worst param error {100 * r['param_error_max']:.2f} % of "
-            f"its range.")
+    return (
+        f"proxy PSNR {r['proxy_psnr']:.2f} dB. darktable's render of the recovered sliders vs the target on the "
+        f"{history} (later modules disabled): {r['darktable_psnr']:.2f} dB display, {r['darktable_pu21_psnr']:.2f} dB "
+        f"PU21, HDR-FLIP {r['darktable_hdrflip_mean']:.4f} (the sliders at their defaults: {r['defaults_psnr']:.2f} dB "
+        f"display, {r['defaults_pu21_psnr']:.2f} dB PU21). Full history (result.xmp, every module on, as a "
+        f"photographer opens it) vs the same history with the true sliders: {r['full_history_psnr']:.2f} dB display, "
+        f"ΔE2000 {r['full_history_deltae_mean']:.3f}. Worst param error {100 * r['param_error_max']:.2f} % of "
+        f"its range."
+    )
 
 
 def write_demo_report(out: Path, s: dict[str, Any], plan: DemoPlan) -> Path:
     from darkproxy.viz.report import HtmlReport
 
     rep = HtmlReport(f"darkproxy demo ({'quick' if s['quick'] else 'full'}) — darktable {s['darktable_version']}")
-    rep.add_text("Every number below was measured in this run: proxies trained on darktable tap-outs of synthetic raws, "
-                 "evaluated on held-out raws rendered fresh by darktable; regressions verified by darktable's own render "
-                 "of the recovered sliders.", "note")
+    rep.add_text(
+        "Every number below was measured in this run: proxies trained on darktable tap-outs of synthetic raws, "
+        "evaluated on held-out raws rendered fresh by darktable; regressions verified by darktable's own render "
+        "of the recovered sliders.",
+        "note",
+    )
     rep.add_heading("Proxies vs darktable (held-out raws)")
-    rep.add_text("Display PSNR is pooled over the held-out samples (PSNR of the mean squared error) with the worst "
-                 "sample beside it; it clips at linear 1.0. PU21 PSNR (luminance, 1.0 = 100 cd/m², unclipped to "
-                 "10,000 cd/m²) and HDR-FLIP (0 = identical) see the highlights the display image clips.", "note")
-    rep.add_table([{"module": m, "arch": v["arch"], "proxy PSNR (dB)": v["heldout_psnr"],
-                    "worst sample (dB)": v["heldout_psnr_min"], "PU21 PSNR (dB)": v["heldout_pu21_psnr"],
-                    "PU21 worst (dB)": v["heldout_pu21_psnr_min"], "HDR-FLIP": v["heldout_hdrflip_mean"],
-                    "identity PSNR (dB)": v["identity_psnr"], "identity PU21 (dB)": v["identity_pu21_psnr"],
-                    "SSIM": v["heldout_ssim"], "ΔE2000": v["heldout_deltae"], "val PSNR (dB)": v["best_val_psnr"]}
-                   for m, v in s["proxies"].items()])
+    rep.add_text(
+        "Display PSNR is pooled over the held-out samples (PSNR of the mean squared error) with the worst "
+        "sample beside it; it clips at linear 1.0. PU21 PSNR (luminance, 1.0 = 100 cd/m², unclipped to "
+        "10,000 cd/m²) and HDR-FLIP (0 = identical) see the highlights the display image clips.",
+        "note",
+    )
+    rep.add_table(
+        [
+            {
+                "module": m,
+                "arch": v["arch"],
+                "proxy PSNR (dB)": v["heldout_psnr"],
+                "worst sample (dB)": v["heldout_psnr_min"],
+                "PU21 PSNR (dB)": v["heldout_pu21_psnr"],
+                "PU21 worst (dB)": v["heldout_pu21_psnr_min"],
+                "HDR-FLIP": v["heldout_hdrflip_mean"],
+                "identity PSNR (dB)": v["identity_psnr"],
+                "identity PU21 (dB)": v["identity_pu21_psnr"],
+                "SSIM": v["heldout_ssim"],
+                "ΔE2000": v["heldout_deltae"],
+                "val PSNR (dB)": v["best_val_psnr"],
+            }
+            for m, v in s["proxies"].items()
+        ]
+    )
     for m in s["proxies"]:
         imgs = sorted((out / "eval" / m / "img").glob("*.png"))[:2]
         for p in imgs:
             rep.add_image(p, f"{m}: input | darktable | proxy | error x10", name=f"eval-{m}-{p.name}")
     r = s["slider_regression"]
     rep.add_heading("Slider regression (colorbalancergb, hidden params)")
-    rep.add_table([{"param": k, "true": r["true"][k], "recovered": r["recovered"][k], "error (% of range)": 100 * r["param_error"][k]}
-                   for k in r["true"]])
+    rep.add_table(
+        [
+            {
+                "param": k,
+                "true": r["true"][k],
+                "recovered": r["recovered"][k],
+                "error (% of range)": 100 * r["param_error"][k],
+            }
+            for k in r["true"]
+        ]
+    )
     rep.add_text(_regress_text(r, "tap-out history"))
     for name in ("optimisation.png",):
         if (out / "regress" / name).is_file():
@@ -287,12 +419,15 @@ def write_demo_report(out: Path, s: dict[str, Any], plan: DemoPlan) -> Path:
         rep.add_image(out / "pipeline" / "optimisation.png", "joint optimisation", name="pipeline-optimisation.png")
     sw = s["sweep"]
     rep.add_heading("Exposure sweep: proxy | darktable")
-    rep.add_text(f"Over {sw['frames']} steps: display PSNR {sw['psnr']:.2f} dB pooled, worst step {sw['psnr_min']:.2f} dB; "
-                 f"PU21 PSNR {sw['pu21_psnr']:.2f} dB pooled, worst step {sw['pu21_psnr_min']:.2f} dB; HDR-FLIP worst "
-                 f"step {sw['hdrflip_max']:.4f}.")
+    rep.add_text(
+        f"Over {sw['frames']} steps: display PSNR {sw['psnr']:.2f} dB pooled, worst step {sw['psnr_min']:.2f} dB; "
+        f"PU21 PSNR {sw['pu21_psnr']:.2f} dB pooled, worst step {sw['pu21_psnr_min']:.2f} dB; HDR-FLIP worst "
+        f"step {sw['hdrflip_max']:.4f}."
+    )
     if (out / "sweep" / "psnr.png").is_file():
-        rep.add_image(out / "sweep" / "psnr.png", "display and PU21 PSNR against the exposure value",
-                      name="sweep-psnr.png")
+        rep.add_image(
+            out / "sweep" / "psnr.png", "display and PU21 PSNR against the exposure value", name="sweep-psnr.png"
+        )
     frames = sorted((out / "sweep" / "frames").glob("*.png"))
     for f in frames[:: max(1, len(frames) // 3)][:3]:
         rep.add_image(f, f"frame {f.stem}", name=f"sweep-{f.name}")

@@ -44,28 +44,59 @@ def run_doctor(config: Config) -> DoctorReport:
         inst = dt.install
         assert inst is not None
         rep.checks.append(Check("darktable-cli", True, f"{inst.cli} (darktable {inst.version})"))
-        rep.info["darktable"] = {"cli": str(inst.cli), "version": inst.version,
-                                 "libdir": str(inst.libdir) if inst.libdir else None,
-                                 "plugindir": str(inst.plugindir) if inst.plugindir else None,
-                                 "dump_pipe": inst.has_dump_pipe}
-        rep.checks.append(Check("darktable plugins", inst.plugindir is not None, str(inst.plugindir),
-                                fix="install darktable's full package (libdarktable.so and plugins/)"))
+        rep.info["darktable"] = {
+            "cli": str(inst.cli),
+            "version": inst.version,
+            "libdir": str(inst.libdir) if inst.libdir else None,
+            "plugindir": str(inst.plugindir) if inst.plugindir else None,
+            "dump_pipe": inst.has_dump_pipe,
+        }
+        rep.checks.append(
+            Check(
+                "darktable plugins",
+                inst.plugindir is not None,
+                str(inst.plugindir),
+                fix="install darktable's full package (libdarktable.so and plugins/)",
+            )
+        )
         try:
             s = dt.schemas
-            rep.checks.append(Check("module schemas", len(s.modules) > 0,
-                                    f"{len(s.modules)} modules with parameter schemas "
-                                    f"({len(s.without_introspection)} without: {', '.join(sorted(s.without_introspection))}); source {s.source}"))
-            rep.info["schemas"] = {"modules": len(s.modules), "without_introspection": sorted(s.without_introspection),
-                                   "source": s.source}
+            rep.checks.append(
+                Check(
+                    "module schemas",
+                    len(s.modules) > 0,
+                    f"{len(s.modules)} modules with parameter schemas "
+                    f"({len(s.without_introspection)} without: {', '.join(sorted(s.without_introspection))}); source {s.source}",
+                )
+            )
+            rep.info["schemas"] = {
+                "modules": len(s.modules),
+                "without_introspection": sorted(s.without_introspection),
+                "source": s.source,
+            }
         except DarkproxyError as e:
-            rep.checks.append(Check("module schemas", False, str(e), fix="reinstall darktable (apt-get install --reinstall darktable)"))
+            rep.checks.append(
+                Check(
+                    "module schemas", False, str(e), fix="reinstall darktable (apt-get install --reinstall darktable)"
+                )
+            )
     except DarkproxyError as e:
-        rep.checks.append(Check("darktable-cli", False, str(e),
-                                fix="sudo apt-get install darktable, or set DARKPROXY_DARKTABLE_CLI=/path/to/darktable-cli"))
+        rep.checks.append(
+            Check(
+                "darktable-cli",
+                False,
+                str(e),
+                fix="sudo apt-get install darktable, or set DARKPROXY_DARKTABLE_CLI=/path/to/darktable-cli",
+            )
+        )
     try:
         import torch
 
-        dev = "cuda" if torch.cuda.is_available() else ("mps" if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else "cpu")
+        dev = (
+            "cuda"
+            if torch.cuda.is_available()
+            else ("mps" if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else "cpu")
+        )
         name = torch.cuda.get_device_name(0) if dev == "cuda" else dev
         rep.checks.append(Check("torch", True, f"{torch.__version__}, device {dev} ({name})"))
         rep.info["torch"] = {"version": torch.__version__, "device": dev, "device_name": name}
@@ -75,10 +106,14 @@ def run_doctor(config: Config) -> DoctorReport:
         import imageio_ffmpeg
 
         exe = imageio_ffmpeg.get_ffmpeg_exe()
-        rep.checks.append(Check("ffmpeg", True, f"{exe} (imageio-ffmpeg {imageio_ffmpeg.__version__})", essential=False))
+        rep.checks.append(
+            Check("ffmpeg", True, f"{exe} (imageio-ffmpeg {imageio_ffmpeg.__version__})", essential=False)
+        )
         rep.info["ffmpeg"] = exe
     except Exception as e:  # imageio-ffmpeg raises RuntimeError when no binary is found
-        rep.checks.append(Check("ffmpeg", False, str(e), essential=False, fix="pip install imageio-ffmpeg (videos only)"))
+        rep.checks.append(
+            Check("ffmpeg", False, str(e), essential=False, fix="pip install imageio-ffmpeg (videos only)")
+        )
     home = config.home
     try:
         home.mkdir(parents=True, exist_ok=True)
@@ -87,10 +122,20 @@ def run_doctor(config: Config) -> DoctorReport:
         free = shutil.disk_usage(home).free / 2**30
         rep.checks.append(Check("workspace", True, f"{home} (writable, {free:.1f} GiB free)"))
     except OSError as e:
-        rep.checks.append(Check("workspace", False, f"{home}: {e.strerror}",
-                                fix=f"set DARKPROXY_HOME to a writable folder (now {home})"))
+        rep.checks.append(
+            Check(
+                "workspace", False, f"{home}: {e.strerror}", fix=f"set DARKPROXY_HOME to a writable folder (now {home})"
+            )
+        )
     rep.info["workspace"] = str(home)
     chrome = next((p for p in ("chromium", "chromium-browser", "google-chrome") if shutil.which(p)), None)
-    rep.checks.append(Check("chromium (report checks)", chrome is not None, shutil.which(chrome) if chrome else "not found",
-                            essential=False, fix="sudo apt-get install chromium (only for report tests)"))
+    rep.checks.append(
+        Check(
+            "chromium (report checks)",
+            chrome is not None,
+            shutil.which(chrome) if chrome else "not found",
+            essential=False,
+            fix="sudo apt-get install chromium (only for report tests)",
+        )
+    )
     return rep

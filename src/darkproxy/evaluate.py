@@ -22,9 +22,10 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,8 +62,15 @@ def default_size(run_info: Mapping[str, Any], fallback: int = 256) -> int:
     return int(run_info.get("size") or fallback)
 
 
-def render_pairs(dt: Darktable, raw: Path, module: str, params_list: Sequence[Mapping[str, Any]],
-                 max_size: int | None, base=None, with_outputs: bool = True) -> list[Pair]:
+def render_pairs(
+    dt: Darktable,
+    raw: Path,
+    module: str,
+    params_list: Sequence[Mapping[str, Any]],
+    max_size: int | None,
+    base=None,
+    with_outputs: bool = True,
+) -> list[Pair]:
     """Tap ``module`` out of ``raw`` for every params dict: the module input is
     rendered once (it does not depend on the module's params), all outputs in
     the same darktable-cli process."""
@@ -81,7 +89,7 @@ def render_pairs(dt: Darktable, raw: Path, module: str, params_list: Sequence[Ma
             if isinstance(x, RenderFailure):
                 raise DarktableRenderError(x.message)
         inp = packed_input(raw, module) if pre else read_tiff(res[0])
-        outs = [read_tiff(p) for p in res[(0 if pre else 1):]] if with_outputs else [None] * len(plans)
+        outs = [read_tiff(p) for p in res[(0 if pre else 1) :]] if with_outputs else [None] * len(plans)
     return [Pair(raw, dict(pl.set_params), inp, o) for pl, o in zip(plans, outs)]
 
 
@@ -93,12 +101,15 @@ def run_proxy(proxy, image: np.ndarray, params: Mapping[str, Any]) -> np.ndarray
     return proxy(x, u)[0].float().cpu().numpy()
 
 
-def panel(inp: np.ndarray | None, truth: np.ndarray, pred: np.ndarray, gain: float = 10.0, crop: int = 256) -> np.ndarray:
+def panel(
+    inp: np.ndarray | None, truth: np.ndarray, pred: np.ndarray, gain: float = 10.0, crop: int = 256
+) -> np.ndarray:
     """input | darktable | proxy | error xgain, centre crops of ``crop`` px."""
+
     def c(a: np.ndarray) -> np.ndarray:
         h, w = a.shape[-2:]
         y, x = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
-        return a[..., y:y + crop, x:x + crop]
+        return a[..., y : y + crop, x : x + crop]
 
     ims, labels = [], []
     if inp is not None and inp.shape[0] == 3 and inp.shape == truth.shape:
@@ -115,8 +126,9 @@ class EvalResult:
     out_dir: Path
 
 
-def _draws(space: Any, n: int, seed: int, fixed: Mapping[str, Any],
-           ranges: Mapping[str, tuple[float, float]]) -> list[dict[str, Any]]:
+def _draws(
+    space: Any, n: int, seed: int, fixed: Mapping[str, Any], ranges: Mapping[str, tuple[float, float]]
+) -> list[dict[str, Any]]:
     """``n`` param dicts: uniform in the training ranges, or in ``ranges`` (which
     may reach outside them: extrapolation), ``fixed`` pinned."""
     draws = sample_params(space, n, "uniform", seed)
@@ -138,10 +150,18 @@ def _in_range(space: Any, params: Mapping[str, Any]) -> bool:
     return True
 
 
-def evaluate(dt: Darktable, proxy, images: str | os.PathLike[str], out_dir: str | os.PathLike[str], n: int = 8,
-             fixed: Mapping[str, Any] | None = None, size: int | None = None, seed: int = 1234,
-             ranges: Mapping[str, tuple[float, float]] | None = None,
-             progress: Callable[[str], None] | None = None) -> EvalResult:
+def evaluate(
+    dt: Darktable,
+    proxy,
+    images: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    n: int = 8,
+    fixed: Mapping[str, Any] | None = None,
+    size: int | None = None,
+    seed: int = 1234,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> EvalResult:
     """Render ``n`` fresh (raw, params) pairs with darktable (params uniform in
     the run's training ranges, or in ``ranges`` — which may extend past them to
     measure extrapolation — with ``fixed`` ones pinned), run the proxy on the
@@ -191,23 +211,45 @@ def evaluate(dt: Darktable, proxy, images: str | os.PathLike[str], out_dir: str 
             pm[i] = m
             if ident:
                 im[i] = ident
-            rows.append({"sample": i, "raw": pair.raw.name, "params": pair.params,
-                         "in_training_range": _in_range(space, pair.params),
-                         "proxy": m.to_json(), "identity": ident.to_json() if ident else None})
+            rows.append(
+                {
+                    "sample": i,
+                    "raw": pair.raw.name,
+                    "params": pair.params,
+                    "in_training_range": _in_range(space, pair.params),
+                    "proxy": m.to_json(),
+                    "identity": ident.to_json() if ident else None,
+                }
+            )
             panels.append((i, pair, pred, m))
             say(f"sample {i + 1}/{n}: {pair.raw.name} proxy {m.psnr:.2f} dB display, {m.pu21_psnr:.2f} dB PU21")
     rows.sort(key=lambda r: r["sample"])
     metrics: dict[str, Any] = {
-        "module": proxy.module, "darktable_version": dt.version, "run": str(getattr(proxy, "run_dir", None) or ""),
-        "n": n, "size": size, "seed": seed, "fixed": {**space.fixed, **fixed},
-        "ranges": {k: list(v) for k, v in ranges.items()} or None, "seconds": time.time() - t0,
-        "proxy": aggregate([pm[i] for i in sorted(pm)]), "identity": aggregate([im[i] for i in sorted(im)]) if im else None,
-        "skipped_raws": skipped, "samples": rows}
+        "module": proxy.module,
+        "darktable_version": dt.version,
+        "run": str(getattr(proxy, "run_dir", None) or ""),
+        "n": n,
+        "size": size,
+        "seed": seed,
+        "fixed": {**space.fixed, **fixed},
+        "ranges": {k: list(v) for k, v in ranges.items()} or None,
+        "seconds": time.time() - t0,
+        "proxy": aggregate([pm[i] for i in sorted(pm)]),
+        "identity": aggregate([im[i] for i in sorted(im)]) if im else None,
+        "skipped_raws": skipped,
+        "samples": rows,
+    }
     if ranges:
         for key, want in (("in_range", True), ("out_of_range", False)):
             sel = [r["sample"] for r in rows if r["in_training_range"] == want]
-            metrics[key] = {"proxy": aggregate([pm[i] for i in sel]),
-                            "identity": aggregate([im[i] for i in sel if i in im]) or None} if sel else None
+            metrics[key] = (
+                {
+                    "proxy": aggregate([pm[i] for i in sel]),
+                    "identity": aggregate([im[i] for i in sel if i in im]) or None,
+                }
+                if sel
+                else None
+            )
     from darkproxy.darktable.schema import write_json_atomic
 
     write_json_atomic(out / "metrics.json", metrics)
@@ -224,12 +266,28 @@ def _write_csv(path: Path, names: Sequence[str], rows: Sequence[Mapping[str, Any
 
     with atomic_path(path, suffix=".csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["sample", "raw", *names, "in_training_range", *[f"proxy_{k}" for k in _CSV_METRICS],
-                    *[f"identity_{k}" for k in _CSV_METRICS]])
+        w.writerow(
+            [
+                "sample",
+                "raw",
+                *names,
+                "in_training_range",
+                *[f"proxy_{k}" for k in _CSV_METRICS],
+                *[f"identity_{k}" for k in _CSV_METRICS],
+            ]
+        )
         for r in rows:
             idn = r["identity"] or {}
-            w.writerow([r["sample"], r["raw"], *[r["params"].get(k) for k in names], r["in_training_range"],
-                        *[r["proxy"][k] for k in _CSV_METRICS], *[idn.get(k) for k in _CSV_METRICS]])
+            w.writerow(
+                [
+                    r["sample"],
+                    r["raw"],
+                    *[r["params"].get(k) for k in names],
+                    r["in_training_range"],
+                    *[r["proxy"][k] for k in _CSV_METRICS],
+                    *[idn.get(k) for k in _CSV_METRICS],
+                ]
+            )
 
 
 def summary_rows(entries: Sequence[tuple[str, Mapping[str, Any] | None]]) -> list[dict[str, Any]]:
@@ -237,40 +295,68 @@ def summary_rows(entries: Sequence[tuple[str, Mapping[str, Any] | None]]) -> lis
     return [{"": label, **{k: agg.get(k) for k in (*CONTRACT_KEYS, "pu21_psnr_min")}} for label, agg in entries if agg]
 
 
-def _write_report(rep: Any, out: Path, metrics: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
-                  panels: list, size: int, n_raws: int) -> None:
+def _write_report(
+    rep: Any,
+    out: Path,
+    metrics: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]],
+    panels: list,
+    size: int,
+    n_raws: int,
+) -> None:
     n = metrics["n"]
     rng = metrics.get("ranges")
-    rep.add_text(f"{n} fresh darktable renders of {n_raws} raw(s) at {size} px; params drawn uniformly in "
-                 + (f"{rng} (beyond the training ranges: extrapolation)" if rng else "the proxy's training ranges")
-                 + f" (seed {metrics['seed']}). psnr: display PSNR (sRGB display, clipped at 1) of the squared error "
-                 "pooled over samples, with its worst sample (psnr_min) and 5th percentile (psnr_p05); pu21_psnr: "
-                 "PSNR of PU21-encoded luminance (linear 1.0 = 100 cd/m², unclipped up to 10,000 cd/m²); "
-                 "hdrflip_mean: HDR-FLIP on the unclipped linear images (0 = identical).", "note")
+    rep.add_text(
+        f"{n} fresh darktable renders of {n_raws} raw(s) at {size} px; params drawn uniformly in "
+        + (f"{rng} (beyond the training ranges: extrapolation)" if rng else "the proxy's training ranges")
+        + f" (seed {metrics['seed']}). psnr: display PSNR (sRGB display, clipped at 1) of the squared error "
+        "pooled over samples, with its worst sample (psnr_min) and 5th percentile (psnr_p05); pu21_psnr: "
+        "PSNR of PU21-encoded luminance (linear 1.0 = 100 cd/m², unclipped up to 10,000 cd/m²); "
+        "hdrflip_mean: HDR-FLIP on the unclipped linear images (0 = identical).",
+        "note",
+    )
     if metrics["skipped_raws"]:
-        rep.add_text("Skipped (darktable cannot open them): " + "; ".join(f"{b['raw']}: {b['error']}"
-                                                                          for b in metrics["skipped_raws"]), "warning")
-    entries: list[tuple[str, Mapping[str, Any] | None]] = [("proxy", metrics["proxy"]),
-                                                           ("identity (output = input)", metrics["identity"])]
+        rep.add_text(
+            "Skipped (darktable cannot open them): "
+            + "; ".join(f"{b['raw']}: {b['error']}" for b in metrics["skipped_raws"]),
+            "warning",
+        )
+    entries: list[tuple[str, Mapping[str, Any] | None]] = [
+        ("proxy", metrics["proxy"]),
+        ("identity (output = input)", metrics["identity"]),
+    ]
     for key in ("in_range", "out_of_range"):
         if metrics.get(key):
-            entries += [(f"proxy, {key.replace('_', ' ')}", metrics[key]["proxy"]),
-                        (f"identity, {key.replace('_', ' ')}", metrics[key]["identity"])]
+            entries += [
+                (f"proxy, {key.replace('_', ' ')}", metrics[key]["proxy"]),
+                (f"identity, {key.replace('_', ' ')}", metrics[key]["identity"]),
+            ]
     rep.add_heading("Summary")
     rep.add_table(summary_rows(entries))
     rep.add_heading("Samples")
-    rep.add_table([{"sample": r["sample"], "raw": r["raw"],
-                    **{k: round(v, 4) if isinstance(v, float) else v for k, v in r["params"].items()},
-                    "proxy dB": r["proxy"]["psnr"], "proxy PU21 dB": r["proxy"]["pu21_psnr"],
-                    "proxy HDR-FLIP": r["proxy"]["hdrflip_mean"],
-                    "identity dB": (r["identity"] or {}).get("psnr"), "ΔE mean": r["proxy"]["deltae_mean"]}
-                   for r in rows])
+    rep.add_table(
+        [
+            {
+                "sample": r["sample"],
+                "raw": r["raw"],
+                **{k: round(v, 4) if isinstance(v, float) else v for k, v in r["params"].items()},
+                "proxy dB": r["proxy"]["psnr"],
+                "proxy PU21 dB": r["proxy"]["pu21_psnr"],
+                "proxy HDR-FLIP": r["proxy"]["hdrflip_mean"],
+                "identity dB": (r["identity"] or {}).get("psnr"),
+                "ΔE mean": r["proxy"]["deltae_mean"],
+            }
+            for r in rows
+        ]
+    )
     rep.add_heading("Side by side: input | darktable | proxy | error (worst sample first)")
     for i, pair, pred, m in sorted(panels, key=lambda t: t[3].pu21_psnr):
         txt = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in pair.params.items())
-        rep.add_image(panel(pair.input, pair.output, pred),
-                      f"#{i} {pair.raw.name}: {txt} — proxy {m.psnr:.2f} dB display, {m.pu21_psnr:.2f} dB PU21",
-                      name=f"sample{i:03d}.png")
+        rep.add_image(
+            panel(pair.input, pair.output, pred),
+            f"#{i} {pair.raw.name}: {txt} — proxy {m.psnr:.2f} dB display, {m.pu21_psnr:.2f} dB PU21",
+            name=f"sample{i:03d}.png",
+        )
     rep.write(out / "index.html")
 
 
@@ -287,9 +373,19 @@ class SweepResult:
     summary: dict[str, Any] = field(default_factory=dict)  # aggregate over the steps (worst case included)
 
 
-def sweep(dt: Darktable, proxy, param: str, raw: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-          steps: int = 50, video: str | os.PathLike[str] | None = None, with_darktable: bool = True,
-          size: int | None = None, fps: int = 10, value_range: tuple[float, float] | None = None) -> SweepResult:
+def sweep(
+    dt: Darktable,
+    proxy,
+    param: str,
+    raw: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    steps: int = 50,
+    video: str | os.PathLike[str] | None = None,
+    with_darktable: bool = True,
+    size: int | None = None,
+    fps: int = 10,
+    value_range: tuple[float, float] | None = None,
+) -> SweepResult:
     """Sample ``param`` across its training range (or ``value_range``, which may
     reach past it), others at their defaults (and the run's pinned values),
     write numbered frames (proxy beside darktable, the value in the frame), a
@@ -338,20 +434,55 @@ def sweep(dt: Darktable, proxy, param: str, raw: str | os.PathLike[str], out_dir
         frames.append(save_png(out / "frames" / f"{k:04d}.png", annotate(img, label)))
     summary = aggregate(mets) if mets else {}
     if with_darktable:
-        plot_curve(values, {"display PSNR": psnrs, "PU21 PSNR": [m["pu21_psnr"] for m in per_step if m]},
-                   param, "PSNR (dB), proxy vs darktable", out / "psnr.png", title=f"{proxy.module}: {param} sweep")
+        plot_curve(
+            values,
+            {"display PSNR": psnrs, "PU21 PSNR": [m["pu21_psnr"] for m in per_step if m]},
+            param,
+            "PSNR (dB), proxy vs darktable",
+            out / "psnr.png",
+            title=f"{proxy.module}: {param} sweep",
+        )
     vid, cmd = None, None
     if video:
-        vid = write_video(frames, video if Path(video).is_absolute() or Path(video).parent != Path(".") else out / video, fps=fps)
+        vid = write_video(
+            frames, video if Path(video).is_absolute() or Path(video).parent != Path(".") else out / video, fps=fps
+        )
         cmd = ffmpeg_command(str(out / "frames" / "%04d.png"), vid, fps)
     lo_hi = [values[0], values[-1]]
-    res = SweepResult(values, psnrs, frames, vid, cmd, out,
-                      {"module": proxy.module, "param": param, "raw": str(raw), "size": size, "darktable": with_darktable,
-                       "run": str(getattr(proxy, "run_dir", None) or ""), "range": lo_hi,
-                       "training_range": [spec.lo, spec.hi], "fixed": dict(space.fixed)}, per_step, summary)
+    res = SweepResult(
+        values,
+        psnrs,
+        frames,
+        vid,
+        cmd,
+        out,
+        {
+            "module": proxy.module,
+            "param": param,
+            "raw": str(raw),
+            "size": size,
+            "darktable": with_darktable,
+            "run": str(getattr(proxy, "run_dir", None) or ""),
+            "range": lo_hi,
+            "training_range": [spec.lo, spec.hi],
+            "fixed": dict(space.fixed),
+        },
+        per_step,
+        summary,
+    )
     from darkproxy.darktable.schema import write_json_atomic
 
-    write_json_atomic(out / "sweep.json", {**res.meta, "values": values, "psnr": psnrs, "steps": per_step,
-                                          "summary": summary, "frames": [f.name for f in frames],
-                                          "video": str(vid) if vid else None, "ffmpeg_command": cmd})
+    write_json_atomic(
+        out / "sweep.json",
+        {
+            **res.meta,
+            "values": values,
+            "psnr": psnrs,
+            "steps": per_step,
+            "summary": summary,
+            "frames": [f.name for f in frames],
+            "video": str(vid) if vid else None,
+            "ffmpeg_command": cmd,
+        },
+    )
     return res

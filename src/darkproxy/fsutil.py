@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 @contextmanager
@@ -37,12 +37,11 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, fsync: bool = 
     """Write ``data`` to ``path`` atomically (fsynced before the rename unless
     ``fsync=False``). Returns the path."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
     return path
 
 

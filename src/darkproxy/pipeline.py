@@ -29,9 +29,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -63,7 +64,7 @@ class PipelineConfig:
     path: Path | None = None
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "PipelineConfig":
+    def load(cls, path: str | os.PathLike[str]) -> PipelineConfig:
         p = Path(path)
         try:
             data = tomllib.loads(p.read_text())
@@ -95,8 +96,9 @@ class PipelineConfig:
             if s.fixed:
                 # JSON strings and scalars are valid TOML keys and values; quoted keys keep dotted
                 # param names (nested struct fields) from reading as nested tables
-                lines.append("fixed = { " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in s.fixed.items())
-                             + " }")
+                lines.append(
+                    "fixed = { " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in s.fixed.items()) + " }"
+                )
             lines.append("")
         return "\n".join(lines)
 
@@ -115,7 +117,9 @@ def stage_spaces(run_info: Mapping[str, Any]) -> tuple[str, str]:
     return inp, run_info.get("data_space", "linear_rec2020")
 
 
-def check_pipeline(cfg: PipelineConfig, pipe_order: Sequence[str], run_infos: Sequence[Mapping[str, Any]]) -> CheckResult:
+def check_pipeline(
+    cfg: PipelineConfig, pipe_order: Sequence[str], run_infos: Sequence[Mapping[str, Any]]
+) -> CheckResult:
     """Order and data-space checks (see module docstring)."""
     problems: list[str] = []
     mods = [s.module for s in cfg.stages]
@@ -125,7 +129,9 @@ def check_pipeline(cfg: PipelineConfig, pipe_order: Sequence[str], run_infos: Se
     known = [m for m in mods if m in pipe_order]
     pos = [pipe_order.index(m) for m in known]
     if pos != sorted(pos):
-        problems.append("stages are not in darktable's pipe order: expected " + " -> ".join(sorted(known, key=pipe_order.index)))
+        problems.append(
+            "stages are not in darktable's pipe order: expected " + " -> ".join(sorted(known, key=pipe_order.index))
+        )
     if len(set(mods)) != len(mods):
         problems.append("a module appears twice (multiple instances are not supported)")
     spaces = []
@@ -150,7 +156,7 @@ class ProxyPipeline(nn.Module):
         self.cfg = cfg
 
     @classmethod
-    def load(cls, cfg: PipelineConfig, device: str = "cpu") -> "ProxyPipeline":
+    def load(cls, cfg: PipelineConfig, device: str = "cpu") -> ProxyPipeline:
         from darkproxy.proxy import Proxy
 
         proxies = []
@@ -183,7 +189,9 @@ class ProxyPipeline(nn.Module):
             if free is not None:
                 unknown = set(free) - set(names)
                 if unknown:
-                    raise PipelineError(f"stage {p.module}: unknown free param(s) {', '.join(sorted(unknown))}; the proxy has {', '.join(names)}")
+                    raise PipelineError(
+                        f"stage {p.module}: unknown free param(s) {', '.join(sorted(unknown))}; the proxy has {', '.join(names)}"
+                    )
             fixed = set(self.cfg.stages[i].fixed) if self.cfg is not None else set()
             masks.append(torch.tensor([(free is None or n in free) and n not in fixed for n in names]))
         return masks
@@ -209,14 +217,17 @@ def chain_histories(dt, base, stages: Sequence[tuple[str, Mapping[str, Any]]]):
     mods = [m for m, _ in stages]
     first = order.index(mods[0])
     base = base.compressed()
-    others = [op for op in order[first + 1:] if op not in mods and op not in PASS_THROUGH
-              and (it := base.find(op)) is not None and it.enabled]
+    others = [
+        op
+        for op in order[first + 1 :]
+        if op not in mods and op not in PASS_THROUGH and (it := base.find(op)) is not None and it.enabled
+    ]
     updates = {m: dict(p) for m, p in stages}
     full = dt.edit(base, updates=updates, enable=mods, disable=others)
     input_side = dt.edit(full, disable=mods)
     outs = []
     for k in range(len(mods)):
-        outs.append(dt.edit(full, disable=mods[k + 1:]))
+        outs.append(dt.edit(full, disable=mods[k + 1 :]))
     return input_side, outs
 
 
@@ -271,8 +282,9 @@ def per_module(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _render_chain(dt, raw: Path, stages: Sequence[tuple[str, Mapping[str, Any]]], max_size: int | None,
-                  with_input: bool = True):
+def _render_chain(
+    dt, raw: Path, stages: Sequence[tuple[str, Mapping[str, Any]]], max_size: int | None, with_input: bool = True
+):
     """darktable renders of a chain: (input or None, [stage outputs]) as float32 (3, H, W)."""
     import tempfile
 
@@ -282,18 +294,26 @@ def _render_chain(dt, raw: Path, stages: Sequence[tuple[str, Mapping[str, Any]]]
     base = dt.default_history(raw)
     in_side, outs = chain_histories(dt, base, stages)
     with tempfile.TemporaryDirectory(prefix="darkproxy-chain-") as td:
-        jobs = ([RenderJob(raw, in_side, Path(td) / "in.tif")] if with_input else []) + \
-               [RenderJob(raw, s, Path(td) / f"s{k}.tif") for k, s in enumerate(outs)]
+        jobs = ([RenderJob(raw, in_side, Path(td) / "in.tif")] if with_input else []) + [
+            RenderJob(raw, s, Path(td) / f"s{k}.tif") for k, s in enumerate(outs)
+        ]
         res = dt.renderer(max_size=max_size).render_batch(jobs)
         for x in res:
             if isinstance(x, RenderFailure):
                 raise DarktableRenderError(x.message)
         imgs = [read_tiff(p) for p in res]
-    return (imgs[0] if with_input else None), imgs[(1 if with_input else 0):]
+    return (imgs[0] if with_input else None), imgs[(1 if with_input else 0) :]
 
 
-def pipeline_eval(dt, pipe: ProxyPipeline, images: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-                  n: int = 4, size: int | None = None, seed: int = 4321) -> dict[str, Any]:
+def pipeline_eval(
+    dt,
+    pipe: ProxyPipeline,
+    images: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    n: int = 4,
+    size: int | None = None,
+    seed: int = 4321,
+) -> dict[str, Any]:
     """darktable renders the whole chain from each raw with random params (in
     each proxy's training range, config ``fixed`` pinned); the chained proxies
     run from the first stage's input. Metrics per stage (against darktable's
@@ -301,10 +321,9 @@ def pipeline_eval(dt, pipe: ProxyPipeline, images: str | os.PathLike[str], out_d
     Writes ``metrics.json`` and ``index.html``; returns the metrics."""
     import time
 
-    from darkproxy.data.generate import find_raws
-    from darkproxy.data.sampling import sample_params
     from darkproxy.darktable.schema import write_json_atomic
-    from darkproxy.data.generate import readable_raws
+    from darkproxy.data.generate import find_raws, readable_raws
+    from darkproxy.data.sampling import sample_params
     from darkproxy.evaluate import default_size, panel, summary_rows
     from darkproxy.viz.metrics import aggregate, compare
     from darkproxy.viz.report import HtmlReport
@@ -342,23 +361,45 @@ def pipeline_eval(dt, pipe: ProxyPipeline, images: str | os.PathLike[str], out_d
         row["end_to_end"], row["identity"] = final.to_json(), idm.to_json()
         rows.append(row)
         panels.append((i, raw, inp, outs[-1], preds[-1][0].numpy(), final))
-    metrics = {"pipeline": names, "runs": [str(getattr(p, "run_dir", None) or "") for p in pipe.stages],
-               "darktable_version": dt.version, "n": n, "size": size, "seed": seed,
-               "seconds": time.time() - t0, "stages": {m: aggregate(v) for m, v in stage_m.items()},
-               "end_to_end": aggregate(e2e), "proxy": aggregate(e2e), "identity": aggregate(ident),
-               "skipped_raws": skipped, "samples": rows}
+    metrics = {
+        "pipeline": names,
+        "runs": [str(getattr(p, "run_dir", None) or "") for p in pipe.stages],
+        "darktable_version": dt.version,
+        "n": n,
+        "size": size,
+        "seed": seed,
+        "seconds": time.time() - t0,
+        "stages": {m: aggregate(v) for m, v in stage_m.items()},
+        "end_to_end": aggregate(e2e),
+        "proxy": aggregate(e2e),
+        "identity": aggregate(ident),
+        "skipped_raws": skipped,
+        "samples": rows,
+    }
     write_json_atomic(out / "metrics.json", metrics)
-    rep.add_text(f"{n} chains rendered fresh by darktable from {min(n, len(raws))} raw(s) at {size} px; the proxies are "
-                 "chained from the first stage's input (errors accumulate). Per-stage numbers compare stage k's "
-                 "chained proxy output with darktable's render after stage k. psnr: display PSNR pooled over "
-                 "samples, psnr_min / psnr_p05 its worst cases; pu21_psnr and hdrflip_mean on the unclipped "
-                 "scene-referred images.", "note")
+    rep.add_text(
+        f"{n} chains rendered fresh by darktable from {min(n, len(raws))} raw(s) at {size} px; the proxies are "
+        "chained from the first stage's input (errors accumulate). Per-stage numbers compare stage k's "
+        "chained proxy output with darktable's render after stage k. psnr: display PSNR pooled over "
+        "samples, psnr_min / psnr_p05 its worst cases; pu21_psnr and hdrflip_mean on the unclipped "
+        "scene-referred images.",
+        "note",
+    )
     if skipped:
-        rep.add_text("Skipped (darktable cannot open them): " + "; ".join(f"{b['raw']}: {b['error']}" for b in skipped),
-                     "warning")
+        rep.add_text(
+            "Skipped (darktable cannot open them): " + "; ".join(f"{b['raw']}: {b['error']}" for b in skipped),
+            "warning",
+        )
     rep.add_heading("Summary")
-    rep.add_table(summary_rows([*[(f"stage {k + 1}: {m}", metrics["stages"][m]) for k, m in enumerate(names)],
-                                ("end to end", metrics["end_to_end"]), ("identity (output = input)", metrics["identity"])]))
+    rep.add_table(
+        summary_rows(
+            [
+                *[(f"stage {k + 1}: {m}", metrics["stages"][m]) for k, m in enumerate(names)],
+                ("end to end", metrics["end_to_end"]),
+                ("identity (output = input)", metrics["identity"]),
+            ]
+        )
+    )
     rep.add_heading("Side by side: input | darktable | proxy chain | error")
     for i, raw, inp, truth, pred, m in panels:
         rep.add_image(panel(inp, truth, pred), f"#{i} {raw.name}: end to end {m.psnr:.2f} dB", name=f"chain{i:03d}.png")
@@ -366,9 +407,20 @@ def pipeline_eval(dt, pipe: ProxyPipeline, images: str | os.PathLike[str], out_d
     return metrics
 
 
-def pipeline_regress(dt, pipe: ProxyPipeline, raw: str | os.PathLike[str], target: Any, out_dir: str | os.PathLike[str],
-                     iters: int = 300, restarts: int = 4, loss: str = "l1", seed: int = 0, video: bool = True,
-                     log: Any = None, target_params: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+def pipeline_regress(
+    dt,
+    pipe: ProxyPipeline,
+    raw: str | os.PathLike[str],
+    target: Any,
+    out_dir: str | os.PathLike[str],
+    iters: int = 300,
+    restarts: int = 4,
+    loss: str = "l1",
+    seed: int = 0,
+    video: bool = True,
+    log: Any = None,
+    target_params: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Recover every free param of every stage jointly through the chain.
     ``target``: path of a float TIFF (or a (3, H, W) array) rendered from ``raw``.
     Writes ``params.json`` (recovered params per module, ``proxy_psnr``,
@@ -384,10 +436,17 @@ def pipeline_regress(dt, pipe: ProxyPipeline, raw: str | os.PathLike[str], targe
     import numpy as np
 
     from darkproxy.darktable.schema import write_json_atomic
-    from darkproxy.regress import (RegressConfig, RegressError, darktable_figures, defaults_figures, full_history_check, read_image,
-                                   regress)
-    from darkproxy.viz.metrics import display_psnr
+    from darkproxy.regress import (
+        RegressConfig,
+        RegressError,
+        darktable_figures,
+        defaults_figures,
+        full_history_check,
+        read_image,
+        regress,
+    )
     from darkproxy.regress import write_video as regress_video
+    from darkproxy.viz.metrics import display_psnr
 
     t0 = time.time()
     out = Path(out_dir)
@@ -401,8 +460,10 @@ def pipeline_regress(dt, pipe: ProxyPipeline, raw: str | os.PathLike[str], targe
     in_side, _ = chain_histories(dt, base, [(m, {}) for m in names])
     inp = dt.renderer(max_size=size).render_array(raw, in_side)
     if inp.shape != tgt.shape:
-        raise RegressError(f"darktable renders {raw.name} at {inp.shape[2]}x{inp.shape[1]} but the target is "
-                           f"{tgt.shape[2]}x{tgt.shape[1]}: was the target rendered from this raw?")
+        raise RegressError(
+            f"darktable renders {raw.name} at {inp.shape[2]}x{inp.shape[1]} but the target is "
+            f"{tgt.shape[2]}x{tgt.shape[1]}: was the target rendered from this raw?"
+        )
     free = flat.free_names()
     cfg = RegressConfig(iters=iters, restarts=restarts, loss=loss, seed=seed, params=free)
     res = regress(flat, inp, tgt, cfg)
@@ -415,14 +476,26 @@ def pipeline_regress(dt, pipe: ProxyPipeline, raw: str | os.PathLike[str], targe
     _, chain_sides = chain_histories(dt, base, stages)
     chain_sides[-1].write(out / "result_chain.xmp")
     files = regress_video(flat, inp, tgt, res, out) if video else {}
-    result = {"pipeline": names, "raw": str(raw), "params": recovered, "free": free,
-              "normalized": [float(x) for x in res.normalized], "proxy_psnr": res.proxy_psnr,
-              "darktable_psnr": dt_psnr, **darktable_figures(outs[-1], tgt),
-              "darktable_psnr_history": "the chain history (result_chain.xmp): non-stage modules after the first "
-                                        "stage disabled",
-              "full_history_psnr": None, "loss": res.loss, "loss_history": res.loss_history,
-              "regress_seconds": res.seconds, "seconds": time.time() - t0, "iters": res.iters,
-              "restarts": res.restarts, "files": files}
+    result = {
+        "pipeline": names,
+        "raw": str(raw),
+        "params": recovered,
+        "free": free,
+        "normalized": [float(x) for x in res.normalized],
+        "proxy_psnr": res.proxy_psnr,
+        "darktable_psnr": dt_psnr,
+        **darktable_figures(outs[-1], tgt),
+        "darktable_psnr_history": "the chain history (result_chain.xmp): non-stage modules after the first "
+        "stage disabled",
+        "full_history_psnr": None,
+        "loss": res.loss,
+        "loss_history": res.loss_history,
+        "regress_seconds": res.seconds,
+        "seconds": time.time() - t0,
+        "iters": res.iters,
+        "restarts": res.restarts,
+        "files": files,
+    }
     _, base_outs = _render_chain(dt, raw, stage_settings(pipe, {}), size, with_input=False)
     result.update(defaults_figures(base_outs[-1], tgt))
     if target_params is not None:

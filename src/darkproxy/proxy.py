@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,7 +46,9 @@ class Proxy(nn.Module):
         self.run_dir: Path | None = None  # the run folder it was loaded from (set by load)
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike[str], device: str | torch.device = "cpu", trainable: bool = False) -> "Proxy":
+    def load(
+        cls, run_dir: str | os.PathLike[str], device: str | torch.device = "cpu", trainable: bool = False
+    ) -> Proxy:
         """Load ``RUN/run.json`` + ``RUN/model.safetensors`` (best weights)."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -66,14 +69,21 @@ class Proxy(nn.Module):
         except ValueError as e:
             raise DarkproxyError(f"{run}: {e}") from None
         hp = {k: v for k, v in info.get("hparams", {}).items()}
-        model = build_model(info["arch"], len(space), in_channels=int(info.get("in_channels", 4 if info.get("pre_demosaic") else 3)),
-                            out_channels=int(info.get("out_channels", 3)), **hp)
+        model = build_model(
+            info["arch"],
+            len(space),
+            in_channels=int(info.get("in_channels", 4 if info.get("pre_demosaic") else 3)),
+            out_channels=int(info.get("out_channels", 3)),
+            **hp,
+        )
         try:
             model.load_state_dict(load_file(str(weights), device="cpu"))
         except (RuntimeError, OSError, SafetensorError) as e:  # corrupt file, or keys/shapes of another architecture
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise DarkproxyError(f"{weights} does not fit architecture {info['arch']!r} "
-                                 f"(a run from another darkproxy version, or a corrupt file): {first}") from None
+            raise DarkproxyError(
+                f"{weights} does not fit architecture {info['arch']!r} "
+                f"(a run from another darkproxy version, or a corrupt file): {first}"
+            ) from None
         proxy = cls(model, space, info).to(device)
         proxy.run_dir = run.resolve()
         proxy.eval()
@@ -97,14 +107,20 @@ class Proxy(nn.Module):
         outside the training range extrapolate."""
         unknown = set(values) - set(self.param_space.names) - set(self.param_space.fixed)
         if unknown:
-            raise UnknownParam(f"{', '.join(sorted(unknown))}: not a free parameter of this {self.module} proxy; "
-                               f"free: {', '.join(self.param_space.names)}")
+            raise UnknownParam(
+                f"{', '.join(sorted(unknown))}: not a free parameter of this {self.module} proxy; "
+                f"free: {', '.join(self.param_space.names)}"
+            )
         dev = self.device
         cols = []
         for s in self.param_space.specs:
             v = values.get(s.name, s.default)
             if isinstance(v, torch.Tensor) and s.kind in ("float", "int"):
-                u = (v.to(dev, torch.float32) - s.lo) / (s.hi - s.lo) if s.hi != s.lo else torch.zeros_like(v, dtype=torch.float32)
+                u = (
+                    (v.to(dev, torch.float32) - s.lo) / (s.hi - s.lo)
+                    if s.hi != s.lo
+                    else torch.zeros_like(v, dtype=torch.float32)
+                )
             elif isinstance(v, torch.Tensor) or isinstance(v, np.ndarray):
                 arr = np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v).reshape(-1)
                 u = torch.tensor([s.normalize(float(a)) for a in arr], dtype=torch.float32, device=dev)

@@ -43,17 +43,18 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from darkproxy.fsutil import write_text_atomic
 from darkproxy import colorspace
 from darkproxy.errors import DarkproxyError, UnknownParam
+from darkproxy.fsutil import write_text_atomic
 from darkproxy.viz.metrics import display_psnr
 
 LOSSES = ("l1", "mse", "ssim")
@@ -179,8 +180,9 @@ def resolve_free(space: Any, names: Sequence[str] | None) -> list[int]:
     idx = []
     for n in names:
         if n not in space.names:
-            raise UnknownParam(f"{n!r} is not a parameter of this {space.module} proxy; "
-                               f"its params: {', '.join(space.names)}")
+            raise UnknownParam(
+                f"{n!r} is not a parameter of this {space.module} proxy; its params: {', '.join(space.names)}"
+            )
         i = space.names.index(n)
         if i not in idx:
             idx.append(i)
@@ -205,19 +207,25 @@ def _proxy_device(proxy: torch.nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def _losses_at(proxy: torch.nn.Module, x: torch.Tensor, tenc: torch.Tensor, u: torch.Tensor, kind: str,
-               chunk: int = 16) -> torch.Tensor:
+def _losses_at(
+    proxy: torch.nn.Module, x: torch.Tensor, tenc: torch.Tensor, u: torch.Tensor, kind: str, chunk: int = 16
+) -> torch.Tensor:
     out = []
     for i in range(0, u.shape[0], chunk):
-        uu = u[i:i + chunk]
+        uu = u[i : i + chunk]
         y = proxy(x.expand(uu.shape[0], -1, -1, -1), uu)
         out.append(per_item_loss(loss_encode(y), tenc, kind))
     return torch.cat(out)
 
 
-def regress(proxy: torch.nn.Module, inp: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor,
-            config: RegressConfig | None = None, fixed: Mapping[str, Any] | None = None,
-            progress: Callable[[int, float], None] | None = None) -> RegressResult:
+def regress(
+    proxy: torch.nn.Module,
+    inp: np.ndarray | torch.Tensor,
+    target: np.ndarray | torch.Tensor,
+    config: RegressConfig | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> RegressResult:
     """Find the params of ``proxy``'s module that turn ``inp`` into ``target``.
 
     ``inp``: the module input, float32 ``(C, H, W)`` (``(3, H, W)`` linear
@@ -241,9 +249,14 @@ def regress(proxy: torch.nn.Module, inp: np.ndarray | torch.Tensor, target: np.n
             p.requires_grad_(g)
 
 
-def _regress(proxy: torch.nn.Module, inp: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor,
-             cfg: RegressConfig, fixed: Mapping[str, Any] | None,
-             progress: Callable[[int, float], None] | None) -> RegressResult:
+def _regress(
+    proxy: torch.nn.Module,
+    inp: np.ndarray | torch.Tensor,
+    target: np.ndarray | torch.Tensor,
+    cfg: RegressConfig,
+    fixed: Mapping[str, Any] | None,
+    progress: Callable[[int, float], None] | None,
+) -> RegressResult:
     space = proxy.param_space
     free = resolve_free(space, cfg.params)
     t0 = time.perf_counter()
@@ -271,8 +284,9 @@ def _regress(proxy: torch.nn.Module, inp: np.ndarray | torch.Tensor, target: np.
         u_fin = torch.stack([_snap(proxy, xw, tencw, u_fin[r].clone(), space, discrete, cfg.loss) for r in range(R)])
         if continuous:  # phase 2: re-fit the continuous params with the discrete ones snapped
             n2 = max(50, cfg.iters // 3)
-            u_fin, h2, t2 = _adam(proxy, xb, tencw, u_fin, continuous, u_fin[:, continuous].cpu().numpy(), n2,
-                                  cfg, progress, cfg.iters)
+            u_fin, h2, t2 = _adam(
+                proxy, xb, tencw, u_fin, continuous, u_fin[:, continuous].cpu().numpy(), n2, cfg, progress, cfg.iters
+            )
             hist, traj = np.concatenate([hist, h2]), np.concatenate([traj, t2])
     with torch.no_grad():
         final = _losses_at(proxy, x, tenc, u_fin, cfg.loss)
@@ -285,15 +299,30 @@ def _regress(proxy: torch.nn.Module, inp: np.ndarray | torch.Tensor, target: np.
     out = y[0].detach().cpu().numpy().astype(np.float32)
     tgt_np = tgt[0].detach().cpu().numpy()
     return RegressResult(
-        params=params, normalized=u_snapped.cpu().numpy(), free=[space.names[i] for i in free], loss=loss,
-        loss_history=[float(v) for v in hist[:, best]], restart_losses=[float(v) for v in final.cpu().numpy()],
-        best_restart=best, trajectory=traj[:, best] if cfg.record else np.zeros((0, len(space.specs)), np.float32),
-        proxy_output=out, proxy_psnr=display_psnr(out, tgt_np) if out.shape == tgt_np.shape else float("nan"),
-        seconds=time.perf_counter() - t0, iters=int(hist.shape[0]), restarts=R)
+        params=params,
+        normalized=u_snapped.cpu().numpy(),
+        free=[space.names[i] for i in free],
+        loss=loss,
+        loss_history=[float(v) for v in hist[:, best]],
+        restart_losses=[float(v) for v in final.cpu().numpy()],
+        best_restart=best,
+        trajectory=traj[:, best] if cfg.record else np.zeros((0, len(space.specs)), np.float32),
+        proxy_output=out,
+        proxy_psnr=display_psnr(out, tgt_np) if out.shape == tgt_np.shape else float("nan"),
+        seconds=time.perf_counter() - t0,
+        iters=int(hist.shape[0]),
+        restarts=R,
+    )
 
 
-def _work_pixels(proxy: torch.nn.Module, x: torch.Tensor, tenc: torch.Tensor, base_u: torch.Tensor,
-                 cfg: RegressConfig, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _work_pixels(
+    proxy: torch.nn.Module,
+    x: torch.Tensor,
+    tenc: torch.Tensor,
+    base_u: torch.Tensor,
+    cfg: RegressConfig,
+    rng: np.random.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The images the optimisation runs on. A *pointwise* proxy (each output
     pixel depends only on the same input pixel, checked numerically: the proxy
     of a random pixel subset equals the subset of its output) is optimised on
@@ -302,7 +331,7 @@ def _work_pixels(proxy: torch.nn.Module, x: torch.Tensor, tenc: torch.Tensor, ba
     Anything else (spatial proxies, SSIM loss, mosaic inputs) uses the full image."""
     B, C, H, W = x.shape
     side = int(math.isqrt(cfg.max_pixels or 0))
-    if not side or H * W <= side * side or cfg.loss == "ssim" or tenc.shape[-2:] != x.shape[-2:] or side < 16:
+    if not side or side * side >= H * W or cfg.loss == "ssim" or tenc.shape[-2:] != x.shape[-2:] or side < 16:
         return x, tenc
     idx = torch.as_tensor(rng.choice(H * W, size=side * side, replace=False), device=x.device)
     check = idx[:256]
@@ -311,13 +340,24 @@ def _work_pixels(proxy: torch.nn.Module, x: torch.Tensor, tenc: torch.Tensor, ba
         part = proxy(x.flatten(2)[:, :, check].reshape(B, C, 16, 16), base_u[None]).flatten(2)
     if full.shape != part.shape or not torch.allclose(full, part, rtol=1e-4, atol=1e-5):
         return x, tenc
-    return (x.flatten(2)[:, :, idx].reshape(B, C, side, side),
-            tenc.flatten(2)[:, :, idx].reshape(B, tenc.shape[1], side, side))
+    return (
+        x.flatten(2)[:, :, idx].reshape(B, C, side, side),
+        tenc.flatten(2)[:, :, idx].reshape(B, tenc.shape[1], side, side),
+    )
 
 
-def _adam(proxy: torch.nn.Module, xb: torch.Tensor, tenc: torch.Tensor, base: torch.Tensor, idx: list[int],
-          u0: np.ndarray, iters: int, cfg: RegressConfig, progress: Callable[[int, float], None] | None,
-          offset: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+def _adam(
+    proxy: torch.nn.Module,
+    xb: torch.Tensor,
+    tenc: torch.Tensor,
+    base: torch.Tensor,
+    idx: list[int],
+    u0: np.ndarray,
+    iters: int,
+    cfg: RegressConfig,
+    progress: Callable[[int, float], None] | None,
+    offset: int,
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """Adam on the logits of params ``idx`` for a batch of ``R`` restarts
     (``base``: (R, P) normalised values of the others; ``u0``: (R, k) starts).
     Returns the final (R, P) params, the (iters, R) losses and the (iters, R, P)
@@ -358,8 +398,9 @@ def _adam(proxy: torch.nn.Module, xb: torch.Tensor, tenc: torch.Tensor, base: to
         return full_u(z), hist, traj
 
 
-def _snap(proxy: torch.nn.Module, x: torch.Tensor, tenc: torch.Tensor, u: torch.Tensor, space: Any,
-          free: list[int], kind: str) -> torch.Tensor:
+def _snap(
+    proxy: torch.nn.Module, x: torch.Tensor, tenc: torch.Tensor, u: torch.Tensor, space: Any, free: list[int], kind: str
+) -> torch.Tensor:
     """Snap relaxed enum/bool params ``free``: per discrete param, try every
     allowed value (others fixed) and keep the lowest loss."""
     for i in free:
@@ -389,7 +430,9 @@ def read_image(path: str | os.PathLike[str], what: str = "image") -> np.ndarray:
     try:
         a = read_tiff(p)
     except Exception as e:  # tifffile raises many types for corrupt files
-        raise ImageReadError(f"cannot read {what} {p}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        raise ImageReadError(
+            f"cannot read {what} {p}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        ) from None
     finally:
         log.setLevel(level)
     if a.ndim != 3 or a.shape[0] != 3 or min(a.shape[1:]) < 1:
@@ -460,8 +503,9 @@ class Verification:
     upstream_hash: str = ""
 
 
-def verify_with_darktable(dt: Any, raw: Path, module: str, named: Mapping[str, Any], target: np.ndarray,
-                          pre_demosaic: bool = False) -> Verification:
+def verify_with_darktable(
+    dt: Any, raw: Path, module: str, named: Mapping[str, Any], target: np.ndarray, pre_demosaic: bool = False
+) -> Verification:
     """Render ``named`` params of ``module`` with darktable (default history of
     ``raw`` upstream, later modules disabled, at the target's size) and compare
     with ``target`` (display PSNR)."""
@@ -473,15 +517,23 @@ def verify_with_darktable(dt: Any, raw: Path, module: str, named: Mapping[str, A
     size = None if pre_demosaic else int(max(target.shape[-2:]))
     out = dt.renderer(max_size=size).render_array(raw, plan.output_sidecar)
     if out.shape != target.shape:
-        raise RegressError(f"darktable renders {raw} at {out.shape[2]}x{out.shape[1]}, the target is "
-                           f"{target.shape[2]}x{target.shape[1]}: was the target made from this raw?")
+        raise RegressError(
+            f"darktable renders {raw} at {out.shape[2]}x{out.shape[1]}, the target is "
+            f"{target.shape[2]}x{target.shape[1]}: was the target made from this raw?"
+        )
     full = dt.edit(base, updates={module: named})
-    return Verification(out, display_psnr(out, target), full, plan.output_sidecar, time.perf_counter() - t0,
-                        plan.upstream_hash)
+    return Verification(
+        out, display_psnr(out, target), full, plan.output_sidecar, time.perf_counter() - t0, plan.upstream_hash
+    )
 
 
-def full_history_check(dt: Any, raw: Path, recovered: Mapping[str, Mapping[str, Any]],
-                       truth: Mapping[str, Mapping[str, Any]], max_size: int | None) -> dict[str, Any]:
+def full_history_check(
+    dt: Any,
+    raw: Path,
+    recovered: Mapping[str, Mapping[str, Any]],
+    truth: Mapping[str, Mapping[str, Any]],
+    max_size: int | None,
+) -> dict[str, Any]:
     """What a photographer sees: darktable renders the raw's whole default
     history (every module on, as when ``result.xmp`` is opened) once with the
     ``recovered`` params ({module: {param: value}}) and once with the target's
@@ -496,16 +548,20 @@ def full_history_check(dt: Any, raw: Path, recovered: Mapping[str, Mapping[str, 
 
     base = dt.default_history(raw)
     with tempfile.TemporaryDirectory(prefix="darkproxy-full-") as td:
-        jobs = [RenderJob(raw, dt.edit(base, updates=u), Path(td) / f"{k}.tif") for k, u in
-                enumerate((recovered, truth))]
+        jobs = [
+            RenderJob(raw, dt.edit(base, updates=u), Path(td) / f"{k}.tif") for k, u in enumerate((recovered, truth))
+        ]
         res = dt.renderer(max_size=max_size).render_batch(jobs)
         for x in res:
             if isinstance(x, RenderFailure):
                 raise DarktableRenderError(x.message)
         a, b = (read_tiff(p) for p in res)
     m = compare(a, b)
-    return {"full_history_psnr": m.psnr, "full_history_pu21_psnr": m.pu21_psnr,
-            "full_history_deltae_mean": m.deltae_mean}
+    return {
+        "full_history_psnr": m.psnr,
+        "full_history_pu21_psnr": m.pu21_psnr,
+        "full_history_deltae_mean": m.deltae_mean,
+    }
 
 
 def darktable_figures(output: np.ndarray, target: np.ndarray) -> dict[str, float]:
@@ -515,8 +571,11 @@ def darktable_figures(output: np.ndarray, target: np.ndarray) -> dict[str, float
     from darkproxy.viz.metrics import compare
 
     m = compare(output, target)
-    return {"darktable_pu21_psnr": m.pu21_psnr, "darktable_hdrflip_mean": m.hdrflip_mean,
-            "darktable_deltae_mean": m.deltae_mean}
+    return {
+        "darktable_pu21_psnr": m.pu21_psnr,
+        "darktable_hdrflip_mean": m.hdrflip_mean,
+        "darktable_deltae_mean": m.deltae_mean,
+    }
 
 
 def defaults_figures(output: np.ndarray, target: np.ndarray) -> dict[str, float]:
@@ -529,11 +588,18 @@ def defaults_figures(output: np.ndarray, target: np.ndarray) -> dict[str, float]
     return {"defaults_psnr": m.psnr, "defaults_pu21_psnr": m.pu21_psnr}
 
 
-def regress_files(proxy: Any, target_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-                  input_path: str | os.PathLike[str] | None = None, raw: str | os.PathLike[str] | None = None,
-                  config: RegressConfig | None = None, dt: Any = None, video: bool = False,
-                  log: Callable[[str], None] | None = None,
-                  target_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def regress_files(
+    proxy: Any,
+    target_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    input_path: str | os.PathLike[str] | None = None,
+    raw: str | os.PathLike[str] | None = None,
+    config: RegressConfig | None = None,
+    dt: Any = None,
+    video: bool = False,
+    log: Callable[[str], None] | None = None,
+    target_params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The ``darkproxy regress`` pipeline. Reads the target (and the input, or
     renders it from ``raw``), regresses, verifies with darktable when a raw is
     known (``raw``, or the ``meta.json`` of a tap-out next to ``input_path``),
@@ -581,14 +647,29 @@ def regress_files(proxy: Any, target_path: str | os.PathLike[str], out_dir: str 
     write_tiff(out / "proxy_output.tif", res.proxy_output)
     named = space.for_darktable(res.params)
     record: dict[str, Any] = {
-        "module": module, "params": _jsonable(res.params), "normalized": [float(v) for v in res.normalized],
-        "free": res.free, "darktable_params": _jsonable(named),
-        "proxy_psnr": _num(res.proxy_psnr), "darktable_psnr": None, "loss": res.loss, "loss_kind": cfg.loss,
-        "regress_seconds": res.seconds, "seconds": None, "iters": res.iters, "restarts": res.restarts,
-        "best_restart": res.best_restart, "restart_losses": res.restart_losses, "loss_history": res.loss_history,
-        "lr": cfg.lr, "schedule": cfg.schedule, "seed": cfg.seed,
-        "target": str(target_path), "input": str(input_path) if input_path else None,
-        "raw": str(raw_p) if raw_p else None, "run": str(getattr(proxy, "run_dir", "") or ""),
+        "module": module,
+        "params": _jsonable(res.params),
+        "normalized": [float(v) for v in res.normalized],
+        "free": res.free,
+        "darktable_params": _jsonable(named),
+        "proxy_psnr": _num(res.proxy_psnr),
+        "darktable_psnr": None,
+        "loss": res.loss,
+        "loss_kind": cfg.loss,
+        "regress_seconds": res.seconds,
+        "seconds": None,
+        "iters": res.iters,
+        "restarts": res.restarts,
+        "best_restart": res.best_restart,
+        "restart_losses": res.restart_losses,
+        "loss_history": res.loss_history,
+        "lr": cfg.lr,
+        "schedule": cfg.schedule,
+        "seed": cfg.seed,
+        "target": str(target_path),
+        "input": str(input_path) if input_path else None,
+        "raw": str(raw_p) if raw_p else None,
+        "run": str(getattr(proxy, "run_dir", "") or ""),
     }
     if raw_p is not None:
         if dt is None:
@@ -601,22 +682,31 @@ def regress_files(proxy: Any, target_path: str | os.PathLike[str], out_dir: str 
         say("rendering the module's defaults with darktable (the baseline)")
         base_ver = verify_with_darktable(dt, raw_p, module, space.for_darktable(), target, pre)
         record.update(defaults_figures(base_ver.output, target))
-        record.update(darktable_psnr=_num(ver.psnr), verify_seconds=ver.seconds,
-                      darktable_psnr_history="tap-out: the raw's default history, modules after "
-                                             f"{module} disabled (result_tapout.xmp)",
-                      xmp=str(out / "result.xmp"), tapout_xmp=str(out / "result_tapout.xmp"),
-                      **darktable_figures(ver.output, target))
+        record.update(
+            darktable_psnr=_num(ver.psnr),
+            verify_seconds=ver.seconds,
+            darktable_psnr_history="tap-out: the raw's default history, modules after "
+            f"{module} disabled (result_tapout.xmp)",
+            xmp=str(out / "result.xmp"),
+            tapout_xmp=str(out / "result_tapout.xmp"),
+            **darktable_figures(ver.output, target),
+        )
         truth = dict(target_params) if target_params is not None else _meta(Path(target_path)).get("set_params")
         if truth and not pre:
             say("rendering the full history (result.xmp) and the target's params with darktable")
-            record.update(full_history_check(dt, raw_p, {module: named}, {module: space.for_darktable(truth)},
-                                             int(max(target.shape[-2:]))))
+            record.update(
+                full_history_check(
+                    dt, raw_p, {module: named}, {module: space.for_darktable(truth)}, int(max(target.shape[-2:]))
+                )
+            )
         else:
             record["full_history_psnr"] = None
         meta_hash = _meta(Path(input_path)).get("upstream_hash") if input_path is not None else None
         if meta_hash and meta_hash != ver.upstream_hash:
-            record["warning"] = ("the input's tap-out was made with another upstream history than darktable's "
-                                 "defaults for the raw: darktable_psnr compares against the default history")
+            record["warning"] = (
+                "the input's tap-out was made with another upstream history than darktable's "
+                "defaults for the raw: darktable_psnr compares against the default history"
+            )
             say("warning: " + record["warning"])
     if video:
         say("writing the optimisation video")
@@ -633,8 +723,9 @@ def _check_shapes(inp: np.ndarray, target: np.ndarray, pre_demosaic: bool) -> No
     else:
         ok = inp.shape == target.shape
     if not ok:
-        raise RegressError(f"input {tuple(inp.shape)} and target {tuple(target.shape)} do not match: "
-                           f"render both at the same size")
+        raise RegressError(
+            f"input {tuple(inp.shape)} and target {tuple(target.shape)} do not match: render both at the same size"
+        )
 
 
 def _num(v: float) -> float | None:
@@ -691,8 +782,15 @@ def _frame(pred: np.ndarray, target: np.ndarray, lines: list[str], height: int =
     return np.asarray(canvas)
 
 
-def write_video(proxy: Any, inp: np.ndarray, target: np.ndarray, res: RegressResult, out_dir: Path,
-                n_frames: int = 60, fps: int = 12) -> dict[str, Any]:
+def write_video(
+    proxy: Any,
+    inp: np.ndarray,
+    target: np.ndarray,
+    res: RegressResult,
+    out_dir: Path,
+    n_frames: int = 60,
+    fps: int = 12,
+) -> dict[str, Any]:
     """The optimisation as frames (``frames/NNNN.png``: proxy output of the
     winning restart at evenly spaced iterations | target, with the iteration,
     loss and param values written in), ``optimisation.mp4`` (H.264,

@@ -64,17 +64,24 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from darkproxy.colorspace import srgb_display_rec709
 from darkproxy.data.generate import readable_raws
-from darkproxy.regress import (RegressConfig, RegressError,
-                               regress, render_module_input, resolve_free, verify_with_darktable,
-                               write_json)
+from darkproxy.regress import (
+    RegressConfig,
+    RegressError,
+    regress,
+    render_module_input,
+    resolve_free,
+    verify_with_darktable,
+    write_json,
+)
 
 BASELINES = ("cma", "nelder-mead")
 DEFAULT_BUDGETS = (1.0, 10.0, 50.0)
@@ -119,8 +126,9 @@ def parse_baselines(text: str) -> tuple[BaselineSpec, ...]:
             continue
         kind, _, cap = item.partition(":")
         if kind not in BASELINES:
-            raise RegressError(f"unknown baseline {kind!r}: use {', '.join(BASELINES)} (optionally NAME:MAX, "
-                               "e.g. nelder-mead:10)")
+            raise RegressError(
+                f"unknown baseline {kind!r}: use {', '.join(BASELINES)} (optionally NAME:MAX, e.g. nelder-mead:10)"
+            )
         try:
             m = float(cap.rstrip("xX")) if cap else None
         except ValueError:
@@ -171,8 +179,10 @@ class EvalConfig:
             if b.kind not in BASELINES:
                 raise RegressError(f"unknown baseline {b.kind!r}: use one of {', '.join(BASELINES)}")
             if b.max_multiple is not None and b.max_multiple < self.budgets[0]:
-                raise RegressError(f"--baselines {b}: its largest budget is below the smallest of --budgets "
-                                   f"({_mult(self.budgets[0])}x)")
+                raise RegressError(
+                    f"--baselines {b}: its largest budget is below the smallest of --budgets "
+                    f"({_mult(self.budgets[0])}x)"
+                )
         if not (self.sigma0 > 0):
             raise RegressError("--sigma0 must be > 0")
         if self.popsize is not None and self.popsize < 2:
@@ -205,9 +215,16 @@ def machine_info() -> dict[str, Any]:
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:
         load = None
-    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
-            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "loadavg": load}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg": load,
+    }
 
 
 # --------------------------------------------------------------------- raws
@@ -225,8 +242,18 @@ class _DarktableObjective:
     """Display MSE of darktable's render of normalised free params vs the target,
     for many candidates per darktable-cli process; keeps the best render."""
 
-    def __init__(self, dt: Any, raw: Path, space: Any, free: list[int], base_u: np.ndarray, target: np.ndarray,
-                 u_true: np.ndarray, size: int, tmp: Path) -> None:
+    def __init__(
+        self,
+        dt: Any,
+        raw: Path,
+        space: Any,
+        free: list[int],
+        base_u: np.ndarray,
+        target: np.ndarray,
+        u_true: np.ndarray,
+        size: int,
+        tmp: Path,
+    ) -> None:
         from darkproxy.darktable.tapout import plan_tapout
 
         self.dt, self.raw, self.space, self.free, self.base_u = dt, raw, space, free, base_u
@@ -314,8 +341,12 @@ class Anytime:
         self.clock = clock
         self.t0 = clock()
         self.budgets_s = sorted(float(b) for b in budgets_s)
-        self.trace: dict[str, list[float]] = {"seconds": [], "renders": [], "darktable_psnr": [],
-                                              "mean_param_error": []}
+        self.trace: dict[str, list[float]] = {
+            "seconds": [],
+            "renders": [],
+            "darktable_psnr": [],
+            "mean_param_error": [],
+        }
         self.snapshots: dict[float, dict[str, Any]] = {}
         self.last: dict[str, Any] | None = None
         self.batches = 0
@@ -327,8 +358,15 @@ class Anytime:
 
     def _state(self, t: float) -> dict[str, Any]:
         o = self.obj
-        return {"seconds": t, "renders": int(o.images), "processes": int(o.processes), "loss": float(o.best_loss),
-                "u": o.best_u, "out": o.best_out, "overrun": False}
+        return {
+            "seconds": t,
+            "renders": int(o.images),
+            "processes": int(o.processes),
+            "loss": float(o.best_loss),
+            "u": o.best_u,
+            "out": o.best_out,
+            "overrun": False,
+        }
 
     def point(self) -> None:
         """Record the state after a darktable batch."""
@@ -369,9 +407,17 @@ class Anytime:
         return self.obj.best_loss <= _cap_mse()
 
 
-def run_baseline(obj: Any, kind: str, x0: np.ndarray, max_s: float, budgets_s: Sequence[float], sigma0: float = 0.25,
-                 popsize: int | None = None, seed: int = 0,
-                 clock: Callable[[], float] = time.perf_counter) -> Anytime:
+def run_baseline(
+    obj: Any,
+    kind: str,
+    x0: np.ndarray,
+    max_s: float,
+    budgets_s: Sequence[float],
+    sigma0: float = 0.25,
+    popsize: int | None = None,
+    seed: int = 0,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Anytime:
     """Run black box ``kind`` on ``obj`` (callable: list of points in ``[0, 1]^k``
     -> losses; with ``images``, ``processes``, ``best_loss``, ``best_u`` and
     ``error(u)``) until ``max_s`` seconds have passed (a batch is started while
@@ -403,8 +449,17 @@ def run_baseline(obj: Any, kind: str, x0: np.ndarray, max_s: float, budgets_s: S
         start = np.asarray(x0, np.float64)
         while True:
             try:
-                minimize(f, start, method="Nelder-Mead", options={"maxfev": 10**7, "xatol": 1e-6, "fatol": 1e-14,
-                                                                   "initial_simplex": _simplex(start, sigma0)})
+                minimize(
+                    f,
+                    start,
+                    method="Nelder-Mead",
+                    options={
+                        "maxfev": 10**7,
+                        "xatol": 1e-6,
+                        "fatol": 1e-14,
+                        "initial_simplex": _simplex(start, sigma0),
+                    },
+                )
             except _Stop:
                 break
             if not go():
@@ -417,8 +472,11 @@ def run_baseline(obj: Any, kind: str, x0: np.ndarray, max_s: float, budgets_s: S
         pop = popsize or 4 + int(3 * math.log(k))
         start = np.asarray(x0, np.float64)
         while go():
-            es = cma.CMAEvolutionStrategy(list(start), sigma0, {"bounds": [0.0, 1.0], "seed": seed + 1 + rec.restarts,
-                                                                "verbose": -9, "popsize": pop})
+            es = cma.CMAEvolutionStrategy(
+                list(start),
+                sigma0,
+                {"bounds": [0.0, 1.0], "seed": seed + 1 + rec.restarts, "verbose": -9, "popsize": pop},
+            )
             while go() and not es.stop():
                 xs = es.ask()
                 es.tell(xs, [min(v, 1e3) for v in obj([np.asarray(x) for x in xs])])
@@ -453,8 +511,9 @@ def _simplex(x0: np.ndarray, s: float) -> np.ndarray:
     return np.array(sim)
 
 
-def first_reach(trace: dict[str, list[float]], key: str, goal: float, higher: bool = True
-                ) -> tuple[float | None, int | None]:
+def first_reach(
+    trace: dict[str, list[float]], key: str, goal: float, higher: bool = True
+) -> tuple[float | None, int | None]:
     """``(seconds, renders)`` of the first trace point whose ``key`` is at least
     (``higher``) or at most ``goal``; ``(None, None)`` if never."""
     for s, r, v in zip(trace["seconds"], trace["renders"], trace[key]):
@@ -464,8 +523,9 @@ def first_reach(trace: dict[str, list[float]], key: str, goal: float, higher: bo
 
 
 # ---------------------------------------------------------------- break-even
-def break_even(proxy_s: Sequence[float], reach_s: Sequence[float | None], run_s: Sequence[float],
-               oneoff_s: float) -> dict[str, Any]:
+def break_even(
+    proxy_s: Sequence[float], reach_s: Sequence[float | None], run_s: Sequence[float], oneoff_s: float
+) -> dict[str, Any]:
     """Images from which the proxy's total time (one-off ``oneoff_s`` + ``p``
     per image, ``p`` = median of ``proxy_s``) is at most a baseline's at equal
     quality (``T`` = median over samples of ``reach_s``: seconds to reach the
@@ -498,9 +558,17 @@ def break_even(proxy_s: Sequence[float], reach_s: Sequence[float | None], run_s:
         kind = "undetermined"  # T_lo <= p < T_hi: the censored samples decide
     else:
         kind = "exact" if n_lo == n_hi else "range"
-    return {"proxy_s": p, "baseline_s_lo": t_lo, "baseline_s_hi": t_hi if math.isfinite(t_hi) else None,
-            "reached": int(sum(t is not None for t in reach_s)), "samples": len(reach_s), "oneoff_s": c,
-            "n_lo": n_lo, "n_hi": n_hi, "kind": kind}
+    return {
+        "proxy_s": p,
+        "baseline_s_lo": t_lo,
+        "baseline_s_hi": t_hi if math.isfinite(t_hi) else None,
+        "reached": int(sum(t is not None for t in reach_s)),
+        "samples": len(reach_s),
+        "oneoff_s": c,
+        "n_lo": n_lo,
+        "n_hi": n_hi,
+        "kind": kind,
+    }
 
 
 def _median_inf(v: Sequence[float]) -> float:
@@ -516,11 +584,17 @@ def _median_inf(v: Sequence[float]) -> float:
 
 def break_even_text(be: dict[str, Any]) -> str:
     """One line for :func:`break_even`'s result."""
-    t = (f"{be['baseline_s_lo']:.1f} s" if be["baseline_s_hi"] == be["baseline_s_lo"]
-         else f"> {be['baseline_s_lo']:.1f} s" if be["baseline_s_hi"] is None
-         else f"{be['baseline_s_lo']:.1f}-{be['baseline_s_hi']:.1f} s")
-    head = (f"reached on {be['reached']}/{be['samples']} samples; median time to it {t} vs the proxy's "
-            f"{be['proxy_s']:.1f} s per image, one-off {be['oneoff_s']:.0f} s")
+    t = (
+        f"{be['baseline_s_lo']:.1f} s"
+        if be["baseline_s_hi"] == be["baseline_s_lo"]
+        else f"> {be['baseline_s_lo']:.1f} s"
+        if be["baseline_s_hi"] is None
+        else f"{be['baseline_s_lo']:.1f}-{be['baseline_s_hi']:.1f} s"
+    )
+    head = (
+        f"reached on {be['reached']}/{be['samples']} samples; median time to it {t} vs the proxy's "
+        f"{be['proxy_s']:.1f} s per image, one-off {be['oneoff_s']:.0f} s"
+    )
     if be["kind"] == "never":
         return head + " -> the proxy never breaks even (the baseline is as fast per image)"
     if be["kind"] == "undetermined":
@@ -533,8 +607,14 @@ def break_even_text(be: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------- eval
-def regress_eval(dt: Any, proxy: Any, raws: list[Path], out_dir: str | os.PathLike[str],
-                 config: EvalConfig | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def regress_eval(
+    dt: Any,
+    proxy: Any,
+    raws: list[Path],
+    out_dir: str | os.PathLike[str],
+    config: EvalConfig | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Run the evaluation; write ``results.json``, ``results.md`` and
     ``quality_vs_time.png`` into ``out_dir``; return the results dict."""
     cfg = config or EvalConfig()
@@ -561,8 +641,18 @@ def regress_eval(dt: Any, proxy: Any, raws: list[Path], out_dir: str | os.PathLi
         torch.set_num_threads(prev_threads)
 
 
-def _run(dt: Any, proxy: Any, cfg: EvalConfig, good: list[Path], bad: list[dict[str, str]], sample_raws: list[Path],
-         warnings: list[str], oneoff: dict[str, Any], out: Path, say: Callable[[str], None]) -> dict[str, Any]:
+def _run(
+    dt: Any,
+    proxy: Any,
+    cfg: EvalConfig,
+    good: list[Path],
+    bad: list[dict[str, str]],
+    sample_raws: list[Path],
+    warnings: list[str],
+    oneoff: dict[str, Any],
+    out: Path,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
     from darkproxy.darktable.tapout import plan_tapout
     from darkproxy.viz.metrics import compare
 
@@ -590,35 +680,66 @@ def _run(dt: Any, proxy: Any, cfg: EvalConfig, good: list[Path], bad: list[dict[
         be: dict[str, Any] = {}
         for spec in cfg.baselines:
             lab = labels[spec.kind]
-            aggregate[lab] = {_mult(m): aggregate_method([s["baselines"][lab]["budgets"][j] for s in samples],
-                                                         free_names)
-                              for j, m in enumerate(cfg.multiples(spec))}
+            aggregate[lab] = {
+                _mult(m): aggregate_method([s["baselines"][lab]["budgets"][j] for s in samples], free_names)
+                for j, m in enumerate(cfg.multiples(spec))
+            }
             proxy_s = [s["proxy"]["seconds"] for s in samples]
             run_s = [s["baselines"][lab]["run_s"] for s in samples]
             be[lab] = {
-                "darktable_psnr": break_even(proxy_s, [s["baselines"][lab]["to_proxy_quality"]["psnr_seconds"]
-                                                       for s in samples], run_s, oneoff["total_s"]),
-                "param_error": break_even(proxy_s, [s["baselines"][lab]["to_proxy_quality"]["param_error_seconds"]
-                                                    for s in samples], run_s, oneoff["total_s"]),
+                "darktable_psnr": break_even(
+                    proxy_s,
+                    [s["baselines"][lab]["to_proxy_quality"]["psnr_seconds"] for s in samples],
+                    run_s,
+                    oneoff["total_s"],
+                ),
+                "param_error": break_even(
+                    proxy_s,
+                    [s["baselines"][lab]["to_proxy_quality"]["param_error_seconds"] for s in samples],
+                    run_s,
+                    oneoff["total_s"],
+                ),
             }
         done = [Path(s["raw"]) for s in samples]
         counts = {r.name: sum(1 for x in done if x == r) for r in good}
         results = {
-            "module": module, "free_params": free_names, "run": str(getattr(proxy, "run_dir", "") or ""),
-            "n": len(samples), "n_planned": cfg.n, "complete": len(samples) == cfg.n, "seed": cfg.seed,
-            "size": cfg.size, "raws": [str(r) for r in good], "raw_counts": counts,
-            "unreadable_raws": bad, "warnings": warnings,
+            "module": module,
+            "free_params": free_names,
+            "run": str(getattr(proxy, "run_dir", "") or ""),
+            "n": len(samples),
+            "n_planned": cfg.n,
+            "complete": len(samples) == cfg.n,
+            "seed": cfg.seed,
+            "size": cfg.size,
+            "raws": [str(r) for r in good],
+            "raw_counts": counts,
+            "unreadable_raws": bad,
+            "warnings": warnings,
             "regress": {k: v for k, v in cfg.regress.__dict__.items() if k != "record"},
-            "budgets": {"multiples": list(cfg.budgets),
-                        "unit": (f"{cfg.budget_s:g} s" if cfg.budget_s is not None
-                                 else "the proxy method's wall time on the same sample"),
-                        "median_unit_s": float(np.median([s["unit_s"] for s in samples]))},
-            "baselines": [{"method": labels[b.kind], "kind": b.kind, "multiples": list(cfg.multiples(b)),
-                           "sigma0": cfg.sigma0, "popsize": cfg.popsize} for b in cfg.baselines],
+            "budgets": {
+                "multiples": list(cfg.budgets),
+                "unit": (
+                    f"{cfg.budget_s:g} s"
+                    if cfg.budget_s is not None
+                    else "the proxy method's wall time on the same sample"
+                ),
+                "median_unit_s": float(np.median([s["unit_s"] for s in samples])),
+            },
+            "baselines": [
+                {
+                    "method": labels[b.kind],
+                    "kind": b.kind,
+                    "multiples": list(cfg.multiples(b)),
+                    "sigma0": cfg.sigma0,
+                    "popsize": cfg.popsize,
+                }
+                for b in cfg.baselines
+            ],
             "methods": methods,
             "oneoff": oneoff,
             "break_even": be,
-            "darktable_version": getattr(dt, "version", None), "machine": machine,
+            "darktable_version": getattr(dt, "version", None),
+            "machine": machine,
             "machine_end": {k: v for k, v in machine_info().items() if k in ("date", "loadavg")},
             "seconds": time.perf_counter() - t_start,
             "aggregate": aggregate,
@@ -646,10 +767,18 @@ def _run(dt: Any, proxy: Any, cfg: EvalConfig, good: list[Path], bad: list[dict[
             ver = verify_with_darktable(dt, raw, module, named, target, pre)
             p_sec = time.perf_counter() - t0
             p_err = np.abs(res.normalized.astype(np.float64) - u_true)[free]
-            proxy_rec = {"params": _plain(res.params), "param_error": _named(free_names, p_err),
-                         "mean_param_error": float(p_err.mean()), "darktable_psnr": ver.psnr,
-                         "metrics": compare(ver.output, target).to_json(), "proxy_psnr": res.proxy_psnr,
-                         "seconds": p_sec, "regress_seconds": res.seconds, "renders": 2, "darktable_processes": 2}
+            proxy_rec = {
+                "params": _plain(res.params),
+                "param_error": _named(free_names, p_err),
+                "mean_param_error": float(p_err.mean()),
+                "darktable_psnr": ver.psnr,
+                "metrics": compare(ver.output, target).to_json(),
+                "proxy_psnr": res.proxy_psnr,
+                "seconds": p_sec,
+                "regress_seconds": res.seconds,
+                "renders": 2,
+                "darktable_processes": 2,
+            }
             unit = cfg.budget_s if cfg.budget_s is not None else p_sec
             say(f"    proxy: err {p_err.mean():.4f}, darktable {ver.psnr:.1f} dB, {p_sec:.1f} s")
 
@@ -659,18 +788,40 @@ def _run(dt: Any, proxy: Any, cfg: EvalConfig, good: list[Path], bad: list[dict[
                 mults = cfg.multiples(spec)
                 budgets_s = [m * unit for m in mults]
                 obj = _DarktableObjective(dt, raw, space, free, base_u, target, u_true, cfg.size, Path(td))
-                rec = run_baseline(obj, spec.kind, base_u[free], budgets_s[-1], budgets_s, cfg.sigma0, cfg.popsize,
-                                   seed=cfg.seed + 1000 * i + 100 * bi)
-                brecs[labels[spec.kind]] = _baseline_record(rec, obj, space, free_names, mults, unit, target,
-                                                            proxy_rec, labels[spec.kind])
+                rec = run_baseline(
+                    obj,
+                    spec.kind,
+                    base_u[free],
+                    budgets_s[-1],
+                    budgets_s,
+                    cfg.sigma0,
+                    cfg.popsize,
+                    seed=cfg.seed + 1000 * i + 100 * bi,
+                )
+                brecs[labels[spec.kind]] = _baseline_record(
+                    rec, obj, space, free_names, mults, unit, target, proxy_rec, labels[spec.kind]
+                )
                 br = brecs[labels[spec.kind]]
                 t_eq = br["to_proxy_quality"]["psnr_seconds"]
-                say(f"    {labels[spec.kind]}: " + ", ".join(
-                    f"{_mult(x['multiple'])}x {x['mean_param_error']:.4f} / {x['darktable_psnr']:.1f} dB"
-                    for x in br["budgets"]) + f"; ran {br['run_s']:.1f} s, {br['renders']} renders ({br['stop']}); "
-                    + (f"proxy's PSNR after {t_eq:.1f} s" if t_eq is not None else "never reached the proxy's PSNR"))
-            samples.append({"index": i, "raw": str(raw), "true_params": _plain(true_params), "unit_s": unit,
-                            "proxy": proxy_rec, "baselines": brecs})
+                say(
+                    f"    {labels[spec.kind]}: "
+                    + ", ".join(
+                        f"{_mult(x['multiple'])}x {x['mean_param_error']:.4f} / {x['darktable_psnr']:.1f} dB"
+                        for x in br["budgets"]
+                    )
+                    + f"; ran {br['run_s']:.1f} s, {br['renders']} renders ({br['stop']}); "
+                    + (f"proxy's PSNR after {t_eq:.1f} s" if t_eq is not None else "never reached the proxy's PSNR")
+                )
+            samples.append(
+                {
+                    "index": i,
+                    "raw": str(raw),
+                    "true_params": _plain(true_params),
+                    "unit_s": unit,
+                    "proxy": proxy_rec,
+                    "baselines": brecs,
+                }
+            )
             if i + 1 < cfg.n:  # partial results after every sample: an interrupted run leaves what it measured
                 _write(results_of(samples), out)
     return _write(results_of(samples), out)
@@ -683,8 +834,17 @@ def _write(results: dict[str, Any], out: Path) -> dict[str, Any]:
     return results
 
 
-def _baseline_record(rec: Anytime, obj: _DarktableObjective, space: Any, names: list[str], mults: Sequence[float],
-                     unit: float, target: np.ndarray, proxy_rec: dict[str, Any], label: str) -> dict[str, Any]:
+def _baseline_record(
+    rec: Anytime,
+    obj: _DarktableObjective,
+    space: Any,
+    names: list[str],
+    mults: Sequence[float],
+    unit: float,
+    target: np.ndarray,
+    proxy_rec: dict[str, Any],
+    label: str,
+) -> dict[str, Any]:
     from darkproxy.viz.metrics import compare
 
     per_budget = []
@@ -695,19 +855,39 @@ def _baseline_record(rec: Anytime, obj: _DarktableObjective, space: Any, names: 
         key = id(s["out"])
         if key not in cache:
             cache[key] = compare(s["out"], target).to_json()
-        per_budget.append({"multiple": float(m), "budget_s": float(m * unit), "seconds": float(s["seconds"]),
-                           "overrun": bool(s["overrun"]), "renders": s["renders"],
-                           "darktable_processes": s["processes"],
-                           "params": _plain(space.denormalize(s["u"])), "param_error": _named(names, err),
-                           "mean_param_error": float(err.mean()), "darktable_psnr": _psnr_from_mse(s["loss"]),
-                           "metrics": cache[key]})
+        per_budget.append(
+            {
+                "multiple": float(m),
+                "budget_s": float(m * unit),
+                "seconds": float(s["seconds"]),
+                "overrun": bool(s["overrun"]),
+                "renders": s["renders"],
+                "darktable_processes": s["processes"],
+                "params": _plain(space.denormalize(s["u"])),
+                "param_error": _named(names, err),
+                "mean_param_error": float(err.mean()),
+                "darktable_psnr": _psnr_from_mse(s["loss"]),
+                "metrics": cache[key],
+            }
+        )
     ps, pr = first_reach(rec.trace, "darktable_psnr", proxy_rec["darktable_psnr"])
     es, er = first_reach(rec.trace, "mean_param_error", proxy_rec["mean_param_error"], higher=False)
-    return {"method": label, "run_s": rec.run_s, "stop": rec.stop, "restarts": rec.restarts,
-            "renders": int(obj.images), "darktable_processes": int(obj.processes), "budgets": per_budget,
-            "to_proxy_quality": {"psnr_seconds": ps, "psnr_renders": pr, "param_error_seconds": es,
-                                 "param_error_renders": er},
-            "trace": rec.trace}
+    return {
+        "method": label,
+        "run_s": rec.run_s,
+        "stop": rec.stop,
+        "restarts": rec.restarts,
+        "renders": int(obj.images),
+        "darktable_processes": int(obj.processes),
+        "budgets": per_budget,
+        "to_proxy_quality": {
+            "psnr_seconds": ps,
+            "psnr_renders": pr,
+            "param_error_seconds": es,
+            "param_error_renders": er,
+        },
+        "trace": rec.trace,
+    }
 
 
 def _oneoff(proxy: Any, cfg: EvalConfig) -> dict[str, Any]:
@@ -723,8 +903,13 @@ def _oneoff(proxy: Any, cfg: EvalConfig) -> dict[str, Any]:
             train_s, src = 0.0, "unknown"
     gen = cfg.generate_s
     note = "" if gen is not None else "dataset generation time not given (--generate-s): counted as 0"
-    return {"generate_s": gen, "train_s": train_s, "train_source": src, "total_s": float((gen or 0.0) + train_s),
-            "note": note}
+    return {
+        "generate_s": gen,
+        "train_s": train_s,
+        "train_source": src,
+        "total_s": float((gen or 0.0) + train_s),
+        "note": note,
+    }
 
 
 def _mult(m: float) -> str:
@@ -740,8 +925,18 @@ def _named(names: list[str], v: np.ndarray) -> dict[str, float]:
 
 
 def _plain(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: (bool(v) if isinstance(v, (bool, np.bool_)) else float(v) if isinstance(v, (float, np.floating))
-                else int(v) if isinstance(v, (int, np.integer)) else v) for k, v in d.items()}
+    return {
+        k: (
+            bool(v)
+            if isinstance(v, (bool, np.bool_))
+            else float(v)
+            if isinstance(v, (float, np.floating))
+            else int(v)
+            if isinstance(v, (int, np.integer))
+            else v
+        )
+        for k, v in d.items()
+    }
 
 
 def aggregate_method(recs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
@@ -760,12 +955,19 @@ def aggregate_method(recs: list[dict[str, Any]], names: list[str]) -> dict[str, 
         "median_param_error": float(np.median(errs)),
         "median_param_error_per_param": {n: float(np.median(errs[:, j])) for j, n in enumerate(names)},
         "max_param_error": float(errs.max()),
-        "darktable_psnr": m["psnr"], "darktable_psnr_min": m["psnr_min"], "darktable_psnr_p05": m["psnr_p05"],
+        "darktable_psnr": m["psnr"],
+        "darktable_psnr_min": m["psnr_min"],
+        "darktable_psnr_p05": m["psnr_p05"],
         "darktable_psnr_median": m["psnr_median"],
         "fraction_psnr_ge_40": float(np.mean(psnr >= 40.0)),
-        "pu21_psnr": m["pu21_psnr"], "pu21_psnr_min": m["pu21_psnr_min"], "pu21_psnr_p05": m["pu21_psnr_p05"],
-        "hdrflip_mean": m["hdrflip_mean"], "hdrflip_max": m["hdrflip_max"],
-        "ssim": m["ssim"], "ssim_min": m["ssim_min"], "deltae_mean": m["deltae_mean"],
+        "pu21_psnr": m["pu21_psnr"],
+        "pu21_psnr_min": m["pu21_psnr_min"],
+        "pu21_psnr_p05": m["pu21_psnr_p05"],
+        "hdrflip_mean": m["hdrflip_mean"],
+        "hdrflip_max": m["hdrflip_max"],
+        "ssim": m["ssim"],
+        "ssim_min": m["ssim_min"],
+        "deltae_mean": m["deltae_mean"],
         "deltae_p95": m["deltae_p95"],
         "median_seconds": float(np.median([r["seconds"] for r in recs])),
         "max_seconds": float(np.max([r["seconds"] for r in recs])),
@@ -820,8 +1022,10 @@ def plot_quality_vs_time(results: dict[str, Any], path: Path) -> None:
                     ax.step(tr[xkey], y, where="post", color=col, alpha=0.18, lw=0.8)
                 # a run that stopped early (PSNR cap, converged) holds its result later on; one that ran
                 # out of budget has no data beyond its end
-                tr_all = [(r["trace"][xkey], r["trace"][key],
-                           r["trace"][xkey][-1] if r["stop"] == "budget" else math.inf) for r in runs]
+                tr_all = [
+                    (r["trace"][xkey], r["trace"][key], r["trace"][xkey][-1] if r["stop"] == "budget" else math.inf)
+                    for r in runs
+                ]
                 lo = max(min(t[0][0] for t in tr_all), 1e-3)
                 hi = max(r["trace"][xkey][-1] for r in runs)
                 grid = np.geomspace(lo, hi, 300) if hi > lo else np.array([lo])
@@ -838,8 +1042,9 @@ def plot_quality_vs_time(results: dict[str, Any], path: Path) -> None:
     for m in results["budgets"]["multiples"]:
         for row in range(2):
             axes[row, 0].axvline(m * unit, ls="--", color="0.4", lw=0.8)
-        axes[0, 0].text(m * unit, 0.02, f" {_mult(m)}x", transform=axes[0, 0].get_xaxis_transform(), fontsize=8,
-                        color="0.3")
+        axes[0, 0].text(
+            m * unit, 0.02, f" {_mult(m)}x", transform=axes[0, 0].get_xaxis_transform(), fontsize=8, color="0.3"
+        )
     for ax in axes.ravel():
         ax.set_xscale("log")
         ax.grid(alpha=0.3, which="both")
@@ -855,10 +1060,13 @@ def plot_quality_vs_time(results: dict[str, Any], path: Path) -> None:
         ax.set_xlabel("darktable images rendered")
     axes[0, 0].legend(fontsize=8, loc="lower right")
     m = results["machine"]
-    fig.suptitle(f"{results['module']} ({', '.join(results['free_params'])}): proxy regression vs "
-                 f"{', '.join(results['methods'])} on darktable, {results['n']} samples, {results['size']} px;\n"
-                 f"budgets {', '.join(_mult(b) + 'x' for b in results['budgets']['multiples'])} of the proxy's "
-                 f"time (median {unit:.1f} s)  [{m['nproc']} x {m['cpu']}]", fontsize=9)
+    fig.suptitle(
+        f"{results['module']} ({', '.join(results['free_params'])}): proxy regression vs "
+        f"{', '.join(results['methods'])} on darktable, {results['n']} samples, {results['size']} px;\n"
+        f"budgets {', '.join(_mult(b) + 'x' for b in results['budgets']['multiples'])} of the proxy's "
+        f"time (median {unit:.1f} s)  [{m['nproc']} x {m['cpu']}]",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -866,10 +1074,12 @@ def plot_quality_vs_time(results: dict[str, Any], path: Path) -> None:
 
 # ----------------------------------------------------------------- markdown
 def _row(label: str, r: dict[str, Any]) -> str:
-    return (f"| {label} | {r['median_param_error']:.4f} | {r['max_param_error']:.4f} | {r['darktable_psnr']:.1f} | "
-            f"{r['darktable_psnr_min']:.1f} | {r['darktable_psnr_p05']:.1f} | {r['pu21_psnr']:.1f} | "
-            f"{r['pu21_psnr_min']:.1f} | {r['hdrflip_mean']:.4f} | {r['hdrflip_max']:.4f} | "
-            f"{r['median_seconds']:.1f} | {r['median_renders']:.0f} |")
+    return (
+        f"| {label} | {r['median_param_error']:.4f} | {r['max_param_error']:.4f} | {r['darktable_psnr']:.1f} | "
+        f"{r['darktable_psnr_min']:.1f} | {r['darktable_psnr_p05']:.1f} | {r['pu21_psnr']:.1f} | "
+        f"{r['pu21_psnr_min']:.1f} | {r['hdrflip_mean']:.4f} | {r['hdrflip_max']:.4f} | "
+        f"{r['median_seconds']:.1f} | {r['median_renders']:.0f} |"
+    )
 
 
 def results_markdown(results: dict[str, Any]) -> str:
@@ -886,28 +1096,38 @@ def results_markdown(results: dict[str, Any]) -> str:
     for b in results["baselines"]:
         upto = f"up to {_mult(b['multiples'][-1])}x"
         if b["method"] == "cma-es":
-            base_desc.append(f"CMA-ES (sigma0 {b['sigma0']}, population {b['popsize'] or 'default'} rendered by one "
-                             f"darktable-cli process per generation, IPOP restarts when it converges), {upto}")
+            base_desc.append(
+                f"CMA-ES (sigma0 {b['sigma0']}, population {b['popsize'] or 'default'} rendered by one "
+                f"darktable-cli process per generation, IPOP restarts when it converges), {upto}"
+            )
         elif b["method"] == "bracket-1d":
-            base_desc.append(f"a batched 1-D bracket search (CMA-ES needs >= 2 params; one darktable-cli process "
-                             f"per bracket), {upto}")
+            base_desc.append(
+                f"a batched 1-D bracket search (CMA-ES needs >= 2 params; one darktable-cli process "
+                f"per bracket), {upto}"
+            )
         else:
-            base_desc.append(f"SciPy's Nelder-Mead (one render per darktable-cli process, restarts from a random "
-                             f"point when it converges), {upto}")
+            base_desc.append(
+                f"SciPy's Nelder-Mead (one render per darktable-cli process, restarts from a random "
+                f"point when it converges), {upto}"
+            )
     lines = [
         f"# Slider regression: {results['module']} ({', '.join(names)})",
         "",
     ]
     if not results.get("complete", True):
-        lines += [f"**Partial: {results['n']} of the {results['n_planned']} planned samples** (the run was "
-                  "interrupted or is still going).", ""]
+        lines += [
+            f"**Partial: {results['n']} of the {results['n_planned']} planned samples** (the run was "
+            "interrupted or is still going).",
+            "",
+        ]
     lines += [
         f"{results['n']} samples (true params uniform in the training ranges, seed {results['seed']}) over "
         f"{len(results['raws'])} raws, round-robin ({counts}); targets rendered by darktable "
         f"{results['darktable_version']} at {results['size']} px. Proxy regression: {rg['restarts']} restarts x "
         f"{rg['iters']} iterations, loss {rg['loss']}; its time includes rendering the module input and the "
         f"darktable verification render (2 renders). Black boxes driving darktable-cli from the defaults: "
-        + "; ".join(base_desc) + ".",
+        + "; ".join(base_desc)
+        + ".",
         "",
         f"Budgets: {', '.join(_mult(b) + 'x' for b in mults)} of the unit = {bud['unit']} (median "
         f"{bud['median_unit_s']:.2f} s). Each black box runs ONCE per sample up to its largest budget; its result at "
@@ -916,8 +1136,13 @@ def results_markdown(results: dict[str, Any]) -> str:
         "when its best render reaches the 100 dB PSNR cap.",
         "",
         f"Machine: {m['nproc']} cores, {m['cpu']}, torch {m['torch']} (torch threads: {m['torch_threads']}), {m['date']}"
-        + (f", load average {m['loadavg'][0]:.1f} at the start and {results['machine_end']['loadavg'][0]:.1f} at "
-           f"the end ({results['machine_end']['date']}; a shared machine)" if m.get("loadavg") else "") + ".",
+        + (
+            f", load average {m['loadavg'][0]:.1f} at the start and {results['machine_end']['loadavg'][0]:.1f} at "
+            f"the end ({results['machine_end']['date']}; a shared machine)"
+            if m.get("loadavg")
+            else ""
+        )
+        + ".",
         "",
         "Param error: |recovered - true| as a fraction of the training range (median over samples x params, and "
         "max). darktable PSNR: darktable's render of the recovered params vs the target, display-encoded, pooled "
@@ -927,17 +1152,27 @@ def results_markdown(results: dict[str, Any]) -> str:
         "",
     ]
     if results["unreadable_raws"]:
-        lines += ["Unreadable raws (skipped): " + "; ".join(f"`{Path(u['raw']).name}` ({u['error']})"
-                                                          for u in results["unreadable_raws"]), ""]
+        lines += [
+            "Unreadable raws (skipped): "
+            + "; ".join(f"`{Path(u['raw']).name}` ({u['error']})" for u in results["unreadable_raws"]),
+            "",
+        ]
     for w in results.get("warnings", []):
         lines += [f"Warning: {w}.", ""]
-    header = ("| method | median param err | max param err | darktable PSNR (dB) | min | p05 | PU21 PSNR (dB) | "
-              "PU21 min | HDR-FLIP mean | HDR-FLIP max | median s | median renders |")
+    header = (
+        "| method | median param err | max param err | darktable PSNR (dB) | min | p05 | PU21 PSNR (dB) | "
+        "PU21 min | HDR-FLIP mean | HDR-FLIP max | median s | median renders |"
+    )
     sep = "|---|---|---|---|---|---|---|---|---|---|---|---|"
     a = results["aggregate"]
     for mult in mults:
-        lines += [f"## Budget {_mult(mult)}x (median {mult * bud['median_unit_s']:.1f} s per sample)", "", header, sep,
-                  _row("proxy regression", a["proxy"])]
+        lines += [
+            f"## Budget {_mult(mult)}x (median {mult * bud['median_unit_s']:.1f} s per sample)",
+            "",
+            header,
+            sep,
+            _row("proxy regression", a["proxy"]),
+        ]
         for lab in results["methods"]:
             r = a[lab].get(_mult(mult))
             if r is None:
@@ -946,15 +1181,21 @@ def results_markdown(results: dict[str, Any]) -> str:
                 ov = f" ({r['overruns']} overrun)" if r["overruns"] else ""
                 lines.append(_row(lab + ov, r))
         lines.append("")
-    oneoff = (f"{oo['total_s']:.0f} s = dataset generation "
-              + (f"{oo['generate_s']:.0f} s" if oo["generate_s"] is not None else "(not given: 0)")
-              + f" + training {oo['train_s']:.0f} s")
-    lines += ["## Break-even", "",
-              f"Proxy one-off cost: {oneoff}. Equal quality: the baseline's best-so-far darktable PSNR reaches the "
-              "proxy's on the same sample. T = median over samples of the seconds it needs (a sample that never gets "
-              "there within its run is censored: its time is only known to exceed the run, so T and N come as "
-              "ranges). The proxy's total time N x p + one-off is at most N x T from N = ceil(one-off / (T - p)) "
-              "images on (p: the proxy's median seconds per image).", ""]
+    oneoff = (
+        f"{oo['total_s']:.0f} s = dataset generation "
+        + (f"{oo['generate_s']:.0f} s" if oo["generate_s"] is not None else "(not given: 0)")
+        + f" + training {oo['train_s']:.0f} s"
+    )
+    lines += [
+        "## Break-even",
+        "",
+        f"Proxy one-off cost: {oneoff}. Equal quality: the baseline's best-so-far darktable PSNR reaches the "
+        "proxy's on the same sample. T = median over samples of the seconds it needs (a sample that never gets "
+        "there within its run is censored: its time is only known to exceed the run, so T and N come as "
+        "ranges). The proxy's total time N x p + one-off is at most N x T from N = ceil(one-off / (T - p)) "
+        "images on (p: the proxy's median seconds per image).",
+        "",
+    ]
     for lab in results["methods"]:
         be = results["break_even"][lab]
         lines.append(f"* **{lab}**, darktable PSNR: {break_even_text(be['darktable_psnr'])}.")
@@ -969,8 +1210,14 @@ def results_markdown(results: dict[str, Any]) -> str:
     for s in results["samples"]:
         p = s["proxy"]
         tp = ", ".join(f"{k}={_fmt(s['true_params'][k])}" for k in names)
-        cells = [str(s["index"]), Path(s["raw"]).name, tp, f"{p['mean_param_error']:.4f}",
-                 f"{p['darktable_psnr']:.1f}", f"{p['seconds']:.1f}"]
+        cells = [
+            str(s["index"]),
+            Path(s["raw"]).name,
+            tp,
+            f"{p['mean_param_error']:.4f}",
+            f"{p['darktable_psnr']:.1f}",
+            f"{p['seconds']:.1f}",
+        ]
         for lab in results["methods"]:
             b = s["baselines"][lab]
             cells += [f"{x['mean_param_error']:.4f} / {x['darktable_psnr']:.1f}" for x in b["budgets"]]

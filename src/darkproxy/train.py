@@ -26,21 +26,22 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from darkproxy.fsutil import atomic_path
 from darkproxy.colorspace import LOSS_SPACES, perceptual_loss_encode
-from darkproxy.viz.metrics import display_psnr_batch
-from darkproxy.data.store import write_bytes_atomic
 from darkproxy.data.dataset import DatasetInfo, ModuleDataset, PixelBatches, load_dataset_info, split_indices
+from darkproxy.data.store import write_bytes_atomic
 from darkproxy.errors import DarkproxyError, DatasetError
+from darkproxy.fsutil import atomic_path
 from darkproxy.models.registry import arch_entry, build_model, list_archs
+from darkproxy.viz.metrics import display_psnr_batch
 
 LOSSES = ("l1", "mse", "charbonnier")
 
@@ -62,8 +63,14 @@ def _arch_defaults(arch: str, device: torch.device | None = None) -> dict[str, A
     (it is launch-bound at these sizes), so batches are larger there."""
     gpu = device is not None and device.type == "cuda"
     if arch_entry(arch).pixel_batches:
-        return {"steps": 8000, "batch": 256 if gpu else 64, "pixels": 256 if gpu else 64, "crop": None, "context": 0,
-                "lr": 6e-3}
+        return {
+            "steps": 8000,
+            "batch": 256 if gpu else 64,
+            "pixels": 256 if gpu else 64,
+            "crop": None,
+            "context": 0,
+            "lr": 6e-3,
+        }
     if arch_entry(arch).pre_demosaic:
         return {"steps": 3000, "batch": 32 if gpu else 8, "pixels": None, "crop": 64, "context": 4, "lr": 1e-3}
     return {"steps": 3000, "batch": 32 if gpu else 8, "pixels": None, "crop": 64, "context": 16, "lr": 1e-3}
@@ -118,7 +125,7 @@ class TrainConfig:
     cache_gb: float = 2.0
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "TrainConfig":
+    def from_json(cls, d: Mapping[str, Any]) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -139,6 +146,7 @@ class TrainResult:
 
 
 # ------------------------------------------------------------------------------ helpers
+
 
 def resolve_device(device: str) -> torch.device:
     """``"auto"`` -> cuda, else mps, else cpu; an unavailable explicit device
@@ -165,8 +173,7 @@ def choose_arch(info: DatasetInfo, requested: str) -> tuple[str, dict[str, Any]]
     best local-operator proxy measured, see ``bench/results/proxies.md``) if
     false or unavailable (safe: it can learn a pointwise op too)."""
     probe = info.raw.get("pointwise", None)
-    decision: dict[str, Any] = {"requested": requested, "probe_pointwise": probe,
-                                "probe_available": probe is not None}
+    decision: dict[str, Any] = {"requested": requested, "probe_pointwise": probe, "probe_available": probe is not None}
     if requested != "auto":
         try:
             e = arch_entry(requested)
@@ -174,13 +181,17 @@ def choose_arch(info: DatasetInfo, requested: str) -> tuple[str, dict[str, Any]]
             raise TrainError(str(ex)) from None
         if e.pre_demosaic != info.pre_demosaic:
             need = "demosaic" if info.pre_demosaic else "an RGB architecture"
-            raise TrainError(f"arch {requested!r} does not fit this dataset ({'pre' if info.pre_demosaic else 'post'}-demosaic"
-                             f" module {info.module}): use {need}")
+            raise TrainError(
+                f"arch {requested!r} does not fit this dataset ({'pre' if info.pre_demosaic else 'post'}-demosaic"
+                f" module {info.module}): use {need}"
+            )
         decision["reason"] = "requested"
         if e.pointwise and probe is False:
             decision["warning"] = "the darktable probe found this module is NOT pointwise"
-            warnings.warn(f"training a pointwise proxy of {info.module}, which darktable's probe found not pointwise",
-                          stacklevel=3)
+            warnings.warn(
+                f"training a pointwise proxy of {info.module}, which darktable's probe found not pointwise",
+                stacklevel=3,
+            )
         return requested, decision
     if info.pre_demosaic:
         decision["reason"] = "pre-demosaic module: packed mosaic input"
@@ -212,8 +223,9 @@ def save_weights(path: Path, model: torch.nn.Module) -> None:
     write_bytes_atomic(Path(path), st_save(sd))
 
 
-def loss_fn(pred: torch.Tensor, target: torch.Tensor, kind: str, space: str,
-            weight: torch.Tensor | None = None) -> torch.Tensor:
+def loss_fn(
+    pred: torch.Tensor, target: torch.Tensor, kind: str, space: str, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Scalar loss between linear ``(B, 3, H, W)`` tensors, in encoding
     ``space``; ``weight`` (broadcastable, 0/1) keeps only some pixels."""
     if kind not in LOSSES:
@@ -242,8 +254,10 @@ def _val_dataset(root: Path, cfg: TrainConfig) -> tuple[ModuleDataset, str, list
     if len(full) < 2:
         raise DatasetError(f"{root}: need at least 2 samples (no val/test split, and train has {len(full)})")
     kept, held = split_indices(len(full), 0.1, cfg.seed)
-    warnings.warn(f"{root}: no val or test samples; holding out {len(held)} of {len(full)} train samples for validation",
-                  stacklevel=3)
+    warnings.warn(
+        f"{root}: no val or test samples; holding out {len(held)} of {len(full)} train samples for validation",
+        stacklevel=3,
+    )
     ds = ModuleDataset(root, "train", crop=cfg.val_crop, flips=False, seed=cfg.seed, indices=held, center_crop=True)
     return _cap(ds, cfg.val_max), "train-holdout", kept
 
@@ -289,6 +303,7 @@ def _trim_history(path: Path, step: int) -> None:
 
 # ------------------------------------------------------------------------------ train
 
+
 @dataclass
 class _Plan:
     """The resolved settings of one training run (recorded in ``run.json``)."""
@@ -306,9 +321,18 @@ class _Plan:
     amp: bool
 
     def to_json(self, threads: int) -> dict[str, Any]:
-        return {"steps": self.steps, "batch": self.batch, "pixels": self.pixels, "crop": self.crop,
-                "context": self.context, "lr": self.lr, "val_every": self.val_every, "device": str(self.device),
-                "amp": self.amp, "threads": threads}
+        return {
+            "steps": self.steps,
+            "batch": self.batch,
+            "pixels": self.pixels,
+            "crop": self.crop,
+            "context": self.context,
+            "lr": self.lr,
+            "val_every": self.val_every,
+            "device": str(self.device),
+            "amp": self.amp,
+            "threads": threads,
+        }
 
 
 def lr_at(step: int, frac: float, peak: float, warmup: int) -> float:
@@ -321,8 +345,14 @@ def lr_at(step: int, frac: float, peak: float, warmup: int) -> float:
     return peak * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * frac)))
 
 
-def train(dataset_dir: str | os.PathLike[str], run_dir: str | os.PathLike[str], config: TrainConfig | None = None,
-          resume: bool = False, progress: bool = True, overwrite: bool = False) -> TrainResult:
+def train(
+    dataset_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    config: TrainConfig | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> TrainResult:
     """Train a proxy of the dataset's module; see the module docstring for the
     run folder. ``resume``: continue from ``RUN/checkpoint.pt`` with the
     checkpoint's config (same total steps; ``device`` may change). Without
@@ -377,10 +407,19 @@ def train(dataset_dir: str | os.PathLike[str], run_dir: str | os.PathLike[str], 
         steps = max(1, math.ceil(cfg.epochs * math.ceil(len(train_ds) / batch)))
     else:
         steps = int(d["steps"])
-    plan = _Plan(arch=arch, decision=decision, steps=steps, batch=batch, lr=float(cfg.lr or d["lr"]),
-                 pixels=int(cfg.pixels or d["pixels"]) if pixel_rows else None, crop=crop, context=context,
-                 val_every=int(cfg.val_every or max(50, steps // 10)), device=device,
-                 amp=device.type == "cuda" if cfg.amp == "auto" else bool(cfg.amp) and device.type == "cuda")
+    plan = _Plan(
+        arch=arch,
+        decision=decision,
+        steps=steps,
+        batch=batch,
+        lr=float(cfg.lr or d["lr"]),
+        pixels=int(cfg.pixels or d["pixels"]) if pixel_rows else None,
+        crop=crop,
+        context=context,
+        val_every=int(cfg.val_every or max(50, steps // 10)),
+        device=device,
+        amp=device.type == "cuda" if cfg.amp == "auto" else bool(cfg.amp) and device.type == "cuda",
+    )
 
     prev_threads = torch.get_num_threads()
     threads = cfg.threads or (1 if pixel_rows and device.type == "cpu" else prev_threads)
@@ -404,19 +443,37 @@ def _fit_crop(ds: ModuleDataset, crop: int, context: int) -> tuple[int, int]:
     return crop, context
 
 
-def _batches(train_ds: ModuleDataset, plan: _Plan, cfg: TrainConfig, step: int,
-             model: torch.nn.Module) -> Iterator[dict[str, Any]]:
+def _batches(
+    train_ds: ModuleDataset, plan: _Plan, cfg: TrainConfig, step: int, model: torch.nn.Module
+) -> Iterator[dict[str, Any]]:
     """Training batches from ``step`` on: random pixels (per-pixel MLPs) or crops."""
     seed = cfg.seed * 1_000_003 + step  # fresh draws after a resume
     if plan.pixels is not None:
-        return iter(PixelBatches(train_ds, plan.batch, plan.pixels, seed=seed, features=model.features,
-                                 device=plan.device, cache_bytes=int(cfg.cache_gb * 2**30)))
+        return iter(
+            PixelBatches(
+                train_ds,
+                plan.batch,
+                plan.pixels,
+                seed=seed,
+                features=model.features,
+                device=plan.device,
+                cache_bytes=int(cfg.cache_gb * 2**30),
+            )
+        )
     train_ds.seed = cfg.seed + step
     gen = torch.Generator().manual_seed(seed)
-    sampler = RandomSampler(train_ds, replacement=True, num_samples=max(plan.steps - step, 1) * plan.batch,
-                            generator=gen)
-    loader = DataLoader(train_ds, batch_size=plan.batch, sampler=sampler, num_workers=cfg.num_workers,
-                        pin_memory=plan.device.type == "cuda", drop_last=True, persistent_workers=False)
+    sampler = RandomSampler(
+        train_ds, replacement=True, num_samples=max(plan.steps - step, 1) * plan.batch, generator=gen
+    )
+    loader = DataLoader(
+        train_ds,
+        batch_size=plan.batch,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        pin_memory=plan.device.type == "cuda",
+        drop_last=True,
+        persistent_workers=False,
+    )
     return _infinite(loader)
 
 
@@ -438,9 +495,19 @@ def context_mask(origin: torch.Tensor, h: int, w: int, context: int) -> torch.Te
     return ((top & bottom)[:, :, None] & (left & right)[:, None, :]).float()[:, None]
 
 
-def _train(root: Path, run: Path, cfg: TrainConfig, info: DatasetInfo, plan: _Plan, train_ds: ModuleDataset,
-           val_ds: ModuleDataset, val_split: str, ckpt: dict[str, Any] | None, ckpt_path: Path,
-           progress: bool) -> TrainResult:
+def _train(
+    root: Path,
+    run: Path,
+    cfg: TrainConfig,
+    info: DatasetInfo,
+    plan: _Plan,
+    train_ds: ModuleDataset,
+    val_ds: ModuleDataset,
+    val_split: str,
+    ckpt: dict[str, Any] | None,
+    ckpt_path: Path,
+    progress: bool,
+) -> TrainResult:
     torch.manual_seed(cfg.seed)
     device, amp, steps = plan.device, plan.amp, plan.steps
     model = build_model(plan.arch, len(info.param_space), in_channels=info.in_channels, **cfg.hparams).to(device)
@@ -463,15 +530,27 @@ def _train(root: Path, run: Path, cfg: TrainConfig, info: DatasetInfo, plan: _Pl
         _trim_history(run / "history.jsonl", step)
 
     run_info: dict[str, Any] = {
-        "format": "darkproxy-run/1", "arch": plan.arch, "hparams": hparams, "module": info.module,
-        "module_version": info.module_version, "darktable_version": info.darktable_version,
-        "param_space": info.param_space.to_json(), "data_space": "linear_rec2020",
+        "format": "darkproxy-run/1",
+        "arch": plan.arch,
+        "hparams": hparams,
+        "module": info.module,
+        "module_version": info.module_version,
+        "darktable_version": info.darktable_version,
+        "param_space": info.param_space.to_json(),
+        "data_space": "linear_rec2020",
         "input_space": "packed_mosaic" if info.pre_demosaic else "linear_rec2020",
-        "pre_demosaic": info.pre_demosaic, "in_channels": info.in_channels, "out_channels": 3,
-        "pointwise": arch_entry(plan.arch).pointwise, "arch_decision": plan.decision,
+        "pre_demosaic": info.pre_demosaic,
+        "in_channels": info.in_channels,
+        "out_channels": 3,
+        "pointwise": arch_entry(plan.arch).pointwise,
+        "arch_decision": plan.decision,
         "train_config": {**asdict(cfg), "resolved": plan.to_json(torch.get_num_threads())},
-        "dataset": str(root.resolve()), "n_train": len(train_ds), "n_val": len(val_ds), "val_split": val_split,
-        "status": "training", "torch_version": torch.__version__,
+        "dataset": str(root.resolve()),
+        "n_train": len(train_ds),
+        "n_val": len(val_ds),
+        "val_split": val_split,
+        "status": "training",
+        "torch_version": torch.__version__,
     }
     write_json_atomic(run / "run.json", run_info)
 
@@ -489,12 +568,20 @@ def _train(root: Path, run: Path, cfg: TrainConfig, info: DatasetInfo, plan: _Pl
         return elapsed0 + time.monotonic() - t0
 
     def checkpoint() -> None:
-        _torch_save_atomic(ckpt_path, {
-            "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else None, "step": step, "best_val_psnr": best,
-            "best_step": best_step, "elapsed": elapsed(), "config": asdict(cfg),
-            "torch_rng": torch.get_rng_state(),
-        })
+        _torch_save_atomic(
+            ckpt_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "step": step,
+                "best_val_psnr": best,
+                "best_step": best_step,
+                "elapsed": elapsed(),
+                "config": asdict(cfg),
+                "torch_rng": torch.get_rng_state(),
+            },
+        )
 
     def progress_frac() -> float:
         frac = step / steps
@@ -510,8 +597,9 @@ def _train(root: Path, run: Path, cfg: TrainConfig, info: DatasetInfo, plan: _Pl
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, initial=step, desc=f"train {info.module} ({plan.arch})", unit="step",
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=steps, initial=step, desc=f"train {info.module} ({plan.arch})", unit="step", dynamic_ncols=True
+        )
     run_loss: Any = 0.0
     run_n = 0
 
@@ -591,9 +679,18 @@ def _train(root: Path, run: Path, cfg: TrainConfig, info: DatasetInfo, plan: _Pl
     seconds = elapsed()
     if identity_psnr is None and not info.pre_demosaic:  # e.g. resumed a finished run
         identity_psnr = evaluate(model, val_ds, device)[1]
-    metrics = {"best_val_psnr": best, "best_step": best_step, "steps": step, "total_steps": steps,
-               "seconds": round(seconds, 3), "val_identity_psnr": identity_psnr, "val_split": val_split,
-               "n_val": len(val_ds), "arch": plan.arch, "stopped_early": stopped_early}
+    metrics = {
+        "best_val_psnr": best,
+        "best_step": best_step,
+        "steps": step,
+        "total_steps": steps,
+        "seconds": round(seconds, 3),
+        "val_identity_psnr": identity_psnr,
+        "val_split": val_split,
+        "n_val": len(val_ds),
+        "arch": plan.arch,
+        "stopped_early": stopped_early,
+    }
     write_json_atomic(run / "metrics.json", metrics)
     run_info["status"] = "stopped_early" if stopped_early else "done"
     run_info["metrics"] = metrics
@@ -601,5 +698,17 @@ def _train(root: Path, run: Path, cfg: TrainConfig, info: DatasetInfo, plan: _Pl
     return TrainResult(run, plan.arch, best, best_step, step, seconds, identity_psnr, val_split, stopped_early)
 
 
-__all__ = ["LOSSES", "TrainConfig", "TrainError", "TrainResult", "choose_arch", "evaluate", "list_archs",
-           "loss_fn", "lr_at", "resolve_device", "save_weights", "train"]
+__all__ = [
+    "LOSSES",
+    "TrainConfig",
+    "TrainError",
+    "TrainResult",
+    "choose_arch",
+    "evaluate",
+    "list_archs",
+    "loss_fn",
+    "lr_at",
+    "resolve_device",
+    "save_weights",
+    "train",
+]

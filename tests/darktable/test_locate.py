@@ -39,10 +39,13 @@ def test_not_executable(tmp_path: Path) -> None:
         locate_darktable(f)
 
 
-@pytest.mark.parametrize("script, error", [
-    ("echo hello", "does not look like darktable-cli"),  # a stand-in program, only to provoke the error path
-    ("echo 'this is darktable-cli 3.8.1'", "too old"),
-])
+@pytest.mark.parametrize(
+    "script, error",
+    [
+        ("echo hello", "does not look like darktable-cli"),  # a stand-in program, only to provoke the error path
+        ("echo 'this is darktable-cli 3.8.1'", "too old"),
+    ],
+)
 def test_wrong_program(tmp_path: Path, script: str, error: str) -> None:
     f = tmp_path / "darktable-cli"
     f.write_text(f"#!/bin/sh\n{script}\n")

@@ -7,7 +7,12 @@ import struct
 import pytest
 
 from darkproxy.darktable.params import (
-    decode_blob_text, decode_params, default_blob, encode_blob_text, encode_params, set_params,
+    decode_blob_text,
+    decode_params,
+    default_blob,
+    encode_blob_text,
+    encode_params,
+    set_params,
 )
 from darkproxy.errors import ParamValueError, UnknownParam, XmpError
 
@@ -39,7 +44,7 @@ def test_set_exposure_changes_only_its_bytes(dt, default_sidecar) -> None:
     new = set_params(sch, blob, {"exposure": "1.5"})
     off = sch.field("exposure").offset
     assert struct.unpack_from("<f", new, off)[0] == 1.5
-    assert new[:off] == blob[:off] and new[off + 4:] == blob[off + 4:]
+    assert new[:off] == blob[:off] and new[off + 4 :] == blob[off + 4 :]
 
 
 def test_enum_by_name_and_bool_strings(dt) -> None:
@@ -64,13 +69,16 @@ def test_string_field(dt) -> None:
     assert decode_params(sch, blob)["filename"] == "my.icc"
 
 
-@pytest.mark.parametrize("updates, err, msg", [
-    ({"exposure": "30"}, ParamValueError, r"outside darktable's range \[-18, 18\]"),
-    ({"exposure": "bright"}, ParamValueError, "expects a number"),
-    ({"mode": "SOMETIMES"}, ParamValueError, "expects one of"),
-    ({"compensate_exposure_bias": "maybe"}, ParamValueError, "expects a boolean"),
-    ({"exposur": "1"}, UnknownParam, "no parameter 'exposur'"),
-])
+@pytest.mark.parametrize(
+    "updates, err, msg",
+    [
+        ({"exposure": "30"}, ParamValueError, r"outside darktable's range \[-18, 18\]"),
+        ({"exposure": "bright"}, ParamValueError, "expects a number"),
+        ({"mode": "SOMETIMES"}, ParamValueError, "expects one of"),
+        ({"compensate_exposure_bias": "maybe"}, ParamValueError, "expects a boolean"),
+        ({"exposur": "1"}, UnknownParam, "no parameter 'exposur'"),
+    ],
+)
 def test_bad_values(dt, updates, err, msg) -> None:
     sch = dt.schemas.get("exposure")
     with pytest.raises(err, match=msg):

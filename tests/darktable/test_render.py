@@ -16,8 +16,11 @@ from tests.darktable.render_noise import assert_same_render
 def _exposure_pair(dt, raw: Path, ev: float):
     base = dt.default_history(raw)
     order = dt.schemas.pipe_order(base.iop_order_version)
-    later = [op for op in order[order.index("exposure") + 1:]
-             if base.find(op) is not None and op not in ("colorin", "colorout", "gamma")]
+    later = [
+        op
+        for op in order[order.index("exposure") + 1 :]
+        if base.find(op) is not None and op not in ("colorin", "colorout", "gamma")
+    ]
     off = dt.edit(base, disable=["exposure", *later])
     on = dt.edit(base, updates={"exposure": {"exposure": ev, "black": 0.0}}, disable=later)
     return off, on
@@ -27,8 +30,12 @@ def _exposure_pair(dt, raw: Path, ev: float):
 def test_exposure_is_exact(dt, tiny_raw: Path, tmp_path: Path, ev: float, expected: float) -> None:
     off, on = _exposure_pair(dt, tiny_raw, ev)
     r = dt.renderer(max_size=128)
-    a, b = (read_tiff(p) for p in r.render_batch([RenderJob(tiny_raw, off, tmp_path / "a.tif"),
-                                                  RenderJob(tiny_raw, on, tmp_path / "b.tif")]))
+    a, b = (
+        read_tiff(p)
+        for p in r.render_batch(
+            [RenderJob(tiny_raw, off, tmp_path / "a.tif"), RenderJob(tiny_raw, on, tmp_path / "b.tif")]
+        )
+    )
     assert a.dtype == np.float32 and a.shape[0] == 3
     assert midtone_ratio(b, a) == pytest.approx(expected, abs=0.002 * expected)
 
@@ -64,8 +71,9 @@ def test_corrupt_raw_names_input_and_darktable_message(dt, tmp_path: Path) -> No
 def test_batch_reports_the_one_failing_job(dt, tiny_raw: Path, tmp_path: Path) -> None:
     bad = tmp_path / "corrupt.dng"
     bad.write_bytes(b"\x00" * 4096)
-    res = dt.renderer(max_size=64).render_batch([RenderJob(tiny_raw, None, tmp_path / "ok.tif"),
-                                                 RenderJob(bad, None, tmp_path / "bad.tif")])
+    res = dt.renderer(max_size=64).render_batch(
+        [RenderJob(tiny_raw, None, tmp_path / "ok.tif"), RenderJob(bad, None, tmp_path / "bad.tif")]
+    )
     assert isinstance(res[0], Path) and res[0].is_file()
     assert isinstance(res[1], RenderFailure) and "corrupt.dng" in res[1].message
 
@@ -90,8 +98,20 @@ def test_crash_is_reported(dt, tiny_raw: Path, tmp_path: Path) -> None:
 
 def test_cli_render_with_set_and_errors(tiny_raw: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.tif"
-    r = run_cli("render", str(tiny_raw), "-o", str(out), "--set", "exposure.exposure=1", "--disable", "filmicrgb",
-                "--max-size", "64", "--save-xmp", str(tmp_path / "r.xmp"))
+    r = run_cli(
+        "render",
+        str(tiny_raw),
+        "-o",
+        str(out),
+        "--set",
+        "exposure.exposure=1",
+        "--disable",
+        "filmicrgb",
+        "--max-size",
+        "64",
+        "--save-xmp",
+        str(tmp_path / "r.xmp"),
+    )
     assert r.returncode == 0, r.stderr
     assert read_tiff(out).shape[1:] == (64, 64)
     from darkproxy.darktable.xmp import read_xmp

@@ -56,7 +56,13 @@ def test_unknown_module_and_param_hints(dt) -> None:
 
 def test_pipe_order_from_darktable(dt) -> None:
     order = dt.schemas.pipe_order(2)
-    assert order.index("rawprepare") < order.index("demosaic") < order.index("exposure") < order.index("colorbalancergb") < order.index("colorout")
+    assert (
+        order.index("rawprepare")
+        < order.index("demosaic")
+        < order.index("exposure")
+        < order.index("colorbalancergb")
+        < order.index("colorout")
+    )
     assert set(dt.schemas.modules) <= set(order)
 
 

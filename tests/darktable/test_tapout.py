@@ -53,9 +53,9 @@ def test_lab_module_at_identity(dt, tiny_raw: Path) -> None:
 
 
 # linear Rec. 2020 (D50-adapted, as darktable's working profile) -> XYZ D50, and the D50 white
-REC2020_TO_XYZ_D50 = np.array([[0.6734241, 0.1656411, 0.1251286],
-                               [0.2790177, 0.6753402, 0.0456377],
-                               [-0.0019300, 0.0299784, 0.7973330]])
+REC2020_TO_XYZ_D50 = np.array(
+    [[0.6734241, 0.1656411, 0.1251286], [0.2790177, 0.6753402, 0.0456377], [-0.0019300, 0.0299784, 0.7973330]]
+)
 
 
 def _lab_f(t: np.ndarray) -> np.ndarray:
@@ -80,7 +80,7 @@ def sharpen_maths(x: np.ndarray, radius: float, amount: float, threshold: float,
     sigma = radius * scale
     R = int(np.ceil(2.5 * sigma))
     t = np.arange(-R, R + 1)
-    k = np.exp(-t**2 / (2 * sigma**2))
+    k = np.exp(-(t**2) / (2 * sigma**2))
     blur = convolve1d(convolve1d(L, k / k.sum(), axis=0), k / k.sum(), axis=1)
     d = L - blur
     L2 = L + amount * np.sign(d) * np.maximum(np.abs(d) - threshold, 0)
@@ -148,12 +148,15 @@ def test_pre_demosaic_tapout(dt, tiny_raw: Path) -> None:
     assert c == 4 and tp.output.shape == (3, 2 * h, 2 * w)
 
 
-@pytest.mark.parametrize("args, msg", [
-    (["nosuch"], "unknown darktable module"),
-    (["exposure", "--set", "nope=1"], "has no parameter 'nope'"),
-    (["exposure", "--set", "exposure=40"], "outside darktable's range"),
-    (["exposure", "--set", "exposure=x"], "expects a number"),
-])
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["nosuch"], "unknown darktable module"),
+        (["exposure", "--set", "nope=1"], "has no parameter 'nope'"),
+        (["exposure", "--set", "exposure=40"], "outside darktable's range"),
+        (["exposure", "--set", "exposure=x"], "expects a number"),
+    ],
+)
 def test_cli_tapout_errors(tiny_raw: Path, tmp_path: Path, args, msg) -> None:
     r = run_cli("tapout", str(tiny_raw), *args, "-o", str(tmp_path / "t"))
     assert r.returncode == 2 and msg in r.stderr and r.stderr.count("\n") == 1

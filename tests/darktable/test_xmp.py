@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from darkproxy.darktable.render import RenderJob
@@ -28,8 +27,13 @@ def test_rewritten_xmp_keeps_every_item_and_blob(darktable_xmp: Path, tmp_path: 
     b = read_xmp(out)
     assert b.history_end == a.history_end and len(b.items) == len(a.items) >= 8
     for x, y in zip(a.items, b.items):
-        assert (x.operation, x.enabled, x.modversion, x.multi_priority, x.multi_name) == \
-               (y.operation, y.enabled, y.modversion, y.multi_priority, y.multi_name)
+        assert (x.operation, x.enabled, x.modversion, x.multi_priority, x.multi_name) == (
+            y.operation,
+            y.enabled,
+            y.modversion,
+            y.multi_priority,
+            y.multi_name,
+        )
         assert x.params == y.params and x.params_text == y.params_text
         assert x.blendop_params == y.blendop_params and x.blendop_version == y.blendop_version
     # attributes outside the history survive
@@ -40,7 +44,9 @@ def test_rewritten_xmp_renders_identically(dt, tiny_raw: Path, darktable_xmp: Pa
     orig = read_xmp(darktable_xmp)
     rewritten = Sidecar.parse(orig.to_string())
     r = dt.renderer(max_size=96)
-    res = r.render_batch([RenderJob(tiny_raw, orig, tmp_path / "a.tif"), RenderJob(tiny_raw, rewritten, tmp_path / "b.tif")])
+    res = r.render_batch(
+        [RenderJob(tiny_raw, orig, tmp_path / "a.tif"), RenderJob(tiny_raw, rewritten, tmp_path / "b.tif")]
+    )
     from darkproxy.darktable.render import read_tiff
 
     assert_same_render(read_tiff(res[0]), read_tiff(res[1]), "darktable's sidecar vs ours")

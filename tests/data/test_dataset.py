@@ -13,8 +13,9 @@ from darkproxy.data.dataset import ModuleDataset, load_dataset_info, read_manife
 from darkproxy.data.paramspace import ParamSpace, ParamSpec
 from darkproxy.errors import DatasetError
 
-SPACE = ParamSpace.of("exposure", [ParamSpec("exposure", "float", -2.0, 4.0, 0.0),
-                                   ParamSpec("compensate", "bool", 0, 1, 0)])
+SPACE = ParamSpace.of(
+    "exposure", [ParamSpec("exposure", "float", -2.0, 4.0, 0.0), ParamSpec("compensate", "bool", 0, 1, 0)]
+)
 
 
 def _ramp(h: int, w: int, k: float = 1.0) -> np.ndarray:
@@ -40,13 +41,31 @@ def test_writer_follows_the_documented_format(tmp_path: Path) -> None:
     assert ParamSpace.from_json(info["param_space"]) == SPACE
     recs = read_manifest(root)
     assert len(recs) == 6
-    for key in ("id", "raw", "module", "module_version", "darktable_version", "params", "params_norm",
-                "upstream_hash", "files", "sha256", "shape", "split"):
+    for key in (
+        "id",
+        "raw",
+        "module",
+        "module_version",
+        "darktable_version",
+        "params",
+        "params_norm",
+        "upstream_hash",
+        "files",
+        "sha256",
+        "shape",
+        "split",
+    ):
         assert key in recs[0], key
     arr = np.load(root / recs[0]["files"]["output"])
     assert arr.dtype == np.float16 and list(arr.shape) == recs[0]["shape"] == [3, 24, 40]
     di = load_dataset_info(root)
-    assert (di.module, di.pre_demosaic, di.flip_invariant, di.pointwise, di.in_channels) == ("exposure", False, True, True, 3)
+    assert (di.module, di.pre_demosaic, di.flip_invariant, di.pointwise, di.in_channels) == (
+        "exposure",
+        False,
+        True,
+        True,
+        3,
+    )
     assert di.param_space == SPACE
 
 

@@ -23,8 +23,25 @@ from tests.conftest import SRC, midtone_ratio, run_cli
 
 
 def _cmd(ds: Path, raws: Path, *extra: str) -> list[str]:
-    return ["generate", "exposure", "-o", str(ds), "--images", str(raws), "-n", "12", "--size", "128",
-            "--batch", "2", "--workers", "1", "--quiet", "--no-probe", *extra]
+    return [
+        "generate",
+        "exposure",
+        "-o",
+        str(ds),
+        "--images",
+        str(raws),
+        "-n",
+        "12",
+        "--size",
+        "128",
+        "--batch",
+        "2",
+        "--workers",
+        "1",
+        "--quiet",
+        "--no-probe",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +49,13 @@ def resumed(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     """12 exposure samples, the first run SIGKILLed part-way, then resumed."""
     ds = tmp_path_factory.mktemp("ds") / "exposure"
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "darkproxy", *_cmd(ds, raw_dir)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "darkproxy", *_cmd(ds, raw_dir)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
     man = ds / "manifest.jsonl"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
@@ -54,7 +76,7 @@ def test_resume_after_sigkill_gives_exactly_the_samples(resumed) -> None:
     ds, before = resumed
     recs = read_jsonl(ds / "manifest.jsonl")
     assert sorted(r["id"] for r in recs) == [f"{i:06d}" for i in range(12)]
-    assert recs[:len(before)] == before  # earlier lines untouched
+    assert recs[: len(before)] == before  # earlier lines untouched
     r = run_cli("verify", str(ds))
     assert r.returncode == 0 and "ok: 12 samples verified" in r.stdout, r.stdout + r.stderr
     info = json.loads((ds / "dataset.json").read_text())
@@ -71,7 +93,7 @@ def test_exposure_sample_matches_darktable_formula(resumed) -> None:
         out = np.load(ds / rec["files"]["output"]).astype(np.float64)
         assert list(out.shape) == rec["shape"] and out.shape[0] == 3
         ev, black = rec["params"]["exposure"], rec["params"]["black"]
-        k = 2.0 ** ev
+        k = 2.0**ev
         m = (inp > 0.05) & (inp < 0.5)
         expected = (inp[m] - black) * k / (1 - black * k)
         rel = np.abs(out[m] - expected) / np.abs(expected)
@@ -94,8 +116,20 @@ def test_other_settings_refused_and_verify_detects_corruption(resumed, raw_dir: 
     ds, _ = resumed
     copy = tmp_path / "copy"
     shutil.copytree(ds, copy)
-    r = run_cli("generate", "exposure", "-o", str(copy), "--images", str(raw_dir), "-n", "12",
-                "--size", "96", "--quiet", "--no-probe")
+    r = run_cli(
+        "generate",
+        "exposure",
+        "-o",
+        str(copy),
+        "--images",
+        str(raw_dir),
+        "-n",
+        "12",
+        "--size",
+        "96",
+        "--quiet",
+        "--no-probe",
+    )
     assert r.returncode == 2 and "generated with different settings" in r.stderr and "size: 128 -> 96" in r.stderr
     f = copy / "samples" / "000003_out.npy"
     f.write_bytes(f.read_bytes()[:-8])
@@ -103,12 +137,15 @@ def test_other_settings_refused_and_verify_detects_corruption(resumed, raw_dir: 
     assert r.returncode == 1 and "000003" in r.stdout and len(r.stdout.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args, message", [
-    (["exposure", "--images", "EMPTY"], "no raw files in"),
-    (["nosuchmodule"], "unknown darktable module"),
-    (["exposure", "--params", "exposure,nope"], "has no parameter 'nope'"),
-    (["exposure", "--range", "exposure=2:1"], "empty range"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["exposure", "--images", "EMPTY"], "no raw files in"),
+        (["nosuchmodule"], "unknown darktable module"),
+        (["exposure", "--params", "exposure,nope"], "has no parameter 'nope'"),
+        (["exposure", "--range", "exposure=2:1"], "empty range"),
+    ],
+)
 def test_bad_inputs_one_line_exit_2(raw_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "empty").mkdir()
     args = [str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
@@ -125,8 +162,9 @@ def test_unreadable_raw_is_skipped_and_recorded(dt, raw_dir: Path, tmp_path: Pat
     shutil.copy(raw_dir / "astronaut.dng", d / "astronaut.dng")
     (d / "broken.dng").write_bytes(b"II*\x00" + bytes(range(256)) * 4)
     logs: list[str] = []
-    res = generate(dt, d, tmp_path / "ds", GenerateOptions("exposure", n=2, size=64, probe=False), progress=False,
-                   log=logs.append)
+    res = generate(
+        dt, d, tmp_path / "ds", GenerateOptions("exposure", n=2, size=64, probe=False), progress=False, log=logs.append
+    )
     assert res.total == 2 and res.failed_raws == ["broken.dng"]
     assert any("skipping broken.dng" in m for m in logs)
     info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
@@ -135,8 +173,9 @@ def test_unreadable_raw_is_skipped_and_recorded(dt, raw_dir: Path, tmp_path: Pat
     assert {r["raw"] for r in read_jsonl(tmp_path / "ds" / "manifest.jsonl")} == {"astronaut.dng"}
 
 
-def test_darktable_failure_retried_then_recorded(dt, raw_dir: Path, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_darktable_failure_retried_then_recorded(
+    dt, raw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Error path provoked by a stub: the first pair of every batch fails, retry included."""
     from darkproxy.darktable.render import Renderer, RenderFailure
 
@@ -146,25 +185,34 @@ def test_darktable_failure_retried_then_recorded(dt, raw_dir: Path, tmp_path: Pa
     def flaky(self, jobs):
         calls.append([j.out.name for j in jobs])
         res = real(self, jobs)
-        return [RenderFailure(j, "stub failure") if j.out.name in ("o0.tif", "retry-out0.tif") else r
-                for j, r in zip(jobs, res)]
+        return [
+            RenderFailure(j, "stub failure") if j.out.name in ("o0.tif", "retry-out0.tif") else r
+            for j, r in zip(jobs, res)
+        ]
 
     monkeypatch.setattr(Renderer, "render_batch", flaky)
-    res = generate(dt, raw_dir, tmp_path / "ds", GenerateOptions("exposure", n=6, size=64, batch=3, probe=False),
-                   progress=False)
+    res = generate(
+        dt, raw_dir, tmp_path / "ds", GenerateOptions("exposure", n=6, size=64, batch=3, probe=False), progress=False
+    )
     assert res.failed == 2 and res.total == 4
     fails = read_jsonl(tmp_path / "ds" / "failed.jsonl")
     assert sorted(f["id"] for f in fails) == ["000000", "000003"]
     assert all("stub failure" in f["error"] and "retry" in f["error"] for f in fails)
     assert ["retry-out0.tif"] in calls  # retried alone
     monkeypatch.setattr(Renderer, "render_batch", real)
-    res2 = generate(dt, raw_dir, tmp_path / "ds", GenerateOptions("exposure", n=6, size=64, batch=3, probe=False,
-                                                                  retry_failed=True), progress=False)
+    res2 = generate(
+        dt,
+        raw_dir,
+        tmp_path / "ds",
+        GenerateOptions("exposure", n=6, size=64, batch=3, probe=False, retry_failed=True),
+        progress=False,
+    )
     assert res2.total == 6 and res2.written == 2 and res2.failed == 0
 
 
-def test_disk_full_stops_cleanly_and_resumes(dt, raw_dir: Path, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_full_stops_cleanly_and_resumes(
+    dt, raw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = gen.save_npy_atomic
     count = {"n": 0}
 
@@ -185,8 +233,9 @@ def test_disk_full_stops_cleanly_and_resumes(dt, raw_dir: Path, tmp_path: Path,
 
 
 def test_crops_and_parameterless_module(dt, raw_dir: Path, tmp_path: Path) -> None:
-    res = generate(dt, raw_dir, tmp_path / "crops", GenerateOptions("exposure", n=6, size=48, crops=3, probe=False),
-                   progress=False)
+    res = generate(
+        dt, raw_dir, tmp_path / "crops", GenerateOptions("exposure", n=6, size=48, crops=3, probe=False), progress=False
+    )
     recs = read_jsonl(tmp_path / "crops" / "manifest.jsonl")
     assert res.total == 6 and all(r["shape"] == [3, 48, 48] for r in recs)
     by_pair = {}
@@ -195,14 +244,15 @@ def test_crops_and_parameterless_module(dt, raw_dir: Path, tmp_path: Path) -> No
     assert len(by_pair) == 2 and all(len({tuple(r["crop"]) for r in v}) == 3 for v in by_pair.values())
     assert all(len({json.dumps(r["params"]) for r in v}) == 1 for v in by_pair.values())
     # colorin has no free params: upstream exposure is varied and recorded per sample
-    res = generate(dt, raw_dir, tmp_path / "colorin", GenerateOptions("colorin", n=3, size=48, probe=False),
-                   progress=False)
+    res = generate(
+        dt, raw_dir, tmp_path / "colorin", GenerateOptions("colorin", n=3, size=48, probe=False), progress=False
+    )
     recs = read_jsonl(tmp_path / "colorin" / "manifest.jsonl")
     evs = [r["upstream"]["varied"]["exposure"]["exposure"] for r in recs]
     assert res.total == 3 and len(set(evs)) == 3
     # ...and darktable really applied it: two inputs of one raw differ by the recorded exposures
     # (3 samples of 2 raws: at least one such pair)
-    pairs = [(a, b) for i, a in enumerate(recs) for b in recs[i + 1:] if a["raw"] == b["raw"]]
+    pairs = [(a, b) for i, a in enumerate(recs) for b in recs[i + 1 :] if a["raw"] == b["raw"]]
     assert pairs
     for a, b in pairs:
         ia, ib = (np.load(tmp_path / "colorin" / r["files"]["input"]).astype(np.float64) for r in (a, b))
@@ -222,8 +272,19 @@ def test_probe_exposure_pointwise_sharpen_not(dt, raw_dir: Path) -> None:
 
 
 def test_probe_recorded_in_dataset_json(raw_dir: Path, tmp_path: Path) -> None:
-    r = run_cli("generate", "sharpen", "-o", str(tmp_path / "ds"), "--images", str(raw_dir), "-n", "2",
-                "--size", "64", "--quiet")
+    r = run_cli(
+        "generate",
+        "sharpen",
+        "-o",
+        str(tmp_path / "ds"),
+        "--images",
+        str(raw_dir),
+        "-n",
+        "2",
+        "--size",
+        "64",
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     info = json.loads((tmp_path / "ds" / "dataset.json").read_text())
     assert info["pointwise"] is False and info["probe"]["matched"] >= 100

@@ -12,8 +12,15 @@ import numpy as np
 import pytest
 
 from darkproxy.data import store
-from darkproxy.data.store import (DiskFull, JsonlAppender, read_jsonl, repair_jsonl, save_npy_atomic,
-                                  verify_dataset, write_json_atomic)
+from darkproxy.data.store import (
+    DiskFull,
+    JsonlAppender,
+    read_jsonl,
+    repair_jsonl,
+    save_npy_atomic,
+    verify_dataset,
+    write_json_atomic,
+)
 
 
 def test_save_npy_atomic_and_digest(tmp_path: Path) -> None:
@@ -45,17 +52,37 @@ def test_partial_manifest_line_is_truncated(tmp_path: Path) -> None:
 
 
 def _tiny_dataset(root: Path) -> None:
-    write_json_atomic(root / "dataset.json", {"format": "darkproxy-dataset/1", "module": "exposure", "n": 2,
-                                              "param_space": {"module": "exposure", "specs": [{}], "fixed": {}}})
+    write_json_atomic(
+        root / "dataset.json",
+        {
+            "format": "darkproxy-dataset/1",
+            "module": "exposure",
+            "n": 2,
+            "param_space": {"module": "exposure", "specs": [{}], "fixed": {}},
+        },
+    )
     with JsonlAppender(root / "manifest.jsonl") as m:
         for i, raw, split in ((0, "a.dng", "train"), (1, "b.dng", "val")):
             sid = f"{i:06d}"
             arr = np.full((3, 4, 5), i + 1, np.float16)
             f = {"input": f"samples/{sid}_in.npy", "output": f"samples/{sid}_out.npy"}
             sha = {k: save_npy_atomic(root / v, arr) for k, v in f.items()}
-            m.append({"id": sid, "raw": raw, "params": {"exposure": 1.0}, "params_norm": [0.5], "module": "exposure",
-                      "module_version": 6, "darktable_version": "4.2.1", "upstream_hash": "x", "files": f,
-                      "sha256": sha, "shape": [3, 4, 5], "split": split})
+            m.append(
+                {
+                    "id": sid,
+                    "raw": raw,
+                    "params": {"exposure": 1.0},
+                    "params_norm": [0.5],
+                    "module": "exposure",
+                    "module_version": 6,
+                    "darktable_version": "4.2.1",
+                    "upstream_hash": "x",
+                    "files": f,
+                    "sha256": sha,
+                    "shape": [3, 4, 5],
+                    "split": split,
+                }
+            )
 
 
 def test_verify_ok_and_each_problem(tmp_path: Path) -> None:

@@ -86,8 +86,11 @@ def test_pixel_mlp_head_on_pixel_rows_equals_forward(arch: str) -> None:
         full = m(x, p).flatten(2).transpose(1, 2)  # (B, HW, 3)
         k = torch.randint(0, 600, (2, 50))
         feats = m.features(x).flatten(2).transpose(1, 2)
-        rows = m.head(torch.gather(feats, 1, k[..., None].expand(-1, -1, feats.shape[2])),
-                      torch.gather(x.flatten(2).transpose(1, 2), 1, k[..., None].expand(-1, -1, 3)), p)
+        rows = m.head(
+            torch.gather(feats, 1, k[..., None].expand(-1, -1, feats.shape[2])),
+            torch.gather(x.flatten(2).transpose(1, 2), 1, k[..., None].expand(-1, -1, 3)),
+            p,
+        )
     torch.testing.assert_close(rows, torch.gather(full, 1, k[..., None].expand(-1, -1, 3)))
 
 

@@ -12,7 +12,7 @@ def test_feature_count_and_flat_image_has_no_detail() -> None:
     x = torch.full((2, 3, 40, 50), 0.18)
     f = multiscale_features(x)
     assert f.shape == (2, 4 + 4 * len(DEFAULT_SIGMAS) + 2 * len(BORDER_SCALES), 40, 50)
-    bands = f[:, 4:4 + 4 * len(DEFAULT_SIGMAS)]
+    bands = f[:, 4 : 4 + 4 * len(DEFAULT_SIGMAS)]
     assert bands.abs().max() < 1e-5  # a flat image has no band-pass content at any scale
 
 
@@ -38,6 +38,6 @@ def test_border_distance_of_a_crop_equals_the_crop_of_the_full_map() -> None:
     full = border_distance(1, 60, 80, scales=(16.0, 64.0))
     y0, x0, h, w = 10, 35, 20, 30
     crop = border_distance(1, h, w, scales=(16.0, 64.0), origin=torch.tensor([[y0, x0, 60, 80]]))
-    torch.testing.assert_close(crop, full[:, :, y0:y0 + h, x0:x0 + w])
+    torch.testing.assert_close(crop, full[:, :, y0 : y0 + h, x0 : x0 + w])
     # px 5 from the top edge, scale 16 -> 5/16; the centre is clipped at 1
     assert abs(float(full[0, 0, 5, 40]) - 5 / 16) < 1e-6 and float(full[0, 0, 30, 40]) == 1.0

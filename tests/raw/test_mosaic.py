@@ -58,7 +58,9 @@ def test_same_scene_rggb_and_gbrg_agree(tmp_path: Path, astronaut: np.ndarray) -
     scene = np.repeat(np.repeat(cells, 2, 0), 2, 1)  # (64, 64, 3), 2x2 blocks
     packs = []
     for cfa, bits in (("RGGB", 14), ("GBRG", 12)):
-        p = write_synthetic_dng(scene, tmp_path / f"{cfa}.dng", SynthRawSpec(cfa=cfa, bits=bits, size=64, noise=0.0)).path
+        p = write_synthetic_dng(
+            scene, tmp_path / f"{cfa}.dng", SynthRawSpec(cfa=cfa, bits=bits, size=64, noise=0.0)
+        ).path
         packs.append(read_packed_mosaic(p, white_balance=True).data)
     assert packs[0].shape == (4, 32, 32)
     np.testing.assert_allclose(packs[0], packs[1], atol=3 / (4095 - 256))  # 12-bit quantisation x WB gain
@@ -75,8 +77,14 @@ def test_synthetic_mosaic_matches_camera_rgb(tmp_path: Path, astronaut: np.ndarr
     assert pm.black == (u.black,) * 4 and pm.white == u.white
     r_row, r_col = divmod(cfa.index("R"), 2)
     b_row, b_col = divmod(cfa.index("B"), 2)
-    expected = np.stack([u.camera_rgb[r_row::2, r_col::2, 0], u.camera_rgb[r_row::2, b_col::2, 1],
-                         u.camera_rgb[b_row::2, r_col::2, 1], u.camera_rgb[b_row::2, b_col::2, 2]])
+    expected = np.stack(
+        [
+            u.camera_rgb[r_row::2, r_col::2, 0],
+            u.camera_rgb[r_row::2, b_col::2, 1],
+            u.camera_rgb[b_row::2, r_col::2, 1],
+            u.camera_rgb[b_row::2, b_col::2, 2],
+        ]
+    )
     unclipped = expected < 0.95  # the sensor clips at the white level
     assert unclipped.mean() > 0.99
     resid = (pm.data - expected)[unclipped]
@@ -94,8 +102,11 @@ def test_read_raw_info(tmp_path: Path) -> None:
 
 def test_corrupt_missing_and_foreign_files(tmp_path: Path, astronaut: np.ndarray) -> None:
     good = write_synthetic_dng(astronaut, tmp_path / "good.dng", SynthRawSpec(size=64)).path
-    cases = {"random.dng": np.random.default_rng(0).bytes(4000), "truncated.dng": good.read_bytes()[:5000],
-             "empty.dng": b""}
+    cases = {
+        "random.dng": np.random.default_rng(0).bytes(4000),
+        "truncated.dng": good.read_bytes()[:5000],
+        "empty.dng": b"",
+    }
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
         for reader in (read_raw_info, read_packed_mosaic):

@@ -10,9 +10,20 @@ import pytest
 from darkproxy.cli import main
 from darkproxy.errors import RawError
 from darkproxy.raw.mosaic import read_raw_info
-from darkproxy.raw.synth import (CAMERA_MATRIX, SRGB_TO_XYZ, SynthRawSpec, default_source_images, gain_matched_psnr,
-                                 make_samples, read_synthetic_info, reference_linear_rec2020, resize_long_side,
-                                 srgb_to_linear, unprocess, write_synthetic_dng)
+from darkproxy.raw.synth import (
+    CAMERA_MATRIX,
+    SRGB_TO_XYZ,
+    SynthRawSpec,
+    default_source_images,
+    gain_matched_psnr,
+    make_samples,
+    read_synthetic_info,
+    reference_linear_rec2020,
+    resize_long_side,
+    srgb_to_linear,
+    unprocess,
+    write_synthetic_dng,
+)
 
 RENDER_SIZE = 192
 
@@ -34,7 +45,13 @@ def test_rawpy_reads_back_pattern_and_levels(tmp_path: Path, photos, cfa: str, b
     np.testing.assert_allclose(info.wb, written.wb, rtol=1e-6)  # AsShotNeutral -> multipliers, G = 1
     np.testing.assert_allclose(info.daylight_wb, written.wb, rtol=1e-6)  # the default neutral is the camera's D65
     tags = read_synthetic_info(written.path)
-    assert (tags.cfa, tags.bits, tags.black, tags.white, tags.shape) == (cfa, bits, written.black, written.white, (64, 64))
+    assert (tags.cfa, tags.bits, tags.black, tags.white, tags.shape) == (
+        cfa,
+        bits,
+        written.black,
+        written.white,
+        (64, 64),
+    )
     np.testing.assert_allclose(tags.color_matrix, CAMERA_MATRIX, atol=1e-6)
     np.testing.assert_allclose(tags.as_shot_neutral, written.as_shot_neutral, rtol=1e-6)
 
@@ -92,10 +109,10 @@ def test_tone_chart_levels() -> None:
     from darkproxy.raw.synth import tone_chart
 
     c = tone_chart(hues=6, values=5, dynamic_range=256.0, tile=4)
-    assert c.shape == (2 * 5 * 4, 8 * 4, 3) and 0 <= c.min() and c.max() <= 1
+    assert c.shape == (2 * 5 * 4, 8 * 4, 3) and c.min() >= 0 and c.max() <= 1
     grey = srgb_to_linear(c[2::4, -2, 1])  # tile centres of the last (grey) column
     np.testing.assert_allclose(grey, np.tile(np.geomspace(1, 1 / 256, 5), 2), rtol=1e-9)
-    top = c[2:5 * 4:4, 2:6 * 4:4]  # saturation-1 rows, hue columns
+    top = c[2 : 5 * 4 : 4, 2 : 6 * 4 : 4]  # saturation-1 rows, hue columns
     assert np.allclose(top.min(-1), 0)
 
 
@@ -132,8 +149,20 @@ def test_cli_samples_from_image(tmp_path: Path, photos, capsys) -> None:
     import imageio.v3 as iio
 
     iio.imwrite(tmp_path / "photo.png", (photos["coffee"] * 255).astype(np.uint8))
-    rc = main(["samples", str(tmp_path / "out"), "--from", str(tmp_path / "photo.png"), "--size", "64",
-               "--cfa", "grbg", "--bits", "12"])
+    rc = main(
+        [
+            "samples",
+            str(tmp_path / "out"),
+            "--from",
+            str(tmp_path / "photo.png"),
+            "--size",
+            "64",
+            "--cfa",
+            "grbg",
+            "--bits",
+            "12",
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert out.split() == [str(tmp_path / "out" / "photo.dng")] and "1 written" in err
@@ -155,8 +184,12 @@ def test_cli_samples_help(capsys) -> None:
 
 def test_spec_validation(tmp_path: Path) -> None:
     img = np.zeros((8, 8, 3))
-    for spec, match in [(SynthRawSpec(cfa="RGBW"), "unsupported CFA"), (SynthRawSpec(bits=10), "bit depth"),
-                        (SynthRawSpec(wb=(1.0, 0.0, 1.0)), "wb must be"), (SynthRawSpec(black_level=70000), "black")]:
+    for spec, match in [
+        (SynthRawSpec(cfa="RGBW"), "unsupported CFA"),
+        (SynthRawSpec(bits=10), "bit depth"),
+        (SynthRawSpec(wb=(1.0, 0.0, 1.0)), "wb must be"),
+        (SynthRawSpec(black_level=70000), "black"),
+    ]:
         with pytest.raises(RawError, match=match):
             write_synthetic_dng(img, tmp_path / "x.dng", spec)
     assert not (tmp_path / "x.dng").exists()

@@ -10,8 +10,19 @@ from skimage.color.colorconv import rgb_from_xyz
 from darkproxy.colorspace import rec2020_to_rec709_matrix
 from darkproxy.errors import DarkproxyError
 from darkproxy.viz.images import to_display
-from darkproxy.viz.metrics import (PSNR_CAP, aggregate, compare, deltae2000, display_psnr, hdrflip_mean,
-                                   lab_of_display, psnr_from_mse, pu21_psnr, ssim, worst_case)
+from darkproxy.viz.metrics import (
+    PSNR_CAP,
+    aggregate,
+    compare,
+    deltae2000,
+    display_psnr,
+    hdrflip_mean,
+    lab_of_display,
+    psnr_from_mse,
+    pu21_psnr,
+    ssim,
+    worst_case,
+)
 
 # Sharma, Wu & Dalal (2005), "The CIEDE2000 color-difference formula: implementation
 # notes, supplementary test data, and mathematical observations", Table 1:
@@ -76,6 +87,7 @@ def test_psnr_of_uniform_offset_in_display_space() -> None:
     # MSE = 0.01^2 -> PSNR = 10 log10(1 / 1e-4) = 40 dB
     def lin(v: float) -> float:
         return ((v + 0.055) / 1.055) ** 2.4
+
     a = np.full((3, 16, 16), lin(0.50), np.float64)
     b = np.full((3, 16, 16), lin(0.51), np.float64)
     assert display_psnr(b, a) == pytest.approx(40.0, abs=1e-9)
@@ -87,10 +99,13 @@ def test_psnr_of_uniform_offset_in_display_space() -> None:
     from darkproxy.viz.metrics import display_psnr_batch
 
     x, y = _img(1), _img(2)
-    ref = peak_signal_noise_ratio(srgb_display_rec709(y.astype(np.float64)), srgb_display_rec709(x.astype(np.float64)),
-                                  data_range=1.0)
+    ref = peak_signal_noise_ratio(
+        srgb_display_rec709(y.astype(np.float64)), srgb_display_rec709(x.astype(np.float64)), data_range=1.0
+    )
     assert display_psnr(x, y) == pytest.approx(ref, abs=1e-9)
-    assert float(display_psnr_batch(torch.from_numpy(x)[None], torch.from_numpy(y)[None])[0]) == pytest.approx(ref, abs=1e-4)
+    assert float(display_psnr_batch(torch.from_numpy(x)[None], torch.from_numpy(y)[None])[0]) == pytest.approx(
+        ref, abs=1e-4
+    )
 
 
 def test_ciede2000_reference_pair_out_of_gamut() -> None:

@@ -24,7 +24,7 @@ def test_annotate_adds_a_fixed_band_and_keeps_the_image() -> None:
     img = to_display(_lin())
     a, b = annotate(img, "exposure = 1.25 EV"), annotate(img, "gy")
     assert a.shape == b.shape and a.shape[1:] == img.shape[1:] and a.shape[0] > img.shape[0]
-    np.testing.assert_array_equal(a[-img.shape[0]:], img)  # nothing of the image is covered
+    np.testing.assert_array_equal(a[-img.shape[0] :], img)  # nothing of the image is covered
     band = a[: a.shape[0] - img.shape[0]]
     assert band.max() > 200 and band.min() == 0  # white (anti-aliased) text on black
     with pytest.raises(TypeError):
@@ -45,10 +45,17 @@ def test_side_by_side_and_error_map() -> None:
 
 
 def test_plots(tmp_path: Path) -> None:
-    p = plot_curve([0, 1, 2, 3], {"psnr": [30, 35, None, 40], "ssim": [0.9, 0.95]}, "value", "dB", tmp_path / "c.png",
-                   title="t")
-    s = plot_scatter({"proxy": ([0.1, 0.2], [30, 35]), "cma": ([1, 2], [31, 36])}, "seconds", "dB",
-                     tmp_path / "s.png", logx=True, annotations={"proxy": ["a", "b"]})
+    p = plot_curve(
+        [0, 1, 2, 3], {"psnr": [30, 35, None, 40], "ssim": [0.9, 0.95]}, "value", "dB", tmp_path / "c.png", title="t"
+    )
+    s = plot_scatter(
+        {"proxy": ([0.1, 0.2], [30, 35]), "cma": ([1, 2], [31, 36])},
+        "seconds",
+        "dB",
+        tmp_path / "s.png",
+        logx=True,
+        annotations={"proxy": ["a", "b"]},
+    )
     for f in (p, s):
         im = iio.imread(f)
         assert im.shape[0] > 200 and im.shape[1] > 400 and im.std() > 10  # a real drawing, not blank
@@ -71,8 +78,12 @@ def test_report_with_images_plot_table_and_video(tmp_path: Path) -> None:
     for h in ("numbers", "images", "more"):
         rep.add_heading(h)
     rep.add_text("plain <b>text</b> & more", "note")
-    rep.add_table([{"metric": "psnr", "proxy": np.float32(41.23456), "identity": 20.0, "n": np.int64(3)},
-                   {"metric": "ssim", "extra": {"a": 1}}])
+    rep.add_table(
+        [
+            {"metric": "psnr", "proxy": np.float32(41.23456), "identity": 20.0, "n": np.int64(3)},
+            {"metric": "ssim", "extra": {"a": 1}},
+        ]
+    )
     rep.add_image(side_by_side([to_display(a), error_map(a, a * 0.5)], ["x", "err"]), "side by side")
     rep.add_image(a, "linear float image")  # display-encoded on the way
     rep.add_image(plot, "a plot")
@@ -117,9 +128,11 @@ def test_embedded_report_is_one_file(tmp_path: Path) -> None:
 def test_validate_references_kinds(tmp_path: Path) -> None:
     (tmp_path / "a b.png").write_bytes(b"x")
     page = tmp_path / "p.html"
-    page.write_text('<a href="#top">t</a><a href="https://example.org/x.png">x</a><img src="data:image/png;base64,AA">'
-                    '<img src="a%20b.png?v=1"><img src="missing.png"><a href="mailto:a@b.c">m</a>'
-                    f'<img src="{(tmp_path / "a b.png").as_uri()}"><video src="/nonexistent/v.mp4"></video>')
+    page.write_text(
+        '<a href="#top">t</a><a href="https://example.org/x.png">x</a><img src="data:image/png;base64,AA">'
+        '<img src="a%20b.png?v=1"><img src="missing.png"><a href="mailto:a@b.c">m</a>'
+        f'<img src="{(tmp_path / "a b.png").as_uri()}"><video src="/nonexistent/v.mp4"></video>'
+    )
     assert validate_references(page) == ["missing.png", "/nonexistent/v.mp4"]
     with pytest.raises(FileNotFoundError):
         HtmlReport("x").add_image(tmp_path / "nope.png")

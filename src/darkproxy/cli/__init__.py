@@ -12,7 +12,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from darkproxy import __version__
 from darkproxy.errors import DarkproxyError
@@ -37,9 +37,19 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 def _common_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("global options")
-    g.add_argument("--config", metavar="TOML", help="config file (default: $DARKPROXY_CONFIG or ~/.config/darkproxy/config.toml)")
-    g.add_argument("--darktable-cli", metavar="PATH", help="darktable-cli to use (default: $DARKPROXY_DARKTABLE_CLI, config, or PATH)")
-    g.add_argument("--home", metavar="DIR", help="workspace for caches and default outputs (default: $DARKPROXY_HOME or ~/darkproxy)")
+    g.add_argument(
+        "--config", metavar="TOML", help="config file (default: $DARKPROXY_CONFIG or ~/.config/darkproxy/config.toml)"
+    )
+    g.add_argument(
+        "--darktable-cli",
+        metavar="PATH",
+        help="darktable-cli to use (default: $DARKPROXY_DARKTABLE_CLI, config, or PATH)",
+    )
+    g.add_argument(
+        "--home",
+        metavar="DIR",
+        help="workspace for caches and default outputs (default: $DARKPROXY_HOME or ~/darkproxy)",
+    )
     return common
 
 
@@ -83,7 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"darkproxy {args.command}: error: {msg}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print(f"darkproxy {args.command}: interrupted; finished work is kept, re-run the same command to resume", file=sys.stderr)
+        print(
+            f"darkproxy {args.command}: interrupted; finished work is kept, re-run the same command to resume",
+            file=sys.stderr,
+        )
         return 130
     except BrokenPipeError:
         return 1

@@ -21,7 +21,11 @@ def parse_module_sets(items: list[str] | None, default_module: str | None = None
     out: dict[str, dict[str, Any]] = {}
     for k, v in parse_assignments(items).items():
         if default_module is not None:
-            mod, name = (default_module, k[len(default_module) + 1:]) if k.startswith(default_module + ".") else (default_module, k)
+            mod, name = (
+                (default_module, k[len(default_module) + 1 :])
+                if k.startswith(default_module + ".")
+                else (default_module, k)
+            )
         else:
             if "." not in k:
                 raise DarkproxyError(f"--set {k}={v}: expected MODULE.PARAM=VALUE (e.g. exposure.exposure=1)")

@@ -11,7 +11,9 @@ from darkproxy.config import Config, load_config
 from darkproxy.errors import DarkproxyError
 
 
-def add_command(sub: Any, common: argparse.ArgumentParser, name: str, help: str, description: str, examples: str = "") -> argparse.ArgumentParser:
+def add_command(
+    sub: Any, common: argparse.ArgumentParser, name: str, help: str, description: str, examples: str = ""
+) -> argparse.ArgumentParser:
     """Add a sub-command with a one-line ``help`` (shown in ``darkproxy --help``)
     and a longer ``description`` plus ``examples`` (shown in ``darkproxy NAME --help``)."""
     epilog = ("examples:\n" + examples) if examples else None

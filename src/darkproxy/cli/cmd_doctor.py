@@ -10,13 +10,18 @@ ORDER = 1
 
 
 def register(sub, common: argparse.ArgumentParser) -> None:
-    p = add_command(sub, common, "doctor", "check darktable, torch, ffmpeg and the workspace",
-                    "Check everything darkproxy needs: darktable-cli (path, version, plugin directory, "
-                    "how many modules have parameter schemas), torch and its device (cpu/cuda/mps), "
-                    "ffmpeg for videos, and a writable workspace. Exits non-zero with a one-line fix "
-                    "when something essential is missing.",
-                    "  darkproxy doctor\n  darkproxy doctor --json\n"
-                    "  DARKPROXY_DARKTABLE_CLI=/opt/darktable/bin/darktable-cli darkproxy doctor\n")
+    p = add_command(
+        sub,
+        common,
+        "doctor",
+        "check darktable, torch, ffmpeg and the workspace",
+        "Check everything darkproxy needs: darktable-cli (path, version, plugin directory, "
+        "how many modules have parameter schemas), torch and its device (cpu/cuda/mps), "
+        "ffmpeg for videos, and a writable workspace. Exits non-zero with a one-line fix "
+        "when something essential is missing.",
+        "  darkproxy doctor\n  darkproxy doctor --json\n"
+        "  DARKPROXY_DARKTABLE_CLI=/opt/darktable/bin/darktable-cli darkproxy doctor\n",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(func=run)
 

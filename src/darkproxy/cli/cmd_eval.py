@@ -11,43 +11,62 @@ ORDER = 40
 
 
 def register(sub, common: argparse.ArgumentParser) -> None:
-    p = add_command(sub, common, "eval", "evaluate a proxy against fresh darktable renders (report + metrics)",
-                    "Render fresh ground truth with darktable for raws in --images and params drawn in the run's "
-                    "training ranges (or pinned with --set, or drawn in --range, which may reach past the training "
-                    "ranges to measure extrapolation), run the proxy on the same inputs, and report per sample and "
-                    "aggregated, next to the identity baseline (output = input): display PSNR (pooled over samples, "
-                    "with the worst sample psnr_min and the 5th percentile psnr_p05), PU21 PSNR and HDR-FLIP on the "
-                    "unclipped scene-referred images (they see highlights above 1.0), SSIM and CIEDE2000. Raws "
-                    "darktable cannot open are skipped with a warning. Writes metrics.json, metrics.csv and "
-                    "index.html.",
-                    "  darkproxy eval runs/exposure --images raws/ -n 8 -o reports/exposure\n"
-                    "  darkproxy eval runs/exposure --images raws/ --range exposure=-2:4 -o reports/extrapolation\n"
-                    "  darkproxy eval runs/colorbalancergb --images raws/ --set vibrance=0.3 -o rep/\n")
+    p = add_command(
+        sub,
+        common,
+        "eval",
+        "evaluate a proxy against fresh darktable renders (report + metrics)",
+        "Render fresh ground truth with darktable for raws in --images and params drawn in the run's "
+        "training ranges (or pinned with --set, or drawn in --range, which may reach past the training "
+        "ranges to measure extrapolation), run the proxy on the same inputs, and report per sample and "
+        "aggregated, next to the identity baseline (output = input): display PSNR (pooled over samples, "
+        "with the worst sample psnr_min and the 5th percentile psnr_p05), PU21 PSNR and HDR-FLIP on the "
+        "unclipped scene-referred images (they see highlights above 1.0), SSIM and CIEDE2000. Raws "
+        "darktable cannot open are skipped with a warning. Writes metrics.json, metrics.csv and "
+        "index.html.",
+        "  darkproxy eval runs/exposure --images raws/ -n 8 -o reports/exposure\n"
+        "  darkproxy eval runs/exposure --images raws/ --range exposure=-2:4 -o reports/extrapolation\n"
+        "  darkproxy eval runs/colorbalancergb --images raws/ --set vibrance=0.3 -o rep/\n",
+    )
     p.add_argument("run", help="trained proxy run folder")
     p.add_argument("--images", required=True, help="folder of raws (use ones not seen in training)")
     p.add_argument("-n", type=int, default=8, help="number of (raw, params) samples (default 8)")
     p.add_argument("--set", action="append", metavar="PARAM=VALUE", help="pin a param (repeatable)")
-    p.add_argument("--range", action="append", metavar="PARAM=LO:HI", dest="ranges",
-                   help="draw PARAM uniformly in [LO, HI] instead of its training range (repeatable)")
+    p.add_argument(
+        "--range",
+        action="append",
+        metavar="PARAM=LO:HI",
+        dest="ranges",
+        help="draw PARAM uniformly in [LO, HI] instead of its training range (repeatable)",
+    )
     p.add_argument("--size", type=int, help="render size (default: the training size)")
     p.add_argument("--seed", type=int, default=1234, help="seed of the param draws")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("-o", "--output", required=True, help="report folder")
     p.set_defaults(func=run_eval)
 
-    s = add_command(sub, common, "sweep", "sweep one param: proxy beside darktable, frames, plot, video",
-                    "Sample PARAM across its training range (other params at their defaults), render darktable's "
-                    "output for each value, and write numbered frames (proxy | darktable with the value written in), "
-                    "a plot of PSNR against the value, sweep.json, and with --video an mp4 (imageio-ffmpeg; the "
-                    "equivalent ffmpeg command is printed).",
-                    "  darkproxy sweep runs/exposure exposure raws/astronaut.dng --steps 50 -o sweep/ --video sweep.mp4\n"
-                    "  darkproxy sweep runs/exposure exposure raws/astronaut.dng --no-darktable -o sweep/\n")
+    s = add_command(
+        sub,
+        common,
+        "sweep",
+        "sweep one param: proxy beside darktable, frames, plot, video",
+        "Sample PARAM across its training range (other params at their defaults), render darktable's "
+        "output for each value, and write numbered frames (proxy | darktable with the value written in), "
+        "a plot of PSNR against the value, sweep.json, and with --video an mp4 (imageio-ffmpeg; the "
+        "equivalent ffmpeg command is printed).",
+        "  darkproxy sweep runs/exposure exposure raws/astronaut.dng --steps 50 -o sweep/ --video sweep.mp4\n"
+        "  darkproxy sweep runs/exposure exposure raws/astronaut.dng --no-darktable -o sweep/\n",
+    )
     s.add_argument("run", help="trained proxy run folder")
     s.add_argument("param", help="parameter to sweep")
     s.add_argument("raw", help="raw file")
     s.add_argument("--steps", type=int, default=50, help="number of values (default 50)")
-    s.add_argument("--range", metavar="LO:HI", dest="value_range",
-                   help="sweep [LO, HI] instead of the training range (past it: extrapolation)")
+    s.add_argument(
+        "--range",
+        metavar="LO:HI",
+        dest="value_range",
+        help="sweep [LO, HI] instead of the training range (past it: extrapolation)",
+    )
     s.add_argument("--video", metavar="FILE.mp4", help="also encode the frames as an mp4 (relative to -o)")
     s.add_argument("--no-darktable", action="store_true", help="proxy only (no darktable renders, no PSNR)")
     s.add_argument("--size", type=int, help="render size (default: the training size)")
@@ -72,7 +91,11 @@ def run_eval(args: argparse.Namespace) -> int:
     for k, v in parse_module_sets(args.set, default_module=proxy.module).get(proxy.module, {}).items():
         spec = proxy.param_space.spec(k)
         try:
-            fixed[k] = int(v) if spec.kind in ("int", "enum") else (v.lower() in ("1", "true") if spec.kind == "bool" else float(v))
+            fixed[k] = (
+                int(v)
+                if spec.kind in ("int", "enum")
+                else (v.lower() in ("1", "true") if spec.kind == "bool" else float(v))
+            )
         except ValueError:
             from darkproxy.errors import ParamValueError
 
@@ -81,14 +104,26 @@ def run_eval(args: argparse.Namespace) -> int:
     for item in args.ranges or []:
         k, _, lohi = item.partition("=")
         ranges[k.strip()] = _lo_hi(lohi, f"--range {item}")
-    res = evaluate(dt, proxy, args.images, args.output, n=args.n, fixed=fixed, size=args.size, seed=args.seed,
-                   ranges=ranges, progress=print)
+    res = evaluate(
+        dt,
+        proxy,
+        args.images,
+        args.output,
+        n=args.n,
+        fixed=fixed,
+        size=args.size,
+        seed=args.seed,
+        ranges=ranges,
+        progress=print,
+    )
     m = res.metrics
     for label, agg in (("proxy", m["proxy"]), ("identity", m["identity"])):
         if agg:
-            print(f"{label}: display {agg['psnr']:.2f} dB (worst {agg['psnr_min']:.2f}, p05 {agg['psnr_p05']:.2f}), "
-                  f"PU21 {agg['pu21_psnr']:.2f} dB (worst {agg['pu21_psnr_min']:.2f}), HDR-FLIP "
-                  f"{agg['hdrflip_mean']:.4f}, SSIM {agg['ssim']:.4f}, ΔE {agg['deltae_mean']:.3f}")
+            print(
+                f"{label}: display {agg['psnr']:.2f} dB (worst {agg['psnr_min']:.2f}, p05 {agg['psnr_p05']:.2f}), "
+                f"PU21 {agg['pu21_psnr']:.2f} dB (worst {agg['pu21_psnr_min']:.2f}), HDR-FLIP "
+                f"{agg['hdrflip_mean']:.4f}, SSIM {agg['ssim']:.4f}, ΔE {agg['deltae_mean']:.3f}"
+            )
     print(f"report: {res.out_dir / 'index.html'}")
     return 0
 
@@ -110,14 +145,26 @@ def run_sweep(args: argparse.Namespace) -> int:
 
     proxy = _load(args)
     dt = darktable_from_args(args)
-    res = sweep(dt, proxy, args.param, args.raw, args.output, steps=args.steps, video=args.video,
-                with_darktable=not args.no_darktable, size=args.size, fps=args.fps,
-                value_range=_lo_hi(args.value_range, "--range") if args.value_range else None)
+    res = sweep(
+        dt,
+        proxy,
+        args.param,
+        args.raw,
+        args.output,
+        steps=args.steps,
+        video=args.video,
+        with_darktable=not args.no_darktable,
+        size=args.size,
+        fps=args.fps,
+        value_range=_lo_hi(args.value_range, "--range") if args.value_range else None,
+    )
     print(f"{len(res.frames)} frames in {res.out_dir / 'frames'}")
     if res.summary:
         sm = res.summary
-        print(f"display {sm['psnr']:.2f} dB (worst step {sm['psnr_min']:.2f}), PU21 {sm['pu21_psnr']:.2f} dB "
-              f"(worst step {sm['pu21_psnr_min']:.2f}), HDR-FLIP {sm['hdrflip_mean']:.4f}")
+        print(
+            f"display {sm['psnr']:.2f} dB (worst step {sm['psnr_min']:.2f}), PU21 {sm['pu21_psnr']:.2f} dB "
+            f"(worst step {sm['pu21_psnr_min']:.2f}), HDR-FLIP {sm['hdrflip_mean']:.4f}"
+        )
     if res.video:
         print(f"video: {res.video}\nequivalent: {res.ffmpeg_command}")
     return 0

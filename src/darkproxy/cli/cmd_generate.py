@@ -13,7 +13,10 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     from darkproxy.data.ranges import defaults_help
 
     p = add_command(
-        sub, common, "generate", "render a dataset of module input/output pairs (resumable)",
+        sub,
+        common,
+        "generate",
+        "render a dataset of module input/output pairs (resumable)",
         "Tap MODULE out of every raw in --images with N sampled parameter settings and store the pairs "
         "(float16 linear Rec2020 .npy, see docs/dataset-format.md). Params not listed stay at darktable's "
         "default for the raw. Re-running the same command resumes a killed run; a different command on the "
@@ -24,7 +27,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "  darkproxy generate sharpen -o ds2/ --images raws/ -n 256 --size 256 --crops 4 --workers 2\n"
         "  darkproxy generate colorbalancergb -o ds3/ --images raws/ --params saturation_global,vibrance "
         "--range vibrance=-0.3:0.3 --fix contrast=0.1\n"
-        "  darkproxy verify ds/\n")
+        "  darkproxy verify ds/\n",
+    )
     p.add_argument("module", help="darktable module (operation) name, e.g. exposure")
     p.add_argument("-o", "--output", required=True, metavar="DATASET", help="dataset folder (created or resumed)")
     p.add_argument("--images", required=True, metavar="DIR", help="folder of raw files")
@@ -32,8 +36,12 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--params", metavar="A,B,...", help="free params (default: the module's defaults above)")
     p.add_argument("--fix", action="append", metavar="PARAM=VALUE", help="pin a param to a value (repeatable)")
     p.add_argument("--range", action="append", metavar="PARAM=LO:HI", help="training range of a param (repeatable)")
-    p.add_argument("--sampler", default="sobol", choices=("sobol", "lhs", "uniform", "grid"), help="design (default sobol)")
-    p.add_argument("--size", type=int, default=512, metavar="PX", help="sample size in px (longest side / crop side; default 512)")
+    p.add_argument(
+        "--sampler", default="sobol", choices=("sobol", "lhs", "uniform", "grid"), help="design (default sobol)"
+    )
+    p.add_argument(
+        "--size", type=int, default=512, metavar="PX", help="sample size in px (longest side / crop side; default 512)"
+    )
     p.add_argument("--crops", type=int, default=1, metavar="K", help="crops per render (default 1: the full image)")
     p.add_argument("--workers", type=int, default=2, metavar="W", help="parallel darktable-cli processes (default 2)")
     p.add_argument("--batch", type=int, default=12, metavar="B", help="renders per darktable-cli process (default 12)")
@@ -43,10 +51,15 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
-    v = add_command(sub, common, "verify", "check a dataset's files against its manifest",
-                    "Check every sample: files exist, sha256, shape, dtype float16, finite values, unique ids, "
-                    "one split per raw. Prints a one-line summary; exits non-zero on any problem.",
-                    "  darkproxy verify ds/\n")
+    v = add_command(
+        sub,
+        common,
+        "verify",
+        "check a dataset's files against its manifest",
+        "Check every sample: files exist, sha256, shape, dtype float16, finite values, unique ids, "
+        "one split per raw. Prints a one-line summary; exits non-zero on any problem.",
+        "  darkproxy verify ds/\n",
+    )
     v.add_argument("dataset", help="dataset folder")
     v.add_argument("--all", action="store_true", help="list every problem, not just the summary")
     v.set_defaults(func=run_verify)
@@ -62,18 +75,33 @@ def run(args: argparse.Namespace) -> int:
     params = [s.strip() for s in args.params.split(",") if s.strip()] if args.params else None
     ranges = dict(parse_range(r) for r in (args.range or []))
     fixed = parse_assignments(args.fix, "--fix")
-    opts = GenerateOptions(module=args.module, n=args.n, params=params, fixed=fixed, ranges=ranges,
-                           sampler=args.sampler, size=args.size, crops=args.crops, workers=args.workers,
-                           seed=args.seed, batch=args.batch, probe=not args.no_probe, retry_failed=args.retry_failed)
+    opts = GenerateOptions(
+        module=args.module,
+        n=args.n,
+        params=params,
+        fixed=fixed,
+        ranges=ranges,
+        sampler=args.sampler,
+        size=args.size,
+        crops=args.crops,
+        workers=args.workers,
+        seed=args.seed,
+        batch=args.batch,
+        probe=not args.no_probe,
+        retry_failed=args.retry_failed,
+    )
     dt = darktable_from_args(args)
     res = generate(dt, args.images, args.output, opts, progress=not args.quiet)
     rate = f", {res.samples_per_s:.2f} samples/s" if res.written else ""
-    print(f"{args.output}: {res.total}/{res.requested} samples ({res.written} new, {res.skipped} already there), "
-          f"{res.failed} failed{rate}; {res.renders} darktable-cli runs; pointwise={res.pointwise}"
-          + (f"; skipped raws: {', '.join(res.failed_raws)}" if res.failed_raws else ""))
+    print(
+        f"{args.output}: {res.total}/{res.requested} samples ({res.written} new, {res.skipped} already there), "
+        f"{res.failed} failed{rate}; {res.renders} darktable-cli runs; pointwise={res.pointwise}"
+        + (f"; skipped raws: {', '.join(res.failed_raws)}" if res.failed_raws else "")
+    )
     if res.failed:
-        raise DatasetError(f"{res.failed} sample(s) failed in darktable (see {args.output}/failed.jsonl); "
-                           "the rest is stored")
+        raise DatasetError(
+            f"{res.failed} sample(s) failed in darktable (see {args.output}/failed.jsonl); the rest is stored"
+        )
     return 0
 
 

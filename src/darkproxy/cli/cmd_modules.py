@@ -11,16 +11,26 @@ ORDER = 10
 
 
 def register(sub, common: argparse.ArgumentParser) -> None:
-    p = add_command(sub, common, "modules", "list darktable modules and their parameter schemas",
-                    "List every darktable module that describes its parameters (read from the installed "
-                    "darktable's own introspection data), with its params version and field count, in pipe order.",
-                    "  darkproxy modules\n  darkproxy modules --json | jq '.[].name'\n")
+    p = add_command(
+        sub,
+        common,
+        "modules",
+        "list darktable modules and their parameter schemas",
+        "List every darktable module that describes its parameters (read from the installed "
+        "darktable's own introspection data), with its params version and field count, in pipe order.",
+        "  darkproxy modules\n  darkproxy modules --json | jq '.[].name'\n",
+    )
     p.add_argument("--json", action="store_true", help="JSON list of {name, version, n_fields, size, pipe_position}")
     p.set_defaults(func=run_modules)
-    q = add_command(sub, common, "params", "show one module's parameters (type, range, default)",
-                    "Show a module's parameter struct as darktable describes it: every field with type, "
-                    "offset, size, and $MIN/$MAX/$DEFAULT or enum values.",
-                    "  darkproxy params exposure\n  darkproxy params colorbalancergb --json\n")
+    q = add_command(
+        sub,
+        common,
+        "params",
+        "show one module's parameters (type, range, default)",
+        "Show a module's parameter struct as darktable describes it: every field with type, "
+        "offset, size, and $MIN/$MAX/$DEFAULT or enum values.",
+        "  darkproxy params exposure\n  darkproxy params colorbalancergb --json\n",
+    )
     q.add_argument("module", help="module (operation) name, e.g. exposure")
     q.add_argument("--json", action="store_true", help="JSON object {module, version, size, fields:[...]}")
     q.set_defaults(func=run_params)
@@ -31,8 +41,16 @@ def run_modules(args: argparse.Namespace) -> int:
     s = dt.schemas
     order = s.pipe_order(2) if s.pipe_orders else sorted(s.modules)
     names = [m for m in order if m in s.modules] + sorted(set(s.modules) - set(order))
-    rows = [{"name": n, "version": s.modules[n].version, "n_fields": len(s.modules[n].fields),
-             "size": s.modules[n].size, "pipe_position": order.index(n) if n in order else None} for n in names]
+    rows = [
+        {
+            "name": n,
+            "version": s.modules[n].version,
+            "n_fields": len(s.modules[n].fields),
+            "size": s.modules[n].size,
+            "pipe_position": order.index(n) if n in order else None,
+        }
+        for n in names
+    ]
     if args.json:
         print_json(rows)
         return 0

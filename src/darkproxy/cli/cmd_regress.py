@@ -13,25 +13,47 @@ ORDER = 60
 
 def _regress_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("optimisation")
-    g.add_argument("--params", metavar="A,B", help="free params to recover (default: all of the run's params; "
-                   "the others stay at their defaults)")
+    g.add_argument(
+        "--params",
+        metavar="A,B",
+        help="free params to recover (default: all of the run's params; the others stay at their defaults)",
+    )
     g.add_argument("--iters", type=int, default=300, help="Adam iterations per restart (default 300)")
-    g.add_argument("--restarts", type=int, default=4, help="starts: the defaults, then seeded random points "
-                   "(default 4; all run as one batch)")
-    g.add_argument("--loss", choices=("l1", "mse", "ssim"), default="l1",
-                   help="loss on display-encoded images (default l1)")
+    g.add_argument(
+        "--restarts",
+        type=int,
+        default=4,
+        help="starts: the defaults, then seeded random points (default 4; all run as one batch)",
+    )
+    g.add_argument(
+        "--loss", choices=("l1", "mse", "ssim"), default="l1", help="loss on display-encoded images (default l1)"
+    )
     g.add_argument("--lr", type=float, default=0.1, help="Adam learning rate on the param logits (default 0.1)")
-    g.add_argument("--schedule", choices=("cosine", "plateau"), default="cosine",
-                   help="learning-rate schedule (default cosine decay to 1%%)")
-    g.add_argument("--max-pixels", type=int, default=2048, metavar="N",
-                   help="pointwise proxies are optimised on N random pixels (0: all; default 2048)")
+    g.add_argument(
+        "--schedule",
+        choices=("cosine", "plateau"),
+        default="cosine",
+        help="learning-rate schedule (default cosine decay to 1%%)",
+    )
+    g.add_argument(
+        "--max-pixels",
+        type=int,
+        default=2048,
+        metavar="N",
+        help="pointwise proxies are optimised on N random pixels (0: all; default 2048)",
+    )
     g.add_argument("--seed", type=int, default=0, help="seed of the random restarts (default 0)")
-    g.add_argument("--device", default=None, help="torch device for the proxy (default: config device; auto = cuda if available)")
+    g.add_argument(
+        "--device", default=None, help="torch device for the proxy (default: config device; auto = cuda if available)"
+    )
 
 
 def register(sub, common: argparse.ArgumentParser) -> None:
     p = add_command(
-        sub, common, "regress", "recover a module's slider values from an image, and check them with darktable",
+        sub,
+        common,
+        "regress",
+        "recover a module's slider values from an image, and check them with darktable",
         "Find the params of RUN's module that turn the module input into TARGET, by gradient descent through "
         "the proxy (params bounded by a sigmoid, several restarts, best kept; enums/bools optimised relaxed, "
         "then snapped). The input is --input (a TIFF, e.g. a tap-out's input.tif) or is rendered from --raw "
@@ -50,19 +72,26 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "  darkproxy tapout photo.dng exposure --set exposure=1.3 --max-size 128 -o tap/\n"
         "  darkproxy regress run-exposure --input tap/input.tif --target tap/output.tif -o rec/\n"
         "  darkproxy regress run-exposure --raw photo.dng --target tap/output.tif --params exposure -o rec/\n"
-        "  darkproxy regress run-cb --raw photo.dng --target look.tif --loss ssim --video -o rec-cb/\n")
+        "  darkproxy regress run-cb --raw photo.dng --target look.tif --loss ssim --video -o rec-cb/\n",
+    )
     p.add_argument("run", help="trained proxy run folder (darkproxy train -o RUN)")
     p.add_argument("--target", required=True, help="target image: float TIFF, linear Rec2020 (module output)")
     p.add_argument("--input", help="module input: float TIFF, linear Rec2020, same size as the target")
-    p.add_argument("--raw", help="the raw the target comes from (renders the input if --input is absent; "
-                   "always used to verify the params with darktable)")
+    p.add_argument(
+        "--raw",
+        help="the raw the target comes from (renders the input if --input is absent; "
+        "always used to verify the params with darktable)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     p.add_argument("--video", action="store_true", help="also write the optimisation as frames, mp4 and a plot")
     _regress_options(p)
     p.set_defaults(func=run_regress)
 
     e = add_command(
-        sub, common, "regress-eval", "benchmark slider regression against darktable and black-box baselines",
+        sub,
+        common,
+        "regress-eval",
+        "benchmark slider regression against darktable and black-box baselines",
         "For N random (raw, params) pairs (round-robin over the readable raws of DIR; params uniform in RUN's "
         "training ranges, seeded) darktable renders the target; the proxy regression recovers the params (input "
         "render + regression + darktable verification, timed: its time is the budget unit 1x) and black boxes "
@@ -79,32 +108,66 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "  darkproxy regress-eval run-exposure --images raws/ -n 8 -o eval-exposure/\n"
         "  darkproxy regress-eval run-cb --images raws/ -n 24 --budgets 1,10,50 --baselines cma,nelder-mead:10 "
         "--generate-s 95 -o eval-cb/\n"
-        "  darkproxy regress-eval run-cb --images raws/ -n 4 --size 96 --budget-s 20 --budgets 1,3 -o eval-cb/\n")
+        "  darkproxy regress-eval run-cb --images raws/ -n 4 --size 96 --budget-s 20 --budgets 1,3 -o eval-cb/\n",
+    )
     e.add_argument("run", help="trained proxy run folder")
     e.add_argument("--images", required=True, metavar="DIR", help="folder of raw files")
     e.add_argument("-n", type=int, default=8, help="number of samples (default 8)")
     e.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     e.add_argument("--size", type=int, default=128, help="render size in px (max of width, height; default 128)")
     b = e.add_argument_group("baselines")
-    b.add_argument("--budgets", default="1,10,50", metavar="M,M,...",
-                   help="budgets as multiples of the unit (default 1,10,50)")
-    b.add_argument("--budget-s", type=float, default=None, metavar="S",
-                   help="seconds of the unit 1x (default: what the proxy method took on the same sample)")
-    b.add_argument("--baselines", default="cma,nelder-mead", metavar="NAME[:MAX],...",
-                   help="black boxes: cma, nelder-mead; NAME:MAX runs that one only up to MAX x "
-                   "(default cma,nelder-mead, both up to the largest budget)")
-    b.add_argument("--sigma0", type=float, default=0.25,
-                   help="initial step of CMA-ES / Nelder-Mead in the normalised params (default 0.25)")
-    b.add_argument("--popsize", type=int, default=None,
-                   help="CMA-ES population / bracket points per generation (default 4 + 3 ln k; 1-D: 6)")
-    e.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="torch CPU threads for the proxy regression (default: 1 on the CPU, where small proxies "
-                   "gain little from more and lose much when other processes share the cores)")
+    b.add_argument(
+        "--budgets", default="1,10,50", metavar="M,M,...", help="budgets as multiples of the unit (default 1,10,50)"
+    )
+    b.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds of the unit 1x (default: what the proxy method took on the same sample)",
+    )
+    b.add_argument(
+        "--baselines",
+        default="cma,nelder-mead",
+        metavar="NAME[:MAX],...",
+        help="black boxes: cma, nelder-mead; NAME:MAX runs that one only up to MAX x "
+        "(default cma,nelder-mead, both up to the largest budget)",
+    )
+    b.add_argument(
+        "--sigma0",
+        type=float,
+        default=0.25,
+        help="initial step of CMA-ES / Nelder-Mead in the normalised params (default 0.25)",
+    )
+    b.add_argument(
+        "--popsize",
+        type=int,
+        default=None,
+        help="CMA-ES population / bracket points per generation (default 4 + 3 ln k; 1-D: 6)",
+    )
+    e.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch CPU threads for the proxy regression (default: 1 on the CPU, where small proxies "
+        "gain little from more and lose much when other processes share the cores)",
+    )
     c = e.add_argument_group("proxy one-off cost (for the break-even)")
-    c.add_argument("--generate-s", type=float, default=None, metavar="S",
-                   help="seconds the dataset generation took (not recorded in the dataset; default: counted as 0)")
-    c.add_argument("--train-s", type=float, default=None, metavar="S",
-                   help="seconds the training took (default: the run's metrics.json)")
+    c.add_argument(
+        "--generate-s",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds the dataset generation took (not recorded in the dataset; default: counted as 0)",
+    )
+    c.add_argument(
+        "--train-s",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds the training took (default: the run's metrics.json)",
+    )
     _regress_options(e)
     e.set_defaults(func=run_regress_eval)
 
@@ -115,8 +178,16 @@ def _config(args: argparse.Namespace):
     names = [s.strip() for s in args.params.split(",") if s.strip()] if args.params else None
     if args.params is not None and not names:
         raise DarkproxyError("--params: give at least one name (e.g. --params exposure,black)")
-    cfg = RegressConfig(iters=args.iters, restarts=args.restarts, loss=args.loss, lr=args.lr,
-                        schedule=args.schedule, seed=args.seed, params=names, max_pixels=args.max_pixels or None)
+    cfg = RegressConfig(
+        iters=args.iters,
+        restarts=args.restarts,
+        loss=args.loss,
+        lr=args.lr,
+        schedule=args.schedule,
+        seed=args.seed,
+        params=names,
+        max_pixels=args.max_pixels or None,
+    )
     cfg.check()
     return cfg
 
@@ -149,29 +220,53 @@ def run_regress(args: argparse.Namespace) -> int:
     if args.input is not None:
         read_image(args.input, "input")
     dt = darktable_from_args(args)
-    rec = regress_files(proxy, args.target, args.output, input_path=args.input, raw=args.raw, config=cfg, dt=dt,
-                        video=args.video, log=_say)
+    rec = regress_files(
+        proxy,
+        args.target,
+        args.output,
+        input_path=args.input,
+        raw=args.raw,
+        config=cfg,
+        dt=dt,
+        video=args.video,
+        log=_say,
+    )
     vals = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec["params"].items())
     dtp = rec["darktable_psnr"]
-    print(f"{vals}  proxy {rec['proxy_psnr']:.2f} dB"
-          + (f", darktable {dtp:.2f} dB (tap-out history; PU21 {rec['darktable_pu21_psnr']:.2f} dB)"
-             if dtp is not None else " (no raw: darktable not checked)")
-          + (f", full history {rec['full_history_psnr']:.2f} dB" if rec.get("full_history_psnr") is not None else "")
-          + f", {rec['seconds']:.1f} s -> {args.output}/params.json"
-          + (f", {args.output}/result.xmp" if dtp is not None else ""))
+    print(
+        f"{vals}  proxy {rec['proxy_psnr']:.2f} dB"
+        + (
+            f", darktable {dtp:.2f} dB (tap-out history; PU21 {rec['darktable_pu21_psnr']:.2f} dB)"
+            if dtp is not None
+            else " (no raw: darktable not checked)"
+        )
+        + (f", full history {rec['full_history_psnr']:.2f} dB" if rec.get("full_history_psnr") is not None else "")
+        + f", {rec['seconds']:.1f} s -> {args.output}/params.json"
+        + (f", {args.output}/result.xmp" if dtp is not None else "")
+    )
     return 0
 
 
 def run_regress_eval(args: argparse.Namespace) -> int:
     from darkproxy.cli._dt import darktable_from_args
-    from darkproxy.regress import load_proxy
     from darkproxy.data.generate import find_raws
+    from darkproxy.regress import load_proxy
     from darkproxy.regress_eval import EvalConfig, break_even_text, parse_baselines, parse_budgets, regress_eval
 
-    cfg = EvalConfig(n=args.n, seed=args.seed, size=args.size, budgets=parse_budgets(args.budgets),
-                     budget_s=args.budget_s, baselines=parse_baselines(args.baselines), sigma0=args.sigma0,
-                     popsize=args.popsize, generate_s=args.generate_s, train_s=args.train_s, threads=args.threads,
-                     regress=_config(args))
+    cfg = EvalConfig(
+        n=args.n,
+        seed=args.seed,
+        size=args.size,
+        budgets=parse_budgets(args.budgets),
+        budget_s=args.budget_s,
+        baselines=parse_baselines(args.baselines),
+        sigma0=args.sigma0,
+        popsize=args.popsize,
+        generate_s=args.generate_s,
+        train_s=args.train_s,
+        threads=args.threads,
+        regress=_config(args),
+    )
     cfg.check()
     raws = find_raws(args.images)
     proxy = load_proxy(args.run, device=_device(args))
@@ -180,10 +275,12 @@ def run_regress_eval(args: argparse.Namespace) -> int:
     a = res["aggregate"]
 
     def line(name: str, r: dict) -> str:
-        return (f"{name}: median param error {r['median_param_error']:.4f}, darktable PSNR "
-                f"{r['darktable_psnr']:.1f} dB pooled (min {r['darktable_psnr_min']:.1f}), "
-                f"median {r['median_seconds']:.1f} s, "
-                f"median {r['median_renders']:.0f} renders")
+        return (
+            f"{name}: median param error {r['median_param_error']:.4f}, darktable PSNR "
+            f"{r['darktable_psnr']:.1f} dB pooled (min {r['darktable_psnr_min']:.1f}), "
+            f"median {r['median_seconds']:.1f} s, "
+            f"median {r['median_renders']:.0f} renders"
+        )
 
     print(line("proxy", a["proxy"]))
     for lab in res["methods"]:
@@ -192,7 +289,9 @@ def run_regress_eval(args: argparse.Namespace) -> int:
     for lab in res["methods"]:
         print(f"break-even vs {lab}: {break_even_text(res['break_even'][lab]['darktable_psnr'])}")
     if res["unreadable_raws"]:
-        print(f"skipped {len(res['unreadable_raws'])} unreadable raw(s): "
-              + ", ".join(u["raw"] for u in res["unreadable_raws"]))
+        print(
+            f"skipped {len(res['unreadable_raws'])} unreadable raw(s): "
+            + ", ".join(u["raw"] for u in res["unreadable_raws"])
+        )
     print(f"-> {args.output}/results.json, results.md, quality_vs_time.png")
     return 0

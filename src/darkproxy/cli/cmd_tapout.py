@@ -11,15 +11,20 @@ ORDER = 22
 
 
 def register(sub, common: argparse.ArgumentParser) -> None:
-    p = add_command(sub, common, "tapout", "render one module's exact input and output for a raw",
-                    "Write MODULE's input and output as darktable computes them: two renders of the raw's "
-                    "history with every later module disabled, the target off (input.tif) and on with the "
-                    "given params (output.tif), float32 linear Rec2020. Pre-demosaic modules get the packed "
-                    "Bayer mosaic (R, G1, G2, B at half resolution) as input. meta.json records the module, "
-                    "its params, the enabled upstream modules, the darktable version and the scale.",
-                    "  darkproxy tapout photo.dng exposure --set exposure=1 -o tap/\n"
-                    "  darkproxy tapout photo.dng colorbalancergb --set saturation_global=0.3 --max-size 512 -o tap2/\n"
-                    "  darkproxy tapout photo.dng temperature -o tap3/\n")
+    p = add_command(
+        sub,
+        common,
+        "tapout",
+        "render one module's exact input and output for a raw",
+        "Write MODULE's input and output as darktable computes them: two renders of the raw's "
+        "history with every later module disabled, the target off (input.tif) and on with the "
+        "given params (output.tif), float32 linear Rec2020. Pre-demosaic modules get the packed "
+        "Bayer mosaic (R, G1, G2, B at half resolution) as input. meta.json records the module, "
+        "its params, the enabled upstream modules, the darktable version and the scale.",
+        "  darkproxy tapout photo.dng exposure --set exposure=1 -o tap/\n"
+        "  darkproxy tapout photo.dng colorbalancergb --set saturation_global=0.3 --max-size 512 -o tap2/\n"
+        "  darkproxy tapout photo.dng temperature -o tap3/\n",
+    )
     p.add_argument("raw", help="raw file")
     p.add_argument("module", help="darktable module (operation) name")
     p.add_argument("-o", "--output", required=True, help="output folder")

@@ -11,7 +11,10 @@ ORDER = 40
 
 def register(sub, common: argparse.ArgumentParser) -> None:
     p = add_command(
-        sub, common, "train", "train a proxy of a module on a generated dataset (resumable)",
+        sub,
+        common,
+        "train",
+        "train a proxy of a module on a generated dataset (resumable)",
         "Train a param-conditioned neural proxy on DATASET (made by `darkproxy generate`) and write "
         "the run to RUN: model.safetensors (best weights by validation PSNR), run.json, metrics.json, "
         "history.jsonl, checkpoint.pt and TensorBoard logs in RUN/tb. Validation uses the val split "
@@ -30,26 +33,40 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "  darkproxy train ds2/ -o runs/sharpen --arch spatial-film --crop 128 --device cuda\n"
         "  darkproxy train ds2/ -o runs/sharpen --time-budget 120\n"
         "  darkproxy train ds/ -o runs/exposure --resume\n"
-        "  tensorboard --logdir runs/exposure/tb\n")
+        "  tensorboard --logdir runs/exposure/tb\n",
+    )
     p.add_argument("dataset", metavar="DATASET", help="dataset folder written by darkproxy generate")
     p.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder to create (or resume)")
-    p.add_argument("--arch", default="auto", metavar="ARCH",
-                   help="auto, pointwise, multiscale, spatial (= spatial-film), spatial-film, spatial-concat or "
-                        "demosaic (default auto: from the dataset's pointwise probe)")
+    p.add_argument(
+        "--arch",
+        default="auto",
+        metavar="ARCH",
+        help="auto, pointwise, multiscale, spatial (= spatial-film), spatial-film, spatial-concat or "
+        "demosaic (default auto: from the dataset's pointwise probe)",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, metavar="N", help="optimiser steps (default: per architecture)")
     g.add_argument("--epochs", type=float, metavar="N", help="passes over the train split instead of --steps")
     p.add_argument("--batch", type=int, metavar="B", help="samples per step (default: per architecture)")
-    p.add_argument("--pixels", type=int, metavar="K",
-                   help="random pixels per sample per step, pointwise/multiscale (default 64)")
+    p.add_argument(
+        "--pixels", type=int, metavar="K", help="random pixels per sample per step, pointwise/multiscale (default 64)"
+    )
     p.add_argument("--lr", type=float, metavar="LR", help="peak learning rate (default: per architecture)")
     p.add_argument("--loss", default="l1", choices=("l1", "mse", "charbonnier"), help="loss (default l1)")
-    p.add_argument("--loss-space", default="srgb", choices=("srgb", "linear", "mu_law", "log"),
-                   help="encoding the loss compares in (default srgb: sRGB curve, unclipped)")
+    p.add_argument(
+        "--loss-space",
+        default="srgb",
+        choices=("srgb", "linear", "mu_law", "log"),
+        help="encoding the loss compares in (default srgb: sRGB curve, unclipped)",
+    )
     p.add_argument("--crop", type=int, metavar="PX", help="training crop in output px, spatial/demosaic (default 64)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
-    p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads (default: 1 for pointwise/multiscale, else torch's default)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads (default: 1 for pointwise/multiscale, else torch's default)",
+    )
     p.add_argument("--time-budget", type=float, metavar="SEC", help="stop after SEC seconds of training")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in RUN")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in RUN")
@@ -65,13 +82,26 @@ def run(args: argparse.Namespace) -> int:
         from darkproxy.errors import DarkproxyError
 
         raise DarkproxyError(f"--device {args.device!r}: expected auto, cpu, cuda or mps")
-    cfg = TrainConfig(arch=args.arch, steps=args.steps, epochs=args.epochs, batch=args.batch, lr=args.lr,
-                      loss=args.loss, loss_space=args.loss_space, crop=args.crop, pixels=args.pixels,
-                      device=args.device,
-                      seed=args.seed, time_budget_s=args.time_budget, threads=args.threads)
+    cfg = TrainConfig(
+        arch=args.arch,
+        steps=args.steps,
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        loss=args.loss,
+        loss_space=args.loss_space,
+        crop=args.crop,
+        pixels=args.pixels,
+        device=args.device,
+        seed=args.seed,
+        time_budget_s=args.time_budget,
+        threads=args.threads,
+    )
     res = train(args.dataset, args.output, cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     ident = "" if res.val_identity_psnr is None else f" (identity {res.val_identity_psnr:.2f} dB)"
-    print(f"best_val_psnr {res.best_val_psnr:.2f} dB at step {res.best_step}/{res.steps}{ident}, "
-          f"{res.seconds:.1f} s, arch {res.arch}")
+    print(
+        f"best_val_psnr {res.best_val_psnr:.2f} dB at step {res.best_step}/{res.steps}{ident}, "
+        f"{res.seconds:.1f} s, arch {res.arch}"
+    )
     print(f"run: {res.run_dir}")
     return 0

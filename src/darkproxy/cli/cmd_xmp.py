@@ -11,15 +11,25 @@ ORDER = 12
 
 
 def register(sub, common: argparse.ArgumentParser) -> None:
-    p = add_command(sub, common, "xmp", "inspect darktable XMP sidecars",
-                    "Inspect darktable XMP sidecars.", "  darkproxy xmp show photo.dng.xmp\n")
+    p = add_command(
+        sub,
+        common,
+        "xmp",
+        "inspect darktable XMP sidecars",
+        "Inspect darktable XMP sidecars.",
+        "  darkproxy xmp show photo.dng.xmp\n",
+    )
     xs = p.add_subparsers(dest="xmp_command", metavar="SUBCOMMAND")
-    s = xs.add_parser("show", help="decode a sidecar's history with named params", parents=[common],
-                      description="Decode every history item of a darktable XMP sidecar into named parameter "
-                      "values. Items whose modversion differs from the installed module are shown as opaque "
-                      "blobs with the reason.",
-                      epilog="examples:\n  darkproxy xmp show IMG_0001.CR2.xmp\n  darkproxy xmp show result.xmp --json\n",
-                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = xs.add_parser(
+        "show",
+        help="decode a sidecar's history with named params",
+        parents=[common],
+        description="Decode every history item of a darktable XMP sidecar into named parameter "
+        "values. Items whose modversion differs from the installed module are shown as opaque "
+        "blobs with the reason.",
+        epilog="examples:\n  darkproxy xmp show IMG_0001.CR2.xmp\n  darkproxy xmp show result.xmp --json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("file", help="XMP sidecar")
     s.add_argument("--json", action="store_true", help="JSON list of history items")
     s.set_defaults(func=run_show)
@@ -35,7 +45,9 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json([d.to_json() for d in items])
         return 0
-    print(f"{args.file}: {len(side.items)} history items, history_end {side.history_end}, iop_order_version {side.iop_order_version}")
+    print(
+        f"{args.file}: {len(side.items)} history items, history_end {side.history_end}, iop_order_version {side.iop_order_version}"
+    )
     for i, d in enumerate(items):
         it = d.item
         mark = " " if i < side.history_end else "x"

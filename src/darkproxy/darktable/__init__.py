@@ -9,7 +9,21 @@ from darkproxy.darktable.session import Darktable
 from darkproxy.darktable.xmp import HistoryItem, Sidecar, read_xmp
 
 __all__ = [
-    "Darktable", "DarktableInstall", "FieldSchema", "HistoryItem", "ModuleSchema", "RenderJob", "Renderer",
-    "SchemaSet", "Sidecar", "decode_params", "encode_params", "load_schemas", "locate_darktable", "read_tiff",
-    "read_xmp", "set_params", "write_tiff",
+    "Darktable",
+    "DarktableInstall",
+    "FieldSchema",
+    "HistoryItem",
+    "ModuleSchema",
+    "RenderJob",
+    "Renderer",
+    "SchemaSet",
+    "Sidecar",
+    "decode_params",
+    "encode_params",
+    "load_schemas",
+    "locate_darktable",
+    "read_tiff",
+    "read_xmp",
+    "set_params",
+    "write_tiff",
 ]

@@ -27,8 +27,25 @@ SUPPORTED_API_VERSIONS = (8,)
 
 # enum dt_introspection_type_t
 TYPE_NAMES = [
-    "none", "opaque", "float", "double", "floatcomplex", "char", "int8", "uint8", "short",
-    "ushort", "int", "uint", "long", "ulong", "bool", "array", "enum", "struct", "union",
+    "none",
+    "opaque",
+    "float",
+    "double",
+    "floatcomplex",
+    "char",
+    "int8",
+    "uint8",
+    "short",
+    "ushort",
+    "int",
+    "uint",
+    "long",
+    "ulong",
+    "bool",
+    "array",
+    "enum",
+    "struct",
+    "union",
 ]
 
 
@@ -46,7 +63,9 @@ class Header(C.Structure):
 
 
 def _minmax(ctype: Any) -> type[C.Structure]:
-    return type("MinMax", (C.Structure,), {"_fields_": [("header", Header), ("Min", ctype), ("Max", ctype), ("Default", ctype)]})
+    return type(
+        "MinMax", (C.Structure,), {"_fields_": [("header", Header), ("Min", ctype), ("Max", ctype), ("Default", ctype)]}
+    )
 
 
 class Int8T(C.Structure):  # Default is declared `char` for int8
@@ -161,7 +180,14 @@ def _field_to_dict(f: Field) -> dict[str, Any]:
     elif t == "array":
         a = f.Array
         d["count"] = int(a.count)
-        d["element"] = _field_to_dict(a.field.contents) if a.field else {"type": TYPE_NAMES[a.type] if 0 <= a.type < len(TYPE_NAMES) else "opaque", "size": int(h.size) // max(int(a.count), 1)}
+        d["element"] = (
+            _field_to_dict(a.field.contents)
+            if a.field
+            else {
+                "type": TYPE_NAMES[a.type] if 0 <= a.type < len(TYPE_NAMES) else "opaque",
+                "size": int(h.size) // max(int(a.count), 1),
+            }
+        )
     elif t in ("struct", "union"):
         s = f.Struct  # union has the same layout
         members = []
@@ -188,7 +214,9 @@ def _load_one(path: Path) -> dict[str, Any]:
     so.get_introspection.restype = C.POINTER(Introspection)
     intro = so.get_introspection().contents
     if intro.api_version not in SUPPORTED_API_VERSIONS:
-        out["error"] = f"introspection api version {intro.api_version} not supported (supported: {SUPPORTED_API_VERSIONS})"
+        out["error"] = (
+            f"introspection api version {intro.api_version} not supported (supported: {SUPPORTED_API_VERSIONS})"
+        )
         return out
     so.introspection_init.argtypes = [C.c_void_p, C.c_int]
     # a zeroed buffer stands in for dt_iop_module_so_t: init only stores the pointer
@@ -222,7 +250,12 @@ _GList._fields_ = [("data", C.c_void_p), ("next", C.POINTER(_GList)), ("prev", C
 
 
 class _IopOrderEntry(C.Structure):  # dt_iop_order_entry_t (src/common/iop_order.h)
-    _fields_ = [("iop_order", C.c_double), ("operation", C.c_char * 20), ("instance", C.c_int32), ("name", C.c_char * 25)]
+    _fields_ = [
+        ("iop_order", C.c_double),
+        ("operation", C.c_char * 20),
+        ("instance", C.c_int32),
+        ("name", C.c_char * 25),
+    ]
 
 
 # dt_iop_order_t: 1 legacy, 2 v3.0 (raw default), 3 v3.0 for JPEG
@@ -273,13 +306,19 @@ def extract_schemas(libdir: Path, plugindir: Path, timeout: float = 120) -> dict
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "darkproxy.darktable.introspect", str(libdir), str(plugindir)],
-            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         raise DarktableNotFound(f"reading module introspection from {plugindir} timed out") from None
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-        raise DarktableNotFound(f"reading module introspection from {plugindir} failed (exit {proc.returncode}): {tail}")
+        raise DarktableNotFound(
+            f"reading module introspection from {plugindir} failed (exit {proc.returncode}): {tail}"
+        )
     return json.loads(proc.stdout)
 
 

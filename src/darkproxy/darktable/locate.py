@@ -71,8 +71,9 @@ def _find_libdir(cli: Path) -> Path | None:
 @lru_cache(maxsize=8)
 def _locate_cached(cli: Path) -> DarktableInstall:
     try:
-        proc = subprocess.run([str(cli), "--version"], capture_output=True, text=True, timeout=60,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [str(cli), "--version"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise DarktableNotFound(f"cannot run {cli} --version: {e}; {INSTALL_HINT}") from None
     m = re.search(r"darktable(?:-cli)?\s+(\d+\.\d+(?:\.\d+)?\S*)", proc.stdout + proc.stderr)

@@ -21,19 +21,31 @@ import binascii
 import math
 import struct
 import zlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from darkproxy.darktable.schema import FieldSchema, ModuleSchema
 from darkproxy.errors import ParamValueError, UnknownParam, XmpError
 
 _FMT = {
-    "float": "f", "double": "d", "char": "b", "int8": "b", "uint8": "B", "short": "h", "ushort": "H",
-    "int": "i", "uint": "I", "long": "q", "ulong": "Q", "enum": "i",
+    "float": "f",
+    "double": "d",
+    "char": "b",
+    "int8": "b",
+    "uint8": "B",
+    "short": "h",
+    "ushort": "H",
+    "int": "i",
+    "uint": "I",
+    "long": "q",
+    "ulong": "Q",
+    "enum": "i",
 }
 COMPRESS_THRESHOLD = 100  # darktable's default "only large entries"
 
 
 # --------------------------------------------------------------------------- blob text
+
 
 def decode_blob_text(text: str) -> bytes:
     """XMP params text (hex or ``gzNN`` + base64 zlib) -> raw bytes. Raises :class:`XmpError`."""
@@ -65,6 +77,7 @@ def encode_blob_text(blob: bytes, compress: bool | None = None) -> str:
 
 # --------------------------------------------------------------------------- decode
 
+
 def _check_size(schema: ModuleSchema, blob: bytes) -> None:
     if len(blob) != schema.size:
         raise XmpError(
@@ -80,18 +93,18 @@ def _decode_field(f: FieldSchema, blob: bytes, base: int) -> Any:
         (v,) = struct.unpack_from("<" + _FMT[t], blob, off)
         return float(v) if t in ("float", "double") else int(v)
     if t == "bool":
-        return bool(int.from_bytes(blob[off:off + f.size], "little"))
+        return bool(int.from_bytes(blob[off : off + f.size], "little"))
     if t == "floatcomplex":
         return list(struct.unpack_from("<2f", blob, off))
     if t == "array" and f.element is not None and f.count:
         if f.is_string:
-            raw = blob[off:off + f.count]
+            raw = blob[off : off + f.count]
             return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
         step = f.element.size
         return [_decode_field(f.element, blob, off + i * step) for i in range(f.count)]
     if t == "struct":
         return {m.name.rsplit(".", 1)[-1]: _decode_field(m, blob, base) for m in f.fields}
-    return blob[off:off + f.size].hex()  # union / opaque
+    return blob[off : off + f.size].hex()  # union / opaque
 
 
 def decode_params(schema: ModuleSchema, blob: bytes) -> dict[str, Any]:
@@ -125,6 +138,7 @@ def unflatten(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- encode
+
 
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
@@ -165,7 +179,9 @@ def coerce_value(f: FieldSchema, value: Any, clamp: bool = False, module: str = 
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if not isinstance(value, int) or (vals and value not in vals.values()):
-            raise ParamValueError(f"{where} expects one of {', '.join(f'{k}={v}' for k, v in vals.items())}; got {value!r}")
+            raise ParamValueError(
+                f"{where} expects one of {', '.join(f'{k}={v}' for k, v in vals.items())}; got {value!r}"
+            )
         return value
     if t in _FMT:
         from_text = isinstance(value, str)
@@ -196,7 +212,9 @@ def coerce_value(f: FieldSchema, value: Any, clamp: bool = False, module: str = 
             if clamp:
                 value = min(max(value, lo), hi)
             else:
-                raise ParamValueError(f"{where}={value} is outside darktable's range [{lo:g}, {hi:g}] (use --clamp to clip)")
+                raise ParamValueError(
+                    f"{where}={value} is outside darktable's range [{lo:g}, {hi:g}] (use --clamp to clip)"
+                )
         return float(value) if t in ("float", "double") else int(value)
     if f.is_string:
         if not isinstance(value, str):
@@ -222,7 +240,7 @@ def _encode_field(f: FieldSchema, buf: bytearray, base: int, value: Any, clamp: 
         if _same(old, v):
             return
         if t == "bool":
-            buf[off:off + f.size] = int(v).to_bytes(f.size, "little")
+            buf[off : off + f.size] = int(v).to_bytes(f.size, "little")
         else:
             struct.pack_into("<" + _FMT[t], buf, off, v)
     elif t == "floatcomplex":
@@ -230,7 +248,7 @@ def _encode_field(f: FieldSchema, buf: bytearray, base: int, value: Any, clamp: 
     elif t == "array" and f.element is not None and f.count:
         if f.is_string:
             s = coerce_value(f, value, clamp, module).encode()
-            buf[off:off + f.count] = s + b"\0" * (f.count - len(s))
+            buf[off : off + f.count] = s + b"\0" * (f.count - len(s))
             return
         if not isinstance(value, (list, tuple)) or len(value) != f.count:
             raise ParamValueError(f"{module}.{f.name} expects a list of {f.count} values")
@@ -248,7 +266,7 @@ def _encode_field(f: FieldSchema, buf: bytearray, base: int, value: Any, clamp: 
         raw = bytes.fromhex(value) if isinstance(value, str) else bytes(value)
         if len(raw) != f.size:
             raise ParamValueError(f"{module}.{f.name} expects {f.size} bytes")
-        buf[off:off + f.size] = raw
+        buf[off : off + f.size] = raw
 
 
 def default_blob(schema: ModuleSchema) -> bytes:
@@ -267,7 +285,7 @@ def default_blob(schema: ModuleSchema) -> bytes:
         elif f.default is not None and f.type in _FMT or f.type == "bool":
             d = f.default
             if f.type == "bool":
-                buf[base + f.offset:base + f.offset + f.size] = int(bool(d)).to_bytes(f.size, "little")
+                buf[base + f.offset : base + f.offset + f.size] = int(bool(d)).to_bytes(f.size, "little")
             else:
                 struct.pack_into("<" + _FMT[f.type], buf, base + f.offset, d)
 
@@ -275,8 +293,9 @@ def default_blob(schema: ModuleSchema) -> bytes:
     return bytes(buf)
 
 
-def encode_params(schema: ModuleSchema, values: Mapping[str, Any], base: bytes | None = None,
-                  clamp: bool = False) -> bytes:
+def encode_params(
+    schema: ModuleSchema, values: Mapping[str, Any], base: bytes | None = None, clamp: bool = False
+) -> bytes:
     """Write ``values`` (nested dict, dotted names, or a mix) into a copy of
     ``base`` (default: :func:`default_blob`) and return the new blob. Only
     fields whose value changes are rewritten. Raises :class:`UnknownParam`,

@@ -19,17 +19,17 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import tifffile
 
-from darkproxy.fsutil import atomic_path
 from darkproxy.darktable.locate import DarktableInstall
 from darkproxy.darktable.xmp import Sidecar
 from darkproxy.errors import DarktableRenderError, RawError
+from darkproxy.fsutil import atomic_path
 
 _NOISE = ("WARNING: either your user id", "[rawspeed]", "[export_job] exported", "notice: output location")
 
@@ -81,10 +81,19 @@ class Renderer:
         if self.max_size:
             cmd += ["--width", str(self.max_size), "--height", str(self.max_size)]
         cmd += ["--hq", "true" if self.high_quality else "false"]
-        cmd += ["--core", "--library", ":memory:", "--configdir", str(configdir),
-                "--conf", "plugins/imageio/format/tiff/bpp=32",
-                "--conf", "plugins/imageio/format/tiff/compress=0",
-                "--conf", "write_sidecar_files=never"]
+        cmd += [
+            "--core",
+            "--library",
+            ":memory:",
+            "--configdir",
+            str(configdir),
+            "--conf",
+            "plugins/imageio/format/tiff/bpp=32",
+            "--conf",
+            "plugins/imageio/format/tiff/compress=0",
+            "--conf",
+            "write_sidecar_files=never",
+        ]
         for k, v in self.extra_conf.items():
             cmd += ["--conf", f"{k}={v}"]
         return cmd
@@ -92,8 +101,15 @@ class Renderer:
     def _run(self, cmd: list[str], what: str) -> str:
         self.renders += 1
         try:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    text=True, errors="replace", start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                errors="replace",
+                start_new_session=True,
+            )
         except OSError as e:
             raise DarktableRenderError(f"cannot start {self.install.cli}: {e.strerror}") from None
         try:
@@ -108,7 +124,8 @@ class Renderer:
             raise
         if proc.returncode < 0:
             raise DarktableRenderError(
-                f"darktable-cli crashed (signal {-proc.returncode}) rendering {what}: {_tail(out)}")
+                f"darktable-cli crashed (signal {-proc.returncode}) rendering {what}: {_tail(out)}"
+            )
         return out
 
     def _tmpdir(self) -> tempfile.TemporaryDirectory:
@@ -206,6 +223,7 @@ def write_tiff(path: str | os.PathLike[str], img_chw: np.ndarray) -> Path:
     """Write float32 (3, H, W) as a float TIFF (atomically)."""
     path = Path(path)
     with atomic_path(path, suffix=".tif") as tmp:
-        tifffile.imwrite(str(tmp), np.ascontiguousarray(np.moveaxis(np.asarray(img_chw, np.float32), 0, -1)),
-                         photometric="rgb")
+        tifffile.imwrite(
+            str(tmp), np.ascontiguousarray(np.moveaxis(np.asarray(img_chw, np.float32), 0, -1)), photometric="rgb"
+        )
     return path

@@ -10,17 +10,32 @@ libraries can still decode and encode params (see :func:`load_schema_snapshot`).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from darkproxy.fsutil import write_text_atomic
 from darkproxy.darktable.introspect import extract_schemas
 from darkproxy.darktable.locate import DarktableInstall
 from darkproxy.errors import DarktableNotFound, UnknownModule, UnknownParam
+from darkproxy.fsutil import write_text_atomic
 
-SCALAR_TYPES = ("float", "double", "char", "int8", "uint8", "short", "ushort", "int", "uint", "long", "ulong", "bool", "enum")
+SCALAR_TYPES = (
+    "float",
+    "double",
+    "char",
+    "int8",
+    "uint8",
+    "short",
+    "ushort",
+    "int",
+    "uint",
+    "long",
+    "ulong",
+    "bool",
+    "enum",
+)
 NUMERIC_TYPES = ("float", "double", "int8", "uint8", "short", "ushort", "int", "uint", "long", "ulong")
 
 
@@ -46,8 +61,8 @@ class FieldSchema:
     values: dict[str, int] | None = None  # enum: NAME -> value
     value_descriptions: dict[str, str] | None = None
     count: int | None = None  # array length
-    element: "FieldSchema | None" = None  # array element
-    fields: tuple["FieldSchema", ...] = ()  # struct / union members
+    element: FieldSchema | None = None  # array element
+    fields: tuple[FieldSchema, ...] = ()  # struct / union members
 
     @property
     def is_scalar(self) -> bool:
@@ -68,8 +83,13 @@ class FieldSchema:
         return None
 
     def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "type": self.type, "offset": self.offset, "size": self.size,
-                             "type_name": self.type_name}
+        d: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type,
+            "offset": self.offset,
+            "size": self.size,
+            "type_name": self.type_name,
+        }
         if self.description:
             d["description"] = self.description
         for k in ("min", "max", "default"):
@@ -88,7 +108,7 @@ class FieldSchema:
         return d
 
     @classmethod
-    def from_raw(cls, raw: dict[str, Any], prefix: str = "", base: int = 0) -> "FieldSchema":
+    def from_raw(cls, raw: dict[str, Any], prefix: str = "", base: int = 0) -> FieldSchema:
         """Build from the introspection JSON. Names are re-derived from the tree so
         array elements are named relative to their array."""
         fname = raw.get("field_name") or ""
@@ -104,11 +124,20 @@ class FieldSchema:
         if t in ("struct", "union"):
             members = tuple(cls.from_raw(m, name, base) for m in raw.get("fields", []))
         return cls(
-            name=name, type=t, offset=int(raw.get("offset", 0)), size=int(raw.get("size", 0)),
-            type_name=raw.get("type_name", ""), description=raw.get("description", ""),
-            min=raw.get("min"), max=raw.get("max"), default=raw.get("default"),
-            values=raw.get("values"), value_descriptions=raw.get("value_descriptions"),
-            count=raw.get("count"), element=element, fields=members,
+            name=name,
+            type=t,
+            offset=int(raw.get("offset", 0)),
+            size=int(raw.get("size", 0)),
+            type_name=raw.get("type_name", ""),
+            description=raw.get("description", ""),
+            min=raw.get("min"),
+            max=raw.get("max"),
+            default=raw.get("default"),
+            values=raw.get("values"),
+            value_descriptions=raw.get("value_descriptions"),
+            count=raw.get("count"),
+            element=element,
+            fields=members,
         )
 
 
@@ -117,7 +146,8 @@ def _rebase(f: FieldSchema, delta: int) -> FieldSchema:
     from dataclasses import replace
 
     return replace(
-        f, offset=f.offset + delta,
+        f,
+        offset=f.offset + delta,
         element=f.element,
         fields=tuple(_rebase(m, delta) for m in f.fields),
     )
@@ -162,12 +192,19 @@ class ModuleSchema:
             if f.name == name:
                 return f
         close = [f.name for f in self.fields if name.lower() in f.name.lower()][:5]
-        hint = f" (did you mean {', '.join(close)}?)" if close else f"; known: {', '.join(f.name for f in self.scalar_fields[:12])}"
+        hint = (
+            f" (did you mean {', '.join(close)}?)"
+            if close
+            else f"; known: {', '.join(f.name for f in self.scalar_fields[:12])}"
+        )
         raise UnknownParam(f"module {self.name} has no parameter {name!r}{hint}")
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "module": self.name, "version": self.version, "size": self.size, "type_name": self.type_name,
+            "module": self.name,
+            "version": self.version,
+            "size": self.size,
+            "type_name": self.type_name,
             "darktable_version": self.darktable_version,
             "fields": [f.to_json() for f in self.fields],
         }
@@ -188,7 +225,9 @@ class SchemaSet:
         """darktable's built-in module order (2 = v3.0, the default for raws)."""
         order = self.pipe_orders.get(str(iop_order_version))
         if not order:
-            raise DarktableNotFound(f"darktable's pipe order {iop_order_version} is not known for darktable {self.darktable_version}")
+            raise DarktableNotFound(
+                f"darktable's pipe order {iop_order_version} is not known for darktable {self.darktable_version}"
+            )
         return list(order)
 
     def get(self, name: str) -> ModuleSchema:
@@ -206,7 +245,7 @@ class SchemaSet:
         return name in self.modules
 
     @classmethod
-    def from_raw(cls, raw: dict[str, Any], darktable_version: str, source: str) -> "SchemaSet":
+    def from_raw(cls, raw: dict[str, Any], darktable_version: str, source: str) -> SchemaSet:
         mods: dict[str, ModuleSchema] = {}
         missing: dict[str, str] = {}
         versions: dict[str, int] = {}
@@ -217,8 +256,11 @@ class SchemaSet:
                 missing[m["name"]] = m.get("error", "no introspection")
                 continue
             mods[m["name"]] = ModuleSchema(
-                name=m["name"], version=int(m.get("params_version") or m.get("version")), size=int(m["size"]),
-                type_name=m.get("type_name", ""), root=FieldSchema.from_raw(m["root"]),
+                name=m["name"],
+                version=int(m.get("params_version") or m.get("version")),
+                size=int(m["size"]),
+                type_name=m.get("type_name", ""),
+                root=FieldSchema.from_raw(m["root"]),
                 darktable_version=darktable_version,
             )
         return cls(darktable_version, mods, missing, versions, source, dict(raw.get("pipe_orders", {})))

@@ -7,9 +7,10 @@ import hashlib
 import os
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from darkproxy.config import Config, load_config
 from darkproxy.darktable.locate import DarktableInstall, locate_darktable
@@ -78,12 +79,33 @@ class Darktable:
             link = tdp / f"image{raw.suffix}"
             _link_or_copy(raw, link)
             (tdp / "config").mkdir()
-            cmd = [str(self.install.cli), str(link), str(tdp / "out.tif"), "--width", "32", "--height", "32",
-                   "--apply-custom-presets", "false", "--core", "--library", ":memory:",
-                   "--configdir", str(tdp / "config"), "--conf", "write_sidecar_files=on import"]
+            cmd = [
+                str(self.install.cli),
+                str(link),
+                str(tdp / "out.tif"),
+                "--width",
+                "32",
+                "--height",
+                "32",
+                "--apply-custom-presets",
+                "false",
+                "--core",
+                "--library",
+                ":memory:",
+                "--configdir",
+                str(tdp / "config"),
+                "--conf",
+                "write_sidecar_files=on import",
+            ]
             try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
-                                      timeout=self.config.render_timeout, stdin=subprocess.DEVNULL)
+                proc = subprocess.run(
+                    cmd,
+                    capture_output=True,
+                    text=True,
+                    errors="replace",
+                    timeout=self.config.render_timeout,
+                    stdin=subprocess.DEVNULL,
+                )
             except subprocess.TimeoutExpired:
                 raise DarktableRenderError(f"darktable-cli timed out reading {raw}") from None
             xmp = tdp / f"image{raw.suffix}.xmp"
@@ -96,8 +118,14 @@ class Darktable:
                 pass  # unwritable workspace: works, just uncached
         return side.compressed()
 
-    def edit(self, sidecar: Sidecar, updates: Mapping[str, Mapping[str, Any]] | None = None,
-             enable: list[str] | None = None, disable: list[str] | None = None, clamp: bool = False) -> Sidecar:
+    def edit(
+        self,
+        sidecar: Sidecar,
+        updates: Mapping[str, Mapping[str, Any]] | None = None,
+        enable: list[str] | None = None,
+        disable: list[str] | None = None,
+        clamp: bool = False,
+    ) -> Sidecar:
         """A copy of ``sidecar`` (compressed) with ``updates`` ({module: {param: value}})
         applied (modules missing from the history are added from their
         introspection defaults and enabled), ``enable``/``disable`` applied.
@@ -109,8 +137,10 @@ class Darktable:
             sch = self.schemas.get(module)
             it = out.find(module)
             if it is not None and it.modversion != sch.version:
-                raise XmpError(f"{module} in the XMP has modversion {it.modversion}, darktable {self.version} "
-                               f"has {sch.version}: cannot edit its params")
+                raise XmpError(
+                    f"{module} in the XMP has modversion {it.modversion}, darktable {self.version} "
+                    f"has {sch.version}: cannot edit its params"
+                )
             base = it.params if it is not None else default_blob(sch)
             blob = set_params(sch, base, vals, clamp=clamp)
             out.set_item(module, params=blob, modversion=sch.version, enabled=True)

@@ -40,14 +40,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from darkproxy.darktable.params import decode_params, flatten
-from darkproxy.darktable.render import Renderer, RenderJob, RenderFailure, read_tiff, write_tiff
+from darkproxy.darktable.render import Renderer, RenderFailure, RenderJob, read_tiff, write_tiff
 from darkproxy.darktable.session import Darktable, file_digest
 from darkproxy.darktable.xmp import Sidecar, history_summary
 from darkproxy.errors import DarktableRenderError, UnknownModule
@@ -101,8 +102,9 @@ class TapOut:
         return d
 
 
-def plan_tapout(dt: Darktable, base: Sidecar, module: str, params: Mapping[str, Any] | None = None,
-                clamp: bool = False) -> TapPlan:
+def plan_tapout(
+    dt: Darktable, base: Sidecar, module: str, params: Mapping[str, Any] | None = None, clamp: bool = False
+) -> TapPlan:
     """Build the input/output histories for tapping ``module`` out of ``base``
     (a history, e.g. :meth:`Darktable.default_history`), with ``params`` set
     on the target (dotted names; values or CLI strings). Validates everything."""
@@ -115,15 +117,17 @@ def plan_tapout(dt: Darktable, base: Sidecar, module: str, params: Mapping[str, 
         raise UnknownModule(f"{module} is not in darktable's pipe order")
     pos = order.index(module)
     pre = pos < order.index(DEMOSAIC) if DEMOSAIC in order else False
-    later = order[pos + 1:]
+    later = order[pos + 1 :]
     disabled = [op for op in later if op not in PASS_THROUGH and (it := base.find(op)) is not None and it.enabled]
     kept = [op for op in later if op in PASS_THROUGH and base.find(op) is not None]
     out_side = dt.edit(base, updates={module: params}, enable=[module], disable=disabled, clamp=clamp)
     if module in PASS_THROUGH and module != DEMOSAIC and not pre:
         ident = IDENTITY_SETTINGS.get(module)
         if ident is None:
-            raise UnknownModule(f"darktable keeps {module} always on and no identity setting is known for it: "
-                                "its input cannot be tapped out")
+            raise UnknownModule(
+                f"darktable keeps {module} always on and no identity setting is known for it: "
+                "its input cannot be tapped out"
+            )
         in_side = dt.edit(base, updates={module: ident}, disable=disabled)
     else:
         in_side = dt.edit(base, disable=[module, *disabled])
@@ -135,14 +139,30 @@ def plan_tapout(dt: Darktable, base: Sidecar, module: str, params: Mapping[str, 
         it = out_side.find(op)
         if it is not None and it.enabled:
             upstream.extend(history_summary([it]))
-    return TapPlan(module=module, module_version=sch.version, input_sidecar=in_side, output_sidecar=out_side,
-                   params=full, set_params={k: full.get(k, v) for k, v in params.items()}, pre_demosaic=pre, upstream=upstream,
-                   disabled=disabled, kept_on=kept)
+    return TapPlan(
+        module=module,
+        module_version=sch.version,
+        input_sidecar=in_side,
+        output_sidecar=out_side,
+        params=full,
+        set_params={k: full.get(k, v) for k, v in params.items()},
+        pre_demosaic=pre,
+        upstream=upstream,
+        disabled=disabled,
+        kept_on=kept,
+    )
 
 
-def tapout(dt: Darktable, raw: str | os.PathLike[str], module: str, params: Mapping[str, Any] | None = None,
-           max_size: int | None = None, base: Sidecar | None = None, clamp: bool = False,
-           renderer: Renderer | None = None) -> TapOut:
+def tapout(
+    dt: Darktable,
+    raw: str | os.PathLike[str],
+    module: str,
+    params: Mapping[str, Any] | None = None,
+    max_size: int | None = None,
+    base: Sidecar | None = None,
+    clamp: bool = False,
+    renderer: Renderer | None = None,
+) -> TapOut:
     """Render ``module``'s input and output for ``raw`` (both in one darktable-cli
     process). See the module docstring for what is recorded in ``meta``."""
     raw = Path(raw)
@@ -192,16 +212,26 @@ def render_scale(raw: str | os.PathLike[str], out_shape: Sequence[int]) -> float
     return round(max(out_shape[-2:]) / side, 4) if side else None
 
 
-def tap_meta(dt: Darktable, raw: Path, plan: TapPlan, out_shape: tuple[int, ...], in_shape: tuple[int, ...],
-             max_size: int | None) -> dict[str, Any]:
+def tap_meta(
+    dt: Darktable, raw: Path, plan: TapPlan, out_shape: tuple[int, ...], in_shape: tuple[int, ...], max_size: int | None
+) -> dict[str, Any]:
     return {
-        "module": plan.module, "module_version": plan.module_version, "darktable_version": dt.version,
-        "raw": str(raw), "raw_sha256": file_digest(raw),
-        "params": plan.params, "set_params": plan.set_params,
-        "pre_demosaic": plan.pre_demosaic, "data_space": "linear_rec2020",
+        "module": plan.module,
+        "module_version": plan.module_version,
+        "darktable_version": dt.version,
+        "raw": str(raw),
+        "raw_sha256": file_digest(raw),
+        "params": plan.params,
+        "set_params": plan.set_params,
+        "pre_demosaic": plan.pre_demosaic,
+        "data_space": "linear_rec2020",
         "input_layout": "packed_mosaic_RG1G2B" if plan.pre_demosaic else "rgb",
-        "input_shape": list(in_shape), "output_shape": list(out_shape), "max_size": max_size,
+        "input_shape": list(in_shape),
+        "output_shape": list(out_shape),
+        "max_size": max_size,
         "render_scale": render_scale(raw, out_shape),
-        "upstream": plan.upstream, "upstream_hash": plan.upstream_hash,
-        "disabled_after": plan.disabled, "pass_through_after": plan.kept_on,
+        "upstream": plan.upstream,
+        "upstream_hash": plan.upstream_hash,
+        "disabled_after": plan.disabled,
+        "pass_through_after": plan.kept_on,
     }

@@ -14,14 +14,15 @@ import copy
 import io
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from darkproxy.fsutil import write_text_atomic
 from darkproxy.darktable.params import decode_blob_text, decode_params, encode_blob_text
 from darkproxy.darktable.schema import SchemaSet
 from darkproxy.errors import XmpError
+from darkproxy.fsutil import write_text_atomic
 
 NS = {
     "x": "adobe:ns:meta/",
@@ -31,8 +32,17 @@ NS = {
 DT = "{%s}" % NS["darktable"]
 RDF = "{%s}" % NS["rdf"]
 # history attributes written for every item, in darktable's order
-_ITEM_KEYS = ("num", "operation", "enabled", "modversion", "params", "multi_name", "multi_priority",
-              "blendop_version", "blendop_params")
+_ITEM_KEYS = (
+    "num",
+    "operation",
+    "enabled",
+    "modversion",
+    "params",
+    "multi_name",
+    "multi_priority",
+    "blendop_version",
+    "blendop_params",
+)
 
 
 @dataclass
@@ -79,9 +89,12 @@ class DecodedItem:
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "operation": self.item.operation, "enabled": self.item.enabled,
-            "modversion": self.item.modversion, "multi_priority": self.item.multi_priority,
-            "multi_name": self.item.multi_name, "params": self.params,
+            "operation": self.item.operation,
+            "enabled": self.item.enabled,
+            "modversion": self.item.modversion,
+            "multi_priority": self.item.multi_priority,
+            "multi_name": self.item.multi_name,
+            "params": self.params,
         }
         if self.reason:
             d["reason"] = self.reason
@@ -122,7 +135,7 @@ class Sidecar:
 
     # ------------------------------------------------------------------ reading
     @classmethod
-    def parse(cls, text: str | bytes, path: Path | None = None) -> "Sidecar":
+    def parse(cls, text: str | bytes, path: Path | None = None) -> Sidecar:
         where = str(path) if path else "XMP"
         data = text.encode() if isinstance(text, str) else text
         try:
@@ -137,7 +150,7 @@ class Sidecar:
         hist = desc.find(DT + "history")
         if hist is not None:
             seq = hist.find(RDF + "Seq")
-            for li in (seq.findall(RDF + "li") if seq is not None else []):
+            for li in seq.findall(RDF + "li") if seq is not None else []:
                 op = _get(li, "operation")
                 if not op:
                     raise XmpError(f"{where}: history item without darktable:operation")
@@ -145,22 +158,30 @@ class Sidecar:
                 if ptext is None:
                     raise XmpError(f"{where}: history item {op} has no darktable:params")
                 btext = _get(li, "blendop_params")
-                extra = {k[len(DT):]: v for k, v in li.attrib.items()
-                         if k.startswith(DT) and k[len(DT):] not in _ITEM_KEYS}
+                extra = {
+                    k[len(DT) :]: v for k, v in li.attrib.items() if k.startswith(DT) and k[len(DT) :] not in _ITEM_KEYS
+                }
                 try:
                     params = decode_blob_text(ptext)
                     blend = decode_blob_text(btext) if btext else None
                 except XmpError as e:
                     raise XmpError(f"{where}: history item {op}: {e}") from None
                 bv = _get(li, "blendop_version")
-                items.append(HistoryItem(
-                    operation=op, modversion=_int(_get(li, "modversion"), "modversion"), params=params,
-                    enabled=_int(_get(li, "enabled"), "enabled", 1) != 0,
-                    multi_name=_get(li, "multi_name") or "",
-                    multi_priority=_int(_get(li, "multi_priority"), "multi_priority", 0),
-                    blendop_version=int(bv) if bv not in (None, "") else None,
-                    blendop_params=blend, extra=extra, params_text=ptext, blendop_text=btext,
-                ))
+                items.append(
+                    HistoryItem(
+                        operation=op,
+                        modversion=_int(_get(li, "modversion"), "modversion"),
+                        params=params,
+                        enabled=_int(_get(li, "enabled"), "enabled", 1) != 0,
+                        multi_name=_get(li, "multi_name") or "",
+                        multi_priority=_int(_get(li, "multi_priority"), "multi_priority", 0),
+                        blendop_version=int(bv) if bv not in (None, "") else None,
+                        blendop_params=blend,
+                        extra=extra,
+                        params_text=ptext,
+                        blendop_text=btext,
+                    )
+                )
         end_text = desc.get(DT + "history_end")
         history_end = _int(end_text, "history_end", len(items)) if end_text is not None else len(items)
         history_end = max(0, min(history_end, len(items)))
@@ -218,7 +239,13 @@ class Sidecar:
                 reason = schemas.without_introspection.get(it.operation) or "module unknown to the installed darktable"
                 out.append(DecodedItem(it, None, f"{it.operation}: {reason}"))
             elif sch.version != it.modversion:
-                out.append(DecodedItem(it, None, f"modversion {it.modversion} differs from installed {it.operation} version {sch.version}; kept as an opaque blob"))
+                out.append(
+                    DecodedItem(
+                        it,
+                        None,
+                        f"modversion {it.modversion} differs from installed {it.operation} version {sch.version}; kept as an opaque blob",
+                    )
+                )
             else:
                 try:
                     out.append(DecodedItem(it, decode_params(sch, it.params)))
@@ -227,17 +254,28 @@ class Sidecar:
         return out
 
     # ------------------------------------------------------------------ editing
-    def compressed(self) -> "Sidecar":
+    def compressed(self) -> Sidecar:
         """A copy whose history is :meth:`effective` (history_end = its length)."""
         items = [replace(it, extra=dict(it.extra)) for it in self.effective()]
         return Sidecar(tree=copy.deepcopy(self.tree), items=items, history_end=len(items), path=None)
 
-    def copy(self) -> "Sidecar":
-        return Sidecar(tree=copy.deepcopy(self.tree), items=[replace(it, extra=dict(it.extra)) for it in self.items],
-                       history_end=self.history_end, path=None)
+    def copy(self) -> Sidecar:
+        return Sidecar(
+            tree=copy.deepcopy(self.tree),
+            items=[replace(it, extra=dict(it.extra)) for it in self.items],
+            history_end=self.history_end,
+            path=None,
+        )
 
-    def set_item(self, operation: str, *, params: bytes | None = None, enabled: bool | None = None,
-                 modversion: int | None = None, multi_priority: int = 0) -> HistoryItem:
+    def set_item(
+        self,
+        operation: str,
+        *,
+        params: bytes | None = None,
+        enabled: bool | None = None,
+        modversion: int | None = None,
+        multi_priority: int = 0,
+    ) -> HistoryItem:
         """Set a module's state in a compressed history: edit its effective item in
         place, or append a new one (params and modversion required then; blend
         params are copied from a plain item darktable wrote)."""
@@ -247,7 +285,10 @@ class Sidecar:
                 raise XmpError(f"{operation} is not in the history; params and modversion are needed to add it")
             template = next((x for x in self.items if x.blendop_params is not None), None)
             it = HistoryItem(
-                operation=operation, modversion=modversion, params=params, enabled=True if enabled is None else enabled,
+                operation=operation,
+                modversion=modversion,
+                params=params,
+                enabled=True if enabled is None else enabled,
                 multi_priority=multi_priority,
                 blendop_version=template.blendop_version if template else None,
                 blendop_params=template.blendop_params if template else None,
@@ -279,9 +320,13 @@ class Sidecar:
         for i, it in enumerate(self.items):
             li = ET.SubElement(seq, RDF + "li")
             attrs: list[tuple[str, str | None]] = [
-                ("num", str(i)), ("operation", it.operation), ("enabled", "1" if it.enabled else "0"),
-                ("modversion", str(it.modversion)), ("params", it.params_as_text()),
-                ("multi_name", it.multi_name), ("multi_priority", str(it.multi_priority)),
+                ("num", str(i)),
+                ("operation", it.operation),
+                ("enabled", "1" if it.enabled else "0"),
+                ("modversion", str(it.modversion)),
+                ("params", it.params_as_text()),
+                ("multi_name", it.multi_name),
+                ("multi_priority", str(it.multi_priority)),
                 ("blendop_version", str(it.blendop_version) if it.blendop_version is not None else None),
                 ("blendop_params", it.blendop_as_text()),
             ]
@@ -315,5 +360,13 @@ def read_xmp(path: str | os.PathLike[str]) -> Sidecar:
 
 def history_summary(items: Iterable[HistoryItem]) -> list[dict[str, Any]]:
     """Compact record of a history (for manifests and meta.json)."""
-    return [{"operation": it.operation, "multi_priority": it.multi_priority, "enabled": it.enabled,
-             "modversion": it.modversion, "params": it.params_as_text()} for it in items]
+    return [
+        {
+            "operation": it.operation,
+            "multi_priority": it.multi_priority,
+            "enabled": it.enabled,
+            "modversion": it.modversion,
+            "params": it.params_as_text(),
+        }
+        for it in items
+    ]

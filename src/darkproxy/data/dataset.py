@@ -11,9 +11,10 @@ import io
 import json
 import os
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,10 +61,18 @@ def load_dataset_info(root: str | os.PathLike[str]) -> DatasetInfo:
         space = ParamSpace.from_json(d["param_space"])
         pre = bool(d.get("pre_demosaic", False))
         return DatasetInfo(
-            root=root, module=d["module"], module_version=d.get("module_version"),
-            darktable_version=d.get("darktable_version"), param_space=space, pre_demosaic=pre,
-            flip_invariant=bool(d.get("flip_invariant", not pre)), data_space=d.get("data_space", "linear_rec2020"),
-            size=d.get("size"), dtype=d.get("dtype", "float16"), pointwise=d.get("pointwise"), raw=d,
+            root=root,
+            module=d["module"],
+            module_version=d.get("module_version"),
+            darktable_version=d.get("darktable_version"),
+            param_space=space,
+            pre_demosaic=pre,
+            flip_invariant=bool(d.get("flip_invariant", not pre)),
+            data_space=d.get("data_space", "linear_rec2020"),
+            size=d.get("size"),
+            dtype=d.get("dtype", "float16"),
+            pointwise=d.get("pointwise"),
+            raw=d,
         )
     except (KeyError, TypeError) as e:
         raise DatasetError(f"{path}: missing or malformed field {e}") from None
@@ -99,9 +108,16 @@ class ModuleDataset(Dataset):
     (positions in :attr:`records`). Randomness comes from ``seed`` (and the
     torch worker id), so a given seed gives the same crops."""
 
-    def __init__(self, root: str | os.PathLike[str], split: str | None = "train", crop: int | None = 128,
-                 flips: bool = True, seed: int = 0, indices: Sequence[int] | None = None,
-                 center_crop: bool = False) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str | None = "train",
+        crop: int | None = 128,
+        flips: bool = True,
+        seed: int = 0,
+        indices: Sequence[int] | None = None,
+        center_crop: bool = False,
+    ) -> None:
         self.root = Path(root)
         self.info = load_dataset_info(self.root)
         if split is not None and split not in SPLITS:
@@ -173,8 +189,8 @@ class ModuleDataset(Dataset):
             else:
                 y, x = int(rng.integers(0, H - ch + 1)), int(rng.integers(0, W - cw + 1))
             y, x = y - y % s, x - x % s
-            xout = xout[:, y:y + ch, x:x + cw]
-            xin = xin[:, y // s:(y + ch) // s, x // s:(x + cw) // s]
+            xout = xout[:, y : y + ch, x : x + cw]
+            xin = xin[:, y // s : (y + ch) // s, x // s : (x + cw) // s]
         a, b = np.asarray(xin, dtype=np.float32), np.asarray(xout, dtype=np.float32)
         ch, cw = b.shape[1:]
         if self.flips:
@@ -182,9 +198,13 @@ class ModuleDataset(Dataset):
                 a, b, x = a[:, :, ::-1], b[:, :, ::-1], W - x - cw
             if rng.random() < 0.5:
                 a, b, y = a[:, ::-1], b[:, ::-1], H - y - ch
-        return {"input": torch.from_numpy(np.ascontiguousarray(a)), "output": torch.from_numpy(np.ascontiguousarray(b)),
-                "params": torch.from_numpy(self.params_of(rec)), "id": str(rec.get("id")),
-                "origin": torch.tensor([y, x, H, W])}
+        return {
+            "input": torch.from_numpy(np.ascontiguousarray(a)),
+            "output": torch.from_numpy(np.ascontiguousarray(b)),
+            "params": torch.from_numpy(self.params_of(rec)),
+            "id": str(rec.get("id")),
+            "origin": torch.tensor([y, x, H, W]),
+        }
 
 
 class PixelBatches:
@@ -211,9 +231,17 @@ class PixelBatches:
     subset of its samples that fits, drawn anew every ``refresh_every``
     batches. Deterministic for a given ``seed``."""
 
-    def __init__(self, ds: ModuleDataset, batch: int, pixels: int, seed: int = 0,
-                 features: Callable[[torch.Tensor], torch.Tensor] | None = None, device: Any = "cpu",
-                 cache_bytes: int = 2 << 30, refresh_every: int = 1000) -> None:
+    def __init__(
+        self,
+        ds: ModuleDataset,
+        batch: int,
+        pixels: int,
+        seed: int = 0,
+        features: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        device: Any = "cpu",
+        cache_bytes: int = 2 << 30,
+        refresh_every: int = 1000,
+    ) -> None:
         if ds.info.pre_demosaic:
             raise DatasetError("pixel batches need an RGB input (this dataset's input is a packed mosaic)")
         if not len(ds):
@@ -263,7 +291,7 @@ class PixelBatches:
         self.F, self.X, self.Y = torch.cat(feats), torch.cat(xs), torch.cat(ys)
         del feats, xs, ys
 
-    def __iter__(self) -> "PixelBatches":
+    def __iter__(self) -> PixelBatches:
         return self
 
     def __next__(self) -> dict[str, torch.Tensor]:
@@ -279,12 +307,20 @@ class PixelBatches:
 
 # ----------------------------------------------------------------------------- writer
 
-def write_sample_arrays(root: str | os.PathLike[str], space: ParamSpace,
-                        samples: Sequence[tuple[np.ndarray, np.ndarray, Mapping[str, Any]]],
-                        splits: Sequence[str] | None = None, raws: Sequence[str] | None = None,
-                        module_version: int = 0, darktable_version: str = "synthetic",
-                        pre_demosaic: bool = False, flip_invariant: bool | None = None,
-                        pointwise: bool | None = None, extra_info: Mapping[str, Any] | None = None) -> Path:
+
+def write_sample_arrays(
+    root: str | os.PathLike[str],
+    space: ParamSpace,
+    samples: Sequence[tuple[np.ndarray, np.ndarray, Mapping[str, Any]]],
+    splits: Sequence[str] | None = None,
+    raws: Sequence[str] | None = None,
+    module_version: int = 0,
+    darktable_version: str = "synthetic",
+    pre_demosaic: bool = False,
+    flip_invariant: bool | None = None,
+    pointwise: bool | None = None,
+    extra_info: Mapping[str, Any] | None = None,
+) -> Path:
     """Write a small dataset in ``darkproxy-dataset/1`` format.
 
     ``samples``: ``(input (C, h, w), output (3, H, W), params {name: value})``
@@ -312,20 +348,39 @@ def write_sample_arrays(root: str | os.PathLike[str], space: ParamSpace,
             write_bytes_atomic(root / rel, buf.getvalue(), fsync=False)
             files[role], sha[role] = rel, hashlib.sha256(buf.getvalue()).hexdigest()
         pvals = {**space.defaults(), **dict(params)}
-        lines.append({
-            "id": sid, "raw": raws[i] if raws else f"synthetic_{i}.dng", "module": space.module,
-            "module_version": module_version, "darktable_version": darktable_version,
-            "params": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in pvals.items()},
-            "params_norm": [float(v) for v in space.normalize(pvals)],
-            "upstream_hash": hashlib.sha256(b"synthetic").hexdigest(), "upstream": {},
-            "files": files, "sha256": sha, "shape": list(xout16.shape),
-            "split": splits[i] if splits else "train",
-        })
+        lines.append(
+            {
+                "id": sid,
+                "raw": raws[i] if raws else f"synthetic_{i}.dng",
+                "module": space.module,
+                "module_version": module_version,
+                "darktable_version": darktable_version,
+                "params": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in pvals.items()},
+                "params_norm": [float(v) for v in space.normalize(pvals)],
+                "upstream_hash": hashlib.sha256(b"synthetic").hexdigest(),
+                "upstream": {},
+                "files": files,
+                "sha256": sha,
+                "shape": list(xout16.shape),
+                "split": splits[i] if splits else "train",
+            }
+        )
     info = {
-        "format": FORMAT, "module": space.module, "module_version": module_version,
-        "darktable_version": darktable_version, "param_space": space.to_json(), "pre_demosaic": pre_demosaic,
-        "flip_invariant": flip_invariant, "size": size, "dtype": "float16", "data_space": "linear_rec2020",
-        "sampler": "given", "seed": 0, "n": len(lines), "pointwise": pointwise, **dict(extra_info or {}),
+        "format": FORMAT,
+        "module": space.module,
+        "module_version": module_version,
+        "darktable_version": darktable_version,
+        "param_space": space.to_json(),
+        "pre_demosaic": pre_demosaic,
+        "flip_invariant": flip_invariant,
+        "size": size,
+        "dtype": "float16",
+        "data_space": "linear_rec2020",
+        "sampler": "given",
+        "seed": 0,
+        "n": len(lines),
+        "pointwise": pointwise,
+        **dict(extra_info or {}),
     }
     write_bytes_atomic(root / "dataset.json", (json.dumps(info, indent=1) + "\n").encode(), fsync=False)
     write_bytes_atomic(root / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in lines).encode(), fsync=False)

@@ -32,10 +32,11 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -46,14 +47,55 @@ from darkproxy.darktable.xmp import Sidecar
 from darkproxy.data.paramspace import ParamSpace
 from darkproxy.data.ranges import UpstreamVariety, build_param_space, upstream_variety
 from darkproxy.data.sampling import SAMPLERS, sample_unit
-from darkproxy.data.store import FORMAT, Dataset, JsonlAppender, read_jsonl, repair_jsonl, save_npy_atomic, write_json_atomic
+from darkproxy.data.store import (
+    FORMAT,
+    Dataset,
+    JsonlAppender,
+    read_jsonl,
+    repair_jsonl,
+    save_npy_atomic,
+    write_json_atomic,
+)
 from darkproxy.errors import DarkproxyError, DarktableRenderError, DatasetError, ParamValueError, RawError
 
-RAW_EXTENSIONS = (".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
-                  ".pef", ".srw", ".3fr", ".iiq", ".x3f", ".erf", ".mef", ".mos", ".mrw", ".kdc", ".dcr", ".rwl")
+RAW_EXTENSIONS = (
+    ".dng",
+    ".cr2",
+    ".cr3",
+    ".nef",
+    ".nrw",
+    ".arw",
+    ".srf",
+    ".sr2",
+    ".raf",
+    ".orf",
+    ".rw2",
+    ".pef",
+    ".srw",
+    ".3fr",
+    ".iiq",
+    ".x3f",
+    ".erf",
+    ".mef",
+    ".mos",
+    ".mrw",
+    ".kdc",
+    ".dcr",
+    ".rwl",
+)
 # identity of a run: a resumed run must match these exactly
-IDENTITY_KEYS = ("module", "module_version", "darktable_version", "param_space", "upstream_variety", "sampler",
-                 "seed", "size", "crops", "raws")
+IDENTITY_KEYS = (
+    "module",
+    "module_version",
+    "darktable_version",
+    "param_space",
+    "upstream_variety",
+    "sampler",
+    "seed",
+    "size",
+    "crops",
+    "raws",
+)
 
 
 @dataclass
@@ -123,8 +165,9 @@ def find_raws(images: str | Path) -> list[Path]:
     return raws
 
 
-def readable_raws(dt: Darktable, raws: Sequence[Path], warn: Callable[[str], None] | None = None
-                  ) -> tuple[list[Path], list[dict[str, str]]]:
+def readable_raws(
+    dt: Darktable, raws: Sequence[Path], warn: Callable[[str], None] | None = None
+) -> tuple[list[Path], list[dict[str, str]]]:
     """Split ``raws`` into those darktable opens (its default history, cached
     per raw) and the others, ``[{"raw": name, "error": one line}]``, warning
     once per skipped raw. Raises :class:`DatasetError` when none is readable."""
@@ -140,8 +183,9 @@ def readable_raws(dt: Darktable, raws: Sequence[Path], warn: Callable[[str], Non
             if warn:
                 warn(f"warning: skipping {Path(r).name}: {bad[-1]['error']}")
     if not ok:
-        raise DatasetError(f"none of the {len(raws)} raw file(s) could be read by darktable"
-                           + (f": {bad[0]['error']}" if bad else ""))
+        raise DatasetError(
+            f"none of the {len(raws)} raw file(s) could be read by darktable" + (f": {bad[0]['error']}" if bad else "")
+        )
     return ok, bad
 
 
@@ -185,8 +229,15 @@ def _describe_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
 class Generator:
     """One ``generate`` run. Use :func:`generate` unless you need the pieces."""
 
-    def __init__(self, dt: Darktable, images: str | Path, out: str | Path, opts: GenerateOptions,
-                 progress: bool = True, log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        dt: Darktable,
+        images: str | Path,
+        out: str | Path,
+        opts: GenerateOptions,
+        progress: bool = True,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.dt, self.opts, self.out = dt, opts, Path(out)
         self.progress = progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -228,20 +279,29 @@ class Generator:
                     bases[raw.name] = res
         raws = [r for r in self.all_raws if r.name in bases]
         if not raws:
-            raise DatasetError(f"none of the {len(self.all_raws)} raw file(s) in {self.all_raws[0].parent} "
-                               f"could be read by darktable: {bad[0]['error']}")
+            raise DatasetError(
+                f"none of the {len(self.all_raws)} raw file(s) in {self.all_raws[0].parent} "
+                f"could be read by darktable: {bad[0]['error']}"
+            )
         return raws, bases, bad
 
     def settings(self, raws: Sequence[Path]) -> dict[str, Any]:
         o = self.opts
         return {
-            "module": o.module, "module_version": self.schema.version, "darktable_version": self.dt.version,
+            "module": o.module,
+            "module_version": self.schema.version,
+            "darktable_version": self.dt.version,
             "param_space": self.space.to_json(),
             "upstream_variety": self.variety.to_json() if self.variety else None,
-            "sampler": o.sampler, "seed": o.seed, "size": o.size, "crops": o.crops,
+            "sampler": o.sampler,
+            "seed": o.seed,
+            "size": o.size,
+            "crops": o.crops,
             "raws": [r.name for r in raws],
             # not part of the identity: may change between runs
-            "n": o.n, "workers": o.workers, "batch": o.batch,
+            "n": o.n,
+            "workers": o.workers,
+            "batch": o.batch,
         }
 
     # ------------------------------------------------------------------ run
@@ -253,8 +313,10 @@ class Generator:
         if len(self.space) == 0:
             self.variety = upstream_variety(self.dt.schemas, o.module, next(iter(bases.values())).iop_order_version)
             if self.variety is None:
-                self.log(f"warning: {o.module} has no free params and no upstream module to vary: "
-                         "variety comes from the raws only")
+                self.log(
+                    f"warning: {o.module} has no free params and no upstream module to vary: "
+                    "variety comes from the raws only"
+                )
         settings = self.settings(raws)
         info_path = self.out / "dataset.json"
         info: dict[str, Any] | None = None
@@ -266,10 +328,14 @@ class Generator:
             if o.sampler in ("lhs", "grid"):
                 ident_old["n"], ident_new["n"] = old.get("n"), o.n
             if json_norm(ident_old) != json_norm(ident_new):
-                diff = _describe_diff(json_norm(ident_old), json_norm(ident_new)) or \
-                    f"n: {ident_old.get('n')} -> {ident_new.get('n')} ({o.sampler} designs depend on n)"
-                raise DatasetError(f"dataset {self.out} was generated with different settings: {diff}; "
-                                   "use another -o or the original command")
+                diff = (
+                    _describe_diff(json_norm(ident_old), json_norm(ident_new))
+                    or f"n: {ident_old.get('n')} -> {ident_new.get('n')} ({o.sampler} designs depend on n)"
+                )
+                raise DatasetError(
+                    f"dataset {self.out} was generated with different settings: {diff}; "
+                    "use another -o or the original command"
+                )
         splits = assign_splits([r.name for r in raws], o.seed)
         pre = plan_tapout(self.dt, bases[raws[0].name], o.module, {}).pre_demosaic
         if info is None:
@@ -277,14 +343,24 @@ class Generator:
             if o.probe:
                 probe = self._probe(raws[0], bases[raws[0].name])
             info = {
-                "format": FORMAT, "module": o.module, "module_version": self.schema.version,
-                "darktable_version": self.dt.version, "param_space": self.space.to_json(),
-                "pre_demosaic": pre, "flip_invariant": not pre, "size": o.size,
+                "format": FORMAT,
+                "module": o.module,
+                "module_version": self.schema.version,
+                "darktable_version": self.dt.version,
+                "param_space": self.space.to_json(),
+                "pre_demosaic": pre,
+                "flip_invariant": not pre,
+                "size": o.size,
                 "render_max_size": None if pre else (o.size if o.crops == 1 else 2 * o.size),
-                "crops": o.crops, "dtype": "float16", "data_space": "linear_rec2020",
+                "crops": o.crops,
+                "dtype": "float16",
+                "data_space": "linear_rec2020",
                 "input_layout": "packed_mosaic_RG1G2B" if pre else "rgb",
-                "sampler": o.sampler, "seed": o.seed, "n": o.n,
-                "splits": splits, "skipped_raws": bad,
+                "sampler": o.sampler,
+                "seed": o.seed,
+                "n": o.n,
+                "splits": splits,
+                "skipped_raws": bad,
                 "pointwise": None if probe is None else probe.pointwise,
                 "probe": None if probe is None else probe.to_json(),
                 "upstream_variety": settings["upstream_variety"],
@@ -310,14 +386,23 @@ class Generator:
         (self.out / "samples").mkdir(exist_ok=True)
         from tqdm import tqdm
 
-        bar = tqdm(total=o.n, initial=len(done & {f"{i:06d}" for i in range(o.n)}), unit="sample",
-                   desc=f"generate {o.module}", disable=not self.progress, dynamic_ncols=True, smoothing=0.1)
+        bar = tqdm(
+            total=o.n,
+            initial=len(done & {f"{i:06d}" for i in range(o.n)}),
+            unit="sample",
+            desc=f"generate {o.module}",
+            disable=not self.progress,
+            dynamic_ncols=True,
+            smoothing=0.1,
+        )
         try:
             inputs = self._shared_inputs(pairs, bases, pre) if (o.share_input and self.variety is None) else {}
-            batches = [pairs[i:i + o.batch] for i in range(0, len(pairs), o.batch)]
-            with JsonlAppender(self.out / "manifest.jsonl") as man, \
-                    JsonlAppender(self.out / "failed.jsonl") as fl, \
-                    ThreadPoolExecutor(max_workers=o.workers) as ex:
+            batches = [pairs[i : i + o.batch] for i in range(0, len(pairs), o.batch)]
+            with (
+                JsonlAppender(self.out / "manifest.jsonl") as man,
+                JsonlAppender(self.out / "failed.jsonl") as fl,
+                ThreadPoolExecutor(max_workers=o.workers) as ex,
+            ):
                 pending: set[Future] = set()
                 it = iter(batches)
                 try:
@@ -346,12 +431,21 @@ class Generator:
         finally:
             bar.close()
         total = len({str(r["id"]) for r in read_jsonl(self.out / "manifest.jsonl")})
-        all_failed = ({str(r["id"]) for r in read_jsonl(self.out / "failed.jsonl") if "id" in r}
-                      - {str(r["id"]) for r in read_jsonl(self.out / "manifest.jsonl")})
-        return GenerateResult(requested=o.n, total=total, written=written, skipped=skipped, failed=len(all_failed),
-                              failed_raws=[b["raw"] for b in bad], seconds=time.monotonic() - t0,
-                              renders=self.renders, images=self.images,
-                              pointwise=info.get("pointwise"))
+        all_failed = {str(r["id"]) for r in read_jsonl(self.out / "failed.jsonl") if "id" in r} - {
+            str(r["id"]) for r in read_jsonl(self.out / "manifest.jsonl")
+        }
+        return GenerateResult(
+            requested=o.n,
+            total=total,
+            written=written,
+            skipped=skipped,
+            failed=len(all_failed),
+            failed_raws=[b["raw"] for b in bad],
+            seconds=time.monotonic() - t0,
+            renders=self.renders,
+            images=self.images,
+            pointwise=info.get("pointwise"),
+        )
 
     # ------------------------------------------------------------------ pieces
     def _probe(self, raw: Path, base: Sidecar):
@@ -365,8 +459,10 @@ class Generator:
         except DarkproxyError as e:
             self.log(f"warning: pointwise probe failed ({e}); recording pointwise=null")
             return None
-        self.log(f"probe: {self.opts.module} is {'pointwise' if res.pointwise else 'not pointwise' if res.pointwise is False else 'undetermined'} "
-                 f"({res.reason})")
+        self.log(
+            f"probe: {self.opts.module} is {'pointwise' if res.pointwise else 'not pointwise' if res.pointwise is False else 'undetermined'} "
+            f"({res.reason})"
+        )
         return res
 
     def _plan_pairs(self, raws: Sequence[Path], bases: Mapping[str, Sidecar], skip: set[str]) -> list[_Pair]:
@@ -431,7 +527,9 @@ class Generator:
         def batch(items):
             r = self._renderer(pre)
             with tempfile.TemporaryDirectory(prefix="darkproxy-gen-") as td:
-                jobs = [RenderJob(p.raw, p.plan.input_sidecar, Path(td) / f"in{i}.tif") for i, (_, p, _) in enumerate(items)]
+                jobs = [
+                    RenderJob(p.raw, p.plan.input_sidecar, Path(td) / f"in{i}.tif") for i, (_, p, _) in enumerate(items)
+                ]
                 res = r.render_batch(jobs)
                 got = {}
                 for (name, p, path), x in zip(items, res):
@@ -439,21 +537,24 @@ class Generator:
                         try:
                             x = r.render(p.raw, p.plan.input_sidecar, Path(td) / "retry.tif")
                         except DarktableRenderError as e:
-                            raise DarktableRenderError(f"darktable cannot render the {self.opts.module} input of {name}: {e}") from None
+                            raise DarktableRenderError(
+                                f"darktable cannot render the {self.opts.module} input of {name}: {e}"
+                            ) from None
                     got[name] = read_tiff(x)
                     save_npy_atomic(path, got[name])
             self._count(r)
             return got
 
         k = max(1, math.ceil(len(todo) / self.opts.workers))
-        groups = [todo[i:i + min(k, self.opts.batch)] for i in range(0, len(todo), min(k, self.opts.batch))]
+        groups = [todo[i : i + min(k, self.opts.batch)] for i in range(0, len(todo), min(k, self.opts.batch))]
         with ThreadPoolExecutor(max_workers=self.opts.workers) as ex:
             for got in ex.map(batch, groups):
                 out.update(got)
         return out
 
-    def _do_batch(self, pairs: Sequence[_Pair], inputs: Mapping[str, np.ndarray], splits: Mapping[str, str],
-                  pre: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _do_batch(
+        self, pairs: Sequence[_Pair], inputs: Mapping[str, np.ndarray], splits: Mapping[str, str], pre: bool
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Render one batch and write its samples. Returns manifest records and failures."""
         r = self._renderer(pre)
         recs: list[dict[str, Any]] = []
@@ -485,8 +586,16 @@ class Generator:
                 errs = [v for k, v in got.items() if k[0] == i and isinstance(v, str)]
                 if errs:
                     for sid in p.ids:
-                        fails.append({"id": sid, "raw": p.raw.name, "params": _jsonable(p.values),
-                                      "upstream_values": p.upstream_values, "stage": "render", "error": errs[0]})
+                        fails.append(
+                            {
+                                "id": sid,
+                                "raw": p.raw.name,
+                                "params": _jsonable(p.values),
+                                "upstream_values": p.upstream_values,
+                                "stage": "render",
+                                "error": errs[0],
+                            }
+                        )
                     continue
                 out = read_tiff(got[(i, "out")])
                 if p.raw.name in inputs:
@@ -519,22 +628,35 @@ class Generator:
         recs = []
         for sid, k in zip(p.ids, p.crops):
             y, x, h, w = boxes[k]
-            o_crop = out[:, y:y + h, x:x + w]
-            i_crop = inp[:, y // scale:(y + h) // scale, x // scale:(x + w) // scale]
+            o_crop = out[:, y : y + h, x : x + w]
+            i_crop = inp[:, y // scale : (y + h) // scale, x // scale : (x + w) // scale]
             files = {"input": f"samples/{sid}_in.npy", "output": f"samples/{sid}_out.npy"}
             sha_in = save_npy_atomic(self.out / files["input"], np.ascontiguousarray(i_crop.astype(np.float16)))
             sha_out = save_npy_atomic(self.out / files["output"], np.ascontiguousarray(o_crop.astype(np.float16)))
-            recs.append({
-                "id": sid, "raw": p.raw.name, "module": o.module, "module_version": p.plan.module_version,
-                "darktable_version": self.dt.version, "params": _jsonable(actual), "params_norm": norm,
-                "upstream_hash": p.plan.upstream_hash,
-                "upstream": {"varied": ({self.variety.module: _jsonable(p.upstream_values)} if self.variety else {}),
-                             "modules": [u["operation"] for u in p.plan.upstream]},
-                "files": files, "sha256": {"input": sha_in, "output": sha_out},
-                "shape": list(o_crop.shape), "input_shape": list(i_crop.shape), "split": split,
-                "render_scale": self._scale(p.raw, out.shape),
-                "pair": p.j, "crop": [y, x, h, w] if o.crops > 1 else None,
-            })
+            recs.append(
+                {
+                    "id": sid,
+                    "raw": p.raw.name,
+                    "module": o.module,
+                    "module_version": p.plan.module_version,
+                    "darktable_version": self.dt.version,
+                    "params": _jsonable(actual),
+                    "params_norm": norm,
+                    "upstream_hash": p.plan.upstream_hash,
+                    "upstream": {
+                        "varied": ({self.variety.module: _jsonable(p.upstream_values)} if self.variety else {}),
+                        "modules": [u["operation"] for u in p.plan.upstream],
+                    },
+                    "files": files,
+                    "sha256": {"input": sha_in, "output": sha_out},
+                    "shape": list(o_crop.shape),
+                    "input_shape": list(i_crop.shape),
+                    "split": split,
+                    "render_scale": self._scale(p.raw, out.shape),
+                    "pair": p.j,
+                    "crop": [y, x, h, w] if o.crops > 1 else None,
+                }
+            )
         return recs
 
 
@@ -560,7 +682,13 @@ def json_norm(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
-def generate(dt: Darktable, images: str | Path, out: str | Path, opts: GenerateOptions,
-             progress: bool = True, log: Callable[[str], None] | None = None) -> GenerateResult:
+def generate(
+    dt: Darktable,
+    images: str | Path,
+    out: str | Path,
+    opts: GenerateOptions,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> GenerateResult:
     """Generate (or resume) dataset ``out`` from the raws in ``images``. See the module docstring."""
     return Generator(dt, images, out, opts, progress=progress, log=log).run()

@@ -8,8 +8,9 @@ the same, rounded back on denormalisation; bool: 0/1; enum: index / (n - 1)).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +80,9 @@ class ParamSpace:
         for s in self.specs:
             if s.name == name:
                 return s
-        raise UnknownParam(f"{name!r} is not a free parameter of this {self.module} proxy; free: {', '.join(self.names)}")
+        raise UnknownParam(
+            f"{name!r} is not a free parameter of this {self.module} proxy; free: {', '.join(self.names)}"
+        )
 
     def normalize(self, values: Mapping[str, Any]) -> np.ndarray:
         """Named values -> float32 vector in [0, 1]^P (missing names take the default)."""
@@ -99,14 +102,16 @@ class ParamSpace:
         darktable renders the setting the proxy was trained on."""
         out: dict[str, Any] = {**self.defaults(), **self.fixed}
         out.update(values or {})
-        return {k: (bool(v) if isinstance(v, (bool, np.bool_)) else v.item() if isinstance(v, np.generic) else v)
-                for k, v in out.items()}
+        return {
+            k: (bool(v) if isinstance(v, (bool, np.bool_)) else v.item() if isinstance(v, np.generic) else v)
+            for k, v in out.items()
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {"module": self.module, "specs": [asdict(s) for s in self.specs], "fixed": dict(self.fixed)}
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "ParamSpace":
+    def from_json(cls, d: Mapping[str, Any]) -> ParamSpace:
         specs = tuple(
             ParamSpec(**{**s, "values": tuple(s.get("values", ())), "names": tuple(s.get("names", ()))})
             for s in d["specs"]
@@ -114,5 +119,5 @@ class ParamSpace:
         return cls(module=d["module"], specs=specs, fixed=dict(d.get("fixed", {})))
 
     @classmethod
-    def of(cls, module: str, specs: Iterable[ParamSpec], fixed: Mapping[str, Any] | None = None) -> "ParamSpace":
+    def of(cls, module: str, specs: Iterable[ParamSpec], fixed: Mapping[str, Any] | None = None) -> ParamSpace:
         return cls(module=module, specs=tuple(specs), fixed=dict(fixed or {}))

@@ -29,9 +29,10 @@ pixel-wise proxy can learn for a given image, and is reported as such.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,6 @@ from darkproxy.darktable.session import Darktable
 from darkproxy.darktable.tapout import plan_tapout
 from darkproxy.darktable.xmp import Sidecar
 from darkproxy.errors import DarktableRenderError, RawError
-
 
 
 @dataclass
@@ -60,14 +60,24 @@ class ProbeResult:
     reason: str
 
     def to_json(self) -> dict[str, Any]:
-        return {k: (float(v) if isinstance(v, (np.floating, float)) and not isinstance(v, bool) else v)
-                for k, v in asdict(self).items()}
+        return {
+            k: (float(v) if isinstance(v, (np.floating, float)) and not isinstance(v, bool) else v)
+            for k, v in asdict(self).items()
+        }
 
 
 # ---------------------------------------------------------------------------- DNG writing
 
-def write_mosaic_dng(mosaic: np.ndarray, path: str | Path, cfa: str = "RGGB", black: int = 0, white: int = 65535,
-                     color_matrix: np.ndarray | None = None, as_shot_neutral: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Path:
+
+def write_mosaic_dng(
+    mosaic: np.ndarray,
+    path: str | Path,
+    cfa: str = "RGGB",
+    black: int = 0,
+    white: int = 65535,
+    color_matrix: np.ndarray | None = None,
+    as_shot_neutral: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> Path:
     """Write a Bayer mosaic as DNG (see :func:`darkproxy.raw.dng.write_dng`)."""
     from darkproxy.raw.dng import write_dng
 
@@ -138,16 +148,25 @@ def block_shuffle(mosaic: np.ndarray, seed: int = 0) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- probe
 
-def compare_relation(a_in: np.ndarray, a_out: np.ndarray, b_in: np.ndarray, b_out: np.ndarray,
-                     match_tol: float = 2e-3, out_tol: float = 5e-3, lipschitz: float = 4.0,
-                     margin: int = 4, min_matches: int = 100) -> dict[str, Any]:
+
+def compare_relation(
+    a_in: np.ndarray,
+    a_out: np.ndarray,
+    b_in: np.ndarray,
+    b_out: np.ndarray,
+    match_tol: float = 2e-3,
+    out_tol: float = 5e-3,
+    lipschitz: float = 4.0,
+    margin: int = 4,
+    min_matches: int = 100,
+) -> dict[str, Any]:
     """Test ``out = g(in)`` across two images (float32 (3, H, W) each): match
     pixels of B to A by input colour, compare outputs. Returns the statistics
     and ``pointwise`` (None when fewer than ``min_matches`` pairs match)."""
     from scipy.spatial import cKDTree
 
     def flat(x: np.ndarray) -> np.ndarray:
-        x = x[:, margin:x.shape[1] - margin, margin:x.shape[2] - margin] if margin else x
+        x = x[:, margin : x.shape[1] - margin, margin : x.shape[2] - margin] if margin else x
         return x.reshape(x.shape[0], -1).T.astype(np.float64)
 
     ai, ao, bi, bo = flat(a_in), flat(a_out), flat(b_in), flat(b_out)
@@ -164,22 +183,45 @@ def compare_relation(a_in: np.ndarray, a_out: np.ndarray, b_in: np.ndarray, b_ou
         m = rel_in <= min(cut, 10 * match_tol)
     n = int(m.sum())
     if n < min_matches:
-        return {"pointwise": None, "matched": n, "effect": effect, "max_abs_diff": float("nan"),
-                "p95_rel_out_diff": float("nan"), "p95_rel_in_dist": float("nan"), "threshold": float("nan"),
-                "reason": f"only {n} input colours of the shuffled image match the original (need {min_matches})"}
+        return {
+            "pointwise": None,
+            "matched": n,
+            "effect": effect,
+            "max_abs_diff": float("nan"),
+            "p95_rel_out_diff": float("nan"),
+            "p95_rel_in_dist": float("nan"),
+            "threshold": float("nan"),
+            "reason": f"only {n} input colours of the shuffled image match the original (need {min_matches})",
+        }
     diff = np.linalg.norm(bo[m] - ao[idx[m]], axis=1)
     rel_out = diff / (np.linalg.norm(ao[idx[m]], axis=1) + eps)
     p95_out, p95_in = float(np.percentile(rel_out, 95)), float(np.percentile(rel_in[m], 95))
     thr = out_tol + lipschitz * p95_in
     pw = bool(p95_out <= thr)
-    return {"pointwise": pw, "matched": n, "effect": effect, "max_abs_diff": float(diff.max()),
-            "p95_rel_out_diff": p95_out, "p95_rel_in_dist": p95_in, "threshold": thr,
-            "reason": (f"p95 relative output difference {p95_out:.2e} {'<=' if pw else '>'} {thr:.2e} over "
-                       f"{n} pixels with matching input")}
+    return {
+        "pointwise": pw,
+        "matched": n,
+        "effect": effect,
+        "max_abs_diff": float(diff.max()),
+        "p95_rel_out_diff": p95_out,
+        "p95_rel_in_dist": p95_in,
+        "threshold": thr,
+        "reason": (
+            f"p95 relative output difference {p95_out:.2e} {'<=' if pw else '>'} {thr:.2e} over "
+            f"{n} pixels with matching input"
+        ),
+    }
 
 
-def probe_pointwise(dt: Darktable, raw: str | Path, module: str, params: Mapping[str, Any] | None = None,
-                    base: Sidecar | None = None, crop: int = 192, seed: int = 0) -> ProbeResult:
+def probe_pointwise(
+    dt: Darktable,
+    raw: str | Path,
+    module: str,
+    params: Mapping[str, Any] | None = None,
+    base: Sidecar | None = None,
+    crop: int = 192,
+    seed: int = 0,
+) -> ProbeResult:
     """Is ``module`` (with ``params``) pointwise on ``raw``? See the module docstring.
     Costs one darktable-cli run of 4 renders of a ``crop`` px crop."""
     params = dict(params or {})
@@ -187,7 +229,7 @@ def probe_pointwise(dt: Darktable, raw: str | Path, module: str, params: Mapping
     h, w = rm.mosaic.shape
     c = min(crop, h, w) // 2 * 2
     y0, x0 = (h - c) // 4 * 2, (w - c) // 4 * 2
-    a = rm.mosaic[y0:y0 + c, x0:x0 + c]
+    a = rm.mosaic[y0 : y0 + c, x0 : x0 + c]
     b = block_shuffle(a, seed)
     with tempfile.TemporaryDirectory(prefix="darkproxy-probe-") as td:
         tdp = Path(td)
@@ -196,17 +238,39 @@ def probe_pointwise(dt: Darktable, raw: str | Path, module: str, params: Mapping
         hist = base if base is not None else dt.default_history(raw)
         plan = plan_tapout(dt, hist, module, params)
         if plan.pre_demosaic:
-            return ProbeResult(None, float("nan"), float("nan"), float("nan"), float("nan"), 0, float("nan"),
-                               dict(plan.set_params), c, "pre-demosaic module: its output passes through demosaic, "
-                               "which mixes neighbours; undetermined")
-        jobs = [RenderJob(pa, plan.input_sidecar, tdp / "ai.tif"), RenderJob(pa, plan.output_sidecar, tdp / "ao.tif"),
-                RenderJob(pb, plan.input_sidecar, tdp / "bi.tif"), RenderJob(pb, plan.output_sidecar, tdp / "bo.tif")]
+            return ProbeResult(
+                None,
+                float("nan"),
+                float("nan"),
+                float("nan"),
+                float("nan"),
+                0,
+                float("nan"),
+                dict(plan.set_params),
+                c,
+                "pre-demosaic module: its output passes through demosaic, which mixes neighbours; undetermined",
+            )
+        jobs = [
+            RenderJob(pa, plan.input_sidecar, tdp / "ai.tif"),
+            RenderJob(pa, plan.output_sidecar, tdp / "ao.tif"),
+            RenderJob(pb, plan.input_sidecar, tdp / "bi.tif"),
+            RenderJob(pb, plan.output_sidecar, tdp / "bo.tif"),
+        ]
         res = dt.renderer(max_size=None).render_batch(jobs)
         for x in res:
             if isinstance(x, RenderFailure):
                 raise DarktableRenderError(f"probe render failed: {x.message}")
         ai, ao, bi, bo = (read_tiff(p) for p in res)
     st = compare_relation(ai, ao, bi, bo)
-    return ProbeResult(st["pointwise"], st["max_abs_diff"], st["p95_rel_out_diff"], st["p95_rel_in_dist"],
-                       st["threshold"], st["matched"], st["effect"], {k: v for k, v in plan.set_params.items()},
-                       c, st["reason"])
+    return ProbeResult(
+        st["pointwise"],
+        st["max_abs_diff"],
+        st["p95_rel_out_diff"],
+        st["p95_rel_in_dist"],
+        st["threshold"],
+        st["matched"],
+        st["effect"],
+        {k: v for k, v in plan.set_params.items()},
+        c,
+        st["reason"],
+    )

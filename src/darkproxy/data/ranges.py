@@ -34,8 +34,9 @@ Enum and bool params named with ``--params`` are sampled over all their values.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from darkproxy.darktable.schema import FieldSchema, ModuleSchema, SchemaSet
 from darkproxy.data.paramspace import ParamSpace, ParamSpec
@@ -44,12 +45,23 @@ from darkproxy.errors import ParamValueError, UnknownParam
 # module -> {param: (lo, hi)}; the first ``DEFAULT_FREE[module]`` are free by default
 DEFAULT_RANGES: Mapping[str, Mapping[str, tuple[float, float]]] = {
     "exposure": {"exposure": (-2.0, 4.0), "black": (-0.02, 0.05)},
-    "colorbalancergb": {"saturation_global": (-0.5, 0.5), "vibrance": (-0.5, 0.5), "contrast": (-0.5, 0.5),
-                        "chroma_global": (0.0, 0.5), "global_Y": (-0.5, 0.5), "brilliance_global": (-0.5, 0.5)},
+    "colorbalancergb": {
+        "saturation_global": (-0.5, 0.5),
+        "vibrance": (-0.5, 0.5),
+        "contrast": (-0.5, 0.5),
+        "chroma_global": (0.0, 0.5),
+        "global_Y": (-0.5, 0.5),
+        "brilliance_global": (-0.5, 0.5),
+    },
     "sharpen": {"radius": (0.5, 8.0), "amount": (0.0, 2.0), "threshold": (0.0, 2.0)},
     "lowpass": {"radius": (0.1, 20.0), "contrast": (-1.0, 2.0), "brightness": (-1.0, 2.0), "saturation": (-1.0, 2.0)},
-    "filmicrgb": {"white_point_source": (2.0, 8.0), "black_point_source": (-12.0, -4.0), "contrast": (0.8, 2.0),
-                  "latitude": (0.01, 50.0), "saturation": (-50.0, 50.0)},
+    "filmicrgb": {
+        "white_point_source": (2.0, 8.0),
+        "black_point_source": (-12.0, -4.0),
+        "contrast": (0.8, 2.0),
+        "latitude": (0.01, 50.0),
+        "saturation": (-50.0, 50.0),
+    },
     "sigmoid": {"middle_grey_contrast": (0.8, 3.0), "contrast_skewness": (-0.5, 0.5)},
     "temperature": {"red": (0.5, 3.0), "blue": (0.5, 3.0)},
     "vignette": {"brightness": (-1.0, 0.5), "scale": (20.0, 120.0)},
@@ -66,7 +78,12 @@ DEFAULT_FREE: Mapping[str, tuple[str, ...]] = {
     "vignette": ("brightness", "scale"),
     "bilat": ("detail", "sigma_s"),
     # parameter-less for training purposes: variety comes from upstream
-    "colorin": (), "colorout": (), "gamma": (), "demosaic": (), "rawprepare": (), "finalscale": (),
+    "colorin": (),
+    "colorout": (),
+    "gamma": (),
+    "demosaic": (),
+    "rawprepare": (),
+    "finalscale": (),
     "highlights": (),
 }
 # variety for modules without free params: (upstream module, {param: (lo, hi)}), first usable wins
@@ -114,8 +131,15 @@ def spec_for(field_: FieldSchema, rng: tuple[float, float] | None = None) -> Par
         items = sorted(vals.items(), key=lambda kv: kv[1])
         values = tuple(int(v) for _, v in items)
         names = tuple(k for k, _ in items)
-        return ParamSpec(field_.name, "enum", float(min(values)), float(max(values)),
-                         float(default if default is not None else values[0]), values, names)
+        return ParamSpec(
+            field_.name,
+            "enum",
+            float(min(values)),
+            float(max(values)),
+            float(default if default is not None else values[0]),
+            values,
+            names,
+        )
     if t == "bool":
         return ParamSpec(field_.name, "bool", 0.0, 1.0, float(bool(default)))
     if not field_.is_numeric:
@@ -123,15 +147,19 @@ def spec_for(field_: FieldSchema, rng: tuple[float, float] | None = None) -> Par
     kind = "float" if t in ("float", "double") else "int"
     lo, hi = (field_.min, field_.max) if rng is None else rng
     if not (_finite(lo) and _finite(hi)) or (kind == "int" and float(hi) - float(lo) > INT_LIMIT and rng is None):
-        raise ParamValueError(f"{field_.name} has no finite range in darktable's schema; give one with --range {field_.name}=LO:HI")
+        raise ParamValueError(
+            f"{field_.name} has no finite range in darktable's schema; give one with --range {field_.name}=LO:HI"
+        )
     lo, hi = float(lo), float(hi)
     if not lo < hi:
         raise ParamValueError(f"empty range for {field_.name}: {lo:g}:{hi:g} (need LO < HI)")
     if _finite(field_.min) and _finite(field_.max):
         eps = 1e-6 * max(1.0, abs(float(field_.max)), abs(float(field_.min)))
         if lo < float(field_.min) - eps or hi > float(field_.max) + eps:
-            raise ParamValueError(f"range {field_.name}={lo:g}:{hi:g} is outside darktable's "
-                                  f"[{float(field_.min):g}, {float(field_.max):g}]")
+            raise ParamValueError(
+                f"range {field_.name}={lo:g}:{hi:g} is outside darktable's "
+                f"[{float(field_.min):g}, {float(field_.max):g}]"
+            )
         lo, hi = max(lo, float(field_.min)), min(hi, float(field_.max))
     d = float(default) if _finite(default) else lo
     return ParamSpec(field_.name, kind, lo, hi, d)
@@ -158,13 +186,19 @@ def default_free(schema: ModuleSchema) -> list[str]:
     """The params free by default for ``schema``'s module (see the module docstring)."""
     if schema.name in DEFAULT_FREE:
         return list(DEFAULT_FREE[schema.name])
-    return [f.name for f in schema.scalar_fields
-            if f.type in ("float", "double") and _finite(f.min) and _finite(f.max) and float(f.min) < float(f.max)]
+    return [
+        f.name
+        for f in schema.scalar_fields
+        if f.type in ("float", "double") and _finite(f.min) and _finite(f.max) and float(f.min) < float(f.max)
+    ]
 
 
-def build_param_space(schema: ModuleSchema, params: Sequence[str] | None = None,
-                      fixed: Mapping[str, Any] | None = None,
-                      ranges: Mapping[str, tuple[float, float]] | None = None) -> ParamSpace:
+def build_param_space(
+    schema: ModuleSchema,
+    params: Sequence[str] | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+) -> ParamSpace:
     """The training :class:`ParamSpace` of ``schema``'s module.
 
     ``params``: free param names (None: :func:`default_free`); ``fixed``:
@@ -173,7 +207,7 @@ def build_param_space(schema: ModuleSchema, params: Sequence[str] | None = None,
     (:data:`DEFAULT_RANGES`, else darktable's $MIN/$MAX). Unknown names raise
     :class:`UnknownParam`; empty or out-of-schema ranges :class:`ParamValueError`.
     """
-    from darkproxy.darktable.params import set_params, default_blob, decode_params, flatten
+    from darkproxy.darktable.params import decode_params, default_blob, flatten, set_params
 
     fixed = dict(fixed or {})
     ranges = dict(ranges or {})
@@ -201,7 +235,9 @@ def build_param_space(schema: ModuleSchema, params: Sequence[str] | None = None,
         f = schema.field(name)
         rng = ranges.get(name, table.get(name)) if f.type not in ("enum", "bool") else None
         if name in ranges and f.type in ("enum", "bool"):
-            raise ParamValueError(f"{name} is a{'n' if f.type == 'enum' else ''} {f.type}: it is sampled over its values, not a range")
+            raise ParamValueError(
+                f"{name} is a{'n' if f.type == 'enum' else ''} {f.type}: it is sampled over its values, not a range"
+            )
         specs.append(spec_for(f, rng))
     return ParamSpace.of(schema.name, specs, fixed)
 

@@ -91,7 +91,7 @@ def grid(space: ParamSpace, n: int) -> np.ndarray:
     disc = math.prod(m for m in levels if m is not None)
     nf = sum(1 for m in levels if m is None)
     k = max(2, math.ceil((n / disc) ** (1.0 / nf) - 1e-9)) if nf else 1
-    if nf and k ** nf * disc < n:
+    if nf and k**nf * disc < n:
         k += 1
     axes = [np.linspace(0.0, 1.0, m if m is not None else k) if (m or k) > 1 else np.zeros(1) for m in levels]
     mesh = np.meshgrid(*axes, indexing="ij")

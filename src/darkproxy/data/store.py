@@ -15,9 +15,10 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -146,7 +147,7 @@ class JsonlAppender:
     def close(self) -> None:
         self._f.close()
 
-    def __enter__(self) -> "JsonlAppender":
+    def __enter__(self) -> JsonlAppender:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -171,6 +172,7 @@ def read_dataset_json(root: str | os.PathLike[str]) -> dict[str, Any]:
         raise DatasetError(f"{path}: unsupported format {info.get('format')!r} (expected {FORMAT})")
     return info
 
+
 @dataclass
 class Dataset:
     """A dataset folder: ``info`` (dataset.json) and the manifest records."""
@@ -180,7 +182,7 @@ class Dataset:
     records: list[dict[str, Any]]
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str]) -> "Dataset":
+    def open(cls, root: str | os.PathLike[str]) -> Dataset:
         root = Path(root)
         return cls(root, read_dataset_json(root), read_jsonl(root / "manifest.jsonl"))
 
@@ -224,8 +226,20 @@ def verify_dataset(root: str | os.PathLike[str], check_values: bool = True) -> V
         p.append("manifest.jsonl ends with a partial line (interrupted run; re-run generate to repair)")
     seen: set[str] = set()
     split_of: dict[str, str] = {}
-    required = ("id", "raw", "params", "params_norm", "module", "module_version", "darktable_version",
-                "upstream_hash", "files", "sha256", "shape", "split")
+    required = (
+        "id",
+        "raw",
+        "params",
+        "params_norm",
+        "module",
+        "module_version",
+        "darktable_version",
+        "upstream_hash",
+        "files",
+        "sha256",
+        "shape",
+        "split",
+    )
     n_params = len(ds.info.get("param_space", {}).get("specs", []))
     for rec in ds.records:
         sid = str(rec.get("id"))
@@ -275,7 +289,7 @@ def verify_dataset(root: str | os.PathLike[str], check_values: bool = True) -> V
                 p.append(f"sample {sid}: {rel} has non-finite values")
     expected = ds.info.get("n")
     if isinstance(expected, int):
-        nfail = len({str(r.get('id')) for r in ds.failed if r.get("id") is not None} - seen)
+        nfail = len({str(r.get("id")) for r in ds.failed if r.get("id") is not None} - seen)
         if len(seen) + nfail < expected:
             p.append(f"incomplete: {len(seen)} of {expected} samples ({nfail} failed); re-run generate to finish")
     return rep

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkproxy.models.layers import upcast, N_HEAD, AffineHead, ParamMLP, encode_input, film, params_or_const
+from darkproxy.models.layers import N_HEAD, AffineHead, ParamMLP, encode_input, film, params_or_const, upcast
 from darkproxy.models.registry import register_arch
 
 
@@ -35,8 +35,15 @@ class DemosaicProxy(nn.Module):
     """``image (B, 4, H/2, W/2)`` packed mosaic, ``params (B, P)`` in [0, 1] ->
     ``(B, 3, H, W)`` linear_rec2020."""
 
-    def __init__(self, n_params: int, in_channels: int = 4, out_channels: int = 3, width: int = 32, depth: int = 4,
-                 param_hidden: int = 64) -> None:
+    def __init__(
+        self,
+        n_params: int,
+        in_channels: int = 4,
+        out_channels: int = 3,
+        width: int = 32,
+        depth: int = 4,
+        param_hidden: int = 64,
+    ) -> None:
         super().__init__()
         if in_channels != 4:
             raise ValueError("demosaic proxies take the packed 4-channel mosaic")

@@ -31,12 +31,12 @@ LOG_GAIN_LIMIT = 12.0  # |g| bound: 2^17 of gain is beyond any module
 OFFSET_SCALE = 0.1  # offsets learn 10x slower than gains (Adam steps are scale-free): explain by gain first
 
 
-
 def upcast(t: torch.Tensor) -> torch.Tensor:
     """``t`` in at least float32: half precision (bf16 / fp16 under autocast) and
     integer tensors become float32; float32 and float64 are kept (so a
     ``model.double()`` runs in float64, e.g. for gradcheck)."""
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
 
 def encode_input(x: torch.Tensor) -> torch.Tensor:
     """Feature encoding of linear pixels (any shape): ``log_encode`` (linear
@@ -59,8 +59,9 @@ class ParamMLP(nn.Module):
 
     def __init__(self, n_params: int, out: int, hidden: int = 64) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(max(n_params, 1), hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
-                                 nn.Linear(hidden, out))
+        self.net = nn.Sequential(
+            nn.Linear(max(n_params, 1), hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, out)
+        )
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 

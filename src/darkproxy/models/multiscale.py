@@ -30,12 +30,13 @@ pointwise proxies. The receptive field is ``3 * max(sigmas)`` px.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from darkproxy.colorspace import srgb_encode_ext
-from darkproxy.models.layers import upcast, PixelMLP, encode_input, gaussian_blur
+from darkproxy.models.layers import PixelMLP, encode_input, gaussian_blur, upcast
 from darkproxy.models.registry import register_arch
 
 DEFAULT_SIGMAS = (0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0, 5.66, 8.0, 11.3, 16.0)
@@ -44,8 +45,14 @@ BORDER_SCALES = (16.0, 64.0)  # px
 LUMA_REC2020 = (0.2627, 0.6780, 0.0593)
 
 
-def border_distance(b: int, h: int, w: int, scales: Sequence[float] = BORDER_SCALES, device: Any = None,
-                    origin: torch.Tensor | None = None) -> torch.Tensor:
+def border_distance(
+    b: int,
+    h: int,
+    w: int,
+    scales: Sequence[float] = BORDER_SCALES,
+    device: Any = None,
+    origin: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``(b, 2 * len(scales), h, w)``: distance of each pixel to the nearest
     top/bottom and left/right image border in px, divided by each scale and
     clipped at 1. ``origin`` ``(b, 4)`` = ``(y0, x0, H, W)`` per item when the
@@ -63,9 +70,12 @@ def border_distance(b: int, h: int, w: int, scales: Sequence[float] = BORDER_SCA
     return torch.stack([(d / s).clamp(max=1.0) for s in scales for d in (dy, dx)], 1)
 
 
-def multiscale_features(image: torch.Tensor, sigmas: Sequence[float] = DEFAULT_SIGMAS,
-                        border_scales: Sequence[float] = BORDER_SCALES,
-                        origin: torch.Tensor | None = None) -> torch.Tensor:
+def multiscale_features(
+    image: torch.Tensor,
+    sigmas: Sequence[float] = DEFAULT_SIGMAS,
+    border_scales: Sequence[float] = BORDER_SCALES,
+    origin: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Fixed multi-scale features of a linear_rec2020 image ``(B, 3, H, W)``
     -> ``(B, 4 + 4 * len(sigmas) + 2 * len(border_scales), H, W)``: log-encoded
     pixel, encoded luminance, band-passes of the encoded luminance and
@@ -86,16 +96,29 @@ def multiscale_features(image: torch.Tensor, sigmas: Sequence[float] = DEFAULT_S
 class MultiscaleProxy(PixelMLP):
     """Per-pixel MLP over :func:`multiscale_features` (see the module docstring)."""
 
-    def __init__(self, n_params: int, in_channels: int = 3, out_channels: int = 3, width: int = 64, depth: int = 3,
-                 param_hidden: int = 64, sigmas: Sequence[float] = DEFAULT_SIGMAS,
-                 border_scales: Sequence[float] = BORDER_SCALES) -> None:
+    def __init__(
+        self,
+        n_params: int,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        width: int = 64,
+        depth: int = 3,
+        param_hidden: int = 64,
+        sigmas: Sequence[float] = DEFAULT_SIGMAS,
+        border_scales: Sequence[float] = BORDER_SCALES,
+    ) -> None:
         if in_channels != 3 or out_channels != 3:
             raise ValueError("multiscale proxies map 3 channels to 3 (use 'demosaic' for a packed mosaic)")
         sig, bsc = [float(s) for s in sigmas], [float(s) for s in border_scales]
         super().__init__(n_params, 4 + 4 * len(sig) + 2 * len(bsc), width, depth, param_hidden)
         self.sigmas, self.border_scales = sig, bsc
-        self.hparams: dict[str, Any] = {"width": width, "depth": depth, "param_hidden": param_hidden,
-                                        "sigmas": self.sigmas, "border_scales": self.border_scales}
+        self.hparams: dict[str, Any] = {
+            "width": width,
+            "depth": depth,
+            "param_hidden": param_hidden,
+            "sigmas": self.sigmas,
+            "border_scales": self.border_scales,
+        }
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
         return multiscale_features(image, self.sigmas, self.border_scales)

@@ -24,8 +24,15 @@ from darkproxy.models.registry import register_arch
 class PointwiseProxy(PixelMLP):
     """Per-pixel MLP over the log-encoded pixel (see :class:`PixelMLP`)."""
 
-    def __init__(self, n_params: int, in_channels: int = 3, out_channels: int = 3, width: int = 64, depth: int = 3,
-                 param_hidden: int = 64) -> None:
+    def __init__(
+        self,
+        n_params: int,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        width: int = 64,
+        depth: int = 3,
+        param_hidden: int = 64,
+    ) -> None:
         if in_channels != 3 or out_channels != 3:
             raise ValueError("pointwise proxies map 3 channels to 3 (use 'demosaic' for a packed mosaic)")
         super().__init__(n_params, in_channels, width, depth, param_hidden)

@@ -15,8 +15,9 @@ above) so that a run can rebuild it exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
@@ -38,8 +39,13 @@ class ArchEntry:
 _REGISTRY: dict[str, ArchEntry] = {}
 
 
-def register_arch(name: str, preset: dict[str, Any] | None = None, pointwise: bool = False,
-                  pre_demosaic: bool = False, pixel_batches: bool = False) -> Callable[[type], type]:
+def register_arch(
+    name: str,
+    preset: dict[str, Any] | None = None,
+    pointwise: bool = False,
+    pre_demosaic: bool = False,
+    pixel_batches: bool = False,
+) -> Callable[[type], type]:
     """Class decorator registering an architecture under ``name``. Stack it to
     register variants with different ``preset`` hparams."""
 

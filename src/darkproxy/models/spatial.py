@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkproxy.models.layers import upcast, AffineHead, ParamMLP, film, gaussian_blur, params_or_const
+from darkproxy.models.layers import AffineHead, ParamMLP, film, gaussian_blur, params_or_const, upcast
 from darkproxy.models.multiscale import BORDER_SCALES, multiscale_features
 from darkproxy.models.registry import register_arch
 
@@ -64,11 +64,19 @@ class SpatialProxy(nn.Module):
 
     takes_origin = True  # forward(..., origin=): trained on crops, it must know where the image border is
 
-    def __init__(self, n_params: int, in_channels: int = 3, out_channels: int = 3, width: int = 16, levels: int = 2,
-                 conditioning: str = "film", param_hidden: int = 64,
-                 detail_sigmas: tuple[float, ...] | list[float] = (1.0, 2.0, 4.0),
-                 band_sigmas: tuple[float, ...] | list[float] = (0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0),
-                 border_scales: tuple[float, ...] | list[float] = BORDER_SCALES) -> None:
+    def __init__(
+        self,
+        n_params: int,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        width: int = 16,
+        levels: int = 2,
+        conditioning: str = "film",
+        param_hidden: int = 64,
+        detail_sigmas: tuple[float, ...] | list[float] = (1.0, 2.0, 4.0),
+        band_sigmas: tuple[float, ...] | list[float] = (0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0),
+        border_scales: tuple[float, ...] | list[float] = BORDER_SCALES,
+    ) -> None:
         super().__init__()
         if conditioning not in CONDITIONINGS:
             raise ValueError(f"conditioning must be one of {CONDITIONINGS}, not {conditioning!r}")
@@ -80,9 +88,15 @@ class SpatialProxy(nn.Module):
         self.detail_sigmas = [float(v) for v in detail_sigmas]
         self.band_sigmas = [float(v) for v in band_sigmas]
         self.border_scales = [float(v) for v in border_scales]
-        self.hparams: dict[str, Any] = {"width": width, "levels": levels, "conditioning": conditioning,
-                                        "param_hidden": param_hidden, "detail_sigmas": self.detail_sigmas,
-                                        "band_sigmas": self.band_sigmas, "border_scales": self.border_scales}
+        self.hparams: dict[str, Any] = {
+            "width": width,
+            "levels": levels,
+            "conditioning": conditioning,
+            "param_hidden": param_hidden,
+            "detail_sigmas": self.detail_sigmas,
+            "band_sigmas": self.band_sigmas,
+            "border_scales": self.border_scales,
+        }
         n_cond = max(n_params, 1) if conditioning == "concat" else 0
         # input features: the multiscale proxy's band-pass stack and border
         # distances + the linear image (clamped: local ops act on linear
@@ -122,7 +136,7 @@ class SpatialProxy(nn.Module):
         ph, pw = (-H) % m, (-W) % m
         x = upcast(image)
         if ph or pw:
-            mode = "reflect" if H > ph and W > pw else "replicate"
+            mode = "reflect" if ph < H and pw < W else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
         if origin is None and (ph or pw):  # the padding is not part of the image
             origin = torch.tensor([[0, 0, H, W]], device=x.device).expand(B, -1)

@@ -87,7 +87,9 @@ def _read(path: str | os.PathLike[str], pixels: bool) -> tuple[RawInfo, np.ndarr
         with rawpy.imread(str(p)) as raw:
             pattern = raw.raw_pattern
             if pattern is None or np.asarray(pattern).shape != (2, 2) or raw.num_colors < 3:
-                raise RawError(f"{p} is not a 2x2 Bayer raw (X-Trans, monochrome and linear raws have no packed mosaic)")
+                raise RawError(
+                    f"{p} is not a 2x2 Bayer raw (X-Trans, monochrome and linear raws have no packed mosaic)"
+                )
             pat = np.asarray(pattern).copy()
             desc = raw.color_desc.decode()
             cfa = "".join(desc[i] for i in pat.ravel())
@@ -97,8 +99,14 @@ def _read(path: str | os.PathLike[str], pixels: bool) -> tuple[RawInfo, np.ndarr
             h, w = (visible.shape[0] // 2) * 2, (visible.shape[1] // 2) * 2
             img = visible[:h, :w].astype(np.float32) if pixels else None
             blacks = tuple(int(raw.black_level_per_channel[i]) for i in pat.ravel())
-            info = RawInfo(cfa, blacks, int(raw.white_level), _norm_wb(raw.camera_whitebalance), (h, w),
-                           _norm_wb(raw.daylight_whitebalance))
+            info = RawInfo(
+                cfa,
+                blacks,
+                int(raw.white_level),
+                _norm_wb(raw.camera_whitebalance),
+                (h, w),
+                _norm_wb(raw.daylight_whitebalance),
+            )
     except RawError:
         raise
     except (rawpy.LibRawError, OSError, ValueError, IndexError) as e:

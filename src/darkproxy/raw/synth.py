@@ -23,9 +23,9 @@ gain: see :func:`reference_linear_rec2020` and :func:`gain_matched_psnr`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -36,17 +36,28 @@ from darkproxy.raw.dng import CFA_PATTERNS, write_dng
 # ColorMatrix2 for the Canon EOS 5D Mark II), the kind of matrix a real DNG carries.
 CAMERA_MATRIX = np.array([[0.4716, 0.0603, -0.0830], [-0.7798, 1.5474, 0.2480], [-0.1496, 0.1937, 0.6651]])
 # linear sRGB (D65) -> XYZ, IEC 61966-2-1
-SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
-                        [0.0193339, 0.1191920, 0.9503041]])
+SRGB_TO_XYZ = np.array(
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+)
 D65_XYZ = np.array([0.95047, 1.0, 1.08883])
 # linear Rec709/sRGB -> linear Rec2020 (ITU-R BT.2087), both D65
-REC709_TO_REC2020 = np.array([[0.6274040, 0.3292820, 0.0433136], [0.0690970, 0.9195400, 0.0113612],
-                              [0.0163916, 0.0880132, 0.8955950]])
+REC709_TO_REC2020 = np.array(
+    [[0.6274040, 0.3292820, 0.0433136], [0.0690970, 0.9195400, 0.0113612], [0.0163916, 0.0880132, 0.8955950]]
+)
 
 # make_samples order: a procedural tone and colour chart (:func:`tone_chart`), then the
 # colour photos shipped inside scikit-image's wheel (no download)
-DEFAULT_SOURCES = ("chart", "astronaut", "chelsea", "coffee", "rocket", "motorcycle", "immunohistochemistry",
-                   "retina", "colorwheel")
+DEFAULT_SOURCES = (
+    "chart",
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "motorcycle",
+    "immunohistochemistry",
+    "retina",
+    "colorwheel",
+)
 BIT_DEPTHS = (12, 14, 16)
 
 
@@ -247,17 +258,28 @@ def unprocess(image_srgb: np.ndarray, spec: SynthRawSpec) -> Unprocessed:
     return Unprocessed(raw, cam, black, white, neutral)
 
 
-def write_synthetic_dng(image_srgb: np.ndarray, path: str | os.PathLike[str], spec: SynthRawSpec = SynthRawSpec(),
-                        source: str = "") -> SynthRawInfo:
+def write_synthetic_dng(
+    image_srgb: np.ndarray, path: str | os.PathLike[str], spec: SynthRawSpec = SynthRawSpec(), source: str = ""
+) -> SynthRawInfo:
     """Unprocess ``image_srgb`` (float (H, W, 3) sRGB in [0, 1], or uint8) and
     write a Bayer DNG at ``path`` (atomically, via a temp file + os.replace).
     Raises :class:`RawError` for an invalid spec."""
     u = unprocess(image_srgb, spec)
     neutral = tuple(float(x) for x in u.as_shot_neutral)
-    p = write_dng(u.mosaic, path, spec.cfa.upper(), u.black, u.white, CAMERA_MATRIX, neutral,
-                  model=f"synthetic {spec.bits}-bit")
-    return SynthRawInfo(Path(p), spec.cfa.upper(), spec.bits, u.black, u.white, neutral, CAMERA_MATRIX.tolist(),
-                        (int(u.mosaic.shape[0]), int(u.mosaic.shape[1])), source)
+    p = write_dng(
+        u.mosaic, path, spec.cfa.upper(), u.black, u.white, CAMERA_MATRIX, neutral, model=f"synthetic {spec.bits}-bit"
+    )
+    return SynthRawInfo(
+        Path(p),
+        spec.cfa.upper(),
+        spec.bits,
+        u.black,
+        u.white,
+        neutral,
+        CAMERA_MATRIX.tolist(),
+        (int(u.mosaic.shape[0]), int(u.mosaic.shape[1])),
+        source,
+    )
 
 
 def read_synthetic_info(path: str | os.PathLike[str], source: str = "") -> SynthRawInfo:
@@ -288,9 +310,16 @@ def read_synthetic_info(path: str | os.PathLike[str], source: str = "") -> Synth
     return SynthRawInfo(p, cfa, int(white).bit_length(), black, white, neutral, cm.tolist(), shape, source, False)
 
 
-def make_samples(out_dir: str | os.PathLike[str], count: int | None = None, size: int = 512,
-                 sources: Iterable[str | os.PathLike[str]] | None = None, cfa: str = "RGGB", bits: int = 14,
-                 seed: int = 0, overwrite: bool = False) -> list[SynthRawInfo]:
+def make_samples(
+    out_dir: str | os.PathLike[str],
+    count: int | None = None,
+    size: int = 512,
+    sources: Iterable[str | os.PathLike[str]] | None = None,
+    cfa: str = "RGGB",
+    bits: int = 14,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> list[SynthRawInfo]:
     """Write synthetic DNGs ``<name>.dng`` into ``out_dir``: from image files
     ``sources`` (name = file stem), or from scikit-image's photos
     (``DEFAULT_SOURCES``; with ``count`` larger than that they repeat as
@@ -335,6 +364,7 @@ def make_samples(out_dir: str | os.PathLike[str], count: int | None = None, size
 
 
 # ---------------------------------------------------------------------------- fidelity
+
 
 def reference_linear_rec2020(image_srgb: np.ndarray, size: int) -> np.ndarray:
     """The source photo as darktable should render its synthetic raw: resized

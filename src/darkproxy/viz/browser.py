@@ -20,9 +20,20 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-          "--disable-dev-shm-usage", "--allow-file-access-from-files", "--hide-scrollbars", "--mute-audio")
+_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--allow-file-access-from-files",
+    "--hide-scrollbars",
+    "--mute-audio",
+)
 _NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
@@ -43,8 +54,14 @@ def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     if exe is None:
         raise FileNotFoundError("chromium not found (apt-get install chromium)")
     with tempfile.TemporaryDirectory(prefix="darkproxy-chromium-") as prof:
-        proc = subprocess.Popen([exe, *_FLAGS, f"--user-data-dir={prof}", *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            [exe, *_FLAGS, f"--user-data-dir={prof}", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -58,16 +75,28 @@ def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def screenshot_html(html_path: str | os.PathLike[str], png_path: str | os.PathLike[str], width: int = 1280,
-                    height: int = 2000, timeout: float = 60) -> Path:
+def screenshot_html(
+    html_path: str | os.PathLike[str],
+    png_path: str | os.PathLike[str],
+    width: int = 1280,
+    height: int = 2000,
+    timeout: float = 60,
+) -> Path:
     """Render ``html_path`` in headless Chromium at a ``width`` x ``height``
     window and save a PNG screenshot of that viewport at ``png_path``. Returns
     the PNG path; raises ``RuntimeError`` if none was written."""
     png = Path(png_path).resolve()
     png.parent.mkdir(parents=True, exist_ok=True)
     png.unlink(missing_ok=True)
-    r = _run([f"--screenshot={png}", f"--window-size={width},{height}", "--virtual-time-budget=5000",
-              Path(html_path).resolve().as_uri()], timeout)
+    r = _run(
+        [
+            f"--screenshot={png}",
+            f"--window-size={width},{height}",
+            "--virtual-time-budget=5000",
+            Path(html_path).resolve().as_uri(),
+        ],
+        timeout,
+    )
     if not png.is_file() or png.stat().st_size == 0:
         raise RuntimeError(f"chromium wrote no screenshot of {html_path}: {_last_line(r.stderr)}")
     return png
@@ -134,7 +163,9 @@ def check_images_render(html_path: str | os.PathLike[str], timeout: float = 60) 
                 probe.unlink(missing_ok=True)
     m = re.search(r'<pre id="darkproxy-render-check">(.*?)</pre>', r.stdout, re.S)
     if not m:
-        raise RuntimeError(f"chromium did not run the page check of {page} (exit {r.returncode}): {_last_line(r.stderr)}")
+        raise RuntimeError(
+            f"chromium did not run the page check of {page} (exit {r.returncode}): {_last_line(r.stderr)}"
+        )
     return json.loads(html.unescape(m.group(1)))
 
 

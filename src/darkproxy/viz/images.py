@@ -9,8 +9,9 @@ display encoding of the project: Rec709 primaries, clip, sRGB curve), in the
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +31,9 @@ def as_hwc(img: Any) -> np.ndarray:
     a = a.astype(np.float64 if a.dtype == np.float64 else np.float32, copy=False)
     if a.ndim == 2:
         a = a[..., None]
-    elif a.ndim == 3 and ((a.shape[0] in (3, 4) and a.shape[-1] not in (3, 4))
-                          or (a.shape[0] == 1 and a.shape[-1] not in (1, 3, 4))):
+    elif a.ndim == 3 and (
+        (a.shape[0] in (3, 4) and a.shape[-1] not in (3, 4)) or (a.shape[0] == 1 and a.shape[-1] not in (1, 3, 4))
+    ):
         a = np.moveaxis(a, 0, -1)
     if a.ndim != 3 or a.shape[-1] not in (1, 3, 4):
         raise ValueError(f"expected an image (3, H, W), (H, W, 3) or (H, W); got shape {a.shape}")

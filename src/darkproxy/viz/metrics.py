@@ -25,8 +25,9 @@ silently scored)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,7 +76,7 @@ def display_psnr(pred: Any, target: Any, cap: float = PSNR_CAP) -> float:
 def display_psnr_batch(pred: torch.Tensor, target: torch.Tensor, cap: float = PSNR_CAP) -> torch.Tensor:
     """Per-item display PSNR ``(B,)`` (dB, at most ``cap``) of ``(B, 3, H, W)``
     ``linear_rec2020`` tensors (what training validation reports)."""
-    d = (srgb_display_rec709(pred.double()) - srgb_display_rec709(target.double()))
+    d = srgb_display_rec709(pred.double()) - srgb_display_rec709(target.double())
     mse = (d**2).flatten(1).mean(1).clamp_min(10.0 ** (-cap / 10.0))
     return (-10.0 * torch.log10(mse)).float()
 
@@ -177,8 +178,9 @@ def compare(pred: Any, target: Any) -> ImageMetrics:
     a, b = _check(pred, target)
     mse, pmse = display_mse(a, b), pu21_mse(a, b)
     m, p95 = deltae2000(a, b)
-    return ImageMetrics(psnr_from_mse(mse), mse, psnr_from_mse(pmse, pu21_peak()), pmse, hdrflip_mean(a, b),
-                        ssim(a, b), m, p95)
+    return ImageMetrics(
+        psnr_from_mse(mse), mse, psnr_from_mse(pmse, pu21_peak()), pmse, hdrflip_mean(a, b), ssim(a, b), m, p95
+    )
 
 
 def worst_case(values: Sequence[float], prefix: str) -> dict[str, float]:
@@ -190,8 +192,11 @@ def worst_case(values: Sequence[float], prefix: str) -> dict[str, float]:
         return {}
     with np.errstate(invalid="ignore"):  # -inf - -inf inside the interpolation
         p05 = float(np.percentile(v, 5))
-    return {f"{prefix}_min": float(v.min()), f"{prefix}_p05": -math.inf if math.isnan(p05) else p05,
-            f"{prefix}_median": float(np.median(v))}
+    return {
+        f"{prefix}_min": float(v.min()),
+        f"{prefix}_p05": -math.inf if math.isnan(p05) else p05,
+        f"{prefix}_median": float(np.median(v)),
+    }
 
 
 def aggregate(items: Sequence[ImageMetrics]) -> dict[str, Any]:
@@ -212,13 +217,18 @@ def aggregate(items: Sequence[ImageMetrics]) -> dict[str, Any]:
     def arr(k: str) -> np.ndarray:
         return np.array([getattr(m, k) for m in items], np.float64)
 
-    out: dict[str, Any] = {"psnr": psnr_from_mse(float(arr("mse").mean())), **worst_case(arr("psnr"), "psnr"),
-                           "pu21_psnr": psnr_from_mse(float(arr("pu21_mse").mean()), pu21_peak()),
-                           **worst_case(arr("pu21_psnr"), "pu21_psnr"),
-                           "hdrflip_mean": float(arr("hdrflip_mean").mean()),
-                           "hdrflip_max": float(arr("hdrflip_mean").max()),
-                           "ssim": float(arr("ssim").mean()), "ssim_min": float(arr("ssim").min()),
-                           "deltae_mean": float(arr("deltae_mean").mean()),
-                           "deltae_mean_max": float(arr("deltae_mean").max()),
-                           "deltae_p95": float(np.percentile(arr("deltae_p95"), 95)), "n": len(items)}
+    out: dict[str, Any] = {
+        "psnr": psnr_from_mse(float(arr("mse").mean())),
+        **worst_case(arr("psnr"), "psnr"),
+        "pu21_psnr": psnr_from_mse(float(arr("pu21_mse").mean()), pu21_peak()),
+        **worst_case(arr("pu21_psnr"), "pu21_psnr"),
+        "hdrflip_mean": float(arr("hdrflip_mean").mean()),
+        "hdrflip_max": float(arr("hdrflip_mean").max()),
+        "ssim": float(arr("ssim").mean()),
+        "ssim_min": float(arr("ssim").min()),
+        "deltae_mean": float(arr("deltae_mean").mean()),
+        "deltae_mean_max": float(arr("deltae_mean").max()),
+        "deltae_p95": float(np.percentile(arr("deltae_p95"), 95)),
+        "n": len(items),
+    }
     return out

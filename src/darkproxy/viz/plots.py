@@ -7,8 +7,9 @@ backend is left alone and figures are freed when they go out of scope."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +32,15 @@ def _floats(v: Sequence[Any]) -> np.ndarray:
     return np.array([np.nan if x is None else float(x) for x in v], np.float64)
 
 
-def plot_curve(xs: Sequence[float], ys: Mapping[str, Sequence[float | None]], xlabel: str, ylabel: str,
-               path: str | os.PathLike[str], title: str = "", logy: bool = False) -> Path:
+def plot_curve(
+    xs: Sequence[float],
+    ys: Mapping[str, Sequence[float | None]],
+    xlabel: str,
+    ylabel: str,
+    path: str | os.PathLike[str],
+    title: str = "",
+    logy: bool = False,
+) -> Path:
     """Line plot of each ``ys[label]`` against ``xs`` (e.g. PSNR against a
     parameter value, loss per iteration, each parameter per iteration). A curve
     shorter than ``xs`` uses its first ``xs``; ``None`` values are gaps. Saved as
@@ -47,9 +55,15 @@ def plot_curve(xs: Sequence[float], ys: Mapping[str, Sequence[float | None]], xl
     return _finish(fig, ax, xlabel, ylabel, title, len(ys) > 1, path)
 
 
-def plot_scatter(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], xlabel: str, ylabel: str,
-                 path: str | os.PathLike[str], title: str = "", logx: bool = False,
-                 annotations: Mapping[str, Sequence[str]] | None = None) -> Path:
+def plot_scatter(
+    points: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    xlabel: str,
+    ylabel: str,
+    path: str | os.PathLike[str],
+    title: str = "",
+    logx: bool = False,
+    annotations: Mapping[str, Sequence[str]] | None = None,
+) -> Path:
     """Scatter plot of groups ``points[label] = (xs, ys)`` (e.g. quality against
     seconds or number of darktable renders, one group per method);
     ``annotations[label]`` optionally writes a short text next to each point.
@@ -65,8 +79,9 @@ def plot_scatter(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], 
     return _finish(fig, ax, xlabel, ylabel, title, len(points) > 1, path)
 
 
-def _finish(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, legend: bool,
-            path: str | os.PathLike[str]) -> Path:
+def _finish(
+    fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, legend: bool, path: str | os.PathLike[str]
+) -> Path:
     """The project's common axis dressing (labels, title, light grid, legend
     for several series), then :func:`save_figure`."""
     ax.set_xlabel(xlabel)

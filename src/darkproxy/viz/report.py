@@ -17,8 +17,9 @@ import os
 import re
 import shutil
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +77,9 @@ class HtmlReport:
         """Raw HTML, inserted as is (the caller is responsible for escaping)."""
         self._parts.append(("html", raw_html))
 
-    def add_table(self, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, caption: str = "") -> None:
+    def add_table(
+        self, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, caption: str = ""
+    ) -> None:
         """A table, one row per dict; ``columns`` picks and orders the keys (default:
         the keys of all rows, in first-seen order). Floats are shown with 4
         significant digits, dicts/lists as compact JSON, missing values empty."""
@@ -84,11 +87,17 @@ class HtmlReport:
             return
         cols = list(columns) if columns is not None else list(dict.fromkeys(k for r in rows for k in r))
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>\n"
-                       for r in rows)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>\n" for r in rows
+        )
         cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-        self._parts.append(("html", f'<div class="table-wrap"><table>{cap}<thead><tr>{head}</tr></thead>'
-                                    f"<tbody>\n{body}</tbody></table></div>"))
+        self._parts.append(
+            (
+                "html",
+                f'<div class="table-wrap"><table>{cap}<thead><tr>{head}</tr></thead>'
+                f"<tbody>\n{body}</tbody></table></div>",
+            )
+        )
 
     def add_image(self, image: np.ndarray | str | os.PathLike[str], caption: str = "", name: str | None = None) -> None:
         """An image: a file (PNG/JPEG/..., copied into ``img/``) or an array, uint8
@@ -184,12 +193,17 @@ class HtmlReport:
                 if kind == "image":
                     body.append(f'<figure><img src="{url}" alt="{alt}" loading="eager">{cap}</figure>')
                 else:
-                    body.append(f'<figure><video src="{url}" controls loop muted playsinline preload="metadata" '
-                                f'width="640" title="{alt}"></video>{cap}</figure>')
-        return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-                f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-                f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head>\n<body>\n"
-                + "\n".join(body) + "\n</body></html>\n")
+                    body.append(
+                        f'<figure><video src="{url}" controls loop muted playsinline preload="metadata" '
+                        f'width="640" title="{alt}"></video>{cap}</figure>'
+                    )
+        return (
+            f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head>\n<body>\n"
+            + "\n".join(body)
+            + "\n</body></html>\n"
+        )
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the page at ``path`` (e.g. ``DIR/index.html``) atomically, after

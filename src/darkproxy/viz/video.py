@@ -11,8 +11,8 @@ import functools
 import os
 import shlex
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -48,9 +48,24 @@ def ffmpeg_command(frames_pattern: str, out: str | os.PathLike[str], fps: int = 
     ``frames/%04d.png``, the way :func:`write_video` does: even dimensions by
     padding, H.264, yuv420p."""
     ok, exe = ffmpeg_available()
-    return " ".join(shlex.quote(x) for x in [exe if ok else "ffmpeg", "-y", "-framerate", str(fps), "-i", frames_pattern,
-                                             "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", video_codec(),
-                                             "-pix_fmt", "yuv420p", str(out)])
+    return " ".join(
+        shlex.quote(x)
+        for x in [
+            exe if ok else "ffmpeg",
+            "-y",
+            "-framerate",
+            str(fps),
+            "-i",
+            frames_pattern,
+            "-vf",
+            "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+            "-c:v",
+            video_codec(),
+            "-pix_fmt",
+            "yuv420p",
+            str(out),
+        ]
+    )
 
 
 def _frame(f: np.ndarray | str | os.PathLike[str]) -> np.ndarray:
@@ -68,8 +83,12 @@ def _frame(f: np.ndarray | str | os.PathLike[str]) -> np.ndarray:
     return np.ascontiguousarray(np.pad(img[..., :3], ((0, h % 2), (0, w % 2), (0, 0)), mode="edge"))
 
 
-def write_video(frames: Iterable[np.ndarray | str | os.PathLike[str]], path: str | os.PathLike[str],
-                fps: int = 10, quality: float = 7.0) -> Path:
+def write_video(
+    frames: Iterable[np.ndarray | str | os.PathLike[str]],
+    path: str | os.PathLike[str],
+    fps: int = 10,
+    quality: float = 7.0,
+) -> Path:
     """Encode frames (uint8 ``(H, W, 3)`` ``srgb_display`` arrays or image file
     paths, all the same size; odd sizes are padded to even) into an mp4 at
     ``path``, atomically (temporary file + rename). ``quality`` 1..10 (imageio-ffmpeg's
@@ -91,9 +110,16 @@ def write_video(frames: Iterable[np.ndarray | str | os.PathLike[str]], path: str
             img = _frame(f)
             if size is None:
                 size = (img.shape[1], img.shape[0])
-                writer = imageio_ffmpeg.write_frames(str(tmp), size, fps=fps, codec=video_codec(),
-                                                     pix_fmt_out="yuv420p", macro_block_size=1, quality=quality,
-                                                     ffmpeg_log_level="error")
+                writer = imageio_ffmpeg.write_frames(
+                    str(tmp),
+                    size,
+                    fps=fps,
+                    codec=video_codec(),
+                    pix_fmt_out="yuv420p",
+                    macro_block_size=1,
+                    quality=quality,
+                    ffmpeg_log_level="error",
+                )
                 writer.send(None)  # start ffmpeg
             elif (img.shape[1], img.shape[0]) != size:
                 raise ValueError(f"frame {k} is {img.shape[1]}x{img.shape[0]}, the first was {size[0]}x{size[1]}")
