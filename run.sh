@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# darkproxy's two entry points on a fresh Debian/Ubuntu machine:
+# darkproxy's entry points on a fresh Debian/Ubuntu machine:
 #   ./run.sh demo [demo options]   install everything, then run the demo
-#   ./run.sh test [pytest options] install everything (+ test tools), then run the whole test suite
-#   ./run.sh setup                 install only
+#   ./run.sh test [pytest options] install everything (+ test and check tools: the [dev] extra),
+#                                  run the checks, then the whole test suite (what CI runs)
+#   ./run.sh check                 install as for test, then only the checks:
+#                                  ruff check, ruff format --check (src tests bench) and mypy
+#   ./run.sh setup                 install only (as for test)
 # Idempotent: a second run reuses darktable, .venv and the installed package.
 # Environment:
 #   DARKPROXY_TORCH   pip requirement for torch (default: torch==2.13.0, the CPU wheel;
@@ -51,9 +54,24 @@ setup() {
     "$VENV/bin/python" -m pip install -q "${DARKPROXY_TORCH:-torch==2.13.0}"
   fi
   local extra=""
-  [ "$want_test" = 1 ] && extra="[test]"
+  [ "$want_test" = 1 ] && extra="[dev]"  # the [test] extra + ruff and mypy
   "$VENV/bin/python" -m pip install -q -e ".$extra"
   printf '%s' "$sig" > "$stamp"
+}
+
+checks() {  # all three, then fail if any failed
+  local failed=""
+  echo "run.sh: ruff check src tests bench"
+  "$VENV/bin/python" -m ruff check src tests bench || failed+="${failed:+, }ruff check"
+  echo "run.sh: ruff format --check src tests bench"
+  "$VENV/bin/python" -m ruff format --check src tests bench || failed+="${failed:+, }ruff format --check"
+  echo "run.sh: mypy"
+  "$VENV/bin/python" -m mypy || failed+="${failed:+, }mypy"
+  if [ -n "$failed" ]; then
+    echo "run.sh: checks failed: $failed (how to run and fix each: CONTRIBUTING.md)" >&2
+    return 1
+  fi
+  echo "run.sh: checks passed"
 }
 
 cmd="${1:-help}"
@@ -67,9 +85,14 @@ case "$cmd" in
     fi
     exec "$VENV/bin/darkproxy" doctor
     ;;
+  check)
+    setup 1
+    checks
+    ;;
   test)
     setup 1
+    checks || exit 1
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
-  *) sed -n '2,11p' "$0"; exit 2 ;;
+  *) sed -n '2,15p' "$0"; exit 2 ;;
 esac

@@ -121,7 +121,8 @@ def main() -> int:
     ]
     for name, r in runs.items():
         md.append(
-            f"| {name} | {r['seconds']} | {r['samples_per_s']} | {r['darktable_cli_processes']} | {r['images_rendered']} |"
+            f"| {name} | {r['seconds']} | {r['samples_per_s']} | "
+            f"{r['darktable_cli_processes']} | {r['images_rendered']} |"
         )
     md += [
         "",

@@ -148,12 +148,14 @@ def main() -> int:
         f"{args.eval_n} fresh darktable renders of {args.heldout} held-out raws at random params "
         "(PSNR on display-encoded images; identity = doing nothing)",
         "",
-        "| module | arch | loss on | budget s | steps | val dB | held-out dB (min) | SSIM | ΔE2000 | identity dB | goal dB |",
+        "| module | arch | loss on | budget s | steps | val dB | held-out dB (min) | SSIM | ΔE2000 "
+        "| identity dB | goal dB |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['module']} | {r['arch']} | {r['loss_space']} | {r['budget_s']:g} | {r['steps']} | {r['val_psnr']:.2f} | "
+            f"| {r['module']} | {r['arch']} | {r['loss_space']} | {r['budget_s']:g} | {r['steps']} | "
+            f"{r['val_psnr']:.2f} | "
             f"{r['heldout_psnr']:.2f} ({r['heldout_psnr_min']:.2f}) | {r['heldout_ssim']:.4f} | "
             f"{r['heldout_deltae']:.3f} | {r['identity_psnr']:.2f} | {r['goal_psnr']:.0f} |"
         )

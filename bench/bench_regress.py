@@ -88,17 +88,21 @@ def main(argv: list[str] | None = None) -> int:
     images = Path(a.images) if a.images else work / "heldout"
     train_raws = work / "train"
     made: list[str] = []
-    if not a.images and not a.collect:
-        if not all((images / f"{h}.dng").is_file() for h in HELDOUT) or not all(
-            (train_raws / f"{t}.dng").is_file() for t in TRAIN
-        ):
-            cli("samples", str(work / "raws"), "--count", "9", "--size", str(a.size))
-            for d in (train_raws, images):
-                d.mkdir(exist_ok=True)
-            for name in TRAIN:
-                shutil.copyfile(work / "raws" / f"{name}.dng", train_raws / f"{name}.dng")
-            for name in HELDOUT:
-                shutil.copyfile(work / "raws" / f"{name}.dng", images / f"{name}.dng")
+    if (
+        not a.images
+        and not a.collect
+        and (
+            not all((images / f"{h}.dng").is_file() for h in HELDOUT)
+            or not all((train_raws / f"{t}.dng").is_file() for t in TRAIN)
+        )
+    ):
+        cli("samples", str(work / "raws"), "--count", "9", "--size", str(a.size))
+        for d in (train_raws, images):
+            d.mkdir(exist_ok=True)
+        for name in TRAIN:
+            shutil.copyfile(work / "raws" / f"{name}.dng", train_raws / f"{name}.dng")
+        for name in HELDOUT:
+            shutil.copyfile(work / "raws" / f"{name}.dng", images / f"{name}.dng")
     if not a.images:
         made.append(
             f"`darkproxy samples --count 9 --size {a.size}`; trained on {', '.join(TRAIN)}; "

@@ -107,7 +107,7 @@ def test_eval_skips_an_unreadable_raw(exposure_run: Path, heldout_raw: Path, tmp
     out = tmp_path / "rep"
     r = run_cli("eval", str(exposure_run), "--images", str(d), "-n", "2", "-o", str(out))
     assert r.returncode == 0, r.stderr
-    assert "warning: skipping truncated.dng" in r.stdout
+    assert "warning: skipping truncated.dng" in r.stderr  # a message: stderr (stdout is the result)
     m = json.loads((out / "metrics.json").read_text())
     assert [b["raw"] for b in m["skipped_raws"]] == ["truncated.dng"]
     assert {s["raw"] for s in m["samples"]} == {"good.dng"} and m["proxy"]["psnr_min"] > 40
@@ -169,7 +169,8 @@ def test_pu21_catches_highlight_errors_display_psnr_misses(low_ev_run: Path, dt,
     assert outr["pu21_psnr_min"] < inr["pu21_psnr_min"] - 25
     assert outr["hdrflip_max"] > 10 * inr["hdrflip_max"]
     # where the proxy is wrong above 1.0: at +3.5 EV, on the pixels darktable renders above 1.0 (in every
-    # Rec709 channel) and the proxy too, the display image is white in both (display PSNR at its cap) while PU21 sees the error
+    # Rec709 channel) and the proxy too, the display image is white in both (display PSNR at its cap) while PU21
+    # sees the error
     proxy = Proxy.load(low_ev_run)
     (pair,) = render_pairs(
         dt, held / "chelsea.dng", "exposure", [proxy.param_space.for_darktable({"exposure": 3.5})], 64
@@ -182,3 +183,25 @@ def test_pu21_catches_highlight_errors_display_psnr_misses(low_ev_run: Path, dt,
     hi_pred, hi_true = pred[:, both_white][:, None], pair.output[:, both_white][:, None]
     assert display_psnr(hi_pred, hi_true) == PSNR_CAP
     assert pu21_psnr(hi_pred, hi_true) < 40, pu21_psnr(hi_pred, hi_true)  # measured 25.8 dB
+
+
+def test_pre_demosaic_baseline_is_bilinear_with_the_oracle_colour_matrix() -> None:
+    """Before demosaic output = input is no image; the baseline is a bilinear demosaic with the
+    least-squares colour matrix fitted to the target: exact (up to bilinear error) on a smooth
+    image whose target is a known matrix of its channels, and no better than that matrix."""
+    from scipy.ndimage import gaussian_filter
+
+    from darkproxy.evaluate import bilinear_baseline
+    from darkproxy.viz.metrics import display_psnr
+
+    rng = np.random.default_rng(0)
+    rgb = np.stack([gaussian_filter(rng.random((64, 64)), 6) for _ in range(3)]).astype(np.float32)
+    rgb = (rgb - rgb.min()) / (rgb.max() - rgb.min())
+    packed = np.stack([rgb[0, 0::2, 0::2], rgb[1, 0::2, 1::2], rgb[1, 1::2, 0::2], rgb[2, 1::2, 1::2]])
+    mix = np.array([[1.6, -0.4, -0.2], [-0.2, 1.3, -0.1], [0.0, -0.3, 1.3]], np.float32)
+    target = np.einsum("ij,jhw->ihw", mix, rgb)
+    base = bilinear_baseline(packed, target)
+    assert base.shape == target.shape and display_psnr(base, target) > 30  # 32.9 dB: bilinear's half-pixel shift
+    # a target no 3x3 matrix reaches (a per-pixel curve) keeps the baseline well below that
+    curved = np.abs(target) ** 2.2
+    assert display_psnr(bilinear_baseline(packed, curved), curved) < display_psnr(base, target) - 3

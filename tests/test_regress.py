@@ -260,8 +260,8 @@ def test_hidden_params_recovered_and_darktable_agrees(dt, make_raw, request, mod
     results = [regress(proxy, inp, tgt, RegressConfig(iters=200, record=False)) for tgt in targets]
     secs = (time.perf_counter() - t0) / len(targets)
     renders = verify_batch(dt, raw, space, [r.params for r in results])
-    errs = np.array([np.abs(r.normalized - space.normalize(t)) for r, t in zip(results, truths)])
-    psnrs = [display_psnr(out, tgt) for out, tgt in zip(renders, targets)]
+    errs = np.array([np.abs(r.normalized - space.normalize(t)) for r, t in zip(results, truths, strict=True)])
+    psnrs = [display_psnr(out, tgt) for out, tgt in zip(renders, targets, strict=True)]
     print(
         f"\n{module}: param errors {np.round(errs, 4).tolist()}, darktable PSNR {np.round(psnrs, 1).tolist()} dB, "
         f"proxy PSNR {[round(r.proxy_psnr, 1) for r in results]} dB, {secs:.2f} s per regression"

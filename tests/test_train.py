@@ -74,7 +74,7 @@ def test_pointwise_exposure_reaches_35db_and_writes_the_run(tmp_path: Path) -> N
     assert m["best_val_psnr"] == pytest.approx(res.best_val_psnr) and m["steps"] == res.steps
     # identity PSNR is what doing nothing scores: far below the trained proxy
     assert m["val_identity_psnr"] < 25.0 < m["best_val_psnr"]
-    hist = [json.loads(l) for l in (run / "history.jsonl").read_text().splitlines()]
+    hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     steps = [h["step"] for h in hist]
     assert steps == sorted(set(steps)) and steps[-1] == res.steps
     assert max(h["val_psnr"] or 0 for h in hist) == pytest.approx(res.best_val_psnr)
@@ -102,14 +102,14 @@ def test_resume_continues_from_the_checkpoint(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(tr, "evaluate", real)
     ck = torch.load(run / "checkpoint.pt", weights_only=False)
     assert ck["step"] == 40  # saved on the way out
-    hist = [json.loads(l)["step"] for l in (run / "history.jsonl").read_text().splitlines()]
+    hist = [json.loads(line)["step"] for line in (run / "history.jsonl").read_text().splitlines()]
     assert max(hist) <= 40
     with pytest.raises(TrainError, match="--resume"):
         train(ds, run, cfg, progress=False)  # an existing run is not overwritten silently
     res = train(ds, run, TrainConfig(device="cpu"), resume=True, progress=False)  # config comes from the checkpoint
     assert res.steps == 60
     assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 60
-    hist = [json.loads(l)["step"] for l in (run / "history.jsonl").read_text().splitlines()]
+    hist = [json.loads(line)["step"] for line in (run / "history.jsonl").read_text().splitlines()]
     assert hist == sorted(set(hist)) and hist[-1] == 60 and 35 in hist and 45 in hist
     lr_end = json.loads((run / "history.jsonl").read_text().splitlines()[-1])["lr"]
     peak = json.loads((run / "run.json").read_text())["train_config"]["resolved"]["lr"]
@@ -130,7 +130,7 @@ def test_time_budget_stops_training(tmp_path: Path) -> None:
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["stopped_early"] is True and m["steps"] == res.steps
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "stopped_early"
-    hist = [json.loads(l) for l in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    hist = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
     peak = json.loads((tmp_path / "run" / "run.json").read_text())["train_config"]["resolved"]["lr"]
     print(f"\nbudget 2 s: {res.steps} steps, {res.seconds:.2f} s, last lr {hist[-1]['lr'] / peak:.4f} x peak")
     assert hist[-1]["lr"] < 0.1 * peak  # annealed by the clock, not by the 5000 steps it never ran
@@ -149,6 +149,25 @@ def test_choose_arch(tmp_path: Path) -> None:
         choose_arch(load_dataset_info(root), "pointwise")
     with pytest.raises(TrainError, match="unknown architecture"):
         choose_arch(load_dataset_info(tmp_path / "True"), "resnet")
+    # darktable's probe found position dependence (vignette, graduatednd): image coordinates as input
+    root = write_sample_arrays(
+        tmp_path / "pos", EXPOSURE, [(x, x, {})], pointwise=False, extra_info={"position_dependent": True}
+    )
+    got, why = choose_arch(load_dataset_info(root), "auto")
+    assert got == "positional" and "position" in why["reason"]
+
+
+def test_train_refuses_nonfinite_samples_naming_them(tmp_path: Path) -> None:
+    """A dataset holding inf (written before generate refused them) fails before training, naming
+    the samples, instead of diverging with "try a lower --lr"."""
+    root = exposure_dataset(tmp_path / "ds", n=10)
+    rec = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines()][3]
+    arr = np.load(root / rec["files"]["output"])
+    arr[0, 2, 2] = np.inf
+    np.save(root / rec["files"]["output"], arr)
+    with pytest.raises(DarkproxyError, match=f"1 samples hold NaN/inf values \\({rec['id']}\\).*not a learning-rate"):
+        train(root, tmp_path / "run", TrainConfig(steps=5, device="cpu"), progress=False)
+    assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
 def test_spatial_variants_learn_an_unsharp_mask(tmp_path: Path) -> None:

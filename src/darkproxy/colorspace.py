@@ -49,6 +49,10 @@ def _as_float(x: Any) -> Any:
     return a if a.dtype in (np.float32, np.float64) else a.astype(np.float32)
 
 
+# The sRGB curve stays hand-written. Torch: it must be differentiable. Numpy: colour-science's
+# eotf_inverse_sRGB / eotf_sRGB give the same values (float64: encode identical, decode within 2.3e-9 as its
+# breakpoint is 0.040449936, not the standard's 0.04045) but were 2-10x slower on 3x512x512 (measured: 59 vs
+# 22 ms float64, 107 vs 11 ms float32) and return float64 for float32 input.
 def srgb_encode(x: T) -> T:
     """Linear ``[0, 1]`` -> sRGB-encoded ``[0, 1]`` (IEC 61966-2-1 transfer
     curve). The input is clipped to ``[0, 1]`` first."""
@@ -189,8 +193,7 @@ def log_encode(x: T, eps: float = 1.0 / 256) -> T:
     A gain ``k`` becomes (approximately) an additive ``log(k) / asinh(1/eps)``."""
     x = _as_float(x)
     xp = _xp(x)
-    asinh = torch.asinh if xp is torch else np.arcsinh
-    return asinh(x / eps) / math.asinh(1.0 / eps)
+    return xp.arcsinh(x / eps) / math.asinh(1.0 / eps)  # torch.arcsinh is torch.asinh
 
 
 def perceptual_loss_encode(x: T, kind: str = "srgb") -> T:

@@ -66,7 +66,8 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
         unknown = set(data) - known
         if unknown:
             raise DarkproxyError(
-                f"config file {cfg_path}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+                f"config file {cfg_path}: unknown key(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(known))}"
             )
         cfg = _apply(cfg, data, source, f"config:{cfg_path}")
     elif explicit:

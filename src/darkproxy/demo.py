@@ -23,7 +23,6 @@ reuses finished stages; generation and training resume on their own):
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from darkproxy.darktable.schema import write_json_atomic
+from darkproxy.stages import Stages
 
 TRUE_REGRESS = {"saturation_global": 0.25, "vibrance": -0.2, "contrast": 0.15}
 TRUE_PIPELINE = {
@@ -73,31 +73,6 @@ class DemoPlan:
             50,
             ("exposure", "colorbalancergb", "sharpen"),
         )
-
-
-class Stages:
-    """Run-once stages with their results and timings on disk."""
-
-    def __init__(self, root: Path, log: Callable[[str], None]) -> None:
-        self.dir = root / "stages"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.log = log
-        self.results: dict[str, dict[str, Any]] = {}
-
-    def run(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        path = self.dir / f"{name}.json"
-        if path.is_file():
-            rec = json.loads(path.read_text())
-            self.log(f"[{name}] done earlier ({rec['seconds']:.1f} s), reused")
-        else:
-            self.log(f"[{name}] ...")
-            t0 = time.time()
-            result = fn()
-            rec = {"result": result, "seconds": time.time() - t0}
-            write_json_atomic(path, rec)
-            self.log(f"[{name}] {rec['seconds']:.1f} s")
-        self.results[name] = rec
-        return rec["result"]
 
 
 def run_demo(
@@ -248,7 +223,8 @@ def run_demo(
         )
         errs = {}
         for m, vals in true.items():
-            sp = p.stages[p.modules_names.index(m)].param_space
+            sp = p.proxies[p.modules_names.index(m)].param_space
+
             for k, v in vals.items():
                 errs[f"{m}.{k}"] = abs(rec["params"][m][k] - v) / (sp.spec(k).hi - sp.spec(k).lo)
         return {

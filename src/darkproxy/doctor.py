@@ -66,7 +66,8 @@ def run_doctor(config: Config) -> DoctorReport:
                     "module schemas",
                     len(s.modules) > 0,
                     f"{len(s.modules)} modules with parameter schemas "
-                    f"({len(s.without_introspection)} without: {', '.join(sorted(s.without_introspection))}); source {s.source}",
+                    f"({len(s.without_introspection)} without: {', '.join(sorted(s.without_introspection))}); "
+                    f"source {s.source}",
                 )
             )
             rep.info["schemas"] = {
@@ -128,12 +129,13 @@ def run_doctor(config: Config) -> DoctorReport:
             )
         )
     rep.info["workspace"] = str(home)
-    chrome = next((p for p in ("chromium", "chromium-browser", "google-chrome") if shutil.which(p)), None)
+    # the path of the first one found
+    chrome = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
     rep.checks.append(
         Check(
             "chromium (report checks)",
             chrome is not None,
-            shutil.which(chrome) if chrome else "not found",
+            chrome or "not found",
             essential=False,
             fix="sudo apt-get install chromium (only for report tests)",
         )

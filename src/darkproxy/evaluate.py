@@ -49,7 +49,7 @@ class Pair:
     raw: Path
     params: dict[str, Any]
     input: np.ndarray
-    output: np.ndarray
+    output: np.ndarray | None  # None when rendered without outputs (render_pairs(with_outputs=False))
 
 
 def default_size(run_info: Mapping[str, Any], fallback: int = 256) -> int:
@@ -84,13 +84,14 @@ def render_pairs(
             jobs.append(RenderJob(raw, plans[0].input_sidecar, Path(td) / "in.tif"))
         if with_outputs:
             jobs += [RenderJob(raw, pl.output_sidecar, Path(td) / f"out{i}.tif") for i, pl in enumerate(plans)]
-        res = r.render_batch(jobs)
-        for x in res:
+        res: list[Path] = []
+        for x in r.render_batch(jobs):
             if isinstance(x, RenderFailure):
                 raise DarktableRenderError(x.message)
+            res.append(x)
         inp = packed_input(raw, module) if pre else read_tiff(res[0])
         outs = [read_tiff(p) for p in res[(0 if pre else 1) :]] if with_outputs else [None] * len(plans)
-    return [Pair(raw, dict(pl.set_params), inp, o) for pl, o in zip(plans, outs)]
+    return [Pair(raw, dict(pl.set_params), inp, o) for pl, o in zip(plans, outs, strict=True)]
 
 
 @torch.no_grad()
@@ -126,12 +127,42 @@ class EvalResult:
     out_dir: Path
 
 
+BASELINE_KIND = "bilinear demosaic + per-sample least-squares colour matrix (an oracle fit)"
+
+
+def bilinear_baseline(packed: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The baseline of a pre-demosaic module, where output = input is no image:
+    ``packed (4, h, w)`` camera mosaic -> bilinear demosaic
+    (:func:`~darkproxy.models.demosaic.packed_to_rgb_base`), then the 3x3
+    matrix that best maps it onto ``target (3, 2h, 2w)`` linear_rec2020 in
+    least squares (fitted on the target itself: an upper bound for any global
+    colour transform after a crude demosaic). Returns (3, 2h, 2w) float32."""
+    import torch
+
+    from darkproxy.models.demosaic import packed_to_rgb_base
+
+    base = packed_to_rgb_base(torch.from_numpy(np.asarray(packed, np.float32))[None])[0].numpy()
+    h, w = target.shape[1:]
+    base = base[:, :h, :w].reshape(3, -1).T.astype(np.float64)
+    t = np.asarray(target, np.float64).reshape(3, -1).T
+    ok = np.isfinite(base).all(1) & np.isfinite(t).all(1)
+    mat, *_ = np.linalg.lstsq(base[ok], t[ok], rcond=None)
+    return (base @ mat).T.reshape(3, h, w).astype(np.float32)
+
+
 def _draws(
-    space: Any, n: int, seed: int, fixed: Mapping[str, Any], ranges: Mapping[str, tuple[float, float]]
+    space: Any,
+    n: int,
+    seed: int,
+    fixed: Mapping[str, Any],
+    ranges: Mapping[str, tuple[float, float]],
+    sampler: str = "uniform",
 ) -> list[dict[str, Any]]:
-    """``n`` param dicts: uniform in the training ranges, or in ``ranges`` (which
-    may reach outside them: extrapolation), ``fixed`` pinned."""
-    draws = sample_params(space, n, "uniform", seed)
+    """``n`` param dicts drawn with ``sampler`` (``uniform``: every slider
+    uniform in its training range; ``sparse``: 1-3 sliders moved from their
+    defaults, as photographers edit) or in ``ranges`` (which may reach outside
+    them: extrapolation), ``fixed`` pinned."""
+    draws = sample_params(space, n, sampler, seed)
     rng = np.random.default_rng(seed + 1)
     for d in draws:
         for k, (lo, hi) in ranges.items():
@@ -161,6 +192,7 @@ def evaluate(
     seed: int = 1234,
     ranges: Mapping[str, tuple[float, float]] | None = None,
     progress: Callable[[str], None] | None = None,
+    sampler: str = "uniform",
 ) -> EvalResult:
     """Render ``n`` fresh (raw, params) pairs with darktable (params uniform in
     the run's training ranges, or in ``ranges`` — which may extend past them to
@@ -190,27 +222,34 @@ def evaluate(
     if n < 1:
         raise DarkproxyError("-n must be >= 1")
     say = progress or (lambda s: None)
+    from darkproxy.zoo import check_zoo_proxy
+
+    check_zoo_proxy(proxy, dt, say)
     raws, skipped = readable_raws(dt, find_raws(images), say)
     out.mkdir(parents=True, exist_ok=True)
     size = size or default_size(proxy.run_info)
-    draws = _draws(space, n, seed, fixed, ranges)
+    draws = _draws(space, n, seed, fixed, ranges, sampler)
     per_raw: dict[int, list[int]] = {}
     for i in range(n):
         per_raw.setdefault(i % len(raws), []).append(i)
     rows: list[dict[str, Any]] = []
     pm: dict[int, ImageMetrics] = {}
     im: dict[int, ImageMetrics] = {}
+    bm: dict[int, ImageMetrics] = {}  # pre-demosaic baseline (bilinear_baseline)
     rep = HtmlReport(f"darkproxy eval: {proxy.module} proxy vs darktable {dt.version}")
     panels = []
     for ri, idxs in per_raw.items():
         pairs = render_pairs(dt, raws[ri], proxy.module, [space.for_darktable(draws[i]) for i in idxs], size)
-        for i, pair in zip(idxs, pairs):
+        for i, pair in zip(idxs, pairs, strict=True):
             pred = run_proxy(proxy, pair.input, pair.params)
+            assert pair.output is not None  # rendered with outputs
             m = compare(pred, pair.output)
             ident = compare(pair.input, pair.output) if pair.input.shape == pair.output.shape else None
             pm[i] = m
             if ident:
                 im[i] = ident
+            else:  # before demosaic "doing nothing" is no image: the crude demosaic with an oracle colour fit
+                bm[i] = compare(bilinear_baseline(pair.input, pair.output), pair.output)
             rows.append(
                 {
                     "sample": i,
@@ -230,12 +269,15 @@ def evaluate(
         "run": str(getattr(proxy, "run_dir", None) or ""),
         "n": n,
         "size": size,
+        "sampler": sampler,
         "seed": seed,
         "fixed": {**space.fixed, **fixed},
         "ranges": {k: list(v) for k, v in ranges.items()} or None,
         "seconds": time.time() - t0,
         "proxy": aggregate([pm[i] for i in sorted(pm)]),
         "identity": aggregate([im[i] for i in sorted(im)]) if im else None,
+        "baseline": aggregate([bm[i] for i in sorted(bm)]) if bm else None,
+        "baseline_kind": BASELINE_KIND if bm else "identity",
         "skipped_raws": skipped,
         "samples": rows,
     }
@@ -325,6 +367,8 @@ def _write_report(
         ("proxy", metrics["proxy"]),
         ("identity (output = input)", metrics["identity"]),
     ]
+    if metrics.get("baseline") and metrics.get("baseline_kind") != "identity":
+        entries.append((f"baseline: {metrics['baseline_kind']}", metrics["baseline"]))
     for key in ("in_range", "out_of_range"):
         if metrics.get(key):
             entries += [
@@ -352,6 +396,7 @@ def _write_report(
     rep.add_heading("Side by side: input | darktable | proxy | error (worst sample first)")
     for i, pair, pred, m in sorted(panels, key=lambda t: t[3].pu21_psnr):
         txt = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in pair.params.items())
+        assert pair.output is not None  # rendered with outputs
         rep.add_image(
             panel(pair.input, pair.output, pred),
             f"#{i} {pair.raw.name}: {txt} — proxy {m.psnr:.2f} dB display, {m.pu21_psnr:.2f} dB PU21",
@@ -416,8 +461,12 @@ def sweep(
     params_list = [space.for_darktable({param: v}) for v in values]
     pairs = render_pairs(dt, Path(raw), proxy.module, params_list, size, with_outputs=with_darktable)
     (out / "frames").mkdir(parents=True, exist_ok=True)
-    frames, psnrs, per_step, mets = [], [], [], []
-    for k, (v, pair) in enumerate(zip(values, pairs)):
+    frames: list[Path] = []
+    psnrs: list[float | None] = []
+    per_step: list[dict[str, Any] | None] = []
+    mets: list[ImageMetrics] = []
+
+    for k, (v, pair) in enumerate(zip(values, pairs, strict=True)):
         pred = run_proxy(proxy, pair.input, pair.params)
         label = f"{param} = {v:.3f}" if isinstance(v, float) else f"{param} = {v}"
         if pair.output is not None:

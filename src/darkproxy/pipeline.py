@@ -32,7 +32,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -43,6 +43,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from darkproxy.errors import DarkproxyError
+
+if TYPE_CHECKING:
+    from darkproxy.proxy import Proxy
 
 
 class PipelineError(DarkproxyError):
@@ -76,7 +79,12 @@ class PipelineConfig:
         for i, s in enumerate(data.get("stage", [])):
             if "module" not in s or "run" not in s:
                 raise PipelineError(f"{p}: stage {i + 1} needs `module` and `run`")
-            run = Path(s["run"]).expanduser()
+            from darkproxy.zoo import resolve_run
+
+            try:
+                run = resolve_run(str(s["run"])).expanduser()  # zoo:MODULE -> the zoo's folder
+            except DarkproxyError as e:
+                raise PipelineError(f"{p}: stage {i + 1}: {e}") from None
             if not run.is_absolute():
                 run = (p.parent / run).resolve()
             free = s.get("free")
@@ -135,7 +143,7 @@ def check_pipeline(
     if len(set(mods)) != len(mods):
         problems.append("a module appears twice (multiple instances are not supported)")
     spaces = []
-    for s, info in zip(cfg.stages, run_infos):
+    for s, info in zip(cfg.stages, run_infos, strict=False):
         if info.get("module") != s.module:
             problems.append(f"run {s.run} is a proxy of {info.get('module')}, not {s.module}")
         spaces.append(stage_spaces(info))
@@ -155,6 +163,11 @@ class ProxyPipeline(nn.Module):
         self.stages = nn.ModuleList(proxies)
         self.cfg = cfg
 
+    @property
+    def proxies(self) -> list[Proxy]:
+        """The stages as a typed list (``stages`` is their ``nn.ModuleList``)."""
+        return cast("list[Proxy]", list(self.stages))
+
     @classmethod
     def load(cls, cfg: PipelineConfig, device: str = "cpu") -> ProxyPipeline:
         from darkproxy.proxy import Proxy
@@ -168,12 +181,12 @@ class ProxyPipeline(nn.Module):
 
     @property
     def modules_names(self) -> list[str]:
-        return [p.module for p in self.stages]
+        return [p.module for p in self.proxies]
 
     def default_params(self, batch: int = 1, device: str | torch.device = "cpu") -> list[torch.Tensor]:
         """Per stage normalised params: defaults overridden by the config's ``fixed``."""
         out = []
-        for i, p in enumerate(self.stages):
+        for i, p in enumerate(self.proxies):
             vals = p.param_space.defaults()
             if self.cfg is not None:
                 vals.update(self.cfg.stages[i].fixed)
@@ -183,14 +196,15 @@ class ProxyPipeline(nn.Module):
     def free_mask(self) -> list[torch.Tensor]:
         """Per stage boolean mask of the params that `pipeline regress` optimises."""
         masks = []
-        for i, p in enumerate(self.stages):
+        for i, p in enumerate(self.proxies):
             names = p.param_space.names
             free = self.cfg.stages[i].free if self.cfg is not None else None
             if free is not None:
                 unknown = set(free) - set(names)
                 if unknown:
                     raise PipelineError(
-                        f"stage {p.module}: unknown free param(s) {', '.join(sorted(unknown))}; the proxy has {', '.join(names)}"
+                        f"stage {p.module}: unknown free param(s) {', '.join(sorted(unknown))}; "
+                        f"the proxy has {', '.join(names)}"
                     )
             fixed = set(self.cfg.stages[i].fixed) if self.cfg is not None else set()
             masks.append(torch.tensor([(free is None or n in free) and n not in fixed for n in names]))
@@ -199,7 +213,7 @@ class ProxyPipeline(nn.Module):
     def forward(self, image: torch.Tensor, params: Sequence[torch.Tensor], return_stages: bool = False):
         x = image
         outs = []
-        for proxy, p in zip(self.stages, params):
+        for proxy, p in zip(self.stages, params, strict=False):
             x = proxy(x, p)
             outs.append(x)
         return (x, outs) if return_stages else x
@@ -243,7 +257,7 @@ class FlatPipelineProxy(nn.Module):
 
         self.pipe = pipe
         specs, fixed, self.sizes = [], {}, []
-        for i, p in enumerate(pipe.stages):
+        for i, p in enumerate(pipe.proxies):
             self.sizes.append(len(p.param_space))
             for s in p.param_space.specs:
                 specs.append(ParamSpec(f"{p.module}.{s.name}", s.kind, s.lo, s.hi, s.default, s.values, s.names))
@@ -258,8 +272,8 @@ class FlatPipelineProxy(nn.Module):
 
     def free_names(self) -> list[str]:
         names = []
-        for p, mask in zip(self.pipe.stages, self.pipe.free_mask()):
-            names += [f"{p.module}.{n}" for n, m in zip(p.param_space.names, mask.tolist()) if m]
+        for p, mask in zip(self.pipe.proxies, self.pipe.free_mask(), strict=True):
+            names += [f"{p.module}.{n}" for n, m in zip(p.param_space.names, mask.tolist(), strict=True) if m]
         return names
 
     def forward(self, image: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -270,7 +284,7 @@ def stage_settings(pipe: ProxyPipeline, values: Mapping[str, Mapping[str, Any]])
     """``[(module, params for darktable)]`` in chain order: each stage's defaults,
     the values its run pinned at generation (``--fix``) and ``values[module]``,
     so darktable renders the settings the proxies were trained on."""
-    return [(p.module, p.param_space.for_darktable(values.get(p.module, {}))) for p in pipe.stages]
+    return [(p.module, p.param_space.for_darktable(values.get(p.module, {}))) for p in pipe.proxies]
 
 
 def per_module(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -332,7 +346,7 @@ def pipeline_eval(
     out = Path(out_dir)
     raws, skipped = readable_raws(dt, find_raws(images), print)
     out.mkdir(parents=True, exist_ok=True)
-    size = size or default_size(pipe.stages[0].run_info)
+    size = size or default_size(pipe.proxies[0].run_info)
     flat = FlatPipelineProxy(pipe)
     draws = sample_params(flat.param_space, n, "uniform", seed)
     names = pipe.modules_names
@@ -350,7 +364,7 @@ def pipeline_eval(
             u = torch.as_tensor(flat.param_space.normalize(vals))[None]
             _, preds = pipe(x, flat.split(u), return_stages=True)
         row: dict[str, Any] = {"sample": i, "raw": raw.name, "params": pm, "stages": {}}
-        for m, pr, o in zip(names, preds, outs):
+        for m, pr, o in zip(names, preds, outs, strict=True):
             met = compare(pr[0].numpy(), o)
             stage_m[m].append(met)
             row["stages"][m] = met.to_json()
@@ -401,8 +415,11 @@ def pipeline_eval(
         )
     )
     rep.add_heading("Side by side: input | darktable | proxy chain | error")
-    for i, raw, inp, truth, pred, m in panels:
-        rep.add_image(panel(inp, truth, pred), f"#{i} {raw.name}: end to end {m.psnr:.2f} dB", name=f"chain{i:03d}.png")
+    for i, raw, inp, truth, pred, met in panels:
+        rep.add_image(
+            panel(inp, truth, pred), f"#{i} {raw.name}: end to end {met.psnr:.2f} dB", name=f"chain{i:03d}.png"
+        )
+
     rep.write(out / "index.html")
     return metrics
 

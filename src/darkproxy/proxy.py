@@ -49,11 +49,14 @@ class Proxy(nn.Module):
     def load(
         cls, run_dir: str | os.PathLike[str], device: str | torch.device = "cpu", trainable: bool = False
     ) -> Proxy:
-        """Load ``RUN/run.json`` + ``RUN/model.safetensors`` (best weights)."""
+        """Load ``RUN/run.json`` + ``RUN/model.safetensors`` (best weights).
+        ``run_dir`` may be ``zoo:MODULE`` (the zoo's proxy: :mod:`darkproxy.zoo`)."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        run = Path(run_dir)
+        from darkproxy.zoo import resolve_run
+
+        run = resolve_run(run_dir)
         try:
             info = json.loads((run / "run.json").read_text())
         except FileNotFoundError:
@@ -121,7 +124,7 @@ class Proxy(nn.Module):
                     if s.hi != s.lo
                     else torch.zeros_like(v, dtype=torch.float32)
                 )
-            elif isinstance(v, torch.Tensor) or isinstance(v, np.ndarray):
+            elif isinstance(v, (torch.Tensor, np.ndarray)):
                 arr = np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v).reshape(-1)
                 u = torch.tensor([s.normalize(float(a)) for a in arr], dtype=torch.float32, device=dev)
             else:
@@ -158,5 +161,5 @@ class Proxy(nn.Module):
             raise DarkproxyError(f"{self.module} proxy takes {self.n_params} params, got {p.shape[-1]}")
         if p.shape[0] != B:
             p = p.expand(B, -1)
-        out = self.model(image, p.to(image.device))
+        out: torch.Tensor = self.model(image, p.to(image.device))
         return out[0] if squeeze else out

@@ -46,16 +46,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+import kornia  # differentiable SSIM (ssim_map_mean)
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from darkproxy import colorspace
 from darkproxy.errors import DarkproxyError, UnknownParam
 from darkproxy.fsutil import write_text_atomic
 from darkproxy.viz.metrics import display_psnr
+
+if TYPE_CHECKING:
+    from darkproxy.data.paramspace import ParamSpace
 
 LOSSES = ("l1", "mse", "ssim")
 SCHEDULES = ("cosine", "plateau")
@@ -137,27 +140,19 @@ def loss_encode(x: torch.Tensor) -> torch.Tensor:
     return colorspace.srgb_encode_ext(x)
 
 
-def _gauss_window(size: int = 11, sigma: float = 1.5, channels: int = 3) -> torch.Tensor:
-    g = torch.exp(-((torch.arange(size, dtype=torch.float32) - (size - 1) / 2) ** 2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
-
-
 def ssim_map_mean(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Mean SSIM per batch item (Wang et al. 2004: 11x11 Gaussian window,
-    sigma 1.5, K1 0.01, K2 0.03) of ``(B, C, H, W)`` tensors -> ``(B,)``.
-    Differentiable (skimage's SSIM is not); images smaller than the window use
-    a smaller odd window."""
-    c = a.shape[1]
-    size = min(11, (min(a.shape[-2:]) // 2) * 2 - 1)
-    w = _gauss_window(max(size, 3), 1.5, c).to(a)
-    mu_a, mu_b = F.conv2d(a, w, groups=c), F.conv2d(b, w, groups=c)
-    saa = F.conv2d(a * a, w, groups=c) - mu_a**2
-    sbb = F.conv2d(b * b, w, groups=c) - mu_b**2
-    sab = F.conv2d(a * b, w, groups=c) - mu_a * mu_b
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2))
-    return s.flatten(1).mean(1)
+    sigma 1.5, K1 0.01, K2 0.03, "valid" window positions only) of
+    ``(B, C, H, W)`` tensors -> ``(B,)``. Differentiable (skimage's SSIM is
+    not); images smaller than the window use a smaller odd window.
+
+    :func:`kornia.metrics.ssim` with ``eps=0``; it replaced a hand-written
+    version: same values (max abs difference 1.2e-7 in float32, 4e-8 in
+    float64 over 256x256 to 4x4 images, where kornia builds the window in
+    float64) and the same speed (1x3x256x256 forward+backward on this CPU,
+    one thread, min of 12: 37 ms vs 40 ms; 8x3x64x64: 22 vs 16 ms)."""
+    size = max(3, min(11, (min(a.shape[-2:]) // 2) * 2 - 1))
+    return kornia.metrics.ssim(a, b, size, max_val=float(data_range), eps=0.0, padding="valid").flatten(1).mean(1)
 
 
 def per_item_loss(pred_enc: torch.Tensor, target_enc: torch.Tensor, kind: str) -> torch.Tensor:
@@ -245,7 +240,7 @@ def regress(
         return _regress(proxy, inp, target, cfg, fixed, progress)
     finally:
         proxy.train(was_training)
-        for p, g in zip(proxy.parameters(), grads):
+        for p, g in zip(proxy.parameters(), grads, strict=True):
             p.requires_grad_(g)
 
 
@@ -257,7 +252,7 @@ def _regress(
     fixed: Mapping[str, Any] | None,
     progress: Callable[[int, float], None] | None,
 ) -> RegressResult:
-    space = proxy.param_space
+    space = cast("ParamSpace", proxy.param_space)  # any module with a param_space: Proxy, FlatPipelineProxy
     free = resolve_free(space, cfg.params)
     t0 = time.perf_counter()
     dev = _proxy_device(proxy)
@@ -443,8 +438,11 @@ def read_image(path: str | os.PathLike[str], what: str = "image") -> np.ndarray:
 
 
 def load_proxy(run_dir: str | os.PathLike[str], device: str = "cpu") -> Any:
-    """:meth:`darkproxy.proxy.Proxy.load` with one-line errors for a missing or corrupt run."""
-    d = Path(run_dir)
+    """:meth:`darkproxy.proxy.Proxy.load` with one-line errors for a missing or corrupt run
+    (``zoo:MODULE`` accepted)."""
+    from darkproxy.zoo import resolve_run
+
+    d = resolve_run(run_dir)
     if not d.is_dir():
         raise RunLoadError(f"run folder {d} does not exist")
     if not (d / "run.json").is_file():
@@ -674,6 +672,9 @@ def regress_files(
     if raw_p is not None:
         if dt is None:
             raise RegressError("a darktable session is needed to verify the params")
+        from darkproxy.zoo import check_zoo_proxy
+
+        check_zoo_proxy(proxy, dt, say)
         say("rendering the recovered params with darktable")
         ver = verify_with_darktable(dt, raw_p, module, named, target, pre)
         write_tiff(out / "darktable_output.tif", ver.output)
@@ -733,7 +734,8 @@ def _num(v: float) -> float | None:
 
 
 def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
+
     for k, v in d.items():
         if isinstance(v, (bool, np.bool_)):
             out[k] = bool(v)

@@ -287,7 +287,7 @@ class _DarktableObjective:
         self.processes += 1
         self.images += len(jobs)
         losses = []
-        for x, r in zip(xs, res):
+        for x, r in zip(xs, res, strict=True):
             if isinstance(r, RenderFailure):
                 losses.append(math.inf)
                 continue
@@ -516,7 +516,7 @@ def first_reach(
 ) -> tuple[float | None, int | None]:
     """``(seconds, renders)`` of the first trace point whose ``key`` is at least
     (``higher``) or at most ``goal``; ``(None, None)`` if never."""
-    for s, r, v in zip(trace["seconds"], trace["renders"], trace[key]):
+    for s, r, v in zip(trace["seconds"], trace["renders"], trace[key], strict=False):
         if (v >= goal) if higher else (v <= goal):
             return float(s), int(r)
     return None, None
@@ -539,7 +539,7 @@ def break_even(
     "range", "never" (the baseline is no slower per image than the proxy, even
     at ``T_hi``) or "undetermined"; ``n_hi`` None when unbounded."""
     p = float(np.median(proxy_s))
-    lo = [float(t) if t is not None else float(r) for t, r in zip(reach_s, run_s)]
+    lo = [float(t) if t is not None else float(r) for t, r in zip(reach_s, run_s, strict=False)]
     hi = [float(t) if t is not None else math.inf for t in reach_s]
     t_lo, t_hi = float(np.median(lo)), _median_inf(hi)
     c = max(float(oneoff_s), 0.0)
@@ -921,7 +921,7 @@ def _fmt(v: Any) -> str:
 
 
 def _named(names: list[str], v: np.ndarray) -> dict[str, float]:
-    return {n: float(x) for n, x in zip(names, v)}
+    return {n: float(x) for n, x in zip(names, v, strict=False)}
 
 
 def _plain(d: dict[str, Any]) -> dict[str, Any]:
@@ -1035,9 +1035,10 @@ def plot_quality_vs_time(results: dict[str, Any], path: Path) -> None:
                 ax.plot(grid, med, color=col, lw=2.2, label=f"{lab} (median of best-so-far)")
     px = [s["proxy"] for s in samples]
     for row, key in ((0, "darktable_psnr"), (1, "mean_param_error")):
-        y = [max(p[key], 1e-6) if key == "mean_param_error" else p[key] for p in px]
-        axes[row, 0].scatter([p["seconds"] for p in px], y, c="C3", zorder=3, s=18, label="proxy regression")
-        axes[row, 1].scatter([p["renders"] for p in px], y, c="C3", zorder=3, s=18, label="proxy regression")
+        py = [max(p[key], 1e-6) if key == "mean_param_error" else p[key] for p in px]
+        axes[row, 0].scatter([p["seconds"] for p in px], py, c="C3", zorder=3, s=18, label="proxy regression")
+        axes[row, 1].scatter([p["renders"] for p in px], py, c="C3", zorder=3, s=18, label="proxy regression")
+
     unit = results["budgets"]["median_unit_s"]
     for m in results["budgets"]["multiples"]:
         for row in range(2):
@@ -1135,7 +1136,8 @@ def results_markdown(results: dict[str, Any]) -> str:
         "first batch counts even if it alone took longer: overruns are counted in the tables). A run also stops "
         "when its best render reaches the 100 dB PSNR cap.",
         "",
-        f"Machine: {m['nproc']} cores, {m['cpu']}, torch {m['torch']} (torch threads: {m['torch_threads']}), {m['date']}"
+        f"Machine: {m['nproc']} cores, {m['cpu']}, torch {m['torch']} "
+        f"(torch threads: {m['torch_threads']}), {m['date']}"
         + (
             f", load average {m['loadavg'][0]:.1f} at the start and {results['machine_end']['loadavg'][0]:.1f} at "
             f"the end ({results['machine_end']['date']}; a shared machine)"

@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -42,6 +42,9 @@ from darkproxy.errors import DarkproxyError, DatasetError
 from darkproxy.fsutil import atomic_path
 from darkproxy.models.registry import arch_entry, build_model, list_archs
 from darkproxy.viz.metrics import display_psnr_batch
+
+if TYPE_CHECKING:
+    from darkproxy.models.layers import PixelMLP
 
 LOSSES = ("l1", "mse", "charbonnier")
 
@@ -169,7 +172,8 @@ def resolve_device(device: str) -> torch.device:
 def choose_arch(info: DatasetInfo, requested: str) -> tuple[str, dict[str, Any]]:
     """The architecture to train and why. ``auto``: ``demosaic`` for a
     pre-demosaic dataset, else the generator's darktable probe
-    (``dataset.json`` ``pointwise``): ``pointwise`` if true, ``multiscale`` (the
+    (``dataset.json`` ``pointwise``, ``position_dependent``): ``positional``
+    for a position-dependent module, ``pointwise`` if pointwise, ``multiscale`` (the
     best local-operator proxy measured, see ``bench/results/proxies.md``) if
     false or unavailable (safe: it can learn a pointwise op too)."""
     probe = info.raw.get("pointwise", None)
@@ -196,6 +200,9 @@ def choose_arch(info: DatasetInfo, requested: str) -> tuple[str, dict[str, Any]]
     if info.pre_demosaic:
         decision["reason"] = "pre-demosaic module: packed mosaic input"
         return "demosaic", decision
+    if info.raw.get("position_dependent"):
+        decision["reason"] = "darktable probe: the output depends on the pixel's position in the image"
+        return "positional", decision
     if probe is True:
         decision["reason"] = "darktable probe: pointwise"
         return "pointwise", decision
@@ -394,9 +401,17 @@ def train(
 
     train_ds = ModuleDataset(root, "train", crop=None, flips=not pixel_rows, seed=cfg.seed)
     if not pixel_rows:
+        assert crop is not None  # set for crop-trained archs
         crop, context = _fit_crop(train_ds, crop, context)
         train_ds.crop = crop + 2 * context
     val_ds, val_split, kept = _val_dataset(root, cfg)
+    bad = train_ds.nonfinite_ids() + val_ds.nonfinite_ids()
+    if bad:
+        raise DatasetError(
+            f"{root}: {len(bad)} samples hold NaN/inf values ({', '.join(sorted(set(bad))[:8])}"
+            f"{', ...' if len(set(bad)) > 8 else ''}): not a learning-rate problem; re-generate them "
+            "(generate now records such renders in failed.jsonl) or remove them from manifest.jsonl"
+        )
     if kept is not None:
         train_ds.records = [train_ds.records[i] for i in kept]
     if not len(train_ds):
@@ -455,7 +470,7 @@ def _batches(
                 plan.batch,
                 plan.pixels,
                 seed=seed,
-                features=model.features,
+                features=cast("PixelMLP", model).features,  # pixel batches: a PixelMLP arch
                 device=plan.device,
                 cache_bytes=int(cfg.cache_gb * 2**30),
             )
@@ -511,7 +526,7 @@ def _train(
     torch.manual_seed(cfg.seed)
     device, amp, steps = plan.device, plan.amp, plan.steps
     model = build_model(plan.arch, len(info.param_space), in_channels=info.in_channels, **cfg.hparams).to(device)
-    hparams = dict(model.hparams)
+    hparams = dict(cast("dict[str, Any]", model.hparams))  # every arch sets hparams (nn.Module attrs are untyped)
     cuda = device.type == "cuda"
     opt = torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=cfg.weight_decay, fused=cuda or None)
     warm = min(cfg.warmup, max(steps // 10, 1))
@@ -559,8 +574,11 @@ def _train(
         from torch.utils.tensorboard import SummaryWriter
 
         tb = SummaryWriter(str(run / "tb"), purge_step=step if step else None)
-    except ImportError as e:  # tensorboard missing: train anyway
-        warnings.warn(f"TensorBoard logging disabled ({e})", stacklevel=2)
+    except ImportError:  # tensorboard is an extra: train anyway
+        warnings.warn(
+            "TensorBoard logs disabled: tensorboard is not installed (pip install 'darkproxy[tensorboard]')",
+            stacklevel=2,
+        )
 
     t0 = time.monotonic()
 
@@ -592,14 +610,12 @@ def _train(
     batches = _batches(train_ds, plan, cfg, step, model)
     identity_psnr: float | None = None
     stopped_early = False
-    hist_f = open(run / "history.jsonl", "a")
+    hist_f = open(run / "history.jsonl", "a")  # noqa: SIM115 - closed in the training loop's finally
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from darkproxy.progress import progress_bar  # a tqdm bar on a terminal, a line every few seconds in a log
 
-        bar = tqdm(
-            total=steps, initial=step, desc=f"train {info.module} ({plan.arch})", unit="step", dynamic_ncols=True
-        )
+        bar = progress_bar(total=steps, initial=step, desc=f"train {info.module} ({plan.arch})", unit="step")
     run_loss: Any = 0.0
     run_n = 0
 
@@ -630,7 +646,8 @@ def _train(
             origin = b["origin"].to(device) if "origin" in b else None
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
                 if "features" in b:  # pixel rows of a PixelMLP
-                    pred = model.head(b["features"].to(device, non_blocking=True), x, p)
+                    pred = cast("PixelMLP", model).head(b["features"].to(device, non_blocking=True), x, p)
+
                 elif getattr(model, "takes_origin", False):
                     pred = model(x, p, origin=origin)
                 else:
@@ -641,7 +658,7 @@ def _train(
             scaler.scale(loss).backward()
             if cfg.grad_clip:
                 scaler.unscale_(opt)  # a no-op when the scaler is disabled
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=True)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)  # foreach=True fails on mps
             scaler.step(opt)
             scaler.update()
             step += 1

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 
 from darkproxy.cli import build_parser
-from tests.conftest import run_cli
+from tests.conftest import SRC, run_cli
 
 
 def test_help_lists_every_command_with_a_description() -> None:
@@ -56,3 +58,46 @@ def test_unwritable_workspace_is_reported(tmp_path) -> None:
     assert r.returncode == 1
     d = json.loads(r.stdout)
     assert not next(c for c in d["checks"] if c["name"] == "workspace")["ok"]
+
+
+def test_version_names_darkproxy_and_the_darktable_found() -> None:
+    from importlib.metadata import version
+
+    import darkproxy
+
+    r = run_cli("--version")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"darkproxy {version('darkproxy')}" == f"darkproxy {darkproxy.__version__}"
+    assert re.fullmatch(r"darktable \d+\.\d+\S* \(\S*darktable-cli\)", lines[1]), lines
+    # through argparse too (the fast path takes `--version` alone): the same text, before any command runs
+    r2 = run_cli("--version", "doctor")
+    assert r2.returncode == 0 and r2.stdout == r.stdout
+
+
+def test_version_without_darktable_says_so_and_exits_0(tmp_path) -> None:
+    r = run_cli("--version", env={"DARKPROXY_DARKTABLE_CLI": str(tmp_path / "none")})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("darkproxy ")
+    assert lines[1].startswith("darktable: not found (") and "apt-get install darktable" in lines[1]
+
+
+def test_train_without_tensorboard_warns_in_one_line(tmp_path) -> None:
+    from tests.test_train import exposure_dataset
+
+    ds = exposure_dataset(tmp_path / "ds", n=6, size=16, pointwise=True)
+    blocker = tmp_path / "no-tensorboard" / "tensorboard"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('tensorboard is blocked by this test')\n")
+    r = run_cli(
+        "train", str(ds), "-o", str(tmp_path / "run"), "--steps", "4", "--device", "cpu", "--quiet",
+        env={"PYTHONPATH": f"{blocker.parent}{os.pathsep}{SRC}"},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    warn = [ln for ln in r.stderr.splitlines() if "TensorBoard" in ln]
+    assert warn == [
+        "darkproxy: warning: TensorBoard logs disabled: tensorboard is not installed "
+        "(pip install 'darkproxy[tensorboard]')"
+    ], r.stderr
+    assert (tmp_path / "run" / "model.safetensors").is_file() and not (tmp_path / "run" / "tb").exists()

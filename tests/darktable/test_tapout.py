@@ -148,6 +148,19 @@ def test_pre_demosaic_tapout(dt, tiny_raw: Path) -> None:
     assert c == 4 and tp.output.shape == (3, 2 * h, 2 * w)
 
 
+def test_demosaic_tapout_takes_the_mosaic(dt, tiny_raw: Path) -> None:
+    """demosaic's input is the (white-balanced) mosaic, not its own RGB output: at full resolution
+    darktable runs its real algorithm, which a bilinear demosaic with the best colour matrix
+    approaches but does not equal."""
+    from darkproxy.evaluate import bilinear_baseline
+    from darkproxy.viz.metrics import display_psnr
+
+    tp = tapout(dt, tiny_raw, "demosaic", {})
+    c, h, w = tp.input.shape
+    assert tp.meta["pre_demosaic"] and c == 4 and tp.output.shape == (3, 2 * h, 2 * w)
+    assert 20 < display_psnr(bilinear_baseline(tp.input, tp.output), tp.output) < 60
+
+
 @pytest.mark.parametrize(
     "args, msg",
     [

@@ -26,7 +26,7 @@ def test_rewritten_xmp_keeps_every_item_and_blob(darktable_xmp: Path, tmp_path: 
     out = a.write(tmp_path / "rewritten.xmp")
     b = read_xmp(out)
     assert b.history_end == a.history_end and len(b.items) == len(a.items) >= 8
-    for x, y in zip(a.items, b.items):
+    for x, y in zip(a.items, b.items, strict=True):
         assert (x.operation, x.enabled, x.modversion, x.multi_priority, x.multi_name) == (
             y.operation,
             y.enabled,

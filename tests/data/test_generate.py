@@ -187,7 +187,7 @@ def test_darktable_failure_retried_then_recorded(
         res = real(self, jobs)
         return [
             RenderFailure(j, "stub failure") if j.out.name in ("o0.tif", "retry-out0.tif") else r
-            for j, r in zip(jobs, res)
+            for j, r in zip(jobs, res, strict=True)
         ]
 
     monkeypatch.setattr(Renderer, "render_batch", flaky)
@@ -269,6 +269,37 @@ def test_probe_exposure_pointwise_sharpen_not(dt, raw_dir: Path) -> None:
     assert e.pointwise is True and e.matched >= 100 and e.effect > 1.0
     s = probe_pointwise(dt, raw, "sharpen", {"radius": 2.0, "amount": 1.5, "threshold": 0.5})
     assert s.pointwise is False and s.p95_rel_out_diff > 10 * s.threshold
+    # neither depends on where the pixel is: a flat image stays flat
+    assert e.position_dependent is False and s.position_dependent is False
+
+
+def test_probe_catches_position_dependence(dt, raw_dir: Path) -> None:
+    """vignette and graduatednd darken by position: not pointwise, and not band-pass either
+    (a flat image comes out with a gradient), which is what picks the positional architecture."""
+    raw = raw_dir / "astronaut.dng"
+    v = probe_pointwise(dt, raw, "vignette", {"brightness": -0.8, "scale": 40.0, "falloff_scale": 60.0})
+    g = probe_pointwise(dt, raw, "graduatednd", {"density": 2.0, "hardness": 50.0, "offset": 50.0})
+    for r in (v, g):
+        assert r.pointwise is False and r.position_dependent is True, r.reason
+        assert r.position_spread > 0.1
+
+
+def test_storable_never_casts_to_inf() -> None:
+    """darktable's float32 can exceed float16 (colorbalancergb reached 2e10): such samples are kept
+    as float32, exactly; NaN/inf ones are refused with a count, never stored."""
+    from darkproxy.data.generate import storable
+
+    ok, why = storable(np.full((3, 4, 4), 0.5, np.float32))
+    assert ok.dtype == np.float16 and why == ""
+    big = np.full((3, 4, 4), 0.5, np.float32)
+    big[0, 1, 1] = 2e10
+    kept, _ = storable(big)
+    assert kept.dtype == np.float32 and kept[0, 1, 1] == np.float32(2e10) and np.isfinite(kept).all()
+    bad = big.copy()
+    bad[1, 2, 2] = np.nan
+    bad[2, 0, 0] = np.inf
+    none, why = storable(bad)
+    assert none is None and "2 NaN/inf values of 48" in why and "2e+10" in why
 
 
 def test_probe_recorded_in_dataset_json(raw_dir: Path, tmp_path: Path) -> None:

@@ -107,5 +107,45 @@ def test_parameterless_module_gets_upstream_variety(schemas) -> None:
     assert len(sp) == 0
     v = upstream_variety(schemas, "colorin")
     assert v is not None and v.module == "exposure" and v.space.names == ["exposure"]
-    d = upstream_variety(schemas, "demosaic")
-    assert d is not None and d.module == "temperature"  # exposure comes after demosaic
+    # up to demosaic the recorded input is the raw's own mosaic: varying an upstream module would
+    # change darktable's input but not the recorded one; variety comes from raws and crops
+    assert upstream_variety(schemas, "demosaic") is None and upstream_variety(schemas, "highlights") is None
+
+
+def test_sparse_moves_few_sliders_from_the_defaults(schemas) -> None:
+    from darkproxy.data.ranges import ZOO_MODULES
+    from darkproxy.data.sampling import DENSE_SHARE, SPARSE_MAX_MOVED
+
+    sp = build_param_space(schemas.get("colorbalancergb"), list(ZOO_MODULES["colorbalancergb"].free))
+    base = np.clip(sp.normalize(sp.defaults()), 0, 1)
+    u = sample_unit(sp, 400, "sparse", seed=5)
+    moved = (np.abs(u - base) > 1e-9).sum(1)
+    sparse_rows = moved <= SPARSE_MAX_MOVED
+    # 1-3 sliders moved in ~3/4 of the rows, (nearly) all 18 in the rest
+    assert moved.min() >= 1 and abs(sparse_rows.mean() - (1 - DENSE_SHARE)) < 0.07
+    assert np.median(moved[~sparse_rows]) == len(sp)
+    assert set(np.unique(moved[sparse_rows])) == {1, 2, 3}
+    # every slider gets moved, over its whole range
+    for j in range(len(sp)):
+        m = np.abs(u[:, j] - base[j]) > 1e-9
+        assert m.sum() > 40 and u[m, j].min() < 0.1 and u[m, j].max() > 0.9
+    # row i depends on (seed, i) only: a dataset can grow
+    assert np.array_equal(u[100:110], sample_unit(sp, 10, "sparse", seed=5, start=100))
+
+
+def test_zoo_ranges_are_curated_and_inside_darktable(schemas) -> None:
+    """Every zoo slider has a curated range inside darktable's limits, never +-FLT_MAX; a module
+    left to the fallback no longer gets FLT_MAX-wide params (graduatednd's offset sampled 1.6e38)."""
+    from darkproxy.data.ranges import DEFAULT_RANGES, FLT_MAX_LIKE, ZOO_MODULES
+
+    assert len(ZOO_MODULES) >= 20
+    for m, z in ZOO_MODULES.items():
+        sp = build_param_space(schemas.get(m), list(z.free), fixed=dict(z.fixed))
+        assert sp.names == list(z.free)
+        for s in sp.specs:
+            assert s.name in DEFAULT_RANGES[m], (m, s.name)
+            f = schemas.get(m).field(s.name)
+            assert f.min <= s.lo < s.hi <= f.max and abs(s.hi - s.lo) < FLT_MAX_LIKE, (m, s)
+    assert "offset" not in default_free(schemas.get("graduatednd"))  # not in DEFAULT_FREE: the fallback
+    sch = schemas.get("ashift")  # cl/cr/ct/cb are +-FLT_MAX in 4.2.1's introspection
+    assert not {"cl", "cr", "ct", "cb"} & set(default_free(sch))

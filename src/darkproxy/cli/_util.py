@@ -1,9 +1,10 @@
-"""Small helpers shared by the command modules (argument parsing only)."""
+"""Small helpers shared by the command modules (argument parsing, printing the result)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
@@ -32,8 +33,31 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def print_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, indent=2, default=str)
+    """``obj`` as strict JSON on stdout: NaN and infinities become ``null``, numpy
+    scalars numbers, other non-JSON values (paths...) strings."""
+    json.dump(_plain(obj), sys.stdout, indent=2, default=str, allow_nan=False)
     sys.stdout.write("\n")
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k if isinstance(k, str) else str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "dtype") and hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:  # numpy / torch scalar
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def emit(args: argparse.Namespace, record: Any, text: str) -> None:
+    """A command's result on stdout: ``record`` as JSON under ``--json`` (non-JSON
+    values such as paths via ``str``), else ``text``."""
+    if getattr(args, "json", False):
+        print_json(record)
+    else:
+        print(text)
 
 
 def parse_assignments(items: list[str] | None, what: str = "--set") -> dict[str, str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from darkproxy.cli._dt import darktable_from_args
-from darkproxy.cli._util import add_command
+from darkproxy.cli._util import add_command, emit
+from darkproxy.progress import say
 
 ORDER = 0
 
@@ -38,22 +39,26 @@ def run(args: argparse.Namespace) -> int:
 
     dt = darktable_from_args(args)
     out = args.output or str(dt.config.home / ("demo" if not args.full else "demo-full"))
-    s = run_demo(dt, out, quick=not args.full, device=args.device)
+    s = run_demo(dt, out, quick=not args.full, device=args.device, log=say)
+    lines = []
     for m, v in s["proxies"].items():
-        print(
+        lines.append(
             f"{m:16s} held-out {v['heldout_psnr']:.2f} dB (worst sample {v['heldout_psnr_min']:.2f}; identity "
-            f"{v['identity_psnr']:.2f} dB), PU21 {v['heldout_pu21_psnr']:.2f} dB (worst {v['heldout_pu21_psnr_min']:.2f})"
+            f"{v['identity_psnr']:.2f} dB), PU21 {v['heldout_pu21_psnr']:.2f} dB "
+            f"(worst {v['heldout_pu21_psnr_min']:.2f})"
         )
     for key, label in (("slider_regression", "slider regression"), ("pipeline_regression", "pipeline regression")):
         r = s[key]
-        print(
-            f"{label}: param error median {100 * r['param_error_median']:.2f}%, worst {100 * r['param_error_max']:.2f}% "
+        lines.append(
+            f"{label}: param error median {100 * r['param_error_median']:.2f}%, "
+            f"worst {100 * r['param_error_max']:.2f}% "
             f"of range; darktable {r['darktable_psnr']:.2f} dB (PU21 {r['darktable_pu21_psnr']:.2f}), full history "
             f"{r['full_history_psnr']:.2f} dB"
         )
     sw = s["sweep"]
-    print(
+    lines.append(
         f"exposure sweep: {sw['psnr']:.2f} dB pooled, worst step {sw['psnr_min']:.2f} dB; PU21 worst step "
         f"{sw['pu21_psnr_min']:.2f} dB"
     )
+    emit(args, s, "\n".join(lines))
     return 0

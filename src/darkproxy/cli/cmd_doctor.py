@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from darkproxy.cli._util import add_command, config_from_args, print_json
+from darkproxy.cli._util import add_command, config_from_args, emit
 
 ORDER = 1
 
@@ -22,7 +22,6 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "  darkproxy doctor\n  darkproxy doctor --json\n"
         "  DARKPROXY_DARKTABLE_CLI=/opt/darktable/bin/darktable-cli darkproxy doctor\n",
     )
-    p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(func=run)
 
 
@@ -30,14 +29,13 @@ def run(args: argparse.Namespace) -> int:
     from darkproxy.doctor import run_doctor
 
     rep = run_doctor(config_from_args(args))
-    if args.json:
-        print_json(rep.to_json())
-    else:
-        for c in rep.checks:
-            mark = "ok  " if c.ok else ("FAIL" if c.essential else "warn")
-            print(f"[{mark}] {c.name:26s} {c.value}")
-            if not c.ok and c.fix:
-                print(f"       fix: {c.fix}")
+    lines = []
+    for c in rep.checks:
+        mark = "ok  " if c.ok else ("FAIL" if c.essential else "warn")
+        lines.append(f"[{mark}] {c.name:26s} {c.value}")
+        if not c.ok and c.fix:
+            lines.append(f"       fix: {c.fix}")
+    emit(args, rep.to_json(), "\n".join(lines))
     if not rep.ok:
         bad = next(c for c in rep.checks if c.essential and not c.ok)
         import sys

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from darkproxy.cli._dt import darktable_from_args, parse_module_sets
-from darkproxy.cli._util import add_command
+from darkproxy.cli._util import add_command, emit
+from darkproxy.progress import say
 
 ORDER = 40
 
@@ -41,6 +42,13 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--size", type=int, help="render size (default: the training size)")
     p.add_argument("--seed", type=int, default=1234, help="seed of the param draws")
+    p.add_argument(
+        "--sampler",
+        default="uniform",
+        choices=("uniform", "sparse"),
+        help="param draws: uniform = every slider at once (default); sparse = 1-3 sliders moved from their "
+        "defaults, a quarter of the draws all (how the zoo is trained and evaluated)",
+    )
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("-o", "--output", required=True, help="report folder")
     p.set_defaults(func=run_eval)
@@ -114,17 +122,19 @@ def run_eval(args: argparse.Namespace) -> int:
         size=args.size,
         seed=args.seed,
         ranges=ranges,
-        progress=print,
+        progress=say,
+        sampler=args.sampler,
     )
     m = res.metrics
-    for label, agg in (("proxy", m["proxy"]), ("identity", m["identity"])):
-        if agg:
-            print(
-                f"{label}: display {agg['psnr']:.2f} dB (worst {agg['psnr_min']:.2f}, p05 {agg['psnr_p05']:.2f}), "
-                f"PU21 {agg['pu21_psnr']:.2f} dB (worst {agg['pu21_psnr_min']:.2f}), HDR-FLIP "
-                f"{agg['hdrflip_mean']:.4f}, SSIM {agg['ssim']:.4f}, ΔE {agg['deltae_mean']:.3f}"
-            )
-    print(f"report: {res.out_dir / 'index.html'}")
+    lines = [
+        f"{label}: display {agg['psnr']:.2f} dB (worst {agg['psnr_min']:.2f}, p05 {agg['psnr_p05']:.2f}), "
+        f"PU21 {agg['pu21_psnr']:.2f} dB (worst {agg['pu21_psnr_min']:.2f}), HDR-FLIP "
+        f"{agg['hdrflip_mean']:.4f}, SSIM {agg['ssim']:.4f}, ΔE {agg['deltae_mean']:.3f}"
+        for label, agg in (("proxy", m["proxy"]), ("identity", m["identity"]))
+        if agg
+    ]
+    report = res.out_dir / "index.html"
+    emit(args, {**m, "report": report}, "\n".join([*lines, f"report: {report}"]))
     return 0
 
 
@@ -141,6 +151,8 @@ def _lo_hi(text: str, what: str) -> tuple[float, float]:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from darkproxy.evaluate import sweep
 
     proxy = _load(args)
@@ -158,13 +170,14 @@ def run_sweep(args: argparse.Namespace) -> int:
         fps=args.fps,
         value_range=_lo_hi(args.value_range, "--range") if args.value_range else None,
     )
-    print(f"{len(res.frames)} frames in {res.out_dir / 'frames'}")
+    lines = [f"{len(res.frames)} frames in {res.out_dir / 'frames'}"]
     if res.summary:
         sm = res.summary
-        print(
+        lines.append(
             f"display {sm['psnr']:.2f} dB (worst step {sm['psnr_min']:.2f}), PU21 {sm['pu21_psnr']:.2f} dB "
             f"(worst step {sm['pu21_psnr_min']:.2f}), HDR-FLIP {sm['hdrflip_mean']:.4f}"
         )
     if res.video:
-        print(f"video: {res.video}\nequivalent: {res.ffmpeg_command}")
+        lines.append(f"video: {res.video}\nequivalent: {res.ffmpeg_command}")
+    emit(args, asdict(res), "\n".join(lines))
     return 0

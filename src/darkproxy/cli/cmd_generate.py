@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from darkproxy.cli._util import add_command
+from darkproxy.cli._util import add_command, emit
+from darkproxy.data.sampling import SAMPLERS
 
 ORDER = 30
 
@@ -37,7 +38,10 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--fix", action="append", metavar="PARAM=VALUE", help="pin a param to a value (repeatable)")
     p.add_argument("--range", action="append", metavar="PARAM=LO:HI", help="training range of a param (repeatable)")
     p.add_argument(
-        "--sampler", default="sobol", choices=("sobol", "lhs", "uniform", "grid"), help="design (default sobol)"
+        "--sampler",
+        default="sobol",
+        choices=SAMPLERS,
+        help="design (default sobol); sparse: each sample moves 1-3 sliders from their defaults, a quarter move all",
     )
     p.add_argument(
         "--size", type=int, default=512, metavar="PX", help="sample size in px (longest side / crop side; default 512)"
@@ -48,7 +52,6 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampler / crop / split seed (default 0)")
     p.add_argument("--no-probe", action="store_true", help="skip the pointwise probe (dataset.json pointwise: null)")
     p.add_argument("--retry-failed", action="store_true", help="retry samples recorded in failed.jsonl")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
     v = add_command(
@@ -57,7 +60,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "verify",
         "check a dataset's files against its manifest",
         "Check every sample: files exist, sha256, shape, dtype float16, finite values, unique ids, "
-        "one split per raw. Prints a one-line summary; exits non-zero on any problem.",
+        "one split per raw. Prints a one-line summary (--json: {dataset, ok, samples, problems, summary}); "
+        "exits non-zero on any problem.",
         "  darkproxy verify ds/\n",
     )
     v.add_argument("dataset", help="dataset folder")
@@ -66,6 +70,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from darkproxy.cli._dt import darktable_from_args
     from darkproxy.cli._util import parse_assignments
     from darkproxy.data.generate import GenerateOptions, generate
@@ -93,10 +99,12 @@ def run(args: argparse.Namespace) -> int:
     dt = darktable_from_args(args)
     res = generate(dt, args.images, args.output, opts, progress=not args.quiet)
     rate = f", {res.samples_per_s:.2f} samples/s" if res.written else ""
-    print(
+    emit(
+        args,
+        {"dataset": args.output, **asdict(res), "samples_per_s": res.samples_per_s},
         f"{args.output}: {res.total}/{res.requested} samples ({res.written} new, {res.skipped} already there), "
         f"{res.failed} failed{rate}; {res.renders} darktable-cli runs; pointwise={res.pointwise}"
-        + (f"; skipped raws: {', '.join(res.failed_raws)}" if res.failed_raws else "")
+        + (f"; skipped raws: {', '.join(res.failed_raws)}" if res.failed_raws else ""),
     )
     if res.failed:
         raise DatasetError(
@@ -111,8 +119,9 @@ def run_verify(args: argparse.Namespace) -> int:
     from darkproxy.data.store import verify_dataset
 
     rep = verify_dataset(args.dataset)
-    if args.all:
+    if args.all and not args.json:  # the JSON record lists them all
         for p in rep.problems:
             print(p, file=sys.stderr)
-    print(f"{args.dataset}: {rep.summary()}")
+    record = {"dataset": args.dataset, "ok": rep.ok, "samples": rep.samples, "problems": rep.problems}
+    emit(args, {**record, "summary": rep.summary()}, f"{args.dataset}: {rep.summary()}")
     return 0 if rep.ok else 1

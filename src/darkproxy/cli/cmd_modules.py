@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from darkproxy.cli._dt import darktable_from_args
-from darkproxy.cli._util import add_command, print_json
+from darkproxy.cli._util import add_command, emit
 
 ORDER = 10
 
@@ -17,10 +17,10 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "modules",
         "list darktable modules and their parameter schemas",
         "List every darktable module that describes its parameters (read from the installed "
-        "darktable's own introspection data), with its params version and field count, in pipe order.",
+        "darktable's own introspection data), with its params version and field count, in pipe order. "
+        "--json: a list of {name, version, n_fields, size, pipe_position}.",
         "  darkproxy modules\n  darkproxy modules --json | jq '.[].name'\n",
     )
-    p.add_argument("--json", action="store_true", help="JSON list of {name, version, n_fields, size, pipe_position}")
     p.set_defaults(func=run_modules)
     q = add_command(
         sub,
@@ -28,11 +28,10 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "params",
         "show one module's parameters (type, range, default)",
         "Show a module's parameter struct as darktable describes it: every field with type, "
-        "offset, size, and $MIN/$MAX/$DEFAULT or enum values.",
+        "offset, size, and $MIN/$MAX/$DEFAULT or enum values. --json: {module, version, size, fields: [...]}.",
         "  darkproxy params exposure\n  darkproxy params colorbalancergb --json\n",
     )
     q.add_argument("module", help="module (operation) name, e.g. exposure")
-    q.add_argument("--json", action="store_true", help="JSON object {module, version, size, fields:[...]}")
     q.set_defaults(func=run_params)
 
 
@@ -51,24 +50,18 @@ def run_modules(args: argparse.Namespace) -> int:
         }
         for n in names
     ]
-    if args.json:
-        print_json(rows)
-        return 0
-    print(f"darktable {dt.version}: {len(rows)} modules with parameter schemas (pipe order v3.0)")
-    for r in rows:
-        print(f"  {r['name']:18s} v{r['version']:<3d} {r['n_fields']:4d} fields {r['size']:6d} bytes")
+    lines = [f"darktable {dt.version}: {len(rows)} modules with parameter schemas (pipe order v3.0)"]
+    lines += [f"  {r['name']:18s} v{r['version']:<3d} {r['n_fields']:4d} fields {r['size']:6d} bytes" for r in rows]
     if s.without_introspection:
-        print(f"without introspection: {', '.join(sorted(s.without_introspection))}")
+        lines.append(f"without introspection: {', '.join(sorted(s.without_introspection))}")
+    emit(args, rows, "\n".join(lines))
     return 0
 
 
 def run_params(args: argparse.Namespace) -> int:
     dt = darktable_from_args(args)
     sch = dt.schemas.get(args.module)
-    if args.json:
-        print_json(sch.to_json())
-        return 0
-    print(f"{sch.name} (params v{sch.version}, {sch.size} bytes, {sch.type_name}, darktable {dt.version})")
+    lines = [f"{sch.name} (params v{sch.version}, {sch.size} bytes, {sch.type_name}, darktable {dt.version})"]
     for f in sch.fields:
         rng = ""
         if f.type == "enum":
@@ -81,5 +74,6 @@ def run_params(args: argparse.Namespace) -> int:
             kind = f.type
         dflt = f"default {f.default}" if f.default is not None else ""
         desc = f"  # {f.description}" if f.description else ""
-        print(f"  {f.name:28s} {kind:10s} @{f.offset:<5d} {rng} {dflt}{desc}")
+        lines.append(f"  {f.name:28s} {kind:10s} @{f.offset:<5d} {rng} {dflt}{desc}")
+    emit(args, sch.to_json(), "\n".join(lines))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from darkproxy.cli._dt import darktable_from_args
-from darkproxy.cli._util import add_command, print_json
+from darkproxy.cli._util import add_command, emit
 
 ORDER = 60
 
@@ -35,7 +35,6 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         epilog="examples:\n  darkproxy pipeline check pipe.toml\n  darkproxy pipeline check pipe.toml --json\n",
     )
     c.add_argument("pipeline_config", metavar="CONFIG", help="pipeline TOML")
-    c.add_argument("--json", action="store_true")
     c.set_defaults(func=run_check)
 
     e = ps.add_parser(
@@ -77,7 +76,12 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     r.add_argument("--no-video", action="store_true")
     r.add_argument("-o", "--output", required=True)
     r.set_defaults(func=run_regress)
-    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+    def usage(_: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(func=usage)
 
 
 def _load(args):
@@ -86,22 +90,20 @@ def _load(args):
     cfg = PipelineConfig.load(args.pipeline_config)
     dt = darktable_from_args(args)
     pipe = ProxyPipeline.load(cfg)
-    res = check_pipeline(cfg, dt.schemas.pipe_order(2), [p.run_info for p in pipe.stages])
+    res = check_pipeline(cfg, dt.schemas.pipe_order(2), [p.run_info for p in pipe.proxies])
     return cfg, dt, pipe, res
 
 
 def run_check(args: argparse.Namespace) -> int:
     cfg, dt, pipe, res = _load(args)
-    if args.json:
-        print_json({"ok": res.ok, "problems": res.problems, "order": res.order, "spaces": res.spaces})
-    else:
-        for s, (i, o) in zip(cfg.stages, res.spaces):
-            print(f"  {s.module:18s} {i} -> {o}   ({s.run})")
-        print(
-            "ok: order matches darktable's pipe and data spaces chain"
-            if res.ok
-            else "\n".join(f"problem: {p}" for p in res.problems)
-        )
+    lines = [f"  {s.module:18s} {i} -> {o}   ({s.run})" for s, (i, o) in zip(cfg.stages, res.spaces, strict=True)]
+    lines.append(
+        "ok: order matches darktable's pipe and data spaces chain"
+        if res.ok
+        else "\n".join(f"problem: {p}" for p in res.problems)
+    )
+    record = {"ok": res.ok, "problems": res.problems, "order": res.order, "spaces": res.spaces}
+    emit(args, record, "\n".join(lines))
     if not res.ok:
         from darkproxy.pipeline import PipelineError
 
@@ -116,13 +118,16 @@ def run_eval(args: argparse.Namespace) -> int:
     if not res.ok:
         raise PipelineError(res.problems[0])
     m = pipeline_eval(dt, pipe, args.images, args.output, n=args.n, size=args.size, seed=args.seed)
-    for name, s in m["stages"].items():
-        print(f"  {name:18s} {s['psnr']:.2f} dB (worst {s['psnr_min']:.2f}), PU21 {s['pu21_psnr']:.2f} dB")
+    lines = [
+        f"  {name:18s} {s['psnr']:.2f} dB (worst {s['psnr_min']:.2f}), PU21 {s['pu21_psnr']:.2f} dB"
+        for name, s in m["stages"].items()
+    ]
     e = m["end_to_end"]
-    print(
+    lines.append(
         f"end to end {e['psnr']:.2f} dB (worst {e['psnr_min']:.2f}), PU21 {e['pu21_psnr']:.2f} dB, HDR-FLIP "
         f"{e['hdrflip_mean']:.4f} (identity {m['identity']['psnr']:.2f} dB) -> {args.output}/index.html"
     )
+    emit(args, {**m, "report": f"{args.output}/index.html"}, "\n".join(lines))
     return 0
 
 
@@ -144,9 +149,11 @@ def run_regress(args: argparse.Namespace) -> int:
         seed=args.seed,
         video=not args.no_video,
     )
-    print(f"recovered: {r['params']}")
-    print(
+    emit(
+        args,
+        r,
+        f"recovered: {r['params']}\n"
         f"proxy PSNR {r['proxy_psnr']:.2f} dB, darktable PSNR {r['darktable_psnr']:.2f} dB on the chain history "
-        f"(PU21 {r['darktable_pu21_psnr']:.2f} dB) -> {args.output}/result.xmp"
+        f"(PU21 {r['darktable_pu21_psnr']:.2f} dB) -> {args.output}/result.xmp",
     )
     return 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from darkproxy.cli._util import add_command
+from darkproxy.cli._util import add_command, emit
 from darkproxy.errors import DarkproxyError
+from darkproxy.progress import say
 
 ORDER = 60
 
@@ -203,10 +203,6 @@ def _device(args: argparse.Namespace) -> str:
     return dev
 
 
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def run_regress(args: argparse.Namespace) -> int:
     from darkproxy.cli._dt import darktable_from_args
     from darkproxy.regress import load_proxy, read_image, regress_files, resolve_free
@@ -229,11 +225,13 @@ def run_regress(args: argparse.Namespace) -> int:
         config=cfg,
         dt=dt,
         video=args.video,
-        log=_say,
+        log=say,
     )
     vals = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec["params"].items())
     dtp = rec["darktable_psnr"]
-    print(
+    emit(
+        args,
+        rec,
         f"{vals}  proxy {rec['proxy_psnr']:.2f} dB"
         + (
             f", darktable {dtp:.2f} dB (tap-out history; PU21 {rec['darktable_pu21_psnr']:.2f} dB)"
@@ -242,7 +240,7 @@ def run_regress(args: argparse.Namespace) -> int:
         )
         + (f", full history {rec['full_history_psnr']:.2f} dB" if rec.get("full_history_psnr") is not None else "")
         + f", {rec['seconds']:.1f} s -> {args.output}/params.json"
-        + (f", {args.output}/result.xmp" if dtp is not None else "")
+        + (f", {args.output}/result.xmp" if dtp is not None else ""),
     )
     return 0
 
@@ -271,7 +269,7 @@ def run_regress_eval(args: argparse.Namespace) -> int:
     raws = find_raws(args.images)
     proxy = load_proxy(args.run, device=_device(args))
     dt = darktable_from_args(args)
-    res = regress_eval(dt, proxy, raws, args.output, cfg, log=_say)
+    res = regress_eval(dt, proxy, raws, args.output, cfg, log=say)
     a = res["aggregate"]
 
     def line(name: str, r: dict) -> str:
@@ -282,16 +280,16 @@ def run_regress_eval(args: argparse.Namespace) -> int:
             f"median {r['median_renders']:.0f} renders"
         )
 
-    print(line("proxy", a["proxy"]))
+    lines = [line("proxy", a["proxy"])]
     for lab in res["methods"]:
-        for mult, r in a[lab].items():
-            print(line(f"{lab} {mult}x", r))
+        lines += [line(f"{lab} {mult}x", r) for mult, r in a[lab].items()]
     for lab in res["methods"]:
-        print(f"break-even vs {lab}: {break_even_text(res['break_even'][lab]['darktable_psnr'])}")
+        lines.append(f"break-even vs {lab}: {break_even_text(res['break_even'][lab]['darktable_psnr'])}")
     if res["unreadable_raws"]:
-        print(
+        lines.append(
             f"skipped {len(res['unreadable_raws'])} unreadable raw(s): "
             + ", ".join(u["raw"] for u in res["unreadable_raws"])
         )
-    print(f"-> {args.output}/results.json, results.md, quality_vs_time.png")
+    lines.append(f"-> {args.output}/results.json, results.md, quality_vs_time.png")
+    emit(args, res, "\n".join(lines))
     return 0

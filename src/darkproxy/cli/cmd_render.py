@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from darkproxy.cli._dt import darktable_from_args, parse_module_sets
-from darkproxy.cli._util import add_command
+from darkproxy.cli._util import add_command, emit
 
 ORDER = 14
 
@@ -62,5 +62,5 @@ def run(args: argparse.Namespace) -> int:
     if args.save_xmp:
         side.write(args.save_xmp)
     out = dt.renderer(max_size=args.max_size, high_quality=args.hq).render(args.input, side, args.output)
-    print(out)
+    emit(args, {"output": str(out), "xmp": args.save_xmp}, str(out))
     return 0

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from darkproxy.cli._util import add_command
+from darkproxy.cli._util import add_command, emit
+from darkproxy.progress import say
 
 ORDER = 20
 
@@ -24,7 +24,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "Default sources: the colour photos shipped with scikit-image (astronaut, chelsea, coffee, "
         "rocket, motorcycle, immunohistochemistry, retina, colorwheel), written as NAME.dng. "
         "Re-running is cheap: a file that already has the requested CFA, bit depth and size is kept. "
-        "Prints one written or kept path per line.",
+        "Prints one written or kept path per line (--json: the DNGs' records).",
         "  darkproxy samples raws/\n"
         "  darkproxy samples raws/ --count 4 --size 256 --cfa GBRG --bits 12\n"
         "  darkproxy samples raws/ --from holiday.jpg --from cat.png\n",
@@ -78,8 +78,15 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         overwrite=args.overwrite,
     )
-    for i in infos:
-        print(i.path, flush=True)
+    from dataclasses import asdict
+
     n_new = sum(i.written for i in infos)
-    print(f"{n_new} written, {len(infos) - n_new} kept in {args.out_dir}", file=sys.stderr)
+    record = {
+        "out_dir": args.out_dir,
+        "written": n_new,
+        "kept": len(infos) - n_new,
+        "files": [asdict(i) for i in infos],
+    }
+    emit(args, record, "\n".join(str(i.path) for i in infos))
+    say(f"{n_new} written, {len(infos) - n_new} kept in {args.out_dir}")
     return 0

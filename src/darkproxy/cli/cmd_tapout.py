@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from darkproxy.cli._dt import darktable_from_args, parse_module_sets
-from darkproxy.cli._util import add_command
+from darkproxy.cli._util import add_command, emit
 
 ORDER = 22
 
@@ -50,5 +50,12 @@ def run(args: argparse.Namespace) -> int:
     base = read_xmp(args.xmp) if args.xmp else None
     tp = tapout(dt, args.raw, args.module, params, max_size=args.max_size, base=base, clamp=args.clamp)
     d = tp.save(args.output)
-    print(f"{d}/input.tif {tuple(tp.input.shape)}  {d}/output.tif {tuple(tp.output.shape)}  {d}/meta.json")
+    record = {
+        "input": str(d / "input.tif"),
+        "input_shape": list(tp.input.shape),
+        "output": str(d / "output.tif"),
+        "output_shape": list(tp.output.shape),
+        "meta": tp.meta,
+    }
+    emit(args, record, f"{d}/input.tif {tuple(tp.input.shape)}  {d}/output.tif {tuple(tp.output.shape)}  {d}/meta.json")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from darkproxy.cli._util import add_command
+from darkproxy.cli._util import add_command, emit
 
 ORDER = 40
 
@@ -17,7 +17,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "train a proxy of a module on a generated dataset (resumable)",
         "Train a param-conditioned neural proxy on DATASET (made by `darkproxy generate`) and write "
         "the run to RUN: model.safetensors (best weights by validation PSNR), run.json, metrics.json, "
-        "history.jsonl, checkpoint.pt and TensorBoard logs in RUN/tb. Validation uses the val split "
+        "history.jsonl, checkpoint.pt and TensorBoard logs in RUN/tb (with the [tensorboard] extra: "
+        "pip install 'darkproxy[tensorboard]'; without it, one warning and no logs). Validation uses the val split "
         "(else test, else 10% of train) and reports PSNR on display-encoded images (linear -> clip "
         "[0,1] -> sRGB curve). --arch auto picks 'pointwise' when darktable's probe (recorded by "
         "generate) found the module pointwise, 'demosaic' for pre-demosaic modules, else 'multiscale' "
@@ -71,11 +72,12 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in RUN")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in RUN")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from darkproxy.train import TrainConfig, train
 
     if args.device not in ("auto", "cpu", "cuda", "mps") and not args.device.startswith("cuda:"):
@@ -99,9 +101,10 @@ def run(args: argparse.Namespace) -> int:
     )
     res = train(args.dataset, args.output, cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     ident = "" if res.val_identity_psnr is None else f" (identity {res.val_identity_psnr:.2f} dB)"
-    print(
+    emit(
+        args,
+        asdict(res),
         f"best_val_psnr {res.best_val_psnr:.2f} dB at step {res.best_step}/{res.steps}{ident}, "
-        f"{res.seconds:.1f} s, arch {res.arch}"
+        f"{res.seconds:.1f} s, arch {res.arch}\nrun: {res.run_dir}",
     )
-    print(f"run: {res.run_dir}")
     return 0

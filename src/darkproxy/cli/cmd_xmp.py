@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from darkproxy.cli._dt import darktable_from_args
-from darkproxy.cli._util import add_command, print_json
+from darkproxy.cli._util import add_command, emit
 
 ORDER = 12
 
@@ -26,14 +26,18 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         parents=[common],
         description="Decode every history item of a darktable XMP sidecar into named parameter "
         "values. Items whose modversion differs from the installed module are shown as opaque "
-        "blobs with the reason.",
+        "blobs with the reason. --json: a list of the history items.",
         epilog="examples:\n  darkproxy xmp show IMG_0001.CR2.xmp\n  darkproxy xmp show result.xmp --json\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     s.add_argument("file", help="XMP sidecar")
-    s.add_argument("--json", action="store_true", help="JSON list of history items")
     s.set_defaults(func=run_show)
-    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+    def usage(_: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(func=usage)
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -42,27 +46,26 @@ def run_show(args: argparse.Namespace) -> int:
     side = read_xmp(args.file)
     dt = darktable_from_args(args)
     items = side.decode(dt.schemas)
-    if args.json:
-        print_json([d.to_json() for d in items])
-        return 0
-    print(
-        f"{args.file}: {len(side.items)} history items, history_end {side.history_end}, iop_order_version {side.iop_order_version}"
-    )
+    lines = [
+        f"{args.file}: {len(side.items)} history items, history_end {side.history_end}, "
+        f"iop_order_version {side.iop_order_version}"
+    ]
     for i, d in enumerate(items):
         it = d.item
         mark = " " if i < side.history_end else "x"
         state = "on " if it.enabled else "off"
         inst = f" #{it.multi_priority}" if it.multi_priority else ""
-        print(f"{mark}{i:3d} {it.operation}{inst} v{it.modversion} {state}")
+        lines.append(f"{mark}{i:3d} {it.operation}{inst} v{it.modversion} {state}")
         if d.params is None:
-            print(f"       (opaque: {d.reason})")
+            lines.append(f"       (opaque: {d.reason})")
         else:
             from darkproxy.darktable.params import flatten
 
             flat = flatten(d.params)
             shown = ", ".join(f"{k}={_fmt(v)}" for k, v in list(flat.items())[:12])
             more = f", ... ({len(flat) - 12} more)" if len(flat) > 12 else ""
-            print(f"       {shown}{more}")
+            lines.append(f"       {shown}{more}")
+    emit(args, [d.to_json() for d in items], "\n".join(lines))
     return 0
 
 

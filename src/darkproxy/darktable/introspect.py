@@ -319,7 +319,8 @@ def extract_schemas(libdir: Path, plugindir: Path, timeout: float = 120) -> dict
         raise DarktableNotFound(
             f"reading module introspection from {plugindir} failed (exit {proc.returncode}): {tail}"
         )
-    return json.loads(proc.stdout)
+    schemas: dict[str, Any] = json.loads(proc.stdout)
+    return schemas
 
 
 if __name__ == "__main__":  # child process entry point

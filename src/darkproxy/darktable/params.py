@@ -110,7 +110,8 @@ def _decode_field(f: FieldSchema, blob: bytes, base: int) -> Any:
 def decode_params(schema: ModuleSchema, blob: bytes) -> dict[str, Any]:
     """Decode a params blob into nested named values (see module docstring)."""
     _check_size(schema, blob)
-    return _decode_field(schema.root, blob, 0)
+    values: dict[str, Any] = _decode_field(schema.root, blob, 0)  # the root is a struct
+    return values
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -143,7 +144,7 @@ def unflatten(values: Mapping[str, Any]) -> dict[str, Any]:
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
-    return a == b
+    return bool(a == b)
 
 
 def coerce_value(f: FieldSchema, value: Any, clamp: bool = False, module: str = "") -> Any:
@@ -226,7 +227,7 @@ def coerce_value(f: FieldSchema, value: Any, clamp: bool = False, module: str = 
 
 
 def _f32(x: float) -> float:
-    return struct.unpack("<f", struct.pack("<f", float(x)))[0]
+    return float(struct.unpack("<f", struct.pack("<f", float(x)))[0])
 
 
 def _encode_field(f: FieldSchema, buf: bytearray, base: int, value: Any, clamp: bool, module: str) -> None:

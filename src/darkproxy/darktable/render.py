@@ -128,7 +128,7 @@ class Renderer:
             )
         return out
 
-    def _tmpdir(self) -> tempfile.TemporaryDirectory:
+    def _tmpdir(self) -> tempfile.TemporaryDirectory[str]:
         root = self.tmp_root
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
@@ -183,7 +183,7 @@ class Renderer:
             else:
                 log = self._run(self._command(indir, None, str(outdir / "$(FILE_NAME).tif"), conf), what)
             results: list[Path | RenderFailure] = []
-            for name, j in zip(names, jobs):
+            for name, j in zip(names, jobs, strict=True):
                 produced = outdir / f"{name}.tif"
                 if produced.is_file() and produced.stat().st_size > 0:
                     Path(j.out).parent.mkdir(parents=True, exist_ok=True)

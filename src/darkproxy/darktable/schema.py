@@ -9,6 +9,7 @@ libraries can still decode and encode params (see :func:`load_schema_snapshot`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -311,10 +312,9 @@ def load_schemas(install: DarktableInstall | None, cache_dir: Path | None = None
     raw = extract_schemas(install.libdir, install.plugindir)
     raw["darktable_version"] = install.version
     if cache:
-        try:
+        # an unwritable workspace only costs a re-read next time (doctor reports it)
+        with contextlib.suppress(OSError):
             write_json_atomic(cache, raw)
-        except OSError:
-            pass  # an unwritable workspace only costs a re-read next time (doctor reports it)
     return SchemaSet.from_raw(raw, install.version, "darktable")
 
 

@@ -3,6 +3,7 @@ and default histories, configured once (CLI flags / env / config file)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -112,10 +113,8 @@ class Darktable:
             if not xmp.is_file() or not (tdp / "out.tif").is_file():
                 raise RawError(f"darktable cannot open {raw}: {_tail(proc.stdout + proc.stderr)}")
             side = read_xmp(xmp)
-            try:
+            with contextlib.suppress(OSError):  # unwritable workspace: works, just uncached
                 side.write(cache)
-            except OSError:
-                pass  # unwritable workspace: works, just uncached
         return side.compressed()
 
     def edit(

@@ -116,7 +116,8 @@ def plan_tapout(
     if module not in order:
         raise UnknownModule(f"{module} is not in darktable's pipe order")
     pos = order.index(module)
-    pre = pos < order.index(DEMOSAIC) if DEMOSAIC in order else False
+    # demosaic itself takes the mosaic: its input is the packed mosaic like the modules before it
+    pre = pos <= order.index(DEMOSAIC) if DEMOSAIC in order else False
     later = order[pos + 1 :]
     disabled = [op for op in later if op not in PASS_THROUGH and (it := base.find(op)) is not None and it.enabled]
     kept = [op for op in later if op in PASS_THROUGH and base.find(op) is not None]
@@ -177,15 +178,13 @@ def tapout(
         jobs = [RenderJob(raw, plan.output_sidecar, Path(td) / "out.tif")]
         if not plan.pre_demosaic:
             jobs.append(RenderJob(raw, plan.input_sidecar, Path(td) / "in.tif"))
-        res = r.render_batch(jobs)
-        for x in res:
+        res: list[Path] = []
+        for x in r.render_batch(jobs):
             if isinstance(x, RenderFailure):
                 raise DarktableRenderError(x.message)
+            res.append(x)
         out = read_tiff(res[0])
-        if plan.pre_demosaic:
-            inp = packed_input(raw, module)
-        else:
-            inp = read_tiff(res[1])
+        inp = packed_input(raw, module) if plan.pre_demosaic else read_tiff(res[1])
     return TapOut(inp, out, tap_meta(dt, raw, plan, out.shape, inp.shape, size))
 
 

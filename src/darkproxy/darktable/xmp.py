@@ -29,8 +29,8 @@ NS = {
     "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
     "darktable": "http://darktable.sf.net/",
 }
-DT = "{%s}" % NS["darktable"]
-RDF = "{%s}" % NS["rdf"]
+DT = "{" + NS["darktable"] + "}"
+RDF = "{" + NS["rdf"] + "}"
 # history attributes written for every item, in darktable's order
 _ITEM_KEYS = (
     "num",
@@ -190,6 +190,7 @@ class Sidecar:
     @staticmethod
     def _description(tree: ET.ElementTree | ET.Element, where: str) -> ET.Element:
         root = tree.getroot() if isinstance(tree, ET.ElementTree) else tree
+        assert root is not None  # a parsed document has a root
         descs = root.findall(".//" + RDF + "Description")
         for d in descs:
             if d.find(DT + "history") is not None or d.get(DT + "xmp_version") is not None:
@@ -243,7 +244,8 @@ class Sidecar:
                     DecodedItem(
                         it,
                         None,
-                        f"modversion {it.modversion} differs from installed {it.operation} version {sch.version}; kept as an opaque blob",
+                        f"modversion {it.modversion} differs from installed {it.operation} version {sch.version}; "
+                        "kept as an opaque blob",
                     )
                 )
             else:
@@ -336,7 +338,9 @@ class Sidecar:
             for k, v in it.extra.items():
                 li.set(DT + k, v)
         ET.indent(tree, space=" ")
-        body = ET.tostring(tree.getroot(), encoding="unicode")
+        root = tree.getroot()
+        assert root is not None  # a parsed document has a root
+        body = ET.tostring(root, encoding="unicode")
         return '<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n"
 
     def write(self, path: str | os.PathLike[str]) -> Path:

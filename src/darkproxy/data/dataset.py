@@ -94,7 +94,7 @@ def read_manifest(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return out
 
 
-class ModuleDataset(Dataset):
+class ModuleDataset(Dataset[dict[str, Any]]):
     """Samples of one split (``None``: all) as float32 tensors.
 
     Item: ``{"input": (C, h, w), "output": (3, H, W), "params": (P,) in [0, 1],
@@ -153,8 +153,19 @@ class ModuleDataset(Dataset):
     def params_of(self, rec: Mapping[str, Any]) -> np.ndarray:
         """Normalised ``(P,)`` float32 params of a manifest record."""
         if "params_norm" in rec and len(rec["params_norm"]) == len(self.space):
-            return np.clip(np.asarray(rec["params_norm"], np.float32), 0.0, 1.0)
-        return np.clip(self.space.normalize(rec.get("params", {})), 0.0, 1.0)
+            u: np.ndarray = np.clip(np.asarray(rec["params_norm"], np.float32), 0.0, 1.0)
+        else:
+            u = np.clip(self.space.normalize(rec.get("params", {})), 0.0, 1.0)
+        return u
+
+    def nonfinite_ids(self) -> list[str]:
+        """Ids of this split's samples holding NaN or inf (a dataset written
+        before ``generate`` refused them, or edited by hand)."""
+        return [
+            str(r.get("id"))
+            for r in self.records
+            if not all(np.isfinite(np.asarray(self._load(r, role))).all() for role in ("input", "output"))
+        ]
 
     def _load(self, rec: Mapping[str, Any], role: str) -> np.ndarray:
         rel = rec["files"][role]
@@ -163,14 +174,14 @@ class ModuleDataset(Dataset):
             return arr
         path = self.root / rel
         try:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            loaded: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as e:
             raise DatasetError(f"sample {rec.get('id')}: cannot read {path}: {e}") from None
-        if arr.ndim != 3:
-            raise DatasetError(f"sample {rec.get('id')}: {path} has shape {arr.shape}, expected (C, H, W)")
+        if loaded.ndim != 3:
+            raise DatasetError(f"sample {rec.get('id')}: {path} has shape {loaded.shape}, expected (C, H, W)")
         if len(self._mmaps) < 4096:  # bounded: each memmap is a kernel mapping
-            self._mmaps[rel] = arr
-        return arr
+            self._mmaps[rel] = loaded
+        return loaded
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         rec = self.records[i]
@@ -275,13 +286,20 @@ class PixelBatches:
         """Load (or re-draw) the samples batches come from."""
         n = len(self.ds)
         order = self.rng.permutation(n) if self._served else np.arange(n)
-        feats, xs, ys, keep, used = [], [], [], [], 0
+        feats: list[torch.Tensor] = []
+        xs: list[torch.Tensor] = []
+        ys: list[torch.Tensor] = []
+        keep: list[int] = []
+        used = 0
         for i in order:
             f, x, y = self._sample(int(i))
             size = 4 * (f.numel() + x.numel() + y.numel())
             if keep and used + size > self.cache_bytes:
                 break
-            feats.append(f), xs.append(x), ys.append(y), keep.append(int(i))
+            feats.append(f)
+            xs.append(x)
+            ys.append(y)
+            keep.append(int(i))
             used += size
         dev = self.device
         self.pool = torch.as_tensor(keep, device=dev)

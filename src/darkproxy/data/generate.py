@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import sys
+import os
 import tempfile
 import threading
 import time
@@ -36,11 +36,11 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from darkproxy.darktable.render import RenderFailure, RenderJob, read_tiff
+from darkproxy.darktable.render import Renderer, RenderFailure, RenderJob, read_tiff
 from darkproxy.darktable.session import Darktable
 from darkproxy.darktable.tapout import TapPlan, packed_input, plan_tapout, render_scale
 from darkproxy.darktable.xmp import Sidecar
@@ -57,6 +57,10 @@ from darkproxy.data.store import (
     write_json_atomic,
 )
 from darkproxy.errors import DarkproxyError, DarktableRenderError, DatasetError, ParamValueError, RawError
+from darkproxy.progress import progress_bar, say
+
+if TYPE_CHECKING:
+    from darkproxy.data.probe import ProbeResult
 
 RAW_EXTENSIONS = (
     ".dng",
@@ -153,7 +157,7 @@ class _Pair:
     plan: TapPlan
 
 
-def find_raws(images: str | Path) -> list[Path]:
+def find_raws(images: str | os.PathLike[str]) -> list[Path]:
     """Raw files directly in ``images`` (sorted by name). Raises
     :class:`DatasetError` when there are none."""
     d = Path(images)
@@ -240,7 +244,7 @@ class Generator:
     ) -> None:
         self.dt, self.opts, self.out = dt, opts, Path(out)
         self.progress = progress
-        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.log = log or say
         if opts.n < 1:
             raise ParamValueError("-n must be >= 1")
         if opts.size < 16:
@@ -362,6 +366,7 @@ class Generator:
                 "splits": splits,
                 "skipped_raws": bad,
                 "pointwise": None if probe is None else probe.pointwise,
+                "position_dependent": None if probe is None else probe.position_dependent,
                 "probe": None if probe is None else probe.to_json(),
                 "upstream_variety": settings["upstream_variety"],
                 "settings": settings,
@@ -384,15 +389,12 @@ class Generator:
         written = 0
         failed_now: set[str] = set()
         (self.out / "samples").mkdir(exist_ok=True)
-        from tqdm import tqdm
-
-        bar = tqdm(
+        bar = progress_bar(  # a tqdm bar on a terminal, a line every few seconds in a log
             total=o.n,
             initial=len(done & {f"{i:06d}" for i in range(o.n)}),
             unit="sample",
             desc=f"generate {o.module}",
             disable=not self.progress,
-            dynamic_ncols=True,
             smoothing=0.1,
         )
         try:
@@ -403,11 +405,11 @@ class Generator:
                 JsonlAppender(self.out / "failed.jsonl") as fl,
                 ThreadPoolExecutor(max_workers=o.workers) as ex,
             ):
-                pending: set[Future] = set()
+                pending: set[Future[tuple[list[dict[str, Any]], list[dict[str, Any]]]]] = set()
                 it = iter(batches)
                 try:
-                    for b in it:
-                        pending.add(ex.submit(self._do_batch, b, inputs, splits, pre))
+                    for batch in it:
+                        pending.add(ex.submit(self._do_batch, batch, inputs, splits, pre))
                         if len(pending) >= o.workers * 2:
                             break
                     while pending:
@@ -425,8 +427,8 @@ class Generator:
                             if nxt is not None:
                                 pending.add(ex.submit(self._do_batch, nxt, inputs, splits, pre))
                 except BaseException:
-                    for f in pending:
-                        f.cancel()
+                    for fut in pending:
+                        fut.cancel()
                     raise
         finally:
             bar.close()
@@ -448,7 +450,7 @@ class Generator:
         )
 
     # ------------------------------------------------------------------ pieces
-    def _probe(self, raw: Path, base: Sidecar):
+    def _probe(self, raw: Path, base: Sidecar) -> ProbeResult | None:
         from darkproxy.data.probe import probe_pointwise
 
         # probe at a clearly non-identity setting: 3/4 of each free range
@@ -459,10 +461,9 @@ class Generator:
         except DarkproxyError as e:
             self.log(f"warning: pointwise probe failed ({e}); recording pointwise=null")
             return None
-        self.log(
-            f"probe: {self.opts.module} is {'pointwise' if res.pointwise else 'not pointwise' if res.pointwise is False else 'undetermined'} "
-            f"({res.reason})"
-        )
+        kind = "pointwise" if res.pointwise else "not pointwise" if res.pointwise is False else "undetermined"
+        kind += ", position-dependent" if res.position_dependent else ""
+        self.log(f"probe: {self.opts.module} is {kind} ({res.reason})")
         return res
 
     def _plan_pairs(self, raws: Sequence[Path], bases: Mapping[str, Sidecar], skip: set[str]) -> list[_Pair]:
@@ -482,19 +483,19 @@ class Generator:
             values = {**self.space.fixed, **self.space.denormalize(U[j])}
             base = bases[raw.name]
             up = None
-            if V is not None:
+            if V is not None and self.variety is not None:  # V is drawn iff there is a variety
                 up = self.variety.space.denormalize(V[j])
                 base = self.dt.edit(base, updates={self.variety.module: up})
             plan = plan_tapout(self.dt, base, o.module, values)
             pairs.append(_Pair(j, raw, [i for i, _ in todo], [k for _, k in todo], U[j], values, up, plan))
         return pairs
 
-    def _renderer(self, pre: bool):
+    def _renderer(self, pre: bool) -> Renderer:
         o = self.opts
         size = None if pre else (o.size if o.crops == 1 else 2 * o.size)
         return self.dt.renderer(max_size=size)
 
-    def _count(self, r) -> None:
+    def _count(self, r: Renderer) -> None:
         with self._lock:
             self.renders += r.renders
             self.images += r.images
@@ -524,15 +525,15 @@ class Generator:
                 save_npy_atomic(path, out[name])
             return out
 
-        def batch(items):
+        def batch(items: Sequence[tuple[str, _Pair, Path]]) -> dict[str, np.ndarray]:
             r = self._renderer(pre)
             with tempfile.TemporaryDirectory(prefix="darkproxy-gen-") as td:
                 jobs = [
                     RenderJob(p.raw, p.plan.input_sidecar, Path(td) / f"in{i}.tif") for i, (_, p, _) in enumerate(items)
                 ]
                 res = r.render_batch(jobs)
-                got = {}
-                for (name, p, path), x in zip(items, res):
+                got: dict[str, np.ndarray] = {}
+                for (name, p, path), x in zip(items, res, strict=True):
                     if isinstance(x, RenderFailure):  # retry once on its own
                         try:
                             x = r.render(p.raw, p.plan.input_sidecar, Path(td) / "retry.tif")
@@ -569,18 +570,16 @@ class Generator:
                 if p.raw.name not in inputs and not pre:
                     jobs.append(RenderJob(p.raw, p.plan.input_sidecar, tdp / f"i{i}.tif"))
                     index.append((i, "in"))
-            if self.opts.per_render:
-                res = [x for j in jobs for x in r.render_batch([j])]
-            else:
-                res = r.render_batch(jobs)
+            res = [x for j in jobs for x in r.render_batch([j])] if self.opts.per_render else r.render_batch(jobs)
             got: dict[tuple[int, str], Path | str] = {}
-            for (i, role), job, x in zip(index, jobs, res):
+            for (i, role), job, x in zip(index, jobs, res, strict=True):
                 if isinstance(x, RenderFailure):
                     try:  # retry once, in its own darktable-cli process
-                        x = r.render(job.raw, job.sidecar, tdp / f"retry-{role}{i}.tif")
+                        got[(i, role)] = r.render(job.raw, job.sidecar, tdp / f"retry-{role}{i}.tif")
                     except DarktableRenderError as e:
-                        x = f"{x.message} | retry: {e}"
-                got[(i, role)] = x
+                        got[(i, role)] = f"{x.message} | retry: {e}"
+                else:
+                    got[(i, role)] = x
             self._count(r)
             for i, p in enumerate(pairs):
                 errs = [v for k, v in got.items() if k[0] == i and isinstance(v, str)]
@@ -604,7 +603,9 @@ class Generator:
                     inp = packed_input(p.raw, self.opts.module)
                 else:
                     inp = read_tiff(got[(i, "in")])
-                recs.extend(self._write_samples(p, inp, out, splits[p.raw.name], pre))
+                got_recs, bad_values = self._write_samples(p, inp, out, splits[p.raw.name], pre)
+                recs.extend(got_recs)
+                fails.extend(bad_values)
         return recs, fails
 
     def _scale(self, raw: Path, out_shape: Sequence[int]) -> float | None:
@@ -613,7 +614,11 @@ class Generator:
             self._scales[key] = render_scale(raw, out_shape)
         return self._scales[key]
 
-    def _write_samples(self, p: _Pair, inp: np.ndarray, out: np.ndarray, split: str, pre: bool) -> list[dict[str, Any]]:
+    def _write_samples(
+        self, p: _Pair, inp: np.ndarray, out: np.ndarray, split: str, pre: bool
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The manifest records of a pair's samples, and the failures of those
+        whose values no file can hold (:func:`storable`)."""
         o = self.opts
         if inp.shape[1:] != out.shape[1:] and not pre:
             raise DarktableRenderError(f"{p.raw.name}: input {inp.shape} and output {out.shape} renders differ in size")
@@ -625,14 +630,27 @@ class Generator:
         names = self.space.names
         actual = {k: p.plan.params.get(k, p.values[k]) for k in names}
         norm = [round(float(x), 7) for x in self.space.normalize(actual)]
-        recs = []
-        for sid, k in zip(p.ids, p.crops):
+        recs, fails = [], []
+        for sid, k in zip(p.ids, p.crops, strict=True):
             y, x, h, w = boxes[k]
             o_crop = out[:, y : y + h, x : x + w]
             i_crop = inp[:, y // scale : (y + h) // scale, x // scale : (x + w) // scale]
+            (i_store, i_why), (o_store, o_why) = storable(i_crop), storable(o_crop)
+            if i_store is None or o_store is None:
+                fails.append(
+                    {
+                        "id": sid,
+                        "raw": p.raw.name,
+                        "params": _jsonable(p.values),
+                        "upstream_values": p.upstream_values,
+                        "stage": "values",
+                        "error": f"darktable's {'input' if i_store is None else 'output'}: {i_why or o_why}",
+                    }
+                )
+                continue
             files = {"input": f"samples/{sid}_in.npy", "output": f"samples/{sid}_out.npy"}
-            sha_in = save_npy_atomic(self.out / files["input"], np.ascontiguousarray(i_crop.astype(np.float16)))
-            sha_out = save_npy_atomic(self.out / files["output"], np.ascontiguousarray(o_crop.astype(np.float16)))
+            sha_in = save_npy_atomic(self.out / files["input"], i_store)
+            sha_out = save_npy_atomic(self.out / files["output"], o_store)
             recs.append(
                 {
                     "id": sid,
@@ -655,9 +673,33 @@ class Generator:
                     "render_scale": self._scale(p.raw, out.shape),
                     "pair": p.j,
                     "crop": [y, x, h, w] if o.crops > 1 else None,
+                    **(
+                        {"dtype": "float32", "max_abs": float(np.abs(o_crop).max())}
+                        if o_store.dtype != np.float16
+                        else {}
+                    ),
                 }
             )
-        return recs
+        return recs, fails
+
+
+FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504
+
+
+def storable(x: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """What a sample file holds: float16 when every value fits (the format's
+    default), float32 when darktable produced finite values beyond float16's
+    range (kept exactly, never cast to inf), None with the reason when some
+    are NaN or infinite (the sample is recorded as failed, not stored)."""
+    x = np.ascontiguousarray(x)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        fin = np.abs(x[~bad])
+        top = f", largest finite |value| {float(fin.max()):.3g}" if fin.size else ""
+        return None, f"{int(bad.sum())} NaN/inf values of {x.size}{top}"
+    if float(np.abs(x).max(initial=0.0)) > FLOAT16_MAX:
+        return np.ascontiguousarray(x.astype(np.float32)), ""
+    return np.ascontiguousarray(x.astype(np.float16)), ""
 
 
 def _jsonable(d: Mapping[str, Any] | None) -> dict[str, Any] | None:

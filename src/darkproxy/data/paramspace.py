@@ -90,7 +90,7 @@ class ParamSpace:
 
     def denormalize(self, u: Sequence[float] | np.ndarray) -> dict[str, Any]:
         """Vector in [0, 1]^P -> named values (ints rounded, enums snapped)."""
-        return {s.name: s.denormalize(float(x)) for s, x in zip(self.specs, u)}
+        return {s.name: s.denormalize(float(x)) for s, x in zip(self.specs, u, strict=False)}
 
     def defaults(self) -> dict[str, Any]:
         return {s.name: s.default for s in self.specs}

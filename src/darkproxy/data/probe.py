@@ -24,6 +24,13 @@ few matches or a pre-demosaic module (its output passes through demosaic)
 the answer is ``None`` (undetermined). Modules driven by global image
 statistics look pointwise here (the histogram is preserved): that is what a
 pixel-wise proxy can learn for a given image, and is reported as such.
+
+Position dependence (vignette, graduatednd): the same run renders a *flat*
+DNG ``F`` (every 2x2 block set to ``A``'s mean block). A pointwise or
+band-pass module maps a flat image to a flat image; a module whose output
+depends on where the pixel is does not. ``position_dependent`` iff the spread
+of ``F``'s output luminance over its centre (p99 - p1, relative to the
+median) exceeds ``position_tol`` plus ten times the spread of its input.
 """
 
 from __future__ import annotations
@@ -58,6 +65,8 @@ class ProbeResult:
     params: dict[str, Any]
     crop: int
     reason: str
+    position_dependent: bool | None = None
+    position_spread: float = float("nan")  # relative output spread of the flat image
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -143,7 +152,8 @@ def block_shuffle(mosaic: np.ndarray, seed: int = 0) -> np.ndarray:
     h, w = mosaic.shape
     blocks = mosaic.reshape(h // 2, 2, w // 2, 2).transpose(0, 2, 1, 3).reshape(-1, 2, 2)
     perm = np.random.default_rng(seed).permutation(len(blocks))
-    return blocks[perm].reshape(h // 2, w // 2, 2, 2).transpose(0, 2, 1, 3).reshape(h, w)
+    out: np.ndarray = blocks[perm].reshape(h // 2, w // 2, 2, 2).transpose(0, 2, 1, 3).reshape(h, w)
+    return out
 
 
 # ---------------------------------------------------------------------------- probe
@@ -167,7 +177,8 @@ def compare_relation(
 
     def flat(x: np.ndarray) -> np.ndarray:
         x = x[:, margin : x.shape[1] - margin, margin : x.shape[2] - margin] if margin else x
-        return x.reshape(x.shape[0], -1).T.astype(np.float64)
+        rows: np.ndarray = x.reshape(x.shape[0], -1).T.astype(np.float64)
+        return rows
 
     ai, ao, bi, bo = flat(a_in), flat(a_out), flat(b_in), flat(b_out)
     ok_a = np.isfinite(ai).all(1) & np.isfinite(ao).all(1)
@@ -213,6 +224,32 @@ def compare_relation(
     }
 
 
+def flat_spread(x: np.ndarray, margin: float = 0.125) -> float:
+    """Relative spread of a (3, H, W) linear image's luminance over its centre
+    (``margin`` of each side cut): ``(p99 - p1) / median``."""
+    h, w = x.shape[1:]
+    my, mx = int(h * margin), int(w * margin)
+    y = x[:, my : h - my, mx : w - mx].astype(np.float64).mean(0)
+    y = y[np.isfinite(y)]
+    if not y.size:
+        return float("nan")
+    p1, med, p99 = np.percentile(y, [1, 50, 99])
+    return float((p99 - p1) / max(abs(med), 1e-4))
+
+
+def position_relation(f_in: np.ndarray, f_out: np.ndarray, position_tol: float = 0.02) -> tuple[bool, float, str]:
+    """``(position_dependent, output spread, reason)`` from a flat image's
+    input and output (see the module docstring)."""
+    s_in, s_out = flat_spread(f_in), flat_spread(f_out)
+    thr = position_tol + 10 * s_in
+    dep = bool(s_out > thr)
+    return (
+        dep,
+        s_out,
+        (f"flat image: output spread {s_out:.2e} {'>' if dep else '<='} {thr:.2e} (input spread {s_in:.2e})"),
+    )
+
+
 def probe_pointwise(
     dt: Darktable,
     raw: str | Path,
@@ -223,7 +260,7 @@ def probe_pointwise(
     seed: int = 0,
 ) -> ProbeResult:
     """Is ``module`` (with ``params``) pointwise on ``raw``? See the module docstring.
-    Costs one darktable-cli run of 4 renders of a ``crop`` px crop."""
+    Costs one darktable-cli run of 6 renders of a ``crop`` px crop."""
     params = dict(params or {})
     rm = read_mosaic(raw)
     h, w = rm.mosaic.shape
@@ -231,10 +268,13 @@ def probe_pointwise(
     y0, x0 = (h - c) // 4 * 2, (w - c) // 4 * 2
     a = rm.mosaic[y0 : y0 + c, x0 : x0 + c]
     b = block_shuffle(a, seed)
+    blocks = a.reshape(c // 2, 2, c // 2, 2).astype(np.float64).mean(axis=(0, 2))
+    flat = np.tile(np.round(blocks).astype(np.uint16), (c // 2, c // 2))
     with tempfile.TemporaryDirectory(prefix="darkproxy-probe-") as td:
         tdp = Path(td)
         pa = write_mosaic_dng(a, tdp / "a.dng", rm.cfa, rm.black, rm.white, rm.color_matrix, rm.neutral)
         pb = write_mosaic_dng(b, tdp / "b.dng", rm.cfa, rm.black, rm.white, rm.color_matrix, rm.neutral)
+        pf = write_mosaic_dng(flat, tdp / "f.dng", rm.cfa, rm.black, rm.white, rm.color_matrix, rm.neutral)
         hist = base if base is not None else dt.default_history(raw)
         plan = plan_tapout(dt, hist, module, params)
         if plan.pre_demosaic:
@@ -255,13 +295,17 @@ def probe_pointwise(
             RenderJob(pa, plan.output_sidecar, tdp / "ao.tif"),
             RenderJob(pb, plan.input_sidecar, tdp / "bi.tif"),
             RenderJob(pb, plan.output_sidecar, tdp / "bo.tif"),
+            RenderJob(pf, plan.input_sidecar, tdp / "fi.tif"),
+            RenderJob(pf, plan.output_sidecar, tdp / "fo.tif"),
         ]
-        res = dt.renderer(max_size=None).render_batch(jobs)
-        for x in res:
+        res: list[Path] = []
+        for x in dt.renderer(max_size=None).render_batch(jobs):
             if isinstance(x, RenderFailure):
                 raise DarktableRenderError(f"probe render failed: {x.message}")
-        ai, ao, bi, bo = (read_tiff(p) for p in res)
+            res.append(x)
+        ai, ao, bi, bo, fi, fo = (read_tiff(p) for p in res)
     st = compare_relation(ai, ao, bi, bo)
+    pos, spread, pos_reason = position_relation(fi, fo)
     return ProbeResult(
         st["pointwise"],
         st["max_abs_diff"],
@@ -272,5 +316,7 @@ def probe_pointwise(
         st["effect"],
         {k: v for k, v in plan.set_params.items()},
         c,
-        st["reason"],
+        st["reason"] + "; " + pos_reason,
+        pos,
+        spread,
     )

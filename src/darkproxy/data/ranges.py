@@ -35,37 +35,76 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
 
 from darkproxy.darktable.schema import FieldSchema, ModuleSchema, SchemaSet
 from darkproxy.data.paramspace import ParamSpace, ParamSpec
 from darkproxy.errors import ParamValueError, UnknownParam
 
-# module -> {param: (lo, hi)}; the first ``DEFAULT_FREE[module]`` are free by default
+# module -> {param: (lo, hi)}: training ranges where photographers put the sliders (darktable's
+# GUI soft ranges where they are narrower than the hard $MIN/$MAX of its introspection). The
+# one home of ranges: generate's defaults, the zoo and --help all read this table.
 DEFAULT_RANGES: Mapping[str, Mapping[str, tuple[float, float]]] = {
     "exposure": {"exposure": (-2.0, 4.0), "black": (-0.02, 0.05)},
     "colorbalancergb": {
         "saturation_global": (-0.5, 0.5),
         "vibrance": (-0.5, 0.5),
         "contrast": (-0.5, 0.5),
-        "chroma_global": (0.0, 0.5),
-        "global_Y": (-0.5, 0.5),
+        "chroma_global": (-0.5, 0.5),
         "brilliance_global": (-0.5, 0.5),
+        "hue_angle": (-30.0, 30.0),
+        # the 4-ways: luminance (lift / power / gain / offset), chroma and hue of each
+        **{f"{r}_Y": (-0.25, 0.25) for r in ("shadows", "midtones", "highlights", "global")},
+        **{f"{r}_C": (0.0, 0.25) for r in ("shadows", "midtones", "highlights", "global")},
+        **{f"{r}_H": (0.0, 360.0) for r in ("shadows", "midtones", "highlights", "global")},
     },
     "sharpen": {"radius": (0.5, 8.0), "amount": (0.0, 2.0), "threshold": (0.0, 2.0)},
-    "lowpass": {"radius": (0.1, 20.0), "contrast": (-1.0, 2.0), "brightness": (-1.0, 2.0), "saturation": (-1.0, 2.0)},
+    "lowpass": {"radius": (0.5, 20.0), "contrast": (-1.0, 2.0), "brightness": (-1.0, 1.0), "saturation": (-1.0, 2.0)},
     "filmicrgb": {
         "white_point_source": (2.0, 8.0),
         "black_point_source": (-12.0, -4.0),
         "contrast": (0.8, 2.0),
         "latitude": (0.01, 50.0),
         "saturation": (-50.0, 50.0),
+        "balance": (-50.0, 50.0),
     },
-    "sigmoid": {"middle_grey_contrast": (0.8, 3.0), "contrast_skewness": (-0.5, 0.5)},
+    "sigmoid": {"middle_grey_contrast": (0.8, 3.0), "contrast_skewness": (-0.5, 0.5), "hue_preservation": (0.0, 100.0)},
     "temperature": {"red": (0.5, 3.0), "blue": (0.5, 3.0)},
-    "vignette": {"brightness": (-1.0, 0.5), "scale": (20.0, 120.0)},
-    "bilat": {"detail": (-0.5, 1.5), "sigma_s": (1.0, 50.0)},
+    "vignette": {
+        "brightness": (-1.0, 0.5),
+        "scale": (20.0, 120.0),
+        "falloff_scale": (20.0, 150.0),
+        "saturation": (-1.0, 0.5),
+        "center.x": (-0.5, 0.5),
+        "center.y": (-0.5, 0.5),
+    },
+    "bilat": {"detail": (-0.5, 1.5), "sigma_s": (1.0, 50.0), "sigma_r": (1.0, 100.0)},
+    "highlights": {"clip": (0.5, 1.2)},
+    # wavelets mode (darktable's default): strength 1 and bias 0 are its defaults; the hard limits
+    # (strength 1000, bias -1000) give degenerate images
+    "denoiseprofile": {"strength": (0.25, 4.0), "shadows": (0.2, 1.8), "bias": (-5.0, 5.0)},
+    "hazeremoval": {"strength": (-1.0, 1.0), "distance": (0.0, 1.0)},
+    "bloom": {"size": (0.0, 100.0), "threshold": (0.0, 100.0), "strength": (0.0, 100.0)},
+    "colorize": {
+        "hue": (0.0, 1.0),
+        "saturation": (0.0, 1.0),
+        "source_lightness_mix": (0.0, 100.0),
+        "lightness": (0.0, 100.0),
+    },
+    "soften": {"size": (0.0, 100.0), "saturation": (0.0, 100.0), "brightness": (-2.0, 2.0), "amount": (0.0, 100.0)},
+    # offset is in % of the image (the hard limit is +-FLT_MAX: the gradient leaves the image)
+    "graduatednd": {
+        "density": (-4.0, 4.0),
+        "hardness": (0.0, 100.0),
+        "rotation": (-180.0, 180.0),
+        "offset": (0.0, 100.0),
+        "hue": (0.0, 1.0),
+        "saturation": (0.0, 1.0),
+    },
+    "censorize": {"radius_1": (0.0, 50.0), "pixelate": (0.0, 50.0), "radius_2": (0.0, 50.0)},
+    "channelmixerrgb": {"temperature": (3000.0, 9000.0), "gamut": (0.0, 3.0)},
+    "velvia": {"strength": (0.0, 100.0), "bias": (0.0, 1.0)},
 }
 DEFAULT_FREE: Mapping[str, tuple[str, ...]] = {
     "exposure": ("exposure", "black"),
@@ -86,6 +125,55 @@ DEFAULT_FREE: Mapping[str, tuple[str, ...]] = {
     "finalscale": (),
     "highlights": (),
 }
+
+
+@dataclass(frozen=True)
+class ZooModule:
+    """What the proxy zoo covers of one module: ``free`` sliders (their
+    ranges from :data:`DEFAULT_RANGES`), values pinned in every sample
+    (``fixed``) and why (``note``, shown by ``zoo list``)."""
+
+    free: tuple[str, ...]
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+# The zoo: every user-facing float slider of each module within curated ranges. A module not in
+# this table is refused by ``darkproxy zoo train`` (no proxy over darktable's hard limits).
+ZOO_MODULES: Mapping[str, ZooModule] = {
+    "temperature": ZooModule(("red", "blue"), note="green = 1 (darktable normalises the coefficients to it)"),
+    "highlights": ZooModule(("clip",), note="method: darktable's default for the raw"),
+    "demosaic": ZooModule((), note="no sliders (RCD, darktable's default); variety from raws and crops"),
+    "colorin": ZooModule((), note="no sliders; variety from upstream exposure"),
+    "exposure": ZooModule(("exposure", "black")),
+    "colorbalancergb": ZooModule(
+        tuple(f"{r}_{c}" for r in ("shadows", "midtones", "highlights", "global") for c in "YCH")
+        + ("chroma_global", "saturation_global", "brilliance_global", "vibrance", "contrast", "hue_angle"),
+        note="per-range chroma/saturation/brilliance and the fulcrums stay at their defaults",
+    ),
+    "sharpen": ZooModule(("radius", "amount", "threshold")),
+    "filmicrgb": ZooModule(
+        ("white_point_source", "black_point_source", "contrast", "latitude", "saturation", "balance"),
+        note="enums (colour science, preserve chrominance, curves) at their defaults",
+    ),
+    "sigmoid": ZooModule(("middle_grey_contrast", "contrast_skewness", "hue_preservation")),
+    "denoiseprofile": ZooModule(("strength", "shadows", "bias"), note="wavelets mode (default)"),
+    "hazeremoval": ZooModule(("strength", "distance")),
+    "lowpass": ZooModule(("radius", "contrast", "brightness", "saturation")),
+    "bloom": ZooModule(("size", "threshold", "strength")),
+    "colorize": ZooModule(("hue", "saturation", "source_lightness_mix", "lightness")),
+    "soften": ZooModule(("size", "saturation", "brightness", "amount")),
+    "graduatednd": ZooModule(("density", "hardness", "rotation", "offset", "hue", "saturation")),
+    "censorize": ZooModule(
+        ("radius_1", "pixelate", "radius_2"), {"noise": 0.0}, note="noise (random per render) pinned at 0"
+    ),
+    "channelmixerrgb": ZooModule(("temperature", "gamut"), note="illuminant: darktable's default for the raw"),
+    "vignette": ZooModule(("brightness", "scale", "falloff_scale", "saturation", "center.x", "center.y")),
+    "bilat": ZooModule(("detail", "sigma_s", "sigma_r")),
+    "velvia": ZooModule(("strength", "bias")),
+}
+
+
 # variety for modules without free params: (upstream module, {param: (lo, hi)}), first usable wins
 UPSTREAM_VARIETY: tuple[tuple[str, Mapping[str, tuple[float, float]]], ...] = (
     ("exposure", {"exposure": (-2.0, 3.0)}),
@@ -117,8 +205,11 @@ def defaults_help() -> str:
     return "\n".join(lines)
 
 
-def _finite(x: Any) -> bool:
-    return x is not None and isinstance(x, (int, float)) and math.isfinite(float(x))
+FLT_MAX_LIKE = 1e30  # darktable's introspection writes +-FLT_MAX (3.4e38) for "no limit": not a range
+
+
+def _finite(x: Any) -> TypeGuard[float]:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(float(x)) and abs(x) < FLT_MAX_LIKE
 
 
 def spec_for(field_: FieldSchema, rng: tuple[float, float] | None = None) -> ParamSpec:
@@ -244,11 +335,16 @@ def build_param_space(
 
 def upstream_variety(schemas: SchemaSet, module: str, iop_order_version: int = 2) -> UpstreamVariety | None:
     """The upstream module sampled for a parameter-less ``module`` (first of
-    :data:`UPSTREAM_VARIETY` that sits before it in the pipe), or None."""
+    :data:`UPSTREAM_VARIETY` that sits before it in the pipe), or None (also for
+    modules up to demosaic: their variety comes from raws and crops)."""
     order = schemas.pipe_order(iop_order_version)
     if module not in order:
         return None
     pos = order.index(module)
+    if "demosaic" in order and pos <= order.index("demosaic"):
+        # a pre-demosaic module's recorded input is the raw's mosaic (read with rawpy): varying a
+        # module upstream of it would change what darktable sees but not that input (ill-posed)
+        return None
     for up, rng in UPSTREAM_VARIETY:
         if up in order and order.index(up) < pos and up in schemas:
             sch = schemas.get(up)

@@ -7,6 +7,11 @@
 * ``uniform``: i.i.d. uniform; point ``i`` depends only on ``(seed, i)``.
 * ``grid``: full factorial grid with ``ceil(n^(1/P))`` levels per float axis
   (enums/bools: their values), in row-major order, first ``n`` points.
+* ``sparse``: how photographers edit: a sample moves 1 to 3 sliders from their
+  defaults and leaves the rest there; a quarter of the samples (``DENSE_SHARE``)
+  move every slider at once, so combinations are seen too. With many sliders
+  (colorbalancergb's 16), drawing all at once gives extreme targets that no
+  edit produces (see ``docs/zoo.md``). Point ``i`` depends only on ``(seed, i)``.
 
 Enum and bool axes are snapped to their values by
 :meth:`ParamSpace.denormalize` (enum ``k`` of ``m`` values covers the
@@ -17,6 +22,7 @@ Enum and bool axes are snapped to their values by
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy.stats import qmc
@@ -24,7 +30,9 @@ from scipy.stats import qmc
 from darkproxy.data.paramspace import ParamSpace
 from darkproxy.errors import DarkproxyError
 
-SAMPLERS = ("sobol", "lhs", "uniform", "grid")
+SAMPLERS = ("sobol", "lhs", "uniform", "grid", "sparse")
+DENSE_SHARE = 0.25  # share of ``sparse`` samples that move every slider
+SPARSE_MAX_MOVED = 3  # a ``sparse`` sample moves 1..this many sliders
 
 
 def _levels(space: ParamSpace) -> list[int | None]:
@@ -69,6 +77,8 @@ def sample_unit(space: ParamSpace, n: int, sampler: str = "sobol", seed: int = 0
     elif sampler == "uniform":
         # one stream per row so that row i depends on (seed, i) only
         u = np.stack([np.random.default_rng([seed, start + i]).random(p) for i in range(n)])
+    elif sampler == "sparse":
+        return sparse(space, n, seed, start)
     elif sampler == "lhs":
         if start:
             raise DarkproxyError("lhs designs depend on n: sample them whole (start=0)")
@@ -81,6 +91,27 @@ def sample_unit(space: ParamSpace, n: int, sampler: str = "sobol", seed: int = 0
     else:
         raise DarkproxyError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     return discretize(space, u)
+
+
+def sparse(space: ParamSpace, n: int, seed: int = 0, start: int = 0) -> np.ndarray:
+    """Rows ``start .. start+n-1`` of the ``sparse`` design (see the module
+    docstring): float64 (n, P) in [0, 1], discretised; the sliders a row does
+    not move sit at their defaults' normalised values."""
+    p = len(space)
+    base = np.clip(space.normalize(space.defaults()), 0.0, 1.0)  # a default outside the range: its nearest end
+    rows = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, start + i, 11])
+        u = rng.random(p)
+        if rng.random() >= DENSE_SHARE:
+            k = int(rng.integers(1, min(SPARSE_MAX_MOVED, p) + 1))
+            moved = rng.choice(p, size=k, replace=False)
+            keep = np.ones(p, bool)
+            keep[moved] = False
+            u[keep] = base[keep]
+        rows.append(u)
+    # a default's normalised enum value k / (m - 1) falls in bin k: discretize keeps it
+    return discretize(space, np.stack(rows))
 
 
 def grid(space: ParamSpace, n: int) -> np.ndarray:
@@ -102,6 +133,6 @@ def grid(space: ParamSpace, n: int) -> np.ndarray:
     return pts[:n]
 
 
-def sample_params(space: ParamSpace, n: int, sampler: str = "sobol", seed: int = 0) -> list[dict]:
+def sample_params(space: ParamSpace, n: int, sampler: str = "sobol", seed: int = 0) -> list[dict[str, Any]]:
     """``n`` named param dicts (denormalised; ints rounded, enums snapped)."""
     return [space.denormalize(u) for u in sample_unit(space, n, sampler, seed)]

@@ -124,7 +124,7 @@ class JsonlAppender:
         self.path = Path(path)
         repair_jsonl(self.path)
         try:
-            self._f = open(self.path, "ab")
+            self._f = open(self.path, "ab")  # noqa: SIM115 - held open for appends, closed by close()
         except OSError as e:
             raise _oserror(e, self.path) from None
 
@@ -165,9 +165,10 @@ def read_dataset_json(root: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise DatasetError(f"{root} is not a darkproxy dataset (no dataset.json)")
     try:
-        info = json.loads(path.read_text())
+        info: dict[str, Any] = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path} is corrupt: {e}") from None
+
     if info.get("format") != FORMAT:
         raise DatasetError(f"{path}: unsupported format {info.get('format')!r} (expected {FORMAT})")
     return info
@@ -279,8 +280,9 @@ def verify_dataset(root: str | os.PathLike[str], check_values: bool = True) -> V
             except (ValueError, OSError) as e:
                 p.append(f"sample {sid}: {rel} is not a readable .npy ({e})")
                 continue
-            if arr.dtype != np.float16:
-                p.append(f"sample {sid}: {rel} has dtype {arr.dtype}, expected float16")
+            want = rec.get("dtype", "float16") if role == "output" else ("float16", "float32")
+            if arr.dtype.name not in ((want,) if isinstance(want, str) else want):
+                p.append(f"sample {sid}: {rel} has dtype {arr.dtype}, expected {want}")
             if arr.ndim != 3 or arr.shape[0] not in (3, 4):
                 p.append(f"sample {sid}: {rel} has shape {arr.shape}, expected (C, H, W)")
             elif role == "output" and list(arr.shape) != list(rec["shape"]):

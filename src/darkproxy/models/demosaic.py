@@ -59,14 +59,16 @@ class DemosaicProxy(nn.Module):
         self.act = nn.SiLU()
         self.to_coef = nn.Conv2d(width, 4 * N_HEAD, 1)
         nn.init.zeros_(self.to_coef.weight)
+        assert self.to_coef.bias is not None  # made with a bias
         nn.init.zeros_(self.to_coef.bias)
+
         self.shuffle = nn.PixelShuffle(2)
         self.head = AffineHead(width, n_params, out_channels)  # its param path gives global gains
 
     def forward(self, image: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         p = params_or_const(params, self.n_params, image)
         h = torch.cat([encode_input(image), p[:, :, None, None].expand(-1, -1, *image.shape[2:])], 1)
-        for conv, gb in zip(self.convs, self.param_mlp(p).chunk(len(self.convs), dim=1)):
+        for conv, gb in zip(self.convs, self.param_mlp(p).chunk(len(self.convs), dim=1), strict=True):
             h = self.act(film(conv(h), gb))
         with torch.autocast(image.device.type, enabled=False):
             coef = self.shuffle(self.to_coef(upcast(h))) + self.head.from_params(p)[:, :, None, None]

@@ -59,11 +59,12 @@ class ParamMLP(nn.Module):
 
     def __init__(self, n_params: int, out: int, hidden: int = 64) -> None:
         super().__init__()
+        last = nn.Linear(hidden, out)
         self.net = nn.Sequential(
-            nn.Linear(max(n_params, 1), hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, out)
+            nn.Linear(max(n_params, 1), hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), last
         )
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
         return self.net(p)
@@ -100,6 +101,7 @@ class AffineHead(nn.Module):
         self.conv = nn.Conv2d(features, N_HEAD, 1)
         self.from_params = nn.Linear(max(n_params, 1), N_HEAD)
         for m in (self.conv, self.from_params):
+            assert m.bias is not None  # both made with a bias
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
 
@@ -108,7 +110,9 @@ class AffineHead(nn.Module):
             return self.conv(upcast(feats)) + self.from_params(upcast(p))[:, :, None, None]
 
     @staticmethod
-    def apply(coef: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    def apply(  # type: ignore[override]  # shadows nn.Module.apply (never used on a head); public name kept
+        coef: torch.Tensor, base: torch.Tensor
+    ) -> torch.Tensor:
         """Apply ``(B, 15, H, W)`` coefficients to ``base`` ``(B, 3, H, W)``."""
         return affine_apply(coef.movedim(1, -1), base.movedim(1, -1)).movedim(-1, 1)
 
@@ -118,7 +122,12 @@ class AffineHead(nn.Module):
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of ``(B, C, H, W)`` (radius ``3 sigma``,
-    reflected borders; replicated when the image is smaller than the radius)."""
+    reflected borders; replicated when the image is smaller than the radius).
+
+    Hand-written, not ``kornia.filters.gaussian_blur2d(x, 2 r + 1, (sigma, sigma), border_type=mode)``:
+    that gives the same values (float32: equal or within 1 ulp, max abs 4.8e-7), but was slower here
+    (multiscale features, 11 blurs, CPU one thread, min of 12: 56 vs 66 ms at 1x3x256x256 and 36 vs
+    46 ms at 8x3x64x64 without grad, as in training; the same with grad)."""
     r = max(1, int(round(3 * sigma)))
     t = torch.arange(-r, r + 1, device=x.device, dtype=torch.float32)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
@@ -166,7 +175,7 @@ class PixelMLP(nn.Module):
         (B, N, 3)``, ``params (B, P)`` -> ``(B, N, 3)`` linear."""
         p = params_or_const(params, self.n_params, base)
         h = upcast(feats)
-        for layer, gb in zip(self.layers, self.param_mlp(p).chunk(len(self.layers), dim=1)):
+        for layer, gb in zip(self.layers, self.param_mlp(p).chunk(len(self.layers), dim=1), strict=True):
             g, b = gb.chunk(2, dim=1)
             h = self.act(torch.addcmul(b[:, None], layer(h), 1.0 + g[:, None]))  # FiLM
         with torch.autocast(base.device.type, enabled=False):

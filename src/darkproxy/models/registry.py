@@ -82,4 +82,4 @@ def build_model(arch: str, n_params: int, in_channels: int = 3, out_channels: in
 
 def _load_builtin() -> None:
     # the built-in architectures register themselves on import
-    from darkproxy.models import demosaic, multiscale, pointwise, spatial  # noqa: F401
+    from darkproxy.models import demosaic, multiscale, pointwise, positional, spatial  # noqa: F401

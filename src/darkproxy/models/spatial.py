@@ -24,7 +24,7 @@ output cropped back.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -114,7 +114,8 @@ class SpatialProxy(nn.Module):
             self.up_conv.append(nn.Conv2d(c, w, 1))
             self.up.append(_Block(2 * w, w))
             c = w
-        film_sizes = [2 * b.c2.out_channels for b in list(self.down) + list(self.up)]
+        blocks = cast("list[_Block]", [*self.down, *self.up])  # nn.ModuleList items are typed nn.Module
+        film_sizes = [2 * b.c2.out_channels for b in blocks]
         self._film_sizes = film_sizes
         self.param_mlp = ParamMLP(n_params, sum(film_sizes), param_hidden) if conditioning == "film" else None
         self.head = AffineHead(widths[0], n_params, out_channels)
@@ -123,6 +124,7 @@ class SpatialProxy(nn.Module):
         self.detail_p = nn.Linear(max(n_params, 1), nd) if nd else None
         for m in (self.detail, self.detail_p):
             if m is not None:
+                assert m.bias is not None  # made with a bias
                 nn.init.zeros_(m.weight)
                 nn.init.zeros_(m.bias)
 
@@ -154,11 +156,11 @@ class SpatialProxy(nn.Module):
             h = blk(h, gbs[i])
             skips.append(h)
         skips.pop()
-        for j, (uc, blk) in enumerate(zip(self.up_conv, self.up)):
+        for j, (uc, blk) in enumerate(zip(self.up_conv, self.up, strict=True)):
             h = F.interpolate(uc(h), scale_factor=2, mode="bilinear", align_corners=False)
             h = blk(torch.cat([h, skips.pop()], 1), gbs[len(self.down) + j])
         out = self.head(h, p, x)
-        if self.detail is not None:
+        if self.detail is not None and self.detail_p is not None:  # both or neither
             with torch.autocast(x.device.type, enabled=False):
                 c = (self.detail(upcast(h)) + self.detail_p(p)[:, :, None, None]).unflatten(1, (-1, 3))
                 for i, sg in enumerate(self.detail_sigmas):

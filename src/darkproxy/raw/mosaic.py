@@ -98,7 +98,9 @@ def _read(path: str | os.PathLike[str], pixels: bool) -> tuple[RawInfo, np.ndarr
             visible = raw.raw_image_visible  # unpacks: I/O errors surface here
             h, w = (visible.shape[0] // 2) * 2, (visible.shape[1] // 2) * 2
             img = visible[:h, :w].astype(np.float32) if pixels else None
-            blacks = tuple(int(raw.black_level_per_channel[i]) for i in pat.ravel())
+            b0, b1, b2, b3 = (int(raw.black_level_per_channel[i]) for i in pat.ravel())  # the 2x2 CFA
+            blacks = (b0, b1, b2, b3)
+
             info = RawInfo(
                 cfa,
                 blacks,

@@ -26,6 +26,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -202,7 +203,8 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     if not Path(path).is_file():
         raise RawError(f"source image {path} does not exist")
     try:
-        img = iio.imread(path)
+        img = iio.imread(os.fspath(path))
+
     except Exception as e:  # imageio raises many kinds
         raise RawError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
     if img.ndim == 4:  # animated / multi-page: first frame
@@ -265,7 +267,8 @@ def write_synthetic_dng(
     write a Bayer DNG at ``path`` (atomically, via a temp file + os.replace).
     Raises :class:`RawError` for an invalid spec."""
     u = unprocess(image_srgb, spec)
-    neutral = tuple(float(x) for x in u.as_shot_neutral)
+    r, g, b = (float(x) for x in u.as_shot_neutral)
+    neutral = (r, g, b)
     p = write_dng(
         u.mosaic, path, spec.cfa.upper(), u.black, u.white, CAMERA_MATRIX, neutral, model=f"synthetic {spec.bits}-bit"
     )
@@ -301,7 +304,8 @@ def read_synthetic_info(path: str | os.PathLike[str], source: str = "") -> Synth
             cm = np.asarray(tags[50721], np.float64).reshape(-1, 2)
             cm = (cm[:, 0] / cm[:, 1]).reshape(3, 3)
             n = np.asarray(tags[50728], np.float64).reshape(-1, 2)
-            neutral = tuple(float(x) for x in n[:, 0] / n[:, 1])
+            # AsShotNeutral of an RGB CFA: one value per colour (kept as read, not checked here)
+            neutral = cast("tuple[float, float, float]", tuple(float(x) for x in n[:, 0] / n[:, 1]))
             shape = (int(page.shape[0]), int(page.shape[1]))
     except RawError:
         raise
@@ -333,10 +337,7 @@ def make_samples(
     if count is not None and count < 1:
         raise DarkproxyError("--count must be >= 1")
     items: list[tuple[str, Path | None]]  # (name, image file or None for a scikit-image photo)
-    if sources:
-        items = [(Path(s).stem, Path(s)) for s in sources]
-    else:
-        items = [(n, None) for n in DEFAULT_SOURCES]
+    items = [(Path(s).stem, Path(s)) for s in sources] if sources else [(n, None) for n in DEFAULT_SOURCES]
     if count is not None:
         items = (items * (count // len(items) + 1))[:count]
     out = Path(out_dir)

@@ -95,7 +95,8 @@ def annotate(img: np.ndarray, text: str, size: int = 0) -> np.ndarray:
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     _, top, _, bottom = probe.textbbox((0, 0), "ÅgjyQ|(", font=font)
     right = probe.textbbox((0, 0), text, font=font)[2]
-    band = Image.new("RGB", (max(src.shape[1], right + 8), bottom - top + 6), (0, 0, 0))
+    band = Image.new("RGB", (int(max(src.shape[1], right + 8)), int(bottom - top + 6)), (0, 0, 0))
+
     ImageDraw.Draw(band).text((4, 3 - top), text, fill=(255, 255, 255), font=font)
     band_a = np.asarray(band)[:, : src.shape[1]]  # text wider than the image is cut at its edge
     return np.concatenate([band_a, src], axis=0)
@@ -112,7 +113,7 @@ def side_by_side(images: Sequence[np.ndarray], labels: Sequence[str] | None = No
     ims = [as_hwc(np.asarray(im, np.uint8)).astype(np.uint8) for im in images]
     if labels is not None:
         size = max(10, min(im.shape[1] for im in ims) // 16)
-        ims = [annotate(im, lab, size) for im, lab in zip(ims, labels)]
+        ims = [annotate(im, lab, size) for im, lab in zip(ims, labels, strict=True)]
     h = max(im.shape[0] for im in ims)
     ims = [np.pad(im, ((0, h - im.shape[0]), (0, 0), (0, 0))) for im in ims]
     out = [ims[0]]

@@ -183,7 +183,7 @@ def compare(pred: Any, target: Any) -> ImageMetrics:
     )
 
 
-def worst_case(values: Sequence[float], prefix: str) -> dict[str, float]:
+def worst_case(values: Sequence[float] | np.ndarray, prefix: str) -> dict[str, float]:
     """``{prefix}_min``, ``{prefix}_p05`` (5th percentile, linear interpolation)
     and ``{prefix}_median`` of per-sample values (e.g. dB over samples or sweep
     steps). NaN values count as the worst."""

@@ -72,7 +72,7 @@ def plot_scatter(
     for label, (x, y) in points.items():
         xx, yy = _floats(x), _floats(y)
         ax.scatter(xx, yy, label=label, s=22)
-        for xi, yi, t in zip(xx, yy, (annotations or {}).get(label, ())):
+        for xi, yi, t in zip(xx, yy, (annotations or {}).get(label, ()), strict=False):
             ax.annotate(t, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize="x-small")
     if logx:
         ax.set_xscale("log")

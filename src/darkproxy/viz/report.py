@@ -4,11 +4,13 @@ Build a page piece by piece with :class:`HtmlReport`, then :meth:`HtmlReport.wri
 it. Images and videos are files in an ``img/`` folder next to the page, linked
 by relative URLs (the folder can be moved or zipped as a whole), or, with
 ``embed=True``, base64 ``data:`` URIs inside the one HTML file. CSS is inline;
-there is no script and no external asset (no CDN, no web font)."""
+there is no script and no external asset (no CDN, no web font). The page
+skeleton is the jinja2 template ``templates/report.html.j2`` (autoescape on)."""
 
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
@@ -21,33 +23,33 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import jinja2  # the page skeleton (templates/report.html.j2)
 import numpy as np
 
 from darkproxy.fsutil import write_text_atomic
 
-_CSS = """
-:root{--fg:#1d1f21;--muted:#5c6166;--line:#d8dadc;--bg-alt:#f4f5f6;--accent:#2b6cb0}
-*{box-sizing:border-box}
-body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:var(--fg);
- margin:0 auto;max-width:1280px;padding:1.5rem 1.5rem 4rem}
-h1{font-size:1.65rem;margin:.2rem 0 1rem}
-h2{font-size:1.25rem;margin:2.2rem 0 .6rem;padding-bottom:.25rem;border-bottom:1px solid var(--line)}
-h3{font-size:1.05rem;margin:1.4rem 0 .4rem}
-p{margin:.4rem 0 .8rem;max-width:75ch}
-.note{color:var(--muted);font-size:.92rem}
-nav{background:var(--bg-alt);padding:.5rem 1rem;border-radius:6px;font-size:.9rem}
-nav a{color:var(--accent);text-decoration:none;margin-right:1.1rem;white-space:nowrap}
-.table-wrap{overflow-x:auto;margin:.6rem 0 1rem}
-table{border-collapse:collapse;font-size:.88rem;font-variant-numeric:tabular-nums}
-th,td{border:1px solid var(--line);padding:.28rem .65rem;text-align:right;vertical-align:top}
-th{background:var(--bg-alt);font-weight:600}
-td:first-child,th:first-child{text-align:left}
-tbody tr:nth-child(even){background:#fafbfb}
-figure{display:inline-block;margin:.5rem 1rem .8rem 0;vertical-align:top;max-width:100%}
-figure img,figure video{display:block;max-width:100%;height:auto;border:1px solid var(--line)}
-figcaption{font-size:.85rem;color:var(--muted);margin-top:.25rem;max-width:100ch}
-pre{background:var(--bg-alt);padding:.7rem;border-radius:6px;overflow:auto;font-size:.8rem;max-height:32rem}
-"""
+_TEMPLATE = "report.html.j2"  # in templates/ next to this module (package data)
+
+
+class _Escaped(str):
+    """Escaped text: autoescape leaves an object with ``__html__`` as it is."""
+
+    def __html__(self) -> str:
+        return str(self)
+
+
+@functools.cache
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("darkproxy.viz", "templates"),
+        autoescape=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        # values are escaped by html.escape (&quot;, &#x27;), as before jinja2, so pages stay byte-identical;
+        # what is already HTML (|safe: add_html's raw HTML) passes as is
+        finalize=lambda v: v if hasattr(v, "__html__") else _Escaped(html.escape(str(v))),
+    )
+    return env.get_template(_TEMPLATE)
 
 
 class HtmlReport:
@@ -70,8 +72,7 @@ class HtmlReport:
 
     def add_text(self, text: str, cls: str = "") -> None:
         """A paragraph of plain text (HTML-escaped); ``cls="note"`` for small grey text."""
-        c = f' class="{html.escape(cls)}"' if cls else ""
-        self._parts.append(("html", f"<p{c}>{html.escape(text)}</p>"))
+        self._parts.append(("text", {"text": text, "cls": cls}))
 
     def add_html(self, raw_html: str) -> None:
         """Raw HTML, inserted as is (the caller is responsible for escaping)."""
@@ -86,18 +87,8 @@ class HtmlReport:
         if not rows:
             return
         cols = list(columns) if columns is not None else list(dict.fromkeys(k for r in rows for k in r))
-        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>\n" for r in rows
-        )
-        cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-        self._parts.append(
-            (
-                "html",
-                f'<div class="table-wrap"><table>{cap}<thead><tr>{head}</tr></thead>'
-                f"<tbody>\n{body}</tbody></table></div>",
-            )
-        )
+        table = {"columns": cols, "rows": [[_fmt(r.get(c)) for c in cols] for r in rows], "caption": caption}
+        self._parts.append(("table", table))
 
     def add_image(self, image: np.ndarray | str | os.PathLike[str], caption: str = "", name: str | None = None) -> None:
         """An image: a file (PNG/JPEG/..., copied into ``img/``) or an array, uint8
@@ -136,8 +127,7 @@ class HtmlReport:
 
     def add_json_block(self, obj: Any, title: str = "") -> None:
         """``obj`` pretty-printed as JSON in a ``<pre>`` block (non-JSON values via ``str``)."""
-        t = f"<h3>{html.escape(title)}</h3>" if title else ""
-        self._parts.append(("html", f"{t}<pre>{html.escape(json.dumps(obj, indent=2, default=str))}</pre>"))
+        self._parts.append(("json", {"title": title, "text": json.dumps(obj, indent=2, default=str)}))
 
     # -- output ----------------------------------------------------------
     def render(self, out_dir: str | os.PathLike[str]) -> str:
@@ -150,18 +140,18 @@ class HtmlReport:
         slugs: list[str] = []
         for t, _ in heads:
             slugs.append(_unique(re.sub(r"[^a-z0-9]+", "-", t.lower()).strip("-") or "section", used))
-        body = [f"<h1>{html.escape(self.title)}</h1>"]
-        toc = [(t, s) for (t, lv), s in zip(heads, slugs) if lv == 2]
-        if len(toc) >= 3:
-            body.append("<nav>" + "".join(f'<a href="#{s}">{html.escape(t)}</a>' for t, s in toc) + "</nav>")
+        toc = [{"text": t, "slug": s} for (t, lv), s in zip(heads, slugs, strict=True) if lv == 2]
+        parts: list[dict[str, Any]] = []  # the template's parts: a "kind" and its fields
         files: set[str] = set()
         n_img = n_head = 0
         for kind, val in self._parts:
             if kind == "html":
-                body.append(val)
+                parts.append({"kind": kind, "html": val})
+            elif kind in ("text", "table", "json"):
+                parts.append({"kind": kind, **val})
             elif kind == "heading":
                 text, level = val
-                body.append(f'<h{level} id="{slugs[n_head]}">{html.escape(text)}</h{level}>')
+                parts.append({"kind": kind, "text": text, "level": level, "slug": slugs[n_head]})
                 n_head += 1
             elif kind in ("image", "video"):
                 src, caption, name = val
@@ -188,22 +178,8 @@ class HtmlReport:
                         if src.resolve() != dest.resolve():
                             shutil.copyfile(src, dest)
                     url = "img/" + urllib.parse.quote(fname)
-                cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-                alt = html.escape(caption or fname)
-                if kind == "image":
-                    body.append(f'<figure><img src="{url}" alt="{alt}" loading="eager">{cap}</figure>')
-                else:
-                    body.append(
-                        f'<figure><video src="{url}" controls loop muted playsinline preload="metadata" '
-                        f'width="640" title="{alt}"></video>{cap}</figure>'
-                    )
-        return (
-            f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head>\n<body>\n"
-            + "\n".join(body)
-            + "\n</body></html>\n"
-        )
+                parts.append({"kind": kind, "url": url, "alt": caption or fname, "caption": caption})
+        return _template().render(title=self.title, toc=toc, parts=parts)
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the page at ``path`` (e.g. ``DIR/index.html``) atomically, after

@@ -7,12 +7,14 @@ can point it at another binary, in which case ``libx264`` may be missing and
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shlex
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,7 +73,7 @@ def ffmpeg_command(frames_pattern: str, out: str | os.PathLike[str], fps: int = 
 def _frame(f: np.ndarray | str | os.PathLike[str]) -> np.ndarray:
     import imageio.v3 as iio
 
-    img = iio.imread(f) if isinstance(f, (str, os.PathLike)) else np.asarray(f)
+    img = iio.imread(os.fspath(f)) if isinstance(f, (str, os.PathLike)) else np.asarray(f)
     if img.dtype != np.uint8:
         raise TypeError(f"video frames must be uint8 display images, got {img.dtype} (use viz.images.to_display)")
     if img.ndim == 2:
@@ -103,8 +105,9 @@ def write_video(
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp.mp4")
-    writer = None
+    writer: Any = None  # imageio_ffmpeg's frame generator (untyped)
     size: tuple[int, int] | None = None
+
     try:
         for k, f in enumerate(frames):
             img = _frame(f)
@@ -131,10 +134,8 @@ def write_video(
         os.replace(tmp, p)
     finally:
         if writer is not None:
-            try:
+            with contextlib.suppress(Exception):  # already failing; the original error matters
                 writer.close()
-            except Exception:  # already failing; the original error matters
-                pass
         tmp.unlink(missing_ok=True)
     return p
 
