@@ -203,3 +203,19 @@ def test_hdr_metrics_see_highlights_display_psnr_does_not() -> None:
     closer = 1.0 + (grey - 1.0) * 0.9
     assert pu21_psnr(closer, grey) > pu21_psnr(wrong, grey)
     assert hdrflip_mean(closer, grey) < hdrflip_mean(wrong, grey)
+
+
+def test_hdrflip_survives_mostly_black_references() -> None:
+    """flip-evaluator ends the whole process ("Start exposure must be smaller than stop
+    exposure!") when the reference's median luminance is 0: a zoo eval of denoiseprofile died
+    so. hdrflip_mean passes an explicit exposure range then, and still ranks errors."""
+    from darkproxy.viz.metrics import hdrflip_mean
+
+    ref = np.zeros((3, 32, 32), np.float32)
+    ref[:, :8] = 0.5  # 3/4 black
+    small, large = hdrflip_mean(ref * 1.05, ref), hdrflip_mean(ref * 1.5, ref)
+    assert 0 < small < large < 1
+    black = np.zeros((3, 32, 32), np.float32)
+    one = black.copy()
+    one[0, 0, 0] = 1.0
+    assert 0 < hdrflip_mean(one, black) < 1 and hdrflip_mean(black, black) == 0.0

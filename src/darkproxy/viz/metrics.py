@@ -109,8 +109,29 @@ def hdrflip_mean(pred: Any, target: Any) -> float:
     tb = np.ascontiguousarray(np.maximum(linear_rec709_from_rec2020(b, channel_axis=-1), 0.0), np.float32)
     if np.array_equal(ta, tb):
         return 0.0
-    _, mean, _ = flip_evaluator.evaluate(tb, ta, "HDR", applyMagma=False)
+    _, mean, _ = flip_evaluator.evaluate(tb, ta, "HDR", applyMagma=False, parameters=_flip_exposures(tb))
     return float(mean)
+
+
+# FLIP's own exposure range maps the reference's median luminance to ~1.095 (start) and its maximum
+# to ~4.1 (stop); measured from flip-evaluator 1.7's returned parameters
+_FLIP_MID, _FLIP_MAX = 1.095, 4.1
+
+
+def _flip_exposures(reference: np.ndarray) -> dict[str, float]:
+    """``{}`` (FLIP picks the exposure range) unless FLIP would compute a start
+    exposure at or above its stop one (a reference whose median luminance is 0,
+    e.g. mostly black): flip-evaluator then ends the whole process. In that case
+    an explicit range: FLIP's stop from the maximum, start from the median of
+    the non-zero luminances, never above stop."""
+    y = reference @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    y_max, y_med = float(y.max()), float(np.median(y))
+    if y_med > 0 and y_max > 0 and np.log2(_FLIP_MID / y_med) < np.log2(_FLIP_MAX / y_max) - 0.25:
+        return {}
+    stop = float(np.log2(_FLIP_MAX / max(y_max, 1e-6)))
+    pos = y[y > 0]
+    start = float(np.log2(_FLIP_MID / float(np.median(pos)))) if pos.size else stop
+    return {"startExposure": min(start, stop), "stopExposure": stop}
 
 
 def ssim(pred: Any, target: Any) -> float:

@@ -78,6 +78,7 @@ class ModulePlan:
     eval_sampler: str
     steps: int | None = None  # a step count instead of the time budget (tests)
     threads: int | None = None  # torch CPU threads while training (None: train's default)
+    arch: str = "auto"  # the architecture (auto: darktable's probe decides)
 
 
 @dataclass
@@ -128,6 +129,7 @@ class ZooPlan:
             eval_sampler=str(o.get("eval_sampler", self.eval_sampler)),
             steps=o.get("steps", self.steps),
             threads=o.get("threads", self.threads),
+            arch=str(o.get("arch", "auto")),
         )
 
 
@@ -293,6 +295,7 @@ def train_zoo(
                 steps=mp.steps,
                 time_budget_s=None if mp.steps else mp.time_budget_s,
                 threads=mp.threads,
+                arch=mp.arch,
             )
             r = train(ds, run, cfg, resume=resume, overwrite=not resume)
             return {
