@@ -290,3 +290,25 @@ def test_multiscale_learns_a_border_aware_unsharp_mask(tmp_path: Path) -> None:
     res = train(ds, tmp_path / "run", TrainConfig(steps=600, device="cpu"), progress=False)
     assert res.arch == "multiscale"  # auto: the probe said "not pointwise"
     assert res.best_val_psnr > res.val_identity_psnr + 8.0, res
+
+
+def test_outlier_samples_are_left_out_unless_kept(tmp_path: Path) -> None:
+    """Samples darktable rendered beyond float16's range (stored float32 by generate) are left out
+    of training by default and named in run.json; keep_outliers trains on them."""
+    root = exposure_dataset(tmp_path / "ds", n=10)
+    lines = (root / "manifest.jsonl").read_text().splitlines()
+    rec = json.loads(lines[1])
+    assert rec["split"] == "train"
+    arr = np.load(root / rec["files"]["output"]).astype(np.float32)
+    arr[0, 1, 1] = 2e10  # what colorbalancergb produced
+    np.save(root / rec["files"]["output"], arr)
+    rec.update(dtype="float32", max_abs=2e10)
+    lines[1] = json.dumps(rec)
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="1 train samples hold values beyond float16"):
+        train(root, tmp_path / "a", TrainConfig(steps=5, device="cpu"), progress=False)
+    a = json.loads((tmp_path / "a" / "run.json").read_text())
+    train(root, tmp_path / "b", TrainConfig(steps=5, device="cpu", keep_outliers=True), progress=False)
+    b = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert a["outliers_left_out"] == [rec["id"]] and b["outliers_left_out"] == []
+    assert a["n_train"] == b["n_train"] - 1

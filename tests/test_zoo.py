@@ -96,10 +96,12 @@ def test_shipped_zoo_lists_every_curated_module() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", ["exposure", "colorbalancergb", "sharpen", "vignette", "temperature"])
+@pytest.mark.parametrize("module", ["colorbalancergb", "sharpen", "temperature"])  # pointwise, local, mosaic
 def test_shipped_zoo_proxy_evaluates_on_new_raws(make_raw, tmp_path: Path, module: str) -> None:
     """`darkproxy eval zoo:MODULE` on a raw made here from a photo the zoo never trained on (one of
-    its two held-out ones, with other sensor noise), at the zoo's render size."""
+    its two held-out ones, with other sensor noise), at the zoo's render size, sliders drawn as the
+    zoo trains them (sparse). With all 18 drawn at once colorbalancergb's proxy is worse than doing
+    nothing (7.0 against 8.2 dB here): bench/results/zoo.md reports that column too."""
     from darkproxy.zoo import list_zoo
 
     rec = {r["module"]: r for r in list_zoo(shipped_root())}[module]
@@ -108,7 +110,9 @@ def test_shipped_zoo_proxy_evaluates_on_new_raws(make_raw, tmp_path: Path, modul
     assert "motorcycle" in rec["heldout_raws"]
     src = make_raw("motorcycle", size=256, seed=7)
     (raws / src.name).symlink_to(src)
-    r = run_cli("eval", f"zoo:{module}", "--images", str(raws), "-n", "2", "-o", str(tmp_path / "ev"))
+    r = run_cli(
+        "eval", f"zoo:{module}", "--images", str(raws), "-n", "2", "--sampler", "sparse", "-o", str(tmp_path / "ev")
+    )
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert m["module"] == module and m["n"] == 2

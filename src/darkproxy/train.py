@@ -126,6 +126,9 @@ class TrainConfig:
     num_workers: int = 0
     threads: int | None = None
     cache_gb: float = 2.0
+    # train on samples darktable rendered beyond float16's range (stored float32: numerical blow-ups,
+    # 2e10-2.5e11 in colorbalancergb); off by default: see docs/zoo.md, "Data integrity"
+    keep_outliers: bool = False
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> TrainConfig:
@@ -326,6 +329,7 @@ class _Plan:
     val_every: int
     device: torch.device
     amp: bool
+    outliers_left_out: list[str] = field(default_factory=list)  # sample ids (TrainConfig.keep_outliers)
 
     def to_json(self, threads: int) -> dict[str, Any]:
         return {
@@ -414,6 +418,14 @@ def train(
         )
     if kept is not None:
         train_ds.records = [train_ds.records[i] for i in kept]
+    outliers = [str(r.get("id")) for r in train_ds.records if r.get("dtype") == "float32"]
+    if outliers and not cfg.keep_outliers:
+        train_ds.records = [r for r in train_ds.records if r.get("dtype") != "float32"]
+        warnings.warn(
+            f"{root}: {len(outliers)} train samples hold values beyond float16's range (darktable's numerical "
+            f"blow-ups): left out of training (keep_outliers to train on them)",
+            stacklevel=2,
+        )
     if not len(train_ds):
         raise DatasetError(f"{root}: no train samples")
     if cfg.steps:
@@ -434,6 +446,7 @@ def train(
         val_every=int(cfg.val_every or max(50, steps // 10)),
         device=device,
         amp=device.type == "cuda" if cfg.amp == "auto" else bool(cfg.amp) and device.type == "cuda",
+        outliers_left_out=[] if cfg.keep_outliers else outliers,
     )
 
     prev_threads = torch.get_num_threads()
@@ -562,6 +575,7 @@ def _train(
         "train_config": {**asdict(cfg), "resolved": plan.to_json(torch.get_num_threads())},
         "dataset": str(root.resolve()),
         "n_train": len(train_ds),
+        "outliers_left_out": plan.outliers_left_out,
         "n_val": len(val_ds),
         "val_split": val_split,
         "status": "training",

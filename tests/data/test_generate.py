@@ -301,6 +301,13 @@ def test_storable_never_casts_to_inf() -> None:
     none, why = storable(bad)
     assert none is None and "2 NaN/inf values of 48" in why and "2e+10" in why
 
+    # darktable's denoiseprofile renders all black on DNGs it has no noise profile for: no sample
+    from darkproxy.data.generate import degenerate_output
+
+    img = np.random.default_rng(0).random((3, 4, 4)).astype(np.float32)
+    assert "constant output (0 everywhere)" in degenerate_output(img, np.zeros_like(img))
+    assert degenerate_output(img, 2 * img) == "" and degenerate_output(np.ones_like(img), np.ones_like(img)) == ""
+
 
 def test_probe_recorded_in_dataset_json(raw_dir: Path, tmp_path: Path) -> None:
     r = run_cli(

@@ -63,6 +63,12 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--crop", type=int, metavar="PX", help="training crop in output px, spatial/demosaic (default 64)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
     p.add_argument(
+        "--keep-outliers",
+        action="store_true",
+        help="also train on samples darktable rendered beyond float16's range (numerical blow-ups, stored "
+        "float32; left out by default, see docs/zoo.md)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         metavar="N",
@@ -98,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         time_budget_s=args.time_budget,
         threads=args.threads,
+        keep_outliers=args.keep_outliers,
     )
     res = train(args.dataset, args.output, cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     ident = "" if res.val_identity_psnr is None else f" (identity {res.val_identity_psnr:.2f} dB)"

@@ -636,6 +636,8 @@ class Generator:
             o_crop = out[:, y : y + h, x : x + w]
             i_crop = inp[:, y // scale : (y + h) // scale, x // scale : (x + w) // scale]
             (i_store, i_why), (o_store, o_why) = storable(i_crop), storable(o_crop)
+            if o_store is not None and i_store is not None and (flat := degenerate_output(i_crop, o_crop)):
+                o_store, o_why = None, flat
             if i_store is None or o_store is None:
                 fails.append(
                     {
@@ -684,6 +686,15 @@ class Generator:
 
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504
+
+
+def degenerate_output(inp: np.ndarray, out: np.ndarray) -> str:
+    """Why darktable's ``out`` is no image of ``inp`` ("" when it is one): a
+    constant output (e.g. all black) from an input that is not constant. Seen
+    with denoiseprofile on DNGs it has no noise profile for, at every setting."""
+    if float(np.ptp(out)) == 0.0 and float(np.ptp(inp)) > 0.0:
+        return f"constant output ({float(out.flat[0]):.3g} everywhere) from a non-constant input"
+    return ""
 
 
 def storable(x: np.ndarray) -> tuple[np.ndarray | None, str]:

@@ -105,6 +105,16 @@ DEFAULT_RANGES: Mapping[str, Mapping[str, tuple[float, float]]] = {
     "censorize": {"radius_1": (0.0, 50.0), "pixelate": (0.0, 50.0), "radius_2": (0.0, 50.0)},
     "channelmixerrgb": {"temperature": (3000.0, 9000.0), "gamut": (0.0, 3.0)},
     "velvia": {"strength": (0.0, 100.0), "bias": (0.0, 1.0)},
+    "splittoning": {
+        "shadow_hue": (0.0, 1.0),
+        "shadow_saturation": (0.0, 1.0),
+        "highlight_hue": (0.0, 1.0),
+        "highlight_saturation": (0.0, 1.0),
+        "balance": (0.0, 1.0),
+        "compress": (0.0, 100.0),
+    },
+    # the offsets' hard limits are +-FLT_MAX
+    "colorcontrast": {"a_steepness": (0.0, 3.0), "b_steepness": (0.0, 3.0)},
 }
 DEFAULT_FREE: Mapping[str, tuple[str, ...]] = {
     "exposure": ("exposure", "black"),
@@ -157,7 +167,6 @@ ZOO_MODULES: Mapping[str, ZooModule] = {
         note="enums (colour science, preserve chrominance, curves) at their defaults",
     ),
     "sigmoid": ZooModule(("middle_grey_contrast", "contrast_skewness", "hue_preservation")),
-    "denoiseprofile": ZooModule(("strength", "shadows", "bias"), note="wavelets mode (default)"),
     "hazeremoval": ZooModule(("strength", "distance")),
     "lowpass": ZooModule(("radius", "contrast", "brightness", "saturation")),
     "bloom": ZooModule(("size", "threshold", "strength")),
@@ -167,11 +176,18 @@ ZOO_MODULES: Mapping[str, ZooModule] = {
     "censorize": ZooModule(
         ("radius_1", "pixelate", "radius_2"), {"noise": 0.0}, note="noise (random per render) pinned at 0"
     ),
-    "channelmixerrgb": ZooModule(("temperature", "gamut"), note="illuminant: darktable's default for the raw"),
     "vignette": ZooModule(("brightness", "scale", "falloff_scale", "saturation", "center.x", "center.y")),
     "bilat": ZooModule(("detail", "sigma_s", "sigma_r")),
     "velvia": ZooModule(("strength", "bias")),
+    "splittoning": ZooModule(
+        ("shadow_hue", "shadow_saturation", "highlight_hue", "highlight_saturation", "balance", "compress")
+    ),
+    "colorcontrast": ZooModule(("a_steepness", "b_steepness"), note="offsets at 0"),
 }
+# Not in the zoo (yet): denoiseprofile and channelmixerrgb render all black when darkproxy sets them
+# on a raw whose default history leaves them off: their params blob then takes introspection's
+# $DEFAULT, 0, for the arrays darktable fills per image in reload_defaults (the noise profile's
+# a[]/b[], the mixing matrices red[]/green[]/blue[]). generate now refuses such constant outputs.
 
 
 # variety for modules without free params: (upstream module, {param: (lo, hi)}), first usable wins

@@ -240,14 +240,11 @@ def train_zoo(
     """Generate, train, evaluate (on the held-out raws) and publish a proxy per
     module into the zoo folder ``out``; ``work`` keeps the raws, datasets,
     runs, reports and stage records, so a re-run resumes at the first
-    unfinished stage of each module. Returns the published ``zoo.json`` records."""
-    from darkproxy.data.generate import GenerateOptions, generate
-    from darkproxy.data.ranges import ZOO_MODULES
-    from darkproxy.evaluate import evaluate
-    from darkproxy.proxy import Proxy
+    unfinished stage of each module. A module that fails is reported and the
+    others go on; :class:`DarkproxyError` at the end names the failed ones.
+    Returns the published ``zoo.json`` records."""
     from darkproxy.raw.synth import make_samples
     from darkproxy.stages import Stages
-    from darkproxy.train import TrainConfig, train
 
     mods = check_modules(modules)
     plan = plan or ZooPlan.load()
@@ -268,101 +265,133 @@ def train_zoo(
         return {"train": list(plan.train_sources), "heldout": list(plan.heldout_sources), "raw_size": plan.raw_size}
 
     st.run("raws", raws)
-    records = []
+    records: list[dict[str, Any]] = []
+    failures: dict[str, str] = {}
     for m in mods:
-        zm = ZOO_MODULES[m]
-        pre = pre_demosaic_module(dt.schemas, m)
-        mp = plan.for_module(m, pre)
-        ds, run, ev = work_p / "datasets" / m, work_p / "runs" / m, work_p / "eval" / m
-
-        def gen(m: str = m, mp: ModulePlan = mp, ds: Path = ds, zm: Any = zm) -> dict[str, Any]:
-            opts = GenerateOptions(
-                module=m,
-                n=mp.samples,
-                params=list(zm.free),
-                fixed=dict(zm.fixed),
-                sampler=mp.sampler,
-                size=mp.size or plan.raw_size,
-                seed=0,
-            )
-            r = generate(dt, train_dir, ds, opts, progress=True, log=log)
-            return {"samples": r.total, "failed": r.failed, "seconds": r.seconds, "pointwise": r.pointwise}
-
-        def tr(mp: ModulePlan = mp, ds: Path = ds, run: Path = run) -> dict[str, Any]:
-            resume = (run / "checkpoint.pt").is_file()
-            cfg = TrainConfig(
-                device=device,
-                steps=mp.steps,
-                time_budget_s=None if mp.steps else mp.time_budget_s,
-                threads=mp.threads,
-                arch=mp.arch,
-            )
-            r = train(ds, run, cfg, resume=resume, overwrite=not resume)
-            return {
-                "arch": r.arch,
-                "best_val_psnr": r.best_val_psnr,
-                "val_identity_psnr": r.val_identity_psnr,
-                "steps": r.steps,
-                "seconds": r.seconds,
-            }
-
-        def evl(mp: ModulePlan = mp, run: Path = run, ev: Path = ev) -> dict[str, Any]:
-            res = evaluate(
-                dt, Proxy.load(run), held_dir, ev, n=mp.eval_n, size=mp.size or plan.raw_size, sampler=mp.eval_sampler
-            )
-            return {
-                k: res.metrics.get(k)
-                for k in ("proxy", "identity", "baseline", "baseline_kind", "n", "size", "sampler")
-            }
-
-        g = st.run(f"generate-{m}", gen)
-        t = st.run(f"train-{m}", tr)
-        e = st.run(f"eval-{m}", evl)
-        sch = dt.schemas.get(m)
-        floats = [f.name for f in sch.scalar_fields if f.type in ("float", "double")]
-        p, ident = e["proxy"], e["identity"]
-        rec = {
-            "module": m,
-            "arch": t["arch"],
-            "params": list(zm.free),
-            "fixed": dict(zm.fixed),
-            "note": zm.note,
-            "float_params_in_schema": len(floats),
-            "darktable_version": dt.version,
-            "module_version": sch.version,
-            "params_size": sch.size,
-            "pre_demosaic": pre,
-            "render_size": mp.size or plan.raw_size,
-            "full_resolution": pre,
-            "samples": g["samples"],
-            "samples_failed": g["failed"],
-            "sampler": mp.sampler,
-            "generate_seconds": g["seconds"],
-            "train_seconds": t["seconds"],
-            "train_steps": t["steps"],
-            "val_psnr": t["best_val_psnr"],
-            "heldout_raws": list(plan.heldout_sources),
-            "heldout_n": e["n"],
-            "heldout_sampler": e["sampler"],
-            "heldout_psnr": p["psnr"],
-            "heldout_psnr_median": p.get("psnr_median"),
-            "heldout_psnr_min": p["psnr_min"],
-            "heldout_pu21_psnr": p["pu21_psnr"],
-            "heldout_hdrflip_mean": p["hdrflip_mean"],
-            "heldout_deltae_mean": p["deltae_mean"],
-            "identity_psnr": ident["psnr"] if ident else None,
-            "identity_pu21_psnr": ident["pu21_psnr"] if ident else None,
-            "identity_deltae_mean": ident["deltae_mean"] if ident else None,
-            # identity, or before demosaic the bilinear demosaic + oracle colour matrix
-            "baseline_kind": e.get("baseline_kind") or "identity",
-            "baseline_psnr": (e.get("baseline") or ident or {}).get("psnr"),
-        }
-        records.append(publish(run, out_p / m, rec, mp.size or plan.raw_size))
-        log(
-            f"[zoo] {m}: held out {p['psnr']:.1f} dB (worst {p['psnr_min']:.1f}), identity "
-            f"{'-' if not ident else format(ident['psnr'], '.1f')} dB -> {out_p / m}"
+        try:
+            records.append(_train_module(dt, m, plan, st, work_p, out_p, train_dir, held_dir, device, log))
+        except DarkproxyError as e:  # one module's failure does not stop the others
+            failures[m] = str(e).splitlines()[0]
+            log(f"[zoo] {m}: failed: {failures[m]}")
+    if failures:
+        raise DarkproxyError(
+            f"{len(failures)} of {len(mods)} modules failed ({'; '.join(f'{k}: {v}' for k, v in failures.items())}); "
+            f"the other {len(records)} are published in {out_p}"
         )
     return records
+
+
+def _train_module(
+    dt: Any,
+    m: str,
+    plan: ZooPlan,
+    st: Any,
+    work_p: Path,
+    out_p: Path,
+    train_dir: Path,
+    held_dir: Path,
+    device: str,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """One module's stages (generate, train, eval) and its publication."""
+    from darkproxy.data.generate import GenerateOptions, generate
+    from darkproxy.data.ranges import ZOO_MODULES
+    from darkproxy.evaluate import evaluate
+    from darkproxy.proxy import Proxy
+    from darkproxy.train import TrainConfig, train
+
+    zm = ZOO_MODULES[m]
+    pre = pre_demosaic_module(dt.schemas, m)
+    mp = plan.for_module(m, pre)
+    ds, run, ev = work_p / "datasets" / m, work_p / "runs" / m, work_p / "eval" / m
+
+    def gen(m: str = m, mp: ModulePlan = mp, ds: Path = ds, zm: Any = zm) -> dict[str, Any]:
+        opts = GenerateOptions(
+            module=m,
+            n=mp.samples,
+            params=list(zm.free),
+            fixed=dict(zm.fixed),
+            sampler=mp.sampler,
+            size=mp.size or plan.raw_size,
+            seed=0,
+        )
+        r = generate(dt, train_dir, ds, opts, progress=True, log=log)
+        return {"samples": r.total, "failed": r.failed, "seconds": r.seconds, "pointwise": r.pointwise}
+
+    def tr(mp: ModulePlan = mp, ds: Path = ds, run: Path = run) -> dict[str, Any]:
+        resume = (run / "checkpoint.pt").is_file()
+        cfg = TrainConfig(
+            device=device,
+            steps=mp.steps,
+            time_budget_s=None if mp.steps else mp.time_budget_s,
+            threads=mp.threads,
+            arch=mp.arch,
+        )
+        r = train(ds, run, cfg, resume=resume, overwrite=not resume)
+        return {
+            "arch": r.arch,
+            "best_val_psnr": r.best_val_psnr,
+            "val_identity_psnr": r.val_identity_psnr,
+            "steps": r.steps,
+            "seconds": r.seconds,
+        }
+
+    def evl(mp: ModulePlan = mp, run: Path = run, ev: Path = ev) -> dict[str, Any]:
+        res = evaluate(
+            dt, Proxy.load(run), held_dir, ev, n=mp.eval_n, size=mp.size or plan.raw_size, sampler=mp.eval_sampler
+        )
+        return {
+            k: res.metrics.get(k) for k in ("proxy", "identity", "baseline", "baseline_kind", "n", "size", "sampler")
+        }
+
+    g = st.run(f"generate-{m}", gen)
+    t = st.run(f"train-{m}", tr)
+    e = st.run(f"eval-{m}", evl)
+    sch = dt.schemas.get(m)
+    floats = [f.name for f in sch.scalar_fields if f.type in ("float", "double")]
+    p, ident = e["proxy"], e["identity"]
+    rec = {
+        "module": m,
+        "arch": t["arch"],
+        "params": list(zm.free),
+        "fixed": dict(zm.fixed),
+        "note": zm.note,
+        "float_params_in_schema": len(floats),
+        "darktable_version": dt.version,
+        "module_version": sch.version,
+        "params_size": sch.size,
+        "pre_demosaic": pre,
+        "render_size": mp.size or plan.raw_size,
+        "full_resolution": pre,
+        "samples": g["samples"],
+        "samples_failed": g["failed"],
+        "sampler": mp.sampler,
+        "generate_seconds": g["seconds"],
+        "train_seconds": t["seconds"],
+        "train_steps": t["steps"],
+        "val_psnr": t["best_val_psnr"],
+        "heldout_raws": list(plan.heldout_sources),
+        "heldout_n": e["n"],
+        "heldout_sampler": e["sampler"],
+        "heldout_psnr": p["psnr"],
+        "heldout_psnr_median": p.get("psnr_median"),
+        "heldout_psnr_min": p["psnr_min"],
+        "heldout_pu21_psnr": p["pu21_psnr"],
+        "heldout_hdrflip_mean": p["hdrflip_mean"],
+        "heldout_deltae_mean": p["deltae_mean"],
+        "identity_psnr": ident["psnr"] if ident else None,
+        "identity_pu21_psnr": ident["pu21_psnr"] if ident else None,
+        "identity_deltae_mean": ident["deltae_mean"] if ident else None,
+        # identity, or before demosaic the bilinear demosaic + oracle colour matrix
+        "baseline_kind": e.get("baseline_kind") or "identity",
+        "baseline_psnr": (e.get("baseline") or ident or {}).get("psnr"),
+    }
+    published = publish(run, out_p / m, rec, mp.size or plan.raw_size)
+    log(
+        f"[zoo] {m}: held out {p['psnr']:.1f} dB (worst {p['psnr_min']:.1f}), identity "
+        f"{'-' if not ident else format(ident['psnr'], '.1f')} dB -> {out_p / m}"
+    )
+    return published
 
 
 def eval_zoo(
