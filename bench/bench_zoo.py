@@ -91,8 +91,10 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def eval_new_raws(rows: list[dict[str, Any]], zoo: Path, n: int, out: Path) -> None:
-    """``darkproxy eval zoo:MODULE`` (a subprocess: the real command) per module on new raws."""
+    """``darkproxy eval zoo:MODULE`` (a subprocess: the real command) per module on new raws;
+    each report's ``metrics.json`` is kept under ``out/MODULE``."""
     import os
+    import shutil
     import tempfile
 
     from darkproxy.raw.synth import make_samples
@@ -118,11 +120,13 @@ def eval_new_raws(rows: list[dict[str, Any]], zoo: Path, n: int, out: Path) -> N
                 "-n",
                 str(n),
                 "-o",
-                str(out / m),
+                str(Path(td) / "reports" / m),
             ]
             p = subprocess.run(cmd, capture_output=True, text=True, env=env)
             r["new_raws_exit"] = p.returncode
-            if p.returncode == 0:
+            if p.returncode == 0:  # keep metrics.json (the evidence), not the report's images
+                (out / m).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(Path(td) / "reports" / m / "metrics.json", out / m / "metrics.json")
                 mj = json.loads((out / m / "metrics.json").read_text())
                 r["new_raws_psnr"], r["new_raws_psnr_min"] = mj["proxy"]["psnr"], mj["proxy"]["psnr_min"]
             else:
