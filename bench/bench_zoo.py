@@ -155,8 +155,10 @@ def main() -> int:
     met = [goal(r)[1] for r in rows]
     avg = statistics.mean(r["heldout_psnr_median"] for r in rows)
     try:
-        dt_version = subprocess.run(["darktable-cli", "--version"], capture_output=True, text=True).stdout.split()[1]
-    except (OSError, IndexError):
+        out_v = subprocess.run(["darktable-cli", "--version"], capture_output=True, text=True).stdout
+        found = re.search(r"\d+\.\d+\.\d+", out_v)
+        dt_version = found.group(0) if found else "?"
+    except OSError:
         dt_version = "?"
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
