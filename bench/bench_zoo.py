@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import statistics
 import subprocess
@@ -50,16 +49,6 @@ def goal(r: dict[str, Any]) -> tuple[str, bool]:
     if kind == "pointwise":
         return ">= 45 median, >= 38 worst", med >= 45 and worst >= 38
     return ">= 38 median", med >= 38
-
-
-def cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def new_raws(r: dict[str, Any]) -> str:
@@ -160,9 +149,14 @@ def main() -> int:
         dt_version = found.group(0) if found else "?"
     except OSError:
         dt_version = "?"
+    import torch
+
+    from darkproxy.regress_eval import machine_info
+
+    mi = machine_info()
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{cpu()}, {__import__('os').cpu_count()} cores, no GPU",
+        "machine": f"{mi['cpu']}, {mi['nproc']} cores, {'CUDA' if torch.cuda.is_available() else 'no GPU'}",
         "darktable_version_trained": rows[0]["darktable_version"],
         "darktable_cli_here": dt_version,
         "modules": len(rows),

@@ -60,6 +60,12 @@ IDENTITY_SETTINGS: dict[str, dict[str, str]] = {"colorin": {"type": "DT_COLORSPA
 DEMOSAIC = "demosaic"
 
 
+def runs_on_mosaic(order: Sequence[str], module: str) -> bool:
+    """Does ``module`` sit at or before demosaic in pipe ``order`` (its input is
+    the raw mosaic; demosaic itself included)?"""
+    return module in order and DEMOSAIC in order and order.index(module) <= order.index(DEMOSAIC)
+
+
 @dataclass
 class TapPlan:
     """The two histories of a tap-out, plus what they contain."""
@@ -116,8 +122,7 @@ def plan_tapout(
     if module not in order:
         raise UnknownModule(f"{module} is not in darktable's pipe order")
     pos = order.index(module)
-    # demosaic itself takes the mosaic: its input is the packed mosaic like the modules before it
-    pre = pos <= order.index(DEMOSAIC) if DEMOSAIC in order else False
+    pre = runs_on_mosaic(order, module)  # demosaic itself too: its input is the packed mosaic
     later = order[pos + 1 :]
     disabled = [op for op in later if op not in PASS_THROUGH and (it := base.find(op)) is not None and it.enabled]
     kept = [op for op in later if op in PASS_THROUGH and base.find(op) is not None]

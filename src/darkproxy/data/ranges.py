@@ -353,11 +353,13 @@ def upstream_variety(schemas: SchemaSet, module: str, iop_order_version: int = 2
     """The upstream module sampled for a parameter-less ``module`` (first of
     :data:`UPSTREAM_VARIETY` that sits before it in the pipe), or None (also for
     modules up to demosaic: their variety comes from raws and crops)."""
+    from darkproxy.darktable.tapout import runs_on_mosaic
+
     order = schemas.pipe_order(iop_order_version)
     if module not in order:
         return None
     pos = order.index(module)
-    if "demosaic" in order and pos <= order.index("demosaic"):
+    if runs_on_mosaic(order, module):
         # a pre-demosaic module's recorded input is the raw's mosaic (read with rawpy): varying a
         # module upstream of it would change what darktable sees but not that input (ill-posed)
         return None

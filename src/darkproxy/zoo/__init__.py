@@ -32,7 +32,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PREFIX = "zoo:"
-PRE_DEMOSAIC_PIPE_END = "demosaic"  # modules up to and including it run on the mosaic
 
 
 def shipped_root() -> Path:
@@ -186,8 +185,9 @@ def check_zoo_proxy(proxy: Any, dt: Any, warn: Callable[[str], None]) -> None:
 
 def pre_demosaic_module(schemas: Any, module: str) -> bool:
     """Does ``module`` run on the raw mosaic (up to and including demosaic)?"""
-    order = schemas.pipe_order(2)
-    return module in order and order.index(module) <= order.index(PRE_DEMOSAIC_PIPE_END)
+    from darkproxy.darktable.tapout import runs_on_mosaic
+
+    return runs_on_mosaic(schemas.pipe_order(2), module)
 
 
 # ------------------------------------------------------------------------------ training
@@ -213,15 +213,14 @@ def publish(run: Path, out: Path, record: Mapping[str, Any], size: int | None) -
     trained at), ``model.safetensors`` and ``metrics.json`` to ``out`` with
     ``zoo.json``."""
     from darkproxy.darktable.schema import write_json_atomic
+    from darkproxy.fsutil import write_bytes_atomic
 
     out.mkdir(parents=True, exist_ok=True)
     info = json.loads((run / "run.json").read_text())
     info["size"] = size
     info["zoo"] = True
     write_json_atomic(out / "run.json", info)
-    tmp = out / "model.safetensors.tmp"
-    shutil.copyfile(run / "model.safetensors", tmp)
-    os.replace(tmp, out / "model.safetensors")
+    write_bytes_atomic(out / "model.safetensors", (run / "model.safetensors").read_bytes())
     if (run / "metrics.json").is_file():  # training figures (regress-eval reads its seconds)
         write_json_atomic(out / "metrics.json", json.loads((run / "metrics.json").read_text()))
     write_json_atomic(out / "zoo.json", dict(record))
@@ -305,7 +304,7 @@ def _train_module(
     mp = plan.for_module(m, pre)
     ds, run, ev = work_p / "datasets" / m, work_p / "runs" / m, work_p / "eval" / m
 
-    def gen(m: str = m, mp: ModulePlan = mp, ds: Path = ds, zm: Any = zm) -> dict[str, Any]:
+    def gen() -> dict[str, Any]:
         opts = GenerateOptions(
             module=m,
             n=mp.samples,
@@ -318,7 +317,7 @@ def _train_module(
         r = generate(dt, train_dir, ds, opts, progress=True, log=log)
         return {"samples": r.total, "failed": r.failed, "seconds": r.seconds, "pointwise": r.pointwise}
 
-    def tr(mp: ModulePlan = mp, ds: Path = ds, run: Path = run) -> dict[str, Any]:
+    def tr() -> dict[str, Any]:
         resume = (run / "checkpoint.pt").is_file()
         cfg = TrainConfig(
             device=device,
@@ -336,7 +335,7 @@ def _train_module(
             "seconds": r.seconds,
         }
 
-    def evl(mp: ModulePlan = mp, run: Path = run, ev: Path = ev) -> dict[str, Any]:
+    def evl() -> dict[str, Any]:
         res = evaluate(
             dt, Proxy.load(run), held_dir, ev, n=mp.eval_n, size=mp.size or plan.raw_size, sampler=mp.eval_sampler
         )
