@@ -33,7 +33,6 @@ NAME = PROJECT["name"]
 # declared, never imported by src/darkproxy: distribution -> why
 NOT_IMPORTED = {
     "imagecodecs": "tifffile's codec plugin: tifffile imports it itself to decode compressed TIFF/DNG data",
-    "ray": "the [cluster] extra, for distributed runs that a coming change adds (drop this entry once src imports ray)",
 }
 # the test and dev extras' packages that no test imports: distribution -> why
 TOOLS = {

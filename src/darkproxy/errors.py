@@ -42,3 +42,7 @@ class RawError(DarkproxyError):
 
 class DatasetError(DarkproxyError):
     """A dataset that is missing, inconsistent or fails verification."""
+
+
+class ScaleError(DarkproxyError):
+    """A render scale a proxy was not trained on (or none given to one that needs it)."""

@@ -32,7 +32,7 @@ import torch
 
 from darkproxy.darktable.render import RenderFailure, RenderJob, read_tiff
 from darkproxy.darktable.session import Darktable
-from darkproxy.darktable.tapout import packed_input, plan_tapout
+from darkproxy.darktable.tapout import Region, packed_input, plan_tapout, raw_size, region_for_scale, render_scale
 from darkproxy.data.generate import find_raws, readable_raws
 from darkproxy.data.sampling import sample_params
 from darkproxy.errors import DarkproxyError, DarktableRenderError
@@ -50,6 +50,7 @@ class Pair:
     params: dict[str, Any]
     input: np.ndarray
     output: np.ndarray | None  # None when rendered without outputs (render_pairs(with_outputs=False))
+    scale: float | None = None  # render scale, measured (output px per raw px)
 
 
 def default_size(run_info: Mapping[str, Any], fallback: int = 256) -> int:
@@ -70,14 +71,16 @@ def render_pairs(
     max_size: int | None,
     base=None,
     with_outputs: bool = True,
+    region: Region | None = None,
 ) -> list[Pair]:
     """Tap ``module`` out of ``raw`` for every params dict: the module input is
     rendered once (it does not depend on the module's params), all outputs in
-    the same darktable-cli process."""
+    the same darktable-cli process. ``region``: that region of the raw at its
+    render scale (then its ``max_size`` is used)."""
     base = base if base is not None else dt.default_history(raw)
-    plans = [plan_tapout(dt, base, module, dict(p)) for p in params_list]
+    plans = [plan_tapout(dt, base, module, dict(p), region=region) for p in params_list]
     pre = plans[0].pre_demosaic
-    r = dt.renderer(max_size=None if pre else max_size)
+    r = dt.renderer(max_size=None if pre else (region.max_size if region is not None else max_size))
     with tempfile.TemporaryDirectory(prefix="darkproxy-eval-") as td:
         jobs = []
         if not pre:
@@ -91,15 +94,37 @@ def render_pairs(
             res.append(x)
         inp = packed_input(raw, module) if pre else read_tiff(res[0])
         outs = [read_tiff(p) for p in res[(0 if pre else 1) :]] if with_outputs else [None] * len(plans)
-    return [Pair(raw, dict(pl.set_params), inp, o) for pl, o in zip(plans, outs, strict=True)]
+    scale = 1.0 if pre else render_scale(raw, inp.shape, region.box if region else None)
+    return [Pair(raw, dict(pl.set_params), inp, o, scale) for pl, o in zip(plans, outs, strict=True)]
+
+
+def eval_region(proxy, raw: Path, size: int, scale: float | None, rng: np.random.Generator) -> Region | None:
+    """What to render of ``raw`` for ``proxy``: the region at ``scale`` when
+    given; for a scale-dependent proxy without one, a region at a scale drawn
+    log-uniformly in its trained range (whole raws at ``size`` would hand it
+    whatever scale the raw's size makes); else ``None`` (the whole raw)."""
+    sr = getattr(proxy, "scale_range", None)
+    if proxy.pre_demosaic:
+        if scale is not None:
+            raise DarkproxyError(f"{proxy.module} runs on the full-resolution mosaic: it has no render scale")
+        return None
+    if scale is None:
+        if sr is None or not sr.dependent:
+            return None
+        scale = float(np.exp(rng.uniform(np.log(sr.lo), np.log(sr.hi))))
+    proxy.check_scale(scale)
+    wh = raw_size(raw)
+    if wh is None:
+        raise DarkproxyError(f"{raw.name}: rawpy cannot read its size, which rendering at a scale needs")
+    return region_for_scale(wh, size, scale, rng)
 
 
 @torch.no_grad()
-def run_proxy(proxy, image: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
-    """proxy(image (C,H,W), params by name) -> float32 (3,H',W')."""
+def run_proxy(proxy, image: np.ndarray, params: Mapping[str, Any], scale: float | None = None) -> np.ndarray:
+    """proxy(image (C,H,W), params by name) at render ``scale`` -> float32 (3,H',W')."""
     x = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None].to(proxy.device)
     u = proxy.normalize({k: v for k, v in params.items() if k in proxy.param_space.names}, batch=1)
-    return proxy(x, u)[0].float().cpu().numpy()
+    return proxy(x, u, scale=scale)[0].float().cpu().numpy()
 
 
 def panel(
@@ -193,6 +218,7 @@ def evaluate(
     ranges: Mapping[str, tuple[float, float]] | None = None,
     progress: Callable[[str], None] | None = None,
     sampler: str = "uniform",
+    scales: Sequence[float] | None = None,
 ) -> EvalResult:
     """Render ``n`` fresh (raw, params) pairs with darktable (params uniform in
     the run's training ranges, or in ``ranges`` — which may extend past them to
@@ -205,7 +231,14 @@ def evaluate(
     ``psnr_p05``, ``pu21_psnr``, ``hdrflip_mean``, ``ssim``, ``deltae_mean``
     and more (:func:`darkproxy.viz.metrics.aggregate`); ``samples`` (per sample);
     ``skipped_raws``; and, when ``ranges`` is given, ``in_range`` / ``out_of_range``
-    aggregates over the samples inside / outside the training ranges."""
+    aggregates over the samples inside / outside the training ranges.
+
+    Render scale: with ``scales``, the ``n`` draws are rendered at each scale
+    (a region of the raw, :func:`eval_region`) and ``per_scale`` lists
+    ``{scale, n, psnr, psnr_min, pu21_psnr, identity_psnr, ...}``; without,
+    a scale-dependent proxy is evaluated at scales in its trained range and
+    any other proxy on whole raws at ``size``. A scale outside a proxy's
+    trained range is refused before anything renders."""
     from darkproxy.viz.report import HtmlReport
 
     t0 = time.time()
@@ -222,6 +255,14 @@ def evaluate(
     if n < 1:
         raise DarkproxyError("-n must be >= 1")
     say = progress or (lambda s: None)
+    scale_list: list[float | None] = [float(v) for v in scales] if scales else [None]
+    for sc in scale_list:
+        if sc is not None:
+            if proxy.pre_demosaic:
+                raise DarkproxyError(f"--scales: {proxy.module} runs on the full-resolution mosaic: it has no scale")
+            if not 0 < sc <= 1:
+                raise DarkproxyError(f"--scales: {sc} is not a render scale in (0, 1]")
+            proxy.check_scale(sc)
     from darkproxy.zoo import check_zoo_proxy
 
     check_zoo_proxy(proxy, dt, say)
@@ -238,30 +279,42 @@ def evaluate(
     bm: dict[int, ImageMetrics] = {}  # pre-demosaic baseline (bilinear_baseline)
     rep = HtmlReport(f"darkproxy eval: {proxy.module} proxy vs darktable {dt.version}")
     panels = []
-    for ri, idxs in per_raw.items():
-        pairs = render_pairs(dt, raws[ri], proxy.module, [space.for_darktable(draws[i]) for i in idxs], size)
-        for i, pair in zip(idxs, pairs, strict=True):
-            pred = run_proxy(proxy, pair.input, pair.params)
-            assert pair.output is not None  # rendered with outputs
-            m = compare(pred, pair.output)
-            ident = compare(pair.input, pair.output) if pair.input.shape == pair.output.shape else None
-            pm[i] = m
-            if ident:
-                im[i] = ident
-            else:  # before demosaic "doing nothing" is no image: the crude demosaic with an oracle colour fit
-                bm[i] = compare(bilinear_baseline(pair.input, pair.output), pair.output)
-            rows.append(
-                {
-                    "sample": i,
-                    "raw": pair.raw.name,
-                    "params": pair.params,
-                    "in_training_range": _in_range(space, pair.params),
-                    "proxy": m.to_json(),
-                    "identity": ident.to_json() if ident else None,
-                }
-            )
-            panels.append((i, pair, pred, m))
-            say(f"sample {i + 1}/{n}: {pair.raw.name} proxy {m.psnr:.2f} dB display, {m.pu21_psnr:.2f} dB PU21")
+    total = n * len(scale_list)
+    for si, sc in enumerate(scale_list):
+        for ri, idxs in per_raw.items():
+            region = eval_region(proxy, raws[ri], size, sc, np.random.default_rng([seed, ri, si, 0x5CA1E]))
+            params_list = [space.for_darktable(draws[i]) for i in idxs]
+            pairs = render_pairs(dt, raws[ri], proxy.module, params_list, size, region=region)
+            for i0, pair in zip(idxs, pairs, strict=True):
+                i = si * n + i0  # sample index: the draws repeat at each scale
+                pred = run_proxy(proxy, pair.input, pair.params, pair.scale)
+                assert pair.output is not None  # rendered with outputs
+                m = compare(pred, pair.output)
+                ident = compare(pair.input, pair.output) if pair.input.shape == pair.output.shape else None
+                pm[i] = m
+                if ident:
+                    im[i] = ident
+                else:  # before demosaic "doing nothing" is no image: the crude demosaic with an oracle colour fit
+                    bm[i] = compare(bilinear_baseline(pair.input, pair.output), pair.output)
+                rows.append(
+                    {
+                        "sample": i,
+                        "raw": pair.raw.name,
+                        "params": pair.params,
+                        "render_scale": pair.scale,
+                        "scale": sc,
+                        "shape": list(pair.output.shape),
+                        "in_training_range": _in_range(space, pair.params),
+                        "proxy": m.to_json(),
+                        "identity": ident.to_json() if ident else None,
+                    }
+                )
+                panels.append((i, pair, pred, m))
+                at = f" at scale {pair.scale:.3g}" if pair.scale is not None else ""
+                say(
+                    f"sample {i + 1}/{total}: {pair.raw.name}{at} proxy {m.psnr:.2f} dB display, "
+                    f"{m.pu21_psnr:.2f} dB PU21"
+                )
     rows.sort(key=lambda r: r["sample"])
     metrics: dict[str, Any] = {
         "module": proxy.module,
@@ -269,6 +322,7 @@ def evaluate(
         "run": str(getattr(proxy, "run_dir", None) or ""),
         "n": n,
         "size": size,
+        "scale_range": proxy.scale_range.to_json() if getattr(proxy, "scale_range", None) else None,
         "sampler": sampler,
         "seed": seed,
         "fixed": {**space.fixed, **fixed},
@@ -281,6 +335,8 @@ def evaluate(
         "skipped_raws": skipped,
         "samples": rows,
     }
+    if scales:
+        metrics["per_scale"] = per_scale_metrics(rows, scale_list, pm, im)
     if ranges:
         for key, want in (("in_range", True), ("out_of_range", False)):
             sel = [r["sample"] for r in rows if r["in_training_range"] == want]
@@ -298,6 +354,34 @@ def evaluate(
     _write_csv(out / "metrics.csv", space.names, rows)
     _write_report(rep, out, metrics, rows, panels, size, len(per_raw))
     return EvalResult(metrics, out)
+
+
+def per_scale_metrics(
+    rows: Sequence[Mapping[str, Any]],
+    scales: Sequence[float | None],
+    pm: Mapping[int, ImageMetrics],
+    im: Mapping[int, ImageMetrics],
+) -> list[dict[str, Any]]:
+    """``[{scale, n, render_scale (mean measured), psnr, psnr_min, pu21_psnr,
+    pu21_psnr_min, deltae_mean, identity_psnr}]``, one per requested scale."""
+    out = []
+    for sc in scales:
+        sel = [int(r["sample"]) for r in rows if r["scale"] == sc]
+        if not sel:
+            continue
+        agg = aggregate([pm[i] for i in sel])
+        ident = aggregate([im[i] for i in sel if i in im]) if any(i in im for i in sel) else None
+        measured = [r["render_scale"] for r in rows if r["scale"] == sc and r["render_scale"]]
+        out.append(
+            {
+                "scale": sc,
+                "n": len(sel),
+                "render_scale": round(float(np.mean(measured)), 4) if measured else None,
+                **{k: agg.get(k) for k in ("psnr", "psnr_min", "pu21_psnr", "pu21_psnr_min", "deltae_mean")},
+                "identity_psnr": ident.get("psnr") if ident else None,
+            }
+        )
+    return out
 
 
 _CSV_METRICS = ("psnr", "pu21_psnr", "hdrflip_mean", "ssim", "deltae_mean", "deltae_p95")
@@ -377,6 +461,9 @@ def _write_report(
             ]
     rep.add_heading("Summary")
     rep.add_table(summary_rows(entries))
+    if metrics.get("per_scale"):
+        rep.add_heading("Per render scale (output px per raw px)")
+        rep.add_table([dict(r) for r in metrics["per_scale"]])
     rep.add_heading("Samples")
     rep.add_table(
         [
@@ -430,13 +517,16 @@ def sweep(
     size: int | None = None,
     fps: int = 10,
     value_range: tuple[float, float] | None = None,
+    scale: float | None = None,
 ) -> SweepResult:
     """Sample ``param`` across its training range (or ``value_range``, which may
     reach past it), others at their defaults (and the run's pinned values),
     write numbered frames (proxy beside darktable, the value in the frame), a
     plot of display and PU21 PSNR against the value, ``sweep.json`` (per step
     metrics and ``summary``: pooled PSNRs with ``psnr_min`` / ``psnr_p05``
-    over the steps), and optionally an mp4."""
+    over the steps), and optionally an mp4. ``scale``: render a region of
+    the raw at that render scale (default: whole raws at ``size``, or for a
+    scale-dependent proxy the middle of its trained range)."""
     from darkproxy.viz.images import annotate, save_png
     from darkproxy.viz.plots import plot_curve
     from darkproxy.viz.video import ffmpeg_command, write_video
@@ -459,7 +549,11 @@ def sweep(
             values = sorted(set(int(round(v)) for v in values))
     space = proxy.param_space
     params_list = [space.for_darktable({param: v}) for v in values]
-    pairs = render_pairs(dt, Path(raw), proxy.module, params_list, size, with_outputs=with_darktable)
+    sr = getattr(proxy, "scale_range", None)
+    if scale is None and sr is not None and sr.dependent and not proxy.pre_demosaic:
+        scale = float(np.sqrt(sr.lo * sr.hi))  # the geometric middle of the trained range
+    region = eval_region(proxy, Path(raw), size, scale, np.random.default_rng(0))
+    pairs = render_pairs(dt, Path(raw), proxy.module, params_list, size, with_outputs=with_darktable, region=region)
     (out / "frames").mkdir(parents=True, exist_ok=True)
     frames: list[Path] = []
     psnrs: list[float | None] = []
@@ -467,7 +561,7 @@ def sweep(
     mets: list[ImageMetrics] = []
 
     for k, (v, pair) in enumerate(zip(values, pairs, strict=True)):
-        pred = run_proxy(proxy, pair.input, pair.params)
+        pred = run_proxy(proxy, pair.input, pair.params, pair.scale)
         label = f"{param} = {v:.3f}" if isinstance(v, float) else f"{param} = {v}"
         if pair.output is not None:
             m = compare(pred, pair.output)
@@ -510,6 +604,7 @@ def sweep(
             "param": param,
             "raw": str(raw),
             "size": size,
+            "render_scale": pairs[0].scale if pairs else None,
             "darktable": with_darktable,
             "run": str(getattr(proxy, "run_dir", None) or ""),
             "range": lo_hi,

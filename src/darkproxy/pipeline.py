@@ -156,12 +156,24 @@ def check_pipeline(
 class ProxyPipeline(nn.Module):
     """Chained proxies. ``forward(image (B,C,H,W), params: list of (B,P_i)
     normalised tensors, one per stage) -> (B,3,H,W) linear Rec2020``; with
-    ``return_stages=True`` also every stage's output."""
+    ``return_stages=True`` also every stage's output. :meth:`set_scale` gives
+    the images' render scale to every stage (checked against each proxy's
+    trained range)."""
 
     def __init__(self, proxies: Sequence[nn.Module], cfg: PipelineConfig | None = None) -> None:
         super().__init__()
         self.stages = nn.ModuleList(proxies)
         self.cfg = cfg
+        self.scale: float | None = None
+
+    def set_scale(self, scale: float | None) -> None:
+        """Run every stage at render ``scale`` (raises
+        :class:`~darkproxy.errors.ScaleError` when a stage was not trained at it)."""
+        for p in self.stages:
+            check = getattr(p, "check_scale", None)
+            if check is not None:
+                check(scale)
+        self.scale = scale
 
     @property
     def proxies(self) -> list[Proxy]:
@@ -214,7 +226,7 @@ class ProxyPipeline(nn.Module):
         x = image
         outs = []
         for proxy, p in zip(self.stages, params, strict=False):
-            x = proxy(x, p)
+            x = proxy(x, p, scale=self.scale) if self.scale is not None else proxy(x, p)
             outs.append(x)
         return (x, outs) if return_stages else x
 
@@ -336,6 +348,7 @@ def pipeline_eval(
     import time
 
     from darkproxy.darktable.schema import write_json_atomic
+    from darkproxy.darktable.tapout import render_scale
     from darkproxy.data.generate import find_raws, readable_raws
     from darkproxy.data.sampling import sample_params
     from darkproxy.evaluate import default_size, panel, summary_rows
@@ -359,6 +372,7 @@ def pipeline_eval(
         vals = {**draws[i], **flat.param_space.fixed}
         pm = per_module(vals)
         inp, outs = _render_chain(dt, raw, stage_settings(pipe, pm), size)
+        pipe.set_scale(render_scale(raw, inp.shape))
         with torch.no_grad():
             x = torch.from_numpy(inp)[None]
             u = torch.as_tensor(flat.param_space.normalize(vals))[None]
@@ -481,6 +495,9 @@ def pipeline_regress(
             f"darktable renders {raw.name} at {inp.shape[2]}x{inp.shape[1]} but the target is "
             f"{tgt.shape[2]}x{tgt.shape[1]}: was the target rendered from this raw?"
         )
+    from darkproxy.darktable.tapout import render_scale
+
+    pipe.set_scale(render_scale(raw, inp.shape))
     free = flat.free_names()
     cfg = RegressConfig(iters=iters, restarts=restarts, loss=loss, seed=seed, params=free)
     res = regress(flat, inp, tgt, cfg)

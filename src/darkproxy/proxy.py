@@ -3,6 +3,11 @@
 >>> proxy = Proxy.load("runs/exposure")
 >>> y = proxy(x, {"exposure": 1.0})               # x: (B, 3, H, W) linear_rec2020
 >>> y = proxy(x, proxy.normalize({"exposure": torch.tensor([0.5, 1.0])}))
+>>> y = proxy(x, {"radius": 3.0}, scale=0.25)        # a local module: the render scale
+
+A proxy of a scale-dependent module knows the render scales it was trained on
+(``scale_range``, :mod:`darkproxy.scale`) and refuses others; one trained over
+a range takes the scale as an extra input.
 
 The weights are frozen (``requires_grad=False``) and the model is in eval
 mode; gradients flow to the image and to the params.
@@ -23,6 +28,7 @@ from torch import nn
 from darkproxy.data.paramspace import ParamSpace
 from darkproxy.errors import DarkproxyError, UnknownParam
 from darkproxy.models.registry import arch_entry, build_model
+from darkproxy.scale import ScaleRange
 
 
 class Proxy(nn.Module):
@@ -32,7 +38,8 @@ class Proxy(nn.Module):
     (:class:`~darkproxy.data.paramspace.ParamSpace`), ``run_info`` (the run's
     ``run.json``), ``arch``, ``pre_demosaic`` (input is the packed mosaic),
     ``pointwise`` (architecture is per-pixel), ``model`` (the network),
-    ``run_dir`` (the run folder, when loaded from one)."""
+    ``run_dir`` (the run folder, when loaded from one), ``scale_range`` (the
+    render scales it was trained on; ``None`` for a run that did not record them)."""
 
     def __init__(self, model: nn.Module, param_space: ParamSpace, run_info: Mapping[str, Any]) -> None:
         super().__init__()
@@ -44,6 +51,7 @@ class Proxy(nn.Module):
         self.pre_demosaic = bool(run_info.get("pre_demosaic", False))
         self.pointwise = bool(run_info.get("pointwise", False))
         self.run_dir: Path | None = None  # the run folder it was loaded from (set by load)
+        self.scale_range = ScaleRange.from_json(run_info.get("scale_range"))
 
     @classmethod
     def load(
@@ -72,9 +80,10 @@ class Proxy(nn.Module):
         except ValueError as e:
             raise DarkproxyError(f"{run}: {e}") from None
         hp = {k: v for k, v in info.get("hparams", {}).items()}
+        scales = ScaleRange.from_json(info.get("scale_range"))
         model = build_model(
             info["arch"],
-            len(space),
+            len(space) + int(bool(scales and scales.conditioned)),
             in_channels=int(info.get("in_channels", 4 if info.get("pre_demosaic") else 3)),
             out_channels=int(info.get("out_channels", 3)),
             **hp,
@@ -143,10 +152,34 @@ class Proxy(nn.Module):
             return [self.param_space.denormalize(r) for r in a]
         return self.param_space.denormalize(a)
 
-    def forward(self, image: torch.Tensor, params: torch.Tensor | Mapping[str, Any]) -> torch.Tensor:
+    @property
+    def scale_conditioned(self) -> bool:
+        """Does the network take the render scale as an input?"""
+        return bool(self.scale_range and self.scale_range.conditioned)
+
+    def check_scale(self, scale: float | None) -> None:
+        """Raise :class:`~darkproxy.errors.ScaleError` for a render scale this
+        proxy was not trained on (no-op for scale-independent proxies and for
+        runs that did not record their scales)."""
+        if self.scale_range is not None:
+            self.scale_range.check(scale, f"{self.module} proxy")
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        params: torch.Tensor | Mapping[str, Any],
+        scale: float | torch.Tensor | None = None,
+        origin: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``image (B, C, H, W)`` linear_rec2020 (``C = 4`` packed mosaic for a
         pre-demosaic proxy), ``params``: normalised ``(B, P)`` / ``(P,)`` tensor
-        or a dict of named values -> ``(B, 3, H', W')`` linear_rec2020."""
+        or a dict of named values -> ``(B, 3, H', W')`` linear_rec2020.
+
+        ``scale``: the render scale of ``image`` (output px per raw px; a float
+        or ``(B,)``), checked against :attr:`scale_range` and fed to a
+        scale-conditioned network. ``origin`` ``(B, 4)`` = ``(y0, x0, H, W)``:
+        where ``image`` lies in a larger image (tiles), for architectures that
+        see the image border."""
         squeeze = image.ndim == 3
         if squeeze:
             image = image[None]
@@ -161,5 +194,70 @@ class Proxy(nn.Module):
             raise DarkproxyError(f"{self.module} proxy takes {self.n_params} params, got {p.shape[-1]}")
         if p.shape[0] != B:
             p = p.expand(B, -1)
-        out: torch.Tensor = self.model(image, p.to(image.device))
+        if scale is not None:
+            for v in torch.as_tensor(scale).detach().reshape(-1).tolist():
+                self.check_scale(float(v))
+        elif self.scale_conditioned:
+            self.check_scale(None)  # raises: the network needs the scale
+        p = p.to(image.device)
+        if self.scale_conditioned:
+            assert self.scale_range is not None and scale is not None
+            f = self.scale_range.feature(torch.as_tensor(scale).detach().cpu()).to(image.device).reshape(-1, 1)
+            p = torch.cat([p, f.expand(B, 1)], 1)
+        if origin is not None and getattr(self.model, "takes_origin", False):
+            out: torch.Tensor = self.model(image, p, origin=origin)
+        else:
+            out = self.model(image, p)
         return out[0] if squeeze else out
+
+    def at_scale(self, scale: float | None) -> ScaledProxy:
+        """This proxy fixed at render ``scale`` (checked now): ``at_scale(s)(x, p)``
+        is ``self(x, p, scale=s)``, for code that calls proxies as ``f(x, p)``
+        (the regression optimiser, pipelines)."""
+        self.check_scale(scale)
+        return ScaledProxy(self, scale)
+
+    def apply_image(  # not ``apply``: nn.Module.apply(fn) must keep working
+        self,
+        image: np.ndarray,
+        params: Mapping[str, Any],
+        scale: float | None = None,
+        exact: bool = False,
+        tile: int | None = None,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """This proxy on a whole image of any size, without gradients: ``image
+        (C, H, W)`` numpy linear_rec2020 (or the packed mosaic) -> ``(3, H', W')``
+        float32 linear_rec2020. A pointwise proxy goes through its baked 3D LUT
+        (unless ``exact``), others through the network tile by tile, in bounded
+        memory (:func:`darkproxy.apply.apply_image`)."""
+        from darkproxy.apply import DEFAULT_TILE, apply_image
+
+        res = apply_image(self, image, params, scale=scale, exact=exact, tile=tile or DEFAULT_TILE, progress=progress)
+        return res.output
+
+
+class ScaledProxy(nn.Module):
+    """A :class:`Proxy` at a fixed render scale (see :meth:`Proxy.at_scale`);
+    every other attribute is the proxy's."""
+
+    def __init__(self, proxy: Proxy, scale: float | None) -> None:
+        super().__init__()
+        self.proxy = proxy
+        self.scale = scale
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        params: torch.Tensor | Mapping[str, Any],
+        scale: float | torch.Tensor | None = None,
+        origin: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        out: torch.Tensor = self.proxy(image, params, scale=self.scale if scale is None else scale, origin=origin)
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["proxy"], name)

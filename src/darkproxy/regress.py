@@ -22,6 +22,12 @@ How the optimisation works:
   sRGB transfer curve, extended above 1 and odd-symmetric below 0 so clipped
   highlights and out-of-gamut pixels still pass gradients). Reported PSNRs use
   the project's display encoding (:func:`darkproxy.colorspace.srgb_display_rec709`).
+  A model whose output is already display-encoded (``display_output = True``: the
+  replica) is compared with its display-referred target as is (:func:`encoder_for`).
+* **One engine for every chain**: anything with a ``param_space`` called as
+  ``model(x, u)`` is optimised here: a proxy (``darkproxy regress``), chained
+  proxies (:class:`darkproxy.pipeline.FlatPipelineProxy`, ``pipeline regress``), the
+  whole replica (:class:`darkproxy.replica.ReplicaChain`, ``replica regress``).
 * **Pixel subset**: a proxy that is found to be pointwise (see
   :func:`_work_pixels`) is optimised on ``max_pixels`` random pixels (the
   final loss, output and PSNR use the whole image).
@@ -140,6 +146,19 @@ def loss_encode(x: torch.Tensor) -> torch.Tensor:
     return colorspace.srgb_encode_ext(x)
 
 
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def encoder_for(model: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The encoding the loss compares ``model``'s output and the target in:
+    :func:`loss_encode` for models that output linear Rec2020 (proxies, pipelines),
+    the identity for models whose output is already display-encoded
+    (``display_output = True``: the replica, :class:`darkproxy.replica.ReplicaChain`,
+    compared with a display-referred sRGB target)."""
+    return _identity if getattr(model, "display_output", False) else loss_encode
+
+
 def ssim_map_mean(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Mean SSIM per batch item (Wang et al. 2004: 11x11 Gaussian window,
     sigma 1.5, K1 0.01, K2 0.03, "valid" window positions only) of
@@ -209,7 +228,7 @@ def _losses_at(
     for i in range(0, u.shape[0], chunk):
         uu = u[i : i + chunk]
         y = proxy(x.expand(uu.shape[0], -1, -1, -1), uu)
-        out.append(per_item_loss(loss_encode(y), tenc, kind))
+        out.append(per_item_loss(encoder_for(proxy)(y), tenc, kind))
     return torch.cat(out)
 
 
@@ -258,7 +277,7 @@ def _regress(
     dev = _proxy_device(proxy)
     x = _as_tensor(inp, dev)
     tgt = _as_tensor(target, dev)
-    tenc = loss_encode(tgt)
+    tenc = encoder_for(proxy)(tgt)
     base_vals = {**space.defaults(), **dict(space.fixed or {}), **dict(fixed or {})}
     base_u = torch.as_tensor(space.normalize(base_vals), dtype=torch.float32, device=dev)
 
@@ -290,7 +309,7 @@ def _regress(
     u_snapped = torch.as_tensor(space.normalize(params), dtype=torch.float32, device=dev)
     with torch.no_grad():
         y = proxy(x, u_snapped[None])
-        loss = float(per_item_loss(loss_encode(y), tenc, cfg.loss)[0])
+        loss = float(per_item_loss(encoder_for(proxy)(y), tenc, cfg.loss)[0])
     out = y[0].detach().cpu().numpy().astype(np.float32)
     tgt_np = tgt[0].detach().cpu().numpy()
     return RegressResult(
@@ -303,11 +322,23 @@ def _regress(
         best_restart=best,
         trajectory=traj[:, best] if cfg.record else np.zeros((0, len(space.specs)), np.float32),
         proxy_output=out,
-        proxy_psnr=display_psnr(out, tgt_np) if out.shape == tgt_np.shape else float("nan"),
+        proxy_psnr=_output_psnr(proxy, out, tgt_np),
         seconds=time.perf_counter() - t0,
         iters=int(hist.shape[0]),
         restarts=R,
     )
+
+
+def _output_psnr(model: Any, out: np.ndarray, target: np.ndarray) -> float:
+    """Display PSNR of the model's output against the target (NaN for other shapes); a
+    display-encoded output (``display_output``) is compared as is."""
+    if out.shape != target.shape:
+        return float("nan")
+    if getattr(model, "display_output", False):
+        from darkproxy.viz.metrics import psnr_from_mse
+
+        return psnr_from_mse(float(np.mean((out.astype(np.float64) - target) ** 2)))
+    return display_psnr(out, target)
 
 
 def _work_pixels(
@@ -325,6 +356,8 @@ def _work_pixels(
     image: the same loss landscape in expectation, at a fraction of the cost.
     Anything else (spatial proxies, SSIM loss, mosaic inputs) uses the full image."""
     B, C, H, W = x.shape
+    if getattr(proxy, "full_image_only", False):  # declared spatial (e.g. the replica with sharpen or tap-outs)
+        return x, tenc
     side = int(math.isqrt(cfg.max_pixels or 0))
     if not side or side * side >= H * W or cfg.loss == "ssim" or tenc.shape[-2:] != x.shape[-2:] or side < 16:
         return x, tenc
@@ -376,7 +409,7 @@ def _adam(
     traj = np.zeros((iters if cfg.record else 0, R, P), np.float32)
     for it in range(iters):
         u = full_u(z)
-        per = per_item_loss(loss_encode(proxy(xb, u)), tenc, cfg.loss)
+        per = per_item_loss(encoder_for(proxy)(proxy(xb, u)), tenc, cfg.loss)
         opt.zero_grad(set_to_none=True)
         per.sum().backward()  # restarts are independent: the sum's gradient is each one's own
         opt.step()
@@ -474,6 +507,19 @@ def raw_from_meta(input_path: Path) -> Path | None:
     if raw and Path(raw).is_file():
         return Path(raw)
     return None
+
+
+def input_scale(inp: np.ndarray, pre: bool, input_path: Path | None, raw: Path | None) -> float | None:
+    """Render scale of a module input: 1 for a packed mosaic, the tap-out's
+    ``meta.json`` ``render_scale``, else measured against ``raw``'s size
+    (``None`` when nothing tells)."""
+    from darkproxy.darktable.tapout import render_scale
+
+    if pre:
+        return 1.0
+    if input_path is not None and (got := _meta(input_path).get("render_scale")):
+        return float(got)
+    return render_scale(raw, inp.shape) if raw is not None else None
 
 
 def render_module_input(dt: Any, raw: Path, module: str, max_size: int | None) -> tuple[np.ndarray, bool]:
@@ -597,6 +643,7 @@ def regress_files(
     video: bool = False,
     log: Callable[[str], None] | None = None,
     target_params: Mapping[str, Any] | None = None,
+    scale: float | None = None,
 ) -> dict[str, Any]:
     """The ``darkproxy regress`` pipeline. Reads the target (and the input, or
     renders it from ``raw``), regresses, verifies with darktable when a raw is
@@ -609,7 +656,10 @@ def regress_files(
     known (``target_params``, or the ``set_params`` of a tap-out's
     ``meta.json`` next to the target), darktable also renders the full history
     with them and with the recovered ones: ``full_history_psnr``
-    (:func:`full_history_check`). Returns the params.json dict."""
+    (:func:`full_history_check`). ``scale``: the images' render scale
+    (default: from the input tap-out's ``meta.json`` or the raw's size); a
+    scale-dependent proxy refuses one it was not trained on. Returns the
+    params.json dict."""
     cfg = config or RegressConfig()
     cfg.check()
     say = log or (lambda s: None)
@@ -636,6 +686,10 @@ def regress_files(
         say(f"rendering {module}'s input from {raw_p} at {max(target.shape[1:])} px")
         inp, pre = render_module_input(dt, raw_p, module, int(max(target.shape[-2:])))
     _check_shapes(inp, target, pre)
+    if scale is None:
+        scale = input_scale(inp, pre, Path(input_path) if input_path is not None else None, raw_p)
+    if hasattr(proxy, "at_scale"):  # a Proxy: fixed at the images' scale (refused outside its trained range)
+        proxy = proxy.at_scale(scale)
     say(f"regressing {', '.join(cfg.params or space.names)} ({cfg.restarts} restarts x {cfg.iters} iters)")
     res = regress(proxy, inp, target, cfg)
     out = Path(out_dir)
@@ -668,6 +722,7 @@ def regress_files(
         "input": str(input_path) if input_path else None,
         "raw": str(raw_p) if raw_p else None,
         "run": str(getattr(proxy, "run_dir", "") or ""),
+        "render_scale": scale,
     }
     if raw_p is not None:
         if dt is None:

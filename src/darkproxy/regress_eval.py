@@ -199,6 +199,13 @@ class EvalConfig:
         return tuple(b for b in self.budgets if spec.max_multiple is None or b <= spec.max_multiple + 1e-9)
 
 
+def _at_scale(proxy: Any, inp: np.ndarray, pre: bool, raw: Path) -> Any:
+    """``proxy`` at the render scale of ``inp`` (refused outside its trained range)."""
+    from darkproxy.regress import input_scale
+
+    return proxy.at_scale(input_scale(inp, pre, None, raw)) if hasattr(proxy, "at_scale") else proxy
+
+
 def machine_info() -> dict[str, Any]:
     """Where a benchmark ran: cores, CPU model, versions, date (UTC), load average."""
     cpu = platform.processor() or ""
@@ -668,9 +675,10 @@ def _run(
     machine = machine_info()
     t_start = time.perf_counter()
     # untimed warm-up (torch's first calls): a one-time cost of the process, not of sample 0
-    inp0, _ = render_module_input(dt, sample_raws[0], module, cfg.size)
+    inp0, pre0 = render_module_input(dt, sample_raws[0], module, cfg.size)
     if inp0.shape[0] == 3:
-        regress(proxy, inp0, inp0, RegressConfig(**{**cfg.regress.__dict__, "iters": 10, "record": False}))
+        warm = RegressConfig(**{**cfg.regress.__dict__, "iters": 10, "record": False})
+        regress(_at_scale(proxy, inp0, pre0, sample_raws[0]), inp0, inp0, warm)
     samples: list[dict[str, Any]] = []
 
     def results_of(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -762,7 +770,7 @@ def _run(
             t0 = time.perf_counter()
             inp, pre = render_module_input(dt, raw, module, cfg.size)
             rc = RegressConfig(**{**cfg.regress.__dict__, "seed": cfg.regress.seed + i, "record": False})
-            res = regress(proxy, inp, target, rc)
+            res = regress(_at_scale(proxy, inp, pre, raw), inp, target, rc)
             named = space.for_darktable(res.params)
             ver = verify_with_darktable(dt, raw, module, named, target, pre)
             p_sec = time.perf_counter() - t0

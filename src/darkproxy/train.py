@@ -41,6 +41,7 @@ from darkproxy.data.store import write_bytes_atomic
 from darkproxy.errors import DarkproxyError, DatasetError
 from darkproxy.fsutil import atomic_path
 from darkproxy.models.registry import arch_entry, build_model, list_archs
+from darkproxy.scale import ScaleRange
 from darkproxy.viz.metrics import display_psnr_batch
 
 if TYPE_CHECKING:
@@ -330,6 +331,7 @@ class _Plan:
     device: torch.device
     amp: bool
     outliers_left_out: list[str] = field(default_factory=list)  # sample ids (TrainConfig.keep_outliers)
+    scales: ScaleRange | None = None  # render scales of the train split (run.json scale_range)
 
     def to_json(self, threads: int) -> dict[str, Any]:
         return {
@@ -344,6 +346,23 @@ class _Plan:
             "amp": self.amp,
             "threads": threads,
         }
+
+
+def training_scales(info: DatasetInfo, arch: str, train_ds: ModuleDataset) -> ScaleRange | None:
+    """The render scales the train split holds (``None``: not recorded) and
+    whether they matter: a module is scale-dependent unless darktable's probe
+    or the architecture says pointwise, it runs on the mosaic (always full
+    size) or it is position-dependent (defined relative to the image's sides)."""
+    dependent = not (
+        info.pointwise is True
+        or arch_entry(arch).pointwise
+        or info.pre_demosaic
+        or info.raw.get("position_dependent") is True
+    )
+    measured = [r.get("render_scale") for r in train_ds.records]
+    asked = (info.raw.get("scales") or {}).get("range") if isinstance(info.raw.get("scales"), dict) else None
+    # a drawn range is the trained range, ends included (the draws seldom land on them)
+    return ScaleRange.from_scales([*measured, *(asked or [])] if any(measured) else [], dependent)
 
 
 def lr_at(step: int, frac: float, peak: float, warmup: int) -> float:
@@ -428,6 +447,8 @@ def train(
         )
     if not len(train_ds):
         raise DatasetError(f"{root}: no train samples")
+    scales = training_scales(info, arch, train_ds)
+    train_ds.scale_range = val_ds.scale_range = scales
     if cfg.steps:
         steps = int(cfg.steps)
     elif cfg.epochs:
@@ -447,6 +468,7 @@ def train(
         device=device,
         amp=device.type == "cuda" if cfg.amp == "auto" else bool(cfg.amp) and device.type == "cuda",
         outliers_left_out=[] if cfg.keep_outliers else outliers,
+        scales=scales,
     )
 
     prev_threads = torch.get_num_threads()
@@ -538,7 +560,8 @@ def _train(
 ) -> TrainResult:
     torch.manual_seed(cfg.seed)
     device, amp, steps = plan.device, plan.amp, plan.steps
-    model = build_model(plan.arch, len(info.param_space), in_channels=info.in_channels, **cfg.hparams).to(device)
+    n_in = len(info.param_space) + int(bool(plan.scales and plan.scales.conditioned))  # + the scale feature
+    model = build_model(plan.arch, n_in, in_channels=info.in_channels, **cfg.hparams).to(device)
     hparams = dict(cast("dict[str, Any]", model.hparams))  # every arch sets hparams (nn.Module attrs are untyped)
     cuda = device.type == "cuda"
     opt = torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=cfg.weight_decay, fused=cuda or None)
@@ -571,6 +594,7 @@ def _train(
         "in_channels": info.in_channels,
         "out_channels": 3,
         "pointwise": arch_entry(plan.arch).pointwise,
+        "scale_range": plan.scales.to_json() if plan.scales else None,
         "arch_decision": plan.decision,
         "train_config": {**asdict(cfg), "resolved": plan.to_json(torch.get_num_threads())},
         "dataset": str(root.resolve()),

@@ -43,6 +43,12 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, help="render size (default: the training size)")
     p.add_argument("--seed", type=int, default=1234, help="seed of the param draws")
     p.add_argument(
+        "--scales",
+        metavar="S1,S2,...",
+        help="render scales (output px per raw px) to evaluate at, each with the same -n draws; metrics.json "
+        "gets per_scale (default: a scale-dependent proxy at scales in its trained range, others on whole raws)",
+    )
+    p.add_argument(
         "--sampler",
         default="uniform",
         choices=("uniform", "sparse"),
@@ -78,6 +84,12 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     s.add_argument("--video", metavar="FILE.mp4", help="also encode the frames as an mp4 (relative to -o)")
     s.add_argument("--no-darktable", action="store_true", help="proxy only (no darktable renders, no PSNR)")
     s.add_argument("--size", type=int, help="render size (default: the training size)")
+    s.add_argument(
+        "--scale",
+        type=float,
+        help="render scale (output px per raw px): a --size px region of the raw at that scale "
+        "(default: the whole raw, or the middle of a scale-dependent proxy's trained range)",
+    )
     s.add_argument("--fps", type=int, default=10)
     s.add_argument("--device", default="cpu")
     s.add_argument("-o", "--output", required=True, help="output folder")
@@ -124,6 +136,7 @@ def run_eval(args: argparse.Namespace) -> int:
         ranges=ranges,
         progress=say,
         sampler=args.sampler,
+        scales=_scales(args.scales),
     )
     m = res.metrics
     lines = [
@@ -133,9 +146,27 @@ def run_eval(args: argparse.Namespace) -> int:
         for label, agg in (("proxy", m["proxy"]), ("identity", m["identity"]))
         if agg
     ]
+    for ps in m.get("per_scale") or []:
+        ident = f", identity {ps['identity_psnr']:.2f}" if ps.get("identity_psnr") is not None else ""
+        lines.append(
+            f"scale {ps['scale']:g}: display {ps['psnr']:.2f} dB (worst {ps['psnr_min']:.2f}), "
+            f"PU21 {ps['pu21_psnr']:.2f} dB{ident}"
+        )
     report = res.out_dir / "index.html"
     emit(args, {**m, "report": report}, "\n".join([*lines, f"report: {report}"]))
     return 0
+
+
+def _scales(text: str | None) -> list[float] | None:
+    if not text:
+        return None
+    from darkproxy.errors import ParamValueError
+    from darkproxy.scale import parse_scales
+
+    got = parse_scales(text)
+    if isinstance(got, tuple) and ":" in text:
+        raise ParamValueError(f"--scales {text}: eval takes a list of scales (e.g. 0.1,0.3,1), not a range")
+    return list(got)
 
 
 def _lo_hi(text: str, what: str) -> tuple[float, float]:
@@ -169,6 +200,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         size=args.size,
         fps=args.fps,
         value_range=_lo_hi(args.value_range, "--range") if args.value_range else None,
+        scale=args.scale,
     )
     lines = [f"{len(res.frames)} frames in {res.out_dir / 'frames'}"]
     if res.summary:

@@ -6,6 +6,7 @@ import argparse
 
 from darkproxy.cli._util import add_command, emit
 from darkproxy.data.sampling import SAMPLERS
+from darkproxy.scale import parse_scales
 
 ORDER = 30
 
@@ -22,10 +23,14 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "(float16 linear Rec2020 .npy, see docs/dataset-format.md). Params not listed stay at darktable's "
         "default for the raw. Re-running the same command resumes a killed run; a different command on the "
         "same dataset is refused. Samples are split train/val/test by source raw. With --crops K>1 each "
-        "render (at 2x --size) gives K random --size px crops.\n\n"
+        "render (at 2x --size) gives K random --size px crops. With --scales each sample is a region of the raw "
+        "rendered at a render scale (output px per raw px) drawn from the given range: local modules (sharpen, "
+        "lowpass, bloom...) scale their radii with it, and a proxy trained this way knows every scale in range "
+        "(--scales 1 alone: full-resolution crops).\n\n"
         "default free params and training ranges:\n" + defaults_help(),
         "  darkproxy generate exposure -o ds/ --images raws/ -n 64\n"
         "  darkproxy generate sharpen -o ds2/ --images raws/ -n 256 --size 256 --crops 4 --workers 2\n"
+        "  darkproxy generate sharpen -o ds4/ --images raws/ -n 512 --size 128 --scales 0.1:1\n"
         "  darkproxy generate colorbalancergb -o ds3/ --images raws/ --params saturation_global,vibrance "
         "--range vibrance=-0.3:0.3 --fix contrast=0.1\n"
         "  darkproxy verify ds/\n",
@@ -47,7 +52,20 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "--size", type=int, default=512, metavar="PX", help="sample size in px (longest side / crop side; default 512)"
     )
     p.add_argument("--crops", type=int, default=1, metavar="K", help="crops per render (default 1: the full image)")
+    p.add_argument(
+        "--scales",
+        metavar="LO:HI|S1,S2,...",
+        help="render scales (output px per raw px, in (0, 1]): LO:HI draws log-uniformly, a list takes each in "
+        "turn; each sample is a --size px region rendered at its scale (default: the whole raw at --size)",
+    )
     p.add_argument("--workers", type=int, default=2, metavar="W", help="parallel darktable-cli processes (default 2)")
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="render on a Ray cluster, --workers tasks at a time: ray (a local Ray for this run), auto, "
+        "ray://HOST:PORT or HOST:PORT; this machine writes every file (pip install 'darkproxy[cluster]'; "
+        "README: Running on a cluster)",
+    )
     p.add_argument("--batch", type=int, default=12, metavar="B", help="renders per darktable-cli process (default 12)")
     p.add_argument("--seed", type=int, default=0, help="sampler / crop / split seed (default 0)")
     p.add_argument("--no-probe", action="store_true", help="skip the pointwise probe (dataset.json pointwise: null)")
@@ -74,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
     from darkproxy.cli._dt import darktable_from_args
     from darkproxy.cli._util import parse_assignments
+    from darkproxy.cluster import session  # imports ray only with --cluster
     from darkproxy.data.generate import GenerateOptions, generate
     from darkproxy.data.ranges import parse_range
     from darkproxy.errors import DatasetError
@@ -90,14 +109,17 @@ def run(args: argparse.Namespace) -> int:
         sampler=args.sampler,
         size=args.size,
         crops=args.crops,
+        scales=parse_scales(args.scales) if args.scales else None,
         workers=args.workers,
         seed=args.seed,
         batch=args.batch,
         probe=not args.no_probe,
         retry_failed=args.retry_failed,
+        cluster=args.cluster,
     )
     dt = darktable_from_args(args)
-    res = generate(dt, args.images, args.output, opts, progress=not args.quiet)
+    with session(args.cluster, dt.version, workers=args.workers, render_timeout=dt.config.render_timeout):
+        res = generate(dt, args.images, args.output, opts, progress=not args.quiet)
     rate = f", {res.samples_per_s:.2f} samples/s" if res.written else ""
     emit(
         args,

@@ -84,6 +84,12 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     p.add_argument("--video", action="store_true", help="also write the optimisation as frames, mp4 and a plot")
+    p.add_argument(
+        "--scale",
+        type=float,
+        help="render scale of the images (output px per raw px; default: from the input's meta.json or the "
+        "raw's size); a scale-dependent proxy refuses one outside its trained range",
+    )
     _regress_options(p)
     p.set_defaults(func=run_regress)
 
@@ -226,6 +232,7 @@ def run_regress(args: argparse.Namespace) -> int:
         dt=dt,
         video=args.video,
         log=say,
+        scale=args.scale,
     )
     vals = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec["params"].items())
     dtp = rec["darktable_psnr"]

@@ -49,13 +49,21 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "darktable on the plan's training raws, train, evaluate on held-out raws, and publish into the zoo "
         "folder. Every stage is recorded in the work folder: re-running the same command resumes.",
         epilog="examples:\n  darkproxy zoo train --work zoo-work -o my-zoo\n"
-        "  darkproxy zoo train vignette --plan my-plan.toml --work zoo-work -o my-zoo\n",
+        "  darkproxy zoo train vignette --plan my-plan.toml --work zoo-work -o my-zoo\n"
+        "  darkproxy zoo train --cluster ray://head:10001 --work zoo-work -o my-zoo\n",
     )
     tr.add_argument("modules", nargs="*", metavar="MODULE")
     tr.add_argument("--plan", help="zoo plan TOML (default: the shipped darkproxy/zoo/plan.toml)")
     tr.add_argument("--work", required=True, help="folder for raws, datasets, runs, reports, stage records")
     tr.add_argument("-o", "--output", required=True, help="the zoo folder to publish into")
     tr.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
+    tr.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="one Ray task per module (generate, train, eval; a GPU each where the cluster has them), results "
+        "gathered here: ray (a local Ray for this run), auto, ray://HOST:PORT or HOST:PORT "
+        "(pip install 'darkproxy[cluster]'; README: Running on a cluster)",
+    )
     tr.set_defaults(func=run_train)
     ev = zs.add_parser(
         "eval",
@@ -109,7 +117,7 @@ def run_train(args: argparse.Namespace) -> int:
     mods = check_modules(args.modules)  # refuses uncurated modules before darktable starts
     plan = ZooPlan.load(args.plan)
     dt = darktable_from_args(args)
-    recs = train_zoo(dt, mods, args.work, args.output, plan=plan, device=args.device, log=say)
+    recs = train_zoo(dt, mods, args.work, args.output, plan=plan, device=args.device, log=say, cluster=args.cluster)
     emit(args, {"zoo": args.output, "published": recs}, f"published {len(recs)} proxies into {args.output}")
     return 0
 

@@ -69,6 +69,10 @@ class Renderer:
     high_quality: bool = False
     extra_conf: dict[str, str] = field(default_factory=dict)
     tmp_root: Path | None = None
+    # output profile and TIFF bits: the defaults give float linear Rec2020; ``icc_type="SRGB", bpp=8`` gives
+    # darktable's own 8-bit sRGB export (what ``darktable-cli raw out.png`` writes), read back as 0..255 floats
+    icc_type: str = "LIN_REC2020"
+    bpp: int = 32
     renders: int = 0  # darktable-cli processes started (for benchmarks)
     images: int = 0  # images rendered
 
@@ -77,7 +81,7 @@ class Renderer:
         cmd = [str(self.install.cli), str(inp)]
         if xmp is not None:
             cmd.append(str(xmp))
-        cmd += [out, "--icc-type", "LIN_REC2020", "--apply-custom-presets", "false"]
+        cmd += [out, "--icc-type", self.icc_type, "--apply-custom-presets", "false"]
         if self.max_size:
             cmd += ["--width", str(self.max_size), "--height", str(self.max_size)]
         cmd += ["--hq", "true" if self.high_quality else "false"]
@@ -88,7 +92,7 @@ class Renderer:
             "--configdir",
             str(configdir),
             "--conf",
-            "plugins/imageio/format/tiff/bpp=32",
+            f"plugins/imageio/format/tiff/bpp={self.bpp}",
             "--conf",
             "plugins/imageio/format/tiff/compress=0",
             "--conf",

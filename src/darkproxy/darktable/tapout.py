@@ -26,6 +26,16 @@ the chosen params (its output). What this does not cover, and how it is handled:
   recorded (``render_scale``, output size / raw size). darktable-cli's default
   ``--hq true`` would run the pipe at full size and downscale after the
   module, mixing pixels through its non-linearity.
+* **Render regions** (:class:`Region`): a sample at render scale ``s`` is a
+  region of the raw ``size / s`` raw px wide, cut by darktable's ``crop``
+  module (enabled in both histories) and rendered with ``max_size = size``:
+  a full-resolution crop at ``s = 1``, a downscaled neighbourhood below. For
+  modules after ``crop`` in the pipe (sharpen, lowpass, bloom...) the region is
+  the whole image they see, so the pair is exact; modules before it
+  (hazeremoval, exposure) see the raw around the region too. darktable
+  demosaics the region without the pixels beyond it: within ~8 px of its edge
+  the image differs from a full render there (as at an image border), in the
+  input and the output alike.
 * **Workflow defaults** (filmic rgb, exposure +0.7 EV, ...): the upstream history
   is darktable's own default history for the raw (or the given XMP); modules
   before the target keep their state; everything enabled upstream is recorded.
@@ -58,6 +68,78 @@ PASS_THROUGH = ("rawprepare", "demosaic", "colorin", "colorout", "gamma", "final
 # settings that make an always-on module an identity (by enum *name*, resolved via the schema)
 IDENTITY_SETTINGS: dict[str, dict[str, str]] = {"colorin": {"type": "DT_COLORSPACE_LIN_REC2020"}}
 DEMOSAIC = "demosaic"
+CROP = "crop"
+# darktable's crop module clamps its left/top edge to <= 0.9 and right/bottom to >= 0.1
+CROP_EDGE_MAX = 0.9
+
+
+@dataclass(frozen=True)
+class Region:
+    """A region of the raw rendered at a chosen render scale.
+
+    ``box``: ``(left, top, right, bottom)`` as fractions of the raw's visible
+    width and height (darktable's ``crop`` params ``cx, cy, cw, ch``);
+    ``max_size``: darktable-cli's ``--width``/``--height``; ``scale``: the
+    render scale asked for (the measured one is ``render_scale(..., box=)``)."""
+
+    box: tuple[float, float, float, float]
+    max_size: int
+    scale: float
+
+    @property
+    def whole(self) -> bool:
+        return self.box == (0.0, 0.0, 1.0, 1.0)
+
+    def crop_params(self) -> dict[str, Any]:
+        left, top, right, bottom = self.box
+        return {"cx": left, "cy": top, "cw": right, "ch": bottom, "ratio_n": 0, "ratio_d": 0}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"box": [round(v, 6) for v in self.box], "max_size": self.max_size, "scale": self.scale}
+
+
+def region_for_scale(
+    raw_size: tuple[int, int], size: int, scale: float, rng: np.random.Generator | None = None
+) -> Region:
+    """The region of a ``(width, height)`` raw that darktable renders at
+    ``scale`` into at most ``size`` x ``size`` px: ``size / scale`` raw px per
+    side (clipped to the raw; then ``max_size`` shrinks so the scale holds),
+    placed by ``rng`` (centred when ``None``)."""
+    w, h = raw_size
+    if not 0 < scale <= 1:
+        raise ValueError(f"render scale {scale} outside (0, 1]")
+    side = size / scale
+    # whole raw px: a box edge between pixels makes darktable's crop interpolate (a sub-pixel shift)
+    rw, rh = min(w, max(1, round(side))), min(h, max(1, round(side)))
+    max_size = max(16, int(round(scale * max(rw, rh))))
+    # crop clamps left/top to <= 0.9: keep the box where darktable will put it
+    hi_x, hi_y = min(w - rw, int(CROP_EDGE_MAX * w)), min(h - rh, int(CROP_EDGE_MAX * h))
+    if rng is None:
+        x0, y0 = min((w - rw) // 2, hi_x), min((h - rh) // 2, hi_y)
+    else:
+        x0, y0 = int(rng.integers(0, hi_x + 1)), int(rng.integers(0, hi_y + 1))
+    box = (x0 / w, y0 / h, (x0 + rw) / w, (y0 + rh) / h)
+    return Region(box, max_size, float(scale))
+
+
+def with_region(dt: Darktable, sidecar: Sidecar, region: Region | None) -> Sidecar:
+    """``sidecar`` with darktable's crop module cutting ``region`` (unchanged
+    for ``None`` or the whole raw)."""
+    if region is None or region.whole:
+        return sidecar
+    return dt.edit(sidecar, updates={CROP: region.crop_params()}, enable=[CROP])
+
+
+def raw_size(raw: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """The raw's visible ``(width, height)`` in px (rawpy), ``None`` when
+    rawpy cannot read it."""
+    try:
+        import rawpy
+
+        with rawpy.imread(str(raw)) as r:
+            return int(r.sizes.width), int(r.sizes.height)
+    except Exception:  # any unreadable raw: darktable reports it when rendering
+        return None
 
 
 def runs_on_mosaic(order: Sequence[str], module: str) -> bool:
@@ -80,6 +162,7 @@ class TapPlan:
     upstream: list[dict[str, Any]]  # enabled modules before the target, with params
     disabled: list[str]  # modules after the target that were disabled
     kept_on: list[str]  # pass-through modules after the target (left on)
+    region: Region | None = None  # the rendered region (crop module on in both histories)
 
     @property
     def upstream_hash(self) -> str:
@@ -109,11 +192,18 @@ class TapOut:
 
 
 def plan_tapout(
-    dt: Darktable, base: Sidecar, module: str, params: Mapping[str, Any] | None = None, clamp: bool = False
+    dt: Darktable,
+    base: Sidecar,
+    module: str,
+    params: Mapping[str, Any] | None = None,
+    clamp: bool = False,
+    region: Region | None = None,
 ) -> TapPlan:
     """Build the input/output histories for tapping ``module`` out of ``base``
     (a history, e.g. :meth:`Darktable.default_history`), with ``params`` set
-    on the target (dotted names; values or CLI strings). Validates everything."""
+    on the target (dotted names; values or CLI strings). Validates everything.
+    ``region``: render only that region of the raw (render with
+    ``region.max_size``); refused before demosaic (the mosaic is full size)."""
     schemas = dt.schemas
     sch = schemas.get(module)
     params = dict(params or {})
@@ -123,6 +213,8 @@ def plan_tapout(
         raise UnknownModule(f"{module} is not in darktable's pipe order")
     pos = order.index(module)
     pre = runs_on_mosaic(order, module)  # demosaic itself too: its input is the packed mosaic
+    if region is not None and pre and not region.whole:
+        raise UnknownModule(f"{module} runs on the full-resolution mosaic: it has no render scale or region")
     later = order[pos + 1 :]
     disabled = [op for op in later if op not in PASS_THROUGH and (it := base.find(op)) is not None and it.enabled]
     kept = [op for op in later if op in PASS_THROUGH and base.find(op) is not None]
@@ -137,6 +229,7 @@ def plan_tapout(
         in_side = dt.edit(base, updates={module: ident}, disable=disabled)
     else:
         in_side = dt.edit(base, disable=[module, *disabled])
+    in_side, out_side = with_region(dt, in_side, region), with_region(dt, out_side, region)
     item = out_side.find(module)
     assert item is not None
     full = flatten(decode_params(sch, item.params))
@@ -156,6 +249,7 @@ def plan_tapout(
         upstream=upstream,
         disabled=disabled,
         kept_on=kept,
+        region=region,
     )
 
 
@@ -168,14 +262,16 @@ def tapout(
     base: Sidecar | None = None,
     clamp: bool = False,
     renderer: Renderer | None = None,
+    region: Region | None = None,
 ) -> TapOut:
     """Render ``module``'s input and output for ``raw`` (both in one darktable-cli
-    process). See the module docstring for what is recorded in ``meta``."""
+    process); ``region``: only that region, at its scale (``max_size`` is then
+    the region's). See the module docstring for what is recorded in ``meta``."""
     raw = Path(raw)
     base = base if base is not None else dt.default_history(raw)
-    plan = plan_tapout(dt, base, module, params, clamp)
+    plan = plan_tapout(dt, base, module, params, clamp, region=region)
     # pre-demosaic modules: the output must line up with the full-resolution mosaic
-    size = None if plan.pre_demosaic else max_size
+    size = None if plan.pre_demosaic else (region.max_size if region is not None else max_size)
     r = renderer or dt.renderer(max_size=size)
     import tempfile
 
@@ -202,18 +298,23 @@ def packed_input(raw: Path, module: str) -> np.ndarray:
     return read_packed_mosaic(raw, white_balance=wb).data
 
 
-def render_scale(raw: str | os.PathLike[str], out_shape: Sequence[int]) -> float | None:
-    """Scale darktable rendered ``raw`` at: longest side of the ``(C, H, W)``
-    output over the raw's longest visible side (approximate: darktable may crop
-    a few border pixels). ``None`` when rawpy cannot read the raw's size."""
-    try:
-        import rawpy
-
-        with rawpy.imread(str(raw)) as r:
-            side = max(r.sizes.width, r.sizes.height)
-    except Exception:  # any unreadable raw: the scale is informative only
+def render_scale(
+    raw: str | os.PathLike[str] | tuple[int, int],
+    out_shape: Sequence[int],
+    box: Sequence[float] | None = None,
+) -> float | None:
+    """Scale darktable rendered ``raw`` (a path or its ``(width, height)``) at:
+    output px per raw px, the ``(C, H, W)`` output's width and height over those
+    of the rendered part of the raw (``box``: a :class:`Region`'s box; the whole
+    raw when ``None``), the larger of the two (approximate: darktable may crop a
+    few border pixels). ``None`` when rawpy cannot read the raw's size."""
+    wh = raw if isinstance(raw, tuple) else raw_size(raw)
+    if not wh or not wh[0] or not wh[1]:
         return None
-    return round(max(out_shape[-2:]) / side, 4) if side else None
+    left, top, right, bottom = box if box is not None else (0.0, 0.0, 1.0, 1.0)
+    sx = out_shape[-1] / max((right - left) * wh[0], 1e-9)
+    sy = out_shape[-2] / max((bottom - top) * wh[1], 1e-9)
+    return round(max(sx, sy), 4)
 
 
 def tap_meta(
@@ -233,7 +334,8 @@ def tap_meta(
         "input_shape": list(in_shape),
         "output_shape": list(out_shape),
         "max_size": max_size,
-        "render_scale": render_scale(raw, out_shape),
+        "render_scale": render_scale(raw, out_shape, plan.region.box if plan.region else None),
+        "region": plan.region.to_json() if plan.region else None,
         "upstream": plan.upstream,
         "upstream_hash": plan.upstream_hash,
         "disabled_after": plan.disabled,

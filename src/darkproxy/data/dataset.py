@@ -24,6 +24,7 @@ from darkproxy.data.paramspace import ParamSpace
 from darkproxy.data.store import FORMAT, read_dataset_json
 from darkproxy.errors import DatasetError
 from darkproxy.fsutil import write_bytes_atomic
+from darkproxy.scale import ScaleRange
 
 SPLITS = ("train", "val", "test")
 
@@ -135,6 +136,8 @@ class ModuleDataset(Dataset[dict[str, Any]]):
         self._mmaps: dict[str, np.ndarray] = {}  # open memmaps (np.load per item is ~15 % of a step)
         self._rng_worker: int | None = None
         self.space = self.info.param_space
+        # set by training: a scale-conditioned proxy gets the render scale as one more param
+        self.scale_range: ScaleRange | None = None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -151,11 +154,17 @@ class ModuleDataset(Dataset[dict[str, Any]]):
         return self._rng
 
     def params_of(self, rec: Mapping[str, Any]) -> np.ndarray:
-        """Normalised ``(P,)`` float32 params of a manifest record."""
+        """Normalised ``(P,)`` float32 params of a manifest record; ``(P + 1,)``
+        when :attr:`scale_range` is conditioned (the render scale's feature last)."""
         if "params_norm" in rec and len(rec["params_norm"]) == len(self.space):
             u: np.ndarray = np.clip(np.asarray(rec["params_norm"], np.float32), 0.0, 1.0)
         else:
             u = np.clip(self.space.normalize(rec.get("params", {})), 0.0, 1.0)
+        if self.scale_range is not None and self.scale_range.conditioned:
+            s = rec.get("render_scale")
+            if not s:
+                raise DatasetError(f"sample {rec.get('id')}: no render_scale, which a scale-conditioned proxy needs")
+            u = np.append(u, np.float32(self.scale_range.feature(float(s)))).astype(np.float32)
         return u
 
     def nonfinite_ids(self) -> list[str]:

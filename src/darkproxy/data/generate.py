@@ -8,7 +8,13 @@ sobol/uniform), and stores ``crops`` samples with ids ``j * crops + k``:
 * ``crops == 1``: the full image, rendered with ``max_size = size``;
 * ``crops == K > 1``: rendered with ``max_size = 2 * size``, then ``K`` random
   ``size`` x ``size`` crops (positions drawn from ``(seed, j)``; pre-demosaic
-  inputs are cropped at the matching half-resolution position).
+  inputs are cropped at the matching half-resolution position);
+* ``scales`` given (``--scales LO:HI`` or a list): each pair is a *region* of
+  the raw rendered at a render scale drawn from ``(seed, j)`` (log-uniform in
+  ``LO:HI``, or the list in turn): ``size / s`` raw px cut by darktable's crop
+  module and rendered at ``size`` px (:func:`~darkproxy.darktable.tapout.region_for_scale`;
+  ``s = 1`` is a full-resolution crop). Local modules then see every scale
+  they will be applied at; the measured scale is each sample's ``render_scale``.
 
 Speed: the module *input* does not depend on the target's params, so it is
 rendered once per raw (cached in ``DATASET/cache/``) unless an upstream module
@@ -42,7 +48,15 @@ import numpy as np
 
 from darkproxy.darktable.render import Renderer, RenderFailure, RenderJob, read_tiff
 from darkproxy.darktable.session import Darktable
-from darkproxy.darktable.tapout import TapPlan, packed_input, plan_tapout, render_scale
+from darkproxy.darktable.tapout import (
+    Region,
+    TapPlan,
+    packed_input,
+    plan_tapout,
+    raw_size,
+    region_for_scale,
+    render_scale,
+)
 from darkproxy.darktable.xmp import Sidecar
 from darkproxy.data.paramspace import ParamSpace
 from darkproxy.data.ranges import UpstreamVariety, build_param_space, upstream_variety
@@ -99,6 +113,7 @@ IDENTITY_KEYS = (
     "size",
     "crops",
     "raws",
+    "scales",
 )
 
 
@@ -123,6 +138,9 @@ class GenerateOptions:
     retry_failed: bool = False
     share_input: bool = True  # render the module input once per raw (off only for benchmarks)
     per_render: bool = False  # one darktable-cli process per image (the slow baseline, for benchmarks)
+    cluster: str | None = None  # a Ray address (ray, auto, ray://HOST:PORT): render on it (darkproxy.cluster)
+    # render scales: (lo, hi) log-uniform, or a list taken in turn; None renders whole raws at `size`
+    scales: tuple[float, float] | list[float] | None = None
 
 
 @dataclass
@@ -155,6 +173,10 @@ class _Pair:
     values: dict[str, Any]
     upstream_values: dict[str, Any] | None
     plan: TapPlan
+
+    @property
+    def max_size(self) -> int | None:
+        return self.plan.region.max_size if self.plan.region is not None else None
 
 
 def find_raws(images: str | os.PathLike[str]) -> list[Path]:
@@ -251,6 +273,12 @@ class Generator:
             raise ParamValueError("--size must be >= 16 px")
         if opts.crops < 1 or opts.workers < 1 or opts.batch < 1:
             raise ParamValueError("--crops, --workers and --batch must be >= 1")
+        if opts.scales is not None:
+            if opts.crops != 1:
+                raise ParamValueError("--scales renders one region per sample: use it with --crops 1")
+            vals = list(opts.scales)
+            if not vals or any(not 0 < float(v) <= 1 for v in vals):
+                raise ParamValueError("--scales: render scales are output px per raw px, in (0, 1]")
         if opts.sampler not in SAMPLERS:
             raise ParamValueError(f"unknown sampler {opts.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         self.all_raws = find_raws(images)
@@ -260,7 +288,8 @@ class Generator:
         self._lock = threading.Lock()
         self.renders = 0
         self.images = 0
-        self._scales: dict[tuple[str, tuple[int, ...]], float | None] = {}
+        self._scales: dict[tuple[str, tuple[int, ...], Any], float | None] = {}
+        self._raw_sizes: dict[str, tuple[int, int]] = {}
 
     # ------------------------------------------------------------------ setup
     def _load_bases(self) -> tuple[list[Path], dict[str, Sidecar], list[dict[str, Any]]]:
@@ -302,6 +331,7 @@ class Generator:
             "size": o.size,
             "crops": o.crops,
             "raws": [r.name for r in raws],
+            "scales": scales_json(o.scales),
             # not part of the identity: may change between runs
             "n": o.n,
             "workers": o.workers,
@@ -342,6 +372,10 @@ class Generator:
                 )
         splits = assign_splits([r.name for r in raws], o.seed)
         pre = plan_tapout(self.dt, bases[raws[0].name], o.module, {}).pre_demosaic
+        if pre and o.scales is not None:
+            raise ParamValueError(
+                f"--scales: {o.module} runs on the full-resolution mosaic (before demosaic): it has no render scale"
+            )
         if info is None:
             probe = None
             if o.probe:
@@ -356,6 +390,7 @@ class Generator:
                 "flip_invariant": not pre,
                 "size": o.size,
                 "render_max_size": None if pre else (o.size if o.crops == 1 else 2 * o.size),
+                "scales": settings["scales"],
                 "crops": o.crops,
                 "dtype": "float16",
                 "data_space": "linear_rec2020",
@@ -398,7 +433,8 @@ class Generator:
             smoothing=0.1,
         )
         try:
-            inputs = self._shared_inputs(pairs, bases, pre) if (o.share_input and self.variety is None) else {}
+            shared = o.share_input and self.variety is None and o.scales is None  # regions differ per pair
+            inputs = self._shared_inputs(pairs, bases, pre) if shared else {}
             batches = [pairs[i : i + o.batch] for i in range(0, len(pairs), o.batch)]
             with (
                 JsonlAppender(self.out / "manifest.jsonl") as man,
@@ -486,13 +522,36 @@ class Generator:
             if V is not None and self.variety is not None:  # V is drawn iff there is a variety
                 up = self.variety.space.denormalize(V[j])
                 base = self.dt.edit(base, updates={self.variety.module: up})
-            plan = plan_tapout(self.dt, base, o.module, values)
+            plan = plan_tapout(self.dt, base, o.module, values, region=self._region(raw, j))
             pairs.append(_Pair(j, raw, [i for i, _ in todo], [k for _, k in todo], U[j], values, up, plan))
         return pairs
 
-    def _renderer(self, pre: bool) -> Renderer:
+    def _region(self, raw: Path, j: int) -> Region | None:
+        """Pair ``j``'s region of ``raw`` and render scale (``None`` without ``--scales``)."""
         o = self.opts
-        size = None if pre else (o.size if o.crops == 1 else 2 * o.size)
+        if o.scales is None:
+            return None
+        if raw.name not in self._raw_sizes:
+            wh = raw_size(raw)
+            if wh is None:
+                raise RawError(f"{raw.name}: rawpy cannot read its size, which --scales needs")
+            self._raw_sizes[raw.name] = wh
+        rng = np.random.default_rng([o.seed, j, 0x5CA1E])
+        if isinstance(o.scales, tuple):
+            lo, hi = (float(v) for v in o.scales)
+            s = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        else:
+            s = float(o.scales[j % len(o.scales)])
+        return region_for_scale(self._raw_sizes[raw.name], o.size, s, rng)
+
+    def _renderer(self, pre: bool, max_size: int | None = None) -> Renderer:
+        """A renderer at the run's size (``max_size``: a region's)."""
+        o = self.opts
+        size = None if pre else (max_size or (o.size if o.crops == 1 else 2 * o.size))
+        if o.cluster:  # renders as Ray tasks; this process still writes every file (darkproxy.cluster)
+            from darkproxy.cluster import cluster_renderer
+
+            return cluster_renderer(o.cluster, self.dt, max_size=size, workers=o.workers, log=self.log)
         return self.dt.renderer(max_size=size)
 
     def _count(self, r: Renderer) -> None:
@@ -557,30 +616,31 @@ class Generator:
         self, pairs: Sequence[_Pair], inputs: Mapping[str, np.ndarray], splits: Mapping[str, str], pre: bool
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Render one batch and write its samples. Returns manifest records and failures."""
-        r = self._renderer(pre)
         recs: list[dict[str, Any]] = []
         fails: list[dict[str, Any]] = []
         with tempfile.TemporaryDirectory(prefix="darkproxy-gen-") as td:
             tdp = Path(td)
-            jobs: list[RenderJob] = []
-            index: list[tuple[int, str]] = []
+            # one darktable-cli process per output size (regions clipped to a small raw shrink it)
+            groups: dict[int | None, list[tuple[tuple[int, str], RenderJob]]] = {}
             for i, p in enumerate(pairs):
-                jobs.append(RenderJob(p.raw, p.plan.output_sidecar, tdp / f"o{i}.tif"))
-                index.append((i, "out"))
+                g = groups.setdefault(p.max_size, [])
+                g.append(((i, "out"), RenderJob(p.raw, p.plan.output_sidecar, tdp / f"o{i}.tif")))
                 if p.raw.name not in inputs and not pre:
-                    jobs.append(RenderJob(p.raw, p.plan.input_sidecar, tdp / f"i{i}.tif"))
-                    index.append((i, "in"))
-            res = [x for j in jobs for x in r.render_batch([j])] if self.opts.per_render else r.render_batch(jobs)
+                    g.append(((i, "in"), RenderJob(p.raw, p.plan.input_sidecar, tdp / f"i{i}.tif")))
             got: dict[tuple[int, str], Path | str] = {}
-            for (i, role), job, x in zip(index, jobs, res, strict=True):
-                if isinstance(x, RenderFailure):
-                    try:  # retry once, in its own darktable-cli process
-                        got[(i, role)] = r.render(job.raw, job.sidecar, tdp / f"retry-{role}{i}.tif")
-                    except DarktableRenderError as e:
-                        got[(i, role)] = f"{x.message} | retry: {e}"
-                else:
-                    got[(i, role)] = x
-            self._count(r)
+            for max_size, group in groups.items():
+                r = self._renderer(pre, max_size)
+                jobs = [job for _, job in group]
+                res = [x for j in jobs for x in r.render_batch([j])] if self.opts.per_render else r.render_batch(jobs)
+                for ((i, role), job), x in zip(group, res, strict=True):
+                    if isinstance(x, RenderFailure):
+                        try:  # retry once, in its own darktable-cli process
+                            got[(i, role)] = r.render(job.raw, job.sidecar, tdp / f"retry-{role}{i}.tif")
+                        except DarktableRenderError as e:
+                            got[(i, role)] = f"{x.message} | retry: {e}"
+                    else:
+                        got[(i, role)] = x
+                self._count(r)
             for i, p in enumerate(pairs):
                 errs = [v for k, v in got.items() if k[0] == i and isinstance(v, str)]
                 if errs:
@@ -608,10 +668,11 @@ class Generator:
                 fails.extend(bad_values)
         return recs, fails
 
-    def _scale(self, raw: Path, out_shape: Sequence[int]) -> float | None:
-        key = (raw.name, tuple(out_shape))
+    def _scale(self, raw: Path, out_shape: Sequence[int], region: Region | None = None) -> float | None:
+        box = region.box if region is not None else None
+        key = (raw.name, tuple(out_shape), box)
         if key not in self._scales:
-            self._scales[key] = render_scale(raw, out_shape)
+            self._scales[key] = render_scale(self._raw_sizes.get(raw.name, raw), out_shape, box)
         return self._scales[key]
 
     def _write_samples(
@@ -672,7 +733,8 @@ class Generator:
                     "shape": list(o_crop.shape),
                     "input_shape": list(i_crop.shape),
                     "split": split,
-                    "render_scale": self._scale(p.raw, out.shape),
+                    "render_scale": self._scale(p.raw, out.shape, p.plan.region),
+                    **({"region": p.plan.region.to_json()} if p.plan.region is not None else {}),
                     "pair": p.j,
                     "crop": [y, x, h, w] if o.crops > 1 else None,
                     **(
@@ -686,6 +748,13 @@ class Generator:
 
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504
+
+
+def scales_json(scales: tuple[float, float] | list[float] | None) -> dict[str, list[float]] | None:
+    """``--scales`` as recorded: ``{"range": [lo, hi]}`` (drawn log-uniformly) or ``{"list": [...]}``."""
+    if scales is None:
+        return None
+    return {"range": [float(v) for v in scales]} if isinstance(scales, tuple) else {"list": [float(v) for v in scales]}
 
 
 def degenerate_output(inp: np.ndarray, out: np.ndarray) -> str:

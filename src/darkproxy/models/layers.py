@@ -90,6 +90,17 @@ def affine_apply(coef: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
         return torch.exp(g) * base + (mix @ base[..., None])[..., 0] + o
 
 
+def affine_matrix(coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`affine_apply` as a matrix and an offset: coefficients ``(..., 15)``
+    -> ``A (..., 3, 3)`` (out, in) and ``o (..., 3)``, ``out = A x + o`` (float32;
+    the same transform up to float rounding, for code that stores it, e.g.
+    :mod:`darkproxy.fastpath`)."""
+    coef = upcast(coef)
+    g = coef[..., 0:3].clamp(-LOG_GAIN_LIMIT, LOG_GAIN_LIMIT)
+    a = coef[..., 3:12].unflatten(-1, (3, 3)) + torch.diag_embed(torch.exp(g))
+    return a, OFFSET_SCALE * coef[..., 12:15]
+
+
 class AffineHead(nn.Module):
     """Features ``(B, F, H, W)`` + params -> :func:`affine_apply` of the
     linear ``base`` image ``(B, 3, H, W)`` -> ``(B, 3, H, W)`` linear."""
@@ -120,6 +131,12 @@ class AffineHead(nn.Module):
         return self.apply(self.coefficients(feats, p), base)
 
 
+def blur_radius(sigma: float) -> int:
+    """Radius in px of :func:`gaussian_blur`'s kernel: ``round(3 sigma)``, at least 1
+    (the context a tile needs for it: :mod:`darkproxy.apply`)."""
+    return max(1, int(round(3 * sigma)))
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of ``(B, C, H, W)`` (radius ``3 sigma``,
     reflected borders; replicated when the image is smaller than the radius).
@@ -128,7 +145,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     that gives the same values (float32: equal or within 1 ulp, max abs 4.8e-7), but was slower here
     (multiscale features, 11 blurs, CPU one thread, min of 12: 56 vs 66 ms at 1x3x256x256 and 36 vs
     46 ms at 8x3x64x64 without grad, as in training; the same with grad)."""
-    r = max(1, int(round(3 * sigma)))
+    r = blur_radius(sigma)
     t = torch.arange(-r, r + 1, device=x.device, dtype=torch.float32)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     k = (k / k.sum()).to(x.dtype)
@@ -166,24 +183,31 @@ class PixelMLP(nn.Module):
         # learn what really depends on the pixel.
         self.coef_from_params = ParamMLP(n_params, N_HEAD, param_hidden)
 
-    def features(self, image: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, H, W)`` linear -> ``(B, n_features, H, W)``."""
+    def features(self, image: torch.Tensor, origin: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, 3, H, W)`` linear -> ``(B, n_features, H, W)``. ``origin``
+        ``(B, 4)`` = ``(y0, x0, H, W)``: where the image lies in a larger one
+        (a tile), for features that depend on the position (``takes_origin``
+        models); ``None``: a whole image."""
         raise NotImplementedError
 
-    def head(self, feats: torch.Tensor, base: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """The MLP on pixel rows: ``feats (B, N, n_features)``, linear ``base
-        (B, N, 3)``, ``params (B, P)`` -> ``(B, N, 3)`` linear."""
-        p = params_or_const(params, self.n_params, base)
+    def coefficients(self, feats: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """The MLP on pixel rows: ``feats (B, N, n_features)``, ``params (B, P)``
+        -> the affine coefficients ``(B, N, 15)`` (see :func:`affine_apply`)."""
+        p = params_or_const(params, self.n_params, feats)
         h = upcast(feats)
         for layer, gb in zip(self.layers, self.param_mlp(p).chunk(len(self.layers), dim=1), strict=True):
             g, b = gb.chunk(2, dim=1)
             h = self.act(torch.addcmul(b[:, None], layer(h), 1.0 + g[:, None]))  # FiLM
-        with torch.autocast(base.device.type, enabled=False):
-            coef = self.to_coef(upcast(h)) + self.coef_from_params(p)[:, None]
-        return affine_apply(coef, base)
+        with torch.autocast(feats.device.type, enabled=False):
+            return self.to_coef(upcast(h)) + self.coef_from_params(p)[:, None]
 
-    def forward(self, image: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    def head(self, feats: torch.Tensor, base: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """The MLP on pixel rows: ``feats (B, N, n_features)``, linear ``base
+        (B, N, 3)``, ``params (B, P)`` -> ``(B, N, 3)`` linear."""
+        return affine_apply(self.coefficients(feats, params), base)
+
+    def forward(self, image: torch.Tensor, params: torch.Tensor, origin: torch.Tensor | None = None) -> torch.Tensor:
         B, _, H, W = image.shape
         x = upcast(image)
-        feats = self.features(x).flatten(2).transpose(1, 2)
+        feats = (self.features(x) if origin is None else self.features(x, origin)).flatten(2).transpose(1, 2)
         return self.head(feats, x.flatten(2).transpose(1, 2), params).transpose(1, 2).reshape(B, 3, H, W)

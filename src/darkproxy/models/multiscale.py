@@ -25,7 +25,8 @@ ahead of the ``spatial`` UNets at equal CPU time (``bench/results/proxies.md``).
 
 Training draws random pixels of many samples per step from features computed
 once per image (:class:`~darkproxy.data.dataset.PixelBatches`), as for
-pointwise proxies. The receptive field is ``3 * max(sigmas)`` px.
+pointwise proxies. The receptive field is ``3 * max(sigmas)`` px: a tiled apply
+(:mod:`darkproxy.apply`) gives each tile that much context and its ``origin``.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ def multiscale_features(
 class MultiscaleProxy(PixelMLP):
     """Per-pixel MLP over :func:`multiscale_features` (see the module docstring)."""
 
+    takes_origin = True  # forward(..., origin=): a tile must see the real image border (darkproxy.apply)
+
     def __init__(
         self,
         n_params: int,
@@ -120,5 +123,5 @@ class MultiscaleProxy(PixelMLP):
             "border_scales": self.border_scales,
         }
 
-    def features(self, image: torch.Tensor) -> torch.Tensor:
-        return multiscale_features(image, self.sigmas, self.border_scales)
+    def features(self, image: torch.Tensor, origin: torch.Tensor | None = None) -> torch.Tensor:
+        return multiscale_features(image, self.sigmas, self.border_scales, origin)

@@ -38,5 +38,5 @@ class PointwiseProxy(PixelMLP):
         super().__init__(n_params, in_channels, width, depth, param_hidden)
         self.hparams: dict[str, Any] = {"width": width, "depth": depth, "param_hidden": param_hidden}
 
-    def features(self, image: torch.Tensor) -> torch.Tensor:
-        return encode_input(image)
+    def features(self, image: torch.Tensor, origin: torch.Tensor | None = None) -> torch.Tensor:
+        return encode_input(image)  # per pixel: where the image lies does not matter

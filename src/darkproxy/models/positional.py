@@ -7,9 +7,9 @@ coordinates in the whole image, ``x, y`` in ``[-1, 1]`` along each axis, plus
 ``x^2, y^2, xy`` (a radial falloff or a rotated linear gradient is then a
 low-order function of the features) and the aspect ratio ``log(W / H)``
 (darktable's vignette and graduated density are defined relative to the
-image's sides). The coordinates are those of the image the model is given:
-apply it to whole images, not to crops (a tiled apply must pass each tile's
-place in the image; not supported yet).
+image's sides). The coordinates are those of the image the model is given,
+unless ``origin`` says where it lies in a larger one: a tiled apply
+(:mod:`darkproxy.apply`) passes each tile's place in the image.
 """
 
 from __future__ import annotations
@@ -25,18 +25,25 @@ from darkproxy.models.registry import register_arch
 N_COORD = 6  # x, y, x^2, y^2, xy, log aspect
 
 
-def image_coordinates(image: torch.Tensor) -> torch.Tensor:
+def image_coordinates(image: torch.Tensor, origin: torch.Tensor | None = None) -> torch.Tensor:
     """``(B, C, H, W)`` -> ``(B, 6, H, W)`` position features (see the module
-    docstring), same dtype and device as ``image``."""
+    docstring), same dtype and device as ``image``. ``origin`` ``(B, 4)`` =
+    ``(y0, x0, H, W)``: the images are windows of larger ``H x W`` images
+    (tiles), whose coordinates they get; ``None``: whole images."""
     b, _, h, w = image.shape
     kw: dict[str, Any] = {"dtype": image.dtype, "device": image.device}
 
-    y = (torch.arange(h, **kw) + 0.5) / h * 2 - 1
-    x = (torch.arange(w, **kw) + 0.5) / w * 2 - 1
-    yy, xx = torch.meshgrid(y, x, indexing="ij")
-    aspect = torch.full_like(xx, math.log(w / h))
-    f = torch.stack([xx, yy, xx * xx, yy * yy, xx * yy, aspect])
-    return f[None].expand(b, -1, -1, -1)
+    def coords(y0: int, x0: int, hh: int, ww: int) -> torch.Tensor:
+        # the same operations on the same values for a tile as for the whole image: bitwise equal
+        y = (torch.arange(y0, y0 + h, **kw) + 0.5) / hh * 2 - 1
+        x = (torch.arange(x0, x0 + w, **kw) + 0.5) / ww * 2 - 1
+        yy, xx = torch.meshgrid(y, x, indexing="ij")
+        aspect = torch.full_like(xx, math.log(ww / hh))
+        return torch.stack([xx, yy, xx * xx, yy * yy, xx * yy, aspect])
+
+    if origin is None:
+        return coords(0, 0, h, w)[None].expand(b, -1, -1, -1)
+    return torch.stack([coords(*(int(v) for v in o)) for o in origin.tolist()])
 
 
 @register_arch("positional", pixel_batches=True)
@@ -59,6 +66,8 @@ class PositionalProxy(PixelMLP):
         super().__init__(n_params, 3 + N_COORD, width, depth, param_hidden)
         self.hparams: dict[str, Any] = {"width": width, "depth": depth, "param_hidden": param_hidden}
 
-    def features(self, image: torch.Tensor) -> torch.Tensor:
+    takes_origin = True  # forward(..., origin=): a tile gets its coordinates in the whole image
+
+    def features(self, image: torch.Tensor, origin: torch.Tensor | None = None) -> torch.Tensor:
         enc = encode_input(image)
-        return torch.cat([enc, image_coordinates(image).to(enc.dtype)], dim=1)
+        return torch.cat([enc, image_coordinates(image, origin).to(enc.dtype)], dim=1)

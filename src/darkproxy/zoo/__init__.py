@@ -235,12 +235,16 @@ def train_zoo(
     plan: ZooPlan | None = None,
     device: str = "auto",
     log: Callable[[str], None] = print,
+    cluster: str | None = None,
 ) -> list[dict[str, Any]]:
     """Generate, train, evaluate (on the held-out raws) and publish a proxy per
     module into the zoo folder ``out``; ``work`` keeps the raws, datasets,
     runs, reports and stage records, so a re-run resumes at the first
     unfinished stage of each module. A module that fails is reported and the
     others go on; :class:`DarkproxyError` at the end names the failed ones.
+    ``cluster`` (a Ray address, :mod:`darkproxy.cluster`): each module whose
+    stages are not all done runs them as one Ray task, and its files are
+    gathered into ``work`` before it is published here as without a cluster.
     Returns the published ``zoo.json`` records."""
     from darkproxy.raw.synth import make_samples
     from darkproxy.stages import Stages
@@ -266,7 +270,14 @@ def train_zoo(
     st.run("raws", raws)
     records: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
+    todo = [m for m in mods if not all((st.dir / f"{s}-{m}.json").is_file() for s in ("generate", "train", "eval"))]
+    if cluster and todo:
+        from darkproxy.cluster import train_zoo_modules
+
+        failures = train_zoo_modules(cluster, dt, todo, plan, work_p, train_dir, held_dir, device, log)
     for m in mods:
+        if m in failures:  # already reported by the cluster
+            continue
         try:
             records.append(_train_module(dt, m, plan, st, work_p, out_p, train_dir, held_dir, device, log))
         except DarkproxyError as e:  # one module's failure does not stop the others
@@ -291,8 +302,10 @@ def _train_module(
     held_dir: Path,
     device: str,
     log: Callable[[str], None],
+    publish_it: bool = True,
 ) -> dict[str, Any]:
-    """One module's stages (generate, train, eval) and its publication."""
+    """One module's stages (generate, train, eval) and its publication (``publish_it``
+    False: the stages only, as a cluster's node runs them; returns ``{}``)."""
     from darkproxy.data.generate import GenerateOptions, generate
     from darkproxy.data.ranges import ZOO_MODULES
     from darkproxy.evaluate import evaluate
@@ -346,6 +359,8 @@ def _train_module(
     g = st.run(f"generate-{m}", gen)
     t = st.run(f"train-{m}", tr)
     e = st.run(f"eval-{m}", evl)
+    if not publish_it:
+        return {}
     sch = dt.schemas.get(m)
     floats = [f.name for f in sch.scalar_fields if f.type in ("float", "double")]
     p, ident = e["proxy"], e["identity"]

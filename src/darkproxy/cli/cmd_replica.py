@@ -1,0 +1,142 @@
+"""darkproxy replica [regress]."""
+
+from __future__ import annotations
+
+import argparse
+
+from darkproxy.cli._util import add_command, emit
+
+ORDER = 62
+
+
+def register(sub, common: argparse.ArgumentParser) -> None:
+    p = add_command(
+        sub,
+        common,
+        "replica",
+        "the whole darktable pipe, raw to display, differentiable, beside darktable's own export",
+        "Run the history darktable would apply to RAW (its defaults on import, or --xmp, plus --set; a --set "
+        "on a module the history leaves off turns it on) through darkproxy's replica, raw to display sRGB: "
+        "the mosaic stages (rawprepare, temperature, highlights, demosaic) are darktable's own render "
+        "(passthrough: the replica starts from the demosaiced image), then every enabled module runs as an "
+        "exact torch implementation of darktable's closed form where there is one (exposure, colorin, "
+        "sharpen, colorout to the sRGB display, ...) or as the zoo's proxy (colorbalancergb, filmicrgb, "
+        "sigmoid, ...). A module with neither is refused in one line (--allow-missing: darktable's tap-out "
+        "there, reported). DIR gets replica.png, darktable.png (darktable-cli's 8-bit sRGB export of the same "
+        "history at the same size), error.png, history.xmp, summary.json (psnr, deltae_mean, deltae_p95, "
+        "seconds, stages: [{module, kind, psnr_vs_tapout, psnr_alone}]) and index.html.\n\n"
+        "`darkproxy replica regress RAW --target IMG --free module.param,...` recovers the freed sliders of "
+        "the whole chain from a display-referred sRGB target (PNG, JPEG, TIFF) rendered from RAW at the "
+        "same size, writes result.xmp (the full history), renders it with darktable and reports display "
+        "PSNR and ΔE2000 against the target.\n\n"
+        "The zoo's local proxies (lowpass, bloom, ...) were trained at render scale 0.5 (128 px from 256 px "
+        "raws): without --max-size the size is picked so that they run at their scale, and another scale is "
+        "refused in one line.",
+        "  darkproxy replica photo.dng -o rep/\n"
+        "  darkproxy replica photo.dng --set exposure.exposure=1 --set sharpen.amount=1.2 --max-size 128 -o rep/\n"
+        "  darkproxy replica photo.dng --xmp edit.xmp --allow-missing -o rep/\n"
+        "  darkproxy replica regress photo.dng --target look.png --free exposure.exposure,filmicrgb.contrast "
+        "-o fit/\n",
+    )
+    p.add_argument("args", nargs="+", metavar="[regress] RAW", help="raw file; `regress RAW` to recover sliders")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--xmp", help="history to start from (default: darktable's defaults for the raw)")
+    p.add_argument("--set", action="append", metavar="MODULE.PARAM=VALUE", help="edit the history (repeatable)")
+    p.add_argument("--max-size", type=int, metavar="N", help="render size (default: what the chain's proxies accept)")
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="run a module with neither an exact stage nor a proxy as darktable's tap-out (said in the summary)",
+    )
+    p.add_argument(
+        "--prefer-proxy",
+        metavar="MODULE,...",
+        default="",
+        help="run these modules through their zoo proxy even where an exact stage exists (to compare)",
+    )
+    p.add_argument("--proxy", action="append", metavar="MODULE=RUN", help="a proxy run for a module (default: zoo)")
+    g = p.add_argument_group("regress")
+    g.add_argument("--target", help="display-referred sRGB target (PNG/JPEG/TIFF) rendered from RAW")
+    g.add_argument(
+        "--free",
+        default="",
+        metavar="MODULE.PARAM,...",
+        help="sliders to recover (default: the usual sliders of every chain module that has them)",
+    )
+    g.add_argument("--iters", type=int, default=200, help="optimiser iterations per restart (default 200)")
+    g.add_argument("--restarts", type=int, default=4, help="restarts (default 4)")
+    g.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from darkproxy.cli._dt import darktable_from_args, parse_module_sets
+    from darkproxy.cli._util import parse_assignments
+    from darkproxy.errors import DarkproxyError
+
+    pos = list(args.args)
+    mode = "run"
+    if pos[0] == "regress":
+        mode, pos = "regress", pos[1:]
+    if len(pos) != 1:
+        raise DarkproxyError("expected one RAW (`darkproxy replica RAW` or `darkproxy replica regress RAW`)")
+    raw = pos[0]
+    dt = darktable_from_args(args)
+    say = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
+    sets = parse_module_sets(args.set)
+    prefer = [m for m in args.prefer_proxy.split(",") if m.strip()]
+    runs = parse_assignments(args.proxy, "--proxy")
+    if mode == "run":
+        if args.target:
+            raise DarkproxyError("--target is for `darkproxy replica regress RAW --target IMG`")
+        from darkproxy.replica.run import run_replica
+
+        s = run_replica(
+            dt,
+            raw,
+            args.output,
+            xmp=args.xmp,
+            sets=sets,
+            max_size=args.max_size,
+            allow_missing=args.allow_missing,
+            prefer_proxy=prefer,
+            runs=runs,
+            log=say,
+        )
+        emit(
+            args,
+            s,
+            f"replica vs darktable's export: {s['psnr']:.2f} dB, ΔE2000 mean {s['deltae_mean']:.2f} "
+            f"(p95 {s['deltae_p95']:.2f}), {s['seconds']:.1f} s; "
+            + ", ".join(f"{st['module']} {st['kind']}" for st in s["stages"])
+            + f"\n{args.output}/index.html",
+        )
+        return 0
+    if not args.target:
+        raise DarkproxyError("replica regress needs --target IMG (a display-referred sRGB image rendered from RAW)")
+    from darkproxy.regress import RegressConfig
+    from darkproxy.replica.fit import replica_regress
+
+    free = [f.strip() for f in args.free.split(",") if f.strip()] or None
+    r = replica_regress(
+        dt,
+        raw,
+        args.target,
+        args.output,
+        free=free,
+        xmp=args.xmp,
+        sets=sets,
+        allow_missing=args.allow_missing,
+        prefer_proxy=prefer,
+        runs=runs,
+        config=RegressConfig(iters=args.iters, restarts=args.restarts, seed=args.seed),
+        log=say,
+    )
+    emit(
+        args,
+        r,
+        f"recovered {', '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in r['params'].items())}"
+        f"\nreplica vs target {r['replica_psnr']:.2f} dB; darktable's render of result.xmp vs target "
+        f"{r['darktable_psnr']:.2f} dB, ΔE2000 mean {r['darktable_deltae_mean']:.2f}\n{args.output}/result.xmp",
+    )
+    return 0

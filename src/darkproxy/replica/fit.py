@@ -1,0 +1,169 @@
+"""``darkproxy replica regress``: recover sliders of the whole chain from a display-referred target.
+
+The target is an sRGB display image (what darktable exports) rendered from the raw
+at the size the replica renders. The replica (:class:`~darkproxy.replica.ReplicaChain`)
+outputs display values, so the one regression engine (:func:`darkproxy.regress.regress`:
+restarts, bounds by construction, snapping of enums) compares them with the target
+as they are. The recovered sliders go into the history (``result.xmp``: the full
+history, what a photographer opens), which darktable then renders (its 8-bit sRGB
+export, ``darktable.png``) and which is compared with the target.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from darkproxy.replica.chain import ReplicaChain, ReplicaError, plan_replica
+from darkproxy.replica.run import (
+    Log,
+    build_chain,
+    deltae_display,
+    psnr_display,
+    read_display_image,
+    render_references,
+    replica_history,
+    to_uint8,
+)
+
+
+def default_free(chain: ReplicaChain) -> list[str]:
+    """The usual sliders (:data:`darkproxy.data.ranges.DEFAULT_FREE`) of every chain module that has them."""
+    from darkproxy.data.ranges import DEFAULT_FREE
+
+    names = chain.param_space.names
+    out = []
+    for st in chain.plan.stages:
+        out += [f"{st.module}.{p}" for p in DEFAULT_FREE.get(st.module, ()) if f"{st.module}.{p}" in names]
+    return out
+
+
+def render_export(dt: Any, raw: Path, history: Any, size: int) -> np.ndarray:
+    """darktable's 8-bit sRGB export of ``history`` at ``size`` px -> float (3, H, W) in [0, 1]."""
+    import tempfile
+
+    from darkproxy.darktable.render import read_tiff
+
+    with tempfile.TemporaryDirectory(prefix="darkproxy-export-") as td:
+        p = dt.renderer(max_size=size, icc_type="SRGB", bpp=8).render(raw, history, Path(td) / "export.tif")
+        return (read_tiff(p) / 255.0).astype(np.float32)
+
+
+def replica_regress(
+    dt: Any,
+    raw: str | os.PathLike[str],
+    target: str | os.PathLike[str] | np.ndarray,
+    out_dir: str | os.PathLike[str],
+    free: Sequence[str] | None = None,
+    xmp: str | os.PathLike[str] | None = None,
+    sets: Mapping[str, Mapping[str, Any]] | None = None,
+    allow_missing: bool = False,
+    prefer_proxy: Sequence[str] = (),
+    runs: Mapping[str, str] | None = None,
+    config: Any = None,
+    truth: Mapping[str, Any] | None = None,
+    log: Log | None = None,
+) -> dict[str, Any]:
+    """Recover ``free`` (``"module.param"``; default :func:`default_free`) from
+    ``target`` (a display-referred sRGB image path, or a float (3, H, W) array in
+    [0, 1]), starting from the history (``xmp`` or darktable's defaults, plus
+    ``sets``). Writes ``result.xmp``, ``replica.png``, ``darktable.png`` (darktable's
+    render of ``result.xmp``), ``target.png`` and ``params.json``; returns its dict:
+    ``params`` (recovered), ``replica_psnr`` (the replica's output vs the target),
+    ``darktable_psnr`` / ``darktable_deltae_mean`` / ``darktable_deltae_p95``
+    (darktable's render of ``result.xmp`` vs the target), ``start_psnr`` (darktable's
+    render of the starting history), and with ``truth`` ({``"module.param"``: value})
+    ``param_errors`` (absolute and as a fraction of the slider's range)."""
+    from darkproxy.darktable.schema import write_json_atomic
+    from darkproxy.errors import RawError, UnknownParam
+    from darkproxy.regress import RegressConfig, regress
+    from darkproxy.viz.images import save_png
+
+    say = log or (lambda s: None)
+    t0 = time.perf_counter()
+    raw = Path(raw)
+    if not raw.is_file():
+        raise RawError(f"raw file {raw} does not exist")
+    tgt = target.astype(np.float32) if isinstance(target, np.ndarray) else read_display_image(target)
+    hist = replica_history(dt, raw, xmp, sets)
+    plan = plan_replica(dt, hist, raw, allow_missing=allow_missing, prefer_proxy=prefer_proxy, runs=runs)
+    size = int(max(tgt.shape[-2:]))  # a proxy that cannot run at this scale is refused by build_chain
+    say(f"rendering the replica's input from {raw.name} at {size} px")
+    renders = render_references(dt, raw, plan, size, export=False)
+    if renders.input.shape[-2:] != tgt.shape[-2:]:
+        raise ReplicaError(
+            f"darktable renders {raw.name} at {renders.input.shape[2]}x{renders.input.shape[1]} but the target is "
+            f"{tgt.shape[2]}x{tgt.shape[1]}: was the target rendered from this raw (long side {size} px)?"
+        )
+    chain = build_chain(plan, renders)
+    names = list(free) if free else default_free(chain)
+    for n in names:
+        if n not in chain.param_space.names:
+            raise UnknownParam(
+                f"{n!r} is not a slider of this replica; it has: {', '.join(chain.param_space.names) or 'none'}"
+            )
+    if not names:
+        raise ReplicaError("nothing to recover: give --free module.param,...")
+    cfg = config or RegressConfig()
+    cfg.params = names
+    cfg.record = False
+    say(f"regressing {', '.join(names)} through the replica ({cfg.restarts} restarts x {cfg.iters} iters)")
+    res = regress(chain, renders.input, tgt, cfg)
+    recovered = {n: res.params[n] for n in names}
+    updates: dict[str, dict[str, Any]] = {}
+    for n, v in recovered.items():
+        m, p = n.split(".", 1)
+        updates.setdefault(m, {})[p] = v
+    result = dt.edit(hist, updates=updates)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result.write(out / "result.xmp")
+    say("rendering result.xmp and the starting history with darktable")
+    dt_img = render_export(dt, raw, result, size)
+    start_img = render_export(dt, raw, hist, size)
+    if dt_img.shape != tgt.shape:
+        raise ReplicaError(f"darktable's export is {dt_img.shape}, the target {tgt.shape}")
+    with torch.no_grad():
+        u = torch.as_tensor(res.normalized)[None]
+        rep_img = chain(torch.from_numpy(renders.input)[None], u)[0].numpy()
+    save_png(out / "replica.png", to_uint8(rep_img))
+    save_png(out / "darktable.png", to_uint8(dt_img))
+    save_png(out / "target.png", to_uint8(tgt))
+    de, de95 = deltae_display(dt_img, tgt)
+    record: dict[str, Any] = {
+        "raw": str(raw),
+        "target": str(target) if not isinstance(target, np.ndarray) else None,
+        "free": names,
+        "params": recovered,
+        "replica_psnr": psnr_display(rep_img, tgt),
+        "darktable_psnr": psnr_display(dt_img, tgt),
+        "darktable_deltae_mean": de,
+        "darktable_deltae_p95": de95,
+        "start_psnr": psnr_display(start_img, tgt),
+        "stages": [{"module": s.module, "kind": s.kind} for s in plan.prefix + plan.stages],
+        "loss": res.loss,
+        "iters": res.iters,
+        "restarts": res.restarts,
+        "regress_seconds": res.seconds,
+        "xmp": str(out / "result.xmp"),
+    }
+    if truth:
+        errs = {}
+        for n in names:
+            if n in truth:
+                s = chain.param_space.spec(n)
+                e = abs(float(recovered[n]) - float(truth[n]))
+                errs[n] = {"abs": e, "frac": e / (s.hi - s.lo) if s.hi > s.lo else 0.0}
+        record["truth"] = dict(truth)
+        record["param_errors"] = errs
+        fr = [v["frac"] for v in errs.values()]
+        record["param_error_median"] = float(np.median(fr)) if fr else None
+    record["seconds"] = time.perf_counter() - t0
+    write_json_atomic(out / "params.json", record)
+    return record

@@ -1,0 +1,119 @@
+"""Render scale: output pixels per raw pixel, and what a proxy was trained on.
+
+darktable runs its local modules (sharpen, lowpass, bloom, soften, hazeremoval...)
+with radii multiplied by the render scale (``roi->scale``), so the same sliders
+give another image at 128 px than at the raw's full size. Every sample records
+the scale darktable rendered it at (``render_scale``); a run records the range
+it was trained on (``scale_range`` in ``run.json``), and a proxy of a
+scale-dependent module refuses a scale outside it.
+
+A proxy trained over a range of scales is *conditioned* on it: the model takes
+one more normalised param, :meth:`ScaleRange.feature` (log scale mapped to
+``[0, 1]`` over the trained range), appended after the module's sliders.
+Pointwise modules do not depend on the scale and ignore it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from darkproxy.errors import ScaleError
+
+# render scales are measured from rounded pixel sizes: 2 % either side of the
+# trained range is the same scale (a 128 px render of a 6000 px raw is 1/46.9)
+TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class ScaleRange:
+    """The render scales a proxy was trained on: ``lo <= s <= hi``.
+
+    ``dependent``: the module's output depends on the scale (not pointwise),
+    so other scales are refused; ``conditioned``: the model takes the scale as
+    an extra normalised param (trained over more than one scale)."""
+
+    lo: float
+    hi: float
+    dependent: bool = True
+    conditioned: bool = False
+
+    @classmethod
+    def from_scales(cls, scales: Sequence[float | None], dependent: bool) -> ScaleRange | None:
+        """The range of a training set's ``render_scale`` values (``None``
+        when none is known). Conditioned when dependent and the scales span
+        more than the measurement tolerance."""
+        s = [float(x) for x in scales if x is not None and float(x) > 0]
+        if not s:
+            return None
+        lo, hi = min(s), max(s)
+        return cls(lo, hi, dependent, dependent and hi > lo * (1 + 2 * TOLERANCE))
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any] | None) -> ScaleRange | None:
+        if not d:
+            return None
+        return cls(float(d["lo"]), float(d["hi"]), bool(d.get("dependent", True)), bool(d.get("conditioned", False)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lo": self.lo, "hi": self.hi, "dependent": self.dependent, "conditioned": self.conditioned}
+
+    def __str__(self) -> str:
+        return f"{self.lo:.3g}" if self.lo == self.hi else f"{self.lo:.3g}-{self.hi:.3g}"
+
+    def contains(self, scale: float) -> bool:
+        return self.lo * (1 - TOLERANCE) <= scale <= self.hi * (1 + TOLERANCE)
+
+    def check(self, scale: float | None, what: str = "proxy") -> None:
+        """Raise :class:`ScaleError` when a scale-dependent proxy is asked for
+        a render scale it was not trained on (``None``: unknown, allowed only
+        for proxies that do not depend on it)."""
+        if not self.dependent:
+            return
+        if scale is None:
+            if self.conditioned:
+                raise ScaleError(f"this {what} is conditioned on the render scale ({self}): pass the image's scale")
+            return
+        if not self.contains(float(scale)):
+            raise ScaleError(
+                f"render scale {float(scale):.3g} is outside this {what}'s trained range {self} "
+                "(darktable scales the module's radii with it); train with --scales covering it"
+            )
+
+    def feature(self, scale: float | torch.Tensor) -> torch.Tensor:
+        """The model's extra param: ``(log s - log lo) / (log hi - log lo)``
+        (0 at ``lo``, 1 at ``hi``; a tensor keeps its shape)."""
+        s = torch.as_tensor(scale, dtype=torch.float32)
+        if self.hi <= self.lo:
+            return torch.zeros_like(s)
+        return (torch.log(s) - math.log(self.lo)) / (math.log(self.hi) - math.log(self.lo))
+
+
+def parse_scales(text: str) -> tuple[float, float] | list[float]:
+    """``--scales`` text: ``LO:HI`` (log-uniform draws in between) or a
+    comma-separated list (each drawn in turn). Scales are output px per raw px,
+    in ``(0, 1]`` (darktable-cli does not upscale)."""
+    from darkproxy.errors import ParamValueError
+
+    try:
+        if ":" in text:
+            lo_s, hi_s = text.split(":", 1)
+            lo, hi = float(lo_s), float(hi_s)
+            vals = [lo, hi]
+            out: tuple[float, float] | list[float] = (lo, hi)
+            if not lo < hi:
+                raise ParamValueError(f"--scales {text}: LO must be below HI")
+        else:
+            vals = [float(v) for v in text.split(",") if v.strip()]
+            out = vals
+            if not vals:
+                raise ValueError
+    except ValueError:
+        raise ParamValueError(f"--scales {text!r}: expected LO:HI or a comma-separated list of numbers") from None
+    if any(not 0 < v <= 1 for v in vals):
+        raise ParamValueError(f"--scales {text}: scales are output px per raw px, in (0, 1]")
+    return out
