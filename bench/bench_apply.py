@@ -12,7 +12,8 @@ megapixel of:
   gradients to the params: what regression runs), and the fast path (the 3D LUT:
   bake time apart, and the LUT's error against the network on the whole image);
 * a multiscale proxy (``zoo:sharpen``'s weights) forward, tiled; and in bfloat16
-  autocast on a 1 MP crop (speed and error against float32);
+  autocast on a 1 MP crop (speed and error against float32); with ``--compile``,
+  torch.compile on one tile (compile time apart);
 * peak memory (RSS) of ``darkproxy apply`` on a 24 MP float TIFF, for the
   multiscale network (tiled) and for exposure (LUT), each in a fresh process.
 
@@ -21,7 +22,7 @@ version, load average before and after: the CPU is shared, so the quick measurem
 run interleaved in ``--repeats`` rounds, best of the rounds; the tiled networks and the
 24 MP runs once).
 
-    PYTHONPATH=src .venv/bin/python bench/bench_apply.py [--mp 12] [--big-mp 24] [--repeats 2] [--quick]
+    PYTHONPATH=src .venv/bin/python bench/bench_apply.py [--mp 12] [--big-mp 24] [--repeats 2] [--quick] [--compile]
 """
 
 from __future__ import annotations
@@ -124,7 +125,12 @@ def peak_rss(args: list[str]) -> dict[str, Any]:
 
 
 def measure(
-    work: Path, mp: float = 12.0, big_mp: float = 24.0, repeats: int = 2, quick: bool = False
+    work: Path,
+    mp: float = 12.0,
+    big_mp: float = 24.0,
+    repeats: int = 2,
+    quick: bool = False,
+    compile_net: bool = False,
 ) -> dict[str, Any]:
     """Everything in the module docstring, as plain data (seconds per megapixel
     under ``*_s_per_mp``; the machine in ``machine``)."""
@@ -237,6 +243,22 @@ def measure(
         "bfloat16_psnr_vs_float32": float(display_psnr(y16.float()[0].numpy(), ref[0].numpy())),
     }
     del ms_out
+    if compile_net:  # torch.compile of the multiscale network on one tile shape (a new shape compiles again)
+        tile = torch.from_numpy(np.ascontiguousarray(image[:, :608, :608]))[None]  # a 512 tile with its halo
+        u = sharpen.normalize(SHARPEN)
+        with torch.no_grad():
+            eager_t, y0 = best_of(lambda: sharpen.model(tile, u), repeats)
+            compiled = torch.compile(sharpen.model, dynamic=False)
+            t_first, _ = best_of(lambda: compiled(tile, u), 1)
+            comp_t, y1 = best_of(lambda: compiled(tile, u), repeats)
+        tmp = tile.shape[-1] * tile.shape[-2] / 1e6
+        out["multiscale"]["compile"] = {
+            "tile": list(tile.shape[-2:]),
+            "eager_s_per_mp": eager_t / tmp,
+            "compiled_s_per_mp": comp_t / tmp,
+            "compile_s": t_first - comp_t,
+            "max_abs_vs_eager": float((y1 - y0).abs().max()),
+        }
 
     # ----------------------------------------------------------- peak memory
     if big_mp > 0:
@@ -293,6 +315,14 @@ def markdown(res: dict[str, Any]) -> str:
         f"speed of float32, max abs {ms['bfloat16_max_abs_vs_float32']:.3g} "
         f"({ms['bfloat16_psnr_vs_float32']:.1f} dB) from it.",
     ]
+    if "compile" in ms:
+        c = ms["compile"]
+        lines += [
+            "",
+            f"torch.compile (multiscale, one {c['tile'][1]}x{c['tile'][0]} tile): {c['compiled_s_per_mp']:.3f} s/MP "
+            f"against {c['eager_s_per_mp']:.3f} eager, after {c['compile_s']:.0f} s of compiling (per tile shape), "
+            f"max abs {c['max_abs_vs_eager']:.2g} from eager.",
+        ]
     if "peak_memory" in res:
         pm = res["peak_memory"]
         lines += [
@@ -314,11 +344,12 @@ def main() -> int:
     ap.add_argument("--big-mp", type=float, default=24.0, help="megapixels of the peak-memory image (0: skip)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="the multiscale network on a sixteenth of the image")
+    ap.add_argument("--compile", action="store_true", help="also torch.compile the multiscale network (~1 min)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--work", help="work folder (default: a temporary one)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-apply-") as td:
-        res = measure(Path(args.work or td), args.mp, args.big_mp, args.repeats, args.quick)
+        res = measure(Path(args.work or td), args.mp, args.big_mp, args.repeats, args.quick, args.compile)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "apply.json").write_text(json.dumps(res, indent=2) + "\n")

@@ -100,10 +100,10 @@ def test_tiled_apply_of_a_tensor_batch_and_progress() -> None:
     calls: list[tuple[int, int]] = []
     with torch.no_grad():
         whole = proxy(x, p)
-    tiled = apply_tiled(proxy, x, p, tile=32, progress=lambda done, total: calls.append((done, total)))
+    tiled = apply_tiled(proxy, x, p, tile=48, progress=lambda done, total: calls.append((done, total)))
     assert isinstance(tiled, torch.Tensor) and tiled.shape == (2, 3, 70, 90)
     torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
-    assert calls[-1] == (2 * 9, 2 * 9)
+    assert calls[-1] == (2 * 4, 2 * 4)
 
 
 # ---------------------------------------------------------------------------------------------- LUT fast path
@@ -240,5 +240,5 @@ def test_apply_cli_refuses_a_scale_outside_the_trained_range(tmp_path: Path, cap
     out = tmp_path / "o.tif"
     assert main(["apply", str(run), str(tif), "-o", str(out)]) == 2
     assert "render scale 1" in capsys.readouterr().err
-    assert main(["apply", str(run), str(tif), "-o", str(out), "--scale", "0.5", "--tile", "16", "-q"]) == 0
+    assert main(["apply", str(run), str(tif), "-o", str(out), "--scale", "0.5", "--tile", "32", "-q"]) == 0
     assert out.is_file()
