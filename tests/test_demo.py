@@ -51,8 +51,16 @@ def test_tiny_demo_runs_every_stage_and_reuses_them(dt, tmp_path: Path) -> None:
     assert pipe["darktable_psnr"] > pipe["defaults_psnr"] + 10
     sw = s["sweep"]
     assert sw["psnr_min"] <= sw["psnr"] and sw["pu21_psnr_min"] <= sw["pu21_psnr"] and sw["frames"] == 4
+    rp = s["replica"]  # every stage of this edit is exact: darktable's 8-bit export limits it (measured 50+ dB)
+    assert rp["psnr"] > 40 and rp["deltae_mean"] < 1.0, rp
+    assert {st["module"]: st["kind"] for st in rp["stages"]}["filmicrgb"] == "exact"
+    mt = s["match"]
+    for k in ("darktable", "rawpy"):
+        assert mt[k]["deltae_mean"] < mt[k]["default_deltae_mean"], (k, mt[k])
+    assert mt["darktable"]["deltae_mean"] < 0.5 * mt["darktable"]["default_deltae_mean"], mt["darktable"]
     html = (out / "report.html").read_text()
     assert "worst sample" in html and "PU21" in html and "Full history" in html
+    assert "The replica" in html and "darkproxy match" in html
     stages = {
         "samples",
         "generate-exposure",
@@ -64,6 +72,8 @@ def test_tiny_demo_runs_every_stage_and_reuses_them(dt, tmp_path: Path) -> None:
         "regress",
         "pipeline",
         "sweep",
+        "replica",
+        "match",
     }
     assert set(s["stage_seconds"]) == stages and all(v > 0 for v in s["stage_seconds"].values())
     assert json.loads((out / "summary.json").read_text())["stage_seconds"] == s["stage_seconds"]

@@ -249,7 +249,8 @@ def test_hidden_params_recovered_and_darktable_agrees(dt, make_raw, request, mod
     training ranges), on a raw the proxy never saw, are recovered within 2 % of
     the training range (median over targets and params), and darktable's
     render of the recovered params reaches >= 40 dB against the target."""
-    from darkproxy.regress import display_psnr, load_proxy
+    from darkproxy.proxy import load_proxy
+    from darkproxy.viz.metrics import display_psnr
 
     run = request.getfixturevalue(run_fixture)
     proxy = load_proxy(run)
@@ -294,7 +295,7 @@ def test_cli_regress_from_raw_writes_xmp_darktable_renders(
     params do; result_tapout.xmp reproduces darktable_output.tif; --video."""
     from darkproxy.darktable.render import read_tiff
     from darkproxy.darktable.xmp import read_xmp
-    from darkproxy.regress import display_psnr
+    from darkproxy.viz.metrics import display_psnr
 
     meta = json.loads((exposure_tap / "meta.json").read_text())
     raw = Path(meta["raw"])

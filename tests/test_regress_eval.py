@@ -114,7 +114,7 @@ def test_raws_round_robin_and_options() -> None:
 # ------------------------------------------------------------- with darktable
 @pytest.mark.slow
 def test_regress_eval_cli_budgets_balance_and_unreadable(make_raw, exposure_run: Path, tmp_path: Path) -> None:
-    from darkproxy.regress import load_proxy
+    from darkproxy.proxy import load_proxy
     from darkproxy.viz.metrics import psnr_from_mse
 
     images = tmp_path / "raws"

@@ -1,8 +1,8 @@
 """The replica of darktable (raw to display) against darktable's own export, with the real darktable-cli.
 
 A 256 px synthetic raw rendered at 128 px: render scale 0.5, the scale of the zoo's local proxies.
-Floors are measured values minus a margin (coffee, the edit below: 25.7 dB end to end, limited by
-the zoo's colorbalancergb and filmicrgb proxies; exposure and sharpen exact at > 60 dB alone).
+Floors are measured values minus a margin (coffee, the edit below, every stage exact: 60.0 dB end to
+end, ΔE2000 0.13, limited by darktable's 8-bit export; each stage alone > 90 dB).
 """
 
 from __future__ import annotations
@@ -46,12 +46,13 @@ def test_replica_cli_four_modules(raw256: Path, tmp_path: Path) -> None:
     kinds = {st["module"]: st["kind"] for st in s["stages"]}
     assert kinds["demosaic"] == kinds["temperature"] == "passthrough"
     assert kinds["exposure"] == kinds["sharpen"] == kinds["colorin"] == kinds["colorout"] == "exact"
-    assert kinds["colorbalancergb"] == kinds["filmicrgb"] == "proxy"
+    assert kinds["colorbalancergb"] == kinds["filmicrgb"] == "exact"
     assert all(st["kind"] in ("exact", "proxy", "passthrough") and "psnr_vs_tapout" in st for st in s["stages"])
     alone = {st["module"]: st.get("psnr_alone") for st in s["stages"]}
-    assert alone["exposure"] > 60 and alone["sharpen"] > 60, alone
-    assert alone["colorout"] > 35, alone  # the display stage on darktable's filmic output vs its sRGB export
-    assert s["psnr"] > 22 and s["deltae_mean"] < 4, (s["psnr"], s["deltae_mean"])
+    for m in ("exposure", "sharpen", "colorbalancergb", "filmicrgb"):
+        assert alone[m] > 70, alone
+    assert alone["colorout"] > 50, alone  # the display stage on darktable's filmic output vs its sRGB export
+    assert s["psnr"] > 50 and s["deltae_mean"] < 0.5, (s["psnr"], s["deltae_mean"])
     assert s["render_scale"] == pytest.approx(0.5, abs=0.01)
     page = (out / "index.html").read_text()
     assert 'src="replica.png"' in page and 'src="darktable.png"' in page and "Per-stage attribution" in page
@@ -76,6 +77,13 @@ def test_replica_is_differentiable_and_refuses_missing(dt, raw256: Path) -> None
     names = chain.param_space.names
     for p in ("exposure.exposure", "colorbalancergb.saturation_global", "filmicrgb.contrast", "sharpen.amount"):
         assert u.grad is not None and float(u.grad[0, names.index(p)].abs()) > 0, p
+    # gradients stay bounded away from the history too (filmic rgb's white clipping once gave 1e24 for one
+    # pixel near display white, which froze Adam): every slider at random settings, float32 as the engine runs
+    g = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        ur = (0.1 + 0.8 * torch.rand(1, len(names), generator=g)).requires_grad_(True)
+        chain(torch.from_numpy(renders.input)[None], ur).abs().mean().backward()
+        assert ur.grad is not None and torch.isfinite(ur.grad).all() and float(ur.grad.abs().max()) < 1e3, ur.grad
 
     bad = dt.edit(hist, enable=["monochrome"])
     with pytest.raises(ReplicaError, match="monochrome") as e:

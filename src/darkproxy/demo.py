@@ -17,7 +17,13 @@ reuses finished stages; generation and training resume on their own):
                  joint regression of every module's hidden params, verified by
                  darktable.
 7. ``sweep``     exposure swept across its range: frames and an mp4.
-8. ``report``    ``report.html`` with every image, plot and number, and
+8. ``replica``   the whole history, raw to display, through the differentiable
+                 replica (an edit over exposure, colorbalancergb, filmicrgb and
+                 sharpen) beside darktable's own sRGB export.
+9. ``match``     ``darkproxy match``: the edit that reproduces a reference made by
+                 darktable with hidden sliders (a few px off, another size) and
+                 one made by another renderer (LibRaw through rawpy).
+10. ``report``   ``report.html`` with every image, plot and number, and
                  ``summary.json`` with every figure it shows.
 """
 
@@ -39,6 +45,17 @@ TRUE_PIPELINE = {
     "exposure": {"exposure": 1.1, "black": 0.01},
     "colorbalancergb": {"saturation_global": -0.2, "vibrance": 0.25, "contrast": 0.1},
     "sharpen": {"radius": 3.0, "amount": 1.2, "threshold": 0.4},
+}
+REPLICA_EDIT = {
+    "exposure": {"exposure": 1.2},
+    "colorbalancergb": {"saturation_global": 0.25, "contrast": 0.15, "vibrance": 0.2},
+    "filmicrgb": {"contrast": 1.4, "white_point_source": 5.0},
+    "sharpen": {"amount": 1.0},
+}
+TRUE_MATCH = {
+    "exposure": {"exposure": 1.4},
+    "colorbalancergb": {"saturation_global": -0.2, "contrast": 0.2, "chroma_global": 0.15},
+    "filmicrgb": {"contrast": 1.5},
 }
 
 
@@ -168,7 +185,8 @@ def run_demo(
     def reg() -> dict[str, Any]:
         from darkproxy.darktable.render import write_tiff
         from darkproxy.darktable.tapout import tapout
-        from darkproxy.regress import RegressConfig, regress_files
+        from darkproxy.recover import regress_files
+        from darkproxy.regress import RegressConfig
 
         d = out / "regress"
         tp = tapout(dt, regress_raw, "colorbalancergb", TRUE_REGRESS, max_size=plan.size)
@@ -263,6 +281,45 @@ def run_demo(
 
     sweep_res = st.run("sweep", sw)
 
+    def rep() -> dict[str, Any]:
+        from darkproxy.replica.run import run_replica
+
+        r = run_replica(dt, regress_raw, out / "replica", sets=REPLICA_EDIT, max_size=plan.size)
+        return {
+            "raw": regress_raw.name,
+            "edit": REPLICA_EDIT,
+            **{k: r[k] for k in ("psnr", "deltae_mean", "deltae_p95", "seconds", "replica_seconds", "render_scale")},
+            "stages": [{k: s.get(k) for k in ("module", "kind", "psnr_vs_tapout", "psnr_alone")} for s in r["stages"]],
+        }
+
+    replica_res = st.run("replica", rep)
+
+    def mat() -> dict[str, Any]:
+        import rawpy
+        from skimage.transform import resize
+
+        from darkproxy.match import match
+        from darkproxy.regress import RegressConfig
+        from darkproxy.replica.fit import render_export
+        from darkproxy.replica.run import replica_history
+
+        # a reference as another tool gives it: a px off, 90 % of the size
+        img = render_export(dt, regress_raw, replica_history(dt, regress_raw, None, TRUE_MATCH), plan.size)
+        cut = img[:, 1:, 1:]
+        ref = np.stack([resize(c, (round(cut.shape[1] * 0.9), round(cut.shape[2] * 0.9))) for c in cut])
+        with rawpy.imread(str(regress_raw)) as rp:
+            other = np.moveaxis(rp.postprocess(use_camera_wb=True, output_bps=8), -1, 0).astype(np.float32) / 255.0
+        cfg = RegressConfig(iters=plan.regress_iters, restarts=4)
+        res = {}
+        for name, r_img in (("darktable", ref.astype(np.float32)), ("rawpy", other)):
+            m = match(dt, regress_raw, r_img, out / "match" / name, max_size=plan.size, config=cfg)
+            res[name] = {
+                k: m[k] for k in ("deltae_mean", "deltae_p95", "psnr", "default_deltae_mean", "params", "seconds")
+            }
+        return {"raw": regress_raw.name, "hidden": TRUE_MATCH, **res}
+
+    match_res = st.run("match", mat)
+
     summary = {
         "quick": plan.quick,
         "darktable_version": dt.version,
@@ -287,6 +344,8 @@ def run_demo(
         "slider_regression": regress_res,
         "pipeline_regression": pipe_res,
         "sweep": sweep_res,
+        "replica": replica_res,
+        "match": match_res,
         "stage_seconds": {k: v["seconds"] for k, v in st.results.items()},
         "total_seconds_this_run": time.time() - t_start,
     }
@@ -409,6 +468,49 @@ def write_demo_report(out: Path, s: dict[str, Any], plan: DemoPlan) -> Path:
         rep.add_image(f, f"frame {f.stem}", name=f"sweep-{f.name}")
     if (out / "sweep" / "sweep.mp4").is_file():
         rep.add_video(out / "sweep" / "sweep.mp4", "the sweep as a video")
+    r = s["replica"]
+    rep.add_heading("The replica: raw to display, differentiable, beside darktable")
+    rep.add_text(
+        f"darktable's default history plus an edit over exposure, colorbalancergb, filmicrgb and sharpen, run "
+        f"raw to display through the replica (exact torch ports of darktable's maths where registered, proxies "
+        f"else; the mosaic stages are darktable's render) on held-out {r['raw']}: display PSNR {r['psnr']:.2f} dB "
+        f"against darktable's own sRGB export, ΔE2000 mean {r['deltae_mean']:.3f} (p95 {r['deltae_p95']:.3f}); "
+        f"the replica ran in {r['replica_seconds']:.2f} s."
+    )
+    for fn, c in (
+        ("replica.png", "the replica"),
+        ("darktable.png", "darktable's export"),
+        ("error.png", "|replica - darktable| x10"),
+    ):
+        if (out / "replica" / fn).is_file():
+            rep.add_image(out / "replica" / fn, c, name=f"replica-{fn}")
+    rep.add_table(r["stages"])
+    mt = s["match"]
+    rep.add_heading("darkproxy match: the darktable edit that reproduces a reference")
+    rep.add_text(
+        "References of held-out "
+        f"{mt['raw']}: one made by darktable with hidden sliders (then cropped by a px and resized), one made by "
+        "another renderer (LibRaw through rawpy). The sliders of exposure, colorbalancergb and filmicrgb are fitted "
+        "through the replica; figures are darktable's own render of result.xmp against the reference, beside "
+        "darktable's defaults."
+    )
+    rep.add_table(
+        [
+            {
+                "reference": k,
+                "ΔE2000 mean": mt[k]["deltae_mean"],
+                "ΔE2000 p95": mt[k]["deltae_p95"],
+                "defaults ΔE2000": mt[k]["default_deltae_mean"],
+                "PSNR (dB)": mt[k]["psnr"],
+                "seconds": mt[k]["seconds"],
+            }
+            for k in ("darktable", "rawpy")
+        ]
+    )
+    for k in ("darktable", "rawpy"):
+        for fn, c in (("reference.png", "reference"), ("default.png", "defaults"), ("result.png", "matched")):
+            if (out / "match" / k / fn).is_file():
+                rep.add_image(out / "match" / k / fn, f"{k}: {c}", name=f"match-{k}-{fn}")
     rep.add_heading("Stage timings (s)")
     rep.add_table([{"stage": k, "seconds": v} for k, v in s["stage_seconds"].items()])
     return rep.write(out / "report.html")

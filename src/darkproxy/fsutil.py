@@ -8,11 +8,13 @@ dataset sample, sidecar, checkpoint or report behind.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -48,3 +50,9 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, fsync: bool = 
 def write_text_atomic(path: str | os.PathLike[str], text: str, fsync: bool = True) -> Path:
     """UTF-8 text version of :func:`write_bytes_atomic`."""
     return write_bytes_atomic(path, text.encode("utf-8"), fsync=fsync)
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write indented JSON atomically (temporary file + rename); values JSON
+    does not know are written as ``str(value)``."""
+    write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")

@@ -467,17 +467,11 @@ def pipeline_regress(
     import numpy as np
 
     from darkproxy.darktable.schema import write_json_atomic
-    from darkproxy.regress import (
-        RegressConfig,
-        RegressError,
-        darktable_figures,
-        defaults_figures,
-        full_history_check,
-        read_image,
-        regress,
-    )
-    from darkproxy.regress import write_video as regress_video
+    from darkproxy.recover import darktable_figures, defaults_figures, full_history_check
+    from darkproxy.regress import RegressConfig, RegressError, regress
+    from darkproxy.viz.images import read_image
     from darkproxy.viz.metrics import display_psnr
+    from darkproxy.viz.video import write_optimisation_video
 
     t0 = time.time()
     out = Path(out_dir)
@@ -509,7 +503,7 @@ def pipeline_regress(
     full.write(out / "result.xmp")
     _, chain_sides = chain_histories(dt, base, stages)
     chain_sides[-1].write(out / "result_chain.xmp")
-    files = regress_video(flat, inp, tgt, res, out) if video else {}
+    files = write_optimisation_video(flat, inp, tgt, res, out) if video else {}
     result = {
         "pipeline": names,
         "raw": str(raw),

@@ -261,3 +261,26 @@ class ScaledProxy(nn.Module):
             return super().__getattr__(name)
         except AttributeError:
             return getattr(self._modules["proxy"], name)
+
+
+class RunLoadError(DarkproxyError):
+    """A proxy run folder that is missing or cannot be loaded."""
+
+
+def load_proxy(run_dir: str | os.PathLike[str], device: str = "cpu") -> Any:
+    """:meth:`Proxy.load` with one-line errors for a missing or corrupt run
+    (``zoo:MODULE`` accepted)."""
+    from darkproxy.zoo import resolve_run
+
+    d = resolve_run(run_dir)
+    if not d.is_dir():
+        raise RunLoadError(f"run folder {d} does not exist")
+    if not (d / "run.json").is_file():
+        raise RunLoadError(f"{d} is not a darkproxy run (no run.json)")
+    try:
+        return Proxy.load(d, device=device)
+    except DarkproxyError:
+        raise
+    except Exception as e:
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise RunLoadError(f"cannot load the proxy in {d}: {type(e).__name__}: {msg}") from None

@@ -1,10 +1,13 @@
-"""Slider regression: recover a darktable module's params from an image pair.
+"""The regression engine: recover a darktable module's params from an image pair.
 
 Given the module's input ``x`` and a target ``y`` (both float32 ``(3, H, W)``
 **linear Rec2020**, e.g. a tap-out, or a raw whose input darkproxy renders), find
 the params ``p`` that make the trained proxy reproduce the target,
-``proxy(x, p) ~= y``, by gradient descent through the proxy, then prove the
-answer with darktable: render the recovered params and compare with the target.
+``proxy(x, p) ~= y``, by gradient descent through the proxy. This module only
+optimises tensors; reading files, proving the answer with darktable (render the
+recovered params and compare with the target) and writing the results are
+:mod:`darkproxy.recover` (``darkproxy regress``); the optimisation's video and
+plot are :func:`darkproxy.viz.video.write_optimisation_video`.
 
 How the optimisation works:
 
@@ -45,13 +48,10 @@ How the optimisation works:
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import kornia  # differentiable SSIM (ssim_map_mean)
@@ -60,7 +60,6 @@ import torch
 
 from darkproxy import colorspace
 from darkproxy.errors import DarkproxyError, UnknownParam
-from darkproxy.fsutil import write_text_atomic
 from darkproxy.viz.metrics import display_psnr
 
 if TYPE_CHECKING:
@@ -72,14 +71,6 @@ SCHEDULES = ("cosine", "plateau")
 
 class RegressError(DarkproxyError):
     """A regression that cannot run: bad inputs, shapes that do not match."""
-
-
-class ImageReadError(DarkproxyError):
-    """A missing or unreadable TIFF (or one that is not a (3, H, W) image)."""
-
-
-class RunLoadError(DarkproxyError):
-    """A proxy run folder that is missing or cannot be loaded."""
 
 
 # --------------------------------------------------------------------- config
@@ -208,13 +199,16 @@ def _logit(u: np.ndarray) -> np.ndarray:
     return np.log(u / (1 - u))
 
 
-def _as_tensor(img: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+def as_batch(img: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """An image ``(C, H, W)`` (numpy or torch) as a float32 batch ``(1, C, H, W)`` on
+    ``device`` (a batch ``(B, C, H, W)`` stays one)."""
     t = torch.as_tensor(np.asarray(img, np.float32) if not isinstance(img, torch.Tensor) else img)
     t = t.to(device=device, dtype=torch.float32)
     return t[None] if t.ndim == 3 else t
 
 
-def _proxy_device(proxy: torch.nn.Module) -> torch.device:
+def proxy_device(proxy: torch.nn.Module) -> torch.device:
+    """The device of ``proxy``'s weights (CPU when it has none)."""
     for p in proxy.parameters():
         return p.device
     return torch.device("cpu")
@@ -274,9 +268,9 @@ def _regress(
     space = cast("ParamSpace", proxy.param_space)  # any module with a param_space: Proxy, FlatPipelineProxy
     free = resolve_free(space, cfg.params)
     t0 = time.perf_counter()
-    dev = _proxy_device(proxy)
-    x = _as_tensor(inp, dev)
-    tgt = _as_tensor(target, dev)
+    dev = proxy_device(proxy)
+    x = as_batch(inp, dev)
+    tgt = as_batch(target, dev)
     tenc = encoder_for(proxy)(tgt)
     base_vals = {**space.defaults(), **dict(space.fixed or {}), **dict(fixed or {})}
     base_u = torch.as_tensor(space.normalize(base_vals), dtype=torch.float32, device=dev)
@@ -439,481 +433,3 @@ def _snap(
         losses = _losses_at(proxy, x, tenc, cands, kind)
         u = cands[int(torch.argmin(losses))]
     return u
-
-
-# ------------------------------------------------------------------ I/O glue
-def read_image(path: str | os.PathLike[str], what: str = "image") -> np.ndarray:
-    """Read a float TIFF as float32 ``(3, H, W)``; one-line
-    :class:`ImageReadError` when missing or unreadable."""
-    from darkproxy.darktable.render import read_tiff
-
-    p = Path(path)
-    if not p.is_file():
-        raise ImageReadError(f"{what} {p} does not exist")
-    import logging
-
-    log = logging.getLogger("tifffile")
-    level = log.level
-    log.setLevel(logging.CRITICAL)  # its warnings about corrupt files would break the one-line error
-    try:
-        a = read_tiff(p)
-    except Exception as e:  # tifffile raises many types for corrupt files
-        raise ImageReadError(
-            f"cannot read {what} {p}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        ) from None
-    finally:
-        log.setLevel(level)
-    if a.ndim != 3 or a.shape[0] != 3 or min(a.shape[1:]) < 1:
-        raise ImageReadError(f"cannot read {what} {p}: not an RGB image (shape {tuple(a.shape)})")
-    if not np.isfinite(a).all():
-        raise ImageReadError(f"{what} {p} contains NaN or infinite values")
-    return a
-
-
-def load_proxy(run_dir: str | os.PathLike[str], device: str = "cpu") -> Any:
-    """:meth:`darkproxy.proxy.Proxy.load` with one-line errors for a missing or corrupt run
-    (``zoo:MODULE`` accepted)."""
-    from darkproxy.zoo import resolve_run
-
-    d = resolve_run(run_dir)
-    if not d.is_dir():
-        raise RunLoadError(f"run folder {d} does not exist")
-    if not (d / "run.json").is_file():
-        raise RunLoadError(f"{d} is not a darkproxy run (no run.json)")
-    from darkproxy.proxy import Proxy
-
-    try:
-        return Proxy.load(d, device=device)
-    except DarkproxyError:
-        raise
-    except Exception as e:
-        msg = str(e).splitlines()[0] if str(e) else ""
-        raise RunLoadError(f"cannot load the proxy in {d}: {type(e).__name__}: {msg}") from None
-
-
-def _meta(input_path: Path) -> dict[str, Any]:
-    meta = input_path.parent / "meta.json"
-    try:
-        d = json.loads(meta.read_text())
-    except (OSError, ValueError):
-        return {}
-    return d if isinstance(d, dict) else {}
-
-
-def raw_from_meta(input_path: Path) -> Path | None:
-    """The raw of a tap-out whose ``meta.json`` sits next to ``input_path``
-    (None when there is no meta or its raw is gone)."""
-    raw = _meta(input_path).get("raw")
-    if raw and Path(raw).is_file():
-        return Path(raw)
-    return None
-
-
-def input_scale(inp: np.ndarray, pre: bool, input_path: Path | None, raw: Path | None) -> float | None:
-    """Render scale of a module input: 1 for a packed mosaic, the tap-out's
-    ``meta.json`` ``render_scale``, else measured against ``raw``'s size
-    (``None`` when nothing tells)."""
-    from darkproxy.darktable.tapout import render_scale
-
-    if pre:
-        return 1.0
-    if input_path is not None and (got := _meta(input_path).get("render_scale")):
-        return float(got)
-    return render_scale(raw, inp.shape) if raw is not None else None
-
-
-def render_module_input(dt: Any, raw: Path, module: str, max_size: int | None) -> tuple[np.ndarray, bool]:
-    """The module's input for ``raw`` (darktable's default history upstream),
-    as a tap-out at ``max_size``: ``(array, pre_demosaic)`` (one render)."""
-    from darkproxy.darktable.tapout import packed_input, plan_tapout
-
-    plan = plan_tapout(dt, dt.default_history(raw), module, {})
-    if plan.pre_demosaic:
-        return packed_input(raw, module), True
-    return dt.renderer(max_size=max_size).render_array(raw, plan.input_sidecar), False
-
-
-@dataclass
-class Verification:
-    """darktable's render of recovered params. ``output``: float32 ``(3, H, W)``
-    linear Rec2020 (tap-out output: later modules disabled); ``sidecar``: the
-    full history (nothing disabled); ``tapout_sidecar``: the verification history."""
-
-    output: np.ndarray
-    psnr: float
-    sidecar: Any
-    tapout_sidecar: Any
-    seconds: float
-    upstream_hash: str = ""
-
-
-def verify_with_darktable(
-    dt: Any, raw: Path, module: str, named: Mapping[str, Any], target: np.ndarray, pre_demosaic: bool = False
-) -> Verification:
-    """Render ``named`` params of ``module`` with darktable (default history of
-    ``raw`` upstream, later modules disabled, at the target's size) and compare
-    with ``target`` (display PSNR)."""
-    from darkproxy.darktable.tapout import plan_tapout
-
-    t0 = time.perf_counter()
-    base = dt.default_history(raw)
-    plan = plan_tapout(dt, base, module, named)
-    size = None if pre_demosaic else int(max(target.shape[-2:]))
-    out = dt.renderer(max_size=size).render_array(raw, plan.output_sidecar)
-    if out.shape != target.shape:
-        raise RegressError(
-            f"darktable renders {raw} at {out.shape[2]}x{out.shape[1]}, the target is "
-            f"{target.shape[2]}x{target.shape[1]}: was the target made from this raw?"
-        )
-    full = dt.edit(base, updates={module: named})
-    return Verification(
-        out, display_psnr(out, target), full, plan.output_sidecar, time.perf_counter() - t0, plan.upstream_hash
-    )
-
-
-def full_history_check(
-    dt: Any,
-    raw: Path,
-    recovered: Mapping[str, Mapping[str, Any]],
-    truth: Mapping[str, Mapping[str, Any]],
-    max_size: int | None,
-) -> dict[str, Any]:
-    """What a photographer sees: darktable renders the raw's whole default
-    history (every module on, as when ``result.xmp`` is opened) once with the
-    ``recovered`` params ({module: {param: value}}) and once with the target's
-    (``truth``), in one darktable-cli process, at ``max_size``. Returns
-    ``full_history_psnr`` (display), ``full_history_pu21_psnr`` and
-    ``full_history_deltae_mean`` between the two."""
-    import tempfile
-
-    from darkproxy.darktable.render import RenderFailure, RenderJob, read_tiff
-    from darkproxy.errors import DarktableRenderError
-    from darkproxy.viz.metrics import compare
-
-    base = dt.default_history(raw)
-    with tempfile.TemporaryDirectory(prefix="darkproxy-full-") as td:
-        jobs = [
-            RenderJob(raw, dt.edit(base, updates=u), Path(td) / f"{k}.tif") for k, u in enumerate((recovered, truth))
-        ]
-        res = dt.renderer(max_size=max_size).render_batch(jobs)
-        for x in res:
-            if isinstance(x, RenderFailure):
-                raise DarktableRenderError(x.message)
-        a, b = (read_tiff(p) for p in res)
-    m = compare(a, b)
-    return {
-        "full_history_psnr": m.psnr,
-        "full_history_pu21_psnr": m.pu21_psnr,
-        "full_history_deltae_mean": m.deltae_mean,
-    }
-
-
-def darktable_figures(output: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """Unclipped figures of darktable's render of recovered params against the
-    target, beside the display PSNR: ``darktable_pu21_psnr``,
-    ``darktable_hdrflip_mean``, ``darktable_deltae_mean``."""
-    from darkproxy.viz.metrics import compare
-
-    m = compare(output, target)
-    return {
-        "darktable_pu21_psnr": m.pu21_psnr,
-        "darktable_hdrflip_mean": m.hdrflip_mean,
-        "darktable_deltae_mean": m.deltae_mean,
-    }
-
-
-def defaults_figures(output: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """The baseline a regression must beat: darktable's render of the same
-    history with the regressed sliders at their defaults, against the target
-    (``defaults_psnr`` display, ``defaults_pu21_psnr``)."""
-    from darkproxy.viz.metrics import compare
-
-    m = compare(output, target)
-    return {"defaults_psnr": m.psnr, "defaults_pu21_psnr": m.pu21_psnr}
-
-
-def regress_files(
-    proxy: Any,
-    target_path: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
-    input_path: str | os.PathLike[str] | None = None,
-    raw: str | os.PathLike[str] | None = None,
-    config: RegressConfig | None = None,
-    dt: Any = None,
-    video: bool = False,
-    log: Callable[[str], None] | None = None,
-    target_params: Mapping[str, Any] | None = None,
-    scale: float | None = None,
-) -> dict[str, Any]:
-    """The ``darkproxy regress`` pipeline. Reads the target (and the input, or
-    renders it from ``raw``), regresses, verifies with darktable when a raw is
-    known (``raw``, or the ``meta.json`` of a tap-out next to ``input_path``),
-    writes ``params.json``, ``proxy_output.tif``, and with a raw
-    ``darktable_output.tif``, ``result.xmp`` (the raw's default history with
-    the module set to the recovered params: what a photographer opens) and
-    ``result_tapout.xmp`` (the same with every later module disabled: the
-    history ``darktable_psnr`` is measured on). When the target's params are
-    known (``target_params``, or the ``set_params`` of a tap-out's
-    ``meta.json`` next to the target), darktable also renders the full history
-    with them and with the recovered ones: ``full_history_psnr``
-    (:func:`full_history_check`). ``scale``: the images' render scale
-    (default: from the input tap-out's ``meta.json`` or the raw's size); a
-    scale-dependent proxy refuses one it was not trained on. Returns the
-    params.json dict."""
-    cfg = config or RegressConfig()
-    cfg.check()
-    say = log or (lambda s: None)
-    t0 = time.perf_counter()
-    space = proxy.param_space
-    resolve_free(space, cfg.params)  # unknown names fail before any render
-    target = read_image(target_path, "target")
-    module = proxy.module
-    raw_p = Path(raw) if raw is not None else None
-    if raw_p is not None and not raw_p.is_file():
-        from darkproxy.errors import RawError
-
-        raise RawError(f"raw file {raw_p} does not exist")
-    if input_path is not None:
-        inp = read_image(input_path, "input")
-        if raw_p is None:
-            raw_p = raw_from_meta(Path(input_path))
-        pre = inp.shape[0] == 4  # packed mosaic: a pre-demosaic module
-    else:
-        if raw_p is None:
-            raise RegressError("give the module input (--input) or the raw it comes from (--raw)")
-        if dt is None:
-            raise RegressError("a darktable session is needed to render the input from the raw")
-        say(f"rendering {module}'s input from {raw_p} at {max(target.shape[1:])} px")
-        inp, pre = render_module_input(dt, raw_p, module, int(max(target.shape[-2:])))
-    _check_shapes(inp, target, pre)
-    if scale is None:
-        scale = input_scale(inp, pre, Path(input_path) if input_path is not None else None, raw_p)
-    if hasattr(proxy, "at_scale"):  # a Proxy: fixed at the images' scale (refused outside its trained range)
-        proxy = proxy.at_scale(scale)
-    say(f"regressing {', '.join(cfg.params or space.names)} ({cfg.restarts} restarts x {cfg.iters} iters)")
-    res = regress(proxy, inp, target, cfg)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    from darkproxy.darktable.render import write_tiff
-
-    write_tiff(out / "proxy_output.tif", res.proxy_output)
-    named = space.for_darktable(res.params)
-    record: dict[str, Any] = {
-        "module": module,
-        "params": _jsonable(res.params),
-        "normalized": [float(v) for v in res.normalized],
-        "free": res.free,
-        "darktable_params": _jsonable(named),
-        "proxy_psnr": _num(res.proxy_psnr),
-        "darktable_psnr": None,
-        "loss": res.loss,
-        "loss_kind": cfg.loss,
-        "regress_seconds": res.seconds,
-        "seconds": None,
-        "iters": res.iters,
-        "restarts": res.restarts,
-        "best_restart": res.best_restart,
-        "restart_losses": res.restart_losses,
-        "loss_history": res.loss_history,
-        "lr": cfg.lr,
-        "schedule": cfg.schedule,
-        "seed": cfg.seed,
-        "target": str(target_path),
-        "input": str(input_path) if input_path else None,
-        "raw": str(raw_p) if raw_p else None,
-        "run": str(getattr(proxy, "run_dir", "") or ""),
-        "render_scale": scale,
-    }
-    if raw_p is not None:
-        if dt is None:
-            raise RegressError("a darktable session is needed to verify the params")
-        from darkproxy.zoo import check_zoo_proxy
-
-        check_zoo_proxy(proxy, dt, say)
-        say("rendering the recovered params with darktable")
-        ver = verify_with_darktable(dt, raw_p, module, named, target, pre)
-        write_tiff(out / "darktable_output.tif", ver.output)
-        ver.sidecar.write(out / "result.xmp")
-        ver.tapout_sidecar.write(out / "result_tapout.xmp")
-        say("rendering the module's defaults with darktable (the baseline)")
-        base_ver = verify_with_darktable(dt, raw_p, module, space.for_darktable(), target, pre)
-        record.update(defaults_figures(base_ver.output, target))
-        record.update(
-            darktable_psnr=_num(ver.psnr),
-            verify_seconds=ver.seconds,
-            darktable_psnr_history="tap-out: the raw's default history, modules after "
-            f"{module} disabled (result_tapout.xmp)",
-            xmp=str(out / "result.xmp"),
-            tapout_xmp=str(out / "result_tapout.xmp"),
-            **darktable_figures(ver.output, target),
-        )
-        truth = dict(target_params) if target_params is not None else _meta(Path(target_path)).get("set_params")
-        if truth and not pre:
-            say("rendering the full history (result.xmp) and the target's params with darktable")
-            record.update(
-                full_history_check(
-                    dt, raw_p, {module: named}, {module: space.for_darktable(truth)}, int(max(target.shape[-2:]))
-                )
-            )
-        else:
-            record["full_history_psnr"] = None
-        meta_hash = _meta(Path(input_path)).get("upstream_hash") if input_path is not None else None
-        if meta_hash and meta_hash != ver.upstream_hash:
-            record["warning"] = (
-                "the input's tap-out was made with another upstream history than darktable's "
-                "defaults for the raw: darktable_psnr compares against the default history"
-            )
-            say("warning: " + record["warning"])
-    if video:
-        say("writing the optimisation video")
-        record.update(write_video(proxy, inp, target, res, out))
-    record["seconds"] = time.perf_counter() - t0
-    write_json(out / "params.json", record)
-    return record
-
-
-def _check_shapes(inp: np.ndarray, target: np.ndarray, pre_demosaic: bool) -> None:
-    th, tw = target.shape[-2:]
-    if inp.shape[0] == 4 or pre_demosaic:
-        ok = (2 * inp.shape[-2], 2 * inp.shape[-1]) == (th, tw)
-    else:
-        ok = inp.shape == target.shape
-    if not ok:
-        raise RegressError(
-            f"input {tuple(inp.shape)} and target {tuple(target.shape)} do not match: render both at the same size"
-        )
-
-
-def _num(v: float) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(v)
-
-
-def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-
-    for k, v in d.items():
-        if isinstance(v, (bool, np.bool_)):
-            out[k] = bool(v)
-        elif isinstance(v, (int, np.integer)):
-            out[k] = int(v)
-        elif isinstance(v, (float, np.floating)):
-            out[k] = float(v)
-        else:
-            out[k] = v
-    return out
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write indented JSON atomically (temporary file + rename)."""
-    write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
-
-
-# -------------------------------------------------------------------- video
-def _to_display_rgb8(img: np.ndarray) -> np.ndarray:
-    """float32 (3, H, W) linear -> uint8 (H, W, 3) in the display encoding."""
-    from darkproxy.viz.images import to_display
-
-    return to_display(img)
-
-
-def _frame(pred: np.ndarray, target: np.ndarray, lines: list[str], height: int = 256) -> np.ndarray:
-    """One video frame: proxy output | target, upscaled to ``height`` px (nearest),
-    with ``lines`` of text underneath. uint8 (H', W', 3), even sizes (for yuv420)."""
-    from PIL import Image, ImageDraw
-
-    a, b = _to_display_rgb8(pred), _to_display_rgb8(target)
-    h, w = a.shape[:2]
-    scale = max(1, height // h)
-    pair = np.concatenate([a, np.full((h, max(2, w // 32), 3), 255, np.uint8), b], axis=1)
-    pair = np.repeat(np.repeat(pair, scale, 0), scale, 1)
-    line_h = 14
-    text_h = line_h * len(lines) + 8
-    W = pair.shape[1] + (pair.shape[1] % 2)
-    H = pair.shape[0] + text_h
-    H += H % 2
-    canvas = Image.new("RGB", (W, H), (20, 20, 20))
-    canvas.paste(Image.fromarray(pair), (0, 0))
-    d = ImageDraw.Draw(canvas)
-    for i, ln in enumerate(lines):
-        d.text((6, pair.shape[0] + 4 + i * line_h), ln, fill=(235, 235, 235))
-    return np.asarray(canvas)
-
-
-def write_video(
-    proxy: Any,
-    inp: np.ndarray,
-    target: np.ndarray,
-    res: RegressResult,
-    out_dir: Path,
-    n_frames: int = 60,
-    fps: int = 12,
-) -> dict[str, Any]:
-    """The optimisation as frames (``frames/NNNN.png``: proxy output of the
-    winning restart at evenly spaced iterations | target, with the iteration,
-    loss and param values written in), ``optimisation.mp4`` (H.264,
-    :func:`darkproxy.viz.video.write_video`) and ``optimisation.png`` (loss and params per iteration).
-    Returns the paths written."""
-    import imageio.v2 as iio
-
-    space = proxy.param_space
-    frames_dir = out_dir / "frames"
-    frames_dir.mkdir(parents=True, exist_ok=True)
-    n = res.trajectory.shape[0]
-    if n == 0:
-        raise RegressError("no trajectory was recorded (RegressConfig.record=False)")
-    its = sorted(set(np.linspace(0, n - 1, min(n_frames, n)).round().astype(int).tolist()))
-    dev = _proxy_device(proxy)
-    x = _as_tensor(inp, dev)
-    free_idx = [space.names.index(nm) for nm in res.free]
-    frames = []
-    with torch.no_grad():
-        for j, it in enumerate(its):
-            u = torch.as_tensor(res.trajectory[it], dtype=torch.float32, device=dev)[None]
-            pred = proxy(x, u)[0].cpu().numpy()
-            vals = space.denormalize(res.trajectory[it])
-            lines = [f"iter {it + 1}/{n}  loss {res.loss_history[it]:.5f}  (proxy | target)"]
-            lines += [f"{space.names[i]} = {_fmt(vals[space.names[i]])}" for i in free_idx]
-            fr = _frame(pred, target, lines)
-            iio.imwrite(frames_dir / f"{j:04d}.png", fr)
-            frames.append(fr)
-    mp4 = out_dir / "optimisation.mp4"
-    _write_mp4(mp4, frames, fps)
-    plot = out_dir / "optimisation.png"
-    _plot_history(plot, res, space)
-    return {"frames": str(frames_dir), "video": str(mp4), "plot": str(plot)}
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:+.4f}" if isinstance(v, float) else str(v)
-
-
-def _write_mp4(path: Path, frames: list[np.ndarray], fps: int) -> None:
-    """Encode frames (H.264 via imageio-ffmpeg) with the project's video writer."""
-    from darkproxy.viz.video import write_video as _encode
-
-    _encode(frames, path, fps=fps)
-
-
-def _plot_history(path: Path, res: RegressResult, space: Any) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    a1.semilogy(np.arange(1, len(res.loss_history) + 1), np.maximum(res.loss_history, 1e-12))
-    a1.set_xlabel("iteration")
-    a1.set_ylabel("loss")
-    a1.set_title(f"loss (restart {res.best_restart} of {res.restarts})")
-    for nm in res.free:  # normalised, so that params with different ranges share one axis
-        i = space.names.index(nm)
-        s = space.specs[i]
-        a2.plot(np.arange(1, res.trajectory.shape[0] + 1), res.trajectory[:, i], label=f"{nm} [{s.lo:g}, {s.hi:g}]")
-    a2.set_ylim(-0.02, 1.02)
-    a2.set_xlabel("iteration")
-    a2.set_ylabel("position in training range")
-    a2.set_title("params")
-    a2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

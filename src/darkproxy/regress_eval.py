@@ -72,16 +72,11 @@ from typing import Any
 import numpy as np
 
 from darkproxy.colorspace import srgb_display_rec709
+from darkproxy.darktable.tapout import input_scale, render_module_input
 from darkproxy.data.generate import readable_raws
-from darkproxy.regress import (
-    RegressConfig,
-    RegressError,
-    regress,
-    render_module_input,
-    resolve_free,
-    verify_with_darktable,
-    write_json,
-)
+from darkproxy.fsutil import write_json
+from darkproxy.recover import verify_with_darktable
+from darkproxy.regress import RegressConfig, RegressError, regress, resolve_free
 
 BASELINES = ("cma", "nelder-mead")
 DEFAULT_BUDGETS = (1.0, 10.0, 50.0)
@@ -201,8 +196,6 @@ class EvalConfig:
 
 def _at_scale(proxy: Any, inp: np.ndarray, pre: bool, raw: Path) -> Any:
     """``proxy`` at the render scale of ``inp`` (refused outside its trained range)."""
-    from darkproxy.regress import input_scale
-
     return proxy.at_scale(input_scale(inp, pre, None, raw)) if hasattr(proxy, "at_scale") else proxy
 
 

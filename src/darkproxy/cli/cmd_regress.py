@@ -211,7 +211,10 @@ def _device(args: argparse.Namespace) -> str:
 
 def run_regress(args: argparse.Namespace) -> int:
     from darkproxy.cli._dt import darktable_from_args
-    from darkproxy.regress import load_proxy, read_image, regress_files, resolve_free
+    from darkproxy.proxy import load_proxy
+    from darkproxy.recover import regress_files
+    from darkproxy.regress import resolve_free
+    from darkproxy.viz.images import read_image
 
     cfg = _config(args)
     proxy = load_proxy(args.run, device=_device(args))
@@ -255,7 +258,7 @@ def run_regress(args: argparse.Namespace) -> int:
 def run_regress_eval(args: argparse.Namespace) -> int:
     from darkproxy.cli._dt import darktable_from_args
     from darkproxy.data.generate import find_raws
-    from darkproxy.regress import load_proxy
+    from darkproxy.proxy import load_proxy
     from darkproxy.regress_eval import EvalConfig, break_even_text, parse_baselines, parse_budgets, regress_eval
 
     cfg = EvalConfig(

@@ -73,6 +73,10 @@ class Renderer:
     # darktable's own 8-bit sRGB export (what ``darktable-cli raw out.png`` writes), read back as 0..255 floats
     icc_type: str = "LIN_REC2020"
     bpp: int = 32
+    # a darktable style file (.dtstyle) applied on top of each job's history (darktable imports it through
+    # Lua in the same process: darkproxy.darktable.styles); ``style_overwrite``: it replaces the history
+    style: Path | None = None
+    style_overwrite: bool = False
     renders: int = 0  # darktable-cli processes started (for benchmarks)
     images: int = 0  # images rendered
 
@@ -85,6 +89,10 @@ class Renderer:
         if self.max_size:
             cmd += ["--width", str(self.max_size), "--height", str(self.max_size)]
         cmd += ["--hq", "true" if self.high_quality else "false"]
+        if self.style is not None:
+            from darkproxy.darktable.styles import read_style, style_import_lua
+
+            cmd += ["--style", read_style(self.style).name] + (["--style-overwrite"] if self.style_overwrite else [])
         cmd += [
             "--core",
             "--library",
@@ -100,6 +108,8 @@ class Renderer:
         ]
         for k, v in self.extra_conf.items():
             cmd += ["--conf", f"{k}={v}"]
+        if self.style is not None:
+            cmd += ["--luacmd", style_import_lua(self.style)]
         return cmd
 
     def _run(self, cmd: list[str], what: str) -> str:

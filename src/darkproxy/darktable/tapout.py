@@ -341,3 +341,44 @@ def tap_meta(
         "disabled_after": plan.disabled,
         "pass_through_after": plan.kept_on,
     }
+
+
+# ------------------------------------------------------- a tap-out as regression input
+def read_tap_meta(input_path: Path) -> dict[str, Any]:
+    """The ``meta.json`` (:func:`tap_meta`) of the tap-out ``input_path`` belongs to,
+    read from its folder ({} when there is none or it is unreadable)."""
+    meta = input_path.parent / "meta.json"
+    try:
+        d = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def raw_from_meta(input_path: Path) -> Path | None:
+    """The raw of a tap-out whose ``meta.json`` sits next to ``input_path``
+    (None when there is no meta or its raw is gone)."""
+    raw = read_tap_meta(input_path).get("raw")
+    if raw and Path(raw).is_file():
+        return Path(raw)
+    return None
+
+
+def input_scale(inp: np.ndarray, pre: bool, input_path: Path | None, raw: Path | None) -> float | None:
+    """Render scale of a module input: 1 for a packed mosaic, the tap-out's
+    ``meta.json`` ``render_scale``, else measured against ``raw``'s size
+    (``None`` when nothing tells)."""
+    if pre:
+        return 1.0
+    if input_path is not None and (got := read_tap_meta(input_path).get("render_scale")):
+        return float(got)
+    return render_scale(raw, inp.shape) if raw is not None else None
+
+
+def render_module_input(dt: Any, raw: Path, module: str, max_size: int | None) -> tuple[np.ndarray, bool]:
+    """The module's input for ``raw`` (darktable's default history upstream),
+    as a tap-out at ``max_size``: ``(array, pre_demosaic)`` (one render)."""
+    plan = plan_tapout(dt, dt.default_history(raw), module, {})
+    if plan.pre_demosaic:
+        return packed_input(raw, module), True
+    return dt.renderer(max_size=max_size).render_array(raw, plan.input_sidecar), False

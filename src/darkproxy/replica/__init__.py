@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+from darkproxy.replica import colorbalancergb as _colorbalancergb  # noqa: F401  registers its exact stage
+from darkproxy.replica import filmicrgb as _filmicrgb  # noqa: F401  registers its exact stage
+from darkproxy.replica import sigmoid as _sigmoid  # noqa: F401  registers its exact stage
 from darkproxy.replica.chain import ReplicaChain, ReplicaError, ReplicaPlan, plan_replica
 from darkproxy.replica.stages import EXACT, ExactOp, StageContext, register_exact
 

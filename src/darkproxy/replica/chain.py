@@ -17,6 +17,7 @@ regression engine (:func:`darkproxy.regress.regress`) optimises it like any prox
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -124,6 +125,9 @@ def plan_replica(
             continue
         op = EXACT.get(m)
         reason = op.supports(values, ctx) if op is not None else None
+        if op is not None and reason is None and op.versions and (it is None or it.modversion not in op.versions):
+            got = "unknown" if it is None else it.modversion
+            reason = f"{m} version {got}: the exact stage implements version(s) {', '.join(map(str, op.versions))}"
         if op is not None and reason is None and m not in prefer_proxy:
             stages.append(StagePlan(m, "exact", values, note=op.note, can_disable=can_disable))
             continue
@@ -140,6 +144,7 @@ def plan_replica(
                 "tap-out there"
             )
         stages.append(StagePlan(m, "passthrough", values, note=f"darktable's tap-out ({why}; --allow-missing)"))
+    ctx = dataclasses.replace(ctx, exact=tuple(s.module for s in stages if s.kind == "exact"))
     return ReplicaPlan(history, prefix, stages, ctx)
 
 
@@ -218,18 +223,25 @@ class ReplicaChain(nn.Module):
 
     def history_u(self, batch: int = 1, device: str | torch.device = "cpu") -> torch.Tensor:
         """The history's own settings as the normalised flat vector ``(batch, P)``
-        (not clipped: a value outside a slider's range stays exact)."""
-        u = torch.as_tensor(self.param_space.normalize(self.param_space.defaults()), device=device)
+        (not clipped: a value outside a slider's range stays exact). float64, so that
+        the exact stages get the history's float32 values back bit for bit (sigmoid's
+        curve is a step function of them, as in darktable)."""
+        d = self.param_space.defaults()
+        u = torch.as_tensor([s.normalize(d[s.name]) for s in self.param_space.specs], dtype=torch.float64)
+        u = u.to(device)
         return u.reshape(1, -1).expand(batch, -1).clone()
 
     def forward(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         out, _ = self.run_stages(x, u)
         return out
 
-    def run_stages(self, x: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def run_stages(
+        self, x: torch.Tensor, u: torch.Tensor, ctx: StageContext | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``x (B, 3, H, W)`` linear Rec2020 (darktable's image after demosaic),
         ``u (B, P)`` -> (display ``(B, 3, H, W)``, every stage's output: linear
-        Rec2020 up to colorout, display values from it on)."""
+        Rec2020 up to colorout, display values from it on). ``ctx``: the exact
+        stages' context instead of the plan's (e.g. another output profile)."""
         if x.ndim == 3:
             x = x[None]
         B = x.shape[0]
@@ -244,29 +256,30 @@ class ReplicaChain(nn.Module):
             if st.kind == "passthrough":
                 cur = self.taps[st.module].to(x.device, x.dtype).reshape(1, 3, *x.shape[-2:]).expand(B, -1, -1, -1)
             elif st.kind == "proxy":
-                cur = self.proxies[st.module](cur, uu)
+                cur = self.proxies[st.module](cur, uu.to(cur.dtype))
             else:
                 vals: dict[str, Any] = dict(st.values)
                 for j, s in enumerate(slot.specs):
                     vals[s.name] = s.lo + uu[:, j] * (s.hi - s.lo)
-                cur = EXACT[st.module].fn(cur, vals, self.ctx)
+                cur = EXACT[st.module].fn(cur, vals, ctx or self.ctx)
             outs.append(cur)
         return cur, outs
 
-    def stage_alone(self, module: str, x: torch.Tensor) -> torch.Tensor:
+    def stage_alone(self, module: str, x: torch.Tensor, ctx: StageContext | None = None) -> torch.Tensor:
         """One stage at the history's settings applied to ``x`` (``(3, H, W)`` or
-        batched): the stage's own fidelity on darktable's input to it."""
+        batched): the stage's own fidelity on darktable's input to it (``ctx``: as
+        in :meth:`run_stages`)."""
         u = self.history_u(1, x.device)
         st = next(s for s in self.plan.stages if s.module == module)
         slot = self.slots[module]
         uu = u[:, slot.start : slot.start + len(slot.names)]
         xb = x[None] if x.ndim == 3 else x
         if st.kind == "proxy":
-            return self.proxies[module](xb, uu)
+            return self.proxies[module](xb, uu.to(xb.dtype))
         vals: dict[str, Any] = dict(st.values)
         for j, s in enumerate(slot.specs):
             vals[s.name] = s.lo + uu[:, j] * (s.hi - s.lo)
-        return EXACT[module].fn(xb, vals, self.ctx)
+        return EXACT[module].fn(xb, vals, ctx or self.ctx)
 
 
 def _num(v: Any, default: float) -> float:

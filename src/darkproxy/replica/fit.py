@@ -95,7 +95,7 @@ def replica_regress(
     plan = plan_replica(dt, hist, raw, allow_missing=allow_missing, prefer_proxy=prefer_proxy, runs=runs)
     size = int(max(tgt.shape[-2:]))  # a proxy that cannot run at this scale is refused by build_chain
     say(f"rendering the replica's input from {raw.name} at {size} px")
-    renders = render_references(dt, raw, plan, size, export=False)
+    renders = render_references(dt, raw, plan, size, export=False, taps=False)
     if renders.input.shape[-2:] != tgt.shape[-2:]:
         raise ReplicaError(
             f"darktable renders {raw.name} at {renders.input.shape[2]}x{renders.input.shape[1]} but the target is "
@@ -116,11 +116,9 @@ def replica_regress(
     say(f"regressing {', '.join(names)} through the replica ({cfg.restarts} restarts x {cfg.iters} iters)")
     res = regress(chain, renders.input, tgt, cfg)
     recovered = {n: res.params[n] for n in names}
-    updates: dict[str, dict[str, Any]] = {}
-    for n, v in recovered.items():
-        m, p = n.split(".", 1)
-        updates.setdefault(m, {})[p] = v
-    result = dt.edit(hist, updates=updates)
+    from darkproxy.pipeline import per_module
+
+    result = dt.edit(hist, updates=per_module(recovered))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result.write(out / "result.xmp")

@@ -12,7 +12,11 @@ Display figures: PSNR of the sRGB display values (``[0, 1]``, data range 1) and
 CIEDE2000 (CIELAB of the sRGB images, D65). Per-stage attribution: for each stage,
 ``psnr_vs_tapout`` (the chained replica after the stage against darktable's tap-out
 there; display PSNR, the project's display encoding for linear images) and
-``psnr_alone`` (the stage alone, on darktable's own input to it).
+``psnr_alone`` (the stage alone, on darktable's own input to it). The tap-outs are
+rendered with a linear Rec2020 output profile, to which filmic rgb v6 gamut-maps:
+the linear stages are compared in that context (:attr:`StageContext.output_profile`),
+the display in sRGB; after such a stage, the display stages' input "alone" is the
+replica's (sRGB context) from darktable's last image that does not depend on it.
 """
 
 from __future__ import annotations
@@ -140,7 +144,7 @@ def load_proxies(plan: ReplicaPlan, scale: float | None, device: str = "cpu") ->
     """The chain's proxies, fixed at render ``scale``; a proxy not trained at
     that scale raises :class:`~darkproxy.errors.ScaleError` naming the sizes that work."""
     from darkproxy.errors import ScaleError
-    from darkproxy.regress import load_proxy
+    from darkproxy.proxy import load_proxy
 
     out: dict[str, torch.nn.Module] = {}
     for st in plan.stages:
@@ -177,9 +181,12 @@ class Renders:
     seconds: float
 
 
-def render_references(dt: Any, raw: Path, plan: ReplicaPlan, size: int, export: bool = True) -> Renders:
-    """Render the replica's input, every stage's tap-out and (``export``)
-    darktable's sRGB export of ``plan.history`` at ``size`` px."""
+def render_references(
+    dt: Any, raw: Path, plan: ReplicaPlan, size: int, export: bool = True, taps: bool = True
+) -> Renders:
+    """Render the replica's input, every stage's tap-out (``taps``; else only those
+    the chain runs on: its passthrough stages) and (``export``) darktable's sRGB
+    export of ``plan.history`` at ``size`` px."""
     from darkproxy.darktable.render import RenderFailure, RenderJob, read_tiff
     from darkproxy.darktable.tapout import render_scale
     from darkproxy.errors import DarktableRenderError
@@ -189,7 +196,7 @@ def render_references(dt: Any, raw: Path, plan: ReplicaPlan, size: int, export: 
     chain_off = plan.chain_disable()
     sides = {"__input__": dt.edit(hist, disable=chain_off)}
     for k, st in enumerate(plan.stages):
-        if st.can_disable:
+        if st.can_disable and (taps or st.kind == "passthrough"):
             sides[st.module] = dt.edit(hist, disable=[m for m in chain_off if m in plan.modules[k + 1 :]])
     with tempfile.TemporaryDirectory(prefix="darkproxy-replica-") as td:
         jobs = [RenderJob(raw, s, Path(td) / f"{i:03d}.tif") for i, s in enumerate(sides.values())]
@@ -205,14 +212,14 @@ def render_references(dt: Any, raw: Path, plan: ReplicaPlan, size: int, export: 
         imgs = [read_tiff(p) for p in res if not isinstance(p, RenderFailure)]
     linear = dict(zip(sides, imgs, strict=False))
     inp = linear.pop("__input__")
-    taps: dict[str, np.ndarray] = {}
+    after: dict[str, np.ndarray] = {}
     prev = inp
     for st in plan.stages:
         prev = linear.get(st.module, prev)
-        taps[st.module] = prev
+        after[st.module] = prev
     exp = imgs[-1] / 255.0 if export else np.zeros_like(inp)
     scale = render_scale(raw, inp.shape) or 1.0
-    return Renders(inp, taps, exp.astype(np.float32), float(scale), time.perf_counter() - t0)
+    return Renders(inp, after, exp.astype(np.float32), float(scale), time.perf_counter() - t0)
 
 
 def build_chain(plan: ReplicaPlan, renders: Renders, device: str = "cpu") -> ReplicaChain:
@@ -228,16 +235,23 @@ def evaluate(chain: ReplicaChain, renders: Renders) -> tuple[np.ndarray, dict[st
     """Run the chain on darktable's input: (display (3, H, W), figures: ``psnr``,
     ``deltae_mean``, ``deltae_p95`` against darktable's export, ``stages``)."""
     x = torch.from_numpy(renders.input)[None]
+    # the tap-outs are rendered with a linear Rec2020 output profile (render_references), which filmic
+    # rgb v6 gamut-maps to: the linear stages are compared with them in that context, the display in sRGB
+    tap_ctx = dataclasses.replace(chain.ctx, output_profile="lin_rec2020")
     with torch.no_grad():
         out, outs = chain.run_stages(x, chain.history_u())
+        _, tap_outs = chain.run_stages(x, chain.history_u(), ctx=tap_ctx)
     disp = out[0].numpy().astype(np.float32)
     stages: list[dict[str, Any]] = []
     for st in chain.plan.prefix:
         stages.append({"module": st.module, "kind": "passthrough", "psnr_vs_tapout": PSNR_CAP, "note": st.note})
-    prev_ref = renders.input
-    for st, o in zip(chain.plan.stages, outs, strict=True):
-        o_np = o[0].numpy()
+    # prev_ref: darktable's input to the stage (its tap-out pipe); disp_in: that input as in the sRGB export's
+    # pipe, known until a stage depends on the output profile (filmic rgb v6's gamut mapping): from there on
+    # the replica's stages (sRGB context) on darktable's last profile-independent image
+    prev_ref = disp_in = renders.input
+    for st, o, o_tap in zip(chain.plan.stages, outs, tap_outs, strict=True):
         op_display = _is_display(chain, st.module)
+        o_np = (o if op_display else o_tap)[0].numpy()
         if op_display:
             ref = renders.export
             vs = psnr_display(o_np, ref)
@@ -245,17 +259,23 @@ def evaluate(chain: ReplicaChain, renders: Renders) -> tuple[np.ndarray, dict[st
             ref = renders.taps[st.module]
             vs = display_psnr(o_np, ref)
         rec: dict[str, Any] = {"module": st.module, "kind": st.kind, "psnr_vs_tapout": vs, "note": st.note}
+        nxt_disp_in = ref
         if st.kind != "passthrough":
             with torch.no_grad():
-                alone = chain.stage_alone(st.module, torch.from_numpy(prev_ref))[0].numpy()
-            if op_display:
-                rec["psnr_alone"] = psnr_display(alone, ref) if prev_ref.shape == ref.shape else None
-            else:
-                rec["psnr_alone"] = display_psnr(alone, ref)
+                if op_display:
+                    alone = chain.stage_alone(st.module, torch.from_numpy(disp_in))[0].numpy()
+                    rec["psnr_alone"] = psnr_display(alone, ref) if disp_in.shape == ref.shape else None
+                else:
+                    alone = chain.stage_alone(st.module, torch.from_numpy(prev_ref), ctx=tap_ctx)[0].numpy()
+                    rec["psnr_alone"] = display_psnr(alone, ref)
+                    if st.kind == "exact" or disp_in is not prev_ref:
+                        alone_srgb = chain.stage_alone(st.module, torch.from_numpy(disp_in))[0].numpy()
+                        if disp_in is not prev_ref or not np.array_equal(alone_srgb, alone):
+                            nxt_disp_in = alone_srgb
         if st.kind == "proxy":
             rec["run"] = st.run
         stages.append(rec)
-        prev_ref = ref
+        prev_ref, disp_in = ref, nxt_disp_in
     m, p95 = deltae_display(disp, renders.export)
     return disp, {"psnr": psnr_display(disp, renders.export), "deltae_mean": m, "deltae_p95": p95, "stages": stages}
 

@@ -39,12 +39,17 @@ Values = Mapping[str, Any]  # param name -> float (from the history) or (B,) ten
 class StageContext:
     """What an exact op may need beyond its params: ``scale`` (render scale, output
     px per raw px), ``modules`` (every module the history enables: an op may
-    depend on another, as the display stage on filmic rgb's gamut mapping) and
-    ``orientation`` (the raw's EXIF orientation, darktable's flip encoding)."""
+    depend on another, as the display stage on filmic rgb's gamut mapping),
+    ``orientation`` (the raw's EXIF orientation, darktable's flip encoding),
+    ``output_profile`` (colorout's export profile, which filmic rgb v6 gamut-maps
+    to: ``"srgb"`` for darktable's sRGB export, ``"lin_rec2020"`` for the float
+    tap-outs) and ``exact`` (the modules the chain runs as exact stages)."""
 
     scale: float = 1.0
     modules: tuple[str, ...] = ()
     orientation: int = 0
+    output_profile: str = "srgb"
+    exact: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,9 @@ class ExactOp:
     may free); ``output``: ``"linear"`` (linear Rec2020) or ``"display"`` (sRGB
     display values in ``[0, 1]``); ``supports(values, ctx)``: ``None`` when the
     history's setting is modelled, else the reason it is not; ``note``: how exact
-    it is (shown in summaries)."""
+    it is (shown in summaries); ``versions``: the module versions (darktable's
+    params version, ``darktable:modversion`` in an XMP) whose maths it implements,
+    empty for any (a history of another version runs through the proxy)."""
 
     module: str
     fn: Callable[[torch.Tensor, Values, StageContext], torch.Tensor]
@@ -63,6 +70,7 @@ class ExactOp:
     output: str = "linear"
     note: str = ""
     supports: Callable[[Values, StageContext], str | None] = field(default=lambda v, c: None)
+    versions: tuple[int, ...] = ()
 
 
 EXACT: dict[str, ExactOp] = {}
@@ -77,11 +85,12 @@ def register_exact(
     output: str = "linear",
     note: str = "",
     supports: Callable[[Values, StageContext], str | None] | None = None,
+    versions: tuple[int, ...] = (),
 ) -> Callable[[Callable[[torch.Tensor, Values, StageContext], torch.Tensor]], Any]:
     """Decorator: register ``fn`` as the exact stage of ``module``."""
 
     def deco(fn: Callable[[torch.Tensor, Values, StageContext], torch.Tensor]) -> Any:
-        EXACT[module] = ExactOp(module, fn, params, output, note, supports or (lambda v, c: None))
+        EXACT[module] = ExactOp(module, fn, params, output, note, supports or (lambda v, c: None), versions)
         return fn
 
     return deco
@@ -241,11 +250,11 @@ def display_gamut_map(rgb709: torch.Tensor) -> torch.Tensor:
     "colorout",
     output="display",
     note="linear Rec2020 -> Rec709 primaries -> sRGB curve (darktable's sRGB export, exact in gamut); with "
-    "filmic rgb on, its gamut mapping to the sRGB export profile in closed form (the zoo's filmic rgb "
-    "proxy learnt it for a Rec2020 output profile)",
+    "filmic rgb's proxy, its gamut mapping to the sRGB export profile in closed form (the zoo's proxy learnt "
+    "it for a Rec2020 output profile; the exact filmic rgb stage maps to ctx.output_profile itself)",
 )
 def colorout(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     rgb = _mix(x, rec2020_to_rec709_matrix())
-    if "filmicrgb" in ctx.modules:
+    if "filmicrgb" in ctx.modules and "filmicrgb" not in ctx.exact:
         rgb = display_gamut_map(rgb)
     return srgb_encode(rgb)

@@ -1,5 +1,6 @@
 """Turning ``linear_rec2020`` images into pictures: display encoding, error
-maps, labelled side-by-side panels, text in frames, PNG output.
+maps, labelled side-by-side panels, text in frames, PNG output; and reading a
+``linear_rec2020`` float TIFF given by a user (:func:`read_image`).
 
 Display encoding: :func:`darkproxy.colorspace.srgb_display_rec709` (the one
 display encoding of the project: Rec709 primaries, clip, sRGB curve), in the
@@ -16,7 +17,12 @@ from typing import Any
 import numpy as np
 
 from darkproxy.colorspace import srgb_display_rec709
+from darkproxy.errors import DarkproxyError
 from darkproxy.fsutil import atomic_path
+
+
+class ImageReadError(DarkproxyError):
+    """A missing or unreadable TIFF (or one that is not a (3, H, W) image)."""
 
 
 def as_hwc(img: Any) -> np.ndarray:
@@ -134,3 +140,31 @@ def save_png(path: str | os.PathLike[str], img: np.ndarray) -> Path:
     with atomic_path(p, suffix=".png") as tmp:
         iio.imwrite(tmp, a)
     return p
+
+
+def read_image(path: str | os.PathLike[str], what: str = "image") -> np.ndarray:
+    """Read a float TIFF as float32 ``(3, H, W)``; one-line
+    :class:`ImageReadError` when missing or unreadable."""
+    from darkproxy.darktable.render import read_tiff
+
+    p = Path(path)
+    if not p.is_file():
+        raise ImageReadError(f"{what} {p} does not exist")
+    import logging
+
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL)  # its warnings about corrupt files would break the one-line error
+    try:
+        a = read_tiff(p)
+    except Exception as e:  # tifffile raises many types for corrupt files
+        raise ImageReadError(
+            f"cannot read {what} {p}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        ) from None
+    finally:
+        log.setLevel(level)
+    if a.ndim != 3 or a.shape[0] != 3 or min(a.shape[1:]) < 1:
+        raise ImageReadError(f"cannot read {what} {p}: not an RGB image (shape {tuple(a.shape)})")
+    if not np.isfinite(a).all():
+        raise ImageReadError(f"{what} {p} contains NaN or infinite values")
+    return a

@@ -1,0 +1,131 @@
+"""darkproxy match."""
+
+from __future__ import annotations
+
+import argparse
+
+from darkproxy.cli._util import add_command, emit
+
+ORDER = 64
+
+
+def register(sub, common: argparse.ArgumentParser) -> None:
+    p = add_command(
+        sub,
+        common,
+        "match",
+        "the darktable edit (XMP and style) that reproduces a reference look: a camera JPEG, another editor's export",
+        "Fit the sliders of a chain of darktable modules so that darktable's render of RAW looks like REFERENCE, "
+        "a display-referred image of the same shot (JPEG, PNG or TIFF; sRGB, or tagged with an ICC profile, "
+        "which is converted to sRGB). The reference may have another size and be a few pixels off: it is "
+        "aligned to darktable's render (resize, zoom within 4 %%, translation); a reference of another scene or "
+        "framing is refused. The sliders are optimised through darkproxy's differentiable replica of darktable "
+        "(`darkproxy replica`), then darktable renders the result and every figure is measured on darktable's "
+        "own render.\n\n"
+        "DIR gets result.xmp (RAW's history with the matched sliders: copy it beside the raw as RAW.xmp, or "
+        "`darktable-cli RAW result.xmp out.jpg`), result.dtstyle (a darktable style of the matched modules and "
+        "darktable's auto-applied exposure and filmic rgb: import it in the lighttable's styles module and apply it "
+        "to any raw; with darktable-cli, once imported: `darktable-cli IN OUT --style NAME --style-overwrite` "
+        "(darktable-cli's default, append, would add a second exposure and filmic rgb)), summary.json (deltae_mean, "
+        "deltae_p95, psnr, default_deltae_mean: darktable's defaults against the reference, params, seconds), the "
+        "images and index.html.\n\n"
+        "`darkproxy match --pairs DIR -o OUT` fits one style to every (raw, reference) pair of DIR matched by file "
+        "stem (IMG_1.dng + IMG_1.jpg: 'make darktable look like my camera'), holding the last pairs out of the fit "
+        "(--holdout) to measure how the style carries to other shots.",
+        "  darkproxy match IMG_0042.CR3 IMG_0042.JPG -o look/\n"
+        "  darkproxy match photo.dng export.png --chain exposure,colorbalancergb,sigmoid --max-size 1024 -o look/\n"
+        "  darkproxy match photo.dng ref.jpg --free exposure.exposure,filmicrgb.contrast -o look/\n"
+        "  darkproxy match --pairs camera-jpegs/ -o camera-style/\n",
+    )
+    p.add_argument("raw", nargs="?", metavar="RAW", help="the raw file")
+    p.add_argument("reference", nargs="?", metavar="REFERENCE", help="the look to match (JPEG, PNG, TIFF)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--pairs", metavar="DIR", help="fit one style to every (raw, reference) pair of DIR")
+    p.add_argument("--holdout", type=int, help="--pairs: pairs held out of the fit (default: a quarter, >= 1)")
+    p.add_argument(
+        "--chain",
+        default="exposure,colorbalancergb,filmicrgb",
+        metavar="MODULE,...",
+        help="modules whose sliders are matched; one the history leaves off is turned on "
+        "(default: exposure,colorbalancergb,filmicrgb)",
+    )
+    p.add_argument(
+        "--free",
+        default="",
+        metavar="MODULE.PARAM,...",
+        help="the sliders to fit (default: the sliders a look is made of, per chain module)",
+    )
+    p.add_argument("--xmp", help="history to start from (default: darktable's defaults for the raw)")
+    p.add_argument("--max-size", type=int, metavar="N", help="working size in px (default: the raw's, at most 512)")
+    p.add_argument("--style-name", metavar="NAME", help="the style's name (default: 'darkproxy match STEM')")
+    p.add_argument("--iters", type=int, default=300, help="optimiser iterations per restart (default 300)")
+    p.add_argument("--restarts", type=int, default=4, help="restarts (default 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from darkproxy.cli._dt import darktable_from_args
+    from darkproxy.errors import DarkproxyError
+    from darkproxy.match import match, match_pairs
+    from darkproxy.regress import RegressConfig
+
+    chain = [m.strip() for m in args.chain.split(",") if m.strip()]
+    free = [f.strip() for f in args.free.split(",") if f.strip()] or None
+    cfg = RegressConfig(iters=args.iters, restarts=args.restarts, seed=args.seed)
+    say = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
+    if args.pairs:
+        if args.raw or args.reference:
+            raise DarkproxyError("--pairs DIR takes no RAW REFERENCE (the pairs are DIR's files)")
+        dt = darktable_from_args(args)
+        s = match_pairs(
+            dt,
+            args.pairs,
+            args.output,
+            chain=chain,
+            free=free,
+            holdout=args.holdout,
+            max_size=args.max_size,
+            config=cfg,
+            style_name=args.style_name,
+            seed=args.seed,
+            log=say,
+        )
+
+        def f(v: float | None) -> str:
+            return "-" if v is None else f"{v:.2f}"
+
+        emit(
+            args,
+            s,
+            f"one style for {len(s['pairs'])} pairs: ΔE2000 {f(s['fit_deltae_mean'])} on the fitted pairs (defaults "
+            f"{f(s['fit_default_deltae_mean'])}), {f(s['heldout_deltae_mean'])} held out (defaults "
+            f"{f(s['heldout_default_deltae_mean'])})\n{args.output}/result.dtstyle\n{args.output}/index.html",
+        )
+        return 0
+    if not (args.raw and args.reference):
+        raise DarkproxyError("expected RAW REFERENCE (or --pairs DIR)")
+    if args.holdout is not None:
+        raise DarkproxyError("--holdout is for --pairs")
+    dt = darktable_from_args(args)
+    s = match(
+        dt,
+        args.raw,
+        args.reference,
+        args.output,
+        chain=chain,
+        free=free,
+        xmp=args.xmp,
+        max_size=args.max_size,
+        config=cfg,
+        style_name=args.style_name,
+        log=say,
+    )
+    emit(
+        args,
+        s,
+        f"darktable's render of result.xmp vs the reference: ΔE2000 mean {s['deltae_mean']:.2f} (p95 "
+        f"{s['deltae_p95']:.2f}), {s['psnr']:.2f} dB; darktable's defaults: ΔE2000 {s['default_deltae_mean']:.2f}; "
+        f"{s['seconds']:.0f} s\n{args.output}/result.xmp\n{args.output}/result.dtstyle\n{args.output}/index.html",
+    )
+    return 0

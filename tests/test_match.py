@@ -1,0 +1,140 @@
+"""darkproxy match against darktable-made and rawpy-made references, with the real darktable-cli.
+
+Every figure is measured on darktable's own render of result.xmp; the style is applied by
+darktable-cli itself (imported with darktable's importer) and must give the same image.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+
+HIDDEN = {
+    "exposure.exposure": 1.3,
+    "colorbalancergb.saturation_global": 0.3,
+    "colorbalancergb.contrast": 0.15,
+    "filmicrgb.contrast": 1.5,
+}
+
+
+@pytest.fixture(scope="module")
+def raw(make_raw) -> Path:
+    return make_raw(source="coffee", size=256)
+
+
+def _shifted_resized(img: np.ndarray, shift: tuple[int, int], width: int) -> np.ndarray:
+    """A reference as a camera or another tool gives it: another size, a few px off."""
+    from skimage.transform import resize
+
+    h, w = img.shape[1:]
+    dy, dx = shift
+    cut = img[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
+    return np.stack([resize(c, (round(cut.shape[1] * width / cut.shape[2]), width)) for c in cut]).astype(np.float32)
+
+
+def test_match_darktable_reference_and_style(dt, raw: Path, tmp_path: Path) -> None:
+    """A reference darktable made with hidden sliders, cropped 3 px and resized: the
+    match recovers a look far closer than darktable's defaults, result.xmp is what
+    darktable renders, and result.dtstyle applied by darktable-cli gives the same image."""
+    from darkproxy.darktable.render import read_tiff
+    from darkproxy.darktable.styles import read_style
+    from darkproxy.pipeline import per_module
+    from darkproxy.replica.fit import render_export
+    from darkproxy.replica.run import psnr_display, replica_history, to_uint8
+    from darkproxy.viz.images import save_png
+
+    sets = per_module(HIDDEN)
+    hidden_img = render_export(dt, raw, replica_history(dt, raw, None, sets), 128)
+    ref = _shifted_resized(hidden_img, (2, -3), 200)
+    save_png(tmp_path / "ref.png", to_uint8(ref))
+    out = tmp_path / "m"
+    r = run_cli(
+        "match", str(raw), str(tmp_path / "ref.png"), "--max-size", "128", "--iters", "150", "-o", str(out), "--json"
+    )
+    assert r.returncode == 0, r.stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert set(s) >= {"deltae_mean", "deltae_p95", "psnr", "default_deltae_mean", "params", "seconds"}
+    for f in ("result.xmp", "result.dtstyle", "index.html", "reference.png", "default.png", "result.png"):
+        assert (out / f).is_file(), f
+    assert s["alignment"]["correlation"] > 0.8
+    assert s["deltae_mean"] < 0.5 * s["default_deltae_mean"], (s["deltae_mean"], s["default_deltae_mean"])
+    # the floor: darktable's render with the hidden sliders against the same aligned reference (the resampling
+    # of a 128 px image costs ~3 ΔE at edges); measured: the match 3.02-3.14 at a floor of 3.05, defaults 11.5
+    from darkproxy.match import align_reference, region_figures
+
+    aligned, al = align_reference(ref, render_export(dt, raw, dt.default_history(raw), 128))
+    floor = region_figures(hidden_img, np.nan_to_num(aligned), al.box)["deltae_mean"]
+    assert s["deltae_mean"] < floor + 0.5, (s["deltae_mean"], floor)
+    # (the sliders themselves are not unique over the 13 fitted: exposure trades with filmic's white and black)
+
+    style = read_style(out / "result.dtstyle")
+    assert [it.operation for it in style.items] == ["exposure", "colorbalancergb", "filmicrgb"]
+    # darktable-cli applies the style (imported by darktable's own importer; --style-overwrite) on the raw
+    styled = read_tiff(
+        dt.renderer(max_size=128, icc_type="SRGB", bpp=8, style=out / "result.dtstyle", style_overwrite=True).render(
+            raw, None, tmp_path / "styled.tif"
+        )
+    )
+    from_xmp = render_export(dt, raw, replica_history(dt, raw, out / "result.xmp", None), 128)
+    assert psnr_display(styled / 255.0, from_xmp) > 40
+
+
+def test_match_rawpy_reference(dt, raw: Path, tmp_path: Path) -> None:
+    """A reference from another renderer (LibRaw through rawpy: its demosaic, white
+    balance, brightness and curve): no exact answer, the match must still beat darktable's defaults."""
+    import rawpy
+
+    from darkproxy.match import match
+    from darkproxy.regress import RegressConfig
+
+    with rawpy.imread(str(raw)) as rp:
+        ref = rp.postprocess(use_camera_wb=True, output_bps=8).astype(np.float32) / 255.0
+    cfg = RegressConfig(iters=150, restarts=2)
+    s = match(dt, raw, np.moveaxis(ref, -1, 0), tmp_path / "m", max_size=128, config=cfg)
+    assert s["deltae_mean"] < s["default_deltae_mean"], (s["deltae_mean"], s["default_deltae_mean"])
+    on_disk = json.loads((tmp_path / "m" / "summary.json").read_text())
+    assert on_disk["deltae_mean"] == pytest.approx(s["deltae_mean"]) and on_disk["reference_profile"] == "array: sRGB"
+    assert (tmp_path / "m" / "result.xmp").is_file() and (tmp_path / "m" / "result.dtstyle").is_file()
+
+
+def test_match_pairs_one_style(dt, make_raw, tmp_path: Path) -> None:
+    """--pairs: one style fitted to the pairs but the held-out one, each pair rendered by darktable with it."""
+    import shutil
+
+    from darkproxy.replica.fit import render_export
+    from darkproxy.replica.run import replica_history, to_uint8
+    from darkproxy.viz.images import save_png
+
+    look = {"exposure": {"exposure": 1.2}, "colorbalancergb": {"saturation_global": 0.3}}
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    for src in ("coffee", "rocket", "motorcycle"):
+        raw = make_raw(source=src, size=128)
+        shutil.copyfile(raw, pairs / f"{src}.dng")
+        save_png(pairs / f"{src}.png", to_uint8(render_export(dt, raw, replica_history(dt, raw, None, look), 64)))
+    out = tmp_path / "out"
+    r = run_cli("match", "--pairs", str(pairs), "--max-size", "64", "--iters", "100", "-o", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert [p["held_out"] for p in s["pairs"]] == [False, False, True]  # sorted by name: rocket is held out
+    for p in s["pairs"]:
+        assert p["deltae_mean"] < 0.5 * p["default_deltae_mean"], p
+        assert (out / "pairs" / Path(p["raw"]).stem / "result.xmp").is_file()
+    assert (out / "result.dtstyle").is_file() and (out / "index.html").is_file()
+
+
+def test_match_refuses_another_scene(dt, raw: Path, make_raw, tmp_path: Path) -> None:
+    from darkproxy.match import MatchError, match
+    from darkproxy.replica.fit import render_export
+
+    other = make_raw(source="motorcycle", size=256)
+    ref = render_export(dt, other, dt.default_history(other), 128)
+    with pytest.raises(MatchError, match="scene|aspect") as e:
+        match(dt, raw, ref, tmp_path / "m", max_size=128)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "m" / "result.xmp").exists()
