@@ -138,3 +138,26 @@ def test_match_refuses_another_scene(dt, raw: Path, make_raw, tmp_path: Path) ->
         match(dt, raw, ref, tmp_path / "m", max_size=128)
     assert "\n" not in str(e.value)
     assert not (tmp_path / "m" / "result.xmp").exists()
+
+
+def test_read_reference_profiles(tmp_path: Path) -> None:
+    """An untagged image is taken as sRGB; an sRGB-tagged one as is; a tagged image that is
+    not RGB gets a one-line error (littleCMS converts 8-bit RGB only)."""
+    from PIL import Image, ImageCms
+
+    from darkproxy.match import MatchError, read_reference
+
+    rgb = (np.arange(48 * 32 * 3) % 251).reshape(32, 48, 3).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "plain.png")
+    img, note = read_reference(tmp_path / "plain.png")
+    assert img.shape == (3, 32, 48) and "untagged" in note
+    assert np.allclose(img, np.moveaxis(rgb, -1, 0) / 255.0, atol=1e-6)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(rgb).save(tmp_path / "tagged.png", icc_profile=srgb)
+    img2, note2 = read_reference(tmp_path / "tagged.png")
+    assert "sRGB" in note2 and np.array_equal(img, img2)
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "grey.png", icc_profile=lab)
+    with pytest.raises(MatchError, match="convert it") as e:
+        read_reference(tmp_path / "grey.png")
+    assert "\n" not in str(e.value)

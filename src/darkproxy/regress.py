@@ -298,7 +298,9 @@ def _regress(
             hist, traj = np.concatenate([hist, h2]), np.concatenate([traj, t2])
     with torch.no_grad():
         final = _losses_at(proxy, x, tenc, u_fin, cfg.loss)
-    best = int(torch.argmin(final))
+    if not bool(torch.isfinite(final).any()):
+        raise RegressError("the model's output is not finite at the end of every restart (NaN or inf): cannot regress")
+    best = int(torch.argmin(torch.where(torch.isfinite(final), final, torch.full_like(final, float("inf")))))
     params = space.denormalize(u_fin[best].cpu().numpy())  # ints rounded, enums/bools exact
     u_snapped = torch.as_tensor(space.normalize(params), dtype=torch.float32, device=dev)
     with torch.no_grad():
@@ -406,6 +408,8 @@ def _adam(
         per = per_item_loss(encoder_for(proxy)(proxy(xb, u)), tenc, cfg.loss)
         opt.zero_grad(set_to_none=True)
         per.sum().backward()  # restarts are independent: the sum's gradient is each one's own
+        if z.grad is not None:  # a non-finite step (a model's singular pixel) would poison Adam's moments for good
+            z.grad = torch.nan_to_num(z.grad, nan=0.0, posinf=0.0, neginf=0.0)
         opt.step()
         if cfg.schedule == "cosine":
             sched.step()

@@ -365,7 +365,11 @@ def _ucs_l_to_y(L: Tensor) -> Tensor:
 def _xyy_to_ucs_jch(x: Tensor, y: Tensor, Y: Tensor, l_white: Tensor) -> Vec3:
     """xyY_to_dt_UCS_JCH."""
     uvd = [_UCS_X[c] * x + _UCS_Y[c] * y + _UCS_OFF[c] for c in range(3)]
-    uv = [uvd[c] / uvd[2] for c in range(2)]
+    # a chromaticity on the line uvd[2] = 0 (reached by a strong 4-ways tint) is inf / inf = NaN here, while
+    # darktable's float arithmetic lands next to it (one pixel in 1 MP, measured): take a limit (u', v' saturate
+    # at +-fact; which side darktable lands on is not reproduced)
+    d = torch.where(uvd[2].abs() < 1e-20, torch.full_like(uvd[2], 1e-20), uvd[2])
+    uv = [uvd[c] / d for c in range(2)]
     us = [_UCS_FACT[c] * uv[c] / (uv[c].abs() + _UCS_HALF[c]) for c in range(2)]
     u_p = -1.124983854323892 * us[0] - 0.980483721769325 * us[1]
     v_p = 1.86323315098672 * us[0] + 1.971853092390862 * us[1]
