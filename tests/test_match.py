@@ -54,7 +54,18 @@ def test_match_darktable_reference_and_style(dt, raw: Path, tmp_path: Path) -> N
     save_png(tmp_path / "ref.png", to_uint8(ref))
     out = tmp_path / "m"
     r = run_cli(
-        "match", str(raw), str(tmp_path / "ref.png"), "--max-size", "128", "--iters", "150", "-o", str(out), "--json"
+        "match",
+        str(raw),
+        str(tmp_path / "ref.png"),
+        "--max-size",
+        "128",
+        "--iters",
+        "150",
+        "--restarts",
+        "2",
+        "-o",
+        str(out),
+        "--json",
     )
     assert r.returncode == 0, r.stderr
     s = json.loads((out / "summary.json").read_text())
@@ -118,7 +129,9 @@ def test_match_pairs_one_style(dt, make_raw, tmp_path: Path) -> None:
         shutil.copyfile(raw, pairs / f"{src}.dng")
         save_png(pairs / f"{src}.png", to_uint8(render_export(dt, raw, replica_history(dt, raw, None, look), 64)))
     out = tmp_path / "out"
-    r = run_cli("match", "--pairs", str(pairs), "--max-size", "64", "--iters", "100", "-o", str(out), "--json")
+    r = run_cli(
+        "match", "--pairs", str(pairs), "--max-size", "64", "--iters", "80", "--restarts", "1", "-o", str(out), "--json"
+    )
     assert r.returncode == 0, r.stderr
     s = json.loads((out / "summary.json").read_text())
     assert [p["held_out"] for p in s["pairs"]] == [False, False, True]  # sorted by name: rocket is held out
