@@ -188,10 +188,13 @@ def _score(
     ok = np.isfinite(moved)
     if ok.mean() < 0.5:
         return -1.0, (dy, dx)
-    return float((_edges(moved) * np.where(ok, e_dt, 0.0)).sum() / (np.linalg.norm(np.where(ok, e_dt, 0.0)) + 1e-12)), (
-        dy,
-        dx,
-    )
+    return _edge_corr(e_dt, moved), (dy, dx)
+
+
+def _edge_corr(e_dt: np.ndarray, moved: np.ndarray) -> float:
+    """Correlation of the render's edge map with the placed reference's, over where the reference reaches."""
+    e = np.where(np.isfinite(moved), e_dt, 0.0)
+    return float((_edges(moved) * e).sum() / (np.linalg.norm(e) + 1e-12))
 
 
 def _refine(
@@ -226,10 +229,7 @@ def _refine(
         if max(abs(new_sxy[0] / sxy[0] - 1), abs(new_sxy[1] / sxy[1] - 1)) > 0.01:
             break  # thirds that disagree this much are not a stretch: keep the global fit
         sxy, shift = new_sxy, (shift[0] + (ay + by) / 2, shift[1] + (ax + bx) / 2)
-    moved = _place(lum[None], sxy, shift, (H, W))[0]
-    ok = np.isfinite(moved)
-    corr = float((_edges(moved) * np.where(ok, e_dt, 0.0)).sum() / (np.linalg.norm(np.where(ok, e_dt, 0.0)) + 1e-12))
-    return sxy, shift, corr
+    return sxy, shift, _edge_corr(e_dt, _place(lum[None], sxy, shift, (H, W))[0])
 
 
 def align_reference(reference: np.ndarray, render: np.ndarray, max_shift: float = 0.1) -> tuple[np.ndarray, Alignment]:
@@ -421,9 +421,10 @@ def _config(config: Any, names: list[str]) -> Any:
     return cfg
 
 
-def _render_result(dt: Any, prep: Prepared, matched: Mapping[str, float], out: Path) -> dict[str, Any]:
+def _render_result(dt: Any, prep: Prepared, matched: Mapping[str, float], out: Path) -> tuple[dict[str, Any], Any]:
     """Write ``result.xmp`` (``prep``'s history with ``matched``), render it with
-    darktable, write the images and return the figures (result and defaults vs the reference)."""
+    darktable, write the images; return the figures (result and defaults vs the
+    reference) and the result history."""
     from darkproxy.replica.fit import render_export
     from darkproxy.replica.run import error_map_display, to_uint8
     from darkproxy.viz.images import save_png
@@ -456,7 +457,7 @@ def _render_result(dt: Any, prep: Prepared, matched: Mapping[str, float], out: P
         "default_psnr": base["psnr"],
         "replica_psnr": region_figures(rep_img, ref_show, prep.alignment.box)["psnr"],
         "xmp": str(out / "result.xmp"),
-    }
+    }, result
 
 
 def match(
@@ -497,9 +498,8 @@ def match(
     matched = {n: float(res.params[n]) for n in names}
     out = Path(out_dir)
     say("rendering result.xmp with darktable")
-    summary: dict[str, Any] = _render_result(dt, prep, matched, out)
+    summary, result = _render_result(dt, prep, matched, out)
     name = style_name or f"darkproxy match {prep.raw.stem}"
-    result = dt.edit(prep.history, updates=per_module(matched))
     _style(dt, result, name, f"darkproxy match of {prep.raw.name} to {prep.reference or 'a reference'}").write(
         out / "result.dtstyle"
     )
@@ -616,18 +616,19 @@ def match_pairs(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     name = style_name or f"darkproxy match {Path(folder).name}"
-    result = dt.edit(base.history, updates=per_module(matched))
-    _style(dt, result, name, f"darkproxy match of {len(fit)} pairs in {Path(folder).name}").write(
-        out / "result.dtstyle"
-    )
-    records = []
+    records, results = [], []
     bar = progress_bar(len(preps), "darktable renders the style", unit="pair", disable=log is None)
     for p in preps:
-        rec = _render_result(dt, p, matched, out / "pairs" / p.raw.stem)
+        rec, res_hist = _render_result(dt, p, matched, out / "pairs" / p.raw.stem)
         rec["held_out"] = p in held
         records.append(rec)
+        results.append(res_hist)
         bar.update(1)
     bar.close()
+    # the style of the first fitted pair's matched history (preps[0] is fit[0])
+    _style(dt, results[0], name, f"darkproxy match of {len(fit)} pairs in {Path(folder).name}").write(
+        out / "result.dtstyle"
+    )
 
     def mean(rs: list[dict[str, Any]], k: str) -> float | None:
         return float(np.mean([r[k] for r in rs])) if rs else None
