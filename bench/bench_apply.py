@@ -136,15 +136,15 @@ def measure(
     under ``*_s_per_mp``; the machine in ``machine``)."""
     import torch
 
-    from darkproxy.apply import apply_image, apply_tiled
+    from darkproxy.colour.metrics import display_psnr, pu21_psnr
     from darkproxy.darktable.render import read_tiff, write_tiff
     from darkproxy.darktable.session import Darktable
     from darkproxy.darktable.tapout import plan_tapout
-    from darkproxy.fastpath import bake_lut
+    from darkproxy.machine import machine_info
     from darkproxy.proxy import Proxy
+    from darkproxy.proxy.fastpath import bake_lut
+    from darkproxy.proxy.tiling import apply_image, apply_tiled
     from darkproxy.raw.synth import SynthRawSpec, write_synthetic_dng
-    from darkproxy.regress_eval import machine_info
-    from darkproxy.viz.metrics import display_psnr, pu21_psnr
 
     work.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {"machine": machine_info(), "params": {"exposure": EXPOSURE, "sharpen": SHARPEN}}

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def one_run(dt: Any, raws: Path, out: Path, a: argparse.Namespace, workers: int, mode: str) -> dict[str, Any]:
-    from darkproxy.cluster import session
+    from darkproxy.cluster import renderer_factory, session
     from darkproxy.data.generate import GenerateOptions, generate
     from darkproxy.data.store import read_jsonl
 
@@ -52,7 +52,7 @@ def one_run(dt: Any, raws: Path, out: Path, a: argparse.Namespace, workers: int,
         batch=a.batch,
         seed=0,
         probe=False,
-        cluster="ray" if ray else None,
+        renderer_factory=renderer_factory("ray", dt, workers=workers, log=lambda _: None) if ray else None,
     )
     rec: dict[str, Any] = {"mode": mode, "workers": workers}
     t0 = time.perf_counter()
@@ -90,7 +90,7 @@ def one_run(dt: Any, raws: Path, out: Path, a: argparse.Namespace, workers: int,
 
 
 def main() -> int:
-    from darkproxy.regress_eval import machine_info
+    from darkproxy.machine import machine_info
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--module", default="exposure")

@@ -36,7 +36,7 @@ def make_raws(folder: Path, count: int, size: int) -> list[Path]:
 
 
 def main() -> int:
-    from darkproxy.regress_eval import machine_info
+    from darkproxy.machine import machine_info
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--module", default="exposure")

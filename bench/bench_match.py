@@ -7,7 +7,7 @@ photos (coffee, motorcycle, rocket, chelsea; noise seed 0). References:
 
 * darktable-made: darktable's 8-bit sRGB export of the raw with hidden random sliders
   over exposure, colorbalancergb and filmicrgb (every slider a match fits,
-  ``darkproxy.match.MATCH_FREE``, moved from darktable's default by up to a quarter
+  ``darkproxy.data.ranges.LOOK_FREE``, moved from darktable's default by up to a quarter
   of its zoo range), then cropped by 1-4 px and resized to 90 % (a reference is never
   pixel-aligned): known answer, slider error and ΔE;
 * rawpy-made: LibRaw's own rendering (its demosaic, camera white balance, auto
@@ -38,14 +38,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from darkproxy.darktable.session import Darktable  # noqa: E402
-from darkproxy.data.ranges import DEFAULT_RANGES  # noqa: E402
-from darkproxy.match import DEFAULT_CHAIN, MATCH_FREE, match, match_pairs  # noqa: E402
-from darkproxy.pipeline import per_module  # noqa: E402
+from darkproxy.data.paramspace import split_module_params  # noqa: E402
+from darkproxy.data.ranges import (
+    DEFAULT_RANGES,  # noqa: E402
+    LOOK_FREE,  # noqa: E402
+)
+from darkproxy.machine import machine_info  # noqa: E402
+from darkproxy.match import DEFAULT_CHAIN, match, match_pairs  # noqa: E402
 from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng  # noqa: E402
-from darkproxy.regress_eval import machine_info  # noqa: E402
 from darkproxy.replica.fit import render_export  # noqa: E402
-from darkproxy.replica.run import replica_history, to_uint8  # noqa: E402
-from darkproxy.viz.images import save_png  # noqa: E402
+from darkproxy.replica.references import replica_history  # noqa: E402
+from darkproxy.viz.images import save_png, to_uint8  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("coffee", "motorcycle", "rocket", "chelsea")
@@ -56,7 +59,7 @@ def hidden_edit(rng: np.random.Generator, defaults: dict[str, float]) -> dict[st
     slider moved from darktable's default by up to a quarter of its zoo range (either way, within the range)."""
     out = {}
     for m in DEFAULT_CHAIN:
-        for p in MATCH_FREE[m]:
+        for p in LOOK_FREE[m]:
             lo, hi = DEFAULT_RANGES[m][p]
             d = defaults[f"{m}.{p}"]
             out[f"{m}.{p}"] = float(np.clip(d + rng.uniform(-0.25, 0.25) * (hi - lo), lo, hi))
@@ -72,7 +75,7 @@ def chain_defaults(dt: Darktable, raw: Path) -> dict[str, float]:
     for m in DEFAULT_CHAIN:
         it = hist.find(m)
         vals = flatten(decode_params(dt.schemas.get(m), it.params)) if it is not None else {}
-        out.update({f"{m}.{p}": float(vals[p]) for p in MATCH_FREE[m]})
+        out.update({f"{m}.{p}": float(vals[p]) for p in LOOK_FREE[m]})
     return out
 
 
@@ -122,7 +125,9 @@ def main() -> None:
     for i in range(a.n):
         raw = raws[i % len(raws)]
         truth = hidden_edit(rng, chain_defaults(dt, raw))
-        ref = off_by_a_few_px(render_export(dt, raw, replica_history(dt, raw, None, per_module(truth)), a.size), rng)
+        ref = off_by_a_few_px(
+            render_export(dt, raw, replica_history(dt, raw, None, split_module_params(truth)), a.size), rng
+        )
         ref_path = work / f"dt-{i}-{raw.stem}.png"
         save_png(ref_path, to_uint8(ref))
         s = match(dt, raw, ref_path, work / f"dt-{i}", max_size=a.size, truth=truth, log=print)
@@ -167,7 +172,7 @@ def main() -> None:
         "n": a.n,
         "seed": a.seed,
         "chain": list(DEFAULT_CHAIN),
-        "free": [f"{m}.{p}" for m in DEFAULT_CHAIN for p in MATCH_FREE[m]],
+        "free": [f"{m}.{p}" for m in DEFAULT_CHAIN for p in LOOK_FREE[m]],
         "darktable_made": dt_rows,
         "rawpy_made": rp_rows,
         "pairs": pairs_rec,

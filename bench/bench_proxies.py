@@ -60,10 +60,10 @@ def main() -> int:
 
     from darkproxy.darktable.session import Darktable
     from darkproxy.data.generate import GenerateOptions, generate
-    from darkproxy.evaluate import evaluate
+    from darkproxy.engines.evaluate import evaluate_proxy
+    from darkproxy.engines.train import TrainConfig, train
     from darkproxy.proxy import Proxy
     from darkproxy.raw.synth import make_samples
-    from darkproxy.train import TrainConfig, train
 
     work = Path(args.work or tempfile.mkdtemp(prefix="darkproxy-bench-"))
     os.environ.setdefault("DARKPROXY_HOME", str(work / "home"))
@@ -98,7 +98,7 @@ def main() -> int:
             TrainConfig(arch=arch, loss_space=loss_space, steps=100000, time_budget_s=budget, device="cpu", seed=0),
             progress=False,
         )
-        ev = evaluate(dt, Proxy.load(run), ho, work / f"eval-{run.name}", n=args.eval_n, size=args.size, seed=99)
+        ev = evaluate_proxy(dt, Proxy.load(run), ho, work / f"eval-{run.name}", n=args.eval_n, size=args.size, seed=99)
         m = ev.metrics
         row = {
             "module": module,
@@ -120,7 +120,7 @@ def main() -> int:
         }
         print(json.dumps(row), flush=True)
         rows.append(row)
-    from darkproxy.regress_eval import machine_info
+    from darkproxy.machine import machine_info
 
     mi = machine_info()
     meta = {

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             f"`darkproxy samples --count 9 --size {a.size}`; trained on {', '.join(TRAIN)}; "
             f"held out and evaluated on {', '.join(HELDOUT)}"
         )
-    from darkproxy.data.generate import find_raws
+    from darkproxy.data.raws import find_raws
 
     n_raws = len(find_raws(images))
     if n_raws < MIN_HELDOUT:

@@ -36,13 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from darkproxy.darktable.session import Darktable  # noqa: E402
 from darkproxy.data.sampling import sample_params  # noqa: E402
+from darkproxy.engines.regress import RegressConfig  # noqa: E402
+from darkproxy.machine import machine_info  # noqa: E402
 from darkproxy.proxy import Proxy  # noqa: E402
 from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng  # noqa: E402
-from darkproxy.regress import RegressConfig  # noqa: E402
-from darkproxy.regress_eval import machine_info  # noqa: E402
 from darkproxy.replica.chain import plan_replica  # noqa: E402
 from darkproxy.replica.fit import render_export, replica_regress  # noqa: E402
-from darkproxy.replica.run import build_chain, evaluate, render_references, replica_history  # noqa: E402
+from darkproxy.replica.references import render_references, replica_history  # noqa: E402
+from darkproxy.replica.run import build_chain, score_replica  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HELDOUT = [("coffee", 0), ("motorcycle", 0), ("coffee", 1), ("motorcycle", 1)]
@@ -80,10 +81,10 @@ def one_sample(dt: Darktable, raw: Path, edit: dict[str, dict[str, Any]]) -> dic
     renders = render_references(dt, raw, plan, SIZE)
     chain = build_chain(plan, renders)
     t1 = time.perf_counter()
-    _, fig = evaluate(chain, renders)
+    _, fig = score_replica(chain, renders)
     rep_s = time.perf_counter() - t1
     plan_p = plan_replica(dt, hist, raw, prefer_proxy=PROXIED)
-    _, fig_p = evaluate(build_chain(plan_p, renders), renders)
+    _, fig_p = score_replica(build_chain(plan_p, renders), renders)
     return {
         "raw": raw.name,
         "edit": edit,

@@ -30,13 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from darkproxy.darktable.session import Darktable  # noqa: E402
 from darkproxy.data.generate import GenerateOptions, generate  # noqa: E402
+from darkproxy.engines.evaluate import evaluate_proxy  # noqa: E402
+from darkproxy.engines.train import TrainConfig, train  # noqa: E402
 from darkproxy.errors import ScaleError  # noqa: E402
-from darkproxy.evaluate import evaluate  # noqa: E402
+from darkproxy.machine import machine_info  # noqa: E402
 from darkproxy.models.multiscale import DEFAULT_SIGMAS  # noqa: E402
 from darkproxy.proxy import Proxy  # noqa: E402
 from darkproxy.raw.synth import make_samples  # noqa: E402
-from darkproxy.regress_eval import machine_info  # noqa: E402
-from darkproxy.train import TrainConfig, train  # noqa: E402
 
 TRAIN_SOURCES = ["chart", "astronaut", "chelsea", "rocket", "immunohistochemistry", "retina", "colorwheel"]
 HELDOUT_SOURCES = ["coffee", "motorcycle"]
@@ -104,7 +104,7 @@ def _train(ds: Path, run: Path, steps: int) -> dict[str, Any]:
 
 
 def _eval(dt: Darktable, proxy: Proxy, held: Path, out: Path, scale: float, args: argparse.Namespace) -> dict:
-    res = evaluate(dt, proxy, held, out, n=args.eval_n, size=args.size, seed=99, scales=[scale], sampler="sparse")
+    res = evaluate_proxy(dt, proxy, held, out, n=args.eval_n, size=args.size, seed=99, scales=[scale], sampler="sparse")
     ps = res.metrics["per_scale"][0]
     return {**ps, "pu21_psnr_min": ps.get("pu21_psnr_min")}
 

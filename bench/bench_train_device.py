@@ -38,7 +38,7 @@ def main() -> int:
     import torch
 
     from darkproxy.data.dataset import load_dataset_info
-    from darkproxy.train import TrainConfig, train
+    from darkproxy.engines.train import TrainConfig, train
 
     devices = [d for d in args.devices.split(",") if d != "cuda" or torch.cuda.is_available()]
     rows = []

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from darkproxy.zoo import list_zoo  # noqa: E402
+from darkproxy.proxy.locate import list_zoo  # noqa: E402
 
 KIND = {
     "pointwise": "pointwise",
@@ -151,7 +151,7 @@ def main() -> int:
         dt_version = "?"
     import torch
 
-    from darkproxy.regress_eval import machine_info
+    from darkproxy.machine import machine_info
 
     mi = machine_info()
     meta = {

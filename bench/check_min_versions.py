@@ -58,14 +58,14 @@ TESTS = [
     "tests/data/test_sampling.py",
     "tests/data/test_store.py",
     "tests/data/test_dataset.py",
-    "tests/test_colorspace.py",
-    "tests/viz/test_metrics.py",
+    "tests/colour/test_encodings.py",
+    "tests/colour/test_metrics.py",
     "tests/viz/test_report.py",
     "tests/viz/test_video.py",
     "tests/raw/test_synth.py",
     "tests/models/test_models.py",
-    "tests/test_proxy.py",
-    "tests/test_regress.py::test_params_stay_in_range_by_construction",  # imports kornia
+    "tests/proxy/test_model.py",
+    "tests/engines/test_regress.py::test_params_stay_in_range_by_construction",  # imports kornia
 ]
 
 

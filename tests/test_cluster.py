@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.conftest import SRC, run_cli
+from tests.conftest import SRC, importorskip_unless_ci, run_cli
 
-pytest.importorskip("ray")
+importorskip_unless_ci("ray", "pip install 'darkproxy[cluster]'")  # under CI=true a missing ray fails, never skips
 
 from darkproxy.cli import main  # noqa: E402
-from darkproxy.cluster import Cluster, ClusterError, pin_loopback, session  # noqa: E402
+from darkproxy.cluster import Cluster, ClusterError, pin_loopback, renderer_factory, session  # noqa: E402
 from darkproxy.data.generate import GenerateOptions, generate  # noqa: E402
 
 MISSING_CLI = "/nonexistent/darktable-cli"
@@ -47,8 +47,10 @@ def ray_cluster(dt) -> Iterator[SimpleNamespace]:
         head_node_args={"num_cpus": 2, "include_dashboard": False, "object_store_memory": 100 << 20},
     )
     bare = c.add_node(num_cpus=1, object_store_memory=80 << 20, env_vars={"DARKPROXY_DARKTABLE_CLI": MISSING_CLI})
+    # the head's raylet, which starts its task workers: the processes of this cluster are found from its pid
+    raylet = c.head_node.all_processes["raylet"][0].process.pid
     try:
-        yield SimpleNamespace(address=c.address, head=c.head_node.node_id, bare=bare.node_id)
+        yield SimpleNamespace(address=c.address, head=c.head_node.node_id, bare=bare.node_id, raylet=raylet)
     finally:
         c.shutdown()
         if old is None:
@@ -92,19 +94,24 @@ def assert_same_dataset(ds: Path, ref: Path) -> None:
     assert info["splits"] == ref_info["splits"]
 
 
-def _kill_one_render_worker(stop: threading.Event, killed: list[int]) -> None:
-    """SIGKILL the first Ray worker seen running a render task (ours: this test's cluster runs only them)."""
+def _kill_one_render_worker(raylet: int, stop: threading.Event, killed: list[int]) -> None:
+    """SIGKILL the first worker of this test's head node (a child of its raylet, ``raylet``) seen
+    running a render task."""
+    import psutil  # ray ships it (ray/thirdparty_files, on sys.path once ray is imported)
+
+    from darkproxy.cluster.node_tasks import render_on_node
+
+    title = f"ray::{render_on_node.__name__}"  # Ray titles a task's worker process with the task's name
+    parent = psutil.Process(raylet)
     while not stop.is_set() and not killed:
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
+        for child in parent.children(recursive=True):
             try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
+                running = " ".join(child.cmdline()).startswith(title)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-            if cmd.startswith(b"ray::_render_on_node"):
-                os.kill(int(pid), signal.SIGKILL)
-                killed.append(int(pid))
+            if running:
+                child.kill()
+                killed.append(child.pid)
                 return
         time.sleep(0.02)
 
@@ -114,7 +121,7 @@ def test_generation_on_ray_equals_local_and_leaves_out_a_node_without_darktable(
 ) -> None:
     logs: list[str] = []
     stop, killed = threading.Event(), []
-    killer = threading.Thread(target=_kill_one_render_worker, args=(stop, killed), daemon=True)
+    killer = threading.Thread(target=_kill_one_render_worker, args=(ray_cluster.raylet, stop, killed), daemon=True)
     with session(ray_cluster.address, dt.version, log=logs.append) as c:
         assert c is not None
         assert [n.node_id for n in c.nodes] == [ray_cluster.head]
@@ -125,7 +132,9 @@ def test_generation_on_ray_equals_local_and_leaves_out_a_node_without_darktable(
                 dt,
                 raws,
                 tmp_path / "ds",
-                GenerateOptions(**GEN, cluster=ray_cluster.address),
+                GenerateOptions(
+                    **GEN, renderer_factory=renderer_factory(ray_cluster.address, dt, workers=2, log=logs.append)
+                ),
                 progress=False,
                 log=logs.append,
             )

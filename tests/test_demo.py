@@ -26,38 +26,43 @@ TINY = DemoPlan(
 
 
 @pytest.mark.slow
-def test_tiny_demo_runs_every_stage_and_reuses_them(dt, tmp_path: Path) -> None:
+def test_tiny_demo_runs_every_stage_and_reuses_them(dt, tmp_path: Path, expect) -> None:
     out = tmp_path / "demo"
     logs: list[str] = []
     s = run_demo(dt, out, device="cpu", plan=TINY, log=logs.append)
+    # Bounds: a stated margin below the worst of >= 10 fresh runs (bench/results/test_noise.md, "test_demo"):
+    # the tiny plan's proxies (300 steps) are rough, and darktable's run-to-run noise changes the data they learn
+    # from, so its figures spread; each must still show the proxy, regression, replica or match working.
     for m in ("exposure", "colorbalancergb"):  # the summary holds what the issue asks for, worst cases too
         v = s["proxies"][m]
-        assert v["heldout_psnr_min"] > v["identity_psnr"], (m, v)
-        assert (
-            v["heldout_pu21_psnr_min"] > v["identity_pu21_psnr"]
-            and v["heldout_hdrflip_mean"] < v["identity_hdrflip_mean"]
-        )
+        expect(f"{m}.heldout_psnr_min - identity", v["heldout_psnr_min"] - v["identity_psnr"], ">", 0)
+        expect(f"{m}.heldout_pu21_psnr_min - identity", v["heldout_pu21_psnr_min"] - v["identity_pu21_psnr"], ">", 0)
+        expect(f"{m}.identity - heldout_hdrflip_mean", v["identity_hdrflip_mean"] - v["heldout_hdrflip_mean"], ">", 0)
     reg, pipe = s["slider_regression"], s["pipeline_regression"]
-    # the tiny plan's proxies (300 steps) are rough, so the sliders are too, and darktable's run-to-run noise
-    # changes the data they learn from: 5 runs gave regression 35.1-42.3 dB tap-out (36.5-43.5 full history),
-    # param error median 12-21 %; pipeline 30.3-31.4 dB, 5-6 %. darktable's renders of them must still be far
-    # closer to the target than the sliders at their defaults (the baseline, measured in the same run: 26.6 dB
-    # for the regression, 12.3 dB for the pipeline)
-    assert reg["darktable_psnr"] > 32 and reg["full_history_psnr"] > 32 and reg["darktable_pu21_psnr"] > 45
-    assert reg["darktable_psnr"] > reg["defaults_psnr"] + 5 and reg["darktable_pu21_psnr"] > reg["defaults_pu21_psnr"]
-    assert reg["param_error_median"] < 0.3
-    assert pipe["pipeline"] == ["exposure", "colorbalancergb"] and pipe["darktable_psnr"] > 26
-    assert pipe["full_history_psnr"] > 26 and pipe["param_error_median"] < 0.15
-    assert pipe["darktable_psnr"] > pipe["defaults_psnr"] + 10
+    # darktable's renders of the recovered sliders must be far closer to the target than the sliders at their
+    # defaults (the baseline, measured in the same run)
+    expect("regress.darktable_psnr", reg["darktable_psnr"], ">", 32)
+    expect("regress.full_history_psnr", reg["full_history_psnr"], ">", 32)
+    expect("regress.darktable_pu21_psnr", reg["darktable_pu21_psnr"], ">", 45)
+    expect("regress.defaults_psnr", reg["defaults_psnr"])
+    expect("regress.darktable_psnr - defaults", reg["darktable_psnr"] - reg["defaults_psnr"], ">", 5)
+    expect("regress.pu21_psnr - defaults", reg["darktable_pu21_psnr"] - reg["defaults_pu21_psnr"], ">", 0)
+    expect("regress.param_error_median", reg["param_error_median"], "<", 0.3)
+    assert pipe["pipeline"] == ["exposure", "colorbalancergb"]
+    expect("pipeline.darktable_psnr", pipe["darktable_psnr"], ">", 26)
+    expect("pipeline.full_history_psnr", pipe["full_history_psnr"], ">", 26)
+    expect("pipeline.param_error_median", pipe["param_error_median"], "<", 0.15)
+    expect("pipeline.defaults_psnr", pipe["defaults_psnr"])
+    expect("pipeline.darktable_psnr - defaults", pipe["darktable_psnr"] - pipe["defaults_psnr"], ">", 10)
     sw = s["sweep"]
     assert sw["psnr_min"] <= sw["psnr"] and sw["pu21_psnr_min"] <= sw["pu21_psnr"] and sw["frames"] == 4
-    rp = s["replica"]  # every stage of this edit is exact: darktable's 8-bit export limits it (measured 50+ dB)
-    assert rp["psnr"] > 40 and rp["deltae_mean"] < 1.0, rp
+    rp = s["replica"]  # every stage of this edit is exact: darktable's 8-bit export limits it
+    expect("replica.psnr", rp["psnr"], ">", 40)
+    expect("replica.deltae_mean", rp["deltae_mean"], "<", 1.0)
     assert {st["module"]: st["kind"] for st in rp["stages"]}["filmicrgb"] == "exact"
     mt = s["match"]
-    for k in ("darktable", "rawpy"):
-        assert mt[k]["deltae_mean"] < mt[k]["default_deltae_mean"], (k, mt[k])
-    assert mt["darktable"]["deltae_mean"] < 0.5 * mt["darktable"]["default_deltae_mean"], mt["darktable"]
+    for k, most in (("darktable", 0.5), ("rawpy", 1.0)):  # the fitted sliders' ΔE over the defaults' ΔE
+        expect(f"match.{k}.deltae_mean / default", mt[k]["deltae_mean"] / mt[k]["default_deltae_mean"], "<", most)
     html = (out / "report.html").read_text()
     assert "worst sample" in html and "PU21" in html and "Full history" in html
     assert "The replica" in html and "darkproxy match" in html

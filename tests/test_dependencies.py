@@ -31,9 +31,7 @@ PROJECT = PYPROJECT["project"]
 NAME = PROJECT["name"]
 
 # declared, never imported by src/darkproxy: distribution -> why
-NOT_IMPORTED = {
-    "imagecodecs": "tifffile's codec plugin: tifffile imports it itself to decode compressed TIFF/DNG data",
-}
+NOT_IMPORTED: dict[str, str] = {}
 # the test and dev extras' packages that no test imports: distribution -> why
 TOOLS = {
     "pytest-timeout": "pytest plugin (pyproject's [tool.pytest.ini_options] timeout)",

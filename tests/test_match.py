@@ -41,14 +41,15 @@ def test_match_darktable_reference_and_style(dt, raw: Path, tmp_path: Path) -> N
     """A reference darktable made with hidden sliders, cropped 3 px and resized: the
     match recovers a look far closer than darktable's defaults, result.xmp is what
     darktable renders, and result.dtstyle applied by darktable-cli gives the same image."""
+    from darkproxy.colour.metrics import display_image_psnr
     from darkproxy.darktable.render import read_tiff
     from darkproxy.darktable.styles import read_style
-    from darkproxy.pipeline import per_module
+    from darkproxy.data.paramspace import split_module_params
     from darkproxy.replica.fit import render_export
-    from darkproxy.replica.run import psnr_display, replica_history, to_uint8
-    from darkproxy.viz.images import save_png
+    from darkproxy.replica.references import replica_history
+    from darkproxy.viz.images import save_png, to_uint8
 
-    sets = per_module(HIDDEN)
+    sets = split_module_params(HIDDEN)
     hidden_img = render_export(dt, raw, replica_history(dt, raw, None, sets), 128)
     ref = _shifted_resized(hidden_img, (2, -3), 200)
     save_png(tmp_path / "ref.png", to_uint8(ref))
@@ -72,15 +73,17 @@ def test_match_darktable_reference_and_style(dt, raw: Path, tmp_path: Path) -> N
     assert set(s) >= {"deltae_mean", "deltae_p95", "psnr", "default_deltae_mean", "params", "seconds"}
     for f in ("result.xmp", "result.dtstyle", "index.html", "reference.png", "default.png", "result.png"):
         assert (out / f).is_file(), f
-    assert s["alignment"]["correlation"] > 0.8
-    assert s["deltae_mean"] < 0.5 * s["default_deltae_mean"], (s["deltae_mean"], s["default_deltae_mean"])
+    # bounds from 11 runs of this test as it is (bench/results/test_noise.md): every run gave edge correlation
+    # 0.928, ΔE2000 1.711 vs defaults 11.29 (ratio 0.151), 0.081 over the floor, style vs xmp 100 dB (identical)
+    assert s["alignment"]["correlation"] > 0.85
+    assert s["deltae_mean"] < 0.2 * s["default_deltae_mean"], (s["deltae_mean"], s["default_deltae_mean"])
     # the floor: darktable's render with the hidden sliders against the same aligned reference (the resampling
-    # of a 128 px image costs ~3 ΔE at edges); measured: the match 3.02-3.14 at a floor of 3.05, defaults 11.5
+    # of a 128 px image costs ΔE at edges): 1.630
     from darkproxy.match import align_reference, region_figures
 
     aligned, al = align_reference(ref, render_export(dt, raw, dt.default_history(raw), 128))
     floor = region_figures(hidden_img, np.nan_to_num(aligned), al.box)["deltae_mean"]
-    assert s["deltae_mean"] < floor + 0.5, (s["deltae_mean"], floor)
+    assert s["deltae_mean"] < floor + 0.25, (s["deltae_mean"], floor)
     # (the sliders themselves are not unique over the 13 fitted: exposure trades with filmic's white and black)
 
     style = read_style(out / "result.dtstyle")
@@ -92,7 +95,7 @@ def test_match_darktable_reference_and_style(dt, raw: Path, tmp_path: Path) -> N
         )
     )
     from_xmp = render_export(dt, raw, replica_history(dt, raw, out / "result.xmp", None), 128)
-    assert psnr_display(styled / 255.0, from_xmp) > 40
+    assert display_image_psnr(styled / 255.0, from_xmp) > 60
 
 
 def test_match_rawpy_reference(dt, raw: Path, tmp_path: Path) -> None:
@@ -100,14 +103,15 @@ def test_match_rawpy_reference(dt, raw: Path, tmp_path: Path) -> None:
     balance, brightness and curve): no exact answer, the match must still beat darktable's defaults."""
     import rawpy
 
+    from darkproxy.engines.regress import RegressConfig
     from darkproxy.match import match
-    from darkproxy.regress import RegressConfig
 
     with rawpy.imread(str(raw)) as rp:
         ref = rp.postprocess(use_camera_wb=True, output_bps=8).astype(np.float32) / 255.0
     cfg = RegressConfig(iters=150, restarts=2)
     s = match(dt, raw, np.moveaxis(ref, -1, 0), tmp_path / "m", max_size=128, config=cfg)
-    assert s["deltae_mean"] < s["default_deltae_mean"], (s["deltae_mean"], s["default_deltae_mean"])
+    # 10 runs (bench/results/test_noise.md): ΔE2000 3.18 vs defaults 7.26 every run (ratio 0.438); margin +25 %
+    assert s["deltae_mean"] < 0.55 * s["default_deltae_mean"], (s["deltae_mean"], s["default_deltae_mean"])
     on_disk = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert on_disk["deltae_mean"] == pytest.approx(s["deltae_mean"]) and on_disk["reference_profile"] == "array: sRGB"
     assert (tmp_path / "m" / "result.xmp").is_file() and (tmp_path / "m" / "result.dtstyle").is_file()
@@ -118,8 +122,8 @@ def test_match_pairs_one_style(dt, make_raw, tmp_path: Path) -> None:
     import shutil
 
     from darkproxy.replica.fit import render_export
-    from darkproxy.replica.run import replica_history, to_uint8
-    from darkproxy.viz.images import save_png
+    from darkproxy.replica.references import replica_history
+    from darkproxy.viz.images import save_png, to_uint8
 
     look = {"exposure": {"exposure": 1.2}, "colorbalancergb": {"saturation_global": 0.3}}
     pairs = tmp_path / "pairs"
@@ -135,8 +139,15 @@ def test_match_pairs_one_style(dt, make_raw, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     s = json.loads((out / "summary.json").read_text())
     assert [p["held_out"] for p in s["pairs"]] == [False, True]  # sorted by name: rocket is held out
+    fit, held = s["pairs"]
+    # bounds from 20 runs of this test as it is (bench/results/test_noise.md): the figures did not move
+    # (fitted 0.834 vs defaults 6.03: ratio 0.138; held out 2.81 vs 5.79: 0.486); margins +45 % and +13 %
+    assert fit["deltae_mean"] < 0.2 * fit["default_deltae_mean"], fit
+    assert held["deltae_mean"] < 0.55 * held["default_deltae_mean"], held
+    assert fit["fit_pixels"] == (fit["alignment"]["box"][2] - fit["alignment"]["box"][0]) * (
+        fit["alignment"]["box"][3] - fit["alignment"]["box"][1]
+    )  # the pair's whole aligned region (fewer pixels than --pixels-per-pair's default)
     for p in s["pairs"]:
-        assert p["deltae_mean"] < 0.5 * p["default_deltae_mean"], p
         assert (out / "pairs" / Path(p["raw"]).stem / "result.xmp").is_file()
     assert (out / "result.dtstyle").is_file() and (out / "index.html").is_file()
 
@@ -154,8 +165,9 @@ def test_match_refuses_another_scene(dt, raw: Path, make_raw, tmp_path: Path) ->
 
 
 def test_read_reference_profiles(tmp_path: Path) -> None:
-    """An untagged image is taken as sRGB; an sRGB-tagged one as is; a tagged image that is
-    not RGB gets a one-line error (littleCMS converts 8-bit RGB only)."""
+    """An untagged image is taken as sRGB; an sRGB-tagged one as is; a grey image tagged with a
+    profile that is not grey (here Lab) gets a one-line error. ICC conversions, 16 bit and EXIF
+    orientation: tests/match/test_reference.py."""
     from PIL import Image, ImageCms
 
     from darkproxy.match import MatchError, read_reference

@@ -78,3 +78,27 @@ def test_data_spaces_must_chain(dt, tmp_path: Path) -> None:
     assert any("pipe order" in p for p in res.problems)
     wrong = check_pipeline(cfg, order, [_info("sharpen"), _info("demosaic", pre=True)])
     assert any("is a proxy of sharpen, not exposure" in p for p in wrong.problems)
+
+
+def test_chained_proxies_need_the_scale_of_a_scale_dependent_stage() -> None:
+    """A chain with the shipped sharpen proxy (trained at render scale 0.5) runs only once it
+    is given the images' scale: without one it refuses, as the proxy alone does."""
+    import torch
+
+    from darkproxy.errors import ScaleError
+    from darkproxy.pipeline import FlatPipelineProxy, ProxyPipeline
+    from darkproxy.proxy import Proxy
+
+    pipe = ProxyPipeline([Proxy.load("zoo:exposure"), Proxy.load("zoo:sharpen")])
+    flat = FlatPipelineProxy(pipe)
+    x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    u = torch.as_tensor(flat.param_space.normalize({}))[None]
+    with pytest.raises(ScaleError, match="sharpen proxy depends on the render scale"):
+        flat(x, u)
+    with pytest.raises(ScaleError, match="outside"):
+        pipe.set_scale(1.0)
+    pipe.set_scale(0.5)
+    with torch.no_grad():
+        got = flat(x, u)
+        alone = pipe.proxies[1](pipe.proxies[0](x, flat.split(u)[0]), flat.split(u)[1], scale=0.5)
+    assert torch.equal(got, alone)

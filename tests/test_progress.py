@@ -103,7 +103,7 @@ def test_quiet_and_disable_show_nothing(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_train_logs_plain_lines_when_stderr_is_a_pipe(tmp_path: Path) -> None:
     """The real command, stderr a pipe: lines, no carriage returns, a final line."""
-    from tests.test_train import exposure_dataset
+    from tests.engines.test_train import exposure_dataset
 
     ds = exposure_dataset(tmp_path / "ds", n=6, size=16, pointwise=True)
     r = run_cli(

@@ -7,6 +7,7 @@ end, ΔE2000 0.13, limited by darktable's 8-bit export; each stage alone > 90 dB
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def test_replica_is_differentiable_and_refuses_missing(dt, raw256: Path) -> None
     """Gradients reach the image and a slider of every edited module; a module with
     neither an exact stage nor a proxy is refused in one line, or passed through."""
     from darkproxy.replica.chain import ReplicaError, plan_replica
-    from darkproxy.replica.run import build_chain, render_references, replica_history
+    from darkproxy.replica.references import render_references, replica_history
+    from darkproxy.replica.run import build_chain
 
     hist = replica_history(dt, raw256, None, EDIT)
     plan = plan_replica(dt, hist, raw256)
@@ -96,9 +98,9 @@ def test_replica_is_differentiable_and_refuses_missing(dt, raw256: Path) -> None
 def test_replica_regress_recovers_exposure(dt, raw256: Path, tmp_path: Path) -> None:
     """Full-chain regression from a display target: a hidden exposure is recovered
     and darktable's render of result.xmp matches the target."""
-    from darkproxy.regress import RegressConfig
+    from darkproxy.engines.regress import RegressConfig
     from darkproxy.replica.fit import render_export, replica_regress
-    from darkproxy.replica.run import replica_history
+    from darkproxy.replica.references import replica_history
 
     hidden = {"exposure": {"exposure": 1.4}, "colorbalancergb": {"saturation_global": 0.2}}
     target = render_export(dt, raw256, replica_history(dt, raw256, None, hidden), 128)
@@ -116,3 +118,201 @@ def test_replica_regress_recovers_exposure(dt, raw256: Path, tmp_path: Path) -> 
     assert r["darktable_psnr"] > 35 and r["darktable_psnr"] > r["start_psnr"] + 5, r
     assert (tmp_path / "fit" / "result.xmp").is_file() and (tmp_path / "fit" / "darktable.png").is_file()
     assert np.isfinite(r["darktable_deltae_mean"])
+
+
+# ----------------------------------------------------------------- never silently wrong on real sidecars
+BIAS = -0.7  # EV, the camera's exposure compensation the bias raw carries (EXIF ExposureBiasValue)
+
+
+@pytest.fixture(scope="module")
+def bias_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng
+
+    p = tmp_path_factory.mktemp("bias") / "coffee-bias.dng"
+    write_synthetic_dng(default_source_images(["coffee"])["coffee"], p, SynthRawSpec(size=256, exposure_bias=BIAS))
+    return p
+
+
+def _old_exposure(hist, version: int = 5, exposure: float = 1.2, black: float = 0.001):
+    """``hist`` with its exposure item written by exposure params ``version`` (the old struct from
+    darktable 4.2.1's exposure.c legacy_params, encoded by hand, with the old modversion)."""
+    import struct
+
+    from darkproxy.darktable.legacy import LEGACY
+
+    out = hist.copy()
+    it = out.find("exposure")
+    vals = {"mode": 0, "black": black, "exposure": exposure, "deflicker_percentile": 50.0}
+    vals |= {"deflicker_target_level": -4.0, "gain": 1.0, "deflicker": 0, "deflicker_histogram_source": 0}
+    leg = LEGACY.get(("exposure", version))
+    it.params = struct.pack(leg.fmt, *[vals[n] for n, _ in leg.fields]) if leg else bytes(24)  # v7: no struct
+    it.params_text, it.modversion = None, version
+    return out
+
+
+def test_replica_exposure_bias_and_old_exposure(dt, bias_raw: Path, expect) -> None:
+    """A raw whose EXIF carries a -0.7 EV exposure bias, darktable's default history (exposure
+    compensates it): the replica reads the bias (59.1 dB vs darktable's export, ΔE 0.14; taken as 0,
+    as before: 22.2 dB, ΔE 6.7). The same raw with an exposure item written by exposure v5: darktable
+    upgrades it on loading (compensate_exposure_bias = FALSE), the replica reads it upgraded the same
+    way (59.1 dB vs darktable's export of that old sidecar; at exposure's defaults, as before: 17.5 dB,
+    ΔE 11.9). Floors: 45 dB, ΔE 0.5."""
+    import dataclasses
+
+    from darkproxy.replica.chain import plan_replica
+    from darkproxy.replica.fit import render_export
+    from darkproxy.replica.references import render_references
+    from darkproxy.replica.run import build_chain, score_replica
+
+    hist = dt.default_history(bias_raw)
+    plan = plan_replica(dt, hist, bias_raw)
+    assert plan.context.exposure_bias == pytest.approx(BIAS, abs=1e-6)
+    assert {s.module: s.kind for s in plan.stages}["exposure"] == "exact"
+    renders = render_references(dt, bias_raw, plan, 128, taps=False)
+    chain = build_chain(plan, renders)
+    _, fig = score_replica(chain, renders)
+    expect("bias.replica.psnr", fig["psnr"], ">=", 45)
+    expect("bias.replica.deltae_mean", fig["deltae_mean"], "<", 0.5)
+    chain.ctx = dataclasses.replace(chain.ctx, exposure_bias=0.0)  # what the replica did before: bias taken as 0
+    _, wrong = score_replica(chain, renders)
+    expect("bias.as_zero.psnr_loss", fig["psnr"] - wrong["psnr"], ">", 15)
+
+    old = _old_exposure(hist, 5)
+    plan5 = plan_replica(dt, old, bias_raw)
+    st = {s.module: s for s in plan5.stages}["exposure"]
+    assert st.kind == "exact" and st.upgraded_from == 5 and st.version == 6
+    assert st.values["compensate_exposure_bias"] is False and st.values["exposure"] == pytest.approx(1.2)
+    assert plan5.history.find("exposure").modversion == 5  # darktable renders (and upgrades) the old item itself
+    # the replica's input does not depend on exposure (switched off in it): only darktable's export of the old sidecar
+    renders5 = dataclasses.replace(renders, export=render_export(dt, bias_raw, plan5.history, 128))
+    _, fig5 = score_replica(build_chain(plan5, renders5), renders5)
+    assert {s["module"]: s for s in fig5["stages"]}["exposure"]["upgraded_from"] == 5  # said in summary.json
+    expect("exposure_v5.replica.psnr", fig5["psnr"], ">=", 45)
+    expect("exposure_v5.replica.deltae_mean", fig5["deltae_mean"], "<", 0.5)
+
+
+def test_replica_refuses_what_it_cannot_read(dt, raw256: Path, tmp_path: Path) -> None:
+    """One line, never defaults: an unreadable exposure bias (even where the zoo has an exposure
+    proxy), a params version without a legacy port (filmicrgb v5: module and both versions), a
+    newer version, a proxy trained on another version, an orientation that cannot be read."""
+    import shutil
+
+    from darkproxy.proxy.locate import resolve_run
+    from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng
+    from darkproxy.replica.chain import ReplicaError, plan_replica, replica_coverage
+
+    def refused(hist, raw, *words: str, **kw) -> None:
+        with pytest.raises(ReplicaError) as e:
+            plan_replica(dt, hist, raw, **kw)
+        msg = str(e.value)
+        assert "\n" not in msg and all(w in msg for w in words), msg
+
+    bad = tmp_path / "bad-bias.dng"  # ExposureBiasValue -7/0: exiv2 versions read it differently
+    coffee = default_source_images(["coffee"])["coffee"]
+    write_synthetic_dng(coffee, bad, SynthRawSpec(size=64, exposure_bias=(-7, 0)))
+    hist = dt.default_history(bad)
+    refused(hist, bad, "exposure", "zero denominator")
+    refused(hist, bad, "exposure", "zero denominator", prefer_proxy=["exposure"])
+    ok = plan_replica(dt, hist, bad, allow_missing=True)  # darktable's tap-out is honest
+    assert {s.module: s.kind for s in ok.stages}["exposure"] == "passthrough"
+    refused(hist, None, "exposure", "no raw was given")
+
+    base = dt.default_history(raw256)
+    film = base.copy()
+    film.find("filmicrgb").modversion = 5
+    refused(film, raw256, "filmicrgb", "version 5", "version 6")
+    refused(film, raw256, "filmicrgb", "version 5", "version 6", prefer_proxy=["filmicrgb"])
+    refused(_old_exposure(base, 7), raw256, "exposure", "version 7", "newer")
+
+    run = tmp_path / "velvia-v1"
+    shutil.copytree(resolve_run("zoo:velvia"), run)
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "module_version": 1}))
+    velvia = dt.edit(base, enable=["velvia"])
+    assert {s.module: s.kind for s in plan_replica(dt, velvia, raw256).stages}["velvia"] == "proxy"
+    refused(velvia, raw256, "velvia", "version 2", "trained on version 1", runs={"velvia": str(run)})
+
+    cov = {c.module: c for c in replica_coverage(dt, base, None)}  # flip follows the raw's EXIF orientation
+    assert cov["flip"].runs == "refused" and "orientation" in cov["flip"].detail
+    assert {c.module: c.runs for c in replica_coverage(dt, base, raw256)}["flip"] == "exact"
+
+
+def test_replica_dry_run(dt, raw256: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`darkproxy replica RAW --xmp F --dry-run [--json]` on a sidecar with an exact stage read from
+    an old version (exposure v5), a proxy stage (velvia), a version without a port (filmicrgb v5),
+    a module with neither (monochrome) and one switched off (sharpen): every item listed, nothing
+    rendered."""
+    from darkproxy.cli import main
+
+    side = dt.edit(dt.default_history(raw256), enable=["velvia", "monochrome", "sharpen"])
+    side = _old_exposure(dt.edit(side, disable=["sharpen"]), 5)  # sharpen: in the history, off
+    side.find("filmicrgb").modversion = 5
+    xmp = side.write(tmp_path / "old.xmp")
+    out = tmp_path / "nothing"
+    assert main(["replica", str(raw256), "--xmp", str(xmp), "--dry-run", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    items = {c["module"]: c for c in rep["items"]}
+    assert set(items) >= {it.operation for it in side.effective()}
+    e = items["exposure"]
+    assert (e["runs"], e["version"], e["darktable_version"], e["upgraded_from"], e["implements"]) == (
+        "exact",
+        5,
+        6,
+        5,
+        [6],
+    )
+    assert items["velvia"]["runs"] == "proxy" and items["velvia"]["run"] == "zoo:velvia"
+    assert items["filmicrgb"]["runs"] == "refused" and "version 5" in items["filmicrgb"]["detail"]
+    assert items["monochrome"]["runs"] == "refused" and "no exact stage and no proxy" in items["monochrome"]["detail"]
+    assert items["demosaic"]["runs"] == "passthrough" and items["sharpen"]["runs"] == "off"
+    assert rep["runnable"] is False and set(rep["refused"]) == {"filmicrgb", "monochrome"}
+    assert main(["replica", str(raw256), "--xmp", str(xmp), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "refused: filmicrgb, monochrome" in text and "v5->v6" in text and "proxy zoo:velvia" in text
+    assert main(["replica", str(raw256), "--xmp", str(xmp)]) == 2  # no -o without --dry-run
+    assert "--output" in capsys.readouterr().err and not out.exists()
+
+
+def test_replica_refuses_blending_it_cannot_reproduce(
+    dt, tiny_raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Blend params the replica cannot reproduce exactly are refused in one line naming the module, the
+    instance and what (a mask, a blend mode, a blend colour space, any blend of a display-referred
+    module or of colorin, whose input and output are in different spaces), by the exact stage and the
+    proxy alike, never run unblended; --allow-missing: darktable's tap-out (which blends); --dry-run
+    says why. A blob of another blendop version is refused too."""
+    from darkproxy.cli import main
+    from darkproxy.darktable.blendop import MASK_DRAWN, MASK_PARAMETRIC, item_blend
+    from darkproxy.replica.chain import ReplicaError, plan_replica
+
+    base = dt.default_history(tiny_raw)
+
+    def blended(module: str, version: int = 11, **fields: int) -> object:
+        side = base.copy()
+        it = side.find(module)
+        bp = item_blend(it).uniform(70)
+        it.blendop_params = dataclasses.replace(bp, **fields).encode()
+        it.blendop_version = version
+        return side
+
+    cases = [
+        (blended("exposure", mask_mode=1 | MASK_PARAMETRIC), "exposure", ["parametric mask"]),
+        (blended("exposure", mask_mode=1 | MASK_DRAWN, mask_id=7), "exposure", ["drawn mask"]),
+        (blended("exposure", blend_mode=0x04), "exposure", ["blend mode multiply"]),
+        (blended("exposure", blend_cst=2), "exposure", ["blending in Lab"]),
+        (blended("colorout", blend_cst=4), "colorout", ["opacity 70 %"]),  # display-referred: not linear
+        (blended("colorin", blend_cst=4), "colorin", ["opacity 70 %"]),  # camera RGB blended with working RGB
+        (blended("exposure", version=10), "exposure", ["blendop version 10"]),
+    ]
+    for side, module, words in cases:
+        for kw in ({}, {"prefer_proxy": [module]}):
+            with pytest.raises(ReplicaError) as e:
+                plan_replica(dt, side, tiny_raw, **kw)
+            msg = str(e.value)
+            assert "\n" not in msg and all(w in msg for w in [module, "instance 0", *words]), msg
+    ok = plan_replica(dt, cases[0][0], tiny_raw, allow_missing=True)
+    assert {s.module: s.kind for s in ok.stages}["exposure"] == "passthrough"
+    xmp = cases[1][0].write(tmp_path / "drawn.xmp")  # type: ignore[attr-defined]
+    assert main(["replica", str(tiny_raw), "--xmp", str(xmp), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "refused: exposure" in text and "exposure instance 0 blends (drawn mask)" in text

@@ -37,6 +37,12 @@ def run_doctor(config: Config) -> DoctorReport:
     """Check darktable (path, version, plugin dir, schemas), torch and its
     device, ffmpeg (imageio-ffmpeg), and a writable workspace."""
     rep = DoctorReport()
+    for check in (_check_darktable, _check_torch, _check_ffmpeg, _check_workspace, _check_chromium):
+        check(config, rep)
+    return rep
+
+
+def _check_darktable(config: Config, rep: DoctorReport) -> None:
     from darkproxy.darktable.session import Darktable
 
     try:
@@ -59,28 +65,7 @@ def run_doctor(config: Config) -> DoctorReport:
                 fix="install darktable's full package (libdarktable.so and plugins/)",
             )
         )
-        try:
-            s = dt.schemas
-            rep.checks.append(
-                Check(
-                    "module schemas",
-                    len(s.modules) > 0,
-                    f"{len(s.modules)} modules with parameter schemas "
-                    f"({len(s.without_introspection)} without: {', '.join(sorted(s.without_introspection))}); "
-                    f"source {s.source}",
-                )
-            )
-            rep.info["schemas"] = {
-                "modules": len(s.modules),
-                "without_introspection": sorted(s.without_introspection),
-                "source": s.source,
-            }
-        except DarkproxyError as e:
-            rep.checks.append(
-                Check(
-                    "module schemas", False, str(e), fix="reinstall darktable (apt-get install --reinstall darktable)"
-                )
-            )
+        _check_schemas(dt, rep)
     except DarkproxyError as e:
         rep.checks.append(
             Check(
@@ -90,6 +75,32 @@ def run_doctor(config: Config) -> DoctorReport:
                 fix="sudo apt-get install darktable, or set DARKPROXY_DARKTABLE_CLI=/path/to/darktable-cli",
             )
         )
+
+
+def _check_schemas(dt: Any, rep: DoctorReport) -> None:
+    try:
+        s = dt.schemas
+        rep.checks.append(
+            Check(
+                "module schemas",
+                len(s.modules) > 0,
+                f"{len(s.modules)} modules with parameter schemas "
+                f"({len(s.without_introspection)} without: {', '.join(sorted(s.without_introspection))}); "
+                f"source {s.source}",
+            )
+        )
+        rep.info["schemas"] = {
+            "modules": len(s.modules),
+            "without_introspection": sorted(s.without_introspection),
+            "source": s.source,
+        }
+    except DarkproxyError as e:
+        rep.checks.append(
+            Check("module schemas", False, str(e), fix="reinstall darktable (apt-get install --reinstall darktable)")
+        )
+
+
+def _check_torch(config: Config, rep: DoctorReport) -> None:
     try:
         import torch
 
@@ -103,6 +114,9 @@ def run_doctor(config: Config) -> DoctorReport:
         rep.info["torch"] = {"version": torch.__version__, "device": dev, "device_name": name}
     except ImportError as e:
         rep.checks.append(Check("torch", False, str(e), fix="pip install torch (see README: setup)"))
+
+
+def _check_ffmpeg(config: Config, rep: DoctorReport) -> None:
     try:
         import imageio_ffmpeg
 
@@ -115,6 +129,9 @@ def run_doctor(config: Config) -> DoctorReport:
         rep.checks.append(
             Check("ffmpeg", False, str(e), essential=False, fix="pip install imageio-ffmpeg (videos only)")
         )
+
+
+def _check_workspace(config: Config, rep: DoctorReport) -> None:
     home = config.home
     try:
         home.mkdir(parents=True, exist_ok=True)
@@ -129,6 +146,9 @@ def run_doctor(config: Config) -> DoctorReport:
             )
         )
     rep.info["workspace"] = str(home)
+
+
+def _check_chromium(config: Config, rep: DoctorReport) -> None:
     # the path of the first one found
     chrome = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
     rep.checks.append(
@@ -140,4 +160,3 @@ def run_doctor(config: Config) -> DoctorReport:
             fix="sudo apt-get install chromium (only for report tests)",
         )
     )
-    return rep

@@ -3,7 +3,8 @@
 Every writer in the package goes through :func:`atomic_path` (a temporary file
 in the target's folder, ``os.replace``d into place on success and removed on
 failure), so an interrupted run or a full disk never leaves a truncated
-dataset sample, sidecar, checkpoint or report behind.
+dataset sample, sidecar, checkpoint or report behind. JSON files go through
+:func:`write_json`, the one JSON writer.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, fsync: bool = Tru
     return write_bytes_atomic(path, text.encode("utf-8"), fsync=fsync)
 
 
-def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write indented JSON atomically (temporary file + rename); values JSON
-    does not know are written as ``str(value)``."""
-    write_text_atomic(path, json.dumps(obj, indent=2, default=str) + "\n")
+def write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> None:
+    """The package's JSON writer: ``obj`` as JSON, atomically (temporary file + rename), indented
+    by ``indent`` (None: one line, for large machine-read caches); values JSON does not know
+    are written as ``str(value)``."""
+    write_text_atomic(path, json.dumps(obj, indent=indent, default=str) + "\n")

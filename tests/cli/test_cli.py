@@ -90,7 +90,7 @@ def test_version_without_darktable_says_so_and_exits_0(tmp_path) -> None:
 
 
 def test_train_without_tensorboard_warns_in_one_line(tmp_path) -> None:
-    from tests.test_train import exposure_dataset
+    from tests.engines.test_train import exposure_dataset
 
     ds = exposure_dataset(tmp_path / "ds", n=6, size=16, pointwise=True)
     blocker = tmp_path / "no-tensorboard" / "tensorboard"

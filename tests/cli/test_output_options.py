@@ -31,7 +31,7 @@ def test_every_command_takes_json_and_quiet() -> None:
 
 
 def test_json_results_parse(tmp_path: Path) -> None:
-    from tests.test_train import exposure_dataset
+    from tests.engines.test_train import exposure_dataset
 
     r = run_cli("params", "exposure", "--json")
     assert r.returncode == 0, r.stderr

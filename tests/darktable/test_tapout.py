@@ -103,7 +103,7 @@ def test_tapout_is_the_exact_module_at_the_render_scale(dt, make_raw, raw_size: 
     (darktable-cli --hq false: the pipe is scaled at demosaic), not a render
     downscaled after the module: darktable's sharpen is reproduced from its
     published maths, with its radius scaled by the render scale."""
-    from darkproxy.viz.metrics import display_psnr
+    from darkproxy.colour.metrics import display_psnr
 
     raw = make_raw(source="coffee", size=raw_size)
     p = {"radius": 3.0, "amount": 1.5, "threshold": 0.5}
@@ -157,8 +157,8 @@ def test_demosaic_tapout_takes_the_mosaic(dt, tiny_raw: Path) -> None:
     """demosaic's input is the (white-balanced) mosaic, not its own RGB output: at full resolution
     darktable runs its real algorithm, which a bilinear demosaic with the best colour matrix
     approaches but does not equal."""
-    from darkproxy.evaluate import bilinear_baseline
-    from darkproxy.viz.metrics import display_psnr
+    from darkproxy.colour.metrics import display_psnr
+    from darkproxy.engines.evaluate import bilinear_baseline
 
     tp = tapout(dt, tiny_raw, "demosaic", {})
     c, h, w = tp.input.shape

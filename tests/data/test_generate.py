@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from darkproxy.data import generate as gen
-from darkproxy.data.generate import GenerateOptions, assign_splits, generate
+from darkproxy.data.generate import GenerateOptions, generate
+from darkproxy.data.generate import engine as gen
 from darkproxy.data.probe import probe_pointwise
+from darkproxy.data.raws import assign_splits
 from darkproxy.data.store import DiskFull, read_jsonl, verify_dataset
 from tests.conftest import SRC, midtone_ratio, run_cli
 
@@ -330,7 +331,7 @@ def test_probe_recorded_in_dataset_json(raw_dir: Path, tmp_path: Path) -> None:
 
 
 def test_readable_raws_skips_unreadable_files(dt, tiny_raw: Path, tmp_path: Path) -> None:
-    from darkproxy.data.generate import readable_raws
+    from darkproxy.data.raws import readable_raws
     from darkproxy.errors import DatasetError
 
     bad = tmp_path / "truncated.dng"
@@ -344,3 +345,61 @@ def test_readable_raws_skips_unreadable_files(dt, tiny_raw: Path, tmp_path: Path
     assert warnings == [f"warning: skipping {s['raw']}: {s['error']}" for s in skipped]
     with pytest.raises(DatasetError, match="none of the 2"):
         readable_raws(dt, [bad, junk])
+
+
+def test_exit_status_degenerate_images_warn_darktable_failures_fail(
+    tiny_raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """darktable's temperature with every coefficient 0 renders all black (a degenerate image):
+    on a grid of red, green, blue in 0:1 that is the first sample (the second has one at 1). A few
+    such samples are a warning with their count (exit 0, the rest stored); all of them is no
+    dataset (exit 1); a darktable that times out is exit 1 too."""
+    from darkproxy.cli import main
+
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    shutil.copy(tiny_raw, raws / "tiny.dng")
+    args = ["generate", "temperature", "--images", str(raws), "--size", "64", "--params", "red,green,blue"]
+    args += ["--range", "red=0:1", "--range", "green=0:1", "--range", "blue=0:1", "--sampler", "grid"]
+    args += ["--no-probe", "--quiet", "--workers", "1"]
+    assert main([*args, "-n", "2", "-o", str(tmp_path / "few")]) == 0
+    out, err = capsys.readouterr()
+    assert "1/2 samples" in out and "1 degenerate images" in out
+    assert err.strip().splitlines() == [
+        f"darkproxy: warning: 1 sample(s) left out: darktable's image was degenerate (constant, NaN or inf; "
+        f"see {tmp_path / 'few'}/failed.jsonl); 1 stored"
+    ]
+    fails = read_jsonl(tmp_path / "few" / "failed.jsonl")
+    assert [(f["id"], f["stage"], f["params"]) for f in fails] == [
+        ("000000", "values", {"red": 0.0, "green": 0.0, "blue": 0.0})
+    ]
+    assert "constant output (0 everywhere)" in fails[0]["error"]
+    assert verify_dataset(tmp_path / "few").ok
+
+    assert main([*args, "-n", "1", "-o", str(tmp_path / "none")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error: no usable sample stored" in err[0] and "degenerate for all 1" in err[0], err
+
+    (tmp_path / "slow.toml").write_text("render_timeout = 0.3\n")  # darktable-cli cannot render in 0.3 s
+    assert main([*args, "-n", "2", "-o", str(tmp_path / "timeout"), "--config", str(tmp_path / "slow.toml")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "darktable-cli timed out after 0.3 s" in err[0], err
+
+
+def test_renderer_factory_renders_every_image(dt, raw_dir: Path, tmp_path: Path) -> None:
+    """A renderer factory (what ``--cluster`` hands in) renders every image at the run's
+    size, and the dataset is byte for byte the one darktable-cli here makes."""
+    made = []
+
+    def factory(max_size: int | None):
+        r = dt.renderer(max_size=max_size)
+        made.append(r)
+        return r
+
+    opts = dict(n=3, size=48, batch=2, workers=1, probe=False)
+    res = generate(dt, raw_dir, tmp_path / "f", GenerateOptions("exposure", **opts, renderer_factory=factory), False)
+    ref = generate(dt, raw_dir, tmp_path / "d", GenerateOptions("exposure", **opts), False)
+    assert made and {r.max_size for r in made} == {48}
+    assert res.renders == sum(r.renders for r in made) > 0 and res.images == sum(r.images for r in made) == ref.images
+    sha = [r["sha256"] for r in read_jsonl(tmp_path / "f" / "manifest.jsonl")]
+    assert res.written == 3 and sha == [r["sha256"] for r in read_jsonl(tmp_path / "d" / "manifest.jsonl")]

@@ -19,8 +19,8 @@ from darkproxy.data.store import (
     repair_jsonl,
     save_npy_atomic,
     verify_dataset,
-    write_json_atomic,
 )
+from darkproxy.fsutil import write_json
 
 
 def test_save_npy_atomic_and_digest(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_partial_manifest_line_is_truncated(tmp_path: Path) -> None:
 
 
 def _tiny_dataset(root: Path) -> None:
-    write_json_atomic(
+    write_json(
         root / "dataset.json",
         {
             "format": "darkproxy-dataset/1",
@@ -60,6 +60,7 @@ def _tiny_dataset(root: Path) -> None:
             "n": 2,
             "param_space": {"module": "exposure", "specs": [{}], "fixed": {}},
         },
+        indent=1,
     )
     with JsonlAppender(root / "manifest.jsonl") as m:
         for i, raw, split in ((0, "a.dng", "train"), (1, "b.dng", "val")):

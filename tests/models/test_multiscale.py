@@ -20,7 +20,7 @@ def test_bands_are_encoded_minus_blurred() -> None:
     torch.manual_seed(0)
     x = torch.rand(1, 3, 32, 32)
     f = multiscale_features(x, sigmas=(2.0,), border_scales=())
-    from darkproxy.colorspace import srgb_encode_ext
+    from darkproxy.colour.encodings import srgb_encode_ext
 
     enc = srgb_encode_ext(x)
     torch.testing.assert_close(f[:, 5:8], enc - gaussian_blur(enc, 2.0))

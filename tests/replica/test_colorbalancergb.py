@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from darkproxy.replica.stages import EXACT, StageContext
+from darkproxy.replica.registry import EXACT, StageContext
 
 EDIT = {
     "saturation_global": 0.3,
@@ -28,8 +28,8 @@ EDIT = {
 
 def test_colorbalancergb_matches_darktable(dt, make_raw) -> None:
     """The stage alone on darktable's input to the module reproduces its tap-out."""
+    from darkproxy.colour.metrics import display_psnr
     from darkproxy.darktable.tapout import tapout
-    from darkproxy.viz.metrics import display_psnr
 
     op = EXACT["colorbalancergb"]
     assert op.versions == (5,) and set(EDIT) - {"brilliance_shadows"} <= set(op.params)

@@ -21,14 +21,15 @@ EDIT = {
 def test_filmicrgb_matches_darktable(dt, make_raw) -> None:
     """Stage alone (Rec2020 output profile, as the tap-outs) and end to end (sRGB export)."""
     from darkproxy.replica.chain import plan_replica
-    from darkproxy.replica.run import build_chain, evaluate, render_references, replica_history
+    from darkproxy.replica.references import render_references, replica_history
+    from darkproxy.replica.run import build_chain, score_replica
 
     raw: Path = make_raw(source="coffee", size=256)
     hist = replica_history(dt, raw, None, EDIT)
     plan = plan_replica(dt, hist, raw)
     assert {s.module: s.kind for s in plan.stages}["filmicrgb"] == "exact"
     renders = render_references(dt, raw, plan, 128)
-    _, fig = evaluate(build_chain(plan, renders), renders)
+    _, fig = score_replica(build_chain(plan, renders), renders)
     st = {s["module"]: s for s in fig["stages"]}
     assert st["filmicrgb"]["psnr_alone"] > 70 and st["filmicrgb"]["psnr_vs_tapout"] > 70, st["filmicrgb"]
     assert fig["psnr"] > 50 and fig["deltae_mean"] < 0.5, (fig["psnr"], fig["deltae_mean"])
@@ -65,7 +66,7 @@ def test_filmicrgb_gradient_bounded_near_display_white() -> None:
     which froze the optimiser of every regression through the replica."""
     import torch
 
-    from darkproxy.replica.stages import EXACT, StageContext
+    from darkproxy.replica.registry import EXACT, StageContext
 
     # darktable 4.2.1's default history for filmic rgb (v6 colour science, power norm), contrast moved
     vals = {

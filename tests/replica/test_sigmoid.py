@@ -19,19 +19,21 @@ EDIT = {
 }
 
 
-def test_sigmoid_matches_darktable(dt, make_raw) -> None:
+def test_sigmoid_matches_darktable(dt, make_raw, expect) -> None:
     from darkproxy.replica.chain import plan_replica
-    from darkproxy.replica.run import build_chain, evaluate, render_references
+    from darkproxy.replica.references import render_references
+    from darkproxy.replica.run import build_chain, score_replica
 
     raw: Path = make_raw(source="coffee", size=256)
     hist = dt.edit(dt.edit(dt.default_history(raw), disable=["filmicrgb"]), updates=EDIT)
     plan = plan_replica(dt, hist, raw)
     assert {s.module: s.kind for s in plan.stages}["sigmoid"] == "exact"
     renders = render_references(dt, raw, plan, 128)
-    _, fig = evaluate(build_chain(plan, renders), renders)
+    _, fig = score_replica(build_chain(plan, renders), renders)
     st = {s["module"]: s for s in fig["stages"]}
-    assert st["sigmoid"]["psnr_alone"] > 48, st["sigmoid"]
-    assert fig["psnr"] > 46 and fig["deltae_mean"] < 0.6, (fig["psnr"], fig["deltae_mean"])
+    expect("sigmoid.psnr_alone", st["sigmoid"]["psnr_alone"], ">", 48)
+    expect("replica.psnr", fig["psnr"], ">", 46)
+    expect("replica.deltae_mean", fig["deltae_mean"], "<", 0.6)
 
 
 def test_sigmoid_gradients() -> None:
@@ -39,7 +41,7 @@ def test_sigmoid_gradients() -> None:
     in contrast and skew of the curve's float64 formula: the gradient the stage uses (its
     values are darktable's float32 finite-difference slopes, a step function of the sliders)."""
     from darkproxy.replica import EXACT, StageContext
-    from darkproxy.replica.sigmoid import _commit
+    from darkproxy.replica.ports.sigmoid import _commit
 
     op = EXACT["sigmoid"]
     gen = torch.Generator().manual_seed(0)

@@ -156,11 +156,11 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from darkproxy.apply import DEFAULT_TILE, apply_image
     from darkproxy.darktable.render import write_tiff
     from darkproxy.errors import DarkproxyError, RawError
     from darkproxy.progress import is_quiet, say
     from darkproxy.proxy import Proxy
+    from darkproxy.proxy.tiling import DEFAULT_TILE, apply_image
 
     src = Path(args.input)
     if not src.is_file():

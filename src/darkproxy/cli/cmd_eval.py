@@ -103,7 +103,7 @@ def _load(args):
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from darkproxy.evaluate import evaluate
+    from darkproxy.engines.evaluate import evaluate_proxy
 
     proxy = _load(args)
     dt = darktable_from_args(args)
@@ -124,7 +124,7 @@ def run_eval(args: argparse.Namespace) -> int:
     for item in args.ranges or []:
         k, _, lohi = item.partition("=")
         ranges[k.strip()] = _lo_hi(lohi, f"--range {item}")
-    res = evaluate(
+    res = evaluate_proxy(
         dt,
         proxy,
         args.images,
@@ -160,8 +160,8 @@ def run_eval(args: argparse.Namespace) -> int:
 def _scales(text: str | None) -> list[float] | None:
     if not text:
         return None
+    from darkproxy.data.scale import parse_scales
     from darkproxy.errors import ParamValueError
-    from darkproxy.scale import parse_scales
 
     got = parse_scales(text)
     if isinstance(got, tuple) and ":" in text:
@@ -184,7 +184,7 @@ def _lo_hi(text: str, what: str) -> tuple[float, float]:
 def run_sweep(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from darkproxy.evaluate import sweep
+    from darkproxy.engines.evaluate import sweep
 
     proxy = _load(args)
     dt = darktable_from_args(args)

@@ -6,7 +6,7 @@ import argparse
 
 from darkproxy.cli._util import add_command, emit
 from darkproxy.data.sampling import SAMPLERS
-from darkproxy.scale import parse_scales
+from darkproxy.data.scale import parse_scales
 
 ORDER = 30
 
@@ -27,6 +27,11 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "rendered at a render scale (output px per raw px) drawn from the given range: local modules (sharpen, "
         "lowpass, bloom...) scale their radii with it, and a proxy trained this way knows every scale in range "
         "(--scales 1 alone: full-resolution crops).\n\n"
+        "Exit status: 0 when the samples are stored, also when darktable gave a few degenerate images (a "
+        "constant output from a non-constant input, NaN or inf values): those samples are left out, listed in "
+        "DATASET/failed.jsonl and counted in a warning; 1 when darktable itself failed (a crash or a timeout, "
+        "after one retry: failed.jsonl, re-run with --retry-failed) or no usable sample was stored; 2 for a "
+        "usage error (bad options, a dataset made with other settings).\n\n"
         "default free params and training ranges:\n" + defaults_help(),
         "  darkproxy generate exposure -o ds/ --images raws/ -n 64\n"
         "  darkproxy generate sharpen -o ds2/ --images raws/ -n 256 --size 256 --crops 4 --workers 2\n"
@@ -88,14 +93,15 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
     from dataclasses import asdict
 
     from darkproxy.cli._dt import darktable_from_args
     from darkproxy.cli._util import parse_assignments
-    from darkproxy.cluster import session  # imports ray only with --cluster
-    from darkproxy.data.generate import GenerateOptions, generate
+    from darkproxy.cluster import renderer_factory, session  # imports ray only with --cluster
+    from darkproxy.data.generate import GenerateFailed, GenerateOptions, generate
     from darkproxy.data.ranges import parse_range
-    from darkproxy.errors import DatasetError
+    from darkproxy.errors import DarktableRenderError
 
     params = [s.strip() for s in args.params.split(",") if s.strip()] if args.params else None
     ranges = dict(parse_range(r) for r in (args.range or []))
@@ -115,22 +121,42 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         probe=not args.no_probe,
         retry_failed=args.retry_failed,
-        cluster=args.cluster,
     )
     dt = darktable_from_args(args)
-    with session(args.cluster, dt.version, workers=args.workers, render_timeout=dt.config.render_timeout):
-        res = generate(dt, args.images, args.output, opts, progress=not args.quiet)
+    if args.cluster:  # renders as Ray tasks (connected on the first render, inside the session below)
+        opts.renderer_factory = renderer_factory(args.cluster, dt, workers=args.workers)
+    try:
+        with session(args.cluster, dt.version, workers=args.workers, render_timeout=dt.config.render_timeout):
+            res = generate(dt, args.images, args.output, opts, progress=not args.quiet)
+    except DarktableRenderError as e:  # darktable failed on a whole raw (its module input): exit 1 as for samples
+        raise GenerateFailed(str(e)) from None
     rate = f", {res.samples_per_s:.2f} samples/s" if res.written else ""
     emit(
         args,
         {"dataset": args.output, **asdict(res), "samples_per_s": res.samples_per_s},
         f"{args.output}: {res.total}/{res.requested} samples ({res.written} new, {res.skipped} already there), "
-        f"{res.failed} failed{rate}; {res.renders} darktable-cli runs; pointwise={res.pointwise}"
+        f"{res.failed} failed ({res.failed_render} darktable failures, {res.failed_values} degenerate images){rate}; "
+        f"{res.renders} darktable-cli runs; pointwise={res.pointwise}"
         + (f"; skipped raws: {', '.join(res.failed_raws)}" if res.failed_raws else ""),
     )
-    if res.failed:
-        raise DatasetError(
-            f"{res.failed} sample(s) failed in darktable (see {args.output}/failed.jsonl); the rest is stored"
+    failed = f"{args.output}/failed.jsonl"
+    if res.failed_render:
+        raise GenerateFailed(
+            f"darktable failed (crash or timeout, retried once) on {res.failed_render} sample(s), listed in {failed}; "
+            f"{res.total} stored: re-run with --retry-failed"
+        )
+    if not res.total:
+        why = (
+            f"darktable's image was degenerate for all {res.failed_values} (constant, NaN or inf; see {failed})"
+            if res.failed_values
+            else "none was rendered"
+        )
+        raise GenerateFailed(f"no usable sample stored in {args.output}: {why}")
+    if res.failed_values:
+        print(
+            f"darkproxy: warning: {res.failed_values} sample(s) left out: darktable's image was degenerate (constant, "
+            f"NaN or inf; see {failed}); {res.total} stored",
+            file=sys.stderr,
         )
     return 0
 

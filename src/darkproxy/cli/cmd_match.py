@@ -16,10 +16,11 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "match",
         "the darktable edit (XMP and style) that reproduces a reference look: a camera JPEG, another editor's export",
         "Fit the sliders of a chain of darktable modules so that darktable's render of RAW looks like REFERENCE, "
-        "a display-referred image of the same shot (JPEG, PNG or TIFF; sRGB, or tagged with an ICC profile, "
-        "which is converted to sRGB). The reference may have another size and be a few pixels off: it is "
-        "aligned to darktable's render (resize, zoom within 4 %%, translation); a reference of another scene or "
-        "framing is refused. The sliders are optimised through darkproxy's differentiable replica of darktable "
+        "a display-referred image of the same shot (JPEG, PNG or TIFF, 8 or 16 bit; sRGB, or tagged with an ICC "
+        "profile, which is converted to sRGB unless its content is sRGB's; read upright, as its EXIF orientation "
+        "says). The reference may have another size and be a few pixels off: it is aligned to darktable's render "
+        "(resize, zoom within 4 %% per axis, translation); a reference of another scene or framing is refused. "
+        "The sliders are optimised through darkproxy's differentiable replica of darktable "
         "(`darkproxy replica`), then darktable renders the result and every figure is measured on darktable's "
         "own render.\n\n"
         "DIR gets result.xmp (RAW's history with the matched sliders: copy it beside the raw as RAW.xmp, or "
@@ -31,7 +32,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "images and index.html.\n\n"
         "`darkproxy match --pairs DIR -o OUT` fits one style to every (raw, reference) pair of DIR matched by file "
         "stem (IMG_1.dng + IMG_1.jpg: 'make darktable look like my camera'), holding the last pairs out of the fit "
-        "(--holdout) to measure how the style carries to other shots.",
+        "(--holdout) to measure how the style carries to other shots; each fitted pair gives as many pixels "
+        "(--pixels-per-pair) and runs through its own replica of its history.",
         "  darkproxy match IMG_0042.CR3 IMG_0042.JPG -o look/\n"
         "  darkproxy match photo.dng export.png --chain exposure,colorbalancergb,sigmoid --max-size 1024 -o look/\n"
         "  darkproxy match photo.dng ref.jpg --free exposure.exposure,filmicrgb.contrast -o look/\n"
@@ -42,6 +44,13 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     p.add_argument("--pairs", metavar="DIR", help="fit one style to every (raw, reference) pair of DIR")
     p.add_argument("--holdout", type=int, help="--pairs: pairs held out of the fit (default: a quarter, >= 1)")
+    p.add_argument(
+        "--pixels-per-pair",
+        type=int,
+        default=4096,
+        metavar="N",
+        help="--pairs: pixels drawn from each fitted pair's aligned region (0: every pixel; default 4096)",
+    )
     p.add_argument(
         "--chain",
         default="exposure,colorbalancergb,filmicrgb",
@@ -66,9 +75,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from darkproxy.cli._dt import darktable_from_args
+    from darkproxy.engines.regress import RegressConfig
     from darkproxy.errors import DarkproxyError
     from darkproxy.match import match, match_pairs
-    from darkproxy.regress import RegressConfig
 
     chain = [m.strip() for m in args.chain.split(",") if m.strip()]
     free = [f.strip() for f in args.free.split(",") if f.strip()] or None
@@ -86,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             free=free,
             holdout=args.holdout,
             max_size=args.max_size,
+            pixels_per_pair=args.pixels_per_pair or None,
             config=cfg,
             style_name=args.style_name,
             seed=args.seed,
@@ -105,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not (args.raw and args.reference):
         raise DarkproxyError("expected RAW REFERENCE (or --pairs DIR)")
-    if args.holdout is not None:
-        raise DarkproxyError("--holdout is for --pairs")
+    if args.holdout is not None or args.pixels_per_pair != 4096:
+        raise DarkproxyError("--holdout and --pixels-per-pair are for --pairs")
     dt = darktable_from_args(args)
     s = match(
         dt,

@@ -49,6 +49,11 @@ def _regress_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub, common: argparse.ArgumentParser) -> None:
+    _register_regress(sub, common)
+    _register_regress_eval(sub, common)
+
+
+def _register_regress(sub, common: argparse.ArgumentParser) -> None:
     p = add_command(
         sub,
         common,
@@ -93,6 +98,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     _regress_options(p)
     p.set_defaults(func=run_regress)
 
+
+def _register_regress_eval(sub, common: argparse.ArgumentParser) -> None:
     e = add_command(
         sub,
         common,
@@ -179,7 +186,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace):
-    from darkproxy.regress import RegressConfig
+    from darkproxy.engines.regress import RegressConfig
 
     names = [s.strip() for s in args.params.split(",") if s.strip()] if args.params else None
     if args.params is not None and not names:
@@ -211,9 +218,9 @@ def _device(args: argparse.Namespace) -> str:
 
 def run_regress(args: argparse.Namespace) -> int:
     from darkproxy.cli._dt import darktable_from_args
+    from darkproxy.engines.regress import resolve_free
+    from darkproxy.engines.regress.recover import regress_files
     from darkproxy.proxy import load_proxy
-    from darkproxy.recover import regress_files
-    from darkproxy.regress import resolve_free
     from darkproxy.viz.images import read_image
 
     cfg = _config(args)
@@ -257,9 +264,15 @@ def run_regress(args: argparse.Namespace) -> int:
 
 def run_regress_eval(args: argparse.Namespace) -> int:
     from darkproxy.cli._dt import darktable_from_args
-    from darkproxy.data.generate import find_raws
+    from darkproxy.data.raws import find_raws
+    from darkproxy.engines.regress.benchmark import (
+        EvalConfig,
+        break_even_text,
+        parse_baselines,
+        parse_budgets,
+        regress_eval,
+    )
     from darkproxy.proxy import load_proxy
-    from darkproxy.regress_eval import EvalConfig, break_even_text, parse_baselines, parse_budgets, regress_eval
 
     cfg = EvalConfig(
         n=args.n,

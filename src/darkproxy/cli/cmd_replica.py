@@ -25,6 +25,13 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "there, reported). DIR gets replica.png, darktable.png (darktable-cli's 8-bit sRGB export of the same "
         "history at the same size), error.png, history.xmp, summary.json (psnr, deltae_mean, deltae_p95, "
         "seconds, stages: [{module, kind, psnr_vs_tapout, psnr_alone}]) and index.html.\n\n"
+        "A history item the replica cannot read faithfully is refused in one line: an older params version is "
+        "read upgraded as darktable upgrades it (exposure v2-v5, color balance rgb v1-v4: darktable's "
+        "legacy_params ported), any other version is refused naming both versions, as is a proxy trained on "
+        "another version; exposure's compensation of the camera's exposure bias reads the raw's EXIF. "
+        "--dry-run lists every history item (module, instance, on/off, params version) with what would run it "
+        "(exact and the versions it implements, proxy zoo:MODULE, darktable's render, or refused and why) "
+        "without rendering; --json for the same as JSON.\n\n"
         "`darkproxy replica regress RAW --target IMG --free module.param,...` recovers the freed sliders of "
         "the whole chain from a display-referred sRGB target (PNG, JPEG, TIFF) rendered from RAW at the "
         "same size, writes result.xmp (the full history), renders it with darktable and reports display "
@@ -35,11 +42,18 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "  darkproxy replica photo.dng -o rep/\n"
         "  darkproxy replica photo.dng --set exposure.exposure=1 --set sharpen.amount=1.2 --max-size 128 -o rep/\n"
         "  darkproxy replica photo.dng --xmp edit.xmp --allow-missing -o rep/\n"
+        "  darkproxy replica photo.dng --xmp edit.xmp --dry-run\n"
         "  darkproxy replica regress photo.dng --target look.png --free exposure.exposure,filmicrgb.contrast "
         "-o fit/\n",
     )
     p.add_argument("args", nargs="+", metavar="[regress] RAW", help="raw file; `regress RAW` to recover sliders")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.add_argument("-o", "--output", metavar="DIR", help="output folder (required unless --dry-run)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list every history item with what would run it (exact, proxy, darktable's render, refused: why); "
+        "render nothing",
+    )
     p.add_argument("--xmp", help="history to start from (default: darktable's defaults for the raw)")
     p.add_argument("--set", action="append", metavar="MODULE.PARAM=VALUE", help="edit the history (repeatable)")
     p.add_argument("--max-size", type=int, metavar="N", help="render size (default: what the chain's proxies accept)")
@@ -86,6 +100,18 @@ def run(args: argparse.Namespace) -> int:
     sets = parse_module_sets(args.set)
     prefer = [m for m in args.prefer_proxy.split(",") if m.strip()]
     runs = parse_assignments(args.proxy, "--proxy")
+    if args.dry_run:
+        if mode != "run":
+            raise DarkproxyError("--dry-run lists what `darkproxy replica RAW` would run; not with regress")
+        from darkproxy.replica.run import dry_run, format_dry_run
+
+        rep = dry_run(
+            dt, raw, xmp=args.xmp, sets=sets, allow_missing=args.allow_missing, prefer_proxy=prefer, runs=runs
+        )
+        emit(args, rep, format_dry_run(rep))
+        return 0
+    if not args.output:
+        raise DarkproxyError("-o/--output DIR is required (or --dry-run to list what would run)")
     if mode == "run":
         if args.target:
             raise DarkproxyError("--target is for `darkproxy replica regress RAW --target IMG`")
@@ -114,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.target:
         raise DarkproxyError("replica regress needs --target IMG (a display-referred sRGB image rendered from RAW)")
-    from darkproxy.regress import RegressConfig
+    from darkproxy.engines.regress import RegressConfig
     from darkproxy.replica.fit import replica_regress
 
     free = [f.strip() for f in args.free.split(",") if f.strip()] or None

@@ -84,7 +84,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from darkproxy.train import TrainConfig, train
+    from darkproxy.engines.train import TrainConfig, train
 
     if args.device not in ("auto", "cpu", "cuda", "mps") and not args.device.startswith("cuda:"):
         from darkproxy.errors import DarkproxyError

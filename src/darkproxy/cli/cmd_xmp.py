@@ -25,7 +25,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         help="decode a sidecar's history with named params",
         parents=[common],
         description="Decode every history item of a darktable XMP sidecar into named parameter "
-        "values. Items whose modversion differs from the installed module are shown as opaque "
+        "values, and its blend params (off, or mode, opacity, masks, colour space; --json: every "
+        "field). Items whose modversion differs from the installed module are shown as opaque "
         "blobs with the reason. --json: a list of the history items.",
         epilog="examples:\n  darkproxy xmp show IMG_0001.CR2.xmp\n  darkproxy xmp show result.xmp --json\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -65,8 +66,21 @@ def run_show(args: argparse.Namespace) -> int:
             shown = ", ".join(f"{k}={_fmt(v)}" for k, v in list(flat.items())[:12])
             more = f", ... ({len(flat) - 12} more)" if len(flat) > 12 else ""
             lines.append(f"       {shown}{more}")
+        lines.append(f"       blend: {_blend_line(it)}")
     emit(args, [d.to_json() for d in items], "\n".join(lines))
     return 0
+
+
+def _blend_line(it) -> str:
+    """The item's blend in one line: ``none``, ``off``, the blend, or why it cannot be read."""
+    from darkproxy.darktable.blendop import item_blend
+    from darkproxy.errors import XmpError
+
+    try:
+        bp = item_blend(it)
+    except XmpError as e:
+        return f"(opaque: {e})"
+    return "off (no blend params: darktable's defaults)" if bp is None else bp.summary()
 
 
 def _fmt(v) -> str:

@@ -87,7 +87,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from darkproxy.zoo import list_zoo, schema_status, zoo_root
+    from darkproxy.proxy.compat import schema_status
+    from darkproxy.proxy.locate import list_zoo, zoo_root
 
     rows = list_zoo()
     try:
@@ -123,15 +124,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
+    from darkproxy.fsutil import write_json
     from darkproxy.zoo import eval_zoo
 
     dt = darktable_from_args(args)
     rows = eval_zoo(dt, args.modules, args.images, args.output, n=args.n, log=say)
-    Path(args.output).mkdir(parents=True, exist_ok=True)
-    (Path(args.output) / "zoo-eval.json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
+    write_json(Path(args.output) / "zoo-eval.json", rows)
     lines = []
     for r in rows:
         ident = r["identity"]["psnr"] if r["identity"] else None

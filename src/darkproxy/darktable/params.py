@@ -308,6 +308,28 @@ def encode_params(
     return bytes(buf)
 
 
+def assign_fields(schema: ModuleSchema, base: bytes, values: Mapping[str, Any]) -> bytes:
+    """Write scalar ``values`` (dotted names) into a copy of ``base`` as C assignments
+    do: converted to the field's type, with no $MIN/$MAX check (darktable's
+    ``legacy_params`` copies old values as they are, in or out of today's ranges).
+    Raises :class:`UnknownParam` for a name the schema lacks, :class:`ParamValueError`
+    for a non-scalar field."""
+    _check_size(schema, base)
+    buf = bytearray(base)
+    for name, v in values.items():
+        f = schema.field(name)
+        if "[" in f.name:  # a member of an array element: its offset is relative to the element
+            raise ParamValueError(f"{schema.name}.{name}: fields inside arrays are not assignable")
+        off = f.offset  # struct members' offsets are absolute (see _decode_field)
+        if f.type == "bool":
+            buf[off : off + f.size] = int(bool(v)).to_bytes(f.size, "little")
+        elif f.type in _FMT:
+            struct.pack_into("<" + _FMT[f.type], buf, off, float(v) if f.type in ("float", "double") else int(v))
+        else:
+            raise ParamValueError(f"{schema.name}.{name} is not a scalar field")
+    return bytes(buf)
+
+
 def set_params(schema: ModuleSchema, blob: bytes, updates: Mapping[str, Any], clamp: bool = False) -> bytes:
     """Set dotted-name scalar ``updates`` (values may be CLI strings) in ``blob``."""
     for name in updates:

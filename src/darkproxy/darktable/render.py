@@ -19,9 +19,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import tifffile
@@ -48,6 +49,30 @@ class RenderJob:
 class RenderFailure:
     job: RenderJob
     message: str
+
+
+@runtime_checkable
+class BatchRenderer(Protocol):
+    """What dataset generation asks of a renderer: :class:`Renderer` (darktable-cli on this
+    machine) and :class:`darkproxy.cluster.RayRenderer` (batches as Ray tasks) both are one.
+    ``renders`` / ``images`` count darktable-cli processes and images (for benchmarks)."""
+
+    max_size: int | None
+    renders: int
+    images: int
+
+    def render_batch(self, jobs: Sequence[RenderJob]) -> list[Path | RenderFailure]:
+        """Per job, the output path or a :class:`RenderFailure` (see :meth:`Renderer.render_batch`)."""
+        ...
+
+    def render(self, raw: str | os.PathLike[str], sidecar: Sidecar | None, out: str | os.PathLike[str]) -> Path:
+        """One image (see :meth:`Renderer.render`)."""
+        ...
+
+
+# ``max_size -> renderer``: how a caller hands generation the renderer to use (a cluster's, say),
+# so that generation never imports what builds it
+RendererFactory = Callable[[int | None], BatchRenderer]
 
 
 @dataclass

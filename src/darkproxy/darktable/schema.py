@@ -20,7 +20,7 @@ from typing import Any
 from darkproxy.darktable.introspect import extract_schemas
 from darkproxy.darktable.locate import DarktableInstall
 from darkproxy.errors import DarktableNotFound, UnknownModule, UnknownParam
-from darkproxy.fsutil import write_text_atomic
+from darkproxy.fsutil import write_json
 
 SCALAR_TYPES = (
     "float",
@@ -269,7 +269,7 @@ class SchemaSet:
 
 def _snapshot_names() -> list[str]:
     try:
-        d = resources.files("darkproxy.darktable") / "schema_cache"
+        d = resources.files("darkproxy") / "darktable" / "schema_cache"
         return sorted(p.name for p in d.iterdir() if p.name.endswith(".json"))
     except (FileNotFoundError, ModuleNotFoundError):
         return []
@@ -284,7 +284,7 @@ def load_schema_snapshot(darktable_version: str | None = None) -> SchemaSet:
     if not names:
         raise DarktableNotFound(f"no shipped schema snapshot for darktable {darktable_version or '(any)'}")
     name = names[-1]
-    raw = json.loads((resources.files("darkproxy.darktable") / "schema_cache" / name).read_text())
+    raw = json.loads((resources.files("darkproxy") / "darktable" / "schema_cache" / name).read_text())
     return SchemaSet.from_raw(raw, raw.get("darktable_version", name[10:-5]), f"snapshot:{name}")
 
 
@@ -314,10 +314,5 @@ def load_schemas(install: DarktableInstall | None, cache_dir: Path | None = None
     if cache:
         # an unwritable workspace only costs a re-read next time (doctor reports it)
         with contextlib.suppress(OSError):
-            write_json_atomic(cache, raw)
+            write_json(cache, raw, indent=None)
     return SchemaSet.from_raw(raw, install.version, "darktable")
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to ``path`` via a temporary file + rename (never half-written)."""
-    write_text_atomic(path, json.dumps(obj))

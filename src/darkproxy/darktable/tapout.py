@@ -62,6 +62,7 @@ from darkproxy.darktable.render import Renderer, RenderFailure, RenderJob, read_
 from darkproxy.darktable.session import Darktable, file_digest
 from darkproxy.darktable.xmp import Sidecar, history_summary
 from darkproxy.errors import DarktableRenderError, UnknownModule
+from darkproxy.fsutil import write_json
 
 # darktable ignores enabled=0 for these (measured on 4.2.1, see the tests)
 PASS_THROUGH = ("rawprepare", "demosaic", "colorin", "colorout", "gamma", "finalscale")
@@ -185,9 +186,7 @@ class TapOut:
         d.mkdir(parents=True, exist_ok=True)
         write_tiff(d / "input.tif", self.input)
         write_tiff(d / "output.tif", self.output)
-        from darkproxy.darktable.schema import write_json_atomic
-
-        write_json_atomic(d / "meta.json", self.meta)
+        write_json(d / "meta.json", self.meta)
         return d
 
 

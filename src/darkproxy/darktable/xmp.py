@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from darkproxy.darktable.blendop import item_blend
 from darkproxy.darktable.params import decode_blob_text, decode_params, encode_blob_text
 from darkproxy.darktable.schema import SchemaSet
 from darkproxy.errors import XmpError
@@ -87,6 +88,16 @@ class DecodedItem:
     params: dict[str, Any] | None
     reason: str | None = None
 
+    @property
+    def blend(self) -> dict[str, Any] | str | None:
+        """The item's blend params decoded (:mod:`darkproxy.darktable.blendop`), ``None`` when it has
+        none, or the one-line reason they cannot be read."""
+        try:
+            bp = item_blend(self.item)
+        except XmpError as e:
+            return str(e)
+        return bp.to_json() if bp is not None else None
+
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "operation": self.item.operation,
@@ -95,6 +106,7 @@ class DecodedItem:
             "multi_priority": self.item.multi_priority,
             "multi_name": self.item.multi_name,
             "params": self.params,
+            "blend": self.blend,
         }
         if self.reason:
             d["reason"] = self.reason
@@ -280,12 +292,13 @@ class Sidecar:
     ) -> HistoryItem:
         """Set a module's state in a compressed history: edit its effective item in
         place, or append a new one (params and modversion required then; blend
-        params are copied from a plain item darktable wrote)."""
+        params are copied from an item darktable wrote that does not blend, else left out:
+        darktable's defaults, no blending)."""
         it = self.find(operation, multi_priority)
         if it is None:
             if params is None or modversion is None:
                 raise XmpError(f"{operation} is not in the history; params and modversion are needed to add it")
-            template = next((x for x in self.items if x.blendop_params is not None), None)
+            template = next((x for x in self.items if _blends_not(x)), None)
             it = HistoryItem(
                 operation=operation,
                 modversion=modversion,
@@ -346,6 +359,15 @@ class Sidecar:
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write atomically (temporary file + rename)."""
         return write_text_atomic(path, self.to_string())
+
+
+def _blends_not(it: HistoryItem) -> bool:
+    """Has ``it`` blend params that darktable reads as no blending (a template for a new item)?"""
+    try:
+        bp = item_blend(it)
+    except XmpError:
+        return False
+    return bp is not None and not bp.enabled
 
 
 def read_xmp(path: str | os.PathLike[str]) -> Sidecar:

@@ -21,10 +21,10 @@ import torch
 from torch.utils.data import Dataset
 
 from darkproxy.data.paramspace import ParamSpace
+from darkproxy.data.scale import ScaleRange
 from darkproxy.data.store import FORMAT, read_dataset_json
 from darkproxy.errors import DatasetError
 from darkproxy.fsutil import write_bytes_atomic
-from darkproxy.scale import ScaleRange
 
 SPLITS = ("train", "val", "test")
 

@@ -121,3 +121,13 @@ class ParamSpace:
     @classmethod
     def of(cls, module: str, specs: Iterable[ParamSpec], fixed: Mapping[str, Any] | None = None) -> ParamSpace:
         return cls(module=module, specs=tuple(specs), fixed=dict(fixed or {}))
+
+
+def split_module_params(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"exposure.exposure": 1}`` -> ``{"exposure": {"exposure": 1}}`` (a chain's flat
+    ``module.param`` names, per module)."""
+    out: dict[str, dict[str, Any]] = {}
+    for k, v in flat.items():
+        m, p = k.split(".", 1)
+        out.setdefault(m, {})[p] = v
+    return out

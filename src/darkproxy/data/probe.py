@@ -123,7 +123,7 @@ def read_mosaic(raw: str | Path) -> RawMosaic:
             cm = np.asarray(r.rgb_xyz_matrix[:3], dtype=np.float64)
     except rawpy.LibRawError as e:
         raise RawError(f"cannot read {raw}: {e}") from None
-    if not np.any(cm):
+    if not np.all(np.isfinite(cm)) or not np.any(cm):  # LibRaw knows no matrix for this camera
         cm = _dng_color_matrix(raw)
     wb = np.where(wb > 0, wb, 1.0)
     neutral = tuple(float(wb[1] / w) for w in wb)
@@ -131,6 +131,10 @@ def read_mosaic(raw: str | Path) -> RawMosaic:
 
 
 def _dng_color_matrix(raw: str | Path) -> np.ndarray:
+    """The DNG's ColorMatrix1 (XYZ -> camera) when LibRaw has none for the raw.
+    Raises :class:`RawError` when no file tag holds one: the probe's DNGs would
+    otherwise get a made-up matrix (the identity), and darktable would render
+    other colours than the raw's."""
     import tifffile
 
     try:
@@ -139,12 +143,13 @@ def _dng_color_matrix(raw: str | Path) -> np.ndarray:
                 tag = page.tags.get(50721)
                 if tag is not None:
                     v = np.asarray(tag.value, dtype=np.float64)
-                    if v.size == 18:
+                    if v.size == 18:  # rationals as (numerator, denominator) pairs
                         v = v[0::2] / v[1::2]
-                    return v.reshape(3, 3)
-    except Exception:  # noqa: BLE001 - any unreadable file: fall back to identity
-        pass
-    return np.eye(3)
+                    if v.size >= 9 and np.all(np.isfinite(v[:9])) and np.any(v[:9]):
+                        return v[:9].reshape(3, 3)
+    except (OSError, ValueError, tifffile.TiffFileError) as e:
+        raise RawError(f"{raw}: no colour matrix for this camera (LibRaw has none, and the file: {e})") from None
+    raise RawError(f"{raw}: no colour matrix for this camera (LibRaw knows none and the file has no ColorMatrix1)")
 
 
 def block_shuffle(mosaic: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -29,6 +29,10 @@ upstream module whose params are sampled per sample instead
 (:data:`UPSTREAM_VARIETY`, recorded in the manifest's ``upstream`` field).
 
 Enum and bool params named with ``--params`` are sampled over all their values.
+
+Every list of freed sliders lives here: :data:`DEFAULT_FREE` (generation's defaults, the
+replica regression's default set), :data:`ZOO_MODULES` (the sliders a zoo proxy is modelled
+over) and :data:`LOOK_FREE` (the sliders a look is made of, for ``darkproxy match``).
 """
 
 from __future__ import annotations
@@ -134,6 +138,22 @@ DEFAULT_FREE: Mapping[str, tuple[str, ...]] = {
     "rawprepare": (),
     "finalscale": (),
     "highlights": (),
+}
+# the sliders a look is made of, per module: what `darkproxy match` frees by default
+LOOK_FREE: Mapping[str, tuple[str, ...]] = {
+    "exposure": ("exposure",),
+    "colorbalancergb": (
+        "contrast",
+        "saturation_global",
+        "chroma_global",
+        "vibrance",
+        "brilliance_global",
+        "global_C",
+        "global_H",
+    ),
+    "filmicrgb": ("white_point_source", "black_point_source", "contrast", "latitude", "saturation"),
+    "sigmoid": ("middle_grey_contrast", "contrast_skewness"),
+    "sharpen": ("amount",),
 }
 
 

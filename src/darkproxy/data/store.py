@@ -74,10 +74,6 @@ def save_npy_atomic(path: Path, arr: np.ndarray) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode())
-
-
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

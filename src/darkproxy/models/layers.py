@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darkproxy.colorspace import log_encode
+from darkproxy.colour.encodings import log_encode
 
 N_HEAD = 15  # 3 log gains + 9 mix + 3 offsets
 LOG_GAIN_LIMIT = 12.0  # |g| bound: 2^17 of gain is beyond any module
@@ -94,7 +94,7 @@ def affine_matrix(coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`affine_apply` as a matrix and an offset: coefficients ``(..., 15)``
     -> ``A (..., 3, 3)`` (out, in) and ``o (..., 3)``, ``out = A x + o`` (float32;
     the same transform up to float rounding, for code that stores it, e.g.
-    :mod:`darkproxy.fastpath`)."""
+    :mod:`darkproxy.proxy.fastpath`)."""
     coef = upcast(coef)
     g = coef[..., 0:3].clamp(-LOG_GAIN_LIMIT, LOG_GAIN_LIMIT)
     a = coef[..., 3:12].unflatten(-1, (3, 3)) + torch.diag_embed(torch.exp(g))
@@ -133,7 +133,7 @@ class AffineHead(nn.Module):
 
 def blur_radius(sigma: float) -> int:
     """Radius in px of :func:`gaussian_blur`'s kernel: ``round(3 sigma)``, at least 1
-    (the context a tile needs for it: :mod:`darkproxy.apply`)."""
+    (the context a tile needs for it: :mod:`darkproxy.proxy.tiling`)."""
     return max(1, int(round(3 * sigma)))
 
 

@@ -19,14 +19,14 @@ affine output as ``pointwise`` (:class:`~darkproxy.models.layers.PixelMLP`):
   cannot learn that.
 
 The encoding of the bands is the sRGB curve extended to all reals
-(:func:`~darkproxy.colorspace.srgb_encode_ext`), close to CIE L* (cube root),
+(:func:`~darkproxy.colour.encodings.srgb_encode_ext`), close to CIE L* (cube root),
 which is where Lab modules compute their details. On darktable's sharpen it is
 ahead of the ``spatial`` UNets at equal CPU time (``bench/results/proxies.md``).
 
 Training draws random pixels of many samples per step from features computed
 once per image (:class:`~darkproxy.data.dataset.PixelBatches`), as for
 pointwise proxies. The receptive field is ``3 * max(sigmas)`` px: a tiled apply
-(:mod:`darkproxy.apply`) gives each tile that much context and its ``origin``.
+(:mod:`darkproxy.proxy.tiling`) gives each tile that much context and its ``origin``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from darkproxy.colorspace import srgb_encode_ext
+from darkproxy.colour.encodings import srgb_encode_ext
 from darkproxy.models.layers import PixelMLP, encode_input, gaussian_blur, upcast
 from darkproxy.models.registry import register_arch
 
@@ -97,7 +97,7 @@ def multiscale_features(
 class MultiscaleProxy(PixelMLP):
     """Per-pixel MLP over :func:`multiscale_features` (see the module docstring)."""
 
-    takes_origin = True  # forward(..., origin=): a tile must see the real image border (darkproxy.apply)
+    takes_origin = True  # forward(..., origin=): a tile must see the real image border (darkproxy.proxy.tiling)
 
     def __init__(
         self,

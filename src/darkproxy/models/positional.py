@@ -9,7 +9,7 @@ low-order function of the features) and the aspect ratio ``log(W / H)``
 (darktable's vignette and graduated density are defined relative to the
 image's sides). The coordinates are those of the image the model is given,
 unless ``origin`` says where it lies in a larger one: a tiled apply
-(:mod:`darkproxy.apply`) passes each tile's place in the image.
+(:mod:`darkproxy.proxy.tiling`) passes each tile's place in the image.
 """
 
 from __future__ import annotations

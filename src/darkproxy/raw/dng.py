@@ -1,8 +1,10 @@
-"""Write Bayer mosaics as DNG files (tifffile + the DNG tags darktable and rawpy need)."""
+"""Write Bayer mosaics as DNG files (tifffile + the DNG tags darktable and rawpy need), optionally with
+an EXIF IFD carrying the camera's exposure bias (``ExposureBiasValue``, as cameras write it)."""
 
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +33,7 @@ def write_dng(
     as_shot_neutral: Sequence[float] = (1.0, 1.0, 1.0),
     make: str = "darkproxy",
     model: str = "synthetic",
+    exposure_bias: float | tuple[int, int] | None = None,
 ) -> Path:
     """Write ``mosaic`` (uint16 (H, W), raw sensor values, even sides) as an
     uncompressed CFA DNG, atomically.
@@ -38,7 +41,11 @@ def write_dng(
     ``cfa``: the 2x2 pattern read row by row (RGGB, BGGR, GRBG, GBRG);
     ``color_matrix``: DNG ColorMatrix1, XYZ (D65) -> camera RGB, 3x3;
     ``as_shot_neutral``: camera RGB of a neutral grey (the reciprocal of the
-    white-balance multipliers)."""
+    white-balance multipliers); ``exposure_bias``: the camera's exposure
+    compensation in EV, written as EXIF ``ExposureBiasValue`` (an SRATIONAL in
+    an EXIF IFD, where darktable reads it: exif.cc, ``Exif.Photo.ExposureBiasValue``);
+    a ``(numerator, denominator)`` pair is written as is (a malformed tag, e.g.
+    a zero denominator, included)."""
     import tifffile
 
     mosaic = np.asarray(mosaic)
@@ -65,6 +72,11 @@ def write_dng(
         (50778, "H", 1, 21, True),  # CalibrationIlluminant1 = D65
         (50728, "2I", 3, tuple(v for x in as_shot_neutral for v in _srat(x)), True),  # AsShotNeutral
     ]
+    bias: tuple[int, int] | None = None
+    if exposure_bias is not None:
+        bias = tuple(exposure_bias) if isinstance(exposure_bias, tuple) else _srat(exposure_bias)  # type: ignore[assignment]
+        # tifffile will not write the ExifIFD pointer: a private tag that sorts at its place, patched afterwards
+        tags.append((_PLACEHOLDER, "I", 1, 0, True))
     path = Path(path)
     with atomic_path(path, suffix=".dng") as tmp:
         tifffile.imwrite(
@@ -76,4 +88,38 @@ def write_dng(
             extratags=tags,
             metadata=None,
         )
+        if bias is not None:
+            _append_exif_ifd(tmp, bias)
     return path
+
+
+EXIF_IFD = 34665  # ExifIFD pointer tag
+_PLACEHOLDER = EXIF_IFD + 1  # no TIFF/DNG tag between the two: IFD0 stays sorted once renamed
+EXPOSURE_BIAS = 37380  # ExposureBiasValue (SRATIONAL, APEX EV)
+
+
+def _append_exif_ifd(path: str | os.PathLike[str], bias: tuple[int, int]) -> None:
+    """Append an EXIF IFD holding ExposureBiasValue = ``bias`` to the little-endian
+    classic TIFF at ``path``; IFD0's placeholder tag becomes the ExifIFD pointer to it."""
+    with open(path, "r+b") as f:
+        head = f.read(8)
+        if head[:4] != b"II*\x00":
+            raise RawError(f"{path}: expected a little-endian classic TIFF from tifffile")
+        (ifd0,) = struct.unpack("<I", head[4:8])
+        f.seek(ifd0)
+        (n,) = struct.unpack("<H", f.read(2))
+        entries = f.read(12 * n)
+        slot = None
+        for i in range(n):
+            if struct.unpack_from("<H", entries, 12 * i)[0] == _PLACEHOLDER:
+                slot = ifd0 + 2 + 12 * i
+        if slot is None:
+            raise RawError(f"{path}: the ExifIFD placeholder tag is missing")
+        end = f.seek(0, os.SEEK_END)
+        pad = (-end) % 4
+        at = end + pad
+        # one entry (tag, type 10 = SRATIONAL, count 1, offset of the value), no next IFD, then the value
+        ifd = struct.pack("<HHHII", 1, EXPOSURE_BIAS, 10, 1, at + 18) + struct.pack("<I", 0)
+        f.write(b"\x00" * pad + ifd + struct.pack("<ii", int(bias[0]), int(bias[1])))
+        f.seek(slot)
+        f.write(struct.pack("<HHII", EXIF_IFD, 4, 1, at))  # tag, LONG, count 1, the EXIF IFD's offset

@@ -73,7 +73,10 @@ class SynthRawSpec:
     noise std ``noise / 4``; ``seed``: noise seed; ``headroom``: where the
     99.9th percentile of the white-balanced image lands relative to the white
     level (an auto exposure); ``wb``: as-shot white-balance multipliers
-    (R, G, B; AsShotNeutral = 1 / wb), default the camera's D65 daylight."""
+    (R, G, B; AsShotNeutral = 1 / wb), default the camera's D65 daylight;
+    ``exposure_bias``: the camera's exposure compensation (EV) written as EXIF
+    ExposureBiasValue (none by default; darktable's exposure module compensates it;
+    a ``(numerator, denominator)`` pair is written as is)."""
 
     cfa: str = "RGGB"
     bits: int = 14
@@ -83,6 +86,7 @@ class SynthRawSpec:
     headroom: float = 0.85
     black_level: int | None = None
     wb: tuple[float, float, float] | None = None
+    exposure_bias: float | tuple[int, int] | None = None
 
     def validate(self) -> None:
         if self.cfa.upper() not in CFA_PATTERNS:
@@ -137,7 +141,7 @@ class Unprocessed:
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
     """Inverse sRGB transfer curve; input clipped to [0, 1], float64 out."""
-    from darkproxy.colorspace import srgb_decode
+    from darkproxy.colour.encodings import srgb_decode
 
     return srgb_decode(np.asarray(x, np.float64))
 
@@ -270,7 +274,15 @@ def write_synthetic_dng(
     r, g, b = (float(x) for x in u.as_shot_neutral)
     neutral = (r, g, b)
     p = write_dng(
-        u.mosaic, path, spec.cfa.upper(), u.black, u.white, CAMERA_MATRIX, neutral, model=f"synthetic {spec.bits}-bit"
+        u.mosaic,
+        path,
+        spec.cfa.upper(),
+        u.black,
+        u.white,
+        CAMERA_MATRIX,
+        neutral,
+        model=f"synthetic {spec.bits}-bit",
+        exposure_bias=spec.exposure_bias,
     )
     return SynthRawInfo(
         Path(p),
@@ -379,7 +391,7 @@ def gain_matched_psnr(render: np.ndarray, reference: np.ndarray) -> tuple[float,
     ``reference`` (both ``linear_rec2020``, same shape) and the PSNR (dB) of
     ``gain * render`` vs ``reference`` in ``srgb_display`` (clip + sRGB curve,
     data range 1), the project's metric space."""
-    from darkproxy.viz.metrics import display_psnr
+    from darkproxy.colour.metrics import display_psnr
 
     r = np.asarray(render, np.float64)
     ref = np.asarray(reference, np.float64)

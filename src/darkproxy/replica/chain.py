@@ -2,17 +2,25 @@
 
 :func:`plan_replica` reads a history (darktable's defaults for the raw, or an XMP,
 plus ``--set`` edits) and decides, per enabled module in pipe order, its stage kind
-(:mod:`darkproxy.replica.stages`): mosaic stages are darktable's own render (the
+(:mod:`darkproxy.replica.registry`): mosaic stages are darktable's own render (the
 replica's input); after demosaic an exact stage when one is registered and supports
 the history's setting, else the zoo's proxy (or a run given for the module), else a
 one-line :class:`ReplicaError` (``allow_missing``: darktable's tap-out, ``passthrough``).
+No stage runs on values it could not decode: an item of an older params version is
+read upgraded as darktable upgrades it (:mod:`darkproxy.darktable.legacy`), one with
+no port (or a newer version) is refused naming both versions, as is a proxy trained on
+another version; so is an EXIF value the history depends on (exposure bias,
+orientation) that cannot be read, and blending the replica cannot reproduce exactly
+(:mod:`darkproxy.replica.blend`: a uniform normal blend in scene RGB runs around the stage).
+:func:`replica_coverage` lists every history item
+with what would run it (``darkproxy replica --dry-run``).
 
 :class:`ReplicaChain` runs the stages: ``forward(x (B, 3, H, W) linear Rec2020,
 u (B, P) normalised flat params) -> (B, 3, H, W)`` sRGB display values in ``[0, 1]``,
 differentiable in ``x`` and ``u``. Its ``param_space`` is flat (``"module.param"``):
 the sliders of every exact stage (ranges from :data:`darkproxy.data.ranges.DEFAULT_RANGES`)
 and every proxy's space, with the history's values as defaults, so that the one
-regression engine (:func:`darkproxy.regress.regress`) optimises it like any proxy.
+regression engine (:func:`darkproxy.engines.regress.regress`) optimises it like any proxy.
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ from torch import nn
 
 from darkproxy.data.paramspace import ParamSpace, ParamSpec
 from darkproxy.errors import DarkproxyError
-from darkproxy.replica.stages import EXACT, MOSAIC_NOTE, StageContext
+from darkproxy.replica.blend import blend_uniform, stage_blend
+from darkproxy.replica.registry import EXACT, MOSAIC_NOTE, StageContext
 
 KINDS = ("exact", "proxy", "passthrough")
 
@@ -41,7 +50,8 @@ class ReplicaError(DarkproxyError):
 class StagePlan:
     """One enabled module of the history and how the replica runs it.
 
-    ``values``: the history's params (dotted names); ``run``: the proxy's run folder
+    ``values``: the history's params (dotted names), decoded at ``version`` (empty
+    only for a stage that does not read them); ``run``: the proxy's run folder
     (``zoo:MODULE`` or a path) for ``kind == "proxy"``; ``mosaic``: a stage before
     the replica's input (darktable's render by design); ``note``: why / how exact."""
 
@@ -52,6 +62,9 @@ class StagePlan:
     mosaic: bool = False
     note: str = ""
     can_disable: bool = True  # False for modules darktable keeps on whatever the XMP says
+    version: int | None = None  # the params version of ``values`` (darktable's, after an upgrade)
+    upgraded_from: int | None = None  # the history item's older version, upgraded as darktable does
+    opacity: float | None = None  # darktable blends the output uniformly with the input (replica/blend.py)
 
 
 @dataclass
@@ -74,7 +87,7 @@ class ReplicaPlan:
 
 
 def _zoo_run(module: str) -> str | None:
-    from darkproxy.zoo import zoo_root
+    from darkproxy.proxy.locate import zoo_root
 
     return f"zoo:{module}" if (zoo_root() / module / "run.json").is_file() else None
 
@@ -91,75 +104,280 @@ def plan_replica(
     :class:`~darkproxy.darktable.xmp.Sidecar`) enables. ``prefer_proxy``: modules
     to run through their proxy even where an exact stage exists; ``runs``:
     ``{module: run folder}`` overriding the zoo. Raises :class:`ReplicaError`
-    (one line) for a module with neither, unless ``allow_missing``."""
+    (one line) for the first module the replica cannot run faithfully (neither
+    stage, a params version it cannot decode, an EXIF value it cannot read),
+    unless ``allow_missing`` (darktable's tap-out there)."""
+    plan, items = _plan(dt, history, raw, allow_missing, prefer_proxy, runs)
+    refused = next((c for c in items if c.runs == "refused"), None)
+    if refused is not None:
+        raise ReplicaError(refused.detail)
+    return plan
+
+
+@dataclass
+class ItemCoverage:
+    """How the replica would run one history item (``darkproxy replica --dry-run``):
+    ``runs``: ``exact``, ``proxy``, ``passthrough`` (darktable's render), ``off``
+    (disabled: darktable skips it too), ``ignored`` (not a module of darktable's
+    pipe) or ``refused``; ``detail``: the stage's note, the proxy run, or the one-line
+    reason; ``version``: the item's params version, ``darktable_version``: the
+    installed module's; ``upgraded_from``: the item's version when the replica reads
+    it upgraded as darktable does; ``implements``: the exact stage's versions."""
+
+    module: str
+    instance: int
+    name: str
+    enabled: bool
+    version: int | None
+    darktable_version: int | None
+    runs: str
+    detail: str
+    upgraded_from: int | None = None
+    implements: tuple[int, ...] = ()
+    run: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["implements"] = list(self.implements)
+        return d
+
+
+def replica_coverage(
+    dt: Any,
+    history: Any,
+    raw: str | os.PathLike[str] | None = None,
+    allow_missing: bool = False,
+    prefer_proxy: Sequence[str] = (),
+    runs: Mapping[str, str] | None = None,
+) -> list[ItemCoverage]:
+    """Every item of ``history`` (compressed: one per module instance, in history
+    order, plus colorout when darktable adds it) with what would run it, without
+    raising for what the replica refuses (see :func:`plan_replica`)."""
+    return _plan(dt, history, raw, allow_missing, prefer_proxy, runs)[1]
+
+
+@dataclass
+class _Decoded:
+    """A history item's params as a stage reads them: ``values`` at ``version``
+    (``upgraded_from``: the item's own, older version), or ``why`` they cannot be read."""
+
+    values: dict[str, Any]
+    version: int | None
+    upgraded_from: int | None = None
+    why: str | None = None
+
+
+def _decode(dt: Any, module: str, it: Any) -> _Decoded:
+    from darkproxy.darktable.legacy import upgrade_item
     from darkproxy.darktable.params import decode_params, flatten
+    from darkproxy.errors import XmpError
+
+    if it is None:
+        return _Decoded({}, None, why=f"{module} is not in the history")
+    sch = dt.schemas.modules.get(module)
+    if sch is None:
+        return _Decoded({}, it.modversion, why=f"{module} has no params introspection in darktable {dt.version}")
+    try:
+        up = upgrade_item(it, dt.schemas)
+        values = flatten(decode_params(sch, up.params))
+    except XmpError as e:  # a version without a port, a newer one, or a blob of the wrong size
+        return _Decoded({}, it.modversion, why=str(e))
+    return _Decoded(values, sch.version, it.modversion if up is not it else None)
+
+
+def _run_version(run: str) -> tuple[int | None, str | None]:
+    """The params version a proxy run was trained on (its run.json), or why it is unknown."""
+    import json
+
+    from darkproxy.proxy.locate import resolve_run
+
+    try:
+        info = json.loads((resolve_run(run) / "run.json").read_text())
+    except (DarkproxyError, OSError, ValueError) as e:
+        return None, f"cannot read the proxy {run}'s run.json ({str(e).splitlines()[0] if str(e) else e!r})"
+    v = info.get("module_version")
+    if not isinstance(v, int):
+        return None, f"the proxy {run} does not record the params version it was trained on"
+    return v, None
+
+
+def _exposure_bias(dt: Any, history: Any, raw: str | os.PathLike[str] | None) -> tuple[float | None, str | None]:
+    """The raw's EXIF exposure bias when exposure compensates it (``compensate_exposure_bias``,
+    darktable's scene-referred default), else ``(None, None)``; ``(None, why)`` when it
+    cannot be read."""
+    it = history.find("exposure")
+    if it is None or not it.enabled:
+        return None, None
+    d = _decode(dt, "exposure", it)
+    if d.why is not None or not d.values.get("compensate_exposure_bias"):
+        return None, None
+    if raw is None:
+        return None, "exposure compensates the raw's EXIF exposure bias, but no raw was given to read it from"
+    from darkproxy.errors import RawError
+    from darkproxy.raw.exif import read_exposure_bias
+
+    try:
+        return read_exposure_bias(raw), None
+    except RawError as e:
+        return None, f"exposure compensates the raw's EXIF exposure bias (compensate_exposure_bias): {e}"
+
+
+def _plan(
+    dt: Any,
+    history: Any,
+    raw: str | os.PathLike[str] | None,
+    allow_missing: bool,
+    prefer_proxy: Sequence[str],
+    runs: Mapping[str, str] | None,
+) -> tuple[ReplicaPlan, list[ItemCoverage]]:
     from darkproxy.darktable.tapout import PASS_THROUGH, runs_on_mosaic
 
     history = history.compressed()
     order = dt.schemas.pipe_order(history.iop_order_version)
-    items = [it for it in history.effective() if it.operation in order]
-    for it in items:
-        if it.multi_priority != 0 and (it.enabled or it.operation in PASS_THROUGH):
-            raise ReplicaError(f"{it.operation}: a second instance of a module is not supported by the replica")
+    cov = _skeleton(dt, history, order, PASS_THROUGH)
     on = sorted(
-        (it for it in items if it.multi_priority == 0 and (it.enabled or it.operation in PASS_THROUGH)),
+        (
+            it
+            for it in history.effective()
+            if it.operation in order and it.multi_priority == 0 and (it.enabled or it.operation in PASS_THROUGH)
+        ),
         key=lambda it: order.index(it.operation),
     )
     modules = tuple(it.operation for it in on)
     if "colorout" not in modules:  # darktable always converts to the output profile
         modules = (*modules, "colorout")
-    ctx = StageContext(scale=1.0, modules=modules, orientation=_orientation(raw))
+        sch = dt.schemas.modules.get("colorout")
+        cov[("colorout", 0)] = ItemCoverage(
+            "colorout", 0, "", True, None, sch.version if sch is not None else None, "off", "added by darktable"
+        )
+    bias, bias_why = _exposure_bias(dt, history, raw)
+    ctx = StageContext(scale=1.0, modules=modules, orientation=_orientation(raw), exposure_bias=bias)
     runs = dict(runs or {})
     prefix: list[StagePlan] = []
     stages: list[StagePlan] = []
     for m in modules:
         it = history.find(m)
-        values: dict[str, Any] = {}
-        if it is not None and m in dt.schemas:
-            sch = dt.schemas.get(m)
-            if it.modversion == sch.version:
-                values = flatten(decode_params(sch, it.params))
+        c = cov[(m, 0)]
+        dec = _decode(dt, m, it)
+        c.upgraded_from = dec.upgraded_from
+        up = f" (history item v{dec.upgraded_from}, upgraded to v{dec.version} as darktable does)"
+        upgraded = up if dec.upgraded_from is not None else ""
         can_disable = m not in PASS_THROUGH
         if runs_on_mosaic(order, m):
-            prefix.append(StagePlan(m, "passthrough", values, mosaic=True, note=MOSAIC_NOTE, can_disable=can_disable))
+            prefix.append(
+                StagePlan(m, "passthrough", dec.values, mosaic=True, note=MOSAIC_NOTE, can_disable=can_disable)
+            )
+            c.runs, c.detail = "passthrough", MOSAIC_NOTE
             continue
         op = EXACT.get(m)
-        reason = op.supports(values, ctx) if op is not None else None
-        if op is not None and reason is None and op.versions and (it is None or it.modversion not in op.versions):
-            got = "unknown" if it is None else it.modversion
-            reason = f"{m} version {got}: the exact stage implements version(s) {', '.join(map(str, op.versions))}"
-        if op is not None and reason is None and m not in prefer_proxy:
-            stages.append(StagePlan(m, "exact", values, note=op.note, can_disable=can_disable))
-            continue
-        run = runs.get(m) or _zoo_run(m)
+        c.implements = op.versions if op is not None else ()
+        hard = bias_why if m == "exposure" else None  # no stage can run it: not even a proxy
+        opacity, blend_why = stage_blend(it, m, order)
+        hard = hard or blend_why
+        blended = f"; blended uniformly at {opacity * 100:g} %" if opacity is not None else ""
+        soft = None  # the exact stage cannot: a proxy may
+        if hard is None and dec.why is not None and (op is None or op.reads_params):
+            hard = dec.why
+        if hard is None and op is not None:
+            if op.reads_params and dec.version not in op.versions:
+                soft = (
+                    f"{m} params version {dec.version}: the exact stage implements version(s) "
+                    f"{', '.join(map(str, op.versions))}"
+                )
+            soft = soft or op.supports(dec.values, ctx)
+            if soft is None and m not in prefer_proxy:
+                note = op.note + upgraded + blended
+                stages.append(
+                    StagePlan(m, "exact", dec.values, note=note, can_disable=can_disable, opacity=opacity, **_v(dec))
+                )
+                c.runs, c.detail = "exact", note
+                continue
+        run = None if hard is not None else (runs.get(m) or _zoo_run(m))
         if run is not None:
-            note = f"proxy {run}" + (f" ({reason})" if reason else "")
-            stages.append(StagePlan(m, "proxy", values, run=run, note=note, can_disable=can_disable))
-            continue
-        why = reason or "no exact stage and no proxy in the zoo"
+            hard = _proxy_problem(m, run, dec, bias)
+            if hard is None:
+                note = f"proxy {run}" + (f" ({soft})" if soft else "") + upgraded + blended
+                stages.append(
+                    StagePlan(
+                        m, "proxy", dec.values, run=run, note=note, can_disable=can_disable, opacity=opacity, **_v(dec)
+                    )
+                )
+                c.runs, c.detail, c.run = "proxy", note, run
+                continue
+        why = hard or soft or "no exact stage and no proxy in the zoo"
         if not allow_missing or not can_disable:
-            raise ReplicaError(
-                f"{m} is enabled in the history but the replica cannot run it ({why}): "
-                "disable it, train a proxy (darkproxy zoo train), or pass --allow-missing to use darktable's "
-                "tap-out there"
+            c.runs = "refused"
+            c.detail = (
+                f"{m} is enabled in the history but the replica cannot run it ({why}): disable it, "
+                + ("train a proxy (darkproxy zoo train), " if hard is None else "")
+                + "or pass --allow-missing to use darktable's tap-out there"
             )
-        stages.append(StagePlan(m, "passthrough", values, note=f"darktable's tap-out ({why}; --allow-missing)"))
+            continue
+        note = f"darktable's tap-out ({why}; --allow-missing)"
+        stages.append(StagePlan(m, "passthrough", dec.values, note=note, **_v(dec)))
+        c.runs, c.detail = "passthrough", note
     ctx = dataclasses.replace(ctx, exact=tuple(s.module for s in stages if s.kind == "exact"))
-    return ReplicaPlan(history, prefix, stages, ctx)
+    # history order first (what --dry-run lists), colorout last when darktable adds it
+    return ReplicaPlan(history, prefix, stages, ctx), list(cov.values())
 
 
-def _orientation(raw: str | os.PathLike[str] | None) -> int:
+def _skeleton(dt: Any, history: Any, order: Sequence[str], pass_through: Sequence[str]) -> dict[Any, ItemCoverage]:
+    """Every effective history item's coverage before the stages are decided: ``off``,
+    ``ignored`` (not in darktable's pipe) or a refused second instance."""
+    cov: dict[tuple[str, int], ItemCoverage] = {}
+    for it in history.effective():
+        sch = dt.schemas.modules.get(it.operation)
+        c = ItemCoverage(
+            it.operation,
+            it.multi_priority,
+            it.multi_name,
+            it.enabled,
+            it.modversion,
+            sch.version if sch is not None else dt.schemas.module_versions.get(it.operation),
+            "off",
+            "disabled: darktable skips it too",
+        )
+        if it.operation not in order:
+            c.runs, c.detail = "ignored", f"not a module of darktable {dt.version}'s pipe: darktable ignores it too"
+        elif it.multi_priority != 0 and (it.enabled or it.operation in pass_through):
+            c.runs = "refused"
+            c.detail = f"{it.operation}: a second instance of a module is not supported by the replica"
+        cov[it.key] = c
+    return cov
+
+
+def _proxy_problem(m: str, run: str, dec: _Decoded, bias: float | None) -> str | None:
+    """Why the proxy ``run`` cannot run ``m`` at the history's values (``None``: it can)."""
+    pv, why = _run_version(run)
+    if why is not None:
+        return f"{m}: {why}"
+    if pv != dec.version:
+        return f"{m} params version {dec.version} (history), the proxy {run} was trained on version {pv}"
+    if m == "exposure" and bias:
+        return (
+            f"exposure: the proxy {run} does not apply the raw's exposure bias ({bias:+g} EV, "
+            "compensate_exposure_bias is on); the exact stage does"
+        )
+    return None
+
+
+def _v(dec: _Decoded) -> dict[str, Any]:
+    return {"version": dec.version, "upgraded_from": dec.upgraded_from}
+
+
+def _orientation(raw: str | os.PathLike[str] | None) -> int | None:
     """The raw's EXIF orientation in darktable's flip encoding (LibRaw's ``flip``
-    uses the same numbers: 0 none, 3 180°, 5 90° CCW, 6 90° CW); 0 when unknown."""
+    uses the same numbers: 0 none, 3 180°, 5 90° CCW, 6 90° CW); ``None`` when
+    no raw is given or rawpy cannot read it (flip, if it needs it, is refused)."""
     if raw is None:
-        return 0
+        return None
     try:
         import rawpy
 
         with rawpy.imread(str(raw)) as r:
             return int(r.sizes.flip)
-    except Exception:  # unreadable by rawpy: darktable says so when it renders
-        return 0
+    except Exception:  # unreadable by rawpy: unknown, never 0
+        return None
 
 
 @dataclass
@@ -203,8 +421,10 @@ class ReplicaChain(nn.Module):
             if st.kind == "proxy":
                 space: ParamSpace = getattr(self.proxies[st.module], "param_space")  # noqa: B009
                 for s in space.specs:
-                    d = st.values.get(s.name, s.default)
-                    own.append(ParamSpec(s.name, s.kind, s.lo, s.hi, _num(d, s.default), s.values, s.names))
+                    if s.name not in st.values:  # never the proxy's default in place of the history's value
+                        raise ReplicaError(f"{st.module}: the proxy's param {s.name!r} is not in the history's params")
+                    d = _num(st.values[s.name], f"{st.module}.{s.name}")
+                    own.append(ParamSpec(s.name, s.kind, s.lo, s.hi, d, s.values, s.names))
             elif st.kind == "exact":
                 rng = DEFAULT_RANGES.get(st.module, {})
                 for name in EXACT[st.module].params:
@@ -256,12 +476,12 @@ class ReplicaChain(nn.Module):
             if st.kind == "passthrough":
                 cur = self.taps[st.module].to(x.device, x.dtype).reshape(1, 3, *x.shape[-2:]).expand(B, -1, -1, -1)
             elif st.kind == "proxy":
-                cur = self.proxies[st.module](cur, uu.to(cur.dtype))
+                cur = self._blend(st, cur, self.proxies[st.module](cur, uu.to(cur.dtype)))
             else:
                 vals: dict[str, Any] = dict(st.values)
                 for j, s in enumerate(slot.specs):
                     vals[s.name] = s.lo + uu[:, j] * (s.hi - s.lo)
-                cur = EXACT[st.module].fn(cur, vals, ctx or self.ctx)
+                cur = self._blend(st, cur, EXACT[st.module].fn(cur, vals, ctx or self.ctx))
             outs.append(cur)
         return cur, outs
 
@@ -275,15 +495,20 @@ class ReplicaChain(nn.Module):
         uu = u[:, slot.start : slot.start + len(slot.names)]
         xb = x[None] if x.ndim == 3 else x
         if st.kind == "proxy":
-            return self.proxies[module](xb, uu.to(xb.dtype))
+            return self._blend(st, xb, self.proxies[module](xb, uu.to(xb.dtype)))
         vals: dict[str, Any] = dict(st.values)
         for j, s in enumerate(slot.specs):
             vals[s.name] = s.lo + uu[:, j] * (s.hi - s.lo)
-        return EXACT[module].fn(xb, vals, ctx or self.ctx)
+        return self._blend(st, xb, EXACT[module].fn(xb, vals, ctx or self.ctx))
+
+    @staticmethod
+    def _blend(st: StagePlan, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """darktable's uniform blend of the stage's output with its input (``st.opacity``), if any."""
+        return y if st.opacity is None else blend_uniform(x, y, st.opacity)
 
 
-def _num(v: Any, default: float) -> float:
+def _num(v: Any, name: str) -> float:
     try:
         return float(v)
     except (TypeError, ValueError):
-        return float(default)
+        raise ReplicaError(f"{name}: the history's value {v!r} is not a number") from None

@@ -2,7 +2,7 @@
 
 The target is an sRGB display image (what darktable exports) rendered from the raw
 at the size the replica renders. The replica (:class:`~darkproxy.replica.ReplicaChain`)
-outputs display values, so the one regression engine (:func:`darkproxy.regress.regress`:
+outputs display values, so the one regression engine (:func:`darkproxy.engines.regress.regress`:
 restarts, bounds by construction, snapping of enums) compares them with the target
 as they are. The recovered sliders go into the history (``result.xmp``: the full
 history, what a photographer opens), which darktable then renders (its 8-bit sRGB
@@ -20,17 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from darkproxy.colour.metrics import display_image_deltae2000, display_image_psnr
+from darkproxy.data.paramspace import split_module_params
+from darkproxy.fsutil import write_json
 from darkproxy.replica.chain import ReplicaChain, ReplicaError, plan_replica
-from darkproxy.replica.run import (
-    Log,
-    build_chain,
-    deltae_display,
-    psnr_display,
-    read_display_image,
-    render_references,
-    replica_history,
-    to_uint8,
-)
+from darkproxy.replica.references import Renders, render_references, replica_history
+from darkproxy.replica.run import Log, build_chain
+from darkproxy.viz.images import read_display_image, save_png, to_uint8
 
 
 def default_free(chain: ReplicaChain) -> list[str]:
@@ -80,10 +76,9 @@ def replica_regress(
     (darktable's render of ``result.xmp`` vs the target), ``start_psnr`` (darktable's
     render of the starting history), and with ``truth`` ({``"module.param"``: value})
     ``param_errors`` (absolute and as a fraction of the slider's range)."""
-    from darkproxy.darktable.schema import write_json_atomic
-    from darkproxy.errors import RawError, UnknownParam
-    from darkproxy.regress import RegressConfig, regress
-    from darkproxy.viz.images import save_png
+    from darkproxy.darktable.legacy import upgrade_history
+    from darkproxy.engines.regress import RegressConfig, regress
+    from darkproxy.errors import RawError
 
     say = log or (lambda s: None)
     t0 = time.perf_counter()
@@ -92,37 +87,21 @@ def replica_regress(
         raise RawError(f"raw file {raw} does not exist")
     tgt = target.astype(np.float32) if isinstance(target, np.ndarray) else read_display_image(target)
     hist = replica_history(dt, raw, xmp, sets)
-    plan = plan_replica(dt, hist, raw, allow_missing=allow_missing, prefer_proxy=prefer_proxy, runs=runs)
-    size = int(max(tgt.shape[-2:]))  # a proxy that cannot run at this scale is refused by build_chain
-    say(f"rendering the replica's input from {raw.name} at {size} px")
-    renders = render_references(dt, raw, plan, size, export=False, taps=False)
-    if renders.input.shape[-2:] != tgt.shape[-2:]:
-        raise ReplicaError(
-            f"darktable renders {raw.name} at {renders.input.shape[2]}x{renders.input.shape[1]} but the target is "
-            f"{tgt.shape[2]}x{tgt.shape[1]}: was the target rendered from this raw (long side {size} px)?"
-        )
-    chain = build_chain(plan, renders)
-    names = list(free) if free else default_free(chain)
-    for n in names:
-        if n not in chain.param_space.names:
-            raise UnknownParam(
-                f"{n!r} is not a slider of this replica; it has: {', '.join(chain.param_space.names) or 'none'}"
-            )
-    if not names:
-        raise ReplicaError("nothing to recover: give --free module.param,...")
+    chain, renders = _chain_for_target(dt, raw, hist, tgt, allow_missing, prefer_proxy, runs, say)
+    names = _free_names(chain, free)
     cfg = config or RegressConfig()
     cfg.params = names
     cfg.record = False
     say(f"regressing {', '.join(names)} through the replica ({cfg.restarts} restarts x {cfg.iters} iters)")
     res = regress(chain, renders.input, tgt, cfg)
     recovered = {n: res.params[n] for n in names}
-    from darkproxy.pipeline import per_module
-
-    result = dt.edit(hist, updates=per_module(recovered))
+    edits = split_module_params(recovered)
+    result = dt.edit(upgrade_history(hist, dt.schemas, modules=list(edits)), updates=edits)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result.write(out / "result.xmp")
     say("rendering result.xmp and the starting history with darktable")
+    size = int(max(tgt.shape[-2:]))
     dt_img = render_export(dt, raw, result, size)
     start_img = render_export(dt, raw, hist, size)
     if dt_img.shape != tgt.shape:
@@ -133,18 +112,18 @@ def replica_regress(
     save_png(out / "replica.png", to_uint8(rep_img))
     save_png(out / "darktable.png", to_uint8(dt_img))
     save_png(out / "target.png", to_uint8(tgt))
-    de, de95 = deltae_display(dt_img, tgt)
+    de, de95 = display_image_deltae2000(dt_img, tgt)
     record: dict[str, Any] = {
         "raw": str(raw),
         "target": str(target) if not isinstance(target, np.ndarray) else None,
         "free": names,
         "params": recovered,
-        "replica_psnr": psnr_display(rep_img, tgt),
-        "darktable_psnr": psnr_display(dt_img, tgt),
+        "replica_psnr": display_image_psnr(rep_img, tgt),
+        "darktable_psnr": display_image_psnr(dt_img, tgt),
         "darktable_deltae_mean": de,
         "darktable_deltae_p95": de95,
-        "start_psnr": psnr_display(start_img, tgt),
-        "stages": [{"module": s.module, "kind": s.kind} for s in plan.prefix + plan.stages],
+        "start_psnr": display_image_psnr(start_img, tgt),
+        "stages": [{"module": s.module, "kind": s.kind} for s in chain.plan.prefix + chain.plan.stages],
         "loss": res.loss,
         "iters": res.iters,
         "restarts": res.restarts,
@@ -152,16 +131,58 @@ def replica_regress(
         "xmp": str(out / "result.xmp"),
     }
     if truth:
-        errs = {}
-        for n in names:
-            if n in truth:
-                s = chain.param_space.spec(n)
-                e = abs(float(recovered[n]) - float(truth[n]))
-                errs[n] = {"abs": e, "frac": e / (s.hi - s.lo) if s.hi > s.lo else 0.0}
-        record["truth"] = dict(truth)
-        record["param_errors"] = errs
-        fr = [v["frac"] for v in errs.values()]
-        record["param_error_median"] = float(np.median(fr)) if fr else None
+        record.update(_param_errors(chain, recovered, truth))
     record["seconds"] = time.perf_counter() - t0
-    write_json_atomic(out / "params.json", record)
+    write_json(out / "params.json", record)
     return record
+
+
+def _chain_for_target(
+    dt: Any,
+    raw: Path,
+    hist: Any,
+    tgt: np.ndarray,
+    allow_missing: bool,
+    prefer_proxy: Sequence[str],
+    runs: Mapping[str, str] | None,
+    say: Log,
+) -> tuple[ReplicaChain, Renders]:
+    """The replica of ``hist`` at the target's size, and darktable's input to it (refused
+    when darktable renders the raw at another size than the target's)."""
+    plan = plan_replica(dt, hist, raw, allow_missing=allow_missing, prefer_proxy=prefer_proxy, runs=runs)
+    size = int(max(tgt.shape[-2:]))  # a proxy that cannot run at this scale is refused by build_chain
+    say(f"rendering the replica's input from {raw.name} at {size} px")
+    renders = render_references(dt, raw, plan, size, export=False, taps=False)
+    if renders.input.shape[-2:] != tgt.shape[-2:]:
+        raise ReplicaError(
+            f"darktable renders {raw.name} at {renders.input.shape[2]}x{renders.input.shape[1]} but the target is "
+            f"{tgt.shape[2]}x{tgt.shape[1]}: was the target rendered from this raw (long side {size} px)?"
+        )
+    return build_chain(plan, renders), renders
+
+
+def _free_names(chain: ReplicaChain, free: Sequence[str] | None) -> list[str]:
+    """``free`` (or :func:`default_free`), each checked to be a slider of the chain."""
+    from darkproxy.errors import UnknownParam
+
+    names = list(free) if free else default_free(chain)
+    for n in names:
+        if n not in chain.param_space.names:
+            raise UnknownParam(
+                f"{n!r} is not a slider of this replica; it has: {', '.join(chain.param_space.names) or 'none'}"
+            )
+    if not names:
+        raise ReplicaError("nothing to recover: give --free module.param,...")
+    return names
+
+
+def _param_errors(chain: ReplicaChain, recovered: Mapping[str, Any], truth: Mapping[str, Any]) -> dict[str, Any]:
+    """``truth``, ``param_errors`` (absolute and as a fraction of the slider's range) and their median."""
+    errs = {}
+    for n in recovered:
+        if n in truth:
+            s = chain.param_space.spec(n)
+            e = abs(float(recovered[n]) - float(truth[n]))
+            errs[n] = {"abs": e, "frac": e / (s.hi - s.lo) if s.hi > s.lo else 0.0}
+    fr = [v["frac"] for v in errs.values()]
+    return {"truth": dict(truth), "param_errors": errs, "param_error_median": float(np.median(fr)) if fr else None}

@@ -2,7 +2,7 @@
 maps, labelled side-by-side panels, text in frames, PNG output; and reading a
 ``linear_rec2020`` float TIFF given by a user (:func:`read_image`).
 
-Display encoding: :func:`darkproxy.colorspace.srgb_display_rec709` (the one
+Display encoding: :func:`darkproxy.colour.encodings.srgb_display_rec709` (the one
 display encoding of the project: Rec709 primaries, clip, sRGB curve), in the
 ``(H, W, 3)`` layout pictures use.
 """
@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from darkproxy.colorspace import srgb_display_rec709
+from darkproxy.colour.encodings import srgb_display_rec709
+from darkproxy.colour.metrics import as_hwc
 from darkproxy.errors import DarkproxyError
 from darkproxy.fsutil import atomic_path
 
@@ -25,31 +26,9 @@ class ImageReadError(DarkproxyError):
     """A missing or unreadable TIFF (or one that is not a (3, H, W) image)."""
 
 
-def as_hwc(img: Any) -> np.ndarray:
-    """Float ``(H, W, 3)`` view of an image given as ``(3, H, W)``, ``(H, W, 3)``,
-    ``(H, W)`` / ``(1, H, W)`` (grey, repeated to 3 channels) or with a 4th
-    (alpha) channel, which is dropped. A leading axis of 3 (or 4) is taken as
-    channels unless the last axis is 3 (or 4) too. float64 input stays float64,
-    anything else becomes float32. Accepts numpy arrays and CPU torch tensors."""
-    if hasattr(img, "detach"):  # torch tensor: no torch import needed here
-        img = img.detach().cpu().numpy()
-    a = np.asarray(img)
-    a = a.astype(np.float64 if a.dtype == np.float64 else np.float32, copy=False)
-    if a.ndim == 2:
-        a = a[..., None]
-    elif a.ndim == 3 and (
-        (a.shape[0] in (3, 4) and a.shape[-1] not in (3, 4)) or (a.shape[0] == 1 and a.shape[-1] not in (1, 3, 4))
-    ):
-        a = np.moveaxis(a, 0, -1)
-    if a.ndim != 3 or a.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"expected an image (3, H, W), (H, W, 3) or (H, W); got shape {a.shape}")
-    a = a[..., :3]
-    return np.repeat(a, 3, axis=-1) if a.shape[-1] == 1 else a
-
-
 def to_display_float(img_linear_rec2020: Any) -> np.ndarray:
     """``linear_rec2020`` image -> ``srgb_display_rec709`` float64 ``(H, W, 3)``
-    in ``[0, 1]`` (:func:`darkproxy.colorspace.srgb_display_rec709`). NaN
+    in ``[0, 1]`` (:func:`darkproxy.colour.encodings.srgb_display_rec709`). NaN
     becomes 0 (black) so a broken prediction shows as such in a picture."""
     a = np.nan_to_num(as_hwc(img_linear_rec2020).astype(np.float64), nan=0.0, posinf=1e6, neginf=-1e6)
     return srgb_display_rec709(a, channel_axis=-1)
@@ -168,3 +147,49 @@ def read_image(path: str | os.PathLike[str], what: str = "image") -> np.ndarray:
     if not np.isfinite(a).all():
         raise ImageReadError(f"{what} {p} contains NaN or infinite values")
     return a
+
+
+def to_uint8(display: np.ndarray) -> np.ndarray:
+    """sRGB display ``(3, H, W)`` in ``[0, 1]`` -> uint8 ``(H, W, 3)`` (rounded)."""
+    return (np.moveaxis(np.clip(np.nan_to_num(display), 0, 1), 0, -1) * 255.0 + 0.5).astype(np.uint8)
+
+
+def error_map_display(a: np.ndarray, b: np.ndarray, gain: float = 10.0) -> np.ndarray:
+    """Heat map (inferno) of ``gain * |a - b|`` (max over channels) of two display images -> uint8 (H, W, 3)."""
+    from matplotlib import colormaps
+
+    err = np.clip(np.abs(np.asarray(a) - np.asarray(b)).max(0) * gain, 0.0, 1.0)
+    return (colormaps["inferno"](err)[..., :3] * 255.0 + 0.5).astype(np.uint8)
+
+
+def read_display_image(path: str | os.PathLike[str], what: str = "target") -> np.ndarray:
+    """A display-referred sRGB image (PNG, JPEG, TIFF; 8/16-bit or float in
+    ``[0, 1]``) -> float32 ``(3, H, W)`` in ``[0, 1]``; one-line
+    :class:`ImageReadError` when missing or unreadable."""
+    p = Path(path)
+    if not p.is_file():
+        raise ImageReadError(f"{what} {p} does not exist")
+    try:
+        if p.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            a = np.asarray(tifffile.imread(str(p)))
+        else:
+            import imageio.v3 as iio
+
+            a = np.asarray(iio.imread(p))
+    except Exception as e:  # any decoder error: one line
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise ImageReadError(f"cannot read {what} {p}: {type(e).__name__}: {msg}") from None
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, -1)
+    if a.ndim != 3 or a.shape[-1] < 3:
+        raise ImageReadError(f"cannot read {what} {p}: not an RGB image (shape {a.shape})")
+    a = a[..., :3]
+    if a.dtype == np.uint8:
+        f = a.astype(np.float32) / 255.0
+    elif a.dtype == np.uint16:
+        f = a.astype(np.float32) / 65535.0
+    else:
+        f = np.clip(a.astype(np.float32), 0.0, 1.0)
+    return np.ascontiguousarray(np.moveaxis(f, -1, 0))

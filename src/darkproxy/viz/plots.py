@@ -9,14 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from darkproxy.fsutil import atomic_path
-
-if TYPE_CHECKING:
-    from darkproxy.regress import RegressResult
 
 
 def new_figure(width: float = 6.0, height: float = 3.6, dpi: int = 110) -> tuple[Any, Any]:
@@ -80,34 +77,6 @@ def plot_scatter(
     if logx:
         ax.set_xscale("log")
     return _finish(fig, ax, xlabel, ylabel, title, len(points) > 1, path)
-
-
-def plot_optimisation(path: str | os.PathLike[str], res: RegressResult, space: Any) -> Path:
-    """A regression's optimisation (:func:`darkproxy.regress.regress`), side by side:
-    the winning restart's loss per iteration (log scale) and each free param per
-    iteration as its position in the training range of ``space`` (normalised, so
-    that params with different ranges share one axis). Saved as PNG at ``path``
-    (10 x 3.6 in at 100 dpi); returns it."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 3.6), dpi=100)
-    FigureCanvasAgg(fig)
-    a1, a2 = fig.subplots(1, 2)
-    a1.semilogy(np.arange(1, len(res.loss_history) + 1), np.maximum(res.loss_history, 1e-12))
-    a1.set_xlabel("iteration")
-    a1.set_ylabel("loss")
-    a1.set_title(f"loss (restart {res.best_restart} of {res.restarts})")
-    for nm in res.free:
-        i = space.names.index(nm)
-        s = space.specs[i]
-        a2.plot(np.arange(1, res.trajectory.shape[0] + 1), res.trajectory[:, i], label=f"{nm} [{s.lo:g}, {s.hi:g}]")
-    a2.set_ylim(-0.02, 1.02)
-    a2.set_xlabel("iteration")
-    a2.set_ylabel("position in training range")
-    a2.set_title("params")
-    a2.legend(fontsize=8)
-    return save_figure(fig, path)
 
 
 def _finish(

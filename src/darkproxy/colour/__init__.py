@@ -1,0 +1,1 @@
+"""Colour: encodings (display, PU21, loss), matrices, image metrics."""

@@ -1,0 +1,286 @@
+"""darktable's ``legacy_params`` ported: history items written by an older version of a
+module, upgraded exactly as darktable 4.2.1 upgrades them when it loads an XMP.
+
+darktable's introspection describes only the current params struct of each module, so the
+old layouts come from darktable's source (tag release-4.2.1, ``src/iop/<module>.c``,
+``legacy_params``): each :class:`Legacy` below cites its source and gives the old struct
+(member names and C types, in order) and what darktable does with it:
+
+* it starts from the module's defaults (``*n = *d`` / ``memcpy(new, default_params)``;
+  here the introspection ``$DEFAULT`` values, which are darktable's ``default_params``
+  for the modules ported: none of them overrides them in ``reload_defaults``);
+* ``prefix``: it then ``memcpy``s the old struct over the start of the new one (the new
+  struct extends the old: checked against the schema's offsets);
+* ``assign(old)``: the members it sets, as C assignments (no range checks).
+
+A version without a port here is not upgraded: :func:`upgrade_params` raises
+:class:`LegacyError` naming the module and both versions, and the replica refuses such
+an item in one line (darktable itself still renders it).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from darkproxy.darktable.params import assign_fields, default_blob
+from darkproxy.darktable.schema import ModuleSchema, SchemaSet
+from darkproxy.darktable.xmp import HistoryItem, Sidecar
+from darkproxy.errors import XmpError
+
+# C member types of the old structs -> struct codes (x86-64: every member here is 4 bytes, no padding)
+_C = {"float": "f", "int": "i", "enum": "i", "gboolean": "i"}
+
+
+class LegacyError(XmpError):
+    """A history item of a params version darkproxy cannot upgrade."""
+
+
+@dataclass(frozen=True)
+class Legacy:
+    """One ``legacy_params`` branch of darktable: ``module`` from ``from_version`` to
+    ``to_version`` (see the module docstring); ``fields``: the old struct as
+    ``(name, C type)``; ``source``: where in darktable's source it comes from."""
+
+    module: str
+    from_version: int
+    to_version: int
+    fields: tuple[tuple[str, str], ...]
+    assign: Callable[[Mapping[str, Any]], dict[str, Any]]
+    source: str
+    prefix: bool = False
+
+    @property
+    def fmt(self) -> str:
+        return "<" + "".join(_C[t] for _, t in self.fields)
+
+    @property
+    def size(self) -> int:
+        return struct.calcsize(self.fmt)
+
+    def decode(self, blob: bytes) -> dict[str, Any]:
+        """The old struct's members by name (floats and ints)."""
+        if len(blob) != self.size:
+            raise LegacyError(
+                f"{self.module} params version {self.from_version} blob has {len(blob)} bytes, darktable's "
+                f"version {self.from_version} struct has {self.size}"
+            )
+        vals = struct.unpack(self.fmt, blob)
+        return {name: (float(v) if t == "float" else int(v)) for (name, t), v in zip(self.fields, vals, strict=True)}
+
+    def upgrade(self, schema: ModuleSchema, blob: bytes) -> bytes:
+        """``blob`` (this old version) -> a params blob of ``schema`` (darktable's current version)."""
+        if schema.version != self.to_version or schema.name != self.module:
+            raise LegacyError(
+                f"{self.module}: the legacy port upgrades version {self.from_version} to {self.to_version}, "
+                f"the installed darktable has version {schema.version}"
+            )
+        old = self.decode(blob)
+        new = default_blob(schema)
+        if self.prefix:  # memcpy(new_params, old_params, sizeof(old)): same members at the same offsets
+            off = 0
+            for name, t in self.fields:
+                f = schema.field(name)
+                if f.offset != off or f.size != struct.calcsize(_C[t]):
+                    raise LegacyError(f"{self.module}: member {name} of version {self.from_version} does not map")
+                off += f.size
+            new = blob + new[len(blob) :]
+        return assign_fields(schema, new, self.assign(old))
+
+
+LEGACY: dict[tuple[str, int], Legacy] = {}
+
+
+def _register(leg: Legacy) -> None:
+    LEGACY[(leg.module, leg.from_version)] = leg
+
+
+# ------------------------------------------------------------------ exposure (v6 in darktable 4.2.1)
+_EXPOSURE = "darktable 4.2.1 src/iop/exposure.c, legacy_params: old_version == {} && new_version == 6"
+_register(
+    Legacy(
+        "exposure",
+        2,
+        6,
+        (("black", "float"), ("exposure", "float"), ("gain", "float")),
+        lambda o: {"black": o["black"], "exposure": o["exposure"], "compensate_exposure_bias": False},
+        _EXPOSURE.format(2),
+    )
+)
+_register(
+    Legacy(
+        "exposure",
+        3,
+        6,
+        (
+            ("black", "float"),
+            ("exposure", "float"),
+            ("deflicker", "gboolean"),
+            ("deflicker_percentile", "float"),
+            ("deflicker_target_level", "float"),
+        ),
+        lambda o: {
+            "mode": 1 if o["deflicker"] else 0,  # EXPOSURE_MODE_DEFLICKER : EXPOSURE_MODE_MANUAL
+            "black": o["black"],
+            "exposure": o["exposure"],
+            "deflicker_percentile": o["deflicker_percentile"],
+            "deflicker_target_level": o["deflicker_target_level"],
+            "compensate_exposure_bias": False,
+        },
+        _EXPOSURE.format(3),
+    )
+)
+_EXPOSURE_V45 = (
+    ("mode", "enum"),
+    ("black", "float"),
+    ("exposure", "float"),
+    ("deflicker_percentile", "float"),
+    ("deflicker_target_level", "float"),
+)
+
+
+def _exposure_v45(o: Mapping[str, Any]) -> dict[str, Any]:
+    # v4's deflicker_histogram_source is dropped (darktable: "deflicker still was not publicly released")
+    return {k: o[k] for k, _ in _EXPOSURE_V45} | {"compensate_exposure_bias": False}
+
+
+_register(
+    Legacy(
+        "exposure", 4, 6, (*_EXPOSURE_V45, ("deflicker_histogram_source", "enum")), _exposure_v45, _EXPOSURE.format(4)
+    )
+)
+_register(Legacy("exposure", 5, 6, _EXPOSURE_V45, _exposure_v45, _EXPOSURE.format(5)))
+
+
+# ------------------------------------------------------------------ color balance rgb (v5 in darktable 4.2.1)
+_CBRGB = "darktable 4.2.1 src/iop/colorbalancergb.c, legacy_params: old_version == {} && new_version == 5"
+_CBRGB_V1 = tuple(
+    (f"{r}_{c}", "float") for r in ("shadows", "midtones", "highlights", "global") for c in ("Y", "C", "H")
+) + tuple(
+    (n, "float")
+    for n in (
+        "shadows_weight",
+        "white_fulcrum",
+        "highlights_weight",
+        "chroma_shadows",
+        "chroma_highlights",
+        "chroma_global",
+        "chroma_midtones",
+        "saturation_global",
+        "saturation_highlights",
+        "saturation_midtones",
+        "saturation_shadows",
+        "hue_angle",
+    )
+)
+_CBRGB_V2 = _CBRGB_V1 + tuple((f"brilliance_{r}", "float") for r in ("global", "highlights", "midtones", "shadows"))
+_CBRGB_V3 = (*_CBRGB_V2, ("mask_grey_fulcrum", "float"))
+_CBRGB_V4 = (*_CBRGB_V3, ("vibrance", "float"), ("grey_fulcrum", "float"), ("contrast", "float"))
+_JZAZBZ = 0  # DT_COLORBALANCE_SATURATION_JZAZBZ: every version before 5 used JzAzBz saturation
+_V4_NEW = {"vibrance": 0.0, "grey_fulcrum": 0.1845, "contrast": 0.0}
+
+_register(
+    Legacy(
+        "colorbalancergb",
+        1,
+        5,
+        _CBRGB_V1,
+        # n->saturation_global /= 180.f / M_PI: in double (M_PI), stored as float
+        lambda o: (
+            {"saturation_global": o["saturation_global"] / (180.0 / math.pi), "mask_grey_fulcrum": 0.1845}
+            | _V4_NEW
+            | {"saturation_formula": _JZAZBZ}
+        ),
+        _CBRGB.format(1),
+        prefix=True,
+    )
+)
+_register(
+    Legacy(
+        "colorbalancergb",
+        2,
+        5,
+        _CBRGB_V2,
+        lambda o: {"mask_grey_fulcrum": 0.1845} | _V4_NEW | {"saturation_formula": _JZAZBZ},
+        _CBRGB.format(2),
+        prefix=True,
+    )
+)
+_register(
+    Legacy(
+        "colorbalancergb",
+        3,
+        5,
+        _CBRGB_V3,
+        lambda o: _V4_NEW | {"saturation_formula": _JZAZBZ},
+        _CBRGB.format(3),
+        prefix=True,
+    )
+)
+_register(
+    Legacy(
+        "colorbalancergb",
+        4,
+        5,
+        _CBRGB_V4,
+        lambda o: {"saturation_formula": _JZAZBZ},
+        _CBRGB.format(4),
+        prefix=True,
+    )
+)
+
+
+# ------------------------------------------------------------------ the API
+def upgradable(module: str) -> list[int]:
+    """The old params versions of ``module`` darkproxy upgrades."""
+    return sorted(v for (m, v) in LEGACY if m == module)
+
+
+def upgrade_params(schema: ModuleSchema, version: int, blob: bytes, darktable: str = "") -> bytes:
+    """A history item's params (``version``) as darktable upgrades them to ``schema``'s
+    version. Raises :class:`LegacyError` (one line, the module and both versions) for a
+    newer version or an old one without a port."""
+    m = schema.name
+    dt = f"darktable {darktable}" if darktable else "the installed darktable"
+    if version == schema.version:
+        return blob
+    if version > schema.version:
+        raise LegacyError(f"{m} params version {version} is newer than {dt}'s {m} version {schema.version}")
+    leg = LEGACY.get((m, version))
+    if leg is None:
+        ported = upgradable(m)
+        have = f" (ported: from {', '.join(f'v{v}' for v in ported)})" if ported else ""
+        raise LegacyError(
+            f"{m} params version {version} in the history, {dt} has version {schema.version}: darkproxy does "
+            f"not port {m}'s legacy_params from version {version}{have}"
+        )
+    return leg.upgrade(schema, blob)
+
+
+def upgrade_item(item: HistoryItem, schemas: SchemaSet) -> HistoryItem:
+    """``item`` at the installed module version (a copy when upgraded; ``item`` itself when
+    already current). Raises :class:`LegacyError` as :func:`upgrade_params`."""
+    sch = schemas.get(item.operation)
+    if item.modversion == sch.version:
+        return item
+    blob = upgrade_params(sch, item.modversion, item.params, schemas.darktable_version)
+    return replace(item, params=blob, modversion=sch.version, params_text=None, extra=dict(item.extra))
+
+
+def upgrade_history(sidecar: Sidecar, schemas: SchemaSet, modules: Iterable[str] | None = None) -> Sidecar:
+    """A copy of ``sidecar`` with the old-version items of ``modules`` (default: every
+    module with a port) upgraded as darktable does on loading; items without a port
+    are left as they are (darktable upgrades them itself when it renders)."""
+    want = set(modules) if modules is not None else None
+    out = sidecar.copy()
+    for i, it in enumerate(out.items):
+        if want is not None and it.operation not in want:
+            continue
+        sch = schemas.modules.get(it.operation)
+        if sch is None or it.modversion == sch.version or (it.operation, it.modversion) not in LEGACY:
+            continue
+        out.items[i] = upgrade_item(it, schemas)
+    return out

@@ -1,0 +1,276 @@
+"""One (raw, reference) pair matched: darktable's renders, the aligned reference, the
+chain's sliders fitted through the replica, result.xmp and result.dtstyle rendered by darktable."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from darkproxy.data.paramspace import split_module_params
+from darkproxy.data.ranges import LOOK_FREE
+from darkproxy.match._common import Log, MatchError
+from darkproxy.match.align import Alignment, align_reference
+from darkproxy.match.reference import read_reference
+from darkproxy.match.report import write_report
+
+DEFAULT_CHAIN = ("exposure", "colorbalancergb", "filmicrgb")
+
+
+# ----------------------------------------------------------------- matching
+def free_names(chain: Any, modules: Sequence[str], free: Sequence[str] | None) -> list[str]:
+    from darkproxy.errors import UnknownParam
+
+    names = chain.param_space.names
+    if free:
+        for n in free:
+            if n not in names:
+                raise UnknownParam(f"{n!r} is not a slider of this chain; it has: {', '.join(names) or 'none'}")
+        return list(free)
+    return [f"{m}.{p}" for m in modules for p in LOOK_FREE.get(m, ()) if f"{m}.{p}" in names]
+
+
+def plan_history(dt: Any, raw: Path, chain: Sequence[str], xmp: str | os.PathLike[str] | None) -> tuple[Any, Any]:
+    from darkproxy.replica.chain import plan_replica
+    from darkproxy.replica.references import replica_history
+
+    if not chain:
+        raise MatchError("--chain is empty: name the modules to match, e.g. exposure,colorbalancergb,filmicrgb")
+    for m in chain:
+        if m not in dt.schemas:
+            from darkproxy.errors import UnknownModule
+
+            raise UnknownModule(f"--chain: {m!r} is not a darktable {dt.version} module")
+    hist = replica_history(dt, raw, xmp, {m: {} for m in chain})
+    return hist, plan_replica(dt, hist, raw)
+
+
+# per-raw modules a style must not carry (the camera's black levels, white balance, matrix, orientation...)
+RAW_SPECIFIC = ("flip", "lens", "crop", "ashift", "clipping")
+
+
+def make_style(dt: Any, result: Any, name: str, description: str) -> Any:
+    """The style of a matched history: every enabled module after demosaic but the
+    raw-specific ones and those darktable always runs (colorin, colorout...): the
+    chain's modules and darktable's auto-applied presets (exposure, filmic rgb).
+    Applied with ``--style-overwrite`` (darktable-cli) on darktable's defaults it
+    gives the matched history back; darktable-cli's default, append, would add a
+    second exposure and filmic rgb instance."""
+    from darkproxy.darktable.styles import style_from_items
+    from darkproxy.darktable.tapout import PASS_THROUGH, runs_on_mosaic
+
+    h = result.compressed()
+    order = dt.schemas.pipe_order(h.iop_order_version)
+    items = [
+        it
+        for it in h.items
+        if it.enabled
+        and it.operation in order
+        and not runs_on_mosaic(order, it.operation)
+        and it.operation not in PASS_THROUGH
+        and it.operation not in RAW_SPECIFIC
+    ]
+    items.sort(key=lambda it: order.index(it.operation))
+    return style_from_items(name, items, description)
+
+
+def region_figures(img: np.ndarray, ref: np.ndarray, box: tuple[int, int, int, int]) -> dict[str, float]:
+    """ΔE2000 (mean, p95) and display PSNR of two sRGB display images ``(3, H, W)``
+    over ``box`` (top, left, bottom, right)."""
+    from darkproxy.colour.metrics import display_image_deltae2000, display_image_psnr
+
+    t, left, b, r = box
+    a, c = img[:, t:b, left:r], ref[:, t:b, left:r]
+    de, de95 = display_image_deltae2000(a, c)
+    return {"deltae_mean": de, "deltae_p95": de95, "psnr": display_image_psnr(a, c)}
+
+
+@dataclass
+class Prepared:
+    """One (raw, reference) pair ready to match: the history (chain modules on) and
+    its replica plan, darktable's renders at ``size`` (the replica's input; its
+    sRGB export of the default history, ``default_img``), the reference aligned to
+    them and the replica chain."""
+
+    raw: Path
+    reference: str | None
+    profile: str
+    history: Any
+    plan: Any
+    size: int
+    input: np.ndarray
+    default_img: np.ndarray
+    aligned: np.ndarray
+    alignment: Alignment
+    chain: Any
+
+    def crop(self, img: np.ndarray) -> np.ndarray:
+        t, left, b, r = self.alignment.box
+        return img[:, t:b, left:r]
+
+
+def prepare(
+    dt: Any,
+    raw: str | os.PathLike[str],
+    reference: str | os.PathLike[str] | np.ndarray,
+    chain: Sequence[str] = DEFAULT_CHAIN,
+    xmp: str | os.PathLike[str] | None = None,
+    max_size: int | None = None,
+    log: Log | None = None,
+) -> Prepared:
+    """Read and align ``reference``, render ``raw`` with darktable and build the replica (see the module docstring)."""
+    from darkproxy.errors import RawError
+    from darkproxy.replica.fit import render_export
+    from darkproxy.replica.references import pick_size, render_references
+    from darkproxy.replica.run import build_chain
+
+    say = log or (lambda s: None)
+    raw = Path(raw)
+    if not raw.is_file():
+        raise RawError(f"raw file {raw} does not exist")
+    if isinstance(reference, np.ndarray):
+        if reference.ndim != 3 or reference.shape[0] != 3 or not np.isfinite(reference).all():
+            raise MatchError(f"a reference array must be finite sRGB display values (3, H, W), got {reference.shape}")
+        ref_img, profile, ref_name = reference.astype(np.float32), "array: sRGB", None
+    else:
+        (ref_img, profile), ref_name = read_reference(reference), str(reference)
+    hist, plan = plan_history(dt, raw, chain, xmp)
+    size = pick_size(raw, plan, max_size)
+    say(f"rendering {raw.name} with darktable at {size} px (the replica's input and darktable's defaults)")
+    renders = render_references(dt, raw, plan, size, export=False, taps=False)
+    default_img = render_export(dt, raw, dt.default_history(raw) if xmp is None else hist, size)
+    aligned, al = align_reference(ref_img, default_img)
+    say(
+        f"reference aligned: scale {al.scale[0]:.4f} x {al.scale[1]:.4f}, shift ({al.shift[0]:+.1f}, "
+        f"{al.shift[1]:+.1f}) px, edge correlation {al.correlation:.2f}"
+    )
+    return Prepared(
+        raw, ref_name, profile, hist, plan, size, renders.input, default_img, aligned, al, build_chain(plan, renders)
+    )
+
+
+def match_config(config: Any, names: list[str]) -> Any:
+    from darkproxy.engines.regress import RegressConfig
+
+    cfg = config or RegressConfig(iters=300, restarts=4, lr=0.1)
+    cfg.params = names
+    cfg.record = False
+    return cfg
+
+
+def render_result(dt: Any, prep: Prepared, matched: Mapping[str, float], out: Path) -> tuple[dict[str, Any], Any]:
+    """Write ``result.xmp`` (``prep``'s history with ``matched``), render it with
+    darktable, write the images; return the figures (result and defaults vs the
+    reference) and the result history."""
+    from darkproxy.replica.fit import render_export
+    from darkproxy.viz.images import error_map_display, save_png, to_uint8
+
+    out.mkdir(parents=True, exist_ok=True)
+    result = dt.edit(prep.history, updates=split_module_params(matched))
+    result.write(out / "result.xmp")
+    result_img = render_export(dt, prep.raw, result, prep.size)
+    u = torch.as_tensor(prep.chain.param_space.normalize({**prep.chain.param_space.defaults(), **matched}))
+    with torch.no_grad():
+        rep_img = prep.chain(torch.from_numpy(prep.input)[None], u[None].float())[0].numpy()
+    ref_show = np.where(np.isfinite(prep.aligned), prep.aligned, 0.0)
+    save_png(out / "reference.png", to_uint8(ref_show))
+    save_png(out / "default.png", to_uint8(prep.default_img))
+    save_png(out / "result.png", to_uint8(result_img))
+    save_png(out / "replica.png", to_uint8(rep_img))
+    save_png(out / "error_default.png", error_map_display(prep.default_img, ref_show))
+    save_png(out / "error_result.png", error_map_display(result_img, ref_show))
+    fig = region_figures(result_img, ref_show, prep.alignment.box)
+    base = region_figures(prep.default_img, ref_show, prep.alignment.box)
+    return {
+        "raw": str(prep.raw),
+        "reference": prep.reference,
+        "reference_profile": prep.profile,
+        "size": [int(prep.default_img.shape[2]), int(prep.default_img.shape[1])],
+        "alignment": prep.alignment.to_json(),
+        **fig,
+        "default_deltae_mean": base["deltae_mean"],
+        "default_deltae_p95": base["deltae_p95"],
+        "default_psnr": base["psnr"],
+        "replica_psnr": region_figures(rep_img, ref_show, prep.alignment.box)["psnr"],
+        "xmp": str(out / "result.xmp"),
+    }, result
+
+
+def match(
+    dt: Any,
+    raw: str | os.PathLike[str],
+    reference: str | os.PathLike[str] | np.ndarray,
+    out_dir: str | os.PathLike[str],
+    chain: Sequence[str] = DEFAULT_CHAIN,
+    free: Sequence[str] | None = None,
+    xmp: str | os.PathLike[str] | None = None,
+    max_size: int | None = None,
+    config: Any = None,
+    style_name: str | None = None,
+    truth: Mapping[str, float] | None = None,
+    log: Log | None = None,
+) -> dict[str, Any]:
+    """Match ``raw``'s edit to ``reference`` (a path, or a float ``(3, H, W)`` sRGB
+    display array in ``[0, 1]``). Writes into ``out_dir``: ``result.xmp``,
+    ``result.dtstyle``, ``reference.png`` (aligned), ``default.png`` (darktable's
+    defaults), ``result.png`` (darktable's render of result.xmp), ``replica.png``,
+    ``error_default.png``, ``error_result.png``, ``summary.json``, ``index.html``;
+    returns the summary (figures from darktable's render of result.xmp, over the
+    region the reference covers). ``truth``: hidden slider values (``"module.param"``)
+    of a darktable-made reference, to report slider errors."""
+    from darkproxy.engines.regress import regress
+    from darkproxy.fsutil import write_json
+
+    say = log or (lambda s: None)
+    t0 = time.perf_counter()
+    prep = prepare(dt, raw, reference, chain, xmp, max_size, log)
+    modules = [m for m in chain if m in prep.plan.modules]
+    names = free_names(prep.chain, modules, free)
+    if not names:
+        raise MatchError(f"nothing to match: the chain {', '.join(chain)} has no free sliders (give --free)")
+    cfg = match_config(config, names)
+    say(f"matching {len(names)} sliders through the replica ({cfg.restarts} restarts x {cfg.iters} iters)")
+    res = regress(prep.chain, prep.crop(prep.input), prep.crop(prep.aligned), cfg)
+    matched = {n: float(res.params[n]) for n in names}
+    out = Path(out_dir)
+    say("rendering result.xmp with darktable")
+    summary, result = render_result(dt, prep, matched, out)
+    name = style_name or f"darkproxy match {prep.raw.stem}"
+    make_style(dt, result, name, f"darkproxy match of {prep.raw.name} to {prep.reference or 'a reference'}").write(
+        out / "result.dtstyle"
+    )
+    summary.update(
+        {
+            "darktable_version": dt.version,
+            "chain": modules,
+            "stages": [{"module": s.module, "kind": s.kind} for s in prep.plan.prefix + prep.plan.stages],
+            "params": matched,
+            "free": names,
+            "loss": res.loss,
+            "regress_seconds": res.seconds,
+            "style": str(out / "result.dtstyle"),
+            "style_name": name,
+        }
+    )
+    if truth:
+        sp = prep.chain.param_space
+        summary["truth"] = dict(truth)
+        summary["param_errors"] = {
+            n: abs(matched[n] - float(truth[n])) / max(1e-12, sp.spec(n).hi - sp.spec(n).lo)
+            for n in names
+            if n in truth
+        }
+    summary["seconds"] = time.perf_counter() - t0
+    write_json(out / "summary.json", summary)
+    write_report(out, summary)
+    say(
+        f"ΔE2000 {summary['deltae_mean']:.2f} (darktable's defaults {summary['default_deltae_mean']:.2f}), "
+        f"{summary['seconds']:.0f} s"
+    )
+    return summary

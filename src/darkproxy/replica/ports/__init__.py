@@ -1,0 +1,18 @@
+"""The exact ports of darktable modules, one file each; importing this package registers them
+(:func:`darkproxy.replica.registry.register_exact`). A port imports the registry, never
+:mod:`darkproxy.replica` itself."""
+
+from __future__ import annotations
+
+from darkproxy.replica.ports import (  # noqa: F401  each registers its exact stage
+    colorbalancergb,
+    colorin,
+    colorout,
+    exposure,
+    filmicrgb,
+    finalscale,
+    flip,
+    gamma,
+    sharpen,
+    sigmoid,
+)

@@ -1,0 +1,154 @@
+"""darktable's references for the replica: the history, the size, the chain's proxies and
+darktable's renders (the replica's input, every stage's tap-out, the sRGB export)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from darkproxy.replica.chain import ReplicaError, ReplicaPlan
+
+
+# ----------------------------------------------------------------- history and size
+def replica_history(
+    dt: Any, raw: Path, xmp: str | os.PathLike[str] | None, sets: Mapping[str, Mapping[str, Any]] | None
+) -> Any:
+    """The history darktable would apply: ``xmp`` (or darktable's defaults for
+    ``raw``) with ``sets`` applied; a module the history leaves off is turned on.
+    An edited module's item of an older params version is first upgraded as darktable
+    upgrades it (the others stay as written: darktable upgrades them when it renders)."""
+    from darkproxy.darktable.legacy import upgrade_history
+    from darkproxy.darktable.xmp import read_xmp
+
+    base = read_xmp(xmp).compressed() if xmp else dt.default_history(raw)
+    if sets:
+        base = upgrade_history(base, dt.schemas, modules=list(sets))
+    return dt.edit(base, updates={m: dict(v) for m, v in (sets or {}).items()})
+
+
+def pick_size(raw: Path, plan: ReplicaPlan, max_size: int | None) -> int:
+    """``max_size``, or the largest size the chain's proxies accept: the raw's
+    long side times the top of the narrowest trained scale range of a
+    scale-dependent proxy (e.g. 128 px for a 256 px raw and the zoo's local
+    proxies, trained at 0.5), else the raw's long side capped at 512."""
+    from darkproxy.darktable.tapout import raw_size
+    from darkproxy.data.scale import ScaleRange
+    from darkproxy.proxy.locate import resolve_run
+
+    wh = raw_size(raw)
+    long_side = max(wh) if wh else 512
+    if max_size:
+        return int(max_size)
+    his = []
+    for st in plan.stages:
+        if st.kind == "proxy" and st.run:
+            import json
+
+            info = json.loads((resolve_run(st.run) / "run.json").read_text())
+            sr = ScaleRange.from_json(info.get("scale_range"))
+            if sr is not None and sr.dependent:
+                his.append(sr.hi)
+    if his:
+        return max(16, int(round(long_side * min(his))))
+    return min(long_side, 512)
+
+
+def load_proxies(plan: ReplicaPlan, scale: float | None, device: str = "cpu") -> dict[str, torch.nn.Module]:
+    """The chain's proxies, fixed at render ``scale``; a proxy not trained at
+    that scale raises :class:`~darkproxy.errors.ScaleError` naming the sizes that work."""
+    from darkproxy.errors import ScaleError
+    from darkproxy.proxy import load_proxy
+
+    out: dict[str, torch.nn.Module] = {}
+    for st in plan.stages:
+        if st.kind != "proxy" or st.run is None:
+            continue
+        p = load_proxy(st.run, device=device)
+        if getattr(p, "pre_demosaic", False):
+            raise ReplicaError(f"{st.module}: the proxy {st.run} runs on the mosaic; the replica starts after demosaic")
+        try:
+            out[st.module] = p.at_scale(scale)
+        except ScaleError as e:
+            sr = p.scale_range
+            raise ScaleError(
+                f"{st.module}: {e}; render at a scale in {sr} (--max-size = raw long side x {sr.hi:g})"
+                if sr is not None
+                else str(e)
+            ) from None
+    return out
+
+
+# ----------------------------------------------------------------- darktable's side
+@dataclass
+class Renders:
+    """darktable's images for one history at one size: ``input`` (3, H, W) linear
+    Rec2020 (the replica's input), ``taps`` {module: (3, H, W) linear Rec2020 after
+    that stage} (modules darktable cannot switch off share their neighbour's),
+    ``export``: darktable's 8-bit sRGB export as float (3, H, W) in [0, 1];
+    ``scale``: the render scale; ``seconds``: rendering time."""
+
+    input: np.ndarray
+    taps: dict[str, np.ndarray]
+    export: np.ndarray
+    scale: float
+    seconds: float
+
+
+def render_references(
+    dt: Any, raw: Path, plan: ReplicaPlan, size: int, export: bool = True, taps: bool = True
+) -> Renders:
+    """Render the replica's input, every stage's tap-out (``taps``; else only those
+    the chain runs on: its passthrough stages) and (``export``) darktable's sRGB
+    export of ``plan.history`` at ``size`` px."""
+    from darkproxy.darktable.render import RenderFailure, RenderJob, read_tiff
+    from darkproxy.darktable.tapout import render_scale
+    from darkproxy.errors import DarktableRenderError
+
+    t0 = time.perf_counter()
+    hist = plan.history
+    chain_off = plan.chain_disable()
+    sides = {"__input__": dt.edit(hist, disable=chain_off)}
+    for k, st in enumerate(plan.stages):
+        if st.can_disable and (taps or st.kind == "passthrough"):
+            sides[st.module] = dt.edit(hist, disable=[m for m in chain_off if m in plan.modules[k + 1 :]])
+    with tempfile.TemporaryDirectory(prefix="darkproxy-replica-") as td:
+        jobs = [RenderJob(raw, s, Path(td) / f"{i:03d}.tif") for i, s in enumerate(sides.values())]
+        res = dt.renderer(max_size=size).render_batch(jobs)
+        if export:
+            disp = dt.renderer(max_size=size, icc_type="SRGB", bpp=8).render_batch(
+                [RenderJob(raw, hist, Path(td) / "export.tif")]
+            )
+            res = [*res, *disp]
+        for x in res:
+            if isinstance(x, RenderFailure):
+                raise DarktableRenderError(x.message)
+        imgs = [read_tiff(p) for p in res if not isinstance(p, RenderFailure)]
+    linear = dict(zip(sides, imgs, strict=False))
+    inp = linear.pop("__input__")
+    after: dict[str, np.ndarray] = {}
+    prev = inp
+    for st in plan.stages:
+        prev = linear.get(st.module, prev)
+        after[st.module] = prev
+    exp = imgs[-1] / 255.0 if export else np.zeros_like(inp)
+    scale = render_scale(raw, inp.shape)
+    if scale is None:  # local stages (sharpen's radius) and proxies depend on it: never a guess
+        raise ReplicaError(f"cannot measure the render scale: rawpy cannot read the size of {raw}")
+    return Renders(inp, after, exp.astype(np.float32), float(scale), time.perf_counter() - t0)
+
+
+def precheck_scale(raw: Path, plan: ReplicaPlan, size: int) -> None:
+    """Refuse a size at which a scale-dependent proxy of the chain cannot run, before rendering."""
+    from darkproxy.darktable.tapout import raw_size
+
+    wh = raw_size(raw)
+    if wh:
+        load_proxies(plan, min(1.0, size / max(wh)))

@@ -1,0 +1,113 @@
+"""The replica's stage registry: exact differentiable implementations of darktable modules.
+
+A stage of the replica is one enabled module of the history, of one of three kinds:
+
+* ``"exact"``: darktable's maths is a fixed closed form, implemented here in torch
+  (differentiable in the image and in the sliders listed in ``params``);
+* ``"proxy"``: a trained proxy of the zoo (or any run folder);
+* ``"passthrough"``: darktable's own tap-out after the module (no gradient reaches
+  what is before it): the mosaic stages by design (the replica starts from
+  darktable's demosaiced image), other modules only with ``--allow-missing``.
+
+Adding an exact stage is one file in :mod:`darkproxy.replica.ports` (imported by its
+``__init__``): a function ``fn(x, values, ctx) -> y`` decorated with
+:func:`register_exact`. ``x``/``y`` are ``(B, 3, H, W)`` float32 tensors in linear
+Rec2020 (darktable's working space, as every tap-out) unless the op says
+``output="display"`` (sRGB-encoded display values in ``[0, 1]``, Rec709 primaries);
+``values`` maps the module's param names to floats (the history's) or ``(B,)``
+tensors (the sliders being regressed); ``ctx`` is the :class:`StageContext`.
+
+Measured figures of each exact stage (display PSNR against darktable's tap-out,
+the stage alone on darktable's own input): ``bench/results/replica.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+Values = Mapping[str, Any]  # param name -> float (from the history) or (B,) tensor (regressed)
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What an exact op may need beyond its params: ``scale`` (render scale, output
+    px per raw px), ``modules`` (every module the history enables: an op may
+    depend on another, as the display stage on filmic rgb's gamut mapping),
+    ``orientation`` (the raw's EXIF orientation, darktable's flip encoding; ``None``
+    when it could not be read), ``exposure_bias`` (the raw's EXIF exposure bias in EV
+    as darktable reads it; ``None`` when not read), ``output_profile`` (colorout's
+    export profile, which filmic rgb v6 gamut-maps to: ``"srgb"`` for darktable's
+    sRGB export, ``"lin_rec2020"`` for the float tap-outs) and ``exact`` (the
+    modules the chain runs as exact stages)."""
+
+    scale: float = 1.0
+    modules: tuple[str, ...] = ()
+    orientation: int | None = 0
+    exposure_bias: float | None = None
+    output_profile: str = "srgb"
+    exact: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExactOp:
+    """An exact differentiable implementation of a darktable module.
+
+    ``params``: the sliders it is differentiable in (the ones ``replica regress``
+    may free); ``output``: ``"linear"`` (linear Rec2020) or ``"display"`` (sRGB
+    display values in ``[0, 1]``); ``supports(values, ctx)``: ``None`` when the
+    history's setting is modelled, else the reason it is not; ``note``: how exact
+    it is (shown in summaries); ``versions``: the module versions (darktable's
+    params version, ``darktable:modversion`` in an XMP) whose params it reads;
+    ``reads_params``: ``False`` for a stage whose output does not depend on the
+    module's params (an identity: any version runs). A stage that reads params
+    declares its versions: the chain hands it the history's values decoded at one
+    of them (an older item upgraded as darktable does, :mod:`darkproxy.darktable.legacy`),
+    never defaults in place of values it could not decode."""
+
+    module: str
+    fn: Callable[[torch.Tensor, Values, StageContext], torch.Tensor]
+    params: tuple[str, ...] = ()
+    output: str = "linear"
+    note: str = ""
+    supports: Callable[[Values, StageContext], str | None] = field(default=lambda v, c: None)
+    versions: tuple[int, ...] = ()
+    reads_params: bool = True
+
+
+EXACT: dict[str, ExactOp] = {}
+
+# modules whose input is the raw mosaic: the replica starts from darktable's demosaiced image
+MOSAIC_NOTE = "darktable's own render (the replica starts after demosaic: the zoo's mosaic proxies reach 24-30 dB)"
+
+
+def register_exact(
+    module: str,
+    params: tuple[str, ...] = (),
+    output: str = "linear",
+    note: str = "",
+    supports: Callable[[Values, StageContext], str | None] | None = None,
+    versions: tuple[int, ...] = (),
+    reads_params: bool = True,
+) -> Callable[[Callable[[torch.Tensor, Values, StageContext], torch.Tensor]], Any]:
+    """Decorator: register ``fn`` as the exact stage of ``module`` (``versions`` is
+    required unless ``reads_params=False``)."""
+    if reads_params and not versions:
+        raise ValueError(f"exact stage {module}: declare the params versions it reads (versions=...)")
+
+    def deco(fn: Callable[[torch.Tensor, Values, StageContext], torch.Tensor]) -> Any:
+        EXACT[module] = ExactOp(
+            module, fn, params, output, note, supports or (lambda v, c: None), versions, reads_params
+        )
+        return fn
+
+    return deco
+
+
+def column(v: Any, x: torch.Tensor) -> torch.Tensor:
+    """A param value (float or (B,) tensor) as a ``(B or 1, 1, 1, 1)`` tensor on ``x``'s device."""
+    t = torch.as_tensor(v, dtype=x.dtype, device=x.device)
+    return t.reshape(-1, 1, 1, 1)

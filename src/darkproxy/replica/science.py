@@ -1,0 +1,81 @@
+"""The colour science and safe maths the replica's ports share (one of each).
+
+Channel tensors are ``(B, C, H, W)``; the safe helpers return darktable's value where
+it is defined and keep gradients finite where the unused branch of a ``where``
+would divide by zero or take a root of zero.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+Tensor = torch.Tensor
+Vec3 = tuple[Tensor, Tensor, Tensor]
+
+# CIE L*a*b* (common/colorspaces_inline_conversions.h: lab_f / lab_f_inv)
+LAB_EPS = 216.0 / 24389.0
+LAB_KAPPA = 24389.0 / 27.0
+
+
+def lab_f(t: Tensor) -> Tensor:
+    """CIE Lab's ``f``: cube root above ``LAB_EPS``, linear below."""
+    return torch.where(t > LAB_EPS, t.clamp_min(LAB_EPS) ** (1.0 / 3.0), (LAB_KAPPA * t + 16.0) / 116.0)
+
+
+def lab_finv(f: Tensor) -> Tensor:
+    """The inverse of :func:`lab_f`."""
+    return torch.where(f**3 > LAB_EPS, f**3, (116.0 * f - 16.0) / LAB_KAPPA)
+
+
+def mix(m: np.ndarray, x: Tensor) -> Tensor:
+    """``m @ rgb`` per pixel of a ``(B, 3, H, W)`` tensor (``m``: ``(k, 3)``) -> ``(B, k, H, W)``,
+    one einsum in ``x``'s dtype."""
+    mt = torch.tensor(np.array(m), dtype=x.dtype, device=x.device)
+    return torch.einsum("ij,bjhw->bihw", mt, x)
+
+
+def mix3(m: np.ndarray, v: Vec3) -> Vec3:
+    """``dot_product``: ``m (3, 3) @ v`` on three separate ``(B, 1, H, W)`` channels, as
+    darktable writes it (each row a sum of three products with Python-float
+    coefficients: not :func:`mix`'s einsum, whose rounding differs)."""
+    a, b, c = v
+    return (
+        float(m[0, 0]) * a + float(m[0, 1]) * b + float(m[0, 2]) * c,
+        float(m[1, 0]) * a + float(m[1, 1]) * b + float(m[1, 2]) * c,
+        float(m[2, 0]) * a + float(m[2, 1]) * b + float(m[2, 2]) * c,
+    )
+
+
+def safe_div(a: Tensor, b: Tensor, ok: Tensor, other: Tensor | float = 0.0) -> Tensor:
+    """``ok ? a / b : other`` without NaN/inf gradients where ``b`` is 0 (the unused branch)."""
+    return torch.where(ok, a / torch.where(ok, b, torch.ones_like(b)), other)
+
+
+def safe_pow(x: Tensor, p: Tensor | float) -> Tensor:
+    """``powf(x, p)`` for ``x >= 0`` and ``p > 0`` (0 at 0, finite gradients there);
+    ``p == 0`` gives 1 everywhere, as powf(0, 0)."""
+    pos = x > 0
+    y = torch.where(pos, x, torch.ones_like(x)) ** p
+    zero_val = (torch.as_tensor(p, dtype=x.dtype, device=x.device) == 0).to(x.dtype)
+    return torch.where(pos, y, zero_val)
+
+
+def powf_float32(a: Any, b: Any) -> Any:
+    """glibc's ``powf`` (correctly rounded float32) on numpy values, via float64: the
+    float32 emulation of a parameter computation (not :func:`safe_pow`, a torch op)."""
+    return (np.asarray(a, np.float64) ** np.asarray(b, np.float64)).astype(np.float32)
+
+
+def safe_hypot(x: Tensor, y: Tensor) -> Tensor:
+    """``hypotf``, with a finite gradient (0) at the origin."""
+    s = x * x + y * y
+    return torch.where(s > 0, torch.sqrt(torch.where(s > 0, s, torch.ones_like(s))), torch.zeros_like(s))
+
+
+def safe_atan2(y: Tensor, x: Tensor) -> Tensor:
+    """``atan2f`` (0 at the origin), with a finite gradient there."""
+    zero = (x == 0) & (y == 0)
+    return torch.atan2(torch.where(zero, torch.zeros_like(y), y), torch.where(zero, torch.ones_like(x), x))

@@ -1,0 +1,84 @@
+"""The zoo's plan (``plan.toml``): sources, sizes, samples, training time, per-module overrides."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from darkproxy.errors import DarkproxyError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class ModulePlan:
+    """How one module's proxy is made (a :class:`ZooPlan` resolved for it)."""
+
+    samples: int
+    size: int | None  # None: full resolution (pre-demosaic modules)
+    sampler: str
+    time_budget_s: float
+    eval_n: int
+    eval_sampler: str
+    steps: int | None = None  # a step count instead of the time budget (tests)
+    threads: int | None = None  # torch CPU threads while training (None: train's default)
+    arch: str = "auto"  # the architecture (auto: darktable's probe decides)
+
+
+@dataclass
+class ZooPlan:
+    """The zoo's plan (``plan.toml``; see the shipped one for the meaning of each key)."""
+
+    raw_size: int = 256
+    train_sources: tuple[str, ...] = ("chart", "astronaut", "chelsea", "rocket", "immunohistochemistry")
+    heldout_sources: tuple[str, ...] = ("coffee", "motorcycle")
+    samples: int = 96
+    size: int = 128
+    sampler: str = "sparse"
+    time_budget_s: float = 75.0
+    eval_n: int = 8
+    eval_sampler: str = "sparse"
+    steps: int | None = None
+    threads: int | None = None
+    modules: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> ZooPlan:
+        """Read a plan file (default: the shipped ``plan.toml``); unknown keys fail."""
+        p = Path(path) if path is not None else Path(str(files("darkproxy") / "zoo" / "plan.toml"))
+        try:
+            raw = tomllib.loads(p.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise DarkproxyError(f"cannot read the zoo plan {p}: {e}") from None
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(raw) - known)
+        if bad:
+            raise DarkproxyError(f"{p}: unknown keys {', '.join(bad)} (known: {', '.join(sorted(known))})")
+        for k in ("train_sources", "heldout_sources"):
+            if k in raw:
+                raw[k] = tuple(raw[k])
+        return cls(**raw)
+
+    def for_module(self, module: str, pre_demosaic: bool) -> ModulePlan:
+        o = self.modules.get(module, {})
+        bad = sorted(set(o) - {f.name for f in fields(ModulePlan)})
+        if bad:
+            raise DarkproxyError(f"zoo plan, [modules.{module}]: unknown keys {', '.join(bad)}")
+        return ModulePlan(
+            samples=int(o.get("samples", self.samples)),
+            size=None if pre_demosaic else int(o.get("size", self.size)),
+            sampler=str(o.get("sampler", self.sampler)),
+            time_budget_s=float(o.get("time_budget_s", self.time_budget_s)),
+            eval_n=int(o.get("eval_n", self.eval_n)),
+            eval_sampler=str(o.get("eval_sampler", self.eval_sampler)),
+            steps=o.get("steps", self.steps),
+            threads=o.get("threads", self.threads),
+            arch=str(o.get("arch", "auto")),
+        )

@@ -1,0 +1,120 @@
+"""darktable's legacy_params ported (darktable/legacy.py) against darktable 4.2.1 itself.
+
+Old-version sidecars are made by encoding the old struct (from darktable's source) into the
+history item with the old darkroom modversion; darktable upgrades them when it loads the XMP.
+darktable's render of each old sidecar must equal its render of darkproxy's upgrade (measured:
+bit-identical for every version below) and differ from the history without the edit (so
+darktable did load the old item rather than drop it).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from darkproxy.darktable.legacy import LEGACY, Legacy, LegacyError, upgrade_history, upgrade_params
+from darkproxy.darktable.params import decode_params, default_blob
+
+EXPOSURE = {"black": 0.002, "exposure": 1.3, "deflicker_percentile": 37.0, "deflicker_target_level": -3.0}
+CBRGB = {
+    "shadows_Y": 0.1,
+    "midtones_C": 0.2,
+    "midtones_H": 40.0,
+    "highlights_Y": -0.1,
+    "global_C": 0.05,
+    "global_H": 200.0,
+    "shadows_weight": 1.2,
+    "highlights_weight": 0.8,
+    "white_fulcrum": 0.5,
+    "chroma_global": 0.3,
+    "saturation_global": 0.25,
+    "saturation_shadows": 0.2,
+    "hue_angle": 10.0,
+    "brilliance_global": 0.1,
+    "brilliance_shadows": -0.1,
+    "mask_grey_fulcrum": 0.2,
+    "vibrance": 0.2,
+    "grey_fulcrum": 0.16,
+    "contrast": 0.15,
+}
+
+
+def old_blob(leg: Legacy, values: dict[str, Any]) -> bytes:
+    """The old struct with ``values`` (0 for the members not given)."""
+    return struct.pack(leg.fmt, *[values.get(n, 0.0 if t == "float" else 0) for n, t in leg.fields])
+
+
+def with_item(hist: Any, module: str, version: int, blob: bytes) -> Any:
+    """A copy of ``hist`` whose ``module`` item is ``blob`` written by params version ``version``."""
+    out = hist.copy()
+    it = out.find(module)
+    it.params, it.params_text, it.modversion = blob, None, version
+    return out
+
+
+def test_legacy_upgrades_render_as_darktable_upgrades(dt, make_raw, expect) -> None:
+    from darkproxy.darktable.render import RenderJob, read_tiff
+
+    raw: Path = make_raw(source="coffee", size=128)
+    base = dt.edit(dt.default_history(raw), updates={"colorbalancergb": {"saturation_global": 0.0}})
+    cases = []
+    for v in (2, 3, 4, 5):
+        cases.append(("exposure", v, old_blob(LEGACY[("exposure", v)], {**EXPOSURE, "gain": 1.0})))
+    for v in (1, 2, 3, 4):
+        vals = {**CBRGB, "saturation_global": 3.0} if v == 1 else CBRGB  # v1: saturation in degrees-like units
+        cases.append(("colorbalancergb", v, old_blob(LEGACY[("colorbalancergb", v)], vals)))
+    jobs = []
+    with tempfile.TemporaryDirectory() as td:
+        jobs.append(RenderJob(raw, base, Path(td) / "base.tif"))
+        for i, (m, v, blob) in enumerate(cases):
+            old = with_item(base, m, v, blob)
+            new = upgrade_history(old, dt.schemas)
+            assert new.find(m).modversion == dt.schemas.get(m).version and old.find(m).modversion == v
+            jobs += [RenderJob(raw, old, Path(td) / f"{i}-old.tif"), RenderJob(raw, new, Path(td) / f"{i}-new.tif")]
+        res = dt.renderer(max_size=64).render_batch(jobs)
+        imgs = [read_tiff(r) for r in res]
+    ref = imgs[0]
+    for i, (m, v, _) in enumerate(cases):
+        a, b = imgs[1 + 2 * i], imgs[2 + 2 * i]
+        expect(f"{m}.v{v}.upgraded_vs_darktable.max_abs", float(np.abs(a - b).max()), "<", 1e-6)
+        expect(f"{m}.v{v}.old_vs_unedited.mean_abs", float(np.abs(a - ref).mean()), ">", 1e-3)  # it was applied
+
+
+def test_legacy_values_as_darktable_assigns_them(dt) -> None:
+    """The upgraded values, from darktable's legacy_params: copies, the new members' fixed
+    values, v1's saturation rescaled in double and stored as float, v3's deflicker flag."""
+    exp, cb = dt.schemas.get("exposure"), dt.schemas.get("colorbalancergb")
+    v3 = decode_params(exp, upgrade_params(exp, 3, old_blob(LEGACY[("exposure", 3)], {**EXPOSURE, "deflicker": 1})))
+    assert v3["mode"] == 1 and v3["compensate_exposure_bias"] is False
+    assert v3["deflicker_percentile"] == 37.0 and v3["exposure"] == pytest.approx(1.3, abs=1e-6)
+    v2 = decode_params(exp, upgrade_params(exp, 2, old_blob(LEGACY[("exposure", 2)], {**EXPOSURE, "gain": 2.0})))
+    assert v2["mode"] == 0 and v2["deflicker_percentile"] == 50.0  # from the defaults (*n = *d)
+    c1 = decode_params(cb, upgrade_params(cb, 1, old_blob(LEGACY[("colorbalancergb", 1)], {"saturation_global": 3.0})))
+    assert c1["saturation_global"] == float(np.float32(3.0 / (180.0 / math.pi)))
+    assert c1["saturation_formula"] == 0 and c1["grey_fulcrum"] == float(np.float32(0.1845))
+    assert c1["brilliance_global"] == 0.0 and c1["shadows_weight"] == 0.0  # v1 has no brilliance; weight copied
+    c4 = decode_params(cb, upgrade_params(cb, 4, old_blob(LEGACY[("colorbalancergb", 4)], CBRGB)))
+    assert c4["contrast"] == pytest.approx(0.15) and c4["saturation_formula"] == 0
+    assert default_blob(cb) != upgrade_params(cb, 4, old_blob(LEGACY[("colorbalancergb", 4)], CBRGB))
+
+
+def test_legacy_refuses_in_one_line(dt) -> None:
+    """A version without a port, a newer version, a blob of the wrong size: one line naming
+    the module and both versions."""
+    cases = [
+        ("filmicrgb", 5, bytes(100), ["filmicrgb", "version 5", "version 6"]),
+        ("exposure", 7, bytes(24), ["exposure", "version 7", "version 6", "newer"]),
+        ("exposure", 1, bytes(8), ["exposure", "version 1", "version 6", "ported: from v2, v3, v4, v5"]),
+        ("exposure", 5, bytes(24), ["exposure", "version 5", "24 bytes", "20"]),
+    ]
+    for m, v, blob, words in cases:
+        with pytest.raises(LegacyError) as e:
+            upgrade_params(dt.schemas.get(m), v, blob, dt.version)
+        msg = str(e.value)
+        assert "\n" not in msg and all(w in msg for w in words), msg
