@@ -97,7 +97,7 @@ def assert_same_dataset(ds: Path, ref: Path) -> None:
 def _kill_one_render_worker(raylet: int, stop: threading.Event, killed: list[int]) -> None:
     """SIGKILL the first worker of this test's head node (a child of its raylet, ``raylet``) seen
     running a render task."""
-    import psutil  # ray ships it (ray/thirdparty_files, on sys.path once ray is imported)
+    import psutil
 
     from darkproxy.cluster.node_tasks import render_on_node
 

@@ -41,11 +41,13 @@ def test_tiny_demo_runs_every_stage_and_reuses_them(dt, tmp_path: Path, expect) 
     reg, pipe = s["slider_regression"], s["pipeline_regression"]
     # darktable's renders of the recovered sliders must be far closer to the target than the sliders at their
     # defaults (the baseline, measured in the same run)
-    expect("regress.darktable_psnr", reg["darktable_psnr"], ">", 32)
-    expect("regress.full_history_psnr", reg["full_history_psnr"], ">", 32)
-    expect("regress.darktable_pu21_psnr", reg["darktable_pu21_psnr"], ">", 45)
+    # bounds at about 3 std below the worst of 8 fresh runs (bench/results/test_noise.md): darktable PSNR
+    # 37.5-43.8 (std 2.2), full history 38.1-44.4, PU21 51.3-62.1 (std 3.6), gain over defaults 10.9-17.3
+    expect("regress.darktable_psnr", reg["darktable_psnr"], ">", 30)
+    expect("regress.full_history_psnr", reg["full_history_psnr"], ">", 30)
+    expect("regress.darktable_pu21_psnr", reg["darktable_pu21_psnr"], ">", 39)
     expect("regress.defaults_psnr", reg["defaults_psnr"])
-    expect("regress.darktable_psnr - defaults", reg["darktable_psnr"] - reg["defaults_psnr"], ">", 5)
+    expect("regress.darktable_psnr - defaults", reg["darktable_psnr"] - reg["defaults_psnr"], ">", 4)
     expect("regress.pu21_psnr - defaults", reg["darktable_pu21_psnr"] - reg["defaults_pu21_psnr"], ">", 0)
     expect("regress.param_error_median", reg["param_error_median"], "<", 0.3)
     assert pipe["pipeline"] == ["exposure", "colorbalancergb"]
