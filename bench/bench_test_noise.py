@@ -1,15 +1,16 @@
 """The spread of every figure the tests assert, over repeated fresh runs: where each test's bound sits.
 
     PYTHONPATH=src .venv/bin/python bench/bench_test_noise.py [--runs 10]
-        [--groups darktable,darktable-more,train,seeds,renders] [--work /tmp/dp/noise-work] [--out bench/results]
+        [--groups darktable,darktable-more,regress,train,seeds,renders] [--work /tmp/dp/noise-work]
+        [--out bench/results]
         [--match /tmp/dp/noise_match.json] [--merge OTHER/test_noise.json] [--report-only]
 
 Groups (each run ``--runs`` times, group after group in ``--groups`` order; resumable: runs already in
 ``OUT/test_noise.json`` are kept and skipped, each finished run is appended at once):
 
-* ``darktable``, ``darktable-more``: the tests whose figures come from darktable-cli's renders (datasets,
+* ``darktable``, ``darktable-more``, ``regress``: the tests whose figures come from darktable-cli's renders (datasets,
   trained proxies, regressions, the replica, the tiny demo and zoo): :data:`DARKTABLE_TESTS`,
-  :data:`DARKTABLE_MORE_TESTS`, one ``pytest`` session per run with a fresh ``--basetemp``,
+  :data:`DARKTABLE_MORE_TESTS`, :data:`REGRESS_TESTS`, one ``pytest`` session per run with a fresh ``--basetemp``,
   ``DARKPROXY_HOME`` and ``TMPDIR``, so that every fixture re-runs from scratch (renders, datasets, trainings).
 * ``train``: tests/engines/test_train.py's trainings on synthetic data (no darktable), run as they are.
 * ``seeds``: the same tests with torch's training seed set to the run's index (``bench/_seed_plugin.py``):
@@ -61,16 +62,23 @@ DARKTABLE_MORE_TESTS = [
     "tests/test_zoo.py::test_tiny_zoo_trains_resumes_and_loads_as_zoo_module",
     "tests/test_zoo.py::test_shipped_zoo_proxy_evaluates_on_new_raws",
 ]
+REGRESS_TESTS = [  # parametrised: exposure and colorbalancergb (2 test cases)
+    "tests/engines/test_regress.py::test_hidden_params_recovered_and_darktable_agrees",
+]
 TRAIN_TESTS = [
     "tests/engines/test_train.py::test_pointwise_exposure_reaches_35db_and_writes_the_run",
     "tests/engines/test_train.py::test_spatial_variants_learn_an_unsharp_mask",
     "tests/engines/test_train.py::test_demosaic_trains_and_holds_out_train_when_no_val",
     "tests/engines/test_train.py::test_multiscale_learns_a_border_aware_unsharp_mask",
 ]
-GROUPS = ("darktable", "darktable-more", "train", "seeds", "renders")
+GROUPS = ("darktable", "darktable-more", "regress", "train", "seeds", "renders")
+GROUP_TESTS = {"darktable": DARKTABLE_TESTS, "darktable-more": DARKTABLE_MORE_TESTS, "regress": REGRESS_TESTS}
+EXTRA_CASES = {"darktable-more": 2, "regress": 1}  # parametrised tests: cases beyond one per listed test
 GROUP_NOTES = {
     "darktable": "The tests of issue 25 and those sharing their fixtures (`exposure_run`, `colorbalance_run`).",
     "darktable-more": "The other darktable tests that assert figures (regress-eval, render scale, the zoo).",
+    "regress": "Slider regression through the test proxies (`exposure_run`, `colorbalance_run`) on darktable targets "
+    "at hidden sliders of a raw they never saw, and darktable's render of the recovered sliders.",
     "train": "tests/test_train.py's trainings on synthetic data, run as they are: bit-identical from run to run.",
     "seeds": "The same trainings with torch's training seed set to 0..9 (`bench/_seed_plugin.py`): the spread a "
     "bound must survive when the random stream changes (a torch release, an edit to the initialisation).",
@@ -116,10 +124,7 @@ FIGURE_FAILURE = "AssertionError: figures outside their bounds"
 
 def run_pytest(group: str, index: int, work: Path) -> dict[str, Any]:
     """One fresh pytest session over the group's tests; its figures, outcomes and wall time."""
-    tests = [
-        _resolve(t)
-        for t in {"darktable": DARKTABLE_TESTS, "darktable-more": DARKTABLE_MORE_TESTS}.get(group, TRAIN_TESTS)
-    ]
+    tests = [_resolve(t) for t in GROUP_TESTS.get(group, TRAIN_TESTS)]
     d = work / f"{group}-{index}"
     shutil.rmtree(d, ignore_errors=True)
     (d / "tmp").mkdir(parents=True)
@@ -149,7 +154,7 @@ def run_pytest(group: str, index: int, work: Path) -> dict[str, Any]:
     rec = {"group": group, "index": index, "rc": p.returncode, "seconds": round(seconds, 1)}
     rec |= {"outcomes": outcomes, "messages": messages, "durations": durations, "figures": figures}
     rec["tail"] = p.stdout[-3000:] if p.returncode else ""
-    rec["complete"] = _complete(rec, len(tests) + (2 if group == "darktable-more" else 0))  # + parametrised zoo
+    rec["complete"] = _complete(rec, len(tests) + EXTRA_CASES.get(group, 0))
     shutil.rmtree(d, ignore_errors=True)
     return rec
 

@@ -69,11 +69,10 @@ def test_joint_regression_recovers_hidden_params(
         sp = pipe.stages[pipe.modules_names.index(m)].param_space
         errs += [abs(res["params"][m][k] - v) / (sp.spec(k).hi - sp.spec(k).lo) for k, v in vals.items()]
     print(f"pipeline regression: errors {np.round(errs, 4).tolist()}, darktable PSNR {res['darktable_psnr']:.2f} dB")
-    # bench/results/test_noise.md (8 fresh runs): param error 0.004-0.014 (bound 0.05: 3.6x the worst);
-    # darktable PSNR 37.0-49.1 dB, std 3.6: the old bound 35 sat 0.6 std under the worst run, so it is
-    # 28 (the worst run minus 2.5 std) until more runs narrow the spread
+    # bench/results/test_noise.md (13 fresh runs): param error median 0.004-0.016 (std 0.004): 0.05 is 9.1 std
+    # over the worst; darktable PSNR 37.0-49.1 dB (std 3.1): 27 is 3.3 std under the worst (the old 35 was 0.6)
     expect("param_error_median", float(np.median(errs)), "<=", 0.05)
-    expect("darktable_psnr", res["darktable_psnr"], ">=", 28.0)
+    expect("darktable_psnr", res["darktable_psnr"], ">=", 27.0)
     # darktable renders the written sidecar, and it holds both recovered modules
     from darkproxy.darktable.params import decode_params
     from darkproxy.darktable.xmp import read_xmp

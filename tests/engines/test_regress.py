@@ -244,7 +244,9 @@ def verify_batch(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("module, run_fixture", [("exposure", "exposure_run"), ("colorbalancergb", "colorbalance_run")])
-def test_hidden_params_recovered_and_darktable_agrees(dt, make_raw, request, module: str, run_fixture: str) -> None:
+def test_hidden_params_recovered_and_darktable_agrees(
+    dt, make_raw, request, expect, module: str, run_fixture: str
+) -> None:
     """Acceptance: targets darktable rendered with hidden params (uniform in the
     training ranges), on a raw the proxy never saw, are recovered within 2 % of
     the training range (median over targets and params), and darktable's
@@ -267,8 +269,9 @@ def test_hidden_params_recovered_and_darktable_agrees(dt, make_raw, request, mod
         f"\n{module}: param errors {np.round(errs, 4).tolist()}, darktable PSNR {np.round(psnrs, 1).tolist()} dB, "
         f"proxy PSNR {[round(r.proxy_psnr, 1) for r in results]} dB, {secs:.2f} s per regression"
     )
-    assert float(np.median(psnrs)) >= 40.0, psnrs
-    assert float(np.median(errs)) <= 0.02, errs
+    # BOUNDS-PENDING
+    expect(f"{module}: darktable psnr median", float(np.median(psnrs)), ">=", 40.0)
+    expect(f"{module}: param error median", float(np.median(errs)), "<=", 0.02)
 
 
 @pytest.fixture(scope="module")

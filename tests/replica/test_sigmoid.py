@@ -4,7 +4,9 @@ A 256 px synthetic raw rendered at 128 px, filmic rgb off and sigmoid on. Floors
 values minus a margin: over 14 random edits (contrast, skew, hue preservation, both colour
 processings, targets, exposure -2.3..3.7 EV) the stage alone reached 52-100 dB against darktable's
 tap-out (its float32 finite-difference contrast power is not always reproduced; this edit: 52.9 dB)
-and the replica 51.4-59.8 dB against darktable's 8-bit sRGB export.
+and the replica 51.4-59.8 dB against darktable's 8-bit sRGB export. This edit over 12 fresh runs
+(bench/results/test_noise.md): 52.95 dB alone, 52.29 dB and ΔE 0.244 for the replica in every run (no
+spread): margins of 4.9 dB, 6.3 dB and 0.36.
 """
 
 from __future__ import annotations

@@ -84,6 +84,29 @@ BLEND_MODES = {
 }
 
 
+# the modes darktable's scene-referred RGB blend implements (develop/blends/blendif_rgb_jzczhz.c,
+# _choose_blend_func): any other mode code falls back to normal there
+SCENE_RGB_MODES = frozenset({0x04, 0x05, 0x06, 0x07, 0x08, 0x10, 0x11, 0x17, 0x18, 0x21, 0x22, 0x23, 0x25, 0x26, 0x27})
+SCENE_RGB_MODES |= {0x28, 0x29}
+
+
+@dataclass(frozen=True)
+class UniformBlend:
+    """An item's uniform blend (no mask) in scene RGB: ``opacity`` in ``[0, 1]`` (clipped as darktable
+    clips it), ``mode`` (the mode code darktable's scene-RGB blend runs: an unknown one is normal there),
+    ``reverse`` (input and output swapped), ``parameter`` (darktable's ``blend_parameter``, in EV: the
+    modes that scale the output use ``2^parameter``)."""
+
+    opacity: float
+    mode: int = BLEND_NORMAL
+    reverse: bool = False
+    parameter: float = 0.0
+
+    @property
+    def mode_name(self) -> str:
+        return BLEND_MODES.get(self.mode, f"mode {self.mode:#x}") + (" (reversed)" if self.reverse else "")
+
+
 @dataclass(frozen=True)
 class BlendParams:
     """``dt_develop_blend_params_t`` (version 11), field by field as darktable lays it out."""
@@ -214,10 +237,12 @@ def item_blend(item: Any) -> BlendParams | None:
     return decode_blendop(item.blendop_params, item.blendop_version, where)
 
 
-def blend_problem(item: Any, exact_uniform: bool) -> str | None:
+def blend_problem(item: Any, exact_uniform: bool, exact_modes: bool = False) -> str | None:
     """What of ``item``'s blending the replica cannot reproduce exactly (``None``: nothing: it does
     not blend, or, with ``exact_uniform`` (the stage is in scene-referred linear RGB), it blends
-    uniformly in mode normal in scene RGB, which :mod:`darkproxy.replica.blend` reproduces).
+    uniformly in mode normal in scene RGB, or, with ``exact_modes`` too (the stage's pipe is the
+    working profile's RGB, the replica's), uniformly in any mode of darktable's scene-RGB blend:
+    :mod:`darkproxy.replica.blend` reproduces those).
     The text names the module, its instance and what: ``opacity 50 %``, ``blend mode multiply``,
     ``parametric mask``..."""
     where = f"{item.operation} instance {item.multi_priority}"
@@ -230,7 +255,7 @@ def blend_problem(item: Any, exact_uniform: bool) -> str | None:
     what = []
     if bp.masks:
         what += bp.masks
-    if bp.blend_mode != BLEND_NORMAL:
+    if bp.blend_mode != BLEND_NORMAL and not (exact_modes and bp.blend_cst == CS_RGB_SCENE):
         what.append(f"blend mode {bp.mode_name}")
     if bp.blend_cst != CS_RGB_SCENE:
         what.append(f"blending in {bp.colorspace_name}")
@@ -241,11 +266,16 @@ def blend_problem(item: Any, exact_uniform: bool) -> str | None:
     return f"{where} blends ({', '.join(what)}): the replica does not reproduce that"
 
 
-def uniform_opacity(item: Any) -> float | None:
-    """The opacity (0..1, clipped as darktable clips it) of an item blending uniformly in mode
-    normal in scene RGB; ``None`` when the item does not blend (or blends otherwise: see
-    :func:`blend_problem`)."""
+def uniform_blend(item: Any) -> UniformBlend | None:
+    """An item's uniform blend in scene RGB (see :class:`UniformBlend`); ``None`` when the item does
+    not blend, or blends otherwise (a mask, another colour space: see :func:`blend_problem`)."""
     bp = item_blend(item)
-    if bp is None or not bp.enabled or bp.masks or bp.blend_mode != BLEND_NORMAL or bp.blend_cst != CS_RGB_SCENE:
+    if bp is None or not bp.enabled or bp.masks or bp.blend_cst != CS_RGB_SCENE:
         return None
-    return min(max(bp.opacity / 100.0, 0.0), 1.0)
+    code = bp.blend_mode & 0xFF
+    return UniformBlend(
+        opacity=min(max(bp.opacity / 100.0, 0.0), 1.0),
+        mode=code if code in SCENE_RGB_MODES else BLEND_NORMAL,
+        reverse=bool(bp.blend_mode & BLEND_REVERSE),
+        parameter=float(bp.blend_parameter),
+    )

@@ -119,6 +119,7 @@ DEFAULT_RANGES: Mapping[str, Mapping[str, tuple[float, float]]] = {
     },
     # the offsets' hard limits are +-FLT_MAX
     "colorcontrast": {"a_steepness": (0.0, 3.0), "b_steepness": (0.0, 3.0)},
+    "vibrance": {"amount": (0.0, 100.0)},
 }
 DEFAULT_FREE: Mapping[str, tuple[str, ...]] = {
     "exposure": ("exposure", "black"),

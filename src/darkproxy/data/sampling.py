@@ -25,7 +25,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from darkproxy.data.paramspace import ParamSpace
 from darkproxy.errors import DarkproxyError
@@ -70,6 +69,8 @@ def sample_unit(space: ParamSpace, n: int, sampler: str = "sobol", seed: int = 0
     if p == 0 or n == 0:
         return np.zeros((n, p))
     if sampler == "sobol":
+        from scipy.stats import qmc  # here: the CLI's argument parsing (SAMPLERS) does not load scipy.stats
+
         eng = qmc.Sobol(d=p, scramble=True, seed=seed)
         if start:
             eng.fast_forward(start)
@@ -82,6 +83,8 @@ def sample_unit(space: ParamSpace, n: int, sampler: str = "sobol", seed: int = 0
     elif sampler == "lhs":
         if start:
             raise DarkproxyError("lhs designs depend on n: sample them whole (start=0)")
+        from scipy.stats import qmc
+
         u = qmc.LatinHypercube(d=p, seed=seed).random(n)
     elif sampler == "grid":
         if start:

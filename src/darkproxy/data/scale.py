@@ -18,11 +18,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from darkproxy.errors import ScaleError
+
+if TYPE_CHECKING:
+    import torch
 
 # render scales are measured from rounded pixel sizes: 2 % either side of the
 # trained range is the same scale (a 128 px render of a 6000 px raw is 1/46.9)
@@ -87,6 +88,8 @@ class ScaleRange:
     def feature(self, scale: float | torch.Tensor) -> torch.Tensor:
         """The model's extra param: ``(log s - log lo) / (log hi - log lo)``
         (0 at ``lo``, 1 at ``hi``; a tensor keeps its shape)."""
+        import torch  # here: `darkproxy --help` and the CLI's argument parsing do not load torch
+
         s = torch.as_tensor(scale, dtype=torch.float32)
         if self.hi <= self.lo:
             return torch.zeros_like(s)

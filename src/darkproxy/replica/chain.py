@@ -36,8 +36,8 @@ from torch import nn
 
 from darkproxy.data.paramspace import ParamSpace, ParamSpec
 from darkproxy.errors import DarkproxyError
-from darkproxy.replica.blend import blend_uniform, stage_blend
-from darkproxy.replica.registry import EXACT, MOSAIC_NOTE, StageContext
+from darkproxy.replica.blend import blend_scene, blend_uniform, stage_blend
+from darkproxy.replica.registry import EXACT, GEOMETRY_FIRST, GEOMETRY_NOTE, MOSAIC_NOTE, StageContext
 
 KINDS = ("exact", "proxy", "passthrough")
 
@@ -65,6 +65,7 @@ class StagePlan:
     version: int | None = None  # the params version of ``values`` (darktable's, after an upgrade)
     upgraded_from: int | None = None  # the history item's older version, upgraded as darktable does
     opacity: float | None = None  # darktable blends the output uniformly with the input (replica/blend.py)
+    blend: Any = None  # that blend's mode (a darktable.blendop.UniformBlend) when it is not normal
 
 
 @dataclass
@@ -263,18 +264,22 @@ def _plan(
         up = f" (history item v{dec.upgraded_from}, upgraded to v{dec.version} as darktable does)"
         upgraded = up if dec.upgraded_from is not None else ""
         can_disable = m not in PASS_THROUGH
-        if runs_on_mosaic(order, m):
-            prefix.append(
-                StagePlan(m, "passthrough", dec.values, mosaic=True, note=MOSAIC_NOTE, can_disable=can_disable)
-            )
-            c.runs, c.detail = "passthrough", MOSAIC_NOTE
+        mosaic = runs_on_mosaic(order, m)
+        if mosaic or (m in GEOMETRY_FIRST and not stages and it is not None):  # darktable's render: the input
+            note = MOSAIC_NOTE if mosaic else GEOMETRY_NOTE
+            prefix.append(StagePlan(m, "passthrough", dec.values, mosaic=True, note=note, can_disable=can_disable))
+            c.runs, c.detail = "passthrough", note
             continue
         op = EXACT.get(m)
         c.implements = op.versions if op is not None else ()
         hard = bias_why if m == "exposure" else None  # no stage can run it: not even a proxy
-        opacity, blend_why = stage_blend(it, m, order)
+        blend, blend_why = stage_blend(it, m, order)
         hard = hard or blend_why
-        blended = f"; blended uniformly at {opacity * 100:g} %" if opacity is not None else ""
+        opacity = blend.opacity if blend is not None else None
+        mode = "" if blend is None or blend.mode_name == "normal" else f" ({blend.mode_name})"
+        blended = f"; blended uniformly{mode} at {opacity * 100:g} %" if opacity is not None else ""
+        common: dict[str, Any] = {"can_disable": can_disable, "opacity": opacity, "blend": blend if mode else None}
+        common |= _v(dec)
         soft = None  # the exact stage cannot: a proxy may
         if hard is None and dec.why is not None and (op is None or op.reads_params):
             hard = dec.why
@@ -287,9 +292,7 @@ def _plan(
             soft = soft or op.supports(dec.values, ctx)
             if soft is None and m not in prefer_proxy:
                 note = op.note + upgraded + blended
-                stages.append(
-                    StagePlan(m, "exact", dec.values, note=note, can_disable=can_disable, opacity=opacity, **_v(dec))
-                )
+                stages.append(StagePlan(m, "exact", dec.values, note=note, **common))
                 c.runs, c.detail = "exact", note
                 continue
         run = None if hard is not None else (runs.get(m) or _zoo_run(m))
@@ -297,11 +300,7 @@ def _plan(
             hard = _proxy_problem(m, run, dec, bias)
             if hard is None:
                 note = f"proxy {run}" + (f" ({soft})" if soft else "") + upgraded + blended
-                stages.append(
-                    StagePlan(
-                        m, "proxy", dec.values, run=run, note=note, can_disable=can_disable, opacity=opacity, **_v(dec)
-                    )
-                )
+                stages.append(StagePlan(m, "proxy", dec.values, run=run, note=note, **common))
                 c.runs, c.detail, c.run = "proxy", note, run
                 continue
         why = hard or soft or "no exact stage and no proxy in the zoo"
@@ -434,9 +433,13 @@ class ReplicaChain(nn.Module):
             self.slots[st.module] = _Slot(len(specs), [s.name for s in own], own)
             specs += [ParamSpec(f"{st.module}.{s.name}", s.kind, s.lo, s.hi, s.default, s.values, s.names) for s in own]
         self.param_space = ParamSpace.of("replica", specs)
+        for st in plan.stages:
+            why = _scale_problem(st, self.ctx)
+            if why:
+                raise ReplicaError(why)
         pointwise = all(
             (st.kind == "proxy" and bool(getattr(self.proxies[st.module], "pointwise", False)))
-            or (st.kind == "exact" and st.module != "sharpen")
+            or (st.kind == "exact" and EXACT[st.module].pointwise(st.values, self.ctx))
             for st in plan.stages
         )
         self.full_image_only = not pointwise
@@ -474,7 +477,8 @@ class ReplicaChain(nn.Module):
             slot = self.slots[st.module]
             uu = u[:, slot.start : slot.start + len(slot.names)]
             if st.kind == "passthrough":
-                cur = self.taps[st.module].to(x.device, x.dtype).reshape(1, 3, *x.shape[-2:]).expand(B, -1, -1, -1)
+                tap = self.taps[st.module]  # its own shape: a stage before it may have rotated the image
+                cur = tap.to(x.device, x.dtype).reshape(1, 3, *tap.shape[-2:]).expand(B, -1, -1, -1)
             elif st.kind == "proxy":
                 cur = self._blend(st, cur, self.proxies[st.module](cur, uu.to(cur.dtype)))
             else:
@@ -504,7 +508,29 @@ class ReplicaChain(nn.Module):
     @staticmethod
     def _blend(st: StagePlan, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """darktable's uniform blend of the stage's output with its input (``st.opacity``), if any."""
-        return y if st.opacity is None else blend_uniform(x, y, st.opacity)
+        if st.opacity is None:
+            return y
+        if st.blend is not None:  # a mode other than normal
+            return blend_scene(x, y, dataclasses.replace(st.blend, opacity=st.opacity))
+        return blend_uniform(x, y, st.opacity)
+
+
+def _scale_problem(st: StagePlan, ctx: StageContext) -> str | None:
+    """Why an exact stage cannot run at ``ctx.scale``, if it cannot: a flip that is not the
+    identity, after another stage of the chain, below full resolution (darktable samples
+    a rotated image on the rotated grid there: half an output pixel off at scale 0.5)."""
+    if st.kind != "exact" or st.module != "flip" or abs(ctx.scale - 1.0) < 1e-3:
+        return None
+    from darkproxy.replica.ports.flip import resolved_orientation
+
+    o = resolved_orientation(st.values, ctx)
+    if o in (0, None):  # None: refused by the stage's supports() already
+        return None
+    return (
+        f"flip orientation {o} after another stage of the chain at render scale {ctx.scale:.3g}: darktable "
+        "resamples the rotated image itself below full resolution; render at full size (--max-size = the raw's "
+        "long side)"
+    )
 
 
 def _num(v: Any, name: str) -> float:

@@ -63,7 +63,9 @@ class ExactOp:
     it is (shown in summaries); ``versions``: the module versions (darktable's
     params version, ``darktable:modversion`` in an XMP) whose params it reads;
     ``reads_params``: ``False`` for a stage whose output does not depend on the
-    module's params (an identity: any version runs). A stage that reads params
+    module's params (an identity: any version runs); ``pointwise(values, ctx)``: whether
+    each output pixel depends only on the same input pixel at these settings (the
+    regression engine then may fit on a subset of pixels). A stage that reads params
     declares its versions: the chain hands it the history's values decoded at one
     of them (an older item upgraded as darktable does, :mod:`darkproxy.darktable.legacy`),
     never defaults in place of values it could not decode."""
@@ -76,12 +78,18 @@ class ExactOp:
     supports: Callable[[Values, StageContext], str | None] = field(default=lambda v, c: None)
     versions: tuple[int, ...] = ()
     reads_params: bool = True
+    pointwise: Callable[[Values, StageContext], bool] = field(default=lambda v, c: True)
 
 
 EXACT: dict[str, ExactOp] = {}
 
 # modules whose input is the raw mosaic: the replica starts from darktable's demosaiced image
 MOSAIC_NOTE = "darktable's own render (the replica starts after demosaic: the zoo's mosaic proxies reach 24-30 dB)"
+# geometry that comes before every stage the chain runs: darktable's render is the replica's input (at render
+# scales below 1 darktable samples a rotated image on the rotated grid: rotating its unrotated render instead
+# differs by half an output pixel, 25 dB at scale 0.5; the exact flip stage is exact at scale 1)
+GEOMETRY_FIRST = ("flip",)
+GEOMETRY_NOTE = "darktable's own render: no stage of the chain comes before it, so the replica starts from its output"
 
 
 def register_exact(
@@ -92,6 +100,7 @@ def register_exact(
     supports: Callable[[Values, StageContext], str | None] | None = None,
     versions: tuple[int, ...] = (),
     reads_params: bool = True,
+    pointwise: bool | Callable[[Values, StageContext], bool] = True,
 ) -> Callable[[Callable[[torch.Tensor, Values, StageContext], torch.Tensor]], Any]:
     """Decorator: register ``fn`` as the exact stage of ``module`` (``versions`` is
     required unless ``reads_params=False``)."""
@@ -99,8 +108,9 @@ def register_exact(
         raise ValueError(f"exact stage {module}: declare the params versions it reads (versions=...)")
 
     def deco(fn: Callable[[torch.Tensor, Values, StageContext], torch.Tensor]) -> Any:
+        local = pointwise if callable(pointwise) else (lambda v, c, p=bool(pointwise): p)
         EXACT[module] = ExactOp(
-            module, fn, params, output, note, supports or (lambda v, c: None), versions, reads_params
+            module, fn, params, output, note, supports or (lambda v, c: None), versions, reads_params, local
         )
         return fn
 

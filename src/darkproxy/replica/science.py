@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from darkproxy.colour.matrices import profile_rgb_to_xyz_d50
+
 Tensor = torch.Tensor
 Vec3 = tuple[Tensor, Tensor, Tensor]
 
@@ -79,3 +81,45 @@ def safe_atan2(y: Tensor, x: Tensor) -> Tensor:
     """``atan2f`` (0 at the origin), with a finite gradient there."""
     zero = (x == 0) & (y == 0)
     return torch.atan2(torch.where(zero, torch.zeros_like(y), y), torch.where(zero, torch.ones_like(x), x))
+
+
+# darktable's pipe between the working profile and Lab (an ``IOP_CS_LAB`` module's input and output):
+# the profile's matrix to XYZ D50, then dt_XYZ_to_Lab with darktable's D50 white
+# (common/colorspaces_inline_conversions.h: d50 = {0.9642, 1, 0.8249})
+D50_WHITE = (0.9642, 1.0, 0.8249)
+
+
+def working_rgb_to_lab(x: Tensor) -> Tensor:
+    """``(B, 3, H, W)`` linear Rec2020 (darktable's working profile, D50-adapted) -> CIE Lab D50
+    ``(B, 3, H, W)`` (L in ``[0, 100]`` for ``[0, 1]`` RGB), as darktable converts for a Lab module."""
+    white = torch.as_tensor(D50_WHITE, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
+    f = lab_f(mix(profile_rgb_to_xyz_d50("lin_rec2020"), x) / white)
+    fx, fy, fz = f[:, 0:1], f[:, 1:2], f[:, 2:3]
+    return torch.cat([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], 1)
+
+
+def lab_to_working_rgb(lab: Tensor) -> Tensor:
+    """The inverse of :func:`working_rgb_to_lab`: CIE Lab D50 ``(B, 3, H, W)`` -> linear Rec2020."""
+    white = torch.as_tensor(D50_WHITE, dtype=lab.dtype, device=lab.device).reshape(1, 3, 1, 1)
+    fy = (lab[:, 0:1] + 16.0) / 116.0
+    f = torch.cat([lab[:, 1:2] / 500.0 + fy, fy, fy - lab[:, 2:3] / 200.0], 1)
+    return mix(np.linalg.inv(profile_rgb_to_xyz_d50("lin_rec2020")), lab_finv(f) * white)
+
+
+def hsl_to_rgb(h: Tensor, s: Tensor, lightness: Tensor) -> Vec3:
+    """darktable's ``hsl2rgb`` (common/colorspaces.c) on broadcastable tensors: hue ``h`` in ``[0, 1]``,
+    saturation ``s`` and lightness in ``[0, 1]`` -> three channels (piecewise linear in ``h``)."""
+    m2 = torch.where(lightness < 0.5, lightness * (1.0 + s), lightness + s - lightness * s)
+    m1 = 2.0 * lightness - m2
+    h6 = h * 6.0
+
+    def channel(hue: Tensor) -> Tensor:
+        rise = m1 + (m2 - m1) * hue
+        fall = m1 + (m2 - m1) * (4.0 - hue)
+        return torch.where(hue < 1.0, rise, torch.where(hue < 3.0, m2, torch.where(hue < 4.0, fall, m1)))
+
+    return (
+        channel(torch.where(h6 < 4.0, h6 + 2.0, h6 - 4.0)),
+        channel(h6),
+        channel(torch.where(h6 > 2.0, h6 - 2.0, h6 + 4.0)),
+    )

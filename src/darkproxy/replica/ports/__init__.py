@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from darkproxy.replica.ports import (  # noqa: F401  each registers its exact stage
     colorbalancergb,
+    colorcontrast,
     colorin,
+    colorize,
     colorout,
     exposure,
     filmicrgb,
@@ -15,4 +17,7 @@ from darkproxy.replica.ports import (  # noqa: F401  each registers its exact st
     gamma,
     sharpen,
     sigmoid,
+    splittoning,
+    velvia,
+    vibrance,
 )

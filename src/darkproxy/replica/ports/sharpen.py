@@ -1,26 +1,25 @@
 """darktable's sharpen (``sharpen``, params version 1) as an exact stage: ``src/iop/sharpen.c``.
 
 sharpen runs in Lab (``IOP_CS_LAB``): darktable converts the working profile's RGB
-to XYZ D50 with the profile's matrix (lcms's build) and to Lab, sharpens L, and
-converts back.
+to XYZ D50 with the profile's matrix (lcms's build) and to Lab (:func:`working_rgb_to_lab`),
+sharpens L, and converts back.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
-from darkproxy.colour.matrices import profile_rgb_to_xyz_d50
 from darkproxy.replica.registry import StageContext, Values, column, register_exact
-from darkproxy.replica.science import lab_f, lab_finv, mix
+from darkproxy.replica.science import lab_to_working_rgb, working_rgb_to_lab
 
 
 @register_exact(
     "sharpen",
     params=("radius", "amount", "threshold"),
     versions=(1,),
+    pointwise=False,
     note="darktable's sharpen.c: unsharp mask of CIE L* (Gaussian sigma = radius x render scale, cut at "
     "2.5 sigma), soft threshold, border of that width untouched; any render scale",
 )
@@ -34,13 +33,8 @@ def sharpen(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     r_max = max(rs)
     if r_max < 1 or 2 * r_max >= min(H, W):  # darktable leaves images this small untouched
         return x
-    # linear Rec2020 (darktable's working profile, D50-adapted) -> XYZ D50; its rows' sums are the D50 white
-    to_xyz = profile_rgb_to_xyz_d50("lin_rec2020")
-    white = torch.as_tensor(to_xyz.sum(1), dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
-    xyz = mix(to_xyz, x) / white
-    f = lab_f(xyz)
-    fx, fy, fz = f[:, 0:1], f[:, 1:2], f[:, 2:3]
-    L = 116.0 * fy - 16.0
+    lab = working_rgb_to_lab(x)
+    L = lab[:, 0:1]
     t = torch.arange(-r_max, r_max + 1, dtype=x.dtype, device=x.device)
     rt = torch.as_tensor(rs, dtype=x.dtype, device=x.device).reshape(-1, 1)
     k = torch.exp(-(t[None] ** 2) / (2.0 * sigma.reshape(-1, 1) ** 2)) * (t[None].abs() <= rt)
@@ -58,6 +52,4 @@ def sharpen(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     rb = torch.as_tensor(rs if len(rs) == B else rs * B, device=x.device).reshape(B, 1, 1, 1)
     inner = (yy >= rb) & (yy < H - rb) & (xx >= rb) & (xx < W - rb)
     L2 = torch.where(inner, L2, L)
-    fy2 = (L2 + 16.0) / 116.0
-    f2 = torch.cat([fy2 + (fx - fy), fy2, fy2 - (fy - fz)], 1)
-    return mix(np.linalg.inv(to_xyz), lab_finv(f2) * white)
+    return lab_to_working_rgb(torch.cat([L2, lab[:, 1:3]], 1))
