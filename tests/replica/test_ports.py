@@ -3,11 +3,11 @@
 One darktable-cli process per module renders the module's input and its output at ``N_EDITS`` random
 settings (uniform over the sliders' ranges in ``data/ranges.py``, enums and bools over their values) on a
 synthetic raw; the port applied to darktable's input must reproduce each output. Figures: display PSNR of
-the linear tap-outs (the project's encoding for linear images), the worst edit. Measured (one run each
-of 4 edits): colorcontrast 94.1-100 dB, colorize 99.9-100, splittoning 89.3-100, velvia 90.3-100,
-vibrance 81.0-100; 100 dB is bit for bit, and what is not sits at the level of darktable's own
-run-to-run noise between renders in one process (81.97-100 dB, bench/results/test_noise.md, "renders").
-The bound, 60 dB, is 21 dB under the worst.
+the linear tap-outs (the project's encoding for linear images), the worst edit. Measured over 2 runs of 4
+edits each, the worst edit: colorcontrast 87.1-94.1 dB, colorize 99.8-99.9, splittoning 89.3-91.2, velvia
+84.9-90.3, vibrance 81.0-82.1; the other edits mostly 100 dB (bit for bit). What is not bit for bit sits at
+the level of darktable's own run-to-run noise between renders in one process (81.97-100 dB,
+bench/results/test_noise.md, "renders"). The bound, 60 dB, is 21 dB under the worst.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ N_EDITS = 4
 # module -> {param: sampler range or values} beyond the regressable sliders' ranges
 EXTRA: dict[str, dict[str, Any]] = {
     "colorcontrast": {"a_offset": (-20.0, 20.0), "b_offset": (-20.0, 20.0), "unbound": (0, 1)},
+    "colorcorrection": {},
     "colorize": {"version": (1, 2)},
     "splittoning": {},
     "velvia": {},
@@ -44,8 +45,9 @@ def _edits(module: str, seed: int) -> list[dict[str, Any]]:
     return out
 
 
-@pytest.mark.parametrize("module", sorted(EXTRA))
-def test_port_matches_darktable_tapout(dt, make_raw, expect, module: str) -> None:
+def test_ports_match_darktable_tapouts(dt, make_raw, expect) -> None:
+    """Every module of :data:`EXTRA` at ``N_EDITS`` random settings, each against its own input, all in one
+    darktable-cli process."""
     from darkproxy.colour.metrics import display_psnr
     from darkproxy.darktable.render import RenderJob, read_tiff
     from darkproxy.darktable.tapout import plan_tapout
@@ -53,20 +55,21 @@ def test_port_matches_darktable_tapout(dt, make_raw, expect, module: str) -> Non
 
     raw: Path = make_raw(source="coffee", size=96)
     base = dt.default_history(raw)
-    edits = _edits(module, seed=sum(map(ord, module)))
-    plans = [plan_tapout(dt, base, module, e) for e in edits]
+    modules = sorted(EXTRA)
+    edits = {m: _edits(m, seed=sum(map(ord, m))) for m in modules}
+    plans = {m: [plan_tapout(dt, base, m, e) for e in edits[m]] for m in modules}
     with tempfile.TemporaryDirectory() as td:
-        jobs = [RenderJob(raw, plans[0].input_sidecar, Path(td) / "in.tif")]
-        jobs += [RenderJob(raw, p.output_sidecar, Path(td) / f"out{i}.tif") for i, p in enumerate(plans)]
+        jobs = [RenderJob(raw, plans[m][0].input_sidecar, Path(td) / f"in-{m}.tif") for m in modules]
+        jobs += [
+            RenderJob(raw, p.output_sidecar, Path(td) / f"{m}-{i}.tif") for m in modules for i, p in enumerate(plans[m])
+        ]
         imgs = [read_tiff(p) for p in dt.renderer(max_size=96).render_batch(jobs)]
-    x = torch.from_numpy(imgs[0])[None]
-    op = EXACT[module]
-    psnrs = []
-    for e, want in zip(edits, imgs[1:], strict=True):
-        got = op.fn(x, e, StageContext())[0].numpy()
-        psnrs.append(display_psnr(got, want))
-    print(f"\n{module}: {[round(p, 1) for p in psnrs]} dB over {edits}")
-    expect(f"{module}: worst edit psnr", min(psnrs), ">", 60)
+    inputs, outputs = imgs[: len(modules)], iter(imgs[len(modules) :])
+    for m, inp in zip(modules, inputs, strict=True):
+        x = torch.from_numpy(inp)[None]
+        psnrs = [display_psnr(EXACT[m].fn(x, e, StageContext())[0].numpy(), next(outputs)) for e in edits[m]]
+        print(f"\n{m}: {[round(p, 1) for p in psnrs]} dB over {edits[m]}")
+        expect(f"{m}: worst edit psnr", min(psnrs), ">", 60)
 
 
 @pytest.mark.parametrize("module", sorted(EXTRA))

@@ -23,12 +23,13 @@ Torch versions are differentiable. Images carry their channels on axis -3
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
+
+from darkproxy.colour.matrices import rec2020_to_rec709_matrix, y_rec2020
 
 T = TypeVar("T", np.ndarray, torch.Tensor)
 
@@ -82,24 +83,6 @@ def srgb_encode_ext(x: T) -> T:
     return xp.where(a <= _SRGB_T, 12.92 * x, xp.sign(x) * (1.055 * xp.clip(a, _SRGB_T, None) ** (1 / 2.4) - 0.055))
 
 
-@functools.cache
-def _rec2020_to_rec709() -> np.ndarray:
-    import colour  # slow to import (~1.5 s): only when a display image is made
-
-    m = colour.matrix_RGB_to_RGB(colour.RGB_COLOURSPACES["ITU-R BT.2020"], colour.RGB_COLOURSPACES["ITU-R BT.709"])
-    m = np.asarray(m, np.float64)
-    m.setflags(write=False)
-    return m
-
-
-def rec2020_to_rec709_matrix() -> np.ndarray:
-    """The 3x3 matrix taking linear Rec2020 RGB to linear Rec709/sRGB RGB (column
-    vectors, ``rgb709 = M @ rgb2020``; same D65 white), from colour-science.
-    Equals ITU-R BT.2087-0's ``[[1.6605, -0.5876, -0.0728], [-0.1246, 1.1329,
-    -0.0083], [-0.0182, -0.1006, 1.1187]]`` to its 4 decimals. Read-only float64."""
-    return _rec2020_to_rec709()
-
-
 def _mix(x: Any, m: np.ndarray, channel_axis: int) -> Any:
     """Apply a 3x3 matrix to the channel axis of ``x`` (numpy or torch)."""
     if isinstance(x, torch.Tensor):
@@ -121,16 +104,6 @@ def srgb_display_rec709(x: T, channel_axis: int = -3) -> T:
     return srgb_encode(linear_rec709_from_rec2020(x, channel_axis))
 
 
-@functools.cache
-def _y_rec2020() -> tuple[float, float, float]:
-    """BT.2020 luminance weights: the Y row of its RGB -> XYZ matrix (colour-science;
-    0.2627, 0.6780, 0.0593)."""
-    import colour
-
-    y = colour.RGB_COLOURSPACES["ITU-R BT.2020"].matrix_RGB_to_XYZ[1]
-    return float(y[0]), float(y[1]), float(y[2])
-
-
 PU21_WHITE_NITS = 100.0  # cd/m² that linear 1.0 stands for in PU21 metrics (a typical SDR display's white)
 PU21_L_MIN, PU21_L_MAX = 0.005, 10000.0  # cd/m², the range PU21 is fitted on
 _PU21_BANDING_GLARE = (
@@ -150,7 +123,7 @@ def luminance_rec2020(x: T, channel_axis: int = -3) -> T:
     r, g, b = (
         x.select(channel_axis, i) if isinstance(x, torch.Tensor) else np.take(x, i, axis=channel_axis) for i in range(3)
     )
-    wr, wg, wb = _y_rec2020()
+    wr, wg, wb = y_rec2020()
     return wr * r + wg * g + wb * b
 
 

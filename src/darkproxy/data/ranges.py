@@ -120,6 +120,14 @@ DEFAULT_RANGES: Mapping[str, Mapping[str, tuple[float, float]]] = {
     # the offsets' hard limits are +-FLT_MAX
     "colorcontrast": {"a_steepness": (0.0, 3.0), "b_steepness": (0.0, 3.0)},
     "vibrance": {"amount": (0.0, 100.0)},
+    # the colour of the shadows (lo) and highlights (hi) in Lab a*, b* (the GUI's square: +-40 by default zoom)
+    "colorcorrection": {
+        "hia": (-40.0, 40.0),
+        "hib": (-40.0, 40.0),
+        "loa": (-40.0, 40.0),
+        "lob": (-40.0, 40.0),
+        "saturation": (0.0, 2.0),
+    },
 }
 DEFAULT_FREE: Mapping[str, tuple[str, ...]] = {
     "exposure": ("exposure", "black"),

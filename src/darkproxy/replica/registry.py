@@ -18,7 +18,10 @@ Rec2020 (darktable's working space, as every tap-out) unless the op says
 tensors (the sliders being regressed); ``ctx`` is the :class:`StageContext`.
 
 Measured figures of each exact stage (display PSNR against darktable's tap-out,
-the stage alone on darktable's own input): ``bench/results/replica.md``.
+the stage alone on darktable's own input): ``bench/results/replica.md``; the pointwise
+ports added since (velvia, vibrance, colorcontrast, colorcorrection, colorize, splittoning) and flip:
+``tests/replica/test_ports.py``, ``tests/replica/test_flip.py`` and their spread in
+``bench/results/test_noise.md`` ("replica").
 """
 
 from __future__ import annotations
