@@ -72,6 +72,7 @@ REPLICA_TESTS = [  # the exact ports and blends against darktable: its own rende
     "tests/replica/test_ports.py::test_ports_match_darktable_tapouts",
     "tests/replica/test_blend.py::test_replica_uniform_blends_match_darktable",
     "tests/replica/test_blend.py::test_scene_rgb_blend_modes_match_darktable",
+    "tests/replica/test_blend.py::test_blend_opacity_regressed_from_a_darktable_target",
 ]
 TRAIN_TESTS = [
     "tests/engines/test_train.py::test_pointwise_exposure_reaches_35db_and_writes_the_run",

@@ -25,6 +25,7 @@ import torch
 from darkproxy.darktable.blendop import UniformBlend
 
 _NOT_LINEAR = ("colorin", "flip")
+BLEND_OPACITY = "blend.opacity"  # a blending stage's opacity as a slider of the replica (0..1): MODULE.blend.opacity
 
 
 def blend_uniform(inp: torch.Tensor, out: torch.Tensor, opacity: float | torch.Tensor) -> torch.Tensor:
@@ -62,7 +63,8 @@ _ONE_CHANNEL = {0x21: 0, 0x22: 1, 0x23: 2}  # RGB red, green, blue channel: p * 
 
 def blend_scene(inp: torch.Tensor, out: torch.Tensor, blend: UniformBlend) -> torch.Tensor:
     """darktable's uniform blend in scene RGB of the module's ``out`` with its ``inp`` (``(B, 3, H, W)``,
-    the working profile's RGB) in ``blend.mode`` at ``blend.opacity``."""
+    the working profile's RGB) in ``blend.mode`` at ``blend.opacity`` (a float, or a tensor that
+    broadcasts against the images: differentiable)."""
     a, b = (out, inp) if blend.reverse else (inp, out)
     p = 2.0**blend.parameter
     o = blend.opacity

@@ -36,7 +36,7 @@ from torch import nn
 
 from darkproxy.data.paramspace import ParamSpace, ParamSpec
 from darkproxy.errors import DarkproxyError
-from darkproxy.replica.blend import blend_scene, blend_uniform, stage_blend
+from darkproxy.replica.blend import BLEND_OPACITY, blend_scene, blend_uniform, stage_blend
 from darkproxy.replica.registry import EXACT, GEOMETRY_FIRST, GEOMETRY_NOTE, MOSAIC_NOTE, StageContext
 
 KINDS = ("exact", "proxy", "passthrough")
@@ -384,8 +384,9 @@ class _Slot:
     """Where a stage's regressable params sit in the flat vector."""
 
     start: int
-    names: list[str]  # param names of the stage
+    names: list[str]  # param names of the stage (the blend's opacity last, when it blends)
     specs: list[ParamSpec]
+    blends: bool = False  # the last column is the blend's opacity (BLEND_OPACITY)
 
 
 class ReplicaChain(nn.Module):
@@ -430,7 +431,9 @@ class ReplicaChain(nn.Module):
                     if name in rng and name in st.values:
                         lo, hi = rng[name]
                         own.append(ParamSpec(name, "float", lo, hi, float(st.values[name])))
-            self.slots[st.module] = _Slot(len(specs), [s.name for s in own], own)
+            if st.opacity is not None:  # darktable's blend opacity, a slider like the module's own
+                own.append(ParamSpec(BLEND_OPACITY, "float", 0.0, 1.0, float(st.opacity)))
+            self.slots[st.module] = _Slot(len(specs), [s.name for s in own], own, st.opacity is not None)
             specs += [ParamSpec(f"{st.module}.{s.name}", s.kind, s.lo, s.hi, s.default, s.values, s.names) for s in own]
         self.param_space = ParamSpace.of("replica", specs)
         for st in plan.stages:
@@ -474,18 +477,12 @@ class ReplicaChain(nn.Module):
             u = u.expand(B, -1)
         cur, outs = x, []
         for st in self.plan.stages:
-            slot = self.slots[st.module]
-            uu = u[:, slot.start : slot.start + len(slot.names)]
+            uu = u[:, self.slots[st.module].start :]
             if st.kind == "passthrough":
                 tap = self.taps[st.module]  # its own shape: a stage before it may have rotated the image
                 cur = tap.to(x.device, x.dtype).reshape(1, 3, *tap.shape[-2:]).expand(B, -1, -1, -1)
-            elif st.kind == "proxy":
-                cur = self._blend(st, cur, self.proxies[st.module](cur, uu.to(cur.dtype)))
             else:
-                vals: dict[str, Any] = dict(st.values)
-                for j, s in enumerate(slot.specs):
-                    vals[s.name] = s.lo + uu[:, j] * (s.hi - s.lo)
-                cur = self._blend(st, cur, EXACT[st.module].fn(cur, vals, ctx or self.ctx))
+                cur = self._stage(st, cur, uu, ctx)
             outs.append(cur)
         return cur, outs
 
@@ -495,24 +492,26 @@ class ReplicaChain(nn.Module):
         in :meth:`run_stages`)."""
         u = self.history_u(1, x.device)
         st = next(s for s in self.plan.stages if s.module == module)
-        slot = self.slots[module]
-        uu = u[:, slot.start : slot.start + len(slot.names)]
-        xb = x[None] if x.ndim == 3 else x
-        if st.kind == "proxy":
-            return self._blend(st, xb, self.proxies[module](xb, uu.to(xb.dtype)))
-        vals: dict[str, Any] = dict(st.values)
-        for j, s in enumerate(slot.specs):
-            vals[s.name] = s.lo + uu[:, j] * (s.hi - s.lo)
-        return self._blend(st, xb, EXACT[module].fn(xb, vals, ctx or self.ctx))
+        return self._stage(st, x[None] if x.ndim == 3 else x, u[:, self.slots[module].start :], ctx)
 
-    @staticmethod
-    def _blend(st: StagePlan, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """darktable's uniform blend of the stage's output with its input (``st.opacity``), if any."""
+    def _stage(self, st: StagePlan, x: torch.Tensor, u: torch.Tensor, ctx: StageContext | None) -> torch.Tensor:
+        """An exact or proxy stage on ``x`` with its sliders the first columns of ``u``, blended."""
+        slot = self.slots[st.module]
+        n = len(slot.names) - int(slot.blends)
+        uu = u[:, :n]
+        if st.kind == "proxy":
+            y = self.proxies[st.module](x, uu.to(x.dtype))
+        else:
+            vals: dict[str, Any] = dict(st.values)
+            for j, s in enumerate(slot.specs[:n]):
+                vals[s.name] = s.lo + uu[:, j] * (s.hi - s.lo)
+            y = EXACT[st.module].fn(x, vals, ctx or self.ctx)
         if st.opacity is None:
             return y
+        opacity = u[:, n].to(x.dtype).reshape(-1, 1, 1, 1)  # the blend's slider: the history's unless regressed
         if st.blend is not None:  # a mode other than normal
-            return blend_scene(x, y, dataclasses.replace(st.blend, opacity=st.opacity))
-        return blend_uniform(x, y, st.opacity)
+            return blend_scene(x, y, dataclasses.replace(st.blend, opacity=opacity))
+        return blend_uniform(x, y, opacity)
 
 
 def _scale_problem(st: StagePlan, ctx: StageContext) -> str | None:

@@ -76,9 +76,13 @@ def replica_regress(
     (darktable's render of ``result.xmp`` vs the target), ``start_psnr`` (darktable's
     render of the starting history), and with ``truth`` ({``"module.param"``: value})
     ``param_errors`` (absolute and as a fraction of the slider's range)."""
+    from dataclasses import replace
+
+    from darkproxy.darktable.blendop import item_blend
     from darkproxy.darktable.legacy import upgrade_history
     from darkproxy.engines.regress import RegressConfig, regress
     from darkproxy.errors import RawError
+    from darkproxy.replica.blend import BLEND_OPACITY
 
     say = log or (lambda s: None)
     t0 = time.perf_counter()
@@ -95,8 +99,15 @@ def replica_regress(
     say(f"regressing {', '.join(names)} through the replica ({cfg.restarts} restarts x {cfg.iters} iters)")
     res = regress(chain, renders.input, tgt, cfg)
     recovered = {n: res.params[n] for n in names}
-    edits = split_module_params(recovered)
+    opacities = {n[: -len(BLEND_OPACITY) - 1]: v for n, v in recovered.items() if n.endswith("." + BLEND_OPACITY)}
+    edits = split_module_params({n: v for n, v in recovered.items() if not n.endswith("." + BLEND_OPACITY)})
     result = dt.edit(upgrade_history(hist, dt.schemas, modules=list(edits)), updates=edits)
+    for module, opacity in opacities.items():  # into the item's blend params, as darktable stores it (percent)
+        item = result.find(module)
+        bp = item_blend(item)
+        if bp is None:  # the chain only has this slider for an item that blends
+            raise ReplicaError(f"{module}: its history item has no blend params to write the opacity to")
+        item.blendop_params = replace(bp, opacity=100.0 * float(opacity)).encode()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result.write(out / "result.xmp")
