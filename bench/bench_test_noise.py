@@ -1,18 +1,18 @@
 """The spread of every figure the tests assert, over repeated fresh runs: where each test's bound sits.
 
     PYTHONPATH=src .venv/bin/python bench/bench_test_noise.py [--runs 10]
-        [--groups darktable,darktable-more,regress,replica,train,seeds,renders] [--work /tmp/dp/noise-work]
+        [--groups darktable,darktable-more,regress,replica,replica-fit,train,seeds,renders] [--work /tmp/dp/noise-work]
         [--out bench/results]
         [--match /tmp/dp/noise_match.json] [--merge OTHER/test_noise.json] [--report-only]
 
 Groups (each run ``--runs`` times, group after group in ``--groups`` order; resumable: runs already in
 ``OUT/test_noise.json`` are kept and skipped, each finished run is appended at once):
 
-* ``darktable``, ``darktable-more``, ``regress``, ``replica``: the tests whose figures come from
-  darktable-cli's renders (datasets, trained proxies, regressions, the replica, the tiny demo and zoo):
-  :data:`DARKTABLE_TESTS`, :data:`DARKTABLE_MORE_TESTS`, :data:`REGRESS_TESTS`, :data:`REPLICA_TESTS`, one
-  ``pytest`` session per run with a fresh ``--basetemp``, ``DARKPROXY_HOME`` and ``TMPDIR``, so that every
-  fixture re-runs from scratch (renders, datasets, trainings).
+* ``darktable``, ``darktable-more``, ``regress``, ``replica``, ``replica-fit``: the tests whose figures come
+  from darktable-cli's renders (datasets, trained proxies, regressions, the replica, the tiny demo and zoo):
+  :data:`DARKTABLE_TESTS`, :data:`DARKTABLE_MORE_TESTS`, :data:`REGRESS_TESTS`, :data:`REPLICA_TESTS`,
+  :data:`REPLICA_FIT_TESTS`, one ``pytest`` session per run with a fresh ``--basetemp``, ``DARKPROXY_HOME``
+  and ``TMPDIR``, so that every fixture re-runs from scratch (renders, datasets, trainings).
 * ``train``: tests/engines/test_train.py's trainings on synthetic data (no darktable), run as they are.
 * ``seeds``: the same tests with torch's training seed set to the run's index (``bench/_seed_plugin.py``):
   the ``train`` runs are bit-identical on one machine, so this is the spread a bound must survive when
@@ -67,31 +67,35 @@ REGRESS_TESTS = [  # parametrised: exposure and colorbalancergb (2 test cases)
     "tests/engines/test_regress.py::test_hidden_params_recovered_and_darktable_agrees",
 ]
 REPLICA_TESTS = [  # the exact ports and blends against darktable: its own render noise is their only spread
-    "tests/replica/test_flip.py::test_every_orientation_matches_darktable",
-    "tests/replica/test_flip.py::test_rotated_edit_runs_through_the_replica",
+    "tests/replica/test_geometry.py::test_every_orientation_matches_darktable",
+    "tests/replica/test_geometry.py::test_rotated_edit_runs_through_the_replica",
+    "tests/replica/test_geometry.py::test_cropped_sharpened_edit_runs_through_the_replica",
     "tests/replica/test_ports.py::test_ports_match_darktable_tapouts",
     "tests/replica/test_blend.py::test_replica_uniform_blends_match_darktable",
     "tests/replica/test_blend.py::test_scene_rgb_blend_modes_match_darktable",
-    "tests/replica/test_blend.py::test_blend_opacity_regressed_from_a_darktable_target",
 ]
+REPLICA_FIT_TESTS = ["tests/replica/test_blend.py::test_blend_opacity_regressed_from_a_darktable_target"]
 TRAIN_TESTS = [
     "tests/engines/test_train.py::test_pointwise_exposure_reaches_35db_and_writes_the_run",
     "tests/engines/test_train.py::test_spatial_variants_learn_an_unsharp_mask",
     "tests/engines/test_train.py::test_demosaic_trains_and_holds_out_train_when_no_val",
     "tests/engines/test_train.py::test_multiscale_learns_a_border_aware_unsharp_mask",
 ]
-GROUPS = ("darktable", "darktable-more", "regress", "replica", "train", "seeds", "renders")
+GROUPS = ("darktable", "darktable-more", "regress", "replica", "replica-fit", "train", "seeds", "renders")
 GROUP_TESTS = {
     "darktable": DARKTABLE_TESTS,
     "darktable-more": DARKTABLE_MORE_TESTS,
     "regress": REGRESS_TESTS,
     "replica": REPLICA_TESTS,
+    "replica-fit": REPLICA_FIT_TESTS,
 }
 EXTRA_CASES = {"darktable-more": 2, "regress": 1}  # parametrised tests: cases beyond one per listed test
 GROUP_NOTES = {
     "darktable": "The tests of issue 25 and those sharing their fixtures (`exposure_run`, `colorbalance_run`).",
     "darktable-more": "The other darktable tests that assert figures (regress-eval, render scale, the zoo).",
     "replica": "The exact ports (flip, the pointwise ports, blend modes) against darktable's tap-outs and export.",
+    "replica-fit": "A blend opacity regressed through the replica from darktable's export, and darktable's render "
+    "of the result.",
     "regress": "Slider regression through the test proxies (`exposure_run`, `colorbalance_run`) on darktable targets "
     "at hidden sliders of a raw they never saw, and darktable's render of the recovered sliders.",
     "train": "tests/test_train.py's trainings on synthetic data, run as they are: bit-identical from run to run.",

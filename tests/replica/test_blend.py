@@ -63,9 +63,10 @@ SCENE_MODES += [(0x22, False), (0x04, True), (0x07, True), (0x0B, False)]  # 0x0
 def test_scene_rgb_blend_modes_match_darktable(dt, make_raw, expect) -> None:
     """color balance rgb (after colorin: the pipe is the working profile's RGB) blended uniformly at 70 % with
     blend_parameter 0.5 EV in each mode of darktable's scene-RGB blend, reversed too: darktable's tap-outs
-    (one darktable-cli process) against the exact stage blended by replica/blend.py. Measured over 2 runs:
-    68.5-100 dB, the worst mode of a run varying with darktable's render noise (divide reversed 68.5 then
-    97.7 dB: 1/x amplifies it), each mode's best run >= 75.8 dB; the bound 60 dB is 8.5 dB under the worst."""
+    (one darktable-cli process) against the exact stage blended by replica/blend.py. Over 10 fresh runs
+    (bench/results/test_noise.md, "replica"): 67.7-100 dB, every mode's spread darktable's render noise
+    (divide 67.7-75.8 and divide reversed 68.5-97.7: 1/x amplifies it); the bound, 55 dB, is 12.7 dB under
+    the worst run (two-valued spreads: exact or noise, so a stated margin rather than 3 std)."""
     import tempfile
 
     from darkproxy.colour.metrics import display_psnr
@@ -100,7 +101,7 @@ def test_scene_rgb_blend_modes_match_darktable(dt, make_raw, expect) -> None:
         assert blend is not None and blend.reverse == rev and blend.parameter == 0.5
         got = blend_scene(x, y, blend)[0].numpy()
         name = BLEND_MODES[code] + (" reversed" if rev else "")
-        expect(f"{name}: psnr", display_psnr(got, want), ">", 60)
+        expect(f"{name}: psnr", display_psnr(got, want), ">", 55)
     # the replica runs such a stage blended; before colorin (camera RGB: not the replica's space) only normal
     st = {s.module: s for s in plan_replica(dt, histories[0], raw).stages}["colorbalancergb"]
     assert st.kind == "exact" and "blended uniformly (multiply) at 70 %" in st.note

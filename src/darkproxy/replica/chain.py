@@ -265,7 +265,7 @@ def _plan(
         upgraded = up if dec.upgraded_from is not None else ""
         can_disable = m not in PASS_THROUGH
         mosaic = runs_on_mosaic(order, m)
-        if mosaic or (m in GEOMETRY_FIRST and not stages and it is not None):  # darktable's render: the input
+        if mosaic or (m in GEOMETRY_FIRST and it is not None and _commutes(stages, ctx)):  # darktable's: the input
             note = MOSAIC_NOTE if mosaic else GEOMETRY_NOTE
             prefix.append(StagePlan(m, "passthrough", dec.values, mosaic=True, note=note, can_disable=can_disable))
             c.runs, c.detail = "passthrough", note
@@ -512,6 +512,12 @@ class ReplicaChain(nn.Module):
         if st.blend is not None:  # a mode other than normal
             return blend_scene(x, y, dataclasses.replace(st.blend, opacity=opacity))
         return blend_uniform(x, y, opacity)
+
+
+def _commutes(stages: Sequence[StagePlan], ctx: StageContext) -> bool:
+    """Whether every stage so far is an exact per-pixel one (unblended, or blended uniformly: per pixel too),
+    so that a geometry stage after them can run first, in darktable's render of the input."""
+    return all(st.kind == "exact" and EXACT[st.module].pointwise(st.values, ctx) for st in stages)
 
 
 def _scale_problem(st: StagePlan, ctx: StageContext) -> str | None:

@@ -39,12 +39,11 @@ def pick_size(raw: Path, plan: ReplicaPlan, max_size: int | None) -> int:
     long side times the top of the narrowest trained scale range of a
     scale-dependent proxy (e.g. 128 px for a 256 px raw and the zoo's local
     proxies, trained at 0.5), else the raw's long side capped at 512."""
-    from darkproxy.darktable.tapout import raw_size
     from darkproxy.data.scale import ScaleRange
     from darkproxy.proxy.locate import resolve_run
 
-    wh = raw_size(raw)
-    long_side = max(wh) if wh else 512
+    wh = rendered_raw_size(raw, plan)  # a crop's rectangle: darktable's size bounds the crop
+    long_side = int(round(max(wh))) if wh else 512
     if max_size:
         return int(max_size)
     his = []
@@ -109,7 +108,6 @@ def render_references(
     the chain runs on: its passthrough stages) and (``export``) darktable's sRGB
     export of ``plan.history`` at ``size`` px."""
     from darkproxy.darktable.render import RenderFailure, RenderJob, read_tiff
-    from darkproxy.darktable.tapout import render_scale
     from darkproxy.errors import DarktableRenderError
 
     t0 = time.perf_counter()
@@ -139,16 +137,46 @@ def render_references(
         prev = linear.get(st.module, prev)
         after[st.module] = prev
     exp = imgs[-1] / 255.0 if export else np.zeros_like(inp)
-    scale = render_scale(raw, inp.shape)
+    scale = _render_scale(raw, plan, inp.shape)
     if scale is None:  # local stages (sharpen's radius) and proxies depend on it: never a guess
         raise ReplicaError(f"cannot measure the render scale: rawpy cannot read the size of {raw}")
     return Renders(inp, after, exp.astype(np.float32), float(scale), time.perf_counter() - t0)
 
 
-def precheck_scale(raw: Path, plan: ReplicaPlan, size: int) -> None:
-    """Refuse a size at which a scale-dependent proxy of the chain cannot run, before rendering."""
+def rendered_raw_size(raw: Path, plan: ReplicaPlan) -> tuple[float, float] | None:
+    """The raw's ``(width, height)`` in px as darktable's render of the replica's input frames it: turned
+    by a flip that swaps the axes and cut to a crop's rectangle (both darktable's, before the chain);
+    ``None`` when rawpy cannot read the raw's size."""
     from darkproxy.darktable.tapout import raw_size
+    from darkproxy.replica.ports.flip import SWAP_XY, resolved_orientation
 
     wh = raw_size(raw)
+    if not wh:
+        return None
+    w, h = float(wh[0]), float(wh[1])
+    geometry = {st.module: st for st in plan.prefix}
+    crop = geometry.get("crop")
+    if crop is None:
+        return w, h
+    if "flip" in geometry:
+        o = resolved_orientation(geometry["flip"].values, plan.context)
+        if o is None:
+            raise ReplicaError("crop after flip: the raw's EXIF orientation (the crop's frame) could not be read")
+        if o & SWAP_XY:
+            w, h = h, w
+    cx, cy, cw, ch = (float(crop.values[k]) for k in ("cx", "cy", "cw", "ch"))
+    return (cw - cx) * w, (ch - cy) * h
+
+
+def _render_scale(raw: Path, plan: ReplicaPlan, shape: tuple[int, ...]) -> float | None:
+    from darkproxy.darktable.tapout import render_scale
+
+    wh = rendered_raw_size(raw, plan)
+    return None if wh is None else render_scale((int(round(wh[0])), int(round(wh[1]))), shape)
+
+
+def precheck_scale(raw: Path, plan: ReplicaPlan, size: int) -> None:
+    """Refuse a size at which a scale-dependent proxy of the chain cannot run, before rendering."""
+    wh = rendered_raw_size(raw, plan)
     if wh:
         load_proxies(plan, min(1.0, size / max(wh)))

@@ -20,7 +20,7 @@ tensors (the sliders being regressed); ``ctx`` is the :class:`StageContext`.
 Measured figures of each exact stage (display PSNR against darktable's tap-out,
 the stage alone on darktable's own input): ``bench/results/replica.md``; the pointwise
 ports added since (velvia, vibrance, colorcontrast, colorcorrection, colorize, splittoning) and flip:
-``tests/replica/test_ports.py``, ``tests/replica/test_flip.py`` and their spread in
+``tests/replica/test_ports.py``, ``tests/replica/test_geometry.py`` and their spread in
 ``bench/results/test_noise.md`` ("replica").
 """
 
@@ -88,11 +88,15 @@ EXACT: dict[str, ExactOp] = {}
 
 # modules whose input is the raw mosaic: the replica starts from darktable's demosaiced image
 MOSAIC_NOTE = "darktable's own render (the replica starts after demosaic: the zoo's mosaic proxies reach 24-30 dB)"
-# geometry that comes before every stage the chain runs: darktable's render is the replica's input (at render
-# scales below 1 darktable samples a rotated image on the rotated grid: rotating its unrotated render instead
-# differs by half an output pixel, 25 dB at scale 0.5; the exact flip stage is exact at scale 1)
-GEOMETRY_FIRST = ("flip",)
-GEOMETRY_NOTE = "darktable's own render: no stage of the chain comes before it, so the replica starts from its output"
+# geometry with only per-pixel exact stages of the chain before it (which commute with it): darktable's render
+# with it is the replica's input (at render scales below 1 darktable samples a rotated or cropped image on its
+# own grid: rotating its unrotated render instead differs by half an output pixel, 25 dB at scale 0.5; the exact
+# flip stage is exact at scale 1; crop has no exact stage)
+GEOMETRY_FIRST = ("flip", "crop")
+GEOMETRY_NOTE = (
+    "darktable's own render: only per-pixel stages come before it in the chain (they commute with it), so the "
+    "replica starts from its output"
+)
 
 
 def register_exact(

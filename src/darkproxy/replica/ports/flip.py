@@ -5,7 +5,7 @@ reversed), ``FLIP_X`` (2, columns reversed), ``SWAP_XY`` (4, transposed after th
 0 none, 1 vertical mirror, 2 horizontal mirror, 3 rotation by 180 degrees, 4 transpose,
 5 rotation by 90 degrees clockwise, 6 counter-clockwise, 7 transverse. ``-1`` (``ORIENTATION_NULL``,
 the default history's) takes the raw's EXIF orientation. A pixel permutation: exact at every
-orientation (tests/replica/test_flip.py compares all eight with darktable's renders).
+orientation (tests/replica/test_geometry.py compares all eight with darktable's renders).
 """
 
 from __future__ import annotations
