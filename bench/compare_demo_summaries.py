@@ -47,7 +47,9 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
-def markdown(rows: list[dict[str, Any]], label_before: str, label_after: str, n_b: int, n_a: int) -> str:
+def markdown(
+    rows: list[dict[str, Any]], label_before: str, label_after: str, n_b: int, n_a: int, note: str = ""
+) -> str:
     timing = [r for r in rows if "seconds" in r["figure"] or r["figure"].endswith("_s")]
     plan = [r for r in rows if r["figure"].startswith("plan.")]
     figures = [r for r in rows if r not in timing and r not in plan]
@@ -62,6 +64,7 @@ def markdown(rows: list[dict[str, Any]], label_before: str, label_after: str, n_
         f"{len(figures) - len(moved)} of {len(figures)} figures are within that spread; "
         + ("the others: " + ", ".join(f"`{r['figure']}`" for r in moved) + "." if moved else "none moved beyond it."),
         "",
+        *([note, ""] if note else []),
         "| figure | before | after | spread | gap | within |",
         "|---|---|---|---|---|---|",
     ]
@@ -82,12 +85,13 @@ def main() -> None:
     ap.add_argument("--after", nargs="+", required=True, type=Path)
     ap.add_argument("--label-before", default="before")
     ap.add_argument("--label-after", default="after")
+    ap.add_argument("--note", default="", help="a paragraph of reading, printed above the table")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "redesign_demo.md")
     a = ap.parse_args()
     load = [flatten(json.loads((d / "summary.json").read_text())) for d in a.before]
     load_after = [flatten(json.loads((d / "summary.json").read_text())) for d in a.after]
     rows = compare(load, load_after)
-    a.out.write_text(markdown(rows, a.label_before, a.label_after, len(load), len(load_after)))
+    a.out.write_text(markdown(rows, a.label_before, a.label_after, len(load), len(load_after), a.note))
     (a.out.with_suffix(".json")).write_text(json.dumps(rows, indent=1) + "\n")
     print(a.out)
 
