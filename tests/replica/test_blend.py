@@ -63,7 +63,7 @@ SCENE_MODES += [(0x22, False), (0x04, True), (0x07, True), (0x0B, False)]  # 0x0
 def test_scene_rgb_blend_modes_match_darktable(dt, make_raw, expect) -> None:
     """color balance rgb (after colorin: the pipe is the working profile's RGB) blended uniformly at 70 % with
     blend_parameter 0.5 EV in each mode of darktable's scene-RGB blend, reversed too: darktable's tap-outs
-    (one darktable-cli process) against the exact stage blended by replica/blend.py. Over 10 fresh runs
+    (one darktable-cli process) against the exact stage blended by replica/blend.py. Over 21 fresh runs
     (bench/results/test_noise.md, "replica"): 67.7-100 dB, every mode's spread darktable's render noise
     (divide 67.7-75.8 and divide reversed 68.5-97.7: 1/x amplifies it); the bound, 55 dB, is 12.7 dB under
     the worst run (two-valued spreads: exact or noise, so a stated margin rather than 3 std)."""
