@@ -28,7 +28,7 @@ def velvia(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     psat = torch.where(
         plum <= 0.5,
         safe_div(spread, 1e-5 + pmax + pmin, (1e-5 + pmax + pmin) != 0),
-        safe_div(spread, 1e-5 + (2.0 - pmax - pmin).clamp_min(0.0), torch.ones_like(plum, dtype=torch.bool)),
+        spread / (1e-5 + (2.0 - pmax - pmin).clamp_min(0.0)),  # the denominator is >= 1e-5: a plain division
     )
     weight = (((1.0 - 1.5 * psat) + (1.0 + (plum - 0.5).abs() * 2.0) * (1.0 - bias)) / (1.0 + (1.0 - bias))).clamp(
         0.0, 1.0
