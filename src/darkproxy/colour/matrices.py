@@ -126,3 +126,13 @@ LMS_TO_FILMLIGHT_RGB = _const(
 # LMS_to_Yrg: the luminance Y of CIE 2006 LMS; Yrg_to_Ych: Filmlight rg of the D65 white
 Y_LMS_2006 = _const([[0.68990272, 0.34832189, 0.0]])[0]
 FILMLIGHT_D65_RG = (0.21902143, 0.54371398)
+# chromatic_adaptation.h: the cone spaces of darktable's chromatic adaptations (XYZ normalised by Y).
+# Bradford's XYZ -> LMS is :data:`BRADFORD` (lcms' numbers, the same); darktable's LMS -> XYZ is its own
+# 4-decimal inverse, not the exact one
+BRADFORD_LMS_TO_XYZ = _const([[0.9870, -0.1471, 0.1600], [0.4323, 0.5184, 0.0493], [-0.0085, 0.0400, 0.9685]])
+XYZ_TO_CAT16_LMS = _const(
+    [[0.401288, 0.650173, -0.051461], [-0.250268, 1.204414, 0.045854], [-0.002079, 0.048952, 0.953127]]
+)
+CAT16_LMS_TO_XYZ = _const(
+    [[1.862068, -1.011255, 0.149187], [0.38752, 0.621447, -0.008974], [-0.015841, -0.034123, 1.049964]]
+)

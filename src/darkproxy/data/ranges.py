@@ -107,7 +107,23 @@ DEFAULT_RANGES: Mapping[str, Mapping[str, tuple[float, float]]] = {
         "saturation": (0.0, 1.0),
     },
     "censorize": {"radius_1": (0.0, 50.0), "pixelate": (0.0, 50.0), "radius_2": (0.0, 50.0)},
-    "channelmixerrgb": {"temperature": (3000.0, 9000.0), "gamut": (0.0, 3.0)},
+    # color calibration: the illuminant (temperature for daylight / Planckian, xy for custom: around the
+    # Planckian locus), the compression, and the elements of its rows (named as darktable's introspection
+    # names them, ``red[0]``: input R of output R): the mixing diagonal 0.5..1.5 and the rest -0.5..0.5 (no
+    # GUI soft range), colorfulness and brightness the GUI's -1..1, grey its 0..1
+    "channelmixerrgb": {
+        "temperature": (3000.0, 9000.0),
+        "x": (0.28, 0.48),
+        "y": (0.28, 0.42),
+        "gamut": (0.0, 3.0),
+        **{
+            f"{r}[{i}]": (0.5, 1.5) if i == k else (-0.5, 0.5)
+            for k, r in enumerate(("red", "green", "blue"))
+            for i in range(3)
+        },
+        **{f"{r}[{i}]": (-1.0, 1.0) for r in ("saturation", "lightness") for i in range(3)},
+        **{f"grey[{i}]": (0.0, 1.0) for i in range(3)},
+    },
     "velvia": {"strength": (0.0, 100.0), "bias": (0.0, 1.0)},
     "splittoning": {
         "shadow_hue": (0.0, 1.0),

@@ -7,6 +7,7 @@ would divide by zero or take a root of zero.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,18 @@ def safe_atan2(y: Tensor, x: Tensor) -> Tensor:
 # the profile's matrix to XYZ D50, then dt_XYZ_to_Lab with darktable's D50 white
 # (common/colorspaces_inline_conversions.h: d50 = {0.9642, 1, 0.8249})
 D50_WHITE = (0.9642, 1.0, 0.8249)
+
+
+@functools.cache
+def working_profile_matrices() -> tuple[np.ndarray, np.ndarray]:
+    """darktable's linear Rec2020 working profile as a module's ``process()`` reads it:
+    ``matrix_in`` (RGB -> XYZ D50, lcms's build stored as floats) and ``matrix_out`` (its
+    inverse, ``mat3SSEinv``, stored as floats): float32 values in read-only float64 ``(3, 3)`` arrays."""
+    m_in = profile_rgb_to_xyz_d50("lin_rec2020").astype(np.float32).astype(np.float64)
+    m_out = np.linalg.inv(m_in).astype(np.float32).astype(np.float64)
+    m_in.setflags(write=False)
+    m_out.setflags(write=False)
+    return m_in, m_out
 
 
 def working_rgb_to_lab(x: Tensor) -> Tensor:
