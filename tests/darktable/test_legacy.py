@@ -2,9 +2,11 @@
 
 Old-version sidecars are made by encoding the old struct (from darktable's source) into the
 history item with the old darkroom modversion; darktable upgrades them when it loads the XMP.
-darktable's render of each old sidecar must equal its render of darkproxy's upgrade (measured:
-bit-identical for every version below) and differ from the history without the edit (so
-darktable did load the old item rather than drop it).
+darktable's render of each old sidecar must equal its render of darkproxy's upgrade (bit-identical
+for every version below, but for darktable's run-to-run noise: a few pixels near the right edge, where
+RCD reads a buffer column left by earlier work, docs/darktable-notes.md; under load one case of eight
+failed a bit-identical check) and differ from the history without the edit (so darktable did load
+the old item rather than drop it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 
 from darkproxy.darktable.legacy import LEGACY, Legacy, LegacyError, upgrade_history, upgrade_params
 from darkproxy.darktable.params import decode_params, default_blob
+from tests.darktable.render_noise import assert_same_render
 
 EXPOSURE = {"black": 0.002, "exposure": 1.3, "deflicker_percentile": 37.0, "deflicker_target_level": -3.0}
 CBRGB = {
@@ -82,7 +85,7 @@ def test_legacy_upgrades_render_as_darktable_upgrades(dt, make_raw, expect) -> N
     ref = imgs[0]
     for i, (m, v, _) in enumerate(cases):
         a, b = imgs[1 + 2 * i], imgs[2 + 2 * i]
-        expect(f"{m}.v{v}.upgraded_vs_darktable.max_abs", float(np.abs(a - b).max()), "<", 1e-6)
+        assert_same_render(a, b, f"{m} v{v}: the old item vs its upgrade")
         expect(f"{m}.v{v}.old_vs_unedited.mean_abs", float(np.abs(a - ref).mean()), ">", 1e-3)  # it was applied
 
 

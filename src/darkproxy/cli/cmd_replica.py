@@ -18,13 +18,15 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "Run the history darktable would apply to RAW (its defaults on import, or --xmp, plus --set; a --set "
         "on a module the history leaves off turns it on) through darkproxy's replica, raw to display sRGB: "
         "the mosaic stages (rawprepare, temperature, highlights, demosaic) are darktable's own render "
-        "(passthrough: the replica starts from the demosaiced image), then every enabled module runs as an "
-        "exact torch implementation of darktable's closed form where there is one (exposure, colorin, "
-        "sharpen, colorout to the sRGB display, ...) or as the zoo's proxy (colorbalancergb, filmicrgb, "
-        "sigmoid, ...). A module with neither is refused in one line (--allow-missing: darktable's tap-out "
-        "there, reported). DIR gets replica.png, darktable.png (darktable-cli's 8-bit sRGB export of the same "
-        "history at the same size), error.png, history.xmp, summary.json (psnr, deltae_mean, deltae_p95, "
-        "seconds, stages: [{module, kind, psnr_vs_tapout, psnr_alone}]) and index.html.\n\n"
+        "(passthrough: the replica starts from the demosaiced image; with --from-mosaic they run as exact "
+        "ports from the raw's CFA, colorin's camera matrix measured from darktable's renders), then every "
+        "enabled module runs as an exact torch implementation of darktable's closed form where there is one "
+        "(exposure, colorin, sharpen, colorout to the sRGB display, ...) or as the zoo's proxy "
+        "(colorbalancergb, filmicrgb, sigmoid, ...). A module with neither is refused in one line "
+        "(--allow-missing: darktable's tap-out there, reported). DIR gets replica.png, darktable.png "
+        "(darktable-cli's 8-bit sRGB export of the same history at the same size), error.png, history.xmp, "
+        "summary.json (psnr, deltae_mean, deltae_p95, seconds, stages: [{module, kind, psnr_vs_tapout, "
+        "psnr_alone}]) and index.html.\n\n"
         "A history item the replica cannot read faithfully is refused in one line: an older params version is "
         "read upgraded as darktable upgrades it (exposure v2-v5, color balance rgb v1-v4: darktable's "
         "legacy_params ported), any other version is refused naming both versions, as is a proxy trained on "
@@ -68,6 +70,13 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         default="",
         help="run these modules through their zoo proxy even where an exact stage exists (to compare)",
     )
+    p.add_argument(
+        "--from-mosaic",
+        action="store_true",
+        help="start from the raw's CFA: rawprepare, temperature, highlights and demosaic (RCD) run as exact ports "
+        "(white balance regressable: --free temperature.red,temperature.blue); refused in one line naming a "
+        "mosaic stage without a port at the history's settings",
+    )
     p.add_argument("--proxy", action="append", metavar="MODULE=RUN", help="a proxy run for a module (default: zoo)")
     g = p.add_argument_group("regress")
     g.add_argument("--target", help="display-referred sRGB target (PNG/JPEG/TIFF) rendered from RAW")
@@ -106,7 +115,14 @@ def run(args: argparse.Namespace) -> int:
         from darkproxy.replica.run import dry_run, format_dry_run
 
         rep = dry_run(
-            dt, raw, xmp=args.xmp, sets=sets, allow_missing=args.allow_missing, prefer_proxy=prefer, runs=runs
+            dt,
+            raw,
+            xmp=args.xmp,
+            sets=sets,
+            allow_missing=args.allow_missing,
+            prefer_proxy=prefer,
+            runs=runs,
+            from_mosaic=args.from_mosaic,
         )
         emit(args, rep, format_dry_run(rep))
         return 0
@@ -128,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
             prefer_proxy=prefer,
             runs=runs,
             log=say,
+            from_mosaic=args.from_mosaic,
         )
         emit(
             args,
@@ -157,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         runs=runs,
         config=RegressConfig(iters=args.iters, restarts=args.restarts, seed=args.seed),
         log=say,
+        from_mosaic=args.from_mosaic,
     )
     emit(
         args,

@@ -136,3 +136,8 @@ XYZ_TO_CAT16_LMS = _const(
 CAT16_LMS_TO_XYZ = _const(
     [[1.862068, -1.011255, 0.149187], [0.38752, 0.621447, -0.008974], [-0.015841, -0.034123, 1.049964]]
 )
+# develop/blend.c (dt_develop_blendif_init_masking_profile): Bradford XYZ D50 -> XYZ D65 (Lindbloom's), which
+# scene-RGB parametric masks premultiply to the pipe profile's matrix_in to reach JzAzBz
+XYZ_D50_TO_D65_BRADFORD_BLEND = _const(
+    [[0.9555766, -0.0230393, 0.0631636], [-0.0282895, 1.0099416, 0.0210077], [0.0122982, -0.0204830, 1.3299098]]
+)

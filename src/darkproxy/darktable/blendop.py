@@ -33,6 +33,15 @@ MASK_ENABLED = 1  # "uniformly"
 MASK_DRAWN = 2
 MASK_PARAMETRIC = 4
 MASK_RASTER = 8
+# mask_combine (blend.h dt_develop_combine_masks_t): the parametric mask inverted; its channels combined
+# inclusively (the product of the channels' complements, then complemented); a drawn mask inverted
+COMBINE_INV = 0x01
+COMBINE_INCL = 0x02
+COMBINE_MASKS_POS = 0x04
+# blendif: bit i, channel i takes part; bit 16 + i, its polarity is inverted (blend.h dt_develop_blendif_channels_t:
+# scene RGB's 0 g (luminance) in, 1-3 R G B in, 4-7 the same out, 8-10 Jz Cz hz in, 12-14 Jz Cz hz out)
+BLENDIF_RGB_MASK = 0x77FF
+BLENDIF_CHANNELS = {0: "g", 1: "R", 2: "G", 3: "B", 8: "Jz", 9: "Cz", 10: "hz"}
 
 COLORSPACES = {0: "the module's default colour space", 1: "raw", 2: "Lab", 3: "RGB (display)", 4: "RGB (scene)"}
 CS_RGB_SCENE = 4
@@ -91,16 +100,48 @@ SCENE_RGB_MODES |= {0x28, 0x29}
 
 
 @dataclass(frozen=True)
+class ParametricMask:
+    """An item's parametric mask (blend-if) in scene RGB, as ``dt_develop_blendif_rgb_jzczhz_make_mask``
+    reads it: ``blendif`` (active and polarity bits: :data:`BLENDIF_CHANNELS`), ``parameters`` (4
+    breakpoints per channel, 16 channels, in darktable's slider units), ``boost`` (log2 factors per
+    channel: a breakpoint in channel units is ``parameter * 2^boost``), ``combine`` (``mask_combine``:
+    :data:`COMBINE_INV`, :data:`COMBINE_INCL`), ``contrast`` and ``brightness`` (the mask's tone curve)."""
+
+    blendif: int
+    parameters: tuple[float, ...]
+    boost: tuple[float, ...]
+    combine: int = 0
+    contrast: float = 0.0
+    brightness: float = 0.0
+
+    def channels(self) -> str:
+        """The active channels, darktable's names (``Jz in, R out (inverted)``) or ``no channel``."""
+        names = []
+        for side, off in (("in", 0), ("out", 4)):
+            for ch, name in BLENDIF_CHANNELS.items():
+                if self.blendif & (1 << (ch + off)):
+                    inv = " (inverted)" if self.blendif & (1 << (ch + off + 16)) else ""
+                    names.append(f"{name} {side}{inv}")
+        return ", ".join(names) or "no channel"
+
+
+@dataclass(frozen=True)
 class UniformBlend:
-    """An item's uniform blend (no mask) in scene RGB: ``opacity`` in ``[0, 1]`` (clipped as darktable
-    clips it), ``mode`` (the mode code darktable's scene-RGB blend runs: an unknown one is normal there),
-    ``reverse`` (input and output swapped), ``parameter`` (darktable's ``blend_parameter``, in EV: the
-    modes that scale the output use ``2^parameter``)."""
+    """An item's blend in scene RGB: ``opacity`` in ``[0, 1]`` (clipped as darktable clips it), ``mode``
+    (the mode code darktable's scene-RGB blend runs: an unknown one is normal there), ``reverse`` (input
+    and output swapped), ``parameter`` (darktable's ``blend_parameter``, in EV: the modes that scale the
+    output use ``2^parameter``); ``mask``: its parametric mask (``None``: uniformly, the opacity everywhere)."""
 
     opacity: float
     mode: int = BLEND_NORMAL
     reverse: bool = False
     parameter: float = 0.0
+    mask: ParametricMask | None = None
+
+    @property
+    def how(self) -> str:
+        """``uniformly`` or ``with a parametric mask``."""
+        return "uniformly" if self.mask is None else "with a parametric mask"
 
     @property
     def mode_name(self) -> str:
@@ -237,14 +278,33 @@ def item_blend(item: Any) -> BlendParams | None:
     return decode_blendop(item.blendop_params, item.blendop_version, where)
 
 
+def mask_problems(bp: BlendParams, exact_modes: bool) -> list[str]:
+    """What of ``bp``'s masks the replica does not reproduce (empty: none, or a parametric mask alone in scene
+    RGB where the pipe is the working profile's RGB (``exact_modes``), refined only by contrast and brightness:
+    :mod:`darkproxy.replica.mask`). darktable's thresholds (blend.c ``_develop_mask_get_post_operations``):
+    feathering runs above a radius of 0.1, the blur too; the details threshold at any non-zero value."""
+    what = [m for m in bp.masks if m != "parametric mask"]
+    if "parametric mask" not in bp.masks:
+        return what
+    if not exact_modes:  # (another blend colour space: blend_problem says so)
+        what.append("parametric mask outside the working profile's RGB (between colorin and colorout)")
+    if bp.feathering_radius > 0.1:
+        what.append(f"mask feathering radius {bp.feathering_radius:g} (guided filter, not ported)")
+    if bp.blur_radius > 0.1:
+        what.append(f"mask blur radius {bp.blur_radius:g} (darktable's IIR gaussian, not ported)")
+    if bp.details != 0.0:
+        what.append(f"mask details threshold {bp.details:g} (detail mask, not ported)")
+    return what
+
+
 def blend_problem(item: Any, exact_uniform: bool, exact_modes: bool = False) -> str | None:
     """What of ``item``'s blending the replica cannot reproduce exactly (``None``: nothing: it does
     not blend, or, with ``exact_uniform`` (the stage is in scene-referred linear RGB), it blends
     uniformly in mode normal in scene RGB, or, with ``exact_modes`` too (the stage's pipe is the
-    working profile's RGB, the replica's), uniformly in any mode of darktable's scene-RGB blend:
-    :mod:`darkproxy.replica.blend` reproduces those).
+    working profile's RGB, the replica's), in any mode of darktable's scene-RGB blend, uniformly or
+    with a parametric mask (see :func:`mask_problems`): :mod:`darkproxy.replica.blend` reproduces those).
     The text names the module, its instance and what: ``opacity 50 %``, ``blend mode multiply``,
-    ``parametric mask``..."""
+    ``drawn mask``, ``mask feathering radius 5``..."""
     where = f"{item.operation} instance {item.multi_priority}"
     try:
         bp = item_blend(item)
@@ -252,9 +312,7 @@ def blend_problem(item: Any, exact_uniform: bool, exact_modes: bool = False) -> 
         return str(e)
     if bp is None or not bp.enabled:
         return None
-    what = []
-    if bp.masks:
-        what += bp.masks
+    what = mask_problems(bp, exact_modes)
     if bp.blend_mode != BLEND_NORMAL and not (exact_modes and bp.blend_cst == CS_RGB_SCENE):
         what.append(f"blend mode {bp.mode_name}")
     if bp.blend_cst != CS_RGB_SCENE:
@@ -267,15 +325,29 @@ def blend_problem(item: Any, exact_uniform: bool, exact_modes: bool = False) -> 
 
 
 def uniform_blend(item: Any) -> UniformBlend | None:
-    """An item's uniform blend in scene RGB (see :class:`UniformBlend`); ``None`` when the item does
-    not blend, or blends otherwise (a mask, another colour space: see :func:`blend_problem`)."""
+    """An item's blend in scene RGB, uniform or with a parametric mask (see :class:`UniformBlend`);
+    ``None`` when the item does not blend, or blends otherwise (a drawn or raster mask, another colour
+    space: see :func:`blend_problem`, which also says what of a parametric mask is not reproduced)."""
     bp = item_blend(item)
-    if bp is None or not bp.enabled or bp.masks or bp.blend_cst != CS_RGB_SCENE:
+    if bp is None or not bp.enabled or bp.blend_cst != CS_RGB_SCENE:
         return None
+    if bp.masks not in ([], ["parametric mask"]):
+        return None
+    mask = None
+    if bp.masks:
+        mask = ParametricMask(
+            blendif=bp.blendif,
+            parameters=bp.blendif_parameters,
+            boost=bp.blendif_boost_factors,
+            combine=bp.mask_combine,
+            contrast=float(bp.contrast),
+            brightness=float(bp.brightness),
+        )
     code = bp.blend_mode & 0xFF
     return UniformBlend(
         opacity=min(max(bp.opacity / 100.0, 0.0), 1.0),
         mode=code if code in SCENE_RGB_MODES else BLEND_NORMAL,
         reverse=bool(bp.blend_mode & BLEND_REVERSE),
         parameter=float(bp.blend_parameter),
+        mask=mask,
     )

@@ -141,3 +141,47 @@ def read_packed_mosaic(path: str | os.PathLike[str], white_balance: bool = False
         planes[name] = plane
     data = np.stack([planes[n] for n in PACKED_ORDER]).astype(np.float32)
     return PackedMosaic(data, info, white_balance)
+
+
+@dataclass
+class FullMosaic:
+    """The raw's whole sensor array as darktable's rawprepare reads it: ``data`` float32
+    ``(H, W)`` raw sensor values (not black-subtracted, not cropped: darktable's rawprepare
+    crops and scales it); ``cfa``: the colour (0 R, 1 G, 2 B) of the 2x2 sites at (0, 0),
+    (0, 1), (1, 0), (1, 1) of ``data``."""
+
+    data: np.ndarray
+    cfa: tuple[int, int, int, int]
+
+
+def read_full_mosaic(path: str | os.PathLike[str]) -> FullMosaic:
+    """The uncropped CFA of a 2x2 Bayer raw (rawpy's ``raw_image``, LibRaw's margins
+    included, as darktable's rawspeed hands it to rawprepare). Raises :class:`RawError`
+    (one line) for anything rawpy cannot read or a CFA other than R, G, G, B."""
+    import rawpy
+
+    p = Path(path)
+    if not p.is_file():
+        raise RawError(f"raw file {p} does not exist")
+    try:
+        with rawpy.imread(str(p)) as raw:
+            pattern = raw.raw_pattern
+            if pattern is None or np.asarray(pattern).shape != (2, 2) or raw.num_colors < 3:
+                raise RawError(f"{p} is not a 2x2 Bayer raw (X-Trans, monochrome and linear raws have no CFA port)")
+            desc = raw.color_desc.decode()
+            letters = [desc[i] for i in np.asarray(pattern).ravel()]
+            if sorted(letters) != ["B", "G", "G", "R"]:
+                raise RawError(f"{p} has an unsupported CFA {''.join(letters)!r} (need R, G, G, B)")
+            data = np.asarray(raw.raw_image, dtype=np.float32).copy()
+    except RawError:
+        raise
+    except (rawpy.LibRawError, OSError, ValueError, IndexError) as e:
+        msg = str(e).strip().strip("b'\"") or "unreadable"
+        raise RawError(f"cannot read raw {p}: {type(e).__name__}: {msg}") from None
+    cfa = tuple("RGB".index(c) for c in letters)
+    return FullMosaic(data, cfa)  # type: ignore[arg-type]
+
+
+def read_cfa_pattern(path: str | os.PathLike[str]) -> tuple[int, int, int, int]:
+    """The colours (0 R, 1 G, 2 B) of the 2x2 sites of the raw's uncropped CFA (see :func:`read_full_mosaic`)."""
+    return read_full_mosaic(path).cfa

@@ -6,7 +6,8 @@
   :mod:`darkproxy.replica.science`: the colour science and safe maths they share;
 * :mod:`darkproxy.replica.chain`: a history -> stage kinds (:func:`plan_replica`; every
   item with what would run it: :func:`replica_coverage`) and the differentiable chain
-  (:class:`ReplicaChain`);
+  (:class:`ReplicaChain`); :mod:`darkproxy.replica.mosaicplan`: ``--from-mosaic`` (the
+  mosaic stages as exact ports from the raw's CFA);
 * :mod:`darkproxy.replica.references`: darktable's references (input, tap-outs, sRGB
   export); :mod:`darkproxy.replica.run`: the figures (:func:`score_replica`) and the
   command (:func:`run_replica`: ``summary.json``, and ``index.html`` by

@@ -11,8 +11,10 @@ and flip (geometry). The other modes of darktable's scene-RGB blend (multiply, a
 difference, divide, average, geometric and harmonic means, lightness, chromaticity, one RGB channel;
 reversed or not; ``2^blend_parameter`` scaling the output where darktable scales it) are not linear:
 exact where darktable's pipe is the working profile's linear Rec2020, the replica's own space
-(between colorin and colorout). Anything else (a mask, another colour space, a display-referred
-stage, a non-normal mode before colorin) is refused (:func:`darkproxy.darktable.blendop.blend_problem`).
+(between colorin and colorout); there too, a parametric mask (:mod:`darkproxy.replica.mask`) gives
+the per-pixel opacity. Anything else (a drawn or raster mask, a mask's feathering, blur or details,
+another colour space, a display-referred stage, a non-normal mode or a mask before colorin) is
+refused (:func:`darkproxy.darktable.blendop.blend_problem`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import torch
 
 from darkproxy.darktable.blendop import UniformBlend
+from darkproxy.replica.mask import parametric_mask
 
 _NOT_LINEAR = ("colorin", "flip")
 BLEND_OPACITY = "blend.opacity"  # a blending stage's opacity as a slider of the replica (0..1): MODULE.blend.opacity
@@ -62,12 +65,15 @@ _ONE_CHANNEL = {0x21: 0, 0x22: 1, 0x23: 2}  # RGB red, green, blue channel: p * 
 
 
 def blend_scene(inp: torch.Tensor, out: torch.Tensor, blend: UniformBlend) -> torch.Tensor:
-    """darktable's uniform blend in scene RGB of the module's ``out`` with its ``inp`` (``(B, 3, H, W)``,
-    the working profile's RGB) in ``blend.mode`` at ``blend.opacity`` (a float, or a tensor that
-    broadcasts against the images: differentiable)."""
+    """darktable's blend in scene RGB of the module's ``out`` with its ``inp`` (``(B, 3, H, W)``, the
+    working profile's RGB) in ``blend.mode`` at ``blend.opacity`` (a float, or a tensor that broadcasts
+    against the images: differentiable), uniformly or through ``blend.mask`` (a parametric mask of the
+    unswapped input and output, whatever the reversal: :func:`darkproxy.replica.mask.parametric_mask`)."""
     a, b = (out, inp) if blend.reverse else (inp, out)
     p = 2.0**blend.parameter
-    o = blend.opacity
+    o: float | torch.Tensor = blend.opacity
+    if blend.mask is not None:
+        o = parametric_mask(inp, out, blend.mask, o)
     if blend.mode in _ONE_CHANNEL:
         c = _ONE_CHANNEL[blend.mode]
         mixed = a[:, c : c + 1] * (1.0 - o) + p * b[:, c : c + 1] * o

@@ -3,7 +3,8 @@
 :func:`plan_replica` reads a history (darktable's defaults for the raw, or an XMP,
 plus ``--set`` edits) and decides, per enabled module in pipe order, its stage kind
 (:mod:`darkproxy.replica.registry`): mosaic stages are darktable's own render (the
-replica's input); after demosaic an exact stage when one is registered and supports
+replica's input; ``from_mosaic``: their exact ports from the raw's CFA, :mod:`.mosaicplan`); after
+demosaic an exact stage when one is registered and supports
 the history's setting, else the zoo's proxy (or a run given for the module), else a
 one-line :class:`ReplicaError` (``allow_missing``: darktable's tap-out, ``passthrough``).
 No stage runs on values it could not decode: an item of an older params version is
@@ -15,7 +16,8 @@ orientation) that cannot be read, and blending the replica cannot reproduce exac
 :func:`replica_coverage` lists every history item
 with what would run it (``darkproxy replica --dry-run``).
 
-:class:`ReplicaChain` runs the stages: ``forward(x (B, 3, H, W) linear Rec2020,
+:class:`ReplicaChain` runs the stages: ``forward(x (B, 3, H, W) linear Rec2020 (``from_mosaic``: the
+raw's uncropped CFA ``(B, 1, H, W)``),
 u (B, P) normalised flat params) -> (B, 3, H, W)`` sRGB display values in ``[0, 1]``,
 differentiable in ``x`` and ``u``. Its ``param_space`` is flat (``"module.param"``):
 the sliders of every exact stage (ranges from :data:`darkproxy.data.ranges.DEFAULT_RANGES`)
@@ -37,6 +39,7 @@ from torch import nn
 from darkproxy.data.paramspace import ParamSpace, ParamSpec
 from darkproxy.errors import DarkproxyError
 from darkproxy.replica.blend import BLEND_OPACITY, blend_scene, blend_uniform, stage_blend
+from darkproxy.replica.mosaicplan import before_colorin, cfa_after_crop, mosaic_refusal, run_mosaic
 from darkproxy.replica.registry import EXACT, GEOMETRY_FIRST, GEOMETRY_NOTE, MOSAIC_NOTE, StageContext
 
 KINDS = ("exact", "proxy", "passthrough")
@@ -65,7 +68,7 @@ class StagePlan:
     version: int | None = None  # the params version of ``values`` (darktable's, after an upgrade)
     upgraded_from: int | None = None  # the history item's older version, upgraded as darktable does
     opacity: float | None = None  # darktable blends the output uniformly with the input (replica/blend.py)
-    blend: Any = None  # that blend's mode (a darktable.blendop.UniformBlend) when it is not normal
+    blend: Any = None  # that blend (a darktable.blendop.UniformBlend) when its mode is not normal or it is masked
 
 
 @dataclass
@@ -77,6 +80,7 @@ class ReplicaPlan:
     prefix: list[StagePlan]
     stages: list[StagePlan]
     context: StageContext
+    from_mosaic: bool = False  # the prefix runs as exact ports from the raw's CFA
 
     @property
     def modules(self) -> list[str]:
@@ -100,6 +104,7 @@ def plan_replica(
     allow_missing: bool = False,
     prefer_proxy: Sequence[str] = (),
     runs: Mapping[str, str] | None = None,
+    from_mosaic: bool = False,
 ) -> ReplicaPlan:
     """Stage kinds for every module ``history`` (a compressed
     :class:`~darkproxy.darktable.xmp.Sidecar`) enables. ``prefer_proxy``: modules
@@ -107,8 +112,8 @@ def plan_replica(
     ``{module: run folder}`` overriding the zoo. Raises :class:`ReplicaError`
     (one line) for the first module the replica cannot run faithfully (neither
     stage, a params version it cannot decode, an EXIF value it cannot read),
-    unless ``allow_missing`` (darktable's tap-out there)."""
-    plan, items = _plan(dt, history, raw, allow_missing, prefer_proxy, runs)
+    unless ``allow_missing`` (darktable's tap-out there). ``from_mosaic``: from the raw's CFA (:mod:`.mosaicplan`)."""
+    plan, items = _plan(dt, history, raw, allow_missing, prefer_proxy, runs, from_mosaic)
     refused = next((c for c in items if c.runs == "refused"), None)
     if refused is not None:
         raise ReplicaError(refused.detail)
@@ -150,11 +155,12 @@ def replica_coverage(
     allow_missing: bool = False,
     prefer_proxy: Sequence[str] = (),
     runs: Mapping[str, str] | None = None,
+    from_mosaic: bool = False,
 ) -> list[ItemCoverage]:
     """Every item of ``history`` (compressed: one per module instance, in history
     order, plus colorout when darktable adds it) with what would run it, without
     raising for what the replica refuses (see :func:`plan_replica`)."""
-    return _plan(dt, history, raw, allow_missing, prefer_proxy, runs)[1]
+    return _plan(dt, history, raw, allow_missing, prefer_proxy, runs, from_mosaic)[1]
 
 
 @dataclass
@@ -230,6 +236,7 @@ def _plan(
     allow_missing: bool,
     prefer_proxy: Sequence[str],
     runs: Mapping[str, str] | None,
+    from_mosaic: bool = False,
 ) -> tuple[ReplicaPlan, list[ItemCoverage]]:
     from darkproxy.darktable.tapout import PASS_THROUGH, runs_on_mosaic
 
@@ -265,7 +272,9 @@ def _plan(
         upgraded = up if dec.upgraded_from is not None else ""
         can_disable = m not in PASS_THROUGH
         mosaic = runs_on_mosaic(order, m)
-        if mosaic or (m in GEOMETRY_FIRST and it is not None and _commutes(stages, ctx)):  # darktable's: the input
+        if from_mosaic and (mosaic or before_colorin(order, m)) and _mosaic_item(m, it, dec, c, ctx, order, prefix):
+            continue
+        if mosaic or (not from_mosaic and m in GEOMETRY_FIRST and it is not None and _commutes(stages, ctx)):
             note = MOSAIC_NOTE if mosaic else GEOMETRY_NOTE
             prefix.append(StagePlan(m, "passthrough", dec.values, mosaic=True, note=note, can_disable=can_disable))
             c.runs, c.detail = "passthrough", note
@@ -277,8 +286,9 @@ def _plan(
         hard = hard or blend_why
         opacity = blend.opacity if blend is not None else None
         mode = "" if blend is None or blend.mode_name == "normal" else f" ({blend.mode_name})"
-        blended = f"; blended uniformly{mode} at {opacity * 100:g} %" if opacity is not None else ""
-        common: dict[str, Any] = {"can_disable": can_disable, "opacity": opacity, "blend": blend if mode else None}
+        blended = f"; blended {blend.how}{mode} at {blend.opacity * 100:g} %" if blend is not None else ""
+        scene = blend is not None and (bool(mode) or blend.mask is not None)  # blend_scene: a mode, a mask
+        common: dict[str, Any] = {"can_disable": can_disable, "opacity": opacity, "blend": blend if scene else None}
         common |= _v(dec)
         soft = None  # the exact stage cannot: a proxy may
         if hard is None and dec.why is not None and (op is None or op.reads_params):
@@ -316,8 +326,30 @@ def _plan(
         stages.append(StagePlan(m, "passthrough", dec.values, note=note, **_v(dec)))
         c.runs, c.detail = "passthrough", note
     ctx = dataclasses.replace(ctx, exact=tuple(s.module for s in stages if s.kind == "exact"))
+    ctx = dataclasses.replace(ctx, cfa=cfa_after_crop(raw, prefix)) if from_mosaic else ctx
     # history order first (what --dry-run lists), colorout last when darktable adds it
-    return ReplicaPlan(history, prefix, stages, ctx), list(cov.values())
+    return ReplicaPlan(history, prefix, stages, ctx, from_mosaic), list(cov.values())
+
+
+def _mosaic_item(
+    m: str, it: Any, dec: _Decoded, c: ItemCoverage, ctx: StageContext, order: Sequence[str], prefix: list[StagePlan]
+) -> bool:
+    """``--from-mosaic``: whether ``m`` (a mosaic stage or one between demosaic and colorin) is decided
+    here: refused (``c``), or its exact port appended to ``prefix``; ``False``: plan it as usual."""
+    from darkproxy.darktable.tapout import PASS_THROUGH, runs_on_mosaic
+
+    mosaic = runs_on_mosaic(order, m)
+    why = mosaic_refusal(m, it, dec.values, dec.version, dec.why, ctx, order, mosaic)
+    if why is not None:
+        c.runs, c.detail = "refused", why
+        return True
+    if not mosaic:
+        return False
+    op = EXACT[m]
+    c.runs, c.detail, c.implements = "exact", op.note, op.versions
+    cd = m not in PASS_THROUGH
+    prefix.append(StagePlan(m, "exact", dec.values, mosaic=True, note=op.note, can_disable=cd, **_v(dec)))
+    return True
 
 
 def _skeleton(dt: Any, history: Any, order: Sequence[str], pass_through: Sequence[str]) -> dict[Any, ItemCoverage]:
@@ -416,7 +448,7 @@ class ReplicaChain(nn.Module):
         self.module = "replica"
         specs: list[ParamSpec] = []
         self.slots: dict[str, _Slot] = {}
-        for st in plan.stages:
+        for st in [s for s in plan.prefix if s.kind == "exact"] + plan.stages:
             own: list[ParamSpec] = []
             if st.kind == "proxy":
                 space: ParamSpace = getattr(self.proxies[st.module], "param_space")  # noqa: B009
@@ -445,7 +477,7 @@ class ReplicaChain(nn.Module):
             or (st.kind == "exact" and EXACT[st.module].pointwise(st.values, self.ctx))
             for st in plan.stages
         )
-        self.full_image_only = not pointwise
+        self.full_image_only = not pointwise or plan.from_mosaic
 
     def history_u(self, batch: int = 1, device: str | torch.device = "cpu") -> torch.Tensor:
         """The history's own settings as the normalised flat vector ``(batch, P)``
@@ -475,6 +507,8 @@ class ReplicaChain(nn.Module):
             u = u[None]
         if u.shape[0] != B:
             u = u.expand(B, -1)
+        if self.plan.from_mosaic:
+            x = self.run_mosaic(x, u, ctx)[0]
         cur, outs = x, []
         for st in self.plan.stages:
             uu = u[:, self.slots[st.module].start :]
@@ -485,6 +519,28 @@ class ReplicaChain(nn.Module):
                 cur = self._stage(st, cur, uu, ctx)
             outs.append(cur)
         return cur, outs
+
+    def run_mosaic(
+        self, x: torch.Tensor, u: torch.Tensor, ctx: StageContext | None = None, upto: str | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``--from-mosaic``: ``x (B, 1, H, W)`` the raw's uncropped CFA (raw sensor values), ``u (B, P)``
+        -> (linear Rec2020 ``(B, 3, h, w)``, every mosaic stage's output): see :func:`.mosaicplan.run_mosaic`."""
+        u = u[None] if u.ndim == 1 else u
+
+        def own(st: StagePlan) -> torch.Tensor:
+            return u[:, self.slots[st.module].start :]
+
+        run, values = (lambda st, y, c: self._stage(st, y, own(st), c)), (lambda st: self._values(st, own(st)))
+        return run_mosaic(self.plan.prefix, x, ctx or self.ctx, run, values, upto)
+
+    def _values(self, st: StagePlan, u: torch.Tensor) -> dict[str, Any]:
+        """The stage's params: the history's, its sliders from the first columns of ``u``."""
+        slot = self.slots[st.module]
+        n = len(slot.names) - int(slot.blends)
+        vals: dict[str, Any] = dict(st.values)
+        for j, s in enumerate(slot.specs[:n]):
+            vals[s.name] = s.lo + u[:, j] * (s.hi - s.lo)
+        return vals
 
     def stage_alone(self, module: str, x: torch.Tensor, ctx: StageContext | None = None) -> torch.Tensor:
         """One stage at the history's settings applied to ``x`` (``(3, H, W)`` or
@@ -502,14 +558,11 @@ class ReplicaChain(nn.Module):
         if st.kind == "proxy":
             y = self.proxies[st.module](x, uu.to(x.dtype))
         else:
-            vals: dict[str, Any] = dict(st.values)
-            for j, s in enumerate(slot.specs[:n]):
-                vals[s.name] = s.lo + uu[:, j] * (s.hi - s.lo)
-            y = EXACT[st.module].fn(x, vals, ctx or self.ctx)
+            y = EXACT[st.module].fn(x, self._values(st, u), ctx or self.ctx)
         if st.opacity is None:
             return y
         opacity = u[:, n].to(x.dtype).reshape(-1, 1, 1, 1)  # the blend's slider: the history's unless regressed
-        if st.blend is not None:  # a mode other than normal
+        if st.blend is not None:  # a mode other than normal, or a parametric mask
             return blend_scene(x, y, dataclasses.replace(st.blend, opacity=opacity))
         return blend_uniform(x, y, opacity)
 

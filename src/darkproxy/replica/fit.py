@@ -65,6 +65,7 @@ def replica_regress(
     config: Any = None,
     truth: Mapping[str, Any] | None = None,
     log: Log | None = None,
+    from_mosaic: bool = False,
 ) -> dict[str, Any]:
     """Recover ``free`` (``"module.param"``; default :func:`default_free`) from
     ``target`` (a display-referred sRGB image path, or a float (3, H, W) array in
@@ -91,13 +92,13 @@ def replica_regress(
         raise RawError(f"raw file {raw} does not exist")
     tgt = target.astype(np.float32) if isinstance(target, np.ndarray) else read_display_image(target)
     hist = replica_history(dt, raw, xmp, sets)
-    chain, renders = _chain_for_target(dt, raw, hist, tgt, allow_missing, prefer_proxy, runs, say)
+    chain, renders = _chain_for_target(dt, raw, hist, tgt, allow_missing, prefer_proxy, runs, say, from_mosaic)
     names = _free_names(chain, free)
     cfg = config or RegressConfig()
     cfg.params = names
     cfg.record = False
     say(f"regressing {', '.join(names)} through the replica ({cfg.restarts} restarts x {cfg.iters} iters)")
-    res = regress(chain, renders.input, tgt, cfg)
+    res = regress(chain, renders.chain_input, tgt, cfg)
     recovered = {n: res.params[n] for n in names}
     opacities = {n[: -len(BLEND_OPACITY) - 1]: v for n, v in recovered.items() if n.endswith("." + BLEND_OPACITY)}
     edits = split_module_params({n: v for n, v in recovered.items() if not n.endswith("." + BLEND_OPACITY)})
@@ -119,7 +120,7 @@ def replica_regress(
         raise ReplicaError(f"darktable's export is {dt_img.shape}, the target {tgt.shape}")
     with torch.no_grad():
         u = torch.as_tensor(res.normalized)[None]
-        rep_img = chain(torch.from_numpy(renders.input)[None], u)[0].numpy()
+        rep_img = chain(torch.from_numpy(renders.chain_input)[None], u)[0].numpy()
     save_png(out / "replica.png", to_uint8(rep_img))
     save_png(out / "darktable.png", to_uint8(dt_img))
     save_png(out / "target.png", to_uint8(tgt))
@@ -157,10 +158,13 @@ def _chain_for_target(
     prefer_proxy: Sequence[str],
     runs: Mapping[str, str] | None,
     say: Log,
+    from_mosaic: bool = False,
 ) -> tuple[ReplicaChain, Renders]:
     """The replica of ``hist`` at the target's size, and darktable's input to it (refused
     when darktable renders the raw at another size than the target's)."""
-    plan = plan_replica(dt, hist, raw, allow_missing=allow_missing, prefer_proxy=prefer_proxy, runs=runs)
+    plan = plan_replica(
+        dt, hist, raw, allow_missing=allow_missing, prefer_proxy=prefer_proxy, runs=runs, from_mosaic=from_mosaic
+    )
     size = int(max(tgt.shape[-2:]))  # a proxy that cannot run at this scale is refused by build_chain
     say(f"rendering the replica's input from {raw.name} at {size} px")
     renders = render_references(dt, raw, plan, size, export=False, taps=False)

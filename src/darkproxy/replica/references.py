@@ -7,7 +7,7 @@ import os
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ def pick_size(raw: Path, plan: ReplicaPlan, max_size: int | None) -> int:
     long_side = int(round(max(wh))) if wh else 512
     if max_size:
         return int(max_size)
+    if plan.from_mosaic:  # the mosaic stages' figures are at full resolution (demosaic's resampling aside)
+        return long_side
     his = []
     for st in plan.stages:
         if st.kind == "proxy" and st.run:
@@ -99,6 +101,17 @@ class Renders:
     export: np.ndarray
     scale: float
     seconds: float
+    # --from-mosaic: the raw's uncropped CFA (1, H, W) raw values (the chain's input), darktable's image after
+    # demosaic in camera RGB (colorin passing it through: what colorin's matrix is measured on), and per
+    # mosaic stage darktable's linear Rec2020 render with the later mosaic stages it can switch off, off
+    mosaic: np.ndarray | None = None
+    camera: np.ndarray | None = None
+    mosaic_taps: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def chain_input(self) -> np.ndarray:
+        """What the chain runs on: the CFA --from-mosaic, else darktable's demosaiced image."""
+        return self.mosaic if self.mosaic is not None else self.input
 
 
 def render_references(
@@ -117,6 +130,8 @@ def render_references(
     for k, st in enumerate(plan.stages):
         if st.can_disable and (taps or st.kind == "passthrough"):
             sides[st.module] = dt.edit(hist, disable=[m for m in chain_off if m in plan.modules[k + 1 :]])
+    if plan.from_mosaic:
+        sides |= _mosaic_sides(dt, plan, chain_off, taps)
     with tempfile.TemporaryDirectory(prefix="darkproxy-replica-") as td:
         jobs = [RenderJob(raw, s, Path(td) / f"{i:03d}.tif") for i, s in enumerate(sides.values())]
         res = dt.renderer(max_size=size).render_batch(jobs)
@@ -131,6 +146,7 @@ def render_references(
         imgs = [read_tiff(p) for p in res if not isinstance(p, RenderFailure)]
     linear = dict(zip(sides, imgs, strict=False))
     inp = linear.pop("__input__")
+    mosaic_refs = {k: linear.pop(k) for k in list(linear) if k.startswith("__")}
     after: dict[str, np.ndarray] = {}
     prev = inp
     for st in plan.stages:
@@ -140,7 +156,55 @@ def render_references(
     scale = _render_scale(raw, plan, inp.shape)
     if scale is None:  # local stages (sharpen's radius) and proxies depend on it: never a guess
         raise ReplicaError(f"cannot measure the render scale: rawpy cannot read the size of {raw}")
-    return Renders(inp, after, exp.astype(np.float32), float(scale), time.perf_counter() - t0)
+    out = Renders(inp, after, exp.astype(np.float32), float(scale), time.perf_counter() - t0)
+    if plan.from_mosaic:
+        from darkproxy.raw.mosaic import read_full_mosaic
+
+        out.mosaic = read_full_mosaic(raw).data[None]
+        out.camera = mosaic_refs.pop("__camera__")
+        out.mosaic_taps = {k[len("__mosaic__") :]: v for k, v in mosaic_refs.items()}
+    return out
+
+
+def _mosaic_sides(dt: Any, plan: ReplicaPlan, chain_off: list[str], taps: bool) -> dict[str, Any]:
+    """--from-mosaic renders: darktable's demosaiced camera RGB (colorin passes it through) and, with
+    ``taps``, per mosaic stage the history with the later mosaic stages darktable can switch off, off."""
+    from darkproxy.darktable.tapout import IDENTITY_SETTINGS
+
+    hist = plan.history
+    sides = {"__camera__": dt.edit(hist, updates=dict(IDENTITY_SETTINGS), disable=chain_off)}
+    if taps:
+        for k, st in enumerate(plan.prefix):
+            later = [p.module for p in plan.prefix[k + 1 :] if p.can_disable]
+            if later:
+                sides[f"__mosaic__{st.module}"] = dt.edit(hist, disable=chain_off + later)
+    return sides
+
+
+# a 3x3 fit of colorin worse than this (display PSNR of the fit on darktable's own images) is not a matrix
+MATRIX_FIT_MIN_PSNR = 70.0
+
+
+def fit_camera_matrix(inp: np.ndarray, camera: np.ndarray) -> tuple[np.ndarray, float]:
+    """colorin's camera RGB -> linear Rec2020 matrix measured from darktable: least squares of
+    ``inp`` (3, H, W, darktable's image after colorin) on ``camera`` (the same image with colorin
+    passing camera RGB through) -> (3x3 float64, display PSNR of the fit). Raises
+    :class:`ReplicaError` when the fit shows colorin is not a matrix on this raw."""
+    from darkproxy.colour.metrics import display_psnr
+
+    if inp.shape != camera.shape:
+        raise ReplicaError(f"colorin: darktable's renders differ in size ({inp.shape} vs {camera.shape})")
+    a = inp.reshape(3, -1).astype(np.float64)
+    b = camera.reshape(3, -1).astype(np.float64)
+    m = np.linalg.lstsq(b.T, a.T, rcond=None)[0].T
+    fit = (m @ b).reshape(inp.shape).astype(np.float32)
+    psnr = float(display_psnr(fit, inp))
+    if psnr < MATRIX_FIT_MIN_PSNR:
+        raise ReplicaError(
+            f"colorin: darktable's input profile is not a 3x3 matrix on this raw (fit {psnr:.1f} dB < "
+            f"{MATRIX_FIT_MIN_PSNR:g} dB): --from-mosaic cannot model it"
+        )
+    return m, psnr
 
 
 def rendered_raw_size(raw: Path, plan: ReplicaPlan) -> tuple[float, float] | None:

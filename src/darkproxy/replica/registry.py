@@ -6,8 +6,10 @@ A stage of the replica is one enabled module of the history, of one of three kin
   (differentiable in the image and in the sliders listed in ``params``);
 * ``"proxy"``: a trained proxy of the zoo (or any run folder);
 * ``"passthrough"``: darktable's own tap-out after the module (no gradient reaches
-  what is before it): the mosaic stages by design (the replica starts from
-  darktable's demosaiced image), other modules only with ``--allow-missing``.
+  what is before it): the mosaic stages by default (the replica starts from
+  darktable's demosaiced image; ``--from-mosaic`` runs them as exact ports from the
+  raw's CFA, ``mosaic=True`` ops: :mod:`darkproxy.replica.mosaicplan`), other modules
+  only with ``--allow-missing``.
 
 Adding an exact stage is one file in :mod:`darkproxy.replica.ports` (imported by its
 ``__init__``): a function ``fn(x, values, ctx) -> y`` decorated with
@@ -53,6 +55,14 @@ class StageContext:
     exposure_bias: float | None = None
     output_profile: str = "srgb"
     exact: tuple[str, ...] = ()
+    # the mosaic stages' (--from-mosaic): the CFA colour (0 R, 1 G, 2 B) of the 2x2 sites of rawprepare's
+    # output, row by row; darktable's ``processed_maximum`` (B, 3) at the stage's input (set by the chain
+    # as it runs: it follows the sliders); the output size (H, W)
+    # demosaic resamples to; colorin's camera RGB -> linear Rec2020 matrix measured from darktable
+    cfa: tuple[int, int, int, int] | None = None
+    processed_maximum: Any = field(default=None, compare=False)
+    out_size: tuple[int, int] | None = None
+    camera_matrix: tuple[tuple[float, ...], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,10 @@ class ExactOp:
     regression engine then may fit on a subset of pixels). A stage that reads params
     declares its versions: the chain hands it the history's values decoded at one
     of them (an older item upgraded as darktable does, :mod:`darkproxy.darktable.legacy`),
-    never defaults in place of values it could not decode."""
+    never defaults in place of values it could not decode. ``mosaic``: a stage before
+    darktable's demosaic (``--from-mosaic``): its input is the CFA ``(B, 1, H, W)`` (demosaic's
+    output is camera RGB ``(B, 3, h, w)``); ``maximum(values, ctx, pm)``: how it changes
+    darktable's ``processed_maximum`` ``pm`` (B, 3), which later mosaic stages read."""
 
     module: str
     fn: Callable[[torch.Tensor, Values, StageContext], torch.Tensor]
@@ -82,6 +95,8 @@ class ExactOp:
     versions: tuple[int, ...] = ()
     reads_params: bool = True
     pointwise: Callable[[Values, StageContext], bool] = field(default=lambda v, c: True)
+    mosaic: bool = False
+    maximum: Callable[[Values, StageContext, torch.Tensor], torch.Tensor] | None = None
 
 
 EXACT: dict[str, ExactOp] = {}
@@ -108,6 +123,8 @@ def register_exact(
     versions: tuple[int, ...] = (),
     reads_params: bool = True,
     pointwise: bool | Callable[[Values, StageContext], bool] = True,
+    mosaic: bool = False,
+    maximum: Callable[[Values, StageContext, torch.Tensor], torch.Tensor] | None = None,
 ) -> Callable[[Callable[[torch.Tensor, Values, StageContext], torch.Tensor]], Any]:
     """Decorator: register ``fn`` as the exact stage of ``module`` (``versions`` is
     required unless ``reads_params=False``)."""
@@ -117,7 +134,17 @@ def register_exact(
     def deco(fn: Callable[[torch.Tensor, Values, StageContext], torch.Tensor]) -> Any:
         local = pointwise if callable(pointwise) else (lambda v, c, p=bool(pointwise): p)
         EXACT[module] = ExactOp(
-            module, fn, params, output, note, supports or (lambda v, c: None), versions, reads_params, local
+            module,
+            fn,
+            params,
+            output,
+            note,
+            supports or (lambda v, c: None),
+            versions,
+            reads_params,
+            local,
+            mosaic,
+            maximum,
         )
         return fn
 
@@ -128,3 +155,19 @@ def column(v: Any, x: torch.Tensor) -> torch.Tensor:
     """A param value (float or (B,) tensor) as a ``(B or 1, 1, 1, 1)`` tensor on ``x``'s device."""
     t = torch.as_tensor(v, dtype=x.dtype, device=x.device)
     return t.reshape(-1, 1, 1, 1)
+
+
+def cfa_map(ctx: StageContext, h: int, w: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The CFA colour (0 R, 1 G, 2 B) of every site of an ``(h, w)`` mosaic: ``(h, w)`` int64,
+    from ``ctx.cfa`` (darktable's ``FC(row, col, filters)`` for a Bayer sensor)."""
+    if ctx.cfa is None:
+        raise ValueError("a mosaic stage needs the CFA pattern (StageContext.cfa): the chain sets it --from-mosaic")
+    pat = torch.as_tensor(ctx.cfa, dtype=torch.int64, device=device).reshape(2, 2)
+    return pat[torch.arange(h, device=device)[:, None] % 2, torch.arange(w, device=device)[None, :] % 2]
+
+
+def coeff_columns(v: Values, names: tuple[str, ...], x: torch.Tensor) -> torch.Tensor:
+    """Params ``names`` (floats or (B,) tensors) as a ``(B or 1, len(names))`` tensor on ``x``'s device."""
+    cols = [torch.as_tensor(v[n], dtype=x.dtype, device=x.device).reshape(-1) for n in names]
+    b = max(c.shape[0] for c in cols)
+    return torch.stack([c.expand(b) for c in cols], dim=1)

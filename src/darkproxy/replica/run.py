@@ -33,9 +33,10 @@ import torch
 
 from darkproxy.colour.metrics import PSNR_CAP, display_image_deltae2000, display_image_psnr, display_psnr
 from darkproxy.fsutil import write_json
-from darkproxy.replica.chain import ReplicaChain, ReplicaPlan, plan_replica, replica_coverage
+from darkproxy.replica.chain import ReplicaChain, ReplicaError, ReplicaPlan, plan_replica, replica_coverage
 from darkproxy.replica.references import (
     Renders,
+    fit_camera_matrix,
     load_proxies,
     pick_size,
     precheck_scale,
@@ -52,6 +53,30 @@ Log = Callable[[str], None]
 def build_chain(plan: ReplicaPlan, renders: Renders, device: str = "cpu") -> ReplicaChain:
     """The plan's chain at the renders' scale (passthrough stages take darktable's tap-outs)."""
     plan.context = dataclasses.replace(plan.context, scale=renders.scale)
+    if plan.from_mosaic:
+        if renders.camera is None or plan.context.cfa is None:
+            raise ReplicaError("--from-mosaic: darktable's camera RGB render or the raw's CFA pattern is missing")
+        rp = next((st.values for st in plan.prefix if st.module == "rawprepare"), {})
+        if renders.scale < 1.0 and any(int(rp.get(k, 0)) for k in ("x", "y", "width", "height")):
+            raise ReplicaError(  # the export scale's correction reads the uncropped size: not modelled
+                "--from-mosaic: darktable's resampling of a raw rawprepare crops is not modelled below full size; "
+                "render at full size (--max-size = the raw's long side)"
+            )
+        if renders.scale == 1.0 and renders.mosaic is not None:
+            from darkproxy.replica.ports.rawprepare import crop_box
+
+            t, b, lft, r = crop_box(rp, *renders.mosaic.shape[-2:])
+            if (b - t, r - lft) != renders.input.shape[-2:]:
+                raise ReplicaError(
+                    f"--from-mosaic: rawpy's sensor array cropped as rawprepare crops it is {r - lft}x{b - t}, "
+                    f"darktable's image {renders.input.shape[2]}x{renders.input.shape[1]}: not the same array"
+                )
+        m, _ = fit_camera_matrix(renders.input, renders.camera)
+        plan.context = dataclasses.replace(
+            plan.context,
+            camera_matrix=tuple(tuple(float(v) for v in row) for row in m),
+            out_size=(int(renders.input.shape[1]), int(renders.input.shape[2])),
+        )
     proxies = load_proxies(plan, renders.scale, device)
     taps = {st.module: torch.from_numpy(renders.taps[st.module]) for st in plan.stages if st.kind == "passthrough"}
     return ReplicaChain(plan, proxies, taps)
@@ -61,7 +86,7 @@ def build_chain(plan: ReplicaPlan, renders: Renders, device: str = "cpu") -> Rep
 def score_replica(chain: ReplicaChain, renders: Renders) -> tuple[np.ndarray, dict[str, Any]]:
     """Run the chain on darktable's input: (display (3, H, W), figures: ``psnr``,
     ``deltae_mean``, ``deltae_p95`` against darktable's export, ``stages``)."""
-    x = torch.from_numpy(renders.input)[None]
+    x = torch.from_numpy(renders.chain_input)[None]
     # the tap-outs are rendered with a linear Rec2020 output profile (render_references), which filmic
     # rgb v6 gamut-maps to: the linear stages are compared with them in that context, the display in sRGB
     tap_ctx = dataclasses.replace(chain.ctx, output_profile="lin_rec2020")
@@ -71,6 +96,9 @@ def score_replica(chain: ReplicaChain, renders: Renders) -> tuple[np.ndarray, di
     disp = out[0].numpy().astype(np.float32)
     stages: list[dict[str, Any]] = []
     for st in chain.plan.prefix:
+        if chain.plan.from_mosaic:
+            stages.append(_mosaic_record(chain, st.module, renders, x, tap_ctx))
+            continue
         stages.append({"module": st.module, "kind": "passthrough", "psnr_vs_tapout": PSNR_CAP, "note": st.note})
     # prev_ref: darktable's input to the stage (its tap-out pipe); disp_in: that input as in the sRGB export's
     # pipe, known until a stage depends on the output profile (filmic rgb v6's gamut mapping): from there on
@@ -115,6 +143,31 @@ def score_replica(chain: ReplicaChain, renders: Renders) -> tuple[np.ndarray, di
     }
 
 
+MOSAIC_FIGURES = (
+    "seen through the replica's demosaic and colorin matrix, against darktable's linear Rec2020 render with the "
+    "later mosaic stages it can switch off, off; psnr_alone = psnr_vs_tapout (its input, the raw, is darktable's)"
+)
+
+
+def _mosaic_record(chain: ReplicaChain, module: str, renders: Renders, x: torch.Tensor, ctx: Any) -> dict[str, Any]:
+    """A mosaic stage's figures --from-mosaic (see :data:`MOSAIC_FIGURES`); demosaic's also in camera RGB
+    (``psnr_camera_rgb``, against darktable's image with colorin passing camera RGB through) and the fit
+    of colorin's matrix on darktable's images (``camera_matrix_fit_psnr``)."""
+    st = next(s for s in chain.plan.prefix if s.module == module)
+    with torch.no_grad():
+        y, outs = chain.run_mosaic(x, chain.history_u(), ctx=ctx, upto=module)
+    ref = renders.mosaic_taps.get(module, renders.input)
+    psnr = display_psnr(y[0].numpy(), ref) if y.shape[-2:] == ref.shape[-2:] else None
+    rec: dict[str, Any] = {"module": module, "kind": "exact", "psnr_vs_tapout": psnr, "psnr_alone": psnr}
+    rec |= {"note": f"{st.note}; {MOSAIC_FIGURES}", "version": st.version}
+    if module == "demosaic" and renders.camera is not None:
+        rec["psnr_camera_rgb"] = display_psnr(outs[-1][0].numpy(), renders.camera)
+        m = torch.as_tensor(chain.ctx.camera_matrix, dtype=torch.float64).numpy()
+        fit = np.einsum("ij,jhw->ihw", m, renders.camera.astype(np.float64)).astype(np.float32)
+        rec["camera_matrix_fit_psnr"] = display_psnr(fit, renders.input)
+    return rec
+
+
 def _is_display(chain: ReplicaChain, module: str) -> bool:
     """Is ``module``'s output display-encoded (colorout and what follows it)?"""
     seen = False
@@ -139,6 +192,7 @@ def run_replica(
     prefer_proxy: Sequence[str] = (),
     runs: Mapping[str, str] | None = None,
     log: Log | None = None,
+    from_mosaic: bool = False,
 ) -> dict[str, Any]:
     """``darkproxy replica``: writes ``replica.png``, ``darktable.png``,
     ``error.png``, ``history.xmp`` (the history run), ``summary.json`` and
@@ -151,7 +205,9 @@ def run_replica(
     if not raw.is_file():
         raise RawError(f"raw file {raw} does not exist")
     hist = replica_history(dt, raw, xmp, sets)
-    plan = plan_replica(dt, hist, raw, allow_missing=allow_missing, prefer_proxy=prefer_proxy, runs=runs)
+    plan = plan_replica(
+        dt, hist, raw, allow_missing=allow_missing, prefer_proxy=prefer_proxy, runs=runs, from_mosaic=from_mosaic
+    )
     size = pick_size(raw, plan, max_size)
     precheck_scale(raw, plan, size)
     say(f"rendering {raw.name} with darktable at {size} px: input, {len(plan.stages)} tap-outs, sRGB export")
@@ -167,6 +223,7 @@ def run_replica(
     save_png(out / "darktable.png", to_uint8(renders.export))
     save_png(out / "error.png", error_map_display(disp, renders.export))
     plan.history.write(out / "history.xmp")
+    first = plan.prefix if plan.from_mosaic else plan.stages  # where the gradient reaches back to
     passthrough = [s["module"] for s in fig["stages"] if s["kind"] == "passthrough" and s["module"] in plan.modules]
     summary = {
         "raw": str(raw),
@@ -184,7 +241,8 @@ def run_replica(
         "reference": "darktable-cli's 8-bit sRGB export of the same history at the same size (--hq false)",
         "stages": fig["stages"],
         "passthrough_allowed": passthrough,
-        "differentiable_from": plan.stages[0].module if plan.stages else None,
+        "differentiable_from": first[0].module if first else None,
+        "from_mosaic": plan.from_mosaic,
     }
     if passthrough:
         summary["warning"] = (
@@ -204,6 +262,7 @@ def dry_run(
     allow_missing: bool = False,
     prefer_proxy: Sequence[str] = (),
     runs: Mapping[str, str] | None = None,
+    from_mosaic: bool = False,
 ) -> dict[str, Any]:
     """``darkproxy replica --dry-run``: every item of the history (``xmp`` or
     darktable's defaults, plus ``sets``) with what would run it, rendering nothing:
@@ -215,7 +274,9 @@ def dry_run(
     if not raw.is_file():
         raise RawError(f"raw file {raw} does not exist")
     hist = replica_history(dt, raw, xmp, sets)
-    items = replica_coverage(dt, hist, raw, allow_missing=allow_missing, prefer_proxy=prefer_proxy, runs=runs)
+    items = replica_coverage(
+        dt, hist, raw, allow_missing=allow_missing, prefer_proxy=prefer_proxy, runs=runs, from_mosaic=from_mosaic
+    )
     refused = [c.module for c in items if c.runs == "refused"]
     return {
         "raw": str(raw),

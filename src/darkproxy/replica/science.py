@@ -84,6 +84,34 @@ def safe_atan2(y: Tensor, x: Tensor) -> Tensor:
     return torch.atan2(torch.where(zero, torch.zeros_like(y), y), torch.where(zero, torch.ones_like(x), x))
 
 
+# JzAzBz (common/colorspaces_inline_conversions.h: dt_XYZ_2_JzAzBz), darktable's float constants
+JZ_B, JZ_G = 1.15, 0.66
+JZ_C1, JZ_C2, JZ_C3 = 0.8359375, 18.8515625, 18.6875
+JZ_N, JZ_P = 0.159301758, 134.034375
+JZ_D, JZ_D0 = -0.56, 1.6295499532821566e-11
+JZ_M = np.array(
+    [[0.41478972, 0.579999, 0.0146480], [-0.2015100, 1.120649, 0.0531008], [-0.0166008, 0.264800, 0.6684799]],
+    dtype=np.float32,
+)
+JZ_A = np.array([[0.5, 0.5, 0.0], [3.524000, -4.066708, 0.542708], [0.199076, 1.096799, -1.295875]], dtype=np.float32)
+
+
+def xyz_d65_to_jzazbz(xyz: Vec3) -> Vec3:
+    """dt_XYZ_2_JzAzBz: XYZ D65 (darktable's scale: Y 1 for the pipe's white; it divides by
+    10000 nits) as three ``(B, 1, H, W)`` channels -> Jz, az, bz."""
+    X, Y, Z = xyz
+    xp = JZ_B * X - (JZ_B - 1.0) * Z
+    yp = JZ_G * Y - (JZ_G - 1.0) * X
+    lms = mix3(JZ_M, (xp, yp, Z))
+    out = []
+    for v in lms:
+        v = safe_pow(torch.clamp_min(v / 10000.0, 0.0), JZ_N)
+        out.append(((JZ_C1 + JZ_C2 * v) / (1.0 + JZ_C3 * v)) ** JZ_P)
+    iz, az, bz = mix3(JZ_A, (out[0], out[1], out[2]))
+    jz = torch.clamp_min(((1.0 + JZ_D) * iz) / (1.0 + JZ_D * iz) - JZ_D0, 0.0)
+    return jz, az, bz
+
+
 # darktable's pipe between the working profile and Lab (an ``IOP_CS_LAB`` module's input and output):
 # the profile's matrix to XYZ D50, then dt_XYZ_to_Lab with darktable's D50 white
 # (common/colorspaces_inline_conversions.h: d50 = {0.9642, 1, 0.8249})

@@ -34,7 +34,26 @@ from darkproxy.colour.matrices import (
     profile_rgb_to_xyz_d50,
 )
 from darkproxy.replica.registry import StageContext, Values, column, register_exact
-from darkproxy.replica.science import Vec3, mix3, safe_atan2, safe_div, safe_hypot, safe_pow
+from darkproxy.replica.science import (
+    JZ_A,
+    JZ_B,
+    JZ_C1,
+    JZ_C2,
+    JZ_C3,
+    JZ_D,
+    JZ_D0,
+    JZ_G,
+    JZ_M,
+    JZ_N,
+    JZ_P,
+    Vec3,
+    mix3,
+    safe_atan2,
+    safe_div,
+    safe_hypot,
+    safe_pow,
+    xyz_d65_to_jzazbz,
+)
 
 Tensor = torch.Tensor
 
@@ -52,14 +71,7 @@ _Y_L, _Y_M = float(Y_LMS_2006[0]), float(Y_LMS_2006[1])  # Y of CIE 2006 LMS (LM
 _D65_R, _D65_G = FILMLIGHT_D65_RG  # Filmlight rg of the D65 white (Yrg_to_Ych)
 
 # JzAzBz (dt_XYZ_2_JzAzBz, dt_JzAzBz_2_XYZ)
-_JZ_B, _JZ_G = 1.15, 0.66
-_JZ_C1, _JZ_C2, _JZ_C3 = 0.8359375, 18.8515625, 18.6875
-_JZ_N, _JZ_P = 0.159301758, 134.034375
-_JZ_D, _JZ_D0 = -0.56, 1.6295499532821566e-11
-_JZ_M = np.array(
-    [[0.41478972, 0.579999, 0.0146480], [-0.2015100, 1.120649, 0.0531008], [-0.0166008, 0.264800, 0.6684799]], dtype=_F
-)
-_JZ_A = np.array([[0.5, 0.5, 0.0], [3.524000, -4.066708, 0.542708], [0.199076, 1.096799, -1.295875]], dtype=_F)
+# the forward constants and conversion are science.py's (shared with the blend's parametric masks)
 _JZ_MI = np.array(
     [
         [1.9242264357876067, -1.0047923125953657, 0.0376514040306180],
@@ -130,13 +142,13 @@ def _pipe_matrices() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _np_xyz_to_jzazbz(xyz: np.ndarray) -> np.ndarray:
     """dt_XYZ_2_JzAzBz on ``(3, N)`` float32 XYZ D65 -> ``(3, N)`` JzAzBz."""
     X, Y, Z = xyz
-    xp = _F(_JZ_B) * X - _F(_JZ_B - 1.0) * Z
-    yp = _F(_JZ_G) * Y - _F(_JZ_G - 1.0) * X
-    lms = _JZ_M @ np.stack([xp, yp, Z])
-    lms = np.power(np.maximum(lms / _F(10000.0), _F(0.0)), _F(_JZ_N))
-    lms = np.power((_F(_JZ_C1) + _F(_JZ_C2) * lms) / (_F(1.0) + _F(_JZ_C3) * lms), _F(_JZ_P))
-    jab = (_JZ_A @ lms).astype(_F)
-    jab[0] = np.maximum((_F(1.0 + _JZ_D) * jab[0]) / (_F(1.0) + _F(_JZ_D) * jab[0]) - _F(_JZ_D0), _F(0.0))
+    xp = _F(JZ_B) * X - _F(JZ_B - 1.0) * Z
+    yp = _F(JZ_G) * Y - _F(JZ_G - 1.0) * X
+    lms = JZ_M @ np.stack([xp, yp, Z])
+    lms = np.power(np.maximum(lms / _F(10000.0), _F(0.0)), _F(JZ_N))
+    lms = np.power((_F(JZ_C1) + _F(JZ_C2) * lms) / (_F(1.0) + _F(JZ_C3) * lms), _F(JZ_P))
+    jab = (JZ_A @ lms).astype(_F)
+    jab[0] = np.maximum((_F(1.0 + JZ_D) * jab[0]) / (_F(1.0) + _F(JZ_D) * jab[0]) - _F(JZ_D0), _F(0.0))
     return jab
 
 
@@ -255,34 +267,19 @@ def _ych_to_grading_rgb(c: Tensor, h: Tensor) -> Vec3:
     return mix3(_LMS_TO_FILMLIGHT, _yrg_to_lms(torch.ones_like(r), r, g))
 
 
-def _xyz_to_jzazbz(xyz: Vec3) -> Vec3:
-    """dt_XYZ_2_JzAzBz (XYZ D65)."""
-    X, Y, Z = xyz
-    xp = _JZ_B * X - (_JZ_B - 1.0) * Z
-    yp = _JZ_G * Y - (_JZ_G - 1.0) * X
-    lms = mix3(_JZ_M, (xp, yp, Z))
-    out = []
-    for v in lms:
-        v = safe_pow(torch.clamp_min(v / 10000.0, 0.0), _JZ_N)
-        out.append(((_JZ_C1 + _JZ_C2 * v) / (1.0 + _JZ_C3 * v)) ** _JZ_P)
-    iz, az, bz = mix3(_JZ_A, (out[0], out[1], out[2]))
-    jz = torch.clamp_min(((1.0 + _JZ_D) * iz) / (1.0 + _JZ_D * iz) - _JZ_D0, 0.0)
-    return jz, az, bz
-
-
 def _jzazbz_to_xyz(jz: Tensor, az: Tensor, bz: Tensor) -> Vec3:
     """dt_JzAzBz_2_XYZ (-> XYZ D65)."""
-    iz = jz + _JZ_D0
-    iz = torch.clamp_min(iz / (1.0 + _JZ_D - _JZ_D * iz), 0.0)
+    iz = jz + JZ_D0
+    iz = torch.clamp_min(iz / (1.0 + JZ_D - JZ_D * iz), 0.0)
     out = []
     for v in mix3(_JZ_AI, (iz, az, bz)):
-        v = safe_pow(torch.clamp_min(v, 0.0), 1.0 / _JZ_P)
-        den = _JZ_C3 * v - _JZ_C2
-        q = torch.clamp_min(safe_div(_JZ_C1 - v, den, den != 0), 0.0)
-        out.append(10000.0 * safe_pow(q, 1.0 / _JZ_N))
+        v = safe_pow(torch.clamp_min(v, 0.0), 1.0 / JZ_P)
+        den = JZ_C3 * v - JZ_C2
+        q = torch.clamp_min(safe_div(JZ_C1 - v, den, den != 0), 0.0)
+        out.append(10000.0 * safe_pow(q, 1.0 / JZ_N))
     xp, yp, zp = mix3(_JZ_MI, (out[0], out[1], out[2]))
-    X = (xp + (_JZ_B - 1.0) * zp) / _JZ_B
-    Y = (yp + (_JZ_G - 1.0) * X) / _JZ_G
+    X = (xp + (JZ_B - 1.0) * zp) / JZ_B
+    Y = (yp + (JZ_G - 1.0) * X) / JZ_G
     return X, Y, zp
 
 
@@ -491,7 +488,7 @@ def colorbalancergb(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
 def _saturation_jzazbz(xyz: Vec3, sat: Tensor, bri: Tensor, lut: Tensor) -> tuple[Vec3, Tensor]:
     """process()'s JzAzBz branch: saturation/brilliance along the J-C eigenvector, then
     the gamut LUT's soft clip and the L'M'S' chroma clip. XYZ D65 -> XYZ D65."""
-    J, az, bz = _xyz_to_jzazbz(xyz)
+    J, az, bz = xyz_d65_to_jzazbz(xyz)
     C = safe_hypot(az, bz)
     h = safe_atan2(bz, az)
     T = safe_atan2(C, J)
@@ -512,8 +509,8 @@ def _saturation_jzazbz(xyz: Vec3, sat: Tensor, bri: Tensor, lut: Tensor) -> tupl
 
     # clip the chroma at constant hue and lightness so that L'M'S' stay >= 0
     cos_hh, sin_hh = torch.cos(h), torch.sin(h)
-    iz = J + _JZ_D0
-    iz = torch.clamp_min(iz / (1.0 + _JZ_D - _JZ_D * iz), 0.0)
+    iz = J + JZ_D0
+    iz = torch.clamp_min(iz / (1.0 + JZ_D - JZ_D * iz), 0.0)
     max_c = C
     for k in range(3):
         den = float(_JZ_AI[k, 1]) * cos_hh + float(_JZ_AI[k, 2]) * sin_hh

@@ -1,0 +1,120 @@
+"""What ``--from-mosaic`` plans beyond the chain (:mod:`darkproxy.replica.chain`): which mosaic stages
+and which stages between demosaic and colorin the replica can run from the raw's CFA, and the CFA
+pattern rawprepare hands on.
+
+The replica applies colorin's camera matrix right after demosaic (the chain's stages then all see
+linear Rec2020, as every tap-out is). darktable applies it at colorin, so a stage in between runs on
+camera RGB in darktable: only those that commute with the matrix are accepted there
+(:data:`MATRIX_COMMUTES`), any other is refused in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from darkproxy.replica.blend import stage_blend
+from darkproxy.replica.registry import EXACT, StageContext
+
+# a permutation of pixels, and exposure's (x - black) / white, equal on the three channels (colorin's matrix
+# maps camera white to (1, 1, 1): its rows sum to 1, so it commutes with both)
+MATRIX_COMMUTES = ("flip", "exposure")
+
+
+def before_colorin(order: Sequence[str], m: str) -> bool:
+    """Does ``m`` run between demosaic and colorin in pipe ``order`` (on camera RGB)?"""
+    if "colorin" not in order or "demosaic" not in order or m not in order:
+        return False
+    return order.index("demosaic") < order.index(m) < order.index("colorin")
+
+
+def mosaic_refusal(
+    m: str,
+    item: Any,
+    values: Mapping[str, Any],
+    version: int | None,
+    undecoded: str | None,
+    ctx: StageContext,
+    order: Sequence[str],
+    mosaic: bool,
+) -> str | None:
+    """Why ``--from-mosaic`` cannot run module ``m`` (a mosaic stage: its exact port at the history's
+    ``values``, decoded at ``version``, or ``undecoded``'s reason; a stage between demosaic and colorin:
+    one of :data:`MATRIX_COMMUTES`), as one line; ``None`` when it can."""
+    if not mosaic:
+        if m in MATRIX_COMMUTES:
+            return None
+        return (
+            f"{m} runs on camera RGB between demosaic and colorin: --from-mosaic models only "
+            f"{', '.join(MATRIX_COMMUTES)} there (they commute with colorin's matrix)"
+        )
+    op = EXACT.get(m)
+    if op is None or not op.mosaic:
+        why: str | None = "no exact port of this mosaic stage"
+    elif undecoded is not None:
+        why = undecoded
+    elif version not in op.versions:
+        why = f"params version {version}: the exact stage implements version(s) {', '.join(map(str, op.versions))}"
+    else:
+        blend, blend_why = stage_blend(item, m, order)
+        why = op.supports(values, ctx) or blend_why
+        why = why or (f"{m} is blended ({blend.mode_name})" if blend is not None else None)
+    return None if why is None else f"{m} cannot run from the mosaic ({why})"
+
+
+def cfa_after_crop(raw: str | os.PathLike[str] | None, prefix: Sequence[Any]) -> tuple[int, int, int, int] | None:
+    """The CFA colours (0 R, 1 G, 2 B) of the 2x2 sites of rawprepare's output: the raw's pattern shifted
+    by rawprepare's crop (``prefix``: the mosaic stages' plans); ``None`` when rawpy cannot read it (the
+    chain then refuses to run)."""
+    if raw is None:
+        return None
+    from darkproxy.errors import RawError
+    from darkproxy.raw.mosaic import read_cfa_pattern
+
+    try:
+        pat = read_cfa_pattern(raw)
+    except RawError:
+        return None
+    rp: Mapping[str, Any] = next((st.values for st in prefix if st.module == "rawprepare"), {})
+    x, y = int(rp.get("x", 0)), int(rp.get("y", 0))
+    site = [pat[((i + y) % 2) * 2 + (j + x) % 2] for i in (0, 1) for j in (0, 1)]
+    return site[0], site[1], site[2], site[3]
+
+
+def run_mosaic(
+    prefix: Sequence[Any],
+    x: torch.Tensor,
+    ctx: StageContext,
+    stage: Callable[[Any, torch.Tensor, StageContext], torch.Tensor],
+    values: Callable[[Any], dict[str, Any]],
+    upto: str | None = None,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The mosaic stages ``prefix`` (their plans) on ``x (B, 1, H, W)`` the raw's uncropped CFA, then colorin's
+    camera matrix (``ctx.camera_matrix``) -> (linear Rec2020 ``(B, 3, h, w)``, every stage's output).
+    ``stage(plan, y, ctx)`` runs one stage at its sliders, ``values(plan)`` gives them; darktable's
+    ``processed_maximum`` is carried from stage to stage (``ExactOp.maximum``) in ``ctx``. ``upto``: stop
+    after that stage (the later mosaic stages off, as in darktable's render of that tap-out), then demosaic."""
+    from darkproxy.errors import DarkproxyError
+
+    if ctx.camera_matrix is None:
+        raise DarkproxyError("--from-mosaic: colorin's camera matrix is not measured (build the chain with renders)")
+    if upto is not None:
+        k = [st.module for st in prefix].index(upto)
+        prefix = [*prefix[: k + 1], *[st for st in prefix[k + 1 :] if st.module == "demosaic"]]
+    cur, outs = x, []
+    pm = torch.ones(x.shape[0], 3, dtype=x.dtype, device=x.device)  # rawprepare's processed_maximum
+    for st in prefix:
+        op = EXACT[st.module]
+        c = dataclasses.replace(ctx, processed_maximum=pm)
+        cur = stage(st, cur, c)
+        if op.maximum is not None:
+            pm = op.maximum(values(st), c, pm)
+        outs.append(cur)
+    if cur.shape[1] != 3:
+        raise DarkproxyError("--from-mosaic: the history has no demosaic stage")
+    m = torch.as_tensor(ctx.camera_matrix, dtype=cur.dtype, device=cur.device)
+    return torch.einsum("ij,bjhw->bihw", m, cur), outs

@@ -1,0 +1,100 @@
+"""darktable's resampling of the demosaiced image to the output size (``dt_iop_clip_and_zoom_roi``,
+``src/common/interpolation.c``), as demosaic runs it in darktable-cli's export below full size.
+
+darktable-cli exports with the ``plugins/lighttable/export/pixel_interpolator`` preference,
+``lanczos3`` by default (darkproxy's renders use a fresh config). The resampling is separable:
+one plan per axis (``prepare_resampling_plan``: for each output sample the taps of
+``lanczos(3, t)`` with darktable's fast sine, normalised to sum 1, indices clamped to the
+image: ``BORDER_REPLICATE``), applied to rows then columns: here two fixed ``(out, in)``
+matrices, ``out = max(Kv @ x @ Kh^T, 0)`` (darktable clips lanczos' undershoot),
+differentiable in ``x``. The plan is built in float32 as
+darktable's SSE path builds it (``lanczos_sse2``: ``t`` rounded to nearest for the sign).
+The scale is darktable-cli's export scale (``dt_imageio_export_with_flags``): the requested
+box over the image, corrected upwards when the last row or column would read past the image.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+WIDTH = 3  # lanczos3
+EPS = np.float32(1e-9)  # DT_LANCZOS_EPSILON
+PI = np.float32(math.pi)
+PI2 = np.float32(math.pi * math.pi)
+A = np.float32(4.0 / (math.pi * math.pi))
+P = np.float32(0.225)
+
+
+def export_scale(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> float:
+    """The float scale darktable-cli's export runs the pipe at for an ``in_hw`` image exported in a
+    square box that gives ``out_hw`` (the box's side is the output's long side)."""
+    ph, pw = in_hw
+    box = max(out_hw)
+    s = min(box / pw, box / ph, 1.0)
+    w_out, h_out = int(s * pw + 0.8), int(s * ph + 0.8)
+    if math.ceil(w_out / s) > pw or math.ceil(h_out / s) > ph:  # imageio.c: corrected (exact size)
+        s *= max((pw + 1) / pw, (ph + 1) / ph)
+    return float(np.float32(s))
+
+
+def _sinf_fast(t: np.ndarray) -> np.ndarray:
+    """darktable's ``sinf_fast_sse`` (float32, valid on [-pi, pi])."""
+    m4 = A * (t * (PI - np.abs(t)))
+    return P * (m4 * np.abs(m4) - m4) + m4
+
+
+def _lanczos(t: np.ndarray) -> np.ndarray:
+    """``lanczos_sse2(3, t)`` in float32."""
+    w = np.float32(WIDTH)
+    a = np.rint(t).astype(np.int32)  # _mm_cvtps_epi32: round to nearest even
+    r = (t - a.astype(np.float32)).astype(np.float32)
+    sign = np.where(a & 1, np.float32(-1.0), np.float32(1.0)).astype(np.float32)
+    num = ((w * sign) * _sinf_fast(PI * r)) * _sinf_fast((PI * t) / w)
+    return ((EPS + num) / (EPS + PI2 * (t * t))).astype(np.float32)
+
+
+def _ceil_fast(x: np.float32) -> np.float32:
+    return np.float32(int(x)) if x <= 0 else np.float32(-np.float32(int(-x)) + np.float32(1.0))
+
+
+def plan_matrix(n_in: int, n_out: int, scale: float) -> np.ndarray:
+    """``prepare_resampling_plan`` for a downscale as an ``(n_out, n_in)`` float32 matrix."""
+    s = np.float32(scale)
+    w = np.float32(WIDTH)
+    k = np.zeros((n_out, n_in), np.float32)
+    for xo in range(n_out):  # one output sample per row of the plan: n_out small loops, not per pixel
+        xin = _ceil_fast(np.float32((np.float32(xo) - w) / s))
+        first = int(xin)
+        t = np.float32(xin * s - np.float32(xo))
+        taps = int(np.float32((w - t) / s))
+        tt = (np.float32(t) + s * np.arange(taps, dtype=np.float32)).astype(np.float32)
+        ker = _lanczos(tt)
+        norm = np.float32(0.0)
+        for v in ker:  # darktable sums the taps in order
+            norm = np.float32(norm + v)
+        ker = (ker * np.float32(np.float32(1.0) / norm)).astype(np.float32)
+        idx = np.clip(first + np.arange(taps), 0, n_in - 1)
+        np.add.at(k[xo], idx, ker)
+    return k
+
+
+def clip_and_zoom(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``x (B, 3, H, W)`` (any linear colour space) -> ``(B, 3, h, w)``, ``size = (h, w)``, as darktable
+    resamples the demosaiced image (lanczos3, darktable-cli's export scale)."""
+    from darkproxy.errors import DarkproxyError
+
+    h_in, w_in = x.shape[-2:]
+    scale = export_scale((h_in, w_in), size)
+    s64 = max(size) / max(h_in, w_in)
+    if (int(s64 * h_in + 0.8), int(s64 * w_in + 0.8)) != tuple(size):  # not darktable's export of this image
+        raise DarkproxyError(
+            f"demosaic: darktable's {size[1]}x{size[0]} output is not its export size for the {w_in}x{h_in} "
+            "mosaic (the raw's sensor array as rawpy reads it differs from darktable's?)"
+        )
+    kv = torch.from_numpy(plan_matrix(h_in, size[0], scale)).to(x.device, x.dtype)
+    kh = torch.from_numpy(plan_matrix(w_in, size[1], scale)).to(x.device, x.dtype)
+    # interpolation.c clips the negative values of lanczos' undershoot ("light is positive")
+    return torch.einsum("oh,bchw,pw->bcop", kv, x, kh).clamp_min(0.0)
