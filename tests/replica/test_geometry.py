@@ -120,5 +120,6 @@ def test_cropped_sharpened_edit_runs_through_the_replica(dt, make_raw, expect) -
     assert out.shape == renders.export.shape and out.shape[2] == 96
     # 58.81 dB in each of 10 runs (bench/results/test_noise.md, "replica": no spread; the 8-bit export limits it)
     expect("crop: replica.psnr", fig["psnr"], ">", 45)
-    haze = dt.edit(hist, enable=["hazeremoval"])  # a proxy (not per pixel) before the crop
-    assert {c.module: c.runs for c in replica_coverage(dt, haze, raw)}["crop"] == "refused"
+    haze = dt.edit(hist, enable=["hazeremoval"])  # a proxy (not per pixel) before the crop, asked for by name
+    cov = {c.module: c.runs for c in replica_coverage(dt, haze, raw, prefer_proxy=["hazeremoval"])}
+    assert cov["crop"] == "refused", cov

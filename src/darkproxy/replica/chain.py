@@ -40,6 +40,7 @@ from darkproxy.data.paramspace import ParamSpace, ParamSpec
 from darkproxy.errors import DarkproxyError
 from darkproxy.replica.blend import BLEND_OPACITY, blend_scene, blend_uniform, stage_blend
 from darkproxy.replica.mosaicplan import before_colorin, cfa_after_crop, mosaic_refusal, run_mosaic
+from darkproxy.replica.proxyfit import proxy_problem, trained_values
 from darkproxy.replica.registry import EXACT, GEOMETRY_FIRST, GEOMETRY_NOTE, MOSAIC_NOTE, StageContext
 
 KINDS = ("exact", "proxy", "passthrough")
@@ -192,22 +193,6 @@ def _decode(dt: Any, module: str, it: Any) -> _Decoded:
     return _Decoded(values, sch.version, it.modversion if up is not it else None)
 
 
-def _run_version(run: str) -> tuple[int | None, str | None]:
-    """The params version a proxy run was trained on (its run.json), or why it is unknown."""
-    import json
-
-    from darkproxy.proxy.locate import resolve_run
-
-    try:
-        info = json.loads((resolve_run(run) / "run.json").read_text())
-    except (DarkproxyError, OSError, ValueError) as e:
-        return None, f"cannot read the proxy {run}'s run.json ({str(e).splitlines()[0] if str(e) else e!r})"
-    v = info.get("module_version")
-    if not isinstance(v, int):
-        return None, f"the proxy {run} does not record the params version it was trained on"
-    return v, None
-
-
 def _exposure_bias(dt: Any, history: Any, raw: str | os.PathLike[str] | None) -> tuple[float | None, str | None]:
     """The raw's EXIF exposure bias when exposure compensates it (``compensate_exposure_bias``,
     darktable's scene-referred default), else ``(None, None)``; ``(None, why)`` when it
@@ -305,9 +290,9 @@ def _plan(
                 stages.append(StagePlan(m, "exact", dec.values, note=note, **common))
                 c.runs, c.detail = "exact", note
                 continue
-        run = None if hard is not None else (runs.get(m) or _zoo_run(m))
-        if run is not None:
-            hard = _proxy_problem(m, run, dec, bias)
+        if (run := None if hard is not None else (runs.get(m) or _zoo_run(m))) is not None:
+            asked = m in prefer_proxy or m in (runs or {})  # named by the user: its figures are theirs to judge
+            hard = proxy_problem(m, run, dec.values, dec.version, trained_values(dt, m, raw), bias, asked)
             if hard is None:
                 note = f"proxy {run}" + (f" ({soft})" if soft else "") + upgraded + blended
                 stages.append(StagePlan(m, "proxy", dec.values, run=run, note=note, **common))
@@ -375,21 +360,6 @@ def _skeleton(dt: Any, history: Any, order: Sequence[str], pass_through: Sequenc
             c.detail = f"{it.operation}: a second instance of a module is not supported by the replica"
         cov[it.key] = c
     return cov
-
-
-def _proxy_problem(m: str, run: str, dec: _Decoded, bias: float | None) -> str | None:
-    """Why the proxy ``run`` cannot run ``m`` at the history's values (``None``: it can)."""
-    pv, why = _run_version(run)
-    if why is not None:
-        return f"{m}: {why}"
-    if pv != dec.version:
-        return f"{m} params version {dec.version} (history), the proxy {run} was trained on version {pv}"
-    if m == "exposure" and bias:
-        return (
-            f"exposure: the proxy {run} does not apply the raw's exposure bias ({bias:+g} EV, "
-            "compensate_exposure_bias is on); the exact stage does"
-        )
-    return None
 
 
 def _v(dec: _Decoded) -> dict[str, Any]:

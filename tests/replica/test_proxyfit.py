@@ -1,0 +1,36 @@
+"""A proxy stage runs only where its proxy was trained and reproduces its module (replica/proxyfit.py): the
+cases bench/results/replica_coverage.md found running silently wrong (14-30 dB) through the zoo's proxies."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def _plan(dt, raw, updates: dict, **kw):
+    from darkproxy.replica import plan_replica
+
+    return plan_replica(dt, dt.edit(dt.default_history(raw), updates=updates), raw, **kw)
+
+
+def test_proxy_refused_outside_its_training(dt, tiny_raw) -> None:
+    from darkproxy.replica import ReplicaError
+
+    cases = [
+        # the zoo's lowpass: 33.1 dB median but 18.4 worst on held-out raws (zoo.json): not taken unasked
+        ({"lowpass": {"radius": 12.0}}, {}, ["lowpass", "worst held-out render is 18.4 dB", "--prefer-proxy"]),
+        # darktable's "local contrast mask" preset: radius 50, the proxy saw 0.5..20 (it gave 14.6 dB)
+        ({"lowpass": {"radius": 50.0}}, {"prefer_proxy": ["lowpass"]}, ["radius = 50", "trained range 0.5..20"]),
+        # a param that is not one of the proxy's sliders, moved from what its data had
+        ({"lowpass": {"lowpass_algo": 1}}, {"prefer_proxy": ["lowpass"]}, ["lowpass_algo = 1", "differs from the 0"]),
+    ]
+    for updates, kw, words in cases:
+        with pytest.raises(ReplicaError) as e:
+            _plan(dt, tiny_raw, updates, **kw)
+        msg = str(e.value)
+        assert "\n" not in msg and all(w in msg for w in words), msg
+    # asked for by name, in its trained range, the other params as its data had them: it runs (its fidelity
+    # is in the summary); and a proxy whose held-out worst case is >= 30 dB runs unasked (vignette: 44.9 dB)
+    asked = _plan(dt, tiny_raw, {"lowpass": {"radius": 12.0, "contrast": 0.5}}, prefer_proxy=["lowpass"])
+    assert {s.module: s.kind for s in asked.stages}["lowpass"] == "proxy"
+    ok = _plan(dt, tiny_raw, {"vignette": {"brightness": -0.3}})
+    assert {s.module: s.kind for s in ok.stages}["vignette"] == "proxy"
