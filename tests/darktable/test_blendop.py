@@ -48,7 +48,7 @@ def test_darktable_default_blendop_round_trip(dt, tiny_raw: Path) -> None:
 
 def test_blendop_refuses_other_versions_and_sizes(dt, tiny_raw: Path) -> None:
     blob = dt.default_history(tiny_raw).find("exposure").blendop_params
-    for args, words in (((blob, 10), ("version 10", "version 11")), ((blob[:-4], 11), ("416 bytes", "420"))):
+    for args, words in (((blob, 9), ("version 9", "versions 10 and 11")), ((blob[:-4], 11), ("416 bytes", "420"))):
         with pytest.raises(XmpError) as e:
             decode_blendop(*args)
         assert "\n" not in str(e.value) and all(w in str(e.value) for w in words), str(e.value)
@@ -57,8 +57,11 @@ def test_blendop_refuses_other_versions_and_sizes(dt, tiny_raw: Path) -> None:
 def test_darktable_renders_encoded_opacity(dt, tiny_raw: Path, expect) -> None:
     """exposure +1 EV blended uniformly at 50 % (blend params encoded here) renders, in darktable-cli's
     linear Rec2020 output (filmic rgb off: linear after exposure), as the mean of exposure off and
-    exposure at 100 %: darktable reads the fields where they are written."""
+    exposure at 100 %: darktable reads the fields where they are written. And a blob of blendop version
+    10 (darktable 3.x: the obsolete "multiply reverse" mode, a details value in its reserved[0]) renders
+    as darkproxy's upgrade of it to version 11 does (darktable upgrades it when it loads the sidecar)."""
     from darkproxy.colour.metrics import display_psnr
+    from tests.darktable.render_noise import assert_same_render
 
     full = dt.edit(dt.default_history(tiny_raw), updates={"exposure": {"exposure": 1.0}}, disable=["filmicrgb"])
     off = dt.edit(full, disable=["exposure"])
@@ -66,11 +69,19 @@ def test_darktable_renders_encoded_opacity(dt, tiny_raw: Path, expect) -> None:
     it = half.find("exposure")
     it.blendop_params = item_blend(it).uniform(50).encode()  # type: ignore[union-attr]
     assert item_blend(it).summary() == "normal at 50 %, uniformly, in RGB (scene)"  # type: ignore[union-attr]
+    old, new = half.copy(), half.copy()
+    v10 = dataclasses.replace(item_blend(it), blend_mode=0x24, details=0.25, reserved=(0, 0, 0))  # type: ignore[arg-type]
+    old.find("exposure").blendop_params, old.find("exposure").blendop_version = v10.encode(), 10
+    up = decode_blendop(v10.encode(), 10)
+    assert (up.mode_name, up.details, up.opacity) == ("multiply (reversed)", 0.25, 50.0)
+    new.find("exposure").blendop_params = up.encode()
     with tempfile.TemporaryDirectory() as td:
-        jobs = [RenderJob(tiny_raw, s, Path(td) / f"{i}.tif") for i, s in enumerate((off, full, half))]
-        a, b, c = (read_tiff(p) for p in dt.renderer(max_size=64).render_batch(jobs))  # type: ignore[arg-type]
+        jobs = [RenderJob(tiny_raw, s, Path(td) / f"{i}.tif") for i, s in enumerate((off, full, half, old, new))]
+        a, b, c, d, e = (read_tiff(p) for p in dt.renderer(max_size=64).render_batch(jobs))  # type: ignore[arg-type]
     expect("blend50.psnr_vs_mean", display_psnr(c, 0.5 * a + 0.5 * b), ">", 60)
     expect("blend50.psnr_vs_full", display_psnr(c, b), "<", 30)
+    assert_same_render(d, e, "blendop v10 vs its upgrade")
+    expect("v10 multiply reversed vs normal: psnr", display_psnr(d, c), "<", 40)  # the mode was read
 
 
 def test_cli_xmp_show_blend(dt, tiny_raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,9 +2,11 @@
 
 darktable has no introspection for them: the layout is ``dt_develop_blend_params_t`` of
 ``src/develop/blend.h`` at ``DEVELOP_BLEND_VERSION`` 11 (darktable 4.0 to 4.2 at least), 420
-bytes, little endian, read field by field below; a blob of another version or size is refused
-in one line (darktable upgrades older versions with ``dt_develop_blend_legacy_params``, which is
-not ported). ``tests/darktable/test_blendop.py`` checks the layout on darktable's own default
+bytes, little endian, read field by field below. Older blobs are upgraded as darktable's
+``dt_develop_blend_legacy_params`` upgrades them where ported: version 10 (darktable 3.0-3.8; the
+same layout, its legacy blend modes mapped, ``details`` read from the old ``reserved[0]``) and the
+all-zero blobs of any version (darktable's defaults: no blending); a blob of another version or size
+is refused in one line. ``tests/darktable/test_blendop.py`` checks the layout on darktable's own default
 blend params and on a blob encoded here that darktable-cli renders as intended.
 
 darktable blends an item only when ``mask_mode`` has ``DEVELOP_MASK_ENABLED``
@@ -15,6 +17,7 @@ cannot reproduce exactly.
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -245,16 +248,68 @@ class BlendParams:
         return replace(self, mask_mode=MASK_ENABLED, blend_mode=mode, opacity=float(opacity))
 
 
+# blend.c: the legacy blend modes and what _blend_legacy_blend_mode makes of them (mode, reversed)
+_LEGACY_MODES = {0x00: (BLEND_NORMAL, False), 0x01: (0x19, False), 0x14: (0x19, True), 0x15: (BLEND_NORMAL, False)}
+_LEGACY_MODES[0x24] = (0x04, True)  # multiply reverse: multiply, reversed
+_DEFAULT_PARAMETERS = (0.0, 0.0, 1.0, 1.0) * 16  # _default_blendop_params' blendif_parameters
+
+
+def _legacy_blend_mode(mode: int) -> int:
+    """blend.c ``_blend_legacy_blend_mode``: obsolete modes to their 4.2 equivalents."""
+    new, reverse = _LEGACY_MODES.get(mode & 0xFF, (mode & 0xFF, False))
+    return (BLEND_REVERSE if reverse else 0) | new
+
+
+def _zero_params() -> BlendParams:
+    """darktable's default blend params (``_default_blendop_params``; its colour space ``none``: the
+    module's own): what it makes of an all-zero blob of any version. Blending is off in them."""
+    return BlendParams(
+        0,
+        0,
+        BLEND_NORMAL,
+        0.0,
+        100.0,
+        0,
+        0,
+        0,
+        0.0,
+        0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        (0, 0, 0),
+        _DEFAULT_PARAMETERS,
+        (0.0,) * 16,
+        "",
+        0,
+        0,
+        False,
+    )
+
+
 def decode_blendop(blob: bytes, version: int | None, where: str = "blend params") -> BlendParams:
-    """``blob`` of blendop ``version`` -> :class:`BlendParams`; one-line :class:`XmpError` for
-    another version or size."""
-    if version != BLEND_VERSION:
+    """``blob`` of blendop ``version`` -> :class:`BlendParams` (version 10 and all-zero blobs upgraded as
+    darktable upgrades them); one-line :class:`XmpError` for another version or size."""
+    if blob and not any(blob):
+        return _zero_params()
+    if version not in (10, BLEND_VERSION):
         raise XmpError(
-            f"{where}: blendop version {version}, darkproxy reads version {BLEND_VERSION} (darktable 4.0-4.2); "
-            "darktable upgrades older ones, darkproxy does not"
+            f"{where}: blendop version {version}, darkproxy reads versions 10 and {BLEND_VERSION} (darktable "
+            "3.0-4.2); darktable upgrades older ones, darkproxy does not"
         )
     if len(blob) != SIZE:
-        raise XmpError(f"{where}: {len(blob)} bytes, blendop version {BLEND_VERSION} has {SIZE}")
+        raise XmpError(f"{where}: {len(blob)} bytes, blendop version {version} has {SIZE}")
+    bp = _unpack(blob)
+    if version == BLEND_VERSION:
+        return bp
+    # v10 -> v11 (dt_develop_blend_legacy_params): the same fields; reserved[0] became details (NaN -> 0,
+    # clamped to [-1, 1]), the rest of reserved darktable's defaults
+    details = 0.0 if math.isnan(bp.details) else min(1.0, max(-1.0, bp.details))
+    return replace(bp, blend_mode=_legacy_blend_mode(bp.blend_mode), details=details, reserved=(0, 0, 0))
+
+
+def _unpack(blob: bytes) -> BlendParams:
     v = struct.unpack(_FMT, blob)
     scalars = dict(zip([f.name for f in fields(BlendParams)][:14], v[:14], strict=True))
     return BlendParams(
