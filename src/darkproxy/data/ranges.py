@@ -125,6 +125,11 @@ DEFAULT_RANGES: Mapping[str, Mapping[str, tuple[float, float]]] = {
         **{f"grey[{i}]": (0.0, 1.0) for i in range(3)},
     },
     "velvia": {"strength": (0.0, 100.0), "bias": (0.0, 1.0)},
+    # rgb curve: the y of every node (darktable's $MIN/$MAX), named as its introspection names them
+    # (``curve_nodes[c][k].y``: channel c, node k); the nodes' x are not differentiable
+    "rgbcurve": {f"curve_nodes[{c}][{k}].y": (0.0, 1.0) for c in range(3) for k in range(20)},
+    # tone curve: the y of the L curve's nodes (the linked modes' only curve), L / 100 in [0, 1]
+    "tonecurve": {f"tonecurve[0][{k}].y": (0.0, 1.0) for k in range(20)},
     "splittoning": {
         "shadow_hue": (0.0, 1.0),
         "shadow_saturation": (0.0, 1.0),

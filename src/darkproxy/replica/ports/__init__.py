@@ -20,10 +20,12 @@ from darkproxy.replica.ports import (  # noqa: F401  each registers its exact st
     gamma,
     highlights,
     rawprepare,
+    rgbcurve,
     sharpen,
     sigmoid,
     splittoning,
     temperature,
+    tonecurve,
     velvia,
     vibrance,
 )
