@@ -10,6 +10,7 @@ import torch
 
 from darkproxy.darktable.blendop import item_blend
 from darkproxy.replica.blend import blend_uniform
+from tests.replica.blendtaps import colorbalance_blend_taps
 
 
 def test_replica_uniform_blends_match_darktable(dt, tiny_raw: Path, expect) -> None:
@@ -67,13 +68,9 @@ def test_scene_rgb_blend_modes_match_darktable(dt, make_raw, expect) -> None:
     (bench/results/test_noise.md, "replica"): 67.7-100 dB, every mode's spread darktable's render noise
     (divide 67.7-75.8 and divide reversed 68.5-97.7: 1/x amplifies it); the bound, 55 dB, is 12.7 dB under
     the worst run (two-valued spreads: exact or noise, so a stated margin rather than 3 std)."""
-    import tempfile
 
     from darkproxy.colour.metrics import display_psnr
     from darkproxy.darktable.blendop import BLEND_MODES, BLEND_REVERSE, CS_RGB_SCENE, uniform_blend
-    from darkproxy.darktable.render import RenderJob, read_tiff
-    from darkproxy.darktable.tapout import plan_tapout
-    from darkproxy.replica import EXACT, StageContext
     from darkproxy.replica.blend import blend_scene
     from darkproxy.replica.chain import ReplicaError, plan_replica
 
@@ -88,15 +85,8 @@ def test_scene_rgb_blend_modes_match_darktable(dt, make_raw, expect) -> None:
         bp = dataclasses.replace(bp, blend_parameter=0.5, blend_cst=CS_RGB_SCENE)
         it.blendop_params = bp.encode()
         histories.append(h)
-    plans = [plan_tapout(dt, h, "colorbalancergb", {}) for h in histories]
-    with tempfile.TemporaryDirectory() as td:
-        jobs = [RenderJob(raw, plans[0].input_sidecar, Path(td) / "in.tif")]
-        jobs += [RenderJob(raw, p.output_sidecar, Path(td) / f"m{i}.tif") for i, p in enumerate(plans)]
-        imgs = [read_tiff(p) for p in dt.renderer(max_size=96).render_batch(jobs)]
-    x = torch.from_numpy(imgs[0])[None]
-    values = {s.module: s.values for s in plan_replica(dt, base, raw).stages}["colorbalancergb"]  # the decoded item
-    y = EXACT["colorbalancergb"].fn(x, values, StageContext())
-    for h, (code, rev), want in zip(histories, SCENE_MODES, imgs[1:], strict=True):
+    x, y, outputs = colorbalance_blend_taps(dt, raw, base, histories)
+    for h, (code, rev), want in zip(histories, SCENE_MODES, outputs, strict=True):
         blend = uniform_blend(h.find("colorbalancergb"))
         assert blend is not None and blend.reverse == rev and blend.parameter == 0.5
         got = blend_scene(x, y, blend)[0].numpy()

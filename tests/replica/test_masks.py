@@ -25,6 +25,7 @@ from darkproxy.darktable.blendop import (
     item_blend,
 )
 from darkproxy.replica.mask import parametric_mask
+from tests.replica.blendtaps import colorbalance_blend_taps
 
 G_IN, R_IN, G_, B_IN, JZ_IN, CZ_IN, HZ_IN = 0, 1, 2, 3, 8, 9, 10  # blend.h's scene-RGB channels (+4: output)
 OUT = 4
@@ -109,13 +110,9 @@ def test_parametric_masks_match_darktable(dt, make_raw, expect) -> None:
     render noise, the settings fixed); the unmasked blend at the same opacity 12.3-22.3 dB. The bound, 55 dB, is
     20 dB under the worst run (as in test_blend's scene-mode test: exact up to darktable's float noise, so a
     stated margin rather than 3 std)."""
-    import tempfile
 
     from darkproxy.colour.metrics import display_psnr
     from darkproxy.darktable.blendop import uniform_blend
-    from darkproxy.darktable.render import RenderJob, read_tiff
-    from darkproxy.darktable.tapout import plan_tapout
-    from darkproxy.replica import EXACT, StageContext
     from darkproxy.replica.blend import blend_scene
     from darkproxy.replica.chain import ReplicaChain, ReplicaError, plan_replica
 
@@ -130,15 +127,8 @@ def test_parametric_masks_match_darktable(dt, make_raw, expect) -> None:
         h = base.copy()
         h.find("colorbalancergb").blendop_params = _masked(default, case, rng).encode()
         histories.append(h)
-    plans = [plan_tapout(dt, h, "colorbalancergb", {}) for h in histories]
-    with tempfile.TemporaryDirectory() as td:
-        jobs = [RenderJob(raw, plans[0].input_sidecar, Path(td) / "in.tif")]
-        jobs += [RenderJob(raw, p.output_sidecar, Path(td) / f"m{i}.tif") for i, p in enumerate(plans)]
-        imgs = [read_tiff(p) for p in dt.renderer(max_size=96).render_batch(jobs)]
-    x = torch.from_numpy(imgs[0])[None]
-    values = {s.module: s.values for s in plan_replica(dt, base, raw).stages}["colorbalancergb"]
-    y = EXACT["colorbalancergb"].fn(x, values, StageContext())
-    for h, case, want in zip(histories, CASES, imgs[1:], strict=True):
+    x, y, outputs = colorbalance_blend_taps(dt, raw, base, histories)
+    for h, case, want in zip(histories, CASES, outputs, strict=True):
         blend = uniform_blend(h.find("colorbalancergb"))
         assert blend is not None and blend.mask is not None, case.name
         got = blend_scene(x, y, blend)[0].numpy()

@@ -74,6 +74,20 @@ def _norm_wb(v: Any) -> tuple[float, float, float]:
     return tuple(float(x) for x in wb / wb[1])  # type: ignore[return-value]
 
 
+def _bayer_pattern(raw: Any, p: Path, what: str) -> tuple[np.ndarray, str]:
+    """An open rawpy raw's 2x2 colour-index pattern and its letters read row by row (e.g. "RGGB");
+    one-line :class:`RawError` for anything but an R, G, G, B Bayer raw (``what`` they have no)."""
+    pattern = raw.raw_pattern
+    if pattern is None or np.asarray(pattern).shape != (2, 2) or raw.num_colors < 3:
+        raise RawError(f"{p} is not a 2x2 Bayer raw (X-Trans, monochrome and linear raws have no {what})")
+    pat = np.asarray(pattern).copy()
+    desc = raw.color_desc.decode()
+    cfa = "".join(desc[i] for i in pat.ravel())
+    if sorted(cfa) != ["B", "G", "G", "R"]:
+        raise RawError(f"{p} has an unsupported CFA {cfa!r} (need R, G, G, B)")
+    return pat, cfa
+
+
 def _read(path: str | os.PathLike[str], pixels: bool) -> tuple[RawInfo, np.ndarray | None, np.ndarray]:
     """(info, visible mosaic float32 (H, W) cropped to even sides or None,
     2x2 colour-index pattern). Every rawpy failure becomes a one-line RawError
@@ -85,16 +99,7 @@ def _read(path: str | os.PathLike[str], pixels: bool) -> tuple[RawInfo, np.ndarr
         raise RawError(f"raw file {p} does not exist")
     try:
         with rawpy.imread(str(p)) as raw:
-            pattern = raw.raw_pattern
-            if pattern is None or np.asarray(pattern).shape != (2, 2) or raw.num_colors < 3:
-                raise RawError(
-                    f"{p} is not a 2x2 Bayer raw (X-Trans, monochrome and linear raws have no packed mosaic)"
-                )
-            pat = np.asarray(pattern).copy()
-            desc = raw.color_desc.decode()
-            cfa = "".join(desc[i] for i in pat.ravel())
-            if sorted(cfa) != ["B", "G", "G", "R"]:
-                raise RawError(f"{p} has an unsupported CFA {cfa!r} (need R, G, G, B)")
+            pat, cfa = _bayer_pattern(raw, p, "packed mosaic")
             visible = raw.raw_image_visible  # unpacks: I/O errors surface here
             h, w = (visible.shape[0] // 2) * 2, (visible.shape[1] // 2) * 2
             img = visible[:h, :w].astype(np.float32) if pixels else None
@@ -165,13 +170,7 @@ def read_full_mosaic(path: str | os.PathLike[str]) -> FullMosaic:
         raise RawError(f"raw file {p} does not exist")
     try:
         with rawpy.imread(str(p)) as raw:
-            pattern = raw.raw_pattern
-            if pattern is None or np.asarray(pattern).shape != (2, 2) or raw.num_colors < 3:
-                raise RawError(f"{p} is not a 2x2 Bayer raw (X-Trans, monochrome and linear raws have no CFA port)")
-            desc = raw.color_desc.decode()
-            letters = [desc[i] for i in np.asarray(pattern).ravel()]
-            if sorted(letters) != ["B", "G", "G", "R"]:
-                raise RawError(f"{p} has an unsupported CFA {''.join(letters)!r} (need R, G, G, B)")
+            letters = _bayer_pattern(raw, p, "CFA port")[1]
             data = np.asarray(raw.raw_image, dtype=np.float32).copy()
     except RawError:
         raise
