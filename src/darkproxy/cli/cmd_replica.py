@@ -21,8 +21,10 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "(passthrough: the replica starts from the demosaiced image; with --from-mosaic they run as exact "
         "ports from the raw's CFA, colorin's camera matrix measured from darktable's renders), then every "
         "enabled module runs as an exact torch implementation of darktable's closed form where there is one "
-        "(exposure, colorin, sharpen, colorout to the sRGB display, ...) or as the zoo's proxy "
-        "(colorbalancergb, filmicrgb, sigmoid, ...). A module with neither is refused in one line "
+        "(exposure, color calibration, color balance rgb, filmic rgb, sigmoid, the curves, colorout to the sRGB "
+        "display, ...) or as the zoo's proxy where the proxy was trained (the item's version, its sliders in the "
+        "trained ranges, the other params as trained) and reproduces the module (its worst held-out render >= 30 "
+        "dB; --prefer-proxy for a weaker one). A module with neither is refused in one line "
         "(--allow-missing: darktable's tap-out there, reported). DIR gets replica.png, darktable.png "
         "(darktable-cli's 8-bit sRGB export of the same history at the same size), error.png, history.xmp, "
         "summary.json (psnr, deltae_mean, deltae_p95, seconds, stages: [{module, kind, psnr_vs_tapout, "
@@ -68,7 +70,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "--prefer-proxy",
         metavar="MODULE,...",
         default="",
-        help="run these modules through their zoo proxy even where an exact stage exists (to compare)",
+        help="run these modules through their zoo proxy even where an exact stage exists (to compare), or where "
+        "the proxy's worst held-out render is below 30 dB (its fidelity is in the summary)",
     )
     p.add_argument(
         "--from-mosaic",
