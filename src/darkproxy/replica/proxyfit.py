@@ -59,18 +59,6 @@ def _weak(run: str, metrics: Mapping[str, Any]) -> str | None:
     return None
 
 
-def run_version(run: str) -> tuple[int | None, str | None]:
-    """The params version a proxy run was trained on (its run.json), or why it is unknown."""
-    try:
-        info, _ = _run_info(run)
-    except (DarkproxyError, OSError, ValueError) as e:
-        return None, f"cannot read the proxy {run}'s run.json ({str(e).splitlines()[0] if str(e) else e!r})"
-    v = info.get("module_version")
-    if not isinstance(v, int):
-        return None, f"the proxy {run} does not record the params version it was trained on"
-    return v, None
-
-
 def trained_values(dt: Any, module: str, raw: str | os.PathLike[str] | None) -> dict[str, Any] | None:
     """The module's params as a dataset of ``module`` renders them before its free sliders are set: the item of
     darktable's default history for ``raw``, or the introspection defaults where that history lacks the module
