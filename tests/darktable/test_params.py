@@ -99,3 +99,28 @@ def test_truncated_and_corrupt_blobs(dt) -> None:
         decode_blob_text("zz12")
     with pytest.raises(XmpError, match="corrupt compressed"):
         decode_blob_text("gz12eJxjYIAACQYYOOHE")
+
+
+def test_array_elements_by_name(dt) -> None:
+    """An element of an array param by the name introspection gives it: set in place (the rest of the array
+    and every other byte as they were), read back by param_value; a wrong index or member is refused."""
+    from darkproxy.darktable.params import flatten, param_value
+
+    sch = dt.schemas.get("rgbcurve")
+    blob = default_blob(sch)
+    new = set_params(sch, blob, {"curve_nodes[0][1].y": "0.3", "curve_nodes[2][0].x": 0.25})
+    v = flatten(decode_params(sch, new))
+    old = flatten(decode_params(sch, blob))
+    assert param_value(v, "curve_nodes[0][1].y") == pytest.approx(0.3) and v["curve_nodes"][2][0]["x"] == 0.25
+    v["curve_nodes"][0][1]["y"] = old["curve_nodes"][0][1]["y"]
+    v["curve_nodes"][2][0]["x"] = old["curve_nodes"][2][0]["x"]
+    assert v == old  # nothing else moved
+    assert sum(a != b for a, b in zip(blob, new, strict=True)) <= 8  # two floats rewritten
+    mix = dt.schemas.get("channelmixerrgb")
+    vals = flatten(decode_params(mix, set_params(mix, default_blob(mix), {"red[1]": -0.25})))
+    assert vals["red"][1] == -0.25 and param_value(vals, "red[1]") == -0.25
+    for bad in ("red[4]", "temperature[0]", "red[0].x"):
+        with pytest.raises(UnknownParam):
+            set_params(mix, default_blob(mix), {bad: 1.0})
+    with pytest.raises(KeyError):
+        param_value(vals, "red[7]")

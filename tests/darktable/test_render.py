@@ -15,7 +15,7 @@ from tests.darktable.render_noise import assert_same_render
 
 def _exposure_pair(dt, raw: Path, ev: float):
     base = dt.default_history(raw)
-    order = dt.schemas.pipe_order(base.iop_order_version)
+    order = base.pipe_order(dt.schemas)
     later = [
         op
         for op in order[order.index("exposure") + 1 :]
@@ -133,3 +133,24 @@ def test_cli_render_with_set_and_errors(tiny_raw: Path, tmp_path: Path, capsys: 
     capsys.readouterr()
     rc = main(["render", str(tmp_path / "missing.dng"), "-o", str(tmp_path / "x.tif")])
     assert rc == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_config_template_renders_the_same(dt, tiny_raw: Path, tmp_path: Path) -> None:
+    """A process started from the shared config template (darktable's data.db and darktablerc made once)
+    renders what one started from an empty config dir renders: the default history (auto-applied presets
+    from data.db) and an edit, in one batch each; the template is darktable's own, made once."""
+    from dataclasses import replace
+
+    from darkproxy.darktable.render import config_template
+
+    template = config_template(dt.install, tmp_path / "root")
+    assert template is not None and (template / "data.db").is_file() and (template / "darktablerc").is_file()
+    assert config_template(dt.install, tmp_path / "root") == template  # made once
+    edit = dt.edit(dt.default_history(tiny_raw), updates={"exposure": {"exposure": 0.6}})
+    jobs = [RenderJob(tiny_raw, None, tmp_path / "d.tif"), RenderJob(tiny_raw, edit, tmp_path / "e.tif")]
+    fresh = dt.renderer(max_size=96)
+    fresh = replace(fresh, use_config_template=False)
+    a = [read_tiff(p) for p in fresh.render_batch(jobs)]
+    b = [read_tiff(p) for p in dt.renderer(max_size=96).render_batch(jobs)]
+    for x, y, what in zip(a, b, ("defaults", "edit"), strict=True):
+        assert_same_render(x, y, f"config template vs empty config dir, {what}")

@@ -96,3 +96,40 @@ def test_cli_xmp_show_malformed(tmp_path: Path) -> None:
     bad.write_text("<<<")
     r = run_cli("xmp", "show", str(bad))
     assert r.returncode == 2 and "not valid XML" in r.stderr and r.stderr.count("\n") == 1
+
+
+DTNS = "{http://darktable.sf.net/}"
+
+
+def test_pipe_order_as_darktable_reads_it(dt, darktable_xmp: Path) -> None:
+    """The order a sidecar's history runs in (common/exif.cc and iop_order.c): darktable's own sidecar the
+    built-in v3.0 order; a custom list (iop_order_version 0) as listed, each module at its first instance,
+    with the modules darktable 4.2 inserts into an older list; xmp_version 4 without iop_order_version the
+    legacy order; a malformed list and a pre-3.0 per-item order refused in one line."""
+    s = read_xmp(darktable_xmp)
+    v30 = dt.schemas.pipe_order(2)
+    assert s.xmp_version is not None and s.xmp_version >= 4 and s.pipe_order(dt.schemas) == v30
+    # a darktable 3.4 custom order: no sigmoid, colorbalancergb... and exposure moved after filmicrgb
+    old = [m for m in v30 if m not in ("sigmoid", "colorbalancergb", "exposure")]
+    old.insert(old.index("filmicrgb") + 1, "exposure")
+    listed = [f"{m},0" for m in old]
+    listed.insert(listed.index("exposure,0") + 1, "exposure,1")
+    s.description.set(DTNS + "iop_order_version", "0")
+    s.description.set(DTNS + "iop_order_list", ",".join(listed))
+    order = Sidecar.parse(s.to_string()).pipe_order(dt.schemas)
+    assert order.index("exposure") == order.index("filmicrgb") + 1 and order.count("exposure") == 1
+    assert order.index("sigmoid") == order.index("filmicrgb") - 1  # inserted before filmicrgb, as darktable
+    assert order.index("colorbalancergb") == order.index("rgbcurve") - 1
+    s.description.attrib.pop(DTNS + "iop_order_list")
+    with pytest.raises(Exception, match="pipe order 0 is not known"):
+        s.pipe_order(dt.schemas)
+    s.description.set(DTNS + "iop_order_list", "exposure,0,colorin")
+    with pytest.raises(XmpError, match="malformed darktable:iop_order_list"):
+        s.pipe_order(dt.schemas)
+    s.description.attrib.pop(DTNS + "iop_order_list")
+    s.description.attrib.pop(DTNS + "iop_order_version")
+    assert s.iop_order_version == 1 and s.pipe_order(dt.schemas) == dt.schemas.pipe_order(1)
+    s.description.set(DTNS + "xmp_version", "2")
+    s.items[0].extra["iop_order"] = "12.0"
+    with pytest.raises(XmpError, match="before 3.0"):
+        s.pipe_order(dt.schemas)

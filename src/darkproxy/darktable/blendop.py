@@ -102,13 +102,38 @@ SCENE_RGB_MODES = frozenset({0x04, 0x05, 0x06, 0x07, 0x08, 0x10, 0x11, 0x17, 0x1
 SCENE_RGB_MODES |= {0x28, 0x29}
 
 
+# blend.h dt_develop_mask_feathering_guide_t: the feathering's guide and its place relative to the blur
+GUIDE_IN_BEFORE_BLUR, GUIDE_OUT_BEFORE_BLUR, GUIDE_IN_AFTER_BLUR, GUIDE_OUT_AFTER_BLUR = 0x01, 0x02, 0x05, 0x06
+BLUR, FEATHER_IN, FEATHER_OUT = "blurred", "feathered by the input", "feathered by the output"
+
+
+def post_operations(feathering_radius: float, feathering_guide: int, blur_radius: float) -> list[str]:
+    """blend.c ``_develop_mask_get_post_operations`` but the tone curve: the mask's spatial refinements in
+    darktable's order (:data:`BLUR`, :data:`FEATHER_IN`, :data:`FEATHER_OUT`; empty: none). The feathering
+    runs above a radius of 0.1 (``piece->colors >= 3``: always in RGB), the blur too; the feathering comes
+    before the blur only where its guide says "before blur" (any other value: after it, guided by the input)."""
+    f32 = struct.Struct("<f")
+
+    def above(v: float) -> bool:  # params->radius > 0.1f, in float32
+        return bool(f32.unpack(f32.pack(v))[0] > f32.unpack(f32.pack(0.1))[0])
+
+    feather, blur = above(feathering_radius), above(blur_radius)
+    before = feathering_guide in (GUIDE_IN_BEFORE_BLUR, GUIDE_OUT_BEFORE_BLUR)
+    fop = FEATHER_OUT if feathering_guide in (GUIDE_OUT_BEFORE_BLUR, GUIDE_OUT_AFTER_BLUR) else FEATHER_IN
+    if feather:
+        return [fop, BLUR] if blur and before else ([BLUR] if blur else []) + [fop]
+    return [BLUR] if blur else []
+
+
 @dataclass(frozen=True)
 class ParametricMask:
     """An item's parametric mask (blend-if) in scene RGB, as ``dt_develop_blendif_rgb_jzczhz_make_mask``
     reads it: ``blendif`` (active and polarity bits: :data:`BLENDIF_CHANNELS`), ``parameters`` (4
     breakpoints per channel, 16 channels, in darktable's slider units), ``boost`` (log2 factors per
     channel: a breakpoint in channel units is ``parameter * 2^boost``), ``combine`` (``mask_combine``:
-    :data:`COMBINE_INV`, :data:`COMBINE_INCL`), ``contrast`` and ``brightness`` (the mask's tone curve)."""
+    :data:`COMBINE_INV`, :data:`COMBINE_INCL`), ``contrast`` and ``brightness`` (the mask's tone curve),
+    ``feathering_radius``, ``feathering_guide`` and ``blur_radius`` (the refinements before it, in px at
+    full resolution: :mod:`darkproxy.replica.maskrefine`)."""
 
     blendif: int
     parameters: tuple[float, ...]
@@ -116,6 +141,14 @@ class ParametricMask:
     combine: int = 0
     contrast: float = 0.0
     brightness: float = 0.0
+    feathering_radius: float = 0.0
+    feathering_guide: int = 0
+    blur_radius: float = 0.0
+
+    @property
+    def refinements(self) -> list[str]:
+        """The spatial refinements darktable runs on the mask, in its order: :func:`post_operations`."""
+        return post_operations(self.feathering_radius, self.feathering_guide, self.blur_radius)
 
     def channels(self) -> str:
         """The active channels, darktable's names (``Jz in, R out (inverted)``) or ``no channel``."""
@@ -143,8 +176,17 @@ class UniformBlend:
 
     @property
     def how(self) -> str:
-        """``uniformly`` or ``with a parametric mask``."""
-        return "uniformly" if self.mask is None else "with a parametric mask"
+        """``uniformly``, ``with a parametric mask`` or ``with a parametric mask (feathered by the input,
+        blurred)``."""
+        if self.mask is None:
+            return "uniformly"
+        refined = self.mask.refinements
+        return "with a parametric mask" + (f" ({', '.join(refined)})" if refined else "")
+
+    @property
+    def spatial(self) -> bool:
+        """Whether the mask is feathered or blurred (each output pixel depends on its neighbours)."""
+        return self.mask is not None and bool(self.mask.refinements)
 
     @property
     def mode_name(self) -> str:
@@ -335,18 +377,14 @@ def item_blend(item: Any) -> BlendParams | None:
 
 def mask_problems(bp: BlendParams, exact_modes: bool) -> list[str]:
     """What of ``bp``'s masks the replica does not reproduce (empty: none, or a parametric mask alone in scene
-    RGB where the pipe is the working profile's RGB (``exact_modes``), refined only by contrast and brightness:
-    :mod:`darkproxy.replica.mask`). darktable's thresholds (blend.c ``_develop_mask_get_post_operations``):
-    feathering runs above a radius of 0.1, the blur too; the details threshold at any non-zero value."""
+    RGB where the pipe is the working profile's RGB (``exact_modes``), refined by feathering, blur, contrast and
+    brightness: :mod:`darkproxy.replica.mask`, :mod:`darkproxy.replica.maskrefine`); the details threshold
+    (darktable's detail mask: it runs at any non-zero value) is not ported."""
     what = [m for m in bp.masks if m != "parametric mask"]
     if "parametric mask" not in bp.masks:
         return what
     if not exact_modes:  # (another blend colour space: blend_problem says so)
         what.append("parametric mask outside the working profile's RGB (between colorin and colorout)")
-    if bp.feathering_radius > 0.1:
-        what.append(f"mask feathering radius {bp.feathering_radius:g} (guided filter, not ported)")
-    if bp.blur_radius > 0.1:
-        what.append(f"mask blur radius {bp.blur_radius:g} (darktable's IIR gaussian, not ported)")
     if bp.details != 0.0:
         what.append(f"mask details threshold {bp.details:g} (detail mask, not ported)")
     return what
@@ -397,6 +435,9 @@ def uniform_blend(item: Any) -> UniformBlend | None:
             combine=bp.mask_combine,
             contrast=float(bp.contrast),
             brightness=float(bp.brightness),
+            feathering_radius=float(bp.feathering_radius),
+            feathering_guide=int(bp.feathering_guide),
+            blur_radius=float(bp.blur_radius),
         )
     code = bp.blend_mode & 0xFF
     return UniformBlend(

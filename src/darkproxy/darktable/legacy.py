@@ -28,7 +28,7 @@ from typing import Any
 
 from darkproxy.darktable.params import assign_fields, default_blob
 from darkproxy.darktable.schema import ModuleSchema, SchemaSet
-from darkproxy.darktable.xmp import HistoryItem, Sidecar
+from darkproxy.darktable.xmp import HistoryItem, Sidecar, parse_instance_key
 from darkproxy.errors import XmpError
 
 # C member types of the old structs -> struct codes (x86-64: every member here is 4 bytes, no padding)
@@ -274,7 +274,7 @@ def upgrade_history(sidecar: Sidecar, schemas: SchemaSet, modules: Iterable[str]
     """A copy of ``sidecar`` with the old-version items of ``modules`` (default: every
     module with a port) upgraded as darktable does on loading; items without a port
     are left as they are (darktable upgrades them itself when it renders)."""
-    want = set(modules) if modules is not None else None
+    want = {parse_instance_key(m)[0] for m in modules} if modules is not None else None
     out = sidecar.copy()
     for i, it in enumerate(out.items):
         if want is not None and it.operation not in want:

@@ -9,6 +9,9 @@ enums -> ``int`` (encode also accepts the enum's name), char arrays -> ``str``,
 other arrays -> lists, nested structs -> dicts. Unions, opaque fields and
 float complex values are kept as hex strings / ``[re, im]``.
 
+An element of an array param has the name darktable's introspection gives it: ``red[0]``,
+``curve_nodes[0][1].y`` (:func:`param_value` reads one, :func:`set_params` writes one).
+
 Encoding is *minimal*: :func:`encode_params` starts from a base blob and
 rewrites only fields whose value differs, so decode -> encode is byte-exact
 (padding, string tails and NaN payloads are never touched).
@@ -18,7 +21,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import math
+import re
 import struct
 import zlib
 from collections.abc import Mapping
@@ -330,11 +335,73 @@ def assign_fields(schema: ModuleSchema, base: bytes, values: Mapping[str, Any]) 
     return bytes(buf)
 
 
+# an element of an array param: the array's (dotted) name, its indices, then a member path (``curve_nodes[0][1].y``)
+_ELEMENT = re.compile(r"^([^\[\]]+)((?:\[\d+\])+)(?:\.(.+))?$")
+
+
+def _element_path(name: str) -> tuple[str, list[int], list[str]] | None:
+    """``"curve_nodes[0][1].y"`` -> ``("curve_nodes", [0, 1], ["y"])``; ``None`` for a plain name."""
+    m = _ELEMENT.match(name)
+    if m is None:
+        return None
+    members = m.group(3).split(".") if m.group(3) else []
+    return m.group(1), [int(i) for i in re.findall(r"\[(\d+)\]", m.group(2))], members
+
+
+def param_value(values: Mapping[str, Any], name: str) -> Any:
+    """The value of param ``name`` in decoded, flattened ``values``: a dotted name, or an element of an
+    array param (``red[0]``, ``curve_nodes[0][1].y``). Raises ``KeyError`` when there is none."""
+    if name in values:
+        return values[name]
+    path = _element_path(name)
+    if path is None or path[0] not in values:
+        raise KeyError(name)
+    cur: Any = values[path[0]]
+    try:
+        for i in path[1]:
+            cur = cur[i]
+        for member in path[2]:
+            cur = cur[member]
+    except (IndexError, KeyError, TypeError):
+        raise KeyError(name) from None
+    return cur
+
+
 def set_params(schema: ModuleSchema, blob: bytes, updates: Mapping[str, Any], clamp: bool = False) -> bytes:
-    """Set dotted-name scalar ``updates`` (values may be CLI strings) in ``blob``."""
-    for name in updates:
-        schema.field(name)  # UnknownParam with a hint
-    return encode_params(schema, updates, base=blob, clamp=clamp)
+    """Set dotted-name scalar ``updates`` (values may be CLI strings) in ``blob``; an element of an array
+    param by its element name (``red[0]``, ``curve_nodes[0][1].y``: the rest of the array as it is)."""
+    plain: dict[str, Any] = {}
+    arrays: dict[str, Any] = {}
+    for name, v in updates.items():
+        path = _element_path(name)
+        if path is None:
+            schema.field(name)  # UnknownParam with a hint
+            plain[name] = v
+            continue
+        base, idx, members = path
+        f = schema.field(base)
+        if f.type != "array" or f.is_string:
+            raise UnknownParam(f"module {schema.name}: {base} is not an array, {name!r} names no element of it")
+        if base not in arrays:
+            arrays[base] = copy.deepcopy(_decode_field(f, blob, 0))
+        cur: Any = arrays[base]
+        try:
+            for i in idx[:-1]:
+                cur = cur[i]
+            if members:
+                cur = cur[idx[-1]]
+                for m in members[:-1]:
+                    cur = cur[m]
+                if members[-1] not in cur:
+                    raise KeyError(members[-1])
+                cur[members[-1]] = v
+            else:
+                if idx[-1] >= len(cur) or isinstance(cur[idx[-1]], (list, dict)):
+                    raise IndexError(idx[-1])
+                cur[idx[-1]] = v
+        except (IndexError, KeyError, TypeError):
+            raise UnknownParam(f"module {schema.name} has no parameter {name!r} (no such element of {base})") from None
+    return encode_params(schema, {**plain, **arrays}, base=blob, clamp=clamp)
 
 
 def get_param(schema: ModuleSchema, blob: bytes, name: str) -> Any:

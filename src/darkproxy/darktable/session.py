@@ -128,30 +128,43 @@ class Darktable:
         """A copy of ``sidecar`` (compressed) with ``updates`` ({module: {param: value}})
         applied (modules missing from the history are added from their
         introspection defaults and enabled), ``enable``/``disable`` applied.
-        Validates names, types and ranges against the schemas."""
+        Validates names, types and ranges against the schemas. A module named
+        ``MODULE#N`` is its instance of multi_priority N (:func:`~darkproxy.darktable.xmp.instance_key`),
+        which must be in the history (a new instance is not added)."""
         from darkproxy.darktable.params import default_blob
+        from darkproxy.darktable.xmp import parse_instance_key
 
         out = sidecar.compressed()
-        for module, vals in (updates or {}).items():
+
+        def located(key: str) -> tuple[str, int, Any]:
+            module, inst = parse_instance_key(key)
+            it = out.find(module, inst)
+            if inst and it is None:
+                raise XmpError(f"{key}: the history has no instance {inst} of {module} (darkproxy adds no instance)")
+            return module, inst, it
+
+        for key, vals in (updates or {}).items():
+            module, inst, it = located(key)
             sch = self.schemas.get(module)
-            it = out.find(module)
             if it is not None and it.modversion != sch.version:
                 raise XmpError(
-                    f"{module} in the XMP has modversion {it.modversion}, darktable {self.version} "
+                    f"{key} in the XMP has modversion {it.modversion}, darktable {self.version} "
                     f"has {sch.version}: cannot edit its params"
                 )
             base = it.params if it is not None else default_blob(sch)
             blob = set_params(sch, base, vals, clamp=clamp)
-            out.set_item(module, params=blob, modversion=sch.version, enabled=True)
-        for module in enable or []:
+            out.set_item(module, params=blob, modversion=sch.version, enabled=True, multi_priority=inst)
+        for key in enable or []:
+            module, inst, it = located(key)
             sch = self.schemas.get(module)
-            if out.find(module) is None:
+            if it is None:
                 out.set_item(module, params=default_blob(sch), modversion=sch.version, enabled=True)
             else:
-                out.set_item(module, enabled=True)
-        for module in disable or []:
+                out.set_item(module, enabled=True, multi_priority=inst)
+        for key in disable or []:
+            module, inst, it = located(key)
             if module not in self.schemas and module not in self.schemas.without_introspection:
                 self.schemas.get(module)  # raises UnknownModule with a hint
-            if out.find(module) is not None:
-                out.set_item(module, enabled=False)
+            if it is not None:
+                out.set_item(module, enabled=False, multi_priority=inst)
         return out

@@ -207,7 +207,7 @@ def plan_tapout(
     sch = schemas.get(module)
     params = dict(params or {})
     base = base.compressed()
-    order = schemas.pipe_order(base.iop_order_version)
+    order = base.pipe_order(schemas)
     if module not in order:
         raise UnknownModule(f"{module} is not in darktable's pipe order")
     pos = order.index(module)

@@ -32,6 +32,38 @@ NS = {
 }
 DT = "{" + NS["darktable"] + "}"
 RDF = "{" + NS["rdf"] + "}"
+# a module instance in darkproxy's names: "exposure" (the first), "exposure#1" (multi_priority 1)
+INSTANCE_SEP = "#"
+
+
+def instance_key(module: str, instance: int = 0) -> str:
+    """``"exposure"`` for darktable's first instance of a module, ``"exposure#1"`` for multi_priority 1."""
+    return module if instance == 0 else f"{module}{INSTANCE_SEP}{instance}"
+
+
+def parse_instance_key(key: str) -> tuple[str, int]:
+    """``"exposure#1"`` -> ``("exposure", 1)``; ``"exposure"`` -> ``("exposure", 0)``."""
+    module, sep, inst = key.partition(INSTANCE_SEP)
+    if not sep:
+        return key, 0
+    if not inst.isdigit():
+        raise XmpError(f"{key!r}: a module instance is MODULE{INSTANCE_SEP}N (N its multi_priority, e.g. exposure#1)")
+    return module, int(inst)
+
+
+# darktable 4.2's iop_order.c inserts these modules (newer than some custom orders) before another one
+# into a custom order list that lacks them: (before, inserted), in its order
+CUSTOM_ORDER_INSERTS = (
+    ("nlmeans", "negadoctor"),
+    ("negadoctor", "channelmixerrgb"),
+    ("negadoctor", "censorize"),
+    ("rgbcurve", "colorbalancergb"),
+    ("ashift", "cacorrectrgb"),
+    ("graduatednd", "crop"),
+    ("colorbalance", "diffuse"),
+    ("nlmeans", "blurs"),
+    ("filmicrgb", "sigmoid"),
+)
 # history attributes written for every item, in darktable's order
 _ITEM_KEYS = (
     "num",
@@ -216,9 +248,57 @@ class Sidecar:
         return self._description(self.tree, str(self.path or "XMP"))
 
     @property
+    def xmp_version(self) -> int | None:
+        v = self.description.get(DT + "xmp_version")
+        return int(v) if v and v.isdigit() else None
+
+    @property
     def iop_order_version(self) -> int:
+        """darktable's pipe order of this sidecar as darktable reads it (``common/exif.cc``,
+        ``dt_exif_xmp_read_data``): ``xmp_version`` 4 and 5 the attribute (legacy, 1, when absent),
+        3 legacy below 3 else v3.0 (2), older legacy. A sidecar without ``xmp_version`` (one darkproxy
+        made from scratch) reads as v3.0, darktable's default for raws."""
+        xv = self.xmp_version
         v = self.description.get(DT + "iop_order_version")
-        return int(v) if v and v.isdigit() else 2
+        n = int(v) if v and v.isdigit() else None
+        if xv is None:
+            return 2 if n is None else n
+        if xv >= 4:
+            return 1 if n is None else n
+        if xv == 3:
+            return 1 if n is None or n < 3 else 2
+        return 1
+
+    def pipe_order(self, schemas: SchemaSet) -> list[str]:
+        """The module order darktable runs this sidecar's history in (each module at its first
+        instance's place): see :meth:`instance_order`."""
+        return list(dict.fromkeys(op for op, _ in self.instance_order(schemas)))
+
+    def instance_order(self, schemas: SchemaSet) -> list[tuple[str, int]]:
+        """The ``(module, instance)`` order darktable runs this sidecar's history in: its
+        ``iop_order_list`` (a custom order, or any history with a second instance), with the modules
+        darktable 4.2 inserts into an older custom list, else darktable's built-in order
+        :attr:`iop_order_version` (first instances only). Raises :class:`XmpError` for an order
+        darkproxy cannot read as darktable does (a sidecar of darktable < 3.0, whose history items
+        carry their own order)."""
+        xv = self.xmp_version
+        if xv is not None and xv < 4 and any("iop_order" in it.extra for it in self.items):
+            raise XmpError(
+                f"{self.path or 'XMP'}: written by darktable before 3.0 (xmp_version {xv}): its history items carry "
+                "their own pipe order, which darkproxy does not read"
+            )
+        text = self.description.get(DT + "iop_order_list") if xv is None or xv >= 4 else None
+        if not text:
+            return [(op, 0) for op in schemas.pipe_order(self.iop_order_version)]
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) % 2 or not all(p.isdigit() for p in parts[1::2]):
+            raise XmpError(f"{self.path or 'XMP'}: malformed darktable:iop_order_list")
+        order = list(dict.fromkeys(zip(parts[0::2], map(int, parts[1::2]), strict=True)))
+        for before, new in CUSTOM_ORDER_INSERTS:  # iop_order.c dt_ioppr_get_iop_order_list, custom lists
+            ops = [op for op, _ in order]
+            if new not in ops and before in ops:
+                order.insert(ops.index(before), (new, 0))
+        return order
 
     # ------------------------------------------------------------------ queries
     def active_items(self) -> list[HistoryItem]:
