@@ -40,8 +40,8 @@ from darkproxy.engines.regress import RegressConfig  # noqa: E402
 from darkproxy.machine import machine_info  # noqa: E402
 from darkproxy.proxy import Proxy  # noqa: E402
 from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng  # noqa: E402
-from darkproxy.replica.chain import plan_replica  # noqa: E402
 from darkproxy.replica.fit import render_export, replica_regress  # noqa: E402
+from darkproxy.replica.plan import plan_replica  # noqa: E402
 from darkproxy.replica.references import render_references, replica_history  # noqa: E402
 from darkproxy.replica.run import build_chain, score_replica  # noqa: E402
 

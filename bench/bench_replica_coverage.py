@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from darkproxy.darktable.session import Darktable  # noqa: E402
-from darkproxy.darktable.xmp import HistoryItem, Sidecar, read_xmp  # noqa: E402
+from darkproxy.darktable.xmp import DT, HistoryItem, Sidecar, read_xmp  # noqa: E402
 from darkproxy.errors import DarkproxyError, DarktableRenderError  # noqa: E402
 from darkproxy.fsutil import write_json, write_text_atomic  # noqa: E402
 from darkproxy.machine import machine_info  # noqa: E402
@@ -195,6 +195,10 @@ def build_corpus(dt: Darktable, raws: dict[str, Path], work: Path, per_op: int) 
     two.set_item("exposure", params=set_params(sch, c.find("exposure").params, {"exposure": 0.5}),
                   modversion=sch.version, multi_priority=1)  # fmt: skip
     two.find("exposure", 1).multi_name = "1"
+    # darktable writes the order of every instance with a second one (iop_order.c dt_ioppr_write_iop_order)
+    places = [f"{m},0" for m in dt.schemas.pipe_order(2)]
+    places.insert(places.index("exposure,0") + 1, "exposure,1")
+    two.description.set(DT + "iop_order_list", ",".join(places))
     add("edit-exposure-2-instances", "edit", "coffee", "a second exposure instance, +0.5 EV", two)
     add("edit-white-balance", "edit", "chelsea", "temperature red 2.3, blue 1.4",
         dt.edit(ch, {"temperature": {"red": 2.3, "blue": 1.4}}))  # fmt: skip
@@ -210,7 +214,7 @@ def build_corpus(dt: Darktable, raws: dict[str, Path], work: Path, per_op: int) 
         dt.edit(ch, enable=["lowpass", "bloom"]))  # fmt: skip
     add("edit-haze-rotate", "edit", "coffee", "haze removal, then a rotation (flip after a proxy stage)",
         dt.edit(c, {"flip": {"orientation": 6}}, enable=["hazeremoval"]))  # fmt: skip
-    add("edit-monochrome", "edit", "coffee", "monochrome on (no exact stage, no proxy)",
+    add("edit-monochrome", "edit", "coffee", "monochrome on, darktable's defaults",
         dt.edit(c, enable=["monochrome"]))  # fmt: skip
     for v in (2, 3, 4, 5):
         add(f"legacy-exposure-v{v}", "legacy", "coffee-bias", f"exposure written by params v{v} (+1.2 EV)",
@@ -308,8 +312,9 @@ def _f(x: Any, nd: int = 2) -> str:
 REASONS = (  # (words in a refusal's one-line reason, its category)
     ("no exact stage and no proxy", "no exact stage and no proxy in the zoo"),
     ("blendop version", "blend params of an older blendop version (older darktable): not upgraded"),
-    ("second instance", "a second instance of a module"),
-    ("pipe order", "a pipe order darkproxy does not know (iop_order_version 0: the sidecar's own order list)"),
+    ("second instance before the chain", "a second instance of a mosaic or geometry module"),
+    ("is not in the sidecar's pipe order", "an instance the sidecar's pipe order (iop_order_list) does not place"),
+    ("pipe order", "a pipe order darkproxy does not read (a sidecar of darktable < 3.0)"),
     ("between demosaic and colorin", "--from-mosaic: a module between demosaic and colorin other than flip, exposure"),
     ("legacy_params", "a params version without a legacy port"),
     ("blends (", "a blend the replica cannot reproduce (mask, mode, colour space)"),

@@ -21,7 +21,7 @@ def colorbalance_blend_taps(
     from darkproxy.darktable.render import RenderJob, read_tiff
     from darkproxy.darktable.tapout import plan_tapout
     from darkproxy.replica import EXACT, StageContext
-    from darkproxy.replica.chain import plan_replica
+    from darkproxy.replica.plan import plan_replica
 
     plans = [plan_tapout(dt, h, "colorbalancergb", {}) for h in histories]
     with tempfile.TemporaryDirectory() as td:

@@ -18,7 +18,7 @@ def test_replica_uniform_blends_match_darktable(dt, tiny_raw: Path, expect) -> N
     default history: the replica (exact stages, each blend applied around its stage) against darktable's
     8-bit sRGB export; the same chain without the blends is far off (the blend is what makes it match)."""
     from darkproxy.colour.metrics import display_image_psnr
-    from darkproxy.replica.chain import plan_replica
+    from darkproxy.replica.plan import plan_replica
     from darkproxy.replica.references import render_references, replica_history
     from darkproxy.replica.run import build_chain
 
@@ -72,7 +72,7 @@ def test_scene_rgb_blend_modes_match_darktable(dt, make_raw, expect) -> None:
     from darkproxy.colour.metrics import display_psnr
     from darkproxy.darktable.blendop import BLEND_MODES, BLEND_REVERSE, CS_RGB_SCENE, uniform_blend
     from darkproxy.replica.blend import blend_scene
-    from darkproxy.replica.chain import ReplicaError, plan_replica
+    from darkproxy.replica.plan import ReplicaError, plan_replica
 
     raw: Path = make_raw(source="coffee", size=96)
     edit = {"saturation_global": 0.45, "contrast": 0.3, "vibrance": 0.2}

@@ -20,7 +20,7 @@ EDIT = {
 
 def test_filmicrgb_matches_darktable(dt, make_raw) -> None:
     """Stage alone (Rec2020 output profile, as the tap-outs) and end to end (sRGB export)."""
-    from darkproxy.replica.chain import plan_replica
+    from darkproxy.replica.plan import plan_replica
     from darkproxy.replica.references import render_references, replica_history
     from darkproxy.replica.run import build_chain, score_replica
 

@@ -57,7 +57,7 @@ def test_rotated_edit_runs_through_the_replica(dt, make_raw, expect) -> None:
     """A rotated edit (a quarter turn clockwise, +1 EV) at render scale 0.5 runs raw to display against
     darktable's 8-bit sRGB export: the flip comes before every stage of the chain, so the replica starts
     from darktable's rotated image, and every stage after it is exact."""
-    from darkproxy.replica.chain import plan_replica
+    from darkproxy.replica.plan import plan_replica
     from darkproxy.replica.references import render_references
     from darkproxy.replica.run import build_chain, score_replica
 
@@ -77,7 +77,8 @@ def test_rotated_edit_runs_through_the_replica(dt, make_raw, expect) -> None:
 def test_flip_after_a_chain_stage_runs_exact_at_full_size_only() -> None:
     """After another stage of the chain the flip is the exact stage: at full resolution (where it is
     bit for bit darktable's) it runs, and is not per pixel; below it, a rotation is refused in one line."""
-    from darkproxy.replica.chain import ReplicaChain, ReplicaError, ReplicaPlan, StagePlan
+    from darkproxy.replica.chain import ReplicaChain
+    from darkproxy.replica.plan import ReplicaError, ReplicaPlan, StagePlan
     from darkproxy.replica.registry import StageContext
 
     stages = [
@@ -100,7 +101,7 @@ def test_cropped_sharpened_edit_runs_through_the_replica(dt, make_raw, expect) -
     exposure (per pixel) comes before the crop in the chain, so darktable's cropped render is the replica's
     input; the render scale is the crop's (sharpen's radius depends on it), and the replica matches
     darktable's export. A crop after a stage that is not per pixel is refused (it has no exact stage)."""
-    from darkproxy.replica.chain import plan_replica, replica_coverage
+    from darkproxy.replica.plan import plan_replica, replica_coverage
     from darkproxy.replica.references import render_references
     from darkproxy.replica.run import build_chain, score_replica
 
@@ -123,3 +124,33 @@ def test_cropped_sharpened_edit_runs_through_the_replica(dt, make_raw, expect) -
     haze = dt.edit(hist, enable=["hazeremoval"])  # a proxy (not per pixel) before the crop, asked for by name
     cov = {c.module: c.runs for c in replica_coverage(dt, haze, raw, prefer_proxy=["hazeremoval"])}
     assert cov["crop"] == "refused", cov
+
+
+def test_rotated_edit_keeps_its_scale_and_refuses_what_flip_changes(dt, make_raw) -> None:
+    """A quarter turn counter-clockwise at render scale 0.5: the replica measures the scale on the turned frame
+    (0.5, not the 0.75 an unturned frame gives a portrait render of a landscape raw) and the full-size frame
+    position-dependent stages read (turned); stages that read other pixels or the pixel's place (sharpen,
+    vignette, graduated density) are refused behind darktable's flip, whose regions of interest change what
+    they see (measured 2026-12-03: sharpen alone 37.9-67.2 dB, vignette 47.5-52.1, graduatednd 62.5 at
+    orientations 3 and 6, where the unflipped image gives 95-100)."""
+    from darkproxy.replica.plan import ReplicaError, plan_replica, replica_coverage
+    from darkproxy.replica.references import render_references
+
+    raw: Path = make_raw(source="coffee", size=192)
+    base = dt.edit(dt.default_history(raw), updates={"flip": {"orientation": 6}, "exposure": {"exposure": 0.5}})
+    plan = plan_replica(dt, base, raw)
+    renders = render_references(dt, raw, plan, 96, export=False, taps=False)
+    assert renders.input.shape[1:] == (96, 64)
+    assert renders.scale == pytest.approx(0.5, abs=1e-3) and renders.full_size == (128.0, 192.0)
+    for module, edit in (
+        ("sharpen", {"radius": 2.0, "amount": 1.5}),
+        ("vignette", {"brightness": -0.8, "center.x": 0.3}),
+        ("graduatednd", {"density": 1.5, "rotation": 20.0}),
+    ):
+        side = dt.edit(base, updates={module: edit})
+        cov = {c.module: c for c in replica_coverage(dt, side, raw)}
+        assert cov[module].runs == "refused" and "behind darktable's flip" in cov[module].detail, cov[module]
+        with pytest.raises(ReplicaError, match=module):
+            plan_replica(dt, side, raw)
+        unturned = dt.edit(side, updates={"flip": {"orientation": 0}})
+        assert {s.module: s.kind for s in plan_replica(dt, unturned, raw).stages}[module] == "exact"

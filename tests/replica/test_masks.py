@@ -114,7 +114,8 @@ def test_parametric_masks_match_darktable(dt, make_raw, expect) -> None:
     from darkproxy.colour.metrics import display_psnr
     from darkproxy.darktable.blendop import uniform_blend
     from darkproxy.replica.blend import blend_scene
-    from darkproxy.replica.chain import ReplicaChain, ReplicaError, plan_replica
+    from darkproxy.replica.chain import ReplicaChain
+    from darkproxy.replica.plan import ReplicaError, plan_replica
 
     raw: Path = make_raw(source="coffee", size=96)
     edit = {"saturation_global": 0.45, "contrast": 0.3, "vibrance": 0.2, "global_Y": 0.2}
@@ -146,10 +147,10 @@ def test_parametric_masks_match_darktable(dt, make_raw, expect) -> None:
         alone = ReplicaChain(plan, {}).stage_alone("colorbalancergb", x)
     want_stage = blend_scene(x, y, uniform_blend(histories[1].find("colorbalancergb")))  # type: ignore[arg-type]
     assert torch.allclose(alone, want_stage, atol=1e-6)
-    # what is not ported is refused in one line naming the setting: feathering, a drawn mask, a mask before colorin
+    # what is not ported is refused in one line naming the setting: the details threshold, a drawn mask, a mask
+    # before colorin (the feathering and the blur are ported: test_mask_refine.py)
     for module, change, words in (
-        ("colorbalancergb", {"feathering_radius": 5.0}, "mask feathering radius 5 (guided filter"),
-        ("colorbalancergb", {"blur_radius": 2.0}, "mask blur radius 2"),
+        ("colorbalancergb", {"details": 0.5}, "mask details threshold 0.5 (detail mask"),
         ("colorbalancergb", {"mask_mode": MASK_ENABLED | MASK_DRAWN | MASK_PARAMETRIC}, "drawn mask"),
         ("exposure", {}, "parametric mask outside the working profile's RGB"),
     ):

@@ -69,7 +69,7 @@ def test_other_cfa_through_demosaic(dt, make_raw, expect, cfa: str) -> None:
     """Another CFA layout (one darktable-cli process: darktable's demosaiced image in camera RGB and after
     colorin): the mosaic stages and the measured matrix against darktable's at full resolution."""
     from darkproxy.colour.metrics import display_psnr
-    from darkproxy.replica.chain import plan_replica
+    from darkproxy.replica.plan import plan_replica
     from darkproxy.replica.references import render_references
     from darkproxy.replica.run import build_chain
 
@@ -88,7 +88,7 @@ def test_other_cfa_through_demosaic(dt, make_raw, expect, cfa: str) -> None:
 def test_from_mosaic_refusals(dt, make_raw) -> None:
     """A mosaic stage at a setting without a port is refused in one line naming it; without the option the
     mosaic stages stay darktable's render."""
-    from darkproxy.replica.chain import ReplicaError, plan_replica
+    from darkproxy.replica.plan import ReplicaError, plan_replica
 
     raw = make_raw(source="coffee", size=128)
     base = dt.default_history(raw)
@@ -141,7 +141,7 @@ def test_colorin_fit_refuses_a_non_matrix() -> None:
     """The camera matrix is measured by least squares; a profile that is not a 3x3 matrix is refused."""
     import numpy as np
 
-    from darkproxy.replica.chain import ReplicaError
+    from darkproxy.replica.plan import ReplicaError
     from darkproxy.replica.references import fit_camera_matrix
 
     cam = np.random.default_rng(0).uniform(0.0, 1.0, (3, 16, 16)).astype(np.float32)

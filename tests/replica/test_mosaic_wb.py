@@ -15,8 +15,8 @@ from __future__ import annotations
 
 def test_white_balance_recovered_from_darktable_target(dt, make_raw, expect, tmp_path) -> None:
     from darkproxy.engines.regress import RegressConfig
-    from darkproxy.replica.chain import _decode
     from darkproxy.replica.fit import render_export, replica_regress
+    from darkproxy.replica.plan import _decode
 
     raw = make_raw(source="coffee", size=128)
     base = dt.default_history(raw)

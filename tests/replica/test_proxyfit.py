@@ -29,8 +29,11 @@ def test_proxy_refused_outside_its_training(dt, tiny_raw) -> None:
         msg = str(e.value)
         assert "\n" not in msg and all(w in msg for w in words), msg
     # asked for by name, in its trained range, the other params as its data had them: it runs (its fidelity
-    # is in the summary); and a proxy whose held-out worst case is >= 30 dB runs unasked (vignette: 44.9 dB)
+    # is in the summary); a module with an exact stage runs it unless its proxy is asked for (vignette, whose
+    # proxy's held-out worst case is 44.9 dB)
     asked = _plan(dt, tiny_raw, {"lowpass": {"radius": 12.0, "contrast": 0.5}}, prefer_proxy=["lowpass"])
     assert {s.module: s.kind for s in asked.stages}["lowpass"] == "proxy"
     ok = _plan(dt, tiny_raw, {"vignette": {"brightness": -0.3}})
+    assert {s.module: s.kind for s in ok.stages}["vignette"] == "exact"
+    ok = _plan(dt, tiny_raw, {"vignette": {"brightness": -0.3}}, prefer_proxy=["vignette"])
     assert {s.module: s.kind for s in ok.stages}["vignette"] == "proxy"

@@ -22,7 +22,7 @@ EDIT = {
 
 
 def test_sigmoid_matches_darktable(dt, make_raw, expect) -> None:
-    from darkproxy.replica.chain import plan_replica
+    from darkproxy.replica.plan import plan_replica
     from darkproxy.replica.references import render_references
     from darkproxy.replica.run import build_chain, score_replica
 

@@ -130,6 +130,14 @@ DEFAULT_RANGES: Mapping[str, Mapping[str, tuple[float, float]]] = {
     "rgbcurve": {f"curve_nodes[{c}][{k}].y": (0.0, 1.0) for c in range(3) for k in range(20)},
     # tone curve: the y of the L curve's nodes (the linked modes' only curve), L / 100 in [0, 1]
     "tonecurve": {f"tonecurve[0][{k}].y": (0.0, 1.0) for k in range(20)},
+    # base curve: the y of its curve's nodes (curve 0, the only one it uses), darktable's $MIN/$MAX
+    "basecurve": {f"basecurve[0][{k}].y": (0.0, 1.0) for k in range(20)},
+    # color zones: the mix (darktable's $MIN/$MAX) and the y of every node of its L, C and h curves (0.5: no
+    # change; the GUI's 0..1)
+    "colorzones": {
+        "strength": (-200.0, 200.0),
+        **{f"curve[{c}][{k}].y": (0.0, 1.0) for c in range(3) for k in range(20)},
+    },
     "splittoning": {
         "shadow_hue": (0.0, 1.0),
         "shadow_saturation": (0.0, 1.0),
@@ -142,12 +150,52 @@ DEFAULT_RANGES: Mapping[str, Mapping[str, tuple[float, float]]] = {
     "colorcontrast": {"a_steepness": (0.0, 3.0), "b_steepness": (0.0, 3.0)},
     "vibrance": {"amount": (0.0, 100.0)},
     # the colour of the shadows (lo) and highlights (hi) in Lab a*, b* (the GUI's square: +-40 by default zoom)
+    # the legacy color balance: lift / gamma / gain (factor [0], red, green, blue [1..3]) around their neutral
+    # 1 (darktable's $MIN/$MAX 0..2 end in degenerate images: gamma 0 is a power of 1e6), both saturations
+    # over $MIN/$MAX, the contrast and its fulcrum (grey, in %) where photographers put them
+    "colorbalance": {
+        **{f"{a}[{i}]": (0.5, 1.5) for a in ("lift", "gamma", "gain") for i in range(4)},
+        "saturation": (0.0, 2.0),
+        "contrast": (0.5, 1.5),
+        "grey": (5.0, 50.0),
+        "saturation_out": (0.0, 2.0),
+    },
     "colorcorrection": {
         "hia": (-40.0, 40.0),
         "hib": (-40.0, 40.0),
         "loa": (-40.0, 40.0),
         "lob": (-40.0, 40.0),
         "saturation": (0.0, 2.0),
+    },
+    # monochrome: the filter colour in a*, b* (the GUI's panel: +-128) and its size (the GUI's 0.5..3)
+    "monochrome": {"a": (-128.0, 128.0), "b": (-128.0, 128.0), "size": (0.5, 3.0), "highlights": (0.0, 1.0)},
+    # lowlight vision: the transition curve's node y (no $MIN/$MAX; the GUI's 0..1) and the blue shift
+    "lowlight": {"blueness": (0.0, 100.0), **{f"transition_y[{k}]": (0.0, 1.0) for k in range(6)}},
+    # the deprecated channel mixer: each input channel's weight per destination (hue, saturation, lightness,
+    # red, green, blue, gray), darktable's $MIN/$MAX (the GUI's sliders reach +-2)
+    "channelmixer": {f"{r}[{k}]": (-1.0, 1.0) for r in ("red", "green", "blue") for k in range(7)},
+    # unbreak input profile: darktable's $MIN/$MAX, the GUI's soft ranges for dynamic range (0.5..16 EV)
+    # and shadows range (up to 0 EV); security_factor only rescales the other sliders in the GUI
+    "profile_gamma": {
+        "linear": (0.0, 1.0),
+        "gamma": (0.0, 1.0),
+        "dynamic_range": (0.5, 16.0),
+        "grey_point": (0.1, 100.0),
+        "shadows_range": (-16.0, 0.0),
+    },
+    # fill light: the centre is L* / 100 (the GUI's gradient slider; no $MIN/$MAX)
+    "relight": {"ev": (-2.0, 2.0), "center": (0.0, 1.0), "width": (2.0, 10.0)},
+    # darktable's $MIN/$MAX; the array elements named as its introspection names them (``Dmin[0]``: red),
+    # Dmin from 0.01 (its hard minimum, 1e-5, is no film base)
+    "negadoctor": {
+        **{f"Dmin[{c}]": (0.01, 1.5) for c in range(3)},
+        **{f"{a}[{c}]": (0.25, 2.0) for a in ("wb_high", "wb_low") for c in range(3)},
+        "D_max": (0.1, 6.0),
+        "offset": (-1.0, 1.0),
+        "black": (-0.5, 0.5),
+        "gamma": (1.0, 8.0),
+        "soft_clip": (0.0001, 1.0),
+        "exposure": (0.5, 2.0),
     },
 }
 DEFAULT_FREE: Mapping[str, tuple[str, ...]] = {

@@ -37,7 +37,7 @@ def free_names(chain: Any, modules: Sequence[str], free: Sequence[str] | None) -
 
 
 def plan_history(dt: Any, raw: Path, chain: Sequence[str], xmp: str | os.PathLike[str] | None) -> tuple[Any, Any]:
-    from darkproxy.replica.chain import plan_replica
+    from darkproxy.replica.plan import plan_replica
     from darkproxy.replica.references import replica_history
 
     if not chain:
@@ -66,7 +66,7 @@ def make_style(dt: Any, result: Any, name: str, description: str) -> Any:
     from darkproxy.darktable.tapout import PASS_THROUGH, runs_on_mosaic
 
     h = result.compressed()
-    order = dt.schemas.pipe_order(h.iop_order_version)
+    order = h.pipe_order(dt.schemas)
     items = [
         it
         for it in h.items

@@ -99,7 +99,7 @@ def chain_histories(dt, base, stages: Sequence[tuple[str, Mapping[str, Any]]]):
     (pass-through modules stay on). Stage k's output history has stages > k disabled."""
     from darkproxy.darktable.tapout import PASS_THROUGH
 
-    order = dt.schemas.pipe_order(base.iop_order_version)
+    order = base.pipe_order(dt.schemas)
     mods = [m for m, _ in stages]
     first = order.index(mods[0])
     base = base.compressed()

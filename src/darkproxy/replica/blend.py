@@ -11,10 +11,11 @@ and flip (geometry). The other modes of darktable's scene-RGB blend (multiply, a
 difference, divide, average, geometric and harmonic means, lightness, chromaticity, one RGB channel;
 reversed or not; ``2^blend_parameter`` scaling the output where darktable scales it) are not linear:
 exact where darktable's pipe is the working profile's linear Rec2020, the replica's own space
-(between colorin and colorout); there too, a parametric mask (:mod:`darkproxy.replica.mask`) gives
-the per-pixel opacity. Anything else (a drawn or raster mask, a mask's feathering, blur or details,
-another colour space, a display-referred stage, a non-normal mode or a mask before colorin) is
-refused (:func:`darkproxy.darktable.blendop.blend_problem`).
+(between colorin and colorout); there too, a parametric mask (:mod:`darkproxy.replica.mask`), feathered
+and blurred at the render scale (:mod:`darkproxy.replica.maskrefine`), gives the per-pixel opacity.
+Anything else (a drawn or raster mask, a mask's details threshold, another colour space, a
+display-referred stage, a non-normal mode or a mask before colorin) is refused
+(:func:`darkproxy.darktable.blendop.blend_problem`).
 """
 
 from __future__ import annotations
@@ -64,16 +65,17 @@ _MODES: dict[int, Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]] =
 _ONE_CHANNEL = {0x21: 0, 0x22: 1, 0x23: 2}  # RGB red, green, blue channel: p * b in that channel only
 
 
-def blend_scene(inp: torch.Tensor, out: torch.Tensor, blend: UniformBlend) -> torch.Tensor:
+def blend_scene(inp: torch.Tensor, out: torch.Tensor, blend: UniformBlend, scale: float = 1.0) -> torch.Tensor:
     """darktable's blend in scene RGB of the module's ``out`` with its ``inp`` (``(B, 3, H, W)``, the
     working profile's RGB) in ``blend.mode`` at ``blend.opacity`` (a float, or a tensor that broadcasts
     against the images: differentiable), uniformly or through ``blend.mask`` (a parametric mask of the
-    unswapped input and output, whatever the reversal: :func:`darkproxy.replica.mask.parametric_mask`)."""
+    unswapped input and output, whatever the reversal, feathered and blurred at render ``scale``:
+    :func:`darkproxy.replica.mask.parametric_mask`)."""
     a, b = (out, inp) if blend.reverse else (inp, out)
     p = 2.0**blend.parameter
     o: float | torch.Tensor = blend.opacity
     if blend.mask is not None:
-        o = parametric_mask(inp, out, blend.mask, o)
+        o = parametric_mask(inp, out, blend.mask, o, scale=scale)
     if blend.mode in _ONE_CHANNEL:
         c = _ONE_CHANNEL[blend.mode]
         mixed = a[:, c : c + 1] * (1.0 - o) + p * b[:, c : c + 1] * o

@@ -23,7 +23,8 @@ import torch
 from darkproxy.colour.metrics import display_image_deltae2000, display_image_psnr
 from darkproxy.data.paramspace import split_module_params
 from darkproxy.fsutil import write_json
-from darkproxy.replica.chain import ReplicaChain, ReplicaError, plan_replica
+from darkproxy.replica.chain import ReplicaChain
+from darkproxy.replica.plan import ReplicaError, plan_replica
 from darkproxy.replica.references import Renders, render_references, replica_history
 from darkproxy.replica.run import Log, build_chain
 from darkproxy.viz.images import read_display_image, save_png, to_uint8
@@ -36,7 +37,7 @@ def default_free(chain: ReplicaChain) -> list[str]:
     names = chain.param_space.names
     out = []
     for st in chain.plan.stages:
-        out += [f"{st.module}.{p}" for p in DEFAULT_FREE.get(st.module, ()) if f"{st.module}.{p}" in names]
+        out += [f"{st.key}.{p}" for p in DEFAULT_FREE.get(st.module, ()) if f"{st.key}.{p}" in names]
     return out
 
 
@@ -81,6 +82,7 @@ def replica_regress(
 
     from darkproxy.darktable.blendop import item_blend
     from darkproxy.darktable.legacy import upgrade_history
+    from darkproxy.darktable.xmp import parse_instance_key
     from darkproxy.engines.regress import RegressConfig, regress
     from darkproxy.errors import RawError
     from darkproxy.replica.blend import BLEND_OPACITY
@@ -103,11 +105,11 @@ def replica_regress(
     opacities = {n[: -len(BLEND_OPACITY) - 1]: v for n, v in recovered.items() if n.endswith("." + BLEND_OPACITY)}
     edits = split_module_params({n: v for n, v in recovered.items() if not n.endswith("." + BLEND_OPACITY)})
     result = dt.edit(upgrade_history(hist, dt.schemas, modules=list(edits)), updates=edits)
-    for module, opacity in opacities.items():  # into the item's blend params, as darktable stores it (percent)
-        item = result.find(module)
+    for key, opacity in opacities.items():  # into the item's blend params, as darktable stores it (percent)
+        item = result.find(*parse_instance_key(key))
         bp = item_blend(item)
         if bp is None:  # the chain only has this slider for an item that blends
-            raise ReplicaError(f"{module}: its history item has no blend params to write the opacity to")
+            raise ReplicaError(f"{key}: its history item has no blend params to write the opacity to")
         item.blendop_params = replace(bp, opacity=100.0 * float(opacity)).encode()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,7 +137,9 @@ def replica_regress(
         "darktable_deltae_mean": de,
         "darktable_deltae_p95": de95,
         "start_psnr": display_image_psnr(start_img, tgt),
-        "stages": [{"module": s.module, "kind": s.kind} for s in chain.plan.prefix + chain.plan.stages],
+        "stages": [
+            {"module": s.module, "instance": s.instance, "kind": s.kind} for s in chain.plan.prefix + chain.plan.stages
+        ],
         "loss": res.loss,
         "iters": res.iters,
         "restarts": res.restarts,

@@ -12,10 +12,13 @@ the opacity. The channels: ``g`` (luminance: the Y of the profile's RGB -> XYZ D
 Jz, Cz, hz of JzAzBz (the profile's matrix premultiplied by blend.c's Bradford D50 -> D65, then
 dt_XYZ_2_JzAzBz; hz in ``[0, 1)``). Breakpoints are darktable's slider values times ``2^boost``.
 
+Between the mask and its tone curve, darktable's feathering (guided filter) and blur (gaussian), in its order
+and at the render scale: :mod:`darkproxy.replica.maskrefine` (``tests/replica/test_mask_refine.py``).
+
 Piecewise linear in the breakpoints (the slopes are ``1 / max(0.001, width)``) and linear in the opacity (but
-for the tone curve, smooth in it): torch autograd differentiates both (``tests/replica/test_masks.py``
-gradchecks them). The feathering (guided filter), the blur and the details threshold are not ported:
-:func:`darkproxy.darktable.blendop.mask_problems` refuses them.
+for the tone curve, smooth in it), the refinements linear (blur) or smooth (guided filter) in the mask: torch
+autograd differentiates them (``tests/replica/test_masks.py`` and ``test_mask_refine.py`` gradcheck them). The
+details threshold is not ported: :func:`darkproxy.darktable.blendop.mask_problems` refuses it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch
 
 from darkproxy.colour.matrices import XYZ_D50_TO_D65_BRADFORD_BLEND
 from darkproxy.darktable.blendop import BLENDIF_RGB_MASK, COMBINE_INCL, COMBINE_INV, ParametricMask
+from darkproxy.replica.maskrefine import refine
 from darkproxy.replica.science import mix3, safe_atan2, safe_hypot, working_profile_matrices, xyz_d65_to_jzazbz
 
 Tensor = torch.Tensor
@@ -124,12 +128,19 @@ def tone_curve(mask: Tensor, contrast: float, brightness: float, opacity: Tensor
 
 
 def parametric_mask(
-    inp: Tensor, out: Tensor, mask: ParametricMask, opacity: Tensor | float, breakpoints: Tensor | None = None
+    inp: Tensor,
+    out: Tensor,
+    mask: ParametricMask,
+    opacity: Tensor | float,
+    breakpoints: Tensor | None = None,
+    scale: float = 1.0,
 ) -> Tensor:
     """darktable's blend mask of a parametric mask in scene RGB: ``inp`` and ``out`` the module's input and
     output (``(B, 3, H, W)``, linear Rec2020, darktable's working RGB), ``opacity`` in ``[0, 1]`` (a float or
     a tensor broadcasting to ``(B, 1, H, W)``); ``breakpoints``: ``(16, 4)`` in place of ``mask.parameters``
-    (to differentiate in them). -> ``(B, 1, H, W)`` in ``[0, 1]``: the per-pixel opacity of the blend."""
+    (to differentiate in them); ``scale``: darktable's render scale (the feathering's and the blur's radii
+    scale with it). -> ``(B, 1, H, W)`` in ``[0, 1]`` (a blurred mask within float rounding of it): the
+    per-pixel opacity of the blend."""
     o = torch.as_tensor(opacity, dtype=inp.dtype, device=inp.device)
     raw = breakpoints if breakpoints is not None else torch.tensor(mask.parameters, dtype=torch.float64)
     raw = raw.reshape(16, 4)
@@ -153,6 +164,7 @@ def parametric_mask(
             m = o * (1.0 - fill) * temp if inverted else o * (1.0 - (1.0 - fill) * temp)
         else:
             m = o * (1.0 - fill * temp) if inverted else o * fill * temp
-    if abs(mask.contrast) >= 0.01 or abs(mask.brightness) >= 0.01:
+    m = refine(m, inp, out, mask.feathering_radius, mask.feathering_guide, mask.blur_radius, scale)
+    if abs(_F(mask.contrast)) >= _F(0.01) or abs(_F(mask.brightness)) >= _F(0.01):  # fabsf(.) >= 0.01f
         m = tone_curve(m, mask.contrast, mask.brightness, o)
     return m

@@ -23,6 +23,9 @@ from darkproxy.replica.registry import EXACT, StageContext
 # a permutation of pixels, and exposure's (x - black) / white, equal on the three channels (colorin's matrix
 # maps camera white to (1, 1, 1): its rows sum to 1, so it commutes with both)
 MATRIX_COMMUTES = ("flip", "exposure")
+# exact ports that run there through colorin's matrix as darktable's renders measure it
+# (``ctx.camera_matrix``: back to camera RGB, the module, the matrix again): the chain measures it for them
+CAMERA_RGB = ("profile_gamma", "graduatednd")
 
 
 def before_colorin(order: Sequence[str], m: str) -> bool:
@@ -30,6 +33,19 @@ def before_colorin(order: Sequence[str], m: str) -> bool:
     if "colorin" not in order or "demosaic" not in order or m not in order:
         return False
     return order.index("demosaic") < order.index(m) < order.index("colorin")
+
+
+def needs_camera_matrix(stages: Sequence[Any], modules: Sequence[str]) -> bool:
+    """Whether a stage of the chain (``stages``: plans with ``module`` and ``kind``) is an exact port of
+    :data:`CAMERA_RGB` that ``modules`` (the pipe's, in order) runs before colorin: the chain then needs
+    colorin's matrix (``ctx.camera_matrix``), measured from darktable's renders."""
+    if "colorin" not in modules:
+        return False
+    cut = list(modules).index("colorin")
+    return any(
+        st.kind == "exact" and st.module in CAMERA_RGB and st.module in modules and modules.index(st.module) < cut
+        for st in stages
+    )
 
 
 def mosaic_refusal(
@@ -46,11 +62,12 @@ def mosaic_refusal(
     ``values``, decoded at ``version``, or ``undecoded``'s reason; a stage between demosaic and colorin:
     one of :data:`MATRIX_COMMUTES`), as one line; ``None`` when it can."""
     if not mosaic:
-        if m in MATRIX_COMMUTES:
+        if m in MATRIX_COMMUTES or m in CAMERA_RGB:
             return None
         return (
             f"{m} runs on camera RGB between demosaic and colorin: --from-mosaic models only "
-            f"{', '.join(MATRIX_COMMUTES)} there (they commute with colorin's matrix)"
+            f"{', '.join(MATRIX_COMMUTES)} there (they commute with colorin's matrix) and "
+            f"{', '.join(CAMERA_RGB)} (through its measured matrix)"
         )
     op = EXACT.get(m)
     if op is None or not op.mosaic:

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from darkproxy.replica.chain import ReplicaError, ReplicaPlan
+from darkproxy.replica.mosaicplan import needs_camera_matrix
+from darkproxy.replica.plan import ReplicaError, ReplicaPlan
 
 
 # ----------------------------------------------------------------- history and size
@@ -91,7 +92,7 @@ def load_proxies(plan: ReplicaPlan, scale: float | None, device: str = "cpu") ->
 @dataclass
 class Renders:
     """darktable's images for one history at one size: ``input`` (3, H, W) linear
-    Rec2020 (the replica's input), ``taps`` {module: (3, H, W) linear Rec2020 after
+    Rec2020 (the replica's input), ``taps`` {stage key: (3, H, W) linear Rec2020 after
     that stage} (modules darktable cannot switch off share their neighbour's),
     ``export``: darktable's 8-bit sRGB export as float (3, H, W) in [0, 1];
     ``scale``: the render scale; ``seconds``: rendering time."""
@@ -103,10 +104,13 @@ class Renders:
     seconds: float
     # --from-mosaic: the raw's uncropped CFA (1, H, W) raw values (the chain's input), darktable's image after
     # demosaic in camera RGB (colorin passing it through: what colorin's matrix is measured on), and per
-    # mosaic stage darktable's linear Rec2020 render with the later mosaic stages it can switch off, off
+    # mosaic stage darktable's linear Rec2020 render with the later mosaic stages it can switch off, off (the
+    # camera RGB image also without --from-mosaic when an exact port runs on it: mosaicplan.CAMERA_RGB)
     mosaic: np.ndarray | None = None
     camera: np.ndarray | None = None
     mosaic_taps: dict[str, np.ndarray] = field(default_factory=dict)
+    # the (width, height) in raw px of what the chain starts from (StageContext.full_size)
+    full_size: tuple[float, float] | None = None
 
     @property
     def chain_input(self) -> np.ndarray:
@@ -129,9 +133,13 @@ def render_references(
     sides = {"__input__": dt.edit(hist, disable=chain_off)}
     for k, st in enumerate(plan.stages):
         if st.can_disable and (taps or st.kind == "passthrough"):
-            sides[st.module] = dt.edit(hist, disable=[m for m in chain_off if m in plan.modules[k + 1 :]])
+            sides[st.key] = dt.edit(hist, disable=[m for m in chain_off if m in plan.keys[k + 1 :]])
     if plan.from_mosaic:
         sides |= _mosaic_sides(dt, plan, chain_off, taps)
+    elif needs_camera_matrix(plan.stages, plan.context.modules):  # a port on camera RGB: colorin's matrix
+        from darkproxy.darktable.tapout import IDENTITY_SETTINGS
+
+        sides["__camera__"] = dt.edit(hist, updates=dict(IDENTITY_SETTINGS), disable=chain_off)
     with tempfile.TemporaryDirectory(prefix="darkproxy-replica-") as td:
         jobs = [RenderJob(raw, s, Path(td) / f"{i:03d}.tif") for i, s in enumerate(sides.values())]
         res = dt.renderer(max_size=size).render_batch(jobs)
@@ -150,19 +158,22 @@ def render_references(
     after: dict[str, np.ndarray] = {}
     prev = inp
     for st in plan.stages:
-        prev = linear.get(st.module, prev)
-        after[st.module] = prev
+        prev = linear.get(st.key, prev)
+        after[st.key] = prev
     exp = imgs[-1] / 255.0 if export else np.zeros_like(inp)
+    full = rendered_raw_size(raw, plan)
     scale = _render_scale(raw, plan, inp.shape)
     if scale is None:  # local stages (sharpen's radius) and proxies depend on it: never a guess
         raise ReplicaError(f"cannot measure the render scale: rawpy cannot read the size of {raw}")
-    out = Renders(inp, after, exp.astype(np.float32), float(scale), time.perf_counter() - t0)
+    out = Renders(inp, after, exp.astype(np.float32), float(scale), time.perf_counter() - t0, full_size=full)
     if plan.from_mosaic:
         from darkproxy.raw.mosaic import read_full_mosaic
 
         out.mosaic = read_full_mosaic(raw).data[None]
         out.camera = mosaic_refs.pop("__camera__")
         out.mosaic_taps = {k[len("__mosaic__") :]: v for k, v in mosaic_refs.items()}
+    elif "__camera__" in mosaic_refs:
+        out.camera = mosaic_refs.pop("__camera__")
     return out
 
 
@@ -219,15 +230,17 @@ def rendered_raw_size(raw: Path, plan: ReplicaPlan) -> tuple[float, float] | Non
         return None
     w, h = float(wh[0]), float(wh[1])
     geometry = {st.module: st for st in plan.prefix}
+    if "flip" in geometry:  # darktable's render of the input is turned: so is its frame (and the scale's)
+        o = resolved_orientation(geometry["flip"].values, plan.context)
+        if o is None:
+            raise ReplicaError(
+                "flip before the chain: the raw's EXIF orientation (the image's frame) could not be read"
+            )
+        if o & SWAP_XY:
+            w, h = h, w
     crop = geometry.get("crop")
     if crop is None:
         return w, h
-    if "flip" in geometry:
-        o = resolved_orientation(geometry["flip"].values, plan.context)
-        if o is None:
-            raise ReplicaError("crop after flip: the raw's EXIF orientation (the crop's frame) could not be read")
-        if o & SWAP_XY:
-            w, h = h, w
     cx, cy, cw, ch = (float(crop.values[k]) for k in ("cx", "cy", "cw", "ch"))
     return (cw - cx) * w, (ch - cy) * h
 

@@ -63,6 +63,11 @@ class StageContext:
     processed_maximum: Any = field(default=None, compare=False)
     out_size: tuple[int, int] | None = None
     camera_matrix: tuple[tuple[float, ...], ...] | None = None
+    # (width, height) in raw px at full resolution of the image the chain starts from (darktable's
+    # ``buf_in`` of a module after the geometry stages: the raw's visible size, turned by flip, cut by
+    # crop): where a position-dependent module (vignette, graduated density) puts its centre and its
+    # radii; ``None`` when unknown (such a stage is then refused)
+    full_size: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ import torch
 
 from darkproxy.colour.metrics import PSNR_CAP, display_image_deltae2000, display_image_psnr, display_psnr
 from darkproxy.fsutil import write_json
-from darkproxy.replica.chain import ReplicaChain, ReplicaError, ReplicaPlan, plan_replica, replica_coverage
+from darkproxy.replica.chain import ReplicaChain
+from darkproxy.replica.plan import ReplicaError, ReplicaPlan, plan_replica, replica_coverage
 from darkproxy.replica.references import (
     Renders,
     fit_camera_matrix,
@@ -52,7 +53,7 @@ Log = Callable[[str], None]
 
 def build_chain(plan: ReplicaPlan, renders: Renders, device: str = "cpu") -> ReplicaChain:
     """The plan's chain at the renders' scale (passthrough stages take darktable's tap-outs)."""
-    plan.context = dataclasses.replace(plan.context, scale=renders.scale)
+    plan.context = dataclasses.replace(plan.context, scale=renders.scale, full_size=renders.full_size)
     if plan.from_mosaic:
         if renders.camera is None or plan.context.cfa is None:
             raise ReplicaError("--from-mosaic: darktable's camera RGB render or the raw's CFA pattern is missing")
@@ -77,8 +78,11 @@ def build_chain(plan: ReplicaPlan, renders: Renders, device: str = "cpu") -> Rep
             camera_matrix=tuple(tuple(float(v) for v in row) for row in m),
             out_size=(int(renders.input.shape[1]), int(renders.input.shape[2])),
         )
+    elif renders.camera is not None:  # an exact port on camera RGB before colorin (mosaicplan.CAMERA_RGB)
+        m, _ = fit_camera_matrix(renders.input, renders.camera)
+        plan.context = dataclasses.replace(plan.context, camera_matrix=tuple(tuple(float(v) for v in row) for row in m))
     proxies = load_proxies(plan, renders.scale, device)
-    taps = {st.module: torch.from_numpy(renders.taps[st.module]) for st in plan.stages if st.kind == "passthrough"}
+    taps = {st.key: torch.from_numpy(renders.taps[st.key]) for st in plan.stages if st.kind == "passthrough"}
     return ReplicaChain(plan, proxies, taps)
 
 
@@ -105,15 +109,17 @@ def score_replica(chain: ReplicaChain, renders: Renders) -> tuple[np.ndarray, di
     # the replica's stages (sRGB context) on darktable's last profile-independent image
     prev_ref = disp_in = renders.input
     for st, o, o_tap in zip(chain.plan.stages, outs, tap_outs, strict=True):
-        op_display = _is_display(chain, st.module)
+        op_display = _is_display(chain, st.key)
         o_np = (o if op_display else o_tap)[0].numpy()
         if op_display:
             ref = renders.export
             vs = display_image_psnr(o_np, ref)
         else:
-            ref = renders.taps[st.module]
+            ref = renders.taps[st.key]
             vs = display_psnr(o_np, ref)
         rec: dict[str, Any] = {"module": st.module, "kind": st.kind, "psnr_vs_tapout": vs, "note": st.note}
+        if st.instance:
+            rec["instance"] = st.instance
         rec["version"] = st.version  # the params version the stage read (upgraded_from: the history item's)
         if st.upgraded_from is not None:
             rec["upgraded_from"] = st.upgraded_from
@@ -121,13 +127,13 @@ def score_replica(chain: ReplicaChain, renders: Renders) -> tuple[np.ndarray, di
         if st.kind != "passthrough":
             with torch.no_grad():
                 if op_display:
-                    alone = chain.stage_alone(st.module, torch.from_numpy(disp_in))[0].numpy()
+                    alone = chain.stage_alone(st.key, torch.from_numpy(disp_in))[0].numpy()
                     rec["psnr_alone"] = display_image_psnr(alone, ref) if disp_in.shape == ref.shape else None
                 else:
-                    alone = chain.stage_alone(st.module, torch.from_numpy(prev_ref), ctx=tap_ctx)[0].numpy()
+                    alone = chain.stage_alone(st.key, torch.from_numpy(prev_ref), ctx=tap_ctx)[0].numpy()
                     rec["psnr_alone"] = display_psnr(alone, ref)
                     if st.kind == "exact" or disp_in is not prev_ref:
-                        alone_srgb = chain.stage_alone(st.module, torch.from_numpy(disp_in))[0].numpy()
+                        alone_srgb = chain.stage_alone(st.key, torch.from_numpy(disp_in))[0].numpy()
                         if disp_in is not prev_ref or not np.array_equal(alone_srgb, alone):
                             nxt_disp_in = alone_srgb
         if st.kind == "proxy":
@@ -168,14 +174,14 @@ def _mosaic_record(chain: ReplicaChain, module: str, renders: Renders, x: torch.
     return rec
 
 
-def _is_display(chain: ReplicaChain, module: str) -> bool:
-    """Is ``module``'s output display-encoded (colorout and what follows it)?"""
+def _is_display(chain: ReplicaChain, key: str) -> bool:
+    """Is the output of stage ``key`` display-encoded (colorout and what follows it)?"""
     seen = False
     for st in chain.plan.stages:
         op = EXACT.get(st.module)
         if st.kind == "exact" and op is not None and op.output == "display":
             seen = True
-        if st.module == module:
+        if st.key == key:
             return seen
     return False
 
@@ -213,7 +219,7 @@ def run_replica(
     say(f"rendering {raw.name} with darktable at {size} px: input, {len(plan.stages)} tap-outs, sRGB export")
     renders = render_references(dt, raw, plan, size)
     chain = build_chain(plan, renders)
-    say("running the replica: " + " -> ".join(f"{s.module} ({s.kind})" for s in plan.prefix + plan.stages))
+    say("running the replica: " + " -> ".join(f"{s.key} ({s.kind})" for s in plan.prefix + plan.stages))
     t1 = time.perf_counter()
     disp, fig = score_replica(chain, renders)
     replica_seconds = time.perf_counter() - t1

@@ -40,6 +40,28 @@ def export_scale(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> float:
     return float(np.float32(s))
 
 
+def export_frame(full_size: tuple[float, float] | None, scale: float, h: int, w: int) -> tuple[int, int, float]:
+    """``(bw, bh, s)`` of a module that depends on the pixel's place, in an ``(h, w)`` render of the whole
+    image: ``piece->buf_in``'s width and height (``full_size``, the chain's :attr:`StageContext.full_size`,
+    turned when a flip before the module turned the image: the render's aspect tells) and ``roi_out->scale``
+    (darktable-cli's export scale, :func:`export_scale`, corrected upwards as darktable corrects it).
+    ``full_size`` ``None`` is a render at scale 1 (``scale`` must be 1); raises ``ValueError`` when ``(h, w)``
+    is not darktable-cli's export of that size."""
+    if full_size is None:
+        if abs(scale - 1.0) > 1e-6:
+            raise ValueError(f"render scale {scale:g}: the image's full-resolution size is not known")
+        return w, h, 1.0
+    bw, bh = (int(round(float(d))) for d in full_size)
+    if (bw > bh) != (w > h) and bw != bh:  # a flip before the module turned the raw: buf_in is the turned image
+        bw, bh = bh, bw
+    if (bw, bh) == (w, h):
+        return bw, bh, 1.0
+    s64 = max(h, w) / max(bh, bw)
+    if (int(s64 * bh + 0.8), int(s64 * bw + 0.8)) != (h, w):
+        raise ValueError(f"the {w}x{h} image is not darktable-cli's export of the {bw}x{bh} full-size image")
+    return bw, bh, export_scale((bh, bw), (h, w))
+
+
 def _sinf_fast(t: np.ndarray) -> np.ndarray:
     """darktable's ``sinf_fast_sse`` (float32, valid on [-pi, pi])."""
     m4 = A * (t * (PI - np.abs(t)))

@@ -66,9 +66,20 @@ PARAMS = tuple(f"curve_nodes[{c}][{k}].y" for c in range(3) for k in range(MAX_N
 
 
 # ------------------------------------------------------------------ the nodes
-# the params' names: nodes array -> (number of nodes, curve type) arrays (rgbcurve's; tonecurve's)
-_NUM = {"curve_nodes": "curve_num_nodes", "tonecurve": "tonecurve_nodes"}
-_TYPE = {"curve_nodes": "curve_type", "tonecurve": "tonecurve_type"}
+# the params' names: nodes array -> (number of nodes, curve type) arrays (rgbcurve's, tonecurve's, basecurve's,
+# colorzones')
+_NUM = {
+    "curve_nodes": "curve_num_nodes",
+    "tonecurve": "tonecurve_nodes",
+    "basecurve": "basecurve_nodes",
+    "curve": "curve_num_nodes",
+}
+_TYPE = {
+    "curve_nodes": "curve_type",
+    "tonecurve": "tonecurve_type",
+    "basecurve": "basecurve_type",
+    "curve": "curve_type",
+}
 
 
 def num_nodes(v: Values, ch: int, nodes: str = "curve_nodes") -> int:
