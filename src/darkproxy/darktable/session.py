@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -98,17 +99,29 @@ class Darktable:
                 "--conf",
                 "write_sidecar_files=on import",
             ]
-            try:
-                proc = subprocess.run(
-                    cmd,
-                    capture_output=True,
-                    text=True,
-                    errors="replace",
-                    timeout=self.config.render_timeout,
-                    stdin=subprocess.DEVNULL,
-                )
-            except subprocess.TimeoutExpired:
-                raise DarktableRenderError(f"darktable-cli timed out reading {raw}") from None
+            for attempt in (1, 2):  # darktable 4.2.1 now and then segfaults on import (2 in ~30 here): once more
+                try:
+                    proc = subprocess.run(
+                        cmd,
+                        capture_output=True,
+                        text=True,
+                        errors="replace",
+                        timeout=self.config.render_timeout,
+                        stdin=subprocess.DEVNULL,
+                    )
+                except subprocess.TimeoutExpired:
+                    raise DarktableRenderError(f"darktable-cli timed out reading {raw}") from None
+                if proc.returncode >= 0 and "backtrace written to" not in proc.stdout + proc.stderr:
+                    break
+                if attempt == 2:
+                    raise DarktableRenderError(
+                        f"darktable-cli crashed twice reading {raw} (exit {proc.returncode}): "
+                        f"{_tail(proc.stdout + proc.stderr)}"
+                    )
+                shutil.rmtree(tdp / "config", ignore_errors=True)  # a clean start: nothing the crash left
+                (tdp / "config").mkdir()
+                for left in (tdp / f"image{raw.suffix}.xmp", tdp / "out.tif"):
+                    left.unlink(missing_ok=True)
             xmp = tdp / f"image{raw.suffix}.xmp"
             if not xmp.is_file() or not (tdp / "out.tif").is_file():
                 raise RawError(f"darktable cannot open {raw}: {_tail(proc.stdout + proc.stderr)}")
