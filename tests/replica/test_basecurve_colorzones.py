@@ -26,13 +26,13 @@ and not): bit for bit but 2 samples of one monotone Hermite curve 1 uint16 step 
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+
+from tests.replica.taps import module_tapouts
 
 EMPTY = {"x": 0.0, "y": 0.0}
 # darktable's "sony alpha like" preset (basecurve.c), monotonic spline, luminance norm
@@ -146,23 +146,8 @@ def _zone_settings(seed: int) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def tapouts(dt, make_raw) -> dict[str, tuple[np.ndarray, list[Any], list[np.ndarray]]]:
     """module -> (darktable's input, the tap-out plans, darktable's outputs), all in one darktable-cli batch."""
-    from darkproxy.darktable.render import RenderJob, read_tiff
-    from darkproxy.darktable.tapout import plan_tapout
-
-    raw: Path = make_raw(source="coffee", size=96)
-    base = dt.default_history(raw)
     edits = {"basecurve": _base_settings(seed=31), "colorzones": _zone_settings(seed=32)}
-    plans = {m: [plan_tapout(dt, base, m, e) for e in es] for m, es in edits.items()}
-    with tempfile.TemporaryDirectory() as td:
-        jobs = [RenderJob(raw, ps[0].input_sidecar, Path(td) / f"in-{m}.tif") for m, ps in plans.items()]
-        jobs += [
-            RenderJob(raw, p.output_sidecar, Path(td) / f"{m}-{i}.tif")
-            for m, ps in plans.items()
-            for i, p in enumerate(ps)
-        ]
-        imgs = [read_tiff(p) for p in dt.renderer(max_size=96).render_batch(jobs)]
-    inputs, outputs = imgs[: len(plans)], iter(imgs[len(plans) :])
-    return {m: (inp, ps, [next(outputs) for _ in ps]) for (m, ps), inp in zip(plans.items(), inputs, strict=True)}
+    return module_tapouts(dt, make_raw(source="coffee", size=96), edits)
 
 
 @pytest.mark.parametrize("module", ["basecurve", "colorzones"])

@@ -21,13 +21,14 @@ under the worst run.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+
+from tests.replica.taps import module_tapouts
 
 # per setting, the discrete choices (adaptation, illuminant, clip, version, normalise flags, monochrome);
 # the sliders are drawn in _settings
@@ -81,19 +82,13 @@ def _settings(seed: int) -> list[dict[str, Any]]:
 def test_channelmixerrgb_matches_darktable_tapouts(dt, make_raw, expect) -> None:
     """Every setting of :func:`_settings` against its darktable tap-out, all in one darktable-cli process."""
     from darkproxy.colour.metrics import display_psnr
-    from darkproxy.darktable.render import RenderJob, read_tiff
-    from darkproxy.darktable.tapout import plan_tapout
     from darkproxy.replica import EXACT, StageContext
 
     op = EXACT["channelmixerrgb"]
     raw: Path = make_raw(source="coffee", size=96)
-    base = dt.default_history(raw)
     assert dt.schemas.get("channelmixerrgb").version in op.versions
-    plans = [plan_tapout(dt, base, "channelmixerrgb", e) for e in _settings(seed=27)]
-    with tempfile.TemporaryDirectory() as td:
-        jobs = [RenderJob(raw, plans[0].input_sidecar, Path(td) / "in.tif")]
-        jobs += [RenderJob(raw, p.output_sidecar, Path(td) / f"out-{i}.tif") for i, p in enumerate(plans)]
-        imgs = [read_tiff(p) for p in dt.renderer(max_size=96).render_batch(jobs)]
+    inp, plans, outs = module_tapouts(dt, raw, {"channelmixerrgb": _settings(seed=27)})["channelmixerrgb"]
+    imgs = [inp, *outs]
     x = torch.from_numpy(imgs[0])[None]
     psnrs = []
     for p, ref in zip(plans, imgs[1:], strict=True):

@@ -16,13 +16,14 @@ the true functions: 90.6-100 dB); the lower figures vary between runs at the sam
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+
+from tests.replica.taps import module_tapouts
 
 # mode, and which of saturation / contrast / saturation_out are drawn (the others exactly 1)
 CHOICES: list[dict[str, Any]] = [
@@ -61,19 +62,13 @@ def _flat(e: dict[str, Any]) -> dict[str, Any]:
 def test_colorbalance_matches_darktable_tapouts(dt, make_raw, expect) -> None:
     """Every setting of :func:`_settings` against its darktable tap-out, all in one darktable-cli process."""
     from darkproxy.colour.metrics import display_psnr
-    from darkproxy.darktable.render import RenderJob, read_tiff
-    from darkproxy.darktable.tapout import plan_tapout
     from darkproxy.replica import EXACT, StageContext
 
     op = EXACT["colorbalance"]
     raw: Path = make_raw(source="coffee", size=96)
-    base = dt.default_history(raw)
     assert dt.schemas.get("colorbalance").version in op.versions
-    plans = [plan_tapout(dt, base, "colorbalance", _flat(e)) for e in _settings(seed=41)]
-    with tempfile.TemporaryDirectory() as td:
-        jobs = [RenderJob(raw, plans[0].input_sidecar, Path(td) / "in.tif")]
-        jobs += [RenderJob(raw, p.output_sidecar, Path(td) / f"out-{i}.tif") for i, p in enumerate(plans)]
-        imgs = [read_tiff(p) for p in dt.renderer(max_size=96).render_batch(jobs)]
+    inp, plans, outs = module_tapouts(dt, raw, {"colorbalance": [_flat(e) for e in _settings(seed=41)]})["colorbalance"]
+    imgs = [inp, *outs]
     x = torch.from_numpy(imgs[0])[None]
     psnrs = []
     for p, ref in zip(plans, imgs[1:], strict=True):

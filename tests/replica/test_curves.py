@@ -30,13 +30,13 @@ approximate cube root, which the stage does not emulate) where darktable's two r
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+
+from tests.replica.taps import module_tapouts
 
 # per setting: mode (0 linked, 1 independent), preserve colors (the norm), the curve type per channel,
 # middle-grey compensation, whether the curves span [0, 1] in x
@@ -127,23 +127,8 @@ def _tone_settings(seed: int) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def tapouts(dt, make_raw) -> dict[str, tuple[np.ndarray, list[Any], list[np.ndarray]]]:
     """module -> (darktable's input, the tap-out plans, darktable's outputs), all in one darktable-cli batch."""
-    from darkproxy.darktable.render import RenderJob, read_tiff
-    from darkproxy.darktable.tapout import plan_tapout
-
-    raw: Path = make_raw(source="coffee", size=96)
-    base = dt.default_history(raw)
     edits = {"rgbcurve": _settings(seed=27), "tonecurve": _tone_settings(seed=28)}
-    plans = {m: [plan_tapout(dt, base, m, e) for e in es] for m, es in edits.items()}
-    with tempfile.TemporaryDirectory() as td:
-        jobs = [RenderJob(raw, ps[0].input_sidecar, Path(td) / f"in-{m}.tif") for m, ps in plans.items()]
-        jobs += [
-            RenderJob(raw, p.output_sidecar, Path(td) / f"{m}-{i}.tif")
-            for m, ps in plans.items()
-            for i, p in enumerate(ps)
-        ]
-        imgs = [read_tiff(p) for p in dt.renderer(max_size=96).render_batch(jobs)]
-    inputs, outputs = imgs[: len(plans)], iter(imgs[len(plans) :])
-    return {m: (inp, ps, [next(outputs) for _ in ps]) for (m, ps), inp in zip(plans.items(), inputs, strict=True)}
+    return module_tapouts(dt, make_raw(source="coffee", size=96), edits)
 
 
 @pytest.mark.parametrize("module", ["rgbcurve", "tonecurve"])

@@ -17,13 +17,14 @@ worst run.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+
+from tests.replica.taps import module_tapouts
 
 BW, COLOR = 0, 1
 # negadoctor.c init_presets(), the arrays' fourth (alpha) element 1 instead of 0: below the $MIN the history's
@@ -83,19 +84,13 @@ def _settings(seed: int) -> list[dict[str, Any]]:
 def test_negadoctor_matches_darktable_tapouts(dt, make_raw, expect) -> None:
     """Every setting of :func:`_settings` against its darktable tap-out, all in one darktable-cli process."""
     from darkproxy.colour.metrics import display_psnr
-    from darkproxy.darktable.render import RenderJob, read_tiff
-    from darkproxy.darktable.tapout import plan_tapout
     from darkproxy.replica import EXACT, StageContext
 
     op = EXACT["negadoctor"]
     raw: Path = make_raw(source="coffee", size=96)
-    base = dt.default_history(raw)
     assert dt.schemas.get("negadoctor").version in op.versions
-    plans = [plan_tapout(dt, base, "negadoctor", e) for e in _settings(seed=5)]
-    with tempfile.TemporaryDirectory() as td:
-        jobs = [RenderJob(raw, plans[0].input_sidecar, Path(td) / "in.tif")]
-        jobs += [RenderJob(raw, p.output_sidecar, Path(td) / f"out-{i}.tif") for i, p in enumerate(plans)]
-        imgs = [read_tiff(p) for p in dt.renderer(max_size=96).render_batch(jobs)]
+    inp, plans, outs = module_tapouts(dt, raw, {"negadoctor": _settings(seed=5)})["negadoctor"]
+    imgs = [inp, *outs]
     x = torch.from_numpy(imgs[0])[None]
     psnrs, rolled = [], []
     for p, ref in zip(plans, imgs[1:], strict=True):

@@ -17,13 +17,13 @@ colorbalance (4 random settings over its three modes), over 6 runs (2026-12-03):
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+
+from tests.replica.taps import module_tapouts
 
 N_EDITS = 4
 # module -> {param: sampler range or values} beyond the regressable sliders' ranges
@@ -56,25 +56,18 @@ def test_ports_match_darktable_tapouts(dt, make_raw, expect) -> None:
     """Every module of :data:`EXTRA` at ``N_EDITS`` random settings, each against its own input, all in one
     darktable-cli process."""
     from darkproxy.colour.metrics import display_psnr
-    from darkproxy.darktable.render import RenderJob, read_tiff
-    from darkproxy.darktable.tapout import plan_tapout
     from darkproxy.replica import EXACT, StageContext
 
-    raw: Path = make_raw(source="coffee", size=96)
-    base = dt.default_history(raw)
     modules = sorted(EXTRA)
     edits = {m: _edits(m, seed=sum(map(ord, m))) for m in modules}
-    plans = {m: [plan_tapout(dt, base, m, e) for e in edits[m]] for m in modules}
-    with tempfile.TemporaryDirectory() as td:
-        jobs = [RenderJob(raw, plans[m][0].input_sidecar, Path(td) / f"in-{m}.tif") for m in modules]
-        jobs += [
-            RenderJob(raw, p.output_sidecar, Path(td) / f"{m}-{i}.tif") for m in modules for i, p in enumerate(plans[m])
-        ]
-        imgs = [read_tiff(p) for p in dt.renderer(max_size=96).render_batch(jobs)]
-    inputs, outputs = imgs[: len(modules)], iter(imgs[len(modules) :])
-    for m, inp in zip(modules, inputs, strict=True):
+    taps = module_tapouts(dt, make_raw(source="coffee", size=96), edits)
+    for m in modules:
+        inp, _, outputs = taps[m]
         x = torch.from_numpy(inp)[None]
-        psnrs = [display_psnr(EXACT[m].fn(x, e, StageContext())[0].numpy(), next(outputs)) for e in edits[m]]
+        psnrs = [
+            display_psnr(EXACT[m].fn(x, e, StageContext())[0].numpy(), o)
+            for e, o in zip(edits[m], outputs, strict=True)
+        ]
         print(f"\n{m}: {[round(p, 1) for p in psnrs]} dB over {edits[m]}")
         expect(f"{m}: worst edit psnr", min(psnrs), ">", 60)
 

@@ -13,13 +13,14 @@ bit for bit (100); the bound, 60 dB, is stated as 33.6 dB under the worst run.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+
+from tests.replica.taps import module_tapouts
 
 LOMO = {"scale": 40.0, "falloff_scale": 100.0, "brightness": -1.0, "saturation": 0.5}
 
@@ -52,17 +53,12 @@ SETTINGS = _settings()
 def test_vignette_matches_darktable(dt, make_raw, expect, size: int) -> None:
     """Every setting at render size ``size`` (scale 1 and 0.5 of the 192 px raw), one darktable process."""
     from darkproxy.colour.metrics import display_psnr
-    from darkproxy.darktable.render import RenderJob, read_tiff
-    from darkproxy.darktable.tapout import plan_tapout, raw_size, render_scale
+    from darkproxy.darktable.tapout import raw_size, render_scale
     from darkproxy.replica import EXACT, StageContext
 
     raw: Path = make_raw(source="coffee", size=192)
-    base = dt.default_history(raw)
-    plans = [plan_tapout(dt, base, "vignette", s) for s in SETTINGS]
-    with tempfile.TemporaryDirectory() as td:
-        jobs = [RenderJob(raw, plans[0].input_sidecar, Path(td) / "in.tif")]
-        jobs += [RenderJob(raw, p.output_sidecar, Path(td) / f"out-{i}.tif") for i, p in enumerate(plans)]
-        imgs = [read_tiff(p) for p in dt.renderer(max_size=size).render_batch(jobs)]
+    inp, plans, outs = module_tapouts(dt, raw, {"vignette": SETTINGS}, size)["vignette"]
+    imgs = [inp, *outs]
     wh = raw_size(raw)
     assert wh is not None
     scale = render_scale(wh, imgs[0].shape)
