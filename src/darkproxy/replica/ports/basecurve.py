@@ -33,15 +33,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from darkproxy.replica.ports.rgbcurve import (
-    CURVE_TYPES,
     MAX_NODES,
     NORM_NONE,
     NORM_POWER,
     curve_from_luts,
+    curve_problem,
     lookup,
     node_luts,
     node_x,
@@ -76,14 +75,7 @@ def _basecurve_supported(v: Values, ctx: StageContext) -> str | None:
     if norm == NORM_LUMINANCE and _before_colorin(ctx) is not False:
         return "basecurve's luminance norm before colorin (camera RGB luminance, the legacy order) is not modelled"
     n, kind = num_nodes(v, 0, "basecurve"), int(v["basecurve_type"][0])
-    if not 2 <= n <= MAX_NODES:
-        return f"basecurve: {n} nodes (darktable keeps an earlier LUT outside 2..{MAX_NODES})"
-    if kind not in CURVE_TYPES:
-        return f"basecurve: curve type {kind} is not modelled"
-    xs = node_x(v, 0, "basecurve")
-    if not np.all(np.diff(xs) > 0) or xs[-1] <= 0:
-        return "basecurve: node x not strictly increasing (darktable keeps an earlier LUT)"
-    return None
+    return curve_problem("basecurve", n, kind, lambda: node_x(v, 0, "basecurve"))
 
 
 def _curve(v: Values, x: Tensor, smooth: bool) -> dict[str, Any]:

@@ -39,6 +39,7 @@ before colorout emulated on the output, 100 dB (bit for bit up to 1e-4).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -390,6 +391,20 @@ def rgb_norm(x: Tensor, norm: int, lum: tuple[float, float, float] | None = None
     return (r + g + b) / 3.0  # NORM_AVERAGE
 
 
+def curve_problem(what: str, n: int, kind: int, xs: Callable[[], np.ndarray]) -> str | None:
+    """Why darktable would not sample a curve of ``n`` nodes of type ``kind`` as the ports do (``what`` names
+    it in the one-line reason; ``xs``: its nodes' x as the spline sees them, read only for a valid count):
+    outside 2..20 nodes or x not strictly increasing darktable's spline setup fails and keeps an earlier LUT."""
+    if not 2 <= n <= MAX_NODES:
+        return f"{what}: {n} nodes (darktable keeps an earlier LUT outside 2..{MAX_NODES})"
+    if kind not in CURVE_TYPES:
+        return f"{what}: curve type {kind} is not modelled"
+    x = xs()
+    if not np.all(np.diff(x) > 0) or x[-1] <= 0:
+        return f"{what}: node x not strictly increasing (darktable keeps an earlier LUT)"
+    return None
+
+
 # ------------------------------------------------------------------ the stage
 def _rgbcurve_supported(v: Values, ctx: StageContext) -> str | None:
     auto, norm = int(v.get("curve_autoscale", LINKED)), int(v.get("preserve_colors", NORM_LUMINANCE))
@@ -397,17 +412,15 @@ def _rgbcurve_supported(v: Values, ctx: StageContext) -> str | None:
         return f"rgbcurve mode {auto} is not modelled"
     if auto == LINKED and not 0 <= norm <= NORM_POWER:
         return f"rgbcurve preserve colors {norm} is not modelled"
+    comp = bool(v.get("compensate_middle_grey", False))
     for ch in (0,) if auto == LINKED else (0, 1, 2):
-        n, kind = num_nodes(v, ch), int(v["curve_type"][ch])
-        if not 2 <= n <= MAX_NODES:
-            return f"rgbcurve channel {ch}: {n} nodes (darktable keeps an earlier LUT outside 2..{MAX_NODES})"
-        if kind not in CURVE_TYPES:
-            return f"rgbcurve channel {ch}: curve type {kind} is not modelled"
-        xs = node_x(v, ch)
-        if bool(v.get("compensate_middle_grey", False)):
-            xs = _uncompensate(torch.as_tensor(xs)).numpy()
-        if not np.all(np.diff(xs) > 0) or xs[-1] <= 0:
-            return f"rgbcurve channel {ch}: node x not strictly increasing (darktable keeps an earlier LUT)"
+
+        def xs(ch: int = ch) -> np.ndarray:
+            return _uncompensate(torch.as_tensor(node_x(v, ch))).numpy() if comp else node_x(v, ch)
+
+        why = curve_problem(f"rgbcurve channel {ch}", num_nodes(v, ch), int(v["curve_type"][ch]), xs)
+        if why:
+            return why
     return None
 
 

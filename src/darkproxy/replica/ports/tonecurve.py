@@ -37,13 +37,13 @@ import torch
 
 from darkproxy.colour.matrices import profile_rgb_to_xyz_d50
 from darkproxy.replica.ports.rgbcurve import (
-    CURVE_TYPES,
     LUT_SIZE,
     MAX_NODES,
     NORM_NONE,
     NORM_POWER,
     SAMPLE_MAX,
     curve_from_luts,
+    curve_problem,
     curve_samples,
     exact_lut,
     lookup,
@@ -157,14 +157,7 @@ def _tonecurve_supported(v: Values, ctx: StageContext) -> str | None:
     if mode == RGB_LINKED and not NORM_NONE <= norm <= NORM_POWER:
         return f"tonecurve preserve colors {norm} is not modelled"
     n, kind = num_nodes(v, 0, "tonecurve"), int(v["tonecurve_type"][0])
-    if not 2 <= n <= MAX_NODES:
-        return f"tonecurve L curve: {n} nodes (darktable keeps an earlier LUT outside 2..{MAX_NODES})"
-    if kind not in CURVE_TYPES:
-        return f"tonecurve L curve: curve type {kind} is not modelled"
-    xs = node_x(v, 0, "tonecurve")
-    if not np.all(np.diff(xs) > 0) or xs[-1] <= 0:
-        return "tonecurve L curve: node x not strictly increasing (darktable keeps an earlier LUT)"
-    return None
+    return curve_problem("tonecurve L curve", n, kind, lambda: node_x(v, 0, "tonecurve"))
 
 
 def tonecurve_curve(x: Tensor, v: Values, smooth: bool = False) -> Tensor:
