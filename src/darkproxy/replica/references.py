@@ -162,7 +162,7 @@ def render_references(
         after[st.key] = prev
     exp = imgs[-1] / 255.0 if export else np.zeros_like(inp)
     full = rendered_raw_size(raw, plan)
-    scale = _render_scale(raw, plan, inp.shape)
+    scale = _render_scale(full, inp.shape)
     if scale is None:  # local stages (sharpen's radius) and proxies depend on it: never a guess
         raise ReplicaError(f"cannot measure the render scale: rawpy cannot read the size of {raw}")
     out = Renders(inp, after, exp.astype(np.float32), float(scale), time.perf_counter() - t0, full_size=full)
@@ -245,10 +245,10 @@ def rendered_raw_size(raw: Path, plan: ReplicaPlan) -> tuple[float, float] | Non
     return (cw - cx) * w, (ch - cy) * h
 
 
-def _render_scale(raw: Path, plan: ReplicaPlan, shape: tuple[int, ...]) -> float | None:
+def _render_scale(wh: tuple[float, float] | None, shape: tuple[int, ...]) -> float | None:
+    """The render scale of an image of ``shape`` rendered from ``wh`` (:func:`rendered_raw_size`)."""
     from darkproxy.darktable.tapout import render_scale
 
-    wh = rendered_raw_size(raw, plan)
     return None if wh is None else render_scale((int(round(wh[0])), int(round(wh[1]))), shape)
 
 
