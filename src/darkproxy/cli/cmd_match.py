@@ -18,7 +18,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "Fit the sliders of a chain of darktable modules so that darktable's render of RAW looks like REFERENCE, "
         "a display-referred image of the same shot (JPEG, PNG or TIFF, 8 or 16 bit; sRGB, or tagged with an ICC "
         "profile, which is converted to sRGB unless its content is sRGB's; read upright, as its EXIF orientation "
-        "says). The reference may have another size and be a few pixels off: it is aligned to darktable's render "
+        "says). Without REFERENCE, the camera's own look is matched: the preview the camera embedded in RAW "
+        "(read with LibRaw, turned upright as the raw's orientation says, written to DIR/preview.png). "
+        "The reference may have another size and be a few pixels off: it is aligned to darktable's render "
         "(resize, zoom within 4 %% per axis, translation); a reference of another scene or framing is refused. "
         "The sliders are optimised through darkproxy's differentiable replica of darktable "
         "(`darkproxy replica`), then darktable renders the result and every figure is measured on darktable's "
@@ -35,12 +37,18 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "(--holdout) to measure how the style carries to other shots; each fitted pair gives as many pixels "
         "(--pixels-per-pair) and runs through its own replica of its history.",
         "  darkproxy match IMG_0042.CR3 IMG_0042.JPG -o look/\n"
+        "  darkproxy match IMG_0042.CR3 -o look/      # the camera's look, from the preview inside the raw\n"
         "  darkproxy match photo.dng export.png --chain exposure,colorbalancergb,sigmoid --max-size 1024 -o look/\n"
         "  darkproxy match photo.dng ref.jpg --free exposure.exposure,filmicrgb.contrast -o look/\n"
         "  darkproxy match --pairs camera-jpegs/ -o camera-style/\n",
     )
     p.add_argument("raw", nargs="?", metavar="RAW", help="the raw file")
-    p.add_argument("reference", nargs="?", metavar="REFERENCE", help="the look to match (JPEG, PNG, TIFF)")
+    p.add_argument(
+        "reference",
+        nargs="?",
+        metavar="REFERENCE",
+        help="the look to match (JPEG, PNG, TIFF; default: the preview embedded in RAW)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     p.add_argument("--pairs", metavar="DIR", help="fit one style to every (raw, reference) pair of DIR")
     p.add_argument("--holdout", type=int, help="--pairs: pairs held out of the fit (default: a quarter, >= 1)")
@@ -113,11 +121,16 @@ def run(args: argparse.Namespace) -> int:
             f"{f(s['heldout_default_deltae_mean'])})\n{args.output}/result.dtstyle\n{args.output}/index.html",
         )
         return 0
-    if not (args.raw and args.reference):
-        raise DarkproxyError("expected RAW REFERENCE (or --pairs DIR)")
+    if not args.raw:
+        raise DarkproxyError("expected RAW [REFERENCE] (or --pairs DIR)")
     if args.holdout is not None or args.pixels_per_pair != 4096:
         raise DarkproxyError("--holdout and --pixels-per-pair are for --pairs")
     dt = darktable_from_args(args)
+    if not args.reference:
+        from darkproxy.match.reference import embedded_reference
+
+        args.reference = str(embedded_reference(args.raw, args.output))
+        say(f"reference: the preview embedded in {args.raw} ({args.reference})")
     s = match(
         dt,
         args.raw,

@@ -222,3 +222,25 @@ def orient(img: np.ndarray, orientation: int) -> np.ndarray:
     if orientation not in ops:
         raise MatchError(f"EXIF orientation {orientation} is not one of 1-8")
     return ops[orientation](img)
+
+
+def embedded_reference(raw: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
+    """The camera's own look as the reference: ``raw``'s embedded preview (upright, 8-bit sRGB:
+    :func:`darkproxy.raw.preview.embedded_preview`) written losslessly to ``out_dir/preview.png``, whose
+    path is returned (it is read back as any reference; alignment finds its size and crop on darktable's
+    render). A raw without a readable preview raises a one-line :class:`MatchError`."""
+    from PIL import Image
+
+    from darkproxy.errors import RawError
+    from darkproxy.fsutil import atomic_path
+    from darkproxy.raw.preview import embedded_preview
+
+    try:
+        rgb = embedded_preview(raw)
+    except RawError as e:
+        raise MatchError(str(e)) from None
+    out = Path(out_dir) / "preview.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out, suffix=".png") as tmp:
+        Image.fromarray(rgb).save(tmp, "PNG")
+    return out

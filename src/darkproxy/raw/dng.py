@@ -34,6 +34,8 @@ def write_dng(
     make: str = "darkproxy",
     model: str = "synthetic",
     exposure_bias: float | tuple[int, int] | None = None,
+    preview: np.ndarray | None = None,
+    orientation: int = 1,
 ) -> Path:
     """Write ``mosaic`` (uint16 (H, W), raw sensor values, even sides) as an
     uncompressed CFA DNG, atomically.
@@ -45,7 +47,10 @@ def write_dng(
     compensation in EV, written as EXIF ``ExposureBiasValue`` (an SRATIONAL in
     an EXIF IFD, where darktable reads it: exif.cc, ``Exif.Photo.ExposureBiasValue``);
     a ``(numerator, denominator)`` pair is written as is (a malformed tag, e.g.
-    a zero denominator, included)."""
+    a zero denominator, included); ``preview``: uint8 ``(h, w, 3)`` sRGB, embedded as a
+    JPEG preview (a second IFD, NewSubFileType 1, as cameras store theirs: LibRaw reads it);
+    ``orientation``: the TIFF Orientation tag (1-8), which applies to the mosaic and the
+    preview alike."""
     import tifffile
 
     mosaic = np.asarray(mosaic)
@@ -72,6 +77,8 @@ def write_dng(
         (50778, "H", 1, 21, True),  # CalibrationIlluminant1 = D65
         (50728, "2I", 3, tuple(v for x in as_shot_neutral for v in _srat(x)), True),  # AsShotNeutral
     ]
+    if orientation != 1:  # (absent: 1, the sensor upright)
+        tags.insert(1, (274, "H", 1, int(orientation), True))  # Orientation
     bias: tuple[int, int] | None = None
     if exposure_bias is not None:
         bias = tuple(exposure_bias) if isinstance(exposure_bias, tuple) else _srat(exposure_bias)  # type: ignore[assignment]
@@ -90,7 +97,32 @@ def write_dng(
         )
         if bias is not None:
             _append_exif_ifd(tmp, bias)
+        if preview is not None:
+            _append_preview(tmp, np.asarray(preview))
     return path
+
+
+def _append_preview(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
+    """Append ``rgb`` (uint8 ``(h, w, 3)``) to the DNG at ``path`` as a JPEG preview IFD (quality 95)."""
+    import io
+
+    import tifffile
+    from PIL import Image
+
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise RawError(f"preview must be uint8 (h, w, 3), got {rgb.dtype} {rgb.shape}")
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=95)
+    with tifffile.TiffWriter(path, append=True) as tw:  # pre-encoded: one strip, the JPEG stream
+        tw.write(
+            iter([buf.getvalue()]),
+            shape=rgb.shape,
+            dtype=np.uint8,
+            photometric="rgb",
+            compression="jpeg",
+            subfiletype=1,
+            metadata=None,
+        )
 
 
 EXIF_IFD = 34665  # ExifIFD pointer tag

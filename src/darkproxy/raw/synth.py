@@ -76,7 +76,11 @@ class SynthRawSpec:
     (R, G, B; AsShotNeutral = 1 / wb), default the camera's D65 daylight;
     ``exposure_bias``: the camera's exposure compensation (EV) written as EXIF
     ExposureBiasValue (none by default; darktable's exposure module compensates it;
-    a ``(numerator, denominator)`` pair is written as is)."""
+    a ``(numerator, denominator)`` pair is written as is); ``preview``: long side (px) of
+    an embedded preview JPEG, the camera's own rendering (the photo the raw is made from,
+    resized: a renderer other than darktable), 0 for none; ``orientation``: the TIFF/EXIF
+    Orientation tag (1-8) the camera wrote (the mosaic and the preview stay as the
+    sensor saw them)."""
 
     cfa: str = "RGGB"
     bits: int = 14
@@ -87,6 +91,8 @@ class SynthRawSpec:
     black_level: int | None = None
     wb: tuple[float, float, float] | None = None
     exposure_bias: float | tuple[int, int] | None = None
+    preview: int = 0
+    orientation: int = 1
 
     def validate(self) -> None:
         if self.cfa.upper() not in CFA_PATTERNS:
@@ -101,6 +107,8 @@ class SynthRawSpec:
             raise RawError(f"wb must be three positive multipliers (R, G, B), got {self.wb}")
         if self.noise < 0 or not 0 < self.headroom <= 1:
             raise RawError("noise must be >= 0 and headroom in (0, 1]")
+        if self.preview < 0 or self.orientation not in range(1, 9):
+            raise RawError(f"preview must be >= 0 px and orientation 1-8, got {self.preview}, {self.orientation}")
 
 
 @dataclass(frozen=True)
@@ -271,6 +279,10 @@ def write_synthetic_dng(
     write a Bayer DNG at ``path`` (atomically, via a temp file + os.replace).
     Raises :class:`RawError` for an invalid spec."""
     u = unprocess(image_srgb, spec)
+    preview = None
+    if spec.preview:
+        rgb = _as_rgb_float(np.asarray(image_srgb))
+        preview = (np.clip(resize_long_side(rgb, spec.preview), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     r, g, b = (float(x) for x in u.as_shot_neutral)
     neutral = (r, g, b)
     p = write_dng(
@@ -283,6 +295,8 @@ def write_synthetic_dng(
         neutral,
         model=f"synthetic {spec.bits}-bit",
         exposure_bias=spec.exposure_bias,
+        preview=preview,
+        orientation=spec.orientation,
     )
     return SynthRawInfo(
         Path(p),
