@@ -54,7 +54,14 @@ def mix3(m: np.ndarray, v: Vec3) -> Vec3:
 
 def safe_div(a: Tensor, b: Tensor, ok: Tensor, other: Tensor | float = 0.0) -> Tensor:
     """``ok ? a / b : other`` without NaN/inf gradients where ``b`` is 0 (the unused branch)."""
-    return torch.where(ok, a / torch.where(ok, b, torch.ones_like(b)), other)
+    if not (isinstance(other, Tensor) and other.requires_grad) and bool(ok.all()):
+        # the usual case, ``ok`` everywhere: the same values and gradients without two ``where``s (slow on CPU)
+        q = a / b
+        other_t = other if isinstance(other, Tensor) else None
+        shape = torch.broadcast_shapes(q.shape, ok.shape, other_t.shape if other_t is not None else ())
+        if q.shape == shape and (other_t is None or torch.result_type(q, other_t) == q.dtype):
+            return q
+    return torch.where(ok, a / torch.where(ok, b, 1.0), other)
 
 
 def safe_pow(x: Tensor, p: Tensor | float) -> Tensor:

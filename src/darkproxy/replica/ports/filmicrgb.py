@@ -33,6 +33,7 @@ from darkproxy.colour.matrices import (
     XYZ_D65_TO_LMS_2006,
     profile_rgb_to_xyz_d50,
 )
+from darkproxy.replica.gradops import channel_min, div_channels
 from darkproxy.replica.registry import StageContext, Values, register_exact
 from darkproxy.replica.science import mix, safe_div
 
@@ -320,7 +321,8 @@ def filmic_spline(t: torch.Tensor, sp: dict[str, Any]) -> torch.Tensor:
             den = rat + m3
             q = safe_div(m1 * rat, den, den != 0.0, 0.0)
             out.append(m4 - q if seg == 0 else m4 + q)
-        out[-1] = torch.where(bad, torch.full_like(out[-1], float("nan")), out[-1])
+        if bool(bad.any()):
+            out[-1] = torch.where(bad, torch.full_like(out[-1], float("nan")), out[-1])
     lin = M[2][0] + t * M[2][1]
     return torch.where(t < lo, out[0], torch.where(t > hi, out[1], lin))
 
@@ -328,8 +330,10 @@ def filmic_spline(t: torch.Tensor, sp: dict[str, Any]) -> torch.Tensor:
 def _log_tonemap_v2(x: torch.Tensor, sp: dict[str, Any]) -> torch.Tensor:
     """``log_tonemapping_v2()``: ``clamp((log2(x / grey) - black) / DR, 0, 1)`` (x <= 0 -> 0)."""
     grey, black, dr = _c(sp["grey_source"], x), _c(sp["black_source"], x), _c(sp["dynamic_range"], x)
-    t = (torch.log2(torch.clamp(x, min=1e-30) / grey) - black) / dr
-    return torch.where(x > 0.0, t.clamp(0.0, 1.0), torch.zeros_like(t))
+    t = (torch.log2(_clamp_min_guard(x, 1e-30) / grey) - black) / dr
+    pos = x > 0.0
+    t = t.clamp(0.0, 1.0)
+    return t if bool(pos.all()) else torch.where(pos, t, 0.0)
 
 
 def _log_tonemap_v1(x: torch.Tensor, sp: dict[str, Any]) -> torch.Tensor:
@@ -344,13 +348,20 @@ def _work_luminance(rgb: torch.Tensor) -> torch.Tensor:
     return mix(profile_rgb_to_xyz_d50(WORK_PROFILE)[1:2], rgb)
 
 
+def _clamp_min_guard(x: torch.Tensor, lo: float) -> torch.Tensor:
+    """``torch.clamp(x, min=lo)`` for a guard that rarely binds: ``x`` itself (the same values and
+    gradient, without the clamp's costly backward) where it binds nowhere."""
+    return x if bool((x >= lo).all()) else torch.clamp(x, min=lo)
+
+
 def pixel_norm(rgb: torch.Tensor, variant: int) -> torch.Tensor:
     """``get_pixel_norm()``: ``(B, 3, H, W)`` -> ``(B, 1, H, W)``."""
     if variant == METHOD_MAX_RGB:
         return rgb.amax(1, keepdim=True)
     if variant == METHOD_POWER_NORM:  # pixel_rgb_norm_power(): sum |x|^3 / sum x^2
         a = rgb.abs()
-        return (a**3).sum(1, keepdim=True) / torch.clamp((a * a).sum(1, keepdim=True), min=1e-12)
+        a2 = a * a  # a2 * a: the same values as a**3, a cheaper gradient
+        return (a2 * a).sum(1, keepdim=True) / _clamp_min_guard(a2.sum(1, keepdim=True), 1e-12)
     if variant in (METHOD_EUCLID_V1, METHOD_EUCLID_V2):
         s2 = (rgb * rgb).sum(1, keepdim=True)
         n = torch.where(s2 > 0.0, torch.sqrt(torch.clamp(s2, min=1e-30)), torch.zeros_like(s2))
@@ -358,21 +369,32 @@ def pixel_norm(rgb: torch.Tensor, variant: int) -> torch.Tensor:
     return _work_luminance(rgb)  # luminance Y and the default
 
 
-def rgb_to_ych(rgb: torch.Tensor, to_lms: np.ndarray) -> tuple[torch.Tensor, ...]:
+def rgb_to_y(rgb: torch.Tensor, to_lms: np.ndarray) -> torch.Tensor:
+    """The Y of :func:`rgb_to_ych` alone (the same operations): ``(B, 3, H, W)`` -> ``(B, 1, H, W)``."""
+    L, Mc, _ = mix(to_lms, rgb).split(1, 1)  # split, not slices: one cheap gradient for the three
+    return 0.68990272 * L + 0.34832189 * Mc
+
+
+def rgb_to_ych(rgb: torch.Tensor, to_lms: np.ndarray, hue: bool = True) -> tuple[torch.Tensor, ...]:
     """``RGB_to_Ych()``: RGB ``(B, 3, H, W)`` -> (Y, c, cos h, sin h), each ``(B, 1, H, W)``
-    (Kirk/Filmlight Yrg of CIE 2006 LMS, polar)."""
+    (Kirk/Filmlight Yrg of CIE 2006 LMS, polar); (Y, c) alone without ``hue``."""
     lms = mix(to_lms, rgb)
-    L, Mc = lms[:, 0:1], lms[:, 1:2]
+    L, Mc, _ = lms.split(1, 1)
     Y = 0.68990272 * L + 0.34832189 * Mc
     a = lms.sum(1, keepdim=True)
     nz = a != 0.0
-    lms_n = torch.where(nz, lms / torch.where(nz, a, torch.ones_like(a)), torch.zeros_like(lms))
+    lms_n = div_channels(lms, a) if bool(nz.all()) else safe_div(lms, a, nz, 0.0)
     grading = mix(LMS_TO_FILMLIGHT_RGB[:2], lms_n)
-    r = grading[:, 0:1] - D65_R
-    g = grading[:, 1:2] - D65_G
+    gr, gg = grading.split(1, 1)
+    r = gr - D65_R
+    g = gg - D65_G
     c2 = r * r + g * g
     nzc = c2 > 0.0
-    c = torch.where(nzc, torch.sqrt(torch.clamp(c2, min=1e-30)), torch.zeros_like(c2))
+    c = torch.sqrt(_clamp_min_guard(c2, 1e-30))
+    if not bool(nzc.all()):  # a grey pixel
+        c = torch.where(nzc, c, 0.0)
+    if not hue:
+        return Y, c
     cos_h = safe_div(r, c, nzc, 1.0)
     sin_h = safe_div(g, c, nzc, 0.0)
     return Y, c, cos_h, sin_h
@@ -385,23 +407,45 @@ def ych_to_rgb(
     r = c * cos_h + D65_R
     g = c * sin_h + D65_G
     lms = mix(FILMLIGHT_RGB_TO_LMS, torch.cat([r, g, 1.0 - r - g], 1))
-    denom = 0.68990272 * lms[:, 0:1] + 0.34832189 * lms[:, 1:2]
+    L, Mc, _ = lms.split(1, 1)
+    denom = 0.68990272 * L + 0.34832189 * Mc
     a = safe_div(Y, denom, denom != 0.0, 0.0)
     return mix(from_lms, lms * a)
 
 
-def _clip_chroma_white_raw(
-    coeffs: np.ndarray, white: torch.Tensor, Y: torch.Tensor, cos_h: torch.Tensor, sin_h: torch.Tensor
-) -> torch.Tensor:
-    """``_clip_chroma_white_raw()`` (common/gamut_mapping.h): the chroma at which the
-    RGB channel of matrix row ``coeffs`` reaches ``white`` at luminance ``Y``."""
+def _den_y(coeffs: np.ndarray, cos_h: torch.Tensor, sin_h: torch.Tensor) -> torch.Tensor:
+    """The hue term that ``_clip_chroma_white_raw()`` and ``_clip_chroma_black()`` share for the
+    RGB channel of matrix row ``coeffs`` (the same float operations in both)."""
     c0, c1, c2 = (float(k) for k in coeffs)
-    den_y = (
+    return (
         c0 * (0.979381443298969 * cos_h + 0.391752577319588 * sin_h)
         + c1 * (0.0206185567010309 * cos_h + 0.608247422680412 * sin_h)
         - c2 * (cos_h + sin_h)
     )
-    den_t = white * (0.68285981628866 * cos_h + 0.482137060515464 * sin_h)
+
+
+def _den_t(white: torch.Tensor, cos_h: torch.Tensor, sin_h: torch.Tensor) -> torch.Tensor:
+    """The hue term of ``_clip_chroma_white_raw()`` that no matrix row enters."""
+    return white * (0.68285981628866 * cos_h + 0.482137060515464 * sin_h)
+
+
+def _clip_chroma_white_raw(
+    coeffs: np.ndarray,
+    white: torch.Tensor,
+    Y: torch.Tensor,
+    cos_h: torch.Tensor,
+    sin_h: torch.Tensor,
+    den_y: torch.Tensor | None = None,
+    den_t: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``_clip_chroma_white_raw()`` (common/gamut_mapping.h): the chroma at which the
+    RGB channel of matrix row ``coeffs`` reaches ``white`` at luminance ``Y``
+    (``den_y``, ``den_t``: its hue terms, when already computed)."""
+    c0, c1, c2 = (float(k) for k in coeffs)
+    if den_y is None:
+        den_y = _den_y(coeffs, cos_h, sin_h)
+    if den_t is None:
+        den_t = _den_t(white, cos_h, sin_h)
     nz = den_y != 0.0
     asym = safe_div(den_t, den_y, nz, 0.0)
     ok = nz & (asym < Y)
@@ -411,34 +455,46 @@ def _clip_chroma_white_raw(
 
 
 def _clip_chroma_white(
-    coeffs: np.ndarray, white: torch.Tensor, Y: torch.Tensor, cos_h: torch.Tensor, sin_h: torch.Tensor
+    coeffs: np.ndarray,
+    white: torch.Tensor,
+    Y: torch.Tensor,
+    cos_h: torch.Tensor,
+    sin_h: torch.Tensor,
+    den_y: torch.Tensor | None = None,
+    den_t: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``_clip_chroma_white()``: linear fade to 0 chroma within 1e-3 of max luminance."""
+    """``_clip_chroma_white()``: linear fade to 0 chroma within 1e-3 of max luminance
+    (``den_y``, ``den_t``: the hue terms of :func:`_clip_chroma_white_raw`, when already computed)."""
     eps = 1e-3
+    if den_y is None:
+        den_y = _den_y(coeffs, cos_h, sin_h)
+    if den_t is None:
+        den_t = _den_t(white, cos_h, sin_h)
     max_y = Y1931_TO_Y2006 * white
     delta_y = torch.clamp(max_y - Y, min=0.0)
     near = delta_y < eps
-    top = _clip_chroma_white_raw(coeffs, white, (1.0 - eps) * max_y, cos_h, sin_h)
-    # "no limit" (BIG) times the fade is still no limit, or 0 at the very top (darktable: 0 * FLT_MAX): the same
-    # values without a 1e30-sized gradient through delta_y
-    no_limit = top >= BIG
-    faded = delta_y / (eps * max_y) * torch.where(no_limit, torch.zeros_like(top), top)
-    at_top = torch.where(no_limit, torch.where(delta_y > 0.0, top, torch.zeros_like(top)), faded)
-    mc = torch.where(near, at_top, _clip_chroma_white_raw(coeffs, white, Y, cos_h, sin_h))
-    return torch.where(mc >= 0.0, mc, torch.full_like(mc, BIG))
+    mc = _clip_chroma_white_raw(coeffs, white, Y, cos_h, sin_h, den_y, den_t)
+    if bool(near.any()):  # elsewhere the fade's value and gradient go unused
+        top = _clip_chroma_white_raw(coeffs, white, (1.0 - eps) * max_y, cos_h, sin_h, den_y, den_t)
+        # "no limit" (BIG) times the fade is still no limit, or 0 at the very top (darktable: 0 * FLT_MAX): the
+        # same values without a 1e30-sized gradient through delta_y
+        no_limit = top >= BIG
+        faded = delta_y / (eps * max_y) * torch.where(no_limit, 0.0, top)
+        at_top = torch.where(no_limit, torch.where(delta_y > 0.0, top, 0.0), faded)
+        mc = torch.where(near, at_top, mc)
+    return torch.where(mc >= 0.0, mc, BIG)
 
 
-def _clip_chroma_black(coeffs: np.ndarray, cos_h: torch.Tensor, sin_h: torch.Tensor) -> torch.Tensor:
-    """``_clip_chroma_black()``: the chroma at which a channel reaches 0."""
+def _clip_chroma_black(
+    coeffs: np.ndarray, cos_h: torch.Tensor, sin_h: torch.Tensor, den: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``_clip_chroma_black()``: the chroma at which a channel reaches 0 (``den``: :func:`_den_y`)."""
     c0, c1, c2 = (float(k) for k in coeffs)
-    den = (
-        c0 * (0.979381443298969 * cos_h + 0.391752577319588 * sin_h)
-        + c1 * (0.0206185567010309 * cos_h + 0.608247422680412 * sin_h)
-        - c2 * (cos_h + sin_h)
-    )
+    if den is None:
+        den = _den_y(coeffs, cos_h, sin_h)
     num = -0.427506877216495 * (c0 + 0.856492345150334 * c1 + 0.554995960637719 * c2)
     mc = safe_div(torch.full_like(den, num), den, den != 0.0, BIG)
-    return torch.where(mc >= 0.0, mc, torch.full_like(mc, BIG))
+    return torch.where(mc >= 0.0, mc, BIG)
 
 
 def ych_max_chroma(
@@ -446,23 +502,56 @@ def ych_max_chroma(
 ) -> torch.Tensor:
     """``Ych_max_chroma()``: the largest chroma in gamut of the profile (rows of ``from_lms``)."""
     out = None
+    den_t = _den_t(white, cos_h, sin_h)
     for row in from_lms:
-        m = torch.minimum(_clip_chroma_white(row, white, Y, cos_h, sin_h), _clip_chroma_black(row, cos_h, sin_h))
+        den_y = _den_y(row, cos_h, sin_h)
+        m = torch.minimum(
+            _clip_chroma_white(row, white, Y, cos_h, sin_h, den_y, den_t), _clip_chroma_black(row, cos_h, sin_h, den_y)
+        )
         out = m if out is None else torch.minimum(out, m)
     assert out is not None
     return out
 
 
+def _min_where_binding(c: torch.Tensor, bound: Any, *args: torch.Tensor) -> torch.Tensor:
+    """``torch.minimum(c, bound(*args))`` (``args`` broadcast to ``c``'s shape), with ``bound``'s
+    gradient graph only at the pixels where it binds (``bound <= c``): elsewhere its gradient
+    is 0 and its graph the most costly part of the gamut mapping. The same values."""
+    with torch.no_grad():
+        m = bound(*args)
+    grad = torch.is_grad_enabled() and any(a.requires_grad for a in args)
+    if not grad:
+        return torch.minimum(c, m)
+    if torch.broadcast_shapes(c.shape, m.shape) != c.shape:  # the bound has more pixels than c: the full graph
+        return torch.minimum(c, bound(*args))
+    sel = m <= c
+    if not bool(sel.any()):
+        return torch.minimum(c, m)
+    idx = sel.reshape(-1).nonzero().squeeze(1)  # once for every argument
+
+    def pick(a: torch.Tensor) -> torch.Tensor:
+        if a.numel() == 1:  # a scalar (display white): no full-size copy
+            return a.reshape(1).expand(idx.shape[0])
+        return a.expand_as(c).reshape(-1).index_select(0, idx)
+
+    sub = bound(*(pick(a) for a in args))
+    flat = c.reshape(-1)
+    return flat.index_put((idx,), torch.minimum(flat.index_select(0, idx), sub)).view_as(c)
+
+
 def _gamut_check_yrg(c: torch.Tensor, cos_h: torch.Tensor, sin_h: torch.Tensor) -> torch.Tensor:
     """``gamut_check_Yrg()``: clip chroma so that Yrg (and LMS) stays valid."""
+    return torch.minimum(c, _yrg_max_chroma(c, cos_h, sin_h))
+
+
+def _yrg_max_chroma(c: torch.Tensor, cos_h: torch.Tensor, sin_h: torch.Tensor) -> torch.Tensor:
+    """:func:`_gamut_check_yrg`'s bound on the chroma (``c`` only picks which bounds apply)."""
     r = c * cos_h + D65_R
     g = c * sin_h + D65_G
-    big = torch.full_like(c, BIG)
-    m = torch.where(r < 0.0, safe_div(torch.full_like(c, -D65_R), cos_h, r < 0.0, BIG), big)
-    m = torch.minimum(m, torch.where(g < 0.0, safe_div(torch.full_like(c, -D65_G), sin_h, g < 0.0, BIG), big))
+    m = torch.where(r < 0.0, safe_div(torch.full_like(c, -D65_R), cos_h, r < 0.0, BIG), BIG)
+    m = torch.minimum(m, torch.where(g < 0.0, safe_div(torch.full_like(c, -D65_G), sin_h, g < 0.0, BIG), BIG))
     over = (r + g) > 1.0
-    m = torch.minimum(m, safe_div(torch.full_like(c, 1.0 - D65_R - D65_G), cos_h + sin_h, over, BIG))
-    return torch.minimum(c, m)
+    return torch.minimum(m, safe_div(torch.full_like(c, 1.0 - D65_R - D65_G), cos_h + sin_h, over, BIG))
 
 
 def gamut_mapping(
@@ -493,14 +582,14 @@ def gamut_mapping(
         torch.where((user_resat & desat) | user_desat, chroma_f + delta, chroma_f),
     )
     cf = torch.clamp(safe_div(chroma, Yf, Yf != 0.0, 0.0), min=0.0)
-    cf = _gamut_check_yrg(cf, cos_h, sin_h)
+    cf = _min_where_binding(cf, _yrg_max_chroma, cf, cos_h, sin_h)  # _gamut_check_yrg()
     # gamut_check_RGB() in the export profile
     e_in, e_out = yrg_matrices(export)
     rgb = ych_to_rgb(Yf, cf, cos_h, sin_h, e_out)
-    offset = torch.clamp(-rgb.amin(1, keepdim=True), min=0.0)
-    Yb = rgb_to_ych(rgb + offset, e_in)[0]
+    offset = torch.clamp(-channel_min(rgb), min=0.0)
+    Yb = rgb_to_y(rgb + offset, e_in)
     Y = torch.minimum(torch.maximum((Yf + Yb) / 2.0, y_lo), y_hi)
-    c_new = torch.minimum(cf, ych_max_chroma(e_out, white, Y, cos_h, sin_h))
+    c_new = _min_where_binding(cf, functools.partial(ych_max_chroma, e_out), white, Y, cos_h, sin_h)
     rgb = ych_to_rgb(Y, c_new, cos_h, sin_h, e_out)
     rgb = torch.minimum(torch.clamp(rgb, min=0.0), white)
     # export RGB -> LMS -> pipeline RGB
@@ -515,11 +604,13 @@ def _curve(t: torch.Tensor, sp: dict[str, Any], lo: Any, hi: Any, nan_to_hi: boo
     darktable's build compiles it: measured, its tap-outs are white there)."""
     y = filmic_spline(t, sp)
     nan = torch.isnan(y)
-    y = torch.where(nan, torch.zeros_like(y), y)
+    any_nan = bool(nan.any())
+    if any_nan:
+        y = torch.where(nan, torch.zeros_like(y), y)
     y = torch.maximum(y, lo) if isinstance(lo, torch.Tensor) else torch.clamp(y, min=lo)
     y = torch.minimum(y, hi) if isinstance(hi, torch.Tensor) else torch.clamp(y, max=hi)
-    fill = (hi if nan_to_hi else lo) * torch.ones_like(y)
-    y = torch.where(nan, fill, y)
+    if any_nan:
+        y = torch.where(nan, (hi if nan_to_hi else lo) * torch.ones_like(y), y)
     return y ** _c(sp["output_power"], t)
 
 
@@ -544,16 +635,16 @@ def filmic_v4(x: torch.Tensor, sp: dict[str, Any], variant: int, sat: torch.Tens
     if variant == METHOD_NONE:
         out = _curve(_log_tonemap_v2(x, sp), sp, 0.0, white, nan_to_hi=True)
         orig = rgb_to_ych(x, w_in)
-        fin = rgb_to_ych(out, w_in)
-        fin = (fin[0], torch.minimum(orig[1], fin[1]), *fin[2:])
+        fin = rgb_to_ych(out, w_in, hue=False)
+        fin = (fin[0], torch.minimum(orig[1], fin[1]))
     else:
         grey, bsrc, dr = _c(sp["grey_source"], x), _c(sp["black_source"], x), _c(sp["dynamic_range"], x)
         norm_min, norm_max = grey * torch.exp2(bsrc), grey * torch.exp2(dr + bsrc)
         norm = torch.minimum(torch.maximum(pixel_norm(x, variant), norm_min), norm_max)
-        ratios = x / norm
+        ratios = div_channels(x, norm)
         out = ratios * _curve(_log_tonemap_v2(norm, sp), sp, black, white, nan_to_hi=True)
         orig = rgb_to_ych(x, w_in)
-        fin = rgb_to_ych(out, w_in)
+        fin = rgb_to_ych(out, w_in, hue=False)  # gamut_mapping() keeps the original's hue
     return gamut_mapping(fin, orig, sat, black, white, export)
 
 
