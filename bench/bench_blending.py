@@ -10,11 +10,17 @@ The image: a synthetic 14-bit RGGB DNG (:mod:`darkproxy.raw.synth`, scikit-image
 long side), rendered at that size (render scale 1), with darktable's default history for it plus exposure
 +1 EV and a color balance rgb edit (:data:`EDIT`). The modules blended: color balance rgb (after colorin: its
 pipe is the working profile's linear Rec2020, the replica's own space) for every blend mode of darktable's
-scene-referred RGB blend and every parametric-mask kind; exposure (before colorin: camera RGB) for uniform
-opacity, the one blend the replica runs there. Each kind (:func:`kinds`) draws ``--settings`` random settings
-(seeded per kind: opacity 10-100 %, blend fulcrum -2..2 EV where the mode uses it, mask ranges drawn inside
-each channel's 5-95 % quantiles on darktable's own input and unblended output (in an intersection of several
-channels, the channels after the first wide: :func:`_mask`), polarity, combine mode, the mask's contrast and
+scene-referred RGB blend and every parametric-mask kind, and random drawn masks (circles, ellipses,
+gradients and groups of them, written into the sidecar's masks history: :func:`_drawn`), and its blend through
+exposure's raster mask (a random drawn one: :func:`_raster`; the replica's chain from exposure on,
+:func:`_replica`); exposure (before colorin: camera RGB) for uniform opacity, the one blend the replica runs
+there; in the Lab and RGB (display) blend colour spaces (color balance rgb again: :mod:`darkproxy.replica.blend_lab`,
+:mod:`darkproxy.replica.blend_display`) each mode of each
+(reversed at random), each of their mask channels, and everything at once (breakpoints in
+:data:`SPACE_SPANS`, measured quantiles of those channels). Each kind (:func:`kinds`) draws ``--settings``
+random settings (seeded per kind: opacity 10-100 %, blend fulcrum -2..2 EV where the mode uses it, mask ranges
+drawn inside each channel's 5-95 % quantiles on darktable's own input and unblended output (in an intersection
+of several channels, the channels after the first wide: :func:`_mask`), polarity, combine mode, the mask's contrast and
 brightness, boost factors, feathering and blur radii 0.5-20 px), written into the module's blend params
 (:class:`darkproxy.darktable.blendop.BlendParams`, blendop version 11).
 
@@ -67,6 +73,8 @@ from darkproxy.darktable.blendop import (  # noqa: E402
     COMBINE_INCL,
     COMBINE_INV,
     CS_RGB_SCENE,
+    DISPLAY_MODES,
+    LAB_MODES,
     MASK_DRAWN,
     MASK_ENABLED,
     MASK_PARAMETRIC,
@@ -76,6 +84,20 @@ from darkproxy.darktable.blendop import (  # noqa: E402
     BlendParams,
     decode_blendop,
     item_blend,
+)
+from darkproxy.darktable.masks import (  # noqa: E402
+    ELLIPSE_PROPORTIONAL,
+    GRADIENT_LINEAR,
+    GRADIENT_SIGMOIDAL,
+    PATH,
+    STATE_INVERSE,
+    Circle,
+    Ellipse,
+    Form,
+    Gradient,
+    GroupMember,
+    Point,
+    write_forms,
 )
 
 GOAL = 45.0  # dB, median per kind
@@ -96,7 +118,19 @@ GUI_MODES = [0x18, 0x04, 0x26, 0x06, 0x07, 0x17, 0x05, 0x28, 0x29, 0x21, 0x22, 0
 LEGACY_MODES = [0x08, 0x25, 0x27]
 FULCRUM_MODES = {0x04, 0x06, 0x07, 0x25, 0x26, 0x27, 0x21, 0x22, 0x23}  # _blendif_blend_parameter_enabled
 FALLBACK_MODES = [c for c, n in BLEND_MODES.items() if c not in SCENE_RGB_MODES and "obsolete" not in n]
-LAB_MODES = [0x18, 0x1A, 0x1B, 0x1E, 0x1F, 0x20, 0x0B, 0x09]
+# the Lab and RGB (display) blend colour spaces (replica/blend_lab.py, blend_display.py): every mode code each
+# implements, and where their mask channels lie on the image in slider units (5-95 % quantiles of color balance
+# rgb's input and unblended output at 128 px, this EDIT, measured 2026-12-03; capped at the slider's [0, 1]):
+# Lab L/100 (0, +4 out), a/256 + 0.5 (1), b/256 + 0.5 (2), C/(128 sqrt 2) (8), h (9); display gray, R, G, B
+# (0-3), H, S, L of HSL (8-10)
+SPACES = {2: ("Lab", sorted(LAB_MODES)), 3: ("RGB (display)", sorted(DISPLAY_MODES))}
+SPACE_SPANS = {
+    2: {0: (0.092, 1.0), 1: (0.522, 0.75), 2: (0.532, 0.753), 8: (0.069, 0.482), 9: (0.083, 0.199),
+        4: (0.527, 1.0), 5: (0.507, 0.769), 6: (0.508, 0.794), 12: (0.02, 0.521), 13: (0.063, 0.199)},
+    3: {0: (0.01, 1.0), 1: (0.02, 1.0), 2: (0.006, 0.976), 3: (0.002, 0.653), 8: (0.018, 0.106), 9: (0.302, 1.0),
+        10: (0.012, 0.953), 4: (0.207, 1.0), 5: (0.222, 1.0), 6: (0.2, 1.0), 7: (0.149, 1.0), 12: (0.017, 0.105),
+        13: (0.0, 1.0), 14: (0.21, 1.0)},
+}  # fmt: skip
 # blend.h dt_develop_mask_feathering_guide_t: in / out, before / after the blur
 IN_BEFORE, OUT_BEFORE, IN_AFTER, OUT_AFTER = 0x01, 0x02, 0x05, 0x06
 GUIDES = (IN_BEFORE, OUT_BEFORE, IN_AFTER, OUT_AFTER)
@@ -227,6 +261,119 @@ def _refused(extra: Callable[[np.random.Generator], dict[str, Any]], mask: bool 
     return draw
 
 
+RASTER_SOURCE = "exposure"  # a raster mask's source (before MODULE, nothing between moves the pixels)
+
+
+def _raster(rng: np.random.Generator, spans: dict[int, tuple[float, float]]) -> dict[str, Any]:
+    """MODULE through exposure's raster mask (inverted at random, any GUI mode): ``source``, exposure's own
+    blend, a drawn group mask (:func:`_drawn`: before colorin, a drawn mask is exact; a parametric one is not)."""
+    source = _drawn(("circle", "ellipse", "gradient"), group=True)(rng, spans)
+    d: dict[str, Any] = {"mask_mode": MASK_ENABLED | MASK_RASTER, "raster_mask_source": RASTER_SOURCE}
+    d |= {"raster_mask_instance": 0, "raster_mask_id": 0, "raster_mask_invert": bool(rng.integers(2))}
+    d |= {"blend_mode": int(rng.choice(GUI_MODES)) | (BLEND_REVERSE if rng.integers(2) else 0)}
+    return d | {"blend_parameter": round(float(rng.uniform(-2.0, 2.0)), 3), "opacity": _opacity(rng), "source": source}
+
+
+GROUP_ID = 1000  # the drawn kinds' group (the blend's mask_id); its shapes 1001...
+
+
+def _shape(rng: np.random.Generator, kind: str) -> Point:
+    """A random drawn shape inside the image: a circle, an ellipse (its feather proportional or not) or a gradient
+    (linear or sigmoid, curved), sizes as fractions of the image's smaller side, feathers 0.02-0.2."""
+    c = (round(float(rng.uniform(0.25, 0.75)), 4), round(float(rng.uniform(0.25, 0.75)), 4))
+    if kind == "circle":
+        return Circle(c, round(float(rng.uniform(0.08, 0.35)), 4), round(float(rng.uniform(0.02, 0.2)), 4))
+    if kind == "ellipse":
+        prop = bool(rng.integers(2))
+        border = float(rng.uniform(0.1, 0.6) if prop else rng.uniform(0.02, 0.2))
+        radii = (round(float(rng.uniform(0.08, 0.4)), 4), round(float(rng.uniform(0.08, 0.4)), 4))
+        rot = round(float(rng.uniform(0.0, 180.0)), 2)
+        return Ellipse(c, radii, rot, round(border, 4), ELLIPSE_PROPORTIONAL if prop else 0)
+    state = GRADIENT_LINEAR if rng.integers(2) else GRADIENT_SIGMOIDAL
+    rot, comp = round(float(rng.uniform(-180.0, 180.0)), 2), round(float(rng.uniform(0.05, 0.5)), 4)
+    return Gradient(c, rot, comp, 0.0, round(float(rng.uniform(-1.0, 1.0)), 3), state)
+
+
+def _drawn(shapes: tuple[str, ...] = (), group: bool = False, inverted: bool = False, parametric: bool = False) -> Draw:
+    """A drawn-mask kind: one shape of ``shapes`` (each of them in a group when ``group``: the later ones
+    combined by a random union, intersection, difference or exclusion, inverted or not, at 30-100 % opacity),
+    the mask inverted (``inverted``), a parametric mask beside it (``parametric``: one channel, an end open, so
+    that the two together still select a part of the image). The forms go into the
+    sidecar's masks history (the draw's ``forms``)."""
+
+    def draw(rng: np.random.Generator, spans: dict[int, tuple[float, float]]) -> dict[str, Any]:
+        kinds_ = list(shapes) if group else [str(rng.choice(shapes))]
+        forms, members = [], []
+        for k, kind in enumerate(kinds_):
+            forms.append(Form.of(GROUP_ID + 1 + k, f"{kind} #{k}", _shape(rng, kind)))
+            state = 3  # USE | SHOW: the first shape; the later ones combined (the GUI's union by default)
+            if k:
+                state |= int(rng.choice([8, 16, 32, 64])) | (STATE_INVERSE if rng.integers(2) else 0)
+            op = round(float(rng.uniform(0.3, 1.0)), 3) if k else 1.0
+            members.append(GroupMember(GROUP_ID + 1 + k, GROUP_ID, state, op))
+        forms.append(Form.of(GROUP_ID, "group #1", *members))
+        d = _mask(rng, spans, _pick(rng, 1, 1), open_end=True) if parametric else {"opacity": _opacity(rng)}
+        combine = d.get("mask_combine", 0) | (0x04 if inverted else 0)  # DEVELOP_COMBINE_MASKS_POS
+        mode = d.get("mask_mode", MASK_ENABLED) | MASK_DRAWN
+        return d | {"mask_mode": mode, "mask_id": GROUP_ID, "mask_combine": combine, "forms": forms}
+
+    return draw
+
+
+def _shape_text(p: Point) -> str:
+    """``circle((0.41, 0.52), 0.2, 0.1)``: a shape's fields, rounded."""
+
+    def r(v: Any) -> Any:
+        return round(v, 3) if isinstance(v, float) else tuple(r(w) for w in v) if isinstance(v, tuple) else v
+
+    return type(p).__name__.lower() + str(tuple(r(v) for v in dataclasses.astuple(p)))
+
+
+def _path(rng: np.random.Generator) -> dict[str, Any]:
+    path = Form(GROUP_ID + 1, PATH, "path #1", b"\0" * 36, 1)
+    group = Form.of(GROUP_ID, "group #1", GroupMember(GROUP_ID + 1, GROUP_ID, 3, 1.0))
+    return {"mask_mode": MASK_ENABLED | MASK_DRAWN, "mask_id": GROUP_ID, "forms": [path, group]}
+
+
+def _in_space(cst: int, draw: Draw) -> Draw:
+    """``draw`` in blend colour space ``cst``, reversed at random (Lab's and RGB (display)'s modes use no fulcrum)."""
+
+    def d(rng: np.random.Generator, spans: dict[int, tuple[float, float]]) -> dict[str, Any]:
+        f = draw(rng, spans) | {"blend_cst": cst, "blend_parameter": 0.0}
+        return f | {"blend_mode": f["blend_mode"] | (BLEND_REVERSE if rng.integers(2) else 0)}
+
+    return d
+
+
+def _space_masked(cst: int, chans: list[int] | None) -> Draw:
+    """A parametric mask in ``cst`` on ``chans`` (``None``: 2-3 random channels, polarity, any combine, tone
+    curve, boost 0-3 EV, a random mode of the space, feathering by either guide, blur), breakpoints in
+    :data:`SPACE_SPANS`."""
+
+    def draw(rng: np.random.Generator, spans: dict[int, tuple[float, float]]) -> dict[str, Any]:
+        sp = SPACE_SPANS[cst]
+        many = chans is None
+        ch = chans or [int(c) for c in rng.choice(sorted(sp), size=int(rng.integers(2, 4)), replace=False)]
+        combine = int(rng.integers(4)) if many else 0
+        boostable = (0, 4, 8, 12) if cst == 2 else tuple(range(8))  # Lab L, C; gray, R, G, B (not a, b, hues)
+        boost = {c: round(float(rng.uniform(0.0, 3.0)), 3) if many and c in boostable else 0.0 for c in ch}
+        inv = tuple(c for c in ch if rng.integers(2)) if many else ()
+        d = _mask(rng, sp, ch, inv, combine, False, boost, not combine & COMBINE_INCL)
+        if combine & COMBINE_INCL:  # _mask inverted scene RGB's unused channels: the space's instead
+            mask_bits = 0x3377 if cst == 2 else 0x77FF
+            d["blendif"] = (d["blendif"] & 0xFFFF) | ((sum(1 << c for c in inv) ^ (mask_bits & ~d["blendif"])) << 16)
+        d["blendif_boost_factors"] = tuple(boost.get(c, 0.0) for c in range(16))  # no scene Jz/Cz offset here
+        d["blend_cst"] = cst
+        if many:
+            d |= {"contrast": round(float(rng.uniform(-1, 1)), 3), "brightness": round(float(rng.uniform(-1, 1)), 3)}
+            d |= {"feathering_radius": _radius(rng), "feathering_guide": int(rng.choice(GUIDES))}
+            d["blur_radius"] = _radius(rng)
+            d["blend_mode"] = int(rng.choice(SPACES[cst][1])) | (BLEND_REVERSE if rng.integers(2) else 0)
+        return d
+
+    return draw
+
+
 def kinds() -> list[Kind]:
     """Every kind measured, in report order."""
     out: list[Kind] = []
@@ -270,17 +417,31 @@ def kinds() -> list[Kind]:
             _masked(n=(2, 4), flip=True, combine=-1, tone=True, boosted=True, mode=True, guides=GUIDES, blur=True),
         ),
         Kind("uniform opacity, exposure (before colorin)", "uniform", "exposure", _uniform(BLEND_NORMAL, False)),
-    ]
-    refused: list[tuple[str, str, Draw]] = [
-        (
-            "blend colour space Lab",
+        Kind("drawn circle", "drawn", MODULE, _drawn(("circle",))),
+        Kind("drawn ellipse (feather proportional or not)", "drawn", MODULE, _drawn(("ellipse",))),
+        Kind("drawn gradient (linear or sigmoid, curved)", "drawn", MODULE, _drawn(("gradient",))),
+        Kind(
+            "drawn group (circle, ellipse, gradient: union, intersection, difference, exclusion; inverted shapes)",
+            "drawn",
             MODULE,
-            _refused(lambda r: {"blend_cst": 2, "blend_mode": int(r.choice(LAB_MODES))}),
+            _drawn(("circle", "ellipse", "gradient"), group=True),
         ),
-        ("blend colour space RGB (display)", MODULE, _refused(lambda r: {"blend_cst": 3})),
-        ("drawn mask", MODULE, _refused(lambda r: {"mask_mode": MASK_ENABLED | MASK_DRAWN, "mask_id": 1})),
-        ("drawn and parametric mask", MODULE, _refused(lambda r: {"mask_mode": 7, "mask_id": 1}, mask=True)),
-        ("raster mask", MODULE, _refused(lambda r: {"mask_mode": MASK_ENABLED | MASK_RASTER})),
+        Kind("drawn mask inverted", "drawn", MODULE, _drawn(("circle", "ellipse", "gradient"), inverted=True)),
+        Kind("drawn and parametric mask", "drawn", MODULE, _drawn(("circle", "ellipse", "gradient"), parametric=True)),
+        Kind("raster mask (exposure's drawn mask; inverted, any mode)", "mask", MODULE, _raster),
+    ]
+    for cst, (space, modes) in SPACES.items():  # Lab, RGB (display): each mode (reversed at random), each channel
+        for code in modes:
+            out.append(Kind(f"{space}: {BLEND_MODES[code]}", "space", MODULE, _in_space(cst, _uniform(code, False))))
+        names = {2: {0: "L", 1: "a", 2: "b", 8: "C", 9: "h"}, 3: CHANNELS | {8: "H", 9: "S", 10: "L"}}[cst]
+        for ch, name in names.items():
+            for off, side in ((0, "in"), (OUT, "out")):
+                out.append(Kind(f"{space}: mask {name} {side}", "space", MODULE, _space_masked(cst, [ch + off])))
+        out.append(Kind(f"{space}: mask, all at once (channels, polarity, combine, tone, boost, mode, feathering, "
+                        "blur)", "space", MODULE, _space_masked(cst, None)))  # fmt: skip
+    refused: list[tuple[str, str, Draw]] = [
+        ("blend colour space Lab, exposure (before colorin)", "exposure", _refused(lambda r: {"blend_cst": 2})),
+        ("drawn path (not ported)", MODULE, _refused(_path)),
         ("mask details threshold", MODULE, _refused(lambda r: {"details": float(r.uniform(0.1, 1.0))}, mask=True)),
         ("normal reversed, exposure (before colorin)", "exposure", _uniform(BLEND_NORMAL, True)),
         ("a scene mode, exposure (before colorin)", "exposure", _refused(lambda r: {"blend_mode": 0x04})),
@@ -398,6 +559,8 @@ def describe(bp: BlendParams) -> str:
         s += f", in {bp.colorspace_name}"
     if bp.masks and bp.masks != ["parametric mask"]:
         s += f", {', '.join(bp.masks)}"
+    if "raster mask" in bp.masks:
+        s += f" of {bp.raster_mask_source}" + (" inverted" if bp.raster_mask_invert else "")
     if bp.feathering_radius:
         s += f", feathering radius {bp.feathering_radius:.3g} guide {bp.feathering_guide}"
     s += f", blur radius {bp.blur_radius:.3g}" if bp.blur_radius else ""
@@ -405,12 +568,12 @@ def describe(bp: BlendParams) -> str:
     if bp.mask_mode & MASK_PARAMETRIC:
         from darkproxy.darktable.blendop import ParametricMask
 
-        pm = ParametricMask(bp.blendif, bp.blendif_parameters, bp.blendif_boost_factors)
+        pm = ParametricMask(bp.blendif, bp.blendif_parameters, bp.blendif_boost_factors, colorspace=bp.blend_cst)
         parts = []
         for ch in range(16):
             if bp.blendif & (1 << ch):
                 r = ",".join(f"{v:g}" for v in bp.blendif_parameters[4 * ch : 4 * ch + 4])
-                b = bp.blendif_boost_factors[ch] - DEFAULT_BOOST[ch]
+                b = bp.blendif_boost_factors[ch] - (DEFAULT_BOOST[ch] if bp.blend_cst == CS_RGB_SCENE else 0.0)
                 parts.append(f"{ch}:[{r}]" + (f"+{b:.2f}EV" if abs(b) > 1e-6 else ""))
         s += f"; mask {pm.channels()} {' '.join(parts)}"
         if bp.mask_combine:
@@ -429,7 +592,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from darkproxy.darktable.tapout import plan_tapout
     from darkproxy.machine import machine_info
     from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng
+    from darkproxy.replica.blend_display import display_mask
+    from darkproxy.replica.blend_lab import lab_mask, rgb_to_lab
     from darkproxy.replica.chain import ReplicaChain
+    from darkproxy.replica.drawn import drawn_mask
     from darkproxy.replica.mask import parametric_mask
     from darkproxy.replica.plan import ReplicaError, plan_replica
 
@@ -447,6 +613,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     all_kinds = [k for k in kinds() if not args.only or any(w in k.name for w in args.only.split(","))]
     # the modules measured (a kind expected refused that the replica runs on another module: not measured)
     modules = list(dict.fromkeys([MODULE] + [k.module for k in all_kinds if k.group != "expected refused"]))
+    modules += [RASTER_SOURCE] if any(k.draw is _raster for k in all_kinds) and RASTER_SOURCE not in modules else []
 
     base_plan = plan_replica(dt, base, raw)  # the unblended history runs (else every setting is refused)
     # 1. every module's input and unblended output, color balance rgb's twice (darktable's noise)
@@ -472,9 +639,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rng = np.random.default_rng([args.seed, zlib.crc32(kind.name.encode())])
         tmpl = _template(base, kind.module)
         for i in range(args.settings):
-            bp = dataclasses.replace(tmpl, **kind.draw(rng, spans))
+            fields = kind.draw(rng, spans)
+            source = fields.pop("source", None)  # a raster mask's source's own blend
+            forms = fields.pop("forms", None) or (source.pop("forms", None) if source else None)  # a drawn mask's
+            bp = dataclasses.replace(tmpl, **fields)
             h = _with_blend(base, kind.module, bp)
-            rec: dict[str, Any] = {"kind": kind.name, "i": i, "module": kind.module, "setting": describe(bp)}
+            if source:
+                h = _with_blend(h, RASTER_SOURCE, dataclasses.replace(_template(base, RASTER_SOURCE), **source))
+            if forms:
+                write_forms(h.description, forms)
+                states = [f"{p.state}@{p.opacity:g}" for p in forms[-1].points() if isinstance(p, GroupMember)]
+                shapes = ", ".join(_shape_text(f.points()[0]) if not f.kind & PATH else f.type_name for f in forms[:-1])
+                forms_note = f"; shapes {shapes}; group states {' '.join(states)}"
+            else:
+                forms_note = ""
+            rec: dict[str, Any] = {"kind": kind.name, "i": i, "module": kind.module}
+            rec["setting"] = describe(bp) + forms_note
             rec["summary"] = bp.summary()
             plan = None
             try:
@@ -528,13 +708,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             continue
         want = outs[s["name"]]
         with torch.no_grad():
-            got = ReplicaChain(s["plan"], {}).stage_alone(m, xs[m])[0].numpy()
+            got = _replica(s["plan"], m, xs)[0].numpy()
         rec["psnr"] = display_psnr(got, want)
         rec["darktable_blend_vs_unblended"] = display_psnr(imgs[f"plain:{m}"], want)
-        blend = uniform_blend(s["history"].find(m))
+        staged = [st.blend for st in s["plan"].stages if st.module == m and st.blend is not None]  # with its forms
+        blend = staged[0] if staged else uniform_blend(s["history"].find(m))
         if blend is not None and blend.mask is not None and blend.opacity > 0:
             y = torch.from_numpy(plain[m]["y"])[None]
-            rec["mask_mean"] = float(parametric_mask(xs[m], y, blend.mask, blend.opacity).mean()) / blend.opacity
+            hw = (int(xs[m].shape[-2]), int(xs[m].shape[-1]))
+            dm = drawn_mask(blend.drawn, hw, 1.0, None, xs[m].dtype) if blend.drawn is not None else None  # scale 1
+            if blend.colorspace == 2:  # Lab: the mask of the Lab images (replica/blend_lab.py)
+                pm = lab_mask(rgb_to_lab(xs[m]), rgb_to_lab(y), blend.mask, blend.opacity)
+            elif blend.colorspace == 3:
+                pm = display_mask(xs[m], y, blend.mask, blend.opacity)
+            else:
+                pm = parametric_mask(xs[m], y, blend.mask, blend.opacity, drawn=dm)
+            rec["mask_mean"] = float(pm.mean()) / blend.opacity
         if s["name"] + "#dup" in outs:
             d = display_psnr(outs[s["name"] + "#dup"], want)
             noise.append({"what": f"{rec['kind']} #{rec['i']}: {rec['setting']}", "psnr": d, "replica": rec["psnr"]})
@@ -593,6 +782,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _replica(plan: Any, module: str, xs: dict[str, Any]) -> Any:
+    """The module's stage as the chain runs it on darktable's input to it (``xs``: by module); one blending
+    through a raster mask: the chain from its source on, on the source's input (the source hands its mask on)."""
+    from darkproxy.replica.chain import ReplicaChain
+
+    keys = plan.keys
+    st = plan.stages[keys.index(module)]
+    if st.raster is None:
+        return ReplicaChain(plan, {}).stage_alone(module, xs[module])
+    cut = dataclasses.replace(plan, stages=plan.stages[keys.index(st.raster.key) : keys.index(module) + 1])
+    chain = ReplicaChain(cut, {})
+    return chain.run_stages(xs[st.raster.key], chain.history_u())[1][-1]
+
+
 # ----------------------------------------------------------------- report
 def _f(x: float | None) -> str:
     return "" if x is None else f"{x:.2f}"
@@ -646,6 +849,9 @@ def markdown(res: dict[str, Any]) -> str:
         "mode": f"Blend modes ({MODULE}, uniformly, RGB (scene))",
         "mask": f"Parametric masks ({MODULE}, RGB (scene); mode normal unless the kind says)",
         "uniform": "Uniform opacity before colorin",
+        "space": f"Blend colour spaces Lab and RGB (display) ({MODULE}; modes uniformly, reversed at random; masks "
+        "in mode normal unless the kind says)",
+        "drawn": f"Drawn masks ({MODULE}, RGB (scene), mode normal; random shapes in the sidecar's masks history)",
         "expected refused": "Expected refused, but the replica runs them",
     }
     for group, title in titles.items():

@@ -290,7 +290,7 @@ def test_replica_refuses_blending_it_cannot_reproduce(
     proxy alike, never run unblended; --allow-missing: darktable's tap-out (which blends); --dry-run
     says why. A blob of another blendop version is refused too."""
     from darkproxy.cli import main
-    from darkproxy.darktable.blendop import MASK_DRAWN, MASK_PARAMETRIC, item_blend
+    from darkproxy.darktable.blendop import MASK_PARAMETRIC, item_blend
     from darkproxy.replica.plan import ReplicaError, plan_replica
 
     base = dt.default_history(tiny_raw)
@@ -305,7 +305,7 @@ def test_replica_refuses_blending_it_cannot_reproduce(
 
     cases = [
         (blended("exposure", mask_mode=1 | MASK_PARAMETRIC), "exposure", ["parametric mask"]),
-        (blended("exposure", mask_mode=1 | MASK_DRAWN, mask_id=7), "exposure", ["drawn mask"]),
+        (blended("exposure", mask_mode=1 | 8), "exposure", ["raster mask"]),  # drawn masks: test_drawn.py
         (blended("exposure", blend_mode=0x04), "exposure", ["blend mode multiply"]),
         (blended("exposure", blend_cst=2), "exposure", ["blending in Lab"]),
         (blended("colorout", blend_cst=4), "colorout", ["opacity 70 %"]),  # display-referred: not linear
@@ -320,10 +320,10 @@ def test_replica_refuses_blending_it_cannot_reproduce(
             assert "\n" not in msg and all(w in msg for w in [module, "instance 0", *words]), msg
     ok = plan_replica(dt, cases[0][0], tiny_raw, allow_missing=True)
     assert {s.module: s.kind for s in ok.stages}["exposure"] == "passthrough"
-    xmp = cases[1][0].write(tmp_path / "drawn.xmp")  # type: ignore[attr-defined]
+    xmp = cases[1][0].write(tmp_path / "raster.xmp")  # type: ignore[attr-defined]
     assert main(["replica", str(tiny_raw), "--xmp", str(xmp), "--dry-run"]) == 0
     text = capsys.readouterr().out
-    assert "refused: exposure" in text and "exposure instance 0 blends (drawn mask)" in text
+    assert "refused: exposure" in text and "exposure instance 0 blends (raster mask" in text
 
 
 def test_replica_runs_a_custom_pipe_order(dt, tiny_raw: Path, expect) -> None:

@@ -132,7 +132,7 @@ def test_rotated_edit_keeps_its_scale_and_refuses_what_flip_changes(dt, make_raw
     position-dependent stages read (turned); stages that read other pixels or the pixel's place (sharpen,
     vignette, graduated density) are refused behind darktable's flip, whose regions of interest change what
     they see (measured 2026-12-03: sharpen alone 37.9-67.2 dB, vignette 47.5-52.1, graduatednd 62.5 at
-    orientations 3 and 6, where the unflipped image gives 95-100)."""
+    orientations 3 and 6, where the unflipped image gives 95-100); so is a local proxy (local contrast's)."""
     from darkproxy.replica.plan import ReplicaError, plan_replica, replica_coverage
     from darkproxy.replica.references import render_references
 
@@ -154,3 +154,10 @@ def test_rotated_edit_keeps_its_scale_and_refuses_what_flip_changes(dt, make_raw
             plan_replica(dt, side, raw)
         unturned = dt.edit(side, updates={"flip": {"orientation": 0}})
         assert {s.module: s.kind for s in plan_replica(dt, unturned, raw).stages}[module] == "exact"
+    # a proxy that reads other pixels (the zoo's local contrast, a local network) is refused there as well
+    bilat = dt.edit(base, updates={"bilat": {"detail": 0.5, "sigma_s": 10.0, "sigma_r": 20.0}})
+    cov = {c.module: c for c in replica_coverage(dt, bilat, raw, prefer_proxy=["bilat"])}
+    assert cov["bilat"].runs == "refused" and "behind darktable's flip" in cov["bilat"].detail
+    unturned = dt.edit(bilat, updates={"flip": {"orientation": 0}})
+    cov = {c.module: c for c in replica_coverage(dt, unturned, raw, prefer_proxy=["bilat"])}
+    assert cov["bilat"].runs == "proxy", cov["bilat"]

@@ -16,7 +16,6 @@ from darkproxy.darktable.blendop import (
     COMBINE_INCL,
     COMBINE_INV,
     CS_RGB_SCENE,
-    MASK_DRAWN,
     MASK_ENABLED,
     MASK_PARAMETRIC,
     BlendParams,
@@ -147,11 +146,11 @@ def test_parametric_masks_match_darktable(dt, make_raw, expect) -> None:
         alone = ReplicaChain(plan, {}).stage_alone("colorbalancergb", x)
     want_stage = blend_scene(x, y, uniform_blend(histories[1].find("colorbalancergb")))  # type: ignore[arg-type]
     assert torch.allclose(alone, want_stage, atol=1e-6)
-    # what is not ported is refused in one line naming the setting: the details threshold, a drawn mask, a mask
+    # what is not ported is refused in one line naming the setting: the details threshold, a raster mask, a mask
     # before colorin (the feathering and the blur are ported: test_mask_refine.py)
     for module, change, words in (
         ("colorbalancergb", {"details": 0.5}, "mask details threshold 0.5 (detail mask"),
-        ("colorbalancergb", {"mask_mode": MASK_ENABLED | MASK_DRAWN | MASK_PARAMETRIC}, "drawn mask"),
+        ("colorbalancergb", {"mask_mode": MASK_ENABLED | 8 | MASK_PARAMETRIC}, "raster mask"),  # drawn: test_drawn
         ("exposure", {}, "parametric mask outside the working profile's RGB"),
     ):
         h = base.copy()

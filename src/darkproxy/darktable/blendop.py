@@ -22,6 +22,7 @@ import struct
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from darkproxy.darktable.masks import DrawnMask, Form, forms_problem
 from darkproxy.errors import XmpError
 
 BLEND_VERSION = 11
@@ -48,6 +49,11 @@ BLENDIF_CHANNELS = {0: "g", 1: "R", 2: "G", 3: "B", 8: "Jz", 9: "Cz", 10: "hz"}
 
 COLORSPACES = {0: "the module's default colour space", 1: "raw", 2: "Lab", 3: "RGB (display)", 4: "RGB (scene)"}
 CS_RGB_SCENE = 4
+CS_LAB, CS_RGB_DISPLAY = 2, 3  # blended by replica/blend_lab.py and blend_display.py where the pipe is working RGB
+# the blend-if channels of Lab (blend.h: 0-2 L a b, 8-9 C h; DEVELOP_BLENDIF_Lab_MASK) and RGB (display) (0 gray,
+# 1-3 R G B, 8-10 H S L of HSL); + 4: the module's output
+LAB_CHANNELS = {0: "L", 1: "a", 2: "b", 8: "C", 9: "h"}
+DISPLAY_CHANNELS = {0: "g", 1: "R", 2: "G", 3: "B", 8: "H", 9: "S", 10: "L"}
 BLEND_REVERSE = 0x80000000
 BLEND_NORMAL = 0x18  # DEVELOP_BLEND_NORMAL2: darktable's "normal" since 3.0
 BLEND_MODES = {
@@ -100,6 +106,12 @@ BLEND_MODES = {
 # _choose_blend_func): any other mode code falls back to normal there
 SCENE_RGB_MODES = frozenset({0x04, 0x05, 0x06, 0x07, 0x08, 0x10, 0x11, 0x17, 0x18, 0x21, 0x22, 0x23, 0x25, 0x26, 0x27})
 SCENE_RGB_MODES |= {0x28, 0x29}
+# the modes of darktable's Lab and RGB (display) blends (blendif_lab.c, blendif_rgb_hsl.c _choose_blend_func; any
+# other code runs normal, unbounded, there)
+LAB_MODES = frozenset({0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F, 0x10})
+LAB_MODES |= {0x11, 0x12, 0x13, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x1B, 0x1E, 0x1F, 0x20}
+DISPLAY_MODES = (LAB_MODES - {0x1A, 0x1B, 0x1E, 0x1F, 0x20}) | {0x1C, 0x1D, 0x21, 0x22, 0x23}
+BLEND_SPACE_MODES = {CS_RGB_SCENE: SCENE_RGB_MODES, CS_LAB: LAB_MODES, CS_RGB_DISPLAY: DISPLAY_MODES}
 
 
 # blend.h dt_develop_mask_feathering_guide_t: the feathering's guide and its place relative to the blur
@@ -144,6 +156,7 @@ class ParametricMask:
     feathering_radius: float = 0.0
     feathering_guide: int = 0
     blur_radius: float = 0.0
+    colorspace: int = CS_RGB_SCENE  # the blend colour space: its channels (CS_LAB, CS_RGB_DISPLAY)
 
     @property
     def refinements(self) -> list[str]:
@@ -154,7 +167,8 @@ class ParametricMask:
         """The active channels, darktable's names (``Jz in, R out (inverted)``) or ``no channel``."""
         names = []
         for side, off in (("in", 0), ("out", 4)):
-            for ch, name in BLENDIF_CHANNELS.items():
+            space = {CS_LAB: LAB_CHANNELS, CS_RGB_DISPLAY: DISPLAY_CHANNELS}.get(self.colorspace, BLENDIF_CHANNELS)
+            for ch, name in space.items():
                 if self.blendif & (1 << (ch + off)):
                     inv = " (inverted)" if self.blendif & (1 << (ch + off + 16)) else ""
                     names.append(f"{name} {side}{inv}")
@@ -166,27 +180,40 @@ class UniformBlend:
     """An item's blend in scene RGB: ``opacity`` in ``[0, 1]`` (clipped as darktable clips it), ``mode``
     (the mode code darktable's scene-RGB blend runs: an unknown one is normal there), ``reverse`` (input
     and output swapped), ``parameter`` (darktable's ``blend_parameter``, in EV: the modes that scale the
-    output use ``2^parameter``); ``mask``: its parametric mask (``None``: uniformly, the opacity everywhere)."""
+    output use ``2^parameter``); ``mask``: its parametric mask (``None``: uniformly, the opacity everywhere);
+    ``colorspace``: Lab or RGB (display) in place of scene RGB (``mode`` then one of that space's, or normal)."""
 
     opacity: float
     mode: int = BLEND_NORMAL
     reverse: bool = False
     parameter: float = 0.0
     mask: ParametricMask | None = None
+    drawn: DrawnMask | None = None  # its drawn mask (then ``mask`` is set: blendif 0 where not parametric)
+    colorspace: int = CS_RGB_SCENE  # the blend colour space: CS_LAB, CS_RGB_DISPLAY (replica/blend_lab.py...)
+
+    @property
+    def plain(self) -> bool:
+        """Normal, uniformly, in scene RGB: ``in (1 - opacity) + out opacity`` (blend.blend_uniform)."""
+        return self.mask is None and self.mode == BLEND_NORMAL and not self.reverse and self.colorspace == CS_RGB_SCENE
 
     @property
     def how(self) -> str:
         """``uniformly``, ``with a parametric mask`` or ``with a parametric mask (feathered by the input,
-        blurred)``."""
+        blurred)``; ``with a drawn mask (circle) and a parametric mask``..."""
+        space = "" if self.colorspace == CS_RGB_SCENE else f" in {COLORSPACES[self.colorspace]}"
         if self.mask is None:
-            return "uniformly"
+            return "uniformly" + space
         refined = self.mask.refinements
-        return "with a parametric mask" + (f" ({', '.join(refined)})" if refined else "")
+        what = "a parametric mask" if self.drawn is None else self.drawn.how
+        if self.drawn is not None and self.mask.blendif & BLENDIF_RGB_MASK:
+            what += " and a parametric mask"
+        return f"with {what}" + (f" ({', '.join(refined)})" if refined else "") + space
 
     @property
     def spatial(self) -> bool:
-        """Whether the mask is feathered or blurred (each output pixel depends on its neighbours)."""
-        return self.mask is not None and bool(self.mask.refinements)
+        """Whether the mask is feathered or blurred or drawn (each output pixel depends on its neighbours or on
+        its place)."""
+        return self.mask is not None and (bool(self.mask.refinements) or self.drawn is not None)
 
     @property
     def mode_name(self) -> str:
@@ -375,27 +402,58 @@ def item_blend(item: Any) -> BlendParams | None:
     return decode_blendop(item.blendop_params, item.blendop_version, where)
 
 
-def mask_problems(bp: BlendParams, exact_modes: bool) -> list[str]:
+def mask_problems(
+    bp: BlendParams,
+    exact_modes: bool,
+    forms: dict[int, Form] | None = None,
+    exact_uniform: bool = False,
+    raster: bool = False,
+) -> list[str]:
     """What of ``bp``'s masks the replica does not reproduce (empty: none, or a parametric mask alone in scene
     RGB where the pipe is the working profile's RGB (``exact_modes``), refined by feathering, blur, contrast and
     brightness: :mod:`darkproxy.replica.mask`, :mod:`darkproxy.replica.maskrefine`); the details threshold
-    (darktable's detail mask: it runs at any non-zero value) is not ported."""
-    what = [m for m in bp.masks if m != "parametric mask"]
-    if "parametric mask" not in bp.masks:
+    (darktable's detail mask: it runs at any non-zero value) is not ported. With ``forms`` (the sidecar's
+    active drawn forms, by id), a drawn mask of circles, ellipses and gradients is reproduced there too
+    (:mod:`darkproxy.replica.drawn`); what of its group is not: :func:`darkproxy.darktable.masks.forms_problem`.
+    A drawn mask alone, not feathered (the guided filter reads the pipe's colours), depends on no colour: it is
+    reproduced wherever the uniform blend is (``exact_uniform``: scene-referred linear RGB, before colorin too).
+    ``raster``: the plan hands the item its raster mask's source (:mod:`darkproxy.replica.raster`)."""
+    if raster and "raster mask" in bp.masks:  # blend.c reads the raster mask alone: no other mask, no details
+        return [] if exact_modes else ["raster mask outside the working profile's RGB (between colorin and colorout)"]
+    ported = ("parametric mask",) if forms is None else ("parametric mask", "drawn mask")
+    what = [m for m in bp.masks if m not in ported]
+    if not any(m in ported for m in bp.masks):
         return what
-    if not exact_modes:  # (another blend colour space: blend_problem says so)
-        what.append("parametric mask outside the working profile's RGB (between colorin and colorout)")
+    colourless = forms is not None and bp.masks == ["drawn mask"] and FEATHER_IN not in _feathers(bp)
+    if not exact_modes and not (exact_uniform and colourless):  # (another blend colour space: blend_problem says)
+        kinds = " and ".join(m for m in bp.masks if m in ported)
+        what.append(f"{kinds} outside the working profile's RGB (between colorin and colorout)")
+    if forms is not None and "drawn mask" in bp.masks and (why := forms_problem(forms, bp.mask_id)) is not None:
+        what.append(why)
     if bp.details != 0.0:
         what.append(f"mask details threshold {bp.details:g} (detail mask, not ported)")
     return what
 
 
-def blend_problem(item: Any, exact_uniform: bool, exact_modes: bool = False) -> str | None:
+def _feathers(bp: BlendParams) -> list[str]:
+    """The mask's feathering, if any, as :data:`FEATHER_IN` (by the input or the output: both read colours)."""
+    ops = post_operations(bp.feathering_radius, bp.feathering_guide, bp.blur_radius)
+    return [FEATHER_IN for op in ops if op in (FEATHER_IN, FEATHER_OUT)]
+
+
+def blend_problem(
+    item: Any,
+    exact_uniform: bool,
+    exact_modes: bool = False,
+    forms: dict[int, Form] | None = None,
+    raster: bool = False,
+) -> str | None:
     """What of ``item``'s blending the replica cannot reproduce exactly (``None``: nothing: it does
     not blend, or, with ``exact_uniform`` (the stage is in scene-referred linear RGB), it blends
     uniformly in mode normal in scene RGB, or, with ``exact_modes`` too (the stage's pipe is the
     working profile's RGB, the replica's), in any mode of darktable's scene-RGB blend, uniformly or
-    with a parametric mask (see :func:`mask_problems`): :mod:`darkproxy.replica.blend` reproduces those).
+    with a parametric mask (see :func:`mask_problems`), and there in any mode of darktable's Lab and RGB
+    (display) blends too: :mod:`darkproxy.replica.blend` reproduces those; not a drawn mask in those).
     The text names the module, its instance and what: ``opacity 50 %``, ``blend mode multiply``,
     ``drawn mask``, ``mask feathering radius 5``..."""
     where = f"{item.operation} instance {item.multi_priority}"
@@ -405,11 +463,14 @@ def blend_problem(item: Any, exact_uniform: bool, exact_modes: bool = False) -> 
         return str(e)
     if bp is None or not bp.enabled:
         return None
-    what = mask_problems(bp, exact_modes)
-    if bp.blend_mode != BLEND_NORMAL and not (exact_modes and bp.blend_cst == CS_RGB_SCENE):
+    what = mask_problems(bp, exact_modes, forms, exact_uniform, raster)
+    if bp.blend_mode != BLEND_NORMAL and not (exact_modes and bp.blend_cst in BLEND_SPACE_MODES):
         what.append(f"blend mode {bp.mode_name}")
-    if bp.blend_cst != CS_RGB_SCENE:
-        what.append(f"blending in {bp.colorspace_name}")
+    if bp.blend_cst not in BLEND_SPACE_MODES or (bp.blend_cst != CS_RGB_SCENE and not exact_modes):
+        outside = "" if bp.blend_cst not in BLEND_SPACE_MODES else " outside the working profile's RGB"
+        what.append(f"blending in {bp.colorspace_name}{outside}")
+    elif bp.blend_cst != CS_RGB_SCENE and "drawn mask" in bp.masks and "drawn mask" not in what:  # scene only
+        what.append(f"drawn mask in {bp.colorspace_name}")
     if not what and exact_uniform:
         return None
     if not what:
@@ -417,19 +478,27 @@ def blend_problem(item: Any, exact_uniform: bool, exact_modes: bool = False) -> 
     return f"{where} blends ({', '.join(what)}): the replica does not reproduce that"
 
 
-def uniform_blend(item: Any) -> UniformBlend | None:
-    """An item's blend in scene RGB, uniform or with a parametric mask (see :class:`UniformBlend`);
-    ``None`` when the item does not blend, or blends otherwise (a drawn or raster mask, another colour
-    space: see :func:`blend_problem`, which also says what of a parametric mask is not reproduced)."""
+def uniform_blend(
+    item: Any, forms: dict[int, Form] | None = None, crop: tuple[int, ...] = (0, 0, 0, 0), raster: bool = False
+) -> UniformBlend | None:
+    """An item's blend in scene RGB, uniform or with a parametric mask (see :class:`UniformBlend`), or with a
+    drawn one where ``forms`` (the sidecar's active drawn forms, by id) are given (``crop``: rawprepare's ``x,
+    y, width, height``); ``None`` when the item does not blend, or blends otherwise (a raster mask, another
+    colour space: see :func:`blend_problem`, which also says what of a mask is not reproduced); ``raster``: a
+    raster mask's blend (its mode, colour space and opacity, no mask: the plan hands it its source's mask)."""
     bp = item_blend(item)
-    if bp is None or not bp.enabled or bp.blend_cst != CS_RGB_SCENE:
+    if bp is None or not bp.enabled or bp.blend_cst not in BLEND_SPACE_MODES:
         return None
-    if bp.masks not in ([], ["parametric mask"]):
+    rastered = raster and "raster mask" in bp.masks  # blend.c: the raster mask alone
+    if not rastered and bp.masks not in ([], ["parametric mask"]) and (forms is None or "raster mask" in bp.masks):
         return None
-    mask = None
-    if bp.masks:
+    mask, drawn = None, None
+    if "drawn mask" in bp.masks and forms is not None and not rastered:  # (forms: the sidecar's; rawprepare's crop)
+        c = (int(crop[0]), int(crop[1]), int(crop[2]), int(crop[3]))
+        drawn = DrawnMask(tuple(forms.values()), bp.mask_id, bool(bp.mask_combine & COMBINE_MASKS_POS), c)
+    if bp.masks and not rastered:
         mask = ParametricMask(
-            blendif=bp.blendif,
+            blendif=bp.blendif if "parametric mask" in bp.masks else 0,  # not conditional: the drawn mask alone
             parameters=bp.blendif_parameters,
             boost=bp.blendif_boost_factors,
             combine=bp.mask_combine,
@@ -438,12 +507,15 @@ def uniform_blend(item: Any) -> UniformBlend | None:
             feathering_radius=float(bp.feathering_radius),
             feathering_guide=int(bp.feathering_guide),
             blur_radius=float(bp.blur_radius),
+            colorspace=int(bp.blend_cst),
         )
     code = bp.blend_mode & 0xFF
     return UniformBlend(
         opacity=min(max(bp.opacity / 100.0, 0.0), 1.0),
-        mode=code if code in SCENE_RGB_MODES else BLEND_NORMAL,
+        mode=code if code in BLEND_SPACE_MODES[bp.blend_cst] else BLEND_NORMAL,
         reverse=bool(bp.blend_mode & BLEND_REVERSE),
         parameter=float(bp.blend_parameter),
         mask=mask,
+        drawn=drawn,
+        colorspace=int(bp.blend_cst),
     )

@@ -3,7 +3,8 @@
 A :class:`Sidecar` keeps the whole XML document (tags, masks history, ratings...)
 and exposes the history as :class:`HistoryItem` records. Writing regenerates
 only the ``darktable:history`` sequence and ``darktable:history_end``; every
-other element and attribute is written back as it was read. Params blobs keep
+other element and attribute is written back as it was read (but a compressed copy's masks history:
+only the drawn forms darktable's pipe uses, on the first item: :meth:`Sidecar.compressed`). Params blobs keep
 their original text when their bytes are unchanged, so an unedited sidecar is
 rewritten byte-for-byte in every blob.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from darkproxy.darktable.blendop import item_blend
+from darkproxy.darktable.masks import active_forms, read_forms, write_forms
 from darkproxy.darktable.params import decode_blob_text, decode_params, encode_blob_text
 from darkproxy.darktable.schema import SchemaSet
 from darkproxy.errors import XmpError
@@ -349,9 +351,13 @@ class Sidecar:
 
     # ------------------------------------------------------------------ editing
     def compressed(self) -> Sidecar:
-        """A copy whose history is :meth:`effective` (history_end = its length)."""
+        """A copy whose history is :meth:`effective` (history_end = its length), its masks history the forms
+        darktable's pipe uses (:func:`darkproxy.darktable.masks.active_forms`), attached to the first item."""
         items = [replace(it, extra=dict(it.extra)) for it in self.effective()]
-        return Sidecar(tree=copy.deepcopy(self.tree), items=items, history_end=len(items), path=None)
+        out = Sidecar(tree=copy.deepcopy(self.tree), items=items, history_end=len(items), path=None)
+        if forms := read_forms(self.description):  # the drawn forms the pipe uses, on the first item (masks.py)
+            write_forms(out.description, [replace(f, num=0) for f in active_forms(forms, self.history_end).values()])
+        return out
 
     def copy(self) -> Sidecar:
         return Sidecar(

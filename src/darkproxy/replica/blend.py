@@ -13,7 +13,12 @@ reversed or not; ``2^blend_parameter`` scaling the output where darktable scales
 exact where darktable's pipe is the working profile's linear Rec2020, the replica's own space
 (between colorin and colorout); there too, a parametric mask (:mod:`darkproxy.replica.mask`), feathered
 and blurred at the render scale (:mod:`darkproxy.replica.maskrefine`), gives the per-pixel opacity.
-Anything else (a drawn or raster mask, a mask's details threshold, another colour space, a
+There too the Lab and RGB (display) blend colour spaces, each mode and parametric mask of theirs
+(:mod:`darkproxy.replica.blend_lab`, :mod:`darkproxy.replica.blend_display`).
+A drawn mask (circles, ellipses, gradients and their groups, :mod:`darkproxy.replica.drawn`) comes before the
+parametric one there, where no module before the stage moves the pixels (but rawprepare's crop).
+A raster mask (another stage's final mask) where :mod:`darkproxy.replica.raster` says.
+Anything else (another raster mask, a path or brush, a mask's details threshold, another colour space, a
 display-referred stage, a non-normal mode or a mask before colorin) is refused
 (:func:`darkproxy.darktable.blendop.blend_problem`).
 """
@@ -25,7 +30,8 @@ from typing import Any
 
 import torch
 
-from darkproxy.darktable.blendop import UniformBlend
+from darkproxy.darktable.blendop import CS_LAB, CS_RGB_SCENE, UniformBlend
+from darkproxy.replica.drawn import drawn_mask
 from darkproxy.replica.mask import parametric_mask
 
 _NOT_LINEAR = ("colorin", "flip")
@@ -65,17 +71,33 @@ _MODES: dict[int, Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]] =
 _ONE_CHANNEL = {0x21: 0, 0x22: 1, 0x23: 2}  # RGB red, green, blue channel: p * b in that channel only
 
 
-def blend_scene(inp: torch.Tensor, out: torch.Tensor, blend: UniformBlend, scale: float = 1.0) -> torch.Tensor:
+def blend_scene(
+    inp: torch.Tensor,
+    out: torch.Tensor,
+    blend: UniformBlend,
+    scale: float = 1.0,
+    full_size: tuple[float, float] | None = None,
+) -> torch.Tensor:
     """darktable's blend in scene RGB of the module's ``out`` with its ``inp`` (``(B, 3, H, W)``, the
     working profile's RGB) in ``blend.mode`` at ``blend.opacity`` (a float, or a tensor that broadcasts
     against the images: differentiable), uniformly or through ``blend.mask`` (a parametric mask of the
     unswapped input and output, whatever the reversal, feathered and blurred at render ``scale``:
-    :func:`darkproxy.replica.mask.parametric_mask`)."""
+    :func:`darkproxy.replica.mask.parametric_mask`), after ``blend.drawn`` (a drawn mask, drawn on the frame
+    of ``full_size``: :func:`darkproxy.replica.drawn.drawn_mask`)."""
+    if blend.colorspace != CS_RGB_SCENE:  # Lab, RGB (display): replica/blend_lab.py, blend_display.py
+        from darkproxy.replica.blend_display import blend_display
+        from darkproxy.replica.blend_lab import blend_lab
+
+        return (blend_lab if blend.colorspace == CS_LAB else blend_display)(inp, out, blend, scale)
     a, b = (out, inp) if blend.reverse else (inp, out)
     p = 2.0**blend.parameter
     o: float | torch.Tensor = blend.opacity
     if blend.mask is not None:
-        o = parametric_mask(inp, out, blend.mask, o, scale=scale)
+        drawn = None
+        if blend.drawn is not None:
+            hw = (int(inp.shape[-2]), int(inp.shape[-1]))
+            drawn = drawn_mask(blend.drawn, hw, scale, full_size, inp.dtype).to(inp.device)
+        o = parametric_mask(inp, out, blend.mask, o, scale=scale, drawn=drawn)
     if blend.mode in _ONE_CHANNEL:
         c = _ONE_CHANNEL[blend.mode]
         mixed = a[:, c : c + 1] * (1.0 - o) + p * b[:, c : c + 1] * o
@@ -83,10 +105,21 @@ def blend_scene(inp: torch.Tensor, out: torch.Tensor, blend: UniformBlend, scale
     return a * (1.0 - o) + _MODES[blend.mode](a, b, p) * o
 
 
-def stage_blend(item: Any, module: str, order: Sequence[str]) -> tuple[UniformBlend | None, str | None]:
+def stage_blend(
+    item: Any,
+    module: str,
+    order: Sequence[str],
+    history: Any = None,
+    prefix: Sequence[Any] = (),
+    ctx: Any = None,
+    raster: bool = False,
+) -> tuple[UniformBlend | None, str | None]:
     """How the replica blends ``item`` (the history item of ``module``; ``order``: darktable's
     pipe order): ``(blend, None)`` for an exact uniform blend, ``(None, None)`` when it does not
-    blend, ``(None, why)`` (one line) when the replica cannot reproduce it."""
+    blend, ``(None, why)`` (one line) when the replica cannot reproduce it. A drawn mask needs the
+    (compressed) ``history`` (its forms), the plan's ``prefix`` stages (rawprepare's crop, flip) and its
+    ``ctx`` (the raw's orientation); without them it is refused. ``raster``: the plan hands the item its raster
+    mask (:mod:`darkproxy.replica.raster`): the blend without a mask of its own."""
     from darkproxy.darktable.blendop import blend_problem, uniform_blend
 
     if item is None:
@@ -98,7 +131,50 @@ def stage_blend(item: Any, module: str, order: Sequence[str]) -> tuple[UniformBl
     # of geometry (flip); the other modes only where the pipe is the working profile's RGB (after colorin)
     linear = before_out and module not in _NOT_LINEAR
     working = linear and "colorin" in order and pos > order.index("colorin")
-    why = blend_problem(item, exact_uniform=linear, exact_modes=working)
+    forms, crop, moved = _drawn_context(module, order, history, prefix, ctx)
+    why = blend_problem(item, exact_uniform=linear, exact_modes=working, forms=forms, raster=raster)
     if why is not None:
         return None, why
-    return uniform_blend(item), None
+    blend = uniform_blend(item, forms, crop, raster)
+    if blend is not None and blend.drawn is not None and moved:  # the forms' coordinates move with the pixels
+        where = f"{item.operation} instance {item.multi_priority}"
+        return None, f"{where} blends (a drawn mask behind {moved}): the replica does not reproduce that"
+    return blend, None
+
+
+# darktable's modules that move pixels (an ``distort_backtransform``: iop/*.c), but rawprepare (its crop is ported)
+_DISTORTING = ("ashift", "borders", "clipping", "crop", "flip", "liquify", "lens", "rotatepixels", "scalepixels")
+
+
+def _drawn_context(
+    module: str, order: Sequence[str], history: Any, prefix: Sequence[Any], ctx: Any
+) -> tuple[dict[Any, Any] | None, tuple[int, ...], str]:
+    """``(forms, crop, moved)`` for a drawn mask of ``module``: the history's active drawn forms (``None``: no
+    history given), rawprepare's ``x, y, width, height`` crop and what before it moves the pixels (``""``:
+    nothing; a flip that keeps the raw's orientation 0 moves nothing). The forms' frame is the raw's size as the
+    chain's :attr:`StageContext.full_size` reads it (rawpy's visible size: darktable's for darkproxy's synthetic
+    DNGs, the frame vignette and graduated density use too); a rawprepare crop is refused (not verified)."""
+    if history is None:
+        return None, (0, 0, 0, 0), ""
+    from darkproxy.darktable.masks import active_forms, read_forms
+    from darkproxy.replica.ports.flip import resolved_orientation
+
+    forms = active_forms(read_forms(history.description), history.history_end)
+    stages = {st.module: st for st in prefix}
+    raw = stages.get("rawprepare")
+    crop = tuple(int(raw.values.get(k, 0)) for k in ("x", "y", "width", "height")) if raw is not None else (0, 0, 0, 0)
+    pos = order.index(module) if module in order else -1
+    moved = []
+    for m in _DISTORTING:
+        it = history.find(m)
+        if it is None or not it.enabled or m not in order or order.index(m) > pos:
+            continue
+        flip = stages.get("flip") if m == "flip" and ctx is not None else None
+        if flip is not None and resolved_orientation(flip.values, ctx) == 0:
+            continue
+        moved.append(m)
+    if raw is None and "rawprepare" in order and history.find("rawprepare") is not None:
+        moved.append("rawprepare (its crop not known)")
+    if any(crop):  # drawn.py follows darktable's shift, but the chain's full_size is the raw's uncropped size
+        moved.append(f"rawprepare's crop {crop} (not verified)")
+    return forms, crop, ", ".join(moved)

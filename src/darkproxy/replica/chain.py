@@ -25,6 +25,7 @@ from darkproxy.data.paramspace import ParamSpace, ParamSpec
 from darkproxy.replica.blend import BLEND_OPACITY, blend_scene, blend_uniform
 from darkproxy.replica.mosaicplan import run_mosaic
 from darkproxy.replica.plan import ReplicaError, ReplicaPlan, StagePlan
+from darkproxy.replica.raster import final_mask, raster_opacity
 from darkproxy.replica.registry import EXACT, StageContext
 
 
@@ -102,6 +103,7 @@ class ReplicaChain(nn.Module):
             for st in plan.stages
         )
         self.full_image_only = not pointwise or plan.from_mosaic
+        self.raster_sources = {st.raster.key for st in plan.stages if st.raster is not None}  # masks to hand on
 
     def history_u(self, batch: int = 1, device: str | torch.device = "cpu") -> torch.Tensor:
         """The history's own settings as the normalised flat vector ``(batch, P)``
@@ -134,13 +136,14 @@ class ReplicaChain(nn.Module):
         if self.plan.from_mosaic:
             x = self.run_mosaic(x, u, ctx)[0]
         cur, outs = x, []
+        masks: dict[str, torch.Tensor] = {}  # the raster masks' sources' final masks, by stage key
         for st in self.plan.stages:
             uu = u[:, self.slots[st.key].start :]
             if st.kind == "passthrough":
                 tap = self.taps[st.key]  # its own shape: a stage before it may have rotated the image
                 cur = tap.to(x.device, x.dtype).reshape(1, 3, *tap.shape[-2:]).expand(B, -1, -1, -1)
             else:
-                cur = self._stage(st, cur, uu, ctx)
+                cur = self._stage(st, cur, uu, ctx, masks)
             outs.append(cur)
         return cur, outs
 
@@ -174,8 +177,16 @@ class ReplicaChain(nn.Module):
         st = next(s for s in self.plan.stages if s.key == module)
         return self._stage(st, x[None] if x.ndim == 3 else x, u[:, self.slots[module].start :], ctx)
 
-    def _stage(self, st: StagePlan, x: torch.Tensor, u: torch.Tensor, ctx: StageContext | None) -> torch.Tensor:
-        """An exact or proxy stage on ``x`` with its sliders the first columns of ``u``, blended."""
+    def _stage(
+        self,
+        st: StagePlan,
+        x: torch.Tensor,
+        u: torch.Tensor,
+        ctx: StageContext | None,
+        masks: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """An exact or proxy stage on ``x`` with its sliders the first columns of ``u``, blended; ``masks``:
+        the final masks of the raster masks' sources so far (:mod:`.raster`: this stage's added if one reads it)."""
         slot = self.slots[st.key]
         n = len(slot.names) - int(slot.blends)
         uu = u[:, :n]
@@ -186,8 +197,24 @@ class ReplicaChain(nn.Module):
         if st.opacity is None:
             return y
         opacity = u[:, n].to(x.dtype).reshape(-1, 1, 1, 1)  # the blend's slider: the history's unless regressed
+        if st.raster is not None or st.key in self.raster_sources:  # the final mask, handed on or read
+            c = ctx or self.ctx
+            if st.raster is not None:
+                try:
+                    m = raster_opacity(st.raster, masks, opacity, st.key)
+                except ValueError as e:
+                    raise ReplicaError(str(e)) from None
+            else:
+                m = final_mask(x, y, st.blend, opacity, c.scale, c.full_size)
+            if masks is not None and st.key in self.raster_sources:
+                masks[st.key] = m
+            if st.blend is None:
+                return blend_uniform(x, y, m)
+            held = dataclasses.replace(st.blend, opacity=m, mask=None, drawn=None)  # the mask computed above
+            return blend_scene(x, y, held, c.scale, c.full_size)
         if st.blend is not None:  # a mode other than normal, or a parametric mask
-            return blend_scene(x, y, dataclasses.replace(st.blend, opacity=opacity), scale=(ctx or self.ctx).scale)
+            c = ctx or self.ctx
+            return blend_scene(x, y, dataclasses.replace(st.blend, opacity=opacity), c.scale, c.full_size)
         return blend_uniform(x, y, opacity)
 
 

@@ -134,13 +134,15 @@ def parametric_mask(
     opacity: Tensor | float,
     breakpoints: Tensor | None = None,
     scale: float = 1.0,
+    drawn: Tensor | None = None,
 ) -> Tensor:
     """darktable's blend mask of a parametric mask in scene RGB: ``inp`` and ``out`` the module's input and
     output (``(B, 3, H, W)``, linear Rec2020, darktable's working RGB), ``opacity`` in ``[0, 1]`` (a float or
     a tensor broadcasting to ``(B, 1, H, W)``); ``breakpoints``: ``(16, 4)`` in place of ``mask.parameters``
     (to differentiate in them); ``scale``: darktable's render scale (the feathering's and the blur's radii
-    scale with it). -> ``(B, 1, H, W)`` in ``[0, 1]`` (a blurred mask within float rounding of it): the
-    per-pixel opacity of the blend."""
+    scale with it); ``drawn``: the drawn mask before it (``(1, 1, H, W)``,
+    :func:`darkproxy.replica.drawn.drawn_mask`; ``None``: none, darktable's fill). -> ``(B, 1, H, W)`` in
+    ``[0, 1]`` (a blurred mask within float rounding of it): the per-pixel opacity of the blend."""
     o = torch.as_tensor(opacity, dtype=inp.dtype, device=inp.device)
     raw = breakpoints if breakpoints is not None else torch.tensor(mask.parameters, dtype=torch.float64)
     raw = raw.reshape(16, 4)
@@ -149,7 +151,7 @@ def parametric_mask(
     blendif = mask.blendif ^ (BLENDIF_RGB_MASK << 16 if inclusive else 0)
     active = blendif & BLENDIF_RGB_MASK
     canceling = (blendif >> 16) & ~blendif & BLENDIF_RGB_MASK  # inverted but selecting everything: nothing
-    fill = 0.0 if inclusive else 1.0  # the mask before the parametric one (no drawn mask)
+    fill: Tensor | float = drawn if drawn is not None else (0.0 if inclusive else 1.0)  # the mask before it
     ones = torch.ones_like(inp[:, :1])
     if not active and not canceling:
         m = ones * (o * (1.0 - fill) if inverted else o * fill)

@@ -31,7 +31,8 @@ from darkproxy.darktable.xmp import instance_key
 from darkproxy.errors import DarkproxyError
 from darkproxy.replica.blend import stage_blend
 from darkproxy.replica.mosaicplan import before_colorin, cfa_after_crop, mosaic_refusal
-from darkproxy.replica.proxyfit import proxy_problem, trained_values
+from darkproxy.replica.proxyfit import proxy_pointwise, proxy_problem, trained_values
+from darkproxy.replica.raster import raster_source
 from darkproxy.replica.registry import EXACT, GEOMETRY_FIRST, GEOMETRY_NOTE, MOSAIC_NOTE, StageContext
 
 KINDS = ("exact", "proxy", "passthrough")
@@ -62,6 +63,7 @@ class StagePlan:
     opacity: float | None = None  # darktable blends the output uniformly with the input (replica/blend.py)
     blend: Any = None  # that blend (a darktable.blendop.UniformBlend) when its mode is not normal or it is masked
     instance: int = 0  # darktable's multi_priority: 0 the module's first instance
+    raster: Any = None  # the stage blends through a stage's final mask (a replica.raster.RasterSource)
 
     @property
     def key(self) -> str:
@@ -256,20 +258,26 @@ def _plan(
         op = EXACT.get(m)
         c.implements = op.versions if op is not None else ()
         hard = bias_why if m == "exposure" else None  # no stage can run it: not even a proxy
-        blend, blend_why = stage_blend(it, m, order)
-        hard = hard or blend_why
+        raster, raster_why = raster_source(it, order, history, [*prefix, *stages], ctx) if it else (None, None)
+        blend, blend_why = stage_blend(it, m, order, history, prefix, ctx, raster is not None)
+        hard = hard or raster_why or blend_why
         opacity = blend.opacity if blend is not None else None
         mode = "" if blend is None or blend.mode_name == "normal" else f" ({blend.mode_name})"
-        blended = f"; blended {blend.how}{mode} at {blend.opacity * 100:g} %" if blend is not None else ""
-        scene = blend is not None and (bool(mode) or blend.mask is not None)  # blend_scene: a mode, a mask
+        how = blend.how if blend is not None else ""
+        if raster is not None:
+            how = f"through {raster.key}'s raster mask" + (" inverted" if raster.invert else "")
+        blended = f"; blended {how}{mode} at {blend.opacity * 100:g} %" if blend is not None else ""
+        scene = blend is not None and not blend.plain  # blend_scene: a mode, a mask, Lab or RGB (display)
         common: dict[str, Any] = {"can_disable": can_disable, "opacity": opacity, "blend": blend if scene else None}
+        common["raster"] = raster
         common["instance"] = inst
         common |= _v(dec)
         soft = None  # the exact stage cannot: a proxy may
         if hard is None and dec.why is not None and (op is None or op.reads_params):
             hard = dec.why
         if hard is None and op is not None:  # no stage reproduces it there: not its proxy either
-            hard = _behind_a_turn(prefix, m, op, dec.values, ctx, bool(getattr(blend, "spatial", False)))
+            local = not op.pointwise(dec.values, ctx) or bool(getattr(blend, "spatial", False))
+            hard = _behind_a_turn(prefix, m, local, ctx)
         if hard is None and op is not None:
             if op.reads_params and dec.version not in op.versions:
                 soft = (
@@ -285,6 +293,8 @@ def _plan(
         if (run := None if hard is not None else (runs.get(m) or _zoo_run(m))) is not None:
             asked = m in prefer_proxy or m in (runs or {})  # named by the user: its figures are theirs to judge
             hard = proxy_problem(m, run, dec.values, dec.version, trained_values(dt, m, raw), bias, asked)
+            if hard is None and not proxy_pointwise(run):  # a local proxy, like a local exact stage
+                hard = _behind_a_turn(prefix, m, True, ctx)
             if hard is None:
                 note = f"proxy {run}" + (f" ({soft})" if soft else "") + upgraded + blended
                 stages.append(StagePlan(m, "proxy", dec.values, run=run, note=note, **common))
@@ -407,16 +417,15 @@ def _orientation(raw: str | os.PathLike[str] | None) -> int | None:
         return None
 
 
-def _behind_a_turn(
-    prefix: Sequence[StagePlan], m: str, op: Any, values: Mapping[str, Any], ctx: StageContext, spatial_mask: bool
-) -> str | None:
-    """Why an exact stage that reads other pixels or the pixel's place cannot run behind darktable's flip of
-    the raw (a prefix flip that is not the identity), if it cannot: darktable's regions of interest through
+def _behind_a_turn(prefix: Sequence[StagePlan], m: str, local: bool, ctx: StageContext) -> str | None:
+    """Why a stage that reads other pixels or the pixel's place (``local``: an exact stage that is not
+    pointwise, a blurred or feathered mask, a proxy that is not per-pixel) cannot run behind darktable's flip
+    of the raw (a prefix flip that is not the identity), if it cannot: darktable's regions of interest through
     flip make such a module see its input otherwise than the replica's input render shows it (measured,
     2026-12-03: sharpen alone 37.9 dB at full size, vignette 47.5-52.1, graduated density 62.5, where the
-    unflipped image gives 95-100); so may a mask that is blurred or feathered (``spatial_mask``)."""
+    unflipped image gives 95-100)."""
     flip = next((st for st in prefix if st.module == "flip"), None)
-    if flip is None or (op.pointwise(values, ctx) and not spatial_mask):
+    if flip is None or not local:
         return None
     from darkproxy.replica.ports.flip import resolved_orientation
 

@@ -40,6 +40,14 @@ def _run_info(run: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return info, metrics
 
 
+def proxy_pointwise(run: str) -> bool:
+    """Whether the proxy ``run`` maps each pixel on its own (its run.json says so); ``False`` when unknown."""
+    try:
+        return bool(_run_info(run)[0].get("pointwise", False))
+    except (DarkproxyError, OSError, ValueError):
+        return False
+
+
 def _weak(run: str, metrics: Mapping[str, Any]) -> str | None:
     """Why the proxy does not reproduce its module where it was trained (``None``: it does): the zoo's worst
     render on held-out raws, else its validation (and no better than passing the image through)."""
