@@ -13,8 +13,10 @@ pipe is the working profile's linear Rec2020, the replica's own space) for every
 scene-referred RGB blend and every parametric-mask kind, and random drawn masks (circles, ellipses,
 gradients and groups of them, written into the sidecar's masks history: :func:`_drawn`), and its blend through
 exposure's raster mask (a random drawn one: :func:`_raster`; the replica's chain from exposure on,
-:func:`_replica`); exposure (before colorin: camera RGB) for uniform opacity, the one blend the replica runs
-there; in the Lab and RGB (display) blend colour spaces (color balance rgb again: :mod:`darkproxy.replica.blend_lab`,
+:func:`_replica`); exposure (before colorin: camera RGB) for uniform opacity, normal reversed, modes of the
+scene-RGB blend and a mode through a drawn mask (:mod:`darkproxy.replica.blend_camera`: colorin's matrix measured
+on darktable's camera RGB input to exposure); in the Lab and RGB (display) blend colour spaces (color balance
+rgb again: :mod:`darkproxy.replica.blend_lab`,
 :mod:`darkproxy.replica.blend_display`) each mode of each
 (reversed at random), each of their mask channels, and everything at once (breakpoints in
 :data:`SPACE_SPANS`, measured quantiles of those channels). Each kind (:func:`kinds`) draws ``--settings``
@@ -86,16 +88,19 @@ from darkproxy.darktable.blendop import (  # noqa: E402
     item_blend,
 )
 from darkproxy.darktable.masks import (  # noqa: E402
+    BRUSH,
     ELLIPSE_PROPORTIONAL,
     GRADIENT_LINEAR,
     GRADIENT_SIGMOIDAL,
     PATH,
     STATE_INVERSE,
+    BrushPoint,
     Circle,
     Ellipse,
     Form,
     Gradient,
     GroupMember,
+    PathPoint,
     Point,
     write_forms,
 )
@@ -294,6 +299,46 @@ def _shape(rng: np.random.Generator, kind: str) -> Point:
     return Gradient(c, rot, comp, 0.0, round(float(rng.uniform(-1.0, 1.0)), 3), state)
 
 
+def _path_shape(rng: np.random.Generator) -> tuple[PathPoint, ...]:
+    """A random drawn path: 3-6 corners about a centre (angles in order, radii 0.12-0.35: convex or concave),
+    darktable's catmull-rom handles or sharp corners (every handle on its corner), clockwise or not, feathers
+    0.01-0.12 (before and after each corner)."""
+    n = int(rng.integers(3, 7))
+    cx, cy = (float(rng.uniform(0.4, 0.6)) for _ in range(2))
+    ang = np.sort(rng.uniform(0.0, 2 * np.pi, n)) * (1 if rng.integers(2) else -1)
+    rad = rng.uniform(0.12, 0.35, n)
+    c = [(round(cx + r * np.cos(a), 4), round(cy + r * np.sin(a), 4)) for a, r in zip(ang, rad, strict=True)]
+    sharp = bool(rng.integers(2))
+    out = []
+    for k in range(n):
+        p1, p2, p3 = c[k - 1], c[k], c[(k + 1) % n]
+        ctrl1 = p2 if sharp else ((p1[0] + 6 * p2[0] - p3[0]) / 6, (p1[1] + 6 * p2[1] - p3[1]) / 6)
+        ctrl2 = p2 if sharp else ((-p1[0] + 6 * p2[0] + p3[0]) / 6, (-p1[1] + 6 * p2[1] + p3[1]) / 6)
+        border = (round(float(rng.uniform(0.01, 0.12)), 4), round(float(rng.uniform(0.01, 0.12)), 4))
+        out.append(PathPoint(p2, ctrl1, ctrl2, border, 2 if sharp else 1))
+    return tuple(out)
+
+
+def _brush_shape(rng: np.random.Generator) -> tuple[BrushPoint, ...]:
+    """A random brush stroke: 2-5 corners left to right (catmull-rom handles, the ends repeated), each corner's
+    size 0.03-0.12, hardness 0.1-1 and density 0.3-1 (equal to the previous corner's at random: darktable stamps
+    where they change)."""
+    n = int(rng.integers(2, 6))
+    xs = np.sort(rng.uniform(0.15, 0.85, n))
+    c = [(round(float(x), 4), round(float(rng.uniform(0.25, 0.75)), 4)) for x in xs]
+    out: list[BrushPoint] = []
+    for k in range(n):
+        p1, p2, p3 = c[max(k - 1, 0)], c[k], c[min(k + 1, n - 1)]
+        ctrl1 = ((p1[0] + 6 * p2[0] - p3[0]) / 6, (p1[1] + 6 * p2[1] - p3[1]) / 6)
+        ctrl2 = ((-p1[0] + 6 * p2[0] + p3[0]) / 6, (-p1[1] + 6 * p2[1] + p3[1]) / 6)
+        size = round(float(rng.uniform(0.03, 0.12)), 4)
+        hd = (round(float(rng.uniform(0.1, 1.0)), 3), round(float(rng.uniform(0.3, 1.0)), 3))
+        if out and rng.integers(2):
+            size, hd = out[-1].border[0], (out[-1].hardness, out[-1].density)
+        out.append(BrushPoint(p2, ctrl1, ctrl2, (size, size), hd[1], hd[0], 2))
+    return tuple(out)
+
+
 def _drawn(shapes: tuple[str, ...] = (), group: bool = False, inverted: bool = False, parametric: bool = False) -> Draw:
     """A drawn-mask kind: one shape of ``shapes`` (each of them in a group when ``group``: the later ones
     combined by a random union, intersection, difference or exclusion, inverted or not, at 30-100 % opacity),
@@ -305,7 +350,9 @@ def _drawn(shapes: tuple[str, ...] = (), group: bool = False, inverted: bool = F
         kinds_ = list(shapes) if group else [str(rng.choice(shapes))]
         forms, members = [], []
         for k, kind in enumerate(kinds_):
-            forms.append(Form.of(GROUP_ID + 1 + k, f"{kind} #{k}", _shape(rng, kind)))
+            own = {"path": _path_shape, "brush": _brush_shape}.get(kind)
+            shape = own(rng) if own is not None else (_shape(rng, kind),)
+            forms.append(Form.of(GROUP_ID + 1 + k, f"{kind} #{k}", *shape))
             state = 3  # USE | SHOW: the first shape; the later ones combined (the GUI's union by default)
             if k:
                 state |= int(rng.choice([8, 16, 32, 64])) | (STATE_INVERSE if rng.integers(2) else 0)
@@ -320,6 +367,17 @@ def _drawn(shapes: tuple[str, ...] = (), group: bool = False, inverted: bool = F
     return draw
 
 
+def _drawn_mode(mode: int) -> Draw:
+    """A drawn circle, ellipse or gradient (:func:`_drawn`) blended in ``mode`` (reversed at random)."""
+    drawn, mode_of = _drawn(("circle", "ellipse", "gradient")), _uniform(mode, False)
+
+    def draw(rng: np.random.Generator, spans: dict[int, tuple[float, float]]) -> dict[str, Any]:
+        d = drawn(rng, spans) | mode_of(rng, spans)
+        return d | {"blend_mode": mode | (BLEND_REVERSE if rng.integers(2) else 0)}
+
+    return draw
+
+
 def _shape_text(p: Point) -> str:
     """``circle((0.41, 0.52), 0.2, 0.1)``: a shape's fields, rounded."""
 
@@ -329,10 +387,10 @@ def _shape_text(p: Point) -> str:
     return type(p).__name__.lower() + str(tuple(r(v) for v in dataclasses.astuple(p)))
 
 
-def _path(rng: np.random.Generator) -> dict[str, Any]:
-    path = Form(GROUP_ID + 1, PATH, "path #1", b"\0" * 36, 1)
+def _brush(rng: np.random.Generator) -> dict[str, Any]:
+    brush = Form(GROUP_ID + 1, BRUSH, "brush #1", b"\0" * 44, 1)  # a stroke of one corner
     group = Form.of(GROUP_ID, "group #1", GroupMember(GROUP_ID + 1, GROUP_ID, 3, 1.0))
-    return {"mask_mode": MASK_ENABLED | MASK_DRAWN, "mask_id": GROUP_ID, "forms": [path, group]}
+    return {"mask_mode": MASK_ENABLED | MASK_DRAWN, "mask_id": GROUP_ID, "forms": [brush, group]}
 
 
 def _in_space(cst: int, draw: Draw) -> Draw:
@@ -417,6 +475,19 @@ def kinds() -> list[Kind]:
             _masked(n=(2, 4), flip=True, combine=-1, tone=True, boosted=True, mode=True, guides=GUIDES, blur=True),
         ),
         Kind("uniform opacity, exposure (before colorin)", "uniform", "exposure", _uniform(BLEND_NORMAL, False)),
+        Kind("normal reversed, exposure (before colorin)", "uniform", "exposure", _uniform(BLEND_NORMAL, True)),
+        *(
+            Kind(f"{BLEND_MODES[c]}, exposure (before colorin: camera RGB)", "uniform", "exposure", _uniform(c, r))
+            for c, r in ((0x04, False), (0x26, True), (0x07, False), (0x10, False), (0x22, False), (0x29, False))
+        ),
+        Kind("multiply, drawn mask, exposure (before colorin)", "uniform", "exposure", _drawn_mode(0x04)),
+        Kind("parametric mask, exposure (before colorin: camera RGB)", "uniform", "exposure", _masked(n=(1, 2))),
+        Kind(
+            "parametric mask, all at once, exposure (before colorin)",
+            "uniform",
+            "exposure",
+            _masked(n=(2, 4), flip=True, combine=-1, tone=True, boosted=True, mode=True, guides=GUIDES, blur=True),
+        ),
         Kind("drawn circle", "drawn", MODULE, _drawn(("circle",))),
         Kind("drawn ellipse (feather proportional or not)", "drawn", MODULE, _drawn(("ellipse",))),
         Kind("drawn gradient (linear or sigmoid, curved)", "drawn", MODULE, _drawn(("gradient",))),
@@ -426,6 +497,15 @@ def kinds() -> list[Kind]:
             MODULE,
             _drawn(("circle", "ellipse", "gradient"), group=True),
         ),
+        Kind("drawn path (convex or concave, smooth or sharp corners)", "drawn", MODULE, _drawn(("path",))),
+        Kind(
+            "drawn group with a path (and a circle, an ellipse)",
+            "drawn",
+            MODULE,
+            _drawn(("path", "circle", "ellipse"), group=True),
+        ),
+        Kind("drawn brush stroke (size, hardness, density)", "drawn", MODULE, _drawn(("brush",))),
+        Kind("drawn group with a brush stroke (and a path)", "drawn", MODULE, _drawn(("brush", "path"), group=True)),
         Kind("drawn mask inverted", "drawn", MODULE, _drawn(("circle", "ellipse", "gradient"), inverted=True)),
         Kind("drawn and parametric mask", "drawn", MODULE, _drawn(("circle", "ellipse", "gradient"), parametric=True)),
         Kind("raster mask (exposure's drawn mask; inverted, any mode)", "mask", MODULE, _raster),
@@ -441,11 +521,8 @@ def kinds() -> list[Kind]:
                         "blur)", "space", MODULE, _space_masked(cst, None)))  # fmt: skip
     refused: list[tuple[str, str, Draw]] = [
         ("blend colour space Lab, exposure (before colorin)", "exposure", _refused(lambda r: {"blend_cst": 2})),
-        ("drawn path (not ported)", MODULE, _refused(_path)),
+        ("drawn brush of one corner (not ported)", MODULE, _refused(_brush)),
         ("mask details threshold", MODULE, _refused(lambda r: {"details": float(r.uniform(0.1, 1.0))}, mask=True)),
-        ("normal reversed, exposure (before colorin)", "exposure", _uniform(BLEND_NORMAL, True)),
-        ("a scene mode, exposure (before colorin)", "exposure", _refused(lambda r: {"blend_mode": 0x04})),
-        ("parametric mask, exposure (before colorin)", "exposure", _refused(lambda r: {}, mask=True)),
         ("uniform opacity, colorin", "colorin", _uniform(BLEND_NORMAL, False)),
     ]
     out += [Kind(n, "expected refused", m, d) for n, m, d in refused]
@@ -589,9 +666,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from darkproxy.colour.metrics import display_psnr
     from darkproxy.darktable.blendop import uniform_blend
     from darkproxy.darktable.session import Darktable, file_digest
-    from darkproxy.darktable.tapout import plan_tapout
+    from darkproxy.darktable.tapout import IDENTITY_SETTINGS, plan_tapout
     from darkproxy.machine import machine_info
     from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng
+    from darkproxy.replica.blend_camera import camera_blend, stage_mask
     from darkproxy.replica.blend_display import display_mask
     from darkproxy.replica.blend_lab import lab_mask, rgb_to_lab
     from darkproxy.replica.chain import ReplicaChain
@@ -623,6 +701,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     jobs += [(f"plain:{m}", taps[m].output_sidecar) for m in modules] + [
         (f"plain:{MODULE}#dup", taps[MODULE].output_sidecar)
     ]
+    if "exposure" in modules:  # its camera RGB input (colorin passing it through): colorin's matrix, measured
+        jobs.append(("camera:exposure", dt.edit(taps["exposure"].input_sidecar, updates=dict(IDENTITY_SETTINGS))))
     imgs, failed, secs, procs = render_cached(dt, raw, args.size, jobs, cache, args.batch, salt, args.fresh)
     if failed:
         raise SystemExit(f"darktable could not render the module taps: {failed}")
@@ -691,6 +771,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"[3/3] the replica on {len(runs)} settings", flush=True)
     t = time.perf_counter()
     xs = {m: torch.from_numpy(imgs[f"in:{m}"])[None] for m in modules}
+    cam = None  # colorin's matrix, for a blend on camera RGB (before colorin: replica/blend_camera.py)
+    if "camera:exposure" in imgs:
+        from darkproxy.replica.references import fit_camera_matrix
+
+        fit = fit_camera_matrix(imgs["in:exposure"], imgs["camera:exposure"])[0]
+        cam = tuple(tuple(float(v) for v in row) for row in fit)
     plain: dict[str, dict[str, Any]] = {}
     base_chain = ReplicaChain(base_plan, {})
     for m in modules:
@@ -707,6 +793,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rec["darktable_failed"] = failed[s["name"]]
             continue
         want = outs[s["name"]]
+        if cam is not None:
+            s["plan"].context = dataclasses.replace(s["plan"].context, camera_matrix=cam)
         with torch.no_grad():
             got = _replica(s["plan"], m, xs)[0].numpy()
         rec["psnr"] = display_psnr(got, want)
@@ -721,6 +809,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 pm = lab_mask(rgb_to_lab(xs[m]), rgb_to_lab(y), blend.mask, blend.opacity)
             elif blend.colorspace == 3:
                 pm = display_mask(xs[m], y, blend.mask, blend.opacity)
+            elif camera_blend(blend, s["plan"].context.modules, m):  # before colorin: on camera RGB
+                ctx1 = dataclasses.replace(s["plan"].context, scale=1.0, full_size=None)
+                pm = stage_mask(xs[m], y, blend, blend.opacity, m, ctx1)
             else:
                 pm = parametric_mask(xs[m], y, blend.mask, blend.opacity, drawn=dm)
             rec["mask_mean"] = float(pm.mean()) / blend.opacity
@@ -848,7 +939,7 @@ def markdown(res: dict[str, Any]) -> str:
     titles = {
         "mode": f"Blend modes ({MODULE}, uniformly, RGB (scene))",
         "mask": f"Parametric masks ({MODULE}, RGB (scene); mode normal unless the kind says)",
-        "uniform": "Uniform opacity before colorin",
+        "uniform": "Before colorin (exposure, RGB (scene) on camera RGB: replica/blend_camera.py)",
         "space": f"Blend colour spaces Lab and RGB (display) ({MODULE}; modes uniformly, reversed at random; masks "
         "in mode normal unless the kind says)",
         "drawn": f"Drawn masks ({MODULE}, RGB (scene), mode normal; random shapes in the sidecar's masks history)",

@@ -304,9 +304,9 @@ def test_replica_refuses_blending_it_cannot_reproduce(
         return side
 
     cases = [
-        (blended("exposure", mask_mode=1 | MASK_PARAMETRIC), "exposure", ["parametric mask"]),
+        (blended("exposure", mask_mode=1 | MASK_PARAMETRIC, blend_cst=2), "exposure", ["parametric mask"]),
         (blended("exposure", mask_mode=1 | 8), "exposure", ["raster mask"]),  # drawn masks: test_drawn.py
-        (blended("exposure", blend_mode=0x04), "exposure", ["blend mode multiply"]),
+        (blended("colorout", blend_mode=0x04), "colorout", ["blend mode multiply"]),  # exposure's: blend_camera
         (blended("exposure", blend_cst=2), "exposure", ["blending in Lab"]),
         (blended("colorout", blend_cst=4), "colorout", ["opacity 70 %"]),  # display-referred: not linear
         (blended("colorin", blend_cst=4), "colorin", ["opacity 70 %"]),  # camera RGB blended with working RGB

@@ -92,13 +92,13 @@ def test_scene_rgb_blend_modes_match_darktable(dt, make_raw, expect) -> None:
         got = blend_scene(x, y, blend)[0].numpy()
         name = BLEND_MODES[code] + (" reversed" if rev else "")
         expect(f"{name}: psnr", display_psnr(got, want), ">", 55)
-    # the replica runs such a stage blended; before colorin (camera RGB: not the replica's space) only normal
+    # the replica runs such a stage blended; before colorin (camera RGB) too: test_blend_camera.py; after colorout not
     st = {s.module: s for s in plan_replica(dt, histories[0], raw).stages}["colorbalancergb"]
     assert st.kind == "exact" and "blended uniformly (multiply) at 70 %" in st.note
     exp = base.copy()
-    it = exp.find("exposure")
+    it = exp.find("colorout")
     it.blendop_params = item_blend(it).uniform(70, 0x04).encode()  # type: ignore[union-attr]
-    with pytest.raises(ReplicaError, match="exposure instance 0 blends .blend mode multiply"):
+    with pytest.raises(ReplicaError, match="colorout instance 0 blends .blend mode multiply"):
         plan_replica(dt, exp, raw)
 
 

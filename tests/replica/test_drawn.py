@@ -22,10 +22,10 @@ from darkproxy.darktable.blendop import (
     item_blend,
 )
 from darkproxy.darktable.masks import (
+    BRUSH,
     ELLIPSE_PROPORTIONAL,
     GRADIENT_LINEAR,
     GROUP,
-    PATH,
     STATE_DIFFERENCE,
     STATE_EXCLUSION,
     STATE_INTERSECTION,
@@ -186,17 +186,16 @@ def test_drawn_masks_match_darktable(dt, make_raw, expect, size: int) -> None:
 
 
 def test_drawn_refusals_in_one_line(dt, make_raw) -> None:
-    """A path (not ported), a group whose first shape combines, a feathered drawn mask before colorin (the
-    guided filter reads the pipe's camera RGB), a drawn mask behind crop (its coordinates move) or with a
-    rawprepare crop (not verified): refused in one line naming it."""
+    """A brush of one corner (not ported), a group whose first shape combines, a drawn mask in Lab, a drawn mask
+    behind crop (its coordinates move) or with a rawprepare crop (not verified): refused in one line naming it."""
     from darkproxy.replica.plan import ReplicaError, plan_replica
 
     raw: Path = make_raw(source="coffee", size=96)
     base = dt.default_history(raw)
-    path = Form(GROUP_ID + 1, PATH, "path #1", b"\0" * 36, 1)
+    brush = Form(GROUP_ID + 1, BRUSH, "brush #1", b"\0" * 44, 1)  # a stroke of one corner
     group = Form.of(GROUP_ID, "group #1", GroupMember(GROUP_ID + 1, GROUP_ID, USE, 1.0))
-    assert forms_problem({f.formid: f for f in (path, group)}, GROUP_ID) == (
-        "drawn form 'path #1' (path): darkproxy does not decode it"
+    assert forms_problem({f.formid: f for f in (brush, group)}, GROUP_ID) == (
+        "drawn brush 'brush #1' of 1 corner (darkproxy reproduces 2 or more)"
     )
     bad = Form.of(GROUP_ID, "group #1", GroupMember(GROUP_ID + 1, GROUP_ID, USE | STATE_UNION, 1.0))
     circle = Form.of(GROUP_ID + 1, "circle #1", CIRCLE)
@@ -204,8 +203,8 @@ def test_drawn_refusals_in_one_line(dt, make_raw) -> None:
     assert why is not None and "uninitialised" in why
     cb = {"colorbalancergb": {"saturation_global": 0.2}}
     for module, forms, words, edit in (
-        ("colorbalancergb", [path, group], "(path): darkproxy does not decode it", cb),
-        ("exposure", [circle, group], "drawn mask outside the working profile's RGB", cb),  # feathered there
+        ("colorbalancergb", [brush, group], "'brush #1' of 1 corner", cb),
+        ("colorbalancergb", [circle, group], "drawn mask in Lab", cb),  # (before colorin: test_blend_camera.py)
         ("colorbalancergb", [circle, group], "(a drawn mask behind crop)", cb | {"crop": {"cx": 0.1, "cy": 0.05}}),
         ("colorbalancergb", [circle, group], "rawprepare's crop (2, 0, 0, 0)", cb | {"rawprepare": {"x": 2}}),
     ):
@@ -213,8 +212,8 @@ def test_drawn_refusals_in_one_line(dt, make_raw) -> None:
         it = h.find(module)
         bp = item_blend(it).uniform(100)  # type: ignore[union-attr]
         it.blendop_params = dataclasses.replace(  # type: ignore[union-attr]
-            bp, mask_mode=MASK_ENABLED | MASK_DRAWN, blend_cst=CS_RGB_SCENE, mask_id=GROUP_ID,
-            feathering_radius=5.0 if module == "exposure" else 0.0,
+            bp, mask_mode=MASK_ENABLED | MASK_DRAWN, blend_cst=2 if "Lab" in words else CS_RGB_SCENE,
+            mask_id=GROUP_ID,
         ).encode()  # fmt: skip
         write_forms(h.description, forms)
         with pytest.raises(ReplicaError) as e:

@@ -151,7 +151,7 @@ def test_parametric_masks_match_darktable(dt, make_raw, expect) -> None:
     for module, change, words in (
         ("colorbalancergb", {"details": 0.5}, "mask details threshold 0.5 (detail mask"),
         ("colorbalancergb", {"mask_mode": MASK_ENABLED | 8 | MASK_PARAMETRIC}, "raster mask"),  # drawn: test_drawn
-        ("exposure", {}, "parametric mask outside the working profile's RGB"),
+        ("exposure", {"blend_cst": 2}, "parametric mask outside the working profile's RGB"),  # scene: blend_camera
     ):
         h = base.copy()
         bp = _masked(item_blend(h.find(module)), CASES[0], np.random.default_rng(0))  # type: ignore[arg-type]

@@ -413,7 +413,7 @@ def mask_problems(
     RGB where the pipe is the working profile's RGB (``exact_modes``), refined by feathering, blur, contrast and
     brightness: :mod:`darkproxy.replica.mask`, :mod:`darkproxy.replica.maskrefine`); the details threshold
     (darktable's detail mask: it runs at any non-zero value) is not ported. With ``forms`` (the sidecar's
-    active drawn forms, by id), a drawn mask of circles, ellipses and gradients is reproduced there too
+    active drawn forms, by id), a drawn mask of circles, ellipses, gradients, paths, brushes is reproduced too
     (:mod:`darkproxy.replica.drawn`); what of its group is not: :func:`darkproxy.darktable.masks.forms_problem`.
     A drawn mask alone, not feathered (the guided filter reads the pipe's colours), depends on no colour: it is
     reproduced wherever the uniform blend is (``exact_uniform``: scene-referred linear RGB, before colorin too).
@@ -447,6 +447,7 @@ def blend_problem(
     exact_modes: bool = False,
     forms: dict[int, Form] | None = None,
     raster: bool = False,
+    camera_modes: bool = False,
 ) -> str | None:
     """What of ``item``'s blending the replica cannot reproduce exactly (``None``: nothing: it does
     not blend, or, with ``exact_uniform`` (the stage is in scene-referred linear RGB), it blends
@@ -455,7 +456,9 @@ def blend_problem(
     with a parametric mask (see :func:`mask_problems`), and there in any mode of darktable's Lab and RGB
     (display) blends too: :mod:`darkproxy.replica.blend` reproduces those; not a drawn mask in those).
     The text names the module, its instance and what: ``opacity 50 %``, ``blend mode multiply``,
-    ``drawn mask``, ``mask feathering radius 5``..."""
+    ``drawn mask``, ``mask feathering radius 5``... ``camera_modes``: the stage runs on camera RGB (between
+    demosaic and colorin): any mode and mask of the scene-RGB blend there (:mod:`darkproxy.replica.blend_camera`),
+    not a raster mask."""
     where = f"{item.operation} instance {item.multi_priority}"
     try:
         bp = item_blend(item)
@@ -463,8 +466,9 @@ def blend_problem(
         return str(e)
     if bp is None or not bp.enabled:
         return None
-    what = mask_problems(bp, exact_modes, forms, exact_uniform, raster)
-    if bp.blend_mode != BLEND_NORMAL and not (exact_modes and bp.blend_cst in BLEND_SPACE_MODES):
+    camera = camera_modes and bp.blend_cst == CS_RGB_SCENE  # on camera RGB and its profile: blend_camera.py
+    what = mask_problems(bp, exact_modes or (camera and not raster), forms, exact_uniform, raster)
+    if bp.blend_mode != BLEND_NORMAL and not (exact_modes and bp.blend_cst in BLEND_SPACE_MODES) and not camera:
         what.append(f"blend mode {bp.mode_name}")
     if bp.blend_cst not in BLEND_SPACE_MODES or (bp.blend_cst != CS_RGB_SCENE and not exact_modes):
         outside = "" if bp.blend_cst not in BLEND_SPACE_MODES else " outside the working profile's RGB"

@@ -13,8 +13,10 @@ The points structs (``src/develop/masks.h``, little endian, 4-byte fields): ``dt
 1 proportional feather), ``dt_masks_point_gradient_t`` (anchor, rotation, compression, steepness, curvature,
 state: 1 linear, 2 sigmoid), ``dt_masks_point_group_t`` (formid, parentid, state bits, opacity). Positions are
 fractions of the pipe's input image (``pipe->iwidth``, ``iheight``: the raw before rawprepare's crop), sizes
-fractions of its smaller side. Paths, brushes and clones are kept as blobs, not decoded: :func:`forms_problem`
-refuses them. ``tests/darktable/test_masks.py`` checks the layout on a sidecar darktable wrote.
+fractions of its smaller side; ``dt_masks_point_path_t`` (corner, ctrl1, ctrl2, border[2], state), one per
+corner of a path; ``dt_masks_point_brush_t`` (the same, density, hardness), one per corner of a brush stroke.
+Clones are kept as blobs, not decoded: :func:`forms_problem` refuses them.
+``tests/darktable/test_masks.py`` checks the layout on a sidecar darktable wrote.
 """
 
 from __future__ import annotations
@@ -85,8 +87,38 @@ class GroupMember:
     opacity: float
 
 
-Point = Circle | Ellipse | Gradient | GroupMember
-_FORMATS: dict[int, str] = {CIRCLE: "<4f", ELLIPSE: "<6fi", GRADIENT: "<6fi", GROUP: "<3if"}
+@dataclass(frozen=True)
+class PathPoint:
+    """``dt_masks_point_path_t``: a path's corner, its bezier handles (``ctrl1`` before it, ``ctrl2`` after it),
+    its feather on each side (``border``, fractions of the input's smaller side) and ``state`` (1 normal: darktable's
+    GUI recomputes the handles; 2 user: kept)."""
+
+    corner: tuple[float, float]
+    ctrl1: tuple[float, float]
+    ctrl2: tuple[float, float]
+    border: tuple[float, float]
+    state: int = 2
+
+
+@dataclass(frozen=True)
+class BrushPoint:
+    """``dt_masks_point_brush_t``: a brush stroke's corner, handles and size on each side (``border``, fractions
+    of the input's smaller side), ``density`` (the stroke's opacity, 0..1), ``hardness`` (the solid fraction of
+    its radius) and ``state`` (as :class:`PathPoint`'s)."""
+
+    corner: tuple[float, float]
+    ctrl1: tuple[float, float]
+    ctrl2: tuple[float, float]
+    border: tuple[float, float]
+    density: float
+    hardness: float
+    state: int = 2
+
+
+Point = Circle | Ellipse | Gradient | GroupMember | PathPoint | BrushPoint
+_FORMATS: dict[int, str] = {
+    CIRCLE: "<4f", ELLIPSE: "<6fi", GRADIENT: "<6fi", GROUP: "<3if", PATH: "<8fi", BRUSH: "<10fi"
+}  # fmt: skip
 
 
 def _unpack(kind: int, raw: tuple) -> Point:  # type: ignore[type-arg]
@@ -96,6 +128,12 @@ def _unpack(kind: int, raw: tuple) -> Point:  # type: ignore[type-arg]
         return Ellipse((raw[0], raw[1]), (raw[2], raw[3]), raw[4], raw[5], raw[6])
     if kind == GRADIENT:
         return Gradient((raw[0], raw[1]), raw[2], raw[3], raw[4], raw[5], raw[6])
+    if kind == PATH:
+        return PathPoint((raw[0], raw[1]), (raw[2], raw[3]), (raw[4], raw[5]), (raw[6], raw[7]), raw[8])
+    if kind == BRUSH:
+        return BrushPoint(
+            (raw[0], raw[1]), (raw[2], raw[3]), (raw[4], raw[5]), (raw[6], raw[7]), raw[8], raw[9], raw[10]
+        )
     return GroupMember(raw[0], raw[1], raw[2], raw[3])
 
 
@@ -107,10 +145,14 @@ def _pack(p: Point) -> bytes:
     if isinstance(p, Gradient):
         g = p
         return struct.pack(_FORMATS[GRADIENT], *g.anchor, g.rotation, g.compression, g.steepness, g.curvature, g.state)
+    if isinstance(p, PathPoint):
+        return struct.pack(_FORMATS[PATH], *p.corner, *p.ctrl1, *p.ctrl2, *p.border, p.state)
+    if isinstance(p, BrushPoint):
+        return struct.pack(_FORMATS[BRUSH], *p.corner, *p.ctrl1, *p.ctrl2, *p.border, p.density, p.hardness, p.state)
     return struct.pack(_FORMATS[GROUP], p.formid, p.parentid, p.state, p.opacity)
 
 
-_KINDS = {Circle: CIRCLE, Ellipse: ELLIPSE, Gradient: GRADIENT, GroupMember: GROUP}
+_KINDS = {Circle: CIRCLE, Ellipse: ELLIPSE, Gradient: GRADIENT, GroupMember: GROUP, PathPoint: PATH, BrushPoint: BRUSH}
 
 
 @dataclass(frozen=True)
@@ -129,10 +171,13 @@ class Form:
 
     @classmethod
     def of(cls, formid: int, name: str, *points: Point, num: int = 0) -> Form:
-        """A form of ``points`` (a circle, ellipse or gradient alone; group members), darktable's layout."""
+        """A form of ``points`` (a circle, ellipse or gradient alone; a path's or brush's corners; group members),
+        darktable's layout."""
         kinds = {_KINDS[type(p)] for p in points}
-        if len(kinds) != 1 or (GROUP not in kinds and len(points) != 1):
-            raise XmpError(f"form {name!r}: one circle, ellipse or gradient, or group members")
+        if len(kinds) != 1 or (not kinds & {GROUP, PATH, BRUSH} and len(points) != 1):
+            raise XmpError(
+                f"form {name!r}: one circle, ellipse or gradient, a path's or brush's corners, or group members"
+            )
         return cls(formid, kinds.pop(), name, b"".join(_pack(p) for p in points), len(points), num=num)
 
     @property
@@ -143,12 +188,12 @@ class Form:
     def points(self) -> tuple[Point, ...]:
         """The decoded points structs; one-line :class:`XmpError` for a kind not decoded or a bad size."""
         fmt = _FORMATS.get(self.kind & (CIRCLE | ELLIPSE | GRADIENT | GROUP | PATH | BRUSH | CLONE))
-        if fmt is None or self.kind & (CLONE | PATH | BRUSH):
+        if fmt is None or self.kind & CLONE:
             raise XmpError(f"drawn form {self.name!r} ({self.type_name}): darkproxy does not decode it")
         size = struct.calcsize(fmt)
         if len(self.blob) != size * self.nb:
             raise XmpError(f"drawn form {self.name!r}: {len(self.blob)} bytes, {self.nb} x {size} expected")
-        kind = self.kind & (CIRCLE | ELLIPSE | GRADIENT | GROUP)
+        kind = self.kind & (CIRCLE | ELLIPSE | GRADIENT | GROUP | PATH | BRUSH)
         return tuple(_unpack(kind, struct.unpack_from(fmt, self.blob, i * size)) for i in range(self.nb))
 
 
@@ -248,8 +293,9 @@ class DrawnMask:
 
 def forms_problem(forms: Mapping[int, Form], group: int) -> str | None:
     """What of the group ``group`` darkproxy does not reproduce (``None``: nothing): a form of another
-    version, a kind not decoded (path, brush, clone), a group whose first member combines with the mask
-    before it (darktable's buffer there is not initialised), a member missing, a group in a group twice."""
+    version, a kind not decoded (clone), a path of fewer than 3 corners, a brush of one, a group whose first member
+    combines with the mask before it (darktable's buffer there is not initialised), a member missing, a group in
+    a group twice."""
     seen: set[int] = set()
 
     def check(fid: int, nested: bool) -> str | None:
@@ -265,6 +311,10 @@ def forms_problem(forms: Mapping[int, Form], group: int) -> str | None:
             pts = f.points()
         except XmpError as e:
             return str(e)
+        if f.kind & PATH and len(pts) < 3:
+            return f"drawn path {f.name!r} of {len(pts)} corners (darkproxy reproduces 3 or more)"
+        if f.kind & BRUSH and len(pts) < 2:
+            return f"drawn brush {f.name!r} of {len(pts)} corner (darkproxy reproduces 2 or more)"
         if not f.kind & GROUP:
             return None
         members = [p for p in pts if isinstance(p, GroupMember)]

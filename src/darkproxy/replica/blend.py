@@ -18,8 +18,9 @@ There too the Lab and RGB (display) blend colour spaces, each mode and parametri
 A drawn mask (circles, ellipses, gradients and their groups, :mod:`darkproxy.replica.drawn`) comes before the
 parametric one there, where no module before the stage moves the pixels (but rawprepare's crop).
 A raster mask (another stage's final mask) where :mod:`darkproxy.replica.raster` says.
+Before colorin, each mode and mask of the scene-RGB blend on camera RGB (:mod:`darkproxy.replica.blend_camera`).
 Anything else (another raster mask, a path or brush, a mask's details threshold, another colour space, a
-display-referred stage, a non-normal mode or a mask before colorin) is refused
+display-referred stage, a raster mask read before colorin) is refused
 (:func:`darkproxy.darktable.blendop.blend_problem`).
 """
 
@@ -132,7 +133,9 @@ def stage_blend(
     linear = before_out and module not in _NOT_LINEAR
     working = linear and "colorin" in order and pos > order.index("colorin")
     forms, crop, moved = _drawn_context(module, order, history, prefix, ctx)
-    why = blend_problem(item, exact_uniform=linear, exact_modes=working, forms=forms, raster=raster)
+    camera = linear and "demosaic" in order and "colorin" in order  # (the stage on camera RGB: any scene mode)
+    camera = camera and order.index("demosaic") < pos < order.index("colorin")
+    why = blend_problem(item, linear, working, forms, raster, camera_modes=camera)  # camera: blend_camera.py
     if why is not None:
         return None, why
     blend = uniform_blend(item, forms, crop, raster)

@@ -9,7 +9,7 @@ light modes and the HSL ones), HSL (``dt_RGB_2_HSL``, ``dt_HSL_2_RGB``) and HSV 
 as darktable writes them, the input and output swapped when reversed (the mask not). Its parametric mask
 (``dt_develop_blendif_rgb_hsl_make_mask``): gray (the Y of the working profile's RGB -> XYZ D50 matrix), R, G,
 B, and H, S, L of HSL, on the unswapped input and output; feathered (guide weight 100) and blurred at the
-render scale (:mod:`darkproxy.replica.maskspaces`).
+render scale (:func:`darkproxy.replica.mask.combined_mask`).
 
 Differentiable (torch autograd) almost everywhere: the modes are piecewise smooth in the images and the opacity;
 HSL's and HSV's hue is piecewise linear in the channels (its branches by which channel is the largest), its
@@ -26,7 +26,7 @@ import torch
 
 from darkproxy.darktable.blendop import ParametricMask, UniformBlend
 from darkproxy.replica.blend_lab import hue_mix
-from darkproxy.replica.maskspaces import factor, space_mask
+from darkproxy.replica.mask import combined_mask, factor
 from darkproxy.replica.science import safe_atan2, safe_hypot, working_profile_matrices
 
 Tensor = torch.Tensor
@@ -225,7 +225,7 @@ def display_mask(
     """darktable's blend mask of a parametric mask in RGB (display) on the module's input and output
     ``(B, 3, H, W)`` (working RGB; ``opacity``, ``scale``, ``breakpoints``: as
     :func:`darkproxy.replica.mask.parametric_mask`) -> ``(B, 1, H, W)`` in ``[0, 1]``."""
-    return space_mask(inp, out, mask, opacity, display_channels, DISPLAY_BITS, 100.0, scale, breakpoints)
+    return combined_mask(inp, out, mask, opacity, display_channels, DISPLAY_BITS, 100.0, scale, breakpoints)
 
 
 def blend_display(inp: Tensor, out: Tensor, blend: UniformBlend, scale: float = 1.0) -> Tensor:

@@ -14,7 +14,7 @@ clamps (L in [0, 1], a and b in [-1, 1] where a mode clamps), the input and outp
 mask not). Its mask: uniformly the opacity, or the parametric mask of ``dt_develop_blendif_lab_make_mask`` on the
 unswapped Lab input and output: L / 100, a / 256, b / 256 (their breakpoints shifted by 0.5 slider units), C of
 LCh / (128 sqrt 2), h in [0, 1] (``dt_Lab_2_LCH``: 1, not 0, where atan2 gives 0), feathered (guided by the
-Lab image, weight 1) and blurred at the render scale (:mod:`darkproxy.replica.maskspaces`).
+Lab image, weight 1) and blurred at the render scale (:func:`darkproxy.replica.mask.combined_mask`).
 
 One departure, at darktable's discontinuity: a chroma up to :data:`NEUTRAL_CHROMA` (1e-3 in Lab units) is the
 neutral axis (hue 1). A Lab module's exactly neutral output (monochrome: a = b = 0 in darktable) reaches the
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from darkproxy.darktable.blendop import ParametricMask, UniformBlend
-from darkproxy.replica.maskspaces import factor, space_mask
+from darkproxy.replica.mask import combined_mask, factor
 from darkproxy.replica.science import LAB_KAPPA, lab_f, mix3, safe_atan2, safe_hypot, working_profile_matrices
 
 Tensor = torch.Tensor
@@ -259,7 +259,7 @@ def lab_mask(
     """darktable's blend mask of a parametric mask in Lab on the module's Lab input and output ``(B, 3, H, W)``
     (``opacity``, ``scale``, ``breakpoints``: as :func:`darkproxy.replica.mask.parametric_mask`) ->
     ``(B, 1, H, W)`` in ``[0, 1]``."""
-    return space_mask(lab_in, lab_out, mask, opacity, lab_channels, LAB_BITS, 1.0, scale, breakpoints)
+    return combined_mask(lab_in, lab_out, mask, opacity, lab_channels, LAB_BITS, 1.0, scale, breakpoints)
 
 
 def blend_lab(inp: Tensor, out: Tensor, blend: UniformBlend, scale: float = 1.0) -> Tensor:

@@ -22,10 +22,11 @@ from torch import nn
 
 from darkproxy.darktable.params import param_value
 from darkproxy.data.paramspace import ParamSpace, ParamSpec
-from darkproxy.replica.blend import BLEND_OPACITY, blend_scene, blend_uniform
+from darkproxy.replica.blend import BLEND_OPACITY, blend_uniform
+from darkproxy.replica.blend_camera import blend_stage, stage_mask
 from darkproxy.replica.mosaicplan import run_mosaic
 from darkproxy.replica.plan import ReplicaError, ReplicaPlan, StagePlan
-from darkproxy.replica.raster import final_mask, raster_opacity
+from darkproxy.replica.raster import raster_opacity
 from darkproxy.replica.registry import EXACT, StageContext
 
 
@@ -205,17 +206,28 @@ class ReplicaChain(nn.Module):
                 except ValueError as e:
                     raise ReplicaError(str(e)) from None
             else:
-                m = final_mask(x, y, st.blend, opacity, c.scale, c.full_size)
+                try:  # on camera RGB before colorin (blend_camera.py)
+                    m = stage_mask(x, y, st.blend, opacity, st.module, c)
+                except ValueError as e:
+                    raise ReplicaError(str(e)) from None
             if masks is not None and st.key in self.raster_sources:
                 masks[st.key] = m
             if st.blend is None:
                 return blend_uniform(x, y, m)
             held = dataclasses.replace(st.blend, opacity=m, mask=None, drawn=None)  # the mask computed above
-            return blend_scene(x, y, held, c.scale, c.full_size)
+            return self._blend(x, y, held, st.module, c)
         if st.blend is not None:  # a mode other than normal, or a parametric mask
             c = ctx or self.ctx
-            return blend_scene(x, y, dataclasses.replace(st.blend, opacity=opacity), c.scale, c.full_size)
+            return self._blend(x, y, dataclasses.replace(st.blend, opacity=opacity), st.module, c)
         return blend_uniform(x, y, opacity)
+
+    @staticmethod
+    def _blend(x: torch.Tensor, y: torch.Tensor, blend: Any, module: str, ctx: StageContext) -> torch.Tensor:
+        """The stage's blend in scene RGB, on camera RGB before colorin (:mod:`.blend_camera`)."""
+        try:
+            return blend_stage(x, y, blend, module, ctx)
+        except ValueError as e:
+            raise ReplicaError(str(e)) from None
 
 
 def _scale_problem(st: StagePlan, ctx: StageContext) -> str | None:

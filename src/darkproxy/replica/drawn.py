@@ -29,11 +29,15 @@ members in order, each at its opacity and inverted or not (``1 - m``): the first
 intersection (min), difference (``a (1 - m)``) or exclusion (``max((1 - a) m, a (1 - m))``); a group in a
 group starts from 0. Torch ops throughout: differentiable in the shapes' positions, sizes, feathers, rotations,
 curvature and compression and in the members' opacities (the grid and the table's bins are integers, as in
-darktable). Where darktable computes in float32 the replica computes in the tensor's dtype.
+darktable). Where darktable computes in float32 the replica computes in the tensor's dtype. A path is
+:mod:`darkproxy.replica.drawn_path`'s, a brush :mod:`darkproxy.replica.drawn_brush`'s (per pixel, no grid;
+piecewise constant in their corners in darktable: their gradient in them is their outline's (the stroke's)
+motion, to first order, :func:`darkproxy.replica.drawn_path.moved`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,13 +53,17 @@ from darkproxy.darktable.masks import (
     STATE_INTERSECTION,
     STATE_INVERSE,
     STATE_UNION,
+    BrushPoint,
     Circle,
     DrawnMask,
     Ellipse,
     Form,
     Gradient,
     GroupMember,
+    PathPoint,
 )
+from darkproxy.replica.drawn_brush import brush_mask
+from darkproxy.replica.drawn_path import moved, path_mask
 
 Tensor = torch.Tensor
 _F = np.float32
@@ -199,7 +207,8 @@ def form_mask(
     """darktable's mask of form ``fid`` (a shape or a group, :func:`darkproxy.darktable.masks.forms_problem`
     checked) on ``frame`` -> ``(height, width)``; ``params``: ``(formid, field) -> tensor`` in place of a
     shape's value (``center``, ``radius``, ``border``, ``rotation``, ``anchor``, ``compression``,
-    ``curvature``; ``(group id, "opacity")`` ``(n,)`` the members' opacities) to differentiate in it."""
+    ``curvature``; a path's or brush's ``points`` ``(nb, 3, 2)``: :func:`darkproxy.replica.drawn_path.moved`;
+    ``(group id, "opacity")`` ``(n,)`` the members' opacities) to differentiate in it."""
     params = params or {}
     f = forms[fid]
     pts = f.points()
@@ -208,7 +217,23 @@ def form_mask(
         got = params.get((fid, name))
         return got.to(dtype) if got is not None else torch.tensor(v, dtype=dtype)
 
-    p = pts[0]
+    p, crop = pts[0], (frame.crop_x, frame.crop_y)
+    if isinstance(p, PathPoint | BrushPoint):  # integer rasterisation in darktable: drawn_path.moved's gradient
+        corners = [q for q in pts if isinstance(q, PathPoint | BrushPoint)]
+        got = params.get((fid, "points"))  # (nb, 3, 2): each corner's ctrl1, corner, ctrl2
+        if got is not None:
+            v = got.detach().double().cpu().numpy()
+            corners = [
+                dataclasses.replace(q, ctrl1=(v[k, 0, 0], v[k, 0, 1]), corner=(v[k, 1, 0], v[k, 1, 1]),
+                                    ctrl2=(v[k, 2, 0], v[k, 2, 1]))
+                for k, q in enumerate(corners)
+            ]  # fmt: skip
+        draw = path_mask if isinstance(p, PathPoint) else brush_mask
+        raster = draw(corners, frame.iwidth, frame.iheight, frame.height, frame.width, frame.scale, crop)  # type: ignore[arg-type]
+        exact = torch.as_tensor(raster, dtype=dtype)
+        if got is None:
+            return exact
+        return moved(exact, got.to(dtype), frame.iwidth, frame.iheight, frame.scale, crop, isinstance(p, PathPoint))
     if isinstance(p, Circle):
         return circle_mask(frame, val("center", p.center), val("radius", p.radius), val("border", p.border))
     if isinstance(p, Ellipse):

@@ -184,14 +184,15 @@ def refine(
     feathering_guide: int,
     blur_radius: float,
     scale: float = 1.0,
+    weight: float = GUIDE_WEIGHT,
 ) -> Tensor:
     """blend.c's post-processing of ``mask`` ``(B, 1, H, W)`` but the tone curve, in darktable's order: the
-    feathering guided by the module's input ``inp`` or output ``out`` (``(B, 3, H, W)``), the blur, at
-    render ``scale``. No refinement asked: ``mask`` itself."""
+    feathering guided by the module's input ``inp`` or output ``out`` (``(B, 3, H, W)``, weighted by the blend
+    colour space's ``weight``), the blur, at render ``scale``. No refinement asked: ``mask`` itself."""
     for op in post_operations(feathering_radius, feathering_guide, blur_radius):
         if op == BLUR:
             mask = gaussian_blur(mask, float(_F(_F(blur_radius) * _F(scale))))
         else:
             guide = inp if op == FEATHER_IN else out
-            mask = guided_filter(guide, mask, feather_radius(feathering_radius, scale))
+            mask = guided_filter(guide, mask, feather_radius(feathering_radius, scale), weight=weight)
     return mask

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from darkproxy.replica.blend import stage_blend
+from darkproxy.replica.blend_camera import stage_needs_matrix
 from darkproxy.replica.registry import EXACT, StageContext
 
 # a permutation of pixels, and exposure's (x - black) / white, equal on the three channels (colorin's matrix
@@ -38,14 +39,15 @@ def before_colorin(order: Sequence[str], m: str) -> bool:
 def needs_camera_matrix(stages: Sequence[Any], modules: Sequence[str]) -> bool:
     """Whether a stage of the chain (``stages``: plans with ``module`` and ``kind``) is an exact port of
     :data:`CAMERA_RGB` that ``modules`` (the pipe's, in order) runs before colorin: the chain then needs
-    colorin's matrix (``ctx.camera_matrix``), measured from darktable's renders."""
+    colorin's matrix (``ctx.camera_matrix``), measured from darktable's renders; so does a stage's blend on
+    camera RGB (:func:`darkproxy.replica.blend_camera.camera_blend`)."""
     if "colorin" not in modules:
         return False
     cut = list(modules).index("colorin")
     return any(
         st.kind == "exact" and st.module in CAMERA_RGB and st.module in modules and modules.index(st.module) < cut
         for st in stages
-    )
+    ) or stage_needs_matrix(stages, modules)  # a blend on camera RGB (replica/blend_camera.py)
 
 
 def mosaic_refusal(
