@@ -20,6 +20,7 @@ from darkproxy.darktable.blendop import (
     decode_blendop,
     item_blend,
 )
+from darkproxy.darktable.blendop_legacy import encode_legacy
 from darkproxy.darktable.render import RenderJob, read_tiff
 from darkproxy.errors import XmpError
 
@@ -48,7 +49,15 @@ def test_darktable_default_blendop_round_trip(dt, tiny_raw: Path) -> None:
 
 def test_blendop_refuses_other_versions_and_sizes(dt, tiny_raw: Path) -> None:
     blob = dt.default_history(tiny_raw).find("exposure").blendop_params
-    for args, words in (((blob, 9), ("version 9", "versions 10 and 11")), ((blob[:-4], 11), ("416 bytes", "420"))):
+    v1 = encode_legacy(1, (0x04, 50.0, 0))
+    cases = [
+        ((blob, 12), ("version 12", "versions 1 to 11")),
+        ((blob, 9), ("420 bytes", "version 9 has 348")),
+        ((blob[:-4], 11), ("416 bytes", "420")),
+        ((v1, 1, "w", "nosuchmodule"), ("version 1 of module 'nosuchmodule'", "colour space")),
+        ((v1, 1), ("version 1 of module None", "not known")),  # the upgrade takes the module's colour space
+    ]
+    for args, words in cases:
         with pytest.raises(XmpError) as e:
             decode_blendop(*args)
         assert "\n" not in str(e.value) and all(w in str(e.value) for w in words), str(e.value)
@@ -108,3 +117,67 @@ def test_cli_xmp_show_blend(dt, tiny_raw: Path, tmp_path: Path, capsys: pytest.C
     assert main(["xmp", "show", str(path)]) == 0
     text = capsys.readouterr().out
     assert "blend: normal at 40 %, parametric mask, in RGB (scene)" in text and "blend: off" in text
+
+
+# a blob per old blendop version (darktable before 3.0), exposure's: opacity 60 %, a mode (obsolete ones
+# included), a parametric mask on the input's gray (channel 0 of RGB (display), exposure's display-referred
+# blend colour space) from version 2, refined (blur, contrast, brightness) where the version has it
+_GRAY = (0.1, 0.3, 0.6, 0.9) + (0.0, 0.0, 1.0, 1.0) * 15
+_GRAY_R = _GRAY[:4] + (0.2, 0.4, 0.7, 0.95) + _GRAY[8:]  # and red in (channel 1)
+_ON = (1 << 31) | 1  # versions 2-5: bit 31 turns the parametric mask on
+_LEGACY = {
+    1: (0x24, 60.0, 0),  # multiply reverse (obsolete)
+    2: (0x01, 60.0, 0, _ON, *_GRAY[:32]),  # normal bounded (obsolete)
+    3: (0x14, 60.0, 0, _ON, *_GRAY),  # inverse (obsolete): bounded, reversed
+    4: (0x09, 60.0, 0, _ON, 2.0, *_GRAY),  # screen, blurred
+    5: (5, 0x0A, 60.0, 0, 0, _ON, 0.0, 0, 0, 0, 0, *_GRAY_R),  # overlay; version 5's bit-31 repair: channels 0-4
+    6: (5, 0x0B, 60.0, 1, 0, 1, 0.0, 0, 0, 0, 0, *_GRAY),  # softlight, the mask inverted
+    7: (5, 0x03, 60.0, 0, 0, 1 | 1 << 16, 0.0, 0, 0, 0, 0, *_GRAY),  # darken, the channel's polarity inverted
+    8: (5, 0x04, 60.0, 0, 0, 1, 0.0, 5, 0.0, 0.3, 0.2, 0, 0, 0, 0, *_GRAY),  # multiply, contrast, brightness
+    9: (5, 0x17, 60.0, 0, 0, 1, 0.0, 5, 0.0, 0.3, -0.2, 0, 0, 0, 0, *_GRAY, b"", 0, 0, 0),  # difference
+}
+
+
+def test_darktable_renders_legacy_blendops(dt, tiny_raw: Path, expect) -> None:
+    """exposure +1 EV (filmic rgb off) blended by a blob of each blendop version 1 to 9 (:data:`_LEGACY`):
+    darktable-cli renders it (darktable upgrades it when it loads the sidecar) as it renders darkproxy's
+    upgrade of it encoded as version 11, all in one darktable-cli process; and each blends (it is not
+    exposure unblended: darktable read it, it did not fall back to its defaults). Measured over 8 runs
+    (64 px): every version's two renders bit-identical in every run (max |diff| 0, 0 % of values), so
+    assert_same_render's noise bound is all the margin; PSNR against unblended exposure 14.3 (v8) to 22.6 dB
+    (v3), the same in every run: the bound 40 dB is 17.4 dB above the worst. A wrong upgrade shows: Lab for
+    RGB (display), the reverse bit dropped, the inversion, blur, contrast, version 5's bit-31 repair or the
+    polarity dropped each broke assert_same_render (measured once each)."""
+    from darkproxy.colour.metrics import display_psnr
+    from tests.darktable.render_noise import assert_same_render
+
+    full = dt.edit(dt.default_history(tiny_raw), updates={"exposure": {"exposure": 1.0}}, disable=["filmicrgb"])
+    sides = [full]
+    for version, values in _LEGACY.items():
+        old, new = full.copy(), full.copy()
+        blob = encode_legacy(version, values)
+        old.find("exposure").blendop_params, old.find("exposure").blendop_version = blob, version
+        up = decode_blendop(blob, version, "exposure", "exposure")
+        assert up.blend_cst == 3 and up.opacity == 60.0 and up.enabled, (version, up)  # RGB (display)
+        assert ("parametric mask" in up.masks) == (version > 1), (version, up.masks)
+        new.find("exposure").blendop_params = up.encode()
+        sides += [old, new]
+    with tempfile.TemporaryDirectory() as td:
+        jobs = [RenderJob(tiny_raw, s, Path(td) / f"{i}.tif") for i, s in enumerate(sides)]
+        imgs = [read_tiff(p) for p in dt.renderer(max_size=64).render_batch(jobs)]  # type: ignore[arg-type]
+    for k, version in enumerate(_LEGACY):
+        old_img, new_img = imgs[1 + 2 * k], imgs[2 + 2 * k]
+        assert_same_render(old_img, new_img, f"blendop v{version} vs its upgrade")
+        expect(f"v{version} vs unblended: psnr", display_psnr(old_img, imgs[0]), "<", 40)
+
+
+def test_cli_xmp_show_legacy_blend(dt, tiny_raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`darkproxy xmp show` on a sidecar with a blendop version 8 blob: shown upgraded, one line."""
+    side = dt.default_history(tiny_raw).copy()
+    it = side.find("exposure")
+    it.blendop_params, it.blendop_version = encode_legacy(8, _LEGACY[8]), 8
+    path = side.write(tmp_path / "legacy.xmp")
+    from darkproxy.cli import main
+
+    assert main(["xmp", "show", str(path)]) == 0
+    assert "blend: multiply at 60 %, parametric mask, in RGB (display)" in capsys.readouterr().out

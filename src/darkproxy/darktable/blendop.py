@@ -3,10 +3,12 @@
 darktable has no introspection for them: the layout is ``dt_develop_blend_params_t`` of
 ``src/develop/blend.h`` at ``DEVELOP_BLEND_VERSION`` 11 (darktable 4.0 to 4.2 at least), 420
 bytes, little endian, read field by field below. Older blobs are upgraded as darktable's
-``dt_develop_blend_legacy_params`` upgrades them where ported: version 10 (darktable 3.0-3.8; the
-same layout, its legacy blend modes mapped, ``details`` read from the old ``reserved[0]``) and the
-all-zero blobs of any version (darktable's defaults: no blending); a blob of another version or size
-is refused in one line. ``tests/darktable/test_blendop.py`` checks the layout on darktable's own default
+``dt_develop_blend_legacy_params`` upgrades them: version 10 (darktable 3.0-3.8; the
+same layout, its legacy blend modes mapped, ``details`` read from the old ``reserved[0]``), versions 1
+to 9 (their own layouts, on darktable's defaults with the module's display-referred blend colour space:
+:mod:`darkproxy.darktable.blendop_legacy`) and the all-zero blobs of any version (darktable's defaults:
+no blending); a blob of another version or size, or an old one of a module unknown there, is refused in
+one line. ``tests/darktable/test_blendop.py`` checks the layout on darktable's own default
 blend params and on a blob encoded here that darktable-cli renders as intended.
 
 darktable blends an item only when ``mask_mode`` has ``DEVELOP_MASK_ENABLED``
@@ -22,6 +24,7 @@ import struct
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from darkproxy.darktable import blendop_legacy as legacy
 from darkproxy.darktable.masks import DrawnMask, Form, forms_problem
 from darkproxy.errors import XmpError
 
@@ -342,7 +345,7 @@ def _zero_params() -> BlendParams:
         0,
         0,
         0.0,
-        0,
+        GUIDE_IN_AFTER_BLUR,  # DEVELOP_MASK_GUIDE_IN_AFTER_BLUR
         0.0,
         0.0,
         0.0,
@@ -357,15 +360,26 @@ def _zero_params() -> BlendParams:
     )
 
 
-def decode_blendop(blob: bytes, version: int | None, where: str = "blend params") -> BlendParams:
-    """``blob`` of blendop ``version`` -> :class:`BlendParams` (version 10 and all-zero blobs upgraded as
-    darktable upgrades them); one-line :class:`XmpError` for another version or size."""
+def decode_blendop(
+    blob: bytes, version: int | None, where: str = "blend params", operation: str | None = None
+) -> BlendParams:
+    """``blob`` of blendop ``version`` of module ``operation`` -> :class:`BlendParams` (versions 1 to 10 and
+    all-zero blobs upgraded as darktable upgrades them; versions 1 to 9 take the module's blend colour space,
+    and need ``operation``); one-line :class:`XmpError` for another version or size, or an unknown module."""
+    # an all-zero blob: darktable's defaults, blending off (an old version's: the module's colour space, where
+    # known; one of version 11 and its size darktable copies as it is: blending off too, colour space none)
     if blob and not any(blob):
-        return _zero_params()
+        cst = legacy.DISPLAY_CST.get(operation or "", 0) if version != BLEND_VERSION else 0
+        return replace(_zero_params(), blend_cst=cst)
+    if version in legacy.LAYOUTS:
+        f = legacy.upgrade_fields(blob, version, operation, where)
+        f["blend_mode"] = _legacy_blend_mode(f["blend_mode"])
+        if "blendif_parameters" in f:  # version 2: the first 8 channels, the rest darktable's defaults
+            f["blendif_parameters"] += _DEFAULT_PARAMETERS[len(f["blendif_parameters"]) :]
+        return replace(_zero_params(), **f)  # (the boost factors: 0, no module's default colour space is JzCzhz)
     if version not in (10, BLEND_VERSION):
         raise XmpError(
-            f"{where}: blendop version {version}, darkproxy reads versions 10 and {BLEND_VERSION} (darktable "
-            "3.0-4.2); darktable upgrades older ones, darkproxy does not"
+            f"{where}: blendop version {version}, darkproxy reads versions 1 to {BLEND_VERSION} (darktable to 4.2)"
         )
     if len(blob) != SIZE:
         raise XmpError(f"{where}: {len(blob)} bytes, blendop version {version} has {SIZE}")
@@ -399,7 +413,7 @@ def item_blend(item: Any) -> BlendParams | None:
     if item.blendop_params is None:
         return None
     where = f"{item.operation} instance {item.multi_priority}"
-    return decode_blendop(item.blendop_params, item.blendop_version, where)
+    return decode_blendop(item.blendop_params, item.blendop_version, where, item.operation)
 
 
 def mask_problems(
