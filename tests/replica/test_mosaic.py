@@ -187,3 +187,16 @@ def test_mosaic_stages_gradcheck() -> None:
     assert _gradcheck(lambda x, s: rcd(x, fc, s), mos, scaler)
     img = torch.rand(1, 3, 12, 16, dtype=torch.float64, generator=gen).requires_grad_(True)
     assert _gradcheck(lambda x: clip_and_zoom(x, (6, 8)), img)
+
+
+def test_rcd_tiles_gradcheck() -> None:
+    """float64 gradients of RCD over three tiles (the tiles run as one batch per shape, the P/Q buffers handed
+    from tile to tile, the frame's PPG on strips): 20x210 photosites, random values away from kinks."""
+    from darkproxy.replica.ports.demosaic import rcd
+    from darkproxy.replica.registry import StageContext, cfa_map
+
+    gen = torch.Generator().manual_seed(1)
+    mos = (torch.rand(1, 1, 20, 210, dtype=torch.float64, generator=gen) * 2.0 + 0.05).requires_grad_(True)
+    scaler = torch.tensor([2.1], dtype=torch.float64, requires_grad=True)
+    fc = cfa_map(StageContext(cfa=(1, 0, 2, 1)), 20, 210)
+    assert _gradcheck(lambda x, s: rcd(x, fc, s), mos, scaler)
