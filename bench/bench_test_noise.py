@@ -1,7 +1,8 @@
 """The spread of every figure the tests assert, over repeated fresh runs: where each test's bound sits.
 
     PYTHONPATH=src .venv/bin/python bench/bench_test_noise.py [--runs 10]
-        [--groups darktable,darktable-more,regress,replica,replica-fit,match,train,seeds,renders]
+        [--groups darktable,darktable-more,regress,replica,replica-fit,match,match-wb,match-batch,match-auto,
+                  train,seeds,renders]
         [--work /tmp/dp/noise-work]
         [--out bench/results]
         [--match /tmp/dp/noise_match.json] [--merge OTHER/test_noise.json] [--report-only]
@@ -9,7 +10,8 @@
 Groups (each run ``--runs`` times, group after group in ``--groups`` order; resumable: runs already in
 ``OUT/test_noise.json`` are kept and skipped, each finished run is appended at once):
 
-* ``darktable``, ``darktable-more``, ``regress``, ``replica``, ``replica-fit``, ``match``: the tests whose figures come
+* ``darktable``, ``darktable-more``, ``regress``, ``replica``, ``replica-fit``,
+  ``match``, ``match-wb``, ``match-batch``, ``match-auto``: the tests whose figures come
   from darktable-cli's renders (datasets, trained proxies, regressions, the replica, the tiny demo and zoo):
   :data:`DARKTABLE_TESTS`, :data:`DARKTABLE_MORE_TESTS`, :data:`REGRESS_TESTS`, :data:`REPLICA_TESTS`,
   :data:`REPLICA_FIT_TESTS`, :data:`MATCH_TESTS`, one ``pytest`` session per run with a fresh ``--basetemp``,
@@ -77,13 +79,29 @@ REPLICA_TESTS = [  # the exact ports and blends against darktable: its own rende
 ]
 REPLICA_FIT_TESTS = ["tests/replica/test_blend.py::test_blend_opacity_regressed_from_a_darktable_target"]
 MATCH_TESTS = ["tests/test_match.py::test_match_the_cameras_own_look_from_the_raw_alone"]
+MATCH_BATCH_TESTS = ["tests/match/test_batch.py::test_batch_matches_a_shoot_writes_sidecars_and_resumes"]
+MATCH_AUTO_TESTS = ["tests/match/test_auto_chain.py::test_auto_chain_keeps_the_stages_the_reference_needs"]
+MATCH_WB_TESTS = ["tests/match/test_white_balance.py::test_match_recovers_a_look_with_white_balance"]
 TRAIN_TESTS = [
     "tests/engines/test_train.py::test_pointwise_exposure_reaches_35db_and_writes_the_run",
     "tests/engines/test_train.py::test_spatial_variants_learn_an_unsharp_mask",
     "tests/engines/test_train.py::test_demosaic_trains_and_holds_out_train_when_no_val",
     "tests/engines/test_train.py::test_multiscale_learns_a_border_aware_unsharp_mask",
 ]
-GROUPS = ("darktable", "darktable-more", "regress", "replica", "replica-fit", "match", "train", "seeds", "renders")
+GROUPS = (
+    "darktable",
+    "darktable-more",
+    "regress",
+    "replica",
+    "replica-fit",
+    "match",
+    "match-wb",
+    "match-batch",
+    "match-auto",
+    "train",
+    "seeds",
+    "renders",
+)
 GROUP_TESTS = {
     "darktable": DARKTABLE_TESTS,
     "darktable-more": DARKTABLE_MORE_TESTS,
@@ -91,6 +109,9 @@ GROUP_TESTS = {
     "replica": REPLICA_TESTS,
     "replica-fit": REPLICA_FIT_TESTS,
     "match": MATCH_TESTS,
+    "match-wb": MATCH_WB_TESTS,
+    "match-batch": MATCH_BATCH_TESTS,
+    "match-auto": MATCH_AUTO_TESTS,
 }
 EXTRA_CASES = {"darktable-more": 2, "regress": 1}  # parametrised tests: cases beyond one per listed test
 GROUP_NOTES = {
@@ -103,6 +124,12 @@ GROUP_NOTES = {
     "at hidden sliders of a raw they never saw, and darktable's render of the recovered sliders.",
     "match": "`darkproxy match RAW` on the camera's embedded preview (no reference): the match against darktable's "
     "defaults, both rendered by darktable.",
+    "match-wb": "`darkproxy match RAW REF --chain temperature,exposure,colorbalancergb,filmicrgb` from the raw's "
+    "mosaic on a darktable-made reference with white balance among the hidden sliders.",
+    "match-batch": "`darkproxy match --batch` on a three-raw shoot (a camera JPEG, an embedded preview, neither): "
+    "each match against darktable's defaults, both rendered by darktable.",
+    "match-auto": "`darkproxy match --chain auto` on a darktable-made reference (white balance, exposure, "
+    "saturation hidden): the stages kept and the match against darktable's defaults.",
     "train": "tests/test_train.py's trainings on synthetic data, run as they are: bit-identical from run to run.",
     "seeds": "The same trainings with torch's training seed set to 0..9 (`bench/_seed_plugin.py`): the spread a "
     "bound must survive when the random stream changes (a torch release, an edit to the initialisation).",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from darkproxy.cli._util import add_command, emit
 
@@ -111,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
         raise DarkproxyError("expected one RAW (`darkproxy replica RAW` or `darkproxy replica regress RAW`)")
     raw = pos[0]
     dt = darktable_from_args(args)
-    say = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
+    # messages on stderr under --json: stdout is the one JSON record
+    log_to = sys.stderr if getattr(args, "json", False) else sys.stdout
+    say = (lambda s: None) if args.quiet else (lambda s: print(s, file=log_to, flush=True))
     sets = parse_module_sets(args.set)
     prefer = [m for m in args.prefer_proxy.split(",") if m.strip()]
     runs = parse_assignments(args.proxy, "--proxy")

@@ -232,6 +232,8 @@ LOOK_FREE: Mapping[str, tuple[str, ...]] = {
     "filmicrgb": ("white_point_source", "black_point_source", "contrast", "latitude", "saturation"),
     "sigmoid": ("middle_grey_contrast", "contrast_skewness"),
     "sharpen": ("amount",),
+    # white balance: the coefficients (green = 1); in the chain, the match starts from the raw's mosaic
+    "temperature": ("red", "blue"),
 }
 
 

@@ -22,11 +22,13 @@ another editor's export, an older edit. Matching:
 :func:`match_pairs` (:mod:`.pairs`) fits one style to many (raw, reference) pairs ("make
 darktable look like my camera"): the chain's stages are pointwise, so pixels of every
 pair are pooled into one optimisation, each pair's through its own chain; pairs held
-out of the fit measure how it transfers.
+out of the fit measure how it transfers. :func:`match_batch` (:mod:`.batch`) matches a whole
+shoot image by image, writing each raw's sidecar as darktable names it.
 """
 
 from darkproxy.match._common import Log, MatchError
 from darkproxy.match.align import MIN_CORRELATION, Alignment, align_reference
+from darkproxy.match.batch import ShootImage, find_shoot, match_batch
 from darkproxy.match.fit import (
     DEFAULT_CHAIN,
     RAW_SPECIFIC,
@@ -49,9 +51,12 @@ __all__ = [
     "MatchError",
     "PooledChains",
     "Prepared",
+    "ShootImage",
     "align_reference",
     "find_pairs",
+    "find_shoot",
     "match",
+    "match_batch",
     "match_pairs",
     "prepare",
     "read_reference",

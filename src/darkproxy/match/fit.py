@@ -48,7 +48,34 @@ def plan_history(dt: Any, raw: Path, chain: Sequence[str], xmp: str | os.PathLik
 
             raise UnknownModule(f"--chain: {m!r} is not a darktable {dt.version} module")
     hist = replica_history(dt, raw, xmp, {m: {} for m in chain})
-    return hist, plan_replica(dt, hist, raw)
+    return hist, plan_replica(dt, hist, raw, from_mosaic=bool(on_mosaic(dt, hist, chain)))
+
+
+def on_mosaic(dt: Any, history: Any, chain: Sequence[str]) -> list[str]:
+    """The ``chain`` modules that run on the raw's mosaic (white balance: temperature): the match then
+    starts from the raw's CFA (the replica's ``--from-mosaic``) instead of darktable's demosaiced image."""
+    from darkproxy.darktable.tapout import runs_on_mosaic
+
+    order = history.pipe_order(dt.schemas)
+    return [m for m in chain if runs_on_mosaic(order, m)]
+
+
+class RegionChain(torch.nn.Module):
+    """A replica chain whose output is cut to ``box`` (top, left, bottom, right): from the mosaic the chain's
+    input cannot be cropped as its output is (demosaic reads neighbours, flip turns it), so the whole image
+    runs and the loss sees the region the reference covers."""
+
+    def __init__(self, chain: Any, box: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.chain = chain
+        self.box = box
+        self.param_space = chain.param_space
+        self.display_output = getattr(chain, "display_output", False)
+        self.full_image_only = True
+
+    def forward(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        t, left, b, r = self.box
+        return self.chain(x, u)[..., t:b, left:r]
 
 
 # per-raw modules a style must not carry (the camera's black levels, white balance, matrix, orientation...)
@@ -105,6 +132,7 @@ class Prepared:
     plan: Any
     size: int
     input: np.ndarray
+    chain_input: np.ndarray
     default_img: np.ndarray
     aligned: np.ndarray
     alignment: Alignment
@@ -113,6 +141,15 @@ class Prepared:
     def crop(self, img: np.ndarray) -> np.ndarray:
         t, left, b, r = self.alignment.box
         return img[:, t:b, left:r]
+
+    def fit_problem(self, box: tuple[int, int, int, int] | None = None) -> tuple[Any, np.ndarray, np.ndarray]:
+        """The model, input and target the sliders are fitted on: the chain on ``box`` (default: the region
+        the reference covers; from the mosaic: the whole image through the chain, its output cut to it)."""
+        t, left, b, r = box or self.alignment.box
+        tgt = self.aligned[:, t:b, left:r]
+        if self.plan.from_mosaic:
+            return RegionChain(self.chain, (t, left, b, r)), self.chain_input, tgt
+        return self.chain, self.input[:, t:b, left:r], tgt
 
 
 def prepare(
@@ -141,7 +178,9 @@ def prepare(
     else:
         (ref_img, profile), ref_name = read_reference(reference), str(reference)
     hist, plan = plan_history(dt, raw, chain, xmp)
-    size = pick_size(raw, plan, max_size)
+    # from the mosaic, the replica's default size is the raw's (its mosaic stages' figures are at full size):
+    # a match needs no more than 512 px, darktable's half-size demosaic and resampling below full size
+    size = pick_size(raw, plan, max_size or (min(pick_size(raw, plan, None), 512) if plan.from_mosaic else None))
     say(f"rendering {raw.name} with darktable at {size} px (the replica's input and darktable's defaults)")
     renders = render_references(dt, raw, plan, size, export=False, taps=False)
     default_img = render_export(dt, raw, dt.default_history(raw) if xmp is None else hist, size)
@@ -151,7 +190,18 @@ def prepare(
         f"{al.shift[1]:+.1f}) px, edge correlation {al.correlation:.2f}"
     )
     return Prepared(
-        raw, ref_name, profile, hist, plan, size, renders.input, default_img, aligned, al, build_chain(plan, renders)
+        raw,
+        ref_name,
+        profile,
+        hist,
+        plan,
+        size,
+        renders.input,
+        renders.chain_input,
+        default_img,
+        aligned,
+        al,
+        build_chain(plan, renders),
     )
 
 
@@ -177,7 +227,7 @@ def render_result(dt: Any, prep: Prepared, matched: Mapping[str, float], out: Pa
     result_img = render_export(dt, prep.raw, result, prep.size)
     u = torch.as_tensor(prep.chain.param_space.normalize({**prep.chain.param_space.defaults(), **matched}))
     with torch.no_grad():
-        rep_img = prep.chain(torch.from_numpy(prep.input)[None], u[None].float())[0].numpy()
+        rep_img = prep.chain(torch.from_numpy(prep.chain_input)[None], u[None].float())[0].numpy()
     ref_show = np.where(np.isfinite(prep.aligned), prep.aligned, 0.0)
     save_png(out / "reference.png", to_uint8(ref_show))
     save_png(out / "default.png", to_uint8(prep.default_img))
@@ -215,6 +265,7 @@ def match(
     style_name: str | None = None,
     truth: Mapping[str, float] | None = None,
     log: Log | None = None,
+    chain_auto: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Match ``raw``'s edit to ``reference`` (a path, or a float ``(3, H, W)`` sRGB
     display array in ``[0, 1]``). Writes into ``out_dir``: ``result.xmp``,
@@ -223,20 +274,22 @@ def match(
     ``error_default.png``, ``error_result.png``, ``summary.json``, ``index.html``;
     returns the summary (figures from darktable's render of result.xmp, over the
     region the reference covers). ``truth``: hidden slider values (``"module.param"``)
-    of a darktable-made reference, to report slider errors."""
+    of a darktable-made reference, to report slider errors. ``chain_auto``: the steps that chose ``chain``
+    (:func:`darkproxy.match.auto.match_auto`), kept in the summary."""
     from darkproxy.engines.regress import regress
     from darkproxy.fsutil import write_json
 
     say = log or (lambda s: None)
     t0 = time.perf_counter()
     prep = prepare(dt, raw, reference, chain, xmp, max_size, log)
-    modules = [m for m in chain if m in prep.plan.modules]
+    modules = [m for m in chain if m in [st.module for st in prep.plan.prefix + prep.plan.stages]]
     names = free_names(prep.chain, modules, free)
     if not names:
         raise MatchError(f"nothing to match: the chain {', '.join(chain)} has no free sliders (give --free)")
     cfg = match_config(config, names)
     say(f"matching {len(names)} sliders through the replica ({cfg.restarts} restarts x {cfg.iters} iters)")
-    res = regress(prep.chain, prep.crop(prep.input), prep.crop(prep.aligned), cfg)
+    model, inp, tgt = prep.fit_problem()
+    res = regress(model, inp, tgt, cfg)
     matched = {n: float(res.params[n]) for n in names}
     out = Path(out_dir)
     say("rendering result.xmp with darktable")
@@ -258,6 +311,8 @@ def match(
             "style_name": name,
         }
     )
+    if chain_auto is not None:
+        summary["chain_auto"] = list(chain_auto)
     if truth:
         sp = prep.chain.param_space
         summary["truth"] = dict(truth)

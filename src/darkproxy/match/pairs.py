@@ -14,7 +14,16 @@ import numpy as np
 import torch
 
 from darkproxy.match._common import Log, MatchError
-from darkproxy.match.fit import DEFAULT_CHAIN, Prepared, free_names, make_style, match_config, prepare, render_result
+from darkproxy.match.fit import (
+    DEFAULT_CHAIN,
+    Prepared,
+    free_names,
+    make_style,
+    match_config,
+    on_mosaic,
+    prepare,
+    render_result,
+)
 from darkproxy.match.reference import IMAGE_SUFFIXES
 from darkproxy.match.report import write_pairs_report
 
@@ -142,6 +151,16 @@ def match_pairs(
     n_hold = _holdout(len(pairs), holdout)
     if pixels_per_pair is not None and pixels_per_pair < 1:
         raise MatchError(f"pixels per pair must be >= 1 (or all), got {pixels_per_pair}")
+    from darkproxy.replica.references import replica_history
+
+    if list(chain) == ["auto"]:
+        raise MatchError("--pairs does not take --chain auto: name the chain (e.g. exposure,colorbalancergb,filmicrgb)")
+    mosaic = on_mosaic(dt, replica_history(dt, pairs[0][0], None, {m: {} for m in chain}), chain)
+    if mosaic:  # pooled pixels need pointwise stages from darktable's demosaiced image
+        raise MatchError(
+            f"--pairs pools pixels of pointwise stages; {', '.join(mosaic)} runs on the raw's mosaic (per "
+            "image): match each pair on its own (--batch), or leave it out of --chain"
+        )
     preps = []
     bar = progress_bar(len(pairs), "darktable renders the pairs", unit="pair", disable=log is None)
     for raw, ref in pairs:

@@ -1,0 +1,120 @@
+"""``darkproxy match --chain auto``: the chain grown stage by stage while the reference's held-out pixels say
+it helps.
+
+Exposure always runs; then each of :data:`AUTO_CANDIDATES` in turn is added, its sliders (and the kept ones)
+fitted through the replica on one half of the region the reference covers (split across its long side) and the
+ΔE2000 of the replica's output measured on the other half. A stage is kept when it lowers that held-out ΔE2000
+by at least :data:`MIN_GAIN` (relative) below the best chain so far; the first figure to beat is darktable's
+defaults on the same half. The replica's stages here are exact ports, so its held-out figure is darktable's up
+to the ports' error (tens of dB below the differences measured); the match's final figures are darktable's
+own render of result.xmp, as always.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from darkproxy.match._common import Log
+from darkproxy.match.fit import Prepared, free_names, match, match_config, prepare
+
+BASE_CHAIN = ("exposure",)
+# tone mapper, colour grading, white balance: the order photographers reach for them (white balance last: it
+# moves the match onto the raw's mosaic, the costliest replica)
+AUTO_CANDIDATES = ("filmicrgb", "colorbalancergb", "temperature")
+MIN_GAIN = 0.03  # a stage must lower the held-out ΔE2000 by 3 % to be kept (below: noise of the split)
+
+
+def halves(box: tuple[int, int, int, int]) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """``box`` (top, left, bottom, right) cut in two across its long side: (fit half, held-out half)."""
+    t, left, b, r = box
+    if r - left >= b - t:
+        m = (left + r) // 2
+        return (t, left, b, m), (t, m, b, r)
+    m = (t + b) // 2
+    return (t, left, m, r), (m, left, b, r)
+
+
+def heldout_deltae(prep: Prepared, modules: Sequence[str], config: Any) -> float:
+    """Fit the look sliders of ``modules`` on the first half of ``prep``'s region; the ΔE2000 mean of the
+    replica's output on the other half against the reference."""
+    from darkproxy.colour.metrics import display_image_deltae2000
+    from darkproxy.engines.regress import regress
+
+    fit_box, (t, left, b, r) = halves(prep.alignment.box)
+    names = free_names(prep.chain, modules, None)
+    cfg = match_config(config, names)
+    model, inp, tgt = prep.fit_problem(fit_box)
+    res = regress(model, inp, tgt, cfg)
+    with torch.no_grad():
+        out = prep.chain(torch.from_numpy(prep.chain_input)[None], torch.as_tensor(res.normalized)[None].float())
+    ref = np.nan_to_num(prep.aligned)
+    return display_image_deltae2000(out[0].numpy()[:, t:b, left:r], ref[:, t:b, left:r])[0]
+
+
+def choose_chain(
+    dt: Any,
+    raw: str | os.PathLike[str],
+    reference: str | os.PathLike[str] | np.ndarray,
+    xmp: str | os.PathLike[str] | None = None,
+    max_size: int | None = None,
+    config: Any = None,
+    log: Log | None = None,
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The chain ``--chain auto`` keeps (see the module docstring) and one record per step: ``chain`` tried,
+    ``heldout_deltae``, ``kept``."""
+    from darkproxy.colour.metrics import display_image_deltae2000
+
+    say = log or (lambda s: None)
+    kept = list(BASE_CHAIN)
+    prep = prepare(dt, raw, reference, kept, xmp, max_size)
+    _, (t, left, b, r) = halves(prep.alignment.box)
+    ref = np.nan_to_num(prep.aligned)
+    best = display_image_deltae2000(prep.default_img[:, t:b, left:r], ref[:, t:b, left:r])[0]
+    steps: list[dict[str, Any]] = [{"chain": [], "heldout_deltae": best, "kept": True, "note": "darktable's defaults"}]
+    say(f"--chain auto: darktable's defaults give ΔE2000 {best:.2f} on the held-out half")
+    for i, cand in enumerate((None, *AUTO_CANDIDATES)):
+        chain = kept if cand is None else [*kept, cand]
+        if i:
+            prep = prepare(dt, raw, reference, chain, xmp, max_size)
+        e = heldout_deltae(prep, [m for m in chain if m in _planned(prep)], config)
+        keep = cand is None or e < best * (1 - MIN_GAIN)
+        steps.append({"chain": list(chain), "heldout_deltae": e, "kept": bool(keep)})
+        say(f"--chain auto: {' + '.join(chain)}: ΔE2000 {e:.2f} held out ({'kept' if keep else 'left out'})")
+        if keep:
+            kept, best = list(chain), min(best, e)
+    return kept, steps
+
+
+def _planned(prep: Prepared) -> list[str]:
+    return [st.module for st in prep.plan.prefix + prep.plan.stages]
+
+
+def match_auto(
+    dt: Any,
+    raw: str | os.PathLike[str],
+    reference: str | os.PathLike[str] | np.ndarray,
+    out_dir: str | os.PathLike[str],
+    free: Sequence[str] | None = None,
+    xmp: str | os.PathLike[str] | None = None,
+    max_size: int | None = None,
+    config: Any = None,
+    style_name: str | None = None,
+    truth: Mapping[str, float] | None = None,
+    log: Log | None = None,
+) -> dict[str, Any]:
+    """``darkproxy match --chain auto``: :func:`choose_chain`, then :func:`darkproxy.match.match` with the kept
+    chain (its summary's ``chain_auto``: every step)."""
+    chain, steps = choose_chain(dt, raw, reference, xmp, max_size, config, log)
+    return match(dt, raw, reference, out_dir, chain, free, xmp, max_size, config, style_name, truth, log, steps)
+
+
+def match_any(dt: Any, raw: Any, reference: Any, out_dir: Any, chain: Sequence[str], **kw: Any) -> dict[str, Any]:
+    """:func:`match_auto` for ``chain == ["auto"]``, else :func:`darkproxy.match.match`."""
+    if list(chain) == ["auto"]:
+        return match_auto(dt, raw, reference, out_dir, **kw)
+    return match(dt, raw, reference, out_dir, chain, **kw)

@@ -1,0 +1,208 @@
+"""A whole shoot matched image by image (``darkproxy match --batch DIR``): each raw of DIR against the camera
+JPEG beside it (same stem) or, without one, the preview embedded in the raw; its sidecar written as darktable
+names it (``IMG_1.CR3.xmp``), resumable, with a summary table and an HTML contact sheet."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from darkproxy.match._common import Log, MatchError
+from darkproxy.match.auto import match_any
+from darkproxy.match.fit import DEFAULT_CHAIN
+from darkproxy.match.reference import IMAGE_SUFFIXES, embedded_reference
+
+
+@dataclass(frozen=True)
+class ShootImage:
+    """One raw of a shoot and its reference (``None``: the preview embedded in the raw)."""
+
+    raw: Path
+    reference: Path | None
+
+
+def find_shoot(folder: str | os.PathLike[str]) -> list[ShootImage]:
+    """Every raw of ``folder`` (sorted by name) with the image of the same stem beside it, if any (a
+    camera's JPEG); one-line :class:`MatchError` when the folder has no raw or a raw has two references."""
+    from darkproxy.data.raws import RAW_EXTENSIONS
+
+    d = Path(folder)
+    if not d.is_dir():
+        raise MatchError(f"--batch {d} is not a folder")
+    files = sorted(p for p in d.iterdir() if p.is_file())
+    refs: dict[str, Path] = {}
+    for p in files:
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            if p.stem in refs:
+                raise MatchError(f"--batch: two references for {p.stem} ({refs[p.stem].name}, {p.name}): keep one")
+            refs[p.stem] = p
+    shoot = [ShootImage(p, refs.get(p.stem)) for p in files if p.suffix.lower() in RAW_EXTENSIONS]
+    if not shoot:
+        raise MatchError(f"no raw files in {d} (looked for {', '.join(sorted(RAW_EXTENSIONS))})")
+    return shoot
+
+
+def sidecar_of(raw: Path) -> Path:
+    """The sidecar darktable reads for ``raw``: ``IMG_1.CR3`` -> ``IMG_1.CR3.xmp``."""
+    return raw.with_name(raw.name + ".xmp")
+
+
+def _settings(chain: Sequence[str], free: Sequence[str] | None, max_size: int | None, config: Any) -> dict[str, Any]:
+    """What a finished image's result depends on besides its files: a rerun with other settings redoes it."""
+    return {
+        "chain": list(chain),
+        "free": list(free or []),
+        "max_size": max_size,
+        "iters": getattr(config, "iters", None),
+        "restarts": getattr(config, "restarts", None),
+        "seed": getattr(config, "seed", None),
+    }
+
+
+def match_batch(
+    dt: Any,
+    folder: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    chain: Sequence[str] = DEFAULT_CHAIN,
+    free: Sequence[str] | None = None,
+    max_size: int | None = None,
+    config: Any = None,
+    write_sidecars: bool = True,
+    log: Log | None = None,
+) -> dict[str, Any]:
+    """Match every raw of ``folder`` (:func:`find_shoot`) on its own (:func:`darkproxy.match.match`) into
+    ``out_dir/images/RAWNAME/`` (``chain=["auto"]``: :func:`darkproxy.match.auto.match_auto`), starting from the
+    raw's own sidecar when it has one (its other history is kept). With ``write_sidecars`` the result goes beside
+    the raw as darktable names it (:func:`sidecar_of`); a sidecar that was there first is kept once as ``.xmp.bak``
+    (and is what a rerun starts from). An image finished with the same settings is reused (a rerun resumes); one
+    that fails (no preview, another scene, a darktable error) is reported in its row and the others go on. Writes
+    ``out_dir/summary.json`` and ``out_dir/index.html`` (the contact sheet); returns the summary (``images``: one
+    row per raw, ``failed``: their count)."""
+    from darkproxy.errors import DarkproxyError
+    from darkproxy.fsutil import write_json
+    from darkproxy.progress import progress_bar
+
+    say = log or (lambda s: None)
+    t0 = time.perf_counter()
+    shoot = find_shoot(folder)
+    out = Path(out_dir)
+    settings = _settings(chain, free, max_size, config)
+    rows: list[dict[str, Any]] = []
+    bar = progress_bar(len(shoot), "matching the shoot", unit="raw", disable=log is None)
+    for img in shoot:
+        d = out / "images" / img.raw.name
+        row: dict[str, Any] = {"raw": str(img.raw), "dir": str(d.relative_to(out))}
+        done = d / "summary.json"
+        try:
+            prev = json.loads(done.read_text()) if done.is_file() else None
+            if prev is not None and prev.get("batch_settings") == settings:
+                s, row["status"] = prev, "reused"
+            else:
+                sidecar, bak = sidecar_of(img.raw), Path(str(sidecar_of(img.raw)) + ".bak")
+                start = bak if bak.is_file() else sidecar if sidecar.is_file() else None
+                ref = img.reference or embedded_reference(img.raw, d)
+                s = match_any(dt, img.raw, ref, d, chain, free=free, xmp=start, max_size=max_size, config=config)
+                s["batch_settings"] = settings
+                s["started_from"] = str(start) if start else None
+                write_json(done, s)
+                row["status"] = "matched"
+            if write_sidecars:
+                row["sidecar"] = str(_write_sidecar(img.raw, d / "result.xmp"))
+            row.update(
+                reference=s["reference"],
+                deltae_mean=s["deltae_mean"],
+                deltae_p95=s["deltae_p95"],
+                default_deltae_mean=s["default_deltae_mean"],
+                psnr=s["psnr"],
+                seconds=s["seconds"],
+            )
+        except DarkproxyError as e:  # one image's problem: reported, the shoot goes on
+            row.update(status="failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+        rows.append(row)
+        bar.update(1)
+        say(_line(row))
+    bar.close()
+    ok = [r for r in rows if r["status"] != "failed"]
+    summary: dict[str, Any] = {
+        "folder": str(folder),
+        "chain": list(chain),
+        "settings": settings,
+        "images": rows,
+        "failed": len(rows) - len(ok),
+        "deltae_mean": _mean([r["deltae_mean"] for r in ok]),
+        "default_deltae_mean": _mean([r["default_deltae_mean"] for r in ok]),
+        "seconds": time.perf_counter() - t0,
+    }
+    write_json(out / "summary.json", summary)
+    write_batch_report(out, summary)
+    return summary
+
+
+def _write_sidecar(raw: Path, result: Path) -> Path:
+    """``result`` beside ``raw`` as darktable names its sidecar; a sidecar that was there before darkproxy's
+    first one is kept as ``.xmp.bak`` (never overwritten by a later run)."""
+    from darkproxy.fsutil import atomic_path
+
+    side = sidecar_of(raw)
+    bak = Path(str(side) + ".bak")
+    if side.is_file() and not bak.exists():
+        shutil.copy2(side, bak)
+    with atomic_path(side, suffix=".xmp") as tmp:
+        shutil.copyfile(result, tmp)
+    return side
+
+
+def _mean(v: Sequence[float]) -> float | None:
+    return float(sum(v) / len(v)) if v else None
+
+
+def _line(r: Mapping[str, Any]) -> str:
+    name = Path(str(r["raw"])).name
+    if r["status"] == "failed":
+        return f"{name}: failed: {r['error']}"
+    return f"{name}: ΔE2000 {r['deltae_mean']:.2f} (defaults {r['default_deltae_mean']:.2f}) [{r['status']}]"
+
+
+def write_batch_report(out: Path, summary: Mapping[str, Any]) -> Path:
+    """``index.html``: the shoot's table and a contact sheet (reference, darktable's render of result.xmp)."""
+    from darkproxy.viz.report import HtmlReport
+
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    rep = HtmlReport(f"darkproxy match --batch: {Path(str(summary['folder'])).name}")
+    rep.add_text(
+        f"{len(summary['images'])} raws, each matched on its own ({', '.join(summary['chain'])}): ΔE2000 mean "
+        f"{fmt(summary['deltae_mean'])} (darktable's defaults {fmt(summary['default_deltae_mean'])}), "
+        f"{summary['failed']} failed. Figures: darktable's render of each result.xmp against its reference."
+    )
+    rep.add_table(
+        [
+            {
+                "raw": Path(str(r["raw"])).name,
+                "status": r["status"],
+                "ΔE2000": r.get("deltae_mean"),
+                "defaults ΔE2000": r.get("default_deltae_mean"),
+                "reference": Path(str(r["reference"])).name if r.get("reference") else "-",
+                "error": r.get("error", ""),
+            }
+            for r in summary["images"]
+        ]
+    )
+    for r in summary["images"]:
+        if r["status"] == "failed":
+            continue
+        name, d = html.escape(Path(str(r["raw"])).name), html.escape(str(r["dir"]))
+        figs = "".join(
+            f'<figure style="display:inline-block;margin:4px"><img src="{d}/{f}" style="width:256px">'
+            f"<figcaption>{name}: {c}</figcaption></figure>"
+            for f, c in (("reference.png", "reference"), ("result.png", f"darktable, ΔE2000 {r['deltae_mean']:.2f}"))
+        )
+        rep.add_html(f"<div>{figs}</div>")
+    rep.add_json_block(dict(summary), "summary.json")
+    return rep.write(out / "index.html")
