@@ -65,3 +65,28 @@ def test_batch_matches_a_shoot_writes_sidecars_and_resumes(dt, make_raw, tmp_pat
     s2 = json.loads(r2.stdout)
     assert [row["status"] for row in s2["images"]] == ["reused", "reused", "failed"]
     assert (shoot / "a.dng.xmp.bak").read_bytes() == original
+
+
+def test_find_shoot_and_its_one_line_refusals(tmp_path: Path) -> None:
+    """A shoot is every raw of the folder with the image of its stem, if any; a stem with two references, a
+    missing folder and a folder without raws are refused in one line (the same rules as --pairs)."""
+    from darkproxy.match import MatchError, find_pairs, find_shoot
+
+    for name in ("a.dng", "a.jpg", "b.dng", "c.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [(s.raw.name, s.reference.name if s.reference else None) for s in find_shoot(tmp_path)] == [
+        ("a.dng", "a.jpg"),
+        ("b.dng", None),
+    ]
+    assert [(r.name, f.name) for r, f in find_pairs(tmp_path)] == [("a.dng", "a.jpg")]
+    (tmp_path / "a.png").write_bytes(b"x")
+    for find, flag in ((find_shoot, "--batch"), (find_pairs, "--pairs")):
+        with pytest.raises(MatchError, match=f"{flag}: two references for a") as e:
+            find(tmp_path)
+        assert "\n" not in str(e.value)
+    with pytest.raises(MatchError, match="--batch .* is not a folder"):
+        find_shoot(tmp_path / "nowhere")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(MatchError, match="no raw files in"):
+        find_shoot(empty)

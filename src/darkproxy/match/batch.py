@@ -17,7 +17,7 @@ from typing import Any
 from darkproxy.match._common import Log, MatchError
 from darkproxy.match.auto import match_any
 from darkproxy.match.fit import DEFAULT_CHAIN
-from darkproxy.match.reference import IMAGE_SUFFIXES, embedded_reference
+from darkproxy.match.reference import embedded_reference, folder_files
 
 
 @dataclass(frozen=True)
@@ -33,19 +33,10 @@ def find_shoot(folder: str | os.PathLike[str]) -> list[ShootImage]:
     camera's JPEG); one-line :class:`MatchError` when the folder has no raw or a raw has two references."""
     from darkproxy.data.raws import RAW_EXTENSIONS
 
-    d = Path(folder)
-    if not d.is_dir():
-        raise MatchError(f"--batch {d} is not a folder")
-    files = sorted(p for p in d.iterdir() if p.is_file())
-    refs: dict[str, Path] = {}
-    for p in files:
-        if p.suffix.lower() in IMAGE_SUFFIXES:
-            if p.stem in refs:
-                raise MatchError(f"--batch: two references for {p.stem} ({refs[p.stem].name}, {p.name}): keep one")
-            refs[p.stem] = p
+    files, refs = folder_files(folder, "--batch")
     shoot = [ShootImage(p, refs.get(p.stem)) for p in files if p.suffix.lower() in RAW_EXTENSIONS]
     if not shoot:
-        raise MatchError(f"no raw files in {d} (looked for {', '.join(sorted(RAW_EXTENSIONS))})")
+        raise MatchError(f"no raw files in {folder} (looked for {', '.join(sorted(RAW_EXTENSIONS))})")
     return shoot
 
 

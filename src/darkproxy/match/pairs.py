@@ -24,7 +24,7 @@ from darkproxy.match.fit import (
     prepare,
     render_result,
 )
-from darkproxy.match.reference import IMAGE_SUFFIXES
+from darkproxy.match.reference import folder_files
 from darkproxy.match.report import write_pairs_report
 
 
@@ -33,20 +33,11 @@ def find_pairs(folder: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
     ``IMG_1.jpg``); one-line :class:`MatchError` when there are none."""
     from darkproxy.data.raws import RAW_EXTENSIONS
 
-    d = Path(folder)
-    if not d.is_dir():
-        raise MatchError(f"--pairs {d} is not a folder")
-    files = sorted(p for p in d.iterdir() if p.is_file())
-    refs: dict[str, Path] = {}
-    for p in files:
-        if p.suffix.lower() in IMAGE_SUFFIXES:
-            if p.stem in refs:
-                raise MatchError(f"--pairs: two references for {p.stem} ({refs[p.stem].name}, {p.name}): keep one")
-            refs[p.stem] = p
+    files, refs = folder_files(folder, "--pairs")
     pairs = [(p, refs[p.stem]) for p in files if p.suffix.lower() in RAW_EXTENSIONS and p.stem in refs]
     if not pairs:
         raise MatchError(
-            f"no (raw, reference) pairs in {d}: put each raw beside its reference with the same name "
+            f"no (raw, reference) pairs in {folder}: put each raw beside its reference with the same name "
             "(IMG_1.dng + IMG_1.jpg)"
         )
     return pairs

@@ -16,6 +16,25 @@ from darkproxy.match import icc
 from darkproxy.match._common import MatchError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+
+
+def folder_files(folder: str | os.PathLike[str], flag: str) -> tuple[list[Path], dict[str, Path]]:
+    """The files of ``folder`` (sorted by name) and its references (images, :data:`IMAGE_SUFFIXES`) by file stem,
+    for ``--pairs`` and ``--batch`` (``flag``, named in the one-line :class:`MatchError` for a missing folder or a
+    stem with two references)."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise MatchError(f"{flag} {d} is not a folder")
+    files = sorted(p for p in d.iterdir() if p.is_file())
+    refs: dict[str, Path] = {}
+    for p in files:
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            if p.stem in refs:
+                raise MatchError(f"{flag}: two references for {p.stem} ({refs[p.stem].name}, {p.name}): keep one")
+            refs[p.stem] = p
+    return files, refs
+
+
 PNG_SRGB_GAMMA = 45455  # a PNG gAMA of 1/2.2 (x 100000): browsers show it as sRGB
 
 
