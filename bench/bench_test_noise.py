@@ -2,7 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python bench/bench_test_noise.py [--runs 10]
         [--groups darktable,darktable-more,regress,replica,replica-fit,match,match-wb,match-batch,match-auto,
-                  train,seeds,renders]
+                  match-shared,match-cc,train,seeds,renders]
         [--work /tmp/dp/noise-work]
         [--out bench/results]
         [--match /tmp/dp/noise_match.json] [--merge OTHER/test_noise.json] [--report-only]
@@ -10,8 +10,8 @@
 Groups (each run ``--runs`` times, group after group in ``--groups`` order; resumable: runs already in
 ``OUT/test_noise.json`` are kept and skipped, each finished run is appended at once):
 
-* ``darktable``, ``darktable-more``, ``regress``, ``replica``, ``replica-fit``,
-  ``match``, ``match-wb``, ``match-batch``, ``match-auto``: the tests whose figures come
+* ``darktable``, ``darktable-more``, ``regress``, ``replica``, ``replica-fit``, ``match``, ``match-wb``,
+  ``match-batch``, ``match-auto``, ``match-shared``, ``match-cc``: the tests whose figures come
   from darktable-cli's renders (datasets, trained proxies, regressions, the replica, the tiny demo and zoo):
   :data:`DARKTABLE_TESTS`, :data:`DARKTABLE_MORE_TESTS`, :data:`REGRESS_TESTS`, :data:`REPLICA_TESTS`,
   :data:`REPLICA_FIT_TESTS`, :data:`MATCH_TESTS`, one ``pytest`` session per run with a fresh ``--basetemp``,
@@ -81,6 +81,8 @@ REPLICA_FIT_TESTS = ["tests/replica/test_blend.py::test_blend_opacity_regressed_
 MATCH_TESTS = ["tests/test_match.py::test_match_the_cameras_own_look_from_the_raw_alone"]
 MATCH_BATCH_TESTS = ["tests/match/test_batch.py::test_batch_matches_a_shoot_writes_sidecars_and_resumes"]
 MATCH_AUTO_TESTS = ["tests/match/test_auto_chain.py::test_auto_chain_keeps_the_stages_the_reference_needs"]
+MATCH_CC_TESTS = ["tests/match/test_color_calibration.py::test_match_fits_channel_gains_of_color_calibration"]
+MATCH_SHARED_TESTS = ["tests/match/test_shared.py::test_shared_look_with_each_images_exposure"]
 MATCH_WB_TESTS = ["tests/match/test_white_balance.py::test_match_recovers_a_look_with_white_balance"]
 TRAIN_TESTS = [
     "tests/engines/test_train.py::test_pointwise_exposure_reaches_35db_and_writes_the_run",
@@ -98,6 +100,8 @@ GROUPS = (
     "match-wb",
     "match-batch",
     "match-auto",
+    "match-shared",
+    "match-cc",
     "train",
     "seeds",
     "renders",
@@ -112,6 +116,8 @@ GROUP_TESTS = {
     "match-wb": MATCH_WB_TESTS,
     "match-batch": MATCH_BATCH_TESTS,
     "match-auto": MATCH_AUTO_TESTS,
+    "match-shared": MATCH_SHARED_TESTS,
+    "match-cc": MATCH_CC_TESTS,
 }
 EXTRA_CASES = {"darktable-more": 2, "regress": 1}  # parametrised tests: cases beyond one per listed test
 GROUP_NOTES = {
@@ -130,6 +136,11 @@ GROUP_NOTES = {
     "each match against darktable's defaults, both rendered by darktable.",
     "match-auto": "`darkproxy match --chain auto` on a darktable-made reference (white balance, exposure, "
     "saturation hidden): the stages kept and the match against darktable's defaults.",
+    "match-shared": "`darkproxy match --pairs --shared` and `--batch --shared` on a three-raw shoot (one look, "
+    "three exposures; darktable-made references): the per-image exposures, the look against darktable's defaults "
+    "and against one exposure for all (plain `--pairs`).",
+    "match-cc": "`darkproxy match` with color calibration in the chain on a darktable-made reference (channel "
+    "gains, colorfulness, exposure hidden): the gains' ratios, the match against the chain without it.",
     "train": "tests/test_train.py's trainings on synthetic data, run as they are: bit-identical from run to run.",
     "seeds": "The same trainings with torch's training seed set to 0..9 (`bench/_seed_plugin.py`): the spread a "
     "bound must survive when the random stream changes (a torch release, an edit to the initialisation).",

@@ -115,12 +115,102 @@ def tiny_raw(make_raw: Callable[..., Path]) -> Path:
     return make_raw()
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m darkproxy ARGS`` in a subprocess (the real entry point)."""
+class _CliServer:
+    """The client of ``tests/_cli_server.py``: one process that imported darkproxy and torch once and forks a
+    child per ``run_cli`` call (saves ~2 s of imports per call, ~70 calls in the suite)."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.buf = b""
+
+    def _start(self) -> subprocess.Popen:
+        if self.proc is None or self.proc.poll() is not None:
+            e = dict(os.environ)
+            e["PYTHONPATH"] = SRC + os.pathsep + e.get("PYTHONPATH", "")
+            self.proc = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("_cli_server.py"))],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                bufsize=0,
+                env=e,
+            )
+            self.buf = b""
+        return self.proc
+
+    def _reply(self, timeout: float | None) -> dict | None:
+        """The server's next JSON line (None after ``timeout`` s); read unbuffered from the pipe so that a
+        reply already received is never left in a buffer ``select`` does not see."""
+        import select
+        import time
+
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise RuntimeError("the tests' CLI server (tests/_cli_server.py) ended unexpectedly")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def run(self, argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+        import signal
+        import tempfile
+
+        proc = self._start()
+        assert proc.stdin is not None
+        with tempfile.TemporaryDirectory(prefix="darkproxy-run-cli-") as d:
+            out, err = os.path.join(d, "out"), os.path.join(d, "err")
+            req = {"args": argv, "env": env, "cwd": os.getcwd(), "out": out, "err": err}
+            proc.stdin.write((json.dumps(req) + "\n").encode())
+            proc.stdin.flush()
+            pid = self._reply(None)["pid"]  # type: ignore[index]
+            done = self._reply(timeout)
+            if done is None:
+                os.kill(pid, signal.SIGKILL)
+                self._reply(None)
+                raise subprocess.TimeoutExpired(argv, timeout)
+            return subprocess.CompletedProcess(
+                ["python", "-m", "darkproxy", *argv],
+                done["rc"],
+                Path(out).read_text(errors="replace"),
+                Path(err).read_text(errors="replace"),
+            )
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+
+
+_SERVER = _CliServer()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_server() -> Generator[None, None, None]:
+    yield
+    _SERVER.close()
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300, fresh: bool = False
+) -> subprocess.CompletedProcess:
+    """Run ``python -m darkproxy ARGS`` in a separate process: a child forked from the tests' CLI server
+    (``tests/_cli_server.py``: darkproxy already imported; own environment, cwd, stdio and exit status), or with
+    ``fresh=True`` (or $DARKPROXY_TEST_FRESH_CLI=1, or an ``env`` that sets PYTHONPATH) a new interpreter: the
+    entry point exactly as a user starts it."""
     e = dict(os.environ)
     e["PYTHONPATH"] = SRC + os.pathsep + e.get("PYTHONPATH", "")
     if env:
         e.update(env)
+    fresh = fresh or os.environ.get("DARKPROXY_TEST_FRESH_CLI") == "1" or "PYTHONPATH" in (env or {})
+    if not fresh:  # a PYTHONPATH of the test's own changes what imports: that needs a new interpreter
+        return _SERVER.run(list(args), e, timeout)
     return subprocess.run(
         [sys.executable, "-m", "darkproxy", *args],
         capture_output=True,

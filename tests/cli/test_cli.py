@@ -15,7 +15,7 @@ from tests.conftest import SRC, run_cli
 
 
 def test_help_lists_every_command_with_a_description() -> None:
-    r = run_cli("--help")
+    r = run_cli("--help", fresh=True)  # a new interpreter: the entry point exactly as a user starts it
     assert r.returncode == 0
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
@@ -31,7 +31,7 @@ def test_every_command_has_help_with_examples(capsys: pytest.CaptureFixture[str]
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    assert run_cli("zoo", "--help").returncode == 0  # the real entry point, once
+    assert run_cli("zoo", "--help", fresh=True).returncode == 0  # the real entry point, once
     for name in sub.choices:  # in process: a subprocess each took ~1 s of suite time
         with pytest.raises(SystemExit) as e:
             main([name, "--help"])
@@ -84,7 +84,7 @@ def test_version_names_darkproxy_and_the_darktable_found() -> None:
 
 
 def test_version_without_darktable_says_so_and_exits_0(tmp_path) -> None:
-    r = run_cli("--version", env={"DARKPROXY_DARKTABLE_CLI": str(tmp_path / "none")})
+    r = run_cli("--version", env={"DARKPROXY_DARKTABLE_CLI": str(tmp_path / "none")}, fresh=True)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 2 and lines[0].startswith("darkproxy ")

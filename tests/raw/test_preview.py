@@ -60,3 +60,15 @@ def test_a_raw_without_a_preview_is_refused_in_one_line(make_raw, tmp_path: Path
     with pytest.raises(RawError) as e:
         embedded_preview(bad)
     assert "\n" not in str(e.value)
+
+
+def test_a_camera_sized_preview_is_written_whole(tmp_path: Path) -> None:
+    """A preview of 800 px (tifffile splits a large image into strips by default: the one JPEG stream must stay
+    one strip) reads back as the photo it was made from."""
+    photo = default_source_images(["coffee"])["coffee"]
+    raw = tmp_path / "big.dng"
+    write_synthetic_dng(photo, raw, SynthRawSpec(size=96, preview=800))
+    pv = embedded_preview(raw)
+    assert max(pv.shape[:2]) == 800
+    g = _grey(photo, pv.shape[:2])
+    assert float(np.mean(g * _grey(pv, pv.shape[:2]))) > 0.99  # the same picture (correlation of standardised grey)

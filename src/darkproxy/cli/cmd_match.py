@@ -10,6 +10,48 @@ from darkproxy.cli._util import add_command, emit
 
 ORDER = 64
 
+DESCRIPTION = (
+    "Fit the sliders of a chain of darktable modules so that darktable's render of RAW looks like REFERENCE, "
+    "a display-referred image of the same shot (JPEG, PNG or TIFF, 8 or 16 bit; sRGB, or tagged with an ICC "
+    "profile, which is converted to sRGB unless its content is sRGB's; read upright, as its EXIF orientation "
+    "says). Without REFERENCE, the camera's own look is matched: the preview the camera embedded in RAW "
+    "(read with LibRaw, turned upright as the raw's orientation says, written to DIR/preview.png). "
+    "The reference may have another size and be a few pixels off: it is aligned to darktable's render "
+    "(resize, zoom within 4 %% per axis, translation); a reference of another scene or framing is refused. "
+    "The sliders are optimised through darkproxy's differentiable replica of darktable "
+    "(`darkproxy replica`), then darktable renders the result and every figure is measured on darktable's "
+    "own render. White balance: put temperature in --chain (e.g. --chain temperature,exposure,colorbalancergb,"
+    "filmicrgb): the match then starts from the raw's mosaic (the replica's exact rawprepare, white balance, "
+    "highlights and demosaic; at most 512 px unless --max-size) and fits the red and blue coefficients; "
+    "result.xmp has them, the style leaves them out (white balance belongs to each raw).\n\n"
+    "DIR gets result.xmp (RAW's history with the matched sliders: copy it beside the raw as RAW.xmp, or "
+    "`darktable-cli RAW result.xmp out.jpg`), result.dtstyle (a darktable style of the matched modules and "
+    "darktable's auto-applied exposure and filmic rgb: import it in the lighttable's styles module and apply it "
+    "to any raw; with darktable-cli, once imported: `darktable-cli IN OUT --style NAME --style-overwrite` "
+    "(darktable-cli's default, append, would add a second exposure and filmic rgb)), summary.json (deltae_mean, "
+    "deltae_p95, psnr, default_deltae_mean: darktable's defaults against the reference, params, seconds), the "
+    "images and index.html.\n\n"
+    "`darkproxy match --pairs DIR -o OUT` fits one style to every (raw, reference) pair of DIR matched by file "
+    "stem (IMG_1.dng + IMG_1.jpg: 'make darktable look like my camera'), holding the last pairs out of the fit "
+    "(--holdout) to measure how the style carries to other shots; each fitted pair gives as many pixels "
+    "(--pixels-per-pair) and runs through its own replica of its history.\n\n"
+    "`darkproxy match --batch DIR -o OUT` matches a whole shoot, each raw on its own: against the image of the "
+    "same stem beside it (the camera's JPEG) or, without one, the preview embedded in the raw; starting from "
+    "the raw's own sidecar when it has one (its other history kept). Each result goes beside its raw as "
+    "darktable names sidecars (IMG_1.CR3.xmp; one that was there first is kept as IMG_1.CR3.xmp.bak, and a "
+    "rerun starts from it; --no-sidecars: only OUT). OUT gets images/RAWNAME/ per raw, summary.json and "
+    "index.html (a contact sheet: reference beside darktable's render, ΔE2000 per image). A rerun reuses the "
+    "images finished with the same settings. An image that fails is reported in its row and the others go "
+    "on; the exit status is then 1.\n\n"
+    "--shared (with --pairs or --batch) fits one look for all the images with some sliders left to each image "
+    "(--per-image, default exposure.exposure: a shoot's look, each photo's own exposure): every image's "
+    "pixels are pooled into one fit, each image with its own copy of the per-image sliders; a held-out pair "
+    "(--pairs) gets the look as fitted on the others and only its own per-image sliders fitted on it. Each "
+    "image's result.xmp (and --batch's sidecar) has its own values; the style has the look and the first "
+    "image's per-image values. White balance (temperature) runs on each raw's mosaic and cannot be pooled: "
+    "--shared refuses it."
+)
+
 
 def register(sub, common: argparse.ArgumentParser) -> None:
     p = add_command(
@@ -17,38 +59,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         common,
         "match",
         "the darktable edit (XMP and style) that reproduces a reference look: a camera JPEG, another editor's export",
-        "Fit the sliders of a chain of darktable modules so that darktable's render of RAW looks like REFERENCE, "
-        "a display-referred image of the same shot (JPEG, PNG or TIFF, 8 or 16 bit; sRGB, or tagged with an ICC "
-        "profile, which is converted to sRGB unless its content is sRGB's; read upright, as its EXIF orientation "
-        "says). Without REFERENCE, the camera's own look is matched: the preview the camera embedded in RAW "
-        "(read with LibRaw, turned upright as the raw's orientation says, written to DIR/preview.png). "
-        "The reference may have another size and be a few pixels off: it is aligned to darktable's render "
-        "(resize, zoom within 4 %% per axis, translation); a reference of another scene or framing is refused. "
-        "The sliders are optimised through darkproxy's differentiable replica of darktable "
-        "(`darkproxy replica`), then darktable renders the result and every figure is measured on darktable's "
-        "own render. White balance: put temperature in --chain (e.g. --chain temperature,exposure,colorbalancergb,"
-        "filmicrgb): the match then starts from the raw's mosaic (the replica's exact rawprepare, white balance, "
-        "highlights and demosaic; at most 512 px unless --max-size) and fits the red and blue coefficients; "
-        "result.xmp has them, the style leaves them out (white balance belongs to each raw).\n\n"
-        "DIR gets result.xmp (RAW's history with the matched sliders: copy it beside the raw as RAW.xmp, or "
-        "`darktable-cli RAW result.xmp out.jpg`), result.dtstyle (a darktable style of the matched modules and "
-        "darktable's auto-applied exposure and filmic rgb: import it in the lighttable's styles module and apply it "
-        "to any raw; with darktable-cli, once imported: `darktable-cli IN OUT --style NAME --style-overwrite` "
-        "(darktable-cli's default, append, would add a second exposure and filmic rgb)), summary.json (deltae_mean, "
-        "deltae_p95, psnr, default_deltae_mean: darktable's defaults against the reference, params, seconds), the "
-        "images and index.html.\n\n"
-        "`darkproxy match --pairs DIR -o OUT` fits one style to every (raw, reference) pair of DIR matched by file "
-        "stem (IMG_1.dng + IMG_1.jpg: 'make darktable look like my camera'), holding the last pairs out of the fit "
-        "(--holdout) to measure how the style carries to other shots; each fitted pair gives as many pixels "
-        "(--pixels-per-pair) and runs through its own replica of its history.\n\n"
-        "`darkproxy match --batch DIR -o OUT` matches a whole shoot, each raw on its own: against the image of the "
-        "same stem beside it (the camera's JPEG) or, without one, the preview embedded in the raw; starting from "
-        "the raw's own sidecar when it has one (its other history kept). Each result goes beside its raw as "
-        "darktable names sidecars (IMG_1.CR3.xmp; one that was there first is kept as IMG_1.CR3.xmp.bak, and a "
-        "rerun starts from it; --no-sidecars: only OUT). OUT gets images/RAWNAME/ per raw, summary.json and "
-        "index.html (a contact sheet: reference beside darktable's render, ΔE2000 per image). A rerun reuses the "
-        "images finished with the same settings. An image that fails is reported in its row and the others go "
-        "on; the exit status is then 1.",
+        DESCRIPTION,
         "  darkproxy match IMG_0042.CR3 IMG_0042.JPG -o look/\n"
         "  darkproxy match IMG_0042.CR3 -o look/      # the camera's look, from the preview inside the raw\n"
         "  darkproxy match photo.dng export.png --chain exposure,colorbalancergb,sigmoid --max-size 1024 -o look/\n"
@@ -56,7 +67,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "  darkproxy match photo.dng ref.jpg --chain temperature,exposure,colorbalancergb,filmicrgb -o look/\n"
         "  darkproxy match --pairs camera-jpegs/ -o camera-style/\n"
         "  darkproxy match photo.dng ref.jpg --chain auto -o look/   # the stages the reference asks for\n"
-        "  darkproxy match --batch shoot/ -o shoot-match/   # every raw of the shoot, its sidecar beside it\n",
+        "  darkproxy match --batch shoot/ -o shoot-match/   # every raw of the shoot, its sidecar beside it\n"
+        "  darkproxy match --batch shoot/ --shared -o shoot-look/   # one look for the shoot, exposure per raw\n",
     )
     p.add_argument("raw", nargs="?", metavar="RAW", help="the raw file")
     p.add_argument(
@@ -71,6 +83,17 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-sidecars", action="store_true", help="--batch: leave the raws' folder alone (results only in OUT)"
     )
+    p.add_argument(
+        "--shared",
+        action="store_true",
+        help="--pairs/--batch: one look fitted to all the images, the --per-image sliders fitted per image",
+    )
+    p.add_argument(
+        "--per-image",
+        default="exposure.exposure",
+        metavar="MODULE.PARAM,...",
+        help="--shared: the sliders each image keeps its own value of (default: exposure.exposure)",
+    )
     p.add_argument("--holdout", type=int, help="--pairs: pairs held out of the fit (default: a quarter, >= 1)")
     p.add_argument(
         "--pixels-per-pair",
@@ -83,7 +106,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "--chain",
         default="exposure,colorbalancergb,filmicrgb",
         metavar="MODULE,...",
-        help="modules whose sliders are matched; one the history leaves off is turned on; temperature (white "
+        help="modules whose sliders are matched; one the history leaves off is turned on (channelmixerrgb, color "
+        "calibration: starting as the identity with no chromatic adaptation; its channel gains and colorfulness "
+        "are fitted); temperature (white "
         "balance) starts the match from the raw's mosaic; auto: exposure, then filmicrgb, colorbalancergb and "
         "temperature each kept if it lowers the ΔE2000 of a held-out half of the reference by 3 %% (the summary's "
         "chain_auto says which) (default: exposure,colorbalancergb,filmicrgb)",
@@ -116,8 +141,15 @@ def run(args: argparse.Namespace) -> int:
     # messages on stderr under --json: stdout is the one JSON record
     log_to = sys.stderr if getattr(args, "json", False) else sys.stdout
     say = (lambda s: None) if args.quiet else (lambda s: print(s, file=log_to, flush=True))
+    per_image = [n.strip() for n in args.per_image.split(",") if n.strip()] if args.shared else []
+    if args.per_image != "exposure.exposure" and not args.shared:
+        raise DarkproxyError("--per-image is for --shared")
+    if args.shared and not (args.pairs or args.batch):
+        raise DarkproxyError("--shared is for --pairs DIR or --batch DIR (one look for many images)")
+    if args.shared and not per_image:
+        raise DarkproxyError("--shared needs at least one --per-image slider (e.g. exposure.exposure)")
     if args.batch:
-        return _batch(args, chain, free, cfg, say)
+        return _batch(args, chain, free, cfg, per_image, say)
     if args.no_sidecars:
         raise DarkproxyError("--no-sidecars is for --batch")
     if args.pairs:
@@ -136,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
             config=cfg,
             style_name=args.style_name,
             seed=args.seed,
+            per_image=per_image,
             log=say,
         )
 
@@ -185,27 +218,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _batch(args: argparse.Namespace, chain: list[str], free: list[str] | None, cfg: Any, say: Any) -> int:
-    """--batch DIR: every raw of the shoot on its own; exit 1 when one failed."""
+def _batch(
+    args: argparse.Namespace, chain: list[str], free: list[str] | None, cfg: Any, per_image: list[str], say: Any
+) -> int:
+    """--batch DIR: every raw of the shoot on its own (--shared: one look for all); exit 1 when one failed."""
     from darkproxy.cli._dt import darktable_from_args
     from darkproxy.errors import DarkproxyError
 
     if args.raw or args.reference or args.pairs:
         raise DarkproxyError("--batch DIR takes no RAW REFERENCE nor --pairs (the shoot is DIR's raws)")
-    from darkproxy.match.batch import match_batch
+    from darkproxy.match.batch import match_batch, match_batch_shared
 
     dt = darktable_from_args(args)
-    b = match_batch(
-        dt,
-        args.batch,
-        args.output,
-        chain=chain,
-        free=free,
-        max_size=args.max_size,
-        config=cfg,
-        write_sidecars=not args.no_sidecars,
-        log=say,
-    )
+    common = {"chain": chain, "free": free, "max_size": args.max_size, "config": cfg, "log": say}
+    if per_image:
+        b = match_batch_shared(
+            dt, args.batch, args.output, per_image=per_image, write_sidecars=not args.no_sidecars, **common
+        )
+    else:
+        b = match_batch(dt, args.batch, args.output, write_sidecars=not args.no_sidecars, **common)
     n_ok = len(b["images"]) - b["failed"]
     mean = "-" if b["deltae_mean"] is None else f"{b['deltae_mean']:.2f}"
     dflt = "-" if b["default_deltae_mean"] is None else f"{b['default_deltae_mean']:.2f}"

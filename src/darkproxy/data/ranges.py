@@ -234,6 +234,23 @@ LOOK_FREE: Mapping[str, tuple[str, ...]] = {
     "sharpen": ("amount",),
     # white balance: the coefficients (green = 1); in the chain, the match starts from the raw's mosaic
     "temperature": ("red", "blue"),
+    # color calibration: the channel gains (the mixing diagonal) and the colorfulness of each channel
+    "channelmixerrgb": ("red[0]", "green[1]", "blue[2]", "saturation[0]", "saturation[1]", "saturation[2]"),
+}
+# where `darkproxy match` starts a module its chain adds to a history that lacks it, when darktable's
+# introspection defaults are not a neutral edit (color calibration's are all-zero mixing rows: a black image;
+# darktable fills them per image in reload_defaults): the identity, no chromatic adaptation (mixing in the
+# pipeline's RGB, Rec2020), no gamut compression, colorfulness and brightness 0, the current algorithm
+NEUTRAL_START: Mapping[str, Mapping[str, Any]] = {
+    "channelmixerrgb": {
+        **{f"{r}[{i}]": float(i == k) for k, r in enumerate(("red", "green", "blue")) for i in range(3)},
+        **{f"{r}[{i}]": 0.0 for r in ("saturation", "lightness", "grey") for i in range(3)},
+        "adaptation": 4,  # DT_ADAPTATION_RGB: none (bypass)
+        "illuminant": 0,  # DT_ILLUMINANT_PIPE: unused without adaptation
+        "gamut": 0.0,
+        "clip": False,
+        "version": 2,  # CHANNELMIXERRGB_V_3
+    },
 }
 
 

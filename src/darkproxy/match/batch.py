@@ -136,6 +136,101 @@ def match_batch(
     return summary
 
 
+def match_batch_shared(
+    dt: Any,
+    folder: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    chain: Sequence[str] = DEFAULT_CHAIN,
+    free: Sequence[str] | None = None,
+    per_image: Sequence[str] = ("exposure.exposure",),
+    max_size: int | None = None,
+    config: Any = None,
+    write_sidecars: bool = True,
+    log: Log | None = None,
+) -> dict[str, Any]:
+    """``--batch DIR --shared``: one look for the whole shoot, each raw with its own ``per_image`` sliders
+    (exposure): every raw's pixels against its reference (the JPEG beside it, else its embedded preview) pooled
+    into one fit (:func:`darkproxy.match.pairs.match_pooled`, each raw through its own chain, starting from its
+    sidecar); then sidecars, summary and contact sheet as :func:`match_batch`. The shoot's ``result.dtstyle`` is
+    in ``out_dir/shared/``. A raw that cannot be used (no preview, another scene) is reported in its row and left
+    out of the fit; a rerun with the same settings and raws reuses the fit."""
+    from darkproxy.errors import DarkproxyError
+    from darkproxy.fsutil import write_json
+    from darkproxy.match.pairs import match_pooled
+
+    t0 = time.perf_counter()
+    shoot = find_shoot(folder)
+    out = Path(out_dir)
+    settings = {**_settings(chain, free, max_size, config), "shared": list(per_image)}
+    raws = [str(img.raw) for img in shoot]
+    prev_path = out / "summary.json"
+    prev = json.loads(prev_path.read_text()) if prev_path.is_file() else None
+    if prev is not None and prev.get("settings") == settings and [r["raw"] for r in prev["images"]] == raws:
+        fit, rows = prev["shared"], [{**r, "status": r["status"] if r["status"] == "failed" else "reused"}
+                                     for r in prev["images"]]  # fmt: skip
+    else:
+        items, failed = [], {}
+        for img in shoot:
+            sidecar, bak = sidecar_of(img.raw), Path(str(sidecar_of(img.raw)) + ".bak")
+            start = bak if bak.is_file() else sidecar if sidecar.is_file() else None
+            try:
+                ref = img.reference or embedded_reference(img.raw, out / "images" / img.raw.name)
+            except DarkproxyError as e:
+                failed[str(img.raw)] = str(e).splitlines()[0] if str(e) else type(e).__name__
+                continue
+            items.append((img.raw, ref, start))
+        if not items:
+            raise MatchError(f"no raw of {folder} has a usable reference: {next(iter(failed.values()))}")
+        fit = match_pooled(
+            dt, items, out / "shared", 0, chain, free, max_size, 4096, config,
+            f"darkproxy match {Path(folder).name}", getattr(config, "seed", 0) or 0, per_image, str(folder), log,
+            skip_failed=True,
+        )  # fmt: skip
+        failed.update({k["raw"]: k["error"] for k in fit["skipped"]})
+        rows = _shared_rows(shoot, fit, failed, out)
+    for row in rows:
+        if write_sidecars and row["status"] != "failed":
+            row["sidecar"] = str(_write_sidecar(Path(row["raw"]), out / row["dir"] / "result.xmp"))
+        (log or (lambda s: None))(_line(row))
+    ok = [r for r in rows if r["status"] != "failed"]
+    summary: dict[str, Any] = {
+        "folder": str(folder),
+        "chain": list(chain),
+        "settings": settings,
+        "images": rows,
+        "failed": len(rows) - len(ok),
+        "deltae_mean": _mean([r["deltae_mean"] for r in ok]),
+        "default_deltae_mean": _mean([r["default_deltae_mean"] for r in ok]),
+        "shared": {k: v for k, v in fit.items() if k != "pairs"},
+        "style": str(out / "shared" / "result.dtstyle"),
+        "seconds": time.perf_counter() - t0,
+    }
+    write_json(out / "summary.json", summary)
+    write_batch_report(out, summary)
+    return summary
+
+
+def _shared_rows(
+    shoot: Sequence[ShootImage], fit: Mapping[str, Any], failed: Mapping[str, str], out: Path
+) -> list[dict[str, Any]]:
+    """One batch row per raw of the shoot from a pooled fit's summary (its pairs) and the raws left out."""
+    recs = {r["raw"]: r for r in fit["pairs"]}
+    rows: list[dict[str, Any]] = []
+    for img in shoot:
+        key = str(img.raw)
+        if key not in recs:
+            rows.append({"raw": key, "status": "failed", "error": failed.get(key, "left out of the fit")})
+            continue
+        r = recs[key]
+        d = (out / "shared" / "pairs" / img.raw.stem).relative_to(out)
+        rows.append(
+            {"raw": key, "dir": str(d), "status": "matched", "reference": r["reference"],
+             "deltae_mean": r["deltae_mean"], "deltae_p95": r["deltae_p95"],
+             "default_deltae_mean": r["default_deltae_mean"], "psnr": r["psnr"], "per_image": r.get("per_image", {})}
+        )  # fmt: skip
+    return rows
+
+
 def _write_sidecar(raw: Path, result: Path) -> Path:
     """``result`` beside ``raw`` as darktable names its sidecar; a sidecar that was there before darkproxy's
     first one is kept as ``.xmp.bak`` (never overwritten by a later run)."""
@@ -167,8 +262,13 @@ def write_batch_report(out: Path, summary: Mapping[str, Any]) -> Path:
 
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     rep = HtmlReport(f"darkproxy match --batch: {Path(str(summary['folder'])).name}")
+    how = (
+        f"one look fitted to all, {', '.join(summary['settings']['shared'])} per raw"
+        if summary.get("shared")
+        else "each matched on its own"
+    )
     rep.add_text(
-        f"{len(summary['images'])} raws, each matched on its own ({', '.join(summary['chain'])}): ΔE2000 mean "
+        f"{len(summary['images'])} raws, {how} ({', '.join(summary['chain'])}): ΔE2000 mean "
         f"{fmt(summary['deltae_mean'])} (darktable's defaults {fmt(summary['default_deltae_mean'])}), "
         f"{summary['failed']} failed. Figures: darktable's render of each result.xmp against its reference."
     )

@@ -47,7 +47,14 @@ def plan_history(dt: Any, raw: Path, chain: Sequence[str], xmp: str | os.PathLik
             from darkproxy.errors import UnknownModule
 
             raise UnknownModule(f"--chain: {m!r} is not a darktable {dt.version} module")
-    hist = replica_history(dt, raw, xmp, {m: {} for m in chain})
+    from darkproxy.darktable.xmp import read_xmp
+    from darkproxy.data.ranges import NEUTRAL_START
+
+    base = read_xmp(xmp).compressed() if xmp else dt.default_history(raw)
+    # a module the history lacks starts neutral (NEUTRAL_START), one it has (even off) from its own values
+    hist = replica_history(
+        dt, raw, xmp, {m: {} if base.find(m) is not None else dict(NEUTRAL_START.get(m, {})) for m in chain}
+    )
     return hist, plan_replica(dt, hist, raw, from_mosaic=bool(on_mosaic(dt, hist, chain)))
 
 

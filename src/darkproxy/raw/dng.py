@@ -120,6 +120,7 @@ def _append_preview(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
             dtype=np.uint8,
             photometric="rgb",
             compression="jpeg",
+            rowsperstrip=rgb.shape[0],  # one strip whatever the size (tifffile would split a large one)
             subfiletype=1,
             metadata=None,
         )
