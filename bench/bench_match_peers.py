@@ -3,6 +3,10 @@
     PYTHONPATH=src .venv/bin/python bench/bench_match_peers.py [--work /tmp/match-peers] [--size 816]
         [--lut-generator /tmp/lutvenv/bin/darktable_lut_generator] [--rawtherapee rawtherapee-cli]
 
+The peers are not darkproxy's dependencies: ``apt-get install rawtherapee`` (Debian 12: 5.9), and
+darktable-lut-generator in a venv of its own (``python3 -m venv /tmp/lutvenv && /tmp/lutvenv/bin/pip install
+darktable-lut-generator colour-science statsmodels``: 0.1.5 imports the last two without declaring them).
+
 Raws: synthetic DNGs (long side ``--size`` px) of the held-out photos (coffee, motorcycle, rocket, chelsea), each
 with the camera's own look embedded as its preview JPEG (the photo the raw is made from: rendered by no raw
 developer). The reference of each raw is that preview. Methods, each rendered by its own tool and compared with
