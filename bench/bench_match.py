@@ -54,6 +54,27 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("coffee", "motorcycle", "rocket", "chelsea")
 
 
+def synthetic_raws(folder: Path, size: int, preview: int = 0) -> list[Path]:
+    """The held-out photos of :data:`SOURCES` as synthetic DNGs in ``folder`` (long side ``size`` px, noise seed 0,
+    an embedded preview of ``preview`` px when > 0); a raw already there is kept."""
+    folder.mkdir(parents=True, exist_ok=True)
+    srcs = default_source_images(list(SOURCES))
+    raws = []
+    for name in SOURCES:
+        p = folder / f"{name}.dng"
+        if not p.is_file():
+            write_synthetic_dng(srcs[name], p, SynthRawSpec(size=size, seed=0, preview=preview))
+        raws.append(p)
+    return raws
+
+
+def write_results(out: Path, stem: str, o: dict[str, Any], markdown: Any) -> None:
+    """``out/STEM.json`` (the record) and ``out/STEM.md`` (``markdown(o)``), printed."""
+    (out / f"{stem}.json").write_text(json.dumps(o, indent=1) + "\n")
+    (out / f"{stem}.md").write_text(markdown(o))
+    print((out / f"{stem}.md").read_text())
+
+
 def hidden_edit(rng: np.random.Generator, defaults: dict[str, float]) -> dict[str, float]:
     """Random sliders over the chain, an edit a photographer would keep: each fitted
     slider moved from darktable's default by up to a quarter of its zoo range (either way, within the range)."""
@@ -110,15 +131,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     a = ap.parse_args()
     work = Path(a.work)
-    work.mkdir(parents=True, exist_ok=True)
     dt = Darktable()
-    srcs = default_source_images(list(SOURCES))
-    raws = []
-    for name in SOURCES:
-        p = work / f"{name}.dng"
-        if not p.is_file():
-            write_synthetic_dng(srcs[name], p, SynthRawSpec(size=a.size, seed=0))
-        raws.append(p)
+    raws = synthetic_raws(work, a.size)
     rng = np.random.default_rng(a.seed)
     t_all = time.perf_counter()
     dt_rows: list[dict[str, Any]] = []
@@ -179,10 +193,7 @@ def main() -> None:
         "stages": s["stages"],
         "minutes": (time.perf_counter() - t_all) / 60.0,
     }
-    out = Path(a.out)
-    (out / "match.json").write_text(json.dumps(o, indent=1) + "\n")
-    (out / "match.md").write_text(markdown(o))
-    print((out / "match.md").read_text())
+    write_results(Path(a.out), "match", o, markdown)
 
 
 def _row(s: dict[str, Any]) -> dict[str, Any]:

@@ -48,14 +48,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_match import SOURCES  # noqa: E402
+from bench_match import SOURCES, synthetic_raws, write_results  # noqa: E402
 
 from darkproxy.darktable.render import read_tiff  # noqa: E402
 from darkproxy.darktable.session import Darktable  # noqa: E402
 from darkproxy.machine import machine_info  # noqa: E402
 from darkproxy.match import align_reference, match, match_pairs, read_reference, region_figures  # noqa: E402
 from darkproxy.match.reference import embedded_reference  # noqa: E402
-from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng  # noqa: E402
 from darkproxy.replica.fit import render_export  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,14 +131,8 @@ def main() -> None:
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     dt = Darktable()
-    srcs = default_source_images(list(SOURCES))
-    raws, refs = [], []
-    for name in SOURCES:
-        raw = work / f"{name}.dng"
-        if not raw.is_file():
-            write_synthetic_dng(srcs[name], raw, SynthRawSpec(size=a.size, seed=0, preview=a.size))
-        raws.append(raw)
-        refs.append(embedded_reference(raw, work / f"ref-{name}"))
+    raws = synthetic_raws(work, a.size, preview=a.size)
+    refs = [embedded_reference(raw, work / f"ref-{raw.stem}") for raw in raws]
     rows: list[dict[str, Any]] = []
     t_all = time.perf_counter()
 
@@ -183,10 +176,7 @@ def main() -> None:
         "rows": rows,
         "minutes": (time.perf_counter() - t_all) / 60.0,
     }
-    out = Path(a.out)
-    (out / "match_peers.json").write_text(json.dumps(o, indent=1) + "\n")
-    (out / "match_peers.md").write_text(markdown(o))
-    print((out / "match_peers.md").read_text())
+    write_results(Path(a.out), "match_peers", o, markdown)
 
 
 def markdown(o: dict[str, Any]) -> str:

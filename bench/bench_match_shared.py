@@ -30,12 +30,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_match import SOURCES, rawpy_reference  # noqa: E402
+from bench_match import SOURCES, rawpy_reference, synthetic_raws, write_results  # noqa: E402
 
 from darkproxy.darktable.session import Darktable  # noqa: E402
 from darkproxy.machine import machine_info  # noqa: E402
 from darkproxy.match import match_pairs  # noqa: E402
-from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng  # noqa: E402
 from darkproxy.viz.images import save_png, to_uint8  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,19 +49,13 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     a = ap.parse_args()
     work = Path(a.work)
-    work.mkdir(parents=True, exist_ok=True)
     dt = Darktable()
-    srcs = default_source_images(list(SOURCES))
     t_all = time.perf_counter()
     runs: list[dict[str, Any]] = []
     for shoot, auto in SHOOTS.items():
         folder = work / shoot
-        folder.mkdir(exist_ok=True)
-        for name in SOURCES:
-            raw = folder / f"{name}.dng"
-            if not raw.is_file():
-                write_synthetic_dng(srcs[name], raw, SynthRawSpec(size=a.size, seed=0))
-            save_png(folder / f"{name}.png", to_uint8(rawpy_reference(raw, auto_bright=auto)))
+        for raw in synthetic_raws(folder, a.size):
+            save_png(folder / f"{raw.stem}.png", to_uint8(rawpy_reference(raw, auto_bright=auto)))
         for mode, per_image in (("plain", []), ("shared", ["exposure.exposure"])):
             out = work / f"{shoot}-{mode}"
             shutil.rmtree(out, ignore_errors=True)
@@ -98,10 +91,7 @@ def main() -> None:
         "runs": runs,
         "minutes": (time.perf_counter() - t_all) / 60.0,
     }
-    out = Path(a.out)
-    (out / "match_shared.json").write_text(json.dumps(o, indent=1) + "\n")
-    (out / "match_shared.md").write_text(markdown(o))
-    print((out / "match_shared.md").read_text())
+    write_results(Path(a.out), "match_shared", o, markdown)
 
 
 def markdown(o: dict[str, Any]) -> str:

@@ -17,7 +17,6 @@ references with white balance among the hidden sliders.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_match import SOURCES, chain_defaults, hidden_edit  # noqa: E402
+from bench_match import SOURCES, chain_defaults, hidden_edit, synthetic_raws, write_results  # noqa: E402
 
 from darkproxy.darktable.session import Darktable  # noqa: E402
 from darkproxy.data.paramspace import split_module_params  # noqa: E402
@@ -36,7 +35,6 @@ from darkproxy.engines.regress import RegressConfig  # noqa: E402
 from darkproxy.errors import DarkproxyError  # noqa: E402
 from darkproxy.machine import machine_info  # noqa: E402
 from darkproxy.match import DEFAULT_CHAIN, match  # noqa: E402
-from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng  # noqa: E402
 from darkproxy.replica.fit import render_export  # noqa: E402
 from darkproxy.replica.plan import _decode  # noqa: E402
 from darkproxy.replica.references import replica_history  # noqa: E402
@@ -57,23 +55,19 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     a = ap.parse_args()
     work = Path(a.work)
-    work.mkdir(parents=True, exist_ok=True)
     dt = Darktable()
-    srcs = default_source_images(list(SOURCES))
+    raws = synthetic_raws(work, a.size)
     rng = np.random.default_rng(a.seed)
     rows: list[dict[str, Any]] = []
     t_all = time.perf_counter()
     for i in range(a.n):
-        name = SOURCES[i % len(SOURCES)]
-        raw = work / f"{name}.dng"
-        if not raw.is_file():
-            write_synthetic_dng(srcs[name], raw, SynthRawSpec(size=a.size, seed=0))
+        raw = raws[i % len(SOURCES)]
         truth = hidden_edit(rng, chain_defaults(dt, raw))
         t = _decode(dt, "temperature", dt.default_history(raw).find("temperature")).values
         truth.update({f"temperature.{c}": float(t[c] * rng.uniform(0.8, 1.25)) for c in ("red", "blue")})
         img = render_export(dt, raw, replica_history(dt, raw, None, split_module_params(truth)), a.size)
         dy, dx = (int(v) for v in rng.integers(1, 5, size=2))
-        ref = work / f"ref-{i}-{name}.png"
+        ref = work / f"ref-{i}-{raw.stem}.png"
         save_png(ref, to_uint8(img[:, dy:, : img.shape[2] - dx]))
         row: dict[str, Any] = {"raw": raw.name, "truth": truth}
         for label, chain in (("default chain", DEFAULT_CHAIN), ("with temperature", WB_CHAIN)):
@@ -111,10 +105,7 @@ def main() -> None:
         "rows": rows,
         "minutes": (time.perf_counter() - t_all) / 60.0,
     }
-    out = Path(a.out)
-    (out / "match_wb.json").write_text(json.dumps(o, indent=1) + "\n")
-    (out / "match_wb.md").write_text(markdown(o))
-    print((out / "match_wb.md").read_text())
+    write_results(Path(a.out), "match_wb", o, markdown)
 
 
 def markdown(o: dict[str, Any]) -> str:

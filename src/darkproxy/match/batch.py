@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from darkproxy.match._common import Log, MatchError
+from darkproxy.match._common import Log, MatchError, first_line
 from darkproxy.match.auto import match_any
 from darkproxy.match.fit import DEFAULT_CHAIN
 from darkproxy.match.reference import embedded_reference, folder_files
@@ -43,6 +43,44 @@ def find_shoot(folder: str | os.PathLike[str]) -> list[ShootImage]:
 def sidecar_of(raw: Path) -> Path:
     """The sidecar darktable reads for ``raw``: ``IMG_1.CR3`` -> ``IMG_1.CR3.xmp``."""
     return raw.with_name(raw.name + ".xmp")
+
+
+def _start_xmp(raw: Path) -> Path | None:
+    """The history a match of ``raw`` starts from: the photographer's sidecar kept as ``.xmp.bak`` by an earlier
+    run, else the sidecar beside the raw, else none (darktable's defaults)."""
+    sidecar = sidecar_of(raw)
+    bak = Path(str(sidecar) + ".bak")
+    return bak if bak.is_file() else sidecar if sidecar.is_file() else None
+
+
+def _summary(
+    folder: str | os.PathLike[str],
+    out: Path,
+    chain: Sequence[str],
+    settings: Mapping[str, Any],
+    rows: list[dict[str, Any]],
+    t0: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The shoot's summary (``failed``: rows that failed; ΔE2000 means over the others) written with the contact
+    sheet: ``out/summary.json`` and ``out/index.html``."""
+    from darkproxy.fsutil import write_json
+
+    ok = [r for r in rows if r["status"] != "failed"]
+    summary: dict[str, Any] = {
+        "folder": str(folder),
+        "chain": list(chain),
+        "settings": dict(settings),
+        "images": rows,
+        "failed": len(rows) - len(ok),
+        "deltae_mean": _mean([r["deltae_mean"] for r in ok]),
+        "default_deltae_mean": _mean([r["default_deltae_mean"] for r in ok]),
+        **extra,
+        "seconds": time.perf_counter() - t0,
+    }
+    write_json(out / "summary.json", summary)
+    write_batch_report(out, summary)
+    return summary
 
 
 def _settings(chain: Sequence[str], free: Sequence[str] | None, max_size: int | None, config: Any) -> dict[str, Any]:
@@ -96,8 +134,7 @@ def match_batch(
             if prev is not None and prev.get("batch_settings") == settings:
                 s, row["status"] = prev, "reused"
             else:
-                sidecar, bak = sidecar_of(img.raw), Path(str(sidecar_of(img.raw)) + ".bak")
-                start = bak if bak.is_file() else sidecar if sidecar.is_file() else None
+                start = _start_xmp(img.raw)
                 ref = img.reference or embedded_reference(img.raw, d)
                 s = match_any(dt, img.raw, ref, d, chain, free=free, xmp=start, max_size=max_size, config=config)
                 s["batch_settings"] = settings
@@ -115,25 +152,12 @@ def match_batch(
                 seconds=s["seconds"],
             )
         except DarkproxyError as e:  # one image's problem: reported, the shoot goes on
-            row.update(status="failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+            row.update(status="failed", error=first_line(e))
         rows.append(row)
         bar.update(1)
         say(_line(row))
     bar.close()
-    ok = [r for r in rows if r["status"] != "failed"]
-    summary: dict[str, Any] = {
-        "folder": str(folder),
-        "chain": list(chain),
-        "settings": settings,
-        "images": rows,
-        "failed": len(rows) - len(ok),
-        "deltae_mean": _mean([r["deltae_mean"] for r in ok]),
-        "default_deltae_mean": _mean([r["default_deltae_mean"] for r in ok]),
-        "seconds": time.perf_counter() - t0,
-    }
-    write_json(out / "summary.json", summary)
-    write_batch_report(out, summary)
-    return summary
+    return _summary(folder, out, chain, settings, rows, t0)
 
 
 def match_batch_shared(
@@ -155,7 +179,6 @@ def match_batch_shared(
     in ``out_dir/shared/``. A raw that cannot be used (no preview, another scene) is reported in its row and left
     out of the fit; a rerun with the same settings and raws reuses the fit."""
     from darkproxy.errors import DarkproxyError
-    from darkproxy.fsutil import write_json
     from darkproxy.match.pairs import match_pooled
 
     t0 = time.perf_counter()
@@ -171,12 +194,11 @@ def match_batch_shared(
     else:
         items, failed = [], {}
         for img in shoot:
-            sidecar, bak = sidecar_of(img.raw), Path(str(sidecar_of(img.raw)) + ".bak")
-            start = bak if bak.is_file() else sidecar if sidecar.is_file() else None
+            start = _start_xmp(img.raw)
             try:
                 ref = img.reference or embedded_reference(img.raw, out / "images" / img.raw.name)
             except DarkproxyError as e:
-                failed[str(img.raw)] = str(e).splitlines()[0] if str(e) else type(e).__name__
+                failed[str(img.raw)] = first_line(e)
                 continue
             items.append((img.raw, ref, start))
         if not items:
@@ -188,26 +210,13 @@ def match_batch_shared(
         )  # fmt: skip
         failed.update({k["raw"]: k["error"] for k in fit["skipped"]})
         rows = _shared_rows(shoot, fit, failed, out)
+    say = log or (lambda s: None)
     for row in rows:
         if write_sidecars and row["status"] != "failed":
             row["sidecar"] = str(_write_sidecar(Path(row["raw"]), out / row["dir"] / "result.xmp"))
-        (log or (lambda s: None))(_line(row))
-    ok = [r for r in rows if r["status"] != "failed"]
-    summary: dict[str, Any] = {
-        "folder": str(folder),
-        "chain": list(chain),
-        "settings": settings,
-        "images": rows,
-        "failed": len(rows) - len(ok),
-        "deltae_mean": _mean([r["deltae_mean"] for r in ok]),
-        "default_deltae_mean": _mean([r["default_deltae_mean"] for r in ok]),
-        "shared": {k: v for k, v in fit.items() if k != "pairs"},
-        "style": str(out / "shared" / "result.dtstyle"),
-        "seconds": time.perf_counter() - t0,
-    }
-    write_json(out / "summary.json", summary)
-    write_batch_report(out, summary)
-    return summary
+        say(_line(row))
+    shared = {k: v for k, v in fit.items() if k != "pairs"}
+    return _summary(folder, out, chain, settings, rows, t0, shared=shared, style=str(out / "shared" / "result.dtstyle"))
 
 
 def _shared_rows(

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from darkproxy.match._common import Log, MatchError
+from darkproxy.match._common import Log, MatchError, first_line
 from darkproxy.match.fit import (
     DEFAULT_CHAIN,
     Prepared,
@@ -214,11 +214,10 @@ def match_pooled(
     names += [n for n in per_image if n not in names]
     shared = [n for n in names if n not in per_image]
     x_pool, t_pool, counts = pool_pixels(fit, pixels_per_pair, seed)
-    cfg = match_config(config, names)
+    cfg = match_config(config, shared + [per_image_name(n, i) for i in range(len(fit)) for n in per_image])
     if cfg.loss == "ssim":
         raise MatchError("--pairs pools pixels, not images: use the l1 or mse loss (SSIM needs images)")
     model = PooledChains([p.chain for p in fit], counts, names, per_image)
-    cfg.params = shared + [per_image_name(n, i) for i in range(len(fit)) for n in per_image]
     say(
         f"fitting one style ({len(shared)} sliders{f', {len(per_image)} per image' if per_image else ''}) to "
         f"{len(fit)} pairs ({sum(counts)} pixels); {n_hold} held out"
@@ -281,7 +280,7 @@ def _prepare_pooled(
         except DarkproxyError as e:
             if not skip_failed:
                 raise
-            skipped.append({"raw": str(raw), "error": str(e).splitlines()[0] if str(e) else type(e).__name__})
+            skipped.append({"raw": str(raw), "error": first_line(e)})
         bar.update(1)
     bar.close()
     return preps, skipped
