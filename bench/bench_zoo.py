@@ -79,6 +79,66 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def scale_table(rows: list[dict[str, Any]]) -> str:
+    """The modules trained over render scales: held-out median / worst / pooled PSNR at each evaluated scale, the
+    identity's pooled PSNR, and the goal (local modules: >= 38 dB median and >= 30 dB worst at every scale)."""
+    scaled = [r for r in rows if r.get("heldout_per_scale")]
+    if not scaled:
+        return ""
+    scales = sorted({p["scale"] for r in scaled for p in r["heldout_per_scale"]})
+    head = (
+        "| module | samples | steps | trained scales | "
+        + " | ".join(f"scale {s:g}: median / worst / pooled (identity)" for s in scales)
+        + " | goal |"
+    )
+    out = [head, "|---" * (head.count("|") - 1) + "|"]
+    for r in scaled:
+        by = {p["scale"]: p for p in r["heldout_per_scale"]}
+        cells, ok = [], True
+        for s in scales:
+            p = by.get(s)
+            if p is None:
+                cells.append("-")
+                continue
+            med = p.get("psnr_median")
+            ok &= med is not None and med >= 38 and p["psnr_min"] >= 30
+            ident = "-" if p.get("identity_psnr") is None else f"{p['identity_psnr']:.1f}"
+            med_s = "-" if med is None else f"{med:.1f}"
+            cells.append(f"{med_s} / {p['psnr_min']:.1f} / {p['psnr']:.1f} ({ident})")
+        lo, hi = r["scales"]
+        out.append(
+            f"| {r['module']} | {r['samples']} | {r['train_steps']} | {lo:g}-{hi:g} | {' | '.join(cells)} | "
+            f">= 38 median, >= 30 worst at each: {'met' if ok else 'missed'} |"
+        )
+    return "\n".join(out)
+
+
+def before_after(rows: list[dict[str, Any]], previous: list[dict[str, Any]]) -> str:
+    """The modules retrained since ``previous`` (the zoo.json this run replaces): old and new figures side by side."""
+    prev = {r["module"]: r for r in previous}
+
+    def fig(r: dict[str, Any]) -> str:
+        how = f"{r['samples']} samples, {r['train_steps']} steps, " + (
+            f"scales {r['scales'][0]:g}-{r['scales'][1]:g}" if r.get("scales") else f"{r['render_size']} px"
+        )
+        return f"{how}: {r['heldout_psnr_median']:.1f} / {r['heldout_psnr_min']:.1f}"
+
+    out = []
+    for r in rows:
+        old = prev.get(r["module"])
+        if old is None or (old["samples"], old["train_steps"], old.get("scales")) == (
+            r["samples"],
+            r["train_steps"],
+            r.get("scales"),
+        ):
+            continue
+        out.append(f"| {r['module']} | {fig(old)} | {fig(r)} |")
+    if not out:
+        return ""
+    head = ["| module | before: how, held-out median / worst | now: how, held-out median / worst |", "|---|---|---|"]
+    return "\n".join(head + out)
+
+
 def eval_new_raws(rows: list[dict[str, Any]], zoo: Path, n: int, out: Path) -> None:
     """``darkproxy eval zoo:MODULE`` (a subprocess: the real command) per module on new raws;
     each report's ``metrics.json`` is kept under ``out/MODULE``."""
@@ -134,6 +194,7 @@ def main() -> int:
     ap.add_argument("--readme", help="README to update between <!-- zoo-table --> markers")
     ap.add_argument("--note", default="", help="a line about how the zoo was trained (machine load etc.)")
     ap.add_argument("--eval-new-raws", type=int, default=0, metavar="N", help="darkproxy eval each module, N samples")
+    ap.add_argument("--previous", help="an earlier zoo.json to set retrained modules against (default: OUT/zoo.json)")
     a = ap.parse_args()
     rows = list_zoo(a.zoo)
     if not rows:
@@ -165,6 +226,8 @@ def main() -> int:
     }
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    prev_p = Path(a.previous) if a.previous else out / "zoo.json"
+    previous = json.loads(prev_p.read_text())["modules"] if prev_p.is_file() else []
     (out / "zoo.json").write_text(json.dumps({"meta": meta, "modules": rows}, indent=1, default=str) + "\n")
     tab = table(rows)
     md = [
@@ -191,6 +254,27 @@ def main() -> int:
         f"Goals met: {sum(met)} of {len(rows)}. Average held-out median PSNR: {avg:.1f} dB (goal >= 42 dB).",
         "",
     ]
+    if ba := before_after(rows, previous):
+        md += [
+            "## Retrained: before and now",
+            "",
+            "The modules whose training changed since the zoo.json this file replaced (held-out display PSNR in "
+            "dB; before at one render scale, now pooled over the scales evaluated).",
+            "",
+            ba,
+            "",
+        ]
+    if stab := scale_table(rows):
+        md += [
+            "## Over render scales",
+            "",
+            "Local modules trained on regions of 1024 px raws rendered at scales drawn log-uniformly in their "
+            "trained range (darktable scales their radii with it), held out at each scale below (the same draws "
+            "at every scale; the row's held-out figures above pool them). Display PSNR in dB.",
+            "",
+            stab,
+            "",
+        ]
     (out / "zoo.md").write_text("\n".join(md))
     print("\n".join(md))
     if a.readme:

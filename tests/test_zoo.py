@@ -22,6 +22,12 @@ samples = 8
 size = 48
 steps = 60
 eval_n = 2
+
+# a local module over render scales: regions of larger raws, evaluated at two scales
+[modules.denoiseprofile]
+raw_size = 192
+scales = [0.25, 1.0]
+eval_scales = [0.25, 1.0]
 """
 
 
@@ -31,6 +37,13 @@ def test_uncurated_modules_and_bad_plans_are_refused(tmp_path: Path) -> None:
     (tmp_path / "p.toml").write_text("samples = 4\nsteps_per_module = 3\n")
     with pytest.raises(DarkproxyError, match="unknown keys steps_per_module"):
         ZooPlan.load(tmp_path / "p.toml")
+    for bad, why in (("scales = [0.5, 0.1]", "scales must be"), ("eval_scales = [0.5]", "eval_scales needs scales")):
+        (tmp_path / "p.toml").write_text(f"[modules.sharpen]\n{bad}\n")
+        with pytest.raises(DarkproxyError, match=why):
+            ZooPlan.load(tmp_path / "p.toml").for_module("sharpen", pre_demosaic=False)
+    (tmp_path / "p.toml").write_text("[modules.demosaic]\nscales = [0.1, 1.0]\n")
+    with pytest.raises(DarkproxyError, match="before demosaic has no render scale"):
+        ZooPlan.load(tmp_path / "p.toml").for_module("demosaic", pre_demosaic=True)
     r = run_cli("zoo", "train", "grain", "--work", str(tmp_path / "w"), "-o", str(tmp_path / "z"))
     assert r.returncode != 0 and "no curated training ranges for grain" in r.stderr
     assert not (tmp_path / "w").exists()  # refused before any work
@@ -43,32 +56,43 @@ def test_tiny_zoo_trains_resumes_and_loads_as_zoo_module(dt, tmp_path: Path, mon
     (tmp_path / "plan.toml").write_text(TINY)
     plan = ZooPlan.load(tmp_path / "plan.toml")
     logs: list[str] = []
-    recs = train_zoo(dt, ["exposure", "vignette"], tmp_path / "work", tmp_path / "zoo", plan, "cpu", logs.append)
+    mods = ["exposure", "vignette", "denoiseprofile"]
+    recs = train_zoo(dt, mods, tmp_path / "work", tmp_path / "zoo", plan, "cpu", logs.append)
     by = {r["module"]: r for r in recs}
-    # darktable's probe: exposure is pointwise; vignette depends on the pixel's position
+    # darktable's probe: exposure is pointwise; vignette depends on the pixel's position; denoise is local
     assert by["exposure"]["arch"] == "pointwise" and by["vignette"]["arch"] == "positional"
-    for r in recs:
-        assert r["samples"] == 8 and r["heldout_n"] == 2 and r["darktable_version"] == dt.version
+    assert by["denoiseprofile"]["arch"] == "multiscale"
+    for r in recs:  # 8 samples each: none failed, denoiseprofile's included (it rendered black from introspection's)
+        assert r["samples"] == 8 and r["samples_failed"] == 0 and r["darktable_version"] == dt.version
         assert r["heldout_psnr_min"] <= r["heldout_psnr"] and np.isfinite(r["heldout_pu21_psnr"])
+    assert by["exposure"]["heldout_n"] == 2 and by["exposure"]["scales"] is None
+    # the local module: regions of the 192 px raws at scales 0.25-1, evaluated at each of the two
+    dn = by["denoiseprofile"]
+    assert dn["raw_size"] == 192 and dn["scales"] == [0.25, 1.0] and dn["heldout_n"] == 2
+    assert [round(p["scale"], 2) for p in dn["heldout_per_scale"]] == [0.25, 1.0]
+    assert all(p["n"] == 2 for p in dn["heldout_per_scale"])
+    assert sorted(p.name for p in (tmp_path / "work" / "raws-192" / "heldout").iterdir()) == ["coffee.dng"]
+    trained = json.loads((tmp_path / "zoo" / "denoiseprofile" / "run.json").read_text())["scale_range"]
+    assert trained["lo"] <= 0.26 and trained["hi"] >= 0.9, trained
     # a rough 60-step exposure proxy still beats doing nothing on the held-out raw: 5.17 dB over the identity in
     # each of 10 fresh runs (bench/results/test_noise.md, darktable-more: std 4e-5); the old bound 5 sat 0.17 dB
     # under it, so the bound is 2 (a stated 3.2 dB of margin)
     expect("exposure.heldout_psnr - identity", by["exposure"]["heldout_psnr"] - by["exposure"]["identity_psnr"], ">", 2)
     # a re-run reuses every stage
     logs.clear()
-    train_zoo(dt, ["exposure", "vignette"], tmp_path / "work", tmp_path / "zoo", plan, "cpu", logs.append)
-    assert sum("reused" in line for line in logs) == 1 + 3 * 2
+    train_zoo(dt, mods, tmp_path / "work", tmp_path / "zoo", plan, "cpu", logs.append)
+    assert sum("reused" in line for line in logs) == 2 + 3 * 3  # two raw sizes, three stages per module
     # zoo:MODULE wherever a run folder is
     monkeypatch.setenv("DARKPROXY_ZOO", str(tmp_path / "zoo"))
-    assert [r["module"] for r in list_zoo()] == ["exposure", "vignette"]
+    assert [r["module"] for r in list_zoo()] == ["denoiseprofile", "exposure", "vignette"]
     p = Proxy.load("zoo:exposure")
     assert p.module == "exposure" and p.run_dir == (tmp_path / "zoo" / "exposure").resolve()
-    with pytest.raises(DarkproxyError, match="has no proxy of 'sharpen'.*it has: exposure, vignette"):
+    with pytest.raises(DarkproxyError, match="has no proxy of 'sharpen'.*it has: denoiseprofile, exposure, vignette"):
         resolve_run("zoo:sharpen")
     r = run_cli("zoo", "list", "--json", env={"DARKPROXY_ZOO": str(tmp_path / "zoo")})
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
-    assert {x["module"] for x in rows} == {"exposure", "vignette"}
+    assert {x["module"] for x in rows} == set(mods)
     assert all({"module", "arch", "params", "darktable_version", "heldout_psnr"} <= set(x) for x in rows)
     # the eval command takes zoo:MODULE, on a raw the zoo never saw
     ev = run_cli(

@@ -20,6 +20,10 @@ class DarktableRenderError(DarkproxyError):
     exit_code = 3
 
 
+class DarktableCrash(DarktableRenderError):
+    """darktable-cli died of a signal (4.2.1 segfaults now and then on the same input it renders the next time)."""
+
+
 class UnknownModule(DarkproxyError):
     """A module name darktable does not know (or has no introspection for)."""
 

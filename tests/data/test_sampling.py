@@ -45,6 +45,21 @@ def test_range_fix_and_errors(schemas) -> None:
     assert parse_range("exposure=-1:2.5") == ("exposure", (-1.0, 2.5))
 
 
+def test_array_elements_are_params_and_defaults_are_darktables(schemas) -> None:
+    """An array's element is a free or fixed param by the name darktable's introspection gives it, with the
+    element's range; every free param's default (where a sparse draw leaves it) is darktable's: color
+    calibration's mixing diagonal 1 (its init()), not introspection's 0."""
+    sch = schemas.get("channelmixerrgb")
+    sp = build_param_space(sch, ["red[0]", "red[1]", "saturation[2]", "gamut"], fixed={"blue[2]": "1.25"})
+    assert sp.names == ["red[0]", "red[1]", "saturation[2]", "gamut"] and sp.fixed == {"blue[2]": 1.25}
+    assert [(s.lo, s.hi, s.default) for s in sp.specs] == [(0.5, 1.5, 1.0), (-0.5, 0.5, 0.0), (-1, 1, 0), (0, 3, 1)]
+    for bad in ("red[4]", "red", "red[0].x"):
+        with pytest.raises(UnknownParam):
+            build_param_space(sch, [bad])
+    curve = build_param_space(schemas.get("rgbcurve"), ["curve_nodes[1][2].y"]).specs[0]
+    assert (curve.name, curve.kind, curve.lo, curve.hi) == ("curve_nodes[1][2].y", "float", 0.0, 1.0)
+
+
 @pytest.mark.parametrize("sampler", ["sobol", "lhs", "uniform"])
 def test_continuous_samplers_cover_ranges(schemas, sampler: str) -> None:
     sp = build_param_space(schemas.get("sharpen"))
@@ -144,7 +159,7 @@ def test_zoo_ranges_are_curated_and_inside_darktable(schemas) -> None:
         assert sp.names == list(z.free)
         for s in sp.specs:
             assert s.name in DEFAULT_RANGES[m], (m, s.name)
-            f = schemas.get(m).field(s.name)
+            f = schemas.get(m).scalar(s.name)
             assert f.min <= s.lo < s.hi <= f.max and abs(s.hi - s.lo) < FLT_MAX_LIKE, (m, s)
     assert "offset" not in default_free(schemas.get("graduatednd"))  # not in DEFAULT_FREE: the fallback
     sch = schemas.get("ashift")  # cl/cr/ct/cb are +-FLT_MAX in 4.2.1's introspection

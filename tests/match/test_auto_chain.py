@@ -34,7 +34,7 @@ def test_auto_chain_keeps_the_stages_the_reference_needs(dt, make_raw, tmp_path:
     print("\n" + "\n".join(f"{st['chain']}: {st['heldout_deltae']:.3f} kept={st['kept']}" for st in steps))
     print(f"final: {s['chain']} ΔE2000 {s['deltae_mean']:.3f} (defaults {s['default_deltae_mean']:.3f})")
     tried = [st["chain"][-1] for st in steps[1:]]
-    assert tried == ["exposure", "filmicrgb", "colorbalancergb", "temperature"]
+    assert tried == ["exposure", "filmicrgb", "colorbalancergb", "temperature", "channelmixerrgb"]
     kept = [st["chain"][-1] for st in steps[1:] if st["kept"]]
     assert s["chain"] == [st for st in steps if st["kept"]][-1]["chain"]  # the last chain kept is the one matched
     # what the hidden look is made of is kept: its saturation and its white balance

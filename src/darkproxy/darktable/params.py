@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from darkproxy.darktable.schema import FieldSchema, ModuleSchema
+from darkproxy.darktable.schema import ELEMENT_NAME, FieldSchema, ModuleSchema
 from darkproxy.errors import ParamValueError, UnknownParam, XmpError
 
 _FMT = {
@@ -276,9 +276,28 @@ def _encode_field(f: FieldSchema, buf: bytearray, base: int, value: Any, clamp: 
 
 
 def default_blob(schema: ModuleSchema) -> bytes:
-    """A blob holding every field's introspection $DEFAULT (zero elsewhere).
-    Note: darktable's *effective* defaults can differ (reload_defaults); prefer
-    the history darktable writes itself (:func:`darkproxy.darktable.xmp.default_history`)."""
+    """A blob holding every field's introspection $DEFAULT (zero elsewhere), with what the module's
+    ``init()`` / ``reload_defaults()`` write over them where that changes the render
+    (:data:`darkproxy.darktable.defaults.INIT_DEFAULTS`; another params version of such a module is
+    refused). A history darktable wrote itself (:meth:`darkproxy.darktable.session.Darktable.default_history`)
+    holds its per-image values: prefer it where it has the module."""
+    from darkproxy.darktable.defaults import INIT_DEFAULTS
+
+    blob = introspection_blob(schema)
+    init = INIT_DEFAULTS.get(schema.name)
+    if init is None:
+        return blob
+    if init.version != schema.version:
+        raise ParamValueError(
+            f"{schema.name} params version {schema.version}: darkproxy knows darktable's defaults for it at "
+            f"version {init.version} only ({init.why}); start from a history that has the module"
+        )
+    return set_params(schema, blob, init.values)
+
+
+def introspection_blob(schema: ModuleSchema) -> bytes:
+    """A blob holding every field's introspection $DEFAULT (zero elsewhere): not always darktable's
+    defaults (:func:`default_blob`)."""
     buf = bytearray(schema.size)
 
     def rec(f: FieldSchema, base: int) -> None:
@@ -335,13 +354,9 @@ def assign_fields(schema: ModuleSchema, base: bytes, values: Mapping[str, Any]) 
     return bytes(buf)
 
 
-# an element of an array param: the array's (dotted) name, its indices, then a member path (``curve_nodes[0][1].y``)
-_ELEMENT = re.compile(r"^([^\[\]]+)((?:\[\d+\])+)(?:\.(.+))?$")
-
-
 def _element_path(name: str) -> tuple[str, list[int], list[str]] | None:
     """``"curve_nodes[0][1].y"`` -> ``("curve_nodes", [0, 1], ["y"])``; ``None`` for a plain name."""
-    m = _ELEMENT.match(name)
+    m = ELEMENT_NAME.match(name)
     if m is None:
         return None
     members = m.group(3).split(".") if m.group(3) else []

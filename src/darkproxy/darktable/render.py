@@ -37,7 +37,7 @@ import tifffile
 
 from darkproxy.darktable.locate import DarktableInstall
 from darkproxy.darktable.xmp import Sidecar
-from darkproxy.errors import DarktableRenderError, RawError
+from darkproxy.errors import DarktableCrash, DarktableRenderError, RawError
 from darkproxy.fsutil import atomic_path
 
 _NOISE = ("WARNING: either your user id", "[rawspeed]", "[export_job] exported", "notice: output location")
@@ -207,9 +207,7 @@ class Renderer:
             proc.wait()
             raise
         if proc.returncode < 0:
-            raise DarktableRenderError(
-                f"darktable-cli crashed (signal {-proc.returncode}) rendering {what}: {_tail(out)}"
-            )
+            raise DarktableCrash(f"darktable-cli crashed (signal {-proc.returncode}) rendering {what}: {_tail(out)}")
         return out
 
     def _tmpdir(self) -> tempfile.TemporaryDirectory[str]:
@@ -281,6 +279,29 @@ class Renderer:
                 else:
                     results.append(RenderFailure(j, f"darktable-cli wrote no image for {j.raw}: {_tail(log, name)}"))
             return results
+
+
+def render_jobs(
+    r: BatchRenderer, jobs: Sequence[RenderJob], one_per_process: bool = False, log: Callable[[str], None] | None = None
+) -> list[Path | RenderFailure]:
+    """``jobs`` in one darktable-cli process (one each with ``one_per_process``). When that process crashes, each
+    job again in its own (darktable 4.2.1 segfaults now and then, on inputs it renders the next time): a job
+    whose own process crashes too is its :class:`RenderFailure`, not the batch's end."""
+
+    def one(job: RenderJob) -> Path | RenderFailure:
+        try:
+            return r.render_batch([job])[0]
+        except DarktableCrash as e:
+            return RenderFailure(job, str(e).splitlines()[0])
+
+    if one_per_process or len(jobs) == 1:
+        return [one(j) for j in jobs]
+    try:
+        return r.render_batch(jobs)
+    except DarktableCrash as e:
+        if log is not None:
+            log(f"warning: {str(e).splitlines()[0]}; rendering these {len(jobs)} one per process")
+        return [one(j) for j in jobs]
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -10,7 +10,9 @@ libraries can still decode and encode params (see :func:`load_schema_snapshot`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -37,6 +39,8 @@ SCALAR_TYPES = (
     "bool",
     "enum",
 )
+# an element of an array param: the array's (dotted) name, its indices, then a member path (``curve_nodes[0][1].y``)
+ELEMENT_NAME = re.compile(r"^([^\[\]]+)((?:\[\d+\])+)(?:\.(.+))?$")
 NUMERIC_TYPES = ("float", "double", "int8", "uint8", "short", "ushort", "int", "uint", "long", "ulong")
 
 
@@ -187,6 +191,27 @@ class ModuleSchema:
     @property
     def scalar_fields(self) -> list[FieldSchema]:
         return [f for f in self.fields if f.is_scalar]
+
+    def scalar(self, name: str) -> FieldSchema:
+        """The scalar field ``name`` gives, under that name: a plain param (:meth:`field`) or an element of an
+        array param as darktable's introspection names it (``red[0]``, ``curve_nodes[0][1].y``: its type,
+        range and default are the element's). :class:`UnknownParam` for anything else."""
+        m = ELEMENT_NAME.match(name)
+        if m is None:
+            f = self.field(name)
+        else:
+            f = self.field(m.group(1))
+            for i in (int(k) for k in re.findall(r"\[(\d+)\]", m.group(2))):
+                if f.type != "array" or f.element is None or f.is_string or not 0 <= i < (f.count or 0):
+                    raise UnknownParam(f"module {self.name} has no parameter {name!r} (no such element)")
+                f = f.element
+            for member in m.group(3).split(".") if m.group(3) else []:
+                f = next((c for c in f.fields if c.name.rsplit(".", 1)[-1] == member), None)  # type: ignore[assignment]
+                if f is None:
+                    raise UnknownParam(f"module {self.name} has no parameter {name!r} (no member {member!r})")
+        if not f.is_scalar:
+            raise UnknownParam(f"{self.name}.{name} is a {f.type}, not a scalar parameter")
+        return dataclasses.replace(f, name=name)
 
     def field(self, name: str) -> FieldSchema:
         for f in self.walk():

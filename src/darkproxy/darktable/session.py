@@ -139,8 +139,8 @@ class Darktable:
         clamp: bool = False,
     ) -> Sidecar:
         """A copy of ``sidecar`` (compressed) with ``updates`` ({module: {param: value}})
-        applied (modules missing from the history are added from their
-        introspection defaults and enabled), ``enable``/``disable`` applied.
+        applied (modules missing from the history are added from darktable's defaults,
+        :func:`~darkproxy.darktable.params.default_blob`, and enabled), ``enable``/``disable`` applied.
         Validates names, types and ranges against the schemas. A module named
         ``MODULE#N`` is its instance of multi_priority N (:func:`~darkproxy.darktable.xmp.instance_key`),
         which must be in the history (a new instance is not added)."""

@@ -37,6 +37,7 @@ over) and :data:`LOOK_FREE` (the sliders a look is made of, for ``darkproxy matc
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from typing import Any, TypeGuard
 
 from darkproxy.darktable.schema import FieldSchema, ModuleSchema, SchemaSet
 from darkproxy.data.paramspace import ParamSpace, ParamSpec
-from darkproxy.errors import ParamValueError, UnknownParam
+from darkproxy.errors import ParamValueError
 
 # module -> {param: (lo, hi)}: training ranges where photographers put the sliders (darktable's
 # GUI soft ranges where they are narrower than the hard $MIN/$MAX of its introspection). The
@@ -125,6 +126,18 @@ DEFAULT_RANGES: Mapping[str, Mapping[str, tuple[float, float]]] = {
         **{f"grey[{i}]": (0.0, 1.0) for i in range(3)},
     },
     "velvia": {"strength": (0.0, 100.0), "bias": (0.0, 1.0)},
+    # diffuse or sharpen: the GUI's soft ranges narrowed to where its presets put them (iterations 1..128 and
+    # radius 1..512 px soft: the presets use 1-40 and 1-256, and the cost grows with both); speeds in
+    # darktable's units (the GUI shows them x100 as %)
+    "diffuse": {
+        "iterations": (1, 16),
+        "radius": (1, 64),
+        **{k: (-0.5, 0.5) for k in ("first", "second", "third", "fourth")},
+        **{f"anisotropy_{k}": (-5.0, 5.0) for k in ("first", "second", "third", "fourth")},
+        "sharpness": (-0.5, 0.5),
+        "regularization": (0.0, 4.0),
+        "threshold": (0.0, 0.5),
+    },
     # rgb curve: the y of every node (darktable's $MIN/$MAX), named as its introspection names them
     # (``curve_nodes[c][k].y``: channel c, node k); the nodes' x are not differentiable
     "rgbcurve": {f"curve_nodes[{c}][{k}].y": (0.0, 1.0) for c in range(3) for k in range(20)},
@@ -237,10 +250,10 @@ LOOK_FREE: Mapping[str, tuple[str, ...]] = {
     # color calibration: the channel gains (the mixing diagonal) and the colorfulness of each channel
     "channelmixerrgb": ("red[0]", "green[1]", "blue[2]", "saturation[0]", "saturation[1]", "saturation[2]"),
 }
-# where `darkproxy match` starts a module its chain adds to a history that lacks it, when darktable's
-# introspection defaults are not a neutral edit (color calibration's are all-zero mixing rows: a black image;
-# darktable fills them per image in reload_defaults): the identity, no chromatic adaptation (mixing in the
-# pipeline's RGB, Rec2020), no gamut compression, colorfulness and brightness 0, the current algorithm
+# where `darkproxy match` starts a module its chain adds to a history that lacks it, when darktable's defaults
+# (darktable.params.default_blob) are not a neutral edit: color calibration's are the identity without adaptation
+# but with gamut compression and clipping of negatives on; here none of them (mixing in the pipeline's RGB,
+# Rec2020), colorfulness and brightness 0, the current algorithm: darktable renders it as the history without it
 NEUTRAL_START: Mapping[str, Mapping[str, Any]] = {
     "channelmixerrgb": {
         **{f"{r}[{i}]": float(i == k) for k, r in enumerate(("red", "green", "blue")) for i in range(3)},
@@ -300,11 +313,34 @@ ZOO_MODULES: Mapping[str, ZooModule] = {
         ("shadow_hue", "shadow_saturation", "highlight_hue", "highlight_saturation", "balance", "compress")
     ),
     "colorcontrast": ZooModule(("a_steepness", "b_steepness"), note="offsets at 0"),
+    # these start from darktable's defaults, not introspection's (darktable.defaults.INIT_DEFAULTS: with
+    # introspection's alone both render black)
+    "denoiseprofile": ZooModule(
+        ("strength", "shadows", "bias"),
+        note="wavelets (darktable's default); the noise profile darktable picks per image (autodetect)",
+    ),
+    "channelmixerrgb": ZooModule(
+        tuple(f"{r}[{i}]" for r in ("red", "green", "blue") for i in range(3))
+        + tuple(f"saturation[{i}]" for i in range(3)),
+        note="the mixing and each channel's colorfulness; no chromatic adaptation (darktable's default under "
+        "its legacy workflow)",
+    ),
+    "diffuse": ZooModule(
+        (
+            "iterations",
+            "radius",
+            "first",
+            "second",
+            "third",
+            "fourth",
+            "anisotropy_first",
+            "anisotropy_second",
+            "sharpness",
+            "regularization",
+        ),
+        note="the 3rd/4th order anisotropies, edge threshold, luminance masking and central radius at defaults",
+    ),
 }
-# Not in the zoo (yet): denoiseprofile and channelmixerrgb render all black when darkproxy sets them
-# on a raw whose default history leaves them off: their params blob then takes introspection's
-# $DEFAULT, 0, for the arrays darktable fills per image in reload_defaults (the noise profile's
-# a[]/b[], the mixing matrices red[]/green[]/blue[]). generate now refuses such constant outputs.
 
 
 # variety for modules without free params: (upstream module, {param: (lo, hi)}), first usable wins
@@ -431,15 +467,13 @@ def build_param_space(
     (:data:`DEFAULT_RANGES`, else darktable's $MIN/$MAX). Unknown names raise
     :class:`UnknownParam`; empty or out-of-schema ranges :class:`ParamValueError`.
     """
-    from darkproxy.darktable.params import decode_params, default_blob, flatten, set_params
+    from darkproxy.darktable.params import decode_params, default_blob, flatten, param_value, set_params
 
     fixed = dict(fixed or {})
     ranges = dict(ranges or {})
     free = list(params) if params is not None else default_free(schema)
     for name in [*free, *fixed, *ranges]:
-        f = schema.field(name)  # raises UnknownParam with a hint
-        if not f.is_scalar:
-            raise UnknownParam(f"{schema.name}.{name} is a {f.type}, not a scalar parameter")
+        schema.scalar(name)  # raises UnknownParam with a hint (an array's element by its introspection name)
     for name in ranges:
         if name not in free:
             if name in fixed:
@@ -452,11 +486,14 @@ def build_param_space(
     if fixed:
         blob = set_params(schema, default_blob(schema), fixed)
         dec = flatten(decode_params(schema, blob))
-        fixed = {k: dec[k] for k in fixed}
+        fixed = {k: param_value(dec, k) for k in fixed}
     specs = []
     table = DEFAULT_RANGES.get(schema.name, {})
+    # each free param's default is darktable's (default_blob: its init() values where introspection's differ),
+    # what a sparse draw leaves the sliders it does not move at
+    start = flatten(decode_params(schema, default_blob(schema)))
     for name in free:
-        f = schema.field(name)
+        f = dataclasses.replace(schema.scalar(name), default=param_value(start, name))
         rng = ranges.get(name, table.get(name)) if f.type not in ("enum", "bool") else None
         if name in ranges and f.type in ("enum", "bool"):
             raise ParamValueError(

@@ -23,9 +23,10 @@ from darkproxy.match._common import Log
 from darkproxy.match.fit import Prepared, free_names, match, match_config, prepare
 
 BASE_CHAIN = ("exposure",)
-# tone mapper, colour grading, white balance: the order photographers reach for them (white balance last: it
-# moves the match onto the raw's mosaic, the costliest replica)
-AUTO_CANDIDATES = ("filmicrgb", "colorbalancergb", "temperature")
+# tone mapper, colour grading, white balance: the order photographers reach for them (white balance: it moves
+# the match onto the raw's mosaic, the costliest replica); then color calibration's channel gains and
+# colourfulness (pointwise, after white balance: what the camera's colour rendering adds to it)
+AUTO_CANDIDATES = ("filmicrgb", "colorbalancergb", "temperature", "channelmixerrgb")
 MIN_GAIN = 0.03  # a stage must lower the held-out ΔE2000 by 3 % to be kept (below: noise of the split)
 
 

@@ -69,8 +69,8 @@ def _weak(run: str, metrics: Mapping[str, Any]) -> str | None:
 
 def trained_values(dt: Any, module: str, raw: str | os.PathLike[str] | None) -> dict[str, Any] | None:
     """The module's params as a dataset of ``module`` renders them before its free sliders are set: the item of
-    darktable's default history for ``raw``, or the introspection defaults where that history lacks the module
-    (what ``dt.edit`` adds); flattened names. ``None`` when they cannot be decoded."""
+    darktable's default history for ``raw``, or darktable's defaults (``default_blob``) where that history lacks the
+    module (what ``dt.edit`` adds); flattened names. ``None`` when they cannot be decoded."""
     from darkproxy.darktable.params import decode_params, default_blob, flatten
 
     sch = dt.schemas.modules.get(module)

@@ -30,6 +30,9 @@ class ModulePlan:
     steps: int | None = None  # a step count instead of the time budget (tests)
     threads: int | None = None  # torch CPU threads while training (None: train's default)
     arch: str = "auto"  # the architecture (auto: darktable's probe decides)
+    raw_size: int = 256  # long side of the synthetic raws it is generated from and evaluated on
+    scales: tuple[float, float] | None = None  # render scales drawn log-uniformly (raw regions); None: whole raws
+    eval_scales: tuple[float, ...] | None = None  # held-out evaluation at each of these scales (with scales)
 
 
 @dataclass
@@ -71,6 +74,16 @@ class ZooPlan:
         bad = sorted(set(o) - {f.name for f in fields(ModulePlan)})
         if bad:
             raise DarkproxyError(f"zoo plan, [modules.{module}]: unknown keys {', '.join(bad)}")
+        scales = o.get("scales")
+        lo_hi = [float(v) for v in scales] if scales is not None else None
+        if lo_hi is not None and (pre_demosaic or len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1] <= 1):
+            raise DarkproxyError(
+                f"zoo plan, [modules.{module}]: scales must be [lo, hi] with 0 < lo <= hi <= 1"
+                + (" (a module before demosaic has no render scale)" if pre_demosaic else "")
+            )
+        eval_scales = o.get("eval_scales")
+        if eval_scales is not None and (scales is None or not all(0 < float(v) <= 1 for v in eval_scales)):
+            raise DarkproxyError(f"zoo plan, [modules.{module}]: eval_scales needs scales, each in (0, 1]")
         return ModulePlan(
             samples=int(o.get("samples", self.samples)),
             size=None if pre_demosaic else int(o.get("size", self.size)),
@@ -81,4 +94,7 @@ class ZooPlan:
             steps=o.get("steps", self.steps),
             threads=o.get("threads", self.threads),
             arch=str(o.get("arch", "auto")),
+            raw_size=int(o.get("raw_size", self.raw_size)),
+            scales=(lo_hi[0], lo_hi[1]) if lo_hi is not None else None,
+            eval_scales=tuple(float(v) for v in eval_scales) if eval_scales is not None else None,
         )

@@ -74,41 +74,31 @@ def train_zoo(
     stages are not all done runs them as one Ray task, and its files are
     gathered into ``work`` before it is published here as without a cluster.
     Returns the published ``zoo.json`` records."""
-    from darkproxy.raw.synth import make_samples
-
     mods = check_modules(modules)
     plan = plan or ZooPlan.load()
     work_p, out_p = Path(work), Path(out)
     st = JobSteps(work_p, log)
-    train_dir, held_dir = work_p / "raws" / "train", work_p / "raws" / "heldout"
-
-    def raws() -> dict[str, Any]:
-        infos = make_samples(work_p / "raws" / "all", size=plan.raw_size)
-        by_name = {i.path.stem: i.path for i in infos}
-        for d, names in ((train_dir, plan.train_sources), (held_dir, plan.heldout_sources)):
-            d.mkdir(parents=True, exist_ok=True)
-            for n in names:
-                if n not in by_name:
-                    raise DarkproxyError(f"zoo plan: unknown source {n!r} (known: {', '.join(by_name)})")
-                if not (d / f"{n}.dng").exists():
-                    shutil.copyfile(by_name[n], d / f"{n}.dng")
-        return {"train": list(plan.train_sources), "heldout": list(plan.heldout_sources), "raw_size": plan.raw_size}
-
-    st.run("raws", raws, plan=_raws_plan(plan))
+    by_size: dict[int, list[str]] = {}  # the modules of each raw size (a local module's scales need larger raws)
+    for m in mods:
+        by_size.setdefault(plan.for_module(m, pre_demosaic_module(dt.schemas, m)).raw_size, []).append(m)
+    dirs = {size: _raws_stage(st, work_p, plan, size) for size in sorted(by_size)}
     records: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
-    todo = [m for m in mods if not all((st.dir / f"{s}-{m}.json").is_file() for s in ("generate", "train", "eval"))]
-    if cluster and todo:
+    done = {m for m in mods if all((st.dir / f"{s}-{m}.json").is_file() for s in ("generate", "train", "eval"))}
+    if cluster and len(done) < len(mods):
         from darkproxy.cluster import train_zoo_modules
 
-        failures = train_zoo_modules(
-            cluster, dt, todo, plan, work_p, train_dir, held_dir, device, log, run_stages=run_module_stages
-        )
+        for size, group in by_size.items():
+            if todo := [m for m in group if m not in done]:
+                failures |= train_zoo_modules(
+                    cluster, dt, todo, plan, work_p, *dirs[size], device, log, run_stages=run_module_stages
+                )
     for m in mods:
         if m in failures:  # already reported by the cluster
             continue
+        size = next(k for k, g in by_size.items() if m in g)
         try:
-            records.append(_train_module(dt, m, plan, st, work_p, out_p, train_dir, held_dir, device, log))
+            records.append(_train_module(dt, m, plan, st, work_p, out_p, *dirs[size], device, log))
         except DarkproxyError as e:  # one module's failure does not stop the others
             failures[m] = str(e).splitlines()[0]
             log(f"[zoo] {m}: failed: {failures[m]}")
@@ -118,6 +108,31 @@ def train_zoo(
             f"the other {len(records)} are published in {out_p}"
         )
     return records
+
+
+def _raws_stage(st: JobSteps, work_p: Path, plan: ZooPlan, size: int) -> tuple[Path, Path]:
+    """The synthetic raws of long side ``size`` (stage ``raws``, ``raws-SIZE`` for a size other than the
+    plan's): their train and held-out folders."""
+    from darkproxy.raw.synth import make_samples
+
+    root = work_p / ("raws" if size == plan.raw_size else f"raws-{size}")
+    train_dir, held_dir = root / "train", root / "heldout"
+
+    def raws() -> dict[str, Any]:
+        infos = make_samples(root / "all", size=size)
+        by_name = {i.path.stem: i.path for i in infos}
+        for d, names in ((train_dir, plan.train_sources), (held_dir, plan.heldout_sources)):
+            d.mkdir(parents=True, exist_ok=True)
+            for n in names:
+                if n not in by_name:
+                    raise DarkproxyError(f"zoo plan: unknown source {n!r} (known: {', '.join(by_name)})")
+                if not (d / f"{n}.dng").exists():
+                    shutil.copyfile(by_name[n], d / f"{n}.dng")
+        return {"train": list(plan.train_sources), "heldout": list(plan.heldout_sources), "raw_size": size}
+
+    rplan = {**_raws_plan(plan), "raw_size": size}
+    st.run("raws" if size == plan.raw_size else f"raws-{size}", raws, plan=rplan)
+    return train_dir, held_dir
 
 
 def _module_stages(
@@ -147,8 +162,9 @@ def _module_stages(
             params=list(zm.free),
             fixed=dict(zm.fixed),
             sampler=mp.sampler,
-            size=mp.size or plan.raw_size,
+            size=mp.size or mp.raw_size,
             seed=0,
+            scales=mp.scales,
         )
         r = generate(dt, train_dir, ds, opts, progress=True, log=log)
         return {"samples": r.total, "failed": r.failed, "seconds": r.seconds, "pointwise": r.pointwise}
@@ -173,14 +189,20 @@ def _module_stages(
 
     def evl() -> dict[str, Any]:
         res = evaluate_proxy(
-            dt, Proxy.load(run), held_dir, ev, n=mp.eval_n, size=mp.size or plan.raw_size, sampler=mp.eval_sampler
+            dt,
+            Proxy.load(run),
+            held_dir,
+            ev,
+            n=mp.eval_n,
+            size=mp.size or mp.raw_size,
+            sampler=mp.eval_sampler,
+            scales=mp.eval_scales,
         )
-        return {
-            k: res.metrics.get(k) for k in ("proxy", "identity", "baseline", "baseline_kind", "n", "size", "sampler")
-        }
+        keys = ("proxy", "identity", "baseline", "baseline_kind", "n", "size", "sampler", "per_scale")
+        return {k: res.metrics.get(k) for k in keys}
 
     # what the stages are made of (no paths: a node's records are gathered here): another plan's record is refused
-    mplan = {"module": m, "free": list(zm.free), "fixed": dict(zm.fixed), **asdict(mp), **_raws_plan(plan)}
+    mplan = {"module": m, "free": list(zm.free), "fixed": dict(zm.fixed), **_raws_plan(plan), **asdict(mp)}
     return (
         st.run(f"generate-{m}", gen, plan=mplan),
         st.run(f"train-{m}", tr, plan=mplan, after=(f"generate-{m}",)),
@@ -228,7 +250,10 @@ def _zoo_record(
         "module_version": sch.version,
         "params_size": sch.size,
         "pre_demosaic": pre,
-        "render_size": mp.size or plan.raw_size,
+        "render_size": mp.size or mp.raw_size,
+        "raw_size": mp.raw_size,
+        "scales": list(mp.scales) if mp.scales else None,
+        "heldout_per_scale": e.get("per_scale"),
         "full_resolution": pre,
         "samples": g["samples"],
         "samples_failed": g["failed"],
@@ -274,7 +299,7 @@ def _train_module(
     p, ident = e["proxy"], e["identity"]
     mp = plan.for_module(m, rec["pre_demosaic"])
     run = work_p / "runs" / m
-    published = publish(run, out_p / m, rec, mp.size or plan.raw_size)
+    published = publish(run, out_p / m, rec, mp.size or mp.raw_size)
     log(
         f"[zoo] {m}: held out {p['psnr']:.1f} dB (worst {p['psnr_min']:.1f}), identity "
         f"{'-' if not ident else format(ident['psnr'], '.1f')} dB -> {out_p / m}"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from darkproxy.darktable.render import BatchRenderer, RenderFailure, RenderJob, read_tiff
+from darkproxy.darktable.render import BatchRenderer, RenderFailure, RenderJob, read_tiff, render_jobs
 from darkproxy.darktable.session import Darktable
 from darkproxy.darktable.tapout import Region, packed_input, plan_tapout, raw_size, region_for_scale, render_scale
 from darkproxy.darktable.xmp import Sidecar
@@ -35,7 +35,13 @@ from darkproxy.data.ranges import UpstreamVariety, build_param_space, upstream_v
 from darkproxy.data.raws import assign_splits, find_raws
 from darkproxy.data.sampling import SAMPLERS, sample_unit
 from darkproxy.data.store import FORMAT, Dataset, JsonlAppender, read_jsonl, repair_jsonl, save_npy_atomic
-from darkproxy.errors import DarkproxyError, DarktableRenderError, DatasetError, ParamValueError, RawError
+from darkproxy.errors import (
+    DarkproxyError,
+    DarktableRenderError,
+    DatasetError,
+    ParamValueError,
+    RawError,
+)
 from darkproxy.fsutil import write_json
 from darkproxy.progress import progress_bar, say
 
@@ -430,7 +436,7 @@ class Generator:
                 jobs = [
                     RenderJob(p.raw, p.plan.input_sidecar, Path(td) / f"in{i}.tif") for i, (_, p, _) in enumerate(items)
                 ]
-                res = r.render_batch(jobs)
+                res = render_jobs(r, jobs, self.opts.per_render, self.log)
                 got: dict[str, np.ndarray] = {}
                 for (name, p, path), x in zip(items, res, strict=True):
                     if isinstance(x, RenderFailure):  # retry once on its own
@@ -471,7 +477,7 @@ class Generator:
             for max_size, group in groups.items():
                 r = self._renderer(pre, max_size)
                 jobs = [job for _, job in group]
-                res = [x for j in jobs for x in r.render_batch([j])] if self.opts.per_render else r.render_batch(jobs)
+                res = render_jobs(r, jobs, self.opts.per_render, self.log)
                 for ((i, role), job), x in zip(group, res, strict=True):
                     if isinstance(x, RenderFailure):
                         try:  # retry once, in its own darktable-cli process

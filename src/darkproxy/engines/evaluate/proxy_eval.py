@@ -275,7 +275,7 @@ def per_scale_metrics(
     pm: Mapping[int, ImageMetrics],
     im: Mapping[int, ImageMetrics],
 ) -> list[dict[str, Any]]:
-    """``[{scale, n, render_scale (mean measured), psnr, psnr_min, pu21_psnr,
+    """``[{scale, n, render_scale (mean measured), psnr, psnr_median, psnr_min, pu21_psnr,
     pu21_psnr_min, deltae_mean, identity_psnr}]``, one per requested scale."""
     out = []
     for sc in scales:
@@ -290,13 +290,14 @@ def per_scale_metrics(
                 "scale": sc,
                 "n": len(sel),
                 "render_scale": round(float(np.mean(measured)), 4) if measured else None,
-                **{k: agg.get(k) for k in ("psnr", "psnr_min", "pu21_psnr", "pu21_psnr_min", "deltae_mean")},
+                **{k: agg.get(k) for k in _SCALE_METRICS},
                 "identity_psnr": ident.get("psnr") if ident else None,
             }
         )
     return out
 
 
+_SCALE_METRICS = ("psnr", "psnr_median", "psnr_min", "pu21_psnr", "pu21_psnr_min", "deltae_mean")
 _CSV_METRICS = ("psnr", "pu21_psnr", "hdrflip_mean", "ssim", "deltae_mean", "deltae_p95")
 
 
