@@ -200,8 +200,16 @@ def main() -> int:
     if not rows:
         print(f"no zoo.json records in {a.zoo}", file=sys.stderr)
         return 1
+    prev_p = Path(a.previous) if a.previous else Path(a.out) / "zoo.json"
+    previous = json.loads(prev_p.read_text())["modules"] if prev_p.is_file() else []
     if a.eval_new_raws:
         eval_new_raws(rows, Path(a.zoo), a.eval_new_raws, Path(a.out) / "zoo-eval")
+    else:  # a module trained as before keeps the figure its last run measured (its metrics.json in zoo-eval/)
+        same = {r["module"]: r for r in previous}
+        for r in rows:
+            old = same.get(r["module"])
+            if old is not None and "new_raws_exit" in old and old["train_steps"] == r["train_steps"]:
+                r.update({k: v for k, v in old.items() if k.startswith("new_raws_")})
     met = [goal(r)[1] for r in rows]
     avg = statistics.mean(r["heldout_psnr_median"] for r in rows)
     try:
@@ -226,8 +234,6 @@ def main() -> int:
     }
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    prev_p = Path(a.previous) if a.previous else out / "zoo.json"
-    previous = json.loads(prev_p.read_text())["modules"] if prev_p.is_file() else []
     (out / "zoo.json").write_text(json.dumps({"meta": meta, "modules": rows}, indent=1, default=str) + "\n")
     tab = table(rows)
     md = [

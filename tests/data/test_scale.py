@@ -153,7 +153,7 @@ def test_eval_per_scale_and_refusal(scales_run) -> None:
         "--images",
         str(scales_run["raws"]),
         "-n",
-        "1",
+        "3",
         "--scales",
         "0.3,1",
         "-o",
@@ -163,8 +163,11 @@ def test_eval_per_scale_and_refusal(scales_run) -> None:
     m = json.loads((out / "metrics.json").read_text())
     assert [p["scale"] for p in m["per_scale"]] == [0.3, 1.0]
     for p in m["per_scale"]:
-        assert p["n"] == 1 and p["render_scale"] == pytest.approx(p["scale"], rel=0.03)
+        assert p["n"] == 3 and p["render_scale"] == pytest.approx(p["scale"], rel=0.03)
         assert np.isfinite(p["psnr"]) and p["identity_psnr"] is not None
+    # each draw its own region (one per raw let a flat patch stand for a whole scale): draws 0 and 2 share a raw
+    at1 = [s for s in m["samples"] if s["scale"] == 1.0]
+    assert at1[0]["raw"] == at1[2]["raw"] and at1[0]["region"]["box"] != at1[2]["region"]["box"]
     assert "scale 0.3:" in r.stdout and "scale 1:" in r.stdout
     r = run_cli("eval", str(scales_run["run"]), "--images", str(scales_run["raws"]), "--scales", "0.1", "-o", str(out))
     assert r.returncode == 2 and "outside" in r.stderr and len(r.stderr.strip().splitlines()) == 1

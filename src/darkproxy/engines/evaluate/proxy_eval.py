@@ -113,7 +113,9 @@ def _checked_settings(
     return fixed, rng, scale_list
 
 
-def _score_pair(proxy: Any, i: int, sc: float | None, pair: Pair, space: Any, scores: _Scores) -> ImageMetrics:
+def _score_pair(
+    proxy: Any, i: int, sc: float | None, pair: Pair, space: Any, scores: _Scores, region: Any = None
+) -> ImageMetrics:
     """Sample ``i``: the proxy (and identity, or before demosaic the crude baseline) against darktable."""
     pred = run_proxy(proxy, pair.input, pair.params, pair.scale)
     assert pair.output is not None  # rendered with outputs
@@ -131,6 +133,7 @@ def _score_pair(proxy: Any, i: int, sc: float | None, pair: Pair, space: Any, sc
             "params": pair.params,
             "render_scale": pair.scale,
             "scale": sc,
+            "region": region.to_json() if region is not None else None,
             "shape": list(pair.output.shape),
             "in_training_range": _in_range(space, pair.params),
             "proxy": m.to_json(),
@@ -214,7 +217,7 @@ def evaluate_proxy(
     aggregates over the samples inside / outside the training ranges.
 
     Render scale: with ``scales``, the ``n`` draws are rendered at each scale
-    (a region of the raw, :func:`eval_region`) and ``per_scale`` lists
+    (each draw its own region of the raw, :func:`eval_region`) and ``per_scale`` lists
     ``{scale, n, psnr, psnr_min, pu21_psnr, identity_psnr, ...}``; without,
     a scale-dependent proxy is evaluated at scales in its trained range and
     any other proxy on whole raws at ``size``. A scale outside a proxy's
@@ -239,16 +242,23 @@ def evaluate_proxy(
     for si, sc in enumerate(scale_list):
         for ri, idxs in per_raw.items():
             region = eval_region(proxy, raws[ri], size, sc, np.random.default_rng([seed, ri, si, 0x5CA1E]))
-            params_list = [space.for_darktable(draws[i]) for i in idxs]
-            pairs = render_pairs(dt, raws[ri], proxy.module, params_list, size, region=region)
-            for i0, pair in zip(idxs, pairs, strict=True):
-                i = si * n + i0  # sample index: the draws repeat at each scale
-                m = _score_pair(proxy, i, sc, pair, space, scores)
-                at = f" at scale {pair.scale:.3g}" if pair.scale is not None else ""
-                say(
-                    f"sample {i + 1}/{total}: {pair.raw.name}{at} proxy {m.psnr:.2f} dB display, "
-                    f"{m.pu21_psnr:.2f} dB PU21"
-                )
+            # whole raws: the draws share one input render; regions: one of its own per draw (one per raw let a
+            # flat patch stand for a whole scale: denoise's held-out input and output there were identical)
+            groups = [(region, idxs)]
+            if region is not None:
+                rngs = [np.random.default_rng([seed, ri, si, i0, 0x5CA1E]) for i0 in idxs]
+                groups = [(eval_region(proxy, raws[ri], size, sc, g), [i0]) for i0, g in zip(idxs, rngs, strict=True)]
+            for reg, grp in groups:
+                params_list = [space.for_darktable(draws[i]) for i in grp]
+                pairs = render_pairs(dt, raws[ri], proxy.module, params_list, size, region=reg)
+                for i0, pair in zip(grp, pairs, strict=True):
+                    i = si * n + i0  # sample index: the draws repeat at each scale
+                    m = _score_pair(proxy, i, sc, pair, space, scores, reg)
+                    at = f" at scale {pair.scale:.3g}" if pair.scale is not None else ""
+                    say(
+                        f"sample {i + 1}/{total}: {pair.raw.name}{at} proxy {m.psnr:.2f} dB display, "
+                        f"{m.pu21_psnr:.2f} dB PU21"
+                    )
     scores.rows.sort(key=lambda r: r["sample"])
     settings = {
         "n": n,
