@@ -5,8 +5,10 @@ README's module table generated from them (between the ``zoo-table`` markers).
     python bench/bench_zoo.py --zoo src/darkproxy/zoo/weights [--readme README.md] [--eval-new-raws 4]
 
 ``--eval-new-raws N`` also runs ``darkproxy eval zoo:MODULE --images DIR -n N``
-(the command a user runs) for every module on raws made here from the zoo's
-held-out photos with other sensor noise, and reports that PSNR beside.
+(the command a user runs) on raws made here from the zoo's held-out photos with
+other sensor noise, and reports that PSNR beside: for the modules new or
+retrained since ``--previous`` (default: the zoo.json this run replaces; the
+others keep the figure measured then), every module with ``--eval-all``.
 
 Goals (issue: the proxy zoo), held out, display PSNR: pointwise modules >= 45 dB
 median and >= 38 dB worst; local modules >= 38 dB median; demosaic and
@@ -194,6 +196,7 @@ def main() -> int:
     ap.add_argument("--readme", help="README to update between <!-- zoo-table --> markers")
     ap.add_argument("--note", default="", help="a line about how the zoo was trained (machine load etc.)")
     ap.add_argument("--eval-new-raws", type=int, default=0, metavar="N", help="darkproxy eval each module, N samples")
+    ap.add_argument("--eval-all", action="store_true", help="with --eval-new-raws: every module, not only new ones")
     ap.add_argument("--previous", help="an earlier zoo.json to set retrained modules against (default: OUT/zoo.json)")
     a = ap.parse_args()
     rows = list_zoo(a.zoo)
@@ -202,14 +205,15 @@ def main() -> int:
         return 1
     prev_p = Path(a.previous) if a.previous else Path(a.out) / "zoo.json"
     previous = json.loads(prev_p.read_text())["modules"] if prev_p.is_file() else []
-    if a.eval_new_raws:
-        eval_new_raws(rows, Path(a.zoo), a.eval_new_raws, Path(a.out) / "zoo-eval")
-    else:  # a module trained as before keeps the figure its last run measured (its metrics.json in zoo-eval/)
-        same = {r["module"]: r for r in previous}
-        for r in rows:
-            old = same.get(r["module"])
-            if old is not None and "new_raws_exit" in old and old["train_steps"] == r["train_steps"]:
-                r.update({k: v for k, v in old.items() if k.startswith("new_raws_")})
+    # a module trained as before keeps the figure its last run measured (its metrics.json in zoo-eval/); with
+    # --eval-new-raws the others (new or retrained) are evaluated, --eval-all every module
+    same = {r["module"]: r for r in previous} if not a.eval_all else {}
+    for r in rows:
+        old = same.get(r["module"])
+        if old is not None and "new_raws_exit" in old and old["train_steps"] == r["train_steps"]:
+            r.update({k: v for k, v in old.items() if k.startswith("new_raws_")})
+    if a.eval_new_raws and (todo := [r for r in rows if "new_raws_exit" not in r]):
+        eval_new_raws(todo, Path(a.zoo), a.eval_new_raws, Path(a.out) / "zoo-eval")
     met = [goal(r)[1] for r in rows]
     avg = statistics.mean(r["heldout_psnr_median"] for r in rows)
     try:

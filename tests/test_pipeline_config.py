@@ -81,7 +81,7 @@ def test_data_spaces_must_chain(dt, tmp_path: Path) -> None:
 
 
 def test_chained_proxies_need_the_scale_of_a_scale_dependent_stage() -> None:
-    """A chain with the shipped sharpen proxy (trained at render scale 0.5) runs only once it
+    """A chain with the shipped bilat proxy (trained at render scale 0.5) runs only once it
     is given the images' scale: without one it refuses, as the proxy alone does."""
     import torch
 
@@ -89,11 +89,11 @@ def test_chained_proxies_need_the_scale_of_a_scale_dependent_stage() -> None:
     from darkproxy.pipeline import FlatPipelineProxy, ProxyPipeline
     from darkproxy.proxy import Proxy
 
-    pipe = ProxyPipeline([Proxy.load("zoo:exposure"), Proxy.load("zoo:sharpen")])
+    pipe = ProxyPipeline([Proxy.load("zoo:exposure"), Proxy.load("zoo:bilat")])
     flat = FlatPipelineProxy(pipe)
     x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(0))
     u = torch.as_tensor(flat.param_space.normalize({}))[None]
-    with pytest.raises(ScaleError, match="sharpen proxy depends on the render scale"):
+    with pytest.raises(ScaleError, match="bilat proxy depends on the render scale"):
         flat(x, u)
     with pytest.raises(ScaleError, match="outside"):
         pipe.set_scale(1.0)

@@ -174,11 +174,11 @@ def test_eval_per_scale_and_refusal(scales_run) -> None:
 
 
 def test_zoo_local_proxy_refused_at_an_untrained_scale(scales_run, tmp_path: Path) -> None:
-    """The shipped sharpen proxy was trained at scale 0.5 only: it refuses full size in one line;
+    """The shipped bilat proxy was trained at scale 0.5 only: it refuses full size in one line;
     the pointwise exposure proxy does not depend on the scale."""
     from darkproxy.proxy import Proxy
 
-    r = run_cli("eval", "zoo:sharpen", "--images", str(scales_run["raws"]), "--scales", "1", "-o", str(tmp_path / "e"))
+    r = run_cli("eval", "zoo:bilat", "--images", str(scales_run["raws"]), "--scales", "1", "-o", str(tmp_path / "e"))
     assert r.returncode == 2 and "0.5" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     expo = Proxy.load("zoo:exposure")
     assert expo.scale_range is not None and not expo.scale_range.dependent

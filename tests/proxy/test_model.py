@@ -118,26 +118,26 @@ def test_weights_of_another_architecture_or_corrupt(trained: tuple[Path, Path], 
 
 
 def test_a_scale_dependent_proxy_refuses_an_unknown_scale() -> None:
-    """The shipped sharpen proxy was trained at render scale 0.5 only (one scale: not
+    """The shipped bilat proxy was trained at render scale 0.5 only (one scale: not
     conditioned): its output depends on the scale, so ``scale=None`` is refused in one line
     wherever it is called, and the scale it was trained at is accepted; the pointwise
     exposure proxy does not depend on it."""
     from darkproxy.errors import ScaleError
 
-    sharpen, expo = Proxy.load("zoo:sharpen"), Proxy.load("zoo:exposure")
-    assert sharpen.scale_range is not None and sharpen.scale_range.dependent and not sharpen.scale_conditioned
+    bilat, expo = Proxy.load("zoo:bilat"), Proxy.load("zoo:exposure")
+    assert bilat.scale_range is not None and bilat.scale_range.dependent and not bilat.scale_conditioned
     x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(0))
     for call in (
-        lambda: sharpen(x, {}),
-        lambda: sharpen.at_scale(None),
-        lambda: sharpen.check_scale(None),
-        lambda: sharpen.apply_image(x[0].numpy(), {}),
+        lambda: bilat(x, {}),
+        lambda: bilat.at_scale(None),
+        lambda: bilat.check_scale(None),
+        lambda: bilat.apply_image(x[0].numpy(), {}),
     ):
         with pytest.raises(ScaleError, match="depends on the render scale \\(trained at 0.5\\)") as e:
             call()
         assert "\n" not in str(e.value)
     with torch.no_grad():
-        a, b = sharpen(x, {}, scale=0.5), sharpen.at_scale(0.5)(x, {})
+        a, b = bilat(x, {}, scale=0.5), bilat.at_scale(0.5)(x, {})
     assert torch.equal(a, b) and torch.isfinite(a).all()
     expo.check_scale(None)
     assert torch.isfinite(expo(x, {"exposure": 1.0})).all()

@@ -253,7 +253,7 @@ def test_apply_cli_refuses_a_scale_outside_the_trained_range(tmp_path: Path, cap
     from darkproxy.proxy.locate import resolve_run
 
     run = tmp_path / "run"
-    shutil.copytree(resolve_run("zoo:sharpen"), run)
+    shutil.copytree(resolve_run("zoo:bilat"), run)
     info = json.loads((run / "run.json").read_text())
     info["scale_range"] = {"lo": 0.5, "hi": 0.5, "dependent": True, "conditioned": False}
     (run / "run.json").write_text(json.dumps(info))

@@ -229,6 +229,19 @@ def run_module_stages(
     _module_stages(dt, module, plan, JobSteps(work, log), work, train_dir, held_dir, device, log)
 
 
+def float_count(schema: Any) -> int:
+    """How many float values the module's params hold, an array's elements each (color calibration: 28)."""
+
+    def count(f: Any) -> int:
+        if f.type in ("float", "double"):
+            return 1
+        if f.type == "array" and f.element is not None and not f.is_string:
+            return (f.count or 0) * count(f.element)
+        return sum(count(c) for c in f.fields) if f.type in ("struct", "union") else 0
+
+    return count(schema.root)
+
+
 def _zoo_record(
     dt: Any, m: str, plan: ZooPlan, g: dict[str, Any], t: dict[str, Any], e: dict[str, Any]
 ) -> dict[str, Any]:
@@ -237,7 +250,6 @@ def _zoo_record(
     pre = pre_demosaic_module(dt.schemas, m)
     mp = plan.for_module(m, pre)
     sch = dt.schemas.get(m)
-    floats = [f.name for f in sch.scalar_fields if f.type in ("float", "double")]
     p, ident = e["proxy"], e["identity"]
     rec = {
         "module": m,
@@ -245,7 +257,7 @@ def _zoo_record(
         "params": list(zm.free),
         "fixed": dict(zm.fixed),
         "note": zm.note,
-        "float_params_in_schema": len(floats),
+        "float_params_in_schema": float_count(sch),
         "darktable_version": dt.version,
         "module_version": sch.version,
         "params_size": sch.size,
