@@ -207,7 +207,9 @@ def main() -> int:
     previous = json.loads(prev_p.read_text())["modules"] if prev_p.is_file() else []
     # a module trained as before keeps the figure its last run measured (its metrics.json in zoo-eval/); with
     # --eval-new-raws the others (new or retrained) are evaluated, --eval-all every module
-    same = {r["module"]: r for r in previous} if not a.eval_all else {}
+    cur_p = Path(a.out) / "zoo.json"  # and the figures this file holds now (a rerun keeps them)
+    current = json.loads(cur_p.read_text())["modules"] if cur_p.is_file() and cur_p != prev_p else []
+    same = {r["module"]: r for r in [*previous, *current]} if not a.eval_all else {}
     for r in rows:
         old = same.get(r["module"])
         if old is not None and "new_raws_exit" in old and old["train_steps"] == r["train_steps"]:
@@ -261,7 +263,8 @@ def main() -> int:
         "demosaic of the module's input mosaic with the least-squares colour matrix fitted to each target "
         "(an oracle a proxy must beat).",
         "",
-        f"Goals met: {sum(met)} of {len(rows)}. Average held-out median PSNR: {avg:.1f} dB (goal >= 42 dB).",
+        f"Goals met: {sum(met)} of {len(rows)}. Average held-out median PSNR: {avg:.2f} dB (goal >= 42 dB: "
+        f"{'met' if avg >= 42 else 'missed'}).",
         "",
     ]
     if ba := before_after(rows, previous):
