@@ -221,6 +221,18 @@ def run_cli(
     )
 
 
+def stand_in_darktable(dt, path: Path, before: str):
+    """A :class:`Darktable` whose darktable-cli is a shell stand-in at ``path``: ``before`` (shell lines, e.g. a
+    crash on some calls: error paths only), then the real darktable-cli with the same arguments."""
+    from dataclasses import replace
+
+    from darkproxy.darktable.session import Darktable
+
+    path.write_text(f'#!/bin/sh\n{before}exec {dt.install.cli} "$@"\n')
+    path.chmod(0o755)
+    return Darktable(config=dt.config, install=replace(dt.install, cli=path), _schemas=dt.schemas)
+
+
 def have_chromium() -> bool:
     """Whether the Chromium checks can run. Under ``CI=true`` a missing Chromium
     fails the calling test instead of silently skipping its browser checks."""

@@ -9,7 +9,7 @@ import pytest
 
 from darkproxy.darktable.render import Renderer, RenderFailure, RenderJob, read_tiff
 from darkproxy.errors import DarktableRenderError, RawError
-from tests.conftest import midtone_ratio, run_cli
+from tests.conftest import midtone_ratio, run_cli, stand_in_darktable
 from tests.darktable.render_noise import assert_same_render
 
 
@@ -160,26 +160,16 @@ def test_default_history_survives_one_crash_not_two(dt, tmp_path: Path) -> None:
     """darktable 4.2.1 now and then segfaults importing a raw (seen twice in ~30 imports of a 2048 px DNG): the
     default history is read once more, darktable's own; a second crash is a one-line error. A stand-in that
     crashes like darktable (error path only) on the first call, then runs the real darktable-cli."""
-    from dataclasses import replace
-
-    from darkproxy.darktable.session import Darktable
     from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng
 
     raw = tmp_path / "fresh.dng"  # not in the history cache
     write_synthetic_dng(default_source_images(["chelsea"])["chelsea"], raw, SynthRawSpec(size=64, seed=5))
     flag = tmp_path / "crashed"
-    fake = tmp_path / "darktable-cli"
-    fake.write_text(
-        f"#!/bin/sh\nif [ ! -e {flag} ]; then touch {flag}; echo 'backtrace written to /tmp/x' >&2; kill -SEGV $$; fi\n"
-        f'exec {dt.install.cli} "$@"\n'
-    )
-    fake.chmod(0o755)
-    once = Darktable(config=dt.config, install=replace(dt.install, cli=fake), _schemas=dt.schemas)
+    crash = f"if [ ! -e {flag} ]; then touch {flag}; echo 'backtrace written to /tmp/x' >&2; kill -SEGV $$; fi\n"
+    once = stand_in_darktable(dt, tmp_path / "darktable-cli", crash)
     side = once.default_history(raw, refresh=True)
     assert flag.exists() and side.find("exposure") is not None
-    always = tmp_path / "always-crashes"
-    always.write_text("#!/bin/sh\necho 'backtrace written to /tmp/x' >&2\nkill -SEGV $$\n")
-    always.chmod(0o755)
-    twice = Darktable(config=dt.config, install=replace(dt.install, cli=always), _schemas=dt.schemas)
+    always = "echo 'backtrace written to /tmp/x' >&2\nkill -SEGV $$\n"
+    twice = stand_in_darktable(dt, tmp_path / "always-crashes", always)
     with pytest.raises(DarktableRenderError, match="crashed twice"):
         twice.default_history(raw, refresh=True)

@@ -20,7 +20,7 @@ from darkproxy.data.generate import engine as gen
 from darkproxy.data.probe import probe_pointwise
 from darkproxy.data.raws import assign_splits
 from darkproxy.data.store import DiskFull, read_jsonl, verify_dataset
-from tests.conftest import SRC, midtone_ratio, run_cli
+from tests.conftest import SRC, midtone_ratio, run_cli, stand_in_darktable
 
 
 def _cmd(ds: Path, raws: Path, *extra: str) -> list[str]:
@@ -215,17 +215,8 @@ def test_a_crashed_batch_is_rendered_one_per_process(dt, raw_dir: Path, tmp_path
     """darktable 4.2.1 segfaults now and then in a batch it renders the next time (a zoo run lost a module to
     one): a batch whose darktable-cli crashes is rendered again one image per process, nothing lost. A stand-in
     that crashes like darktable (error path only) on every batch (a folder as input), else runs the real one."""
-    from dataclasses import replace
-
-    from darkproxy.darktable.session import Darktable
-
-    fake = tmp_path / "darktable-cli"
-    fake.write_text(
-        f'#!/bin/sh\nif [ -d "$1" ]; then echo crashed >> {tmp_path / "crashes"}; kill -SEGV $$; fi\n'
-        f'exec {dt.install.cli} "$@"\n'
-    )
-    fake.chmod(0o755)
-    crashy = Darktable(config=dt.config, install=replace(dt.install, cli=fake), _schemas=dt.schemas)
+    crash = f'if [ -d "$1" ]; then echo crashed >> {tmp_path / "crashes"}; kill -SEGV $$; fi\n'
+    crashy = stand_in_darktable(dt, tmp_path / "darktable-cli", crash)
     logs: list[str] = []
     opts = GenerateOptions("exposure", n=2, size=48, batch=2, probe=False)
     res = generate(crashy, raw_dir, tmp_path / "ds", opts, progress=False, log=logs.append)

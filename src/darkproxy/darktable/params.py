@@ -23,13 +23,12 @@ import base64
 import binascii
 import copy
 import math
-import re
 import struct
 import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from darkproxy.darktable.schema import ELEMENT_NAME, FieldSchema, ModuleSchema
+from darkproxy.darktable.schema import FieldSchema, ModuleSchema, element_path
 from darkproxy.errors import ParamValueError, UnknownParam, XmpError
 
 _FMT = {
@@ -354,21 +353,12 @@ def assign_fields(schema: ModuleSchema, base: bytes, values: Mapping[str, Any]) 
     return bytes(buf)
 
 
-def _element_path(name: str) -> tuple[str, list[int], list[str]] | None:
-    """``"curve_nodes[0][1].y"`` -> ``("curve_nodes", [0, 1], ["y"])``; ``None`` for a plain name."""
-    m = ELEMENT_NAME.match(name)
-    if m is None:
-        return None
-    members = m.group(3).split(".") if m.group(3) else []
-    return m.group(1), [int(i) for i in re.findall(r"\[(\d+)\]", m.group(2))], members
-
-
 def param_value(values: Mapping[str, Any], name: str) -> Any:
     """The value of param ``name`` in decoded, flattened ``values``: a dotted name, or an element of an
     array param (``red[0]``, ``curve_nodes[0][1].y``). Raises ``KeyError`` when there is none."""
     if name in values:
         return values[name]
-    path = _element_path(name)
+    path = element_path(name)
     if path is None or path[0] not in values:
         raise KeyError(name)
     cur: Any = values[path[0]]
@@ -388,7 +378,7 @@ def set_params(schema: ModuleSchema, blob: bytes, updates: Mapping[str, Any], cl
     plain: dict[str, Any] = {}
     arrays: dict[str, Any] = {}
     for name, v in updates.items():
-        path = _element_path(name)
+        path = element_path(name)
         if path is None:
             schema.field(name)  # UnknownParam with a hint
             plain[name] = v

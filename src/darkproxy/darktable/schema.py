@@ -40,7 +40,18 @@ SCALAR_TYPES = (
     "enum",
 )
 # an element of an array param: the array's (dotted) name, its indices, then a member path (``curve_nodes[0][1].y``)
-ELEMENT_NAME = re.compile(r"^([^\[\]]+)((?:\[\d+\])+)(?:\.(.+))?$")
+_ELEMENT_NAME = re.compile(r"^([^\[\]]+)((?:\[\d+\])+)(?:\.(.+))?$")
+
+
+def element_path(name: str) -> tuple[str, list[int], list[str]] | None:
+    """``"curve_nodes[0][1].y"`` -> ``("curve_nodes", [0, 1], ["y"])``; ``None`` for a plain name."""
+    m = _ELEMENT_NAME.match(name)
+    if m is None:
+        return None
+    members = m.group(3).split(".") if m.group(3) else []
+    return m.group(1), [int(i) for i in re.findall(r"\[(\d+)\]", m.group(2))], members
+
+
 NUMERIC_TYPES = ("float", "double", "int8", "uint8", "short", "ushort", "int", "uint", "long", "ulong")
 
 
@@ -196,16 +207,17 @@ class ModuleSchema:
         """The scalar field ``name`` gives, under that name: a plain param (:meth:`field`) or an element of an
         array param as darktable's introspection names it (``red[0]``, ``curve_nodes[0][1].y``: its type,
         range and default are the element's). :class:`UnknownParam` for anything else."""
-        m = ELEMENT_NAME.match(name)
-        if m is None:
+        path = element_path(name)
+        if path is None:
             f = self.field(name)
         else:
-            f = self.field(m.group(1))
-            for i in (int(k) for k in re.findall(r"\[(\d+)\]", m.group(2))):
+            base, idx, members = path
+            f = self.field(base)
+            for i in idx:
                 if f.type != "array" or f.element is None or f.is_string or not 0 <= i < (f.count or 0):
                     raise UnknownParam(f"module {self.name} has no parameter {name!r} (no such element)")
                 f = f.element
-            for member in m.group(3).split(".") if m.group(3) else []:
+            for member in members:
                 f = next((c for c in f.fields if c.name.rsplit(".", 1)[-1] == member), None)  # type: ignore[assignment]
                 if f is None:
                     raise UnknownParam(f"module {self.name} has no parameter {name!r} (no member {member!r})")

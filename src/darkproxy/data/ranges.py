@@ -483,15 +483,15 @@ def build_param_space(
     if len(set(free)) != len(free):
         raise ParamValueError(f"duplicate params in {', '.join(free)}")
     # typed fixed values (validates types and $MIN/$MAX via the codec)
+    base = default_blob(schema)
     if fixed:
-        blob = set_params(schema, default_blob(schema), fixed)
-        dec = flatten(decode_params(schema, blob))
+        dec = flatten(decode_params(schema, set_params(schema, base, fixed)))
         fixed = {k: param_value(dec, k) for k in fixed}
     specs = []
     table = DEFAULT_RANGES.get(schema.name, {})
     # each free param's default is darktable's (default_blob: its init() values where introspection's differ),
     # what a sparse draw leaves the sliders it does not move at
-    start = flatten(decode_params(schema, default_blob(schema)))
+    start = flatten(decode_params(schema, base))
     for name in free:
         f = dataclasses.replace(schema.scalar(name), default=param_value(start, name))
         rng = ranges.get(name, table.get(name)) if f.type not in ("enum", "bool") else None

@@ -78,27 +78,25 @@ def train_zoo(
     plan = plan or ZooPlan.load()
     work_p, out_p = Path(work), Path(out)
     st = JobSteps(work_p, log)
-    by_size: dict[int, list[str]] = {}  # the modules of each raw size (a local module's scales need larger raws)
-    for m in mods:
-        by_size.setdefault(plan.for_module(m, pre_demosaic_module(dt.schemas, m)).raw_size, []).append(m)
-    dirs = {size: _raws_stage(st, work_p, plan, size) for size in sorted(by_size)}
+    # each module's raw size (a local module's scales need larger raws), each size's raws made once
+    size_of = {m: plan.for_module(m, pre_demosaic_module(dt.schemas, m)).raw_size for m in mods}
+    dirs = {size: _raws_stage(st, work_p, plan, size) for size in sorted(set(size_of.values()))}
     records: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
     done = {m for m in mods if all((st.dir / f"{s}-{m}.json").is_file() for s in ("generate", "train", "eval"))}
     if cluster and len(done) < len(mods):
         from darkproxy.cluster import train_zoo_modules
 
-        for size, group in by_size.items():
-            if todo := [m for m in group if m not in done]:
+        for size in dirs:
+            if todo := [m for m in mods if size_of[m] == size and m not in done]:
                 failures |= train_zoo_modules(
                     cluster, dt, todo, plan, work_p, *dirs[size], device, log, run_stages=run_module_stages
                 )
     for m in mods:
         if m in failures:  # already reported by the cluster
             continue
-        size = next(k for k, g in by_size.items() if m in g)
         try:
-            records.append(_train_module(dt, m, plan, st, work_p, out_p, *dirs[size], device, log))
+            records.append(_train_module(dt, m, plan, st, work_p, out_p, *dirs[size_of[m]], device, log))
         except DarkproxyError as e:  # one module's failure does not stop the others
             failures[m] = str(e).splitlines()[0]
             log(f"[zoo] {m}: failed: {failures[m]}")
@@ -115,7 +113,8 @@ def _raws_stage(st: JobSteps, work_p: Path, plan: ZooPlan, size: int) -> tuple[P
     plan's): their train and held-out folders."""
     from darkproxy.raw.synth import make_samples
 
-    root = work_p / ("raws" if size == plan.raw_size else f"raws-{size}")
+    name = "raws" if size == plan.raw_size else f"raws-{size}"
+    root = work_p / name
     train_dir, held_dir = root / "train", root / "heldout"
 
     def raws() -> dict[str, Any]:
@@ -131,7 +130,7 @@ def _raws_stage(st: JobSteps, work_p: Path, plan: ZooPlan, size: int) -> tuple[P
         return {"train": list(plan.train_sources), "heldout": list(plan.heldout_sources), "raw_size": size}
 
     rplan = {**_raws_plan(plan), "raw_size": size}
-    st.run("raws" if size == plan.raw_size else f"raws-{size}", raws, plan=rplan)
+    st.run(name, raws, plan=rplan)
     return train_dir, held_dir
 
 

@@ -35,13 +35,7 @@ from darkproxy.data.ranges import UpstreamVariety, build_param_space, upstream_v
 from darkproxy.data.raws import assign_splits, find_raws
 from darkproxy.data.sampling import SAMPLERS, sample_unit
 from darkproxy.data.store import FORMAT, Dataset, JsonlAppender, read_jsonl, repair_jsonl, save_npy_atomic
-from darkproxy.errors import (
-    DarkproxyError,
-    DarktableRenderError,
-    DatasetError,
-    ParamValueError,
-    RawError,
-)
+from darkproxy.errors import DarkproxyError, DarktableRenderError, DatasetError, ParamValueError, RawError
 from darkproxy.fsutil import write_json
 from darkproxy.progress import progress_bar, say
 
