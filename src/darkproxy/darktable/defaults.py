@@ -10,7 +10,10 @@ unchanged through 5.x for these params versions) and applied by
 :func:`darkproxy.darktable.params.default_blob`. Each entry names the params version it was read for: a
 darktable whose module has another version is refused by name, never given the old values. Only what
 changes the render is listed; the modules whose ``init()`` writes values equal in effect to introspection's
-(colorize's ``version``: 0 and 2 take the same path) are not.
+(colorize's ``version``: 0 and 2 take the same path; colorchecker's patches, source = target; retouch's and
+spots' values, which matter only with shapes) are not. clahe's init() matters but it has no introspection:
+darkproxy cannot edit it. Modules whose ``reload_defaults()`` fill per-image values (white balance, the raw's
+black and white levels, the input profile...) are darktable's own default history's, never these.
 """
 
 from __future__ import annotations
@@ -66,6 +69,96 @@ INIT_DEFAULTS: Mapping[str, InitDefaults] = {
             "adaptation": 4,  # DT_ADAPTATION_RGB
         },
         "init() sets the identity mixing, reload_defaults() the adaptation (zero rows render black)",
+    ),
+    # the curve and wavelet modules below: init() spreads the nodes' x over [0, 1] (introspection leaves them all at
+    # 0: darktable's spline setup then fails and its LUT is whatever memory held, or an out-of-bounds node is read)
+    "rgbcurve": InitDefaults(
+        1,
+        {f"curve_nodes[{c}][1].{a}": 1.0 for c in range(3) for a in ("x", "y")},
+        "init() puts each curve's second node at (1, 1): the identity",
+    ),
+    "tonecurve": InitDefaults(
+        5,
+        {
+            "tonecurve_nodes[0]": 2,
+            "tonecurve_nodes[1]": 3,
+            "tonecurve_nodes[2]": 3,
+            **{f"tonecurve[0][1].{a}": 1.0 for a in ("x", "y")},
+            **{f"tonecurve[{c}][{k}].{a}": k / 2 for c in (1, 2) for k in (1, 2) for a in ("x", "y")},
+        },
+        "init() sets the identity L curve (2 nodes) and a, b curves (3 nodes)",
+    ),
+    "basecurve": InitDefaults(
+        6,
+        {"basecurve_nodes[0]": 2, "basecurve[0][1].x": 1.0, "basecurve[0][1].y": 1.0},
+        "init() sets the identity curve (2 nodes; introspection's 0 nodes read a node out of bounds above 1)",
+    ),
+    "colorzones": InitDefaults(
+        5,
+        {
+            **{f"curve_num_nodes[{c}]": 2 for c in range(3)},
+            **{f"curve_type[{c}]": 1 for c in range(3)},  # CATMULL_ROM
+            **{f"curve[{c}][{k}].x": (k + 0.5) / 2 for c in range(3) for k in range(2)},
+            **{f"curve[{c}][{k}].y": 0.5 for c in range(3) for k in range(2)},
+            "splines_version": 1,  # DT_IOP_COLORZONES_SPLINES_V2
+        },
+        "init() sets flat curves at 0.5 (no change) on every channel, the current splines",
+    ),
+    "atrous": InitDefaults(
+        2,
+        {
+            # k / (BANDS - 1.0f) in float32; the luma and chroma noise thresholds (curves 3, 4) at 0
+            **{f"x[{c}][{k}]": float(np.float32(k) / np.float32(5)) for c in range(5) for k in range(6)},
+            **{f"y[{c}][{k}]": 0.0 for c in (3, 4) for k in range(6)},
+        },
+        "init() spreads the bands' x and zeroes the noise thresholds",
+    ),
+    "equalizer": InitDefaults(
+        1,
+        {
+            **{f"equalizer_x[{c}][{k}]": float(np.float32(k) / np.float32(5)) for c in range(3) for k in range(6)},
+            **{f"equalizer_y[{c}][{k}]": 0.5 for c in range(3) for k in range(6)},
+        },
+        "init() spreads the bands' x with y 0.5 (no change)",
+    ),
+    "rawdenoise": InitDefaults(
+        2,
+        {f"x[{c}][{k}]": k / 4 for c in range(4) for k in range(5)},
+        "init() spreads the bands' x",
+    ),
+    "lowlight": InitDefaults(
+        1,
+        # k / (BANDS - 1.0) in double, stored as float
+        {f"transition_x[{k}]": float(np.float32(k / 5.0)) for k in range(6)},
+        "init() spreads the transition curve's x",
+    ),
+    "channelmixer": InitDefaults(
+        2,
+        {"red[3]": 1.0, "green[4]": 1.0, "blue[5]": 1.0, "algorithm_version": 1},  # CHANNEL_MIXER_VERSION_2
+        "init() sets the identity mixing (all-zero rows render black) and the current algorithm",
+    ),
+    "levels": InitDefaults(2, {"levels[1]": 0.5, "levels[2]": 1.0}, "init() sets the manual levels 0, 0.5, 1"),
+    "rgblevels": InitDefaults(
+        1,
+        {f"levels[{c}][{k}]": v for c in range(3) for k, v in ((1, 0.5), (2, 1.0))},
+        "init() sets each channel's levels 0, 0.5, 1",
+    ),
+    # filmic (v1) has no introspection defaults at all: init() writes the whole struct
+    "filmic": InitDefaults(
+        3,
+        {
+            "grey_point_source": 18.0,
+            "black_point_source": -8.65,
+            "white_point_source": 2.45,
+            "grey_point_target": 18.0,
+            "white_point_target": 100.0,
+            "output_power": 2.2,
+            "latitude_stops": 2.0,
+            "contrast": 1.5,
+            "saturation": 100.0,
+            "global_saturation": 100.0,
+        },
+        "init() writes every parameter (introspection has none: a zero dynamic range)",
     ),
     "negadoctor": InitDefaults(
         2,

@@ -203,6 +203,19 @@ class ModuleSchema:
     def scalar_fields(self) -> list[FieldSchema]:
         return [f for f in self.fields if f.is_scalar]
 
+    @property
+    def float_count(self) -> int:
+        """How many float values the params hold, an array's elements each (color calibration: 28)."""
+
+        def count(f: FieldSchema) -> int:
+            if f.type in ("float", "double"):
+                return 1
+            if f.type == "array" and f.element is not None and not f.is_string:
+                return (f.count or 0) * count(f.element)
+            return sum(count(c) for c in f.fields) if f.type in ("struct", "union") else 0
+
+        return count(self.root)
+
     def scalar(self, name: str) -> FieldSchema:
         """The scalar field ``name`` gives, under that name: a plain param (:meth:`field`) or an element of an
         array param as darktable's introspection names it (``red[0]``, ``curve_nodes[0][1].y``: its type,
