@@ -234,3 +234,29 @@ def test_curve_gradcheck(module: str, setting: int) -> None:
     # ratio curve(norm) / norm scales the pixel) instead of the surrogate's, ~1e-4 apart
     for a, b in zip(g_smooth, g_exact, strict=True):
         assert torch.allclose(a, b, rtol=1e-2, atol=5e-4)
+
+
+@pytest.mark.parametrize("setting", range(N_SETTINGS))
+def test_rgbcurve_fit_reads_only_the_entries_it_needs(setting: int, monkeypatch) -> None:
+    """While node y values are fitted on few pixels, rgb curve builds only the LUT entries those pixels (and the
+    extrapolation's estimate) read: the same values and gradients, bit for bit, as the whole 65536-entry tables."""
+    import darkproxy.replica.ports.rgbcurve as rc
+
+    edit = _settings(seed=2)[setting]
+    gen = torch.Generator().manual_seed(setting)
+    x0 = torch.rand(1, 3, 24, 32, dtype=torch.float64, generator=gen) * 1.6
+    ch = 1 if edit["curve_autoscale"] else 0
+    names = [f"curve_nodes[{ch}][1].y", f"curve_nodes[{ch}][2].y"]
+
+    def run() -> tuple[torch.Tensor, ...]:
+        x = x0.clone().requires_grad_(True)
+        ys = [torch.tensor(edit["curve_nodes"][ch][k]["y"], dtype=torch.float64, requires_grad=True) for k in (1, 2)]
+        out = rc.rgbcurve_curve(x, {**edit, **dict(zip(names, ys, strict=True))})
+        grads = torch.autograd.grad((out * x0).sum(), (x, *ys))
+        return (out.detach(), *grads)
+
+    assert rc.sparse_index(x0, 1.0) is not None  # 768 pixels: the entries alone
+    sparse = run()
+    monkeypatch.setattr(rc, "sparse_index", lambda t, xm: None)
+    for a, b in zip(sparse, run(), strict=True):
+        assert torch.equal(a, b)

@@ -107,11 +107,12 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         default="exposure,colorbalancergb,filmicrgb",
         metavar="MODULE,...",
         help="modules whose sliders are matched; one the history leaves off is turned on (channelmixerrgb, color "
-        "calibration: starting as the identity with no chromatic adaptation; its channel gains and colorfulness "
-        "are fitted); temperature (white "
-        "balance) starts the match from the raw's mosaic; auto: exposure, then filmicrgb, colorbalancergb and "
-        "temperature each kept if it lowers the ΔE2000 of a held-out half of the reference by 3 %% (the summary's "
-        "chain_auto says which) (default: exposure,colorbalancergb,filmicrgb)",
+        "calibration: starting as the identity with no chromatic adaptation, its channel gains and colorfulness "
+        "fitted; rgbcurve: starting as the identity through five nodes at Lab L 0, 25, 50, 75, 100, the y of the "
+        "four above black fitted); temperature (white balance) starts the match from the raw's mosaic; auto: "
+        "exposure, then filmicrgb, colorbalancergb, temperature, channelmixerrgb and rgbcurve each kept if it "
+        "lowers the ΔE2000 of a held-out half of the reference by 3 %% (the summary's chain_auto says which) "
+        "(default: exposure,colorbalancergb,filmicrgb)",
     )
     p.add_argument(
         "--free",

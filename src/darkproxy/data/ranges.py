@@ -19,7 +19,8 @@ filmicrgb           white_point_source 2..8 EV, black_point_source -12..-4 EV,
 sigmoid             middle_grey_contrast 0.8..3, contrast_skewness -0.5..0.5
 temperature         red 0.5..3, blue 0.5..3 (green 1 fixed by darktable's convention)
 vignette            brightness -1..0.5, scale 20..120
-bilat               detail -0.5..1.5, sigma_s 1..50
+bilat               detail -0.5..1.5, sigma_s (shadows) 0..2 (local laplacian mode;
+                    optional: sigma_r (highlights) 0..2, midtone 0.001..1)
 ==================  ==========================================================
 
 Any other module: every float param with finite $MIN/$MAX is free over its full
@@ -84,7 +85,10 @@ DEFAULT_RANGES: Mapping[str, Mapping[str, tuple[float, float]]] = {
         "center.x": (-0.5, 0.5),
         "center.y": (-0.5, 0.5),
     },
-    "bilat": {"detail": (-0.5, 1.5), "sigma_s": (1.0, 50.0), "sigma_r": (1.0, 100.0)},
+    # local laplacian (mode 1, darktable's default): sigma_r and sigma_s are its highlights and shadows (the
+    # GUI's hard max 2 = 200 %), midtone its midtone range; the bilateral mode's range/spatial sigmas (1..100)
+    # reuse the same fields and mean something else (values that large here are degenerate images)
+    "bilat": {"detail": (-0.5, 1.5), "sigma_r": (0.0, 2.0), "sigma_s": (0.0, 2.0), "midtone": (0.001, 1.0)},
     "highlights": {"clip": (0.5, 1.2)},
     # wavelets mode (darktable's default): strength 1 and bias 0 are its defaults; the hard limits
     # (strength 1000, bias -1000) give degenerate images
@@ -249,6 +253,9 @@ LOOK_FREE: Mapping[str, tuple[str, ...]] = {
     "temperature": ("red", "blue"),
     # color calibration: the channel gains (the mixing diagonal) and the colorfulness of each channel
     "channelmixerrgb": ("red[0]", "green[1]", "blue[2]", "saturation[0]", "saturation[1]", "saturation[2]"),
+    # rgb curve: a tone curve (RGB linked, luminance preserved) through the y of its nodes above black
+    # (NEUTRAL_START puts them at Lab L 25, 50, 75 and 100); black stays at 0
+    "rgbcurve": tuple(f"curve_nodes[0][{k}].y" for k in range(1, 5)),
 }
 # where `darkproxy match` starts a module its chain adds to a history that lacks it, when darktable's defaults
 # (darktable.params.default_blob) are not a neutral edit: color calibration's are the identity without adaptation
@@ -263,6 +270,16 @@ NEUTRAL_START: Mapping[str, Mapping[str, Any]] = {
         "gamut": 0.0,
         "clip": False,
         "version": 2,  # CHANNELMIXERRGB_V_3
+    },
+    # the identity as five nodes at Lab L 0, 25, 50, 75, 100 (middle-grey compensation: the GUI's spacing, L 50 on
+    # middle grey), RGB linked, luminance preserved, monotone spline: darktable renders it as the history without it
+    "rgbcurve": {
+        "curve_num_nodes[0]": 5,
+        **{f"curve_nodes[0][{k}].{a}": k / 4 for k in range(5) for a in ("x", "y")},
+        "curve_type[0]": 2,  # MONOTONE_HERMITE
+        "curve_autoscale": 0,  # DT_S_SCALE_AUTOMATIC_RGB: RGB linked channels
+        "compensate_middle_grey": True,
+        "preserve_colors": 1,  # DT_RGB_NORM_LUMINANCE
     },
 }
 
@@ -307,7 +324,10 @@ ZOO_MODULES: Mapping[str, ZooModule] = {
         ("radius_1", "pixelate", "radius_2"), {"noise": 0.0}, note="noise (random per render) pinned at 0"
     ),
     "vignette": ZooModule(("brightness", "scale", "falloff_scale", "saturation", "center.x", "center.y")),
-    "bilat": ZooModule(("detail", "sigma_s", "sigma_r")),
+    "bilat": ZooModule(
+        ("detail", "sigma_r", "sigma_s", "midtone"),
+        note="local laplacian (darktable's default mode): sigma_r, sigma_s are its highlights and shadows",
+    ),
     "velvia": ZooModule(("strength", "bias")),
     "splittoning": ZooModule(
         ("shadow_hue", "shadow_saturation", "highlight_hue", "highlight_saturation", "balance", "compress")

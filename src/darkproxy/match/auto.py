@@ -25,8 +25,9 @@ from darkproxy.match.fit import Prepared, free_names, match, match_config, prepa
 BASE_CHAIN = ("exposure",)
 # tone mapper, colour grading, white balance: the order photographers reach for them (white balance: it moves
 # the match onto the raw's mosaic, the costliest replica); then color calibration's channel gains and
-# colourfulness (pointwise, after white balance: what the camera's colour rendering adds to it)
-AUTO_CANDIDATES = ("filmicrgb", "colorbalancergb", "temperature", "channelmixerrgb")
+# colourfulness (pointwise, after white balance: what the camera's colour rendering adds to it); last a tone
+# curve (rgb curve's nodes), what a camera's tone rendering adds beyond a tone mapper
+AUTO_CANDIDATES = ("filmicrgb", "colorbalancergb", "temperature", "channelmixerrgb", "rgbcurve")
 MIN_GAIN = 0.03  # a stage must lower the held-out ΔE2000 by 3 % to be kept (below: noise of the split)
 
 

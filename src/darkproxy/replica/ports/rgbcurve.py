@@ -221,17 +221,19 @@ def _interpolate(xs: Tensor, ys: Tensor, coef: Tensor, kind: int, xval: Tensor, 
     return h00 * y0 + h10 * h * c0 + h01 * y1 + h11 * h * c1
 
 
-def curve_samples(xs: np.ndarray, ys: Tensor, kind: int, exact: bool) -> Tensor:
+def curve_samples(xs: np.ndarray, ys: Tensor, kind: int, exact: bool, index: Tensor | None = None) -> Tensor:
     """``CurveDataSample`` with 65536 samples of the curve through nodes ``xs`` ``(n,)`` (float32,
     strictly increasing), ``ys`` ``(Bp, n)``: ``(Bp, 65536)`` float64. ``exact``: darktable's uint16
     samples (float32 arithmetic, rounded to nearest, clamped to ``[0, 65535]``); else the smooth
-    surrogate (float64, unrounded, the same clamps)."""
+    surrogate (float64, unrounded, the same clamps). ``index`` ``(S,)`` (sorted sample numbers): those
+    samples alone, ``(Bp, S)``, each the same value as in the whole table."""
     dtype = torch.float32 if exact else torch.float64
     dev = ys.device
     xt = torch.as_tensor(xs, dtype=dtype, device=dev)
     yt = ys.to(dtype)
     res = float(_F(1.0 / SAMPLE_MAX))
-    xval = torch.arange(LUT_SIZE, dtype=torch.float32, device=dev) * res  # i * res in float32
+    i = torch.arange(LUT_SIZE, device=dev) if index is None else index
+    xval = i.to(torch.float32) * res  # i * res in float32
     xval = xval.to(dtype)
     setup = {CUBIC_SPLINE: _cubic_ypp, CATMULL_ROM: _catmull_tangents, MONOTONE_HERMITE: _hermite_tangents}[kind]
     coef = setup(xt, yt)
@@ -243,17 +245,24 @@ def curve_samples(xs: np.ndarray, ys: Tensor, kind: int, exact: bool) -> Tensor:
     val = val.double().clamp(0.0, float(SAMPLE_MAX))
     ends = ends.double()
     first, last = int(_F(xs[0]) * _F(SAMPLE_MAX)), int(_F(xs[-1]) * _F(SAMPLE_MAX))
-    i = torch.arange(LUT_SIZE, device=dev)
     val = torch.where(i < first, ends[:, 0:1], val)
     return torch.where(i > last, ends[:, 1:2], val)
 
 
 # ------------------------------------------------------------------ the LUT and its extrapolation
-def estimate_exp(xm: float, table: Tensor, exact: bool) -> tuple[Tensor, Tensor, Tensor]:
+def exp_entries(xm: float) -> list[int]:
+    """The four LUT entries ``dt_iop_estimate_exp`` reads: at 0.7, 0.8, 0.9 and 1 times ``xm``."""
+    return [min(max(int(_F(_F(c) * _F(xm)) * _F(LUT_SIZE)), 0), SAMPLE_MAX) for c in (0.7, 0.8, 0.9, 1.0)]
+
+
+def estimate_exp(xm: float, table: Tensor, exact: bool, index: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """``dt_iop_estimate_exp`` on the LUT entries at 0.7, 0.8, 0.9 and 1 times the last node's x
-    ``xm``: ``(1 / x0, y0, g)`` as ``(Bp,)`` tensors (float32 in exact mode)."""
+    ``xm``: ``(1 / x0, y0, g)`` as ``(Bp,)`` tensors (float32 in exact mode). ``index``: the sample numbers
+    of ``table``'s columns when it holds some entries only (:func:`sparse_index`)."""
     xl = [float(_F(c) * _F(xm)) for c in (0.7, 0.8, 0.9, 1.0)]
-    idx = [min(max(int(_F(x) * _F(LUT_SIZE)), 0), SAMPLE_MAX) for x in xl]
+    idx = exp_entries(xm)
+    if index is not None:
+        idx = torch.searchsorted(index, torch.tensor(idx, device=index.device)).tolist()
     ys = [table[:, k] for k in idx]
     x0, y0 = xl[3], ys[3]
     g = torch.zeros_like(y0)
@@ -290,26 +299,40 @@ def exact_lut(xs: np.ndarray, ys: Tensor, kind: int, comp: bool, device: torch.d
     return torch.stack(rows).to(device)
 
 
-def curve_from_luts(lut_e: Tensor, lut_s: Tensor | None, xm_node: float, x: Tensor, smooth: bool) -> dict[str, Any]:
+def sparse_index(t: Tensor, xm_node: float) -> Tensor | None:
+    """The sorted LUT entries :func:`lookup` reads at ``t`` and ``dt_iop_estimate_exp`` reads for a curve ending
+    at ``xm_node``, when they are few (a fit on sampled pixels: a LUT of 65536 entries per step would cost more
+    than the image); ``None`` when a whole table is as cheap."""
+    if t.numel() * 2 >= LUT_SIZE // 4:
+        return None
+    k = torch.clamp(torch.trunc(t.detach() * float(LUT_SIZE)), 0.0, float(SAMPLE_MAX)).long().reshape(-1)
+    extra = torch.tensor(exp_entries(xm_node), device=t.device)
+    return torch.unique(torch.cat([k, (k + 1).clamp_max(SAMPLE_MAX), extra]))
+
+
+def curve_from_luts(
+    lut_e: Tensor, lut_s: Tensor | None, xm_node: float, x: Tensor, smooth: bool, index: Tensor | None = None
+) -> dict[str, Any]:
     """A curve as :func:`lookup` reads it, from darktable's float32 LUT ``lut_e`` and the surrogate's
     float64 ``lut_s`` (``(Bp, 65536)``; ``None`` when nothing is differentiated): ``lut`` (``lut_e``;
     ``smooth``: ``lut_s``), ``smooth`` (``lut_s``), the extrapolation's ``coeffs`` ``(1 / x0, y0, g)`` as
     ``(Bp, 1, 1, 1)`` (darktable's values with the surrogate's gradients; ``smooth``: the surrogate's)
     and ``xm``, where the extrapolation takes over (``1 / (1 / x)`` of the last node's x ``xm_node`` in
-    float32), all in ``x``'s dtype."""
+    float32), all in ``x``'s dtype; ``index``: the LUTs' sample numbers when they hold some entries only
+    (:func:`sparse_index`)."""
     xm = float(_F(1.0) / (_F(1.0) / _F(xm_node)))
-    c_e = estimate_exp(xm_node, lut_e, exact=True)
+    c_e = estimate_exp(xm_node, lut_e, exact=True, index=index)
     if lut_s is None:  # nothing to differentiate: the surrogate would only ever carry gradients
         coeffs = [c.to(x.dtype).reshape(-1, 1, 1, 1) for c in c_e]
-        return {"lut": lut_e.to(x.dtype), "smooth": lut_e.to(x.dtype), "coeffs": coeffs, "xm": xm}
-    c_s = estimate_exp(xm_node, lut_s, exact=False)
+        return {"lut": lut_e.to(x.dtype), "smooth": lut_e.to(x.dtype), "coeffs": coeffs, "xm": xm, "index": index}
+    c_s = estimate_exp(xm_node, lut_s, exact=False, index=index)
     if smooth:
         coeffs = [c.to(x.dtype).reshape(-1, 1, 1, 1) for c in c_s]
-        return {"lut": lut_s.to(x.dtype), "smooth": lut_s.to(x.dtype), "coeffs": coeffs, "xm": xm}
+        return {"lut": lut_s.to(x.dtype), "smooth": lut_s.to(x.dtype), "coeffs": coeffs, "xm": xm, "index": index}
     coeffs = [
         (ce.double() + (cs - cs.detach())).to(x.dtype).reshape(-1, 1, 1, 1) for ce, cs in zip(c_e, c_s, strict=True)
     ]
-    return {"lut": lut_e.to(x.dtype), "smooth": lut_s.to(x.dtype), "coeffs": coeffs, "xm": xm}
+    return {"lut": lut_e.to(x.dtype), "smooth": lut_s.to(x.dtype), "coeffs": coeffs, "xm": xm, "index": index}
 
 
 def needs_surrogate(x: Tensor, ys: Tensor, smooth: bool) -> bool:
@@ -327,19 +350,27 @@ def node_luts(v: Values, ch: int, x: Tensor, smooth: bool, nodes: str = "curve_n
     return xs, ys, lut_e, lut_s
 
 
-def _curve(v: Values, ch: int, x: Tensor, smooth: bool) -> dict[str, Any]:
-    """Channel ``ch``'s curve for :func:`lookup` (:func:`curve_from_luts`), middle-grey compensated."""
+def _curve(v: Values, ch: int, x: Tensor, smooth: bool, at: Tensor) -> dict[str, Any]:
+    """Channel ``ch``'s curve for :func:`lookup` at ``at`` (:func:`curve_from_luts`), middle-grey compensated;
+    the LUT entries ``at`` reads alone where they are few and the curve changes (a fit), else whole tables."""
     xs = node_x(v, ch)
     ys = node_y(v, ch, x.device)
     kind = int(v["curve_type"][ch])
     comp = bool(v.get("compensate_middle_grey", False))
     if comp:  # the nodes' x are fixed: darktable's float32 values alone
         xs = _uncompensate(torch.as_tensor(xs)).numpy().astype(_F)
-    lut_e = exact_lut(xs, ys, kind, comp, x.device)
+    surrogate = needs_surrogate(x, ys, smooth)
+    index = sparse_index(at, float(xs[-1])) if surrogate and ys.requires_grad else None
+    if index is None:
+        lut_e = exact_lut(xs, ys, kind, comp, x.device)
+    else:  # darktable's float32 entries, as exact_lut's table holds them
+        ys32 = ys.detach().float()
+        s_e = curve_samples(xs, _uncompensate(ys32) if comp else ys32, kind, exact=True, index=index)
+        lut_e = (s_e / LUT_SIZE).float()
     lut_s = None
-    if needs_surrogate(x, ys, smooth):
-        lut_s = curve_samples(xs, _uncompensate(ys) if comp else ys, kind, exact=False) / LUT_SIZE
-    return curve_from_luts(lut_e, lut_s, float(xs[-1]), x, smooth)
+    if surrogate:
+        lut_s = curve_samples(xs, _uncompensate(ys) if comp else ys, kind, exact=False, index=index) / LUT_SIZE
+    return curve_from_luts(lut_e, lut_s, float(xs[-1]), x, smooth, index)
 
 
 def lookup(c: dict[str, Any], t: Tensor, smooth: bool) -> Tensor:
@@ -359,6 +390,8 @@ def lookup(c: dict[str, Any], t: Tensor, smooth: bool) -> Tensor:
             idx = idx.expand(lut.shape[0], *idx.shape[1:])
         return lut.gather(1, idx.reshape(idx.shape[0], -1)).reshape(idx.shape)
 
+    if c.get("index") is not None:  # the LUTs hold the entries at c["index"] alone
+        k, k1 = torch.searchsorted(c["index"], k), torch.searchsorted(c["index"], k1)
     s0 = gather(c["smooth"], k)
     lin = s0 + (gather(c["smooth"], k1) - s0) * frac
     if not smooth:
@@ -429,15 +462,15 @@ def rgbcurve_curve(x: Tensor, v: Values, smooth: bool = False) -> Tensor:
     surrogate alone (what the exact stage's gradients are; for gradient checks)."""
     auto = int(v.get("curve_autoscale", LINKED))
     if auto == INDEPENDENT:
-        chans = [lookup(_curve(v, ch, x, smooth), x[:, ch : ch + 1], smooth) for ch in range(3)]
+        chans = [lookup(_curve(v, ch, x, smooth, x[:, ch : ch + 1]), x[:, ch : ch + 1], smooth) for ch in range(3)]
         return torch.cat(chans, 1)
-    red = _curve(v, 0, x, smooth)
     norm = int(v.get("preserve_colors", NORM_LUMINANCE))
     if norm == NORM_NONE:
-        return lookup(red, x, smooth)
+        return lookup(_curve(v, 0, x, smooth, x), x, smooth)
     lum = rgb_norm(x, norm)
     ok = lum > 0.0  # NaN (basic power of black) and non-positive norms: the pixel as it is
     lum_safe = torch.where(ok, lum, torch.ones_like(lum))
+    red = _curve(v, 0, x, smooth, lum_safe)
     ratio = torch.where(ok, lookup(red, lum_safe, smooth) / lum_safe, torch.ones_like(lum))
     return ratio * x
 

@@ -1,0 +1,51 @@
+"""rgb curve (``rgbcurve``) in the match chain, with the real darktable-cli: a module the history lacks starts as
+the identity through five nodes (``NEUTRAL_START``: darktable's own default is two nodes, nothing to shape), and
+the nodes' y above black are fitted through the replica's exact port (its LUT, gradients of the spline)."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from darkproxy.data.ranges import LOOK_FREE, NEUTRAL_START
+
+# a camera's tone curve: shadows lifted, an S through the midtones, highlights rolled off below white
+HIDDEN = {"curve_nodes[0][1].y": 0.20, "curve_nodes[0][2].y": 0.45, "curve_nodes[0][3].y": 0.80}
+HIDDEN["curve_nodes[0][4].y"] = 0.97
+
+
+@pytest.mark.slow
+def test_match_fits_the_nodes_of_a_tone_curve(dt, make_raw, tmp_path: Path, expect) -> None:
+    from darkproxy.colour.metrics import display_image_psnr
+    from darkproxy.darktable.params import decode_params, flatten, param_value
+    from darkproxy.darktable.xmp import read_xmp
+    from darkproxy.engines.regress import RegressConfig
+    from darkproxy.match import match
+    from darkproxy.replica.fit import render_export
+    from darkproxy.replica.references import replica_history
+
+    assert set(HIDDEN) == set(LOOK_FREE["rgbcurve"])
+    raw = make_raw(source="coffee", size=128)
+    start = NEUTRAL_START["rgbcurve"]
+    look = {"exposure": {"exposure": 1.0}, "rgbcurve": {**start, **HIDDEN}}
+    ref = render_export(dt, raw, replica_history(dt, raw, None, look), 64)
+    neutral = render_export(dt, raw, replica_history(dt, raw, None, {"rgbcurve": dict(start)}), 64)
+    plain = render_export(dt, raw, dt.default_history(raw), 64)
+    # 10 fresh runs (bench/results/test_noise.md, group match-curve): every figure repeats exactly (darktable's
+    # renders and the seeded fit repeat): the neutral start 73.5 dB (darktable's LUT rounds the identity to uint16
+    # steps; bound 45), ΔE2000 0.139 of darktable's render of result.xmp (bound 1.0: 7x), 0.048 of the defaults'
+    # 2.92 (bound 0.3: 6x)
+    expect("neutral rgb curve vs defaults: PSNR (dB)", display_image_psnr(neutral, plain), ">", 45.0)
+
+    res = match(
+        dt, raw, ref, tmp_path / "curve", chain=["exposure", "rgbcurve"], max_size=64,
+        config=RegressConfig(iters=100, restarts=1),
+    )  # fmt: skip
+    got = flatten(decode_params(dt.schemas.get("rgbcurve"), read_xmp(res["xmp"]).compressed().find("rgbcurve").params))
+    assert got["curve_num_nodes"][0] == 5 and got["compensate_middle_grey"]  # result.xmp's curve, as darktable reads
+    ys = [param_value(got, n) for n in LOOK_FREE["rgbcurve"]]
+    assert all(b > a for a, b in pairwise(ys)), ys  # a rising tone curve
+    expect("ΔE2000 with the tone curve", res["deltae_mean"], "<", 1.0)
+    expect("ΔE2000: tone curve / defaults", res["deltae_mean"] / res["default_deltae_mean"], "<", 0.3)
