@@ -2,7 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python bench/bench_test_noise.py [--runs 10]
         [--groups darktable,darktable-more,regress,replica,replica-fit,match,match-wb,match-batch,match-auto,
-                  match-shared,match-cc,train,seeds,renders]
+                  match-shared,match-cc,match-curve,defaults,train,seeds,renders]
         [--work /tmp/dp/noise-work]
         [--out bench/results]
         [--match /tmp/dp/noise_match.json] [--merge OTHER/test_noise.json] [--report-only]
@@ -11,8 +11,9 @@ Groups (each run ``--runs`` times, group after group in ``--groups`` order; resu
 ``OUT/test_noise.json`` are kept and skipped, each finished run is appended at once):
 
 * ``darktable``, ``darktable-more``, ``regress``, ``replica``, ``replica-fit``, ``match``, ``match-wb``,
-  ``match-batch``, ``match-auto``, ``match-shared``, ``match-cc``: the tests whose figures come
-  from darktable-cli's renders (datasets, trained proxies, regressions, the replica, the tiny demo and zoo):
+  ``match-batch``, ``match-auto``, ``match-shared``, ``match-cc``, ``match-curve``, ``defaults``: the tests
+  whose figures come from darktable-cli's renders (datasets, trained proxies, regressions, the replica, the tiny
+  demo and zoo):
   :data:`DARKTABLE_TESTS`, :data:`DARKTABLE_MORE_TESTS`, :data:`REGRESS_TESTS`, :data:`REPLICA_TESTS`,
   :data:`REPLICA_FIT_TESTS`, :data:`MATCH_TESTS`, one ``pytest`` session per run with a fresh ``--basetemp``,
   ``DARKPROXY_HOME`` and ``TMPDIR``, so that every fixture re-runs from scratch (renders, datasets, trainings).
@@ -84,6 +85,8 @@ MATCH_AUTO_TESTS = ["tests/match/test_auto_chain.py::test_auto_chain_keeps_the_s
 MATCH_CC_TESTS = ["tests/match/test_color_calibration.py::test_match_fits_channel_gains_of_color_calibration"]
 MATCH_SHARED_TESTS = ["tests/match/test_shared.py::test_shared_look_with_each_images_exposure"]
 MATCH_WB_TESTS = ["tests/match/test_white_balance.py::test_match_recovers_a_look_with_white_balance"]
+MATCH_CURVE_TESTS = ["tests/match/test_tone_curve.py::test_match_fits_the_nodes_of_a_tone_curve"]
+DEFAULTS_TESTS = ["tests/darktable/test_defaults.py::test_modules_start_from_darktables_defaults_not_black"]
 TRAIN_TESTS = [
     "tests/engines/test_train.py::test_pointwise_exposure_reaches_35db_and_writes_the_run",
     "tests/engines/test_train.py::test_spatial_variants_learn_an_unsharp_mask",
@@ -102,6 +105,8 @@ GROUPS = (
     "match-auto",
     "match-shared",
     "match-cc",
+    "match-curve",
+    "defaults",
     "train",
     "seeds",
     "renders",
@@ -118,6 +123,8 @@ GROUP_TESTS = {
     "match-auto": MATCH_AUTO_TESTS,
     "match-shared": MATCH_SHARED_TESTS,
     "match-cc": MATCH_CC_TESTS,
+    "match-curve": MATCH_CURVE_TESTS,
+    "defaults": DEFAULTS_TESTS,
 }
 EXTRA_CASES = {"darktable-more": 2, "regress": 1}  # parametrised tests: cases beyond one per listed test
 GROUP_NOTES = {
@@ -141,6 +148,10 @@ GROUP_NOTES = {
     "and against one exposure for all (plain `--pairs`).",
     "match-cc": "`darkproxy match` with color calibration in the chain on a darktable-made reference (channel "
     "gains, colorfulness, exposure hidden): the gains' ratios, the match against the chain without it.",
+    "match-curve": "`darkproxy match` with an rgb curve in the chain on a darktable-made reference (the curve's "
+    "nodes and exposure hidden): the match against darktable's defaults.",
+    "defaults": "Modules added at darktable's defaults (`darktable.defaults.INIT_DEFAULTS`) against the history "
+    "without them, and at introspection's defaults.",
     "train": "tests/test_train.py's trainings on synthetic data, run as they are: bit-identical from run to run.",
     "seeds": "The same trainings with torch's training seed set to 0..9 (`bench/_seed_plugin.py`): the spread a "
     "bound must survive when the random stream changes (a torch release, an edit to the initialisation).",

@@ -14,6 +14,10 @@ import numpy as np
 import pytest
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
+# a local proxy trained at one render scale (0.5) only, not conditioned on it: the zoo's first bilat proxy
+# (2026-12-01; the zoo's bilat is now trained over scales 0.1-1), kept as the tests' example of a proxy that
+# refuses any other scale
+ONE_SCALE_RUN = Path(__file__).resolve().parent / "fixtures" / "bilat-scale0.5"
 
 # ------------------------------------------------------------------ asserted figures
 # Every darktable-dependent figure a test asserts goes through ``expect``: it is written (with its bound) to the

@@ -81,15 +81,16 @@ def test_data_spaces_must_chain(dt, tmp_path: Path) -> None:
 
 
 def test_chained_proxies_need_the_scale_of_a_scale_dependent_stage() -> None:
-    """A chain with the shipped bilat proxy (trained at render scale 0.5) runs only once it
+    """A chain with a bilat proxy trained at render scale 0.5 only (``ONE_SCALE_RUN``) runs only once it
     is given the images' scale: without one it refuses, as the proxy alone does."""
     import torch
 
     from darkproxy.errors import ScaleError
     from darkproxy.pipeline import FlatPipelineProxy, ProxyPipeline
     from darkproxy.proxy import Proxy
+    from tests.conftest import ONE_SCALE_RUN
 
-    pipe = ProxyPipeline([Proxy.load("zoo:exposure"), Proxy.load("zoo:bilat")])
+    pipe = ProxyPipeline([Proxy.load("zoo:exposure"), Proxy.load(ONE_SCALE_RUN)])
     flat = FlatPipelineProxy(pipe)
     x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(0))
     u = torch.as_tensor(flat.param_space.normalize({}))[None]

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from darkproxy.errors import DarkproxyError
+from darkproxy.jobsteps import JobSteps
 from darkproxy.proxy.locate import list_zoo, resolve_run, shipped_root
 from darkproxy.zoo import ZooPlan, check_modules, train_zoo
+from darkproxy.zoo.training import _raws_key, _raws_stage
 from tests.conftest import run_cli
 
 TINY = """
@@ -44,9 +46,31 @@ def test_uncurated_modules_and_bad_plans_are_refused(tmp_path: Path) -> None:
     (tmp_path / "p.toml").write_text("[modules.demosaic]\nscales = [0.1, 1.0]\n")
     with pytest.raises(DarkproxyError, match="before demosaic has no render scale"):
         ZooPlan.load(tmp_path / "p.toml").for_module("demosaic", pre_demosaic=True)
+    (tmp_path / "p.toml").write_text('[modules.sharpen]\ntrain_sources = ["chart", "lena"]\n')
+    with pytest.raises(DarkproxyError, match="unknown source 'lena'"):
+        _raws_stage(JobSteps(tmp_path / "w0", print), tmp_path / "w0", ZooPlan(raw_size=32), 32, ("chart", "lena"))
     r = run_cli("zoo", "train", "grain", "--work", str(tmp_path / "w"), "-o", str(tmp_path / "z"))
     assert r.returncode != 0 and "no curated training ranges for grain" in r.stderr
     assert not (tmp_path / "w").exists()  # refused before any work
+
+
+def test_a_module_made_from_photos_of_its_own(tmp_path: Path) -> None:
+    """A module that names its own training photos gets raws of its own (another folder and stage, the plan's
+    held-out photos); the others keep the plan's."""
+    (tmp_path / "p.toml").write_text(
+        'raw_size = 32\ntrain_sources = ["chart"]\nheldout_sources = ["coffee"]\n'
+        '[modules.bilat]\ntrain_sources = ["camera", "grace_hopper"]\n'
+    )
+    plan = ZooPlan.load(tmp_path / "p.toml")
+    mp, other = plan.for_module("bilat", pre_demosaic=False), plan.for_module("sharpen", pre_demosaic=False)
+    assert mp.train_sources == ("camera", "grace_hopper") and other.train_sources == ("chart",)
+    st = JobSteps(tmp_path / "w", print)
+    train, held = _raws_stage(st, tmp_path / "w", plan, *_raws_key(plan, mp))
+    assert train.parent.name.startswith("raws-") and train.parent != tmp_path / "w" / "raws"
+    assert sorted(p.name for p in train.iterdir()) == ["camera.dng", "grace_hopper.dng"]
+    assert sorted(p.name for p in held.iterdir()) == ["coffee.dng"]
+    train0, _ = _raws_stage(st, tmp_path / "w", plan, *_raws_key(plan, other))
+    assert train0 == tmp_path / "w" / "raws" / "train" and [p.name for p in train0.iterdir()] == ["chart.dng"]
 
 
 @pytest.mark.slow

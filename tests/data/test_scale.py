@@ -15,7 +15,7 @@ from darkproxy.colour.metrics import display_psnr
 from darkproxy.darktable.tapout import region_for_scale, render_scale, tapout
 from darkproxy.data.scale import ScaleRange, parse_scales
 from darkproxy.errors import ParamValueError, ScaleError
-from tests.conftest import run_cli
+from tests.conftest import ONE_SCALE_RUN, run_cli
 
 
 def test_scale_range_feature_check_and_parsing() -> None:
@@ -174,11 +174,12 @@ def test_eval_per_scale_and_refusal(scales_run) -> None:
 
 
 def test_zoo_local_proxy_refused_at_an_untrained_scale(scales_run, tmp_path: Path) -> None:
-    """The shipped bilat proxy was trained at scale 0.5 only: it refuses full size in one line;
+    """A bilat proxy trained at scale 0.5 only (``ONE_SCALE_RUN``) refuses full size in one line;
     the pointwise exposure proxy does not depend on the scale."""
     from darkproxy.proxy import Proxy
 
-    r = run_cli("eval", "zoo:bilat", "--images", str(scales_run["raws"]), "--scales", "1", "-o", str(tmp_path / "e"))
+    e = tmp_path / "e"
+    r = run_cli("eval", str(ONE_SCALE_RUN), "--images", str(scales_run["raws"]), "--scales", "1", "-o", str(e))
     assert r.returncode == 2 and "0.5" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     expo = Proxy.load("zoo:exposure")
     assert expo.scale_range is not None and not expo.scale_range.dependent

@@ -118,13 +118,14 @@ def test_weights_of_another_architecture_or_corrupt(trained: tuple[Path, Path], 
 
 
 def test_a_scale_dependent_proxy_refuses_an_unknown_scale() -> None:
-    """The shipped bilat proxy was trained at render scale 0.5 only (one scale: not
+    """A bilat proxy trained at render scale 0.5 only (``ONE_SCALE_RUN``; one scale: not
     conditioned): its output depends on the scale, so ``scale=None`` is refused in one line
     wherever it is called, and the scale it was trained at is accepted; the pointwise
     exposure proxy does not depend on it."""
     from darkproxy.errors import ScaleError
+    from tests.conftest import ONE_SCALE_RUN
 
-    bilat, expo = Proxy.load("zoo:bilat"), Proxy.load("zoo:exposure")
+    bilat, expo = Proxy.load(ONE_SCALE_RUN), Proxy.load("zoo:exposure")
     assert bilat.scale_range is not None and bilat.scale_range.dependent and not bilat.scale_conditioned
     x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(0))
     for call in (

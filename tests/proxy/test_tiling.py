@@ -250,13 +250,10 @@ def test_apply_cli_refuses_a_scale_outside_the_trained_range(tmp_path: Path, cap
 
     from darkproxy.cli import main
     from darkproxy.darktable.render import write_tiff
-    from darkproxy.proxy.locate import resolve_run
+    from tests.conftest import ONE_SCALE_RUN
 
     run = tmp_path / "run"
-    shutil.copytree(resolve_run("zoo:bilat"), run)
-    info = json.loads((run / "run.json").read_text())
-    info["scale_range"] = {"lo": 0.5, "hi": 0.5, "dependent": True, "conditioned": False}
-    (run / "run.json").write_text(json.dumps(info))
+    shutil.copytree(ONE_SCALE_RUN, run)
     tif = write_tiff(tmp_path / "in.tif", np.full((3, 40, 40), 0.2, np.float32))
     out = tmp_path / "o.tif"
     assert main(["apply", str(run), str(tif), "-o", str(out)]) == 2

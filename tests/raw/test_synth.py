@@ -197,3 +197,22 @@ def test_spec_validation(tmp_path: Path) -> None:
         default_source_images(["nope"])
     with pytest.raises(RawError, match="does not exist"):
         make_samples(tmp_path, sources=[tmp_path / "none.png"])
+
+
+def test_more_photos_by_name(tmp_path: Path) -> None:
+    """The photos beyond the default set load offline (a grey one as three equal channels) and make raws by
+    name; an unknown name is refused in one line."""
+    from darkproxy.errors import RawError
+    from darkproxy.raw.synth import MORE_SOURCES, default_source_images
+
+    imgs = default_source_images(list(MORE_SOURCES))
+    assert list(imgs) == list(MORE_SOURCES)
+    for name, img in imgs.items():
+        assert img.ndim == 3 and img.shape[2] == 3 and min(img.shape[:2]) >= 172 and 0 <= img.min() <= img.max() <= 1
+        assert np.ptp(img) > 0.3, name  # a photo, not a flat field
+    assert np.array_equal(imgs["camera"][..., 0], imgs["camera"][..., 2])  # grey
+    assert not np.array_equal(imgs["grace_hopper"][..., 0], imgs["grace_hopper"][..., 2])  # colour
+    infos = make_samples(tmp_path, size=48, names=["camera", "grace_hopper"])
+    assert [i.path.name for i in infos] == ["camera.dng", "grace_hopper.dng"]
+    with pytest.raises(RawError, match="unknown sample image 'lena'"):
+        make_samples(tmp_path, size=48, names=["lena"])

@@ -155,7 +155,7 @@ def test_rotated_edit_keeps_its_scale_and_refuses_what_flip_changes(dt, make_raw
         unturned = dt.edit(side, updates={"flip": {"orientation": 0}})
         assert {s.module: s.kind for s in plan_replica(dt, unturned, raw).stages}[module] == "exact"
     # a proxy that reads other pixels (the zoo's local contrast, a local network) is refused there as well
-    bilat = dt.edit(base, updates={"bilat": {"detail": 0.5, "sigma_s": 10.0, "sigma_r": 20.0}})
+    bilat = dt.edit(base, updates={"bilat": {"detail": 0.5, "sigma_s": 1.5, "sigma_r": 1.5}})  # shadows, highlights
     cov = {c.module: c for c in replica_coverage(dt, bilat, raw, prefer_proxy=["bilat"])}
     assert cov["bilat"].runs == "refused" and "behind darktable's flip" in cov["bilat"].detail
     unturned = dt.edit(bilat, updates={"flip": {"orientation": 0}})

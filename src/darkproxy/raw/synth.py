@@ -59,6 +59,24 @@ DEFAULT_SOURCES = (
     "retina",
     "colorwheel",
 )
+# more photos shipped inside installed wheels, by name only (not in make_samples' default set): scikit-image's
+# other photos (colour: the Hubble deep field; grey: its cameraman, moon, coins, brick, grass, gravel, cell, clock,
+# scanned page and text, and its checkerboard) and matplotlib's Grace Hopper. A grey photo is a neutral scene
+MORE_SOURCES = (
+    "hubble_deep_field",
+    "grace_hopper",
+    "camera",
+    "moon",
+    "coins",
+    "brick",
+    "grass",
+    "gravel",
+    "cell",
+    "clock",
+    "page",
+    "text",
+    "checkerboard",
+)
 BIT_DEPTHS = (12, 14, 16)
 
 
@@ -177,17 +195,22 @@ def tone_chart(hues: int = 22, values: int = 8, dynamic_range: float = 512.0, ti
 
 
 def default_source_images(names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """The sample images (``DEFAULT_SOURCES`` or ``names``) as float64
-    (H, W, 3) ``srgb_display`` in [0, 1]: :func:`tone_chart` and
-    scikit-image's colour photos, loaded from the installed wheel, offline."""
+    """The sample images (``DEFAULT_SOURCES`` or ``names`` among them and :data:`MORE_SOURCES`) as float64
+    (H, W, 3) ``srgb_display`` in [0, 1]: :func:`tone_chart` and the photos of scikit-image (and one of
+    matplotlib's), loaded from the installed wheels, offline; a grey photo has three equal channels."""
     from skimage import data
 
     out: dict[str, np.ndarray] = {}
     for name in names or DEFAULT_SOURCES:
-        if name not in DEFAULT_SOURCES:
-            raise RawError(f"unknown sample image {name!r}; choose from {', '.join(DEFAULT_SOURCES)}")
+        if name not in DEFAULT_SOURCES + MORE_SOURCES:
+            raise RawError(f"unknown sample image {name!r}; choose from {', '.join(DEFAULT_SOURCES + MORE_SOURCES)}")
         if name == "chart":
             out[name] = tone_chart()
+            continue
+        if name == "grace_hopper":
+            import matplotlib.cbook
+
+            out[name] = load_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
             continue
         img = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
         out[name] = _as_rgb_float(img)
@@ -349,10 +372,11 @@ def make_samples(
     bits: int = 14,
     seed: int = 0,
     overwrite: bool = False,
+    names: Sequence[str] | None = None,
 ) -> list[SynthRawInfo]:
     """Write synthetic DNGs ``<name>.dng`` into ``out_dir``: from image files
-    ``sources`` (name = file stem), or from scikit-image's photos
-    (``DEFAULT_SOURCES``; with ``count`` larger than that they repeat as
+    ``sources`` (name = file stem), or from the photos named ``names`` (:func:`default_source_images`;
+    default ``DEFAULT_SOURCES``; with ``count`` larger than that they repeat as
     ``name-2`` ... with other noise seeds). Idempotent: an existing file that
     reads back with the requested CFA, bit depth and long side is kept, not
     rewritten (unless ``overwrite``); others are (re)written atomically.
@@ -363,7 +387,7 @@ def make_samples(
     if count is not None and count < 1:
         raise DarkproxyError("--count must be >= 1")
     items: list[tuple[str, Path | None]]  # (name, image file or None for a scikit-image photo)
-    items = [(Path(s).stem, Path(s)) for s in sources] if sources else [(n, None) for n in DEFAULT_SOURCES]
+    items = [(Path(s).stem, Path(s)) for s in sources] if sources else [(n, None) for n in names or DEFAULT_SOURCES]
     if count is not None:
         items = (items * (count // len(items) + 1))[:count]
     out = Path(out_dir)

@@ -33,6 +33,8 @@ class ModulePlan:
     raw_size: int = 256  # long side of the synthetic raws it is generated from and evaluated on
     scales: tuple[float, float] | None = None  # render scales drawn log-uniformly (raw regions); None: whole raws
     eval_scales: tuple[float, ...] | None = None  # held-out evaluation at each of these scales (with scales)
+    hparams: dict[str, Any] = field(default_factory=dict)  # the architecture's (width, depth...): its capacity
+    train_sources: tuple[str, ...] = ()  # the photos of its training raws (the plan's unless the module names its own)
 
 
 @dataclass
@@ -97,4 +99,6 @@ class ZooPlan:
             raw_size=int(o.get("raw_size", self.raw_size)),
             scales=(lo_hi[0], lo_hi[1]) if lo_hi is not None else None,
             eval_scales=tuple(float(v) for v in eval_scales) if eval_scales is not None else None,
+            hparams=dict(o.get("hparams", {})),
+            train_sources=tuple(o.get("train_sources", self.train_sources)),
         )

@@ -3,6 +3,7 @@ resumable stages (:class:`darkproxy.jobsteps.JobSteps`); on a Ray cluster with `
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ from darkproxy.engines.evaluate import evaluate_proxy
 from darkproxy.errors import DarkproxyError
 from darkproxy.fsutil import write_bytes_atomic, write_json
 from darkproxy.jobsteps import JobSteps
-from darkproxy.zoo.plan import ZooPlan
+from darkproxy.zoo.plan import ModulePlan, ZooPlan
 
 
 def pre_demosaic_module(schemas: Any, module: str) -> bool:
@@ -78,25 +79,26 @@ def train_zoo(
     plan = plan or ZooPlan.load()
     work_p, out_p = Path(work), Path(out)
     st = JobSteps(work_p, log)
-    # each module's raw size (a local module's scales need larger raws), each size's raws made once
-    size_of = {m: plan.for_module(m, pre_demosaic_module(dt.schemas, m)).raw_size for m in mods}
-    dirs = {size: _raws_stage(st, work_p, plan, size) for size in sorted(set(size_of.values()))}
+    # each module's raws (a local module's scales need larger raws; a module may name its own photos), each set
+    # of raws made once
+    raws_of = {m: _raws_key(plan, plan.for_module(m, pre_demosaic_module(dt.schemas, m))) for m in mods}
+    dirs = {key: _raws_stage(st, work_p, plan, *key) for key in sorted(set(raws_of.values()))}
     records: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
     done = {m for m in mods if all((st.dir / f"{s}-{m}.json").is_file() for s in ("generate", "train", "eval"))}
     if cluster and len(done) < len(mods):
         from darkproxy.cluster import train_zoo_modules
 
-        for size in dirs:
-            if todo := [m for m in mods if size_of[m] == size and m not in done]:
+        for key in dirs:
+            if todo := [m for m in mods if raws_of[m] == key and m not in done]:
                 failures |= train_zoo_modules(
-                    cluster, dt, todo, plan, work_p, *dirs[size], device, log, run_stages=run_module_stages
+                    cluster, dt, todo, plan, work_p, *dirs[key], device, log, run_stages=run_module_stages
                 )
     for m in mods:
         if m in failures:  # already reported by the cluster
             continue
         try:
-            records.append(_train_module(dt, m, plan, st, work_p, out_p, *dirs[size_of[m]], device, log))
+            records.append(_train_module(dt, m, plan, st, work_p, out_p, *dirs[raws_of[m]], device, log))
         except DarkproxyError as e:  # one module's failure does not stop the others
             failures[m] = str(e).splitlines()[0]
             log(f"[zoo] {m}: failed: {failures[m]}")
@@ -108,28 +110,38 @@ def train_zoo(
     return records
 
 
-def _raws_stage(st: JobSteps, work_p: Path, plan: ZooPlan, size: int) -> tuple[Path, Path]:
-    """The synthetic raws of long side ``size`` (stage ``raws``, ``raws-SIZE`` for a size other than the
-    plan's): their train and held-out folders."""
-    from darkproxy.raw.synth import make_samples
+def _raws_key(plan: ZooPlan, mp: ModulePlan) -> tuple[int, tuple[str, ...]]:
+    """Which raws a module is made from: (long side, training photos)."""
+    return mp.raw_size, mp.train_sources or plan.train_sources
+
+
+def _raws_stage(st: JobSteps, work_p: Path, plan: ZooPlan, size: int, train: tuple[str, ...]) -> tuple[Path, Path]:
+    """The synthetic raws of long side ``size`` from the photos ``train`` and the plan's held-out ones (stage
+    ``raws``; ``raws-SIZE`` for a size other than the plan's; ``-`` and a digest of the photos' names for other
+    photos than the plan's): their train and held-out folders."""
+    from darkproxy.raw.synth import DEFAULT_SOURCES, MORE_SOURCES, make_samples
 
     name = "raws" if size == plan.raw_size else f"raws-{size}"
+    if train != tuple(plan.train_sources):
+        name += "-" + hashlib.sha256(",".join(train).encode()).hexdigest()[:8]
     root = work_p / name
     train_dir, held_dir = root / "train", root / "heldout"
 
     def raws() -> dict[str, Any]:
-        infos = make_samples(root / "all", size=size)
+        wanted = list(dict.fromkeys((*train, *plan.heldout_sources)))
+        if bad := [n for n in wanted if n not in DEFAULT_SOURCES + MORE_SOURCES]:
+            known = ", ".join(DEFAULT_SOURCES + MORE_SOURCES)
+            raise DarkproxyError(f"zoo plan: unknown source {bad[0]!r} (known: {known})")
+        infos = make_samples(root / "all", size=size, names=wanted)
         by_name = {i.path.stem: i.path for i in infos}
-        for d, names in ((train_dir, plan.train_sources), (held_dir, plan.heldout_sources)):
+        for d, names in ((train_dir, train), (held_dir, plan.heldout_sources)):
             d.mkdir(parents=True, exist_ok=True)
             for n in names:
-                if n not in by_name:
-                    raise DarkproxyError(f"zoo plan: unknown source {n!r} (known: {', '.join(by_name)})")
                 if not (d / f"{n}.dng").exists():
                     shutil.copyfile(by_name[n], d / f"{n}.dng")
-        return {"train": list(plan.train_sources), "heldout": list(plan.heldout_sources), "raw_size": size}
+        return {"train": list(train), "heldout": list(plan.heldout_sources), "raw_size": size}
 
-    rplan = {**_raws_plan(plan), "raw_size": size}
+    rplan = {**_raws_plan(plan, train), "raw_size": size}
     st.run(name, raws, plan=rplan)
     return train_dir, held_dir
 
@@ -176,6 +188,7 @@ def _module_stages(
             time_budget_s=None if mp.steps else mp.time_budget_s,
             threads=mp.threads,
             arch=mp.arch,
+            hparams=dict(mp.hparams),
         )
         r = train(ds, run, cfg, resume=resume, overwrite=not resume)
         return {
@@ -201,7 +214,10 @@ def _module_stages(
         return {k: res.metrics.get(k) for k in keys}
 
     # what the stages are made of (no paths: a node's records are gathered here): another plan's record is refused
-    mplan = {"module": m, "free": list(zm.free), "fixed": dict(zm.fixed), **_raws_plan(plan), **asdict(mp)}
+    # (hparams only when set, the photos as "train": the records of plans written before them stay valid)
+    mp_rec = {k: v for k, v in asdict(mp).items() if k != "train_sources" and (k != "hparams" or v)}
+    raws = _raws_plan(plan, _raws_key(plan, mp)[1])
+    mplan = {"module": m, "free": list(zm.free), "fixed": dict(zm.fixed), **raws, **mp_rec}
     return (
         st.run(f"generate-{m}", gen, plan=mplan),
         st.run(f"train-{m}", tr, plan=mplan, after=(f"generate-{m}",)),
@@ -209,8 +225,8 @@ def _module_stages(
     )
 
 
-def _raws_plan(plan: ZooPlan) -> dict[str, Any]:
-    return {"raw_size": plan.raw_size, "train": list(plan.train_sources), "heldout": list(plan.heldout_sources)}
+def _raws_plan(plan: ZooPlan, train: Sequence[str]) -> dict[str, Any]:
+    return {"raw_size": plan.raw_size, "train": list(train), "heldout": list(plan.heldout_sources)}
 
 
 def run_module_stages(
@@ -228,19 +244,6 @@ def run_module_stages(
     _module_stages(dt, module, plan, JobSteps(work, log), work, train_dir, held_dir, device, log)
 
 
-def float_count(schema: Any) -> int:
-    """How many float values the module's params hold, an array's elements each (color calibration: 28)."""
-
-    def count(f: Any) -> int:
-        if f.type in ("float", "double"):
-            return 1
-        if f.type == "array" and f.element is not None and not f.is_string:
-            return (f.count or 0) * count(f.element)
-        return sum(count(c) for c in f.fields) if f.type in ("struct", "union") else 0
-
-    return count(schema.root)
-
-
 def _zoo_record(
     dt: Any, m: str, plan: ZooPlan, g: dict[str, Any], t: dict[str, Any], e: dict[str, Any]
 ) -> dict[str, Any]:
@@ -256,7 +259,7 @@ def _zoo_record(
         "params": list(zm.free),
         "fixed": dict(zm.fixed),
         "note": zm.note,
-        "float_params_in_schema": float_count(sch),
+        "float_params_in_schema": sch.float_count,
         "darktable_version": dt.version,
         "module_version": sch.version,
         "params_size": sch.size,
@@ -273,6 +276,7 @@ def _zoo_record(
         "train_seconds": t["seconds"],
         "train_steps": t["steps"],
         "val_psnr": t["best_val_psnr"],
+        "train_raws": list(_raws_key(plan, mp)[1]),
         "heldout_raws": list(plan.heldout_sources),
         "heldout_n": e["n"],
         "heldout_sampler": e["sampler"],
