@@ -35,6 +35,7 @@ from bench_match import SOURCES, rawpy_reference, synthetic_raws, write_results 
 from darkproxy.darktable.session import Darktable  # noqa: E402
 from darkproxy.machine import machine_info  # noqa: E402
 from darkproxy.match import match_pairs  # noqa: E402
+from darkproxy.match.fit import DEFAULT_CHAIN  # noqa: E402
 from darkproxy.viz.images import save_png, to_uint8  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +48,10 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/match-shared")
     ap.add_argument("--size", type=int, default=1224)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--chain", default=",".join(DEFAULT_CHAIN), help="the modules matched (default: match's)")
+    ap.add_argument("--name", default="match_shared", help="the results' file stem")
     a = ap.parse_args()
+    chain = a.chain.split(",")
     work = Path(a.work)
     dt = Darktable()
     t_all = time.perf_counter()
@@ -60,7 +64,7 @@ def main() -> None:
             out = work / f"{shoot}-{mode}"
             shutil.rmtree(out, ignore_errors=True)
             t0 = time.perf_counter()
-            s = match_pairs(dt, folder, out, max_size=a.size, holdout=1, per_image=per_image, log=print)
+            s = match_pairs(dt, folder, out, chain=chain, max_size=a.size, holdout=1, per_image=per_image, log=print)
             runs.append(
                 {
                     "shoot": shoot,
@@ -88,10 +92,11 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "darktable": dt.version,
         "size": a.size,
+        "chain": chain,
         "runs": runs,
         "minutes": (time.perf_counter() - t_all) / 60.0,
     }
-    write_results(Path(a.out), "match_shared", o, markdown)
+    write_results(Path(a.out), a.name, o, markdown)
 
 
 def markdown(o: dict[str, Any]) -> str:
@@ -102,11 +107,11 @@ def markdown(o: dict[str, Any]) -> str:
         f"{o['date']}, {m.get('nproc')} cores ({m.get('cpu')}), torch {m.get('torch')}, darktable "
         f"{o['darktable']}, load {m.get('loadavg')}. Raws: synthetic DNGs, long side {o['size']} px (held-out photos "
         f"{', '.join(SOURCES)}); references: LibRaw's rendering, one rendering for all (`fixed`) or with its "
-        "per-image auto brightness (`auto`: one look, each photo's brightness). The default chain (exposure, "
-        "color balance rgb, filmic rgb); rocket held out. `plain`: one style for all (`--pairs`); `shared`: the "
-        "look shared, exposure per photo (`--pairs --shared`; the held-out photo gets the look as fitted on the "
-        f"others and only its exposure fitted on it). Figures: darktable's render of each result.xmp against its "
-        f"reference (ΔE2000). Total {o['minutes']:.1f} min.",
+        f"per-image auto brightness (`auto`: one look, each photo's brightness). Chain: "
+        f"{', '.join(o.get('chain', DEFAULT_CHAIN))}; rocket held out. `plain`: one style for all (`--pairs`); "
+        "`shared`: the look shared, exposure per photo (`--pairs --shared`; the held-out photo gets the look as "
+        "fitted on the others and only its exposure fitted on it). Figures: darktable's render of each result.xmp "
+        f"against its reference (ΔE2000). Total {o['minutes']:.1f} min.",
         "",
         "| shoot | mode | fitted ΔE2000 (defaults) | held out ΔE2000 (defaults) | held-out p95 | s |",
         "|---|---|---|---|---|---|",
