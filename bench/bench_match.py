@@ -129,7 +129,13 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1224, help="raw long side (px); the match works at it")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--chain", default=",".join(DEFAULT_CHAIN), help="the modules matched (default: match's)")
+    ap.add_argument("--rawpy-only", action="store_true", help="only the LibRaw-made references, one match each")
+    ap.add_argument("--name", default="match", help="the results' file stem")
     a = ap.parse_args()
+    chain = a.chain.split(",")
+    if a.rawpy_only:
+        a.n = 0
     work = Path(a.work)
     dt = Darktable()
     raws = synthetic_raws(work, a.size)
@@ -144,7 +150,7 @@ def main() -> None:
         )
         ref_path = work / f"dt-{i}-{raw.stem}.png"
         save_png(ref_path, to_uint8(ref))
-        s = match(dt, raw, ref_path, work / f"dt-{i}", max_size=a.size, truth=truth, log=print)
+        s = match(dt, raw, ref_path, work / f"dt-{i}", chain=chain, max_size=a.size, truth=truth, log=print)
         dt_rows.append({"kind": "darktable", "raw": raw.name, **_row(s)})
         print(json.dumps(dt_rows[-1]), flush=True)
     rp_rows: list[dict[str, Any]] = []
@@ -156,12 +162,34 @@ def main() -> None:
         shutil.copy(raw, pairs / raw.name)
         # one look for every pair: LibRaw without its per-image auto brightness (as a camera's JPEG engine)
         save_png(pairs / f"{raw.stem}.png", to_uint8(rawpy_reference(raw, auto_bright=False)))
-        s = match(dt, raw, ref_path, work / f"rawpy-{raw.stem}", max_size=a.size, log=print)
+        s = match(dt, raw, ref_path, work / f"rawpy-{raw.stem}-{'-'.join(chain)}", chain=chain, max_size=a.size,
+                  log=print)  # fmt: skip
         rp_rows.append({"kind": "rawpy", "raw": raw.name, **_row(s)})
         print(json.dumps(rp_rows[-1]), flush=True)
+    pairs_rec = None if a.rawpy_only else _pairs(dt, pairs, work, chain, a.size)
+    o = {
+        "machine": machine_info(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "darktable": dt.version,
+        "size": a.size,
+        "n": a.n,
+        "seed": a.seed,
+        "chain": chain,
+        "free": [f"{m}.{p}" for m in chain for p in LOOK_FREE.get(m, ())],
+        "darktable_made": dt_rows,
+        "rawpy_made": rp_rows,
+        "pairs": pairs_rec,
+        "stages": s["stages"],
+        "minutes": (time.perf_counter() - t_all) / 60.0,
+    }
+    write_results(Path(a.out), a.name, o, markdown)
+
+
+def _pairs(dt: Darktable, pairs: Path, work: Path, chain: list[str], size: int) -> dict[str, Any]:
+    """``--pairs`` over the LibRaw references without per-image brightness, the last pair held out."""
     t0 = time.perf_counter()
-    ps = match_pairs(dt, pairs, work / "pairs-out", max_size=a.size, holdout=1, log=print)
-    pairs_rec = {
+    ps = match_pairs(dt, pairs, work / "pairs-out", chain=chain, max_size=size, holdout=1, log=print)
+    return {
         "pairs": [
             {
                 "raw": Path(r["raw"]).name,
@@ -178,22 +206,6 @@ def main() -> None:
         "params": ps["params"],
         "seconds": time.perf_counter() - t0,
     }
-    o = {
-        "machine": machine_info(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "darktable": dt.version,
-        "size": a.size,
-        "n": a.n,
-        "seed": a.seed,
-        "chain": list(DEFAULT_CHAIN),
-        "free": [f"{m}.{p}" for m in DEFAULT_CHAIN for p in LOOK_FREE[m]],
-        "darktable_made": dt_rows,
-        "rawpy_made": rp_rows,
-        "pairs": pairs_rec,
-        "stages": s["stages"],
-        "minutes": (time.perf_counter() - t_all) / 60.0,
-    }
-    write_results(Path(a.out), "match", o, markdown)
 
 
 def _row(s: dict[str, Any]) -> dict[str, Any]:
@@ -264,26 +276,10 @@ def markdown(o: dict[str, Any]) -> str:
             f"{sec[2] / mp:.1f})."
         )
     p = o["pairs"]
+    lines += ["", "Goals:", *goals, ""]
+    if p:
+        lines += _pairs_md(p)
     lines += [
-        "",
-        "Goals:",
-        *goals,
-        "",
-        "## One style for many pairs (`--pairs`, rawpy references without per-image auto brightness)",
-        "",
-        f"Fitted on {sum(not r['held_out'] for r in p['pairs'])} pairs, {sum(r['held_out'] for r in p['pairs'])} "
-        f"held out; {p['seconds']:.0f} s. ΔE2000 mean on the fitted pairs {_f(p['fit_deltae_mean'])} (defaults "
-        f"{_f(p['fit_default_deltae_mean'])}); held out {_f(p['heldout_deltae_mean'])} (defaults "
-        f"{_f(p['heldout_default_deltae_mean'])}).",
-        "",
-        "| pair | held out | ΔE2000 | defaults ΔE2000 |",
-        "|---|---|---|---|",
-        *[
-            f"| {r['raw']} | {'yes' if r['held_out'] else ''} | {r['deltae_mean']:.2f} | "
-            f"{r['default_deltae_mean']:.2f} |"
-            for r in p["pairs"]
-        ],
-        "",
         "## Per reference",
         "",
         "| kind | raw | ΔE2000 mean | p95 | PSNR | defaults ΔE2000 | replica PSNR | slider error median / max "
@@ -308,6 +304,26 @@ def markdown(o: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _pairs_md(p: dict[str, Any]) -> list[str]:
+    return [
+        "## One style for many pairs (`--pairs`, rawpy references without per-image auto brightness)",
+        "",
+        f"Fitted on {sum(not r['held_out'] for r in p['pairs'])} pairs, {sum(r['held_out'] for r in p['pairs'])} "
+        f"held out; {p['seconds']:.0f} s. ΔE2000 mean on the fitted pairs {_f(p['fit_deltae_mean'])} (defaults "
+        f"{_f(p['fit_default_deltae_mean'])}); held out {_f(p['heldout_deltae_mean'])} (defaults "
+        f"{_f(p['heldout_default_deltae_mean'])}).",
+        "",
+        "| pair | held out | ΔE2000 | defaults ΔE2000 |",
+        "|---|---|---|---|",
+        *[
+            f"| {r['raw']} | {'yes' if r['held_out'] else ''} | {r['deltae_mean']:.2f} | "
+            f"{r['default_deltae_mean']:.2f} |"
+            for r in p["pairs"]
+        ],
+        "",
+    ]
 
 
 if __name__ == "__main__":
