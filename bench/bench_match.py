@@ -68,6 +68,16 @@ def synthetic_raws(folder: Path, size: int, preview: int = 0) -> list[Path]:
     return raws
 
 
+def run_record(dt: Darktable, size: int) -> dict[str, Any]:
+    """What every match bench's record starts with: the machine, the date, darktable's version, the raws' size."""
+    return {
+        "machine": machine_info(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "darktable": dt.version,
+        "size": size,
+    }
+
+
 def write_results(out: Path, stem: str, o: dict[str, Any], markdown: Any) -> None:
     """``out/STEM.json`` (the record) and ``out/STEM.md`` (``markdown(o)``), printed."""
     (out / f"{stem}.json").write_text(json.dumps(o, indent=1) + "\n")
@@ -168,10 +178,7 @@ def main() -> None:
         print(json.dumps(rp_rows[-1]), flush=True)
     pairs_rec = None if a.rawpy_only else _pairs(dt, pairs, work, chain, a.size)
     o = {
-        "machine": machine_info(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "darktable": dt.version,
-        "size": a.size,
+        **run_record(dt, a.size),
         "n": a.n,
         "seed": a.seed,
         "chain": chain,

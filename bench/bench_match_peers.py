@@ -52,11 +52,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_match import SOURCES, synthetic_raws, write_results  # noqa: E402
+from bench_match import SOURCES, run_record, synthetic_raws, write_results  # noqa: E402
 
 from darkproxy.darktable.render import read_tiff  # noqa: E402
 from darkproxy.darktable.session import Darktable  # noqa: E402
-from darkproxy.machine import machine_info  # noqa: E402
 from darkproxy.match import align_reference, match, match_pairs, read_reference, region_figures  # noqa: E402
 from darkproxy.match.reference import embedded_reference  # noqa: E402
 from darkproxy.replica.fit import render_export  # noqa: E402
@@ -195,10 +194,7 @@ def main() -> None:
         cube = lut_generator(a.lut_generator, dt, [(raws[j], refs[j]) for j in others], fold / "lut")
         add(held, HELD_OUT[2], apply_lut(dt, held, cube, a.size), time.perf_counter() - t0)
     o = {
-        "machine": machine_info(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "darktable": dt.version,
-        "size": a.size,
+        **run_record(dt, a.size),
         "rows": rows,
         "minutes": (time.perf_counter() - t_all) / 60.0,
     }

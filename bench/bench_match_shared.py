@@ -30,10 +30,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_match import SOURCES, rawpy_reference, synthetic_raws, write_results  # noqa: E402
+from bench_match import SOURCES, rawpy_reference, run_record, synthetic_raws, write_results  # noqa: E402
 
 from darkproxy.darktable.session import Darktable  # noqa: E402
-from darkproxy.machine import machine_info  # noqa: E402
 from darkproxy.match import match_pairs  # noqa: E402
 from darkproxy.match.fit import DEFAULT_CHAIN  # noqa: E402
 from darkproxy.viz.images import save_png, to_uint8  # noqa: E402
@@ -88,10 +87,7 @@ def main() -> None:
             )
             print(json.dumps(runs[-1]), flush=True)
     o = {
-        "machine": machine_info(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "darktable": dt.version,
-        "size": a.size,
+        **run_record(dt, a.size),
         "chain": chain,
         "runs": runs,
         "minutes": (time.perf_counter() - t_all) / 60.0,

@@ -27,13 +27,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_match import SOURCES, chain_defaults, hidden_edit, synthetic_raws, write_results  # noqa: E402
+from bench_match import SOURCES, chain_defaults, hidden_edit, run_record, synthetic_raws, write_results  # noqa: E402
 
 from darkproxy.darktable.session import Darktable  # noqa: E402
 from darkproxy.data.paramspace import split_module_params  # noqa: E402
 from darkproxy.engines.regress import RegressConfig  # noqa: E402
 from darkproxy.errors import DarkproxyError  # noqa: E402
-from darkproxy.machine import machine_info  # noqa: E402
 from darkproxy.match import DEFAULT_CHAIN, match  # noqa: E402
 from darkproxy.replica.fit import render_export  # noqa: E402
 from darkproxy.replica.plan import _decode  # noqa: E402
@@ -94,10 +93,7 @@ def main() -> None:
             print(f"{raw.name} {label}: ΔE2000 {s['deltae_mean']:.3f} ({s['seconds']:.0f} s)", flush=True)
         rows.append(row)
     o = {
-        "machine": machine_info(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "darktable": dt.version,
-        "size": a.size,
+        **run_record(dt, a.size),
         "n": a.n,
         "seed": a.seed,
         "iters": a.iters,
