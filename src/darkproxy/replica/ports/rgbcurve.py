@@ -289,12 +289,16 @@ def _cached_exact(xs: tuple[float, ...], ys: tuple[float, ...], kind: int) -> np
     return (s[0].numpy() / LUT_SIZE).astype(_F)
 
 
-def exact_lut(xs: np.ndarray, ys: Tensor, kind: int, comp: bool, device: torch.device) -> Tensor:
+def exact_lut(
+    xs: np.ndarray, ys: Tensor, kind: int, comp: bool, device: torch.device, index: Tensor | None = None
+) -> Tensor:
     """darktable's float32 LUT ``(Bp, 65536)`` of the curve through ``xs`` (already compensated) and
     ``ys`` ``(Bp, n)`` (rounded to float32 and compensated in float32 as darktable does), one cached
-    row per curve."""
+    row per curve; ``index`` (:func:`sparse_index`): those entries alone, ``(Bp, S)``, not cached."""
     ys32 = ys.detach().float()
     ys32 = _uncompensate(ys32) if comp else ys32
+    if index is not None:
+        return (curve_samples(xs, ys32, kind, exact=True, index=index) / LUT_SIZE).float().to(device)
     rows = [torch.from_numpy(_cached_exact(tuple(map(float, xs)), tuple(r), kind)) for r in ys32.double().tolist()]
     return torch.stack(rows).to(device)
 
@@ -361,12 +365,7 @@ def _curve(v: Values, ch: int, x: Tensor, smooth: bool, at: Tensor) -> dict[str,
         xs = _uncompensate(torch.as_tensor(xs)).numpy().astype(_F)
     surrogate = needs_surrogate(x, ys, smooth)
     index = sparse_index(at, float(xs[-1])) if surrogate and ys.requires_grad else None
-    if index is None:
-        lut_e = exact_lut(xs, ys, kind, comp, x.device)
-    else:  # darktable's float32 entries, as exact_lut's table holds them
-        ys32 = ys.detach().float()
-        s_e = curve_samples(xs, _uncompensate(ys32) if comp else ys32, kind, exact=True, index=index)
-        lut_e = (s_e / LUT_SIZE).float()
+    lut_e = exact_lut(xs, ys, kind, comp, x.device, index)
     lut_s = None
     if surrogate:
         lut_s = curve_samples(xs, _uncompensate(ys) if comp else ys, kind, exact=False, index=index) / LUT_SIZE
