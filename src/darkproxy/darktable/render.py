@@ -147,6 +147,10 @@ class Renderer:
     style: Path | None = None
     style_overwrite: bool = False
     use_config_template: bool = True  # start each process from :func:`config_template` (False: an empty config dir)
+    # darktable's OpenMP threads (None: its own choice, one per CPU; at most that many: darktable sizes its
+    # per-thread buffers by the CPUs). 1 makes darktable 4.2.1 reproducible: color balance rgb builds its gamut LUT
+    # with a racy parallel max (docs/darktable-notes.md), so with more threads saturated pixels move between renders
+    threads: int | None = None
     renders: int = 0  # darktable-cli processes started (for benchmarks)
     images: int = 0  # images rendered
 
@@ -178,6 +182,8 @@ class Renderer:
         ]
         for k, v in self.extra_conf.items():
             cmd += ["--conf", f"{k}={v}"]
+        if self.threads is not None:
+            cmd += ["-t", str(self.threads)]
         if self.style is not None:
             cmd += ["--luacmd", style_import_lua(self.style)]
         return cmd
@@ -193,6 +199,8 @@ class Renderer:
                 text=True,
                 errors="replace",
                 start_new_session=True,
+                # -t sets the main thread's count; the pipe's worker threads take OMP_NUM_THREADS
+                env=None if self.threads is None else {**os.environ, "OMP_NUM_THREADS": str(self.threads)},
             )
         except OSError as e:
             raise DarktableRenderError(f"cannot start {self.install.cli}: {e.strerror}") from None
