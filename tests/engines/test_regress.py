@@ -114,6 +114,46 @@ def test_seeded_and_deterministic() -> None:
     assert a.params == b.params and a.loss_history == b.loss_history
 
 
+class _Spatial(torch.nn.Module):
+    """``x`` through a 3 x 3 box blur (``"blur"``) or divided by its own mean (``"stats"``): not pointwise."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+
+    def forward(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        y = torch.nn.functional.avg_pool2d(x, 3, 1, 1) if self.how == "blur" else x / x.mean()
+        return y * (1.0 + u.sum())
+
+
+def test_pointwise_models_fit_on_a_pixel_sample_others_on_the_whole_image() -> None:
+    """A pointwise model is fitted on ``max_pixels`` of the image's pixels and its restarts ranked on an
+    independent sample 64 times larger (or the whole image when that is smaller); a blur or an
+    image-statistics model is caught by the check on a window and gets the whole image for both."""
+    from darkproxy.engines.regress.engine import _work_pixels
+
+    g = torch.Generator().manual_seed(0)
+    u = torch.tensor([0.5, 0.5])
+    for (H, W), ranked in (((200, 240), 128), ((100, 120), None)):
+        x = torch.rand(1, 3, H, W, generator=g)
+        t = 2.0 * x
+        (xw, tw), (xr, tr) = _work_pixels(
+            ExposureMath(), x, t, u, RegressConfig(max_pixels=256), np.random.default_rng(0)
+        )
+        assert xw.shape == (1, 3, 16, 16) and torch.equal(tw, 2.0 * xw)  # the target's same pixels
+        pixels = {tuple(p) for p in x[0].flatten(1).T.tolist()}
+        assert all(tuple(p) in pixels for p in xw[0].flatten(1).T.tolist())
+        if ranked is None:  # 64 x 256 px is not less than the whole image: ranked on it
+            assert xr is x and tr is t
+        else:
+            assert xr.shape == (1, 3, ranked, ranked) and torch.equal(tr, 2.0 * xr)
+            assert not torch.equal(xr.flatten(2)[..., :256], xw.flatten(2))
+    x = torch.rand(1, 3, 200, 240, generator=g)
+    for how in ("blur", "stats"):
+        (xw, _), (xr, _) = _work_pixels(_Spatial(how), x, x, u, RegressConfig(max_pixels=256), np.random.default_rng(0))
+        assert xw is x and xr is x, how
+
+
 def test_bad_config_and_unknown_param() -> None:
     from darkproxy.errors import UnknownParam
 

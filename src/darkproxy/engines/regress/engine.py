@@ -32,8 +32,9 @@ How the optimisation works:
   proxies (:class:`darkproxy.pipeline.FlatPipelineProxy`, ``pipeline regress``), the
   whole replica (:class:`darkproxy.replica.ReplicaChain`, ``replica regress``).
 * **Pixel subset**: a proxy that is found to be pointwise (see
-  :func:`_work_pixels`) is optimised on ``max_pixels`` random pixels (the
-  final loss, output and PSNR use the whole image).
+  :func:`_work_pixels`) is optimised on ``max_pixels`` random pixels; the restarts
+  are ranked on another, 64 times larger random sample (the whole image when that
+  is smaller), and the final loss, output and PSNR use the whole image.
 * **Learning rate**: cosine decay to 1 % (``schedule="cosine"``) or halving on
   plateaus (``"plateau"``).
 * **Enum / bool params** are optimised relaxed (a continuous ``u`` in
@@ -286,7 +287,7 @@ def _regress(
 
     R = cfg.restarts
     rng = np.random.default_rng(cfg.seed)
-    xw, tencw = _work_pixels(proxy, x, tenc, base_u, cfg, rng)
+    (xw, tencw), (xr, tencr) = _work_pixels(proxy, x, tenc, base_u, cfg, rng)
     u0 = np.empty((R, len(free)), np.float64)
     u0[0] = base_u.cpu().numpy()[free]
     if R > 1:
@@ -317,7 +318,7 @@ def _regress(
             )
             hist, traj = np.concatenate([hist, h2]), np.concatenate([traj, t2])
     with torch.no_grad():
-        final = _losses_at(proxy, x, tenc, u_fin, cfg.loss)
+        final = _losses_at(proxy, xr, tencr, u_fin, cfg.loss)
     final[dead] = float("nan")  # never the answer: its discrete params are not snapped
     if not bool(torch.isfinite(final).any()):
         raise RegressError("the model's output is not finite at the end of every restart (NaN or inf): cannot regress")
@@ -370,30 +371,44 @@ def _work_pixels(
     base_u: torch.Tensor,
     cfg: RegressConfig,
     rng: np.random.Generator,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The images the optimisation runs on. A *pointwise* proxy (each output
-    pixel depends only on the same input pixel, checked numerically: the proxy
-    of a random pixel subset equals the subset of its output) is optimised on
-    a fixed random subset of ``cfg.max_pixels`` pixels, arranged as a square
-    image: the same loss landscape in expectation, at a fraction of the cost.
-    Anything else (spatial proxies, SSIM loss, mosaic inputs) uses the full image."""
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """The images the optimisation runs on and the images its restarts are ranked on, each as
+    ``(input, encoded target)``. A *pointwise* proxy (each output pixel depends only on the same
+    input pixel, checked numerically on a random window: the proxy of 256 of its pixels, rearranged,
+    equals them in its output) is optimised on a fixed random subset of ``cfg.max_pixels`` pixels,
+    arranged as a square image (the same loss landscape in expectation, at a fraction of the cost),
+    and ranked on an independent one 64 times larger (or the whole image). Anything else (spatial
+    proxies, SSIM loss, mosaic inputs) uses the whole image for both."""
     B, C, H, W = x.shape
+    whole = (x, tenc), (x, tenc)
     if getattr(proxy, "full_image_only", False):  # declared spatial (e.g. the replica with sharpen or tap-outs)
-        return x, tenc
+        return whole
     side = int(math.isqrt(cfg.max_pixels or 0))
     if not side or side * side >= H * W or cfg.loss == "ssim" or tenc.shape[-2:] != x.shape[-2:] or side < 16:
-        return x, tenc
-    idx = torch.as_tensor(rng.choice(H * W, size=side * side, replace=False), device=x.device)
-    check = idx[:256]
+        return whole
+    # the check on a window of up to 128 x 128 px (a spatial or image-statistics stage differs there as on the
+    # whole image), not on the whole image: one full-size forward pass less
+    wh, ww = min(H, 128), min(W, 128)
+    top, left = int(rng.integers(0, H - wh + 1)), int(rng.integers(0, W - ww + 1))
+    win = x[:, :, top : top + wh, left : left + ww]
+    check = torch.as_tensor(rng.choice(wh * ww, size=min(256, wh * ww), replace=False), device=x.device)
+    n = int(math.isqrt(check.numel()))
+    check = check[: n * n]
     with torch.no_grad():
-        full = proxy(x, base_u[None]).flatten(2)[:, :, check]
-        part = proxy(x.flatten(2)[:, :, check].reshape(B, C, 16, 16), base_u[None]).flatten(2)
+        full = proxy(win, base_u[None]).flatten(2)[:, :, check]
+        part = proxy(win.flatten(2)[:, :, check].reshape(B, C, n, n), base_u[None]).flatten(2)
     if full.shape != part.shape or not torch.allclose(full, part, rtol=1e-4, atol=1e-5):
-        return x, tenc
-    return (
-        x.flatten(2)[:, :, idx].reshape(B, C, side, side),
-        tenc.flatten(2)[:, :, idx].reshape(B, tenc.shape[1], side, side),
-    )
+        return whole
+
+    def sample(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(rng.choice(H * W, size=k * k, replace=False), device=x.device)
+        return (
+            x.flatten(2)[:, :, idx].reshape(B, C, k, k),
+            tenc.flatten(2)[:, :, idx].reshape(B, tenc.shape[1], k, k),
+        )
+
+    work = sample(side)
+    return work, (sample(8 * side) if 64 * side * side < H * W else (x, tenc))
 
 
 def _adam(
