@@ -173,3 +173,26 @@ def test_default_history_survives_one_crash_not_two(dt, tmp_path: Path) -> None:
     twice = stand_in_darktable(dt, tmp_path / "always-crashes", always)
     with pytest.raises(DarktableRenderError, match="crashed twice"):
         twice.default_history(raw, refresh=True)
+
+
+def test_more_openmp_threads_than_cpus_asked_for(dt, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """darktable sizes its per-thread buffers by the CPUs and runs its pipe with OMP_NUM_THREADS threads: on 2 CPUs,
+    OMP_NUM_THREADS=8 or 16 made darktable-cli 4.2.1 abort every time it read a fresh raw (6 of 6, "corrupted size vs.
+    prev_size"). darkproxy's darktable processes get at most the CPUs: the default history, a render and a
+    single-thread render all work with 4x the CPUs in the environment, and agree."""
+    import os
+
+    from darkproxy.darktable.locate import darktable_env
+    from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng
+
+    cpus = len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", str(4 * cpus))
+    assert darktable_env()["OMP_NUM_THREADS"] == str(cpus) and darktable_env(1)["OMP_NUM_THREADS"] == "1"
+    raw = tmp_path / "fresh.dng"  # not in the history cache: darktable reads it anew
+    write_synthetic_dng(default_source_images(["coffee"])["coffee"], raw, SynthRawSpec(size=128, seed=7))
+    side = dt.default_history(raw, refresh=True)
+    a = dt.renderer(max_size=64).render_array(raw, side)
+    b = dt.renderer(max_size=64, threads=4 * cpus).render_array(raw, side)  # asked for too many: the CPUs
+    c = dt.renderer(max_size=64, threads=1).render_array(raw, side)
+    assert_same_render(a, b, "OMP_NUM_THREADS 4x the CPUs vs threads=4x")
+    assert_same_render(a, c, "vs one thread")

@@ -34,6 +34,23 @@ class DarktableInstall:
         return self.version_tuple >= (4, 4)
 
 
+def darktable_env(threads: int | None = None) -> dict[str, str]:
+    """The environment of a darktable-cli process: this one's, with OpenMP's thread count ``threads`` (``None``:
+    as set, or darktable's own choice, one per CPU), never more than the CPUs this process may use. darktable
+    sizes its per-thread buffers by those CPUs but runs its pipe with ``OMP_NUM_THREADS`` threads: more threads
+    overflow the buffers and darktable-cli 4.2.1 aborts ("corrupted size vs. prev_size", docs/darktable-notes.md).
+    The thread count changes no pixel beyond darktable's own run-to-run noise."""
+    env = dict(os.environ)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    want = threads
+    if want is None:
+        first = env.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+        want = int(first) if first.isdigit() else None
+    if want is not None:
+        env["OMP_NUM_THREADS"] = str(max(1, min(want, cpus)))
+    return env
+
+
 def _resolve_cli(cli: str | os.PathLike[str] | None) -> Path:
     if cli:
         p = Path(cli).expanduser()

@@ -35,7 +35,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import tifffile
 
-from darkproxy.darktable.locate import DarktableInstall
+from darkproxy.darktable.locate import DarktableInstall, darktable_env
 from darkproxy.darktable.xmp import Sidecar
 from darkproxy.errors import DarktableCrash, DarktableRenderError, RawError
 from darkproxy.fsutil import atomic_path
@@ -102,7 +102,9 @@ def config_template(install: DarktableInstall, root: Path | None = None) -> Path
             tifffile.imwrite(str(img), np.full((16, 16, 3), 128, np.uint8))
             cmd = [str(install.cli), str(img), str(build / "out.tif"), "--core", "--library", ":memory:"]
             cmd += ["--configdir", str(conf)]
-            subprocess.run(cmd, capture_output=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
+            subprocess.run(
+                cmd, capture_output=True, timeout=120, stdin=subprocess.DEVNULL, check=False, env=darktable_env()
+            )
             if not (conf / "data.db").is_file():
                 return None
             with contextlib.suppress(OSError):  # another process may have made it meanwhile
@@ -147,9 +149,9 @@ class Renderer:
     style: Path | None = None
     style_overwrite: bool = False
     use_config_template: bool = True  # start each process from :func:`config_template` (False: an empty config dir)
-    # darktable's OpenMP threads (None: its own choice, one per CPU; at most that many: darktable sizes its
-    # per-thread buffers by the CPUs). 1 makes darktable 4.2.1 reproducible: color balance rgb builds its gamut LUT
-    # with a racy parallel max (docs/darktable-notes.md), so with more threads saturated pixels move between renders
+    # darktable's OpenMP threads (None: its own choice, one per CPU; never more: locate.darktable_env). 1 makes
+    # darktable 4.2.1 reproducible: color balance rgb builds its gamut LUT with a racy parallel max
+    # (docs/darktable-notes.md), so with more threads saturated pixels move between renders
     threads: int | None = None
     renders: int = 0  # darktable-cli processes started (for benchmarks)
     images: int = 0  # images rendered
@@ -182,8 +184,8 @@ class Renderer:
         ]
         for k, v in self.extra_conf.items():
             cmd += ["--conf", f"{k}={v}"]
-        if self.threads is not None:
-            cmd += ["-t", str(self.threads)]
+        if self.threads is not None:  # the count darktable_env leaves (at most the CPUs)
+            cmd += ["-t", darktable_env(self.threads)["OMP_NUM_THREADS"]]
         if self.style is not None:
             cmd += ["--luacmd", style_import_lua(self.style)]
         return cmd
@@ -200,7 +202,7 @@ class Renderer:
                 errors="replace",
                 start_new_session=True,
                 # -t sets the main thread's count; the pipe's worker threads take OMP_NUM_THREADS
-                env=None if self.threads is None else {**os.environ, "OMP_NUM_THREADS": str(self.threads)},
+                env=darktable_env(self.threads),
             )
         except OSError as e:
             raise DarktableRenderError(f"cannot start {self.install.cli}: {e.strerror}") from None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from darkproxy.config import Config, load_config
-from darkproxy.darktable.locate import DarktableInstall, locate_darktable
+from darkproxy.darktable.locate import DarktableInstall, darktable_env, locate_darktable
 from darkproxy.darktable.params import set_params
 from darkproxy.darktable.render import Renderer, _link_or_copy, _tail
 from darkproxy.darktable.schema import SchemaSet, load_schemas
@@ -108,6 +108,7 @@ class Darktable:
                         errors="replace",
                         timeout=self.config.render_timeout,
                         stdin=subprocess.DEVNULL,
+                        env=darktable_env(),
                     )
                 except subprocess.TimeoutExpired:
                     raise DarktableRenderError(f"darktable-cli timed out reading {raw}") from None
