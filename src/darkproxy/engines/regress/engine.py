@@ -114,9 +114,9 @@ class RegressResult:
     recovered (snapped, in the training range), the others exactly as given
     (unclipped); ``normalized``: the same as the proxy's normalised vector (free
     entries in ``[0, 1]``, fixed ones wherever their values fall); ``free``: the names that were optimised;
-    ``loss``: final loss of the winning restart (after snapping);
+    ``loss``: final loss of the winning restart (after snapping, on the whole image);
     ``loss_history``: its loss per iteration; ``restart_losses``: final loss
-    of every restart; ``trajectory``: ``(iters, P)`` normalised params of the
+    of every restart, on the pixels they are ranked on; ``trajectory``: ``(iters, P)`` normalised params of the
     winning restart per iteration (empty unless ``record``); ``proxy_output``:
     float32 ``(3, H, W)`` linear Rec2020, the proxy's render of ``params``;
     ``proxy_psnr``: its display-encoded PSNR (dB) against the target."""
