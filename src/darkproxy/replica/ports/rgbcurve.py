@@ -39,7 +39,7 @@ before colorout emulated on the output, 100 dB (bit for bit up to 1e-4).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -326,17 +326,16 @@ def curve_from_luts(
     (:func:`sparse_index`)."""
     xm = float(_F(1.0) / (_F(1.0) / _F(xm_node)))
     c_e = estimate_exp(xm_node, lut_e, exact=True, index=index)
+    cs: Sequence[Tensor]
     if lut_s is None:  # nothing to differentiate: the surrogate would only ever carry gradients
-        coeffs = [c.to(x.dtype).reshape(-1, 1, 1, 1) for c in c_e]
-        return {"lut": lut_e.to(x.dtype), "smooth": lut_e.to(x.dtype), "coeffs": coeffs, "xm": xm, "index": index}
-    c_s = estimate_exp(xm_node, lut_s, exact=False, index=index)
-    if smooth:
-        coeffs = [c.to(x.dtype).reshape(-1, 1, 1, 1) for c in c_s]
-        return {"lut": lut_s.to(x.dtype), "smooth": lut_s.to(x.dtype), "coeffs": coeffs, "xm": xm, "index": index}
-    coeffs = [
-        (ce.double() + (cs - cs.detach())).to(x.dtype).reshape(-1, 1, 1, 1) for ce, cs in zip(c_e, c_s, strict=True)
-    ]
-    return {"lut": lut_e.to(x.dtype), "smooth": lut_s.to(x.dtype), "coeffs": coeffs, "xm": xm, "index": index}
+        lut, surrogate, cs = lut_e, lut_e, c_e
+    elif smooth:
+        lut, surrogate, cs = lut_s, lut_s, estimate_exp(xm_node, lut_s, exact=False, index=index)
+    else:  # darktable's values with the surrogate's gradients
+        c_s = estimate_exp(xm_node, lut_s, exact=False, index=index)
+        lut, surrogate, cs = lut_e, lut_s, [ce.double() + (c - c.detach()) for ce, c in zip(c_e, c_s, strict=True)]
+    coeffs = [c.to(x.dtype).reshape(-1, 1, 1, 1) for c in cs]
+    return {"lut": lut.to(x.dtype), "smooth": surrogate.to(x.dtype), "coeffs": coeffs, "xm": xm, "index": index}
 
 
 def needs_surrogate(x: Tensor, ys: Tensor, smooth: bool) -> bool:
