@@ -258,6 +258,9 @@ def _row(s: dict[str, Any], out: Path) -> dict[str, Any]:
         "slider_error_median": float(np.median(list(errs.values()))) if errs else None,
         "slider_error_max": float(max(errs.values())) if errs else None,
         "param_errors": errs,
+        # the demosaic match chose (darkproxy.match.demosaic) and each setting's ΔE2000
+        "demosaic": next((d["label"] for d in s.get("demosaic", []) if d["chosen"]), None),
+        "demosaic_tried": {d["label"]: d["deltae_mean"] for d in s.get("demosaic", [])},
     }
 
 
@@ -317,8 +320,8 @@ def markdown(o: dict[str, Any]) -> str:
         "## Per reference",
         "",
         "| kind | raw | ΔE2000 mean | p95 | PSNR | defaults ΔE2000 | replica PSNR | slider error median / max "
-        "(% of range) | s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "(% of range) | demosaic | s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in o["darktable_made"] + o["rawpy_made"]:
         se = (
@@ -328,7 +331,8 @@ def markdown(o: dict[str, Any]) -> str:
         )
         lines.append(
             f"| {r['kind']} | {r['raw']} | {r['deltae_mean']:.2f} | {r['deltae_p95']:.2f} | {r['psnr']:.2f} | "
-            f"{r['default_deltae_mean']:.2f} | {r['replica_psnr']:.2f} | {se} | {r['seconds']:.1f} |"
+            f"{r['default_deltae_mean']:.2f} | {r['replica_psnr']:.2f} | {se} | {r.get('demosaic') or '-'} | "
+            f"{r['seconds']:.1f} |"
         )
     lines += [
         "",

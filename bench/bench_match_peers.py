@@ -270,7 +270,11 @@ def markdown(o: dict[str, Any]) -> str:
         "by an exposure: a look learnt on other raws without a per-image exposure (plain `--pairs`, the LUT) "
         "cannot follow it, `--shared` fits it per photo. A camera whose JPEG brightness follows the raw's exposure "
         "does not pose that problem; this bench does not measure that case. RawTherapee's curve is matched to each "
-        "image's own preview (per image, like `darkproxy match RAW`): a tone curve, no colour. Seconds: on this "
+        "image's own preview (per image, like `darkproxy match RAW`): a tone curve, no colour, and its profile's "
+        "demosaic (AMaZE). `darkproxy match RAW` chooses darktable's demosaic against the preview after its fit "
+        "(from the re-run of 21:04 on: LMMSE with refine & medians on all four; the previews are smoother than "
+        "RCD's render; `demosaic_choice.md`, the same previews: 2.69 with RCD, 1.92 chosen). The held-out "
+        "rows keep darktable's default demosaic (`--pairs` does not choose it). Seconds: on this "
         "2-core machine, with the load in the header (other runs shared it for part of the time): upper bounds; "
         "RawTherapee's are its whole run (no fit beyond the curve).",
         "",

@@ -79,13 +79,21 @@ REPLICA_TESTS = [  # the exact ports and blends against darktable: its own rende
     "tests/replica/test_blend.py::test_scene_rgb_blend_modes_match_darktable",
 ]
 REPLICA_FIT_TESTS = ["tests/replica/test_blend.py::test_blend_opacity_regressed_from_a_darktable_target"]
-MATCH_TESTS = ["tests/test_match.py::test_match_the_cameras_own_look_from_the_raw_alone"]
+MATCH_TESTS = [
+    "tests/test_match.py::test_match_darktable_reference_and_style",
+    "tests/test_match.py::test_match_rawpy_reference",
+    "tests/test_match.py::test_match_the_cameras_own_look_from_the_raw_alone",
+]
 MATCH_BATCH_TESTS = ["tests/match/test_batch.py::test_batch_matches_a_shoot_writes_sidecars_and_resumes"]
 MATCH_AUTO_TESTS = ["tests/match/test_auto_chain.py::test_auto_chain_keeps_the_stages_the_reference_needs"]
 MATCH_CC_TESTS = ["tests/match/test_color_calibration.py::test_match_fits_channel_gains_of_color_calibration"]
 MATCH_SHARED_TESTS = ["tests/match/test_shared.py::test_shared_look_with_each_images_exposure"]
 MATCH_WB_TESTS = ["tests/match/test_white_balance.py::test_match_recovers_a_look_with_white_balance"]
 MATCH_CURVE_TESTS = ["tests/match/test_tone_curve.py::test_match_fits_the_nodes_of_a_tone_curve"]
+MATCH_DEMOSAIC_TESTS = [
+    "tests/match/test_demosaic.py::test_choose_demosaic_finds_the_one_darktable_rendered_the_reference_with",
+    "tests/match/test_demosaic.py::test_match_keeps_the_closest_demosaic_and_keep_leaves_it",
+]
 DEFAULTS_TESTS = ["tests/darktable/test_defaults.py::test_modules_start_from_darktables_defaults_not_black"]
 TRAIN_TESTS = [
     "tests/engines/test_train.py::test_pointwise_exposure_reaches_35db_and_writes_the_run",
@@ -106,6 +114,7 @@ GROUPS = (
     "match-shared",
     "match-cc",
     "match-curve",
+    "match-demosaic",
     "defaults",
     "train",
     "seeds",
@@ -124,6 +133,7 @@ GROUP_TESTS = {
     "match-shared": MATCH_SHARED_TESTS,
     "match-cc": MATCH_CC_TESTS,
     "match-curve": MATCH_CURVE_TESTS,
+    "match-demosaic": MATCH_DEMOSAIC_TESTS,
     "defaults": DEFAULTS_TESTS,
 }
 EXTRA_CASES = {"darktable-more": 2, "regress": 1}  # parametrised tests: cases beyond one per listed test
@@ -135,8 +145,9 @@ GROUP_NOTES = {
     "of the result.",
     "regress": "Slider regression through the test proxies (`exposure_run`, `colorbalance_run`) on darktable targets "
     "at hidden sliders of a raw they never saw, and darktable's render of the recovered sliders.",
-    "match": "`darkproxy match RAW` on the camera's embedded preview (no reference): the match against darktable's "
-    "defaults, both rendered by darktable.",
+    "match": "`darkproxy match` on a darktable-made reference (hidden sliders, cropped and resized), a LibRaw-made "
+    "one and the camera's embedded preview (no reference): the match against darktable's defaults, both rendered "
+    "by darktable.",
     "match-wb": "`darkproxy match RAW REF --chain temperature,exposure,colorbalancergb,filmicrgb` from the raw's "
     "mosaic on a darktable-made reference with white balance among the hidden sliders.",
     "match-batch": "`darkproxy match --batch` on a three-raw shoot (a camera JPEG, an embedded preview, neither): "
@@ -150,6 +161,8 @@ GROUP_NOTES = {
     "gains, colorfulness, exposure hidden): the gains' ratios, the match against the chain without it.",
     "match-curve": "`darkproxy match` with an rgb curve in the chain on a darktable-made reference (the curve's "
     "nodes and exposure hidden): the match against darktable's defaults.",
+    "match-demosaic": "`darkproxy match`'s demosaic choice: on a reference darktable rendered with LMMSE, and end "
+    "to end on the camera's embedded preview (`--demosaic choose` against `keep`).",
     "defaults": "Modules added at darktable's defaults (`darktable.defaults.INIT_DEFAULTS`) against the history "
     "without them, and at introspection's defaults.",
     "train": "tests/test_train.py's trainings on synthetic data, run as they are: bit-identical from run to run.",

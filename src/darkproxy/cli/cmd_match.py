@@ -120,6 +120,16 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         metavar="MODULE.PARAM,...",
         help="the sliders to fit (default: the sliders a look is made of, per chain module)",
     )
+    p.add_argument(
+        "--demosaic",
+        choices=("choose", "keep"),
+        help="choose: after the fit darktable renders the result with each demosaic setting of the sensor's family "
+        "(Bayer: the history's own, AMaZE, PPG, LMMSE with refine & medians; X-Trans: "
+        "Markesteijn 1- and 3-pass, frequency domain chroma) and result.xmp keeps the one closest to the "
+        "reference (a camera JPEG's smoothness and moiré are its demosaic's, not a slider's; the summary's "
+        "demosaic lists each one's ΔE2000; the style leaves demosaic out: it belongs to the sensor); keep: the "
+        "history's own. --pairs and --shared keep it (default: choose)",
+    )
     p.add_argument("--xmp", help="history to start from (default: darktable's defaults for the raw)")
     p.add_argument("--max-size", type=int, metavar="N", help="working size in px (default: the raw's, at most 512)")
     p.add_argument("--style-name", metavar="NAME", help="the style's name (default: 'darkproxy match STEM')")
@@ -149,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
         raise DarkproxyError("--shared is for --pairs DIR or --batch DIR (one look for many images)")
     if args.shared and not per_image:
         raise DarkproxyError("--shared needs at least one --per-image slider (e.g. exposure.exposure)")
+    if args.demosaic and (args.pairs or args.shared):
+        raise DarkproxyError("--demosaic is for images matched each on its own (--pairs and --shared keep it)")
     if args.batch:
         return _batch(args, chain, free, cfg, per_image, say)
     if args.no_sidecars:
@@ -206,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
         config=cfg,
         style_name=args.style_name,
         log=say,
+        demosaic=args.demosaic != "keep",
     )
     emit(
         args,
@@ -237,7 +250,10 @@ def _batch(
             dt, args.batch, args.output, per_image=per_image, write_sidecars=not args.no_sidecars, **common
         )
     else:
-        b = match_batch(dt, args.batch, args.output, write_sidecars=not args.no_sidecars, **common)
+        b = match_batch(
+            dt, args.batch, args.output, write_sidecars=not args.no_sidecars, demosaic=args.demosaic != "keep",
+            **common,
+        )  # fmt: skip
     n_ok = len(b["images"]) - b["failed"]
     mean = "-" if b["deltae_mean"] is None else f"{b['deltae_mean']:.2f}"
     dflt = "-" if b["default_deltae_mean"] is None else f"{b['default_deltae_mean']:.2f}"

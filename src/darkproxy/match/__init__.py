@@ -16,6 +16,7 @@ another editor's export, an older edit. Matching:
    engine (:func:`darkproxy.engines.regress.regress`) (:mod:`.fit`);
 5. the matched sliders go into the raw's history (``result.xmp``) and into a darktable
    style of the chain's modules (``result.dtstyle``); darktable renders ``result.xmp``
+   with each demosaic setting of the sensor's family and keeps the closest (:mod:`.demosaic`),
    and every figure (ΔE2000, PSNR) is measured on darktable's own render against the
    reference, beside darktable's defaults (:mod:`.report`).
 

@@ -108,11 +108,14 @@ def match_auto(
     style_name: str | None = None,
     truth: Mapping[str, float] | None = None,
     log: Log | None = None,
+    demosaic: bool = True,
 ) -> dict[str, Any]:
     """``darkproxy match --chain auto``: :func:`choose_chain`, then :func:`darkproxy.match.match` with the kept
     chain (its summary's ``chain_auto``: every step)."""
     chain, steps = choose_chain(dt, raw, reference, xmp, max_size, config, log)
-    return match(dt, raw, reference, out_dir, chain, free, xmp, max_size, config, style_name, truth, log, steps)
+    return match(
+        dt, raw, reference, out_dir, chain, free, xmp, max_size, config, style_name, truth, log, steps, demosaic
+    )
 
 
 def match_any(dt: Any, raw: Any, reference: Any, out_dir: Any, chain: Sequence[str], **kw: Any) -> dict[str, Any]:

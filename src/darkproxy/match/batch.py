@@ -83,10 +83,13 @@ def _summary(
     return summary
 
 
-def _settings(chain: Sequence[str], free: Sequence[str] | None, max_size: int | None, config: Any) -> dict[str, Any]:
+def _settings(
+    chain: Sequence[str], free: Sequence[str] | None, max_size: int | None, config: Any, demosaic: bool = True
+) -> dict[str, Any]:
     """What a finished image's result depends on besides its files: a rerun with other settings redoes it."""
     return {
         "chain": list(chain),
+        "demosaic": "choose" if demosaic else "keep",
         "free": list(free or []),
         "max_size": max_size,
         "iters": getattr(config, "iters", None),
@@ -105,8 +108,10 @@ def match_batch(
     config: Any = None,
     write_sidecars: bool = True,
     log: Log | None = None,
+    demosaic: bool = True,
 ) -> dict[str, Any]:
-    """Match every raw of ``folder`` (:func:`find_shoot`) on its own (:func:`darkproxy.match.match`) into
+    """Match every raw of ``folder`` (:func:`find_shoot`) on its own (:func:`darkproxy.match.match`; ``demosaic``:
+    its demosaic chosen against the reference, :mod:`darkproxy.match.demosaic`) into
     ``out_dir/images/RAWNAME/`` (``chain=["auto"]``: :func:`darkproxy.match.auto.match_auto`), starting from the
     raw's own sidecar when it has one (its other history is kept). With ``write_sidecars`` the result goes beside
     the raw as darktable names it (:func:`sidecar_of`); a sidecar that was there first is kept once as ``.xmp.bak``
@@ -122,7 +127,7 @@ def match_batch(
     t0 = time.perf_counter()
     shoot = find_shoot(folder)
     out = Path(out_dir)
-    settings = _settings(chain, free, max_size, config)
+    settings = _settings(chain, free, max_size, config, demosaic)
     rows: list[dict[str, Any]] = []
     bar = progress_bar(len(shoot), "matching the shoot", unit="raw", disable=log is None)
     for img in shoot:
@@ -136,7 +141,10 @@ def match_batch(
             else:
                 start = _start_xmp(img.raw)
                 ref = img.reference or embedded_reference(img.raw, d)
-                s = match_any(dt, img.raw, ref, d, chain, free=free, xmp=start, max_size=max_size, config=config)
+                s = match_any(
+                    dt, img.raw, ref, d, chain, free=free, xmp=start, max_size=max_size, config=config,
+                    demosaic=demosaic,
+                )  # fmt: skip
                 s["batch_settings"] = settings
                 s["started_from"] = str(start) if start else None
                 write_json(done, s)
@@ -184,7 +192,7 @@ def match_batch_shared(
     t0 = time.perf_counter()
     shoot = find_shoot(folder)
     out = Path(out_dir)
-    settings = {**_settings(chain, free, max_size, config), "shared": list(per_image)}
+    settings = {**_settings(chain, free, max_size, config, demosaic=False), "shared": list(per_image)}
     raws = [str(img.raw) for img in shoot]
     prev_path = out / "summary.json"
     prev = json.loads(prev_path.read_text()) if prev_path.is_file() else None

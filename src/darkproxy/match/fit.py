@@ -221,17 +221,28 @@ def match_config(config: Any, names: list[str]) -> Any:
     return cfg
 
 
-def render_result(dt: Any, prep: Prepared, matched: Mapping[str, float], out: Path) -> tuple[dict[str, Any], Any]:
-    """Write ``result.xmp`` (``prep``'s history with ``matched``), render it with
-    darktable, write the images; return the figures (result and defaults vs the
-    reference) and the result history."""
+def render_result(
+    dt: Any, prep: Prepared, matched: Mapping[str, float], out: Path, demosaic: bool = False, log: Log | None = None
+) -> tuple[dict[str, Any], Any]:
+    """Write ``result.xmp`` (``prep``'s history with ``matched``; with ``demosaic``, the demosaic setting closest
+    to the reference, :func:`darkproxy.match.demosaic.choose_demosaic`), render it with darktable, write the
+    images; return the figures (result and defaults vs the reference; ``demosaic``: the settings tried) and the
+    result history."""
+    from darkproxy.colour.metrics import display_image_psnr
+    from darkproxy.match.demosaic import choose_demosaic
     from darkproxy.replica.fit import render_export
     from darkproxy.viz.images import error_map_display, save_png, to_uint8
 
     out.mkdir(parents=True, exist_ok=True)
     result = dt.edit(prep.history, updates=split_module_params(matched))
+    tried: list[dict[str, Any]] | None = None
+    if demosaic:
+        result, result_img, tried = choose_demosaic(
+            dt, prep.raw, result, prep.aligned, prep.alignment.box, prep.size, log
+        )
+    else:
+        result_img = render_export(dt, prep.raw, result, prep.size)
     result.write(out / "result.xmp")
-    result_img = render_export(dt, prep.raw, result, prep.size)
     u = torch.as_tensor(prep.chain.param_space.normalize({**prep.chain.param_space.defaults(), **matched}))
     with torch.no_grad():
         rep_img = prep.chain(torch.from_numpy(prep.chain_input)[None], u[None].float())[0].numpy()
@@ -254,8 +265,9 @@ def render_result(dt: Any, prep: Prepared, matched: Mapping[str, float], out: Pa
         "default_deltae_mean": base["deltae_mean"],
         "default_deltae_p95": base["deltae_p95"],
         "default_psnr": base["psnr"],
-        "replica_psnr": region_figures(rep_img, ref_show, prep.alignment.box)["psnr"],
+        "replica_psnr": display_image_psnr(prep.crop(rep_img), prep.crop(ref_show)),
         "xmp": str(out / "result.xmp"),
+        **({"demosaic": tried} if tried is not None else {}),
     }, result
 
 
@@ -273,6 +285,7 @@ def match(
     truth: Mapping[str, float] | None = None,
     log: Log | None = None,
     chain_auto: Sequence[Mapping[str, Any]] | None = None,
+    demosaic: bool = True,
 ) -> dict[str, Any]:
     """Match ``raw``'s edit to ``reference`` (a path, or a float ``(3, H, W)`` sRGB
     display array in ``[0, 1]``). Writes into ``out_dir``: ``result.xmp``,
@@ -282,7 +295,8 @@ def match(
     returns the summary (figures from darktable's render of result.xmp, over the
     region the reference covers). ``truth``: hidden slider values (``"module.param"``)
     of a darktable-made reference, to report slider errors. ``chain_auto``: the steps that chose ``chain``
-    (:func:`darkproxy.match.auto.match_auto`), kept in the summary."""
+    (:func:`darkproxy.match.auto.match_auto`), kept in the summary. ``demosaic``: choose the raw's demosaic
+    setting against the reference after the fit (:mod:`darkproxy.match.demosaic`; off: the history's own)."""
     from darkproxy.engines.regress import regress
     from darkproxy.fsutil import write_json
 
@@ -300,7 +314,7 @@ def match(
     matched = {n: float(res.params[n]) for n in names}
     out = Path(out_dir)
     say("rendering result.xmp with darktable")
-    summary, result = render_result(dt, prep, matched, out)
+    summary, result = render_result(dt, prep, matched, out, demosaic, say)
     name = style_name or f"darkproxy match {prep.raw.stem}"
     make_style(dt, result, name, f"darkproxy match of {prep.raw.name} to {prep.reference or 'a reference'}").write(
         out / "result.dtstyle"

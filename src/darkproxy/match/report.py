@@ -76,5 +76,10 @@ def write_report(out: Path, summary: Mapping[str, Any]) -> Path:
     rep.add_html(f"<div>{figs}</div>")
     rep.add_heading("Matched sliders")
     rep.add_table([{"slider": k, "value": v} for k, v in summary["params"].items()])
+    if summary.get("demosaic"):
+        rep.add_heading("Demosaic (darktable's render with each; the closest kept)")
+        rep.add_table(
+            [{"demosaic": d["label"], "ΔE2000": d["deltae_mean"], "kept": d["chosen"]} for d in summary["demosaic"]]
+        )
     rep.add_json_block(dict(summary), "summary.json")
     return rep.write(out / "index.html")

@@ -1,0 +1,158 @@
+"""The raw's demosaic chosen against the reference: part of a camera's look no slider of the chain moves.
+
+A camera's JPEG (and another raw developer's export) is demosaiced and smoothed its own way: fine detail, colour
+moiré and noise differ from darktable's default (RCD on Bayer sensors) at the pixel level, where no tone or colour
+slider reaches. On the synthetic raws' camera-look previews LMMSE with its refinement is far closer than RCD; on
+LibRaw's exports (AHD, crisp) AMaZE or RCD stay best (``bench/results/demosaic_choice.md``). So the method is
+chosen per reference: darktable renders the matched history with each of the sensor's :data:`BAYER` (or
+:data:`XTRANS`) settings in one process and the one whose render is closest to the reference (ΔE2000 mean over
+the region it covers, the match's own figure, ranked on a fixed random quarter of its pixels) is kept. The replica
+is not involved (it ports RCD only): the choice is darktable's own render, after the fit, whose tone and colour
+sliders it leaves as they are (a demosaic keeps local means). A sensor of neither family (monochrome,
+passthrough) keeps its method. The style leaves the demosaic out (it belongs to the sensor); ``result.xmp`` has
+it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from darkproxy.match._common import Log
+
+MODULE = "demosaic"
+XTRANS_FLAG = 1024  # DT_DEMOSAIC_XTRANS: X-Trans methods carry it
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One demosaic setting: enum names of darktable's introspection (``demosaicing_method``, ``lmmse_refine``),
+    resolved against the installed darktable's schema (a name it lacks drops the setting)."""
+
+    method: str
+    lmmse_refine: str | None = None
+
+
+# AMaZE and PPG: crisp, near LibRaw's AHD; LMMSE with refine & medians: the smooth, low-moiré rendering of
+# camera JPEGs. Not tried (each setting tried costs a render): VNG4, LMMSE with median only and RCD's colour
+# smoothing, closest on none of the bench's references (bench/results/demosaic_choice.md).
+BAYER = (
+    Setting("DT_IOP_DEMOSAIC_AMAZE"),
+    Setting("DT_IOP_DEMOSAIC_PPG"),
+    Setting("DT_IOP_DEMOSAIC_LMMSE", "DT_LMMSE_REFINE_3"),
+)
+XTRANS = (
+    Setting("DT_IOP_DEMOSAIC_MARKESTEIJN"),
+    Setting("DT_IOP_DEMOSAIC_MARKESTEIJN_3"),
+    Setting("DT_IOP_DEMOSAIC_FDC"),
+)
+
+
+def _label(schema: Any, values: dict[str, int]) -> str:
+    fields = {f.name: f for f in schema.fields}
+
+    def name(field: str) -> str:
+        f = fields[field]
+        key = next(k for k, v in f.values.items() if v == values[field])
+        return str((f.value_descriptions or {}).get(key, key))
+
+    m = name("demosaicing_method")
+    return f"{m} ({name('lmmse_refine')})" if m == "LMMSE" else m
+
+
+def candidates(dt: Any, history: Any) -> list[tuple[str, dict[str, int]]]:
+    """``(label, demosaic params)`` to try on ``history``: its own setting first, then the other settings of its
+    sensor's family; only its own for a history whose method is of neither family (or that has no demosaic)."""
+    from darkproxy.darktable.params import decode_params
+
+    if MODULE not in dt.schemas:
+        return []
+    schema = dt.schemas.get(MODULE)
+    it = history.compressed().find(MODULE)
+    if it is None or it.modversion != schema.version:
+        return []  # an old params version is not edited here: the history's own demosaic stays
+    fields = {f.name: f for f in schema.fields}
+    if not {"demosaicing_method", "lmmse_refine"} <= set(fields):
+        return []
+    own_vals = decode_params(schema, it.params)
+    methods, refines = fields["demosaicing_method"].values or {}, fields["lmmse_refine"].values or {}
+    own = {"demosaicing_method": int(own_vals["demosaicing_method"]), "lmmse_refine": int(own_vals["lmmse_refine"])}
+    out = [(_label(schema, own), own)]
+    if own["demosaicing_method"] in (methods.get("DT_IOP_DEMOSAIC_PASSTHROUGH_MONOCHROME"),
+                                     methods.get("DT_IOP_DEMOSAIC_PASSTHROUGH_COLOR"),
+                                     methods.get("DT_IOP_DEMOSAIC_PASSTHR_MONOX"),
+                                     methods.get("DT_IOP_DEMOSAIC_PASSTHR_COLORX")):  # fmt: skip
+        return out
+    family = XTRANS if own["demosaicing_method"] & XTRANS_FLAG else BAYER
+    for s in family:
+        if s.method not in methods or (s.lmmse_refine is not None and s.lmmse_refine not in refines):
+            continue
+        vals = {
+            "demosaicing_method": methods[s.method],
+            "lmmse_refine": refines[s.lmmse_refine] if s.lmmse_refine else own["lmmse_refine"],
+        }
+        if all(vals != v for _, v in out):
+            out.append((_label(schema, vals), vals))
+    return out
+
+
+def choose_demosaic(
+    dt: Any,
+    raw: Path,
+    history: Any,
+    reference: np.ndarray,
+    box: tuple[int, int, int, int],
+    size: int,
+    log: Log | None = None,
+) -> tuple[Any, np.ndarray, list[dict[str, Any]]]:
+    """``history`` with the demosaic setting whose darktable render (8-bit sRGB export at ``size`` px) is closest
+    to ``reference`` (aligned sRGB display ``(3, H, W)``, NaN outside ``box``) over ``box``; returns that history,
+    its render (float ``(3, H, W)`` in [0, 1]) and one record per setting tried (``label``, ``params``,
+    ``deltae_mean``: over a fixed random quarter of ``box``'s pixels, ``chosen``). With one candidate (see
+    :func:`candidates`) it is rendered alone."""
+    from darkproxy.colour.metrics import display_image_deltae2000
+    from darkproxy.darktable.render import RenderFailure, RenderJob, read_tiff, render_jobs
+    from darkproxy.errors import DarktableRenderError
+
+    say = log or (lambda s: None)
+    cands = candidates(dt, history) or [("as is", {})]
+    hists = [dt.edit(history, updates={MODULE: vals}) if vals else history for _, vals in cands]
+    t, left, b, r = box
+    # ranked on a fixed random quarter of the pixels: a quarter of ΔE2000's cost (1.2 s a render at 1 MP); not a
+    # regular grid, whose pixels all sit on one phase of the colour filter (that biased the mean by up to 0.3)
+    pick = np.random.default_rng(0).random((b - t, r - left)) < 0.25
+
+    def sample(img: np.ndarray) -> np.ndarray:
+        return img[:, t:b, left:r][:, pick][:, :, None]
+
+    ref = sample(np.nan_to_num(reference))
+    with tempfile.TemporaryDirectory(prefix="darkproxy-demosaic-") as td:
+        jobs = [RenderJob(raw, h, Path(td) / f"d{i}.tif") for i, h in enumerate(hists)]
+        outs = render_jobs(dt.renderer(max_size=size, icc_type="SRGB", bpp=8), jobs)
+        imgs: list[np.ndarray | None] = []
+        for o in outs:
+            imgs.append(None if isinstance(o, RenderFailure) else (read_tiff(o) / 255.0).astype(np.float32))
+    if imgs[0] is None:  # the history's own setting failed: the match's result cannot be rendered at all
+        raise DarktableRenderError(str(outs[0].message if isinstance(outs[0], RenderFailure) else outs[0]))
+    records: list[dict[str, Any]] = []
+    for (label, vals), img, o in zip(cands, imgs, outs, strict=True):
+        de = None if img is None else display_image_deltae2000(sample(img), ref)[0]
+        records.append({"label": label, "params": vals, "deltae_mean": de, "chosen": False})
+        if isinstance(o, RenderFailure):  # one setting darktable could not render: the others still compete
+            records[-1]["error"] = o.message.splitlines()[0]
+            say(f"warning: demosaic {label}: {records[-1]['error']}")
+    best = min((i for i, rec in enumerate(records) if rec["deltae_mean"] is not None),
+               key=lambda i: records[i]["deltae_mean"])  # fmt: skip
+    records[best]["chosen"] = True
+    if len(cands) > 1:
+        tried = ", ".join(
+            f"{rec['label']} {rec['deltae_mean']:.2f}" for rec in records if rec["deltae_mean"] is not None
+        )
+        say(f"demosaic: {records[best]['label']} kept (ΔE2000 of darktable's render: {tried})")
+    img = imgs[best]
+    assert img is not None
+    return hists[best], img, records
