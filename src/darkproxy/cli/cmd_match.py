@@ -48,8 +48,8 @@ DESCRIPTION = (
     "pixels are pooled into one fit, each image with its own copy of the per-image sliders; a held-out pair "
     "(--pairs) gets the look as fitted on the others and only its own per-image sliders fitted on it. Each "
     "image's result.xmp (and --batch's sidecar) has its own values; the style has the look and the first "
-    "image's per-image values. White balance (temperature) runs on each raw's mosaic and cannot be pooled: "
-    "--shared refuses it."
+    "image's per-image values. Its default chain adds color calibration and an rgb curve to the look (see "
+    "--chain). White balance (temperature) runs on each raw's mosaic and cannot be pooled: --shared refuses it."
 )
 
 
@@ -104,7 +104,6 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--chain",
-        default="exposure,colorbalancergb,filmicrgb",
         metavar="MODULE,...",
         help="modules whose sliders are matched; one the history leaves off is turned on (channelmixerrgb, color "
         "calibration: starting as the identity with no chromatic adaptation, its channel gains and colorfulness "
@@ -112,7 +111,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "four above black fitted); temperature (white balance) starts the match from the raw's mosaic; auto: "
         "exposure, then filmicrgb, colorbalancergb, temperature, channelmixerrgb and rgbcurve each kept if it "
         "lowers the ΔE2000 of a held-out half of the reference by 3 %% (the summary's chain_auto says which) "
-        "(default: exposure,colorbalancergb,filmicrgb)",
+        "(default: exposure,colorbalancergb,filmicrgb; with --shared also channelmixerrgb,rgbcurve: a look pooled "
+        "over a whole shoot holds them, plain --pairs over-fits them)",
     )
     p.add_argument(
         "--free",
@@ -143,10 +143,11 @@ def run(args: argparse.Namespace) -> int:
     from darkproxy.cli._dt import darktable_from_args
     from darkproxy.engines.regress import RegressConfig
     from darkproxy.errors import DarkproxyError
-    from darkproxy.match import match_pairs
+    from darkproxy.match import DEFAULT_CHAIN, SHARED_CHAIN, match_pairs
     from darkproxy.match.auto import match_any
 
-    chain = [m.strip() for m in args.chain.split(",") if m.strip()]
+    given = args.chain if args.chain is not None else ",".join(SHARED_CHAIN if args.shared else DEFAULT_CHAIN)
+    chain = [m.strip() for m in given.split(",") if m.strip()]
     free = [f.strip() for f in args.free.split(",") if f.strip()] or None
     cfg = RegressConfig(iters=args.iters, restarts=args.restarts, seed=args.seed)
     # messages on stderr under --json: stdout is the one JSON record

@@ -33,6 +33,7 @@ from darkproxy.match.batch import ShootImage, find_shoot, match_batch
 from darkproxy.match.fit import (
     DEFAULT_CHAIN,
     RAW_SPECIFIC,
+    SHARED_CHAIN,
     Prepared,
     match,
     prepare,
@@ -47,6 +48,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "MIN_CORRELATION",
     "RAW_SPECIFIC",
+    "SHARED_CHAIN",
     "Alignment",
     "Log",
     "MatchError",
