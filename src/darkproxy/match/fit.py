@@ -23,7 +23,7 @@ from darkproxy.match.report import write_report
 DEFAULT_CHAIN = ("exposure", "colorbalancergb", "filmicrgb")
 # --shared's default: one look pooled over a whole shoot holds color calibration's gains and an rgb curve too
 # (bench/results/match_shared_cc_curve.md: held out 2.21 and 2.46 against the default chain's 3.48 and 3.21, in
-# the same time); plain --pairs over-fits them (4.62 and 6.44 held out against 3.58 and 5.65)
+# 103 and 119 s against 102 and 91); plain --pairs over-fits them (4.62 and 6.44 held out against 3.58 and 5.65)
 SHARED_CHAIN = (*DEFAULT_CHAIN, "channelmixerrgb", "rgbcurve")
 
 
