@@ -17,7 +17,7 @@ DESCRIPTION = (
     "says). Without REFERENCE, the camera's own look is matched: the preview the camera embedded in RAW "
     "(read with LibRaw, turned upright as the raw's orientation says, written to DIR/preview.png). "
     "The reference may have another size and be a few pixels off: it is aligned to darktable's render "
-    "(resize, zoom within 4 %% per axis, translation); a reference of another scene or framing is refused. "
+    "(resize, zoom within 4 % per axis, translation); a reference of another scene or framing is refused. "
     "The sliders are optimised through darkproxy's differentiable replica of darktable "
     "(`darkproxy replica`), then darktable renders the result and every figure is measured on darktable's "
     "own render. White balance: put temperature in --chain (e.g. --chain temperature,exposure,colorbalancergb,"
