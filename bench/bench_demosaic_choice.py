@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,12 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_match import rawpy_reference, run_record, synthetic_raws, write_results  # noqa: E402
 
 from darkproxy.colour.metrics import display_image_deltae2000  # noqa: E402
-from darkproxy.darktable.render import RenderJob, read_tiff, render_jobs  # noqa: E402
 from darkproxy.darktable.session import Darktable  # noqa: E402
 from darkproxy.darktable.xmp import read_xmp  # noqa: E402
 from darkproxy.match import match  # noqa: E402
 from darkproxy.match.demosaic import candidates, choose_demosaic  # noqa: E402
 from darkproxy.match.reference import embedded_reference  # noqa: E402
+from darkproxy.replica.fit import render_exports  # noqa: E402
 from darkproxy.viz.images import save_png, to_uint8  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,18 +60,14 @@ def measure(dt: Darktable, raw: Path, ref: Path, size: int, out: Path) -> dict[s
     choose_s = time.perf_counter() - t0
     t, left, b, r = box
     rows = []
-    with tempfile.TemporaryDirectory() as td:
-        cands = [*candidates(dt, hist), *EXTRA]
-        recs = [*tried, *({"label": lab, "deltae_mean": None, "chosen": False} for lab, _ in EXTRA)]
-        jobs = [RenderJob(raw, dt.edit(hist, updates={"demosaic": v}), Path(td) / f"{i}.tif") for i, (_, v) in
-                enumerate(cands)]  # fmt: skip
-        for (label, _), o, rec in zip(cands, render_jobs(dt.renderer(max_size=size, icc_type="SRGB", bpp=8), jobs),
-                                      recs, strict=True):  # fmt: skip
-            img = (read_tiff(o) / 255.0).astype(np.float32)[:, t:b, left:r]
-            assert rec["label"] == label
-            full = display_image_deltae2000(img, ref_al[:, t:b, left:r])[0]
-            rows.append({"label": label, "deltae_full": full, "deltae_sample": rec["deltae_mean"],
-                         "chosen": rec["chosen"], "tried": rec["deltae_mean"] is not None})  # fmt: skip
+    cands = [*candidates(dt, hist), *EXTRA]
+    recs = [*tried, *({"label": lab, "deltae_mean": None, "chosen": False} for lab, _ in EXTRA)]
+    imgs = render_exports(dt, raw, [dt.edit(hist, updates={"demosaic": v}) for _, v in cands], size)
+    for (label, _), img, rec in zip(cands, imgs, recs, strict=True):
+        assert rec["label"] == label
+        full = display_image_deltae2000(img[:, t:b, left:r], ref_al[:, t:b, left:r])[0]
+        rows.append({"label": label, "deltae_full": full, "deltae_sample": rec["deltae_mean"],
+                     "chosen": rec["chosen"], "tried": rec["deltae_mean"] is not None})  # fmt: skip
     return {"raw": raw.name, "size": s["size"], "match_seconds": match_s, "choose_seconds": choose_s,
             "match_deltae": s["deltae_mean"], "settings": rows}  # fmt: skip
 

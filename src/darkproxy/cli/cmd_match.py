@@ -146,8 +146,10 @@ def run(args: argparse.Namespace) -> int:
     from darkproxy.match import DEFAULT_CHAIN, SHARED_CHAIN, match_pairs
     from darkproxy.match.auto import match_any
 
-    given = args.chain if args.chain is not None else ",".join(SHARED_CHAIN if args.shared else DEFAULT_CHAIN)
-    chain = [m.strip() for m in given.split(",") if m.strip()]
+    if args.chain is None:
+        chain = list(SHARED_CHAIN if args.shared else DEFAULT_CHAIN)
+    else:
+        chain = [m.strip() for m in args.chain.split(",") if m.strip()]
     free = [f.strip() for f in args.free.split(",") if f.strip()] or None
     cfg = RegressConfig(iters=args.iters, restarts=args.restarts, seed=args.seed)
     # messages on stderr under --json: stdout is the one JSON record

@@ -15,7 +15,6 @@ it.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,10 +81,8 @@ def candidates(dt: Any, history: Any) -> list[tuple[str, dict[str, int]]]:
     methods, refines = fields["demosaicing_method"].values or {}, fields["lmmse_refine"].values or {}
     own = {"demosaicing_method": int(own_vals["demosaicing_method"]), "lmmse_refine": int(own_vals["lmmse_refine"])}
     out = [(_label(schema, own), own)]
-    if own["demosaicing_method"] in (methods.get("DT_IOP_DEMOSAIC_PASSTHROUGH_MONOCHROME"),
-                                     methods.get("DT_IOP_DEMOSAIC_PASSTHROUGH_COLOR"),
-                                     methods.get("DT_IOP_DEMOSAIC_PASSTHR_MONOX"),
-                                     methods.get("DT_IOP_DEMOSAIC_PASSTHR_COLORX")):  # fmt: skip
+    own_name = next((k for k, v in methods.items() if v == own["demosaicing_method"]), "")
+    if "PASSTHR" in own_name:  # DT_IOP_DEMOSAIC_PASSTHROUGH_* and _PASSTHR_*X: no colour interpolation to choose
         return out
     family = XTRANS if own["demosaicing_method"] & XTRANS_FLAG else BAYER
     for s in family:
@@ -115,8 +112,9 @@ def choose_demosaic(
     ``deltae_mean``: over a fixed random quarter of ``box``'s pixels, ``chosen``). With one candidate (see
     :func:`candidates`) it is rendered alone."""
     from darkproxy.colour.metrics import display_image_deltae2000
-    from darkproxy.darktable.render import RenderFailure, RenderJob, read_tiff, render_jobs
+    from darkproxy.darktable.render import RenderFailure
     from darkproxy.errors import DarktableRenderError
+    from darkproxy.replica.fit import render_exports
 
     say = log or (lambda s: None)
     cands = candidates(dt, history) or [("as is", {})]
@@ -130,21 +128,18 @@ def choose_demosaic(
         return img[:, t:b, left:r][:, pick][:, :, None]
 
     ref = sample(np.nan_to_num(reference))
-    with tempfile.TemporaryDirectory(prefix="darkproxy-demosaic-") as td:
-        jobs = [RenderJob(raw, h, Path(td) / f"d{i}.tif") for i, h in enumerate(hists)]
-        outs = render_jobs(dt.renderer(max_size=size, icc_type="SRGB", bpp=8), jobs)
-        imgs: list[np.ndarray | None] = []
-        for o in outs:
-            imgs.append(None if isinstance(o, RenderFailure) else (read_tiff(o) / 255.0).astype(np.float32))
-    if imgs[0] is None:  # the history's own setting failed: the match's result cannot be rendered at all
-        raise DarktableRenderError(str(outs[0].message if isinstance(outs[0], RenderFailure) else outs[0]))
+    outs = render_exports(dt, raw, hists, size)
+    if isinstance(outs[0], RenderFailure):  # the history's own setting: the match's result cannot be rendered
+        raise DarktableRenderError(outs[0].message)
     records: list[dict[str, Any]] = []
-    for (label, vals), img, o in zip(cands, imgs, outs, strict=True):
-        de = None if img is None else display_image_deltae2000(sample(img), ref)[0]
-        records.append({"label": label, "params": vals, "deltae_mean": de, "chosen": False})
+    for (label, vals), o in zip(cands, outs, strict=True):
+        rec: dict[str, Any] = {"label": label, "params": vals, "deltae_mean": None, "chosen": False}
         if isinstance(o, RenderFailure):  # one setting darktable could not render: the others still compete
-            records[-1]["error"] = o.message.splitlines()[0]
-            say(f"warning: demosaic {label}: {records[-1]['error']}")
+            rec["error"] = o.message.splitlines()[0]
+            say(f"warning: demosaic {label}: {rec['error']}")
+        else:
+            rec["deltae_mean"] = display_image_deltae2000(sample(o), ref)[0]
+        records.append(rec)
     best = min((i for i, rec in enumerate(records) if rec["deltae_mean"] is not None),
                key=lambda i: records[i]["deltae_mean"])  # fmt: skip
     records[best]["chosen"] = True
@@ -153,6 +148,4 @@ def choose_demosaic(
             f"{rec['label']} {rec['deltae_mean']:.2f}" for rec in records if rec["deltae_mean"] is not None
         )
         say(f"demosaic: {records[best]['label']} kept (ΔE2000 of darktable's render: {tried})")
-    img = imgs[best]
-    assert img is not None
-    return hists[best], img, records
+    return hists[best], outs[best], records

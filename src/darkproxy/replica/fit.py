@@ -41,15 +41,36 @@ def default_free(chain: ReplicaChain) -> list[str]:
     return out
 
 
+def _export_renderer(dt: Any, size: int) -> Any:
+    return dt.renderer(max_size=size, icc_type="SRGB", bpp=8)
+
+
+def _export_image(tiff: Path) -> np.ndarray:
+    from darkproxy.darktable.render import read_tiff
+
+    return (read_tiff(tiff) / 255.0).astype(np.float32)
+
+
 def render_export(dt: Any, raw: Path, history: Any, size: int) -> np.ndarray:
     """darktable's 8-bit sRGB export of ``history`` at ``size`` px -> float (3, H, W) in [0, 1]."""
     import tempfile
 
-    from darkproxy.darktable.render import read_tiff
+    with tempfile.TemporaryDirectory(prefix="darkproxy-export-") as td:
+        return _export_image(_export_renderer(dt, size).render(raw, history, Path(td) / "export.tif"))
+
+
+def render_exports(dt: Any, raw: Path, histories: Sequence[Any], size: int) -> list[Any]:
+    """:func:`render_export` of each of ``histories`` in one darktable-cli process
+    (:func:`~darkproxy.darktable.render.render_jobs`: after a crash, one process each): per history its image,
+    or the :class:`~darkproxy.darktable.render.RenderFailure` darktable gave it."""
+    import tempfile
+
+    from darkproxy.darktable.render import RenderFailure, RenderJob, render_jobs
 
     with tempfile.TemporaryDirectory(prefix="darkproxy-export-") as td:
-        p = dt.renderer(max_size=size, icc_type="SRGB", bpp=8).render(raw, history, Path(td) / "export.tif")
-        return (read_tiff(p) / 255.0).astype(np.float32)
+        jobs = [RenderJob(Path(raw), h, Path(td) / f"export{i}.tif") for i, h in enumerate(histories)]
+        outs = render_jobs(_export_renderer(dt, size), jobs)
+        return [o if isinstance(o, RenderFailure) else _export_image(o) for o in outs]
 
 
 def replica_regress(
