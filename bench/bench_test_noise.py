@@ -78,6 +78,7 @@ REPLICA_TESTS = [  # the exact ports and blends against darktable: its own rende
     "tests/replica/test_blend.py::test_replica_uniform_blends_match_darktable",
     "tests/replica/test_blend.py::test_scene_rgb_blend_modes_match_darktable",
 ]
+BILAT_TESTS = ["tests/replica/test_bilat.py::test_bilat_matches_darktable_tapouts"]  # parametrised: 2 scales
 REPLICA_FIT_TESTS = ["tests/replica/test_blend.py::test_blend_opacity_regressed_from_a_darktable_target"]
 MATCH_TESTS = [
     "tests/test_match.py::test_match_darktable_reference_and_style",
@@ -90,6 +91,7 @@ MATCH_CC_TESTS = ["tests/match/test_color_calibration.py::test_match_fits_channe
 MATCH_SHARED_TESTS = ["tests/match/test_shared.py::test_shared_look_with_each_images_exposure"]
 MATCH_WB_TESTS = ["tests/match/test_white_balance.py::test_match_recovers_a_look_with_white_balance"]
 MATCH_CURVE_TESTS = ["tests/match/test_tone_curve.py::test_match_fits_the_nodes_of_a_tone_curve"]
+MATCH_BILAT_TESTS = ["tests/match/test_local_contrast.py::test_match_fits_local_contrast"]
 MATCH_DEMOSAIC_TESTS = [
     "tests/match/test_demosaic.py::test_choose_demosaic_finds_the_one_darktable_rendered_the_reference_with",
     "tests/match/test_demosaic.py::test_match_keeps_the_closest_demosaic_and_keep_leaves_it",
@@ -106,6 +108,7 @@ GROUPS = (
     "darktable-more",
     "regress",
     "replica",
+    "replica-bilat",
     "replica-fit",
     "match",
     "match-wb",
@@ -114,6 +117,7 @@ GROUPS = (
     "match-shared",
     "match-cc",
     "match-curve",
+    "match-bilat",
     "match-demosaic",
     "defaults",
     "train",
@@ -125,6 +129,7 @@ GROUP_TESTS = {
     "darktable-more": DARKTABLE_MORE_TESTS,
     "regress": REGRESS_TESTS,
     "replica": REPLICA_TESTS,
+    "replica-bilat": BILAT_TESTS,
     "replica-fit": REPLICA_FIT_TESTS,
     "match": MATCH_TESTS,
     "match-wb": MATCH_WB_TESTS,
@@ -133,14 +138,18 @@ GROUP_TESTS = {
     "match-shared": MATCH_SHARED_TESTS,
     "match-cc": MATCH_CC_TESTS,
     "match-curve": MATCH_CURVE_TESTS,
+    "match-bilat": MATCH_BILAT_TESTS,
     "match-demosaic": MATCH_DEMOSAIC_TESTS,
     "defaults": DEFAULTS_TESTS,
 }
-EXTRA_CASES = {"darktable-more": 2, "regress": 1}  # parametrised tests: cases beyond one per listed test
+# parametrised tests: cases beyond one per listed test
+EXTRA_CASES = {"darktable-more": 2, "regress": 1, "replica-bilat": 1}
 GROUP_NOTES = {
     "darktable": "The tests of issue 25 and those sharing their fixtures (`exposure_run`, `colorbalance_run`).",
     "darktable-more": "The other darktable tests that assert figures (regress-eval, render scale, the zoo).",
     "replica": "The exact ports (flip, the pointwise ports, blend modes) against darktable's tap-outs and export.",
+    "replica-bilat": "The exact local contrast (bilat: local laplacian and bilateral grid modes) against darktable's "
+    "tap-outs at render scales 1 and 0.5.",
     "replica-fit": "A blend opacity regressed through the replica from darktable's export, and darktable's render "
     "of the result.",
     "regress": "Slider regression through the test proxies (`exposure_run`, `colorbalance_run`) on darktable targets "
@@ -161,6 +170,8 @@ GROUP_NOTES = {
     "gains, colorfulness, exposure hidden): the gains' ratios, the match against the chain without it.",
     "match-curve": "`darkproxy match` with an rgb curve in the chain on a darktable-made reference (the curve's "
     "nodes and exposure hidden): the match against darktable's defaults.",
+    "match-bilat": "`darkproxy match` with local contrast in the chain on a darktable-made reference (detail, "
+    "highlights, shadows and exposure hidden): the match against darktable's defaults.",
     "match-demosaic": "`darkproxy match`'s demosaic choice: on a reference darktable rendered with LMMSE, and end "
     "to end on the camera's embedded preview (`--demosaic choose` against `keep`).",
     "defaults": "Modules added at darktable's defaults (`darktable.defaults.INIT_DEFAULTS`) against the history "

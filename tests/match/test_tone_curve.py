@@ -23,20 +23,20 @@ def test_match_fits_the_nodes_of_a_tone_curve(dt, make_raw, tmp_path: Path, expe
     from darkproxy.darktable.xmp import read_xmp
     from darkproxy.engines.regress import RegressConfig
     from darkproxy.match import match
-    from darkproxy.replica.fit import render_export
+    from darkproxy.replica.fit import render_exports
     from darkproxy.replica.references import replica_history
 
     assert set(HIDDEN) == set(LOOK_FREE["rgbcurve"])
     raw = make_raw(source="coffee", size=128)
     start = NEUTRAL_START["rgbcurve"]
     look = {"exposure": {"exposure": 1.0}, "rgbcurve": {**start, **HIDDEN}}
-    ref = render_export(dt, raw, replica_history(dt, raw, None, look), 64)
-    neutral = render_export(dt, raw, replica_history(dt, raw, None, {"rgbcurve": dict(start)}), 64)
-    plain = render_export(dt, raw, dt.default_history(raw), 64)
-    # 10 fresh runs (bench/results/test_noise.md, group match-curve): every figure repeats exactly (darktable's
-    # renders and the seeded fit repeat): the neutral start 73.5 dB (darktable's LUT rounds the identity to uint16
-    # steps; bound 45), ΔE2000 0.139 of darktable's render of result.xmp (bound 1.0: 7x), 0.048 of the defaults'
-    # 2.92 (bound 0.3: 6x)
+    hists = [replica_history(dt, raw, None, h) for h in (look, {"rgbcurve": dict(start)})] + [dt.default_history(raw)]
+    ref, neutral, plain = render_exports(dt, raw, hists, 64)  # one darktable process
+    # 6 fresh runs (bench/results/test_noise.md, group match-curve; the three renders in one darktable process
+    # since 2026-12-04, the figures as they were in 10 runs with three processes): every figure repeats exactly
+    # (darktable's renders and the seeded fit repeat): the neutral start 73.5 dB (darktable's LUT rounds the
+    # identity to uint16 steps; bound 45), ΔE2000 0.138 of darktable's render of result.xmp (bound 1.0: 7x), 0.047
+    # of the defaults' 2.92 (bound 0.3: 6x)
     expect("neutral rgb curve vs defaults: PSNR (dB)", display_image_psnr(neutral, plain), ">", 45.0)
 
     res = match(

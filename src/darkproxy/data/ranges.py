@@ -256,6 +256,8 @@ LOOK_FREE: Mapping[str, tuple[str, ...]] = {
     # rgb curve: a tone curve (RGB linked, luminance preserved) through the y of its nodes above black
     # (NEUTRAL_START puts them at Lab L 25, 50, 75 and 100); black stays at 0
     "rgbcurve": tuple(f"curve_nodes[0][{k}].y" for k in range(1, 5)),
+    # local contrast (local laplacian mode): detail and the highlights' and shadows' slopes; its midtone range stays
+    "bilat": ("detail", "sigma_r", "sigma_s"),
 }
 # where `darkproxy match` starts a module its chain adds to a history that lacks it, when darktable's defaults
 # (darktable.params.default_blob) are not a neutral edit: color calibration's are the identity without adaptation
@@ -281,6 +283,9 @@ NEUTRAL_START: Mapping[str, Mapping[str, Any]] = {
         "compensate_middle_grey": True,
         "preserve_colors": 1,  # DT_RGB_NORM_LUMINANCE
     },
+    # local contrast's identity: local laplacian mode, highlights and shadows 100 % (slope 1: nothing remapped),
+    # detail 0 (darktable's defaults, detail 125 %, highlights and shadows 50 %, are already an edit)
+    "bilat": {"mode": 1, "detail": 0.0, "sigma_r": 1.0, "sigma_s": 1.0, "midtone": 0.5},
 }
 
 

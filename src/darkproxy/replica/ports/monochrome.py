@@ -72,13 +72,13 @@ def _roundf(v: float) -> int:
     return int(math.copysign(math.floor(abs(v) + 0.5), v))
 
 
-def grid_geometry(width: int, height: int, sigma_s: float) -> dict[str, Any]:
-    """``dt_bilateral_grid_size`` (``L_range`` 100, range sigma 250) in float32: the grid's sizes and its
-    effective sigmas."""
+def grid_geometry(width: int, height: int, sigma_s: float, sigma_r: float = SIGMA_R) -> dict[str, Any]:
+    """``dt_bilateral_grid_size`` (``L_range`` 100; monochrome's range sigma 250) in float32: the grid's sizes
+    and its effective sigmas."""
     s = _F(max(_F(sigma_s), _F(0.5)))
     gx = float(min(max(_roundf(float(_F(width) / s)), 4), MAX_RES_S))
     gy = float(min(max(_roundf(float(_F(height) / s)), 4), MAX_RES_S))
-    gz = float(min(max(_roundf(float(_F(L_RANGE) / _F(SIGMA_R))), 4), MAX_RES_R))
+    gz = float(min(max(_roundf(float(_F(L_RANGE) / _F(sigma_r))), 4), MAX_RES_R))
     ss = max(_F(height) / _F(gy), _F(width) / _F(gx))
     sr = _F(L_RANGE) / _F(gz)
     return {
@@ -113,11 +113,13 @@ def _blur(g: Tensor, dim: int, deriv: bool) -> Tensor:
     return g * 0.375 + 0.25 * (at(1) + at(-1)) + 0.0625 * (at(2) + at(-2))
 
 
-def bilateral_base(L: Tensor, sigma_s: float) -> Tensor:
-    """``dt_bilateral_init / splat / blur / slice`` with ``detail`` -1 on the channel ``L`` ``(B, 1, H, W)``
-    (values in ``[0, 100]``): ``max(0, L + sigma_r 0.04 grid(x, y, L))``, in ``L``'s dtype."""
+def bilateral_base(L: Tensor, sigma_s: float, sigma_r: float = SIGMA_R, detail: Tensor | float = DETAIL) -> Tensor:
+    """``dt_bilateral_init / splat / blur / slice`` on the channel ``L`` ``(B, 1, H, W)`` (values in
+    ``[0, 100]``), splatted and sliced at itself: ``max(0, L - detail sigma_r 0.04 grid(x, y, L))`` (``sigma_r``
+    the grid's effective one), in ``L``'s dtype; monochrome's defaults (range sigma 250, ``detail`` -1).
+    ``detail``: a float (darktable's float32 product) or a ``(B or 1, 1, 1, 1)`` tensor (differentiable)."""
     B, _, H, W = L.shape
-    geo = grid_geometry(W, H, sigma_s)
+    geo = grid_geometry(W, H, sigma_s, sigma_r)
     nx, ny, nz = geo["nx"], geo["ny"], geo["nz"]
     dev, dt = L.device, L.dtype
     xi, xf = _axis(W, geo["sigma_s"], nx, dev)
@@ -145,7 +147,10 @@ def bilateral_base(L: Tensor, sigma_s: float) -> Tensor:
     grid = grid.reshape(B, ny, nx, nz)
     grid = _blur(_blur(grid, 2, False), 1, False)  # x, then y
     grid = _blur(grid, 3, True).reshape(B, -1)  # the range axis: the gaussian's derivative
-    norm = float(_F(-DETAIL) * geo["sigma_r"] * _F(0.04))
+    if isinstance(detail, Tensor):
+        norm: Tensor | float = -detail * float(geo["sigma_r"] * _F(0.04))
+    else:  # -detail * b->sigma_r * 0.04f
+        norm = float(_F(_F(-detail) * geo["sigma_r"]) * _F(0.04))
 
     def at(o: int) -> Tensor:
         return grid.gather(1, (base + o).reshape(B, -1)).reshape(B, 1, H, W)
