@@ -280,7 +280,8 @@ def markdown(o: dict[str, Any]) -> str:
         "",
         f"{o['date']}, {m.get('nproc', '?')} cores ({m.get('cpu', '?')}), torch {m.get('torch', '?')}, darktable "
         f"{o['darktable']}, load {m.get('loadavg', '?')}. Raws: synthetic DNGs, long side {o['size']} px (held-out "
-        f"photos {', '.join(SOURCES)}); the match works at that size (about 1 MP). Chain: {', '.join(o['chain'])}; "
+        f"photos {', '.join(SOURCES)}); the match works at that size (about {o['size'] ** 2 * 2 / 3e6:.2g} MP, 3:2). "
+        f"Chain: {', '.join(o['chain'])}; "
         f"fitted sliders: {', '.join(o['free'])}. Figures: darktable's own render of result.xmp against the "
         "reference (ΔE2000, display PSNR) over the region the aligned reference covers; baseline: darktable's "
         f"defaults. Total {o['minutes']:.1f} min.",

@@ -83,6 +83,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8, help="edits per module, alternating over the held-out raws")
     ap.add_argument("--modules", help="comma-separated (default: every zoo module with an exact stage)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument(
+        "--merge", action="store_true", help="keep the other modules' rows of OUT/proxy_vs_exact.json (a port added)"
+    )
     a = ap.parse_args()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -106,16 +109,37 @@ def main() -> None:
             r = one(dt, raws[i % len(raws)], m, edit)
             results[m].append(r)
             print(f"{m} #{i}: exact {r['exact_alone']}, proxy {r['proxy_alone']}", file=sys.stderr, flush=True)
-    write(results, a.n, time.time() - t0, Path(a.out))
+    out = Path(a.out)
+    run = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "modules": list(results),
+        "n": a.n,
+        "seconds": time.time() - t0,
+    }
+    runs = [run]
+    if a.merge and (out / "proxy_vs_exact.json").is_file():
+        old = json.loads((out / "proxy_vs_exact.json").read_text())
+        meta = old["meta"]
+        prev = meta.get("runs") or [
+            {"date": None, "modules": list(old["modules"]), "n": meta["n"], "seconds": meta["seconds"]}
+        ]
+        runs = [{**r, "modules": [m for m in r["modules"] if m not in results]} for r in prev] + runs
+        results = {**{m: v for m, v in old["modules"].items() if m not in results}, **results}
+    write(dict(sorted(results.items())), runs, out)
 
 
-def write(results: dict[str, list[dict[str, Any]]], n: int, seconds: float, out: Path) -> None:
+def write(results: dict[str, list[dict[str, Any]]], runs: list[dict[str, Any]], out: Path) -> None:
     mi = machine_info()
+    said = "; ".join(
+        f"{r['date'] or 'first run'}: {', '.join(r['modules'])} ({r['n']} edits each, {r['seconds'] / 60:.1f} min)"
+        for r in runs
+        if r["modules"]
+    )
     head = (
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {mi['nproc']} cores ({mi['cpu']}), darktable "
-        f"{Darktable().version}; {n} edits per module over the held-out raws {', '.join(HELDOUT)} ({RAW_SIZE} px, "
-        f"rendered at {SIZE} px), drawn as the zoo draws its held-out edits (the proxy's sliders, sparse). "
-        f"Total {seconds / 60:.1f} min. `python bench/bench_proxy_vs_exact.py --n {n}`."
+        f"{mi['nproc']} cores ({mi['cpu']}), darktable {Darktable().version}; edits per module over the held-out "
+        f"raws {', '.join(HELDOUT)} ({RAW_SIZE} px, rendered at {SIZE} px), drawn as the zoo draws its held-out "
+        f"edits (the proxy's sliders, sparse). Runs: {said}. `python bench/bench_proxy_vs_exact.py --n N "
+        "[--modules M --merge]`."
     )
     lines = [
         "# Proxy or exact port: the same module, the same darktable renders",
@@ -144,7 +168,7 @@ def write(results: dict[str, list[dict[str, Any]]], n: int, seconds: float, out:
     ]
     out.mkdir(parents=True, exist_ok=True)
     (out / "proxy_vs_exact.md").write_text("\n".join(lines))
-    meta = {"machine": mi, "n": n, "seconds": seconds, "size": SIZE, "raw_size": RAW_SIZE}
+    meta = {"machine": mi, "runs": runs, "size": SIZE, "raw_size": RAW_SIZE}
     (out / "proxy_vs_exact.json").write_text(json.dumps({"meta": meta, "modules": results}, indent=1) + "\n")
     print("\n".join(lines))
 

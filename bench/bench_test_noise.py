@@ -96,6 +96,7 @@ MATCH_DEMOSAIC_TESTS = [
     "tests/match/test_demosaic.py::test_choose_demosaic_finds_the_one_darktable_rendered_the_reference_with",
     "tests/match/test_demosaic.py::test_match_keeps_the_closest_demosaic_and_keep_leaves_it",
 ]
+MATCH_PAIRS_DEMOSAIC_TESTS = ["tests/match/test_demosaic.py::test_pairs_choose_one_demosaic_for_the_shoot"]
 DEFAULTS_TESTS = ["tests/darktable/test_defaults.py::test_modules_start_from_darktables_defaults_not_black"]
 TRAIN_TESTS = [
     "tests/engines/test_train.py::test_pointwise_exposure_reaches_35db_and_writes_the_run",
@@ -119,6 +120,7 @@ GROUPS = (
     "match-curve",
     "match-bilat",
     "match-demosaic",
+    "match-pairs-demosaic",
     "defaults",
     "train",
     "seeds",
@@ -140,6 +142,7 @@ GROUP_TESTS = {
     "match-curve": MATCH_CURVE_TESTS,
     "match-bilat": MATCH_BILAT_TESTS,
     "match-demosaic": MATCH_DEMOSAIC_TESTS,
+    "match-pairs-demosaic": MATCH_PAIRS_DEMOSAIC_TESTS,
     "defaults": DEFAULTS_TESTS,
 }
 # parametrised tests: cases beyond one per listed test
@@ -174,6 +177,8 @@ GROUP_NOTES = {
     "highlights, shadows and exposure hidden): the match against darktable's defaults.",
     "match-demosaic": "`darkproxy match`'s demosaic choice: on a reference darktable rendered with LMMSE, and end "
     "to end on the camera's embedded preview (`--demosaic choose` against `keep`).",
+    "match-pairs-demosaic": "`darkproxy match --pairs`'s one demosaic for a shoot: two raws whose references "
+    "darktable rendered with LMMSE, chosen on the fitted pair and given to the held-out one.",
     "defaults": "Modules added at darktable's defaults (`darktable.defaults.INIT_DEFAULTS`) against the history "
     "without them, and at introspection's defaults.",
     "train": "tests/test_train.py's trainings on synthetic data, run as they are: bit-identical from run to run.",

@@ -135,8 +135,9 @@ def test_match_pairs_one_style(dt, make_raw, tmp_path: Path) -> None:
         save_png(pairs / f"{src}.png", to_uint8(render_export(dt, raw, replica_history(dt, raw, None, look), 64)))
     out = tmp_path / "out"
     r = run_cli(
-        "match", "--pairs", str(pairs), "--max-size", "64", "--iters", "80", "--restarts", "1", "-o", str(out), "--json"
-    )
+        "match", "--pairs", str(pairs), "--max-size", "64", "--iters", "80", "--restarts", "1", "-o", str(out),
+        "--json", "--demosaic", "keep",  # the one-setting choice: tests/match/test_demosaic.py
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr
     s = json.loads((out / "summary.json").read_text())
     assert [p["held_out"] for p in s["pairs"]] == [False, True]  # sorted by name: rocket is held out

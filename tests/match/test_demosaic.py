@@ -88,5 +88,40 @@ def test_match_keeps_the_closest_demosaic_and_keep_leaves_it(dt, make_raw, tmp_p
     assert k["params"] == s["params"]
     expect("ΔE2000 kept - chosen", k["deltae_mean"] - s["deltae_mean"], ">", -0.02)
 
-    r = run_cli("match", "--pairs", str(tmp_path), "-o", str(tmp_path / "p"), "--demosaic", "keep")
-    assert r.returncode != 0 and "--demosaic" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+def test_pairs_choose_one_demosaic_for_the_shoot(dt, make_raw, tmp_path: Path, expect) -> None:
+    """--pairs: a shoot whose references darktable rendered with LMMSE (refine & medians), otherwise its
+    defaults: the setting is chosen on the fitted pair and goes into every pair's result.xmp, the held-out
+    pair's too (it never took part in the choice), whose figure is then that render's."""
+    import shutil
+
+    from darkproxy.darktable.params import decode_params
+    from darkproxy.darktable.xmp import read_xmp
+    from darkproxy.engines.regress import RegressConfig
+    from darkproxy.match import match_pairs
+    from darkproxy.replica.fit import render_export
+    from darkproxy.viz.images import save_png, to_uint8
+
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    for src in ("coffee", "rocket"):  # rocket, last by name, is held out
+        raw = make_raw(source=src, size=96)
+        shutil.copyfile(raw, shoot / f"{src}.dng")
+        lmmse = dt.edit(dt.default_history(raw), updates={"demosaic": LMMSE_REFINED})
+        save_png(shoot / f"{src}.png", to_uint8(render_export(dt, raw, lmmse, 96)))
+    s = match_pairs(
+        dt, shoot, tmp_path / "out", chain=["exposure"], max_size=96, holdout=1,
+        config=RegressConfig(iters=30, restarts=1),
+    )  # fmt: skip
+    means = s["demosaic"]["fit_deltae_means"]
+    assert s["demosaic"]["chosen"] == "LMMSE (refine & medians)" == min(means, key=means.get), means
+    for rec in s["pairs"]:
+        it = read_xmp(rec["xmp"]).compressed().find("demosaic")
+        vals = decode_params(dt.schemas.get("demosaic"), it.params)
+        assert all(vals[k] == v for k, v in LMMSE_REFINED.items()), rec["raw"]
+        assert [t["label"] for t in rec["demosaic"] if t["chosen"]] == ["LMMSE (refine & medians)"]
+    held = next(r for r in s["pairs"] if r["held_out"])
+    own = next(t["deltae_mean"] for t in held["demosaic"] if t["label"] == "RCD")  # the history's own
+    # 4 fresh runs (bench/results/test_noise.md, group match-pairs-demosaic): the figure repeats exactly, 0.137
+    # (bound 0.5: 3.6x)
+    expect("held out: ΔE2000 with the shoot's demosaic / with its own (RCD)", held["deltae_mean"] / own, "<", 0.5)

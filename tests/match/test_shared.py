@@ -44,7 +44,7 @@ def test_shared_look_with_each_images_exposure(dt, make_raw, tmp_path: Path, exp
     def cfg() -> RegressConfig:
         return RegressConfig(iters=80, restarts=1)
 
-    kw = {"chain": chain, "max_size": 64, "holdout": 1}
+    kw = {"chain": chain, "max_size": 64, "holdout": 1, "demosaic": False}  # the choice: tests/match/test_demosaic.py
     shared = match_pairs(dt, shoot, tmp_path / "shared", config=cfg(), per_image=["exposure.exposure"], **kw)
     plain = match_pairs(dt, shoot, tmp_path / "plain", config=cfg(), **kw)
     assert shared["per_image_sliders"] == ["exposure.exposure"] and "exposure.exposure" not in shared["params"]
@@ -73,6 +73,7 @@ def test_shared_look_with_each_images_exposure(dt, make_raw, tmp_path: Path, exp
     # --batch --shared (the default chain): every raw's sidecar with its own exposure; a rerun reuses the fit
     out = tmp_path / "batch"
     args = ["match", "--batch", str(shoot), "--shared", "-o", str(out), "--max-size", "64", "--iters", "80"]
+    args += ["--demosaic", "keep"]
     r = run_cli(*args, "--restarts", "1", "--json")
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)

@@ -129,8 +129,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "(Bayer: the history's own, AMaZE, PPG, LMMSE with refine & medians; X-Trans: "
         "Markesteijn 1- and 3-pass, frequency domain chroma) and result.xmp keeps the one closest to the "
         "reference (a camera JPEG's smoothness and moiré are its demosaic's, not a slider's; the summary's "
-        "demosaic lists each one's ΔE2000; the style leaves demosaic out: it belongs to the sensor); keep: the "
-        "history's own. --pairs and --shared keep it (default: choose)",
+        "demosaic lists each one's ΔE2000; the style leaves demosaic out: it belongs to the sensor); with --pairs "
+        "and --shared one setting for all, the lowest mean ΔE2000 over the fitted pairs (held-out pairs get it "
+        "unseen); keep: the history's own (default: choose)",
     )
     p.add_argument("--xmp", help="history to start from (default: darktable's defaults for the raw)")
     p.add_argument("--max-size", type=int, metavar="N", help="working size in px (default: the raw's, at most 512)")
@@ -164,8 +165,6 @@ def run(args: argparse.Namespace) -> int:
         raise DarkproxyError("--shared is for --pairs DIR or --batch DIR (one look for many images)")
     if args.shared and not per_image:
         raise DarkproxyError("--shared needs at least one --per-image slider (e.g. exposure.exposure)")
-    if args.demosaic and (args.pairs or args.shared):
-        raise DarkproxyError("--demosaic is for images matched each on its own (--pairs and --shared keep it)")
     if args.batch:
         return _batch(args, chain, free, cfg, per_image, say)
     if args.no_sidecars:
@@ -188,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             per_image=per_image,
             log=say,
+            demosaic=args.demosaic != "keep",
         )
 
         def f(v: float | None) -> str:
@@ -252,8 +252,9 @@ def _batch(
     common = {"chain": chain, "free": free, "max_size": args.max_size, "config": cfg, "log": say}
     if per_image:
         b = match_batch_shared(
-            dt, args.batch, args.output, per_image=per_image, write_sidecars=not args.no_sidecars, **common
-        )
+            dt, args.batch, args.output, per_image=per_image, write_sidecars=not args.no_sidecars,
+            demosaic=args.demosaic != "keep", **common,
+        )  # fmt: skip
     else:
         b = match_batch(
             dt, args.batch, args.output, write_sidecars=not args.no_sidecars, demosaic=args.demosaic != "keep",

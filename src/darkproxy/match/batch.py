@@ -179,20 +179,22 @@ def match_batch_shared(
     config: Any = None,
     write_sidecars: bool = True,
     log: Log | None = None,
+    demosaic: bool = True,
 ) -> dict[str, Any]:
     """``--batch DIR --shared``: one look for the whole shoot, each raw with its own ``per_image`` sliders
     (exposure): every raw's pixels against its reference (the JPEG beside it, else its embedded preview) pooled
     into one fit (:func:`darkproxy.match.pairs.match_pooled`, each raw through its own chain, starting from its
     sidecar); then sidecars, summary and contact sheet as :func:`match_batch`. The shoot's ``result.dtstyle`` is
-    in ``out_dir/shared/``. A raw that cannot be used (no preview, another scene) is reported in its row and left
-    out of the fit; a rerun with the same settings and raws reuses the fit."""
+    in ``out_dir/shared/``. ``demosaic``: one demosaic setting for the shoot, the closest on average
+    (:func:`~darkproxy.match.pairs.match_pooled`). A raw that cannot be used (no preview, another scene) is
+    reported in its row and left out of the fit; a rerun with the same settings and raws reuses the fit."""
     from darkproxy.errors import DarkproxyError
     from darkproxy.match.pairs import match_pooled
 
     t0 = time.perf_counter()
     shoot = find_shoot(folder)
     out = Path(out_dir)
-    settings = {**_settings(chain, free, max_size, config, demosaic=False), "shared": list(per_image)}
+    settings = {**_settings(chain, free, max_size, config, demosaic), "shared": list(per_image)}
     raws = [str(img.raw) for img in shoot]
     prev_path = out / "summary.json"
     prev = json.loads(prev_path.read_text()) if prev_path.is_file() else None
@@ -214,7 +216,7 @@ def match_batch_shared(
         fit = match_pooled(
             dt, items, out / "shared", 0, chain, free, max_size, 4096, config,
             f"darkproxy match {Path(folder).name}", getattr(config, "seed", 0) or 0, per_image, str(folder), log,
-            skip_failed=True,
+            skip_failed=True, demosaic=demosaic,
         )  # fmt: skip
         failed.update({k["raw"]: k["error"] for k in fit["skipped"]})
         rows = _shared_rows(shoot, fit, failed, out)

@@ -10,7 +10,8 @@ the region it covers, the match's own figure, ranked on a fixed random quarter o
 is not involved (it ports RCD only): the choice is darktable's own render, after the fit, whose tone and colour
 sliders it leaves as they are (a demosaic keeps local means). A sensor of neither family (monochrome,
 passthrough) keeps its method. The style leaves the demosaic out (it belongs to the sensor); ``result.xmp`` has
-it.
+it. Many images matched as one (``--pairs``, ``--shared``) get one setting (:func:`shared_setting`): the lowest
+mean over the fitted pairs' rankings (:func:`rank_demosaic`).
 """
 
 from __future__ import annotations
@@ -97,7 +98,38 @@ def candidates(dt: Any, history: Any) -> list[tuple[str, dict[str, int]]]:
     return out
 
 
-def choose_demosaic(
+@dataclass
+class Ranked:
+    """darktable's renders of one history with each demosaic setting tried (:func:`rank_demosaic`)."""
+
+    histories: list[Any]
+    images: list[Any]  # float (3, H, W) in [0, 1], or the RenderFailure darktable gave
+    records: list[dict[str, Any]]  # per setting: label, params, deltae_mean (None: not rendered), chosen
+
+    def index(self, label: str) -> int | None:
+        """The setting called ``label`` that darktable rendered, if one was tried."""
+        return next(
+            (i for i, r in enumerate(self.records) if r["label"] == label and r["deltae_mean"] is not None), None
+        )
+
+    def pick(self, i: int, log: Log | None = None) -> tuple[Any, np.ndarray, list[dict[str, Any]]]:
+        """Setting ``i`` kept: its history, its render and the records (``chosen`` set)."""
+        for k, rec in enumerate(self.records):
+            rec["chosen"] = k == i
+        if len(self.records) > 1 and log:
+            tried = ", ".join(
+                f"{rec['label']} {rec['deltae_mean']:.2f}" for rec in self.records if rec["deltae_mean"] is not None
+            )
+            log(f"demosaic: {self.records[i]['label']} kept (ΔE2000 of darktable's render: {tried})")
+        return self.histories[i], self.images[i], self.records
+
+    def best(self) -> int:
+        """The rendered setting closest to the reference."""
+        done = [i for i, rec in enumerate(self.records) if rec["deltae_mean"] is not None]
+        return min(done, key=lambda i: self.records[i]["deltae_mean"])
+
+
+def rank_demosaic(
     dt: Any,
     raw: Path,
     history: Any,
@@ -105,12 +137,11 @@ def choose_demosaic(
     box: tuple[int, int, int, int],
     size: int,
     log: Log | None = None,
-) -> tuple[Any, np.ndarray, list[dict[str, Any]]]:
-    """``history`` with the demosaic setting whose darktable render (8-bit sRGB export at ``size`` px) is closest
-    to ``reference`` (aligned sRGB display ``(3, H, W)``, NaN outside ``box``) over ``box``; returns that history,
-    its render (float ``(3, H, W)`` in [0, 1]) and one record per setting tried (``label``, ``params``,
-    ``deltae_mean``: over a fixed random quarter of ``box``'s pixels, ``chosen``). With one candidate (see
-    :func:`candidates`) it is rendered alone."""
+) -> Ranked:
+    """darktable's render (8-bit sRGB export at ``size`` px) of ``history`` with each demosaic setting of
+    :func:`candidates` (in one process) and its ΔE2000 mean to ``reference`` (aligned sRGB display ``(3, H, W)``,
+    NaN outside ``box``) over a fixed random quarter of ``box``'s pixels. A setting darktable cannot render is
+    recorded with its error and left out; the history's own failing raises."""
     from darkproxy.colour.metrics import display_image_deltae2000
     from darkproxy.darktable.render import RenderFailure
     from darkproxy.errors import DarktableRenderError
@@ -140,12 +171,46 @@ def choose_demosaic(
         else:
             rec["deltae_mean"] = display_image_deltae2000(sample(o), ref)[0]
         records.append(rec)
-    best = min((i for i, rec in enumerate(records) if rec["deltae_mean"] is not None),
-               key=lambda i: records[i]["deltae_mean"])  # fmt: skip
-    records[best]["chosen"] = True
-    if len(cands) > 1:
-        tried = ", ".join(
-            f"{rec['label']} {rec['deltae_mean']:.2f}" for rec in records if rec["deltae_mean"] is not None
-        )
-        say(f"demosaic: {records[best]['label']} kept (ΔE2000 of darktable's render: {tried})")
-    return hists[best], outs[best], records
+    return Ranked(hists, outs, records)
+
+
+def choose_demosaic(
+    dt: Any,
+    raw: Path,
+    history: Any,
+    reference: np.ndarray,
+    box: tuple[int, int, int, int],
+    size: int,
+    log: Log | None = None,
+) -> tuple[Any, np.ndarray, list[dict[str, Any]]]:
+    """``history`` with the demosaic setting whose darktable render is closest to ``reference`` over ``box``
+    (:func:`rank_demosaic`); returns that history, its render (float ``(3, H, W)`` in [0, 1]) and one record per
+    setting tried (``label``, ``params``, ``deltae_mean``: over a fixed random quarter of ``box``'s pixels,
+    ``chosen``). With one candidate (see :func:`candidates`) it is rendered alone."""
+    ranked = rank_demosaic(dt, raw, history, reference, box, size, log)
+    return ranked.pick(ranked.best(), log)
+
+
+def shared_setting(rankings: list[Ranked]) -> str | None:
+    """One setting for many images (``--pairs``, ``--shared``): the label with the lowest mean ΔE2000 over
+    ``rankings`` among those darktable rendered for every one of them (None: no common setting, e.g. sensors
+    of both families)."""
+    if not rankings:
+        return None
+    common = [rec["label"] for rec in rankings[0].records if all(rk.index(rec["label"]) is not None for rk in rankings)]
+    if not common:
+        return None
+
+    means = {label: shared_mean(rankings, label) for label in common}
+    return min(common, key=lambda label: means[label] or 0.0)  # every common label has a mean
+
+
+def shared_mean(rankings: list[Ranked], label: str) -> float | None:
+    """The mean ΔE2000 of setting ``label`` over ``rankings`` (None where one did not render it)."""
+    vals = []
+    for rk in rankings:
+        i = rk.index(label)
+        if i is None:
+            return None
+        vals.append(rk.records[i]["deltae_mean"])
+    return float(np.mean(vals)) if vals else None

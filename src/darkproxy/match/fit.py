@@ -226,12 +226,21 @@ def match_config(config: Any, names: list[str]) -> Any:
 
 
 def render_result(
-    dt: Any, prep: Prepared, matched: Mapping[str, float], out: Path, demosaic: bool = False, log: Log | None = None
+    dt: Any,
+    prep: Prepared,
+    matched: Mapping[str, float],
+    out: Path,
+    demosaic: bool = False,
+    log: Log | None = None,
+    ranked: Any = None,
+    setting: str | None = None,
 ) -> tuple[dict[str, Any], Any]:
     """Write ``result.xmp`` (``prep``'s history with ``matched``; with ``demosaic``, the demosaic setting closest
     to the reference, :func:`darkproxy.match.demosaic.choose_demosaic`), render it with darktable, write the
     images; return the figures (result and defaults vs the reference; ``demosaic``: the settings tried) and the
-    result history."""
+    result history. ``ranked``: the renders of that history with each setting already made
+    (:func:`~darkproxy.match.demosaic.rank_demosaic`), of which ``setting`` (a label; one chosen for many images)
+    is kept, or the history's own where it was not rendered."""
     from darkproxy.colour.metrics import display_image_psnr
     from darkproxy.match.demosaic import choose_demosaic
     from darkproxy.replica.fit import render_export
@@ -240,7 +249,10 @@ def render_result(
     out.mkdir(parents=True, exist_ok=True)
     result = dt.edit(prep.history, updates=split_module_params(matched))
     tried: list[dict[str, Any]] | None = None
-    if demosaic:
+    if ranked is not None:
+        i = ranked.index(setting) if setting else None
+        result, result_img, tried = ranked.pick(0 if i is None else i, log)
+    elif demosaic:
         result, result_img, tried = choose_demosaic(
             dt, prep.raw, result, prep.aligned, prep.alignment.box, prep.size, log
         )

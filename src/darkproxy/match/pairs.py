@@ -150,6 +150,7 @@ def match_pairs(
     seed: int = 0,
     per_image: Sequence[str] = (),
     log: Log | None = None,
+    demosaic: bool = True,
 ) -> dict[str, Any]:
     """One style fitted to every pair of ``folder`` (:func:`find_pairs`) but the
     ``holdout`` last ones (default: a quarter, at least one when there are two
@@ -158,14 +159,17 @@ def match_pairs(
     chains must be pointwise: no sharpen), and the chain's sliders optimised once.
     ``per_image`` sliders (``--shared``, e.g. ``exposure.exposure``) are fitted per pair beside the shared look;
     a held-out pair gets the look as fitted and only its own per-image sliders fitted on it.
-    Writes ``result.dtstyle``, ``pairs/STEM/`` (result.xmp and images per pair),
-    ``summary.json`` (per pair ΔE2000 of darktable's render vs its reference and of
+    ``demosaic``: darktable renders every pair's result with each demosaic setting of its sensor's family and
+    the one with the lowest mean ΔE2000 over the fitted pairs goes into every pair's result.xmp (the style
+    leaves demosaic out; the summary's ``demosaic`` names it). Writes ``result.dtstyle``, ``pairs/STEM/``
+    (result.xmp and images per pair), ``summary.json`` (per pair ΔE2000 of darktable's render vs its reference and of
     its defaults, ``fit_deltae_mean``, ``heldout_deltae_mean``) and ``index.html``."""
     pairs = find_pairs(folder)
     n_hold = _holdout(len(pairs), holdout)
     return match_pooled(
         dt, [(raw, ref, None) for raw, ref in pairs], out_dir, n_hold, chain, free, max_size, pixels_per_pair,
         config, style_name or f"darkproxy match {Path(folder).name}", seed, per_image, str(folder), log,
+        demosaic=demosaic,
     )  # fmt: skip
 
 
@@ -185,6 +189,7 @@ def match_pooled(
     label: str,
     log: Log | None,
     skip_failed: bool = False,
+    demosaic: bool = True,
 ) -> dict[str, Any]:
     """:func:`match_pairs` on ``items`` ``(raw, reference, xmp to start from or None)``, the last ``n_hold``
     held out (``--pairs``, and ``--batch --shared`` with none held out). ``skip_failed``: a pair that cannot be
@@ -229,10 +234,14 @@ def match_pooled(
         own.append(_fit_own(p, matched, list(per_image), pixels_per_pair, config, seed) if per_image else {})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    rankings, setting = _rank_demosaic(dt, preps, len(fit), matched, own, log) if demosaic else ([], None)
     records, results = [], []
     bar = progress_bar(len(preps), "darktable renders the style", unit="pair", disable=log is None)
     for i, p in enumerate(preps):
-        rec, res_hist = render_result(dt, p, {**matched, **own[i]}, out / "pairs" / p.raw.stem)
+        rec, res_hist = render_result(
+            dt, p, {**matched, **own[i]}, out / "pairs" / p.raw.stem,
+            ranked=rankings[i] if rankings else None, setting=setting,
+        )  # fmt: skip
         rec["held_out"] = i >= len(fit)
         if per_image:
             rec["per_image"] = own[i]
@@ -244,8 +253,50 @@ def match_pooled(
     make_style(dt, results[0], style_name, f"darkproxy match of {len(fit)} pairs in {Path(label).name}").write(
         out / "result.dtstyle"
     )
-    s = _pairs_summary(dt, label, out, modules, matched, names, per_image, style_name, records, counts, res, t0)
+    shoot = None
+    if demosaic:
+        from darkproxy.match.demosaic import shared_mean
+
+        fitted = rankings[: len(fit)]
+        means = {r["label"]: shared_mean(fitted, r["label"]) for r in rankings[0].records} if rankings else {}
+        shoot = {"chosen": setting, "fit_deltae_means": {k: v for k, v in means.items() if v is not None}}
+    s = _pairs_summary(dt, label, out, modules, matched, names, per_image, style_name, records, counts, res, t0, shoot)
     return {**s, "skipped": skipped}
+
+
+def _rank_demosaic(
+    dt: Any,
+    preps: Sequence[Prepared],
+    n_fit: int,
+    matched: dict[str, float],
+    own: list[dict[str, float]],
+    log: Log | None,
+) -> tuple[list[Any], str | None]:
+    """darktable's renders of every pair's result with each demosaic setting (:func:`rank_demosaic`) and the one
+    setting for them all: the lowest mean ΔE2000 over the fitted pairs (the held-out ones get it unseen)."""
+    from darkproxy.data.paramspace import split_module_params
+    from darkproxy.match.demosaic import rank_demosaic, shared_mean, shared_setting
+    from darkproxy.progress import progress_bar
+
+    say = log or (lambda s: None)
+    rankings = []
+    bar = progress_bar(len(preps), "darktable renders each demosaic", unit="pair", disable=log is None)
+    for i, p in enumerate(preps):
+        hist = dt.edit(p.history, updates=split_module_params({**matched, **own[i]}))
+        rankings.append(rank_demosaic(dt, p.raw, hist, p.aligned, p.alignment.box, p.size, log))
+        bar.update(1)
+    bar.close()
+    setting = shared_setting(rankings[:n_fit])
+    if setting is None:
+        say("demosaic: no setting rendered for every fitted pair (sensors of both families?): each keeps its own")
+    elif len(rankings[0].records) > 1:
+        tried = ", ".join(
+            f"{r['label']} {m:.2f}"
+            for r in rankings[0].records
+            if (m := shared_mean(rankings[:n_fit], r["label"])) is not None
+        )
+        say(f"demosaic: {setting} for every pair (mean ΔE2000 over the fitted pairs: {tried})")
+    return rankings, setting
 
 
 def _prepare_pooled(
@@ -311,6 +362,7 @@ def _pairs_summary(
     counts: list[int],
     res: Any,
     t0: float,
+    demosaic: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from darkproxy.fsutil import write_json
 
@@ -337,6 +389,8 @@ def _pairs_summary(
         "regress_seconds": res.seconds,
         "seconds": time.perf_counter() - t0,
     }
+    if demosaic is not None:  # one setting for every pair: chosen on the fitted pairs (each pair's "demosaic")
+        summary["demosaic"] = demosaic
     write_json(out / "summary.json", summary)
     write_pairs_report(out, summary)
     return summary

@@ -41,6 +41,14 @@ def write_pairs_report(out: Path, summary: Mapping[str, Any]) -> Path:
             for f, c in (("reference.png", "reference"), ("default.png", "defaults"), ("result.png", "style"))
         )
         rep.add_html(f"<div>{figs}</div>")
+    if summary.get("demosaic"):
+        d = summary["demosaic"]
+        rep.add_text(
+            f"Demosaic for every pair: {d['chosen'] or 'each its own (no setting common to all)'} (mean ΔE2000 of "
+            "darktable's render over the fitted pairs per setting below; the style leaves demosaic out: set it "
+            "for the camera's raws)."
+        )
+        rep.add_table([{"demosaic": k, "fitted pairs' ΔE2000": v} for k, v in d["fit_deltae_means"].items()])
     rep.add_heading("The style's sliders")
     rep.add_table([{"slider": k, "value": v} for k, v in summary["params"].items()])
     rep.add_json_block(dict(summary), "summary.json")

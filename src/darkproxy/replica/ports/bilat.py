@@ -112,16 +112,19 @@ def local_laplacian(L: Tensor, sigma: Tensor, shadows: Tensor, highlights: Tenso
     for _ in range(last):
         bufs.append(gauss_reduce(bufs[-1]))
     out = padded[last]
-    lo_g = g.reshape(-1)
+    gv = g.reshape(-1)
+    k = torch.arange(NUM_GAMMA, device=L.device).reshape(1, NUM_GAMMA, 1, 1)
     for lev in range(last - 1, -1, -1):
         h, w = padded[lev].shape[-2:]
         lap = (bufs[lev] - gauss_expand(bufs[lev + 1], h, w)).reshape(B, NUM_GAMMA, h, w)
         v = padded[lev]
-        hi = 1 + (v.unsqueeze(2) >= lo_g[1 : NUM_GAMMA - 1].reshape(1, 1, -1, 1, 1)).sum(2)  # (B, 1, h, w)
+        with torch.no_grad():  # the bracketing copies: hi the first g above v (1..5), lo the one below
+            hi = 1 + (v.unsqueeze(2) >= gv[1 : NUM_GAMMA - 1].reshape(1, 1, -1, 1, 1)).sum(2)  # (B, 1, h, w)
         lo = hi - 1
-        g_lo, g_hi = lo_g[lo], lo_g[hi]
-        a = torch.clamp((v - g_lo) / (g_hi - g_lo), 0.0, 1.0)
-        out = gauss_expand(out, h, w) + lap.gather(1, lo) * (1.0 - a) + lap.gather(1, hi) * a
+        a = torch.clamp((v - gv[lo]) / (gv[hi] - gv[lo]), 0.0, 1.0)
+        # the interpolation as weights over the six copies (a gather's backward costs more)
+        wts = torch.where(k == lo, 1.0 - a, torch.where(k == hi, a, torch.zeros_like(a)))
+        out = gauss_expand(out, h, w) + (lap * wts).sum(1, keepdim=True)
     return 100.0 * out[..., supp : supp + H, supp : supp + W]
 
 
