@@ -63,8 +63,14 @@ from darkproxy.replica.fit import render_export  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 RT_PROFILE = "/usr/share/rawtherapee/profiles/Auto-Matched Curve - ISO Low.pp3"
 HELD_OUT = ("darkproxy --pairs", "darkproxy --pairs --shared", "darktable-lut-generator")
-PER_IMAGE = ("darkproxy match RAW", "darkproxy match RAW + rgb curve", "RawTherapee auto-matched curve")
+PER_IMAGE = (
+    "darkproxy match RAW",
+    "darkproxy match RAW + rgb curve",
+    "darkproxy match RAW + local contrast",
+    "RawTherapee auto-matched curve",
+)
 CURVE_CHAIN = ("exposure", "colorbalancergb", "filmicrgb", "rgbcurve")
+BILAT_CHAIN = ("exposure", "colorbalancergb", "filmicrgb", "bilat")
 RT = PER_IMAGE[-1]
 
 
@@ -158,12 +164,12 @@ def main() -> None:
 
     for i, raw in enumerate(raws):
         add(raw, "darktable defaults", render_export(dt, raw, dt.default_history(raw), a.size), 0.0)
-        for method, chain in ((PER_IMAGE[0], None), (PER_IMAGE[1], CURVE_CHAIN)):
+        for method, chain, tag in ((PER_IMAGE[0], None, ""), (PER_IMAGE[1], CURVE_CHAIN, "-curve"),
+                                   (PER_IMAGE[2], BILAT_CHAIN, "-bilat")):  # fmt: skip
             if runs(method):
                 t0 = time.perf_counter()
                 kw = {"chain": list(chain)} if chain else {}
-                s = match(dt, raw, refs[i], work / f"match-{raw.stem}{'-curve' if chain else ''}", max_size=a.size,
-                          log=print, **kw)  # fmt: skip
+                s = match(dt, raw, refs[i], work / f"match-{raw.stem}{tag}", max_size=a.size, log=print, **kw)
                 add(raw, method, read_png(Path(s["xmp"]).with_name("result.png")), time.perf_counter() - t0)
         if runs(RT):
             t0 = time.perf_counter()

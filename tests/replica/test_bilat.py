@@ -6,11 +6,11 @@ shadows 0..2, midtone range 0.05..1 drawn at random) and bilateral grid mode (ra
 detail -1..4) at render scale 1 (a 96 px raw) and 0.5 (a 192 px raw rendered at 96 px). The stage on
 darktable's input must reproduce each output. Figures: display PSNR of the linear tap-outs.
 
-Over 8 fresh runs (bench/results/test_noise.md, group replica-bilat; 2026-12-04) the worst setting per run: at
-scale 1 (94 x 62 px) 83.7-92.0 dB (median 85.0), at scale 0.5 (95 x 64 px: an odd width) 100 dB in every run (the
-cap, MSE <= 1e-10). Each local laplacian setting reads 100 dB in some run and 86-90 in others: darktable's own
+Over 6 fresh runs (bench/results/test_noise.md, group replica-bilat; 2026-12-04) the worst setting per run: at
+scale 1 (94 x 62 px) 83.9-87.1 dB (median 86.4), at scale 0.5 (95 x 64 px: an odd width) 100 dB in every run (the
+cap, MSE <= 1e-10). Each local laplacian setting reads 100 dB in some run and 85-91 in others: darktable's own
 run-to-run noise, as monochrome's (tests/replica/test_monochrome_lowlight_channelmixer.py). The bound, 60 dB, is
-23.7 dB under the worst run. The darktable batch (11 renders at 95 px) takes ~5 s.
+23.9 dB under the worst run. The darktable batch (11 renders at 95 px) takes ~5 s.
 """
 
 from __future__ import annotations

@@ -89,6 +89,87 @@ class RegionChain(torch.nn.Module):
         return self.chain(x, u)[..., t:b, left:r]
 
 
+# a whole-image stage the match adds at its identity (local contrast) joins the fit late: first the pointwise
+# sliders with it passed over (the engine samples pixels: seconds, where the whole image through the local laplacian
+# at every iteration took 14 min at 0.25 MP), then every slider together on the whole region from there, for at
+# most this many iterations and one restart, kept only when its loss is lower (on LibRaw's references, with no
+# local contrast to find, it was not for two of four: bench/results/match_libraw_bilat_612.md)
+LATER_ITERS = 100
+
+
+class SkippingChain(torch.nn.Module):
+    """``chain`` (a :class:`~darkproxy.replica.ReplicaChain`) with the stages keyed in ``skip`` passed over:
+    stages at their identity, so its output is the chain's; per-pixel (the engine samples pixels) when every
+    other stage is."""
+
+    def __init__(self, chain: Any, skip: Sequence[str]) -> None:
+        super().__init__()
+        self.chain = chain
+        self.skip = frozenset(skip)
+        self.param_space = chain.param_space
+        self.display_output = getattr(chain, "display_output", False)
+        self.full_image_only = not chain.pointwise(self.skip) or chain.plan.from_mosaic
+
+    def forward(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return self.chain.run_stages(x, u, skip=self.skip)[0]
+
+
+def later_stages(prep: Prepared, modules: Sequence[str]) -> list[str]:
+    """The keys of the chain's whole-image stages that start at their identity (:data:`NEUTRAL_START`, added by the
+    match to a history without them), fitted after the others (:func:`fit_sliders`)."""
+    from darkproxy.darktable.params import param_value
+    from darkproxy.data.ranges import NEUTRAL_START
+
+    if prep.plan.from_mosaic:
+        return []
+    out = []
+    for st in prep.plan.stages:
+        start = NEUTRAL_START.get(st.module)
+        if st.module not in modules or st.kind != "exact" or start is None or prep.chain.stage_pointwise(st):
+            continue
+        try:
+            neutral = all(abs(float(param_value(st.values, k)) - float(v)) < 1e-6 for k, v in start.items())
+        except KeyError:
+            neutral = False
+        if neutral and st.opacity is None:
+            out.append(st.key)
+    return out
+
+
+def fit_sliders(prep: Prepared, names: list[str], cfg: Any, later: Sequence[str], log: Log | None = None) -> Any:
+    """The sliders ``names`` fitted through ``prep``'s chain (:func:`darkproxy.engines.regress.regress`). With
+    ``later`` stage keys (:func:`later_stages`), in two steps: the other sliders with those stages passed over
+    (``cfg`` as given), then every slider on the whole region starting from there (at most :data:`LATER_ITERS`
+    iterations, one restart). Returns ``(params {name: value}, loss, seconds, steps)``."""
+    import dataclasses
+
+    from darkproxy.engines.regress import regress
+
+    say = log or (lambda s: None)
+    model, inp, tgt = prep.fit_problem()
+    then = [n for n in names if n.split(".", 1)[0] in later]
+    first = [n for n in names if n not in then]
+    if not then or not first:
+        res = regress(model, inp, tgt, cfg)
+        return {n: float(res.params[n]) for n in names}, res.loss, res.seconds, None
+    r1 = regress(SkippingChain(prep.chain, later), inp, tgt, dataclasses.replace(cfg, params=first))
+    start = {
+        n: float(r1.params[n]) for n in first
+    }  # restart 0 starts at the values given (the later ones': their identity)
+    cfg2 = dataclasses.replace(cfg, params=list(names), iters=min(cfg.iters, LATER_ITERS), restarts=1)
+    say(f"then every slider with {', '.join(later)} on the whole region from there ({cfg2.iters} iters)")
+    r2 = regress(model, inp, tgt, cfg2, fixed=start)
+    kept = r2.loss < r1.loss  # both on the whole region; the first with the later stages at their identity
+    steps = [
+        {"sliders": first, "seconds": r1.seconds, "loss": r1.loss},
+        {"sliders": list(names), "seconds": r2.seconds, "loss": r2.loss, "kept": kept},
+    ]
+    if not kept:  # the whole-image stages did not help: they stay at their identity
+        say(f"{', '.join(later)} did not lower the loss ({r2.loss:.5f} against {r1.loss:.5f}): left at identity")
+        return {**{n: float(r1.params[n]) for n in names}, **start}, r1.loss, r1.seconds + r2.seconds, steps
+    return {n: float(r2.params[n]) for n in names}, r2.loss, r1.seconds + r2.seconds, steps
+
+
 # per-raw modules a style must not carry (the camera's black levels, white balance, matrix, orientation...)
 RAW_SPECIFIC = ("flip", "lens", "crop", "ashift", "clipping")
 
@@ -313,7 +394,6 @@ def match(
     of a darktable-made reference, to report slider errors. ``chain_auto``: the steps that chose ``chain``
     (:func:`darkproxy.match.auto.match_auto`), kept in the summary. ``demosaic``: choose the raw's demosaic
     setting against the reference after the fit (:mod:`darkproxy.match.demosaic`; off: the history's own)."""
-    from darkproxy.engines.regress import regress
     from darkproxy.fsutil import write_json
 
     say = log or (lambda s: None)
@@ -324,10 +404,13 @@ def match(
     if not names:
         raise MatchError(f"nothing to match: the chain {', '.join(chain)} has no free sliders (give --free)")
     cfg = match_config(config, names)
-    say(f"matching {len(names)} sliders through the replica ({cfg.restarts} restarts x {cfg.iters} iters)")
-    model, inp, tgt = prep.fit_problem()
-    res = regress(model, inp, tgt, cfg)
-    matched = {n: float(res.params[n]) for n in names}
+    later = later_stages(prep, modules)
+    say(
+        f"matching {len(names)} sliders through the replica ({cfg.restarts} restarts x {cfg.iters} iters"
+        + (f"; {', '.join(later)} after the others" if later else "")
+        + ")"
+    )
+    matched, loss, seconds, steps = fit_sliders(prep, names, cfg, later, say)
     out = Path(out_dir)
     say("rendering result.xmp with darktable")
     summary, result = render_result(dt, prep, matched, out, demosaic, say)
@@ -342,8 +425,9 @@ def match(
             "stages": [{"module": s.module, "kind": s.kind} for s in prep.plan.prefix + prep.plan.stages],
             "params": matched,
             "free": names,
-            "loss": res.loss,
-            "regress_seconds": res.seconds,
+            "loss": loss,
+            "regress_seconds": seconds,
+            **({"fit_steps": steps} if steps else {}),
             "style": str(out / "result.dtstyle"),
             "style_name": name,
         }

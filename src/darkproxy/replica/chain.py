@@ -13,7 +13,7 @@ like any proxy.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,16 +95,19 @@ class ReplicaChain(nn.Module):
             why = _scale_problem(st, self.ctx)
             if why:
                 raise ReplicaError(why)
-        pointwise = all(
-            (
-                (st.kind == "proxy" and bool(getattr(self.proxies[st.module], "pointwise", False)))
-                or (st.kind == "exact" and EXACT[st.module].pointwise(st.values, self.ctx))
-            )
-            and not (st.blend is not None and st.blend.spatial)  # a feathered or blurred mask
-            for st in plan.stages
-        )
-        self.full_image_only = not pointwise or plan.from_mosaic
+        self.full_image_only = not self.pointwise() or plan.from_mosaic
         self.raster_sources = {st.raster.key for st in plan.stages if st.raster is not None}  # masks to hand on
+
+    def stage_pointwise(self, st: StagePlan) -> bool:
+        """Whether stage ``st`` reads only its own pixel (its exact op or proxy says so, no spatial mask)."""
+        return (
+            (st.kind == "proxy" and bool(getattr(self.proxies[st.module], "pointwise", False)))
+            or (st.kind == "exact" and EXACT[st.module].pointwise(st.values, self.ctx))
+        ) and not (st.blend is not None and st.blend.spatial)  # a feathered or blurred mask
+
+    def pointwise(self, skip: Collection[str] = ()) -> bool:
+        """Whether every stage but those keyed in ``skip`` is :meth:`stage_pointwise`."""
+        return all(self.stage_pointwise(st) for st in self.plan.stages if st.key not in skip)
 
     def history_u(self, batch: int = 1, device: str | torch.device = "cpu") -> torch.Tensor:
         """The history's own settings as the normalised flat vector ``(batch, P)``
@@ -121,12 +124,13 @@ class ReplicaChain(nn.Module):
         return out
 
     def run_stages(
-        self, x: torch.Tensor, u: torch.Tensor, ctx: StageContext | None = None
+        self, x: torch.Tensor, u: torch.Tensor, ctx: StageContext | None = None, skip: Collection[str] = ()
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``x (B, 3, H, W)`` linear Rec2020 (darktable's image after demosaic),
         ``u (B, P)`` -> (display ``(B, 3, H, W)``, every stage's output: linear
         Rec2020 up to colorout, display values from it on). ``ctx``: the exact
-        stages' context instead of the plan's (e.g. another output profile)."""
+        stages' context instead of the plan's (e.g. another output profile). ``skip``: stage keys passed over
+        (their input is their output: for stages known to be at their identity)."""
         if x.ndim == 3:
             x = x[None]
         B = x.shape[0]
@@ -140,7 +144,9 @@ class ReplicaChain(nn.Module):
         masks: dict[str, torch.Tensor] = {}  # the raster masks' sources' final masks, by stage key
         for st in self.plan.stages:
             uu = u[:, self.slots[st.key].start :]
-            if st.kind == "passthrough":
+            if st.key in skip:
+                pass
+            elif st.kind == "passthrough":
                 tap = self.taps[st.key]  # its own shape: a stage before it may have rotated the image
                 cur = tap.to(x.device, x.dtype).reshape(1, 3, *tap.shape[-2:]).expand(B, -1, -1, -1)
             else:
