@@ -90,10 +90,10 @@ class RegionChain(torch.nn.Module):
 
 
 # a whole-image stage the match adds at its identity (local contrast) joins the fit late: first the pointwise
-# sliders with it passed over (the engine samples pixels: seconds, where the whole image through the local laplacian
-# at every iteration took 14 min at 0.25 MP), then every slider together on the whole region from there, for at
-# most this many iterations and one restart, kept only when its loss is lower (on LibRaw's references, with no
-# local contrast to find, it was not for two of four: bench/results/match_libraw_bilat_612.md)
+# sliders with it passed over (the engine samples pixels: seconds, where the whole image through the local
+# laplacian at every iteration had not finished one 0.25 MP image in 14 min), then every slider together on the
+# whole region from there, for at most this many iterations and one restart, kept only when its loss is lower (on
+# LibRaw's references, with no local contrast to find, it was not for two of four: match_libraw_bilat_612.md)
 LATER_ITERS = 100
 
 
