@@ -189,6 +189,57 @@ def eval_new_raws(rows: list[dict[str, Any]], zoo: Path, n: int, out: Path) -> N
             )
 
 
+def exact_section(out: Path) -> list[str]:
+    """The modules with an exact port too: the port's figure beside the proxy's, on the same darktable renders
+    (``proxy_vs_exact.json``, written by bench/bench_proxy_vs_exact.py), and the slider regression through each
+    (``regress_exact_MODULE.json``, bench/bench_regress_exact.py) where measured."""
+    p = out / "proxy_vs_exact.json"
+    if not p.is_file():
+        return []
+
+    def mw(rows: list[dict[str, Any]], k: str) -> str:
+        v = [r[k] for r in rows if r[k] is not None]
+        return f"{statistics.median(v):.1f} / {min(v):.1f}" if v else "-"
+
+    lines = [
+        "## Proxy or exact port",
+        "",
+        "The modules darktable computes in closed form that the replica ports exactly (`replica/ports/`): the port "
+        "is the stage the replica runs, the proxy only on `--prefer-proxy`. Both on the same held-out darktable "
+        "renders (`proxy_vs_exact.md`: the edits drawn as the zoo draws its held-out ones, 128 px): display PSNR "
+        "of the stage alone against darktable's tap-out, median / worst.",
+        "",
+        "| module | exact port alone | proxy alone | replica with the port | replica with the proxy |",
+        "|---|---|---|---|---|",
+    ]
+    for m, rows in json.loads(p.read_text())["modules"].items():
+        lines.append(
+            f"| {m} | {mw(rows, 'exact_alone')} | {mw(rows, 'proxy_alone')} | {mw(rows, 'exact_chain')} | "
+            f"{mw(rows, 'proxy_chain')} |"
+        )
+    reg = sorted(out.glob("regress_exact_*.json"))
+    if reg:
+        lines += [
+            "",
+            "Slider regression from a darktable target through each (`regress_exact_MODULE.md`: the proxy's "
+            "sliders uniform in its ranges, held-out raws; slider error as a fraction of the range, median / max; "
+            "darktable's render of the recovered sliders against the target, median / worst):",
+            "",
+            "| module | through | slider error | darktable PSNR |",
+            "|---|---|---|---|",
+        ]
+        for f in reg:
+            rows = json.loads(f.read_text())["rows"]
+            for meth in ("exact", "proxy"):
+                errs = [e for r in rows for e in r[meth]["errors"].values()]
+                ps = [r[meth]["darktable_psnr"] for r in rows]
+                lines.append(
+                    f"| {f.stem.removeprefix('regress_exact_')} | {meth} | {statistics.median(errs):.4f} / "
+                    f"{max(errs):.4f} | {statistics.median(ps):.1f} / {min(ps):.1f} |"
+                )
+    return [*lines, ""]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zoo", required=True, help="zoo folder (MODULE/zoo.json)")
@@ -288,6 +339,7 @@ def main() -> int:
             stab,
             "",
         ]
+    md += exact_section(out)
     (out / "zoo.md").write_text("\n".join(md))
     print("\n".join(md))
     if a.readme:

@@ -132,7 +132,8 @@ def test_rotated_edit_keeps_its_scale_and_refuses_what_flip_changes(dt, make_raw
     position-dependent stages read (turned); stages that read other pixels or the pixel's place (sharpen,
     vignette, graduated density) are refused behind darktable's flip, whose regions of interest change what
     they see (measured 2026-12-03: sharpen alone 37.9-67.2 dB, vignette 47.5-52.1, graduatednd 62.5 at
-    orientations 3 and 6, where the unflipped image gives 95-100); so is a local proxy (local contrast's)."""
+    orientations 3 and 6, where the unflipped image gives 95-100), and local contrast's exact local laplacian; so is
+    a local proxy (local contrast's)."""
     from darkproxy.replica.plan import ReplicaError, plan_replica, replica_coverage
     from darkproxy.replica.references import render_references
 
@@ -146,6 +147,7 @@ def test_rotated_edit_keeps_its_scale_and_refuses_what_flip_changes(dt, make_raw
         ("sharpen", {"radius": 2.0, "amount": 1.5}),
         ("vignette", {"brightness": -0.8, "center.x": 0.3}),
         ("graduatednd", {"density": 1.5, "rotation": 20.0}),
+        ("bilat", {"detail": 0.5, "sigma_s": 1.5, "sigma_r": 1.5}),  # the local laplacian's pyramid
     ):
         side = dt.edit(base, updates={module: edit})
         cov = {c.module: c for c in replica_coverage(dt, side, raw)}
