@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ from darkproxy.match._common import Log, MatchError
 from darkproxy.match.align import Alignment, align_reference
 from darkproxy.match.reference import read_reference
 from darkproxy.match.report import write_report
+
+if TYPE_CHECKING:
+    from darkproxy.match.demosaic import Ranked
 
 DEFAULT_CHAIN = ("exposure", "colorbalancergb", "filmicrgb")
 # --shared's default: one look pooled over a whole shoot holds color calibration's gains and an rgb curve too
@@ -153,9 +156,8 @@ def fit_sliders(prep: Prepared, names: list[str], cfg: Any, later: Sequence[str]
         res = regress(model, inp, tgt, cfg)
         return {n: float(res.params[n]) for n in names}, res.loss, res.seconds, None
     r1 = regress(SkippingChain(prep.chain, later), inp, tgt, dataclasses.replace(cfg, params=first))
-    start = {
-        n: float(r1.params[n]) for n in first
-    }  # restart 0 starts at the values given (the later ones': their identity)
+    # the second regression's restart 0 starts at the values given: these, and the later stages' identity
+    start = {n: float(r1.params[n]) for n in first}
     cfg2 = dataclasses.replace(cfg, params=list(names), iters=min(cfg.iters, LATER_ITERS), restarts=1)
     say(f"then every slider with {', '.join(later)} on the whole region from there ({cfg2.iters} iters)")
     r2 = regress(model, inp, tgt, cfg2, fixed=start)
@@ -166,7 +168,7 @@ def fit_sliders(prep: Prepared, names: list[str], cfg: Any, later: Sequence[str]
     ]
     if not kept:  # the whole-image stages did not help: they stay at their identity
         say(f"{', '.join(later)} did not lower the loss ({r2.loss:.5f} against {r1.loss:.5f}): left at identity")
-        return {**{n: float(r1.params[n]) for n in names}, **start}, r1.loss, r1.seconds + r2.seconds, steps
+        return {n: float(r1.params[n]) for n in names}, r1.loss, r1.seconds + r2.seconds, steps
     return {n: float(r2.params[n]) for n in names}, r2.loss, r1.seconds + r2.seconds, steps
 
 
@@ -313,7 +315,7 @@ def render_result(
     out: Path,
     demosaic: bool = False,
     log: Log | None = None,
-    ranked: Any = None,
+    ranked: Ranked | None = None,
     setting: str | None = None,
 ) -> tuple[dict[str, Any], Any]:
     """Write ``result.xmp`` (``prep``'s history with ``matched``; with ``demosaic``, the demosaic setting closest

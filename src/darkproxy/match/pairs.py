@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from darkproxy.match.fit import (
 )
 from darkproxy.match.reference import folder_files
 from darkproxy.match.report import write_pairs_report
+
+if TYPE_CHECKING:
+    from darkproxy.match.demosaic import Ranked
 
 
 def find_pairs(folder: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
@@ -271,7 +274,7 @@ def _rank_demosaic(
     matched: dict[str, float],
     own: list[dict[str, float]],
     log: Log | None,
-) -> tuple[list[Any], str | None]:
+) -> tuple[list[Ranked], str | None]:
     """darktable's renders of every pair's result with each demosaic setting (:func:`rank_demosaic`) and the one
     setting for them all: the lowest mean ΔE2000 over the fitted pairs (the held-out ones get it unseen)."""
     from darkproxy.data.paramspace import split_module_params
@@ -279,7 +282,7 @@ def _rank_demosaic(
     from darkproxy.progress import progress_bar
 
     say = log or (lambda s: None)
-    rankings = []
+    rankings: list[Ranked] = []
     bar = progress_bar(len(preps), "darktable renders each demosaic", unit="pair", disable=log is None)
     for i, p in enumerate(preps):
         hist = dt.edit(p.history, updates=split_module_params({**matched, **own[i]}))
