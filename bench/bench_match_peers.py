@@ -16,7 +16,8 @@ the reference over the region it covers (aligned as ``match`` aligns: :func:`dar
 * held out (leave one out: a look learnt on the other three raws, applied to the fourth):
   - ``darkproxy --pairs``: one darktable style (the default chain's 13 sliders) fitted on three pairs;
   - ``darkproxy --pairs --shared``: the same with each photo's exposure its own (the held-out photo's fitted
-    on it with the look fixed);
+    on it with the look fixed), with --shared's default chain (``SHARED_CHAIN``: color calibration and an rgb
+    curve added); both choose one demosaic on the fitted pairs, as the CLI does;
   - ``darktable-lut-generator`` (PyPI, 0.1.5): a 3D LUT (.cube, 9^3) fitted on the three pairs by its own CLI
     (it renders them with darktable-cli), applied to the held-out raw through darktable's lut 3D module
     (application colour space Adobe RGB, trilinear, as the generator fits it) on darktable's default history
@@ -56,7 +57,15 @@ from bench_match import SOURCES, run_record, synthetic_raws, write_results  # no
 
 from darkproxy.darktable.render import read_tiff  # noqa: E402
 from darkproxy.darktable.session import Darktable  # noqa: E402
-from darkproxy.match import align_reference, match, match_pairs, read_reference, region_figures  # noqa: E402
+from darkproxy.match import (  # noqa: E402
+    DEFAULT_CHAIN,
+    SHARED_CHAIN,
+    align_reference,
+    match,
+    match_pairs,
+    read_reference,
+    region_figures,
+)
 from darkproxy.match.reference import embedded_reference  # noqa: E402
 from darkproxy.replica.fit import render_export  # noqa: E402
 
@@ -190,8 +199,9 @@ def main() -> None:
             if not runs(method):
                 continue
             t0 = time.perf_counter()
-            s = match_pairs(dt, pairs, fold / method.split()[-1].lstrip("-"), max_size=a.size, holdout=1,
-                            per_image=per_image, log=print)  # fmt: skip
+            chain = list(SHARED_CHAIN if per_image else DEFAULT_CHAIN)  # the CLI's defaults
+            s = match_pairs(dt, pairs, fold / method.split()[-1].lstrip("-"), chain=chain, max_size=a.size,
+                            holdout=1, per_image=per_image, log=print)  # fmt: skip
             rec = next(r for r in s["pairs"] if r["held_out"])
             add(held, method, read_png(Path(rec["xmp"]).with_name("result.png")), time.perf_counter() - t0)
         if not runs(HELD_OUT[2]):
@@ -280,7 +290,9 @@ def markdown(o: dict[str, Any]) -> str:
         "demosaic (AMaZE). `darkproxy match RAW` chooses darktable's demosaic against the preview after its fit "
         "(from the re-run of 21:04 on: LMMSE with refine & medians on all four; the previews are smoother than "
         "RCD's render; `demosaic_choice.md`, the same previews: 2.69 with RCD, 1.92 chosen). The held-out "
-        "rows keep darktable's default demosaic (`--pairs` does not choose it). Seconds: on this "
+        "darkproxy rows: from the re-run of 2026-12-05 on, one demosaic chosen on the three fitted pairs and "
+        "`--shared` with its own default chain (color calibration and an rgb curve added); before, darktable's "
+        "default demosaic and the default chain. Seconds: on this "
         "2-core machine, with the load in the header (other runs shared it for part of the time): upper bounds; "
         "RawTherapee's are its whole run (no fit beyond the curve).",
         "",

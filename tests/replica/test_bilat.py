@@ -140,7 +140,7 @@ def test_gradients() -> None:
 
 def test_refuses() -> None:
     """What is not modelled is refused in one line: a zero midtone range, a bilateral range of 0, an unknown
-    mode, a placement before colorin."""
+    mode, a placement before colorin, bilateral sigmas fitted."""
     from darkproxy.replica import EXACT, StageContext
 
     op = EXACT["bilat"]
@@ -154,3 +154,11 @@ def test_refuses() -> None:
         op.supports(DEFAULTS, early),
     ):
         assert why is not None and "\n" not in why
+    # the bilateral mode's sigmas shape darktable's grid: a batch of different values (a regression) is refused
+    from darkproxy.errors import DarkproxyError
+
+    x = torch.rand(2, 3, 16, 16)
+    edit = {**DEFAULTS, "mode": 0, "sigma_s": 8.0, "sigma_r": torch.tensor([10.0, 20.0])}
+    with pytest.raises(DarkproxyError, match="sigma_r"):
+        op.fn(x, edit, StageContext())
+    assert op.fn(x, {**edit, "sigma_r": torch.tensor([10.0, 10.0])}, StageContext()).shape == x.shape

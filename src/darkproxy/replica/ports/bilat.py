@@ -133,6 +133,15 @@ def spatial_scale(ctx: StageContext) -> float:
     return max(1.0 / ctx.scale, 1.0)
 
 
+def _one(value: object, name: str) -> float:
+    """A bilateral-mode sigma: one value (the grid's geometry follows it in steps: no gradient, no batch of
+    different values)."""
+    t = torch.as_tensor(value).detach().reshape(-1)
+    if t.numel() > 1 and not bool((t == t[0]).all()):
+        raise DarkproxyError(f"bilat: the bilateral mode's {name} sets darktable's grid; it cannot be fitted")
+    return float(t[0])
+
+
 def _mode(v: Values) -> int:
     return int(v.get("mode", MODE_LOCAL_LAPLACIAN))
 
@@ -167,11 +176,10 @@ def bilat(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     lab = working_rgb_to_lab(x)
     L = lab[:, 0:1]
     if _mode(v) == MODE_BILATERAL:
-        sigma_s = float(v.get("sigma_s", 0.5)) / spatial_scale(ctx)
+        sigma_s = _one(v.get("sigma_s", 0.5), "sigma_s") / spatial_scale(ctx)
+        sigma_r = _one(v.get("sigma_r", 0.5), "sigma_r")
         det = v.get("detail", 0.25)
-        out_l = bilateral_base(
-            L, sigma_s, float(v.get("sigma_r", 0.5)), column(det, x) if isinstance(det, Tensor) else float(det)
-        )
+        out_l = bilateral_base(L, sigma_s, sigma_r, column(det, x) if isinstance(det, Tensor) else float(det))
     elif min(L.shape[-2:]) < 4:  # darktable reads past its pyramid there
         raise DarkproxyError("bilat: darktable's local laplacian on an image under 4 px is not modelled")
     else:
