@@ -31,17 +31,21 @@ def test_bayer_candidates_start_with_the_historys_own(dt, tiny_raw: Path) -> Non
 def test_shared_setting_is_the_lowest_mean_over_the_pairs_that_all_rendered_it() -> None:
     """One setting for many pairs: the lowest mean ΔE2000 among the settings every pair rendered (one a pair
     could not render is left out; none in common, as for sensors of both families: None)."""
-    from darkproxy.match.demosaic import Ranked, shared_setting
+    from darkproxy.match.demosaic import Ranked, shared_means, shared_setting
 
     def ranked(**de: float | None) -> Ranked:
         recs = [{"label": k, "params": {}, "deltae_mean": v, "chosen": False} for k, v in de.items()]
         return Ranked([None] * len(recs), [None] * len(recs), recs)
 
     a, b = ranked(RCD=2.0, AMaZE=1.0, LMMSE=3.0), ranked(RCD=2.0, AMaZE=4.0, LMMSE=0.5)
-    assert shared_setting([a, b]) == "LMMSE"  # means 2.0, 2.5, 1.75 (a alone: AMaZE)
-    assert shared_setting([a]) == "AMaZE"
-    assert shared_setting([a, ranked(RCD=2.0, AMaZE=4.0, LMMSE=None)]) == "RCD"  # LMMSE failed on one pair
-    assert shared_setting([a, ranked(Markesteijn=1.0)]) is None and shared_setting([]) is None
+    assert shared_means([a, b]) == {"RCD": 2.0, "AMaZE": 2.5, "LMMSE": 1.75}
+    assert shared_setting(shared_means([a, b])) == "LMMSE"  # a alone: AMaZE
+    assert shared_setting(shared_means([a])) == "AMaZE"
+    failed = ranked(RCD=2.0, AMaZE=4.0, LMMSE=None)  # LMMSE failed on one pair
+    assert shared_means([a, failed]) == {"RCD": 2.0, "AMaZE": 2.5}
+    assert shared_setting(shared_means([a, failed])) == "RCD"
+    assert shared_means([a, ranked(Markesteijn=1.0)]) == {} and shared_means([]) == {}
+    assert shared_setting({}) is None
 
 
 def test_choose_demosaic_finds_the_one_darktable_rendered_the_reference_with(

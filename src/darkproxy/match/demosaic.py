@@ -191,26 +191,23 @@ def choose_demosaic(
     return ranked.pick(ranked.best(), log)
 
 
-def shared_setting(rankings: list[Ranked]) -> str | None:
-    """One setting for many images (``--pairs``, ``--shared``): the label with the lowest mean ΔE2000 over
-    ``rankings`` among those darktable rendered for every one of them (None: no common setting, e.g. sensors
-    of both families)."""
-    if not rankings:
-        return None
-    common = [rec["label"] for rec in rankings[0].records if all(rk.index(rec["label"]) is not None for rk in rankings)]
-    if not common:
-        return None
+def shared_means(rankings: list[Ranked]) -> dict[str, float]:
+    """Per setting darktable rendered for every one of ``rankings``, its mean ΔE2000 over them (in the first
+    ranking's order; empty with no ranking or no setting in common, e.g. sensors of both families)."""
+    means: dict[str, float] = {}
+    for rec in rankings[0].records if rankings else []:
+        vals = []
+        for rk in rankings:
+            i = rk.index(rec["label"])
+            if i is None:
+                break
+            vals.append(rk.records[i]["deltae_mean"])
+        else:
+            means[rec["label"]] = float(np.mean(vals))
+    return means
 
-    means = {label: shared_mean(rankings, label) for label in common}
-    return min(common, key=lambda label: means[label] or 0.0)  # every common label has a mean
 
-
-def shared_mean(rankings: list[Ranked], label: str) -> float | None:
-    """The mean ΔE2000 of setting ``label`` over ``rankings`` (None where one did not render it)."""
-    vals = []
-    for rk in rankings:
-        i = rk.index(label)
-        if i is None:
-            return None
-        vals.append(rk.records[i]["deltae_mean"])
-    return float(np.mean(vals)) if vals else None
+def shared_setting(means: dict[str, float]) -> str | None:
+    """One setting for many images (``--pairs``, ``--shared``): the lowest of :func:`shared_means` (None: no
+    setting in common)."""
+    return min(means, key=lambda label: means[label]) if means else None

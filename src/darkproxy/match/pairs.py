@@ -9,12 +9,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from darkproxy.match._common import Log, MatchError, first_line
+from darkproxy.match.demosaic import Ranked, shared_setting
 from darkproxy.match.fit import (
     DEFAULT_CHAIN,
     Prepared,
@@ -27,9 +28,6 @@ from darkproxy.match.fit import (
 )
 from darkproxy.match.reference import folder_files
 from darkproxy.match.report import write_pairs_report
-
-if TYPE_CHECKING:
-    from darkproxy.match.demosaic import Ranked
 
 
 def find_pairs(folder: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
@@ -237,7 +235,8 @@ def match_pooled(
         own.append(_fit_own(p, matched, list(per_image), pixels_per_pair, config, seed) if per_image else {})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rankings, setting = _rank_demosaic(dt, preps, len(fit), matched, own, log) if demosaic else ([], None)
+    rankings, means = _rank_demosaic(dt, preps, len(fit), matched, own, log) if demosaic else ([], {})
+    setting = shared_setting(means)
     records, results = [], []
     bar = progress_bar(len(preps), "darktable renders the style", unit="pair", disable=log is None)
     for i, p in enumerate(preps):
@@ -256,13 +255,7 @@ def match_pooled(
     make_style(dt, results[0], style_name, f"darkproxy match of {len(fit)} pairs in {Path(label).name}").write(
         out / "result.dtstyle"
     )
-    shoot = None
-    if demosaic:
-        from darkproxy.match.demosaic import shared_mean
-
-        fitted = rankings[: len(fit)]
-        means = {r["label"]: shared_mean(fitted, r["label"]) for r in rankings[0].records} if rankings else {}
-        shoot = {"chosen": setting, "fit_deltae_means": {k: v for k, v in means.items() if v is not None}}
+    shoot = {"chosen": setting, "fit_deltae_means": means} if demosaic else None
     s = _pairs_summary(dt, label, out, modules, matched, names, per_image, style_name, records, counts, res, t0, shoot)
     return {**s, "skipped": skipped}
 
@@ -274,11 +267,11 @@ def _rank_demosaic(
     matched: dict[str, float],
     own: list[dict[str, float]],
     log: Log | None,
-) -> tuple[list[Ranked], str | None]:
-    """darktable's renders of every pair's result with each demosaic setting (:func:`rank_demosaic`) and the one
-    setting for them all: the lowest mean ΔE2000 over the fitted pairs (the held-out ones get it unseen)."""
+) -> tuple[list[Ranked], dict[str, float]]:
+    """darktable's renders of every pair's result with each demosaic setting (:func:`rank_demosaic`) and each
+    setting's mean ΔE2000 over the fitted pairs (:func:`shared_means`; the held-out ones get the lowest unseen)."""
     from darkproxy.data.paramspace import split_module_params
-    from darkproxy.match.demosaic import rank_demosaic, shared_mean, shared_setting
+    from darkproxy.match.demosaic import rank_demosaic, shared_means
     from darkproxy.progress import progress_bar
 
     say = log or (lambda s: None)
@@ -289,17 +282,13 @@ def _rank_demosaic(
         rankings.append(rank_demosaic(dt, p.raw, hist, p.aligned, p.alignment.box, p.size, log))
         bar.update(1)
     bar.close()
-    setting = shared_setting(rankings[:n_fit])
-    if setting is None:
+    means = shared_means(rankings[:n_fit])
+    if not means:
         say("demosaic: no setting rendered for every fitted pair (sensors of both families?): each keeps its own")
-    elif len(rankings[0].records) > 1:
-        tried = ", ".join(
-            f"{r['label']} {m:.2f}"
-            for r in rankings[0].records
-            if (m := shared_mean(rankings[:n_fit], r["label"])) is not None
-        )
-        say(f"demosaic: {setting} for every pair (mean ΔE2000 over the fitted pairs: {tried})")
-    return rankings, setting
+    elif len(means) > 1:
+        tried = ", ".join(f"{k} {m:.2f}" for k, m in means.items())
+        say(f"demosaic: {shared_setting(means)} for every pair (mean ΔE2000 over the fitted pairs: {tried})")
+    return rankings, means
 
 
 def _prepare_pooled(
