@@ -28,12 +28,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from bench_match import synthetic_raws  # noqa: E402
+
 from darkproxy.darktable.session import Darktable  # noqa: E402
 from darkproxy.data.sampling import sample_params  # noqa: E402
 from darkproxy.machine import machine_info  # noqa: E402
 from darkproxy.proxy import Proxy  # noqa: E402
 from darkproxy.proxy.locate import list_zoo, shipped_root  # noqa: E402
-from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng  # noqa: E402
 from darkproxy.replica import EXACT  # noqa: E402
 from darkproxy.replica.plan import plan_replica  # noqa: E402
 from darkproxy.replica.references import render_references, replica_history  # noqa: E402
@@ -87,16 +88,8 @@ def main() -> None:
         "--merge", action="store_true", help="keep the other modules' rows of OUT/proxy_vs_exact.json (a port added)"
     )
     a = ap.parse_args()
-    work = Path(a.work)
-    work.mkdir(parents=True, exist_ok=True)
     dt = Darktable()
-    src = default_source_images(list(HELDOUT))
-    raws = []
-    for name in HELDOUT:
-        p = work / f"{name}.dng"
-        if not p.is_file():
-            write_synthetic_dng(src[name], p, SynthRawSpec(size=RAW_SIZE, seed=0))
-        raws.append(p)
+    raws = synthetic_raws(Path(a.work), RAW_SIZE, sources=HELDOUT)
     mods = a.modules.split(",") if a.modules else modules_to_compare()
     t0 = time.time()
     results: dict[str, list[dict[str, Any]]] = {}

@@ -28,12 +28,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from bench_match import synthetic_raws  # noqa: E402
+
 from darkproxy.darktable.session import Darktable  # noqa: E402
 from darkproxy.data.sampling import sample_params  # noqa: E402
 from darkproxy.engines.regress import RegressConfig  # noqa: E402
 from darkproxy.machine import machine_info  # noqa: E402
 from darkproxy.proxy import Proxy  # noqa: E402
-from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng  # noqa: E402
 from darkproxy.replica.fit import render_export, replica_regress  # noqa: E402
 from darkproxy.replica.references import replica_history  # noqa: E402
 
@@ -52,16 +53,8 @@ def main() -> None:
     ap.add_argument("--restarts", type=int, default=4)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     a = ap.parse_args()
-    work = Path(a.work)
-    work.mkdir(parents=True, exist_ok=True)
     dt = Darktable()
-    src = default_source_images(list(HELDOUT))
-    raws = []
-    for name in HELDOUT:
-        p = work / f"{name}.dng"
-        if not p.is_file():
-            write_synthetic_dng(src[name], p, SynthRawSpec(size=RAW_SIZE, seed=0))
-        raws.append(p)
+    raws = synthetic_raws(Path(a.work), RAW_SIZE, sources=HELDOUT)
     space = Proxy.load(f"zoo:{a.module}").param_space
     free = [f"{a.module}.{n}" for n in space.names]
     t0 = time.time()
