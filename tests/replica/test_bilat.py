@@ -15,8 +15,6 @@ run-to-run noise, as monochrome's (tests/replica/test_monochrome_lowlight_channe
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,26 +56,17 @@ def _settings(seed: int, n_ll: int, n_bil: int) -> list[dict[str, Any]]:
 def tapouts(dt, make_raw) -> dict[str, list[tuple[np.ndarray, Any, np.ndarray, float]]]:
     """case -> per setting (darktable's input, the tap-out plan, darktable's output, the render scale), all in
     one darktable-cli batch; cases ``scale1`` and ``scale0.5``."""
-    from darkproxy.darktable.render import RenderJob, read_tiff
-    from darkproxy.darktable.tapout import plan_tapout, render_scale
+    from darkproxy.darktable.tapout import render_scale
+    from tests.replica.taps import case_tapouts
 
     raws = {"scale1": make_raw(source="coffee", size=94), "scale0.5": make_raw(source="coffee", size=192)}
-    cases = {"scale1": _settings(41, 3, 2), "scale0.5": _settings(42, 1, 1)}
-    plans = {c: [plan_tapout(dt, dt.default_history(raws[c]), "bilat", e) for e in es] for c, es in cases.items()}
-    with tempfile.TemporaryDirectory() as td:
-        jobs = [RenderJob(raws[c], ps[0].input_sidecar, Path(td) / f"in-{c}.tif") for c, ps in plans.items()]
-        jobs += [
-            RenderJob(raws[c], p.output_sidecar, Path(td) / f"{c}-{i}.tif")
-            for c, ps in plans.items()
-            for i, p in enumerate(ps)
-        ]
-        imgs = [read_tiff(p) for p in dt.renderer(max_size=95).render_batch(jobs)]
-    inputs, outputs = imgs[: len(plans)], iter(imgs[len(plans) :])
+    settings = {"scale1": _settings(41, 3, 2), "scale0.5": _settings(42, 1, 1)}
+    taps = case_tapouts(dt, {c: (raws[c], "bilat", es) for c, es in settings.items()}, 95)
     out: dict[str, list[tuple[np.ndarray, Any, np.ndarray, float]]] = {}
-    for (c, ps), inp in zip(plans.items(), inputs, strict=True):
+    for c, (inp, plans, outs) in taps.items():
         scale = render_scale(raws[c], inp.shape)
         assert scale is not None
-        out[c] = [(inp, p, next(outputs), scale) for p in ps]
+        out[c] = [(inp, p, o, scale) for p, o in zip(plans, outs, strict=True)]
     return out
 
 

@@ -28,8 +28,6 @@ takes ~14 s, the whole file ~25 s.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -112,11 +110,10 @@ def tapouts(dt, make_raw) -> dict[str, list[tuple[np.ndarray, Any, np.ndarray, f
     """case -> per setting (darktable's input, the tap-out plan, darktable's output, the render scale), all in
     one darktable-cli batch; cases: ``monochrome`` (scale 1), ``monochrome@0.5``, ``lowlight``,
     ``channelmixer``."""
-    from darkproxy.darktable.render import RenderJob, read_tiff
-    from darkproxy.darktable.tapout import plan_tapout
+    from darkproxy.darktable.tapout import render_scale
+    from tests.replica.taps import case_tapouts
 
     raws = {1: make_raw(source="coffee", size=96), 2: make_raw(source="coffee", size=192)}
-    bases = {k: dt.default_history(r) for k, r in raws.items()}
     mono1, mono2 = _mono_settings(seed=31)
     cases = {
         "monochrome": ("monochrome", 1, mono1),
@@ -124,23 +121,12 @@ def tapouts(dt, make_raw) -> dict[str, list[tuple[np.ndarray, Any, np.ndarray, f
         "lowlight": ("lowlight", 1, _lowlight_settings(seed=32)),
         "channelmixer": ("channelmixer", 1, _mixer_settings(seed=33)),
     }
-    plans = {c: [plan_tapout(dt, bases[r], m, e) for e in es] for c, (m, r, es) in cases.items()}
-    with tempfile.TemporaryDirectory() as td:
-        jobs = [RenderJob(raws[cases[c][1]], ps[0].input_sidecar, Path(td) / f"in-{c}.tif") for c, ps in plans.items()]
-        jobs += [
-            RenderJob(raws[cases[c][1]], p.output_sidecar, Path(td) / f"{c}-{i}.tif")
-            for c, ps in plans.items()
-            for i, p in enumerate(ps)
-        ]
-        imgs = [read_tiff(p) for p in dt.renderer(max_size=96).render_batch(jobs)]
-    from darkproxy.darktable.tapout import render_scale
-
-    inputs, outputs = imgs[: len(plans)], iter(imgs[len(plans) :])
+    taps = case_tapouts(dt, {c: (raws[r], m, es) for c, (m, r, es) in cases.items()}, 96)
     out: dict[str, list[tuple[np.ndarray, Any, np.ndarray, float]]] = {}
-    for (c, ps), inp in zip(plans.items(), inputs, strict=True):
+    for c, (inp, plans, outs) in taps.items():
         scale = render_scale(raws[cases[c][1]], inp.shape)
         assert scale is not None
-        out[c] = [(inp, p, next(outputs), scale) for p in ps]
+        out[c] = [(inp, p, o, scale) for p, o in zip(plans, outs, strict=True)]
     return out
 
 
