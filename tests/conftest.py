@@ -96,18 +96,28 @@ def dt(dp_home: Path):
 @pytest.fixture(scope="session")
 def make_raw(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """``make_raw(source="astronaut", cfa="RGGB", bits=14, size=128)`` -> path of a
-    synthetic Bayer DNG made from one of scikit-image's photos (cached per args)."""
+    synthetic Bayer DNG made from one of scikit-image's photos (cached per args); ``headroom`` above 1
+    clips the brightest photosites at the white level."""
     from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng
 
     root = tmp_path_factory.mktemp("raws")
     cache: dict[tuple, Path] = {}
     sources = default_source_images()
 
-    def make(source: str = "astronaut", cfa: str = "RGGB", bits: int = 14, size: int = 128, seed: int = 0) -> Path:
-        key = (source, cfa, bits, size, seed)
+    def make(
+        source: str = "astronaut",
+        cfa: str = "RGGB",
+        bits: int = 14,
+        size: int = 128,
+        seed: int = 0,
+        headroom: float = 0.85,
+    ) -> Path:
+        key = (source, cfa, bits, size, seed, headroom)
         if key not in cache:
-            path = root / f"{source}-{cfa}-{bits}-{size}-{seed}.dng"
-            write_synthetic_dng(sources[source], path, SynthRawSpec(cfa=cfa, bits=bits, size=size, seed=seed))
+            over = "" if headroom == 0.85 else f"-h{headroom}"
+            path = root / f"{source}-{cfa}-{bits}-{size}-{seed}{over}.dng"
+            spec = SynthRawSpec(cfa=cfa, bits=bits, size=size, seed=seed, headroom=headroom)
+            write_synthetic_dng(sources[source], path, spec)
             cache[key] = path
         return cache[key]
 

@@ -90,7 +90,8 @@ class SynthRawSpec:
     scale (variance = noise * signal, signal in white-level units) with read
     noise std ``noise / 4``; ``seed``: noise seed; ``headroom``: where the
     99.9th percentile of the white-balanced image lands relative to the white
-    level (an auto exposure); ``wb``: as-shot white-balance multipliers
+    level (an auto exposure; above 1 the brightest photosites clip at the white level, as an
+    over-exposed shot's do); ``wb``: as-shot white-balance multipliers
     (R, G, B; AsShotNeutral = 1 / wb), default the camera's D65 daylight;
     ``exposure_bias``: the camera's exposure compensation (EV) written as EXIF
     ExposureBiasValue (none by default; darktable's exposure module compensates it;
@@ -123,8 +124,8 @@ class SynthRawSpec:
             raise RawError(f"black level {self.black_level} outside [0, {2**self.bits - 1})")
         if self.wb is not None and (len(self.wb) != 3 or min(self.wb) <= 0):
             raise RawError(f"wb must be three positive multipliers (R, G, B), got {self.wb}")
-        if self.noise < 0 or not 0 < self.headroom <= 1:
-            raise RawError("noise must be >= 0 and headroom in (0, 1]")
+        if self.noise < 0 or not self.headroom > 0:
+            raise RawError("noise must be >= 0 and headroom > 0")
         if self.preview < 0 or self.orientation not in range(1, 9):
             raise RawError(f"preview must be >= 0 px and orientation 1-8, got {self.preview}, {self.orientation}")
 

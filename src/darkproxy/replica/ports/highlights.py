@@ -5,11 +5,15 @@
   minimum of the white balance coefficients (``processed_maximum`` after temperature); then
   ``processed_maximum`` becomes their maximum. Exact, differentiable in ``clip`` and (through
   the level) in the coefficients.
-* mode 5, "inpaint opposed" (4.2's default for a raw never edited): a photosite at or above
-  ``0.987 * clip * coefficient`` is rebuilt from its opposed colours; every other one becomes
-  ``max(x, 0)``. Only that identity part is modelled: an image with any photosite at its clip
-  level is refused in one line when it runs (the test ``x * c >= 0.987 * clip * c`` does not
-  depend on the coefficients, so a white balance regression never crosses it).
+* mode 5, "inpaint opposed" (4.2's default for a raw never edited; ``opposed.c``'s
+  ``_process_opposed`` as an export runs it: the whole mosaic, no cached chrominance): a photosite
+  at or above ``0.987 * clip * coefficient`` (away from the image's edge) is rebuilt as the cube of
+  the mean cube root of the two other colours' 3x3 means about it, plus a per-colour chrominance
+  offset: the mean of ``x - that estimate`` over the unclipped photosites (above 3 % of the level,
+  12.5 % for green) near clipped ones of their colour (a plane of 3x3-photosite cells, dilated by
+  darktable's radius-3 disc), never below ``x``; every other photosite becomes ``max(x, 0)``. The
+  clipped set does not depend on the coefficients (``x * c >= 0.987 * clip * c``): no gradient
+  through it; the estimate and the offset are differentiable in the photosites.
 
 Other modes (LCh, reconstruct colour, guided laplacians, segmentation) are refused naming them.
 """
@@ -49,8 +53,8 @@ def _maximum(v: Values, ctx: StageContext, pm: torch.Tensor) -> torch.Tensor:
     pointwise=False,
     maximum=_maximum,
     supports=_supported,
-    note="exact: clip at clip x min(white balance coefficients); inpaint opposed where no photosite "
-    "reaches its clip level (max(x, 0)), refused on an image where one does",
+    note="exact: clip at clip x min(white balance coefficients); inpaint opposed (the opposed colours' "
+    "cube-root means plus the chrominance offset near clipped photosites)",
 )
 def highlights(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     """``x (B, 1, H, W)`` white-balanced camera RGB mosaic -> the same, highlights handled."""
@@ -61,13 +65,89 @@ def highlights(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     if int(v.get("mode", 0)) == 0:
         level = clip * pm.amin(dim=1).reshape(-1, 1, 1, 1)
         return torch.minimum(x, level)
-    fc = cfa_map(ctx, x.shape[-2], x.shape[-1], x.device)
+    return opposed(x, clip, pm, cfa_map(ctx, x.shape[-2], x.shape[-1], x.device))
+
+
+HL_BORDER = 8  # hlrecovery_v2.c: the mask plane's border (cells)
+HL_POWERF = 3.0
+# segmentation.h's _test_dilate at radius 3: a 7x7 square without its four corners
+_DILATE = torch.ones(1, 1, 7, 7)
+_DILATE[..., 0, 0] = _DILATE[..., 0, -1] = _DILATE[..., -1, 0] = _DILATE[..., -1, -1] = 0.0
+
+
+def _refavg(x: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
+    """hlrecovery_v2.c's ``_calc_refavg`` (linear) at every site: ``x (B, 1, H, W)`` non-negative mosaic,
+    ``fc (H, W)`` -> ``(B, 1, H, W)``; meaningful away from the edge (the 3x3 window inside)."""
+    onehot = (fc[None] == torch.arange(3, device=x.device)[:, None, None]).to(x.dtype)  # (3, H, W)
+    box = torch.ones(1, 1, 3, 3, dtype=x.dtype, device=x.device)
+    b, _, h, w = x.shape
+    sums = torch.nn.functional.conv2d((x * onehot).reshape(b * 3, 1, h, w), box, padding=1).reshape(b, 3, h, w)
+    counts = torch.nn.functional.conv2d(onehot[:, None], box, padding=1).reshape(1, 3, h, w)
+    mean = sums / counts.clamp_min(1.0)
+    # powf(mean, 1/3); the cube root's slope is infinite at 0, where the where() keeps it out
+    root = torch.where(mean > 0, mean.clamp_min(1e-30) ** (1.0 / HL_POWERF), torch.zeros_like(mean))
+    r, g, bl = root.unbind(1)
+    opp = torch.stack((0.5 * (g + bl), 0.5 * (r + bl), 0.5 * (r + g)), dim=1) ** HL_POWERF
+    return opp.gather(1, fc.expand(b, 1, h, w))
+
+
+def _near_clipped(clipped: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
+    """opposed.c's mask planes: ``clipped (B, H, W)`` bool (interior photosites at their level) ->
+    ``(B, H, W)`` bool, the photosites whose 3x3-photosite cell, in their colour's plane, lies within
+    darktable's dilation of a cell holding a clipped photosite of that colour."""
+    b, h, w = clipped.shape
+    pw = -(-(w // 3) // 2) * 2 + 2 * HL_BORDER  # dt_round_size(width / 3, 2) + 2 * HL_BORDER
+    ph = -(-(h // 3) // 2) * 2 + 2 * HL_BORDER
+    rows = HL_BORDER + torch.arange(h, device=fc.device) // 3
+    cols = HL_BORDER + torch.arange(w, device=fc.device) // 3
+    cell = (rows[:, None] * pw + cols[None, :]).expand(b, h, w)  # _raw_to_plane
+    plane = torch.zeros(b, 3, ph * pw, device=fc.device)
+    idx = (fc[None] * (ph * pw) + cell).reshape(b, -1)
+    plane.reshape(b, -1).scatter_reduce_(1, idx, clipped.reshape(b, -1).float(), "amax")
+    plane = plane.reshape(b * 3, 1, ph, pw)
+    # _intimage_borderfill(.., 0, HL_BORDER): the top 8 rows, the bottom 9, 8 columns each side
+    plane[..., :HL_BORDER, :] = 0
+    plane[..., ph - HL_BORDER - 1 :, :] = 0
+    plane[..., :HL_BORDER] = 0
+    plane[..., pw - HL_BORDER :] = 0
+    grown = torch.nn.functional.conv2d(plane, _DILATE.to(fc.device), padding=3) > 0
+    inner = torch.zeros_like(grown)  # _dilating writes the inner cells only; the rest stays 0
+    inner[..., HL_BORDER : ph - HL_BORDER, HL_BORDER : pw - HL_BORDER] = True
+    grown = (grown & inner).reshape(b, 3, ph * pw)
+    return grown.reshape(b, -1).gather(1, idx).reshape(b, h, w)
+
+
+def opposed(x: torch.Tensor, clip: torch.Tensor, pm: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
+    """darktable 4.2's inpaint opposed on a Bayer mosaic (``_process_opposed``, export quality).
+
+    ``x (B, 1, H, W)`` white-balanced camera RGB mosaic (1 = the white level before white balance),
+    ``clip (B or 1, 1, 1, 1)`` the module's clipping threshold, ``pm (B or 1, 3)`` the white balance
+    coefficients (darktable's ``processed_maximum``), ``fc (H, W)`` the CFA colours -> ``(B, 1, H, W)``."""
+    b, _, h, w = x.shape
+    xin = x.clamp_min(0.0)
     with torch.no_grad():  # opposed.c: clips[c] = 0.987 * clip * temperature coeffs[c] (float32)
         clips = (OPPOSED_MAGIC * clip.detach().float()).reshape(-1, 1, 1) * pm.detach().float()[:, fc]
-        n = int((x.detach().float().clamp_min(0.0)[:, 0] >= clips).sum())
-    if n:
-        raise DarkproxyError(
-            f"highlights inpaint opposed: {n} photosite(s) reach the clip level; only images without clipped "
-            "photosites are modelled (set highlights.mode=0 for clip)"
-        )
-    return x.clamp_min(0.0)
+        clips = clips.expand(b, h, w)
+        xf = xin.detach().float()[:, 0]
+        at_level = xf >= clips
+        interior = torch.zeros(h, w, dtype=torch.bool, device=x.device)
+        interior[1 : h - 1, 1 : w - 1] = True
+        clipped = at_level & interior
+        counts = clipped.reshape(b, -1).sum(1)
+    if not bool(at_level.any()):
+        return xin
+    ref = _refavg(xin, fc)[:, 0]
+    chroma = torch.zeros(b, 3, dtype=x.dtype, device=x.device)
+    if bool((counts > 5).any()):
+        with torch.no_grad():
+            dark = clips * torch.tensor([0.03, 0.125, 0.03], device=x.device)[fc]
+            use = _near_clipped(clipped, fc) & interior & (xf > dark) & (xf < clips) & (counts > 5)[:, None, None]
+        onehot = (fc[None] == torch.arange(3, device=x.device)[:, None, None]).to(x.dtype)  # (3, H, W)
+        diff = torch.where(use, xin[:, 0] - ref, torch.zeros_like(ref))
+        total = torch.einsum("bhw,chw->bc", diff, onehot)
+        n = torch.einsum("bhw,chw->bc", use.to(x.dtype), onehot)
+        chroma = total / n.clamp_min(1.0)
+    # interior clipped photosites: max(x, estimate + offset); a clipped one on the edge keeps its estimate x
+    est = torch.where(clipped, ref, xin[:, 0]) + chroma.gather(1, fc.reshape(1, -1).expand(b, -1)).reshape(b, h, w)
+    out = torch.where(at_level, torch.maximum(xin[:, 0], est), xin[:, 0])
+    return out[:, None]
