@@ -138,10 +138,15 @@ def markdown(o: dict[str, Any]) -> str:
     wt = [r["with temperature"]["deltae_mean"] for r in ok]
     dc = [r["default chain"]["deltae_mean"] for r in ok]
     sec = [r["with temperature"]["seconds"] for r in ok]
+    said = (
+        f"{len(refused)} of {len(o['rows'])} refused (one line, no result written; the figures below are over "
+        f"the other {len(ok)})."
+        if refused
+        else f"None of the {len(ok)} refused."
+    )
     lines += [
         "",
-        f"{len(refused)} of {len(o['rows'])} refused (one line, no result written; the figures below are over "
-        f"the other {len(ok)}).",
+        said,
         "",
         f"With temperature: ΔE2000 mean {np.mean(wt):.2f}, median {np.median(wt):.2f}, worst {max(wt):.2f} "
         f"(default chain: mean {np.mean(dc):.2f}, worst {max(dc):.2f}). Goal ΔE2000 mean <= 1.0: "

@@ -79,8 +79,8 @@ REPLICA_TESTS = [  # the exact ports and blends against darktable: its own rende
     "tests/replica/test_blend.py::test_scene_rgb_blend_modes_match_darktable",
 ]
 BILAT_TESTS = ["tests/replica/test_bilat.py::test_bilat_matches_darktable_tapouts"]  # parametrised: 2 scales
-OPPOSED_TESTS = [  # parametrised: 2 raws
-    "tests/replica/test_mosaic.py::test_opposed_matches_darktable_on_clipped_photosites"
+HIGHLIGHTS_TESTS = [  # parametrised: 4 cases
+    "tests/replica/test_mosaic.py::test_highlights_match_darktable_on_clipped_photosites"
 ]
 REPLICA_FIT_TESTS = ["tests/replica/test_blend.py::test_blend_opacity_regressed_from_a_darktable_target"]
 MATCH_TESTS = [
@@ -113,7 +113,7 @@ GROUPS = (
     "regress",
     "replica",
     "replica-bilat",
-    "replica-opposed",
+    "replica-highlights",
     "replica-fit",
     "match",
     "match-wb",
@@ -136,7 +136,7 @@ GROUP_TESTS = {
     "regress": REGRESS_TESTS,
     "replica": REPLICA_TESTS,
     "replica-bilat": BILAT_TESTS,
-    "replica-opposed": OPPOSED_TESTS,
+    "replica-highlights": HIGHLIGHTS_TESTS,
     "replica-fit": REPLICA_FIT_TESTS,
     "match": MATCH_TESTS,
     "match-wb": MATCH_WB_TESTS,
@@ -151,15 +151,15 @@ GROUP_TESTS = {
     "defaults": DEFAULTS_TESTS,
 }
 # parametrised tests: cases beyond one per listed test
-EXTRA_CASES = {"darktable-more": 2, "regress": 1, "replica-bilat": 1, "replica-opposed": 1}
+EXTRA_CASES = {"darktable-more": 2, "regress": 1, "replica-bilat": 1, "replica-highlights": 3}
 GROUP_NOTES = {
     "darktable": "The tests of issue 25 and those sharing their fixtures (`exposure_run`, `colorbalance_run`).",
     "darktable-more": "The other darktable tests that assert figures (regress-eval, render scale, the zoo).",
     "replica": "The exact ports (flip, the pointwise ports, blend modes) against darktable's tap-outs and export.",
     "replica-bilat": "The exact local contrast (bilat: local laplacian and bilateral grid modes) against darktable's "
     "tap-outs at render scales 1 and 0.5.",
-    "replica-opposed": "highlights' inpaint opposed (darktable 4.2's default) on over-exposed raws against "
-    "darktable's render through the replica's demosaic.",
+    "replica-highlights": "highlight reconstruction (inpaint opposed, darktable 4.2's default, and reconstruct in "
+    "LCh) on over-exposed raws against darktable's render through the replica's demosaic.",
     "replica-fit": "A blend opacity regressed through the replica from darktable's export, and darktable's render "
     "of the result.",
     "regress": "Slider regression through the test proxies (`exposure_run`, `colorbalance_run`) on darktable targets "

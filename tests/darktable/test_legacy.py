@@ -14,7 +14,6 @@ racy gamut LUT moves saturated pixels between renders of one history (CI once: 2
 from __future__ import annotations
 
 import math
-import struct
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,7 @@ CBRGB = {
 
 def old_blob(leg: Legacy, values: dict[str, Any]) -> bytes:
     """The old struct with ``values`` (0 for the members not given)."""
-    return struct.pack(leg.fmt, *[values.get(n, 0.0 if t == "float" else 0) for n, t in leg.fields])
+    return leg.encode(values)
 
 
 def with_item(hist: Any, module: str, version: int, blob: bytes) -> Any:
@@ -91,6 +90,44 @@ def test_legacy_upgrades_render_as_darktable_upgrades(dt, make_raw, expect) -> N
         expect(f"{m}.v{v}.old_vs_unedited.mean_abs", float(np.abs(a - ref).mean()), ">", 1e-3)  # it was applied
 
 
+# old items of the mosaic stages, each a visible edit of an over-exposed raw's default history (inpaint opposed,
+# RCD, the camera's white balance, its levels)
+MOSAIC_CASES = {
+    ("highlights", 1): {"mode": 1, "blendL": 1.0},  # reconstruct in LCh, clip 1 (v1 has none)
+    ("highlights", 2): {"mode": 0, "blendL": 1.0, "clip": 0.8},
+    ("highlights", 3): {"mode": 1, "clip": 0.9, "noise_level": 0.1, "iterations": 3, "scales": 4, "combine": 3.0},
+    ("rawprepare", 1): {"raw_black_level_separate": [1100, 1000, 1000, 1050], "raw_white_point": 15000},
+    ("demosaic", 3): {"demosaicing_method": 1, "median_thrs": 0.1, "lmmse_refine": 1},  # PPG
+    ("temperature", 2): {"temp_out": 5000.0, "coeffs": [2.4, 1.0, 1.3]},
+}
+
+
+def test_mosaic_legacy_upgrades_render_as_darktable_upgrades(dt, make_raw, expect) -> None:
+    """highlights v1-v3, rawprepare v1, demosaic v3 and temperature v2 (as darktable 3.x wrote them) on an
+    over-exposed raw (highlight modes differ only where photosites clip): darktable's render of the old item is
+    its render of darkproxy's upgrade, and differs from the history without it."""
+    from darkproxy.darktable.render import RenderJob, read_tiff
+
+    raw: Path = make_raw(source="coffee", size=128, headroom=2.0)
+    base = dt.default_history(raw)
+    cases = [(m, v, old_blob(LEGACY[(m, v)], vals)) for (m, v), vals in MOSAIC_CASES.items()]
+    jobs = []
+    with tempfile.TemporaryDirectory() as td:
+        jobs.append(RenderJob(raw, base, Path(td) / "base.tif"))
+        for i, (m, v, blob) in enumerate(cases):
+            old = with_item(base, m, v, blob)
+            new = upgrade_history(old, dt.schemas)
+            assert new.find(m).modversion == dt.schemas.get(m).version and old.find(m).modversion == v
+            jobs += [RenderJob(raw, old, Path(td) / f"{i}-old.tif"), RenderJob(raw, new, Path(td) / f"{i}-new.tif")]
+        res = dt.renderer(max_size=64, threads=1).render_batch(jobs)
+        imgs = [read_tiff(r) for r in res]
+    ref = imgs[0]
+    for i, (m, v, _) in enumerate(cases):
+        a, b = imgs[1 + 2 * i], imgs[2 + 2 * i]
+        assert_same_render(a, b, f"{m} v{v}: the old item vs its upgrade")
+        expect(f"{m}.v{v}.old_vs_unedited.mean_abs", float(np.abs(a - ref).mean()), ">", 1e-3)  # it was applied
+
+
 def test_legacy_values_as_darktable_assigns_them(dt) -> None:
     """The upgraded values, from darktable's legacy_params: copies, the new members' fixed
     values, v1's saturation rescaled in double and stored as float, v3's deflicker flag."""
@@ -107,6 +144,17 @@ def test_legacy_values_as_darktable_assigns_them(dt) -> None:
     c4 = decode_params(cb, upgrade_params(cb, 4, old_blob(LEGACY[("colorbalancergb", 4)], CBRGB)))
     assert c4["contrast"] == pytest.approx(0.15) and c4["saturation_formula"] == 0
     assert default_blob(cb) != upgrade_params(cb, 4, old_blob(LEGACY[("colorbalancergb", 4)], CBRGB))
+    hl, rp, wb = dt.schemas.get("highlights"), dt.schemas.get("rawprepare"), dt.schemas.get("temperature")
+    h1 = decode_params(hl, upgrade_params(hl, 1, old_blob(LEGACY[("highlights", 1)], {"mode": 2, "strength": 0.5})))
+    assert h1["mode"] == 2 and h1["clip"] == 1.0 and h1["strength"] == 0.0 and h1["scales"] == 5  # blendh dropped
+    r1 = decode_params(rp, upgrade_params(rp, 1, old_blob(LEGACY[("rawprepare", 1)], MOSAIC_CASES[("rawprepare", 1)])))
+    assert r1["raw_black_level_separate"] == [1100, 1000, 1000, 1050] and r1["raw_white_point"] == 15000
+    t2 = decode_params(
+        wb, upgrade_params(wb, 2, old_blob(LEGACY[("temperature", 2)], MOSAIC_CASES[("temperature", 2)]))
+    )
+    assert (t2["red"], t2["green"], t2["blue"]) == (pytest.approx(2.4), 1.0, pytest.approx(1.3)) and math.isnan(
+        t2["g2"]
+    )
 
 
 def test_legacy_refuses_in_one_line(dt) -> None:

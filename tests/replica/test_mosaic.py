@@ -97,7 +97,7 @@ def test_from_mosaic_refusals(dt, make_raw) -> None:
     assert [st.module for st in plan.prefix] == ["rawprepare", "temperature", "highlights", "demosaic"]
     assert plan.context.cfa == (0, 1, 1, 2)
     cases = {
-        "highlights mode 1 (reconstruct in LCh)": {"highlights": {"mode": 1}},
+        "highlights mode 2 (reconstruct color)": {"highlights": {"mode": 2}},
         "highlights mode 3 (guided laplacians)": {"highlights": {"mode": 3}},
         "demosaic method 0": {"demosaic": {"demosaicing_method": 0}},
         "demosaic colour smoothing 1": {"demosaic": {"color_smoothing": 1}},
@@ -119,36 +119,43 @@ def test_cli_dry_run_from_mosaic(make_raw) -> None:
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["runnable"] and {c["module"]: c["runs"] for c in rep["items"]}["demosaic"] == "exact"
-    r = run_cli("replica", raw, "--from-mosaic", "--dry-run", "--json", "--set", "highlights.mode=1")
+    r = run_cli("replica", raw, "--from-mosaic", "--dry-run", "--json", "--set", "highlights.mode=2")
     assert r.returncode == 0 and json.loads(r.stdout)["refused"] == ["highlights"], r.stdout + r.stderr
 
 
+OVER_EXPOSED = {"coffee": ("RGGB", 128, 2.0), "chelsea": ("GBRG", 98, 1.5)}
+
+
 @pytest.mark.parametrize(
-    ("source", "cfa", "size", "headroom"), [("coffee", "RGGB", 128, 2.0), ("chelsea", "GBRG", 98, 1.5)]
+    ("source", "mode", "clip"), [("coffee", 5, 1.0), ("chelsea", 5, 1.0), ("chelsea", 5, 0.8), ("coffee", 1, 0.8)]
 )
-def test_opposed_matches_darktable_on_clipped_photosites(dt, make_raw, expect, tmp_path, source, cfa, size, headroom):
-    """inpaint opposed (darktable 4.2's default) on an over-exposed raw: the photosites at the white level rebuilt
-    from their opposed colours with the chrominance offset, against darktable's render with the later mosaic
-    stages off (through the replica's demosaic), full resolution.
+def test_highlights_match_darktable_on_clipped_photosites(dt, make_raw, expect, tmp_path, source, mode, clip):
+    """Highlight reconstruction on an over-exposed raw against darktable's render with the later mosaic stages
+    off (through the replica's demosaic), full resolution: inpaint opposed (mode 5, darktable 4.2's default:
+    the photosites at their level rebuilt from the opposed colours with the chrominance offset) and
+    reconstruct in LCh (mode 1), at the default clipping threshold and below it.
 
     coffee 128x86 RGGB, headroom 2 (397 photosites at the white level); chelsea 98x66 GBRG, headroom 1.5 (a
-    size that is no multiple of the 3x3 cells). The port: 97.0 / 100.0 dB in each of 5 runs
-    (``bench/results/test_noise.md``, replica-opposed). Without the estimate (``max(x, 0)`` only) the same stage
-    reads 40.3 / 49.6 dB, without the chrominance offset 57.7 / 62.7: the bound, 80 dB, is the other mosaic
-    stages' (the module docstring), 17 dB under the worst run."""
+    size that is no multiple of opposed's 3x3 cells). The ports: 97.0 / 100.0 / 100.0 (opposed) and 97.9
+    (LCh) dB in each of 5 runs (``bench/results/test_noise.md``, replica-highlights). Without the estimate
+    (``max(x, 0)`` only) opposed's stage reads 40.3 / 49.6 dB (coffee / chelsea at 1.0), without its
+    chrominance offset 57.7 / 62.7; LCh run as clip reads 24.5 (coffee at 0.8). The bound, 80 dB, is the
+    other mosaic stages' (the module docstring), 17 dB under the worst run."""
     import rawpy
 
     from darkproxy.replica.run import run_replica
 
+    cfa, size, headroom = OVER_EXPOSED[source]
     raw = make_raw(source=source, cfa=cfa, size=size, headroom=headroom)
     with rawpy.imread(str(raw)) as r:
         clipped = int((r.raw_image_visible >= r.white_level).sum())
     assert clipped > 100
-    s = run_replica(dt, raw, tmp_path / "out", from_mosaic=True)
+    s = run_replica(dt, raw, tmp_path / "out", sets={"highlights": {"mode": mode, "clip": clip}}, from_mosaic=True)
     stages = {st["module"]: st for st in s["stages"]}
     assert stages["highlights"]["kind"] == "exact"
-    print(f"\n{source} {cfa}: {clipped} clipped, highlights {stages['highlights']['psnr_vs_tapout']:.2f} dB")
-    expect(f"{source}: inpaint opposed vs darktable", stages["highlights"]["psnr_vs_tapout"], ">", 80)
+    got = stages["highlights"]["psnr_vs_tapout"]
+    print(f"\n{source} {cfa}: {clipped} clipped, mode {mode} clip {clip}: {got:.2f} dB")
+    expect(f"{source}: highlights mode {mode} clip {clip} vs darktable", got, ">", 80)
 
 
 def test_opposed_identity_without_clipped_photosites() -> None:
@@ -213,10 +220,11 @@ def test_mosaic_stages_gradcheck() -> None:
     assert _gradcheck(lambda x: clip_and_zoom(x, (6, 8)), img)
 
 
-def test_opposed_gradcheck() -> None:
-    """float64 gradients of inpaint opposed in the mosaic: reds near 1.9, a block of them just over their clip
-    level (2.073) among brighter greens and blues, so that the estimate plus the chrominance offset (not the
-    photosite itself) is the output there; every value away from the clip and dark levels."""
+def test_highlights_gradcheck() -> None:
+    """float64 gradients of inpaint opposed and reconstruct in LCh in the mosaic: reds near 1.9, a block of them
+    just over opposed's clip level (2.073) among brighter greens and blues, so that opposed's estimate plus its
+    chrominance offset (not the photosite itself) is the output there; LCh at a level of 1 (every red over
+    it); every value away from the levels, no two greens of a block equal."""
     from darkproxy.replica.ports.highlights import highlights
     from darkproxy.replica.registry import StageContext, cfa_map
 
@@ -224,18 +232,18 @@ def test_opposed_gradcheck() -> None:
     ctx = StageContext(cfa=(0, 1, 1, 2), modules=("temperature",))
     pm = torch.tensor([[2.1, 1.0, 1.4]], dtype=torch.float64)
     fc = cfa_map(ctx, 16, 18)
-    base = torch.tensor([1.9, 0.5, 0.6], dtype=torch.float64)[fc]
-    x = base + 0.1 * torch.rand(16, 18, dtype=torch.float64, generator=gen)
     hot = torch.zeros(16, 18, dtype=torch.bool)
     hot[6:11, 6:12] = True
-    x = torch.where(hot & (fc == 0), 2.08 + 0.005 * torch.rand(16, 18, dtype=torch.float64, generator=gen), x)
-    x = torch.where(hot & (fc > 0), torch.tensor([0.0, 0.95, 1.3], dtype=torch.float64)[fc], x)
-    x = x[None, None].requires_grad_(True)
+    base = torch.where(hot, torch.tensor([2.08, 0.95, 1.3])[fc], torch.tensor([1.9, 0.5, 0.6])[fc])
+    noise = torch.rand(16, 18, dtype=torch.float64, generator=gen) * torch.where(hot, 0.005, 0.1)
+    x = (base + noise)[None, None].requires_grad_(True)
     c = StageContext(cfa=ctx.cfa, modules=ctx.modules, processed_maximum=pm)
     out = highlights(x, {"mode": 5, "clip": 1.0}, c)
     rebuilt = (out > x)[0, 0]
     assert int((rebuilt & hot).sum()) > 3 and not bool((rebuilt & ~hot).any())
     assert _gradcheck(lambda m: highlights(m, {"mode": 5, "clip": 1.0}, c), x)
+    clip = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+    assert _gradcheck(lambda m, cl: highlights(m, {"mode": 1, "clip": cl}, c), x, clip)
 
 
 def test_rcd_tiles_gradcheck() -> None:

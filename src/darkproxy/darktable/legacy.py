@@ -8,7 +8,8 @@ old layouts come from darktable's source (tag release-4.2.1, ``src/iop/<module>.
 
 * it starts from the module's defaults (``*n = *d`` / ``memcpy(new, default_params)``;
   here the introspection ``$DEFAULT`` values, which are darktable's ``default_params``
-  for the modules ported: none of them overrides them in ``reload_defaults``);
+  for exposure and color balance rgb, which do not override them in ``reload_defaults``;
+  the mosaic stages' upgrades, whose defaults darktable fills per image, set every member);
 * ``prefix``: it then ``memcpy``s the old struct over the start of the new one (the new
   struct extends the old: checked against the schema's offsets);
 * ``assign(old)``: the members it sets, as C assignments (no range checks).
@@ -31,8 +32,23 @@ from darkproxy.darktable.schema import ModuleSchema, SchemaSet
 from darkproxy.darktable.xmp import HistoryItem, Sidecar, parse_instance_key
 from darkproxy.errors import XmpError
 
-# C member types of the old structs -> struct codes (x86-64: every member here is 4 bytes, no padding)
-_C = {"float": "f", "int": "i", "enum": "i", "gboolean": "i"}
+# C member types of the old structs -> struct codes (x86-64, little-endian); "pad2": the compiler's 2 bytes of
+# padding after a uint16_t (no value)
+_C = {
+    "float": "f",
+    "int": "i",
+    "enum": "i",
+    "gboolean": "i",
+    "uint16_t": "H",
+    "uint16_t[4]": "4H",
+    "float[3]": "3f",
+    "pad2": "2x",
+}
+
+
+def _count(t: str) -> int:
+    """How many values a member of C type ``t`` holds (an array's length; none for padding)."""
+    return 0 if t.startswith("pad") else int(t[t.index("[") + 1 : -1]) if "[" in t else 1
 
 
 class LegacyError(XmpError):
@@ -68,8 +84,23 @@ class Legacy:
                 f"{self.module} params version {self.from_version} blob has {len(blob)} bytes, darktable's "
                 f"version {self.from_version} struct has {self.size}"
             )
-        vals = struct.unpack(self.fmt, blob)
-        return {name: (float(v) if t == "float" else int(v)) for (name, t), v in zip(self.fields, vals, strict=True)}
+        vals = iter(struct.unpack(self.fmt, blob))
+        out: dict[str, Any] = {}
+        for name, t in self.fields:
+            got = [next(vals) for _ in range(_count(t))]
+            conv = float if t.startswith("float") else int
+            if got:
+                out[name] = [conv(v) for v in got] if "[" in t else conv(got[0])
+        return out
+
+    def encode(self, values: Mapping[str, Any]) -> bytes:
+        """The old struct with ``values`` by name (0 for the members not given): what an older darktable wrote."""
+        flat: list[Any] = []
+        for name, t in self.fields:
+            if _count(t):
+                v = values.get(name, 0.0 if t == "float" else 0)
+                flat += list(v) if isinstance(v, (list, tuple)) else [v]
+        return struct.pack(self.fmt, *flat)
 
     def upgrade(self, schema: ModuleSchema, blob: bytes) -> bytes:
         """``blob`` (this old version) -> a params blob of ``schema`` (darktable's current version)."""
@@ -83,10 +114,12 @@ class Legacy:
         if self.prefix:  # memcpy(new_params, old_params, sizeof(old)): same members at the same offsets
             off = 0
             for name, t in self.fields:
-                f = schema.field(name)
-                if f.offset != off or f.size != struct.calcsize(_C[t]):
-                    raise LegacyError(f"{self.module}: member {name} of version {self.from_version} does not map")
-                off += f.size
+                size = struct.calcsize("<" + _C[t])
+                if not t.startswith("pad"):
+                    f = schema.field(name)
+                    if f.offset != off or f.size != size:
+                        raise LegacyError(f"{self.module}: member {name} of version {self.from_version} does not map")
+                off += size
             new = blob + new[len(blob) :]
         return assign_fields(schema, new, self.assign(old))
 
@@ -229,6 +262,74 @@ _register(
         lambda o: {"saturation_formula": _JZAZBZ},
         _CBRGB.format(4),
         prefix=True,
+    )
+)
+
+
+# ------------------------------------------------------------------ the mosaic stages
+_HL = "darktable 4.2.1 src/iop/highlights.c, legacy_params: old_version == {} && new_version == 4"
+# v1 is v4's first four members (the fourth was "blendh", now "strength"), v2 adds clip, v3 adds the
+# guided laplacians' members; darktable copies the old struct over the start of v4 and sets the rest
+_HL_V1 = (("mode", "enum"), ("blendL", "float"), ("blendC", "float"), ("strength", "float"))
+_HL_V2 = (*_HL_V1, ("clip", "float"))
+_HL_V3 = (
+    *_HL_V2,
+    ("noise_level", "float"),
+    ("iterations", "int"),
+    ("scales", "enum"),
+    ("candidating", "float"),
+    ("combine", "float"),
+    ("recovery", "enum"),
+)
+_HL_V3_NEW = {"noise_level": 0.0, "candidating": 0.4, "combine": 2.0, "recovery": 0, "iterations": 1, "scales": 5}
+_HL_V4_NEW = {"solid_color": 0.0, "strength": 0.0}
+_register(Legacy("highlights", 1, 4, _HL_V1, lambda o: {"clip": 1.0} | _HL_V3_NEW | _HL_V4_NEW, _HL.format(1), True))
+_register(Legacy("highlights", 2, 4, _HL_V2, lambda o: _HL_V3_NEW | _HL_V4_NEW, _HL.format(2), True))
+_register(Legacy("highlights", 3, 4, _HL_V3, lambda o: _HL_V4_NEW, _HL.format(3), True))
+_register(
+    Legacy(
+        "rawprepare",
+        1,
+        2,
+        (
+            ("x", "int"),
+            ("y", "int"),
+            ("width", "int"),
+            ("height", "int"),
+            ("raw_black_level_separate", "uint16_t[4]"),
+            ("raw_white_point", "uint16_t"),
+            ("_padding", "pad2"),  # sizeof(v1) is 28: darktable copies all of it
+        ),
+        lambda o: {"flat_field": 0},  # FLAT_FIELD_OFF
+        "darktable 4.2.1 src/iop/rawprepare.c, legacy_params: old_version == 1 && new_version == 2",
+        prefix=True,
+    )
+)
+_register(
+    Legacy(
+        "demosaic",
+        3,
+        4,
+        (
+            ("green_eq", "enum"),
+            ("median_thrs", "float"),
+            ("color_smoothing", "enum"),
+            ("demosaicing_method", "enum"),
+            ("lmmse_refine", "enum"),
+        ),
+        lambda o: {"dual_thrs": 0.2},
+        "darktable 4.2.1 src/iop/demosaic.c, legacy_params: old_version == 3 && new_version == 4",
+        prefix=True,
+    )
+)
+_register(
+    Legacy(
+        "temperature",
+        2,
+        3,
+        (("temp_out", "float"), ("coeffs", "float[3]")),
+        lambda o: {"red": o["coeffs"][0], "green": o["coeffs"][1], "blue": o["coeffs"][2], "g2": math.nan},
+        "darktable 4.2.1 src/iop/temperature.c, legacy_params: old_version == 2 && new_version == 3",
     )
 )
 

@@ -5,6 +5,10 @@
   minimum of the white balance coefficients (``processed_maximum`` after temperature); then
   ``processed_maximum`` becomes their maximum. Exact, differentiable in ``clip`` and (through
   the level) in the coefficients.
+* mode 1, "reconstruct in LCh" (``process_lch_bayer``): at every site whose 2x2 block (the site
+  at its top left) holds a photosite above the clip level, the block's R, B and brightest green
+  give the lightness and, scaled to the chroma of the block clipped at the level, chroma and hue;
+  the site takes its colour of that; the last row and column are clipped. Exact, differentiable.
 * mode 5, "inpaint opposed" (4.2's default for a raw never edited; ``opposed.c``'s
   ``_process_opposed`` as an export runs it: the whole mosaic, no cached chrominance): a photosite
   at or above ``0.987 * clip * coefficient`` (away from the image's edge) is rebuilt as the cube of
@@ -15,7 +19,7 @@
   clipped set does not depend on the coefficients (``x * c >= 0.987 * clip * c``): no gradient
   through it; the estimate and the offset are differentiable in the photosites.
 
-Other modes (LCh, reconstruct colour, guided laplacians, segmentation) are refused naming them.
+Other modes (reconstruct colour, guided laplacians, segmentation) are refused naming them.
 """
 
 from __future__ import annotations
@@ -32,15 +36,18 @@ OPPOSED_MAGIC = 0.987  # highlights_clip_magics[DT_IOP_HIGHLIGHTS_OPPOSED]
 
 def _supported(v: Values, ctx: StageContext) -> str | None:
     mode = int(v.get("mode", 0))
-    if mode not in (0, 5):
-        return f"highlights mode {mode} ({MODES.get(mode, 'unknown')}) is not modelled (clip and inpaint opposed are)"
+    if mode not in (0, 1, 5):
+        return (
+            f"highlights mode {mode} ({MODES.get(mode, 'unknown')}) is not modelled (clip, reconstruct in LCh and "
+            "inpaint opposed are)"
+        )
     if mode == 5 and "temperature" not in ctx.modules:
         return "highlights inpaint opposed without white balance (temperature off) is not modelled"
     return None
 
 
 def _maximum(v: Values, ctx: StageContext, pm: torch.Tensor) -> torch.Tensor:
-    if int(v.get("mode", 0)) == 0:  # clipped to one level: highlights.c sets all three to their maximum
+    if int(v.get("mode", 0)) in (0, 1):  # clipped to one level: highlights.c sets all three to their maximum
         return pm.amax(dim=1, keepdim=True).expand_as(pm)
     return pm  # opposed keeps the signal scene-referred
 
@@ -62,10 +69,50 @@ def highlights(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
         raise DarkproxyError("highlights: darktable's processed_maximum is unknown (the chain sets it)")
     pm = torch.as_tensor(ctx.processed_maximum, dtype=x.dtype, device=x.device).reshape(-1, 3)
     clip = column(v.get("clip", 1.0), x)
-    if int(v.get("mode", 0)) == 0:
+    mode = int(v.get("mode", 0))
+    if mode in (0, 1):
         level = clip * pm.amin(dim=1).reshape(-1, 1, 1, 1)
+        if mode == 1:
+            return lch(x, level, cfa_map(ctx, x.shape[-2], x.shape[-1], x.device))
         return torch.minimum(x, level)
     return opposed(x, clip, pm, cfa_map(ctx, x.shape[-2], x.shape[-1], x.device))
+
+
+SQRT3 = 1.7320508075688772935274463415058723669
+
+
+def lch(x: torch.Tensor, level: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
+    """darktable's "reconstruct in LCh" on a Bayer mosaic (``process_lch_bayer``).
+
+    ``x (B, 1, H, W)`` white-balanced camera RGB mosaic, ``level (B or 1, 1, 1, 1)`` the clip level (clip x
+    the smallest white balance coefficient), ``fc (H, W)`` the CFA colours -> ``(B, 1, H, W)``."""
+    h, w = x.shape[-2:]
+    # the 2x2 block with each site (but the last row and column) at its top left
+    vals = torch.stack([x[..., a : h - 1 + a, b : w - 1 + b] for a in (0, 1) for b in (0, 1)], dim=1)[:, :, 0]
+    cols = torch.stack([fc[a : h - 1 + a, b : w - 1 + b] for a in (0, 1) for b in (0, 1)])  # (4, h-1, w-1)
+    inf = torch.full_like(vals, float("inf"))
+    r = torch.where(cols == 0, vals, torch.zeros_like(vals)).sum(1)
+    bl = torch.where(cols == 2, vals, torch.zeros_like(vals)).sum(1)
+    gmin = torch.where(cols == 1, vals, inf).amin(1)
+    gmax = torch.where(cols == 1, vals, -inf).amax(1)
+    lv = level.reshape(-1, 1, 1)
+    ro, go, bo = torch.minimum(r, lv), torch.minimum(gmin, lv), torch.minimum(bl, lv)
+    lum = (r + gmax + bl) / 3.0
+    c, hue = SQRT3 * (r - gmax), 2.0 * bl - gmax - r
+    co, ho = SQRT3 * (ro - go), 2.0 * bo - go - ro
+    num, den = co * co + ho * ho, c * c + hue * hue
+    rescale = (r != gmax) & (gmax != bl)
+    # sqrt's slope is infinite at 0 (a block clipped in every channel): the where() keeps it out
+    ratio = torch.where(num > 0, (num.clamp_min(1e-30) / den.clamp_min(1e-30)).sqrt(), torch.zeros_like(num))
+    ratio = torch.where(rescale, ratio, torch.ones_like(ratio))
+    c, hue = c * ratio, hue * ratio
+    rgb = torch.stack((lum - hue / 6.0 + c / (2 * SQRT3), lum - hue / 6.0 - c / (2 * SQRT3), lum + hue / 3.0), 1)
+    own = rgb.gather(1, fc[: h - 1, : w - 1].expand(rgb.shape[0], 1, h - 1, w - 1))[:, 0]
+    clipped = (vals > lv[:, None]).any(1)
+    inner = torch.where(clipped, own, x[:, 0, : h - 1, : w - 1])
+    out = torch.minimum(x[:, 0], level.reshape(-1, 1, 1)).clone()  # the last row and column: clipped
+    out[:, : h - 1, : w - 1] = inner
+    return out[:, None]
 
 
 HL_BORDER = 8  # hlrecovery_v2.c: the mask plane's border (cells)
