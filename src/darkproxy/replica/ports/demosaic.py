@@ -39,7 +39,7 @@ Shift = Callable[[int, int], torch.Tensor]  # (dy, dx) -> the tensor read at (ro
 def _supported(v: Values, ctx: StageContext) -> str | None:
     method = int(v.get("demosaicing_method", RCD))
     if method != RCD:
-        return f"demosaic method {method} is not modelled (RCD, {RCD}, is)"
+        return f"demosaic method {method} is not modelled (only RCD, method {RCD}, is)"
     if int(v.get("green_eq", 0)) != 0:
         return f"demosaic green equilibration {int(v['green_eq'])} is not modelled (only 'no')"
     if int(v.get("color_smoothing", 0)) != 0:
