@@ -79,6 +79,10 @@ REPLICA_TESTS = [  # the exact ports and blends against darktable: its own rende
     "tests/replica/test_blend.py::test_scene_rgb_blend_modes_match_darktable",
 ]
 BILAT_TESTS = ["tests/replica/test_bilat.py::test_bilat_matches_darktable_tapouts"]  # parametrised: 2 scales
+DENOISE_TESTS = [  # parametrised: 2 render scales
+    "tests/replica/test_denoiseprofile.py::test_denoiseprofile_matches_darktable_in_camera_rgb",
+    "tests/replica/test_denoiseprofile.py::test_denoiseprofile_through_the_replica",
+]
 HIGHLIGHTS_TESTS = [  # parametrised: 4 cases
     "tests/replica/test_mosaic.py::test_highlights_match_darktable_on_clipped_photosites"
 ]
@@ -114,6 +118,7 @@ GROUPS = (
     "replica",
     "replica-bilat",
     "replica-highlights",
+    "replica-denoise",
     "replica-fit",
     "match",
     "match-wb",
@@ -137,6 +142,7 @@ GROUP_TESTS = {
     "replica": REPLICA_TESTS,
     "replica-bilat": BILAT_TESTS,
     "replica-highlights": HIGHLIGHTS_TESTS,
+    "replica-denoise": DENOISE_TESTS,
     "replica-fit": REPLICA_FIT_TESTS,
     "match": MATCH_TESTS,
     "match-wb": MATCH_WB_TESTS,
@@ -151,7 +157,7 @@ GROUP_TESTS = {
     "defaults": DEFAULTS_TESTS,
 }
 # parametrised tests: cases beyond one per listed test
-EXTRA_CASES = {"darktable-more": 2, "regress": 1, "replica-bilat": 1, "replica-highlights": 3}
+EXTRA_CASES = {"darktable-more": 2, "regress": 1, "replica-bilat": 1, "replica-highlights": 3, "replica-denoise": 1}
 GROUP_NOTES = {
     "darktable": "The tests of issue 25 and those sharing their fixtures (`exposure_run`, `colorbalance_run`).",
     "darktable-more": "The other darktable tests that assert figures (regress-eval, render scale, the zoo).",
@@ -160,6 +166,8 @@ GROUP_NOTES = {
     "tap-outs at render scales 1 and 0.5.",
     "replica-highlights": "highlight reconstruction (inpaint opposed, darktable 4.2's default, and reconstruct in "
     "LCh) on over-exposed raws against darktable's render through the replica's demosaic.",
+    "replica-denoise": "profiled denoise (wavelets) against darktable's camera-RGB tap-outs at render scales 1 and "
+    "0.5, and through the replica (colorin's measured matrix).",
     "replica-fit": "A blend opacity regressed through the replica from darktable's export, and darktable's render "
     "of the result.",
     "regress": "Slider regression through the test proxies (`exposure_run`, `colorbalance_run`) on darktable targets "

@@ -33,6 +33,12 @@ class DarktableInstall:
     def has_dump_pipe(self) -> bool:
         return self.version_tuple >= (4, 4)
 
+    @property
+    def datadir(self) -> Path | None:
+        """darktable's data folder (``PREFIX/share/darktable``: noiseprofiles.json, ...), ``None`` if absent."""
+        d = self.cli.resolve().parent.parent / "share" / "darktable"
+        return d if d.is_dir() else None
+
 
 def darktable_env(threads: int | None = None) -> dict[str, str]:
     """The environment of a darktable-cli process: this one's, with OpenMP's thread count ``threads`` (``None``:

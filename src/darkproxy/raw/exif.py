@@ -61,3 +61,20 @@ def read_exposure_bias(path: str | os.PathLike[str]) -> float:
         raise RawError(f"cannot read the EXIF exposure bias of {p}: ExposureBiasValue {num}/0 has a zero denominator")
     bias = float(np.float32(num) / np.float32(den))  # exiv2: float(first) / second, in float
     return min(max(bias, -BIAS_LIMIT), BIAS_LIMIT)
+
+
+def read_make(path: str | os.PathLike[str]) -> str:
+    """The raw's EXIF maker (IFD0 ``Make``, tag 271), ``""`` when absent. Raises :class:`RawError` (one line)
+    when the file cannot be parsed as TIFF."""
+    import tifffile
+
+    p = Path(path)
+    try:
+        with tifffile.TiffFile(p) as tf:
+            tag = tf.pages[0].tags.get(271)
+            return str(tag.value).strip() if tag is not None else ""
+    except Exception as e:  # not a TIFF container (CR3, RAF, ORF, RW2...) or a corrupt one
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise RawError(
+            f"cannot read the EXIF maker of {p} (darkproxy reads TIFF-based raws): {type(e).__name__}: {msg}"
+        ) from None

@@ -26,7 +26,7 @@ from darkproxy.replica.registry import EXACT, StageContext
 MATRIX_COMMUTES = ("flip", "exposure")
 # exact ports that run there through colorin's matrix as darktable's renders measure it
 # (``ctx.camera_matrix``: back to camera RGB, the module, the matrix again): the chain measures it for them
-CAMERA_RGB = ("profile_gamma", "graduatednd")
+CAMERA_RGB = ("profile_gamma", "graduatednd", "denoiseprofile")
 
 
 def before_colorin(order: Sequence[str], m: str) -> bool:

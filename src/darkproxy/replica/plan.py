@@ -216,6 +216,42 @@ def _exposure_bias(dt: Any, history: Any, raw: str | os.PathLike[str] | None) ->
         return None, f"exposure compensates the raw's EXIF exposure bias (compensate_exposure_bias): {e}"
 
 
+def _wb_coeffs(dt: Any, history: Any) -> tuple[float, float, float] | None:
+    """The enabled white balance module's coefficients (darktable's ``dsc.temperature.coeffs``), else ``None``."""
+    items = [it for it in history.effective() if it.operation == "temperature" and it.enabled]
+    dec = _decode(dt, "temperature", items[-1]) if items else None
+    if dec is None or dec.why is not None:
+        return None
+    return (float(dec.values["red"]), float(dec.values["green"]), float(dec.values["blue"]))
+
+
+def _noise_profile(dt: Any, history: Any, raw: str | os.PathLike[str] | None) -> tuple[float, float] | None:
+    """darktable's automatic noise profile of ``raw`` where darkproxy knows it (only looked up when an enabled
+    denoiseprofile asks for it)."""
+    if raw is None or not any(it.operation == "denoiseprofile" and it.enabled for it in history.effective()):
+        return None
+    from darkproxy.darktable.noiseprofile import auto_profile
+    from darkproxy.errors import RawError
+    from darkproxy.raw.exif import read_make
+
+    data = dt.install.datadir
+    try:
+        return auto_profile(read_make(raw), data / "noiseprofiles.json" if data is not None else None)
+    except RawError:
+        return None
+
+
+def _context(
+    dt: Any, history: Any, raw: str | os.PathLike[str] | None, modules: tuple[str, ...], bias: float | None
+) -> StageContext:
+    """What the stages may read beyond their params, as far as the plan knows it (the chain adds the render
+    scale and sizes)."""
+    wb, noise = _wb_coeffs(dt, history), _noise_profile(dt, history, raw)
+    return StageContext(
+        scale=1.0, modules=modules, orientation=_orientation(raw), exposure_bias=bias, wb_coeffs=wb, noise_profile=noise
+    )
+
+
 def _plan(
     dt: Any,
     history: Any,
@@ -231,7 +267,7 @@ def _plan(
     order, cov, keys = _instances(dt, history)
     modules = tuple(dict.fromkeys(m for m, _ in keys))
     bias, bias_why = _exposure_bias(dt, history, raw)
-    ctx = StageContext(scale=1.0, modules=modules, orientation=_orientation(raw), exposure_bias=bias)
+    ctx = _context(dt, history, raw, modules, bias)
     runs = dict(runs or {})
     prefix: list[StagePlan] = []
     stages: list[StagePlan] = []

@@ -68,6 +68,11 @@ class StageContext:
     # crop): where a position-dependent module (vignette, graduated density) puts its centre and its
     # radii; ``None`` when unknown (such a stage is then refused)
     full_size: tuple[float, float] | None = None
+    # the white balance module's coefficients (red, green, blue: darktable's ``dsc.temperature.coeffs``), ``None``
+    # without it; the green channel's (a, b) of darktable's automatic noise profile for the raw where darkproxy
+    # knows it (:func:`darkproxy.darktable.noiseprofile.auto_profile`), else ``None``
+    wb_coeffs: tuple[float, float, float] | None = None
+    noise_profile: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -176,3 +181,24 @@ def coeff_columns(v: Values, names: tuple[str, ...], x: torch.Tensor) -> torch.T
     cols = [torch.as_tensor(v[n], dtype=x.dtype, device=x.device).reshape(-1) for n in names]
     b = max(c.shape[0] for c in cols)
     return torch.stack([c.expand(b) for c in cols], dim=1)
+
+
+def through_camera_rgb(
+    x: torch.Tensor, ctx: StageContext, module: str, fn: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """``fn`` (the module's maths on its own input space) on ``x`` ``(B, 3, H, W)`` linear Rec2020: where the pipe
+    (``ctx.modules``, in order) runs ``module`` before colorin, on camera RGB, back through colorin's matrix as
+    darktable's renders measure it (``ctx.camera_matrix``), ``fn``, and the matrix again; elsewhere ``fn(x)``.
+    Raises :class:`ValueError` when the matrix is needed and was not measured."""
+    mods = ctx.modules
+    if not (module in mods and "colorin" in mods and mods.index(module) < mods.index("colorin")):
+        return fn(x)
+    if ctx.camera_matrix is None:
+        raise ValueError(
+            f"{module} runs on camera RGB before colorin: colorin's camera matrix is not measured "
+            "(the chain measures it from darktable's renders)"
+        )
+    m = torch.as_tensor(ctx.camera_matrix, dtype=torch.float64)
+    m_inv = torch.linalg.inv(m).to(x.dtype).to(x.device)
+    cam = torch.einsum("ij,bjhw->bihw", m_inv, x)
+    return torch.einsum("ij,bjhw->bihw", m.to(x.dtype).to(x.device), fn(cam))

@@ -18,6 +18,7 @@ from darkproxy.replica.ports import (  # noqa: F401  each registers its exact st
     colorout,
     colorzones,
     demosaic,
+    denoiseprofile,
     exposure,
     filmicrgb,
     finalscale,

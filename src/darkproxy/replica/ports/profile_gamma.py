@@ -41,7 +41,7 @@ import torch
 
 from darkproxy.errors import DarkproxyError
 from darkproxy.replica.ports.rgbcurve import LUT_SIZE, curve_from_luts, lookup
-from darkproxy.replica.registry import StageContext, Values, register_exact
+from darkproxy.replica.registry import StageContext, Values, register_exact, through_camera_rgb
 from darkproxy.replica.science import powf_float32, safe_div, safe_pow
 
 Tensor = torch.Tensor
@@ -183,14 +183,7 @@ def _supported(v: Values, ctx: StageContext) -> str | None:
     supports=_supported,
 )
 def profile_gamma(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
-    if not on_camera_rgb(ctx):
-        return profile_gamma_curve(x, v)
-    if ctx.camera_matrix is None:
-        raise DarkproxyError(
-            "profile_gamma runs on camera RGB before colorin: colorin's camera matrix is not measured "
-            "(the chain measures it from darktable's renders)"
-        )
-    m = torch.as_tensor(ctx.camera_matrix, dtype=torch.float64)
-    m_inv = torch.linalg.inv(m).to(x.dtype).to(x.device)
-    cam = torch.einsum("ij,bjhw->bihw", m_inv, x)
-    return torch.einsum("ij,bjhw->bihw", m.to(x.dtype).to(x.device), profile_gamma_curve(cam, v))
+    try:
+        return through_camera_rgb(x, ctx, "profile_gamma", lambda cam: profile_gamma_curve(cam, v))
+    except ValueError as e:
+        raise DarkproxyError(str(e)) from None
