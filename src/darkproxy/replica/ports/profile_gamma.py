@@ -160,12 +160,6 @@ def profile_gamma_curve(x: Tensor, v: Values, smooth: bool = False) -> Tensor:
     return _log_mode(x, v, smooth)
 
 
-def on_camera_rgb(ctx: StageContext) -> bool:
-    """Whether the pipe (``ctx.modules``, in order) runs the module before colorin, on camera RGB."""
-    mods = ctx.modules
-    return "profile_gamma" in mods and "colorin" in mods and mods.index("profile_gamma") < mods.index("colorin")
-
-
 def _supported(v: Values, ctx: StageContext) -> str | None:
     mode = int(v.get("mode", LOG))
     if mode not in MODES:
