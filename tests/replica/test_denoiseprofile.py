@@ -144,3 +144,16 @@ def test_denoiseprofile_refusals_and_the_automatic_profile(tmp_path) -> None:
     js.write_text('{"noiseprofiles": [{"maker": "Nikon", "models": []}, {"maker": "OM System", "models": []}]}')
     assert auto_profile("NIKON CORPORATION", js) is None and auto_profile("OM Digital Solutions", js) is None
     assert auto_profile("darkproxy", js) == GENERIC and auto_profile("darkproxy", tmp_path / "absent.json") is None
+
+
+def test_denoiseprofile_is_refused_from_the_mosaic(dt, make_raw) -> None:
+    """``--from-mosaic`` may regress the white balance coefficients the transform reads: refused in one line."""
+    from darkproxy.replica.plan import ReplicaError, plan_replica
+    from darkproxy.replica.references import replica_history
+
+    raw = make_raw(source="chelsea", size=256)
+    hist = replica_history(dt, raw, None, {"denoiseprofile": _values({})})
+    assert any(st.module == "denoiseprofile" and st.kind == "exact" for st in plan_replica(dt, hist, raw).stages)
+    with pytest.raises(ReplicaError) as e:
+        plan_replica(dt, hist, raw, from_mosaic=True)
+    assert "denoiseprofile cannot run from the mosaic" in str(e.value) and "\n" not in str(e.value)

@@ -27,6 +27,11 @@ MATRIX_COMMUTES = ("flip", "exposure")
 # exact ports that run there through colorin's matrix as darktable's renders measure it
 # (``ctx.camera_matrix``: back to camera RGB, the module, the matrix again): the chain measures it for them
 CAMERA_RGB = ("profile_gamma", "graduatednd", "denoiseprofile")
+# ports that run on camera RGB but not from the mosaic, and why
+NOT_FROM_MOSAIC = {
+    "denoiseprofile": "its transform reads the white balance coefficients, which the replica takes from the history "
+    "and --from-mosaic may regress",
+}
 
 
 def before_colorin(order: Sequence[str], m: str) -> bool:
@@ -64,12 +69,14 @@ def mosaic_refusal(
     ``values``, decoded at ``version``, or ``undecoded``'s reason; a stage between demosaic and colorin:
     one of :data:`MATRIX_COMMUTES`), as one line; ``None`` when it can."""
     if not mosaic:
+        if m in NOT_FROM_MOSAIC:
+            return f"{m} cannot run from the mosaic ({NOT_FROM_MOSAIC[m]})"
         if m in MATRIX_COMMUTES or m in CAMERA_RGB:
             return None
         return (
             f"{m} runs on camera RGB between demosaic and colorin: --from-mosaic models only "
             f"{', '.join(MATRIX_COMMUTES)} there (they commute with colorin's matrix) and "
-            f"{', '.join(CAMERA_RGB)} (through its measured matrix)"
+            f"{', '.join(c for c in CAMERA_RGB if c not in NOT_FROM_MOSAIC)} (through its measured matrix)"
         )
     op = EXACT.get(m)
     if op is None or not op.mosaic:
