@@ -83,7 +83,7 @@ DENOISE_TESTS = [  # parametrised: 2 render scales
     "tests/replica/test_denoiseprofile.py::test_denoiseprofile_matches_darktable_in_camera_rgb",
     "tests/replica/test_denoiseprofile.py::test_denoiseprofile_through_the_replica",
 ]
-HIGHLIGHTS_TESTS = [  # parametrised: 4 cases
+HIGHLIGHTS_TESTS = [  # parametrised: 5 cases
     "tests/replica/test_mosaic.py::test_highlights_match_darktable_on_clipped_photosites"
 ]
 REPLICA_FIT_TESTS = ["tests/replica/test_blend.py::test_blend_opacity_regressed_from_a_darktable_target"]
@@ -157,15 +157,15 @@ GROUP_TESTS = {
     "defaults": DEFAULTS_TESTS,
 }
 # parametrised tests: cases beyond one per listed test
-EXTRA_CASES = {"darktable-more": 2, "regress": 1, "replica-bilat": 1, "replica-highlights": 3, "replica-denoise": 1}
+EXTRA_CASES = {"darktable-more": 2, "regress": 1, "replica-bilat": 1, "replica-highlights": 4, "replica-denoise": 1}
 GROUP_NOTES = {
     "darktable": "The tests of issue 25 and those sharing their fixtures (`exposure_run`, `colorbalance_run`).",
     "darktable-more": "The other darktable tests that assert figures (regress-eval, render scale, the zoo).",
     "replica": "The exact ports (flip, the pointwise ports, blend modes) against darktable's tap-outs and export.",
     "replica-bilat": "The exact local contrast (bilat: local laplacian and bilateral grid modes) against darktable's "
     "tap-outs at render scales 1 and 0.5.",
-    "replica-highlights": "highlight reconstruction (inpaint opposed, darktable 4.2's default, and reconstruct in "
-    "LCh) on over-exposed raws against darktable's render through the replica's demosaic.",
+    "replica-highlights": "highlight reconstruction (inpaint opposed, darktable 4.2's default, reconstruct in LCh "
+    "and reconstruct color) on over-exposed raws against darktable's render through the replica's demosaic.",
     "replica-denoise": "profiled denoise (wavelets) against darktable's camera-RGB tap-outs at render scales 1 and "
     "0.5, and through the replica (colorin's measured matrix).",
     "replica-fit": "A blend opacity regressed through the replica from darktable's export, and darktable's render "

@@ -97,7 +97,7 @@ def test_from_mosaic_refusals(dt, make_raw) -> None:
     assert [st.module for st in plan.prefix] == ["rawprepare", "temperature", "highlights", "demosaic"]
     assert plan.context.cfa == (0, 1, 1, 2)
     cases = {
-        "highlights mode 2 (reconstruct color)": {"highlights": {"mode": 2}},
+        "highlights mode 4 (segmentation based)": {"highlights": {"mode": 4}},
         "highlights mode 3 (guided laplacians)": {"highlights": {"mode": 3}},
         "demosaic method 0": {"demosaic": {"demosaicing_method": 0}},
         "demosaic colour smoothing 1": {"demosaic": {"color_smoothing": 1}},
@@ -119,7 +119,7 @@ def test_cli_dry_run_from_mosaic(make_raw) -> None:
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["runnable"] and {c["module"]: c["runs"] for c in rep["items"]}["demosaic"] == "exact"
-    r = run_cli("replica", raw, "--from-mosaic", "--dry-run", "--json", "--set", "highlights.mode=2")
+    r = run_cli("replica", raw, "--from-mosaic", "--dry-run", "--json", "--set", "highlights.mode=4")
     assert r.returncode == 0 and json.loads(r.stdout)["refused"] == ["highlights"], r.stdout + r.stderr
 
 
@@ -127,19 +127,21 @@ OVER_EXPOSED = {"coffee": ("RGGB", 128, 2.0), "chelsea": ("GBRG", 98, 1.5)}
 
 
 @pytest.mark.parametrize(
-    ("source", "mode", "clip"), [("coffee", 5, 1.0), ("chelsea", 5, 1.0), ("chelsea", 5, 0.8), ("coffee", 1, 0.8)]
+    ("source", "mode", "clip"),
+    [("coffee", 5, 1.0), ("chelsea", 5, 1.0), ("chelsea", 5, 0.8), ("coffee", 1, 0.8), ("chelsea", 2, 1.0)],
 )
 def test_highlights_match_darktable_on_clipped_photosites(dt, make_raw, expect, tmp_path, source, mode, clip):
     """Highlight reconstruction on an over-exposed raw against darktable's render with the later mosaic stages
     off (through the replica's demosaic), full resolution: inpaint opposed (mode 5, darktable 4.2's default:
-    the photosites at their level rebuilt from the opposed colours with the chrominance offset) and
-    reconstruct in LCh (mode 1), at the default clipping threshold and below it.
+    the photosites at their level rebuilt from the opposed colours with the chrominance offset), reconstruct in
+    LCh (mode 1) and reconstruct color (mode 2), at the default clipping threshold and below it.
 
     coffee 128x86 RGGB, headroom 2 (397 photosites at the white level); chelsea 98x66 GBRG, headroom 1.5 (a
     size that is no multiple of opposed's 3x3 cells). The ports: 97.0 / 100.0 / 100.0 (opposed) and 97.9
-    (LCh) dB in each of 5 runs (``bench/results/test_noise.md``, replica-highlights). Without the estimate
-    (``max(x, 0)`` only) opposed's stage reads 40.3 / 49.6 dB (coffee / chelsea at 1.0), without its
-    chrominance offset 57.7 / 62.7; LCh run as clip reads 24.5 (coffee at 0.8). The bound, 80 dB, is the
+    (LCh) and 100.0 (reconstruct color) dB in each of 5 runs (``bench/results/test_noise.md``,
+    replica-highlights). Without the estimate (``max(x, 0)`` only) opposed's stage reads 40.3 / 49.6 dB (coffee /
+    chelsea at 1.0), without its chrominance offset 57.7 / 62.7; LCh run as clip reads 24.5 (coffee at 0.8),
+    reconstruct color run as clip 48.5 (chelsea at 1.0). The bound, 80 dB, is the
     other mosaic stages' (the module docstring), 17 dB under the worst run."""
     import rawpy
 
@@ -221,10 +223,10 @@ def test_mosaic_stages_gradcheck() -> None:
 
 
 def test_highlights_gradcheck() -> None:
-    """float64 gradients of inpaint opposed and reconstruct in LCh in the mosaic: reds near 1.9, a block of them
-    just over opposed's clip level (2.073) among brighter greens and blues, so that opposed's estimate plus its
-    chrominance offset (not the photosite itself) is the output there; LCh at a level of 1 (every red over
-    it); every value away from the levels, no two greens of a block equal."""
+    """float64 gradients of inpaint opposed, reconstruct in LCh and reconstruct color in the mosaic: reds near
+    1.9, a block of them just over opposed's clip level (2.073) among brighter greens and blues, so that opposed's
+    estimate plus its chrominance offset (not the photosite itself) is the output there; LCh at a level of 1
+    (every red over it); every value away from the levels, no two greens of a block equal."""
     from darkproxy.replica.ports.highlights import highlights
     from darkproxy.replica.registry import StageContext, cfa_map
 
@@ -244,6 +246,7 @@ def test_highlights_gradcheck() -> None:
     assert _gradcheck(lambda m: highlights(m, {"mode": 5, "clip": 1.0}, c), x)
     clip = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
     assert _gradcheck(lambda m, cl: highlights(m, {"mode": 1, "clip": cl}, c), x, clip)
+    assert _gradcheck(lambda m: highlights(m, {"mode": 2, "clip": 1.0}, c), x)
 
 
 def test_rcd_tiles_gradcheck() -> None:

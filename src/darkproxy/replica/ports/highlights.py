@@ -9,6 +9,13 @@
   at its top left) holds a photosite above the clip level, the block's R, B and brightest green
   give the lightness and, scaled to the chroma of the block clipped at the level, chroma and hue;
   the site takes its colour of that; the last row and column are clipped. Exact, differentiable.
+* mode 2, "reconstruct color" (``interpolate_color``, a1ex's inpainting): four scans of the mosaic
+  (each row left to right and back, each column down and up), each carrying the ratio of
+  neighbouring photosites of the two colours, an exponential average updated where both are
+  unclipped; a photosite at ``0.987 * clip * coefficient`` (less 1e-5) takes the mean over the four
+  scans of its scan-neighbour times (or over) that ratio, both levels' maximum where the neighbour
+  clips too; the image's outer photosites are kept. Exact (darktable's float32 running ratio),
+  differentiable in the photosites and, where both clip, in ``clip``.
 * mode 5, "inpaint opposed" (4.2's default for a raw never edited; ``opposed.c``'s
   ``_process_opposed`` as an export runs it: the whole mosaic, no cached chrominance): a photosite
   at or above ``0.987 * clip * coefficient`` (away from the image's edge) is rebuilt as the cube of
@@ -19,7 +26,7 @@
   clipped set does not depend on the coefficients (``x * c >= 0.987 * clip * c``): no gradient
   through it; the estimate and the offset are differentiable in the photosites.
 
-Other modes (reconstruct colour, guided laplacians, segmentation) are refused naming them.
+Other modes (guided laplacians, segmentation) are refused naming them.
 """
 
 from __future__ import annotations
@@ -36,10 +43,10 @@ OPPOSED_MAGIC = 0.987  # highlights_clip_magics[DT_IOP_HIGHLIGHTS_OPPOSED]
 
 def _supported(v: Values, ctx: StageContext) -> str | None:
     mode = int(v.get("mode", 0))
-    if mode not in (0, 1, 5):
+    if mode not in (0, 1, 2, 5):
         return (
-            f"highlights mode {mode} ({MODES.get(mode, 'unknown')}) is not modelled (clip, reconstruct in LCh and "
-            "inpaint opposed are)"
+            f"highlights mode {mode} ({MODES.get(mode, 'unknown')}) is not modelled (clip, reconstruct in LCh, "
+            "reconstruct color and inpaint opposed are)"
         )
     if mode == 5 and "temperature" not in ctx.modules:
         return "highlights inpaint opposed without white balance (temperature off) is not modelled"
@@ -47,7 +54,7 @@ def _supported(v: Values, ctx: StageContext) -> str | None:
 
 
 def _maximum(v: Values, ctx: StageContext, pm: torch.Tensor) -> torch.Tensor:
-    if int(v.get("mode", 0)) in (0, 1):  # clipped to one level: highlights.c sets all three to their maximum
+    if int(v.get("mode", 0)) in (0, 1, 2):  # clipped to one level: highlights.c sets all three to their maximum
         return pm.amax(dim=1, keepdim=True).expand_as(pm)
     return pm  # opposed keeps the signal scene-referred
 
@@ -70,6 +77,8 @@ def highlights(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     pm = torch.as_tensor(ctx.processed_maximum, dtype=x.dtype, device=x.device).reshape(-1, 3)
     clip = column(v.get("clip", 1.0), x)
     mode = int(v.get("mode", 0))
+    if mode == 2:
+        return reconstruct_color(x, clip, pm, cfa_map(ctx, x.shape[-2], x.shape[-1], x.device))
     if mode in (0, 1):
         level = clip * pm.amin(dim=1).reshape(-1, 1, 1, 1)
         if mode == 1:
@@ -79,6 +88,52 @@ def highlights(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
 
 
 SQRT3 = 1.7320508075688772935274463415058723669
+INPAINT_MAGIC = 0.987  # highlights.c, DT_IOP_HIGHLIGHTS_INPAINT: 0.987 * clip * processed_maximum[c], in double
+
+
+def _scan(x: torch.Tensor, levels: torch.Tensor, lv: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass of ``interpolate_color`` along the last axis of ``x (B, R, N)`` (``step`` +1 or -1), ``levels``
+    the clip level of each photosite (float32, no gradient) and ``lv`` the same with its gradient in ``clip``
+    -> (what the pass adds at each photosite, whether it is clipped), both ``(B, R, N)``; the outer photosites
+    along the axis add nothing (the caller keeps the image's outer photosites)."""
+    b, r, n = x.shape
+    ratio = torch.ones(b, r, dtype=x.dtype, device=x.device)
+    adds = [torch.zeros(b, r, dtype=x.dtype, device=x.device) for _ in range(n)]
+    xf = x.detach().float()
+    for k in range(1, n - 1) if step > 0 else range(n - 2, 0, -1):
+        cur, nxt = x[..., k], x[..., k + step]
+        cf, nf = xf[..., k], xf[..., k + step]
+        c0, c1 = levels[..., k], levels[..., k + 1]  # darktable reads the level of the photosite at k + 1
+        upd = (cf < c0) & (cf > 1e-5) & (nf < c1) & (nf > 1e-5)
+        one = torch.ones_like(cur)
+        safe_cur, safe_nxt = torch.where(upd, cur, one), torch.where(upd, nxt, one)
+        r_k = safe_cur / safe_nxt if k & 1 else safe_nxt / safe_cur  # in[odd] / in[even]
+        ratio = torch.where(upd, (3.0 * ratio + r_k) / 4.0, ratio)
+        both = torch.maximum(lv[..., k], lv[..., k + 1])
+        add = torch.where(nf >= c1 - 1e-5, both, nxt * ratio if k & 1 else nxt / ratio)
+        adds[k] = add
+    return torch.stack(adds, dim=-1), xf >= levels - 1e-5
+
+
+def reconstruct_color(x: torch.Tensor, clip: torch.Tensor, pm: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
+    """darktable's "reconstruct color" on a Bayer mosaic (``interpolate_color``, four passes).
+
+    ``x (B, 1, H, W)`` white-balanced camera RGB mosaic, ``clip (B or 1, 1, 1, 1)``, ``pm (B or 1, 3)`` the white
+    balance coefficients, ``fc (H, W)`` the CFA colours -> ``(B, 1, H, W)``."""
+    b, _, h, w = x.shape
+    lv = (INPAINT_MAGIC * clip.reshape(-1, 1, 1)) * pm[:, fc]  # (B or 1, H, W), with its gradient
+    with torch.no_grad():
+        levels = (INPAINT_MAGIC * clip.detach().double().reshape(-1, 1, 1) * pm.detach().double()[:, fc]).float()
+    levels, lv = levels.expand(b, h, w), lv.expand(b, h, w)
+    m = x[:, 0]
+    a0, clipped = _scan(m, levels, lv, 1)
+    a1, _ = _scan(m, levels, lv, -1)
+    a2, _ = _scan(m.transpose(1, 2), levels.transpose(1, 2), lv.transpose(1, 2), 1)
+    a3, _ = _scan(m.transpose(1, 2), levels.transpose(1, 2), lv.transpose(1, 2), -1)
+    rebuilt = (a0 + a1 + a2.transpose(1, 2) + a3.transpose(1, 2)) / 4.0
+    inner = torch.zeros(h, w, dtype=torch.bool, device=x.device)
+    inner[1 : h - 1, 1 : w - 1] = True
+    return torch.where(clipped & inner, rebuilt, m)[:, None]
 
 
 def lch(x: torch.Tensor, level: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
