@@ -83,6 +83,7 @@ DENOISE_TESTS = [  # parametrised: 2 render scales
     "tests/replica/test_denoiseprofile.py::test_denoiseprofile_matches_darktable_in_camera_rgb",
     "tests/replica/test_denoiseprofile.py::test_denoiseprofile_through_the_replica",
 ]
+PPG_TESTS = ["tests/replica/test_mosaic.py::test_ppg_matches_darktable"]  # parametrised: 2 raws
 HIGHLIGHTS_TESTS = [  # parametrised: 5 cases
     "tests/replica/test_mosaic.py::test_highlights_match_darktable_on_clipped_photosites"
 ]
@@ -119,6 +120,7 @@ GROUPS = (
     "replica-bilat",
     "replica-highlights",
     "replica-denoise",
+    "replica-ppg",
     "replica-fit",
     "match",
     "match-wb",
@@ -143,6 +145,7 @@ GROUP_TESTS = {
     "replica-bilat": BILAT_TESTS,
     "replica-highlights": HIGHLIGHTS_TESTS,
     "replica-denoise": DENOISE_TESTS,
+    "replica-ppg": PPG_TESTS,
     "replica-fit": REPLICA_FIT_TESTS,
     "match": MATCH_TESTS,
     "match-wb": MATCH_WB_TESTS,
@@ -157,7 +160,14 @@ GROUP_TESTS = {
     "defaults": DEFAULTS_TESTS,
 }
 # parametrised tests: cases beyond one per listed test
-EXTRA_CASES = {"darktable-more": 2, "regress": 1, "replica-bilat": 1, "replica-highlights": 4, "replica-denoise": 1}
+EXTRA_CASES = {
+    "darktable-more": 2,
+    "regress": 1,
+    "replica-bilat": 1,
+    "replica-highlights": 4,
+    "replica-denoise": 1,
+    "replica-ppg": 1,
+}
 GROUP_NOTES = {
     "darktable": "The tests of issue 25 and those sharing their fixtures (`exposure_run`, `colorbalance_run`).",
     "darktable-more": "The other darktable tests that assert figures (regress-eval, render scale, the zoo).",
@@ -168,6 +178,7 @@ GROUP_NOTES = {
     "and reconstruct color) on over-exposed raws against darktable's render through the replica's demosaic.",
     "replica-denoise": "profiled denoise (wavelets) against darktable's camera-RGB tap-outs at render scales 1 and "
     "0.5, and through the replica (colorin's measured matrix).",
+    "replica-ppg": "demosaic PPG from the mosaic against darktable, at full size and below it.",
     "replica-fit": "A blend opacity regressed through the replica from darktable's export, and darktable's render "
     "of the result.",
     "regress": "Slider regression through the test proxies (`exposure_run`, `colorbalance_run`) on darktable targets "

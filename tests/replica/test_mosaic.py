@@ -85,6 +85,27 @@ def test_other_cfa_through_demosaic(dt, make_raw, expect, cfa: str) -> None:
     expect(f"{cfa}: demosaic in camera RGB vs darktable", cam, ">", 80)
 
 
+@pytest.mark.parametrize(
+    ("source", "cfa", "size", "max_size"), [("coffee", "RGGB", 128, None), ("chelsea", "GBRG", 98, 64)]
+)
+def test_ppg_matches_darktable(dt, make_raw, expect, tmp_path, source, cfa, size, max_size) -> None:
+    """demosaic PPG (darktable 3.x's default, found in old edits) from the mosaic against darktable, at full size
+    and below it (PPG at full scale, then darktable's resampling). The port: 97.8 dB (coffee, full size), 100.0
+    (chelsea, 64 px) in each of 5 runs (``bench/results/test_noise.md``, replica-ppg); RCD in PPG's place reads
+    33.6 / 34.6 (at full size)."""
+    from darkproxy.replica.run import run_replica
+
+    raw = make_raw(source=source, cfa=cfa, size=size)
+    s = run_replica(
+        dt, raw, tmp_path / "out", sets={"demosaic": {"demosaicing_method": 0}}, from_mosaic=True, max_size=max_size
+    )
+    st = {x["module"]: x for x in s["stages"]}
+    assert st["demosaic"]["kind"] == "exact"
+    print(f"\n{source} {cfa} {s['size']}: demosaic {st['demosaic']['psnr_vs_tapout']:.2f} dB, sRGB {s['psnr']:.2f}")
+    expect(f"{source}: PPG vs darktable", st["demosaic"]["psnr_vs_tapout"], ">", 80)
+    expect(f"{source}: PPG, sRGB export", s["psnr"], ">", 50)
+
+
 def test_from_mosaic_refusals(dt, make_raw) -> None:
     """A mosaic stage at a setting without a port is refused in one line naming it; without the option the
     mosaic stages stay darktable's render."""
@@ -99,7 +120,8 @@ def test_from_mosaic_refusals(dt, make_raw) -> None:
     cases = {
         "highlights mode 4 (segmentation based)": {"highlights": {"mode": 4}},
         "highlights mode 3 (guided laplacians)": {"highlights": {"mode": 3}},
-        "demosaic method 0": {"demosaic": {"demosaicing_method": 0}},
+        "demosaic method 1": {"demosaic": {"demosaicing_method": 1}},
+        "median pre-filter": {"demosaic": {"demosaicing_method": 0, "median_thrs": 0.1}},
         "demosaic colour smoothing 1": {"demosaic": {"color_smoothing": 1}},
     }
     for what, edit in cases.items():
@@ -191,7 +213,7 @@ def _gradcheck(f, *args) -> bool:
 
 def test_mosaic_stages_gradcheck() -> None:
     """float64 gradients of each mosaic stage in its sliders and the image (random values away from kinks)."""
-    from darkproxy.replica.ports.demosaic import rcd
+    from darkproxy.replica.ports.demosaic import ppg_border, rcd
     from darkproxy.replica.ports.highlights import highlights
     from darkproxy.replica.ports.rawprepare import rawprepare
     from darkproxy.replica.ports.resample import clip_and_zoom
@@ -218,6 +240,8 @@ def test_mosaic_stages_gradcheck() -> None:
     scaler = torch.tensor([2.1], dtype=torch.float64, requires_grad=True)
     fc = cfa_map(ctx, 18, 20)
     assert _gradcheck(lambda x, s: rcd(x, fc, s), mos, scaler)
+    assert _gradcheck(lambda x: ppg_border(x[:, 0], fc, clamp=False), mos)
+    assert _gradcheck(lambda x: ppg_border(x[:, 0], fc, clamp=False), mos)
     img = torch.rand(1, 3, 12, 16, dtype=torch.float64, generator=gen).requires_grad_(True)
     assert _gradcheck(lambda x: clip_and_zoom(x, (6, 8)), img)
 

@@ -12,7 +12,10 @@ read through its half-width index), so that the seams match. The 6-photosite fra
 image is ``rcd_ppg_border``: 3x3 averages on the outer 3, PPG's green and colour differences
 within. Input: the white-balanced camera RGB mosaic ``(B, 1, H, W)``; output camera RGB
 ``(B, 3, H, W)`` (then resampled when ``ctx.out_size`` is smaller: :mod:`.resample`).
-Refused: other methods, green equilibration, colour smoothing, images under 16 px.
+PPG (``demosaic_ppg``, darktable 3.x's default, found in old edits): the same border and
+interpolation on the photosites as they are (no clamp), over the whole image; its median pre-filter
+(``median_thrs`` > 0) is refused. Refused: other methods, green equilibration, colour smoothing, images
+under 16 px.
 
 darktable hands each thread chunks of 6 tiles (``schedule(dynamic, 6)``); a tile of even width
 reads one P/Q column it did not compute, left by the thread's previous tile: emulated in order,
@@ -30,7 +33,7 @@ import torch
 
 from darkproxy.replica.registry import StageContext, Values, cfa_map, register_exact
 
-RCD = 5  # DT_IOP_DEMOSAIC_RCD
+RCD, PPG = 5, 0  # DT_IOP_DEMOSAIC_RCD, DT_IOP_DEMOSAIC_PPG
 TILE, BORDER, MARGIN = 112, 9, 6  # RCD_TILESIZE, RCD_BORDER, RCD_MARGIN
 EPS, EPSSQ = 1e-5, 1e-10
 Shift = Callable[[int, int], torch.Tensor]  # (dy, dx) -> the tensor read at (row + dy, col + dx)
@@ -38,8 +41,10 @@ Shift = Callable[[int, int], torch.Tensor]  # (dy, dx) -> the tensor read at (ro
 
 def _supported(v: Values, ctx: StageContext) -> str | None:
     method = int(v.get("demosaicing_method", RCD))
-    if method != RCD:
-        return f"demosaic method {method} is not modelled (only RCD, method {RCD}, is)"
+    if method not in (RCD, PPG):
+        return f"demosaic method {method} is not modelled (RCD, method {RCD}, and PPG, method {PPG}, are)"
+    if method == PPG and float(v.get("median_thrs", 0.0)) > 0.0:
+        return "demosaic PPG's median pre-filter (edge threshold > 0) is not modelled"
     if int(v.get("green_eq", 0)) != 0:
         return f"demosaic green equilibration {int(v['green_eq'])} is not modelled (only 'no')"
     if int(v.get("color_smoothing", 0)) != 0:
@@ -270,19 +275,24 @@ def _hpf_diag(cfa: torch.Tensor, c: Shift, sx: int) -> torch.Tensor:
 
 
 def ppg_border(  # noqa: PLR0915  a maths kernel
-    x: torch.Tensor, fc: torch.Tensor, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None
+    x: torch.Tensor,
+    fc: torch.Tensor,
+    rows: tuple[int, int] | None = None,
+    cols: tuple[int, int] | None = None,
+    clamp: bool = True,
 ) -> torch.Tensor:
     """``rcd_ppg_border``: ``x (B, H, W)`` the mosaic -> ``(B, 3, H, W)``, valid outside the
     ``[6, H - 6) x [6, W - 6)`` interior (3x3 averages on the outer 3 photosites, PPG within).
     ``rows``, ``cols``: compute only that window of the image (``(B, 3, r1 - r0, c1 - c0)``): each output reads
     the photosites up to 4 away, so a window's values are the whole image's except within 4 of a cut that
-    is not the image's edge."""
+    is not the image's edge. ``clamp=False``: ``demosaic_ppg`` itself, valid everywhere (RCD's border reads
+    every photosite as ``max(x, 0)``, PPG as it is)."""
     full_h, full_w = x.shape[-2:]
     (r0, r1), (c0, c1) = rows or (0, full_h), cols or (0, full_w)
     x, fc = x[:, r0:r1, c0:c1], fc[r0:r1, c0:c1]
     bsz, h, w = x.shape
     dev = x.device
-    pos = x.clamp_min(0.0)
+    pos = x.clamp_min(0.0) if clamp else x
     ones = torch.ones(1, 1, h, w, dtype=x.dtype, device=dev)
     k3 = torch.ones(1, 1, 3, 3, dtype=x.dtype, device=dev)
     avg = []
@@ -403,7 +413,7 @@ def rcd(x: torch.Tensor, fc: torch.Tensor, scaler: torch.Tensor) -> torch.Tensor
     mosaic=True,
     pointwise=False,
     supports=_supported,
-    note="RCD at full scale as darktable tiles it (ppg border, 112 px tiles), vectorised; then darktable's "
+    note="RCD at full scale as darktable tiles it (ppg border, 112 px tiles), vectorised, or PPG; then darktable's "
     "lanczos3 resampling to the output size; the chain then applies colorin's camera matrix, measured from "
     "darktable's renders (colorin is the identity after it)",
 )
@@ -417,7 +427,11 @@ def demosaic(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     if ctx.processed_maximum is None:
         raise DarkproxyError("demosaic: darktable's processed_maximum is unknown (the chain sets it)")
     pm = torch.as_tensor(ctx.processed_maximum, dtype=x.dtype, device=x.device).reshape(-1, 3)
-    y = rcd(x, cfa_map(ctx, h, w, x.device), pm.amax(dim=1))
+    fc = cfa_map(ctx, h, w, x.device)
+    if int(v.get("demosaicing_method", RCD)) == PPG:
+        y = ppg_border(x[:, 0], fc, clamp=False)
+    else:
+        y = rcd(x, fc, pm.amax(dim=1))
     if ctx.out_size is None or tuple(ctx.out_size) == (h, w):
         return y
     from darkproxy.replica.ports.resample import clip_and_zoom
