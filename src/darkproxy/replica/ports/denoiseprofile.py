@@ -39,6 +39,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from darkproxy.darktable.params import param_value
 from darkproxy.errors import DarkproxyError
@@ -122,27 +123,27 @@ def fast_mexp2f(x: Tensor) -> Tensor:
     return exact + (smooth - smooth.detach())
 
 
-def _shift(x: Tensor, dy: int, dx: int) -> Tensor:
-    """``x`` read at ``(row + dy, col + dx)``, coordinates clamped to the image (``eaw_dn_decompose``'s
-    boundary handling: nearest pixel)."""
-    h, w = x.shape[-2:]
-    rows = torch.arange(h, device=x.device).add(dy).clamp(0, h - 1)
-    cols = torch.arange(w, device=x.device).add(dx).clamp(0, w - 1)
-    return x[..., rows, :][..., cols]
-
-
 def decompose(x: Tensor, scale: int, inv_sigma2: float) -> tuple[Tensor, Tensor]:
-    """``eaw_dn_decompose``: ``x (B, 3, H, W)`` -> (coarse, detail = x - coarse), both ``(B, 3, H, W)``."""
+    """``eaw_dn_decompose``: ``x (B, 3, H, W)`` -> (coarse, detail = x - coarse), both ``(B, 3, H, W)``; the taps
+    beyond the image read its nearest pixel (darktable's clamped coordinates)."""
     mult = 1 << scale
+    h, w = x.shape[-2:]
+    pad = 2 * mult
+    if pad < h and pad < w:  # replicate padding is the clamp
+        xp = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    else:  # wider than the image (F.pad refuses): clamped indices
+        rows = torch.arange(-pad, h + pad, device=x.device).clamp(0, h - 1)
+        cols = torch.arange(-pad, w + pad, device=x.device).clamp(0, w - 1)
+        xp = x[..., rows, :][..., cols]
     total = torch.zeros_like(x)
     weight = torch.zeros_like(x[:, :1])
     for jj in range(5):
         for ii in range(5):
-            px2 = _shift(x, mult * (jj - 2), mult * (ii - 2))
+            px2 = xp[..., jj * mult : jj * mult + h, ii * mult : ii * mult + w]
             dot = ((x - px2) ** 2).sum(1, keepdim=True) * inv_sigma2
-            w = _F5[ii] * _F5[jj] * fast_mexp2f(torch.clamp(dot * 0.02 - 9.0, min=0.0))
-            total = total + w * px2
-            weight = weight + w
+            wt = _F5[ii] * _F5[jj] * fast_mexp2f(torch.clamp(dot * 0.02 - 9.0, min=0.0))
+            total = total + wt * px2
+            weight = weight + wt
     coarse = total / weight
     return coarse, x - coarse
 
