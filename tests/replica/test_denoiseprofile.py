@@ -2,15 +2,15 @@
 
 darktable's own input to the module and its output, in camera RGB (colorin set to pass camera RGB through, the later
 modules off, as the tap-outs do), on chelsea (256 px raw, full resolution and render scale 0.5): the port on
-darktable's input against its output, 5 settings (both colour modes, auto and set, darktable's generic and a shipped
-camera profile) where darktable moves the image to 33.6-44.7 dB: 94.8-100 dB in each of 5 runs
-(``bench/results/test_noise.md``, replica-denoise; the bound, 80 dB, 14.8 dB under the worst). What limits them: the
-tap-out's colour path moves values near 0 by ~1e-7 (darktable's demosaic leaves negatives and zeros, its near-
-identity matrices leak into them), and the transform's square root (``(x + b)^(1 - p/2)``) amplifies that; setting
-the tap-out's values under 1e-6 to 0 gives 93-100 dB on every case here and takes coffee's worst from 80.6 to 93.4
-(measured while porting). Through the replica (linear Rec2020, colorin's matrix measured from darktable's renders)
-the stage alone reads 91.2 dB and the sRGB export 58.9 (darktable's 8-bit quantisation), each run (bounds 60 and
-50).
+darktable's input against its output, 6 settings (both colour modes, auto and set, darktable's generic and a shipped
+camera profile, flat force curves off their default) where darktable moves the image to 33.6-44.7 dB: 94.2-100 dB in
+each of 5 runs (``bench/results/test_noise.md``, replica-denoise; the bound, 80 dB, 14.2 dB under the worst; every
+shipped ISO of a camera: ``bench/results/denoise_profiles.md``). What limits them: the tap-out's colour path moves
+values near 0 by ~1e-7 (darktable's demosaic leaves negatives and zeros, its near- identity matrices leak into
+them), and the transform's square root (``(x + b)^(1 - p/2)``) amplifies that; setting the tap-out's values under
+1e-6 to 0 gives 93-100 dB on every case here and takes coffee's worst from 80.6 to 93.4 (measured while porting).
+Through the replica (linear Rec2020, colorin's matrix measured from darktable's renders) the stage alone reads 91.2
+dB and the sRGB export 58.9 (darktable's 8-bit quantisation), each run (bounds 60 and 50).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ SETTINGS = [  # over darktable's defaults for a new instance (autodetected profi
     # a shipped camera profile chosen in the history (NIKON D750 at ISO 12800, noiseprofiles.json): auto mode
     {"mode": 4, "strength": 1.0, **{f"a[{k}]": a for k, a in enumerate((2.704e-4, 1.2698e-4, 1.918e-4))}}
     | {f"b[{k}]": b for k, b in enumerate((6.994e-7, 7.154e-7, 8.413e-7))},
+    # flat force curves off their default: luma 0.3, chroma 0.8 of each band
+    {"mode": 1, "strength": 1.0} | {f"y[4][{k}]": 0.3 for k in range(7)} | {f"y[5][{k}]": 0.8 for k in range(7)},
 ]
 
 

@@ -66,9 +66,13 @@ def _f(v: Values, name: str, default: float = 0.0) -> float:
 
 
 def _curve(v: Values, ch: int) -> float | None:
-    """The force of a flat curve (every node's y the same), else ``None``."""
+    """The force of a flat curve (every node's y the same), else ``None``: darktable's 16-bit sample of it
+    (``CurveDataSample``: ``(int)(y 65535 + 0.5)``, read back as ``/ 65536``)."""
     ys = {_f(v, f"y[{ch}][{k}]", 0.5) for k in range(BANDS)}
-    return ys.pop() if len(ys) == 1 else None
+    if len(ys) != 1:
+        return None
+    y = float(_F32(ys.pop()))
+    return min(max(math.floor(y * 65535.0 + 0.5), 0), 65535) / 65536.0
 
 
 def _supported(v: Values, ctx: StageContext) -> str | None:
