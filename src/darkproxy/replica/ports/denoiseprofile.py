@@ -17,8 +17,10 @@ mean), in either colour mode:
   full-resolution long side, at most 7): each scale's coarse image the ``[1 4 6 4 1]^2 / 256`` taps ``2^s``
   apart at clamped coordinates, each weighted by ``fast_mexp2f(max(0, 0.02 |d|^2 / sigma_s^2 - 9))`` of its
   distance to the centre (darktable's bit-trick ``2^-x``); each detail band soft-thresholded by
-  ``8 force^2 4 sigma_s^2 / sqrt(max(1e-6, var - sigma_s^2))`` (BayesShrink from the band's variance over
-  the image, ``sigma_s = 0.5^s``-ish) and summed with the last coarse image;
+  ``8 (4 force^2) sigma_s^2 / sqrt(max(1e-6, var - sigma_s^2))`` (BayesShrink from the band's variance over
+  the image, ``sigma_s = 0.5^s``-ish; ``force`` the band's value of the channel's Catmull-Rom force curve as
+  darktable samples it, 16 bits, and in RGB mode times the all-channels curve's) and summed with the last
+  coarse image;
 * the low-bias inverse transform with ``bias - 0.5 ln(scale)``.
 
 Shapes: ``(B, 3, H, W)`` RGB (whatever the module's place gives it: camera RGB in the default order) -> the
@@ -26,8 +28,7 @@ same. Not pointwise. Values: darktable's float32 arithmetic up to the order of i
 sums the whole image). Gradients: the image and ``strength`` (``shadows`` and ``bias`` outside auto mode);
 ``fast_mexp2f``'s bits are darktable's, its slope that of ``2^floor(-x) (1 + frac(-x))``, the curve it
 draws. Refused in one line: non-local means and the older transforms (``use_new_vst``,
-``fix_anscombe_and_nlmeans_norm`` off), force curves that are not flat (darktable's Catmull-Rom of them is
-not ported: flat, every band's force is the curve's value), the automatic noise profile (``a[0] = -1``) of
+``fix_anscombe_and_nlmeans_norm`` off), the automatic noise profile (``a[0] = -1``) of
 a camera darktable may have profiled (its lookup of the camera and ISO is not ported; a raw whose maker is
 in no profile gets darktable's generic poissonian profile, as darktable does), no white balance module, no
 full-resolution size.
@@ -43,6 +44,7 @@ import torch.nn.functional as F
 
 from darkproxy.darktable.params import param_value
 from darkproxy.errors import DarkproxyError
+from darkproxy.replica.ports.rgbcurve import CATMULL_ROM, curve_at
 from darkproxy.replica.registry import StageContext, Values, register_exact, through_camera_rgb
 
 Tensor = torch.Tensor
@@ -65,14 +67,26 @@ def _f(v: Values, name: str, default: float = 0.0) -> float:
         return default
 
 
-def _curve(v: Values, ch: int) -> float | None:
-    """The force of a flat curve (every node's y the same), else ``None``: darktable's 16-bit sample of it
-    (``CurveDataSample``: ``(int)(y 65535 + 0.5)``, read back as ``/ 65536``)."""
-    ys = {_f(v, f"y[{ch}][{k}]", 0.5) for k in range(BANDS)}
-    if len(ys) != 1:
-        return None
-    y = float(_F32(ys.pop()))
-    return min(max(math.floor(y * 65535.0 + 0.5), 0), 65535) / 65536.0
+def _forces(v: Values, ch: int) -> list[float]:
+    """Channel ``ch``'s force per band, as ``commit_params`` computes it: ``dt_draw_curve_calc_values`` of the
+    Catmull-Rom curve through the 7 nodes ``(x[ch][k], y[ch][k])`` at ``BANDS`` positions ``i / 6``: darktable's
+    16-bit samples (``CurveDataSample``: ``(int)(value 65535 + 0.5)``, clamped; before the first node and after
+    the last its y truncated) read back as ``/ 65536``."""
+    xs = np.array([_f(v, f"x[{ch}][{k}]", k / (BANDS - 1)) for k in range(BANDS)], dtype=np.float32)
+    ys = torch.tensor([[_f(v, f"y[{ch}][{k}]", 0.5) for k in range(BANDS)]], dtype=torch.float32)
+    if not bool(np.all(np.diff(xs) > 0)):
+        raise DarkproxyError(f"denoiseprofile: the force curve of channel {ch} has nodes out of order")
+    res = _F32(1.0 / (BANDS - 1))
+    xval = torch.arange(BANDS, dtype=torch.float32) * float(res)
+    val = (curve_at(xs, ys, CATMULL_ROM, xval, exact=True)[0] * 65535.0).double() + 0.5  # float32 product
+    samples = torch.clamp(torch.trunc(val), 0.0, 65535.0)
+    first, last = int(xs[0] * _F32(BANDS - 1)), int(xs[-1] * _F32(BANDS - 1))
+    first_y, last_y = int(_F32(float(ys[0, 0])) * _F32(65535)), int(_F32(float(ys[0, -1])) * _F32(65535))
+    out = []
+    for i in range(BANDS):
+        sample = first_y if i < first else last_y if i > last else int(samples[i])
+        out.append(float(_F32(sample) * _F32(1.0 / 0x10000)))
+    return out
 
 
 def _supported(v: Values, ctx: StageContext) -> str | None:
@@ -81,9 +95,6 @@ def _supported(v: Values, ctx: StageContext) -> str | None:
         return f"denoiseprofile mode {mode} (non-local means or variance) is not modelled (wavelets are)"
     if not v.get("use_new_vst", True) or not v.get("fix_anscombe_and_nlmeans_norm", True):
         return "denoiseprofile with the older variance-stabilising transform or white-balance factors is not modelled"
-    used = (ALL, R, G, B) if int(v.get("wavelet_color_mode", MODE_Y0U0V0)) == MODE_RGB else (Y0, U0V0)
-    if any(_curve(v, ch) is None for ch in used):
-        return "denoiseprofile force curves that are not flat are not modelled"
     if _f(v, "a[0]") == -1.0 and ctx.noise_profile is None:
         return (
             "denoiseprofile's automatic noise profile for a camera darktable may have profiled is not modelled "
@@ -172,8 +183,8 @@ def conversion_matrices(wb: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _thresholds(sum_y2: Tensor, npixels: int, scale: int, force: tuple[float, ...]) -> Tensor:
-    """``variance_stabilizing_xform``: each channel's threshold ``(B, 3, 1, 1)`` for band ``scale`` (flat force
-    curves: every band's force is the same)."""
+    """``variance_stabilizing_xform``: each channel's threshold ``(B, 3, 1, 1)`` for band ``scale``, ``force``
+    that band's per channel (``adjt = 8 (4 force^2)``-style products, squared as darktable squares them)."""
     varf = math.sqrt(2.0 + 2.0 * 4.0 * 4.0 + 6.0 * 6.0) / 16.0
     sb2 = float(_F32(varf) ** scale) ** 2
     var_y = sum_y2 / (npixels - 1.0)
@@ -196,7 +207,7 @@ def _profile(v: Values, ctx: StageContext) -> tuple[float, float]:
     versions=(11,),
     pointwise=False,
     supports=_supported,
-    note="exact: wavelets (RGB or Y0U0V0), the new variance-stabilising transform, flat force curves",
+    note="exact: wavelets (RGB or Y0U0V0), the new variance-stabilising transform, the force curves",
 )
 def denoiseprofile(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     """``x (B, 3, H, W)`` linear Rec2020 -> the same, denoised where darktable's pipe runs the module (on
@@ -240,19 +251,22 @@ def wavelets(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     pe, sqa = p[..., None, None], torch.sqrt(a)[..., None, None]
     if rgb_mode:  # precondition_v2
         buf = 2.0 * torch.pow(torch.clamp(x / wbs[..., None, None] + b1, min=0.0), 1.0 - pe / 2) / ((2.0 - pe) * sqa)
-        fa = _curve(v, ALL) or 0.0
-        force = tuple(2.0 * fa * (_curve(v, c) or 0.0) for c in (R, G, B))  # (4 f_all^2)(4 f_c^2) = 4 (2 f_all f_c)^2
+        curves = [_forces(v, c) for c in (ALL, R, G, B)]
     else:  # precondition_Y0U0V0
         t = torch.pow(torch.clamp(x + b1, min=0.0), 1.0 - pe / 2) * (2.0 / ((2.0 - pe) * sqa))
         buf = torch.einsum("bij,bjhw->bihw", to_y.expand(b_, 3, 3), t)
-        fy, fuv = _curve(v, Y0) or 0.0, _curve(v, U0V0) or 0.0
-        force = (fy, fuv, fuv)
+        curves = [_forces(v, c) for c in (Y0, U0V0)]
     out = torch.zeros_like(buf)
     npixels = h * w
     for s in range(top):
         varf = float(_F32(math.sqrt(2.0 + 2.0 * 4.0 * 4.0 + 6.0 * 6.0) / 16.0))
         sigma_band = float(_F32(varf) ** s)
         coarse, detail = decompose(buf, s, 1.0 / (sigma_band * sigma_band))
+        band = top - s - 1  # band_index: BANDS - (scale + (BANDS - max_scale) + 1)
+        if rgb_mode:  # adjt[c] = 8 (4 f_all^2)(4 f_c^2) = 8 * 4 (2 f_all f_c)^2
+            force = tuple(2.0 * curves[0][band] * curves[k][band] for k in (1, 2, 3))
+        else:
+            force = (curves[0][band], curves[1][band], curves[1][band])
         thrs = _thresholds((detail**2).sum((2, 3)), npixels, s, force)
         out = out + _soft(detail, thrs)
         buf = coarse

@@ -221,6 +221,17 @@ def _interpolate(xs: Tensor, ys: Tensor, coef: Tensor, kind: int, xval: Tensor, 
     return h00 * y0 + h10 * h * c0 + h01 * y1 + h11 * h * c1
 
 
+def curve_at(xs: np.ndarray, ys: Tensor, kind: int, xval: Tensor, exact: bool) -> Tensor:
+    """``interpolate_set`` then ``interpolate_val``: the curve of ``kind`` through nodes ``xs`` ``(n,)`` (float32,
+    strictly increasing), ``ys`` ``(Bp, n)`` at ``xval`` ``(S,)`` -> ``(Bp, S)``; ``exact``: darktable's float32
+    arithmetic, else the float64 surrogate."""
+    dtype = torch.float32 if exact else torch.float64
+    xt = torch.as_tensor(xs, dtype=dtype, device=ys.device)
+    yt = ys.to(dtype)
+    setup = {CUBIC_SPLINE: _cubic_ypp, CATMULL_ROM: _catmull_tangents, MONOTONE_HERMITE: _hermite_tangents}[kind]
+    return _interpolate(xt, yt, setup(xt, yt), kind, xval.to(dtype), exact)
+
+
 def curve_samples(xs: np.ndarray, ys: Tensor, kind: int, exact: bool, index: Tensor | None = None) -> Tensor:
     """``CurveDataSample`` with 65536 samples of the curve through nodes ``xs`` ``(n,)`` (float32,
     strictly increasing), ``ys`` ``(Bp, n)``: ``(Bp, 65536)`` float64. ``exact``: darktable's uint16
@@ -229,15 +240,11 @@ def curve_samples(xs: np.ndarray, ys: Tensor, kind: int, exact: bool, index: Ten
     samples alone, ``(Bp, S)``, each the same value as in the whole table."""
     dtype = torch.float32 if exact else torch.float64
     dev = ys.device
-    xt = torch.as_tensor(xs, dtype=dtype, device=dev)
     yt = ys.to(dtype)
     res = float(_F(1.0 / SAMPLE_MAX))
     i = torch.arange(LUT_SIZE, device=dev) if index is None else index
     xval = i.to(torch.float32) * res  # i * res in float32
-    xval = xval.to(dtype)
-    setup = {CUBIC_SPLINE: _cubic_ypp, CATMULL_ROM: _catmull_tangents, MONOTONE_HERMITE: _hermite_tangents}[kind]
-    coef = setup(xt, yt)
-    val = _interpolate(xt, yt, coef, kind, xval, exact) * float(SAMPLE_MAX)
+    val = curve_at(xs, ys, kind, xval, exact) * float(SAMPLE_MAX)
     ends = yt[:, [0, -1]] * float(SAMPLE_MAX)
     if exact:  # (int)(v + 0.5): v + 0.5 in double, truncated towards zero
         val = torch.trunc(val.double() + 0.5)
