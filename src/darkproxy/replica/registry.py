@@ -73,6 +73,10 @@ class StageContext:
     # knows it (:func:`darkproxy.darktable.noiseprofile.auto_profile`), else ``None``
     wb_coeffs: tuple[float, float, float] | None = None
     noise_profile: tuple[float, float] | None = None
+    # darktable's own camera-RGB render of the chain's input ``(1, 3, H, W)`` (colorin passing it through), where
+    # the chain measured colorin's matrix from it: a stage on camera RGB whose input is that image reads it rather
+    # than the matrix's inverse of its Rec2020 render (values near 0, where a stage may be steep, stay darktable's)
+    camera_input: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -183,12 +187,19 @@ def coeff_columns(v: Values, names: tuple[str, ...], x: torch.Tensor) -> torch.T
     return torch.stack([c.expand(b) for c in cols], dim=1)
 
 
+# the largest difference between a stage's input and colorin's matrix applied to darktable's camera render for the
+# two to count as the same image, relative to the image's maximum (the matrix's fit leaves 3-4e-5: measured on
+# two synthetic raws at 128 px)
+CAMERA_MATCH = 2e-4
+
+
 def through_camera_rgb(
     x: torch.Tensor, ctx: StageContext, module: str, fn: Callable[[torch.Tensor], torch.Tensor]
 ) -> torch.Tensor:
     """``fn`` (the module's maths on its own input space) on ``x`` ``(B, 3, H, W)`` linear Rec2020: where the pipe
     (``ctx.modules``, in order) runs ``module`` before colorin, on camera RGB, back through colorin's matrix as
-    darktable's renders measure it (``ctx.camera_matrix``), ``fn``, and the matrix again; elsewhere ``fn(x)``.
+    darktable's renders measure it (``ctx.camera_matrix``; where ``x`` is the image ``ctx.camera_input`` is
+    darktable's camera render of, that render), ``fn``, and the matrix again; elsewhere ``fn(x)``.
     Raises :class:`ValueError` when the matrix is needed and was not measured."""
     mods = ctx.modules
     if not (module in mods and "colorin" in mods and mods.index(module) < mods.index("colorin")):
@@ -201,4 +212,12 @@ def through_camera_rgb(
     m = torch.as_tensor(ctx.camera_matrix, dtype=torch.float64)
     m_inv = torch.linalg.inv(m).to(x.dtype).to(x.device)
     cam = torch.einsum("ij,bjhw->bihw", m_inv, x)
+    own = ctx.camera_input
+    if own is not None and tuple(own.shape[-2:]) == tuple(x.shape[-2:]):
+        own = torch.as_tensor(own, dtype=x.dtype, device=x.device).reshape(1, 3, *x.shape[-2:])
+        back = torch.einsum("ij,bjhw->bihw", m.to(x.dtype).to(x.device), own)
+        scale = x.detach().abs().amax(dim=(1, 2, 3)).clamp_min(1.0)
+        same = (back - x.detach()).abs().amax(dim=(1, 2, 3)) < CAMERA_MATCH * scale  # (B,): this image, unchanged
+        # darktable's values, the matrix's gradient (straight through)
+        cam = torch.where(same[:, None, None, None], own + (cam - cam.detach()), cam)
     return torch.einsum("ij,bjhw->bihw", m.to(x.dtype).to(x.device), fn(cam))

@@ -80,7 +80,9 @@ def build_chain(plan: ReplicaPlan, renders: Renders, device: str = "cpu") -> Rep
         )
     elif renders.camera is not None:  # an exact port on camera RGB before colorin (mosaicplan.CAMERA_RGB)
         m, _ = fit_camera_matrix(renders.input, renders.camera)
-        plan.context = dataclasses.replace(plan.context, camera_matrix=tuple(tuple(float(v) for v in row) for row in m))
+        cam = torch.from_numpy(renders.camera)[None]
+        matrix = tuple(tuple(float(v) for v in row) for row in m)
+        plan.context = dataclasses.replace(plan.context, camera_matrix=matrix, camera_input=cam)
     proxies = load_proxies(plan, renders.scale, device)
     taps = {st.key: torch.from_numpy(renders.taps[st.key]) for st in plan.stages if st.kind == "passthrough"}
     return ReplicaChain(plan, proxies, taps)
