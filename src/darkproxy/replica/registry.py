@@ -209,15 +209,15 @@ def through_camera_rgb(
             f"{module} runs on camera RGB before colorin: colorin's camera matrix is not measured "
             "(the chain measures it from darktable's renders)"
         )
-    m = torch.as_tensor(ctx.camera_matrix, dtype=torch.float64)
-    m_inv = torch.linalg.inv(m).to(x.dtype).to(x.device)
+    m64 = torch.as_tensor(ctx.camera_matrix, dtype=torch.float64)
+    m, m_inv = (t.to(x.dtype).to(x.device) for t in (m64, torch.linalg.inv(m64)))
     cam = torch.einsum("ij,bjhw->bihw", m_inv, x)
     own = ctx.camera_input
     if own is not None and tuple(own.shape[-2:]) == tuple(x.shape[-2:]):
         own = torch.as_tensor(own, dtype=x.dtype, device=x.device).reshape(1, 3, *x.shape[-2:])
-        back = torch.einsum("ij,bjhw->bihw", m.to(x.dtype).to(x.device), own)
+        back = torch.einsum("ij,bjhw->bihw", m, own)
         scale = x.detach().abs().amax(dim=(1, 2, 3)).clamp_min(1.0)
         same = (back - x.detach()).abs().amax(dim=(1, 2, 3)) < CAMERA_MATCH * scale  # (B,): this image, unchanged
         # darktable's values, the matrix's gradient (straight through)
         cam = torch.where(same[:, None, None, None], own + (cam - cam.detach()), cam)
-    return torch.einsum("ij,bjhw->bihw", m.to(x.dtype).to(x.device), fn(cam))
+    return torch.einsum("ij,bjhw->bihw", m, fn(cam))

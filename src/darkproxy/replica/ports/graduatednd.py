@@ -43,8 +43,8 @@ import numpy as np
 import torch
 
 from darkproxy.errors import DarkproxyError
-from darkproxy.replica.registry import StageContext, Values, column, register_exact
-from darkproxy.replica.science import hsl_to_rgb, mix
+from darkproxy.replica.registry import StageContext, Values, column, register_exact, through_camera_rgb
+from darkproxy.replica.science import hsl_to_rgb
 
 Tensor = torch.Tensor
 _F = np.float32
@@ -161,11 +161,6 @@ def _supported(v: Values, ctx: StageContext) -> str | None:
     return None
 
 
-def _before_colorin(ctx: StageContext) -> bool:
-    m = ctx.modules
-    return "graduatednd" in m and "colorin" in m and m.index("graduatednd") < m.index("colorin")
-
-
 @register_exact(
     "graduatednd",
     params=("density", "hardness", "rotation", "offset", "hue", "saturation"),
@@ -185,15 +180,10 @@ def graduatednd(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     length = _length(v, x, iw, ih)
     density = torch.where(pos, _compute_density(dens, length), _compute_density(-dens, -length))
     factor = color + (1.0 - color) * density
-    cam = None
-    if _before_colorin(ctx):
-        if ctx.camera_matrix is None:
-            raise DarkproxyError(
-                "graduatednd runs on camera RGB (before colorin): colorin's matrix (StageContext.camera_matrix) "
-                "is needed and was not measured"
-            )
-        cam = np.asarray(ctx.camera_matrix, dtype=np.float64)
-        x = mix(np.linalg.inv(cam), x)
     safe = torch.where(pos, factor, torch.ones_like(factor))  # the unused branch: no division by a product
-    y = torch.where(pos, x / safe, x * factor).clamp_min(0.0)
-    return y if cam is None else mix(cam, y)
+    try:  # on camera RGB before colorin: through colorin's measured matrix
+        return through_camera_rgb(
+            x, ctx, "graduatednd", lambda rgb: torch.where(pos, rgb / safe, rgb * factor).clamp_min(0.0)
+        )
+    except ValueError as e:
+        raise DarkproxyError(str(e)) from None

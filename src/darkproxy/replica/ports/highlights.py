@@ -67,8 +67,9 @@ def _maximum(v: Values, ctx: StageContext, pm: torch.Tensor) -> torch.Tensor:
     pointwise=False,
     maximum=_maximum,
     supports=_supported,
-    note="exact: clip at clip x min(white balance coefficients); inpaint opposed (the opposed colours' "
-    "cube-root means plus the chrominance offset near clipped photosites)",
+    note="exact: clip at clip x min(white balance coefficients); reconstruct in LCh; reconstruct color (the four "
+    "scans); inpaint opposed (the opposed colours' cube-root means plus the chrominance offset near clipped "
+    "photosites)",
 )
 def highlights(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     """``x (B, 1, H, W)`` white-balanced camera RGB mosaic -> the same, highlights handled."""
@@ -131,9 +132,14 @@ def reconstruct_color(x: torch.Tensor, clip: torch.Tensor, pm: torch.Tensor, fc:
     a2, _ = _scan(m.transpose(1, 2), levels.transpose(1, 2), lv.transpose(1, 2), 1)
     a3, _ = _scan(m.transpose(1, 2), levels.transpose(1, 2), lv.transpose(1, 2), -1)
     rebuilt = (a0 + a1 + a2.transpose(1, 2) + a3.transpose(1, 2)) / 4.0
-    inner = torch.zeros(h, w, dtype=torch.bool, device=x.device)
+    return torch.where(clipped & _inside(h, w, x.device), rebuilt, m)[:, None]
+
+
+def _inside(h: int, w: int, device: torch.device) -> torch.Tensor:
+    """``(h, w)`` bool: every photosite but the image's outer ones."""
+    inner = torch.zeros(h, w, dtype=torch.bool, device=device)
     inner[1 : h - 1, 1 : w - 1] = True
-    return torch.where(clipped & inner, rebuilt, m)[:, None]
+    return inner
 
 
 def lch(x: torch.Tensor, level: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
@@ -232,8 +238,7 @@ def opposed(x: torch.Tensor, clip: torch.Tensor, pm: torch.Tensor, fc: torch.Ten
         clips = clips.expand(b, h, w)
         xf = xin.detach().float()[:, 0]
         at_level = xf >= clips
-        interior = torch.zeros(h, w, dtype=torch.bool, device=x.device)
-        interior[1 : h - 1, 1 : w - 1] = True
+        interior = _inside(h, w, x.device)
         clipped = at_level & interior
         counts = clipped.reshape(b, -1).sum(1)
     if not bool(at_level.any()):
