@@ -83,6 +83,7 @@ DENOISE_TESTS = [  # parametrised: 2 render scales
     "tests/replica/test_denoiseprofile.py::test_denoiseprofile_matches_darktable_in_camera_rgb",
     "tests/replica/test_denoiseprofile.py::test_denoiseprofile_through_the_replica",
 ]
+GRADUATEDND_TESTS = ["tests/replica/test_graduatednd.py::test_graduatednd_matches_darktable_tapouts_at_two_sizes"]
 PPG_TESTS = ["tests/replica/test_mosaic.py::test_ppg_matches_darktable"]  # parametrised: 2 raws
 HIGHLIGHTS_TESTS = [  # parametrised: 5 cases
     "tests/replica/test_mosaic.py::test_highlights_match_darktable_on_clipped_photosites"
@@ -121,6 +122,7 @@ GROUPS = (
     "replica-highlights",
     "replica-denoise",
     "replica-ppg",
+    "replica-graduatednd",
     "replica-fit",
     "match",
     "match-wb",
@@ -146,6 +148,7 @@ GROUP_TESTS = {
     "replica-highlights": HIGHLIGHTS_TESTS,
     "replica-denoise": DENOISE_TESTS,
     "replica-ppg": PPG_TESTS,
+    "replica-graduatednd": GRADUATEDND_TESTS,
     "replica-fit": REPLICA_FIT_TESTS,
     "match": MATCH_TESTS,
     "match-wb": MATCH_WB_TESTS,
@@ -179,6 +182,8 @@ GROUP_NOTES = {
     "replica-denoise": "profiled denoise (wavelets) against darktable's camera-RGB tap-outs at render scales 1 and "
     "0.5, and through the replica (colorin's measured matrix).",
     "replica-ppg": "demosaic PPG from the mosaic against darktable, at full size and below it.",
+    "replica-graduatednd": "graduated density on camera RGB (through colorin's measured matrix) against darktable's "
+    "tap-outs at two sizes.",
     "replica-fit": "A blend opacity regressed through the replica from darktable's export, and darktable's render "
     "of the result.",
     "regress": "Slider regression through the test proxies (`exposure_run`, `colorbalance_run`) on darktable targets "
