@@ -57,6 +57,7 @@ MODE_RGB, MODE_Y0U0V0 = 0, 1
 P_FULCRUM = 0.05  # DT_IOP_DENOISE_PROFILE_P_FULCRUM
 _F5 = (1.0 / 16.0, 4.0 / 16.0, 6.0 / 16.0, 4.0 / 16.0, 1.0 / 16.0)
 _F32 = np.float32
+VARF = _F32(math.sqrt(2.0 + 2.0 * 4.0 * 4.0 + 6.0 * 6.0) / 16.0)  # the 5-tap a-trous filter's noise gain
 
 
 def _f(v: Values, name: str, default: float = 0.0) -> float:
@@ -182,11 +183,11 @@ def conversion_matrices(wb: Tensor) -> tuple[Tensor, Tensor]:
     return m, torch.linalg.inv(m)
 
 
-def _thresholds(sum_y2: Tensor, npixels: int, scale: int, force: tuple[float, ...]) -> Tensor:
-    """``variance_stabilizing_xform``: each channel's threshold ``(B, 3, 1, 1)`` for band ``scale``, ``force``
-    that band's per channel (``adjt = 8 (4 force^2)``-style products, squared as darktable squares them)."""
-    varf = math.sqrt(2.0 + 2.0 * 4.0 * 4.0 + 6.0 * 6.0) / 16.0
-    sb2 = float(_F32(varf) ** scale) ** 2
+def _thresholds(sum_y2: Tensor, npixels: int, sigma_band: float, force: tuple[float, ...]) -> Tensor:
+    """``variance_stabilizing_xform``: each channel's threshold ``(B, 3, 1, 1)`` for the band whose noise is
+    ``sigma_band``, ``force`` that band's per channel (``adjt = 8 (4 force^2)``-style products, squared as
+    darktable squares them)."""
+    sb2 = sigma_band * sigma_band
     var_y = sum_y2 / (npixels - 1.0)
     std_x = torch.sqrt(torch.clamp(var_y - sb2, min=1e-6))
     adjt = torch.tensor([8.0 * 4.0 * f * f for f in force], dtype=sum_y2.dtype, device=sum_y2.device)
@@ -259,15 +260,14 @@ def wavelets(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     out = torch.zeros_like(buf)
     npixels = h * w
     for s in range(top):
-        varf = float(_F32(math.sqrt(2.0 + 2.0 * 4.0 * 4.0 + 6.0 * 6.0) / 16.0))
-        sigma_band = float(_F32(varf) ** s)
+        sigma_band = float(VARF**s)  # powf(varf, scale): the noise left in band s of a unit-variance image
         coarse, detail = decompose(buf, s, 1.0 / (sigma_band * sigma_band))
         band = top - s - 1  # band_index: BANDS - (scale + (BANDS - max_scale) + 1)
         if rgb_mode:  # adjt[c] = 8 (4 f_all^2)(4 f_c^2) = 8 * 4 (2 f_all f_c)^2
             force = tuple(2.0 * curves[0][band] * curves[k][band] for k in (1, 2, 3))
         else:
             force = (curves[0][band], curves[1][band], curves[1][band])
-        thrs = _thresholds((detail**2).sum((2, 3)), npixels, s, force)
+        thrs = _thresholds((detail**2).sum((2, 3)), npixels, sigma_band, force)
         out = out + _soft(detail, thrs)
         buf = coarse
     out = out + buf

@@ -183,10 +183,15 @@ _DILATE = torch.ones(1, 1, 7, 7)
 _DILATE[..., 0, 0] = _DILATE[..., 0, -1] = _DILATE[..., -1, 0] = _DILATE[..., -1, -1] = 0.0
 
 
+def _onehot(fc: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``fc (H, W)`` CFA colours -> ``(3, H, W)``: 1 where the site is of that colour."""
+    return (fc[None] == torch.arange(3, device=fc.device)[:, None, None]).to(dtype)
+
+
 def _refavg(x: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
     """hlrecovery_v2.c's ``_calc_refavg`` (linear) at every site: ``x (B, 1, H, W)`` non-negative mosaic,
     ``fc (H, W)`` -> ``(B, 1, H, W)``; meaningful away from the edge (the 3x3 window inside)."""
-    onehot = (fc[None] == torch.arange(3, device=x.device)[:, None, None]).to(x.dtype)  # (3, H, W)
+    onehot = _onehot(fc, x.dtype)
     box = torch.ones(1, 1, 3, 3, dtype=x.dtype, device=x.device)
     b, _, h, w = x.shape
     sums = torch.nn.functional.conv2d((x * onehot).reshape(b * 3, 1, h, w), box, padding=1).reshape(b, 3, h, w)
@@ -249,7 +254,7 @@ def opposed(x: torch.Tensor, clip: torch.Tensor, pm: torch.Tensor, fc: torch.Ten
         with torch.no_grad():
             dark = clips * torch.tensor([0.03, 0.125, 0.03], device=x.device)[fc]
             use = _near_clipped(clipped, fc) & interior & (xf > dark) & (xf < clips) & (counts > 5)[:, None, None]
-        onehot = (fc[None] == torch.arange(3, device=x.device)[:, None, None]).to(x.dtype)  # (3, H, W)
+        onehot = _onehot(fc, x.dtype)
         diff = torch.where(use, xin[:, 0] - ref, torch.zeros_like(ref))
         total = torch.einsum("bhw,chw->bc", diff, onehot)
         n = torch.einsum("bhw,chw->bc", use.to(x.dtype), onehot)
