@@ -54,16 +54,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("coffee", "motorcycle", "rocket", "chelsea")
 
 
-def synthetic_raws(folder: Path, size: int, preview: int = 0, sources: tuple[str, ...] = SOURCES) -> list[Path]:
+def synthetic_raws(
+    folder: Path, size: int, preview: int = 0, sources: tuple[str, ...] = SOURCES, preview_gain: float = 0.0
+) -> list[Path]:
     """The held-out photos ``sources`` as synthetic DNGs in ``folder`` (long side ``size`` px, noise seed 0,
-    an embedded preview of ``preview`` px when > 0); a raw already there is kept."""
+    an embedded preview of ``preview`` px when > 0, ``preview_gain``: :class:`SynthRawSpec`'s); a raw already
+    there is kept."""
     folder.mkdir(parents=True, exist_ok=True)
     srcs = default_source_images(list(sources))
     raws = []
     for name in sources:
         p = folder / f"{name}.dng"
         if not p.is_file():
-            write_synthetic_dng(srcs[name], p, SynthRawSpec(size=size, seed=0, preview=preview))
+            write_synthetic_dng(
+                srcs[name], p, SynthRawSpec(size=size, seed=0, preview=preview, preview_gain=preview_gain)
+            )
         raws.append(p)
     return raws
 

@@ -29,6 +29,11 @@ the reference over the region it covers (aligned as ``match`` aligns: :func:`dar
     matched to the raw's embedded preview);
 * darktable's defaults.
 
+``--camera``: previews that follow the raw's exposure as a camera's JPEG does (``SynthRawSpec.preview_gain``: the
+photo's linear light times the raw's auto exposure times one gain for the four, the inverse of their exposures'
+geometric mean), where the default previews are the photos as they are whatever exposure the raw got; written
+to ``match_peers_camera.md`` / ``.json`` (work folder ``/tmp/match-peers-camera`` by default).
+
 Writes ``bench/results/match_peers.md`` and ``match_peers.json``: ΔE2000 mean and p95 per raw and method, the
 mean and worst over the raws, seconds per MP. Goal (issue 29): >= 30 % lower held-out ΔE2000 than
 darktable-lut-generator and than RawTherapee's auto-matched curve. ``--only`` runs the methods named (and
@@ -135,16 +140,28 @@ def apply_lut(dt: Darktable, raw: Path, cube: Path, size: int) -> np.ndarray:
         return (read_tiff(r.render(raw, hist, Path(td) / "lut.tif")) / 255.0).astype(np.float32)
 
 
+def shoot_preview_gain(size: int) -> float:
+    """One preview gain for the four raws (``--camera``): the inverse of the geometric mean of their auto
+    exposures, so that the shoot's previews are, on average over the four, as bright as the photos."""
+    from darkproxy.raw.synth import SynthRawSpec, default_source_images, unprocess
+
+    photos = default_source_images(list(SOURCES))
+    exposures = [unprocess(photos[n], SynthRawSpec(size=size, seed=0)).exposure for n in SOURCES]
+    return float(np.exp(-np.mean(np.log(exposures))))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--work", default="/tmp/match-peers")
+    ap.add_argument("--work", default=None, help="default: /tmp/match-peers (--camera: /tmp/match-peers-camera)")
     ap.add_argument("--size", type=int, default=816)
     ap.add_argument("--lut-generator", default="/tmp/lutvenv/bin/darktable_lut_generator")
     ap.add_argument("--rawtherapee", default="rawtherapee-cli")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--report-only", action="store_true", help="rewrite match_peers.md from match_peers.json")
     ap.add_argument("--only", default="", metavar="METHOD,...", help="re-run these methods, keep the other rows")
+    ap.add_argument("--camera", action="store_true", help="previews that follow the raw's exposure (see above)")
     a = ap.parse_args()
+    stem = "match_peers_camera" if a.camera else "match_peers"
     only = [m for m in a.only.split(",") if m]
     for m in only:
         if m not in (*HELD_OUT, *PER_IMAGE):
@@ -154,13 +171,14 @@ def main() -> None:
         return not only or method in only
 
     if a.report_only:
-        o = json.loads((Path(a.out) / "match_peers.json").read_text())
-        (Path(a.out) / "match_peers.md").write_text(markdown(o))
+        o = json.loads((Path(a.out) / f"{stem}.json").read_text())
+        (Path(a.out) / f"{stem}.md").write_text(markdown(o))
         return
-    work = Path(a.work)
+    work = Path(a.work or ("/tmp/match-peers-camera" if a.camera else "/tmp/match-peers"))
     work.mkdir(parents=True, exist_ok=True)
     dt = Darktable()
-    raws = synthetic_raws(work, a.size, preview=a.size)
+    gain = shoot_preview_gain(a.size) if a.camera else 0.0
+    raws = synthetic_raws(work, a.size, preview=a.size, preview_gain=gain)
     refs = [embedded_reference(raw, work / f"ref-{raw.stem}") for raw in raws]
     rows: list[dict[str, Any]] = []
     t_all = time.perf_counter()
@@ -213,17 +231,50 @@ def main() -> None:
         **run_record(dt, a.size),
         "rows": rows,
         "minutes": (time.perf_counter() - t_all) / 60.0,
+        "previews": "camera" if a.camera else "photo",
+        "preview_gain": gain,
     }
     if only:  # the other methods' rows as they were measured; the run recorded beside the first
-        old = json.loads((Path(a.out) / "match_peers.json").read_text())
+        old = json.loads((Path(a.out) / f"{stem}.json").read_text())
         if old["size"] != a.size:
-            raise SystemExit(f"--only: match_peers.json was measured at {old['size']} px, not {a.size}")
+            raise SystemExit(f"--only: {stem}.json was measured at {old['size']} px, not {a.size}")
         rerun = {"methods": only, "date": o["date"], "machine": o["machine"], "minutes": o["minutes"]}
         keep = [r for r in old["rows"] if r["method"] not in only and r["method"] != "darktable defaults"]
         defaults = [r for r in rows if r["method"] == "darktable defaults"]
         o = {**old, "rows": defaults + keep + [r for r in rows if r["method"] in only]}
         o["partial_runs"] = [*old.get("partial_runs", []), rerun]
-    write_results(Path(a.out), "match_peers", o, markdown)
+    write_results(Path(a.out), stem, o, markdown)
+
+
+LOOKS = {
+    "photo": "the photo itself",
+    "camera": "the photo relit by the raw's exposure, as a camera's JPEG follows it",
+}
+READING = {
+    "photo": (
+        "Reading: the synthetic raws are auto-exposed (each photo's 99.9th percentile at the same level of the "
+        "white point) while their previews keep the photo's own brightness, so the look differs from raw to raw "
+        "by an exposure: a look learnt on other raws without a per-image exposure (plain `--pairs`, the LUT) "
+        "cannot follow it, `--shared` fits it per photo. A camera whose JPEG brightness follows the raw's exposure "
+        "does not pose that problem; this bench does not measure that case. RawTherapee's curve is matched to each "
+        "image's own preview (per image, like `darkproxy match RAW`): a tone curve, no colour, and its profile's "
+        "demosaic (AMaZE). `darkproxy match RAW` chooses darktable's demosaic against the preview after its fit "
+        "(from the re-run of 21:04 on: LMMSE with refine & medians on all four; the previews are smoother than "
+        "RCD's render; `demosaic_choice.md`, the same previews: 2.69 with RCD, 1.92 chosen). The held-out "
+        "darkproxy rows: from the re-run of 2026-12-05 on, one demosaic chosen on the three fitted pairs and "
+        "`--shared` with its own default chain (color calibration and an rgb curve added); before, darktable's "
+        "default demosaic and the default chain. Seconds: on this "
+        "2-core machine, with the load in the header (other runs shared it for part of the time): upper bounds; "
+        "RawTherapee's are its whole run (no fit beyond the curve)."
+    ),
+    "camera": (
+        "Reading: the synthetic raws are auto-exposed (each photo's 99.9th percentile at the same level of the "
+        "white point) and their previews follow that exposure, as a camera's JPEG does (`--camera`: the photo's "
+        "linear light times the raw's exposure times one gain for the four raws, clipped to white): the look is "
+        "the same function of the sensor's values for every raw, which a look learnt on other raws can follow "
+        "without a per-image exposure (match_peers.md: previews that keep the photo's own brightness)."
+    ),
+}
 
 
 def markdown(o: dict[str, Any]) -> str:
@@ -239,7 +290,8 @@ def markdown(o: dict[str, Any]) -> str:
         "",
         f"{o['date']}, {m.get('nproc')} cores ({m.get('cpu')}), torch {m.get('torch')}, darktable {o['darktable']}, "
         f"load {m.get('loadavg')}. Raws: synthetic DNGs, long side {o['size']} px, of the held-out photos "
-        f"{', '.join(SOURCES)}, each with the camera's look (the photo itself) as its embedded preview: the "
+        f"{', '.join(SOURCES)}, each with the camera's look ({LOOKS[o.get('previews', 'photo')]}) as its embedded "
+        "preview: the "
         "reference. Held out: the look learnt on the three other raws (leave one out); per image: the tool reads "
         "the image's own preview. Figures: each tool's own render against the reference over the region it covers "
         f"(ΔE2000). Total {o['minutes']:.1f} min.",
@@ -281,20 +333,7 @@ def markdown(o: dict[str, Any]) -> str:
         f"- held out: {cut(HELD_OUT[1], HELD_OUT[2])}; {cut(HELD_OUT[0], HELD_OUT[2])}",
         *[f"- per image: {cut(m, RT)}" for m in PER_IMAGE[:-1] if of(m, "deltae_mean")],
         "",
-        "Reading: the synthetic raws are auto-exposed (each photo's 99.9th percentile at the same level of the "
-        "white point) while their previews keep the photo's own brightness, so the look differs from raw to raw "
-        "by an exposure: a look learnt on other raws without a per-image exposure (plain `--pairs`, the LUT) "
-        "cannot follow it, `--shared` fits it per photo. A camera whose JPEG brightness follows the raw's exposure "
-        "does not pose that problem; this bench does not measure that case. RawTherapee's curve is matched to each "
-        "image's own preview (per image, like `darkproxy match RAW`): a tone curve, no colour, and its profile's "
-        "demosaic (AMaZE). `darkproxy match RAW` chooses darktable's demosaic against the preview after its fit "
-        "(from the re-run of 21:04 on: LMMSE with refine & medians on all four; the previews are smoother than "
-        "RCD's render; `demosaic_choice.md`, the same previews: 2.69 with RCD, 1.92 chosen). The held-out "
-        "darkproxy rows: from the re-run of 2026-12-05 on, one demosaic chosen on the three fitted pairs and "
-        "`--shared` with its own default chain (color calibration and an rgb curve added); before, darktable's "
-        "default demosaic and the default chain. Seconds: on this "
-        "2-core machine, with the load in the header (other runs shared it for part of the time): upper bounds; "
-        "RawTherapee's are its whole run (no fit beyond the curve).",
+        READING[o.get("previews", "photo")],
         "",
     ]
     return "\n".join(lines)

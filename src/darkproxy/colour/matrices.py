@@ -20,28 +20,43 @@ def _const(rows: list[list[float]]) -> np.ndarray:
     return m
 
 
-# ------------------------------------------------------------------ Rec2020 / Rec709 (colour-science)
+# ------------------------------------------------------------------ Rec2020 / Rec709
+# ITU-R BT.2020 and BT.709 primaries (xy) and their D65 white, as the standards (and colour-science) give them
+REC2020_PRIMARIES = ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046))
+REC709_PRIMARIES = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06))
+D65_XY = (0.3127, 0.3290)
+
+
+def _xyz(x: float, y: float) -> np.ndarray:
+    return np.array([x / y, 1.0, (1.0 - x - y) / y])
+
+
+def normalised_primary_matrix(primaries: tuple[tuple[float, float], ...], white: tuple[float, float]) -> np.ndarray:
+    """RGB -> XYZ of an RGB space given by its primaries and white (xy), SMPTE RP 177's normalised primary
+    matrix: the primaries' XYZ (Y = 1) scaled so that RGB (1, 1, 1) is the white (Y = 1). float64."""
+    prim = np.stack([_xyz(*p) for p in primaries], 1)
+    out: np.ndarray = prim * np.linalg.solve(prim, _xyz(*white))
+    return out
+
+
 @functools.cache
 def rec2020_to_rec709_matrix() -> np.ndarray:
     """The 3x3 matrix taking linear Rec2020 RGB to linear Rec709/sRGB RGB (column
-    vectors, ``rgb709 = M @ rgb2020``; same D65 white), from colour-science.
-    Equals ITU-R BT.2087-0's ``[[1.6605, -0.5876, -0.0728], [-0.1246, 1.1329,
-    -0.0083], [-0.0182, -0.1006, 1.1187]]`` to its 4 decimals. Read-only float64."""
-    import colour  # colour-science, slow to import (~1.5 s): only when a display image is made
-
-    m = colour.matrix_RGB_to_RGB(colour.RGB_COLOURSPACES["ITU-R BT.2020"], colour.RGB_COLOURSPACES["ITU-R BT.709"])
-    m = np.asarray(m, np.float64)
+    vectors, ``rgb709 = M @ rgb2020``; same D65 white: no adaptation). Equals
+    colour-science's ``matrix_RGB_to_RGB`` to 1e-15 (tests/colour/test_matrices.py; built here because
+    importing colour-science costs a second per process) and ITU-R BT.2087-0's ``[[1.6605, -0.5876, -0.0728],
+    [-0.1246, 1.1329, -0.0083], [-0.0182, -0.1006, 1.1187]]`` to its 4 decimals. Read-only float64."""
+    m = np.linalg.solve(
+        normalised_primary_matrix(REC709_PRIMARIES, D65_XY), normalised_primary_matrix(REC2020_PRIMARIES, D65_XY)
+    )
     m.setflags(write=False)
     return m
 
 
 @functools.cache
 def y_rec2020() -> tuple[float, float, float]:
-    """BT.2020 luminance weights: the Y row of its RGB -> XYZ matrix (colour-science;
-    0.2627, 0.6780, 0.0593)."""
-    import colour
-
-    y = colour.RGB_COLOURSPACES["ITU-R BT.2020"].matrix_RGB_to_XYZ[1]
+    """BT.2020 luminance weights: the Y row of its RGB -> XYZ matrix (0.2627, 0.6780, 0.0593)."""
+    y = normalised_primary_matrix(REC2020_PRIMARIES, D65_XY)[1]
     return float(y[0]), float(y[1]), float(y[2])
 
 
@@ -59,10 +74,10 @@ BRADFORD = _const([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389
 # darktable's built-in matrix profiles (colorspaces.c): primaries xy, all with the D65 white DARKTABLE_D65_XY
 DARKTABLE_D65_XY = (0.312700492, 0.329000939)
 PROFILE_PRIMARIES: dict[str, tuple[tuple[float, float], ...]] = {
-    "srgb": ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06)),
-    "lin_rec709": ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06)),
-    "lin_rec2020": ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046)),
-    "rec2020": ((0.708, 0.292), (0.170, 0.797), (0.131, 0.046)),
+    "srgb": REC709_PRIMARIES,
+    "lin_rec709": REC709_PRIMARIES,
+    "lin_rec2020": REC2020_PRIMARIES,
+    "rec2020": REC2020_PRIMARIES,
     "adobergb": ((0.64, 0.33), (0.21, 0.71), (0.15, 0.06)),
 }
 
@@ -75,12 +90,8 @@ def rgb_to_xyz_d50(
     the primaries (xy) scaled to ``white``, von Kries-adapted to lcms's D50 in the
     Bradford cone space. float64, read-only."""
 
-    def xyz(x: float, y: float) -> np.ndarray:
-        return np.array([x / y, 1.0, (1.0 - x - y) / y])
-
-    prim = np.stack([xyz(*p) for p in primaries], 1)
-    w = xyz(*white)
-    m = prim * np.linalg.solve(prim, w)
+    m = normalised_primary_matrix(primaries, white)
+    w = _xyz(*white)
     adapt = np.linalg.inv(BRADFORD) @ np.diag((BRADFORD @ D50_LCMS) / (BRADFORD @ w)) @ BRADFORD
     out: np.ndarray = adapt @ m
     out.setflags(write=False)

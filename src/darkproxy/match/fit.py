@@ -256,6 +256,7 @@ def prepare(
     log: Log | None = None,
 ) -> Prepared:
     """Read and align ``reference``, render ``raw`` with darktable and build the replica (see the module docstring)."""
+    from darkproxy.engines.regress.engine import preload_optimizer
     from darkproxy.errors import RawError
     from darkproxy.replica.fit import render_export
     from darkproxy.replica.references import pick_size, render_references
@@ -265,6 +266,7 @@ def prepare(
     raw = Path(raw)
     if not raw.is_file():
         raise RawError(f"raw file {raw} does not exist")
+    preload_optimizer()  # the fit's optimiser imports torch._dynamo (~1 s): while darktable renders
     if isinstance(reference, np.ndarray):
         if reference.ndim != 3 or reference.shape[0] != 3 or not np.isfinite(reference).all():
             raise MatchError(f"a reference array must be finite sRGB display values (3, H, W), got {reference.shape}")

@@ -97,7 +97,11 @@ class SynthRawSpec:
     ExposureBiasValue (none by default; darktable's exposure module compensates it;
     a ``(numerator, denominator)`` pair is written as is); ``preview``: long side (px) of
     an embedded preview JPEG, the camera's own rendering (the photo the raw is made from,
-    resized: a renderer other than darktable), 0 for none; ``orientation``: the TIFF/EXIF
+    resized: a renderer other than darktable), 0 for none; ``preview_gain``: 0 (default), the preview is the
+    photo as it is, whatever exposure the raw got; > 0, the preview follows the raw's exposure as a camera's
+    JPEG does: the photo's linear light times the auto exposure's gain (:attr:`Unprocessed.exposure`) times
+    ``preview_gain``, clipped to white (one gain for a shoot: every raw's preview is then the same function of
+    its sensor values); ``orientation``: the TIFF/EXIF
     Orientation tag (1-8) the camera wrote (the mosaic and the preview stay as the
     sensor saw them)."""
 
@@ -111,6 +115,7 @@ class SynthRawSpec:
     wb: tuple[float, float, float] | None = None
     exposure_bias: float | tuple[int, int] | None = None
     preview: int = 0
+    preview_gain: float = 0.0
     orientation: int = 1
 
     def validate(self) -> None:
@@ -124,8 +129,8 @@ class SynthRawSpec:
             raise RawError(f"black level {self.black_level} outside [0, {2**self.bits - 1})")
         if self.wb is not None and (len(self.wb) != 3 or min(self.wb) <= 0):
             raise RawError(f"wb must be three positive multipliers (R, G, B), got {self.wb}")
-        if self.noise < 0 or not self.headroom > 0:
-            raise RawError("noise must be >= 0 and headroom > 0")
+        if self.noise < 0 or not self.headroom > 0 or not self.preview_gain >= 0:
+            raise RawError("noise and preview_gain must be >= 0 and headroom > 0")
         if self.preview < 0 or self.orientation not in range(1, 9):
             raise RawError(f"preview must be >= 0 px and orientation 1-8, got {self.preview}, {self.orientation}")
 
@@ -157,13 +162,15 @@ class Unprocessed:
     """The result of :func:`unprocess`. ``mosaic``: uint16 (H, W) raw values;
     ``camera_rgb``: float64 (H, W, 3) noise-free, white-unbalanced camera RGB
     in units of (white - black), i.e. what rawprepare should give back at every
-    site before mosaicking and noise (may exceed 1 where the sensor clips)."""
+    site before mosaicking and noise (may exceed 1 where the sensor clips); ``exposure``: the auto
+    exposure's gain (white-balanced camera RGB per unit of the photo's linear light)."""
 
     mosaic: np.ndarray
     camera_rgb: np.ndarray
     black: int
     white: int
     as_shot_neutral: np.ndarray
+    exposure: float = 1.0
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -293,7 +300,7 @@ def unprocess(image_srgb: np.ndarray, spec: SynthRawSpec) -> Unprocessed:
     white = 2**spec.bits - 1
     black = spec.black_level if spec.black_level is not None else 2 ** (spec.bits - 4)
     raw = np.clip(np.round(black + noisy * (white - black)), 0, white).astype(np.uint16)
-    return Unprocessed(raw, cam, black, white, neutral)
+    return Unprocessed(raw, cam, black, white, neutral, scale)
 
 
 def write_synthetic_dng(
@@ -306,6 +313,10 @@ def write_synthetic_dng(
     preview = None
     if spec.preview:
         rgb = _as_rgb_float(np.asarray(image_srgb))
+        if spec.preview_gain:
+            from darkproxy.colour.encodings import srgb_encode
+
+            rgb = np.asarray(srgb_encode(srgb_to_linear(rgb) * u.exposure * spec.preview_gain))  # clips to white
         preview = (np.clip(resize_long_side(rgb, spec.preview), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     r, g, b = (float(x) for x in u.as_shot_neutral)
     neutral = (r, g, b)

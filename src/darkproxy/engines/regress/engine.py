@@ -54,7 +54,9 @@ How the optimisation works:
 
 from __future__ import annotations
 
+import importlib
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -411,6 +413,20 @@ def _work_pixels(
     return work, (sample(8 * side) if 64 * side * side < H * W else (x, tenc))
 
 
+_PRELOAD: list[threading.Thread] = []
+
+
+def preload_optimizer() -> None:
+    """Start importing ``torch._dynamo`` in a background thread, once per process. ``torch.optim``'s optimisers
+    import it when first built (their ``add_param_group`` is dynamo-wrapped): about a second on a 2-core CPU,
+    which a caller about to wait on something else (darktable's renders, ``darkproxy match``) can hide there;
+    :func:`_adam` waits for the thread before it builds its optimiser."""
+    if not _PRELOAD:
+        t = threading.Thread(target=importlib.import_module, args=("torch._dynamo",), daemon=True)
+        _PRELOAD.append(t)
+        t.start()
+
+
 def _adam(
     proxy: torch.nn.Module,
     xb: torch.Tensor,
@@ -437,6 +453,8 @@ def _adam(
         u[:, idx_t] = torch.sigmoid(zz)
         return u
 
+    for t in _PRELOAD:  # the preload thread's import, if still running, finishes first
+        t.join()
     opt = torch.optim.Adam([z], lr=cfg.lr)
     if cfg.schedule == "cosine":
         sched: Any = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=iters, eta_min=cfg.lr * 0.01)
