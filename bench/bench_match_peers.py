@@ -234,7 +234,7 @@ def main() -> None:
         "previews": "camera" if a.camera else "photo",
         "preview_gain": gain,
     }
-    if only:  # the other methods' rows as they were measured; the run recorded beside the first
+    if only and (Path(a.out) / f"{stem}.json").is_file():  # the other rows as measured; this run beside the first
         old = json.loads((Path(a.out) / f"{stem}.json").read_text())
         if old["size"] != a.size:
             raise SystemExit(f"--only: {stem}.json was measured at {old['size']} px, not {a.size}")
@@ -253,26 +253,30 @@ LOOKS = {
 READING = {
     "photo": (
         "Reading: the synthetic raws are auto-exposed (each photo's 99.9th percentile at the same level of the "
-        "white point) while their previews keep the photo's own brightness, so the look differs from raw to raw "
-        "by an exposure: a look learnt on other raws without a per-image exposure (plain `--pairs`, the LUT) "
-        "cannot follow it, `--shared` fits it per photo. A camera whose JPEG brightness follows the raw's exposure "
-        "does not pose that problem; this bench does not measure that case. RawTherapee's curve is matched to each "
-        "image's own preview (per image, like `darkproxy match RAW`): a tone curve, no colour, and its profile's "
-        "demosaic (AMaZE). `darkproxy match RAW` chooses darktable's demosaic against the preview after its fit "
-        "(from the re-run of 21:04 on: LMMSE with refine & medians on all four; the previews are smoother than "
-        "RCD's render; `demosaic_choice.md`, the same previews: 2.69 with RCD, 1.92 chosen). The held-out "
-        "darkproxy rows: from the re-run of 2026-12-05 on, one demosaic chosen on the three fitted pairs and "
-        "`--shared` with its own default chain (color calibration and an rgb curve added); before, darktable's "
-        "default demosaic and the default chain. Seconds: on this "
-        "2-core machine, with the load in the header (other runs shared it for part of the time): upper bounds; "
-        "RawTherapee's are its whole run (no fit beyond the curve)."
+        "white point) while their previews keep the photo's own brightness, so the look differs from raw to raw by "
+        "an exposure: a look learnt on other raws without a per-image exposure (plain `--pairs`, the LUT) cannot "
+        "follow it, `--shared` fits it per photo. A camera whose JPEG brightness follows the raw's exposure does "
+        "not pose that problem: match_peers_camera.md measures that case (`--camera`). RawTherapee's curve is "
+        "matched to each image's own preview (per image, like `darkproxy match RAW`): a tone curve, no colour, and "
+        "its profile's demosaic (AMaZE). `darkproxy match RAW` chooses darktable's demosaic against the preview "
+        "after its fit (from the re-run of 21:04 on: LMMSE with refine & medians on all four; the previews are "
+        "smoother than RCD's render; `demosaic_choice.md`, the same previews: 2.69 with RCD, 1.92 chosen). The "
+        "held-out darkproxy rows: from the re-run of 2026-12-05 on, one demosaic chosen on the three fitted pairs "
+        "and `--shared` with its own default chain (color calibration and an rgb curve added); before, darktable's "
+        "default demosaic and the default chain. Seconds: on this 2-core machine, with the load in the header "
+        "(other runs shared it for part of the time): upper bounds; RawTherapee's are its whole run (no fit beyond "
+        "the curve)."
     ),
     "camera": (
         "Reading: the synthetic raws are auto-exposed (each photo's 99.9th percentile at the same level of the "
         "white point) and their previews follow that exposure, as a camera's JPEG does (`--camera`: the photo's "
         "linear light times the raw's exposure times one gain for the four raws, clipped to white): the look is "
         "the same function of the sensor's values for every raw, which a look learnt on other raws can follow "
-        "without a per-image exposure (match_peers.md: previews that keep the photo's own brightness)."
+        "without a per-image exposure (match_peers.md: previews that keep the photo's own brightness). Only the "
+        "held-out methods ran on these raws (`--only`; the per-image ones: match_peers.md). The held-out "
+        "darkproxy rows choose one demosaic on the three fitted pairs, and `--shared` has its own default chain "
+        "(color calibration and an rgb curve added), as the CLI does. Seconds: upper bounds (a second job shared "
+        "the 2-core machine for most of the run)."
     ),
 }
 

@@ -100,6 +100,7 @@ MATCH_CC_TESTS = ["tests/match/test_color_calibration.py::test_match_fits_channe
 MATCH_SHARED_TESTS = ["tests/match/test_shared.py::test_shared_look_with_each_images_exposure"]
 MATCH_WB_TESTS = ["tests/match/test_white_balance.py::test_match_recovers_a_look_with_white_balance"]
 MATCH_CURVE_TESTS = ["tests/match/test_tone_curve.py::test_match_fits_the_nodes_of_a_tone_curve"]
+MATCH_DISPLAY_TESTS = ["tests/match/test_tone_curve.py::test_a_display_referred_match_turns_filmic_off"]
 MATCH_BILAT_TESTS = ["tests/match/test_local_contrast.py::test_match_fits_local_contrast"]
 MATCH_DEMOSAIC_TESTS = [
     "tests/match/test_demosaic.py::test_choose_demosaic_finds_the_one_darktable_rendered_the_reference_with",
@@ -131,6 +132,7 @@ GROUPS = (
     "match-shared",
     "match-cc",
     "match-curve",
+    "match-display",
     "match-bilat",
     "match-demosaic",
     "match-pairs-demosaic",
@@ -157,6 +159,7 @@ GROUP_TESTS = {
     "match-shared": MATCH_SHARED_TESTS,
     "match-cc": MATCH_CC_TESTS,
     "match-curve": MATCH_CURVE_TESTS,
+    "match-display": MATCH_DISPLAY_TESTS,
     "match-bilat": MATCH_BILAT_TESTS,
     "match-demosaic": MATCH_DEMOSAIC_TESTS,
     "match-pairs-demosaic": MATCH_PAIRS_DEMOSAIC_TESTS,
@@ -204,6 +207,9 @@ GROUP_NOTES = {
     "gains, colorfulness, exposure hidden): the gains' ratios, the match against the chain without it.",
     "match-curve": "`darkproxy match` with an rgb curve in the chain on a darktable-made reference (the curve's "
     "nodes and exposure hidden): the match against darktable's defaults.",
+    "match-display": "`darkproxy match --chain exposure,rgbcurve,-filmicrgb` on a reference darktable made without "
+    "a tone mapper (exposure clipping the highlights, an rgb curve): filmic turned off against left on, the "
+    "style against result.xmp.",
     "match-bilat": "`darkproxy match` with local contrast in the chain on a darktable-made reference (detail, "
     "highlights, shadows and exposure hidden): the match against darktable's defaults.",
     "match-demosaic": "`darkproxy match`'s demosaic choice: on a reference darktable rendered with LMMSE, and end "

@@ -49,3 +49,40 @@ def test_match_fits_the_nodes_of_a_tone_curve(dt, make_raw, tmp_path: Path, expe
     assert all(b > a for a, b in pairwise(ys)), ys  # a rising tone curve
     expect("ΔE2000 with the tone curve", res["deltae_mean"], "<", 1.0)
     expect("ΔE2000: tone curve / defaults", res["deltae_mean"] / res["default_deltae_mean"], "<", 0.3)
+
+
+@pytest.mark.slow
+def test_a_display_referred_match_turns_filmic_off(dt, make_raw, tmp_path: Path, expect) -> None:
+    """``--chain exposure,rgbcurve,-filmicrgb``: a reference darktable made without a tone mapper (filmic rgb
+    off, exposure pushed until the highlights clip at white, a tone curve: what LibRaw and camera JPEGs look
+    like) is matched with filmic turned off in result.xmp and in the style, which darktable-cli applies back to
+    result.xmp's image; the same chain with filmic left on cannot clip and stays far off."""
+    from darkproxy.colour.metrics import display_image_psnr
+    from darkproxy.darktable.render import read_tiff
+    from darkproxy.darktable.styles import read_style
+    from darkproxy.darktable.xmp import read_xmp
+    from darkproxy.engines.regress import RegressConfig
+    from darkproxy.match import match
+    from darkproxy.replica.fit import render_export
+    from darkproxy.replica.references import replica_history
+
+    raw = make_raw(source="coffee", size=128)
+    look = {"exposure": {"exposure": 1.5}, "rgbcurve": {**NEUTRAL_START["rgbcurve"], **HIDDEN}}
+    ref = render_export(dt, raw, replica_history(dt, raw, None, look, disable=["filmicrgb"]), 64)
+    cfg = {"max_size": 64, "demosaic": False, "config": RegressConfig(iters=100, restarts=1)}
+    res = match(dt, raw, ref, tmp_path / "off", chain=["exposure", "rgbcurve", "-filmicrgb"], **cfg)
+    on = match(dt, raw, ref, tmp_path / "on", chain=["exposure", "rgbcurve"], **cfg)
+    assert res["off"] == ["filmicrgb"] and not read_xmp(res["xmp"]).compressed().find("filmicrgb").enabled
+    # 3 runs, each figure repeating exactly (darktable's renders and the seeded fit): ΔE2000 0.XX with filmic off
+    # (bound 1.0), X.XX with it on (bound: the off match at most a third of it)
+    expect("ΔE2000, filmic off", res["deltae_mean"], "<", 1.0)
+    expect("ΔE2000: filmic off / filmic on", res["deltae_mean"] / on["deltae_mean"], "<", 0.34)
+    style = read_style(tmp_path / "off" / "result.dtstyle")
+    assert [(it.operation, it.enabled) for it in style.items if it.operation == "filmicrgb"] == [("filmicrgb", False)]
+    styled = read_tiff(
+        dt.renderer(
+            max_size=64, icc_type="SRGB", bpp=8, style=tmp_path / "off" / "result.dtstyle", style_overwrite=True
+        ).render(raw, None, tmp_path / "styled.tif")
+    )
+    from_xmp = render_export(dt, raw, read_xmp(res["xmp"]), 64)
+    expect("style vs result.xmp: PSNR (dB)", display_image_psnr(styled / 255.0, from_xmp), ">", 60.0)

@@ -67,6 +67,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "  darkproxy match photo.dng ref.jpg --chain temperature,exposure,colorbalancergb,filmicrgb -o look/\n"
         "  darkproxy match --pairs camera-jpegs/ -o camera-style/\n"
         "  darkproxy match photo.dng ref.jpg --chain auto -o look/   # the stages the reference asks for\n"
+        "  darkproxy match photo.dng libraw.png --chain exposure,colorbalancergb,rgbcurve,-filmicrgb -o look/\n"
         "  darkproxy match --batch shoot/ -o shoot-match/   # every raw of the shoot, its sidecar beside it\n"
         "  darkproxy match --batch shoot/ --shared -o shoot-look/   # one look for the shoot, exposure per raw\n",
     )
@@ -111,7 +112,9 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "four above black fitted; bilat, local contrast: starting as the identity in local laplacian mode, its "
         "detail, highlights and shadows fitted through darktable's local laplacian pyramid: a whole-image stage, "
         "it joins the fit after the other sliders (then all together on the whole region, 100 iterations); not "
-        "with --pairs); temperature (white balance) starts the match from the raw's mosaic; auto: "
+        "with --pairs); temperature (white balance) starts the match from the raw's mosaic; -MODULE turns the "
+        "history's module off (-filmicrgb: no tone mapper, a display-referred edit that clips at white as LibRaw "
+        "and camera JPEGs do: e.g. exposure,colorbalancergb,rgbcurve,-filmicrgb); auto: "
         "exposure, then filmicrgb, colorbalancergb, temperature, channelmixerrgb and rgbcurve each kept if it "
         "lowers the ΔE2000 of a held-out half of the reference by 3 %% (the summary's chain_auto says which) "
         "(default: exposure,colorbalancergb,filmicrgb; with --shared also channelmixerrgb,rgbcurve: a look pooled "

@@ -43,13 +43,26 @@ def free_names(chain: Any, modules: Sequence[str], free: Sequence[str] | None) -
     return [f"{m}.{p}" for m in modules for p in LOOK_FREE.get(m, ()) if f"{m}.{p}" in names]
 
 
+def split_chain(chain: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``--chain``'s entries as (modules matched, modules turned off): ``-MODULE`` turns the history's module off
+    (``-filmicrgb``: no tone mapper, a display-referred edit whose rgb curve clips at the display's white, as a
+    LibRaw or camera rendering does)."""
+    on = [m for m in chain if not m.startswith("-")]
+    off = [m[1:] for m in chain if m.startswith("-")]
+    both = sorted(set(on) & set(off))
+    if both:
+        raise MatchError(f"--chain: {', '.join(both)} is both matched and turned off (-{both[0]})")
+    return on, off
+
+
 def plan_history(dt: Any, raw: Path, chain: Sequence[str], xmp: str | os.PathLike[str] | None) -> tuple[Any, Any]:
     from darkproxy.replica.plan import plan_replica
     from darkproxy.replica.references import replica_history
 
-    if not chain:
+    on, off = split_chain(chain)
+    if not on:
         raise MatchError("--chain is empty: name the modules to match, e.g. exposure,colorbalancergb,filmicrgb")
-    for m in chain:
+    for m in on + off:
         if m not in dt.schemas:
             from darkproxy.errors import UnknownModule
 
@@ -60,9 +73,9 @@ def plan_history(dt: Any, raw: Path, chain: Sequence[str], xmp: str | os.PathLik
     base = read_xmp(xmp).compressed() if xmp else dt.default_history(raw)
     # a module the history lacks starts neutral (NEUTRAL_START), one it has (even off) from its own values
     hist = replica_history(
-        dt, raw, xmp, {m: {} if base.find(m) is not None else dict(NEUTRAL_START.get(m, {})) for m in chain}
+        dt, raw, xmp, {m: {} if base.find(m) is not None else dict(NEUTRAL_START.get(m, {})) for m in on}, off
     )
-    return hist, plan_replica(dt, hist, raw, from_mosaic=bool(on_mosaic(dt, hist, chain)))
+    return hist, plan_replica(dt, hist, raw, from_mosaic=bool(on_mosaic(dt, hist, on)))
 
 
 def on_mosaic(dt: Any, history: Any, chain: Sequence[str]) -> list[str]:
@@ -71,7 +84,7 @@ def on_mosaic(dt: Any, history: Any, chain: Sequence[str]) -> list[str]:
     from darkproxy.darktable.tapout import runs_on_mosaic
 
     order = history.pipe_order(dt.schemas)
-    return [m for m in chain if runs_on_mosaic(order, m)]
+    return [m for m in split_chain(chain)[0] if runs_on_mosaic(order, m)]
 
 
 class RegionChain(torch.nn.Module):
@@ -176,10 +189,11 @@ def fit_sliders(prep: Prepared, names: list[str], cfg: Any, later: Sequence[str]
 RAW_SPECIFIC = ("flip", "lens", "crop", "ashift", "clipping")
 
 
-def make_style(dt: Any, result: Any, name: str, description: str) -> Any:
+def make_style(dt: Any, result: Any, name: str, description: str, off: Sequence[str] = ()) -> Any:
     """The style of a matched history: every enabled module after demosaic but the
     raw-specific ones and those darktable always runs (colorin, colorout...): the
-    chain's modules and darktable's auto-applied presets (exposure, filmic rgb).
+    chain's modules and darktable's auto-applied presets (exposure, filmic rgb),
+    and the modules ``off`` (``--chain``'s ``-MODULE``) as the history has them, off.
     Applied with ``--style-overwrite`` (darktable-cli) on darktable's defaults it
     gives the matched history back; darktable-cli's default, append, would add a
     second exposure and filmic rgb instance."""
@@ -191,7 +205,7 @@ def make_style(dt: Any, result: Any, name: str, description: str) -> Any:
     items = [
         it
         for it in h.items
-        if it.enabled
+        if (it.enabled or it.operation in off)
         and it.operation in order
         and not runs_on_mosaic(order, it.operation)
         and it.operation not in PASS_THROUGH
@@ -419,13 +433,14 @@ def match(
     say("rendering result.xmp with darktable")
     summary, result = render_result(dt, prep, matched, out, demosaic, say)
     name = style_name or f"darkproxy match {prep.raw.stem}"
-    make_style(dt, result, name, f"darkproxy match of {prep.raw.name} to {prep.reference or 'a reference'}").write(
-        out / "result.dtstyle"
-    )
+    off = split_chain(chain)[1]
+    description = f"darkproxy match of {prep.raw.name} to {prep.reference or 'a reference'}"
+    make_style(dt, result, name, description, off).write(out / "result.dtstyle")
     summary.update(
         {
             "darktable_version": dt.version,
             "chain": modules,
+            **({"off": off} if off else {}),
             "stages": [{"module": s.module, "kind": s.kind} for s in prep.plan.prefix + prep.plan.stages],
             "params": matched,
             "free": names,

@@ -25,6 +25,7 @@ from darkproxy.match.fit import (
     on_mosaic,
     prepare,
     render_result,
+    split_chain,
 )
 from darkproxy.match.reference import folder_files
 from darkproxy.match.report import write_pairs_report
@@ -252,9 +253,8 @@ def match_pooled(
         bar.update(1)
     bar.close()
     # the style of the first fitted pair's matched history
-    make_style(dt, results[0], style_name, f"darkproxy match of {len(fit)} pairs in {Path(label).name}").write(
-        out / "result.dtstyle"
-    )
+    description = f"darkproxy match of {len(fit)} pairs in {Path(label).name}"
+    make_style(dt, results[0], style_name, description, split_chain(chain)[1]).write(out / "result.dtstyle")
     shoot = {"chosen": setting, "fit_deltae_means": means} if demosaic else None
     s = _pairs_summary(dt, label, out, modules, matched, names, per_image, style_name, records, counts, res, t0, shoot)
     return {**s, "skipped": skipped}
@@ -309,7 +309,8 @@ def _prepare_pooled(
     if list(chain) == ["auto"]:
         raise MatchError("--pairs does not take --chain auto: name the chain (e.g. exposure,colorbalancergb,filmicrgb)")
     raw0, _, xmp0 = items[0]
-    mosaic = on_mosaic(dt, replica_history(dt, raw0, xmp0, {m: {} for m in chain}), chain)
+    on, off = split_chain(chain)
+    mosaic = on_mosaic(dt, replica_history(dt, raw0, xmp0, {m: {} for m in on}, off), chain)
     if mosaic:  # pooled pixels need pointwise stages from darktable's demosaiced image
         raise MatchError(
             f"--pairs pools pixels of pointwise stages; {', '.join(mosaic)} runs on the raw's mosaic (per "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,14 @@ from darkproxy.replica.plan import ReplicaError, ReplicaPlan
 
 # ----------------------------------------------------------------- history and size
 def replica_history(
-    dt: Any, raw: Path, xmp: str | os.PathLike[str] | None, sets: Mapping[str, Mapping[str, Any]] | None
+    dt: Any,
+    raw: Path,
+    xmp: str | os.PathLike[str] | None,
+    sets: Mapping[str, Mapping[str, Any]] | None,
+    disable: Sequence[str] = (),
 ) -> Any:
     """The history darktable would apply: ``xmp`` (or darktable's defaults for
-    ``raw``) with ``sets`` applied; a module the history leaves off is turned on.
+    ``raw``) with ``sets`` applied; a module the history leaves off is turned on, the modules ``disable`` off.
     An edited module's item of an older params version is first upgraded as darktable
     upgrades it (the others stay as written: darktable upgrades them when it renders)."""
     from darkproxy.darktable.legacy import upgrade_history
@@ -32,7 +36,7 @@ def replica_history(
     base = read_xmp(xmp).compressed() if xmp else dt.default_history(raw)
     if sets:
         base = upgrade_history(base, dt.schemas, modules=list(sets))
-    return dt.edit(base, updates={m: dict(v) for m, v in (sets or {}).items()})
+    return dt.edit(base, updates={m: dict(v) for m, v in (sets or {}).items()}, disable=list(disable))
 
 
 def pick_size(raw: Path, plan: ReplicaPlan, max_size: int | None) -> int:
