@@ -73,10 +73,11 @@ def test_a_display_referred_match_turns_filmic_off(dt, make_raw, tmp_path: Path,
     res = match(dt, raw, ref, tmp_path / "off", chain=["exposure", "rgbcurve", "-filmicrgb"], **cfg)
     on = match(dt, raw, ref, tmp_path / "on", chain=["exposure", "rgbcurve"], **cfg)
     assert res["off"] == ["filmicrgb"] and not read_xmp(res["xmp"]).compressed().find("filmicrgb").enabled
-    # 3 runs, each figure repeating exactly (darktable's renders and the seeded fit): ΔE2000 0.XX with filmic off
-    # (bound 1.0), X.XX with it on (bound: the off match at most a third of it)
+    # 5 fresh runs (bench/results/test_noise.md, group match-display), each figure repeating exactly (darktable's
+    # renders and the seeded fit): ΔE2000 0.455 with filmic off (bound 1.0: 2.2x), 0.079 of the 5.77 with filmic
+    # left on (bound 0.2: 2.5x); the style's render equals result.xmp's (100 dB, bound 60)
     expect("ΔE2000, filmic off", res["deltae_mean"], "<", 1.0)
-    expect("ΔE2000: filmic off / filmic on", res["deltae_mean"] / on["deltae_mean"], "<", 0.34)
+    expect("ΔE2000: filmic off / filmic on", res["deltae_mean"] / on["deltae_mean"], "<", 0.2)
     style = read_style(tmp_path / "off" / "result.dtstyle")
     assert [(it.operation, it.enabled) for it in style.items if it.operation == "filmicrgb"] == [("filmicrgb", False)]
     styled = read_tiff(
@@ -86,3 +87,20 @@ def test_a_display_referred_match_turns_filmic_off(dt, make_raw, tmp_path: Path,
     )
     from_xmp = render_export(dt, raw, read_xmp(res["xmp"]), 64)
     expect("style vs result.xmp: PSNR (dB)", display_image_psnr(styled / 255.0, from_xmp), ">", 60.0)
+
+
+def test_chain_entries_turned_off_are_checked_in_one_line(dt, make_raw) -> None:
+    """``-MODULE`` names a darktable module and is not also matched: each mistake is one line."""
+    from darkproxy.errors import UnknownModule
+    from darkproxy.match import MatchError
+    from darkproxy.match.fit import plan_history, split_chain
+
+    assert split_chain(["exposure", "rgbcurve", "-filmicrgb"]) == (["exposure", "rgbcurve"], ["filmicrgb"])
+    raw = make_raw(size=32)
+    with pytest.raises(MatchError, match="both matched and turned off") as e:
+        plan_history(dt, raw, ["exposure", "filmicrgb", "-filmicrgb"], None)
+    assert "\n" not in str(e.value)
+    with pytest.raises(UnknownModule, match="'nosuchmodule'"):
+        plan_history(dt, raw, ["exposure", "-nosuchmodule"], None)
+    with pytest.raises(MatchError, match="--chain is empty"):
+        plan_history(dt, raw, ["-filmicrgb"], None)

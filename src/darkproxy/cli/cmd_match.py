@@ -115,7 +115,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "with --pairs); temperature (white balance) starts the match from the raw's mosaic; -MODULE turns the "
         "history's module off (-filmicrgb: no tone mapper, a display-referred edit that clips at white as LibRaw "
         "and camera JPEGs do: e.g. exposure,colorbalancergb,rgbcurve,-filmicrgb); auto: "
-        "exposure, then filmicrgb, colorbalancergb, temperature, channelmixerrgb and rgbcurve each kept if it "
+        "exposure, then filmicrgb or -filmicrgb (filmic fitted, or off), colorbalancergb, temperature, "
+        "channelmixerrgb and rgbcurve each kept if it "
         "lowers the ΔE2000 of a held-out half of the reference by 3 %% (the summary's chain_auto says which) "
         "(default: exposure,colorbalancergb,filmicrgb; with --shared also channelmixerrgb,rgbcurve: a look pooled "
         "over a whole shoot holds them, plain --pairs over-fits them)",

@@ -1,13 +1,13 @@
 """``darkproxy match --chain auto``: the chain grown stage by stage while the reference's held-out pixels say
 it helps.
 
-Exposure always runs; then each of :data:`AUTO_CANDIDATES` in turn is added, its sliders (and the kept ones)
-fitted through the replica on one half of the region the reference covers (split across its long side) and the
-ΔE2000 of the replica's output measured on the other half. A stage is kept when it lowers that held-out ΔE2000
-by at least :data:`MIN_GAIN` (relative) below the best chain so far; the first figure to beat is darktable's
-defaults on the same half. The replica's stages here are exact ports, so its held-out figure is darktable's up
-to the ports' error (tens of dB below the differences measured); the match's final figures are darktable's
-own render of result.xmp, as always.
+Exposure always runs; then each of :data:`AUTO_CANDIDATES` in turn is added (a step of alternatives: each tried,
+the best one considered), its sliders (and the kept ones) fitted through the replica on one half of the region
+the reference covers (split across its long side) and the ΔE2000 of the replica's output measured on the other
+half. A stage is kept when it lowers that held-out ΔE2000 by at least :data:`MIN_GAIN` (relative) below the best
+chain so far; the first figure to beat is darktable's defaults on the same half. The replica's stages here are
+exact ports, so its held-out figure is darktable's up to the ports' error (tens of dB below the differences
+measured); the match's final figures are darktable's own render of result.xmp, as always.
 """
 
 from __future__ import annotations
@@ -26,8 +26,16 @@ BASE_CHAIN = ("exposure",)
 # tone mapper, colour grading, white balance: the order photographers reach for them (white balance: it moves
 # the match onto the raw's mosaic, the costliest replica); then color calibration's channel gains and
 # colourfulness (pointwise, after white balance: what the camera's colour rendering adds to it); last a tone
-# curve (rgb curve's nodes), what a camera's tone rendering adds beyond a tone mapper
-AUTO_CANDIDATES = ("filmicrgb", "colorbalancergb", "temperature", "channelmixerrgb", "rgbcurve")
+# curve (rgb curve's nodes), what a camera's tone rendering adds beyond a tone mapper. A tuple is one step of
+# alternatives, the best kept: the tone mapper fitted, or none (filmic off: a display-referred rendering that
+# clips at white, as LibRaw's and many camera JPEGs do)
+AUTO_CANDIDATES: tuple[str | tuple[str, ...], ...] = (
+    ("filmicrgb", "-filmicrgb"),
+    "colorbalancergb",
+    "temperature",
+    "channelmixerrgb",
+    "rgbcurve",
+)
 MIN_GAIN = 0.03  # a stage must lower the held-out ΔE2000 by 3 % to be kept (below: noise of the split)
 
 
@@ -80,13 +88,20 @@ def choose_chain(
     steps: list[dict[str, Any]] = [{"chain": [], "heldout_deltae": best, "kept": True, "note": "darktable's defaults"}]
     say(f"--chain auto: darktable's defaults give ΔE2000 {best:.2f} on the held-out half")
     for i, cand in enumerate((None, *AUTO_CANDIDATES)):
-        chain = kept if cand is None else [*kept, cand]
-        if i:
-            prep = prepare(dt, raw, reference, chain, xmp, max_size)
-        e = heldout_deltae(prep, [m for m in chain if m in _planned(prep)], config)
+        tried = []  # (held-out ΔE2000, chain, its step) per alternative of this step
+        for alt in cand if isinstance(cand, tuple) else (cand,):
+            chain = kept if alt is None else [*kept, alt]
+            if i:
+                prep = prepare(dt, raw, reference, chain, xmp, max_size)
+            e = heldout_deltae(prep, [m for m in chain if m in _planned(prep)], config)
+            steps.append({"chain": list(chain), "heldout_deltae": e, "kept": False})
+            tried.append((e, chain, steps[-1]))
+        e, chain, step = min(tried, key=lambda t: t[0])
         keep = cand is None or e < best * (1 - MIN_GAIN)
-        steps.append({"chain": list(chain), "heldout_deltae": e, "kept": bool(keep)})
-        say(f"--chain auto: {' + '.join(chain)}: ΔE2000 {e:.2f} held out ({'kept' if keep else 'left out'})")
+        step["kept"] = bool(keep)
+        for e_alt, c_alt, st in tried:
+            verdict = "kept" if st["kept"] else "left out"
+            say(f"--chain auto: {' + '.join(c_alt)}: ΔE2000 {e_alt:.2f} held out ({verdict})")
         if keep:
             kept, best = list(chain), min(best, e)
     return kept, steps
