@@ -1,8 +1,8 @@
 """``darkproxy match --chain auto``: the chain grown stage by stage while the reference's held-out pixels say
 it helps.
 
-Exposure always runs; then each of :data:`AUTO_CANDIDATES` in turn is added (a step of alternatives: each tried,
-the best one considered), its sliders (and the kept ones) fitted through the replica on one half of the region
+Exposure always runs; then each of :data:`AUTO_STEPS` in turn is added (a step of alternatives: each tried, the
+best one considered), its sliders (and the kept ones) fitted through the replica on one half of the region
 the reference covers (split across its long side) and the ΔE2000 of the replica's output measured on the other
 half. A stage is kept when it lowers that held-out ΔE2000 by at least :data:`MIN_GAIN` (relative) below the best
 chain so far; the first figure to beat is darktable's defaults on the same half. The replica's stages here are
@@ -26,15 +26,16 @@ BASE_CHAIN = ("exposure",)
 # tone mapper, colour grading, white balance: the order photographers reach for them (white balance: it moves
 # the match onto the raw's mosaic, the costliest replica); then color calibration's channel gains and
 # colourfulness (pointwise, after white balance: what the camera's colour rendering adds to it); last a tone
-# curve (rgb curve's nodes), what a camera's tone rendering adds beyond a tone mapper. A tuple is one step of
-# alternatives, the best kept: the tone mapper fitted, or none (filmic off: a display-referred rendering that
-# clips at white, as LibRaw's and many camera JPEGs do)
-AUTO_CANDIDATES: tuple[str | tuple[str, ...], ...] = (
-    ("filmicrgb", "-filmicrgb"),
-    "colorbalancergb",
-    "temperature",
-    "channelmixerrgb",
-    "rgbcurve",
+# curve (rgb curve's nodes), what a camera's tone rendering adds beyond a tone mapper. Each step lists its
+# alternatives, each the stages it adds, the best one considered: the tone mapper fitted, or none and a tone curve
+# (filmic off: a display-referred rendering that clips at white, as LibRaw's and many camera JPEGs do; it needs
+# the curve to follow their gamma, so the two come as one alternative). Stages already kept are not added twice.
+AUTO_STEPS: tuple[tuple[tuple[str, ...], ...], ...] = (
+    (("filmicrgb",), ("-filmicrgb", "rgbcurve")),
+    (("colorbalancergb",),),
+    (("temperature",),),
+    (("channelmixerrgb",),),
+    (("rgbcurve",),),
 )
 MIN_GAIN = 0.03  # a stage must lower the held-out ΔE2000 by 3 % to be kept (below: noise of the split)
 
@@ -87,17 +88,22 @@ def choose_chain(
     best = display_image_deltae2000(prep.default_img[:, t:b, left:r], ref[:, t:b, left:r])[0]
     steps: list[dict[str, Any]] = [{"chain": [], "heldout_deltae": best, "kept": True, "note": "darktable's defaults"}]
     say(f"--chain auto: darktable's defaults give ΔE2000 {best:.2f} on the held-out half")
-    for i, cand in enumerate((None, *AUTO_CANDIDATES)):
+    for i, alts in enumerate(((),) + AUTO_STEPS):  # step 0: the base chain alone
         tried = []  # (held-out ΔE2000, chain, its step) per alternative of this step
-        for alt in cand if isinstance(cand, tuple) else (cand,):
-            chain = kept if alt is None else [*kept, alt]
+        for alt in alts or ((),):
+            new = [m for m in alt if m not in kept]
+            if i and not new:
+                continue  # an earlier step kept it
+            chain = [*kept, *new]
             if i:
                 prep = prepare(dt, raw, reference, chain, xmp, max_size)
             e = heldout_deltae(prep, [m for m in chain if m in _planned(prep)], config)
             steps.append({"chain": list(chain), "heldout_deltae": e, "kept": False})
             tried.append((e, chain, steps[-1]))
+        if not tried:
+            continue
         e, chain, step = min(tried, key=lambda t: t[0])
-        keep = cand is None or e < best * (1 - MIN_GAIN)
+        keep = not i or e < best * (1 - MIN_GAIN)
         step["kept"] = bool(keep)
         for e_alt, c_alt, st in tried:
             verdict = "kept" if st["kept"] else "left out"
