@@ -32,14 +32,17 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def _setup(arch: str, h: int, w: int, seed: int = 0) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+def _setup(
+    arch: str, h: int, w: int, seed: int = 0, **extra: object
+) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     """A small float64 ``arch`` with every weight moved off its (zero)
     initialisation, so that all paths carry gradient; an image and params."""
     e = arch_entry(arch)
     takes = inspect.signature(e.cls.__init__).parameters
     c = 4 if e.pre_demosaic else 3
     torch.manual_seed(seed)
-    model = build_model(arch, N_PARAMS, in_channels=c, **{k: v for k, v in SMALL.items() if k in takes}).double()
+    small = {k: v for k, v in SMALL.items() if k in takes}
+    model = build_model(arch, N_PARAMS, in_channels=c, **small, **extra).double()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
@@ -65,6 +68,12 @@ def test_gradcheck_wrt_image_and_params(arch: str) -> None:
     model, x, p = _setup(arch, *((8, 8) if pre else (16, 16)), seed=1)
     assert torch.autograd.gradcheck(model, (x, p), eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=True)
     print(f"\n{arch}: gradcheck {time.perf_counter() - t0:.2f} s")
+
+
+def test_gradcheck_multiscale_with_blur_bases() -> None:
+    """The blurred bases' blend (an option of ``multiscale``) is differentiable too."""
+    model, x, p = _setup("multiscale", 6, 6, blur_bases=True)
+    assert torch.autograd.gradcheck(model, (x, p), eps=1e-6, atol=1e-5, rtol=1e-3)
 
 
 @pytest.mark.parametrize("arch", list_archs())

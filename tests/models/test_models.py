@@ -74,12 +74,14 @@ def test_pointwise_is_pointwise_and_spatial_is_not() -> None:
     assert not arch_entry("spatial").pixel_batches
 
 
-@pytest.mark.parametrize("arch", ["pointwise", "multiscale"])
-def test_pixel_mlp_head_on_pixel_rows_equals_forward(arch: str) -> None:
+@pytest.mark.parametrize(
+    ("arch", "hparams"), [("pointwise", {}), ("multiscale", {}), ("multiscale", {"blur_bases": True})]
+)
+def test_pixel_mlp_head_on_pixel_rows_equals_forward(arch: str, hparams: dict) -> None:
     """Training runs the MLP on random pixel rows of precomputed features: it
     must give exactly what the whole-image forward gives at those pixels."""
     torch.manual_seed(0)
-    m = build_model(arch, 2)
+    m = build_model(arch, 2, **hparams)
     _perturb(m, 0.1)
     x, p = torch.rand(2, 3, 20, 30), torch.rand(2, 2)
     with torch.no_grad():

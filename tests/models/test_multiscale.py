@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from darkproxy.models import build_model
 from darkproxy.models.layers import gaussian_blur
 from darkproxy.models.multiscale import BORDER_SCALES, DEFAULT_SIGMAS, border_distance, multiscale_features
 
@@ -41,3 +42,22 @@ def test_border_distance_of_a_crop_equals_the_crop_of_the_full_map() -> None:
     torch.testing.assert_close(crop, full[:, :, y0 : y0 + h, x0 : x0 + w])
     # px 5 from the top edge, scale 16 -> 5/16; the centre is clipped at 1
     assert abs(float(full[0, 0, 5, 40]) - 5 / 16) < 1e-6 and float(full[0, 0, 30, 40]) == 1.0
+
+
+def test_blur_bases_start_at_the_identity_and_can_output_a_blur() -> None:
+    """With ``blur_bases`` the features end with the linear image blurred at each sigma, the untrained
+    proxy is the identity, and a blur of the input (what lowpass and soften output) is exactly
+    representable: the blend's weight 1 on one sigma, the affine transform at the identity."""
+    torch.manual_seed(0)
+    x, p = torch.rand(2, 3, 24, 30), torch.rand(2, 3)
+    m = build_model("multiscale", 3, blur_bases=True)
+    f = m.features(x)
+    k = DEFAULT_SIGMAS.index(2.0)
+    torch.testing.assert_close(f[:, m.n_features + 3 * k : m.n_features + 3 * k + 3], gaussian_blur(x, 2.0))
+    with torch.no_grad():
+        torch.testing.assert_close(m(x, p), x)
+        m.to_blend.bias[k] = 1.0
+        torch.testing.assert_close(m(x, p), gaussian_blur(x, 2.0))
+        m.to_coef.bias[0:3] = torch.log(torch.tensor([0.5, 1.0, 2.0]))  # then a gain per channel
+        torch.testing.assert_close(m(x, p), gaussian_blur(x, 2.0) * torch.tensor([0.5, 1.0, 2.0])[:, None, None])
+    assert build_model("multiscale", 3, **m.hparams).hparams["blur_bases"] is True

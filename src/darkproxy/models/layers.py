@@ -190,14 +190,21 @@ class PixelMLP(nn.Module):
         models); ``None``: a whole image."""
         raise NotImplementedError
 
-    def coefficients(self, feats: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """The MLP on pixel rows: ``feats (B, N, n_features)``, ``params (B, P)``
-        -> the affine coefficients ``(B, N, 15)`` (see :func:`affine_apply`)."""
+    def hidden(self, feats: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The FiLM-modulated MLP on pixel rows: ``feats (B, N, n_features)``,
+        ``params (B, P)`` -> its last hidden layer ``(B, N, width)`` and the
+        params as the model reads them ``(B, max(P, 1))``."""
         p = params_or_const(params, self.n_params, feats)
         h = upcast(feats)
         for layer, gb in zip(self.layers, self.param_mlp(p).chunk(len(self.layers), dim=1), strict=True):
             g, b = gb.chunk(2, dim=1)
             h = self.act(torch.addcmul(b[:, None], layer(h), 1.0 + g[:, None]))  # FiLM
+        return h, p
+
+    def coefficients(self, feats: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """The MLP on pixel rows: ``feats (B, N, n_features)``, ``params (B, P)``
+        -> the affine coefficients ``(B, N, 15)`` (see :func:`affine_apply`)."""
+        h, p = self.hidden(feats, params)
         with torch.autocast(feats.device.type, enabled=False):
             return self.to_coef(upcast(h)) + self.coef_from_params(p)[:, None]
 

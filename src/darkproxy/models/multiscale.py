@@ -23,6 +23,14 @@ The encoding of the bands is the sRGB curve extended to all reals
 which is where Lab modules compute their details. On darktable's sharpen it is
 ahead of the ``spatial`` UNets at equal CPU time (``bench/results/proxies.md``).
 
+With ``blur_bases`` the affine transform applies to a per-pixel blend of the
+pixel and the linear input blurred at each sigma, ``x + sum_k w_k (gauss(x,
+sigma_k) - x)`` (weights from the same MLP, zero at initialisation), not to
+the pixel alone. A module whose output is a blur of its input (lowpass,
+soften) is an affine transform of the pixel only through a gain near zero and
+an offset that carries the blurred value to the last bit; here it is the
+blend's weight at one sigma, and the affine part keeps the colour transform.
+
 Training draws random pixels of many samples per step from features computed
 once per image (:class:`~darkproxy.data.dataset.PixelBatches`), as for
 pointwise proxies. The receptive field is ``3 * max(sigmas)`` px: a tiled apply
@@ -35,9 +43,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch import nn
 
 from darkproxy.colour.encodings import srgb_encode_ext
-from darkproxy.models.layers import PixelMLP, encode_input, gaussian_blur, upcast
+from darkproxy.models.layers import PixelMLP, affine_apply, encode_input, gaussian_blur, upcast
 from darkproxy.models.registry import register_arch
 
 DEFAULT_SIGMAS = (0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0, 5.66, 8.0, 11.3, 16.0)
@@ -76,20 +85,28 @@ def multiscale_features(
     sigmas: Sequence[float] = DEFAULT_SIGMAS,
     border_scales: Sequence[float] = BORDER_SCALES,
     origin: torch.Tensor | None = None,
+    blurs: bool = False,
 ) -> torch.Tensor:
     """Fixed multi-scale features of a linear_rec2020 image ``(B, 3, H, W)``
     -> ``(B, 4 + 4 * len(sigmas) + 2 * len(border_scales), H, W)``: log-encoded
     pixel, encoded luminance, band-passes of the encoded luminance and
     channels per sigma, border distances (``origin``: see
-    :func:`border_distance`). Differentiable with respect to the image."""
+    :func:`border_distance`); with ``blurs``, then ``3 * len(sigmas)`` more:
+    the linear image blurred at each sigma (linear_rec2020). Differentiable
+    with respect to the image."""
     x = upcast(image)
     B, _, H, W = x.shape
     w = torch.tensor(LUMA_REC2020, dtype=torch.float32, device=x.device)
     src = torch.cat([srgb_encode_ext((x * w[None, :, None, None]).sum(1, keepdim=True)), srgb_encode_ext(x)], 1)
     feats = [encode_input(x), src[:, :1]]
-    feats += [src - gaussian_blur(src, s) for s in sigmas]
+    # one grouped blur per sigma for the encoded channels and, with blurs, the linear ones
+    both = torch.cat([src, x], 1) if blurs else src
+    blurred = [gaussian_blur(both, s) for s in sigmas]
+    feats += [src - b[:, :4] for b in blurred]
     if border_scales:
         feats.append(border_distance(B, H, W, border_scales, x.device, origin))
+    if blurs:
+        feats += [b[:, 4:] for b in blurred]
     return torch.cat(feats, 1)
 
 
@@ -109,19 +126,44 @@ class MultiscaleProxy(PixelMLP):
         param_hidden: int = 64,
         sigmas: Sequence[float] = DEFAULT_SIGMAS,
         border_scales: Sequence[float] = BORDER_SCALES,
+        blur_bases: bool = False,
     ) -> None:
         if in_channels != 3 or out_channels != 3:
             raise ValueError("multiscale proxies map 3 channels to 3 (use 'demosaic' for a packed mosaic)")
         sig, bsc = [float(s) for s in sigmas], [float(s) for s in border_scales]
         super().__init__(n_params, 4 + 4 * len(sig) + 2 * len(bsc), width, depth, param_hidden)
-        self.sigmas, self.border_scales = sig, bsc
+        self.sigmas, self.border_scales, self.blur_bases = sig, bsc, bool(blur_bases)
         self.hparams: dict[str, Any] = {
             "width": width,
             "depth": depth,
             "param_hidden": param_hidden,
             "sigmas": self.sigmas,
             "border_scales": self.border_scales,
+            "blur_bases": self.blur_bases,
         }
+        if self.blur_bases:
+            self.to_blend = nn.Linear(width, len(sig))
+            nn.init.zeros_(self.to_blend.weight)  # still the identity at initialisation
+            nn.init.zeros_(self.to_blend.bias)
 
     def features(self, image: torch.Tensor, origin: torch.Tensor | None = None) -> torch.Tensor:
-        return multiscale_features(image, self.sigmas, self.border_scales, origin)
+        return multiscale_features(image, self.sigmas, self.border_scales, origin, self.blur_bases)
+
+    def coefficients(self, feats: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """The affine coefficients ``(B, N, 15)`` of pixel rows (the blurred
+        bases, if any, are the last features and not read here)."""
+        return super().coefficients(feats[..., : self.n_features], params)
+
+    def head(self, feats: torch.Tensor, base: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """Pixel rows: ``feats (B, N, F)``, linear ``base (B, N, 3)``, ``params
+        (B, P)`` -> ``(B, N, 3)`` linear: the affine transform of ``base`` (with
+        ``blur_bases``: of its blend with the blurred bases)."""
+        if not self.blur_bases:
+            return super().head(feats, base, params)
+        f, blurred = feats[..., : self.n_features], feats[..., self.n_features :]
+        h, p = self.hidden(f, params)
+        with torch.autocast(feats.device.type, enabled=False):
+            h, x = upcast(h), upcast(base)
+            w = self.to_blend(h)[..., None]  # (B, N, K, 1): one weight per sigma, shared by the channels
+            mixed = x + (w * (upcast(blurred).unflatten(-1, (len(self.sigmas), 3)) - x[..., None, :])).sum(-2)
+            return affine_apply(self.to_coef(h) + self.coef_from_params(p)[:, None], mixed)
