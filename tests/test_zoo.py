@@ -196,3 +196,18 @@ def test_zoo_proxy_on_another_darktable_version(monkeypatch) -> None:
     other = SimpleNamespace(get=lambda m: grown if m == "exposure" else schemas.get(m))
     with pytest.raises(DarkproxyError, match="retrain it \\(darkproxy zoo train exposure\\)"):
         check_zoo_proxy(proxy, SimpleNamespace(version="5.4.0", schemas=other), said.append)
+
+
+def test_the_shipped_zoo_was_trained_with_the_shipped_plan() -> None:
+    """Each shipped proxy's record matches what the shipped plan says of its module (samples, training
+    photos, steps where the plan counts them, render scales): the plan is the zoo's documentation."""
+    plan = ZooPlan.load()
+    for r in list_zoo(shipped_root()):
+        m = r["module"]
+        mp = plan.for_module(m, bool(r["pre_demosaic"]))
+        assert r["samples"] == mp.samples, m
+        if mp.steps is not None:  # the first zoo's entries trained by time budget
+            assert r["train_steps"] == mp.steps, m
+        if "train_sources" in plan.modules.get(m, {}):
+            assert r["train_raws"] == list(mp.train_sources), m
+        assert (r.get("scales") or None) == (list(mp.scales) if mp.scales else None), m
