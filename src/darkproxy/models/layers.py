@@ -204,8 +204,12 @@ class PixelMLP(nn.Module):
     def coefficients(self, feats: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """The MLP on pixel rows: ``feats (B, N, n_features)``, ``params (B, P)``
         -> the affine coefficients ``(B, N, 15)`` (see :func:`affine_apply`)."""
-        h, p = self.hidden(feats, params)
-        with torch.autocast(feats.device.type, enabled=False):
+        return self.coefficients_of(*self.hidden(feats, params))
+
+    def coefficients_of(self, h: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """The affine coefficients ``(B, N, 15)`` from :meth:`hidden`'s output:
+        the pixel path plus the params-only (global) path, in float32."""
+        with torch.autocast(h.device.type, enabled=False):
             return self.to_coef(upcast(h)) + self.coef_from_params(p)[:, None]
 
     def head(self, feats: torch.Tensor, base: torch.Tensor, params: torch.Tensor) -> torch.Tensor:

@@ -163,7 +163,7 @@ class MultiscaleProxy(PixelMLP):
         f, blurred = feats[..., : self.n_features], feats[..., self.n_features :]
         h, p = self.hidden(f, params)
         with torch.autocast(feats.device.type, enabled=False):
-            h, x = upcast(h), upcast(base)
-            w = self.to_blend(h)[..., None]  # (B, N, K, 1): one weight per sigma, shared by the channels
+            x = upcast(base)
+            w = self.to_blend(upcast(h))[..., None]  # (B, N, K, 1): one weight per sigma, shared by the channels
             mixed = x + (w * (upcast(blurred).unflatten(-1, (len(self.sigmas), 3)) - x[..., None, :])).sum(-2)
-            return affine_apply(self.to_coef(h) + self.coef_from_params(p)[:, None], mixed)
+            return affine_apply(self.coefficients_of(h, p), mixed)
