@@ -78,13 +78,14 @@ def plan_history(dt: Any, raw: Path, chain: Sequence[str], xmp: str | os.PathLik
     return hist, plan_replica(dt, hist, raw, from_mosaic=bool(on_mosaic(dt, hist, on)))
 
 
-def on_mosaic(dt: Any, history: Any, chain: Sequence[str]) -> list[str]:
-    """The ``chain`` modules that run on the raw's mosaic (white balance: temperature): the match then
-    starts from the raw's CFA (the replica's ``--from-mosaic``) instead of darktable's demosaiced image."""
+def on_mosaic(dt: Any, history: Any, modules: Sequence[str]) -> list[str]:
+    """The matched ``modules`` (:func:`split_chain`'s first list) that run on the raw's mosaic (white balance:
+    temperature): the match then starts from the raw's CFA (the replica's ``--from-mosaic``) instead of
+    darktable's demosaiced image."""
     from darkproxy.darktable.tapout import runs_on_mosaic
 
     order = history.pipe_order(dt.schemas)
-    return [m for m in split_chain(chain)[0] if runs_on_mosaic(order, m)]
+    return [m for m in modules if runs_on_mosaic(order, m)]
 
 
 class RegionChain(torch.nn.Module):

@@ -310,7 +310,7 @@ def _prepare_pooled(
         raise MatchError("--pairs does not take --chain auto: name the chain (e.g. exposure,colorbalancergb,filmicrgb)")
     raw0, _, xmp0 = items[0]
     on, off = split_chain(chain)
-    mosaic = on_mosaic(dt, replica_history(dt, raw0, xmp0, {m: {} for m in on}, off), chain)
+    mosaic = on_mosaic(dt, replica_history(dt, raw0, xmp0, {m: {} for m in on}, off), on)
     if mosaic:  # pooled pixels need pointwise stages from darktable's demosaiced image
         raise MatchError(
             f"--pairs pools pixels of pointwise stages; {', '.join(mosaic)} runs on the raw's mosaic (per "
