@@ -224,14 +224,14 @@ def test_replica_refuses_what_it_cannot_read(dt, raw256: Path, tmp_path: Path) -
     refused(film, raw256, "filmicrgb", "version 5", "version 6", prefer_proxy=["filmicrgb"])
     refused(_old_exposure(base, 7), raw256, "exposure", "version 7", "newer")
 
-    run = tmp_path / "lowpass-v3"
-    shutil.copytree(resolve_run("zoo:lowpass"), run)
+    run = tmp_path / "soften-v3"
+    shutil.copytree(resolve_run("zoo:soften"), run)
     info = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**info, "module_version": 3}))
-    lowpass = dt.edit(base, enable=["lowpass"])
-    asked = plan_replica(dt, lowpass, raw256, prefer_proxy=["lowpass"])  # its held-out worst case: under 30 dB
-    assert {s.module: s.kind for s in asked.stages}["lowpass"] == "proxy"
-    refused(lowpass, raw256, "lowpass", "version 4", "trained on version 3", runs={"lowpass": str(run)})
+    soften = dt.edit(base, enable=["soften"])
+    asked = plan_replica(dt, soften, raw256, prefer_proxy=["soften"])  # no port: its proxy, asked for
+    assert {s.module: s.kind for s in asked.stages}["soften"] == "proxy"
+    refused(soften, raw256, "soften", "version 1", "trained on version 3", runs={"soften": str(run)})
 
     # flip first in the chain: darktable's render orients the raw (its EXIF orientation need not be read here);
     # after a chain stage (haze removal's proxy) the exact flip needs it: refused when it cannot be read

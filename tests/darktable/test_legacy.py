@@ -49,6 +49,9 @@ CBRGB = {
 }
 
 
+LOWPASS = {"order": 0, "radius": 4.5, "contrast": 1.4, "brightness": -0.3, "saturation": 0.7, "unbound": 1}
+
+
 def old_blob(leg: Legacy, values: dict[str, Any]) -> bytes:
     """The old struct with ``values`` (0 for the members not given)."""
     return leg.encode(values)
@@ -86,8 +89,11 @@ def _old_renders_as_upgrade(dt: Any, raw: Path, base: Any, cases: list[tuple[str
 
 def test_legacy_upgrades_render_as_darktable_upgrades(dt, make_raw, expect) -> None:
     raw: Path = make_raw(source="coffee", size=128)
-    base = dt.edit(dt.default_history(raw), updates={"colorbalancergb": {"saturation_global": 0.0}})
+    edits = {"colorbalancergb": {"saturation_global": 0.0}, "lowpass": {"radius": 2.0, "saturation": 1.2}}
+    base = dt.edit(dt.default_history(raw), updates=edits)
     cases = []
+    for v, vals in ((1, LOWPASS), (2, {**LOWPASS, "radius": -6.0}), (3, LOWPASS)):  # -6: the bilateral filter
+        cases.append(("lowpass", v, old_blob(LEGACY[("lowpass", v)], vals)))
     for v in (2, 3, 4, 5):
         cases.append(("exposure", v, old_blob(LEGACY[("exposure", v)], {**EXPOSURE, "gain": 1.0})))
     for v in (1, 2, 3, 4):

@@ -41,3 +41,36 @@ def module_tapouts(
     (``{module: [settings]}``) on darktable's default history of ``raw``, rendered at ``size`` px in one
     darktable-cli process (:func:`case_tapouts` with one raw)."""
     return case_tapouts(dt, {m: (raw, m, es) for m, es in edits.items()}, size)
+
+
+def scaled_tapouts(
+    dt: Any, cases: Mapping[str, tuple[Path, str, Sequence[Mapping[str, Any]]]], size: int = 96
+) -> dict[str, list[tuple[np.ndarray, Any, np.ndarray, float]]]:
+    """:func:`case_tapouts` with each case's render scale: ``{case: [(darktable's input, the tap-out plan,
+    darktable's output, the render scale)]}``, one darktable-cli process."""
+    from darkproxy.darktable.tapout import render_scale
+
+    out = {}
+    for c, (inp, plans, outs) in case_tapouts(dt, cases, size).items():
+        scale = render_scale(cases[c][0], inp.shape)
+        assert scale is not None
+        out[c] = [(inp, p, o, scale) for p, o in zip(plans, outs, strict=True)]
+    return out
+
+
+def port_psnrs(op: Any, taps: Sequence[tuple[np.ndarray, Any, np.ndarray, float]]) -> tuple[list[float], list[float]]:
+    """The exact stage ``op`` on each tap-out's input at its render scale: display PSNR against darktable's output,
+    and the input's (how much the setting changed), per setting; each setting must be one ``op`` supports."""
+    import torch
+
+    from darkproxy.colour.metrics import display_psnr
+    from darkproxy.replica import StageContext
+
+    psnrs, changed = [], []
+    for inp, p, ref, scale in taps:
+        ctx = StageContext(scale=scale)
+        assert op.supports(p.params, ctx) is None, p.params
+        changed.append(display_psnr(inp, ref))
+        with torch.no_grad():
+            psnrs.append(display_psnr(op.fn(torch.from_numpy(inp)[None], p.params, ctx)[0].numpy(), ref))
+    return psnrs, changed

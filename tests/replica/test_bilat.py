@@ -56,35 +56,22 @@ def _settings(seed: int, n_ll: int, n_bil: int) -> list[dict[str, Any]]:
 def tapouts(dt, make_raw) -> dict[str, list[tuple[np.ndarray, Any, np.ndarray, float]]]:
     """case -> per setting (darktable's input, the tap-out plan, darktable's output, the render scale), all in
     one darktable-cli batch; cases ``scale1`` and ``scale0.5``."""
-    from darkproxy.darktable.tapout import render_scale
-    from tests.replica.taps import case_tapouts
+    from tests.replica.taps import scaled_tapouts
 
     raws = {"scale1": make_raw(source="coffee", size=94), "scale0.5": make_raw(source="coffee", size=192)}
     settings = {"scale1": _settings(41, 3, 2), "scale0.5": _settings(42, 1, 1)}
-    taps = case_tapouts(dt, {c: (raws[c], "bilat", es) for c, es in settings.items()}, 95)
-    out: dict[str, list[tuple[np.ndarray, Any, np.ndarray, float]]] = {}
-    for c, (inp, plans, outs) in taps.items():
-        scale = render_scale(raws[c], inp.shape)
-        assert scale is not None
-        out[c] = [(inp, p, o, scale) for p, o in zip(plans, outs, strict=True)]
-    return out
+    return scaled_tapouts(dt, {c: (raws[c], "bilat", es) for c, es in settings.items()}, 95)
 
 
 @pytest.mark.parametrize("case", ["scale1", "scale0.5"])
 def test_bilat_matches_darktable_tapouts(case: str, tapouts, dt, expect) -> None:
     """Every setting of the case against its darktable tap-out (one darktable-cli batch)."""
-    from darkproxy.colour.metrics import display_psnr
-    from darkproxy.replica import EXACT, StageContext
+    from darkproxy.replica import EXACT
+    from tests.replica.taps import port_psnrs
 
     op = EXACT["bilat"]
     assert dt.schemas.get("bilat").version in op.versions
-    psnrs, changed = [], []
-    for inp, p, ref, scale in tapouts[case]:
-        ctx = StageContext(scale=scale)
-        assert op.supports(p.params, ctx) is None, p.params
-        changed.append(display_psnr(inp, ref))
-        with torch.no_grad():
-            psnrs.append(display_psnr(op.fn(torch.from_numpy(inp)[None], p.params, ctx)[0].numpy(), ref))
+    psnrs, changed = port_psnrs(op, tapouts[case])
     print(
         f"\n{case} {tapouts[case][0][0].shape}: {[round(v, 1) for v in psnrs]} dB (input vs output: "
         f"{[round(v, 1) for v in changed]} dB)"

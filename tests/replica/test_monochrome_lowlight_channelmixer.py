@@ -110,8 +110,7 @@ def tapouts(dt, make_raw) -> dict[str, list[tuple[np.ndarray, Any, np.ndarray, f
     """case -> per setting (darktable's input, the tap-out plan, darktable's output, the render scale), all in
     one darktable-cli batch; cases: ``monochrome`` (scale 1), ``monochrome@0.5``, ``lowlight``,
     ``channelmixer``."""
-    from darkproxy.darktable.tapout import render_scale
-    from tests.replica.taps import case_tapouts
+    from tests.replica.taps import scaled_tapouts
 
     raws = {1: make_raw(source="coffee", size=96), 2: make_raw(source="coffee", size=192)}
     mono1, mono2 = _mono_settings(seed=31)
@@ -121,31 +120,19 @@ def tapouts(dt, make_raw) -> dict[str, list[tuple[np.ndarray, Any, np.ndarray, f
         "lowlight": ("lowlight", 1, _lowlight_settings(seed=32)),
         "channelmixer": ("channelmixer", 1, _mixer_settings(seed=33)),
     }
-    taps = case_tapouts(dt, {c: (raws[r], m, es) for c, (m, r, es) in cases.items()}, 96)
-    out: dict[str, list[tuple[np.ndarray, Any, np.ndarray, float]]] = {}
-    for c, (inp, plans, outs) in taps.items():
-        scale = render_scale(raws[cases[c][1]], inp.shape)
-        assert scale is not None
-        out[c] = [(inp, p, o, scale) for p, o in zip(plans, outs, strict=True)]
-    return out
+    return scaled_tapouts(dt, {c: (raws[r], m, es) for c, (m, r, es) in cases.items()}, 96)
 
 
 @pytest.mark.parametrize("case", ["monochrome", "monochrome@0.5", "lowlight", "channelmixer"])
 def test_ports_match_darktable_tapouts(case: str, tapouts, dt, expect) -> None:
     """Every setting of the case against its darktable tap-out (:func:`tapouts`: one darktable-cli batch)."""
-    from darkproxy.colour.metrics import display_psnr
-    from darkproxy.replica import EXACT, StageContext
+    from darkproxy.replica import EXACT
+    from tests.replica.taps import port_psnrs
 
     module = case.split("@")[0]
     op = EXACT[module]
     assert dt.schemas.get(module).version in op.versions
-    psnrs, changed = [], []
-    for inp, p, ref, scale in tapouts[case]:
-        ctx = StageContext(scale=scale)
-        assert op.supports(p.params, ctx) is None, p.params
-        changed.append(display_psnr(inp, ref))
-        with torch.no_grad():
-            psnrs.append(display_psnr(op.fn(torch.from_numpy(inp)[None], p.params, ctx)[0].numpy(), ref))
+    psnrs, changed = port_psnrs(op, tapouts[case])
     print(f"\n{case}: {[round(v, 1) for v in psnrs]} dB (input vs output: {[round(v, 1) for v in changed]} dB)")
     assert max(changed) < 45, "settings that change nothing test nothing"
     expect(f"{case}: worst setting psnr", min(psnrs), ">", 60)

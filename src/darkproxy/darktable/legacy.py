@@ -266,6 +266,29 @@ _register(
 )
 
 
+# ------------------------------------------------------------------ lowpass (v4 in darktable 4.2.1)
+_LP = "darktable 4.2.1 src/iop/lowpass.c, legacy_params: old_version == {} && new_version == 4"
+_LP_V1 = (("order", "enum"), ("radius", "float"), ("contrast", "float"), ("saturation", "float"))
+_LP_V2 = (*_LP_V1[:3], ("brightness", "float"), ("saturation", "float"))
+_LP_V3 = (*_LP_V2, ("unbound", "int"))
+
+
+def _lowpass(o: Mapping[str, Any]) -> dict[str, Any]:
+    """Every member set: a negative radius meant the bilateral filter; unbound 0 before version 3."""
+    return {
+        "order": o["order"],
+        "radius": abs(o["radius"]),
+        "contrast": o["contrast"],
+        "saturation": o["saturation"],
+        "brightness": o.get("brightness", 0.0),
+        "lowpass_algo": 1 if o["radius"] < 0.0 else 0,
+        "unbound": o.get("unbound", 0),
+    }
+
+
+for _v, _f in ((1, _LP_V1), (2, _LP_V2), (3, _LP_V3)):
+    _register(Legacy("lowpass", _v, 4, _f, _lowpass, _LP.format(_v)))
+
 # ------------------------------------------------------------------ the mosaic stages
 _HL = "darktable 4.2.1 src/iop/highlights.c, legacy_params: old_version == {} && new_version == 4"
 # v1 is v4's first four members (the fourth was "blendh", now "strength"), v2 adds clip, v3 adds the

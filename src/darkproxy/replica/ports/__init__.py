@@ -27,6 +27,7 @@ from darkproxy.replica.ports import (  # noqa: F401  each registers its exact st
     graduatednd,
     highlights,
     lowlight,
+    lowpass,
     monochrome,
     negadoctor,
     profile_gamma,
