@@ -58,9 +58,12 @@ def scaled_tapouts(
     return out
 
 
-def port_psnrs(op: Any, taps: Sequence[tuple[np.ndarray, Any, np.ndarray, float]]) -> tuple[list[float], list[float]]:
-    """The exact stage ``op`` on each tap-out's input at its render scale: display PSNR against darktable's output,
-    and the input's (how much the setting changed), per setting; each setting must be one ``op`` supports."""
+def port_psnrs(
+    op: Any, taps: Sequence[tuple[np.ndarray, Any, np.ndarray, float]], full_size: tuple[float, float] | None = None
+) -> tuple[list[float], list[float]]:
+    """The exact stage ``op`` on each tap-out's input at its render scale (and the raw's ``full_size``): display
+    PSNR against darktable's output, and the input's (how much the setting changed), per setting; each setting
+    must be one ``op`` supports."""
     import torch
 
     from darkproxy.colour.metrics import display_psnr
@@ -68,7 +71,7 @@ def port_psnrs(op: Any, taps: Sequence[tuple[np.ndarray, Any, np.ndarray, float]
 
     psnrs, changed = [], []
     for inp, p, ref, scale in taps:
-        ctx = StageContext(scale=scale)
+        ctx = StageContext(scale=scale, full_size=full_size)
         assert op.supports(p.params, ctx) is None, p.params
         changed.append(display_psnr(inp, ref))
         with torch.no_grad():

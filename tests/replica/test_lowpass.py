@@ -77,17 +77,20 @@ def _recursion(x: np.ndarray, sigma: float, order: int) -> np.ndarray:
 
 
 def test_iir_matrix_is_darktables_recursion() -> None:
-    """Known maths: the matrix equals the recursion at every order, from 1 to 200 samples and sigma 0.01 to 500
-    px; the gaussian (order 0) keeps a constant line constant."""
-    from darkproxy.replica.ports.lowpass import iir_matrix
+    """Known maths: the matrix, and the filter by FFT, equal the recursion at every order, from 1 to 200 samples
+    and sigma 0.01 to 500 px; the gaussian (order 0) keeps a constant line constant."""
+    from darkproxy.replica.ports.lowpass import iir_filter, iir_matrix
 
     rng = np.random.default_rng(0)
     for n in (1, 2, 5, 37, 200):
         for sigma in (0.01, 0.3, 1.0, 7.5, 60.0, 500.0):
             for order in (0, 1, 2):
                 x = rng.uniform(0.0, 100.0, n)
-                m = iir_matrix(torch.tensor([sigma], dtype=torch.float64), n, order)[0].numpy()
-                assert np.abs(m @ x - _recursion(x, sigma, order)).max() < 1e-8, (n, sigma, order)
+                s = torch.tensor([sigma], dtype=torch.float64)
+                ref = _recursion(x, sigma, order)
+                assert np.abs(iir_matrix(s, n, order)[0].numpy() @ x - ref).max() < 1e-8, (n, sigma, order)
+                got = iir_filter(torch.from_numpy(x).reshape(1, 1, 1, n), s, order).reshape(-1).numpy()
+                assert np.abs(got - ref).max() < 1e-8, (n, sigma, order)  # by FFT
     m = iir_matrix(torch.tensor([5.0], dtype=torch.float64), 50)[0]
     assert torch.allclose(m.sum(1), torch.ones(50, dtype=torch.float64), atol=1e-12)
 

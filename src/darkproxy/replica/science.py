@@ -160,6 +160,27 @@ def lab_to_working_rgb(lab: Tensor) -> Tensor:
     return mix(np.linalg.inv(profile_rgb_to_xyz_d50("lin_rec2020")), lab_finv(f) * white)
 
 
+HSL_DEN_MIN = 1.52587890625e-05  # rgb2hsl's floor of the saturation's denominator (2^-16)
+
+
+def rgb_to_hsl(r: Tensor, g: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """darktable's ``rgb2hsl`` (``common/colorspaces.c``) on three channels; h = s = 0 where max = min."""
+    pmax = torch.maximum(r, torch.maximum(g, b))
+    pmin = torch.minimum(r, torch.minimum(g, b))
+    delta = pmax - pmin
+    lv = (pmin + pmax) / 2.0
+    nz = delta != 0.0
+    den = torch.where(lv < 0.5, pmax + pmin, 2.0 - pmax - pmin).clamp_min(HSL_DEN_MIN)
+    sv = torch.where(nz, delta / den, torch.zeros_like(delta))
+    hr = safe_div(g - b, delta, nz)
+    hg = 2.0 + safe_div(b - r, delta, nz)
+    hb = 4.0 + safe_div(r - g, delta, nz)
+    hv = torch.where(pmax == r, hr, torch.where(pmax == g, hg, torch.where(pmax == b, hb, torch.zeros_like(hr))))
+    hv = hv / 6.0
+    hv = torch.where(hv < 0.0, hv + 1.0, torch.where(hv > 1.0, hv - 1.0, hv))
+    return torch.where(nz, hv, torch.zeros_like(hv)), sv, lv
+
+
 def hsl_to_rgb(h: Tensor, s: Tensor, lightness: Tensor) -> Vec3:
     """darktable's ``hsl2rgb`` (common/colorspaces.c) on broadcastable tensors: hue ``h`` in ``[0, 1]``,
     saturation ``s`` and lightness in ``[0, 1]`` -> three channels (piecewise linear in ``h``)."""

@@ -36,6 +36,7 @@ from darkproxy.replica.ports import (  # noqa: F401  each registers its exact st
     rgbcurve,
     sharpen,
     sigmoid,
+    soften,
     splittoning,
     temperature,
     tonecurve,

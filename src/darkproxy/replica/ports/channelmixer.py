@@ -38,7 +38,7 @@ from collections.abc import Sequence
 import torch
 
 from darkproxy.replica.registry import StageContext, Values, column, register_exact
-from darkproxy.replica.science import hsl_to_rgb, safe_div
+from darkproxy.replica.science import hsl_to_rgb, rgb_to_hsl
 
 Tensor = torch.Tensor
 
@@ -46,7 +46,6 @@ ROWS = ("red", "green", "blue")  # the params: the input channel
 HUE, SATURATION, LIGHTNESS, RED, GREEN, BLUE, GRAY = range(7)  # _channelmixer_output_t
 VERSION_1, VERSION_2 = 0, 1  # _channelmixer_algorithm_t
 PARAMS = tuple(f"{r}[{k}]" for r in ROWS for k in range(7))
-HSL_DEN_MIN = 1.52587890625e-05  # rgb2hsl's floor of the saturation's denominator (2^-16)
 
 
 def _weight(v: Values, row: str, k: int, x: Tensor) -> Tensor:
@@ -64,24 +63,6 @@ def matrices(v: Values, x: Tensor) -> tuple[list[list[Tensor]], list[list[Tensor
     mixed = [gray[0] * rgb[0][j] + gray[1] * rgb[1][j] + gray[2] * rgb[2][j] for j in range(3)]
     rgb = [[torch.where(on, mixed[j], rgb[i][j]) for j in range(3)] for i in range(3)]
     return hsl, rgb
-
-
-def rgb_to_hsl(r: Tensor, g: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """darktable's ``rgb2hsl`` (``common/colorspaces.c``) on three channels; h = s = 0 where max = min."""
-    pmax = torch.maximum(r, torch.maximum(g, b))
-    pmin = torch.minimum(r, torch.minimum(g, b))
-    delta = pmax - pmin
-    lv = (pmin + pmax) / 2.0
-    nz = delta != 0.0
-    den = torch.where(lv < 0.5, pmax + pmin, 2.0 - pmax - pmin).clamp_min(HSL_DEN_MIN)
-    sv = torch.where(nz, delta / den, torch.zeros_like(delta))
-    hr = safe_div(g - b, delta, nz)
-    hg = 2.0 + safe_div(b - r, delta, nz)
-    hb = 4.0 + safe_div(r - g, delta, nz)
-    hv = torch.where(pmax == r, hr, torch.where(pmax == g, hg, torch.where(pmax == b, hb, torch.zeros_like(hr))))
-    hv = hv / 6.0
-    hv = torch.where(hv < 0.0, hv + 1.0, torch.where(hv > 1.0, hv - 1.0, hv))
-    return torch.where(nz, hv, torch.zeros_like(hv)), sv, lv
 
 
 def _dot(m: list[Tensor], c: Sequence[Tensor]) -> Tensor:

@@ -3,12 +3,13 @@
 A Lab module (``IOP_CS_LAB``). ``process()`` in its gaussian mode (``lowpass_algo`` 0, the default):
 
 * ``common/gaussian.c`` (``dt_gaussian_blur_4c``) with ``sigma = radius x render scale``: per axis (columns,
-  then rows) a causal and an anti-causal recursive filter of order 2 (Young and van Vliet's double pole at
+  then rows) a causal and an anti-causal recursive filter of order 2 (Deriche's form, a double pole at
   ``e = exp(-1.695 / sigma)``; ``order`` 0, 1 or 2: the gaussian or its derivatives), each started from the
   steady state of its first sample repeated, summed. That is a linear map of each line, computed here as one
-  ``(n, n)`` matrix from the closed-form impulse responses (:func:`iir_matrix`), so that it is exact at any
-  sigma, batched and differentiable in sigma. The inputs of both passes are clamped to L in [0, 100], a* and
-  b* in [-128, 128] unless ``unbound`` (the default since params version 3; legacy versions upgrade to 0).
+  ``(n, n)`` matrix from the closed-form impulse responses (:func:`iir_matrix`), applied by FFT
+  (:func:`iir_filter`), so that it is exact at any sigma and size, batched and differentiable in sigma. The
+  inputs of both passes are clamped to L in [0, 100], a* and b* in [-128, 128] unless ``unbound`` (the default
+  since params version 3; legacy versions upgrade to 0).
 * L through the contrast table then the brightness table (``commit_params``: ``contrast (L - 50) + 50`` for
   |contrast| <= 1, else a sigmoid; ``100 (L / 100)^gamma``), each extrapolated above L = 100 by
   ``dt_iop_estimate_exp`` through its entries at 0.7, 0.8, 0.9 and 1; below L = 0 the first entry. The tables
@@ -63,28 +64,54 @@ def iir_coefficients(sigma: Tensor, order: int) -> tuple[Tensor, ...]:
     return a0, a1, a2, a3, e, (a0 + a1) / den, (a2 + a3) / den
 
 
-def iir_matrix(sigma: Tensor, n: int, order: int = 0) -> Tensor:
-    """``dt_gaussian_blur``'s filter of one line of ``n`` samples as a matrix: ``(S, n, n)`` for ``sigma``
-    ``(S,)`` px, ``out = M @ line``. The causal part's impulse response is ``a0 (k + 1) e^k + a1 k e^(k-1)``,
-    the anti-causal part's ``a2 k e^(k-1) + a3 (k - 1) e^(k-2)`` (``k >= 1``); darktable starts each from the
-    steady state of the line's end sample repeated, which puts the responses' tails (``coefp``, ``coefn``
-    less the sums within the line) on the first and the last column."""
+def _responses(sigma: Tensor, n: int, order: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The causal and anti-causal impulse responses ``(S, n)`` (lags 0..n-1) of ``sigma`` ``(S,)`` and what each
+    leaves beyond lag ``j`` (``coefp`` / ``coefn`` less their sums up to ``j``): ``(hf, hb, tail_f, tail_b)``."""
     a0, a1, a2, a3, e, coefp, coefn = (t.reshape(-1, 1) for t in iir_coefficients(sigma.reshape(-1), order))
     k = torch.arange(n, dtype=sigma.dtype, device=sigma.device)[None]
     ek = torch.where(k > 0, e, torch.ones_like(e)) ** k  # e^k; 0^0 = 1 with a finite gradient when e underflows
     ek1 = torch.cat([torch.zeros_like(e), ek[:, :-1]], 1)  # e^(k-1), 0 at k = 0
     ek2 = torch.cat([torch.zeros_like(e), ek1[:, :-1]], 1)  # e^(k-2), 0 at k <= 1
-    hf = a0 * (k + 1.0) * ek + a1 * k * ek1  # (S, n), lags 0..n-1
-    hb = a2 * k * ek1 + a3 * (k - 1.0) * ek2  # (S, n), lags 0..n-1 (0 at lag 0)
+    hf = a0 * (k + 1.0) * ek + a1 * k * ek1
+    hb = a2 * k * ek1 + a3 * (k - 1.0) * ek2  # 0 at lag 0
+    return hf, hb, coefp - torch.cumsum(hf, 1), coefn - torch.cumsum(hb, 1)
+
+
+def iir_matrix(sigma: Tensor, n: int, order: int = 0) -> Tensor:
+    """``dt_gaussian_blur``'s filter of one line of ``n`` samples as a matrix, ``(S, n, n)`` for ``sigma``
+    ``(S,)`` px (``out = M @ line``): the causal part's impulse response is ``a0 (k + 1) e^k + a1 k e^(k-1)``,
+    the anti-causal part's ``a2 k e^(k-1) + a3 (k - 1) e^(k-2)`` (``k >= 1``); darktable starts each from the
+    steady state of the line's end sample repeated, which puts the responses' tails on the first and the last
+    column. The definition :func:`iir_filter` computes by FFT."""
+    hf, hb, tail_f, tail_b = _responses(sigma, n, order)
     idx = torch.arange(n, device=sigma.device)
     lag = idx[:, None] - idx[None, :]  # row j, column m: j - m
     m = torch.where(lag >= 0, hf[:, lag.clamp_min(0)], hb[:, (-lag).clamp_min(0)])
-    tail_f = coefp - torch.cumsum(hf, 1)  # row j: what the samples before the line add, all equal to the first
-    tail_b = coefn - torch.cumsum(hb, 1)  # row j (lag n-1-j to the last sample): the samples after the line
     first = torch.zeros(n, dtype=sigma.dtype, device=sigma.device)
     first[0] = 1.0
-    last = first.flip(0)
-    return m + tail_f[:, :, None] * first + tail_b.flip(1)[:, :, None] * last
+    return m + tail_f[:, :, None] * first + tail_b.flip(1)[:, :, None] * first.flip(0)
+
+
+def _causal(x: Tensor, h: Tensor) -> Tensor:
+    """``y[j] = sum_{m <= j} h[j - m] x[m]`` along the last axis of ``x`` ``(S or 1, ..., n)`` by FFT; ``h``
+    ``(S, n)``."""
+    n = x.shape[-1]
+    size = 2 * n
+    hs = h.reshape(h.shape[0], *([1] * (x.ndim - 2)), n)
+    y = torch.fft.irfft(torch.fft.rfft(x, size) * torch.fft.rfft(hs, size), size)
+    return y[..., :n]
+
+
+def iir_filter(x: Tensor, sigma: Tensor, order: int = 0) -> Tensor:
+    """``dt_gaussian_blur``'s filter (:func:`iir_matrix`) along the last axis of ``x`` ``(B, ..., n)`` with
+    ``sigma`` ``(B,)`` or ``(1,)`` px, in float64 (the tails are differences of sums near ``coefp``)."""
+    n = x.shape[-1]
+    hf, hb, tail_f, tail_b = _responses(sigma.to(torch.float64), n, order)
+    x64 = x.to(torch.float64)
+    shape = (hf.shape[0], *([1] * (x.ndim - 2)), n)
+    y = _causal(x64, hf) + _causal(x64.flip(-1), hb).flip(-1)
+    y = y + tail_f.reshape(shape) * x64[..., :1] + tail_b.flip(1).reshape(shape) * x64[..., -1:]
+    return y.to(x.dtype)
 
 
 def gaussian_blur(
@@ -92,16 +119,12 @@ def gaussian_blur(
 ) -> Tensor:
     """``dt_gaussian_blur_4c`` of ``x`` ``(B, C, H, W)`` with ``sigma`` ``(B,)`` or ``(1,)`` px: columns first,
     then rows, each pass's input clamped to ``[lo, hi]`` ``(1, C, 1, 1)`` when given."""
-    _, _, h, w = x.shape
 
     def clamp(t: Tensor) -> Tensor:
         return t if lo is None or hi is None else torch.maximum(torch.minimum(t, hi), lo)
 
-    s64 = sigma.to(torch.float64)  # the tails are differences of sums near coefp: float32 would cancel
-    mh = iir_matrix(s64, h, order).to(x.dtype)[:, None]  # (S, 1, H, H)
-    mw = iir_matrix(s64, w, order).to(x.dtype)[:, None]  # (S, 1, W, W)
-    t = mh @ clamp(x)
-    return clamp(t) @ mw.transpose(-1, -2)
+    t = iir_filter(clamp(x).transpose(-1, -2), sigma, order).transpose(-1, -2)
+    return iir_filter(clamp(t), sigma, order)
 
 
 def _contrast(u: Tensor, c: Tensor) -> Tensor:
