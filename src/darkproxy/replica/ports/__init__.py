@@ -7,6 +7,7 @@ from __future__ import annotations
 from darkproxy.replica.ports import (  # noqa: F401  each registers its exact stage
     basecurve,
     bilat,
+    bloom,
     channelmixer,
     channelmixerrgb,
     colorbalance,

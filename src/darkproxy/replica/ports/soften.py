@@ -59,26 +59,34 @@ def box_mean(x: Tensor, radius: int, iterations: int = BOX_ITERATIONS) -> Tensor
     return y.to(x.dtype)
 
 
-def blur_radius(size: float, ctx: StageContext, h: int, w: int) -> int:
-    """``process()``'s box radius in render px for an ``(h, w)`` export (see the module docstring)."""
+def whole_export(module: str, ctx: StageContext, h: int, w: int) -> tuple[int, int, float]:
+    """``(bw, bh, s)``: ``piece->buf_in``'s full-resolution size and darktable-cli's float export scale of an
+    ``(h, w)`` render (:func:`~darkproxy.replica.ports.resample.export_frame`), for a module whose radius follows
+    them; a one-line error naming ``module`` where they are not known."""
     from darkproxy.replica.ports.resample import export_frame
 
     if ctx.full_size is None and abs(ctx.scale - 1.0) > 1e-6:
-        raise DarkproxyError("soften's radius follows the image's full-resolution size, which is not known here")
+        raise DarkproxyError(f"{module}'s radius follows the image's full-resolution size, which is not known here")
     try:
-        bw, bh, s = export_frame(ctx.full_size, ctx.scale, h, w)
+        return export_frame(ctx.full_size, ctx.scale, h, w)
     except ValueError as e:
-        raise DarkproxyError(f"soften: {e}") from None
+        raise DarkproxyError(f"{module}: {e}") from None
+
+
+def one_size(module: str, value: object) -> float:
+    """A ``size`` slider that sets an integer radius: one value per batch (no gradient)."""
+    t = torch.as_tensor(value).detach().reshape(-1)
+    if t.numel() > 1 and not bool((t == t[0]).all()):
+        raise DarkproxyError(f"{module}: size sets an integer blur radius; one value per batch, it cannot be fitted")
+    return float(t[0])
+
+
+def blur_radius(size: float, ctx: StageContext, h: int, w: int) -> int:
+    """``process()``'s box radius in render px for an ``(h, w)`` export (see the module docstring)."""
+    bw, bh, s = whole_export("soften", ctx, h, w)
     mrad = int(math.sqrt(float(bw) * bw + float(bh) * bh) * 0.01)
     rad = int(mrad * (min(100.0, float(torch.tensor(size, dtype=torch.float32)) + 1.0) / 100.0))
     return min(mrad, int(math.ceil(float(torch.tensor(rad * s, dtype=torch.float32)))))
-
-
-def _one(value: object) -> float:
-    t = torch.as_tensor(value).detach().reshape(-1)
-    if t.numel() > 1 and not bool((t == t[0]).all()):
-        raise DarkproxyError("soften: size sets an integer blur radius; one value per batch, it cannot be fitted")
-    return float(t[0])
 
 
 @register_exact(
@@ -93,7 +101,7 @@ def _one(value: object) -> float:
 def soften(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     """soften on ``x`` ``(B, 3, H, W)`` linear Rec2020 -> the same."""
     _, _, h, w = x.shape
-    radius = blur_radius(_one(v.get("size", 50.0)), ctx, h, w)
+    radius = blur_radius(one_size("soften", v.get("size", 50.0)), ctx, h, w)
     hue, sat, light = rgb_to_hsl(x[:, 0:1], x[:, 1:2], x[:, 2:3])
     sat = (sat * column(v.get("saturation", 100.0), x) / 100.0).clamp(0.0, 1.0)
     light = (light * 2.0 ** column(v.get("brightness", 0.33), x)).clamp(0.0, 1.0)
