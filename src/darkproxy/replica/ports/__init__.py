@@ -26,6 +26,7 @@ from darkproxy.replica.ports import (  # noqa: F401  each registers its exact st
     flip,
     gamma,
     graduatednd,
+    hazeremoval,
     highlights,
     lowlight,
     lowpass,
