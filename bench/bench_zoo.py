@@ -115,12 +115,19 @@ def scale_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def trained_as(r: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two zoo.json records the same training: samples, steps, render scales, and the validation PSNR
+    and seconds it ended with (a retraining on other photos keeps the first three)."""
+    return r["samples"], r["train_steps"], r.get("scales"), r.get("val_psnr"), r.get("train_seconds")
+
+
 def before_after(rows: list[dict[str, Any]], previous: list[dict[str, Any]]) -> str:
     """The modules retrained since ``previous`` (the zoo.json this run replaces): old and new figures side by side."""
     prev = {r["module"]: r for r in previous}
 
     def fig(r: dict[str, Any]) -> str:
-        how = f"{r['samples']} samples, {r['train_steps']} steps, " + (
+        raws = f" from {len(r['train_raws'])} raws" if r.get("train_raws") else ""
+        how = f"{r['samples']} samples{raws}, {r['train_steps']} steps, " + (
             f"scales {r['scales'][0]:g}-{r['scales'][1]:g}" if r.get("scales") else f"{r['render_size']} px"
         )
         return f"{how}: {r['heldout_psnr_median']:.1f} / {r['heldout_psnr_min']:.1f}"
@@ -128,11 +135,7 @@ def before_after(rows: list[dict[str, Any]], previous: list[dict[str, Any]]) -> 
     out = []
     for r in rows:
         old = prev.get(r["module"])
-        if old is None or (old["samples"], old["train_steps"], old.get("scales")) == (
-            r["samples"],
-            r["train_steps"],
-            r.get("scales"),
-        ):
+        if old is None or trained_as(old) == trained_as(r):
             continue
         out.append(f"| {r['module']} | {fig(old)} | {fig(r)} |")
     if not out:
@@ -263,7 +266,7 @@ def main() -> int:
     same = {r["module"]: r for r in [*previous, *current]} if not a.eval_all else {}
     for r in rows:
         old = same.get(r["module"])
-        if old is not None and "new_raws_exit" in old and old["train_steps"] == r["train_steps"]:
+        if old is not None and "new_raws_exit" in old and trained_as(old) == trained_as(r):
             r.update({k: v for k, v in old.items() if k.startswith("new_raws_")})
     if a.eval_new_raws and (todo := [r for r in rows if "new_raws_exit" not in r]):
         eval_new_raws(todo, Path(a.zoo), a.eval_new_raws, Path(a.out) / "zoo-eval")
