@@ -44,9 +44,10 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "the whole chain from a display-referred sRGB target (PNG, JPEG, TIFF) rendered from RAW at the "
         "same size, writes result.xmp (the full history), renders it with darktable and reports display "
         "PSNR and ΔE2000 against the target.\n\n"
-        "The zoo's local proxies (lowpass, bloom, ...) were trained at render scale 0.5 (128 px from 256 px "
-        "raws): without --max-size the size is picked so that they run at their scale, and another scale is "
-        "refused in one line.",
+        "The zoo's local proxies (censorize, diffuse, ...) are trained over render scales 0.1-1: without "
+        "--max-size the size is the largest the chain's proxies accept (the raw's long side times the top of "
+        "the narrowest trained range), else the raw's long side capped at 512 px; a scale outside a proxy's "
+        "range is refused in one line.",
         "  darkproxy replica photo.dng -o rep/\n"
         "  darkproxy replica photo.dng --set exposure.exposure=1 --set sharpen.amount=1.2 --max-size 128 -o rep/\n"
         "  darkproxy replica photo.dng --xmp edit.xmp --allow-missing -o rep/\n"

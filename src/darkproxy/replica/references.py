@@ -42,8 +42,9 @@ def replica_history(
 def pick_size(raw: Path, plan: ReplicaPlan, max_size: int | None) -> int:
     """``max_size``, or the largest size the chain's proxies accept: the raw's
     long side times the top of the narrowest trained scale range of a
-    scale-dependent proxy (e.g. 128 px for a 256 px raw and the zoo's local
-    proxies, trained at 0.5), else the raw's long side capped at 512."""
+    scale-dependent proxy (the raw's size for the zoo's local proxies, trained
+    over 0.1-1; 128 px for a 256 px raw and a proxy trained at 0.5), else the
+    raw's long side capped at 512."""
     from darkproxy.data.scale import ScaleRange
     from darkproxy.proxy.locate import resolve_run
 

@@ -1,6 +1,9 @@
 """darktable 4.2.1's lowpass (``lowpass``, params version 4) as an exact stage: ``src/iop/lowpass.c``.
 
-A Lab module (``IOP_CS_LAB``). ``process()`` in its gaussian mode (``lowpass_algo`` 0, the default):
+A Lab module (``IOP_CS_LAB``). ``process()`` in its gaussian mode (``lowpass_algo`` 0, the default), or in its
+bilateral mode (1: ``common/bilateral.c``'s grid on L with spatial sigma ``radius x render scale`` and range sigma
+100, sliced at detail -1, its base layer; a* and b* unblurred: :func:`~darkproxy.replica.ports.monochrome.
+bilateral_base`, which monochrome and local contrast share):
 
 * ``common/gaussian.c`` (``dt_gaussian_blur_4c``) with ``sigma = radius x render scale``: per axis (columns,
   then rows) a causal and an anti-causal recursive filter of order 2 (Deriche's form, a double pole at
@@ -18,8 +21,9 @@ A Lab module (``IOP_CS_LAB``). ``process()`` in its gaussian mode (``lowpass_alg
 * a* and b* times ``saturation``, clamped as above unless unbound.
 
 Shapes: ``(B, 3, H, W)`` linear Rec2020 -> the same. Not pointwise. Gradients: the image, radius, contrast,
-brightness and saturation (the tables' branches are chosen by value). Refused: the bilateral filter mode
-(``common/bilateral.c``'s grid), an order darktable does not have, placements outside colorin..colorout.
+brightness and saturation (the tables' branches are chosen by value; in bilateral mode the radius sets the grid:
+no gradient, one value per batch). Refused: an algorithm or order darktable does not have, placements outside
+colorin..colorout.
 """
 
 from __future__ import annotations
@@ -29,13 +33,15 @@ from collections.abc import Callable
 
 import torch
 
-from darkproxy.replica.ports.monochrome import lab_placement
+from darkproxy.errors import DarkproxyError
+from darkproxy.replica.ports.monochrome import bilateral_base, lab_placement
 from darkproxy.replica.registry import StageContext, Values, column, register_exact
 from darkproxy.replica.science import lab_to_working_rgb, working_rgb_to_lab
 
 Tensor = torch.Tensor
 
 ALGO_GAUSSIAN, ALGO_BILATERAL = 0, 1
+BILATERAL_SIGMA_R = 100.0  # process(): the range sigma does not depend on the scale
 LAB_MIN, LAB_MAX = (0.0, -128.0, -128.0), (100.0, 128.0, 128.0)
 # dt_iop_estimate_exp's points: x = 0.7f .. 1.0f and the table entries CLAMP((int)(x * 0x10000), 0, 0xffff)
 _EXP_X = (0.7, 0.8, 0.9, 1.0)
@@ -159,14 +165,20 @@ def _table(L: Tensor, curve: Callable[[Tensor, Tensor], Tensor], arg: Tensor) ->
     return torch.where(L < 100.0, below, above)
 
 
+def _one_radius(radius: Tensor) -> float:
+    """The bilateral mode's radius: one value (it sets the grid's geometry: no gradient, no batch of values)."""
+    r = radius.detach().reshape(-1)
+    if r.numel() > 1 and not bool((r == r[0]).all()):
+        raise DarkproxyError("lowpass: the bilateral mode's radius sets darktable's grid; it cannot be fitted")
+    return float(r[0])
+
+
 def _supports(v: Values, ctx: StageContext) -> str | None:
     why = lab_placement("lowpass")(v, ctx)
     if why:
         return why
     algo = int(v.get("lowpass_algo", ALGO_GAUSSIAN))
-    if algo == ALGO_BILATERAL:
-        return "lowpass: the bilateral filter mode (common/bilateral.c's grid) is not modelled"
-    if algo != ALGO_GAUSSIAN:
+    if algo not in (ALGO_GAUSSIAN, ALGO_BILATERAL):
         return f"lowpass: algorithm {algo} is not one darktable 4.2.1 has"
     order = int(v.get("order", 0))
     if order not in (0, 1, 2):
@@ -179,8 +191,8 @@ def _supports(v: Values, ctx: StageContext) -> str | None:
     params=("radius", "contrast", "brightness", "saturation"),
     versions=(4,),
     pointwise=False,
-    note="darktable's lowpass.c, gaussian mode: common/gaussian.c's recursive filter (sigma = radius x render "
-    "scale; as exact matrices), the contrast and brightness tables with their extrapolation, saturation; any "
+    note="darktable's lowpass.c: common/gaussian.c's recursive filter (sigma = radius x render scale; exact, by "
+    "FFT) or bilateral.c's grid, the contrast and brightness tables with their extrapolation, saturation; any "
     "render scale",
     supports=_supports,
 )
@@ -191,7 +203,11 @@ def lowpass(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     unbound = bool(int(v.get("unbound", 1)))
     lo = None if unbound else torch.tensor(LAB_MIN, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
     hi = None if unbound else torch.tensor(LAB_MAX, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
-    blur = gaussian_blur(lab, radius * ctx.scale, int(v.get("order", 0)), lo, hi)
+    if int(v.get("lowpass_algo", ALGO_GAUSSIAN)) == ALGO_BILATERAL:  # L's bilateral base layer; a*, b* as they are
+        sigma = _one_radius(radius) * ctx.scale
+        blur = torch.cat([bilateral_base(lab[:, 0:1], sigma, BILATERAL_SIGMA_R, -1.0), lab[:, 1:3]], 1)
+    else:
+        blur = gaussian_blur(lab, radius * ctx.scale, int(v.get("order", 0)), lo, hi)
     L = _table(blur[:, 0:1], _contrast, column(v.get("contrast", 1.0), x))
     L = _table(L, _brightness, column(v.get("brightness", 0.0), x))
     ab = blur[:, 1:3] * column(v.get("saturation", 1.0), x)
