@@ -166,7 +166,7 @@ def stable_ambient_light(x: Tensor) -> tuple[Tensor, Tensor]:
             raise DarkproxyError(
                 "hazeremoval: darktable's ambient light here rests on near-black values below the colour conversions' "
                 f"float rounding, which the replica cannot reproduce (A0 {a0.detach().tolist()} moves to "
-                f"{a1.tolist()} within that rounding)"
+                f"{a1.tolist()} within that rounding; --prefer-proxy hazeremoval runs the zoo's proxy instead)"
             )
     return a0, dmax
 
