@@ -83,20 +83,21 @@ def markdown(o: dict[str, Any]) -> str:
         "",
         f"{o['date']}, {m.get('nproc')} cores ({m.get('cpu')}), torch {m.get('torch')}, darktable {o['darktable']}, "
         f"load {m.get('loadavg')}. The zoo's dataset of {o['module']} ({o['samples']} samples), the plan's "
-        f"{o['steps']} steps, architecture {o['rows'][0]['arch']} in each variant; held out: {o['eval_n']} fresh "
+        f"{o['steps']} steps (the zoo's own training, `{{}}`, keeps its own: the steps column), architecture "
+        f"{o['rows'][0]['arch']} in each variant; held out: {o['eval_n']} fresh "
         f"darktable renders per scale on the held-out raws (the same draws for every variant). Total "
         f"{o['minutes']:.1f} min.",
         "",
-        "| variant | hparams | width | receptive field (px) | weights | train s | val PSNR | "
-        "held-out median / worst | " + " | ".join(f"scale {s:g}: median / worst" for s in scales) + " |",
-        "|---|---|---|---|---|---|---|---|" + "---|" * len(scales),
+        "| variant | hparams | width | receptive field (px) | weights | steps | train s | val PSNR | "
+        "held-out median / worst |" + "".join(f" scale {s:g}: median / worst |" for s in scales),
+        "|---|---|---|---|---|---|---|---|---|" + "---|" * len(scales),
     ]
     for r in o["rows"]:
-        cells = " | ".join(f"{p['psnr_median']:.1f} / {p['psnr_min']:.1f}" for p in r["per_scale"])
+        cells = "".join(f" {p['psnr_median']:.1f} / {p['psnr_min']:.1f} |" for p in r["per_scale"])
         lines.append(
             f"| {r['variant']} | `{json.dumps(r['hparams'])}` | {r['width']} | {r['receptive_px']:g} | "
-            f"{r['weights']:,} | {r['train_seconds']:.0f} | {r['val_psnr']:.1f} | "
-            f"{r['heldout_psnr_median']:.1f} / {r['heldout_psnr_min']:.1f} | {cells} |"
+            f"{r['weights']:,} | {r.get('steps', o['steps'])} | {r['train_seconds']:.0f} | {r['val_psnr']:.1f} | "
+            f"{r['heldout_psnr_median']:.1f} / {r['heldout_psnr_min']:.1f} |{cells}"
         )
     best = max(o["rows"], key=lambda r: r["heldout_psnr_median"])
     lines += [

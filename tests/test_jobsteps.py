@@ -76,3 +76,18 @@ def test_a_record_without_a_plan_is_refused(tmp_path: Path) -> None:
     (tmp_path / "stages" / "bad.json").write_text("{")
     with pytest.raises(JobStepError, match="unreadable"):
         JobSteps(tmp_path, lambda _: None).run("bad", Counter())
+
+
+def test_a_stage_plan_narrowed_to_what_it_uses_keeps_its_record(tmp_path: Path) -> None:
+    """A record made under a stage plan with more keys is reused when every key the stage now records is equal
+    (the zoo's generation no longer records the training's steps), and refused when one of them differs."""
+    logs: list[str] = []
+    f = Counter()
+    JobSteps(tmp_path, logs.append).run("gen", f, plan={"samples": 64, "steps": 8000})
+    assert JobSteps(tmp_path, logs.append).run("gen", f, plan={"samples": 64}) == {"value": 1} and f.calls == 1
+    assert "also set what it does not use" in logs[-1]
+    with pytest.raises(JobStepError, match=r"stage\.samples: 64 -> 96"):
+        JobSteps(tmp_path, logs.append).run("gen", f, plan={"samples": 96})
+    with pytest.raises(JobStepError):  # a key the old plan did not have is not narrowing
+        JobSteps(tmp_path, logs.append).run("gen", f, plan={"samples": 64, "scales": [0.1, 1.0]})
+    assert f.calls == 1

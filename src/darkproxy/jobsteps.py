@@ -7,7 +7,9 @@ the stage's own (``run(plan=...)``: its inputs and options) and the records of t
 stages it builds on (``run(after=...)``) are fingerprinted into it, and a record
 with another fingerprint is refused in one line (:class:`JobStepError`) rather than
 handed to a job that asked for something else. Plans hold settings, not absolute
-paths: a work folder gathered from another machine keeps its records."""
+paths: a work folder gathered from another machine keeps its records. A record made under a
+stage plan that held more keys, all the others equal, is reused (a stage's plan narrowed to what it
+uses keeps the records made before)."""
 
 from __future__ import annotations
 
@@ -44,6 +46,17 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
             out += _differences(old.get(k), new.get(k), f"{prefix}{k}.")
         return out
     return [] if old == new else [f"{prefix.rstrip('.')}: {json.dumps(old)} -> {json.dumps(new)}"]
+
+
+def _narrowed(old: Any, new: Mapping[str, Any]) -> bool:
+    """Was ``old`` (a record's full plan) made with the plan ``new`` holds, and more? The same job plan and the
+    same upstream records, and every key of the new stage plan set to the value the old one recorded: a stage
+    whose plan was narrowed to what it uses (the zoo's generation no longer records the training's steps) keeps
+    the records made before."""
+    if not isinstance(old, dict) or old.get("job") != new.get("job") or old.get("after") != new.get("after"):
+        return False
+    was, now = old.get("stage"), new.get("stage")
+    return isinstance(was, dict) and isinstance(now, dict) and all(k in was and was[k] == v for k, v in now.items())
 
 
 class JobSteps:
@@ -91,6 +104,10 @@ class JobSteps:
         fp = fingerprint(full)
         path = self.dir / f"{name}.json"
         rec = self._record(name)
+        if rec is not None and rec.get("fingerprint") != fp and _narrowed(rec.get("plan"), plan_json(full)):
+            self.log(f"[{name}] done earlier ({rec['seconds']:.1f} s) under a plan that also set what it does not use")
+            self.results[name] = rec
+            return rec["result"]
         if rec is not None:
             if rec.get("fingerprint") != fp:
                 why = (

@@ -215,14 +215,22 @@ def _module_stages(
 
     # what the stages are made of (no paths: a node's records are gathered here): another plan's record is refused
     # (hparams only when set, the photos as "train": the records of plans written before them stay valid)
+    # each stage records what it uses: more training steps redo the training, not the data
     mp_rec = {k: v for k, v in asdict(mp).items() if k != "train_sources" and (k != "hparams" or v)}
     raws = _raws_plan(plan, _raws_key(plan, mp)[1])
     mplan = {"module": m, "free": list(zm.free), "fixed": dict(zm.fixed), **raws, **mp_rec}
+    gen_plan = {k: v for k, v in mplan.items() if k not in TRAIN_KEYS + EVAL_KEYS}
+    train_plan = {k: v for k, v in mplan.items() if k not in EVAL_KEYS}
     return (
-        st.run(f"generate-{m}", gen, plan=mplan),
-        st.run(f"train-{m}", tr, plan=mplan, after=(f"generate-{m}",)),
+        st.run(f"generate-{m}", gen, plan=gen_plan),
+        st.run(f"train-{m}", tr, plan=train_plan, after=(f"generate-{m}",)),
         st.run(f"eval-{m}", evl, plan=mplan, after=(f"train-{m}",)),
     )
+
+
+# the module plan's keys that only training, and only evaluation, use
+TRAIN_KEYS = ("steps", "time_budget_s", "threads", "arch", "hparams")
+EVAL_KEYS = ("eval_n", "eval_sampler", "eval_scales")
 
 
 def _raws_plan(plan: ZooPlan, train: Sequence[str]) -> dict[str, Any]:
