@@ -203,8 +203,9 @@ def guided_filter(guide: Tensor, p: Tensor, w: int, sqrt_eps: float) -> Tensor:
     params=("strength", "distance"),
     versions=(1,),
     pointwise=False,
-    note="darktable's hazeremoval.c: the ambient light from the dark channel's order statistics, the transition "
-    "map's box extrema refined by guided_filter.c's colour guided filter, the dehaze; whole images",
+    note="darktable's hazeremoval.c on camera RGB: the ambient light from the dark channel as its quick_select "
+    "picks it (emulated), the transition map's box extrema refined by guided_filter.c's colour guided filter, the "
+    "dehaze; whole images; refused where the light rests on float rounding",
 )
 def hazeremoval(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     """haze removal on ``x`` ``(B, 3, H, W)`` linear Rec2020 -> the same (on camera RGB where the pipe runs it
