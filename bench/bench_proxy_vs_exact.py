@@ -60,13 +60,13 @@ def stage_psnr(fig: dict[str, Any], module: str) -> float | None:
 
 def one(dt: Darktable, raw: Path, module: str, edit: dict[str, Any]) -> dict[str, Any]:
     hist = replica_history(dt, raw, None, {module: edit})
-    plan = plan_replica(dt, hist, raw)
-    renders = render_references(dt, raw, plan, SIZE)
-    _, prox = score_replica(build_chain(plan_replica(dt, hist, raw, prefer_proxy=(module,)), renders), renders)
+    pplan = plan_replica(dt, hist, raw, prefer_proxy=(module,))
+    renders = render_references(dt, raw, pplan, SIZE)
+    _, prox = score_replica(build_chain(pplan, renders), renders)
     row: dict[str, Any] = {"raw": raw.name, "edit": edit, "proxy_alone": stage_psnr(prox, module)}
     row["proxy_chain"] = prox["psnr"]
     try:
-        _, exact = score_replica(build_chain(plan, renders), renders)
+        _, exact = score_replica(build_chain(plan_replica(dt, hist, raw), renders), renders)
     except DarkproxyError as e:  # the port refuses what it cannot reproduce: counted, not scored
         return {**row, "exact_alone": None, "exact_chain": None, "exact_refused": str(e)}
     return {**row, "exact_alone": stage_psnr(exact, module), "exact_chain": exact["psnr"]}

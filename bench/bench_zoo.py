@@ -210,15 +210,18 @@ def exact_section(out: Path) -> list[str]:
         "The modules darktable computes in closed form that the replica ports exactly (`replica/ports/`): the port "
         "is the stage the replica runs, the proxy only on `--prefer-proxy`. Both on the same held-out darktable "
         "renders (`proxy_vs_exact.md`: the edits drawn as the zoo draws its held-out ones, 128 px): display PSNR "
-        "of the stage alone against darktable's tap-out, median / worst.",
+        "of the stage alone against darktable's tap-out, median / worst; the port's columns over the edits it runs "
+        "(the others it refuses in one line: counted).",
         "",
-        "| module | exact port alone | proxy alone | replica with the port | replica with the proxy |",
-        "|---|---|---|---|---|",
+        "| module | exact port alone | proxy alone | replica with the port | replica with the proxy | refused by the "
+        "port |",
+        "|---|---|---|---|---|---|",
     ]
     for m, rows in json.loads(p.read_text())["modules"].items():
+        refused = sum(1 for r in rows if r.get("exact_refused"))
         lines.append(
             f"| {m} | {mw(rows, 'exact_alone')} | {mw(rows, 'proxy_alone')} | {mw(rows, 'exact_chain')} | "
-            f"{mw(rows, 'proxy_chain')} |"
+            f"{mw(rows, 'proxy_chain')} | {refused} of {len(rows)} |"
         )
     reg = sorted(out.glob("regress_exact_*.json"))
     if reg:

@@ -224,14 +224,14 @@ def test_replica_refuses_what_it_cannot_read(dt, raw256: Path, tmp_path: Path) -
     refused(film, raw256, "filmicrgb", "version 5", "version 6", prefer_proxy=["filmicrgb"])
     refused(_old_exposure(base, 7), raw256, "exposure", "version 7", "newer")
 
-    run = tmp_path / "censorize-v3"
-    shutil.copytree(resolve_run("zoo:censorize"), run)
+    run = tmp_path / "diffuse-v3"
+    shutil.copytree(resolve_run("zoo:diffuse"), run)
     info = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**info, "module_version": 3}))
-    censorize = dt.edit(base, enable=["censorize"])
-    asked = plan_replica(dt, censorize, raw256, prefer_proxy=["censorize"])  # no port: its proxy, asked for
-    assert {s.module: s.kind for s in asked.stages}["censorize"] == "proxy"
-    refused(censorize, raw256, "censorize", "version 1", "trained on version 3", runs={"censorize": str(run)})
+    diffuse = dt.edit(base, enable=["diffuse"])
+    asked = plan_replica(dt, diffuse, raw256, prefer_proxy=["diffuse"])  # no port: its proxy, asked for
+    assert {s.module: s.kind for s in asked.stages}["diffuse"] == "proxy"
+    refused(diffuse, raw256, "diffuse", "version 2", "trained on version 3", runs={"diffuse": str(run)})
 
     # flip first in the chain: darktable's render orients the raw (its EXIF orientation need not be read here);
     # after a chain stage (haze removal's proxy) the exact flip needs it: refused when it cannot be read

@@ -8,6 +8,7 @@ from darkproxy.replica.ports import (  # noqa: F401  each registers its exact st
     basecurve,
     bilat,
     bloom,
+    censorize,
     channelmixer,
     channelmixerrgb,
     colorbalance,
