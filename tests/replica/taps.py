@@ -77,3 +77,27 @@ def port_psnrs(
         with torch.no_grad():
             psnrs.append(display_psnr(op.fn(torch.from_numpy(inp)[None], p.params, ctx)[0].numpy(), ref))
     return psnrs, changed
+
+
+def check_port(
+    dt: Any,
+    expect: Any,
+    module: str,
+    label: str,
+    taps: Sequence[tuple[np.ndarray, Any, np.ndarray, float]],
+    bound: float,
+    changed_below: float,
+    full_size: tuple[float, float] | None = None,
+) -> None:
+    """The exact stage of ``module`` (for the installed darktable's params version) against every tap-out of a
+    case: each setting must change the image (darktable's input to its output under ``changed_below`` dB: a setting
+    that changes nothing tests nothing), and the worst setting's PSNR (``expect``ed as ``"{label}: worst setting
+    psnr"``) must exceed ``bound``."""
+    from darkproxy.replica import EXACT
+
+    op = EXACT[module]
+    assert dt.schemas.get(module).version in op.versions
+    psnrs, changed = port_psnrs(op, taps, full_size=full_size)
+    print(f"\n{label}: {[round(v, 1) for v in psnrs]} dB (input vs output: {[round(v, 1) for v in changed]} dB)")
+    assert max(changed) < changed_below, "settings that change nothing test nothing"
+    expect(f"{label}: worst setting psnr", min(psnrs), ">", bound)

@@ -66,18 +66,9 @@ def tapouts(dt, make_raw) -> dict[str, list[tuple[np.ndarray, Any, np.ndarray, f
 @pytest.mark.parametrize("case", ["scale1", "scale0.5"])
 def test_bilat_matches_darktable_tapouts(case: str, tapouts, dt, expect) -> None:
     """Every setting of the case against its darktable tap-out (one darktable-cli batch)."""
-    from darkproxy.replica import EXACT
-    from tests.replica.taps import port_psnrs
+    from tests.replica.taps import check_port
 
-    op = EXACT["bilat"]
-    assert dt.schemas.get("bilat").version in op.versions
-    psnrs, changed = port_psnrs(op, tapouts[case])
-    print(
-        f"\n{case} {tapouts[case][0][0].shape}: {[round(v, 1) for v in psnrs]} dB (input vs output: "
-        f"{[round(v, 1) for v in changed]} dB)"
-    )
-    assert max(changed) < 45, "settings that change nothing test nothing"
-    expect(f"bilat {case}: worst setting psnr", min(psnrs), ">", 60)
+    check_port(dt, expect, "bilat", f"bilat {case}", tapouts[case], bound=60, changed_below=45)
 
 
 def _ll(x: torch.Tensor, s: tuple[torch.Tensor, ...]) -> torch.Tensor:

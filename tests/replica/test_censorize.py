@@ -37,15 +37,9 @@ def tapouts(dt, make_raw) -> dict[str, list[tuple[np.ndarray, Any, np.ndarray, f
 
 @pytest.mark.parametrize("case", sorted(RAWS))
 def test_censorize_matches_darktable_tapouts(case: str, tapouts, dt, expect) -> None:
-    from darkproxy.replica import EXACT
-    from tests.replica.taps import port_psnrs
+    from tests.replica.taps import check_port
 
-    op = EXACT["censorize"]
-    assert dt.schemas.get("censorize").version in op.versions
-    psnrs, changed = port_psnrs(op, tapouts[case])
-    print(f"\n{case}: {[round(v, 1) for v in psnrs]} dB (input vs output: {[round(v, 1) for v in changed]} dB)")
-    assert max(changed) < 30, "settings that change nothing test nothing"
-    expect(f"censorize {case}: worst setting psnr", min(psnrs), ">", 70)
+    check_port(dt, expect, "censorize", f"censorize {case}", tapouts[case], bound=70, changed_below=30)
 
 
 def _splitmix32(seed: int) -> int:

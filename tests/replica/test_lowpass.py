@@ -47,15 +47,9 @@ def tapouts(dt, make_raw) -> dict[str, list[tuple[np.ndarray, Any, np.ndarray, f
 
 @pytest.mark.parametrize("case", ["scale1", "scale0.5"])
 def test_lowpass_matches_darktable_tapouts(case: str, tapouts, dt, expect) -> None:
-    from darkproxy.replica import EXACT
-    from tests.replica.taps import port_psnrs
+    from tests.replica.taps import check_port
 
-    op = EXACT["lowpass"]
-    assert dt.schemas.get("lowpass").version in op.versions
-    psnrs, changed = port_psnrs(op, tapouts[case])
-    print(f"\n{case}: {[round(v, 1) for v in psnrs]} dB (input vs output: {[round(v, 1) for v in changed]} dB)")
-    assert max(changed) < 30, "settings that change nothing test nothing"
-    expect(f"lowpass {case}: worst setting psnr", min(psnrs), ">", 55)
+    check_port(dt, expect, "lowpass", f"lowpass {case}", tapouts[case], bound=55, changed_below=30)
 
 
 def _recursion(x: np.ndarray, sigma: float, order: int) -> np.ndarray:

@@ -126,16 +126,9 @@ def tapouts(dt, make_raw) -> dict[str, list[tuple[np.ndarray, Any, np.ndarray, f
 @pytest.mark.parametrize("case", ["monochrome", "monochrome@0.5", "lowlight", "channelmixer"])
 def test_ports_match_darktable_tapouts(case: str, tapouts, dt, expect) -> None:
     """Every setting of the case against its darktable tap-out (:func:`tapouts`: one darktable-cli batch)."""
-    from darkproxy.replica import EXACT
-    from tests.replica.taps import port_psnrs
+    from tests.replica.taps import check_port
 
-    module = case.split("@")[0]
-    op = EXACT[module]
-    assert dt.schemas.get(module).version in op.versions
-    psnrs, changed = port_psnrs(op, tapouts[case])
-    print(f"\n{case}: {[round(v, 1) for v in psnrs]} dB (input vs output: {[round(v, 1) for v in changed]} dB)")
-    assert max(changed) < 45, "settings that change nothing test nothing"
-    expect(f"{case}: worst setting psnr", min(psnrs), ">", 60)
+    check_port(dt, expect, case.split("@")[0], case, tapouts[case], bound=60, changed_below=45)
 
 
 def test_refuses() -> None:

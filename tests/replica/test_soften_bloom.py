@@ -65,17 +65,10 @@ def tapouts(dt, make_raw) -> dict[str, tuple[tuple[float, float], list[tuple[np.
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_ports_match_darktable_tapouts(case: str, tapouts, dt, expect) -> None:
-    from darkproxy.replica import EXACT
-    from tests.replica.taps import port_psnrs
+    from tests.replica.taps import check_port
 
-    module = case.split("@")[0]
-    op = EXACT[module]
-    assert dt.schemas.get(module).version in op.versions
     full, rows = tapouts[case]
-    psnrs, changed = port_psnrs(op, rows, full_size=full)
-    print(f"\n{case}: {[round(v, 1) for v in psnrs]} dB (input vs output: {[round(v, 1) for v in changed]} dB)")
-    assert max(changed) < 40, "settings that change nothing test nothing"
-    expect(f"{case}: worst setting psnr", min(psnrs), ">", 70)
+    check_port(dt, expect, case.split("@")[0], case, rows, bound=70, changed_below=40, full_size=full)
 
 
 def test_box_mean_maths() -> None:
