@@ -171,6 +171,18 @@ def column(v: Any, x: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1, 1, 1, 1)
 
 
+def one_value(v: Any, why: str) -> float:
+    """A param that sets discrete geometry (a grid's size, an integer radius): its one value as a float, no
+    gradient; :class:`~darkproxy.errors.DarkproxyError` ``why`` for a batch of different values (it cannot be
+    fitted)."""
+    from darkproxy.errors import DarkproxyError
+
+    t = torch.as_tensor(v).detach().reshape(-1)
+    if t.numel() > 1 and not bool((t == t[0]).all()):
+        raise DarkproxyError(why)
+    return float(t[0])
+
+
 def cfa_map(ctx: StageContext, h: int, w: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """The CFA colour (0 R, 1 G, 2 B) of every site of an ``(h, w)`` mosaic: ``(h, w)`` int64,
     from ``ctx.cfa`` (darktable's ``FC(row, col, filters)`` for a Bayer sensor)."""

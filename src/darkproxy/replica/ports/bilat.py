@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from darkproxy.errors import DarkproxyError
 from darkproxy.replica.ports.monochrome import bilateral_base, lab_placement
-from darkproxy.replica.registry import StageContext, Values, column, register_exact
+from darkproxy.replica.registry import StageContext, Values, column, one_value, register_exact
 from darkproxy.replica.science import lab_to_working_rgb, working_rgb_to_lab
 
 Tensor = torch.Tensor
@@ -136,10 +136,7 @@ def spatial_scale(ctx: StageContext) -> float:
 def _one(value: object, name: str) -> float:
     """A bilateral-mode sigma: one value (the grid's geometry follows it in steps: no gradient, no batch of
     different values)."""
-    t = torch.as_tensor(value).detach().reshape(-1)
-    if t.numel() > 1 and not bool((t == t[0]).all()):
-        raise DarkproxyError(f"bilat: the bilateral mode's {name} sets darktable's grid; it cannot be fitted")
-    return float(t[0])
+    return one_value(value, f"bilat: the bilateral mode's {name} sets darktable's grid; it cannot be fitted")
 
 
 def _mode(v: Values) -> int:

@@ -35,15 +35,17 @@ import torch
 import torch.nn.functional as F
 
 from darkproxy.errors import DarkproxyError
+from darkproxy.replica.ports.soften import box_mean
 from darkproxy.replica.registry import StageContext, Values, column, register_exact, through_camera_rgb
+from darkproxy.replica.science import safe_div
 
 Tensor = torch.Tensor
 
 W1, W2 = 6, 9
 SQRT_EPS = math.sqrt(0.025)
 QUANTILE = 0.95
-FLT_EPSILON = 1.1920929e-07
-LOG_FLT_MAX_HALF = math.log(3.4028234663852886e38) / 2.0
+FLT_EPSILON = float(np.finfo(np.float32).eps)
+LOG_FLT_MAX_HALF = math.log(float(np.finfo(np.float32).max)) / 2.0
 
 
 def box_max(x: Tensor, w: int) -> Tensor:
@@ -54,14 +56,6 @@ def box_max(x: Tensor, w: int) -> Tensor:
 def box_min(x: Tensor, w: int) -> Tensor:
     """``dt_box_min``: the minimum over a ``(2w + 1)^2`` window cut at the edges."""
     return -box_max(-x, w)
-
-
-def box_mean(x: Tensor, w: int) -> Tensor:
-    """One horizontal and one vertical running mean over ``2w + 1`` px cut at the edges (``dt_box_mean`` with one
-    iteration, as the guided filter runs it), of ``x`` ``(B, C, H, W)`` in its dtype."""
-    from darkproxy.replica.ports.soften import box_mean as iterated
-
-    return iterated(x, w, iterations=1)
 
 
 def _partition(seg: np.ndarray, val: float) -> np.ndarray:
@@ -177,7 +171,7 @@ def guided_filter(guide: Tensor, p: Tensor, w: int, sqrt_eps: float) -> Tensor:
     eps = sqrt_eps * sqrt_eps
     r, g, b = guide[:, 0:1], guide[:, 1:2], guide[:, 2:3]
     prods = [p, r, g, b, r * p, g * p, b * p, r * r, r * g, r * b, g * g, g * b, b * b]
-    m = box_mean(torch.cat(prods, 1), w)
+    m = box_mean(torch.cat(prods, 1), w, iterations=1)  # dt_box_mean's one pass per axis, as the filter runs it
     mp, mr, mg, mb = m[:, 0:1], m[:, 1:2], m[:, 2:3], m[:, 3:4]
     s00 = m[:, 7:8] - mr * mr + eps
     s01 = m[:, 8:9] - mr * mg
@@ -191,10 +185,9 @@ def guided_filter(guide: Tensor, p: Tensor, w: int, sqrt_eps: float) -> Tensor:
     det2 = s00 * (cg * s22 - cb * s12) - cr * (s01 * s22 - s02 * s12) + s02 * (s01 * cb - s02 * cg)
     det3 = s00 * (s11 * cb - s12 * cg) - s01 * (s01 * cb - s02 * cg) + cr * (s01 * s12 - s02 * s11)
     ok = det0.abs() > 4.0 * FLT_EPSILON
-    safe = torch.where(ok, det0, torch.ones_like(det0))
-    ar, ag, ab = (torch.where(ok, d / safe, torch.zeros_like(d)) for d in (det1, det2, det3))
+    ar, ag, ab = (safe_div(d, det0, ok) for d in (det1, det2, det3))
     bb = mp - ar * mr - ag * mg - ab * mb
-    coef = box_mean(torch.cat([ar, ag, ab, bb], 1), w)
+    coef = box_mean(torch.cat([ar, ag, ab, bb], 1), w, iterations=1)
     return coef[:, 0:1] * r + coef[:, 1:2] * g + coef[:, 2:3] * b + coef[:, 3:4]
 
 

@@ -33,9 +33,8 @@ from collections.abc import Callable
 
 import torch
 
-from darkproxy.errors import DarkproxyError
 from darkproxy.replica.ports.monochrome import bilateral_base, lab_placement
-from darkproxy.replica.registry import StageContext, Values, column, register_exact
+from darkproxy.replica.registry import StageContext, Values, column, one_value, register_exact
 from darkproxy.replica.science import lab_to_working_rgb, working_rgb_to_lab
 
 Tensor = torch.Tensor
@@ -165,14 +164,6 @@ def _table(L: Tensor, curve: Callable[[Tensor, Tensor], Tensor], arg: Tensor) ->
     return torch.where(L < 100.0, below, above)
 
 
-def _one_radius(radius: Tensor) -> float:
-    """The bilateral mode's radius: one value (it sets the grid's geometry: no gradient, no batch of values)."""
-    r = radius.detach().reshape(-1)
-    if r.numel() > 1 and not bool((r == r[0]).all()):
-        raise DarkproxyError("lowpass: the bilateral mode's radius sets darktable's grid; it cannot be fitted")
-    return float(r[0])
-
-
 def _supports(v: Values, ctx: StageContext) -> str | None:
     why = lab_placement("lowpass")(v, ctx)
     if why:
@@ -204,7 +195,8 @@ def lowpass(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     lo = None if unbound else torch.tensor(LAB_MIN, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
     hi = None if unbound else torch.tensor(LAB_MAX, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
     if int(v.get("lowpass_algo", ALGO_GAUSSIAN)) == ALGO_BILATERAL:  # L's bilateral base layer; a*, b* as they are
-        sigma = _one_radius(radius) * ctx.scale
+        why = "lowpass: the bilateral mode's radius sets darktable's grid; it cannot be fitted"
+        sigma = one_value(radius, why) * ctx.scale
         blur = torch.cat([bilateral_base(lab[:, 0:1], sigma, BILATERAL_SIGMA_R, -1.0), lab[:, 1:3]], 1)
     else:
         blur = gaussian_blur(lab, radius * ctx.scale, int(v.get("order", 0)), lo, hi)

@@ -25,7 +25,7 @@ import math
 import torch
 
 from darkproxy.errors import DarkproxyError
-from darkproxy.replica.registry import StageContext, Values, column, register_exact
+from darkproxy.replica.registry import StageContext, Values, column, one_value, register_exact
 from darkproxy.replica.science import hsl_to_rgb, rgb_to_hsl
 
 Tensor = torch.Tensor
@@ -75,10 +75,7 @@ def whole_export(module: str, ctx: StageContext, h: int, w: int) -> tuple[int, i
 
 def one_size(module: str, value: object) -> float:
     """A ``size`` slider that sets an integer radius: one value per batch (no gradient)."""
-    t = torch.as_tensor(value).detach().reshape(-1)
-    if t.numel() > 1 and not bool((t == t[0]).all()):
-        raise DarkproxyError(f"{module}: size sets an integer blur radius; one value per batch, it cannot be fitted")
-    return float(t[0])
+    return one_value(value, f"{module}: size sets an integer blur radius; one value per batch, it cannot be fitted")
 
 
 def blur_radius(size: float, ctx: StageContext, h: int, w: int) -> int:
