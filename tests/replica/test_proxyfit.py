@@ -40,3 +40,19 @@ def test_proxy_refused_outside_its_training(dt, tiny_raw) -> None:
     assert {s.module: s.kind for s in ok.stages}["vignette"] == "exact"
     ok = _plan(dt, tiny_raw, {"vignette": {"brightness": -0.3}}, prefer_proxy=["vignette"])
     assert {s.module: s.kind for s in ok.stages}["vignette"] == "proxy"
+
+
+def test_proxy_of_array_sliders(dt, tiny_raw) -> None:
+    """channelmixerrgb's proxy has elements of arrays for sliders (``red[0]``): they are read from the
+    history, the arrays' other elements must be as its data had them."""
+    from darkproxy.replica import ReplicaError
+
+    plan = _plan(
+        dt, tiny_raw, {"channelmixerrgb": {"red[0]": 1.2, "saturation[1]": -0.4}}, prefer_proxy=["channelmixerrgb"]
+    )
+    st = {s.module: s for s in plan.stages}["channelmixerrgb"]
+    assert st.kind == "proxy"
+    with pytest.raises(ReplicaError) as e:  # red[3] is not one of its sliders
+        _plan(dt, tiny_raw, {"channelmixerrgb": {"red[0]": 1.2, "red[3]": 0.5}}, prefer_proxy=["channelmixerrgb"])
+    msg = str(e.value)
+    assert "\n" not in msg and "channelmixerrgb red = [1.2" in msg and "not its sliders" in msg, msg

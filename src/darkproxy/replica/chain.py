@@ -72,9 +72,13 @@ class ReplicaChain(nn.Module):
             if st.kind == "proxy":
                 space: ParamSpace = getattr(self.proxies[st.module], "param_space")  # noqa: B009
                 for s in space.specs:
-                    if s.name not in st.values:  # never the proxy's default in place of the history's value
-                        raise ReplicaError(f"{st.key}: the proxy's param {s.name!r} is not in the history's params")
-                    d = _num(st.values[s.name], f"{st.key}.{s.name}")
+                    try:  # a scalar, or an element of an array param (``red[0]``)
+                        value = param_value(st.values, s.name)
+                    except KeyError:  # never the proxy's default in place of the history's value
+                        raise ReplicaError(
+                            f"{st.key}: the proxy's param {s.name!r} is not in the history's params"
+                        ) from None
+                    d = _num(value, f"{st.key}.{s.name}")
                     own.append(ParamSpec(s.name, s.kind, s.lo, s.hi, d, s.values, s.names))
             elif st.kind == "exact":
                 rng = DEFAULT_RANGES.get(st.module, {})

@@ -13,12 +13,15 @@ ranges at 14-30 dB before these checks).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
 from collections.abc import Mapping
 from typing import Any
 
+from darkproxy.darktable.params import param_value
+from darkproxy.darktable.schema import element_path
 from darkproxy.errors import DarkproxyError
 
 # a proxy whose worst held-out render (the zoo's figure; else its validation) is below this does not reproduce
@@ -93,6 +96,22 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _without(value: Any, elements: list[tuple[list[int], list[str]]]) -> Any:
+    """A copy of the array ``value`` with ``elements`` (:func:`element_path`'s indices and members) set to
+    ``None``: the comparison of an array whose listed elements are sliders."""
+    out = copy.deepcopy(value)
+    for idx, members in elements:
+        steps: list[Any] = [*idx, *members]
+        cur = out
+        try:
+            for i in steps[:-1]:
+                cur = cur[i]
+            cur[steps[-1]] = None
+        except (IndexError, KeyError, TypeError):
+            pass  # no such element: the arrays differ anyway
+    return out
+
+
 def proxy_problem(
     module: str,
     run: str,
@@ -127,7 +146,10 @@ def proxy_problem(
     specs = {s["name"]: s for s in space.get("specs", [])}
     fixed = space.get("fixed") or {}
     for name, s in specs.items():
-        v = values.get(name)
+        try:  # a scalar, or an element of an array param (channelmixerrgb's ``red[0]``)
+            v = param_value(values, name)
+        except KeyError:
+            v = None
         if v is None:
             return f"{module}: the history has no value for the proxy {run}'s slider {name}"
         if s.get("kind") == "float" and not (float(s["lo"]) - 1e-6 <= float(v) <= float(s["hi"]) + 1e-6):
@@ -136,10 +158,22 @@ def proxy_problem(
             return f"{module} {name} = {v} is not among the proxy {run}'s trained values {s['values']}"
     if trained is None:
         return f"{module}: the values the proxy {run} was trained at cannot be decoded"
+    sliders: dict[str, list[tuple[list[int], list[str]]]] = {}  # an array's elements that are sliders
+    for name in specs:
+        path = element_path(name)
+        if path is not None:
+            sliders.setdefault(path[0], []).append((path[1], path[2]))
     for name, v in values.items():
         if name in specs:
             continue
         want = fixed.get(name, trained.get(name))
+        if name in sliders and want is not None:  # the array's other elements must be the trained ones
+            if not _same(_without(v, sliders[name]), _without(want, sliders[name])):
+                return (
+                    f"{module} {name} = {v} differs from the {want} the proxy {run} was trained at in elements "
+                    "that are not its sliders"
+                )
+            continue
         if want is not None and not _same(v, want):
             return (
                 f"{module} {name} = {v} differs from the {want} the proxy {run} was trained at (not one of its sliders)"
