@@ -25,6 +25,8 @@ def test_proxy_refused_outside_its_training(dt, tiny_raw) -> None:
         ({"lowpass": {"radius": 50.0}}, {"prefer_proxy": ["lowpass"]}, ["radius = 50", "trained range 0.5..20"]),
         # a param that is not one of the proxy's sliders, moved from what its data had
         ({"lowpass": {"lowpass_algo": 1}}, {"prefer_proxy": ["lowpass"]}, ["lowpass_algo = 1", "differs from the 0"]),
+        # colorin's proxy learned camera RGB -> Rec2020; the chain hands it Rec2020 (it gave 25-31 dB there)
+        ({}, {"prefer_proxy": ["colorin"]}, ["colorin", "maps camera RGB", "exact stage reproduces it"]),
     ]
     for updates, kw, words in cases:
         with pytest.raises(ReplicaError) as e:

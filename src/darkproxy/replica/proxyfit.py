@@ -134,6 +134,11 @@ def proxy_problem(
         return f"{module}: the proxy {run} does not record the params version it was trained on"
     if pv != version:
         return f"{module} params version {version} (history), the proxy {run} was trained on version {pv}"
+    if module == "colorin":  # its data's input is camera RGB (tapout.IDENTITY_SETTINGS); the chain's is not
+        return (
+            f"colorin: the proxy {run} maps camera RGB to linear Rec2020, the replica's chain is in linear Rec2020 "
+            "from its start (colorin's matrix measured from darktable): the exact stage reproduces it (no --prefer-proxy)"
+        )
     if module == "exposure" and bias:
         return (
             f"exposure: the proxy {run} does not apply the raw's exposure bias ({bias:+g} EV, "
