@@ -229,7 +229,7 @@ def test_replica_refuses_what_it_cannot_read(dt, raw256: Path, tmp_path: Path) -
     info = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**info, "module_version": 3}))
     diffuse = dt.edit(base, enable=["diffuse"])
-    asked = plan_replica(dt, diffuse, raw256, prefer_proxy=["diffuse"])  # no port: its proxy, asked for
+    asked = plan_replica(dt, diffuse, raw256, prefer_proxy=["diffuse"])  # its proxy, asked for
     assert {s.module: s.kind for s in asked.stages}["diffuse"] == "proxy"
     refused(diffuse, raw256, "diffuse", "version 2", "trained on version 3", runs={"diffuse": str(run)})
 

@@ -89,9 +89,14 @@ def _old_renders_as_upgrade(dt: Any, raw: Path, base: Any, cases: list[tuple[str
 
 def test_legacy_upgrades_render_as_darktable_upgrades(dt, make_raw, expect) -> None:
     raw: Path = make_raw(source="coffee", size=128)
-    edits = {"colorbalancergb": {"saturation_global": 0.0}, "lowpass": {"radius": 2.0, "saturation": 1.2}}
+    edits = {
+        "colorbalancergb": {"saturation_global": 0.0},
+        "lowpass": {"radius": 2.0, "saturation": 1.2},
+        "diffuse": {"first": -0.1},
+    }
     base = dt.edit(dt.default_history(raw), updates=edits)
-    cases = []
+    diffuse_v1 = {"iterations": 2, "radius": 8, "first": 0.5, "second": 0.3, "sharpness": 0.2}  # v2 adds radius_center
+    cases = [("diffuse", 1, old_blob(LEGACY[("diffuse", 1)], diffuse_v1))]
     for v, vals in ((1, LOWPASS), (2, {**LOWPASS, "radius": -6.0}), (3, LOWPASS)):  # -6: the bilateral filter
         cases.append(("lowpass", v, old_blob(LEGACY[("lowpass", v)], vals)))
     for v in (2, 3, 4, 5):

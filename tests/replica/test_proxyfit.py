@@ -16,11 +16,16 @@ def test_proxy_refused_outside_its_training(dt, tiny_raw) -> None:
     from darkproxy.proxy.locate import list_zoo, shipped_root
     from darkproxy.replica import ReplicaError
 
-    worst = {r["module"]: r for r in list_zoo(shipped_root())}["diffuse"]["heldout_psnr_min"]
+    worst = {r["module"]: r for r in list_zoo(shipped_root())}["censorize"]["heldout_psnr_min"]
     assert worst < 30  # what makes it a case: the replica takes a proxy unasked from 30 dB
     cases = [
-        # the zoo's diffuse or sharpen: its worst held-out render (zoo.json) under 30 dB: not taken unasked
-        ({"diffuse": {}}, {}, ["diffuse", f"worst held-out render is {worst:.1f} dB", "--prefer-proxy"]),
+        # censorize's pixelation, which its port refuses: the zoo's proxy has a worst held-out render (zoo.json)
+        # under 30 dB: not taken unasked
+        (
+            {"censorize": {"pixelate": 4.0}},
+            {},
+            ["censorize", f"worst held-out render is {worst:.1f} dB", "--prefer-proxy"],
+        ),
         # darktable's "local contrast mask" preset: radius 50, the proxy saw 0.5..20 (it gave 14.6 dB)
         ({"lowpass": {"radius": 50.0}}, {"prefer_proxy": ["lowpass"]}, ["radius = 50", "trained range 0.5..20"]),
         # a param that is not one of the proxy's sliders, moved from what its data had

@@ -31,7 +31,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "summary.json (psnr, deltae_mean, deltae_p95, seconds, stages: [{module, kind, psnr_vs_tapout, "
         "psnr_alone}]) and index.html.\n\n"
         "A history item the replica cannot read faithfully is refused in one line: an older params version is "
-        "read upgraded as darktable upgrades it (exposure v2-v5, color balance rgb v1-v4, lowpass v1-v3, "
+        "read upgraded as darktable upgrades it (exposure v2-v5, color balance rgb v1-v4, lowpass v1-v3, diffuse v1, "
         "highlights v1-v3, rawprepare v1, demosaic v3, white balance v2: darktable's legacy_params ported), any "
         "other version is refused naming both versions, as is a proxy trained on "
         "another version; exposure's compensation of the camera's exposure bias reads the raw's EXIF. "
@@ -45,7 +45,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "the whole chain from a display-referred sRGB target (PNG, JPEG, TIFF) rendered from RAW at the "
         "same size, writes result.xmp (the full history), renders it with darktable and reports display "
         "PSNR and ΔE2000 against the target.\n\n"
-        "The zoo's local proxies (censorize, diffuse, ...) are trained over render scales 0.1-1: without "
+        "The zoo's local proxies (for what no port covers: censorize's pixelation, ...) are trained over render "
+        "scales 0.1-1: without "
         "--max-size the size is the largest the chain's proxies accept (the raw's long side times the top of "
         "the narrowest trained range), else the raw's long side capped at 512 px; a scale outside a proxy's "
         "range is refused in one line.",

@@ -289,6 +289,36 @@ def _lowpass(o: Mapping[str, Any]) -> dict[str, Any]:
 for _v, _f in ((1, _LP_V1), (2, _LP_V2), (3, _LP_V3)):
     _register(Legacy("lowpass", _v, 4, _f, _lowpass, _LP.format(_v)))
 
+# ------------------------------------------------------------------ diffuse (v2 in darktable 4.2.1)
+# v1 is v2 without radius_center: darktable copies it over the defaults and sets radius_center to 0
+_DIFFUSE_V1 = (
+    ("iterations", "int"),
+    ("sharpness", "float"),
+    ("radius", "int"),
+    ("regularization", "float"),
+    ("variance_threshold", "float"),
+    ("anisotropy_first", "float"),
+    ("anisotropy_second", "float"),
+    ("anisotropy_third", "float"),
+    ("anisotropy_fourth", "float"),
+    ("threshold", "float"),
+    ("first", "float"),
+    ("second", "float"),
+    ("third", "float"),
+    ("fourth", "float"),
+)
+_register(
+    Legacy(
+        "diffuse",
+        1,
+        2,
+        _DIFFUSE_V1,
+        lambda o: {"radius_center": 0},
+        "darktable 4.2.1 src/iop/diffuse.c, legacy_params: old_version == 1 && new_version == 2",
+        prefix=True,
+    )
+)
+
 # ------------------------------------------------------------------ the mosaic stages
 _HL = "darktable 4.2.1 src/iop/highlights.c, legacy_params: old_version == {} && new_version == 4"
 # v1 is v4's first four members (the fourth was "blendh", now "strength"), v2 adds clip, v3 adds the

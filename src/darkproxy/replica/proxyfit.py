@@ -136,8 +136,9 @@ def proxy_problem(
         return f"{module} params version {version} (history), the proxy {run} was trained on version {pv}"
     if module == "colorin":  # its data's input is camera RGB (tapout.IDENTITY_SETTINGS); the chain's is not
         return (
-            f"colorin: the proxy {run} maps camera RGB to linear Rec2020, the replica's chain is in linear Rec2020 "
-            "from its start (colorin's matrix measured from darktable): the exact stage reproduces it (no --prefer-proxy)"
+            f"colorin: the proxy {run} maps camera RGB to linear Rec2020, the replica's chain is in linear "
+            "Rec2020 from its start (colorin's matrix measured from darktable): the exact stage reproduces it "
+            "(no --prefer-proxy)"
         )
     if module == "exposure" and bias:
         return (

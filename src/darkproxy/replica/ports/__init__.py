@@ -21,6 +21,7 @@ from darkproxy.replica.ports import (  # noqa: F401  each registers its exact st
     colorzones,
     demosaic,
     denoiseprofile,
+    diffuse,
     exposure,
     filmicrgb,
     finalscale,

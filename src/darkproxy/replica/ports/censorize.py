@@ -56,27 +56,38 @@ def _xoshiro(state: list[np.ndarray]) -> np.ndarray:
     return (result >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24)
 
 
-def pixel_noise(height: int, width: int) -> np.ndarray:
-    """``make_noise``'s standard gaussian ``z`` per pixel ``(H, W)`` float32: the state ``{splitmix32(j + 1),
-    splitmix32((j + 1)(i + 3)), splitmix32(1337), splitmix32(666)}`` of row ``i`` and column ``j`` advanced four
-    times, then ``gaussian_noise``'s Box-Muller (cosine where ``i`` or ``j`` is odd, sine elsewhere)."""
-    i = np.arange(height, dtype=np.uint64)[:, None]
-    j = np.arange(width, dtype=np.uint64)[None, :]
-    shape = (height, width)
+def gaussian_draws(i: np.ndarray, j: np.ndarray, n: int) -> list[np.ndarray]:
+    """``n`` successive ``gaussian_noise`` standard draws ``z`` (float32, the broadcast shape of ``i`` and ``j``)
+    from the state ``{splitmix32(j + 1), splitmix32((j + 1)(i + 3)), splitmix32(1337), splitmix32(666)}`` of the
+    ``uint64`` arrays ``i`` and ``j`` advanced four times: Box-Muller, the cosine where ``i`` or ``j`` is odd, the
+    sine elsewhere (``develop/noise_generator.h``, as censorize and diffuse seed it)."""
+    i, j = np.broadcast_arrays(i.astype(np.uint64), j.astype(np.uint64))
+    shape = i.shape
     state = [
-        np.broadcast_to(_splitmix32(j + np.uint64(1)), shape).copy(),
+        _splitmix32(j + np.uint64(1)),
         _splitmix32((j + np.uint64(1)) * (i + np.uint64(3))),
         np.full(shape, _splitmix32(np.array([1337]))[0], np.uint32),
         np.full(shape, _splitmix32(np.array([666]))[0], np.uint32),
     ]
     for _ in range(4):
         _xoshiro(state)
-    u1 = np.maximum(_xoshiro(state), np.float32(np.finfo(np.float32).tiny))
-    u2 = _xoshiro(state)
-    radius = np.sqrt(np.float32(-2.0) * np.log(u1)).astype(np.float32)
-    angle = (2.0 * np.pi * u2.astype(np.float64)).astype(np.float32)  # 2.f * M_PI * u2 in double, passed as float
     flip = ((i % np.uint64(2)) == 1) | ((j % np.uint64(2)) == 1)
-    return np.where(flip, radius * np.cos(angle), radius * np.sin(angle)).astype(np.float32)
+    out = []
+    for _ in range(n):
+        u1 = np.maximum(_xoshiro(state), np.float32(np.finfo(np.float32).tiny))
+        u2 = _xoshiro(state)
+        radius = np.sqrt(np.float32(-2.0) * np.log(u1)).astype(np.float32)
+        angle = (2.0 * np.pi * u2.astype(np.float64)).astype(np.float32)  # 2.f * M_PI * u2 in double, as a float
+        out.append(np.where(flip, radius * np.cos(angle), radius * np.sin(angle)).astype(np.float32))
+    return out
+
+
+def pixel_noise(height: int, width: int) -> np.ndarray:
+    """``make_noise``'s standard gaussian ``z`` per pixel ``(H, W)`` float32: :func:`gaussian_draws` of each
+    pixel's row ``i`` and column ``j``, one draw."""
+    i = np.arange(height, dtype=np.uint64)[:, None]
+    j = np.arange(width, dtype=np.uint64)[None, :]
+    return gaussian_draws(i, j, 1)[0]
 
 
 def _supports(v: Values, ctx: StageContext) -> str | None:
