@@ -13,6 +13,7 @@ from darkproxy.replica.ports import (  # noqa: F401  each registers its exact st
     channelmixerrgb,
     colorbalance,
     colorbalancergb,
+    colorchecker,
     colorcontrast,
     colorcorrection,
     colorin,
