@@ -26,7 +26,7 @@ from darkproxy.replica.registry import EXACT, StageContext
 MATRIX_COMMUTES = ("flip", "exposure")
 # exact ports that run there through colorin's matrix as darktable's renders measure it
 # (``ctx.camera_matrix``: back to camera RGB, the module, the matrix again): the chain measures it for them
-CAMERA_RGB = ("profile_gamma", "graduatednd", "denoiseprofile", "hazeremoval")
+CAMERA_RGB = ("profile_gamma", "graduatednd", "denoiseprofile", "hazeremoval", "toneequal")
 # ports that run on camera RGB but not from the mosaic, and why
 NOT_FROM_MOSAIC = {
     "denoiseprofile": "its transform reads the white balance coefficients, which the replica takes from the history "

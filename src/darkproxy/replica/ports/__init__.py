@@ -45,6 +45,7 @@ from darkproxy.replica.ports import (  # noqa: F401  each registers its exact st
     splittoning,
     temperature,
     tonecurve,
+    toneequal,
     velvia,
     vibrance,
     vignette,
