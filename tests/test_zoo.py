@@ -106,6 +106,16 @@ def test_tiny_zoo_trains_resumes_and_loads_as_zoo_module(dt, tmp_path: Path, mon
     logs.clear()
     train_zoo(dt, mods, tmp_path / "work", tmp_path / "zoo", plan, "cpu", logs.append)
     assert sum("reused" in line for line in logs) == 2 + 3 * 3  # two raw sizes, three stages per module
+    # more steps, as docs/zoo.md says: the plan's steps changed and the two stage records deleted; the dataset is
+    # reused, the training redone (not resumed from the finished run's checkpoint)
+    (tmp_path / "plan.toml").write_text(TINY.replace("steps = 60", "steps = 90"))
+    longer = ZooPlan.load(tmp_path / "plan.toml")
+    for stage in ("train", "eval"):
+        (tmp_path / "work" / "stages" / f"{stage}-exposure.json").unlink()
+    logs.clear()
+    (again,) = train_zoo(dt, ["exposure"], tmp_path / "work", tmp_path / "zoo", longer, "cpu", logs.append)
+    assert again["train_steps"] == 90 and again["samples"] == 8
+    assert any("generate-exposure" in line and "reused" in line for line in logs), logs
     # zoo:MODULE wherever a run folder is
     monkeypatch.setenv("DARKPROXY_ZOO", str(tmp_path / "zoo"))
     assert [r["module"] for r in list_zoo()] == ["denoiseprofile", "exposure", "vignette"]

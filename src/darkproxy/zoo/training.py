@@ -14,6 +14,7 @@ from typing import Any
 
 from darkproxy.data.ranges import ZOO_MODULES
 from darkproxy.engines.evaluate import evaluate_proxy
+from darkproxy.engines.train.checkpoint import checkpoint_config
 from darkproxy.errors import DarkproxyError
 from darkproxy.fsutil import write_bytes_atomic, write_json
 from darkproxy.jobsteps import JobSteps
@@ -181,7 +182,6 @@ def _module_stages(
         return {"samples": r.total, "failed": r.failed, "seconds": r.seconds, "pointwise": r.pointwise}
 
     def tr() -> dict[str, Any]:
-        resume = (run / "checkpoint.pt").is_file()
         cfg = TrainConfig(
             device=device,
             steps=mp.steps,
@@ -190,6 +190,10 @@ def _module_stages(
             arch=mp.arch,
             hparams=dict(mp.hparams),
         )
+        # resume an interrupted training; a checkpoint saved under other settings (the plan's steps changed and
+        # the stage record deleted, docs/zoo.md) is trained again from the start
+        old = checkpoint_config(run) if (run / "checkpoint.pt").is_file() else None
+        resume = old is not None and _same_training(old, asdict(cfg))
         r = train(ds, run, cfg, resume=resume, overwrite=not resume)
         return {
             "arch": r.arch,
@@ -231,6 +235,11 @@ def _module_stages(
 # the module plan's keys that only training, and only evaluation, use
 TRAIN_KEYS = ("steps", "time_budget_s", "threads", "arch", "hparams")
 EVAL_KEYS = ("eval_n", "eval_sampler", "eval_scales")
+
+
+def _same_training(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether a checkpoint's training config is the one the plan asks for (the device may differ)."""
+    return {k: v for k, v in saved.items() if k != "device"} == {k: v for k, v in wanted.items() if k != "device"}
 
 
 def _raws_plan(plan: ZooPlan, train: Sequence[str]) -> dict[str, Any]:

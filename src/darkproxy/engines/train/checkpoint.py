@@ -25,6 +25,17 @@ def save_weights(path: Path, model: torch.nn.Module) -> None:
     write_bytes_atomic(Path(path), st_save(sd))
 
 
+def checkpoint_config(run: Path) -> dict[str, Any] | None:
+    """The training config ``RUN/checkpoint.pt`` was saved with (``asdict(TrainConfig)``), or ``None`` when there
+    is no readable checkpoint: what a caller compares before resuming a run under other settings."""
+    try:
+        ckpt = torch.load(Path(run) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError):
+        return None
+    cfg = ckpt.get("config") if isinstance(ckpt, dict) else None
+    return dict(cfg) if isinstance(cfg, dict) else None
+
+
 def _trim_history(path: Path, step: int) -> None:
     if not path.is_file():
         return
