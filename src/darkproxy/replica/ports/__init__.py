@@ -39,6 +39,7 @@ from darkproxy.replica.ports import (  # noqa: F401  each registers its exact st
     rawprepare,
     relight,
     rgbcurve,
+    shadhi,
     sharpen,
     sigmoid,
     soften,
