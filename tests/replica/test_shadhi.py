@@ -1,8 +1,8 @@
 """The exact shadows and highlights (shadhi v5) stage against darktable-cli's tap-outs, its known maths and
 gradients.
 
-One darktable-cli process renders shadhi's input and its output at five settings (strong shadows and highlights at radius 30; stronger
-shadows and highlights, more than one overlay pass each, with a white point and colour corrections; bounded
+One darktable-cli process renders shadhi's input and its output at five settings (strong shadows and highlights
+at radius 30; stronger ones, more than one overlay pass each, with a white point and colour corrections; bounded
 gaussian and clamped overlay flags; the bilateral filter; a first-order gaussian) on synthetic raws: coffee at
 render scale 1 (96 px) and 0.5, chelsea at 0.5. Figures: display PSNR of the linear tap-outs.
 
