@@ -31,6 +31,7 @@ from darkproxy.replica.ports import (  # noqa: F401  each registers its exact st
     graduatednd,
     hazeremoval,
     highlights,
+    levels,
     lowlight,
     lowpass,
     monochrome,
