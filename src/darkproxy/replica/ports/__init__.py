@@ -40,6 +40,7 @@ from darkproxy.replica.ports import (  # noqa: F401  each registers its exact st
     rawprepare,
     relight,
     rgbcurve,
+    rgblevels,
     shadhi,
     sharpen,
     sigmoid,
