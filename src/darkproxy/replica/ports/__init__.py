@@ -11,6 +11,7 @@ from darkproxy.replica.ports import (  # noqa: F401  each registers its exact st
     censorize,
     channelmixer,
     channelmixerrgb,
+    colisa,
     colorbalance,
     colorbalancergb,
     colorchecker,

@@ -141,13 +141,13 @@ def _contrast(u: Tensor, c: Tensor) -> Tensor:
     return torch.where(c.abs() <= 1.0, lin, sig)
 
 
-def _brightness(u: Tensor, b: Tensor) -> Tensor:
+def brightness_curve(u: Tensor, b: Tensor) -> Tensor:
     """The brightness table at ``u = L / 100``: ``100 u^gamma``."""
     gamma = torch.where(b >= 0.0, 1.0 / (1.0 + b.clamp_min(0.0)), 1.0 - b.clamp_max(0.0))
     return 100.0 * u.clamp_min(0.0) ** gamma
 
 
-def _table(L: Tensor, curve: Callable[[Tensor, Tensor], Tensor], arg: Tensor) -> Tensor:
+def lab_table(L: Tensor, curve: Callable[[Tensor, Tensor], Tensor], arg: Tensor) -> Tensor:
     """One table applied to L: the curve at ``max(L, 0) / 100`` below 100, ``dt_iop_eval_exp`` above."""
     ys = [curve(torch.full_like(arg, u), arg) for u in _EXP_U]
     y0 = ys[3]
@@ -200,8 +200,8 @@ def lowpass(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
         blur = torch.cat([bilateral_base(lab[:, 0:1], sigma, BILATERAL_SIGMA_R, -1.0), lab[:, 1:3]], 1)
     else:
         blur = gaussian_blur(lab, radius * ctx.scale, int(v.get("order", 0)), lo, hi)
-    L = _table(blur[:, 0:1], _contrast, column(v.get("contrast", 1.0), x))
-    L = _table(L, _brightness, column(v.get("brightness", 0.0), x))
+    L = lab_table(blur[:, 0:1], _contrast, column(v.get("contrast", 1.0), x))
+    L = lab_table(L, brightness_curve, column(v.get("brightness", 0.0), x))
     ab = blur[:, 1:3] * column(v.get("saturation", 1.0), x)
     if not unbound:
         ab = ab.clamp(-128.0, 128.0)
