@@ -32,6 +32,7 @@ from darkproxy.replica.ports import (  # noqa: F401  each registers its exact st
     graduatednd,
     hazeremoval,
     highlights,
+    highpass,
     levels,
     lowlight,
     lowpass,
