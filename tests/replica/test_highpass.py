@@ -55,7 +55,7 @@ def test_known_maths_and_gradients() -> None:
     out = working_rgb_to_lab(op.fn(grey.expand(1, 3, 5, 6).contiguous(), {}, ctx))
     torch.testing.assert_close(out[:, 0], torch.full_like(out[:, 0], 50.0), atol=1e-6, rtol=0)
     torch.testing.assert_close(out[:, 1:], torch.zeros_like(out[:, 1:]), atol=1e-6, rtol=0)
-    x = (0.05 + 0.6 * torch.rand(1, 3, 5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4)))
+    x = 0.05 + 0.6 * torch.rand(1, 3, 5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     x.requires_grad_(True)
     c = torch.tensor([60.0], dtype=torch.float64, requires_grad=True)
     f = lambda im, con: op.fn(im, {"sharpness": 20.0, "contrast": con}, ctx)  # noqa: E731
