@@ -101,3 +101,82 @@ def check_port(
     print(f"\n{label}: {[round(v, 1) for v in psnrs]} dB (input vs output: {[round(v, 1) for v in changed]} dB)")
     assert max(changed) < changed_below, "settings that change nothing test nothing"
     expect(f"{label}: worst setting psnr", min(psnrs), ">", bound)
+
+
+def camera_tapouts(
+    dt: Any,
+    module: str,
+    cases: Mapping[str, tuple[Path, Sequence[Mapping[str, Any]]]],
+    size: int = 96,
+    outputs: bool | Sequence[str] = True,
+) -> dict[str, tuple[Any, np.ndarray, list[np.ndarray], list[Any]]]:
+    """For a module darktable runs before colorin, on camera RGB: ``{case: (the stage's context as the chain
+    builds it (darktable's order, colorin's matrix fitted on the pair, the render scale, the raw's full-resolution
+    size), darktable's input, its outputs, the tap-out plans)}`` for ``cases`` (``{case: (raw, [settings])}``), one
+    darktable-cli process rendering each case's input, the same image on camera RGB (colorin passing it through)
+    and the outputs (``outputs``: the cases that render them, all by default)."""
+    from darkproxy.darktable.render import RenderJob, read_tiff
+    from darkproxy.darktable.tapout import IDENTITY_SETTINGS, plan_tapout, raw_size, render_scale
+    from darkproxy.replica import StageContext
+    from darkproxy.replica.references import fit_camera_matrix
+
+    bases = {c: dt.default_history(raw) for c, (raw, _) in cases.items()}
+    plans = {c: [plan_tapout(dt, bases[c], module, e) for e in es] for c, (_, es) in cases.items()}
+    rendered = {c: outputs is True or (outputs is not False and c in outputs) for c in cases}
+    with tempfile.TemporaryDirectory() as td:
+        jobs = []
+        for c, ps in plans.items():
+            raw = cases[c][0]
+            camera = dt.edit(ps[0].input_sidecar, updates=dict(IDENTITY_SETTINGS))
+            jobs += [RenderJob(raw, ps[0].input_sidecar, Path(td) / f"{c}-in.tif")]
+            jobs += [RenderJob(raw, camera, Path(td) / f"{c}-cam.tif")]
+            if rendered[c]:
+                jobs += [RenderJob(raw, p.output_sidecar, Path(td) / f"{c}-{i}.tif") for i, p in enumerate(ps)]
+        imgs = iter([read_tiff(p) for p in dt.renderer(max_size=size).render_batch(jobs)])
+    out = {}
+    for c, ps in plans.items():
+        raw = cases[c][0]
+        inp, cam = next(imgs), next(imgs)
+        m, _ = fit_camera_matrix(inp, cam)
+        order = dt.schemas.pipe_order(bases[c].iop_order_version)
+        wh, scale = raw_size(raw), render_scale(raw, inp.shape)
+        ctx = StageContext(
+            scale=scale or 1.0,
+            full_size=(float(wh[0]), float(wh[1])) if wh is not None else None,
+            modules=tuple(o for o in order if o in ("demosaic", module, "colorin", "colorout")),
+            camera_matrix=tuple(tuple(float(v) for v in row) for row in m),
+            camera_input=cam[None],
+        )
+        out[c] = (ctx, inp, [next(imgs) for _ in ps] if rendered[c] else [], ps)
+    return out
+
+
+def check_camera_port(
+    dt: Any,
+    expect: Any,
+    module: str,
+    label: str,
+    tap: tuple[Any, np.ndarray, list[np.ndarray], list[Any]],
+    bound: float,
+    changed_below: float = 45.0,
+) -> None:
+    """:func:`check_port` for a case of :func:`camera_tapouts`: the stage in its context on darktable's input
+    against each output."""
+    import torch
+
+    from darkproxy.colour.metrics import display_psnr
+    from darkproxy.replica import EXACT
+
+    op = EXACT[module]
+    assert dt.schemas.get(module).version in op.versions
+    ctx, inp, outs, plans = tap
+    x = torch.from_numpy(inp)[None]
+    psnrs, changed = [], []
+    for p, ref in zip(plans, outs, strict=True):
+        assert op.supports(p.params, ctx) is None, p.params
+        changed.append(display_psnr(inp, ref))
+        with torch.no_grad():
+            psnrs.append(display_psnr(op.fn(x, p.params, ctx)[0].numpy(), ref))
+    print(f"\n{label}: {[round(v, 1) for v in psnrs]} dB (input vs output: {[round(v, 1) for v in changed]} dB)")
+    assert max(changed) < changed_below, "settings that change nothing test nothing"
+    expect(f"{label}: worst setting psnr", min(psnrs), ">", bound)

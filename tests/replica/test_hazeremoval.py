@@ -15,8 +15,6 @@ run-to-run noise near the right edge, docs/darktable-notes.md, which the fitted 
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,66 +30,22 @@ SETTINGS: list[dict[str, Any]] = [
 RAWS = {"coffee@1": ("coffee", 96), "coffee@0.5": ("coffee", 192), "chelsea@0.5": ("chelsea", 192)}
 
 
-def _context(dt: Any, base: Any, inp: np.ndarray, camera: np.ndarray) -> Any:
-    """The stage's context as the chain builds it: darktable's order and colorin's matrix measured on the pair."""
-    from darkproxy.replica import StageContext
-    from darkproxy.replica.references import fit_camera_matrix
-
-    m, _ = fit_camera_matrix(inp, camera)
-    order = dt.schemas.pipe_order(base.iop_order_version)
-    return StageContext(
-        modules=tuple(o for o in order if o in ("demosaic", "hazeremoval", "colorin", "colorout")),
-        camera_matrix=tuple(tuple(float(v) for v in row) for row in m),
-        camera_input=camera[None],
-    )
-
-
 @pytest.fixture(scope="module")
 def tapouts(dt, make_raw) -> dict[str, tuple[Any, np.ndarray, list[np.ndarray], list[Any]]]:
     """case -> (the stage's context, darktable's input, its outputs, the tap-out plans); case ``astronaut``: no
     outputs."""
-    from darkproxy.darktable.render import RenderJob, read_tiff
-    from darkproxy.darktable.tapout import IDENTITY_SETTINGS, plan_tapout
+    from tests.replica.taps import camera_tapouts
 
-    cases = {**RAWS, "astronaut": ("astronaut", 192)}
-    raws = {c: make_raw(source=s, size=n) for c, (s, n) in cases.items()}
-    bases = {c: dt.default_history(r) for c, r in raws.items()}
-    plans = {c: [plan_tapout(dt, bases[c], "hazeremoval", e) for e in (SETTINGS if c in RAWS else [{}])] for c in raws}
-    with tempfile.TemporaryDirectory() as td:
-        jobs, keys = [], []
-        for c, ps in plans.items():
-            camera = dt.edit(ps[0].input_sidecar, updates=dict(IDENTITY_SETTINGS))
-            jobs += [RenderJob(raws[c], ps[0].input_sidecar, Path(td) / f"{c}-in.tif")]
-            jobs += [RenderJob(raws[c], camera, Path(td) / f"{c}-cam.tif")]
-            n_out = len(ps) if c in RAWS else 0
-            jobs += [RenderJob(raws[c], p.output_sidecar, Path(td) / f"{c}-{i}.tif") for i, p in enumerate(ps[:n_out])]
-            keys.append((c, n_out))
-        imgs = iter([read_tiff(p) for p in dt.renderer(max_size=96).render_batch(jobs)])
-    out = {}
-    for c, n_out in keys:
-        inp, cam = next(imgs), next(imgs)
-        out[c] = (_context(dt, bases[c], inp, cam), inp, [next(imgs) for _ in range(n_out)], plans[c])
-    return out
+    cases = {c: (make_raw(source=s, size=n), SETTINGS) for c, (s, n) in RAWS.items()}
+    cases["astronaut"] = (make_raw(source="astronaut", size=192), [{}])
+    return camera_tapouts(dt, "hazeremoval", cases, outputs=list(RAWS))
 
 
 @pytest.mark.parametrize("case", sorted(RAWS))
 def test_hazeremoval_matches_darktable_tapouts(case: str, tapouts, dt, expect) -> None:
-    from darkproxy.colour.metrics import display_psnr
-    from darkproxy.replica import EXACT
+    from tests.replica.taps import check_camera_port
 
-    op = EXACT["hazeremoval"]
-    assert dt.schemas.get("hazeremoval").version in op.versions
-    ctx, inp, outs, plans = tapouts[case]
-    x = torch.from_numpy(inp)[None]
-    psnrs, changed = [], []
-    for p, ref in zip(plans, outs, strict=True):
-        assert op.supports(p.params, ctx) is None, p.params
-        changed.append(display_psnr(inp, ref))
-        with torch.no_grad():
-            psnrs.append(display_psnr(op.fn(x, p.params, ctx)[0].numpy(), ref))
-    print(f"\n{case}: {[round(v, 1) for v in psnrs]} dB (input vs output: {[round(v, 1) for v in changed]} dB)")
-    assert max(changed) < 45, "settings that change nothing test nothing"
-    expect(f"hazeremoval {case}: worst setting psnr", min(psnrs), ">", 65)
+    check_camera_port(dt, expect, "hazeremoval", f"hazeremoval {case}", tapouts[case], 65)
 
 
 def test_refuses_an_ambient_light_resting_on_rounding(tapouts) -> None:

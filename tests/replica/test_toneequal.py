@@ -15,8 +15,6 @@ bound 65, 16.5 dB under the worst.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,59 +36,16 @@ BOUNDS = {"coffee@1": 65.0, "coffee@0.5": 85.0, "chelsea@0.5": 85.0}
 @pytest.fixture(scope="module")
 def tapouts(dt, make_raw) -> dict[str, tuple[Any, np.ndarray, list[np.ndarray], list[Any]]]:
     """case -> (the stage's context, darktable's input, its outputs, the tap-out plans)."""
-    from darkproxy.darktable.render import RenderJob, read_tiff
-    from darkproxy.darktable.tapout import IDENTITY_SETTINGS, plan_tapout, raw_size, render_scale
-    from darkproxy.replica import StageContext
-    from darkproxy.replica.references import fit_camera_matrix
+    from tests.replica.taps import camera_tapouts
 
-    raws = {c: make_raw(source=s, size=n) for c, (s, n) in RAWS.items()}
-    bases = {c: dt.default_history(r) for c, r in raws.items()}
-    plans = {c: [plan_tapout(dt, bases[c], "toneequal", e) for e in SETTINGS] for c in raws}
-    with tempfile.TemporaryDirectory() as td:
-        jobs = []
-        for c, ps in plans.items():
-            camera = dt.edit(ps[0].input_sidecar, updates=dict(IDENTITY_SETTINGS))
-            jobs += [RenderJob(raws[c], ps[0].input_sidecar, Path(td) / f"{c}-in.tif")]
-            jobs += [RenderJob(raws[c], camera, Path(td) / f"{c}-cam.tif")]
-            jobs += [RenderJob(raws[c], p.output_sidecar, Path(td) / f"{c}-{i}.tif") for i, p in enumerate(ps)]
-        imgs = iter([read_tiff(p) for p in dt.renderer(max_size=96).render_batch(jobs)])
-    out = {}
-    order = dt.schemas.pipe_order(next(iter(bases.values())).iop_order_version)
-    for c in plans:
-        inp, cam = next(imgs), next(imgs)
-        m, _ = fit_camera_matrix(inp, cam)
-        wh = raw_size(raws[c])
-        scale = render_scale(raws[c], inp.shape)
-        assert wh is not None and scale is not None
-        ctx = StageContext(
-            scale=scale,
-            full_size=(float(wh[0]), float(wh[1])),
-            modules=tuple(o for o in order if o in ("demosaic", "toneequal", "colorin", "colorout")),
-            camera_matrix=tuple(tuple(float(v) for v in row) for row in m),
-            camera_input=cam[None],
-        )
-        out[c] = (ctx, inp, [next(imgs) for _ in plans[c]], plans[c])
-    return out
+    return camera_tapouts(dt, "toneequal", {c: (make_raw(source=s, size=n), SETTINGS) for c, (s, n) in RAWS.items()})
 
 
 @pytest.mark.parametrize("case", sorted(RAWS))
 def test_toneequal_matches_darktable_tapouts(case: str, tapouts, dt, expect) -> None:
-    from darkproxy.colour.metrics import display_psnr
-    from darkproxy.replica import EXACT
+    from tests.replica.taps import check_camera_port
 
-    op = EXACT["toneequal"]
-    assert dt.schemas.get("toneequal").version in op.versions
-    ctx, inp, outs, plans = tapouts[case]
-    x = torch.from_numpy(inp)[None]
-    psnrs, changed = [], []
-    for p, ref in zip(plans, outs, strict=True):
-        assert op.supports(p.params, ctx) is None, p.params
-        changed.append(display_psnr(inp, ref))
-        with torch.no_grad():
-            psnrs.append(display_psnr(op.fn(x, p.params, ctx)[0].numpy(), ref))
-    print(f"\ntoneequal {case}: {[round(v, 1) for v in psnrs]} dB (input vs output: {[round(v, 1) for v in changed]})")
-    assert max(changed) < 45, "settings that change nothing test nothing"
-    expect(f"toneequal {case}: worst setting psnr", min(psnrs), ">", BOUNDS[case])
+    check_camera_port(dt, expect, "toneequal", f"toneequal {case}", tapouts[case], BOUNDS[case])
 
 
 def test_known_maths() -> None:

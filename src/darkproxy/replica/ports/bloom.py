@@ -15,12 +15,10 @@ export scale), placements outside colorin..colorout.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from darkproxy.replica.ports.monochrome import lab_placement
-from darkproxy.replica.ports.soften import box_mean, one_size, whole_export
+from darkproxy.replica.ports.soften import box_mean, one_size, scaled_radius, whole_export
 from darkproxy.replica.registry import StageContext, Values, column, register_exact
 from darkproxy.replica.science import lab_to_working_rgb, working_rgb_to_lab
 
@@ -34,7 +32,7 @@ def blur_radius(size: float, ctx: StageContext, h: int, w: int) -> int:
     _, _, s = whole_export("bloom", ctx, h, w)
     size32 = float(torch.tensor(size, dtype=F32))
     rad = int(float(torch.tensor(256.0 * (min(100.0, size32 + 1.0) / 100.0), dtype=F32)))
-    return int(min(256.0, math.ceil(float(torch.tensor(rad * s, dtype=F32)))))
+    return scaled_radius(rad, s, 256)
 
 
 @register_exact(

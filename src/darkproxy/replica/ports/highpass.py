@@ -12,12 +12,10 @@ Shapes: ``(B, 3, H, W)`` linear Rec2020 -> the same. Not pointwise (whole-image 
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from darkproxy.replica.ports.monochrome import lab_placement
-from darkproxy.replica.ports.soften import box_mean, whole_export
+from darkproxy.replica.ports.soften import box_mean, scaled_radius, whole_export
 from darkproxy.replica.registry import StageContext, Values, column, one_value, register_exact
 from darkproxy.replica.science import lab_to_working_rgb, working_rgb_to_lab
 
@@ -30,7 +28,7 @@ def blur_radius(sharpness: float, ctx: StageContext, h: int, w: int) -> int:
     """``process()``'s box radius in render px for an ``(h, w)`` export."""
     _, _, s = whole_export("highpass", ctx, h, w)
     rad = int(MAX_RADIUS * (min(100.0, sharpness + 1.0) / 100.0))  # double, truncated to int
-    return int(min(MAX_RADIUS, math.ceil(float(torch.tensor(rad * s, dtype=torch.float32)))))
+    return scaled_radius(rad, s, MAX_RADIUS)
 
 
 @register_exact(

@@ -78,12 +78,18 @@ def one_size(module: str, value: object) -> float:
     return one_value(value, f"{module}: size sets an integer blur radius; one value per batch, it cannot be fitted")
 
 
+def scaled_radius(rad: int, scale: float, cap: int) -> int:
+    """``MIN(cap, ceilf(rad x roi->scale))``: a full-resolution box radius at the export's float scale (soften,
+    bloom, highpass)."""
+    return min(cap, int(math.ceil(float(torch.tensor(rad * scale, dtype=torch.float32)))))
+
+
 def blur_radius(size: float, ctx: StageContext, h: int, w: int) -> int:
     """``process()``'s box radius in render px for an ``(h, w)`` export (see the module docstring)."""
     bw, bh, s = whole_export("soften", ctx, h, w)
     mrad = int(math.sqrt(float(bw) * bw + float(bh) * bh) * 0.01)
     rad = int(mrad * (min(100.0, float(torch.tensor(size, dtype=torch.float32)) + 1.0) / 100.0))
-    return min(mrad, int(math.ceil(float(torch.tensor(rad * s, dtype=torch.float32)))))
+    return scaled_radius(rad, s, mrad)
 
 
 @register_exact(
