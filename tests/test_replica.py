@@ -87,12 +87,12 @@ def test_replica_is_differentiable_and_refuses_missing(dt, raw256: Path) -> None
         chain(torch.from_numpy(renders.input)[None], ur).abs().mean().backward()
         assert ur.grad is not None and torch.isfinite(ur.grad).all() and float(ur.grad.abs().max()) < 1e3, ur.grad
 
-    bad = dt.edit(hist, enable=["shadhi"])
-    with pytest.raises(ReplicaError, match="shadhi") as e:
+    bad = dt.edit(hist, enable=["grain"])
+    with pytest.raises(ReplicaError, match="grain") as e:
         plan_replica(dt, bad, raw256)
     assert "\n" not in str(e.value) and "--allow-missing" in str(e.value)
     ok = plan_replica(dt, bad, raw256, allow_missing=True)
-    assert {s.module: s.kind for s in ok.stages}["shadhi"] == "passthrough"
+    assert {s.module: s.kind for s in ok.stages}["grain"] == "passthrough"
 
 
 def test_replica_regress_recovers_exposure(dt, raw256: Path, tmp_path: Path) -> None:
@@ -231,7 +231,15 @@ def test_replica_refuses_what_it_cannot_read(dt, raw256: Path, tmp_path: Path) -
     diffuse = dt.edit(base, enable=["diffuse"])
     asked = plan_replica(dt, diffuse, raw256, prefer_proxy=["diffuse"])  # its proxy, asked for
     assert {s.module: s.kind for s in asked.stages}["diffuse"] == "proxy"
-    refused(diffuse, raw256, "diffuse", "version 2", "trained on version 3", runs={"diffuse": str(run)})
+    refused(
+        diffuse,
+        raw256,
+        "diffuse",
+        "version 2",
+        "trained on version 3",
+        runs={"diffuse": str(run)},
+        prefer_proxy=["diffuse"],
+    )
 
     # flip first in the chain: darktable's render orients the raw (its EXIF orientation need not be read here);
     # after a chain stage (haze removal's proxy) the exact flip needs it: refused when it cannot be read
@@ -247,11 +255,11 @@ def test_replica_refuses_what_it_cannot_read(dt, raw256: Path, tmp_path: Path) -
 def test_replica_dry_run(dt, raw256: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`darkproxy replica RAW --xmp F --dry-run [--json]` on a sidecar with an exact stage read from
     an old version (exposure v5), a proxy stage (vignette, asked for: its exact stage is preferred), a
-    version without a port (filmicrgb v5), a module with neither (shadows and highlights) and one switched
+    version without a port (filmicrgb v5), a module with neither (grain) and one switched
     off (sharpen): every item listed, nothing rendered."""
     from darkproxy.cli import main
 
-    side = dt.edit(dt.default_history(raw256), enable=["vignette", "shadhi", "sharpen"])
+    side = dt.edit(dt.default_history(raw256), enable=["vignette", "grain", "sharpen"])
     side = _old_exposure(dt.edit(side, disable=["sharpen"]), 5)  # sharpen: in the history, off
     side.find("filmicrgb").modversion = 5
     xmp = side.write(tmp_path / "old.xmp")
@@ -271,12 +279,12 @@ def test_replica_dry_run(dt, raw256: Path, tmp_path: Path, capsys: pytest.Captur
     )
     assert items["vignette"]["runs"] == "proxy" and items["vignette"]["run"] == "zoo:vignette"
     assert items["filmicrgb"]["runs"] == "refused" and "version 5" in items["filmicrgb"]["detail"]
-    assert items["shadhi"]["runs"] == "refused" and "no exact stage and no proxy" in items["shadhi"]["detail"]
+    assert items["grain"]["runs"] == "refused" and "no exact stage and no proxy" in items["grain"]["detail"]
     assert items["demosaic"]["runs"] == "passthrough" and items["sharpen"]["runs"] == "off"
-    assert rep["runnable"] is False and set(rep["refused"]) == {"filmicrgb", "shadhi"}
+    assert rep["runnable"] is False and set(rep["refused"]) == {"filmicrgb", "grain"}
     assert main(["replica", str(raw256), "--xmp", str(xmp), "--dry-run", *proxy]) == 0
     text = capsys.readouterr().out
-    assert "refused: filmicrgb, shadhi" in text and "v5->v6" in text and "proxy zoo:vignette" in text
+    assert "refused: filmicrgb, grain" in text and "v5->v6" in text and "proxy zoo:vignette" in text
     assert main(["replica", str(raw256), "--xmp", str(xmp)]) == 2  # no -o without --dry-run
     assert "--output" in capsys.readouterr().err and not out.exists()
 

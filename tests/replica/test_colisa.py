@@ -1,14 +1,13 @@
 """The exact contrast brightness saturation (colisa v1) stage against darktable-cli's tap-outs, its known maths
 and gradients.
 
-One darktable-cli process renders colisa's input and its output at four settings (more contrast: the sigmoid
-table; less contrast and more brightness; darker and desaturated; all three raised) on synthetic raws: coffee at
-render scale 1 (96 px), chelsea at 0.5. Figures: display PSNR of the linear tap-outs.
-
-Over 5 fresh runs (2026-12-05) chelsea at scale 0.5 repeated to the digit (94.9-100 dB: bound 85); coffee at scale
-1 gave 84.5-100, the worst setting per run 86.8, 84.5, 88.7, 91.5 and 88.8 dB (darktable's run-to-run render
-noise): bound 70, 14.5 dB under the worst.
-"""
+One darktable-cli process renders colisa's input and its output at four settings (more contrast: the sigmoid table;
+less contrast and more brightness; darker and desaturated; all three raised) on synthetic raws, coffee and chelsea
+at render scale 0.5 (a pointwise module: the scale does not enter it; at scale 1 darktable's full-resolution
+demosaic leaves run-to-run noise near the right edge, docs/darktable-notes.md, which a strong level amplifies: a CI
+run of rgb levels read 64.8 dB there against 79.5-100 in 5 runs). Figures: display PSNR of the linear tap-outs,
+repeated to the digit in every run (2026-12-05: chelsea 94.9-100 dB over 7 runs, coffee 92.7-100 over 2): bound 85,
+7.7 dB under the worst."""
 
 from __future__ import annotations
 
@@ -24,8 +23,8 @@ SETTINGS: list[dict[str, Any]] = [
     {"brightness": -0.4, "saturation": -0.6},
     {"contrast": 0.3, "brightness": 0.2, "saturation": 0.5},
 ]
-RAWS = {"coffee@1": ("coffee", 96), "chelsea@0.5": ("chelsea", 192)}
-BOUNDS = {"coffee@1": 70.0, "chelsea@0.5": 85.0}
+RAWS = {"coffee@0.5": ("coffee", 192), "chelsea@0.5": ("chelsea", 192)}
+BOUNDS = {"coffee@0.5": 85.0, "chelsea@0.5": 85.0}
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,12 @@
 """The exact levels (v2, manual mode) stage against darktable-cli's tap-outs, its known maths and gradients.
 
 One darktable-cli process renders levels' input and its output at three settings (a black and white point with a
-brighter grey; a darker grey; a white point below the image's brightest, where darktable computes the curve past
-its table) on synthetic raws: coffee at render scale 1 (96 px), chelsea at 0.5. Figures: display PSNR of the
-linear tap-outs.
-
-Over 5 fresh runs (2026-12-05) chelsea at scale 0.5 gave 100 dB at every setting (bound 90); coffee at scale 1
-79.9-100, the worst setting per run 79.9, 84.2, 79.9, 83.7 and 87.7 dB (darktable's run-to-run render noise):
-bound 65, 14.9 dB under the worst.
-"""
+brighter grey; a darker grey; a white point below the image's brightest, where darktable computes the curve past its
+table) on synthetic raws, coffee and chelsea at render scale 0.5 (a pointwise module: the scale does not enter it;
+at scale 1 darktable's full-resolution demosaic leaves run-to-run noise near the right edge,
+docs/darktable-notes.md, which a strong level amplifies: a CI run of rgb levels read 64.8 dB there against 79.5-100
+in 5 runs). Figures: display PSNR of the linear tap-outs, repeated to the digit in every run (2026-12-05: chelsea
+100 dB over 7 runs, coffee 100 over 2): bound 85."""
 
 from __future__ import annotations
 
@@ -23,8 +21,8 @@ SETTINGS: list[dict[str, Any]] = [
     {"levels[0]": 0.0, "levels[1]": 0.6, "levels[2]": 1.0},
     {"levels[0]": 0.1, "levels[1]": 0.35, "levels[2]": 0.6},
 ]
-RAWS = {"coffee@1": ("coffee", 96), "chelsea@0.5": ("chelsea", 192)}
-BOUNDS = {"coffee@1": 65.0, "chelsea@0.5": 90.0}
+RAWS = {"coffee@0.5": ("coffee", 192), "chelsea@0.5": ("chelsea", 192)}
+BOUNDS = {"coffee@0.5": 85.0, "chelsea@0.5": 85.0}
 
 
 @pytest.fixture(scope="module")
