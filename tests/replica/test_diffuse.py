@@ -10,7 +10,8 @@ Over 5 fresh runs (2026-12-05; the first without the fifth setting) every figure
 (coffee 96.5-100 dB, chelsea 100): bound 90, 6.5 dB under the worst. At scale 1 the worst setting per run read
 74.4, 85.9, 83.1, 77.5 and 83.4 dB, a different setting each time: darktable's run-to-run noise near the right
 edge (RCD's unwritten column, docs/darktable-notes.md), which the sharpening settings amplify and diffusion
-spreads; bound 60, 14.4 dB under the worst.
+spreads; 8 more runs read 83.1-97.0. Bound 55, 19.4 dB under the worst (a CI run of rgb levels at scale 1 fell 15 dB
+under its 5-run minimum).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ SETTINGS: list[dict[str, Any]] = [
     {"iterations": 3, "radius": 8, "threshold": 0.25, "first": 0.5, "second": 0.5, "third": 0.5, "fourth": 0.5},
 ]
 RAWS = {"coffee@1": ("coffee", 96), "coffee@0.5": ("coffee", 192), "chelsea@0.5": ("chelsea", 192)}
-BOUNDS = {"coffee@1": 60.0, "coffee@0.5": 90.0, "chelsea@0.5": 90.0}
+BOUNDS = {"coffee@1": 55.0, "coffee@0.5": 90.0, "chelsea@0.5": 90.0}
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ small radius with more contrast; the largest radius with less) on synthetic raws
 chelsea at 0.5. Figures: display PSNR of the linear tap-outs (the module's own output, before any blend).
 
 Over 5 fresh runs (2026-12-05) chelsea gave 100 dB at every setting; coffee at scale 1 88.3-100, the worst setting
-per run 100, 99.8, 98.1, 99.7 and 88.3 dB (darktable's run-to-run render noise). The bound, 70 dB, is 18.3 dB
-under the worst.
+per run 100, 99.8, 98.1, 99.7 and 88.3 dB (darktable's run-to-run render noise); 8 more runs at scale 1 read 82.9-100.
+The bound, 60 dB, is 22.9 dB under the worst (a CI run of rgb levels at scale 1 fell 15 dB under its 5-run minimum).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def test_highpass_matches_darktable_tapouts(case: str, tapouts, dt, expect) -> N
     from tests.replica.taps import check_port
 
     full, rows = tapouts[case]
-    check_port(dt, expect, "highpass", f"highpass {case}", rows, bound=70, changed_below=45, full_size=full)
+    check_port(dt, expect, "highpass", f"highpass {case}", rows, bound=60, changed_below=45, full_size=full)
 
 
 def test_known_maths_and_gradients() -> None:

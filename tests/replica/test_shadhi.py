@@ -7,8 +7,9 @@ gaussian and clamped overlay flags; the bilateral filter; a first-order gaussian
 render scale 1 (96 px) and 0.5, chelsea at 0.5. Figures: display PSNR of the linear tap-outs.
 
 Over 5 fresh runs (2026-12-05) every figure at scale 0.5 repeated to the digit (99.2-100 dB): bound 90. At scale 1
-the worst setting per run read 83.1, 82.1, 84.4, 81.8 and 84.4 dB (darktable's run-to-run render noise): bound 65,
-16.8 dB under the worst. darktable's default radius, 100, on these 96 px images (a sigma larger than the image)
+the worst setting per run read 83.1, 82.1, 84.4, 81.8 and 84.4 dB (darktable's run-to-run render noise): 8 more
+runs read 80.5-84.4: bound 60, 20.5 dB under the worst (a CI run of rgb levels at scale 1 fell 15 dB under its
+5-run minimum). darktable's default radius, 100, on these 96 px images (a sigma larger than the image)
 gave 68.7 dB at scale 1 and 79 at 0.5 in every run, where radius 30 gives 84-100: darktable's float32 recursion,
 as lowpass's at radius 200 (tests/replica/test_lowpass.py); the first setting uses 30.
 """
@@ -30,7 +31,7 @@ SETTINGS: list[dict[str, Any]] = [
     {"order": 1, "radius": 12.0, "shadows": 30.0, "highlights": -30.0},
 ]  # fmt: skip
 RAWS = {"coffee@1": ("coffee", 96), "coffee@0.5": ("coffee", 192), "chelsea@0.5": ("chelsea", 192)}
-BOUNDS = {"coffee@1": 65.0, "coffee@0.5": 90.0, "chelsea@0.5": 90.0}
+BOUNDS = {"coffee@1": 60.0, "coffee@0.5": 90.0, "chelsea@0.5": 90.0}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ coffee at render scale 1 (96 px) and 0.5, chelsea at 0.5. Figures: display PSNR 
 Over 5 fresh runs (2026-12-05) every figure at scale 0.5 repeated to the digit (coffee 93.0-96.2 dB, chelsea
 97.8-100): bound 85, 8 dB under the worst. At scale 1 the worst setting per run read 84.3, 86.0, 88.2, 86.0 and
 81.5 dB (darktable's run-to-run render noise near the right edge, which the fitted camera matrix also reads):
-bound 65, 16.5 dB under the worst.
+8 more runs read 81.9-88.8. Bound 60, 21.5 dB under the worst (a CI run of rgb levels at scale 1 fell 15 dB under
+its 5-run minimum).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ SETTINGS: list[dict[str, Any]] = [
     {**GAINS, "details": 1, "method": 6, "exposure_boost": 1.5, "blending": 20.0, "feathering": 0.1},
 ]
 RAWS = {"coffee@1": ("coffee", 96), "coffee@0.5": ("coffee", 192), "chelsea@0.5": ("chelsea", 192)}
-BOUNDS = {"coffee@1": 65.0, "coffee@0.5": 85.0, "chelsea@0.5": 85.0}
+BOUNDS = {"coffee@1": 60.0, "coffee@0.5": 85.0, "chelsea@0.5": 85.0}
 
 
 @pytest.fixture(scope="module")
