@@ -88,6 +88,10 @@ def test_known_maths() -> None:
     x = 0.02 + 0.5 * torch.rand(1, 3, 12, 16, generator=torch.Generator().manual_seed(1))
     ctx = StageContext(scale=1.0, full_size=(16.0, 12.0))
     torch.testing.assert_close(EXACT["toneequal"].fn(x, flat, ctx), x, rtol=0.02, atol=0)
+    # an order with the module before flip: darktable switches it off (sanity_check), the stage refuses
+    why = EXACT["toneequal"].supports({}, StageContext(modules=("toneequal", "flip", "colorin")))
+    assert why and "before flip" in why and "\n" not in why
+    assert EXACT["toneequal"].supports({}, StageContext(modules=("flip", "toneequal", "colorin"))) is None
 
 
 def test_gradients() -> None:

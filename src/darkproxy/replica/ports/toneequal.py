@@ -17,6 +17,8 @@ matrix as darktable's renders measure it: :func:`~darkproxy.replica.registry.thr
 * ``apply_toneequalizer``: the correction LUT (``10000`` entries per EV) at ``round((clamp(log2 mask, -8, 0) + 8)
   10000)``: the sum of the gaussians at that entry's exposure, clamped to [0.25, 4], times the pixel.
 
+Refused: an order that puts the module before flip (darktable's ``sanity_check`` switches it off there).
+
 Shapes: ``(B, 3, H, W)`` linear Rec2020 -> the same. Not pointwise (whole-image exports). Gradients: the image
 (the LUT's rounding straight through) and the nine gains; the filter's settings are discrete or set its radius.
 """
@@ -278,6 +280,9 @@ def eigf_surface_blur(
 
 
 def _supports(v: Values, ctx: StageContext) -> str | None:
+    mods = ctx.modules
+    if "toneequal" in mods and "flip" in mods and mods.index("toneequal") < mods.index("flip"):
+        return "toneequal before flip: darktable disables the tone equalizer there (its sanity_check)"
     if int(one_value(v.get("method", NORM_2), "toneequal: method")) not in range(7):
         return "toneequal: unknown luminance estimator"
     if int(one_value(v.get("details", EIGF), "toneequal: details")) not in range(5):
