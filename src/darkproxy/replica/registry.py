@@ -34,6 +34,8 @@ from typing import Any
 
 import torch
 
+from darkproxy.darktable.params import param_value
+
 Values = Mapping[str, Any]  # param name -> float (from the history) or (B,) tensor (regressed)
 
 
@@ -193,8 +195,9 @@ def cfa_map(ctx: StageContext, h: int, w: int, device: torch.device | str = "cpu
 
 
 def coeff_columns(v: Values, names: tuple[str, ...], x: torch.Tensor) -> torch.Tensor:
-    """Params ``names`` (floats or (B,) tensors) as a ``(B or 1, len(names))`` tensor on ``x``'s device."""
-    cols = [torch.as_tensor(v[n], dtype=x.dtype, device=x.device).reshape(-1) for n in names]
+    """Params ``names`` (floats or (B,) tensors; a name may be an array element, ``red[0]``: a regressed slider
+    where the values hold it, else the array's element) as a ``(B or 1, len(names))`` tensor on ``x``'s device."""
+    cols = [torch.as_tensor(param_value(v, n), dtype=x.dtype, device=x.device).reshape(-1) for n in names]
     b = max(c.shape[0] for c in cols)
     return torch.stack([c.expand(b) for c in cols], dim=1)
 

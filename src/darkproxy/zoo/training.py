@@ -192,7 +192,7 @@ def _module_stages(
         )
         # resume an interrupted training; a checkpoint saved under other settings (the plan's steps changed and
         # the stage record deleted, docs/zoo.md) is trained again from the start
-        old = checkpoint_config(run) if (run / "checkpoint.pt").is_file() else None
+        old = checkpoint_config(run)
         resume = old is not None and _same_training(old, asdict(cfg))
         r = train(ds, run, cfg, resume=resume, overwrite=not resume)
         return {

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from darkproxy.colour.matrices import BRADFORD, BRADFORD_LMS_TO_XYZ, CAT16_LMS_TO_XYZ, XYZ_TO_CAT16_LMS
+from darkproxy.darktable.params import param_value
 from darkproxy.replica.registry import StageContext, Values, column, register_exact
 from darkproxy.replica.science import Vec3, mix3, safe_div, safe_pow, working_profile_matrices
 
@@ -127,8 +128,7 @@ def _get(v: Values, name: str, x: Tensor) -> Tensor:
 
 def _elem(v: Values, row: str, i: int, x: Tensor) -> Tensor:
     """Element ``i`` of the array param ``row`` (``v["row[i]"]`` when given: a regressed slider)."""
-    key = f"{row}[{i}]"
-    return column(v[key] if key in v else v[row][i], x)
+    return column(param_value(v, f"{row}[{i}]"), x)
 
 
 def _row(v: Values, row: str, x: Tensor) -> list[Tensor]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from darkproxy.errors import DarkproxyError
-from darkproxy.replica.registry import StageContext, Values, column, one_value, register_exact
+from darkproxy.replica.registry import StageContext, Values, coeff_columns, one_value, register_exact
 from darkproxy.replica.science import lab_to_working_rgb, working_rgb_to_lab
 
 Tensor = torch.Tensor
@@ -59,11 +59,8 @@ def kernel(x: Tensor, y: Tensor) -> Tensor:
 
 
 def _array(v: Values, name: str, n: int, x: Tensor) -> Tensor:
-    """Elements ``0..n-1`` of the array param ``name`` as ``(B or 1, n)`` (``v["name[k]"]`` where given: a
-    regressed slider)."""
-    cols = [column(v[f"{name}[{k}]"] if f"{name}[{k}]" in v else v[name][k], x).reshape(-1) for k in range(n)]
-    b = max(c.shape[0] for c in cols)
-    return torch.stack([c.expand(b) for c in cols], 1)
+    """Elements ``0..n-1`` of the array param ``name`` as ``(B or 1, n)``."""
+    return coeff_columns(v, tuple(f"{name}[{k}]" for k in range(n)), x)
 
 
 def _supports(v: Values, ctx: StageContext) -> str | None:

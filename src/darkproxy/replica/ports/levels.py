@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from darkproxy.darktable.params import param_value
 from darkproxy.replica.ports.monochrome import lab_placement
 from darkproxy.replica.registry import StageContext, Values, column, register_exact
 from darkproxy.replica.science import lab_to_working_rgb, working_rgb_to_lab
@@ -26,9 +27,29 @@ MODE_MANUAL, MODE_AUTOMATIC = 0, 1
 LUT_SIZE = 0x10000
 
 
+def levels_gamma(black: Tensor, grey: Tensor, white: Tensor) -> Tensor:
+    """``10^((grey - mid) / half)``: the exponent darktable's levels modules give the span black..white."""
+    delta = (white - black) / 2.0
+    mid = black + delta
+    return torch.pow(10.0, (grey - mid) / delta)
+
+
+def gamma_table(pct: Tensor, g: Tensor, double: bool = False) -> Tensor:
+    """``p^g`` read from darktable's 65536-entry table at ``(int)(p 65536)`` (clamped to the table; entry ``i`` the
+    curve at ``i / 65536``, computed in float, or in ``double`` and stored as float as rgb levels builds it); the
+    gradient in ``p`` and ``g`` is the continuous curve's."""
+    smooth = pct.clamp_min(1e-30) ** g
+    entry = torch.floor(pct.detach() * LUT_SIZE).clamp(0.0, LUT_SIZE - 1.0) / LUT_SIZE
+    gd = g.detach()
+    if double:
+        entry, gd = entry.to(torch.float64), gd.to(torch.float64)
+    pos = entry > 0.0  # lut[0] = 0 (a safe base where it is, for the exponent's gradient)
+    table = torch.where(pos, torch.where(pos, entry, torch.ones_like(entry)) ** gd, 0.0 * entry).to(pct.dtype)
+    return table + (smooth - smooth.detach())
+
+
 def _level(v: Values, i: int, x: Tensor) -> Tensor:
-    key = f"levels[{i}]"
-    return column(v[key] if key in v else v["levels"][i], x)
+    return column(param_value(v, f"levels[{i}]"), x)
 
 
 def _supports(v: Values, ctx: StageContext) -> str | None:
@@ -51,19 +72,12 @@ def levels(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     """levels on ``x`` ``(B, 3, H, W)`` linear Rec2020 -> the same."""
     lab = working_rgb_to_lab(x)
     black, grey, white = (_level(v, i, x) for i in range(3))
-    delta = (white - black) / 2.0
-    mid = black + delta
-    inv_gamma = torch.pow(10.0, (grey - mid) / delta)
+    inv_gamma = levels_gamma(black, grey, white)
     L = lab[:, 0:1]
     L_in = L / 100.0
     pct = (L_in - black) / (white - black)
-    index = torch.floor(pct.detach().clamp(0.0, 1.0) * LUT_SIZE)  # (int) truncates; p >= 0 here
-    entry = index / LUT_SIZE
+    table = 100.0 * gamma_table(pct, inv_gamma)  # read where 0 < p < 1
     smooth = 100.0 * pct.clamp_min(1e-30) ** inv_gamma
-    pos = entry > 0.0  # lut[0] = 0 (a safe base where it is, for the exponent's gradient)
-    g = inv_gamma.detach()  # darktable's value; every gradient through the continuous curve below
-    table = torch.where(pos, 100.0 * torch.where(pos, entry, torch.ones_like(entry)) ** g, 0.0 * entry)
-    table = table + (smooth - smooth.detach())
     L_out = torch.where(L_in <= black, torch.zeros_like(L), torch.where(pct < 1.0, table, smooth))
     denom = torch.where(L > 0.01, L, torch.full_like(L, 0.01))
     ab = lab[:, 1:3] * L_out / denom

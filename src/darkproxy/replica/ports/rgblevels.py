@@ -18,41 +18,28 @@ from __future__ import annotations
 
 import torch
 
+from darkproxy.darktable.params import param_value
+from darkproxy.replica.ports.levels import gamma_table, levels_gamma
 from darkproxy.replica.ports.rgbcurve import NORM_NONE, NORM_POWER, rgb_norm
 from darkproxy.replica.registry import StageContext, Values, column, register_exact
 
 Tensor = torch.Tensor
 
 LINKED, INDEPENDENT = 0, 1
-LUT_SIZE = 0x10000
 PARAMS = tuple(f"levels[{c}][{k}]" for c in range(3) for k in range(3))
 
 
 def _levels(v: Values, c: int, x: Tensor) -> list[Tensor]:
-    out = []
-    for k in range(3):
-        key = f"levels[{c}][{k}]"
-        out.append(column(v[key] if key in v else v["levels"][c][k], x))
-    return out
+    return [column(param_value(v, f"levels[{c}][{k}]"), x) for k in range(3)]
 
 
 def _curve(value: Tensor, lv: list[Tensor], above: Tensor) -> Tensor:
     """The levels curve at ``value`` ``(B, 1 or 3, H, W)``: darktable's table below the white point (``above``
     False), ``powf`` at and above it; the caller handles the black point."""
     black, grey, white = lv
-    delta = (white - black) / 2.0
-    mid = black + delta
-    g = torch.pow(10.0, (grey - mid) / delta)
-    mult = 1.0 / (white - black)
-    pct = (value - black) * mult
-    smooth = pct.clamp_min(1e-30) ** g
-    index = torch.floor(pct.detach() * LUT_SIZE).clamp(0.0, LUT_SIZE - 1.0)
-    entry = (index / LUT_SIZE).to(torch.float64)
-    gd = g.detach().to(torch.float64)
-    pos = entry > 0.0
-    table = torch.where(pos, torch.where(pos, entry, torch.ones_like(entry)) ** gd, 0.0 * entry).to(value.dtype)
-    table = table + (smooth - smooth.detach())  # darktable's value, the continuous curve's gradient
-    return torch.where(above, smooth, table)
+    g = levels_gamma(black, grey, white)
+    pct = (value - black) * (1.0 / (white - black))
+    return torch.where(above, pct.clamp_min(1e-30) ** g, gamma_table(pct, g, double=True))
 
 
 def _supports(v: Values, ctx: StageContext) -> str | None:

@@ -26,7 +26,6 @@ Shapes: ``(B, 3, H, W)`` linear Rec2020 -> the same. Not pointwise (whole-image 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -80,15 +79,21 @@ def _solve_as_darktable(gains: list[float], sigma: float) -> list[float]:
         A.append([f32(math.exp(float(f32(f32(-ri) * ri) / denom))) for ri in r])
     y = [f32(2.0 ** float(f32(g))) for g in gains]
     n = 8
+
+    def dot(u: list[np.float32], w: list[np.float32]) -> np.float32:
+        acc = f32(0.0)  # sum += u[k] w[k] in order, each step fused
+        for a, b in zip(u, w, strict=True):
+            acc = fma(a, b, acc)
+        return acc
+
+    cols = [[row[i] for row in A] for i in range(n)]  # A's columns
     with np.errstate(invalid="ignore", divide="ignore"):
-        ata = [[_fsum(A, i, j, fma) for j in range(i + 1)] for i in range(n)]
-        aty = [_fsum_vec(A, y, i, fma) for i in range(n)]
+        ata = [[dot(cols[i], cols[j]) for j in range(i + 1)] for i in range(n)]  # transpose_dot_matrix
+        aty = [dot(cols[i], y) for i in range(n)]  # transpose_dot_vector
         L = [[f32(0.0)] * n for _ in range(n)]
         for i in range(n):
             for j in range(i + 1):
-                acc = f32(0.0)
-                for k in range(j):
-                    acc = fma(L[i][k], L[j][k], acc)
+                acc = dot(L[i][:j], L[j][:j])
                 L[i][j] = f32(np.sqrt(f32(ata[i][i] - acc))) if i == j else f32(f32(ata[i][j] - acc) / L[j][j])
         b: list[np.float32] = []
         for i in range(n):
@@ -103,20 +108,6 @@ def _solve_as_darktable(gains: list[float], sigma: float) -> list[float]:
                 acc = fma(f32(-L[j][i]), x[j], acc)
             x[i] = f32(acc / L[i][i])
     return [float(v) for v in x]
-
-
-def _fsum(A: list[list[np.float32]], i: int, j: int, fma: Callable[..., np.float32]) -> np.float32:
-    acc = np.float32(0.0)
-    for k in range(len(A)):
-        acc = fma(A[k][i], A[k][j], acc)
-    return acc
-
-
-def _fsum_vec(A: list[list[np.float32]], y: list[np.float32], i: int, fma: Callable[..., np.float32]) -> np.float32:
-    acc = np.float32(0.0)
-    for k in range(len(A)):
-        acc = fma(A[k][i], y[k], acc)
-    return acc
 
 
 def channel_factors(gains: list[Tensor], sigma: Tensor) -> list[Tensor]:
