@@ -87,40 +87,32 @@ def fast_expf(x: Tensor) -> Tensor:
     return fast + (smooth - smooth.detach())
 
 
-def _rows(x: Tensor, offset: int) -> Tensor:
-    n = x.shape[-2]
-    idx = (torch.arange(n, device=x.device) + offset).clamp(0, n - 1)
-    return x.index_select(-2, idx)
+def _shift(x: Tensor, offset: int, dim: int) -> Tensor:
+    """``x`` read ``offset`` px along ``dim`` (-2 rows, -1 columns), the indices clamped to the image."""
+    n = x.shape[dim]
+    return x.index_select(dim, (torch.arange(n, device=x.device) + offset).clamp(0, n - 1))
 
 
-def _cols(x: Tensor, offset: int) -> Tensor:
-    n = x.shape[-1]
-    idx = (torch.arange(n, device=x.device) + offset).clamp(0, n - 1)
-    return x.index_select(-1, idx)
-
-
-def _bspline_pass(x: Tensor, mult: int, shift: object) -> Tensor:
-    """One 5-tap B-spline pass at spacing ``mult`` (``shift`` = :func:`_rows` or :func:`_cols`), summed left to
-    right as ``sparse_scalar_product`` does, clipped at 0."""
-    acc: Tensor | None = None
-    for k, f in enumerate(_FILTER):
-        term = f * shift(x, (k - 2) * mult)  # type: ignore[operator]
-        acc = term if acc is None else acc + term
-    assert acc is not None
+def _bspline_pass(x: Tensor, mult: int, dim: int) -> Tensor:
+    """One 5-tap B-spline pass at spacing ``mult`` along ``dim``, summed left to right as
+    ``sparse_scalar_product`` does, clipped at 0."""
+    acc = _FILTER[0] * _shift(x, -2 * mult, dim)
+    for k in range(1, len(_FILTER)):
+        acc = acc + _FILTER[k] * _shift(x, (k - 2) * mult, dim)
     return acc.clamp_min(0.0)
 
 
 def decompose(x: Tensor, mult: int) -> tuple[Tensor, Tensor]:
     """``decompose_2D_Bspline``: ``(details, blur)`` of ``x`` ``(B, C, H, W)`` at spacing ``mult``."""
-    blur = _bspline_pass(_bspline_pass(x, mult, _rows), mult, _cols)
+    blur = _bspline_pass(_bspline_pass(x, mult, -2), mult, -1)
     return x - blur, blur
 
 
 def _neighbours(x: Tensor, mult: int) -> list[Tensor]:
     """The 3x3 stencil at spacing ``mult``, indices clamped: ``[k]`` for ``k = 3 ii + jj`` (``ii`` the row
     offset -1, 0, 1 times ``mult``, ``jj`` the column offset), as ``heat_PDE_diffusion`` gathers them."""
-    rows = [_rows(x, d * mult) for d in (-1, 0, 1)]
-    return [_cols(r, d * mult) for r in rows for d in (-1, 0, 1)]
+    rows = [_shift(x, d * mult, -2) for d in (-1, 0, 1)]
+    return [_shift(r, d * mult, -1) for r in rows for d in (-1, 0, 1)]
 
 
 def _direction(n: list[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
