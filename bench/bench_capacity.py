@@ -145,6 +145,7 @@ def main() -> None:
         "minutes": (time.perf_counter() - t0) / 60.0,
     }
     out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
     (out / f"capacity_{a.module}.json").write_text(json.dumps(o, indent=1) + "\n")
     (out / f"capacity_{a.module}.md").write_text(markdown(o))
     print((out / f"capacity_{a.module}.md").read_text())

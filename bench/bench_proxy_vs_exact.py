@@ -67,7 +67,12 @@ def one(dt: Darktable, raw: Path, module: str, edit: dict[str, Any]) -> dict[str
     except DarkproxyError as e:  # the replica refuses the proxy there (colorin's: its data's input is camera RGB)
         pplan, row = plan_replica(dt, hist, raw), {**row, "proxy_alone": None, "proxy_chain": None}
         row["proxy_refused"] = str(e)
-    renders = render_references(dt, raw, pplan, SIZE)
+    # the references of the exact plan: they also hold what only a port needs (darktable's camera render, from which
+    # the chain measures colorin's matrix for a module on camera RGB); the proxy's stage reads the same tap-outs
+    try:
+        renders = render_references(dt, raw, plan_replica(dt, hist, raw), SIZE)
+    except DarkproxyError:
+        renders = render_references(dt, raw, pplan, SIZE)
     if "proxy_refused" not in row:
         _, prox = score_replica(build_chain(pplan, renders), renders)
         row |= {"proxy_alone": stage_psnr(prox, module), "proxy_chain": prox["psnr"]}
