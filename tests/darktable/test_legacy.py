@@ -93,10 +93,15 @@ def test_legacy_upgrades_render_as_darktable_upgrades(dt, make_raw, expect) -> N
         "colorbalancergb": {"saturation_global": 0.0},
         "lowpass": {"radius": 2.0, "saturation": 1.2},
         "diffuse": {"first": -0.1},
+        "atrous": {"mix": 0.5},
     }
     base = dt.edit(dt.default_history(raw), updates=edits)
+    # atrous v1 (no mix) with the "sharpen" preset's curves: v2 adds mix, 1
+    atrous_x = [k / 5.0 for _ in range(5) for k in range(6)]
+    atrous_y = [0.5 + 0.25 * k / 6.0 for k in range(6)] + [0.5] * 12 + [0.0] * 12
     diffuse_v1 = {"iterations": 2, "radius": 8, "first": 0.5, "second": 0.3, "sharpness": 0.2}  # v2 adds radius_center
     cases = [("diffuse", 1, old_blob(LEGACY[("diffuse", 1)], diffuse_v1))]
+    cases.append(("atrous", 1, old_blob(LEGACY[("atrous", 1)], {"octaves": 7, "x": atrous_x, "y": atrous_y})))
     for v, vals in ((1, LOWPASS), (2, {**LOWPASS, "radius": -6.0}), (3, LOWPASS)):  # -6: the bilateral filter
         cases.append(("lowpass", v, old_blob(LEGACY[("lowpass", v)], vals)))
     for v in (2, 3, 4, 5):

@@ -58,6 +58,21 @@ def scaled_tapouts(
     return out
 
 
+def sized_tapouts(
+    dt: Any, cases: Mapping[str, tuple[Path, str, Sequence[Mapping[str, Any]]]], size: int = 96
+) -> dict[str, tuple[tuple[float, float], list[tuple[np.ndarray, Any, np.ndarray, float]]]]:
+    """:func:`scaled_tapouts` with each case's raw full-resolution ``(width, height)``, which the ports whose
+    radius follows the whole image read: ``{case: (full size, [(input, plan, output, render scale)])}``."""
+    from darkproxy.darktable.tapout import raw_size
+
+    out = {}
+    for c, rows in scaled_tapouts(dt, cases, size).items():
+        wh = raw_size(cases[c][0])
+        assert wh is not None
+        out[c] = ((float(wh[0]), float(wh[1])), rows)
+    return out
+
+
 def port_psnrs(
     op: Any, taps: Sequence[tuple[np.ndarray, Any, np.ndarray, float]], full_size: tuple[float, float] | None = None
 ) -> tuple[list[float], list[float]]:

@@ -23,17 +23,9 @@ RAWS = {"coffee@1": ("coffee", 96), "chelsea@0.5": ("chelsea", 192)}
 
 @pytest.fixture(scope="module")
 def tapouts(dt, make_raw) -> dict[str, tuple[tuple[float, float], list[tuple[np.ndarray, Any, np.ndarray, float]]]]:
-    from darkproxy.darktable.tapout import raw_size
-    from tests.replica.taps import scaled_tapouts
+    from tests.replica.taps import sized_tapouts
 
-    raws = {c: make_raw(source=s, size=n) for c, (s, n) in RAWS.items()}
-    taps = scaled_tapouts(dt, {c: (raws[c], "highpass", SETTINGS) for c in RAWS}, 96)
-    out = {}
-    for c, rows in taps.items():
-        wh = raw_size(raws[c])
-        assert wh is not None
-        out[c] = ((float(wh[0]), float(wh[1])), rows)
-    return out
+    return sized_tapouts(dt, {c: (make_raw(source=s, size=n), "highpass", SETTINGS) for c, (s, n) in RAWS.items()})
 
 
 @pytest.mark.parametrize("case", sorted(RAWS))

@@ -49,18 +49,10 @@ CASES = {
 def tapouts(dt, make_raw) -> dict[str, tuple[tuple[float, float], list[tuple[np.ndarray, Any, np.ndarray, float]]]]:
     """case -> (the raw's full-resolution size, per setting (darktable's input, the tap-out plan, its output, the
     render scale))."""
-    from darkproxy.darktable.tapout import raw_size
-    from tests.replica.taps import scaled_tapouts
+    from tests.replica.taps import sized_tapouts
 
     raws = {c: make_raw(source="coffee", size=size) for c, size in RAWS.items()}
-    cases = {c: (raws[c.split("@")[1]], c.split("@")[0], es) for c, es in CASES.items()}
-    taps = scaled_tapouts(dt, cases, 96)
-    out = {}
-    for c, rows in taps.items():
-        wh = raw_size(cases[c][0])
-        assert wh is not None
-        out[c] = ((float(wh[0]), float(wh[1])), rows)
-    return out
+    return sized_tapouts(dt, {c: (raws[c.split("@")[1]], c.split("@")[0], es) for c, es in CASES.items()})
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

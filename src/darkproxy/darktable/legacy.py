@@ -22,6 +22,7 @@ an item in one line (darktable itself still renders it).
 from __future__ import annotations
 
 import math
+import re
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -42,13 +43,16 @@ _C = {
     "uint16_t": "H",
     "uint16_t[4]": "4H",
     "float[3]": "3f",
+    "float[5][6]": "30f",
     "pad2": "2x",
 }
 
 
 def _count(t: str) -> int:
-    """How many values a member of C type ``t`` holds (an array's length; none for padding)."""
-    return 0 if t.startswith("pad") else int(t[t.index("[") + 1 : -1]) if "[" in t else 1
+    """How many values a member of C type ``t`` holds (an array's length, all dimensions; none for padding)."""
+    if t.startswith("pad"):
+        return 0
+    return math.prod(int(n) for n in re.findall(r"\[(\d+)\]", t))
 
 
 class LegacyError(XmpError):
@@ -315,6 +319,20 @@ _register(
         _DIFFUSE_V1,
         lambda o: {"radius_center": 0},
         "darktable 4.2.1 src/iop/diffuse.c, legacy_params: old_version == 1 && new_version == 2",
+        prefix=True,
+    )
+)
+
+# ------------------------------------------------------------------ atrous (equalizer; v2 in darktable 4.2.1)
+# v1 is v2 without mix: darktable copies it over the defaults and sets mix to 1
+_register(
+    Legacy(
+        "atrous",
+        1,
+        2,
+        (("octaves", "int"), ("x", "float[5][6]"), ("y", "float[5][6]")),
+        lambda o: {"mix": 1.0},
+        "darktable 4.2.1 src/iop/atrous.c, legacy_params: old_version == 1 && new_version == 2",
         prefix=True,
     )
 )

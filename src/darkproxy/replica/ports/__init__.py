@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from darkproxy.replica.ports import (  # noqa: F401  each registers its exact stage
+    atrous,
     basecurve,
     bilat,
     bloom,
