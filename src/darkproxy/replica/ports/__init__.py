@@ -26,6 +26,7 @@ from darkproxy.replica.ports import (  # noqa: F401  each registers its exact st
     denoiseprofile,
     diffuse,
     exposure,
+    filmic,
     filmicrgb,
     finalscale,
     flip,
