@@ -124,3 +124,6 @@ def test_array_elements_by_name(dt) -> None:
             set_params(mix, default_blob(mix), {bad: 1.0})
     with pytest.raises(KeyError):
         param_value(vals, "red[7]")
+    # a default for what is absent (an out-of-range element, an unknown name), never for what is there
+    assert param_value(vals, "red[7]", 0.5) == 0.5 and param_value(vals, "nothing[0]", 0.5) == 0.5
+    assert param_value(vals, "red[1]", 0.5) == -0.25

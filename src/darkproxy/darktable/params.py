@@ -353,21 +353,27 @@ def assign_fields(schema: ModuleSchema, base: bytes, values: Mapping[str, Any]) 
     return bytes(buf)
 
 
-def param_value(values: Mapping[str, Any], name: str) -> Any:
+_NO_DEFAULT: Any = object()
+
+
+def param_value(values: Mapping[str, Any], name: str, default: Any = _NO_DEFAULT) -> Any:
     """The value of param ``name`` in decoded, flattened ``values``: a dotted name, or an element of an
-    array param (``red[0]``, ``curve_nodes[0][1].y``). Raises ``KeyError`` when there is none."""
+    array param (``red[0]``, ``curve_nodes[0][1].y``). Raises ``KeyError`` when there is none, unless a
+    ``default`` is given (then that)."""
     if name in values:
         return values[name]
     path = element_path(name)
-    if path is None or path[0] not in values:
-        raise KeyError(name)
-    cur: Any = values[path[0]]
+    cur: Any = values.get(path[0]) if path is not None else None
     try:
+        if path is None or path[0] not in values:
+            raise KeyError(name)
         for i in path[1]:
             cur = cur[i]
         for member in path[2]:
             cur = cur[member]
     except (IndexError, KeyError, TypeError):
+        if default is not _NO_DEFAULT:
+            return default
         raise KeyError(name) from None
     return cur
 

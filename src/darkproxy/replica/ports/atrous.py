@@ -60,13 +60,6 @@ def _default_y(ch: int) -> float:
     return 0.0 if ch in (CH_LT, CH_CT) else 0.5
 
 
-def _element(v: Values, name: str, default: float) -> float:
-    try:
-        return float(param_value(v, name))
-    except KeyError:
-        return default
-
-
 def curve_nodes(v: Values) -> list[tuple[np.ndarray, np.ndarray]]:
     """The five curves' nodes ``(xs, ys)`` (float32 ``(6,)`` each) after ``_apply_mix``: ``p + (mix - 1)(p - d)``
     clamped to [0, 1], ``d`` the default node (``x = k / 5``; ``y = 0.5``, 0 for the thresholds)."""
@@ -76,8 +69,8 @@ def curve_nodes(v: Values) -> list[tuple[np.ndarray, np.ndarray]]:
         xs, ys = np.zeros(BANDS, np.float32), np.zeros(BANDS, np.float32)
         for k in range(BANDS):
             dx, dy = _f32(k) / _f32(BANDS - 1.0), _f32(_default_y(ch))
-            px = _f32(_element(v, f"x[{ch}][{k}]", float(dx)))
-            py = _f32(_element(v, f"y[{ch}][{k}]", float(dy)))
+            px = _f32(float(param_value(v, f"x[{ch}][{k}]", dx)))
+            py = _f32(float(param_value(v, f"y[{ch}][{k}]", dy)))
             xs[k] = min(_f32(1.0), max(_f32(0.0), px + (mix - _f32(1.0)) * (px - dx)))
             ys[k] = min(_f32(1.0), max(_f32(0.0), py + (mix - _f32(1.0)) * (py - dy)))
         out.append((xs, ys))

@@ -62,10 +62,7 @@ VARF = _F32(math.sqrt(2.0 + 2.0 * 4.0 * 4.0 + 6.0 * 6.0) / 16.0)  # the 5-tap a-
 
 def _f(v: Values, name: str, default: float = 0.0) -> float:
     """A scalar param or an array element (``a[1]``, ``y[4][2]``) as a float, ``default`` when absent."""
-    try:
-        return float(param_value(v, name))
-    except KeyError:
-        return default
+    return float(param_value(v, name, default))
 
 
 def _forces(v: Values, ch: int) -> list[float]:
