@@ -181,6 +181,19 @@ def read_full_mosaic(path: str | os.PathLike[str]) -> FullMosaic:
     return FullMosaic(data, cfa)  # type: ignore[arg-type]
 
 
+def photosite_histogram(path: str | os.PathLike[str], crop: tuple[int, int, int, int]) -> np.ndarray:
+    """The counts of the uncropped mosaic's 16-bit values (:func:`read_full_mosaic`) inside ``crop`` = ``(left,
+    top, right, bottom)`` px cut from each side, as darktable's histogram worker bins a raw (65536 bins, int64).
+    Raises :class:`RawError`."""
+    data = read_full_mosaic(path).data
+    h, w = data.shape
+    left, top, right, bottom = crop
+    region = data[top : h - bottom, left : w - right]
+    if region.size == 0:
+        raise RawError(f"{path}: the crop {crop} leaves no photosite of its {w}x{h} mosaic")
+    return np.bincount(region.astype(np.int64).ravel().clip(0, 0xFFFF), minlength=0x10000)
+
+
 def read_cfa_pattern(path: str | os.PathLike[str]) -> tuple[int, int, int, int]:
     """The colours (0 R, 1 G, 2 B) of the 2x2 sites of the raw's uncropped CFA (see :func:`read_full_mosaic`)."""
     return read_full_mosaic(path).cfa

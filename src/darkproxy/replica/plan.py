@@ -241,6 +241,36 @@ def _noise_profile(dt: Any, history: Any, raw: str | os.PathLike[str] | None) ->
         return None
 
 
+def raw_levels(dt: Any, history: Any, raw: str | os.PathLike[str] | None) -> tuple[Any, int, int] | None:
+    """What exposure's deflicker reads (:attr:`StageContext.raw_levels`), only when an enabled exposure
+    deflickers: the raw's photosite histogram inside rawprepare's crop and rawprepare's black level (darktable:
+    ``(uint16_t)(sum of the four / 4.0f)``) and white point, from the history's rawprepare (``None`` without one:
+    the stage then refuses)."""
+    import numpy as np
+
+    from darkproxy.errors import RawError
+    from darkproxy.raw.mosaic import photosite_histogram
+
+    deflicker = any(
+        it.operation == "exposure" and it.enabled and int(_decode(dt, "exposure", it).values.get("mode", 0)) == 1
+        for it in history.effective()
+    )
+    items = [it for it in history.effective() if it.operation == "rawprepare" and it.enabled]
+    if raw is None or not deflicker or not items:
+        return None
+    dec = _decode(dt, "rawprepare", items[-1])
+    if dec.why is not None:
+        return None
+    v = dec.values
+    blacks = np.array(v["raw_black_level_separate"], dtype=np.float32)
+    black = int(np.float32(blacks[0] + blacks[1] + blacks[2] + blacks[3]) / np.float32(4.0))
+    crop = (int(v["x"]), int(v["y"]), int(v["width"]), int(v["height"]))
+    try:
+        return photosite_histogram(raw, crop), black, int(v["raw_white_point"])
+    except RawError:
+        return None
+
+
 def _context(
     dt: Any, history: Any, raw: str | os.PathLike[str] | None, modules: tuple[str, ...], bias: float | None
 ) -> StageContext:
@@ -248,7 +278,13 @@ def _context(
     scale and sizes)."""
     wb, noise = _wb_coeffs(dt, history), _noise_profile(dt, history, raw)
     return StageContext(
-        scale=1.0, modules=modules, orientation=_orientation(raw), exposure_bias=bias, wb_coeffs=wb, noise_profile=noise
+        scale=1.0,
+        modules=modules,
+        orientation=_orientation(raw),
+        exposure_bias=bias,
+        wb_coeffs=wb,
+        noise_profile=noise,
+        raw_levels=raw_levels(dt, history, raw),
     )
 
 

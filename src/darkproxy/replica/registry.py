@@ -75,6 +75,10 @@ class StageContext:
     # knows it (:func:`darkproxy.darktable.noiseprofile.auto_profile`), else ``None``
     wb_coeffs: tuple[float, float, float] | None = None
     noise_profile: tuple[float, float] | None = None
+    # exposure's deflicker (mode 1) reads the raw: ``(histogram, black, white)``, the (65536,) counts of the raw's
+    # photosite values inside rawprepare's crop and rawprepare's black level and white point (darktable's
+    # ``pipe->dsc.rawprepare``); ``None`` unless an enabled exposure deflickers
+    raw_levels: Any = field(default=None, compare=False)
     # darktable's own camera-RGB render of the chain's input ``(1, 3, H, W)`` (colorin passing it through), where
     # the chain measured colorin's matrix from it: a stage on camera RGB whose input is that image reads it rather
     # than the matrix's inverse of its Rec2020 render (values near 0, where a stage may be steep, stay darktable's)
