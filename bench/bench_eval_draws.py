@@ -2,10 +2,11 @@
 run on the same raws, draws and seed, one table.
 
     python bench/bench_eval_draws.py --images HELDOUT_RAWS -n 32 --run NAME=RUN_DIR [--run NAME=RUN_DIR ...] \
-        --out bench/results --name pointwise_32_draws
+        [--sweep PARAM=V1,V2,...] --out bench/results --name pointwise_32_draws
 
 Why: a worst-sample figure over 8 draws is one draw; the zoo's goals read a worst case, so a proxy chosen over
-another on 8 draws is checked here on more. Writes ``NAME.json`` and ``NAME.md``.
+another on 8 draws is checked here on more. ``--sweep``: each run once per value, the slider pinned there
+(``darkproxy eval --set``), the others drawn. Writes ``NAME.json`` and ``NAME.md``.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def evaluate(run: Path, images: Path, n: int, sampler: str, seed: int) -> dict[str, Any]:
-    """``darkproxy eval`` of ``run``: its metrics.json's proxy and identity figures."""
+def evaluate(run: Path, images: Path, n: int, sampler: str, seed: int, pin: str | None = None) -> dict[str, Any]:
+    """``darkproxy eval`` of ``run`` (``pin``: ``PARAM=VALUE`` for ``--set``): its metrics.json's proxy and identity
+    figures."""
     with tempfile.TemporaryDirectory(prefix="darkproxy-evaldraws-") as td:
         cmd = [sys.executable, "-m", "darkproxy", "eval", str(run), "--images", str(images), "-n", str(n)]
-        cmd += ["--sampler", sampler, "--seed", str(seed), "-o", td, "-q"]
+        cmd += ["--sampler", sampler, "--seed", str(seed), "-o", td, "-q"] + (["--set", pin] if pin else [])
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
         m = json.loads((Path(td) / "metrics.json").read_text())
@@ -43,14 +45,14 @@ def markdown(o: dict[str, Any]) -> str:
         f"{o['sampler']} --seed {o['seed']}` for each run: the same raws and draws for all (display PSNR, dB; "
         f"the zoo's own held-out figures are over 8 draws). {o['minutes']:.1f} min.",
         "",
-        "| run | module | median | worst | 5th percentile | pooled |",
-        "|---|---|---|---|---|---|",
+        "| run | module | pinned | median | worst | 5th percentile | pooled |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in o["rows"]:
         p = r["proxy"]
         lines.append(
-            f"| {r['name']} | {r['module']} | {p['psnr_median']:.1f} | {p['psnr_min']:.1f} | {p['psnr_p05']:.1f} | "
-            f"{p['psnr']:.1f} |"
+            f"| {r['name']} | {r['module']} | {r.get('pin') or '-'} | {p['psnr_median']:.1f} | {p['psnr_min']:.1f} | "
+            f"{p['psnr_p05']:.1f} | {p['psnr']:.1f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -64,17 +66,24 @@ def main() -> None:
     ap.add_argument("--run", action="append", required=True, metavar="NAME=RUN_DIR")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--name", default="eval_draws")
+    ap.add_argument("--sweep", metavar="PARAM=V1,V2,...", help="each run once per value of PARAM (the others drawn)")
     a = ap.parse_args()
     t0 = time.perf_counter()
+    pins: list[str | None] = [None]
+    if a.sweep:
+        param, _, values = a.sweep.partition("=")
+        pins = [f"{param}={v}" for v in values.split(",")]
     rows = []
     for spec in a.run:
         name, _, path = spec.partition("=")
         run = Path(path)
         module = json.loads((run / "run.json").read_text())["module"]
-        res = evaluate(run, Path(a.images), a.n, a.sampler, a.seed)
-        rows.append({"name": name, "run": str(run), "module": module, **res})
-        p = res["proxy"]
-        print(f"{name} ({module}): {p['psnr_median']:.2f} / {p['psnr_min']:.2f} / {p['psnr']:.2f}", flush=True)
+        for pin in pins:
+            res = evaluate(run, Path(a.images), a.n, a.sampler, a.seed, pin)
+            rows.append({"name": name, "run": str(run), "module": module, "pin": pin, **res})
+            p = res["proxy"]
+            fig = f"{p['psnr_median']:.2f} / {p['psnr_min']:.2f} / {p['psnr']:.2f}"
+            print(f"{name} ({module}, {pin or 'no slider pinned'}): {fig}", flush=True)
     o = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{os.cpu_count()} cores ({platform.processor() or platform.machine()})",
