@@ -66,8 +66,8 @@ def test_known_maths_and_gradients() -> None:
     import torch
 
     from darkproxy.replica import EXACT, StageContext
-    from darkproxy.replica.ports.colorchecker import fastlog2
     from darkproxy.replica.ports.filmic import lab_f, mm_exp2, mm_log2
+    from darkproxy.replica.ports.profile_gamma import fastlog2
 
     p2 = torch.tensor([0.125, 0.5, 1.0, 2.0, 64.0])
     assert mm_log2(p2).tolist() == [-3.0, -1.0, 0.0, 1.0, 6.0]

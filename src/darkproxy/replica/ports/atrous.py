@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from darkproxy.darktable.params import param_value
+from darkproxy.replica.ports.diffuse import clamped_shift
 from darkproxy.replica.ports.monochrome import lab_placement
 from darkproxy.replica.ports.rgbcurve import CATMULL_ROM, curve_at
 from darkproxy.replica.ports.soften import whole_export
@@ -129,14 +130,6 @@ def _fast_expf_sse2(x: Tensor) -> Tensor:
     return k.view(torch.float32).to(x.dtype) + (smooth - smooth.detach())
 
 
-def _read(x: Tensor, dy: int, dx: int) -> Tensor:
-    """``x`` ``(B, C, H, W)`` read ``(dy, dx)`` px away, the indices clamped to the image."""
-    h, w = x.shape[-2:]
-    rows = (torch.arange(h, device=x.device) + dy).clamp(0, h - 1)
-    cols = (torch.arange(w, device=x.device) + dx).clamp(0, w - 1)
-    return x.index_select(-2, rows).index_select(-1, cols)
-
-
 def decompose(lab: Tensor, scale: int, sharpen: float) -> Tensor:
     """``eaw_decompose_sse2``'s coarse image of ``lab`` ``(B, 3, H, W)`` at ``scale``: 25 taps summed row by row."""
     mult = 1 << scale
@@ -145,7 +138,7 @@ def decompose(lab: Tensor, scale: int, sharpen: float) -> Tensor:
     neg = -float(_f32(sharpen))
     for jj in range(5):
         for ii in range(5):
-            px2 = _read(lab, mult * (jj - 2), mult * (ii - 2))
+            px2 = clamped_shift(clamped_shift(lab, mult * (jj - 2), -2), mult * (ii - 2), -1)
             sq = (lab - px2) ** 2
             d = torch.cat([sq[:, 0:1], sq[:, 1:2] + sq[:, 2:3]], 1)
             wp = _fast_expf_sse2(masked_argument(d * neg))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from darkproxy.errors import DarkproxyError
+from darkproxy.replica.ports.profile_gamma import fastlog2
 from darkproxy.replica.registry import StageContext, Values, coeff_columns, one_value, register_exact
 from darkproxy.replica.science import lab_to_working_rgb, working_rgb_to_lab
 
@@ -37,18 +38,9 @@ def _f32(v: float) -> Tensor:
     return torch.tensor(v, dtype=torch.float32)
 
 
-def fastlog2(x: Tensor) -> Tensor:
-    """common/math.h's ``fastlog2`` of positive float32 ``x`` (float32, no gradient): the float of ``x``'s bits times
-    2^-23 and a rational term in the mantissa read with the exponent of 0.5 (filmic's log encoding, too)."""
-    bits = x.contiguous().view(torch.int32)  # x > 0: the sign bit is 0, so int32 reads uint32's value
-    mx = ((bits & 0x007FFFFF) | 0x3F000000).view(torch.float32)
-    y = bits.to(torch.float32) * _f32(1.1920928955078125e-7)
-    return y - _f32(124.22551499) - _f32(1.498030302) * mx - _f32(1.72587999) / (_f32(0.3520887068) + mx)
-
-
 def fastlog(x: Tensor) -> Tensor:
-    """common/math.h's ``fastlog`` of positive float32 ``x``: ``DT_M_LN2f x fastlog2``. Gradient: the true
-    logarithm's."""
+    """common/math.h's ``fastlog`` of positive float32 ``x``: ``DT_M_LN2f x fastlog2``
+    (:func:`~darkproxy.replica.ports.profile_gamma.fastlog2`). Gradient: the true logarithm's."""
     fast = (_f32(_LN2) * fastlog2(x.detach().to(torch.float32))).to(x.dtype)
     smooth = torch.log(x)
     return fast + (smooth - smooth.detach())

@@ -87,7 +87,7 @@ def fast_expf(x: Tensor) -> Tensor:
     return fast + (smooth - smooth.detach())
 
 
-def _shift(x: Tensor, offset: int, dim: int) -> Tensor:
+def clamped_shift(x: Tensor, offset: int, dim: int) -> Tensor:
     """``x`` read ``offset`` px along ``dim`` (-2 rows, -1 columns), the indices clamped to the image."""
     n = x.shape[dim]
     return x.index_select(dim, (torch.arange(n, device=x.device) + offset).clamp(0, n - 1))
@@ -96,9 +96,9 @@ def _shift(x: Tensor, offset: int, dim: int) -> Tensor:
 def _bspline_pass(x: Tensor, mult: int, dim: int) -> Tensor:
     """One 5-tap B-spline pass at spacing ``mult`` along ``dim``, summed left to right as
     ``sparse_scalar_product`` does, clipped at 0."""
-    acc = _FILTER[0] * _shift(x, -2 * mult, dim)
+    acc = _FILTER[0] * clamped_shift(x, -2 * mult, dim)
     for k in range(1, len(_FILTER)):
-        acc = acc + _FILTER[k] * _shift(x, (k - 2) * mult, dim)
+        acc = acc + _FILTER[k] * clamped_shift(x, (k - 2) * mult, dim)
     return acc.clamp_min(0.0)
 
 
@@ -111,8 +111,8 @@ def decompose(x: Tensor, mult: int) -> tuple[Tensor, Tensor]:
 def _neighbours(x: Tensor, mult: int) -> list[Tensor]:
     """The 3x3 stencil at spacing ``mult``, indices clamped: ``[k]`` for ``k = 3 ii + jj`` (``ii`` the row
     offset -1, 0, 1 times ``mult``, ``jj`` the column offset), as ``heat_PDE_diffusion`` gathers them."""
-    rows = [_shift(x, d * mult, -2) for d in (-1, 0, 1)]
-    return [_shift(r, d * mult, -1) for r in rows for d in (-1, 0, 1)]
+    rows = [clamped_shift(x, d * mult, -2) for d in (-1, 0, 1)]
+    return [clamped_shift(r, d * mult, -1) for r in rows for d in (-1, 0, 1)]
 
 
 def _direction(n: list[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -25,8 +25,8 @@ import math
 import numpy as np
 import torch
 
-from darkproxy.replica.ports.colorchecker import fastlog2
 from darkproxy.replica.ports.monochrome import lab_placement
+from darkproxy.replica.ports.profile_gamma import fastlog2
 from darkproxy.replica.ports.rgbcurve import CUBIC_SPLINE, MONOTONE_HERMITE, curve_samples
 from darkproxy.replica.registry import StageContext, Values, one_value, register_exact
 from darkproxy.replica.science import lab_to_working_rgb, working_rgb_to_lab
