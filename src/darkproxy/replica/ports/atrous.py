@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from darkproxy.darktable.params import param_value
-from darkproxy.replica.ports.diffuse import clamped_shift
+from darkproxy.replica.ports.diffuse import BSPLINE_5TAP, clamped_shift
 from darkproxy.replica.ports.monochrome import lab_placement
 from darkproxy.replica.ports.rgbcurve import CATMULL_ROM, curve_at
 from darkproxy.replica.ports.soften import whole_export
@@ -44,7 +44,6 @@ Tensor = torch.Tensor
 BANDS = 6
 MAX_NUM_SCALES = 8
 CH_L, CH_C, CH_S, CH_LT, CH_CT = range(5)
-_FILTER = (1.0 / 16.0, 4.0 / 16.0, 6.0 / 16.0, 4.0 / 16.0, 1.0 / 16.0)
 # dt_fast_expf_sse2's constants as floats: dt__fone = 0x3f800000 and femo = 0x402DF854 - 0x3f800000
 _FONE = 1065353216.0
 _FEMO = 11401344.0
@@ -53,8 +52,7 @@ _FEMO = 11401344.0
 _O111 = -1082130432  # 0xbf800000 as an int32
 
 
-def _f32(x: float) -> np.float32:
-    return np.float32(x)
+_f32 = np.float32
 
 
 def _default_y(ch: int) -> float:
@@ -143,7 +141,7 @@ def decompose(lab: Tensor, scale: int, sharpen: float) -> Tensor:
             d = torch.cat([sq[:, 0:1], sq[:, 1:2] + sq[:, 2:3]], 1)
             wp = _fast_expf_sse2(masked_argument(d * neg))
             wp = torch.cat([wp[:, 0:1], wp[:, 1:2], wp[:, 1:2]], 1)
-            w = float(_f32(_FILTER[ii]) * _f32(_FILTER[jj])) * wp
+            w = float(_f32(BSPLINE_5TAP[ii]) * _f32(BSPLINE_5TAP[jj])) * wp
             total = total + px2 * w
             wgt = wgt + w
     return total / wgt

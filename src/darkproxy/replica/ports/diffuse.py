@@ -45,7 +45,7 @@ Tensor = torch.Tensor
 B_SPLINE_SIGMA = 1.0553651328015339  # common/bspline.h (a float there)
 MAX_NUM_SCALES = 10
 KAPPA = 0.25
-_FILTER = (1.0 / 16.0, 4.0 / 16.0, 6.0 / 16.0, 4.0 / 16.0, 1.0 / 16.0)
+BSPLINE_5TAP = (1.0 / 16.0, 4.0 / 16.0, 6.0 / 16.0, 4.0 / 16.0, 1.0 / 16.0)
 # dt_fast_expf_4wide's integers: the bits of 1.0f and of e, as float32 bit patterns
 _EXP_I1 = 0x3F800000
 _EXP_SPAN = 0x402DF854 - 0x3F800000
@@ -96,9 +96,9 @@ def clamped_shift(x: Tensor, offset: int, dim: int) -> Tensor:
 def _bspline_pass(x: Tensor, mult: int, dim: int) -> Tensor:
     """One 5-tap B-spline pass at spacing ``mult`` along ``dim``, summed left to right as
     ``sparse_scalar_product`` does, clipped at 0."""
-    acc = _FILTER[0] * clamped_shift(x, -2 * mult, dim)
-    for k in range(1, len(_FILTER)):
-        acc = acc + _FILTER[k] * clamped_shift(x, (k - 2) * mult, dim)
+    acc = BSPLINE_5TAP[0] * clamped_shift(x, -2 * mult, dim)
+    for k in range(1, len(BSPLINE_5TAP)):
+        acc = acc + BSPLINE_5TAP[k] * clamped_shift(x, (k - 2) * mult, dim)
     return acc.clamp_min(0.0)
 
 

@@ -219,9 +219,15 @@ def tables(v: Values) -> tuple[Tensor, Tensor]:
     return table, torch.from_numpy(grad)
 
 
+def _index(u: Tensor) -> Tensor:
+    """``(int)CLAMP(u * 0x10000, 0, 0xffff)`` of float32 ``u``: the LUT entry ``process_sse2`` reads (no
+    interpolation, no extrapolation: rgbcurve's ``lookup`` carries both)."""
+    return (u.detach().to(torch.float32) * float(LUT)).clamp(0.0, float(LUT - 1)).to(torch.int64)
+
+
 def _lookup(table: Tensor, u: Tensor) -> Tensor:
-    """``table[(int)CLAMP(u * 0x10000, 0, 0xffff)]`` (float32 ``u``), with the table's slope as gradient."""
-    idx = (u.detach().to(torch.float32) * float(LUT)).clamp(0.0, float(LUT - 1)).to(torch.int64)
+    """``table[_index(u)]``, with the table's slope as gradient."""
+    idx = _index(u)
     t = table.to(u.dtype)
     fast = t[idx]
     slope = (t[(idx + 1).clamp(max=LUT - 1)] - t[(idx - 1).clamp(min=0)]) * (LUT / 2.0)
@@ -266,7 +272,7 @@ def filmic(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
         log = _straight(fast, (torch.log2(m.clamp_min(eps)) - float(black)) / float(dynamic_range))
         u = torch.where(m > eps, log, torch.full_like(m, eps)).clamp(0.0, 1.0)
         curve = _lookup(table, u)
-        concavity = grad_2[(u.detach() * float(LUT)).clamp(0.0, float(LUT - 1)).to(torch.int64)]
+        concavity = grad_2[_index(u)]
         rgb = [r * curve for r in ratios]
         luma = curve
     else:
@@ -276,7 +282,7 @@ def filmic(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
             log = _straight(mm_log2(t.detach()), torch.log2(t))
             us.append(((log - float(black)) / float(dynamic_range)).clamp(0.0, 1.0))
         _, yl, _ = _mix(PROPHOTO_TO_XYZ, (us[0], us[1], us[2]))
-        concavity = grad_2[(yl.detach() * float(LUT)).clamp(0.0, float(LUT - 1)).to(torch.int64)]
+        concavity = grad_2[_index(yl)]
         rgb = [_lookup(table, u) for u in us]
         _, luma, _ = _mix(PROPHOTO_TO_XYZ, (rgb[0], rgb[1], rgb[2]))
     rgb = [mm_pow((luma + concavity * (c - luma)).clamp(0.0, 1.0), power) for c in rgb]
