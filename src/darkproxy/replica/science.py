@@ -52,6 +52,13 @@ def mix3(m: np.ndarray, v: Vec3) -> Vec3:
     )
 
 
+def straight_through(value: Tensor, smooth: Tensor) -> Tensor:
+    """``value``'s numbers with ``smooth``'s gradient: darktable's fast approximation (bit tricks, LUTs, float32
+    polynomials) is what the replica computes, the function it approximates is what it differentiates. ``value``
+    is taken as it is (no gradient of its own: compute it from detached inputs); ``smooth`` of the same shape."""
+    return value.detach() + (smooth - smooth.detach())
+
+
 def _broadcasts_into(small: torch.Size, big: torch.Size) -> bool:
     """``torch.broadcast_shapes(small, big) == big`` without its cost (~70 us a call, thousands per fit)."""
     return len(small) <= len(big) and all(d in (1, e) for d, e in zip(reversed(small), reversed(big), strict=False))

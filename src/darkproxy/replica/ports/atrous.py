@@ -37,7 +37,7 @@ from darkproxy.replica.ports.monochrome import lab_placement
 from darkproxy.replica.ports.rgbcurve import CATMULL_ROM, curve_at
 from darkproxy.replica.ports.soften import whole_export
 from darkproxy.replica.registry import StageContext, Values, one_value, register_exact
-from darkproxy.replica.science import lab_to_working_rgb, working_rgb_to_lab
+from darkproxy.replica.science import lab_to_working_rgb, straight_through, working_rgb_to_lab
 
 Tensor = torch.Tensor
 
@@ -115,7 +115,7 @@ def scales(v: Values, buf: tuple[int, int], scale: float, h: int, w: int) -> lis
 def masked_argument(x: Tensor) -> Tensor:
     """``_mm_and_ps(x, o111)`` on float32 ``x``: the bits of ``x`` and of -1.0f (see ``_O111``). Gradient: 1."""
     bits = x.detach().to(torch.float32).contiguous().view(torch.int32) & _O111
-    return bits.view(torch.float32).to(x.dtype) + (x - x.detach())
+    return straight_through(bits.view(torch.float32).to(x.dtype), x)
 
 
 def _fast_expf_sse2(x: Tensor) -> Tensor:
@@ -125,7 +125,7 @@ def _fast_expf_sse2(x: Tensor) -> Tensor:
     f = (x32 * _FEMO + _FONE).clamp(-(2.0**31), 2.0**31 - 128)
     k = torch.round(f).to(torch.int64).clamp_min(0).to(torch.int32)
     smooth = torch.exp(x)
-    return k.view(torch.float32).to(x.dtype) + (smooth - smooth.detach())
+    return straight_through(k.view(torch.float32).to(x.dtype), smooth)
 
 
 def decompose(lab: Tensor, scale: int, sharpen: float) -> Tensor:

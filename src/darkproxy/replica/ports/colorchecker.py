@@ -24,7 +24,7 @@ import torch
 from darkproxy.errors import DarkproxyError
 from darkproxy.replica.ports.profile_gamma import fastlog2
 from darkproxy.replica.registry import StageContext, Values, coeff_columns, one_value, register_exact
-from darkproxy.replica.science import lab_to_working_rgb, working_rgb_to_lab
+from darkproxy.replica.science import lab_to_working_rgb, straight_through, working_rgb_to_lab
 
 Tensor = torch.Tensor
 
@@ -43,7 +43,7 @@ def fastlog(x: Tensor) -> Tensor:
     (:func:`~darkproxy.replica.ports.profile_gamma.fastlog2`). Gradient: the true logarithm's."""
     fast = (_f32(_LN2) * fastlog2(x.detach().to(torch.float32))).to(x.dtype)
     smooth = torch.log(x)
-    return fast + (smooth - smooth.detach())
+    return straight_through(fast, smooth)
 
 
 def kernel(x: Tensor, y: Tensor) -> Tensor:

@@ -57,7 +57,14 @@ from darkproxy.replica.ports.rgbcurve import (
     num_nodes,
 )
 from darkproxy.replica.registry import StageContext, Values, register_exact
-from darkproxy.replica.science import lab_to_working_rgb, safe_atan2, safe_div, safe_hypot, working_rgb_to_lab
+from darkproxy.replica.science import (
+    lab_to_working_rgb,
+    safe_atan2,
+    safe_div,
+    safe_hypot,
+    straight_through,
+    working_rgb_to_lab,
+)
 
 Tensor = torch.Tensor
 _F = np.float32
@@ -341,7 +348,7 @@ def _lookup(lut_e: Tensor, lut_s: Tensor | None, sel: Tensor, smooth: bool) -> T
     val_s = read(lut_s.to(sel.dtype))
     if smooth:
         return val_s
-    return read(lut_e.to(sel.dtype)).detach() + (val_s - val_s.detach())
+    return straight_through(read(lut_e.to(sel.dtype)), val_s)
 
 
 # ------------------------------------------------------------------ the stage

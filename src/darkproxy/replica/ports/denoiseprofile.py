@@ -46,6 +46,7 @@ from darkproxy.darktable.params import param_value
 from darkproxy.errors import DarkproxyError
 from darkproxy.replica.ports.rgbcurve import CATMULL_ROM, curve_at
 from darkproxy.replica.registry import StageContext, Values, register_exact, through_camera_rgb
+from darkproxy.replica.science import straight_through
 
 Tensor = torch.Tensor
 
@@ -133,7 +134,7 @@ def fast_mexp2f(x: Tensor) -> Tensor:
     k0 = torch.tensor(1065353216.0, dtype=torch.float32) + xf * torch.tensor(-8388608.0, dtype=torch.float32)
     bits = torch.where(k0 >= 8388608.0, k0, torch.zeros_like(k0)).to(torch.int32)
     exact = bits.view(torch.float32).to(x.dtype)
-    return exact + (smooth - smooth.detach())
+    return straight_through(exact, smooth)
 
 
 def decompose(x: Tensor, scale: int, inv_sigma2: float) -> tuple[Tensor, Tensor]:

@@ -39,6 +39,7 @@ import torch
 
 from darkproxy.replica.ports.censorize import gaussian_draws
 from darkproxy.replica.registry import StageContext, Values, column, one_value, register_exact
+from darkproxy.replica.science import straight_through
 
 Tensor = torch.Tensor
 
@@ -84,7 +85,7 @@ def fast_expf(x: Tensor) -> Tensor:
     k = (torch.trunc(p).to(torch.int64) + _EXP_I1).clamp_min(0).to(torch.int32)
     fast = k.view(torch.float32).to(x.dtype)
     smooth = torch.exp(x)
-    return fast + (smooth - smooth.detach())
+    return straight_through(fast, smooth)
 
 
 def clamped_shift(x: Tensor, offset: int, dim: int) -> Tensor:

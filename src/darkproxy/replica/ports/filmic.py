@@ -29,7 +29,7 @@ from darkproxy.replica.ports.monochrome import lab_placement
 from darkproxy.replica.ports.profile_gamma import fastlog2
 from darkproxy.replica.ports.rgbcurve import CUBIC_SPLINE, MONOTONE_HERMITE, curve_samples
 from darkproxy.replica.registry import StageContext, Values, one_value, register_exact
-from darkproxy.replica.science import lab_to_working_rgb, working_rgb_to_lab
+from darkproxy.replica.science import lab_to_working_rgb, straight_through, working_rgb_to_lab
 
 Tensor = torch.Tensor
 F = np.float32
@@ -48,11 +48,6 @@ EXP_POLY = (1.0000026, 6.9300383e-1, 2.4144275e-1, 5.2011464e-2, 1.3534167e-2)
 
 def _v(v: Values, name: str, default: float) -> float:
     return float(one_value(v.get(name, default), f"filmic: {name} builds the curve's LUT; one value per batch"))
-
-
-def _straight(fast: Tensor, smooth: Tensor) -> Tensor:
-    """``fast``'s values with ``smooth``'s gradient."""
-    return fast.detach() + (smooth - smooth.detach())
 
 
 def _poly(x: Tensor, coef: tuple[float, ...]) -> Tensor:
@@ -86,7 +81,7 @@ def mm_pow(x: Tensor, y: float) -> Tensor:
     """sse.h's ``_mm_pow_ps``: ``exp2(log2(x) y)``. Gradient: ``x^y``'s (where ``x > 0``)."""
     x32 = x.detach().to(torch.float32)
     fast = mm_exp2(mm_log2(x32) * float(F(y))).to(x.dtype)
-    return _straight(fast, x.clamp_min(1e-30) ** y)
+    return straight_through(fast, x.clamp_min(1e-30) ** y)
 
 
 def _mix(m: tuple[tuple[float, ...], ...], c: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
@@ -130,7 +125,7 @@ def lab_f(x: Tensor) -> Tensor:
     small = (float(F(24389.0 / 27.0)) * x32 + 16.0) / 116.0
     fast = torch.where(x32 > float(F(216.0 / 24389.0)), big, small).to(x.dtype)
     smooth = torch.where(x > 216.0 / 24389.0, x.clamp_min(1e-12) ** (1.0 / 3.0), (24389.0 / 27.0 * x + 16.0) / 116.0)
-    return _straight(fast, smooth)
+    return straight_through(fast, smooth)
 
 
 def xyz_to_lab(X: Tensor, Y: Tensor, Z: Tensor) -> Tensor:
@@ -269,7 +264,7 @@ def filmic(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
         m = mx / float(grey)
         m32 = m.detach()
         fast = (fastlog2(m32.clamp_min(eps)) - float(black)) / float(dynamic_range)
-        log = _straight(fast, (torch.log2(m.clamp_min(eps)) - float(black)) / float(dynamic_range))
+        log = straight_through(fast, (torch.log2(m.clamp_min(eps)) - float(black)) / float(dynamic_range))
         u = torch.where(m > eps, log, torch.full_like(m, eps)).clamp(0.0, 1.0)
         curve = _lookup(table, u)
         concavity = grad_2[_index(u)]
@@ -279,7 +274,7 @@ def filmic(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
         us = []
         for c in rgb:
             t = torch.maximum(c / float(grey), torch.full_like(c, eps))
-            log = _straight(mm_log2(t.detach()), torch.log2(t))
+            log = straight_through(mm_log2(t.detach()), torch.log2(t))
             us.append(((log - float(black)) / float(dynamic_range)).clamp(0.0, 1.0))
         _, yl, _ = _mix(PROPHOTO_TO_XYZ, (us[0], us[1], us[2]))
         concavity = grad_2[_index(yl)]

@@ -19,7 +19,7 @@ import torch
 from darkproxy.darktable.params import param_value
 from darkproxy.replica.ports.monochrome import lab_placement
 from darkproxy.replica.registry import StageContext, Values, column, register_exact
-from darkproxy.replica.science import lab_to_working_rgb, working_rgb_to_lab
+from darkproxy.replica.science import lab_to_working_rgb, straight_through, working_rgb_to_lab
 
 Tensor = torch.Tensor
 
@@ -45,7 +45,7 @@ def gamma_table(pct: Tensor, g: Tensor, double: bool = False) -> Tensor:
         entry, gd = entry.to(torch.float64), gd.to(torch.float64)
     pos = entry > 0.0  # lut[0] = 0 (a safe base where it is, for the exponent's gradient)
     table = torch.where(pos, torch.where(pos, entry, torch.ones_like(entry)) ** gd, 0.0 * entry).to(pct.dtype)
-    return table + (smooth - smooth.detach())
+    return straight_through(table, smooth)
 
 
 def _level(v: Values, i: int, x: Tensor) -> Tensor:

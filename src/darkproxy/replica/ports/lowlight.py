@@ -34,7 +34,7 @@ from darkproxy.colour.matrices import profile_rgb_to_xyz_d50
 from darkproxy.replica.ports.monochrome import lab_placement
 from darkproxy.replica.ports.rgbcurve import CATMULL_ROM, LUT_SIZE, SAMPLE_MAX, curve_samples, exact_lut
 from darkproxy.replica.registry import StageContext, Values, column, register_exact
-from darkproxy.replica.science import D50_WHITE, lab_f, lab_to_working_rgb, mix
+from darkproxy.replica.science import D50_WHITE, lab_f, lab_to_working_rgb, mix, straight_through
 
 Tensor = torch.Tensor
 _F = np.float32
@@ -135,7 +135,7 @@ def lowlight_vision(x: Tensor, v: Values, smooth: bool = False) -> Tensor:
             return out
     lut_s = curve_samples(xs, ys, CATMULL_ROM, exact=False) / LUT_SIZE
     s = _lowlight(x, v, lut_s, exact=False)
-    return s if smooth else out + (s - s.detach())
+    return s if smooth else straight_through(out, s)
 
 
 def _lowlight_supported(v: Values, ctx: StageContext) -> str | None:

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from darkproxy.replica.registry import StageContext, Values, column, register_exact
-from darkproxy.replica.science import lab_to_working_rgb, working_rgb_to_lab
+from darkproxy.replica.science import lab_to_working_rgb, straight_through, working_rgb_to_lab
 
 Tensor = torch.Tensor
 _F = np.float32
@@ -224,7 +224,7 @@ def monochrome_filter(x: Tensor, v: Values, ctx: StageContext, smooth: bool = Fa
     if not _grad_wanted(x, v):
         return out
     s = _monochrome(x, v, ctx, exact=False)
-    return out + (s - s.detach())
+    return straight_through(out, s)
 
 
 def lab_placement(module: str) -> Callable[[Values, StageContext], str | None]:

@@ -33,6 +33,7 @@ import torch
 from darkproxy.replica.ports.lowpass import gaussian_blur
 from darkproxy.replica.ports.soften import box_mean, whole_export
 from darkproxy.replica.registry import StageContext, Values, column, one_value, register_exact, through_camera_rgb
+from darkproxy.replica.science import straight_through
 
 Tensor = torch.Tensor
 
@@ -122,7 +123,7 @@ def channel_factors(gains: list[Tensor], sigma: Tensor) -> list[Tensor]:
     A = torch.exp(-((cp[None, :, None] - co[None, None, :]) ** 2) / (2.0 * s64[:, None, None] ** 2))  # (b, 9, 8)
     smooth = torch.linalg.lstsq(A, torch.exp2(g64)[..., None]).solution[..., 0]  # (b, 8)
     exact = torch.tensor([_solve_as_darktable(g64[k].tolist(), float(s64[k])) for k in range(b)], dtype=torch.float64)
-    out = exact + (smooth - smooth.detach())
+    out = straight_through(exact, smooth)
     return [out[:, i].to(gains[0].dtype) for i in range(8)]
 
 
