@@ -32,6 +32,7 @@ from darkproxy.engines.evaluate import evaluate_proxy  # noqa: E402
 from darkproxy.engines.train import TrainConfig, train  # noqa: E402
 from darkproxy.machine import machine_info  # noqa: E402
 from darkproxy.proxy import Proxy  # noqa: E402
+from darkproxy.proxy.tiling import tile_context  # noqa: E402
 from darkproxy.zoo.plan import ZooPlan  # noqa: E402
 from darkproxy.zoo.training import pre_demosaic_module  # noqa: E402
 
@@ -62,7 +63,7 @@ def one_variant(
         "variant": name,
         "hparams": hparams,
         "width": proxy.model.hparams.get("width"),
-        "receptive_px": 3 * max(proxy.model.hparams.get("sigmas") or [0]),
+        "receptive_px": tile_context(proxy.model).halo,  # the context a tile needs: the widest blur's reach
         "weights": n_weights,
         "arch": metrics.get("arch"),
         "steps": metrics.get("steps"),

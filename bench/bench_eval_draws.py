@@ -25,16 +25,25 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def evaluate(run: Path, images: Path, n: int, sampler: str, seed: int, pin: str | None = None) -> dict[str, Any]:
-    """``darkproxy eval`` of ``run`` (``pin``: ``PARAM=VALUE`` for ``--set``): its metrics.json's proxy and identity
-    figures."""
+def evaluate(
+    run: Path, images: Path, n: int, sampler: str, seed: int, pin: str | None = None, scales: str | None = None
+) -> dict[str, Any]:
+    """``darkproxy eval`` of ``run`` (``pin``: ``PARAM=VALUE`` for ``--set``; ``scales``: its ``--scales``): its
+    metrics.json's proxy and identity figures, and per render scale where it has them."""
     with tempfile.TemporaryDirectory(prefix="darkproxy-evaldraws-") as td:
         cmd = [sys.executable, "-m", "darkproxy", "eval", str(run), "--images", str(images), "-n", str(n)]
         cmd += ["--sampler", sampler, "--seed", str(seed), "-o", td, "-q"] + (["--set", pin] if pin else [])
+        cmd += ["--scales", scales] if scales else []
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
         m = json.loads((Path(td) / "metrics.json").read_text())
-    return {"proxy": m["proxy"], "identity": m.get("identity")}
+    per = [{k: s[k] for k in ("scale", "psnr_median", "psnr_min")} for s in m.get("per_scale") or []]
+    return {"proxy": m["proxy"], "identity": m.get("identity"), "per_scale": per}
+
+
+def per_scale(per: list[dict[str, Any]]) -> str:
+    """``scale S: median / worst, ...`` or ``-``."""
+    return ", ".join(f"{s['scale']:g}: {s['psnr_median']:.1f} / {s['psnr_min']:.1f}" for s in per) or "-"
 
 
 def markdown(o: dict[str, Any]) -> str:
@@ -42,17 +51,18 @@ def markdown(o: dict[str, Any]) -> str:
         f"# Proxies on {o['n']} held-out draws (bench/bench_eval_draws.py)",
         "",
         f"{o['date']}, {o['machine']}. `darkproxy eval RUN --images {o['images']} -n {o['n']} --sampler "
-        f"{o['sampler']} --seed {o['seed']}` for each run: the same raws and draws for all (display PSNR, dB; "
+        f"{o['sampler']} --seed {o['seed']}{' --scales ' + o['scales'] if o.get('scales') else ''}` for each run: "
+        "the same raws and draws for all (display PSNR, dB; "
         f"the zoo's own held-out figures are over 8 draws). {o['minutes']:.1f} min.",
         "",
-        "| run | module | pinned | median | worst | 5th percentile | pooled |",
-        "|---|---|---|---|---|---|---|",
+        "| run | module | pinned | median | worst | 5th percentile | pooled | per render scale: median / worst |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in o["rows"]:
         p = r["proxy"]
         lines.append(
             f"| {r['name']} | {r['module']} | {r.get('pin') or '-'} | {p['psnr_median']:.1f} | {p['psnr_min']:.1f} | "
-            f"{p['psnr_p05']:.1f} | {p['psnr']:.1f} |"
+            f"{p['psnr_p05']:.1f} | {p['psnr']:.1f} | {per_scale(r.get('per_scale') or [])} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -67,6 +77,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--name", default="eval_draws")
     ap.add_argument("--sweep", metavar="PARAM=V1,V2,...", help="each run once per value of PARAM (the others drawn)")
+    ap.add_argument("--scales", metavar="S1,S2,...", help="render scales (darkproxy eval --scales): the same draws")
     a = ap.parse_args()
     t0 = time.perf_counter()
     pins: list[str | None] = [None]
@@ -79,7 +90,7 @@ def main() -> None:
         run = Path(path)
         module = json.loads((run / "run.json").read_text())["module"]
         for pin in pins:
-            res = evaluate(run, Path(a.images), a.n, a.sampler, a.seed, pin)
+            res = evaluate(run, Path(a.images), a.n, a.sampler, a.seed, pin, a.scales)
             rows.append({"name": name, "run": str(run), "module": module, "pin": pin, **res})
             p = res["proxy"]
             fig = f"{p['psnr_median']:.2f} / {p['psnr_min']:.2f} / {p['psnr']:.2f}"
@@ -91,6 +102,7 @@ def main() -> None:
         "n": a.n,
         "sampler": a.sampler,
         "seed": a.seed,
+        "scales": a.scales,
         "rows": rows,
         "minutes": (time.perf_counter() - t0) / 60.0,
     }

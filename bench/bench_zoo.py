@@ -121,6 +121,21 @@ def trained_as(r: dict[str, Any]) -> tuple[Any, ...]:
     return r["samples"], r["train_steps"], r.get("scales"), r.get("val_psnr"), r.get("train_seconds")
 
 
+def shape(arch: str, hp: dict[str, Any]) -> str:
+    """What a run's hparams change from its architecture's defaults that the table should say (``, width 128``)."""
+    import inspect
+
+    from darkproxy.models.registry import arch_entry
+
+    width = inspect.signature(arch_entry(arch).cls.__init__).parameters.get("width")
+    out = [f", width {hp['width']}"] if width is not None and hp.get("width", width.default) != width.default else []
+    if max(hp.get("sigmas") or [0.0]) > 16.0:
+        out.append(f", blurs to {max(hp['sigmas']):g} px")
+    if hp.get("tone_bands"):
+        out.append(f", {hp['tone_bands']} tone bands")
+    return "".join(out)
+
+
 def before_after(rows: list[dict[str, Any]], previous: list[dict[str, Any]]) -> str:
     """The modules retrained since ``previous`` (the zoo.json this run replaces): old and new figures side by side."""
     prev = {r["module"]: r for r in previous}
@@ -130,6 +145,7 @@ def before_after(rows: list[dict[str, Any]], previous: list[dict[str, Any]]) -> 
         how = f"{r['samples']} samples{raws}, {r['train_steps']} steps, " + (
             f"scales {r['scales'][0]:g}-{r['scales'][1]:g}" if r.get("scales") else f"{r['render_size']} px"
         )
+        how += shape(r["arch"], r.get("hparams") or {})
         return f"{how}: {r['heldout_psnr_median']:.1f} / {r['heldout_psnr_min']:.1f}"
 
     out = []
@@ -260,6 +276,10 @@ def main() -> int:
     if not rows:
         print(f"no zoo.json records in {a.zoo}", file=sys.stderr)
         return 1
+    for r in rows:  # the architecture's settings, from the run the record describes
+        run_json = Path(a.zoo) / r["module"] / "run.json"
+        if run_json.is_file():
+            r["hparams"] = json.loads(run_json.read_text()).get("hparams") or {}
     prev_p = Path(a.previous) if a.previous else Path(a.out) / "zoo.json"
     previous = json.loads(prev_p.read_text())["modules"] if prev_p.is_file() else []
     # a module trained as before keeps the figure its last run measured (its metrics.json in zoo-eval/); with

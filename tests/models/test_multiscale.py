@@ -61,3 +61,82 @@ def test_blur_bases_start_at_the_identity_and_can_output_a_blur() -> None:
         m.to_coef.bias[0:3] = torch.log(torch.tensor([0.5, 1.0, 2.0]))  # then a gain per channel
         torch.testing.assert_close(m(x, p), gaussian_blur(x, 2.0) * torch.tensor([0.5, 1.0, 2.0])[:, None, None])
     assert build_model("multiscale", 3, **m.hparams).hparams["blur_bases"] is True
+
+
+def _normalised_gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The direct Gaussian of ``sigma`` over the image's pixels only (zero padding, divided by the blurred ones)."""
+    import torch.nn.functional as F
+
+    r = int(round(3 * sigma))
+    t = torch.arange(-r, r + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+
+    def conv(v: torch.Tensor) -> torch.Tensor:
+        c = v.shape[1]
+        v = F.conv2d(F.pad(v, (r, r, 0, 0)), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+        return F.conv2d(F.pad(v, (0, 0, r, r)), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+    x = x.double()
+    return (conv(x) / conv(torch.ones_like(x[:, :1]))).float()
+
+
+def test_wide_blur_is_the_normalised_gaussian_and_tiles_exactly() -> None:
+    """Above 16 px the blur runs on box-mean cells: against the direct normalised Gaussian on a smooth image
+    (values 0-1) it is within 2e-3 (measured 1.7e-3 at sigma 22.6, 1.2e-4 at 256); a window with
+    ``blur_radius`` of context and its ``origin`` gets the whole image's values to the bit."""
+    from darkproxy.models.layers import blur_radius, wide_blur
+
+    torch.manual_seed(0)
+    x = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 300, 340), 5, 1, 2)
+    for sigma in (22.6, 90.5):
+        whole = wide_blur(x, sigma)
+        assert float((whole - _normalised_gaussian(x, sigma)).abs().max()) < 2e-3
+        torch.testing.assert_close(gaussian_blur(x, sigma), whole)  # the dispatch above WIDE_SIGMA
+        h = blur_radius(sigma)
+        y0, y1, x0, x1 = 101, 170, 137, 203  # odd offsets: the window's cells are not the image's
+        wy0, wx0 = max(0, y0 - h), max(0, x0 - h)
+        win = x[..., wy0 : min(300, y1 + h), wx0 : min(340, x1 + h)]
+        tile = wide_blur(win, sigma, torch.tensor([[wy0, wx0, 300, 340]]))
+        assert torch.equal(tile[..., y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0], whole[..., y0:y1, x0:x1])
+    flat = torch.full((1, 1, 50, 60), 0.25)
+    torch.testing.assert_close(wide_blur(flat, 256.0), flat)  # normalised: a flat image stays flat at the borders
+
+
+def test_tone_ramps_are_a_basis_whose_blurs_give_the_blur_of_a_tone_curve() -> None:
+    """A blur of any piecewise-linear function of the encoded luminance with knots at ``j / n`` (bloom's
+    thresholded highlights, to the knots' spacing) is the same weighted sum of the blurred ramps: the
+    features ``tone_bands`` adds."""
+    from darkproxy.models.multiscale import tone_ramps
+
+    e = torch.linspace(-0.2, 1.4, 161)[None, None, None]
+    r = tone_ramps(e, 8)
+    torch.testing.assert_close(r.sum(1, keepdim=True) / 8, e.clamp_min(0.0))  # slope 1 above 0
+    torch.manual_seed(0)
+    luma = torch.rand(1, 1, 40, 48) * 1.2
+    a = torch.randn(8)  # a tone curve f = sum_j a_j ramp_j
+    feats = multiscale_features(luma.expand(1, 3, 40, 48) ** 2.2, sigmas=(3.0,), border_scales=(), tone_bands=8)
+    ramps = feats[:, 8:16]  # after the pixel (3), its luminance (1), the bands (4 x 1 sigma)
+    torch.testing.assert_close(ramps, tone_ramps(feats[:, 3:4], 8))
+    blurred = feats[:, 16:24]
+    torch.testing.assert_close(
+        (a[None, :, None, None] * blurred).sum(1, keepdim=True),
+        gaussian_blur((a[None, :, None, None] * ramps).sum(1, keepdim=True), 3.0),
+        atol=1e-5,
+        rtol=0,
+    )
+
+
+def test_roi_is_the_crop_of_the_whole_output() -> None:
+    """``forward(..., roi=)`` computes a region only (each blur from the region and its own reach): the same
+    values as the whole image's output cropped, near the border and inside, narrow and wide blurs, tone bands."""
+    torch.manual_seed(0)
+    m = build_model("multiscale", 2, sigmas=(0.5, 4.0, 24.0), tone_bands=4, width=8, depth=2, param_hidden=8)
+    with torch.no_grad():
+        for q in m.parameters():
+            q.add_(0.3 * torch.randn(q.shape))
+        x, p = torch.rand(2, 3, 150, 170), torch.rand(2, 2)
+        whole = m(x, p)
+        for roi in ((0, 20, 0, 33), (61, 97, 80, 170), (149, 150, 5, 6)):
+            y0, y1, x0, x1 = roi
+            torch.testing.assert_close(m(x, p, roi=roi), whole[..., y0:y1, x0:x1], atol=1e-5, rtol=0)

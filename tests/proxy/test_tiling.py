@@ -21,7 +21,7 @@ TILE = 512  # output px: 9 tiles (the packed mosaic: 256 input px)
 ARCHS = {
     "pointwise": dict(width=8, depth=2, param_hidden=8),
     "positional": dict(width=8, depth=2, param_hidden=8),
-    "multiscale": dict(width=8, depth=2, param_hidden=8, sigmas=(0.5, 2.0, 8.0)),
+    "multiscale": dict(width=8, depth=2, param_hidden=8, sigmas=(0.5, 2.0, 8.0, 24.0)),  # 24: a wide_blur
     "spatial": dict(width=4, levels=2, param_hidden=8, band_sigmas=(4.0,), detail_sigmas=(4.0,)),
     "demosaic": dict(width=4, depth=2, param_hidden=8),
 }

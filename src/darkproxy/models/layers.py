@@ -10,7 +10,8 @@
 
   It starts at zero (the untrained model is the identity) and a gain is one
   number, so exposure-like modules are exactly representable.
-* :func:`gaussian_blur`: a fixed separable Gaussian (band-pass features).
+* :func:`gaussian_blur`: a fixed separable Gaussian (band-pass features); :func:`wide_blur` above
+  16 px sigma.
 * :class:`PixelMLP`: the base of per-pixel MLP proxies (``pointwise``,
   ``multiscale``): fixed ``features(image)`` then a FiLM-conditioned MLP per
   pixel. Its split into ``features`` and ``head`` is what lets the trainer
@@ -19,6 +20,8 @@
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -131,28 +134,75 @@ class AffineHead(nn.Module):
         return self.apply(self.coefficients(feats, p), base)
 
 
+WIDE_SIGMA = 16.0  # px: wider blurs run on a downsampled image (:func:`wide_blur`)
+
+
+def wide_factor(sigma: float) -> int:
+    """The downsampling of :func:`wide_blur` at ``sigma``: the power of two that leaves 4-8 px of sigma."""
+    return 2 ** max(0, math.ceil(math.log2(sigma / 8.0)))
+
+
 def blur_radius(sigma: float) -> int:
-    """Radius in px of :func:`gaussian_blur`'s kernel: ``round(3 sigma)``, at least 1
-    (the context a tile needs for it: :mod:`darkproxy.proxy.tiling`)."""
-    return max(1, int(round(3 * sigma)))
+    """The px of context each side that :func:`gaussian_blur` reads (the halo a tile needs for it:
+    :mod:`darkproxy.proxy.tiling`): its kernel's ``round(3 sigma)``, at least 1; for a wide blur the
+    kernel's reach in cells of :func:`wide_factor` px plus three cells (the bilinear upsampling's
+    neighbour and a tile window's partial cell)."""
+    if sigma <= WIDE_SIGMA:
+        return max(1, int(round(3 * sigma)))
+    k = wide_factor(sigma)
+    return (max(1, int(round(3 * sigma / k))) + 3) * k
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian_blur(x: torch.Tensor, sigma: float, origin: torch.Tensor | None = None) -> torch.Tensor:
     """Separable Gaussian blur of ``(B, C, H, W)`` (radius ``3 sigma``,
     reflected borders; replicated when the image is smaller than the radius).
+    Above :data:`WIDE_SIGMA`: :func:`wide_blur` (``origin`` is read there only).
 
     Hand-written, not ``kornia.filters.gaussian_blur2d(x, 2 r + 1, (sigma, sigma), border_type=mode)``:
     that gives the same values (float32: equal or within 1 ulp, max abs 4.8e-7), but was slower here
     (multiscale features, 11 blurs, CPU one thread, min of 12: 56 vs 66 ms at 1x3x256x256 and 36 vs
     46 ms at 8x3x64x64 without grad, as in training; the same with grad)."""
+    if sigma > WIDE_SIGMA:
+        return wide_blur(x, sigma, origin)
     r = blur_radius(sigma)
-    t = torch.arange(-r, r + 1, device=x.device, dtype=torch.float32)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = (k / k.sum()).to(x.dtype)
+    k = _kernel(sigma, r, x)
     c = x.shape[1]
     mode = "reflect" if min(x.shape[2:]) > r else "replicate"
     y = F.conv2d(F.pad(x, (r, r, 0, 0), mode=mode), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(F.pad(y, (0, 0, r, r), mode=mode), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _kernel(sigma: float, r: int, like: torch.Tensor) -> torch.Tensor:
+    """The normalised 1-D Gaussian of ``sigma`` over ``-r .. r`` (``like``'s dtype and device)."""
+    t = torch.arange(-r, r + 1, device=like.device, dtype=torch.float32)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return (k / k.sum()).to(like.dtype)
+
+
+def wide_blur(x: torch.Tensor, sigma: float, origin: torch.Tensor | None = None) -> torch.Tensor:
+    """A Gaussian blur of ``(B, C, H, W)`` at a sigma of tens to hundreds of px, at the cost of a small one:
+    box means over cells of :func:`wide_factor` ``k`` px, a Gaussian of ``sigma / k`` cells over them, a
+    bilinear upsampling. Normalised, not padded: each pixel gets the weighted mean of the image's pixels only
+    (darktable's box means treat borders so; a reflected or replicated border would weigh the edge pixels by
+    the hundred). ``origin`` ``(B, 4)`` = ``(y0, x0, H, W)`` of windows of larger images (tiles): the cells
+    are the whole image's, so a tile with :func:`blur_radius` of context gets the whole image's values."""
+    k = wide_factor(sigma)
+    b, c, h, w = x.shape
+    offsets = {(0, 0)} if origin is None else {(int(o[0]) % k, int(o[1]) % k) for o in origin.tolist()}
+    if origin is not None and len(offsets) > 1:  # windows at different cell phases: one at a time
+        return torch.cat([wide_blur(x[i : i + 1], sigma, origin[i : i + 1]) for i in range(b)])
+    ((oy, ox),) = offsets
+    t = torch.cat([x, torch.ones_like(x[:, :1])], 1)  # the last channel counts the image's pixels
+    t = F.pad(t, (ox, (-(w + ox)) % k, oy, (-(h + oy)) % k))
+    cells = F.avg_pool2d(t, k)
+    sc = sigma / k
+    r = max(1, int(round(3 * sc)))
+    g = _kernel(sc, r, cells)
+    n = c + 1
+    cells = F.conv2d(F.pad(cells, (r, r, 0, 0)), g.view(1, 1, 1, -1).expand(n, 1, 1, -1), groups=n)
+    cells = F.conv2d(F.pad(cells, (0, 0, r, r)), g.view(1, 1, -1, 1).expand(n, 1, -1, 1), groups=n)
+    up = F.interpolate(cells, scale_factor=k, mode="bilinear", align_corners=False)[..., oy : oy + h, ox : ox + w]
+    return up[:, :c] / up[:, c:].clamp_min(1e-12)
 
 
 class PixelMLP(nn.Module):

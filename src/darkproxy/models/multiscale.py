@@ -16,7 +16,15 @@ affine output as ``pointwise`` (:class:`~darkproxy.models.layers.PixelMLP`):
 * the distance to the image border (in units of 16 and 64 px, clipped at 1):
   darktable modules often treat borders specially (sharpen leaves a border of
   ``ceil(2.5 radius)`` px untouched), and a proxy that cannot see the border
-  cannot learn that.
+  cannot learn that;
+* with ``tone_bands``, blurs of a piecewise-linear basis of the luminance
+  (:func:`tone_ramps`): what a module blurs is often a function of the pixel
+  (bloom blurs the highlights above a threshold), and the blur of such a
+  function is a weighted sum of these, where a blur of the image is not.
+
+Sigmas above 16 px (bloom's box blur reaches 256 px at full size) are computed
+on box-mean cells (:func:`~darkproxy.models.layers.wide_blur`): a 512 px blur
+costs about what a 16 px one does.
 
 The encoding of the bands is the sRGB curve extended to all reals
 (:func:`~darkproxy.colour.encodings.srgb_encode_ext`), close to CIE L* (cube root),
@@ -46,7 +54,7 @@ import torch
 from torch import nn
 
 from darkproxy.colour.encodings import srgb_encode_ext
-from darkproxy.models.layers import PixelMLP, affine_apply, encode_input, gaussian_blur, upcast
+from darkproxy.models.layers import PixelMLP, affine_apply, blur_radius, encode_input, gaussian_blur, upcast
 from darkproxy.models.registry import register_arch
 
 DEFAULT_SIGMAS = (0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0, 5.66, 8.0, 11.3, 16.0)
@@ -80,31 +88,65 @@ def border_distance(
     return torch.stack([(d / s).clamp(max=1.0) for s in scales for d in (dy, dx)], 1)
 
 
+def tone_ramps(luma: torch.Tensor, n: int) -> torch.Tensor:
+    """``(B, 1, H, W)`` encoded luminance -> ``(B, n, H, W)``: ``clamp(n e - j, 0, 1)`` for ``j < n``, the
+    piecewise-linear basis of functions of ``e`` over ``[0, 1]`` (any such function is ``f(0)`` plus a weighted
+    sum of them), the last ramp going on above 1."""
+    j = torch.arange(n, dtype=luma.dtype, device=luma.device)[None, :, None, None]
+    r = (n * luma - j).clamp_min(0.0)
+    return torch.cat([r[:, :-1].clamp_max(1.0), r[:, -1:]], 1)
+
+
 def multiscale_features(
     image: torch.Tensor,
     sigmas: Sequence[float] = DEFAULT_SIGMAS,
     border_scales: Sequence[float] = BORDER_SCALES,
     origin: torch.Tensor | None = None,
     blurs: bool = False,
+    tone_bands: int = 0,
+    roi: tuple[int, int, int, int] | None = None,
 ) -> torch.Tensor:
     """Fixed multi-scale features of a linear_rec2020 image ``(B, 3, H, W)``
     -> ``(B, 4 + 4 * len(sigmas) + 2 * len(border_scales), H, W)``: log-encoded
     pixel, encoded luminance, band-passes of the encoded luminance and
     channels per sigma, border distances (``origin``: see
-    :func:`border_distance`); with ``blurs``, then ``3 * len(sigmas)`` more:
+    :func:`border_distance`); with ``tone_bands`` ``n``, then ``n * (1 + len(sigmas))``
+    more: :func:`tone_ramps` of the encoded luminance and their blurs at each
+    sigma (a blur of any function of the luminance is a weighted sum of them:
+    bloom's blurred highlights); with ``blurs``, then ``3 * len(sigmas)`` more:
     the linear image blurred at each sigma (linear_rec2020). Differentiable
-    with respect to the image."""
+    with respect to the image.
+
+    ``roi`` ``(y0, y1, x0, x1)``: the features of that region only, each blur
+    computed on the region grown by its own reach (:func:`blur_radius`), so a
+    tile's wide halo costs what its widest blur needs and no more; the values
+    are the whole input's."""
     x = upcast(image)
     B, _, H, W = x.shape
+    y0, y1, x0, x1 = roi if roi is not None else (0, H, 0, W)
+    at = torch.tensor([[0, 0, H, W]], device=x.device).expand(B, 4) if origin is None else origin.to(x.device)
+
+    def around(t: torch.Tensor, sigma: float) -> torch.Tensor:
+        """``t`` blurred at ``sigma`` over the region (from the region and its blur's reach)."""
+        r = blur_radius(sigma)
+        a, b, c, d = max(0, y0 - r), min(H, y1 + r), max(0, x0 - r), min(W, x1 + r)
+        o = at + torch.tensor([a, c, 0, 0], device=x.device) if (origin is not None or roi is not None) else None
+        return gaussian_blur(t[..., a:b, c:d], sigma, o)[..., y0 - a : y1 - a, x0 - c : x1 - c]
+
     w = torch.tensor(LUMA_REC2020, dtype=torch.float32, device=x.device)
     src = torch.cat([srgb_encode_ext((x * w[None, :, None, None]).sum(1, keepdim=True)), srgb_encode_ext(x)], 1)
-    feats = [encode_input(x), src[:, :1]]
+    here = (..., slice(y0, y1), slice(x0, x1))
+    feats = [encode_input(x[here]), src[here][:, :1]]
     # one grouped blur per sigma for the encoded channels and, with blurs, the linear ones
     both = torch.cat([src, x], 1) if blurs else src
-    blurred = [gaussian_blur(both, s) for s in sigmas]
-    feats += [src - b[:, :4] for b in blurred]
+    blurred = [around(both, s) for s in sigmas]
+    feats += [src[here] - b[:, :4] for b in blurred]
     if border_scales:
-        feats.append(border_distance(B, H, W, border_scales, x.device, origin))
+        o = None if origin is None and roi is None else at + torch.tensor([y0, x0, 0, 0], device=x.device)
+        feats.append(border_distance(B, y1 - y0, x1 - x0, border_scales, x.device, o))
+    if tone_bands:
+        ramps = tone_ramps(src[:, :1], tone_bands)
+        feats += [ramps[here]] + [around(ramps, s) for s in sigmas]
     if blurs:
         feats += [b[:, 4:] for b in blurred]
     return torch.cat(feats, 1)
@@ -115,6 +157,7 @@ class MultiscaleProxy(PixelMLP):
     """Per-pixel MLP over :func:`multiscale_features` (see the module docstring)."""
 
     takes_origin = True  # forward(..., origin=): a tile must see the real image border (darkproxy.proxy.tiling)
+    takes_roi = True  # forward(..., roi=): a tile's output only, its halo read as context
 
     def __init__(
         self,
@@ -127,12 +170,13 @@ class MultiscaleProxy(PixelMLP):
         sigmas: Sequence[float] = DEFAULT_SIGMAS,
         border_scales: Sequence[float] = BORDER_SCALES,
         blur_bases: bool = False,
+        tone_bands: int = 0,
     ) -> None:
         if in_channels != 3 or out_channels != 3:
             raise ValueError("multiscale proxies map 3 channels to 3 (use 'demosaic' for a packed mosaic)")
-        sig, bsc = [float(s) for s in sigmas], [float(s) for s in border_scales]
-        super().__init__(n_params, 4 + 4 * len(sig) + 2 * len(bsc), width, depth, param_hidden)
-        self.sigmas, self.border_scales, self.blur_bases = sig, bsc, bool(blur_bases)
+        sig, bsc, tb = [float(s) for s in sigmas], [float(s) for s in border_scales], int(tone_bands)
+        super().__init__(n_params, 4 + 4 * len(sig) + 2 * len(bsc) + tb * (1 + len(sig)), width, depth, param_hidden)
+        self.sigmas, self.border_scales, self.blur_bases, self.tone_bands = sig, bsc, bool(blur_bases), tb
         self.hparams: dict[str, Any] = {
             "width": width,
             "depth": depth,
@@ -141,13 +185,36 @@ class MultiscaleProxy(PixelMLP):
             "border_scales": self.border_scales,
             "blur_bases": self.blur_bases,
         }
+        if tb:  # absent from the runs saved before it (their hparams rebuild them as they were)
+            self.hparams["tone_bands"] = tb
         if self.blur_bases:
             self.to_blend = nn.Linear(width, len(sig))
             nn.init.zeros_(self.to_blend.weight)  # still the identity at initialisation
             nn.init.zeros_(self.to_blend.bias)
 
-    def features(self, image: torch.Tensor, origin: torch.Tensor | None = None) -> torch.Tensor:
-        return multiscale_features(image, self.sigmas, self.border_scales, origin, self.blur_bases)
+    def features(
+        self, image: torch.Tensor, origin: torch.Tensor | None = None, roi: tuple[int, int, int, int] | None = None
+    ) -> torch.Tensor:
+        return multiscale_features(
+            image, self.sigmas, self.border_scales, origin, self.blur_bases, self.tone_bands, roi
+        )
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        params: torch.Tensor,
+        origin: torch.Tensor | None = None,
+        roi: tuple[int, int, int, int] | None = None,
+    ) -> torch.Tensor:
+        """:meth:`PixelMLP.forward`; with ``roi`` ``(y0, y1, x0, x1)`` the output of that region only (the rest
+        of ``image`` is context: a tile's halo)."""
+        if roi is None:
+            return super().forward(image, params, origin)
+        y0, y1, x0, x1 = roi
+        x = upcast(image)
+        feats = self.features(x, origin, roi).flatten(2).transpose(1, 2)
+        base = x[..., y0:y1, x0:x1].flatten(2).transpose(1, 2)
+        return self.head(feats, base, params).transpose(1, 2).reshape(x.shape[0], 3, y1 - y0, x1 - x0)
 
     def coefficients(self, feats: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """The affine coefficients ``(B, N, 15)`` of pixel rows (the blurred

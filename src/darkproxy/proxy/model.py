@@ -176,6 +176,7 @@ class Proxy(nn.Module):
         params: torch.Tensor | Mapping[str, Any],
         scale: float | torch.Tensor | None = None,
         origin: torch.Tensor | None = None,
+        roi: tuple[int, int, int, int] | None = None,
     ) -> torch.Tensor:
         """``image (B, C, H, W)`` linear_rec2020 (``C = 4`` packed mosaic for a
         pre-demosaic proxy), ``params``: normalised ``(B, P)`` / ``(P,)`` tensor
@@ -186,7 +187,9 @@ class Proxy(nn.Module):
         scale-conditioned network; required (:class:`~darkproxy.errors.ScaleError`
         without it) by a proxy whose module depends on the scale. ``origin`` ``(B, 4)`` = ``(y0, x0, H, W)``:
         where ``image`` lies in a larger image (tiles), for architectures that
-        see the image border."""
+        see the image border. ``roi`` ``(y0, y1, x0, x1)``: only that region of
+        the output (px of ``image``), for architectures that compute no more
+        than it (``takes_roi``: a tile's halo is read, not computed on)."""
         squeeze = image.ndim == 3
         if squeeze:
             image = image[None]
@@ -211,8 +214,12 @@ class Proxy(nn.Module):
             assert self.scale_range is not None and scale is not None
             f = self.scale_range.feature(torch.as_tensor(scale).detach().cpu()).to(image.device).reshape(-1, 1)
             p = torch.cat([p, f.expand(B, 1)], 1)
-        if origin is not None and getattr(self.model, "takes_origin", False):
-            out: torch.Tensor = self.model(image, p, origin=origin)
+        if roi is not None:
+            if not getattr(self.model, "takes_roi", False):
+                raise DarkproxyError(f"the {self.arch} architecture computes whole images (no roi)")
+            out: torch.Tensor = self.model(image, p, origin=origin, roi=roi)
+        elif origin is not None and getattr(self.model, "takes_origin", False):
+            out = self.model(image, p, origin=origin)
         else:
             out = self.model(image, p)
         return out[0] if squeeze else out
@@ -259,8 +266,10 @@ class ScaledProxy(nn.Module):
         params: torch.Tensor | Mapping[str, Any],
         scale: float | torch.Tensor | None = None,
         origin: torch.Tensor | None = None,
+        roi: tuple[int, int, int, int] | None = None,
     ) -> torch.Tensor:
-        out: torch.Tensor = self.proxy(image, params, scale=self.scale if scale is None else scale, origin=origin)
+        s = self.scale if scale is None else scale
+        out: torch.Tensor = self.proxy(image, params, scale=s, origin=origin, roi=roi)
         return out
 
     def __getattr__(self, name: str) -> Any:

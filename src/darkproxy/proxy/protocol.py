@@ -30,4 +30,5 @@ class ProxyLike(Protocol):
         params: torch.Tensor | Mapping[str, Any],
         scale: float | torch.Tensor | None = None,
         origin: torch.Tensor | None = None,
+        roi: tuple[int, int, int, int] | None = None,
     ) -> Any: ...  # as nn.Module.__call__

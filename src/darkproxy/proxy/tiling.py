@@ -14,7 +14,7 @@ architecture   halo (input px each side)                       offsets  origin
 =============  ==============================================  =======  ==========
 pointwise      0 (each output pixel is its input pixel's)      any      no
 positional     0                                               any      yes (its coordinates)
-multiscale     ``round(3 max(sigmas))``: the widest blur       any      yes (border distance)
+multiscale     ``blur_radius`` of the widest blur (~3 sigma)     any      yes (border distance, wide blurs' cells)
 spatial        widest band blur + the UNet's reach, rounded    ``2**levels`` yes
                up to ``2**levels``
 demosaic       ``depth + 1`` packed px (3x3 convs + bilinear)  packed   no
@@ -209,6 +209,7 @@ def apply_tiled(
         ctx = TileContext(halo, ctx.align, ctx.out_scale, ctx.origin, ctx.tileable)
     tiles = plan_tiles(H, W, tile, ctx)
     s = ctx.out_scale
+    roi = bool(getattr(proxy.model, "takes_roi", False))
     dev = proxy.device
     if isinstance(params, Mapping):
         p = proxy.normalize(params, batch=1)
@@ -229,8 +230,12 @@ def apply_tiled(
                 win = batch[b : b + 1, :, t.wy0 : t.wy1, t.wx0 : t.wx1]
                 x = torch.from_numpy(np.ascontiguousarray(win, np.float32)) if isinstance(win, np.ndarray) else win
                 origin = torch.tensor([[t.wy0, t.wx0, H, W]], device=dev) if ctx.origin else None
-                y = proxy(x.to(dev, torch.float32), pb, scale=scale, origin=origin)
-                y = y[:, :, (t.y0 - t.wy0) * s : (t.y1 - t.wy0) * s, (t.x0 - t.wx0) * s : (t.x1 - t.wx0) * s]
+                keep = (t.y0 - t.wy0, t.y1 - t.wy0, t.x0 - t.wx0, t.x1 - t.wx0)
+                if roi:  # the halo is read, not computed on
+                    y = proxy(x.to(dev, torch.float32), pb, scale=scale, origin=origin, roi=keep)
+                else:
+                    y = proxy(x.to(dev, torch.float32), pb, scale=scale, origin=origin)
+                    y = y[:, :, keep[0] * s : keep[1] * s, keep[2] * s : keep[3] * s]
                 dst = (slice(b, b + 1), slice(None), slice(t.y0 * s, t.y1 * s), slice(t.x0 * s, t.x1 * s))
                 if is_np:
                     out[dst] = y.float().cpu().numpy()
