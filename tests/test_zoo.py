@@ -210,7 +210,8 @@ def test_zoo_proxy_on_another_darktable_version(monkeypatch) -> None:
 
 def test_the_shipped_zoo_was_trained_with_the_shipped_plan() -> None:
     """Each shipped proxy's record matches what the shipped plan says of its module (samples, training
-    photos, steps where the plan counts them, render scales): the plan is the zoo's documentation."""
+    photos, steps where the plan counts them, render scales, the architecture's settings): the plan is the
+    zoo's documentation."""
     plan = ZooPlan.load()
     for r in list_zoo(shipped_root()):
         m = r["module"]
@@ -221,3 +222,5 @@ def test_the_shipped_zoo_was_trained_with_the_shipped_plan() -> None:
         if "train_sources" in plan.modules.get(m, {}):
             assert r["train_raws"] == list(mp.train_sources), m
         assert (r.get("scales") or None) == (list(mp.scales) if mp.scales else None), m
+        hp = json.loads((shipped_root() / m / "run.json").read_text())["hparams"]
+        assert {k: hp.get(k) for k in mp.hparams} == mp.hparams, m  # width, sigmas, tone bands as the plan says
