@@ -165,18 +165,18 @@ def gaussian_blur(x: torch.Tensor, sigma: float, origin: torch.Tensor | None = N
     if sigma > WIDE_SIGMA:
         return wide_blur(x, sigma, origin)
     r = blur_radius(sigma)
-    k = _kernel(sigma, r, x)
+    return _separable(x, sigma, r, "reflect" if min(x.shape[2:]) > r else "replicate")
+
+
+def _separable(x: torch.Tensor, sigma: float, r: int, mode: str) -> torch.Tensor:
+    """``x`` ``(B, C, H, W)`` through the normalised 1-D Gaussian of ``sigma`` over ``-r .. r`` along each
+    axis, padded by ``r`` with ``mode`` (``F.pad``'s: reflect, replicate, constant zeros)."""
+    t = torch.arange(-r, r + 1, device=x.device, dtype=torch.float32)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = (k / k.sum()).to(x.dtype)
     c = x.shape[1]
-    mode = "reflect" if min(x.shape[2:]) > r else "replicate"
     y = F.conv2d(F.pad(x, (r, r, 0, 0), mode=mode), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(F.pad(y, (0, 0, r, r), mode=mode), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
-def _kernel(sigma: float, r: int, like: torch.Tensor) -> torch.Tensor:
-    """The normalised 1-D Gaussian of ``sigma`` over ``-r .. r`` (``like``'s dtype and device)."""
-    t = torch.arange(-r, r + 1, device=like.device, dtype=torch.float32)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    return (k / k.sum()).to(like.dtype)
 
 
 def wide_blur(x: torch.Tensor, sigma: float, origin: torch.Tensor | None = None) -> torch.Tensor:
@@ -194,13 +194,8 @@ def wide_blur(x: torch.Tensor, sigma: float, origin: torch.Tensor | None = None)
     ((oy, ox),) = offsets
     t = torch.cat([x, torch.ones_like(x[:, :1])], 1)  # the last channel counts the image's pixels
     t = F.pad(t, (ox, (-(w + ox)) % k, oy, (-(h + oy)) % k))
-    cells = F.avg_pool2d(t, k)
     sc = sigma / k
-    r = max(1, int(round(3 * sc)))
-    g = _kernel(sc, r, cells)
-    n = c + 1
-    cells = F.conv2d(F.pad(cells, (r, r, 0, 0)), g.view(1, 1, 1, -1).expand(n, 1, 1, -1), groups=n)
-    cells = F.conv2d(F.pad(cells, (0, 0, r, r)), g.view(1, 1, -1, 1).expand(n, 1, -1, 1), groups=n)
+    cells = _separable(F.avg_pool2d(t, k), sc, max(1, int(round(3 * sc))), "constant")
     up = F.interpolate(cells, scale_factor=k, mode="bilinear", align_corners=False)[..., oy : oy + h, ox : ox + w]
     return up[:, :c] / up[:, c:].clamp_min(1e-12)
 

@@ -126,12 +126,15 @@ def multiscale_features(
     y0, y1, x0, x1 = roi if roi is not None else (0, H, 0, W)
     at = torch.tensor([[0, 0, H, W]], device=x.device).expand(B, 4) if origin is None else origin.to(x.device)
 
+    def origin_at(dy: int, dx: int) -> torch.Tensor | None:
+        """The origin of the window from ``(dy, dx)`` of ``image`` (``None``: the whole image, as given)."""
+        return None if origin is None and roi is None else at + torch.tensor([dy, dx, 0, 0], device=x.device)
+
     def around(t: torch.Tensor, sigma: float) -> torch.Tensor:
         """``t`` blurred at ``sigma`` over the region (from the region and its blur's reach)."""
         r = blur_radius(sigma)
         a, b, c, d = max(0, y0 - r), min(H, y1 + r), max(0, x0 - r), min(W, x1 + r)
-        o = at + torch.tensor([a, c, 0, 0], device=x.device) if (origin is not None or roi is not None) else None
-        return gaussian_blur(t[..., a:b, c:d], sigma, o)[..., y0 - a : y1 - a, x0 - c : x1 - c]
+        return gaussian_blur(t[..., a:b, c:d], sigma, origin_at(a, c))[..., y0 - a : y1 - a, x0 - c : x1 - c]
 
     w = torch.tensor(LUMA_REC2020, dtype=torch.float32, device=x.device)
     src = torch.cat([srgb_encode_ext((x * w[None, :, None, None]).sum(1, keepdim=True)), srgb_encode_ext(x)], 1)
@@ -142,8 +145,7 @@ def multiscale_features(
     blurred = [around(both, s) for s in sigmas]
     feats += [src[here] - b[:, :4] for b in blurred]
     if border_scales:
-        o = None if origin is None and roi is None else at + torch.tensor([y0, x0, 0, 0], device=x.device)
-        feats.append(border_distance(B, y1 - y0, x1 - x0, border_scales, x.device, o))
+        feats.append(border_distance(B, y1 - y0, x1 - x0, border_scales, x.device, origin_at(y0, x0)))
     if tone_bands:
         ramps = tone_ramps(src[:, :1], tone_bands)
         feats += [ramps[here]] + [around(ramps, s) for s in sigmas]
