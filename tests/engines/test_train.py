@@ -289,6 +289,30 @@ def test_pixel_batches_draw_pixels_of_many_samples(tmp_path: Path) -> None:
     assert small.partial and len(small.pool) == 1 and next(small)["input"].shape == (4, 8, 3)
 
 
+def test_pixel_batches_keep_every_sample_when_features_do_not_fit(tmp_path: Path) -> None:
+    """A split too large for the cache keeps all its samples with a random subset of each one's
+    pixels (still aligned: output = input x 2^ev row by row), redrawn after ~reuse draws per pixel."""
+    from darkproxy.data.dataset import ModuleDataset, PixelBatches
+
+    ds = ModuleDataset(exposure_dataset(tmp_path / "ds", n=10, size=16), "train", crop=None)
+    n, per_pixel = len(ds), 4 * 9  # float32 features (the input itself), input, output
+    pb = PixelBatches(ds, batch=4, pixels=8, seed=1, cache_bytes=n * 64 * per_pixel, min_pixels=32, reuse=2.0)
+    assert not pb.partial and len(pb.pool) == n and pb.lens.tolist() == [64] * n
+    assert pb.refresh_at == round(2.0 * n * 64 / (4 * 8))
+    before = pb.X.clone()
+    for _ in range(pb.refresh_at):
+        b = next(pb)
+    b = next(pb)  # the first batch after the redraw
+    assert not torch.equal(pb.X, before) and pb.lens.tolist() == [64] * n
+    ev = -2.0 + 6.0 * b["params"].numpy()
+    ratio = (b["output"] / b["input"].clamp_min(1e-3)).numpy()
+    ok = b["input"].numpy() > 0.05
+    np.testing.assert_allclose(ratio[ok], np.broadcast_to(2.0 ** ev[:, :, None], ratio.shape)[ok], rtol=2e-3)
+    # below min_pixels per sample: fewer samples, min_pixels each, redrawn every refresh_every batches
+    few = PixelBatches(ds, batch=4, pixels=8, seed=1, cache_bytes=3 * 64 * per_pixel, min_pixels=64)
+    assert few.partial and len(few.pool) == 3 and few.refresh_at == few.refresh_every
+
+
 def test_multiscale_learns_a_border_aware_unsharp_mask(tmp_path: Path, expect) -> None:
     """An unsharp mask that, like darktable's sharpen, leaves a 3 px border
     untouched: the multiscale proxy (band-passes + border distance) learns it."""

@@ -247,9 +247,15 @@ class PixelBatches:
     was not kept as a bench).
 
     Samples are held in memory (on ``device``, so that a GPU gathers its own
-    batches) up to ``cache_bytes``; a larger split is served from a random
-    subset of its samples that fits, drawn anew every ``refresh_every``
-    batches. Deterministic for a given ``seed``."""
+    batches) up to ``cache_bytes``. A split whose features do not fit keeps
+    every sample and a random subset of each one's pixels (the features are
+    still computed on the whole image): a pool of a few samples would teach
+    the few param vectors it holds (a bilat proxy's 220 features per pixel
+    held 145 of 1000 samples in 2 GB). Those pixels are redrawn once the
+    batches have drawn each about ``reuse`` times (a pass over the split's
+    features per redraw). Where even ``min_pixels`` per sample do not fit,
+    a random subset of the samples with ``min_pixels`` each is served, drawn
+    anew every ``refresh_every`` batches. Deterministic for a given ``seed``."""
 
     def __init__(
         self,
@@ -261,6 +267,8 @@ class PixelBatches:
         device: Any = "cpu",
         cache_bytes: int = 2 << 30,
         refresh_every: int = 1000,
+        min_pixels: int = 1024,
+        reuse: float = 8.0,
     ) -> None:
         if ds.info.pre_demosaic:
             raise DatasetError("pixel batches need an RGB input (this dataset's input is a packed mosaic)")
@@ -273,6 +281,7 @@ class PixelBatches:
         self.gen = torch.Generator(device=device).manual_seed(int(seed) * 7919 + 7)
         self.params = torch.from_numpy(np.stack([ds.params_of(r) for r in ds.records]).astype(np.float32)).to(device)
         self.cache_bytes, self.refresh_every = int(cache_bytes), int(refresh_every)
+        self.min_pixels, self.reuse = int(min_pixels), float(reuse)
         self._served = 0
         self._load_pool()
 
@@ -292,17 +301,28 @@ class PixelBatches:
         return f.contiguous().to(dev), x.flatten(1).T.contiguous().to(dev), y.contiguous().to(dev)
 
     def _load_pool(self) -> None:
-        """Load (or re-draw) the samples batches come from."""
+        """Load (or re-draw) the samples and pixels batches come from."""
         n = len(self.ds)
         order = self.rng.permutation(n) if self._served else np.arange(n)
+        first = self._sample(int(order[0]))
+        per_pixel = 4 * sum(t.shape[1] for t in first)  # bytes: features, input, output
+        sides = [sh for r in self.ds.records if isinstance(sh := r.get("shape"), list) and len(sh) == 3]
+        # pixels in the split (records without shapes: as large as the first)
+        total = sum(int(sh[1]) * int(sh[2]) for sh in sides) if len(sides) == n else n * len(first[0])
+        # pixels per sample: all of them when the split fits, else the most that keeps every sample
+        fits = total * per_pixel <= self.cache_bytes
+        keep_px = None if fits else max(self.min_pixels, self.cache_bytes // (per_pixel * n))
         feats: list[torch.Tensor] = []
         xs: list[torch.Tensor] = []
         ys: list[torch.Tensor] = []
         keep: list[int] = []
         used = 0
-        for i in order:
-            f, x, y = self._sample(int(i))
-            size = 4 * (f.numel() + x.numel() + y.numel())
+        for k, i in enumerate(order):
+            f, x, y = first if k == 0 else self._sample(int(i))
+            if keep_px is not None and len(f) > keep_px:
+                at = torch.from_numpy(np.sort(self.rng.choice(len(f), keep_px, replace=False))).to(f.device)
+                f, x, y = f[at], x[at], y[at]
+            size = per_pixel * len(f)
             if keep and used + size > self.cache_bytes:
                 break
             feats.append(f)
@@ -317,12 +337,19 @@ class PixelBatches:
         self.starts = torch.cumsum(self.lens, 0) - self.lens
         self.F, self.X, self.Y = torch.cat(feats), torch.cat(xs), torch.cat(ys)
         del feats, xs, ys
+        # when to redraw: a subset of the samples as before; a subset of the pixels once each is drawn ~reuse times
+        if self.partial:
+            self.refresh_at: int | None = self._served + self.refresh_every
+        elif keep_px is not None:
+            self.refresh_at = self._served + max(1, round(self.reuse * len(self.X) / (self.batch * self.pixels)))
+        else:
+            self.refresh_at = None
 
     def __iter__(self) -> PixelBatches:
         return self
 
     def __next__(self) -> dict[str, torch.Tensor]:
-        if self.partial and self._served and self._served % self.refresh_every == 0:
+        if self.refresh_at is not None and self._served >= self.refresh_at:
             self._load_pool()
         self._served += 1
         dev = self.X.device
