@@ -45,7 +45,7 @@ KIND = {
 def goal(r: dict[str, Any]) -> tuple[str, bool]:
     """The issue's goal for this module and whether it is met."""
     med, worst = r["heldout_psnr_median"], r["heldout_psnr_min"]
-    if r["module"] in ("demosaic", "highlights") or r["arch"] == "demosaic":  # the pre-demosaic modules
+    if r["module"] in ("demosaic", "highlights") or r.get("pre_demosaic"):  # the mosaic stages
         return ">= 40 median", med >= 40
     kind = KIND.get(r["arch"], "local")
     if kind == "pointwise":
@@ -142,7 +142,7 @@ def before_after(rows: list[dict[str, Any]], previous: list[dict[str, Any]]) -> 
 
     def fig(r: dict[str, Any]) -> str:
         raws = f" from {len(r['train_raws'])} raws" if r.get("train_raws") else ""
-        how = f"{r['samples']} samples{raws}, {r['train_steps']} steps, " + (
+        how = f"{r['arch']}, {r['samples']} samples{raws}, {r['train_steps']} steps, " + (
             f"scales {r['scales'][0]:g}-{r['scales'][1]:g}" if r.get("scales") else f"{r['render_size']} px"
         )
         how += shape(r["arch"], r.get("hparams") or {})

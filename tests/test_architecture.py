@@ -72,7 +72,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # the registry for its decorator
 REGISTRATION_EDGES: frozenset[tuple[str, str]] = frozenset(
     ("darkproxy.models.registry", f"darkproxy.models.{arch}")
-    for arch in ("pointwise", "multiscale", "spatial", "demosaic", "positional")
+    for arch in ("pointwise", "multiscale", "spatial", "demosaic", "demosaic_rcd", "positional")
 )
 
 MAX_FILE_LINES = 600

@@ -222,5 +222,6 @@ def test_the_shipped_zoo_was_trained_with_the_shipped_plan() -> None:
         if "train_sources" in plan.modules.get(m, {}):
             assert r["train_raws"] == list(mp.train_sources), m
         assert (r.get("scales") or None) == (list(mp.scales) if mp.scales else None), m
-        hp = json.loads((shipped_root() / m / "run.json").read_text())["hparams"]
-        assert {k: hp.get(k) for k in mp.hparams} == mp.hparams, m  # width, sigmas, tone bands as the plan says
+        run = json.loads((shipped_root() / m / "run.json").read_text())
+        assert {k: run["hparams"].get(k) for k in mp.hparams} == mp.hparams, m  # width, sigmas, tone bands
+        assert mp.arch in ("auto", run["arch"]), m

@@ -157,7 +157,7 @@ def test_choose_arch(tmp_path: Path) -> None:
         assert got == arch and why["probe_available"] == (probe is not None)
     mos = np.zeros((4, 4, 4), np.float32)
     root = write_sample_arrays(tmp_path / "pre", EXPOSURE, [(mos, x, {})], pre_demosaic=True)
-    assert choose_arch(load_dataset_info(root), "auto")[0] == "demosaic"
+    assert choose_arch(load_dataset_info(root), "auto")[0] == "demosaic-rcd"
     with pytest.raises(TrainError, match="does not fit"):
         choose_arch(load_dataset_info(root), "pointwise")
     with pytest.raises(TrainError, match="unknown architecture"):
@@ -215,7 +215,8 @@ def test_demosaic_trains_and_holds_out_train_when_no_val(tmp_path: Path, expect)
         samples.append((packed, rgb, {"exposure": 0.0}))
     root = write_sample_arrays(tmp_path / "ds", EXPOSURE, samples, pre_demosaic=True)
     with pytest.warns(UserWarning, match="holding out"):
-        res = train(root, tmp_path / "run", TrainConfig(steps=20, crop=8, batch=2, device="cpu"), progress=False)
+        cfg = TrainConfig(arch="demosaic", steps=20, crop=8, batch=2, device="cpu")
+        res = train(root, tmp_path / "run", cfg, progress=False)
     assert res.arch == "demosaic" and res.val_split == "train-holdout" and res.val_identity_psnr is None
     # it learns: better than the untrained proxy (the crude bilinear demosaic) over the four samples
     # (bench/results/test_noise.md, training seeds 0-9: +0.99 to +1.19 dB, std 0.065: the bound is 7.6 std below)

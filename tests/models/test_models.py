@@ -33,7 +33,9 @@ def test_registry_lists_builtins_and_rejects_unknown() -> None:
     assert [p.shape for p in m.parameters()] == [p.shape for p in m2.parameters()]
 
 
-@pytest.mark.parametrize("arch", ["pointwise", "multiscale", "spatial", "spatial-film", "spatial-concat", "demosaic"])
+@pytest.mark.parametrize(
+    "arch", ["pointwise", "multiscale", "spatial", "spatial-film", "spatial-concat", "demosaic", "demosaic-rcd"]
+)
 def test_shapes_identity_and_gradients(arch: str) -> None:
     torch.manual_seed(0)
     c = _in_channels(arch)

@@ -24,6 +24,7 @@ ARCHS = {
     "multiscale": dict(width=8, depth=2, param_hidden=8, sigmas=(0.5, 2.0, 8.0, 24.0)),  # 24: a wide_blur
     "spatial": dict(width=4, levels=2, param_hidden=8, band_sigmas=(4.0,), detail_sigmas=(4.0,)),
     "demosaic": dict(width=4, depth=2, param_hidden=8),
+    "demosaic-rcd": dict(width=4, depth=2, param_hidden=8, pre_hidden=4),
 }
 
 
@@ -67,7 +68,7 @@ def test_tiled_equals_untiled_on_2mp(arch: str) -> None:
     assert float(np.abs(tiled - whole).max()) <= 1e-5
 
 
-@pytest.mark.parametrize("arch", ["multiscale", "spatial", "demosaic"])
+@pytest.mark.parametrize("arch", ["multiscale", "spatial", "demosaic", "demosaic-rcd"])
 def test_a_short_halo_shows(arch: str) -> None:
     """The tiling test bites: with less context than the architecture needs the tiles differ."""
     proxy = random_proxy(arch)

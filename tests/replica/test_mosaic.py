@@ -213,7 +213,7 @@ def _gradcheck(f, *args) -> bool:
 
 def test_mosaic_stages_gradcheck() -> None:
     """float64 gradients of each mosaic stage in its sliders and the image (random values away from kinks)."""
-    from darkproxy.replica.ports.demosaic import ppg_border, rcd
+    from darkproxy.raw.demosaic import ppg_border, rcd
     from darkproxy.replica.ports.highlights import highlights
     from darkproxy.replica.ports.rawprepare import rawprepare
     from darkproxy.replica.ports.resample import clip_and_zoom
@@ -276,7 +276,7 @@ def test_highlights_gradcheck() -> None:
 def test_rcd_tiles_gradcheck() -> None:
     """float64 gradients of RCD over three tiles (the tiles run as one batch per shape, the P/Q buffers handed
     from tile to tile, the frame's PPG on strips): 20x210 photosites, random values away from kinks."""
-    from darkproxy.replica.ports.demosaic import rcd
+    from darkproxy.raw.demosaic import rcd
     from darkproxy.replica.registry import StageContext, cfa_map
 
     gen = torch.Generator().manual_seed(1)

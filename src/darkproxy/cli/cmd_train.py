@@ -21,12 +21,13 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "pip install 'darkproxy[tensorboard]'; without it, one warning and no logs). Validation uses the val split "
         "(else test, else 10% of train) and reports PSNR on display-encoded images (linear -> clip "
         "[0,1] -> sRGB curve). --arch auto picks 'pointwise' when darktable's probe (recorded by "
-        "generate) found the module pointwise, 'demosaic' for pre-demosaic modules, else 'multiscale' "
+        "generate) found the module pointwise, 'demosaic-rcd' for pre-demosaic modules (the module "
+        "learnt in the mosaic, then darktable's RCD demosaic, then a learnt colour transform), else 'multiscale' "
         "(a per-pixel MLP over a Gaussian band-pass stack: the best local-operator proxy measured; the "
         "UNets 'spatial-film' and 'spatial-concat' are the alternatives). "
         "Options left out take the architecture's defaults (pointwise, multiscale: 8000 steps of 64 "
         "samples x 64 random pixels, lr 6e-3; spatial: 3000 steps of 8 crops of 64 px seen with 16 px "
-        "of context, lr 1e-3; demosaic: the same with 4 px of context). With --time-budget the "
+        "of context, lr 1e-3; demosaic: the same with 4 px of context, demosaic-rcd with 10). With --time-budget the "
         "learning-rate schedule ends at the budget. Ctrl-C saves a checkpoint; --resume continues to "
         "the same total steps.",
         "  darkproxy train ds/ -o runs/exposure\n"
@@ -42,8 +43,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "--arch",
         default="auto",
         metavar="ARCH",
-        help="auto, pointwise, multiscale, spatial (= spatial-film), spatial-film, spatial-concat or "
-        "demosaic (default auto: from the dataset's pointwise probe)",
+        help="auto, pointwise, positional, multiscale, spatial (= spatial-film), spatial-film, spatial-concat, "
+        "demosaic-rcd or demosaic (pre-demosaic datasets; default auto: from the dataset's probe)",
     )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, metavar="N", help="optimiser steps (default: per architecture)")

@@ -65,11 +65,19 @@ class DemosaicProxy(nn.Module):
         self.shuffle = nn.PixelShuffle(2)
         self.head = AffineHead(width, n_params, out_channels)  # its param path gives global gains
 
-    def forward(self, image: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        p = params_or_const(params, self.n_params, image)
+    @property
+    def halo(self) -> int:
+        """Packed px of input context a tile needs each side (3x3 convs + the bilinear base)."""
+        return len(self.convs) + 1
+
+    def coefficients(self, image: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """The affine colour coefficients ``(B, 15, H, W)`` at full resolution (float32)."""
         h = torch.cat([encode_input(image), p[:, :, None, None].expand(-1, -1, *image.shape[2:])], 1)
         for conv, gb in zip(self.convs, self.param_mlp(p).chunk(len(self.convs), dim=1), strict=True):
             h = self.act(film(conv(h), gb))
         with torch.autocast(image.device.type, enabled=False):
-            coef = self.shuffle(self.to_coef(upcast(h))) + self.head.from_params(p)[:, :, None, None]
-        return AffineHead.apply(coef, packed_to_rgb_base(image))
+            return self.shuffle(self.to_coef(upcast(h))) + self.head.from_params(p)[:, :, None, None]
+
+    def forward(self, image: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        p = params_or_const(params, self.n_params, image)
+        return AffineHead.apply(self.coefficients(image, p), packed_to_rgb_base(image))

@@ -34,6 +34,9 @@ class ArchEntry:
     pre_demosaic: bool = False  # takes a packed (B, 4, H/2, W/2) mosaic
     # a PixelMLP (features() + head()): trained on random pixels of many samples per step
     pixel_batches: bool = False
+    # output px next to a training crop's edge that the loss must skip at least (a base that sees the crop's
+    # edge where darktable saw the image: RCD's frame and reach)
+    min_context: int = 0
 
 
 _REGISTRY: dict[str, ArchEntry] = {}
@@ -45,6 +48,7 @@ def register_arch(
     pointwise: bool = False,
     pre_demosaic: bool = False,
     pixel_batches: bool = False,
+    min_context: int = 0,
 ) -> Callable[[type], type]:
     """Class decorator registering an architecture under ``name``. Stack it to
     register variants with different ``preset`` hparams."""
@@ -52,7 +56,7 @@ def register_arch(
     def deco(cls: type) -> type:
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:
             raise ValueError(f"architecture {name!r} is already registered")
-        _REGISTRY[name] = ArchEntry(name, cls, dict(preset or {}), pointwise, pre_demosaic, pixel_batches)
+        _REGISTRY[name] = ArchEntry(name, cls, dict(preset or {}), pointwise, pre_demosaic, pixel_batches, min_context)
         return cls
 
     return deco
@@ -82,4 +86,4 @@ def build_model(arch: str, n_params: int, in_channels: int = 3, out_channels: in
 
 def _load_builtin() -> None:
     # the built-in architectures register themselves on import
-    from darkproxy.models import demosaic, multiscale, pointwise, positional, spatial  # noqa: F401
+    from darkproxy.models import demosaic, demosaic_rcd, multiscale, pointwise, positional, spatial  # noqa: F401

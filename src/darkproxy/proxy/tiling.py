@@ -18,6 +18,7 @@ multiscale     ``blur_radius`` of the widest blur (~3 sigma)     any      yes (b
 spatial        widest band blur + the UNet's reach, rounded    ``2**levels`` yes
                up to ``2**levels``
 demosaic       ``depth + 1`` packed px (3x3 convs + bilinear)  packed   no
+demosaic-rcd   that, and 5 packed px (RCD's frame and reach)   packed   no
 =============  ==============================================  =======  ==========
 
 *origin*: the model is told where the tile lies in the image (``origin`` =
@@ -116,7 +117,7 @@ def tile_context(model: nn.Module) -> TileContext:
         halo = max(bands + unet_reach(model.levels), detail)
         return TileContext(-(-halo // m) * m, align=m, origin=True)
     if isinstance(model, DemosaicProxy):
-        return TileContext(len(model.convs) + 1, out_scale=2)
+        return TileContext(model.halo, out_scale=2)
     return TileContext(0, tileable=False)
 
 

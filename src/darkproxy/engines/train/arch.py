@@ -55,7 +55,7 @@ def choose_arch(info: DatasetInfo, requested: str) -> tuple[str, dict[str, Any]]
         except ValueError as ex:
             raise TrainError(str(ex)) from None
         if e.pre_demosaic != info.pre_demosaic:
-            need = "demosaic" if info.pre_demosaic else "an RGB architecture"
+            need = "demosaic-rcd or demosaic" if info.pre_demosaic else "an RGB architecture"
             raise TrainError(
                 f"arch {requested!r} does not fit this dataset ({'pre' if info.pre_demosaic else 'post'}-demosaic"
                 f" module {info.module}): use {need}"
@@ -69,8 +69,8 @@ def choose_arch(info: DatasetInfo, requested: str) -> tuple[str, dict[str, Any]]
             )
         return requested, decision
     if info.pre_demosaic:
-        decision["reason"] = "pre-demosaic module: packed mosaic input"
-        return "demosaic", decision
+        decision["reason"] = "pre-demosaic module: packed mosaic input, darktable's RCD demosaic"
+        return "demosaic-rcd", decision
     if info.raw.get("position_dependent"):
         decision["reason"] = "darktable probe: the output depends on the pixel's position in the image"
         return "positional", decision
