@@ -87,6 +87,8 @@ class DemosaicRCDProxy(DemosaicProxy):
         with torch.autocast(image.device.type, enabled=False):
             mosaic = F.pixel_shuffle(self.module_mosaic(image, p), 2)  # (B, 1, H, W)
             h, w = image.shape[-2:]
+            # darktable divides by max(processed_maximum) around RCD, which is scale-free but for its 1e-5
+            # epsilons: the gains above absorb the scale
             scaler = torch.ones(mosaic.shape[0], dtype=mosaic.dtype, device=mosaic.device)
             rgb = rcd_untiled(mosaic, packed_cfa(h, w, mosaic.device), scaler)
         return AffineHead.apply(coef, rgb)

@@ -322,11 +322,6 @@ def rcd(x: torch.Tensor, fc: torch.Tensor, scaler: torch.Tensor) -> torch.Tensor
     only the P/Q buffers' hand-over from tile to tile runs in darktable's order."""
     mosaic = x[:, 0]
     bsz, h, w = mosaic.shape
-    reach = MARGIN + 4  # the frame's 6 photosites and what they read
-    top = ppg_border(mosaic, fc, (0, reach))[..., :MARGIN, :]
-    bottom = ppg_border(mosaic, fc, (h - reach, h))[..., reach - MARGIN :, :]
-    left = ppg_border(mosaic, fc, None, (0, reach))[..., MARGIN : h - MARGIN, :MARGIN]
-    right = ppg_border(mosaic, fc, None, (w - reach, w))[..., MARGIN : h - MARGIN, reach - MARGIN :]
     sc = scaler.reshape(-1, 1, 1).to(x.dtype)
     cfa = mosaic.clamp_min(0.0) * (1.0 / sc)
     valid = TILE - 2 * BORDER
@@ -384,7 +379,21 @@ def rcd(x: torch.Tensor, fc: torch.Tensor, scaler: torch.Tensor) -> torch.Tensor
             lcol = c1 - (MARGIN if th == nh - 1 else BORDER)
             cols.append(rgbs[k][..., fr - r0 : lr - r0, fcol - c0 : lcol - c0])
         rows.append(torch.cat(cols, dim=-1))
-    interior = sc[:, None] * torch.cat(rows, dim=-2).clamp_min(0.0)
+    return _framed(sc[:, None] * torch.cat(rows, dim=-2).clamp_min(0.0), mosaic, fc)
+
+
+FRAME_REACH = MARGIN + 4  # the frame's 6 photosites and what they read
+
+
+def _framed(interior: torch.Tensor, mosaic: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
+    """RCD's ``interior (B, 3, H - 12, W - 12)`` inside ``rcd_ppg_border``'s 6-photosite frame of ``mosaic (B, H, W)``,
+    PPG computed on strips along the edges only (``H, W >= 2 * FRAME_REACH``)."""
+    h, w = mosaic.shape[-2:]
+    r = FRAME_REACH
+    top = ppg_border(mosaic, fc, (0, r))[..., :MARGIN, :]
+    bottom = ppg_border(mosaic, fc, (h - r, h))[..., r - MARGIN :, :]
+    left = ppg_border(mosaic, fc, None, (0, r))[..., MARGIN : h - MARGIN, :MARGIN]
+    right = ppg_border(mosaic, fc, None, (w - r, w))[..., MARGIN : h - MARGIN, r - MARGIN :]
     return torch.cat([top, torch.cat([left, interior, right], dim=-1), bottom], dim=-2)
 
 
@@ -399,6 +408,8 @@ def rcd_untiled(x: torch.Tensor, fc: torch.Tensor, scaler: torch.Tensor) -> torc
     sc = scaler.reshape(-1, 1, 1).to(x.dtype)
     cfa = mosaic.clamp_min(0.0) * (1.0 / sc)
     zero = torch.zeros_like(cfa)
-    rgb, _, _ = rcd_tile(cfa, fc, (zero, zero))
-    inside = _box(h, w, MARGIN, h - MARGIN, MARGIN, w - MARGIN, x.device)
-    return torch.where(inside, sc[:, None] * rgb.clamp_min(0.0), ppg_border(mosaic, fc))
+    rgb = sc[:, None] * rcd_tile(cfa, fc, (zero, zero))[0].clamp_min(0.0)
+    if min(h, w) < 2 * FRAME_REACH:  # the frame's strips would overlap: PPG over the whole (small) mosaic
+        inside = _box(h, w, MARGIN, h - MARGIN, MARGIN, w - MARGIN, x.device)
+        return torch.where(inside, rgb, ppg_border(mosaic, fc))
+    return _framed(rgb[..., MARGIN : h - MARGIN, MARGIN : w - MARGIN], mosaic, fc)
