@@ -28,7 +28,7 @@ from torch import nn
 from darkproxy.models.demosaic import DemosaicProxy
 from darkproxy.models.layers import AffineHead, ParamMLP, encode_input, film, params_or_const, upcast
 from darkproxy.models.registry import register_arch
-from darkproxy.raw.demosaic import rcd_untiled
+from darkproxy.raw.demosaic import cfa_colours, rcd_untiled
 
 RCD_REACH = 10  # photosites: RCD's 6-photosite frame at a cut and what RCD reads beyond it
 
@@ -36,9 +36,7 @@ RCD_REACH = 10  # photosites: RCD's 6-photosite frame at a cut and what RCD read
 def packed_cfa(h: int, w: int, device: torch.device) -> torch.Tensor:
     """The CFA colours ``(2h, 2w)`` (0 R, 1 G, 2 B) of a packed ``(R, G1, G2, B)`` mosaic unpacked by
     ``pixel_shuffle(2)``: R at even rows and columns."""
-    pat = torch.tensor([[0, 1], [1, 2]], device=device)
-    rows, cols = torch.arange(2 * h, device=device), torch.arange(2 * w, device=device)
-    return pat[rows[:, None] % 2, cols[None, :] % 2]
+    return cfa_colours((0, 1, 1, 2), 2 * h, 2 * w, device)
 
 
 @register_arch("demosaic-rcd", pre_demosaic=True, min_context=RCD_REACH)

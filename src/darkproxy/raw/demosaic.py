@@ -22,7 +22,7 @@ values but those columns'), so that a proxy's result does not depend on where it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -385,9 +385,16 @@ def rcd(x: torch.Tensor, fc: torch.Tensor, scaler: torch.Tensor) -> torch.Tensor
 FRAME_REACH = MARGIN + 4  # the frame's 6 photosites and what they read
 
 
+def cfa_colours(pattern: Sequence[int], h: int, w: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The CFA colour (0 R, 1 G, 2 B) of every site of an ``(h, w)`` Bayer mosaic: ``(h, w)`` int64, from the
+    colours of its top-left 2x2 block, row by row (darktable's ``FC(row, col, filters)``)."""
+    pat = torch.as_tensor(pattern, dtype=torch.int64, device=device).reshape(2, 2)
+    return pat[torch.arange(h, device=device)[:, None] % 2, torch.arange(w, device=device)[None, :] % 2]
+
+
 def _framed(interior: torch.Tensor, mosaic: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
     """RCD's ``interior (B, 3, H - 12, W - 12)`` inside ``rcd_ppg_border``'s 6-photosite frame of ``mosaic (B, H, W)``,
-    PPG computed on strips along the edges only (``H, W >= 2 * FRAME_REACH``)."""
+    PPG computed on strips FRAME_REACH photosites wide along the edges only (``H, W >= 2 * MARGIN``)."""
     h, w = mosaic.shape[-2:]
     r = FRAME_REACH
     top = ppg_border(mosaic, fc, (0, r))[..., :MARGIN, :]
@@ -409,7 +416,7 @@ def rcd_untiled(x: torch.Tensor, fc: torch.Tensor, scaler: torch.Tensor) -> torc
     cfa = mosaic.clamp_min(0.0) * (1.0 / sc)
     zero = torch.zeros_like(cfa)
     rgb = sc[:, None] * rcd_tile(cfa, fc, (zero, zero))[0].clamp_min(0.0)
-    if min(h, w) < 2 * FRAME_REACH:  # the frame's strips would overlap: PPG over the whole (small) mosaic
+    if min(h, w) < 2 * MARGIN:  # no interior: PPG's frame over the whole (tiny) mosaic
         inside = _box(h, w, MARGIN, h - MARGIN, MARGIN, w - MARGIN, x.device)
         return torch.where(inside, rgb, ppg_border(mosaic, fc))
     return _framed(rgb[..., MARGIN : h - MARGIN, MARGIN : w - MARGIN], mosaic, fc)

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from darkproxy.darktable.params import param_value
+from darkproxy.raw.demosaic import cfa_colours
 
 Values = Mapping[str, Any]  # param name -> float (from the history) or (B,) tensor (regressed)
 
@@ -194,8 +195,7 @@ def cfa_map(ctx: StageContext, h: int, w: int, device: torch.device | str = "cpu
     from ``ctx.cfa`` (darktable's ``FC(row, col, filters)`` for a Bayer sensor)."""
     if ctx.cfa is None:
         raise ValueError("a mosaic stage needs the CFA pattern (StageContext.cfa): the chain sets it --from-mosaic")
-    pat = torch.as_tensor(ctx.cfa, dtype=torch.int64, device=device).reshape(2, 2)
-    return pat[torch.arange(h, device=device)[:, None] % 2, torch.arange(w, device=device)[None, :] % 2]
+    return cfa_colours(ctx.cfa, h, w, device)
 
 
 def coeff_columns(v: Values, names: tuple[str, ...], x: torch.Tensor) -> torch.Tensor:

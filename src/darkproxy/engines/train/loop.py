@@ -116,12 +116,11 @@ def _plan(root: Path, cfg: TrainConfig, info: DatasetInfo) -> tuple[_Plan, Modul
     batch = int(cfg.batch or d["batch"])
     crop = None if pixel_rows else int(cfg.crop or d["crop"])
     context = 0 if pixel_rows else int(cfg.context if cfg.context is not None else d["context"])
-    if not pixel_rows and context < arch_entry(arch).min_context:
+    need = arch_entry(arch).min_context
+    if not pixel_rows and context < need:
         if cfg.context is not None:
-            raise TrainError(
-                f"context {context} is under what {arch} needs ({arch_entry(arch).min_context} px each side of a crop)"
-            )
-        context = arch_entry(arch).min_context
+            raise TrainError(f"context {context} is under what {arch} needs ({need} px each side of a crop)")
+        context = need
     if info.pre_demosaic:
         context += context % 2  # mosaic crops start on even output px
 
