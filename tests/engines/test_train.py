@@ -269,6 +269,21 @@ def test_context_mask_ignores_inner_crop_edges_only() -> None:
     assert context_mask(origin, 20, 30, 0) is None
 
 
+def test_fit_crop_shrinks_the_crop_but_keeps_the_context_an_arch_needs() -> None:
+    from types import SimpleNamespace
+
+    from darkproxy.engines.train.batches import _fit_crop
+    from darkproxy.engines.train.config import TrainError
+
+    ds = lambda side: SimpleNamespace(records=[{"shape": [3, side, side + 8]}, {"shape": [3, 200, 200]}])  # noqa: E731
+    assert _fit_crop(ds(256), 64, 10, 10) == (64, 10)  # fits: unchanged
+    assert _fit_crop(ds(65), 64, 30) == (16, 24)  # the 64 px side: context (64 - 16) // 4 * 2, crop the rest
+    # a 32 px side would get 8 px of context (under demosaic-rcd's 10): the crop shrinks instead
+    assert _fit_crop(ds(32), 64, 8) == (16, 8) and _fit_crop(ds(32), 64, 10, 10) == (12, 10)
+    with pytest.raises(TrainError, match="20 px"):
+        _fit_crop(ds(20), 64, 10, 10)
+
+
 def test_pixel_batches_draw_pixels_of_many_samples(tmp_path: Path) -> None:
     from darkproxy.data.dataset import ModuleDataset, PixelBatches
 

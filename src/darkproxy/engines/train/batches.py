@@ -10,22 +10,28 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from darkproxy.data.dataset import ModuleDataset, PixelBatches
-from darkproxy.engines.train.config import TrainConfig, _Plan
+from darkproxy.engines.train.config import TrainConfig, TrainError, _Plan
 
 if TYPE_CHECKING:
     from darkproxy.models.layers import PixelMLP
 
 
-def _fit_crop(ds: ModuleDataset, crop: int, context: int) -> tuple[int, int]:
-    """Shrink ``crop`` (then ``context``) so that ``crop + 2 * context`` fits
-    the smallest image of ``ds`` (crops of one batch must share a size)."""
+def _fit_crop(ds: ModuleDataset, crop: int, context: int, min_context: int = 0) -> tuple[int, int]:
+    """Shrink ``crop`` (then ``context``, never under ``min_context``: what the architecture must see around a
+    crop, e.g. demosaic-rcd's RCD reach) so that ``crop + 2 * context`` fits the smallest image of ``ds`` (crops
+    of one batch must share a size). Raises :class:`TrainError` where not even a 2 px crop fits."""
     sides = [min(r["shape"][1:]) for r in ds.records if len(r.get("shape") or ()) == 3]
     if not sides:
         return crop, context
     side = min(sides) - min(sides) % 2
     if crop + 2 * context > side:
-        context = min(context, max(0, (side - 16) // 4 * 2))
+        context = min(context, max(min_context, (side - 16) // 4 * 2))
         crop = min(crop, side - 2 * context)
+        if crop < 2:
+            raise TrainError(
+                f"the smallest training image ({min(sides)} px) cannot hold a crop with the {context} px of "
+                f"context each side this architecture needs: generate with a larger --size"
+            )
     return crop, context
 
 

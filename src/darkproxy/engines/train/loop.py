@@ -127,7 +127,7 @@ def _plan(root: Path, cfg: TrainConfig, info: DatasetInfo) -> tuple[_Plan, Modul
     train_ds = ModuleDataset(root, "train", crop=None, flips=not pixel_rows, seed=cfg.seed)
     if not pixel_rows:
         assert crop is not None  # set for crop-trained archs
-        crop, context = _fit_crop(train_ds, crop, context)
+        crop, context = _fit_crop(train_ds, crop, context, need)
         train_ds.crop = crop + 2 * context
     val_ds, val_split, kept = _val_dataset(root, cfg)
     bad = train_ds.nonfinite_ids() + val_ds.nonfinite_ids()
