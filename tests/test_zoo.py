@@ -216,7 +216,7 @@ def test_the_shipped_zoo_was_trained_with_the_shipped_plan() -> None:
     for r in list_zoo(shipped_root()):
         m = r["module"]
         mp = plan.for_module(m, bool(r["pre_demosaic"]))
-        assert r["samples"] == mp.samples, m
+        assert r["samples"] + r.get("samples_failed", 0) == mp.samples, m  # renders darktable failed are skipped
         if mp.steps is not None:  # the first zoo's entries trained by time budget
             assert r["train_steps"] == mp.steps, m
         if "train_sources" in plan.modules.get(m, {}):
