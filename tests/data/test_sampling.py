@@ -146,6 +146,14 @@ def test_sparse_moves_few_sliders_from_the_defaults(schemas) -> None:
         assert m.sum() > 40 and u[m, j].min() < 0.1 and u[m, j].max() > 0.9
     # row i depends on (seed, i) only: a dataset can grow
     assert np.array_equal(u[100:110], sample_unit(sp, 10, "sparse", seed=5, start=100))
+    # mixed: the same rows, half of them (not a quarter) moving every slider
+    from darkproxy.data.sampling import MIXED_DENSE_SHARE
+
+    mx = sample_unit(sp, 400, "mixed", seed=5)
+    mixed_sparse = (np.abs(mx - base) > 1e-9).sum(1) <= SPARSE_MAX_MOVED
+    assert abs(mixed_sparse.mean() - (1 - MIXED_DENSE_SHARE)) < 0.07 and not (mixed_sparse & ~sparse_rows).any()
+    assert np.array_equal(mx[~sparse_rows], u[~sparse_rows])  # a row dense in sparse is the same row here
+    assert np.array_equal(mx[100:110], sample_unit(sp, 10, "mixed", seed=5, start=100))
 
 
 def test_zoo_ranges_are_curated_and_inside_darktable(schemas) -> None:

@@ -51,7 +51,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "--sampler",
         default="sobol",
         choices=SAMPLERS,
-        help="design (default sobol); sparse: each sample moves 1-3 sliders from their defaults, a quarter move all",
+        help="design (default sobol); sparse: each sample moves 1-3 sliders from their defaults, a quarter move "
+        "all; mixed: the same, half move all",
     )
     p.add_argument(
         "--size", type=int, default=512, metavar="PX", help="sample size in px (longest side / crop side; default 512)"

@@ -12,6 +12,9 @@
   move every slider at once, so combinations are seen too. With many sliders
   (colorbalancergb's 16), drawing all at once gives extreme targets that no
   edit produces (see ``docs/zoo.md``). Point ``i`` depends only on ``(seed, i)``.
+* ``mixed``: ``sparse`` with half the samples (``MIXED_DENSE_SHARE``) moving every slider: for proxies
+  judged under every slider drawn at once as well as under edits (row ``i``'s draws are ``sparse``'s,
+  only more of them keep every slider).
 
 Enum and bool axes are snapped to their values by
 :meth:`ParamSpace.denormalize` (enum ``k`` of ``m`` values covers the
@@ -29,8 +32,9 @@ import numpy as np
 from darkproxy.data.paramspace import ParamSpace
 from darkproxy.errors import DarkproxyError
 
-SAMPLERS = ("sobol", "lhs", "uniform", "grid", "sparse")
+SAMPLERS = ("sobol", "lhs", "uniform", "grid", "sparse", "mixed")
 DENSE_SHARE = 0.25  # share of ``sparse`` samples that move every slider
+MIXED_DENSE_SHARE = 0.5  # ``mixed``'s
 SPARSE_MAX_MOVED = 3  # a ``sparse`` sample moves 1..this many sliders
 
 
@@ -78,8 +82,8 @@ def sample_unit(space: ParamSpace, n: int, sampler: str = "sobol", seed: int = 0
     elif sampler == "uniform":
         # one stream per row so that row i depends on (seed, i) only
         u = np.stack([np.random.default_rng([seed, start + i]).random(p) for i in range(n)])
-    elif sampler == "sparse":
-        return sparse(space, n, seed, start)
+    elif sampler in ("sparse", "mixed"):
+        return sparse(space, n, seed, start, DENSE_SHARE if sampler == "sparse" else MIXED_DENSE_SHARE)
     elif sampler == "lhs":
         if start:
             raise DarkproxyError("lhs designs depend on n: sample them whole (start=0)")
@@ -96,17 +100,17 @@ def sample_unit(space: ParamSpace, n: int, sampler: str = "sobol", seed: int = 0
     return discretize(space, u)
 
 
-def sparse(space: ParamSpace, n: int, seed: int = 0, start: int = 0) -> np.ndarray:
+def sparse(space: ParamSpace, n: int, seed: int = 0, start: int = 0, dense_share: float = DENSE_SHARE) -> np.ndarray:
     """Rows ``start .. start+n-1`` of the ``sparse`` design (see the module
-    docstring): float64 (n, P) in [0, 1], discretised; the sliders a row does
-    not move sit at their defaults' normalised values."""
+    docstring; ``dense_share``: the share of rows that move every slider): float64 (n, P) in [0, 1],
+    discretised; the sliders a row does not move sit at their defaults' normalised values."""
     p = len(space)
     base = np.clip(space.normalize(space.defaults()), 0.0, 1.0)  # a default outside the range: its nearest end
     rows = []
     for i in range(n):
         rng = np.random.default_rng([seed, start + i, 11])
         u = rng.random(p)
-        if rng.random() >= DENSE_SHARE:
+        if rng.random() >= dense_share:
             k = int(rng.integers(1, min(SPARSE_MAX_MOVED, p) + 1))
             moved = rng.choice(p, size=k, replace=False)
             keep = np.ones(p, bool)
