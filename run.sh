@@ -2,7 +2,8 @@
 # darkproxy's entry points on a fresh Debian/Ubuntu machine:
 #   ./run.sh demo [demo options]   install everything, then run the demo
 #   ./run.sh test [pytest options] install everything (+ test and check tools: the [dev] extra),
-#                                  run the checks, then the whole test suite (what CI runs)
+#                                  run the checks, then the whole test suite (what CI runs), one
+#                                  pytest-xdist worker per CPU
 #   ./run.sh check                 install as for test, then only the checks:
 #                                  ruff check, ruff format --check (src tests bench) and mypy
 #   ./run.sh setup                 install only (as for test)
@@ -11,6 +12,7 @@
 #   DARKPROXY_TORCH   pip requirement for torch (default: torch==2.13.0, the CPU wheel;
 #                     GPU users: e.g. DARKPROXY_TORCH=torch, or install torch into .venv first)
 #   DARKPROXY_PYTHON  python to build .venv with (default: python3)
+#   DARKPROXY_TEST_WORKERS  pytest workers for ./run.sh test (default: auto, one per CPU; 0: serially)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -49,13 +51,15 @@ setup() {
     return 0
   fi
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null || true
+  # --no-compile: no .pyc for every file of every wheel at install (torch alone: ~16 s of its ~22 s here);
+  # Python writes them for the modules it imports, on first import
   if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     echo "run.sh: installing ${DARKPROXY_TORCH:-torch==2.13.0} (see README: GPU users)"
-    "$VENV/bin/python" -m pip install -q "${DARKPROXY_TORCH:-torch==2.13.0}"
+    "$VENV/bin/python" -m pip install -q --no-compile "${DARKPROXY_TORCH:-torch==2.13.0}"
   fi
   local extra=""
   [ "$want_test" = 1 ] && extra="[dev]"  # the [test] extra + ruff and mypy
-  "$VENV/bin/python" -m pip install -q -e ".$extra"
+  "$VENV/bin/python" -m pip install -q --no-compile -e ".$extra"
   printf '%s' "$sig" > "$stamp"
 }
 
@@ -92,7 +96,8 @@ case "$cmd" in
   test)
     setup 1
     checks || exit 1
-    exec "$VENV/bin/python" -m pytest "$@"
+    # one pytest worker per CPU (tests/_parallel.py: how work is shared); DARKPROXY_TEST_WORKERS=0: serially
+    exec "$VENV/bin/python" -m pytest -n "${DARKPROXY_TEST_WORKERS:-auto}" --dist loadscope "$@"
     ;;
   *) sed -n '2,15p' "$0"; exit 2 ;;
 esac

@@ -14,6 +14,16 @@ import numpy as np
 import pytest
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+# ------------------------------------------------------------------ parallel workers: tests/_parallel.py
+from tests._parallel import (  # noqa: E402, F401 - pytest hooks, by their names here
+    pytest_addoption,
+    pytest_configure,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_xdist_make_scheduler,
+)
+
 # a local proxy trained at one render scale (0.5) only, not conditioned on it: the zoo's first bilat proxy
 # (2026-12-01; the zoo's bilat is now trained over scales 0.1-1), kept as the tests' example of a proxy that
 # refuses any other scale

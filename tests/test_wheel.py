@@ -61,16 +61,19 @@ def test_the_wheel_installs_and_runs_from_a_fresh_venv(tmp_path: Path) -> None:
     missing = sorted(data - names)
     assert not missing, f"not in the wheel (add them to [tool.setuptools.package-data]): {missing}"
 
-    venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
-    py = venv / "bin" / "python"
-    _run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-index", str(wheel)])
-    purelib = Path(_run([str(py), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).stdout.strip())
-    deps = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])]
-    (purelib / "_darkproxy_test_deps.pth").write_text("\n".join(deps) + "\n")
-
+    # without the PYTHONPATH a developer may run the tests with (e.g. src): pip would find darkproxy there, "already
+    # satisfied", and install nothing into the venv
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env["DARKPROXY_HOME"] = str(tmp_path / "home")
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], env=env)
+    py = venv / "bin" / "python"
+    pip = [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-deps", "--no-index", str(wheel)]
+    _run(pip, env=env)
+    where = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    purelib = Path(_run([str(py), "-c", where], env=env).stdout.strip())
+    deps = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])]
+    (purelib / "_darkproxy_test_deps.pth").write_text("\n".join(deps) + "\n")
 
     # the package, and its schema snapshot, come from the venv
     probe = (
