@@ -13,10 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-
-# ------------------------------------------------------------------ parallel workers: tests/_parallel.py
-from tests._parallel import (  # noqa: E402, F401 - pytest hooks, by their names here
+from tests._parallel import (  # noqa: F401 - the parallel workers' pytest hooks, by their names here
     pytest_addoption,
     pytest_configure,
     pytest_runtest_logreport,
@@ -24,6 +21,7 @@ from tests._parallel import (  # noqa: E402, F401 - pytest hooks, by their names
     pytest_xdist_make_scheduler,
 )
 
+SRC = str(Path(__file__).resolve().parents[1] / "src")
 # a local proxy trained at one render scale (0.5) only, not conditioned on it: the zoo's first bilat proxy
 # (2026-12-01; the zoo's bilat is now trained over scales 0.1-1), kept as the tests' example of a proxy that
 # refuses any other scale
