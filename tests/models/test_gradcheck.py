@@ -76,6 +76,17 @@ def test_gradcheck_multiscale_with_blur_bases() -> None:
     assert torch.autograd.gradcheck(model, (x, p), eps=1e-6, atol=1e-5, rtol=1e-3)
 
 
+def test_gradcheck_positional_with_projections() -> None:
+    """The param-conditioned projections of the position features (``proj``, an option of
+    ``positional``) are differentiable too, and the output depends on them."""
+    model, x, p = _setup("positional", 6, 6, proj=3)
+    assert torch.autograd.gradcheck(model, (x, p), eps=1e-6, atol=1e-5, rtol=1e-3)
+    y = model(x, p)
+    with torch.no_grad():
+        model.proj_mlp.net[-1].bias.add_(1.0)  # other projections: another output
+    assert not torch.allclose(model(x, p), y)
+
+
 @pytest.mark.parametrize("arch", list_archs())
 def test_archs_keep_float64(arch: str) -> None:
     model, x, p = _setup(arch, 6, 6)

@@ -77,7 +77,8 @@ def test_pointwise_is_pointwise_and_spatial_is_not() -> None:
 
 
 @pytest.mark.parametrize(
-    ("arch", "hparams"), [("pointwise", {}), ("multiscale", {}), ("multiscale", {"blur_bases": True})]
+    ("arch", "hparams"),
+    [("pointwise", {}), ("multiscale", {}), ("multiscale", {"blur_bases": True}), ("positional", {"proj": 4})],
 )
 def test_pixel_mlp_head_on_pixel_rows_equals_forward(arch: str, hparams: dict) -> None:
     """Training runs the MLP on random pixel rows of precomputed features: it

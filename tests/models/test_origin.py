@@ -35,6 +35,23 @@ def test_a_window_with_its_origin_sees_what_the_whole_image_sees(arch: str) -> N
     assert not torch.equal(m.features(win)[:, pos], part[:, pos])  # without it: the window is an image
 
 
+def test_positional_projections_of_a_window_are_the_whole_images() -> None:
+    """With ``proj``, a window told its origin gets the whole image's output there (the projections
+    are of the whole image's coordinates), and another without it."""
+    torch.manual_seed(0)
+    m = build_model("positional", 2, width=8, depth=2, param_hidden=8, proj=3)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.2 * torch.randn(p.shape))
+    x, p = torch.rand(2, 3, 40, 52), torch.rand(2, 2)
+    with torch.no_grad():
+        whole = m(x, p)
+        part = m(x[:, :, 10:30, 7:40], p, origin=torch.tensor([[10, 7, 40, 52]] * 2))
+        alone = m(x[:, :, 10:30, 7:40], p)
+    torch.testing.assert_close(part, whole[:, :, 10:30, 7:40])
+    assert not torch.allclose(alone, part)
+
+
 def test_pointwise_forward_with_and_without_origin() -> None:
     m = _perturbed("pointwise")
     x, p = torch.rand(1, 3, 9, 11), torch.rand(1, 2)

@@ -10,6 +10,12 @@ low-order function of the features) and the aspect ratio ``log(W / H)``
 image's sides). The coordinates are those of the image the model is given,
 unless ``origin`` says where it lies in a larger one: a tiled apply
 (:mod:`darkproxy.proxy.tiling`) passes each tile's place in the image.
+
+``proj = K`` (a hyper-parameter, 0 by default) adds ``K`` features that are linear maps of
+the position features with coefficients from the params (a small MLP per image): a gradient's
+line rotated and offset by sliders (graduatednd's distance to it is ``cos r x + sin r y - o``)
+or an ellipse moved by them (vignette's ``(x - cx)^2 / a^2 + ...``) is then one feature,
+where FiLM alone can only scale each hidden unit's fixed mix of ``x`` and ``y``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 
 import torch
 
-from darkproxy.models.layers import PixelMLP, encode_input
+from darkproxy.models.layers import ParamMLP, PixelMLP, encode_input, params_or_const
 from darkproxy.models.registry import register_arch
 
 N_COORD = 6  # x, y, x^2, y^2, xy, log aspect
@@ -60,14 +66,33 @@ class PositionalProxy(PixelMLP):
         width: int = 64,
         depth: int = 3,
         param_hidden: int = 64,
+        proj: int = 0,
     ) -> None:
         if in_channels != 3 or out_channels != 3:
             raise ValueError("positional proxies map 3 channels to 3")
-        super().__init__(n_params, 3 + N_COORD, width, depth, param_hidden)
+        if proj < 0:
+            raise ValueError(f"proj must be >= 0, got {proj}")
+        super().__init__(n_params, 3 + N_COORD + proj, width, depth, param_hidden)
         self.hparams: dict[str, Any] = {"width": width, "depth": depth, "param_hidden": param_hidden}
+        self.proj = proj
+        if proj:
+            self.hparams["proj"] = proj
+            # per image: K rows of (N_COORD coefficients, offset); zero at first, like FiLM
+            self.proj_mlp = ParamMLP(n_params, proj * (N_COORD + 1), param_hidden)
 
     takes_origin = True  # forward(..., origin=): a tile gets its coordinates in the whole image
 
     def features(self, image: torch.Tensor, origin: torch.Tensor | None = None) -> torch.Tensor:
         enc = encode_input(image)
         return torch.cat([enc, image_coordinates(image, origin).to(enc.dtype)], dim=1)
+
+    def hidden(self, feats: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`PixelMLP.hidden`, with the ``proj`` param-conditioned linear maps of the
+        position features (``feats (B, N, 3 + N_COORD)``) appended to them first."""
+        if not self.proj:
+            return super().hidden(feats, params)
+        p = params_or_const(params, self.n_params, feats)
+        m = self.proj_mlp(p).unflatten(1, (self.proj, N_COORD + 1))  # (B, K, N_COORD + 1)
+        pos = feats[..., 3 : 3 + N_COORD].to(m.dtype)
+        u = torch.einsum("bnc,bkc->bnk", pos, m[..., :N_COORD]) + m[:, None, :, N_COORD]
+        return super().hidden(torch.cat([feats, u.to(feats.dtype)], dim=-1), params)
