@@ -133,6 +133,8 @@ def shape(arch: str, hp: dict[str, Any]) -> str:
         out.append(f", blurs to {max(hp['sigmas']):g} px")
     if hp.get("tone_bands"):
         out.append(f", {hp['tone_bands']} tone bands")
+    if hp.get("proj"):
+        out.append(f", {hp['proj']} slider-driven projections of the position")
     return "".join(out)
 
 
@@ -142,7 +144,8 @@ def before_after(rows: list[dict[str, Any]], previous: list[dict[str, Any]]) -> 
 
     def fig(r: dict[str, Any]) -> str:
         raws = f" from {len(r['train_raws'])} raws" if r.get("train_raws") else ""
-        how = f"{r['arch']}, {r['samples']} samples{raws}, {r['train_steps']} steps, " + (
+        drawn = f" ({r['sampler']})" if r.get("sampler") not in (None, "sparse") else ""
+        how = f"{r['arch']}, {r['samples']}{drawn} samples{raws}, {r['train_steps']} steps, " + (
             f"scales {r['scales'][0]:g}-{r['scales'][1]:g}" if r.get("scales") else f"{r['render_size']} px"
         )
         how += shape(r["arch"], r.get("hparams") or {})
