@@ -140,3 +140,40 @@ def test_roi_is_the_crop_of_the_whole_output() -> None:
         for roi in ((0, 20, 0, 33), (61, 97, 80, 170), (149, 150, 5, 6)):
             y0, y1, x0, x1 = roi
             torch.testing.assert_close(m(x, p, roi=roi), whole[..., y0:y1, x0:x1], atol=1e-5, rtol=0)
+
+
+def test_image_statistics_are_torch_quantiles_of_the_encoded_planes_at_every_pixel() -> None:
+    """``image_stats``: the quantiles of the encoded R, G, B, their minimum and the luminance of the whole image
+    (torch.quantile's interpolation), the same at every pixel and in every region."""
+    from darkproxy.colour.encodings import srgb_encode_ext
+    from darkproxy.models.multiscale import LUMA_REC2020, STAT_QUANTILES, image_statistics
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 37, 41) * 1.5 - 0.02
+    s = image_statistics(x)
+    q = torch.tensor(STAT_QUANTILES)
+    luma = (x * torch.tensor(LUMA_REC2020)[None, :, None, None]).sum(1)
+    planes = [x[:, 0], x[:, 1], x[:, 2], x.amin(1), luma]
+    want = torch.cat([torch.quantile(srgb_encode_ext(p).flatten(1), q, dim=1).T for p in planes], 1)
+    torch.testing.assert_close(s, want)
+    f = multiscale_features(x, sigmas=(2.0,), border_scales=(), image_stats=True)
+    stats = f[:, 8:]  # after the pixel (3), its luminance (1), the bands (4 x 1 sigma)
+    assert stats.shape[1] == 5 * len(STAT_QUANTILES)
+    torch.testing.assert_close(stats, s[:, :, None, None].expand_as(stats))
+    region = multiscale_features(x, sigmas=(2.0,), border_scales=(), image_stats=True, roi=(3, 9, 20, 41))
+    torch.testing.assert_close(region, f[..., 3:9, 20:41])  # a region's statistics are the whole image's
+
+
+def test_image_stats_change_the_output_with_the_rest_of_the_image() -> None:
+    """With ``image_stats`` a pixel's output depends on pixels beyond every blur's reach (and is
+    differentiable through the sort), without it not."""
+    torch.manual_seed(0)
+    for stats in (False, True):
+        m = build_model("multiscale", 1, sigmas=(1.0,), image_stats=stats, width=8, depth=2, param_hidden=8)
+        with torch.no_grad():
+            for q in m.parameters():
+                q.add_(0.3 * torch.randn(q.shape))
+        x = torch.rand(1, 3, 40, 40, requires_grad=True)
+        m(x, torch.tensor([[0.5]]))[0, :, 0, 0].sum().backward()
+        far = x.grad[..., 20:, 20:].abs().sum()  # type: ignore[index]
+        assert (far > 0) == stats

@@ -82,6 +82,27 @@ def test_a_short_halo_shows(arch: str) -> None:
     assert float(np.abs(short - whole).max()) > 1e-3
 
 
+def test_image_stats_tiles_read_the_whole_image() -> None:
+    """A multiscale proxy with ``image_stats`` reads the whole image for each tile (its statistics): tiled equals
+    untiled, where the blurs' halo alone would not."""
+    model = build_model("multiscale", 2, sigmas=(0.5, 2.0), image_stats=True, width=8, depth=2, param_hidden=8)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for q in model.parameters():
+            q.add_(0.3 * torch.randn(q.shape, generator=g))
+    space = ParamSpace.of("test", [ParamSpec("a", "float", 0.0, 1.0, 0.5), ParamSpec("b", "float", -1.0, 1.0, 0.0)])
+    proxy = Proxy(model, space, {"module": "test", "arch": "multiscale", "pointwise": False}).eval()
+    img = _image("multiscale", 300, 340)
+    img[:, :150] *= 0.2  # tiles with other statistics than the whole image's
+    params = {"a": 0.3, "b": -0.4}
+    with torch.no_grad():
+        whole = proxy(torch.from_numpy(img)[None], params)[0].numpy()
+    tiled = apply_tiled(proxy, img, params, tile=128)
+    assert float(np.abs(tiled - whole).max()) <= 1e-5
+    blurs_only = apply_tiled(proxy, img, params, tile=128, halo=8)
+    assert float(np.abs(blurs_only - whole).max()) > 1e-3
+
+
 def test_tile_plan_covers_the_image_once_with_aligned_windows() -> None:
     ctx = TileContext(halo=50, align=4, origin=True)
     tiles = plan_tiles(1001, 998, 301, ctx)  # 301 -> 300 (a multiple of 4); halo -> 52

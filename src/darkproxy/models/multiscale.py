@@ -20,7 +20,12 @@ affine output as ``pointwise`` (:class:`~darkproxy.models.layers.PixelMLP`):
 * with ``tone_bands``, blurs of a piecewise-linear basis of the luminance
   (:func:`tone_ramps`): what a module blurs is often a function of the pixel
   (bloom blurs the highlights above a threshold), and the blur of such a
-  function is a weighted sum of these, where a blur of the image is not.
+  function is a weighted sum of these, where a blur of the image is not;
+* with ``image_stats``, statistics of the whole image, the same at every pixel
+  (:func:`image_statistics`): haze removal's ambient light is the mean colour of
+  the haziest, brightest pixels of the image, which no window of it knows.
+  A tiled apply then reads the whole image for every tile (the features of
+  the tile only: ``roi``).
 
 Sigmas above 16 px (bloom's box blur reaches 256 px at full size) are computed
 on box-mean cells (:func:`~darkproxy.models.layers.wide_blur`): a 512 px blur
@@ -61,6 +66,9 @@ DEFAULT_SIGMAS = (0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0, 5.66, 8.0, 11.3, 16.0)
 BORDER_SCALES = (16.0, 64.0)  # px
 # Rec. 2020 luminance weights (ITU-R BT.2020)
 LUMA_REC2020 = (0.2627, 0.6780, 0.0593)
+# image_statistics: the order statistics of each encoded plane (R, G, B, their minimum, the luminance)
+STAT_QUANTILES = (0.05, 0.5, 0.95, 0.99)
+STAT_PLANES = 5
 
 
 def border_distance(
@@ -97,6 +105,30 @@ def tone_ramps(luma: torch.Tensor, n: int) -> torch.Tensor:
     return torch.cat([r[:, :-1].clamp_max(1.0), r[:, -1:]], 1)
 
 
+def quantiles(x: torch.Tensor, q: Sequence[float]) -> torch.Tensor:
+    """``(B, K, N)`` -> ``(B, K, len(q))``: the ``q`` quantiles of each row, linearly
+    interpolated between order statistics as ``torch.quantile`` does (which refuses
+    rows over 2**24 values: a 24 MP plane), differentiable through the sort."""
+    s = torch.sort(x, dim=-1).values
+    pos = torch.tensor(q, dtype=s.dtype, device=s.device) * (s.shape[-1] - 1)
+    lo = pos.floor().long()
+    hi = torch.clamp(lo + 1, max=s.shape[-1] - 1)
+    w = pos - lo
+    return s[..., lo] * (1 - w) + s[..., hi] * w
+
+
+def image_statistics(image: torch.Tensor, q: Sequence[float] = STAT_QUANTILES) -> torch.Tensor:
+    """Linear_rec2020 ``(B, 3, H, W)`` -> ``(B, 5 * len(q))``: the ``q`` quantiles of
+    the sRGB-encoded (:func:`~darkproxy.colour.encodings.srgb_encode_ext`) R, G, B,
+    their per-pixel minimum (the dark channel's pixel part) and the luminance,
+    grouped by plane. What a module reads from the whole image: haze removal's
+    ambient light (the haziest 5 %, then the brightest 5 % of those)."""
+    x = upcast(image)
+    w = torch.tensor(LUMA_REC2020, dtype=x.dtype, device=x.device)
+    planes = torch.cat([x, x.amin(1, keepdim=True), (x * w[None, :, None, None]).sum(1, keepdim=True)], 1)
+    return quantiles(srgb_encode_ext(planes).flatten(2), q).flatten(1)
+
+
 def multiscale_features(
     image: torch.Tensor,
     sigmas: Sequence[float] = DEFAULT_SIGMAS,
@@ -105,6 +137,7 @@ def multiscale_features(
     blurs: bool = False,
     tone_bands: int = 0,
     roi: tuple[int, int, int, int] | None = None,
+    image_stats: bool = False,
 ) -> torch.Tensor:
     """Fixed multi-scale features of a linear_rec2020 image ``(B, 3, H, W)``
     -> ``(B, 4 + 4 * len(sigmas) + 2 * len(border_scales), H, W)``: log-encoded
@@ -113,7 +146,8 @@ def multiscale_features(
     :func:`border_distance`); with ``tone_bands`` ``n``, then ``n * (1 + len(sigmas))``
     more: :func:`tone_ramps` of the encoded luminance and their blurs at each
     sigma (a blur of any function of the luminance is a weighted sum of them:
-    bloom's blurred highlights); with ``blurs``, then ``3 * len(sigmas)`` more:
+    bloom's blurred highlights); with ``image_stats``, then ``5 * len(STAT_QUANTILES)``
+    more: :func:`image_statistics` of the whole ``image`` at every pixel; with ``blurs``, then ``3 * len(sigmas)`` more:
     the linear image blurred at each sigma (linear_rec2020). Differentiable
     with respect to the image.
 
@@ -149,6 +183,8 @@ def multiscale_features(
     if tone_bands:
         ramps = tone_ramps(src[:, :1], tone_bands)
         feats += [ramps[here]] + [around(ramps, s) for s in sigmas]
+    if image_stats:
+        feats.append(image_statistics(x)[:, :, None, None].expand(-1, -1, y1 - y0, x1 - x0))
     if blurs:
         feats += [b[:, 4:] for b in blurred]
     return torch.cat(feats, 1)
@@ -173,12 +209,16 @@ class MultiscaleProxy(PixelMLP):
         border_scales: Sequence[float] = BORDER_SCALES,
         blur_bases: bool = False,
         tone_bands: int = 0,
+        image_stats: bool = False,
     ) -> None:
         if in_channels != 3 or out_channels != 3:
             raise ValueError("multiscale proxies map 3 channels to 3 (use 'demosaic' for a packed mosaic)")
         sig, bsc, tb = [float(s) for s in sigmas], [float(s) for s in border_scales], int(tone_bands)
-        super().__init__(n_params, 4 + 4 * len(sig) + 2 * len(bsc) + tb * (1 + len(sig)), width, depth, param_hidden)
+        n_stats = STAT_PLANES * len(STAT_QUANTILES) if image_stats else 0
+        n_features = 4 + 4 * len(sig) + 2 * len(bsc) + tb * (1 + len(sig)) + n_stats
+        super().__init__(n_params, n_features, width, depth, param_hidden)
         self.sigmas, self.border_scales, self.blur_bases, self.tone_bands = sig, bsc, bool(blur_bases), tb
+        self.image_stats = bool(image_stats)
         self.hparams: dict[str, Any] = {
             "width": width,
             "depth": depth,
@@ -189,6 +229,8 @@ class MultiscaleProxy(PixelMLP):
         }
         if tb:  # absent from the runs saved before it (their hparams rebuild them as they were)
             self.hparams["tone_bands"] = tb
+        if self.image_stats:  # likewise
+            self.hparams["image_stats"] = True
         if self.blur_bases:
             self.to_blend = nn.Linear(width, len(sig))
             nn.init.zeros_(self.to_blend.weight)  # still the identity at initialisation
@@ -198,7 +240,7 @@ class MultiscaleProxy(PixelMLP):
         self, image: torch.Tensor, origin: torch.Tensor | None = None, roi: tuple[int, int, int, int] | None = None
     ) -> torch.Tensor:
         return multiscale_features(
-            image, self.sigmas, self.border_scales, origin, self.blur_bases, self.tone_bands, roi
+            image, self.sigmas, self.border_scales, origin, self.blur_bases, self.tone_bands, roi, self.image_stats
         )
 
     def forward(

@@ -15,6 +15,7 @@ architecture   halo (input px each side)                       offsets  origin
 pointwise      0 (each output pixel is its input pixel's)      any      no
 positional     0                                               any      yes (its coordinates)
 multiscale     ``blur_radius`` of the widest blur (~3 sigma)     any      yes (border distance, wide blurs' cells)
+               (with ``image_stats``: the whole image)
 spatial        widest band blur + the UNet's reach, rounded    ``2**levels`` yes
                up to ``2**levels``
 demosaic       ``depth + 1`` packed px (3x3 convs + bilinear)  packed   no
@@ -54,6 +55,7 @@ from darkproxy.models.layers import blur_radius
 from darkproxy.progress import progress_bar
 from darkproxy.proxy.protocol import ProxyLike
 
+WHOLE_IMAGE = 2**31  # a halo that makes every tile's window the whole image
 DEFAULT_TILE = 512  # output px a side: ~0.4 GB of activations for a multiscale proxy with its halo
 # the LUT is used when it is at least this close to the network (display PSNR on a sample of the image):
 # the zoo's pointwise proxies are 44-62 dB from darktable, their LUTs mostly 55-100 dB from the network
@@ -109,6 +111,8 @@ def tile_context(model: nn.Module) -> TileContext:
     if isinstance(model, PositionalProxy):
         return TileContext(0, origin=True)
     if isinstance(model, MultiscaleProxy):
+        if model.image_stats:  # statistics of the whole image: every window is the whole image, each tile its roi
+            return TileContext(WHOLE_IMAGE, origin=True)
         return TileContext(max((blur_radius(s) for s in model.sigmas), default=0), origin=True)
     if isinstance(model, SpatialProxy):
         m = 2**model.levels
