@@ -32,7 +32,7 @@ from darkproxy.engines.evaluate import evaluate_proxy  # noqa: E402
 from darkproxy.engines.train import TrainConfig, train  # noqa: E402
 from darkproxy.machine import machine_info  # noqa: E402
 from darkproxy.proxy import Proxy  # noqa: E402
-from darkproxy.proxy.tiling import tile_context  # noqa: E402
+from darkproxy.proxy.tiling import WHOLE_IMAGE, tile_context  # noqa: E402
 from darkproxy.zoo.plan import ZooPlan  # noqa: E402
 from darkproxy.zoo.training import pre_demosaic_module  # noqa: E402
 
@@ -63,7 +63,8 @@ def one_variant(
         "variant": name,
         "hparams": hparams,
         "width": proxy.model.hparams.get("width"),
-        "receptive_px": tile_context(proxy.model).halo,  # the context a tile needs: the widest blur's reach
+        # the context a tile needs: the widest blur's reach (None: the whole image, image_stats)
+        "receptive_px": None if (h := tile_context(proxy.model).halo) >= WHOLE_IMAGE else h,
         "weights": n_weights,
         "arch": metrics.get("arch"),
         "steps": metrics.get("steps"),
@@ -74,6 +75,10 @@ def one_variant(
         "per_scale": [{k: p[k] for k in ("scale", "n", "psnr_median", "psnr_min")} for p in per],
         "eval_seconds": time.perf_counter() - t0,
     }
+
+
+def _reach(px: float | None) -> str:
+    return "whole image" if px is None or px >= WHOLE_IMAGE else f"{px:g}"
 
 
 def markdown(o: dict[str, Any]) -> str:
@@ -96,7 +101,7 @@ def markdown(o: dict[str, Any]) -> str:
     for r in o["rows"]:
         cells = "".join(f" {p['psnr_median']:.1f} / {p['psnr_min']:.1f} |" for p in r["per_scale"])
         lines.append(
-            f"| {r['variant']} | `{json.dumps(r['hparams'])}` | {r['width']} | {r['receptive_px']:g} | "
+            f"| {r['variant']} | `{json.dumps(r['hparams'])}` | {r['width']} | {_reach(r['receptive_px'])} | "
             f"{r['weights']:,} | {r.get('steps', o['steps'])} | {r['train_seconds']:.0f} | {r['val_psnr']:.1f} | "
             f"{r['heldout_psnr_median']:.1f} / {r['heldout_psnr_min']:.1f} |{cells}"
         )
