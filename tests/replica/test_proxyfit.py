@@ -63,3 +63,24 @@ def test_proxy_of_array_sliders(dt, tiny_raw) -> None:
         _plan(dt, tiny_raw, {"channelmixerrgb": {"red[0]": 1.2, "red[3]": 0.5}}, prefer_proxy=["channelmixerrgb"])
     msg = str(e.value)
     assert "\n" not in msg and "channelmixerrgb red = [1.2" in msg and "not its sliders" in msg, msg
+
+
+def test_soften_proxy_refused_on_another_image_size(dt, tiny_raw) -> None:
+    """soften's radius is 1 % of the whole image's diagonal: its proxy, trained on regions of 1024 px raws, gave
+    25.5 dB on whole 256 px raws where it gives 36.9 on its own (soften_geometry_*_16_draws.md). The replica
+    refuses it on another size, names the reason, and takes it on raws of its size."""
+    from darkproxy.proxy.locate import shipped_root
+    from darkproxy.replica import ReplicaError
+    from darkproxy.replica.proxyfit import _run_info, _size_problem
+
+    with pytest.raises(ReplicaError) as e:
+        _plan(dt, tiny_raw, {"soften": {"size": 40.0}}, prefer_proxy=["soften"])
+    msg = str(e.value)
+    words = ["soften's radius is 1 % of the full-resolution diagonal", "learnt it on 1024 px raws", "exact stage"]
+    assert "\n" not in msg and all(w in msg for w in words), msg
+    run = str(shipped_root() / "soften")
+    metrics = _run_info(run)[1]
+    assert _size_problem("soften", run, metrics, (1024.0, 683.0)) is None  # 1024 px on its long side
+    assert _size_problem("soften", run, metrics, (1010.0, 673.0)) is None  # within rawprepare's crop
+    assert "not known" in str(_size_problem("soften", run, metrics, None))
+    assert "does not record" in str(_size_problem("soften", run, {}, (1024.0, 683.0)))

@@ -25,13 +25,14 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from darkproxy.darktable.xmp import instance_key
 from darkproxy.errors import DarkproxyError
 from darkproxy.replica.blend import stage_blend
 from darkproxy.replica.mosaicplan import before_colorin, cfa_after_crop, mosaic_refusal
-from darkproxy.replica.proxyfit import proxy_pointwise, proxy_problem, trained_values
+from darkproxy.replica.proxyfit import FULL_SIZE_RADIUS, proxy_pointwise, proxy_problem, trained_values
 from darkproxy.replica.raster import raster_source
 from darkproxy.replica.registry import EXACT, GEOMETRY_FIRST, GEOMETRY_NOTE, MOSAIC_NOTE, StageContext
 
@@ -364,7 +365,8 @@ def _plan(
                 continue
         if (run := None if hard is not None else (runs.get(m) or _zoo_run(m))) is not None:
             asked = m in prefer_proxy or m in (runs or {})  # named by the user: its figures are theirs to judge
-            hard = proxy_problem(m, run, dec.values, dec.version, trained_values(dt, m, raw), bias, asked)
+            trained = trained_values(dt, m, raw)
+            hard = proxy_problem(m, run, dec.values, dec.version, trained, bias, asked, _raw_size(raw, m))
             if hard is None and not proxy_pointwise(run):  # a local proxy, like a local exact stage
                 hard = _behind_a_turn(prefix, m, True, ctx)
             if hard is None:
@@ -388,6 +390,16 @@ def _plan(
     ctx = dataclasses.replace(ctx, cfa=cfa_after_crop(raw, prefix)) if from_mosaic else ctx
     # history order first (what --dry-run lists), colorout last when darktable adds it
     return ReplicaPlan(history, prefix, stages, ctx, from_mosaic), list(cov.values())
+
+
+def _raw_size(raw: Any, module: str) -> tuple[float, float] | None:
+    """The raw's ``(width, height)`` (rawpy) where a proxy of ``module`` needs it (FULL_SIZE_RADIUS), else ``None``."""
+    from darkproxy.darktable.tapout import raw_size
+
+    if module not in FULL_SIZE_RADIUS or raw is None:
+        return None
+    wh = raw_size(Path(raw))
+    return (float(wh[0]), float(wh[1])) if wh else None
 
 
 def _instances(dt: Any, history: Any) -> tuple[list[str], dict[Any, ItemCoverage], list[tuple[str, int]]]:
