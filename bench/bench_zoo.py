@@ -221,6 +221,8 @@ def exact_section(out: Path) -> list[str]:
 
     def mw(rows: list[dict[str, Any]], k: str) -> str:
         v = [r[k] for r in rows if r[k] is not None]
+        if not v and k.startswith("proxy") and any(r.get("proxy_refused") for r in rows):
+            return "refused"  # the replica refuses the proxy on these renders (proxy_vs_exact.md says why)
         return f"{statistics.median(v):.1f} / {min(v):.1f}" if v else "-"
 
     lines = [
