@@ -3,6 +3,7 @@ checkpoints as it goes (:func:`train`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -129,7 +130,9 @@ def _plan(root: Path, cfg: TrainConfig, info: DatasetInfo) -> tuple[_Plan, Modul
         assert crop is not None  # set for crop-trained archs
         crop, context = _fit_crop(train_ds, crop, context, need)
         train_ds.crop = crop + 2 * context
-    val_ds, val_split, kept = _val_dataset(root, cfg)
+    whole = bool(cfg.hparams.get("image_stats"))
+    # a model that reads the whole image's statistics is validated on whole samples: a crop's are not darktable's
+    val_ds, val_split, kept = _val_dataset(root, dataclasses.replace(cfg, val_crop=None) if whole else cfg)
     bad = train_ds.nonfinite_ids() + val_ds.nonfinite_ids()
     if bad:
         raise DatasetError(
