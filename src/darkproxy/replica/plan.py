@@ -365,8 +365,7 @@ def _plan(
                 continue
         if (run := None if hard is not None else (runs.get(m) or _zoo_run(m))) is not None:
             asked = m in prefer_proxy or m in (runs or {})  # named by the user: its figures are theirs to judge
-            trained = trained_values(dt, m, raw)
-            hard = proxy_problem(m, run, dec.values, dec.version, trained, bias, asked, _raw_size(raw, m))
+            hard = _proxy_why(dt, m, run, dec, raw, bias, asked)
             if hard is None and not proxy_pointwise(run):  # a local proxy, like a local exact stage
                 hard = _behind_a_turn(prefix, m, True, ctx)
             if hard is None:
@@ -390,6 +389,12 @@ def _plan(
     ctx = dataclasses.replace(ctx, cfa=cfa_after_crop(raw, prefix)) if from_mosaic else ctx
     # history order first (what --dry-run lists), colorout last when darktable adds it
     return ReplicaPlan(history, prefix, stages, ctx, from_mosaic), list(cov.values())
+
+
+def _proxy_why(dt: Any, m: str, run: str, dec: Any, raw: Any, bias: float | None, asked: bool) -> str | None:
+    """:func:`proxy_problem` at the history's decoded values ``dec``, against what the proxy ``run`` of ``m`` was
+    trained on (the values of its data, the raws' size)."""
+    return proxy_problem(m, run, dec.values, dec.version, trained_values(dt, m, raw), bias, asked, _raw_size(raw, m))
 
 
 def _raw_size(raw: Any, module: str) -> tuple[float, float] | None:
