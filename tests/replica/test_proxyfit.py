@@ -68,19 +68,28 @@ def test_proxy_of_array_sliders(dt, tiny_raw) -> None:
 def test_soften_proxy_refused_on_another_image_size(dt, tiny_raw) -> None:
     """soften's radius is 1 % of the whole image's diagonal: its proxy, trained on regions of 1024 px raws, gave
     25.5 dB on whole 256 px raws where it gives 36.9 on its own (soften_geometry_*_16_draws.md). The replica
-    refuses it on another size, names the reason, and takes it on raws of its size."""
-    from darkproxy.proxy.locate import shipped_root
+    and the proxy itself refuse it on another size, name the reason, and take it on raws of its size."""
+    from darkproxy.errors import DarkproxyError
+    from darkproxy.proxy import Proxy
     from darkproxy.replica import ReplicaError
-    from darkproxy.replica.proxyfit import _run_info, _size_problem
 
     with pytest.raises(ReplicaError) as e:
         _plan(dt, tiny_raw, {"soften": {"size": 40.0}}, prefer_proxy=["soften"])
     msg = str(e.value)
     words = ["soften's radius is 1 % of the full-resolution diagonal", "learnt it on 1024 px raws", "exact stage"]
     assert "\n" not in msg and all(w in msg for w in words), msg
-    run = str(shipped_root() / "soften")
-    metrics = _run_info(run)[1]
-    assert _size_problem("soften", run, metrics, (1024.0, 683.0)) is None  # 1024 px on its long side
-    assert _size_problem("soften", run, metrics, (1010.0, 673.0)) is None  # within rawprepare's crop
-    assert "not known" in str(_size_problem("soften", run, metrics, None))
-    assert "does not record" in str(_size_problem("soften", run, {}, (1024.0, 683.0)))
+    proxy = Proxy.load("zoo:soften")
+    proxy.check_full_size((1024.0, 683.0))  # 1024 px on its long side
+    proxy.check_full_size((1010.0, 673.0))  # within rawprepare's crop
+    for size, words in [((256.0, 170.0), "256 x 170 px"), ((6000.0, 4000.0), "6000 x 4000"), (None, "not known")]:
+        with pytest.raises(DarkproxyError, match=words):
+            proxy.check_full_size(size)
+    del proxy.run_info["raw_size"]  # a run that does not record its raws' size
+    with pytest.raises(DarkproxyError, match="does not record"):
+        proxy.check_full_size((1024.0, 683.0))
+    Proxy.load("zoo:lowpass").check_full_size(None)  # a radius in px times the scale: any size
+    # the size apply and regress check: the raw's (rawpy), else the input as the whole image at its scale
+    from darkproxy.darktable.tapout import full_size, raw_size
+
+    assert full_size((), None, tiny_raw) == tuple(float(v) for v in raw_size(tiny_raw) or ())
+    assert full_size((3, 10, 20), 0.5, None) == (40.0, 20.0) and full_size((3, 10, 20), None, None) is None

@@ -157,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from darkproxy.darktable.render import write_tiff
+    from darkproxy.darktable.tapout import full_size
+    from darkproxy.data.scale import FULL_SIZE_RADIUS
     from darkproxy.errors import DarkproxyError, RawError
     from darkproxy.progress import is_quiet, say
     from darkproxy.proxy import Proxy
@@ -178,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
     values = parse_values(proxy, args.set)
     scale = 1.0 if args.scale is None else float(args.scale)
     proxy.check_scale(scale)  # before darktable's render: a refusal costs nothing
+    if not is_tiff and proxy.module in FULL_SIZE_RADIUS:  # its radius follows the whole image's size: the proxy's one
+        proxy.check_full_size(full_size((), scale, src))
     t0 = time.perf_counter()
     if is_tiff:
         image = read_input_tiff(src, proxy.pre_demosaic)
@@ -185,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
         say(f"darktable renders {proxy.module}'s input of {src.name} at full size")
         image = render_input(args, proxy)
     t_input = time.perf_counter() - t0
+    if is_tiff and proxy.module in FULL_SIZE_RADIUS:  # the TIFF taken as the whole image at --scale
+        proxy.check_full_size(full_size(image.shape, scale, None))
     res = apply_image(
         proxy, image, values, scale=scale, exact=args.exact, tile=args.tile or DEFAULT_TILE, progress=not is_quiet()
     )

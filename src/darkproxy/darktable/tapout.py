@@ -374,6 +374,18 @@ def input_scale(inp: np.ndarray, pre: bool, input_path: Path | None, raw: Path |
     return render_scale(raw, inp.shape) if raw is not None else None
 
 
+def full_size(shape: Sequence[int], scale: float | None, raw: Path | None) -> tuple[float, float] | None:
+    """The full-resolution ``(width, height)`` of the image a module input of ``shape`` (``(..., H, W)``) comes
+    from: ``raw``'s size (rawpy), else the input taken as the whole image at render ``scale``; ``None`` when
+    neither tells."""
+    if raw is not None:
+        wh = raw_size(raw)
+        return (float(wh[0]), float(wh[1])) if wh else None
+    if scale is None or not scale > 0:
+        return None
+    return shape[-1] / scale, shape[-2] / scale
+
+
 def render_module_input(dt: Any, raw: Path, module: str, max_size: int | None) -> tuple[np.ndarray, bool]:
     """The module's input for ``raw`` (darktable's default history upstream),
     as a tap-out at ``max_size``: ``(array, pre_demosaic)`` (one render)."""

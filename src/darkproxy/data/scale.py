@@ -25,6 +25,13 @@ from darkproxy.errors import ScaleError
 if TYPE_CHECKING:
     import torch
 
+# modules whose radius is a fraction of the whole image's full-resolution size, not px times the render scale
+# (docs/darktable-notes.md): a proxy trained on regions of raws of one size learnt the radius of that size only
+# (soften's zoo proxy, 16 draws at render scale 0.5: 36.9 dB median on regions of its 1024 px raws, 25.5 on whole
+# 256 px ones: bench/results/soften_geometry_*_16_draws.md)
+FULL_SIZE_RADIUS = {"soften": "1 % of the full-resolution diagonal"}
+SIZE_TOLERANCE = 0.02  # rawprepare's crop of a raw of the same size
+
 # render scales are measured from rounded pixel sizes: 2 % either side of the
 # trained range is the same scale (a 128 px render of a 6000 px raw is 1/46.9)
 TOLERANCE = 0.02
@@ -120,3 +127,26 @@ def parse_scales(text: str) -> tuple[float, float] | list[float]:
     if any(not 0 < v <= 1 for v in vals):
         raise ParamValueError(f"--scales {text}: scales are output px per raw px, in (0, 1]")
     return out
+
+
+def full_size_problem(
+    module: str, trained: float | None, full_size: tuple[float, float] | None, proxy: str
+) -> str | None:
+    """Why ``proxy`` (a name for messages), a proxy of ``module`` trained on raws whose long side is ``trained`` px
+    (``None``: not recorded), cannot run on an image whose full-resolution ``(width, height)`` is ``full_size``
+    (``None``: unknown); ``None`` when it can, or when ``module``'s radius does not follow the image's size
+    (:data:`FULL_SIZE_RADIUS`)."""
+    if module not in FULL_SIZE_RADIUS:
+        return None
+    rule = f"{module}'s radius is {FULL_SIZE_RADIUS[module]}"
+    if not isinstance(trained, int | float) or trained <= 0:
+        return f"{rule}: the proxy {proxy} does not record the size of the raws it learnt it on"
+    if full_size is None:
+        return f"{rule}: the image's full-resolution size is not known here"
+    w, h = full_size
+    if abs(max(w, h) / float(trained) - 1.0) > SIZE_TOLERANCE:
+        return (
+            f"{rule} and the proxy {proxy} learnt it on {trained:g} px raws, this one is {w:g} x {h:g} px: "
+            "the exact stage reproduces it (no --prefer-proxy)"
+        )
+    return None

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from darkproxy.data.paramspace import ParamSpace
-from darkproxy.data.scale import ScaleRange
+from darkproxy.data.scale import ScaleRange, full_size_problem
 from darkproxy.errors import DarkproxyError, ScaleError, UnknownParam
 from darkproxy.models.registry import arch_entry, build_model
 from darkproxy.proxy.locate import resolve_run
@@ -95,6 +95,11 @@ class Proxy(nn.Module):
                 f"{weights} does not fit architecture {info['arch']!r} "
                 f"(a run from another darkproxy version, or a corrupt file): {first}"
             ) from None
+        if "raw_size" not in info and (run / "zoo.json").is_file():  # the zoo records its training raws' size
+            try:
+                info["raw_size"] = json.loads((run / "zoo.json").read_text()).get("raw_size")
+            except json.JSONDecodeError as e:
+                raise DarkproxyError(f"{run / 'zoo.json'} is corrupt: {e}") from None
         proxy = cls(model, space, info).to(device)
         proxy.run_dir = run.resolve()
         proxy.eval()
@@ -169,6 +174,15 @@ class Proxy(nn.Module):
                 f"this {self.module} proxy depends on the render scale (trained at {sr}): pass the image's scale"
             )
         sr.check(scale, f"{self.module} proxy")
+
+    def check_full_size(self, full_size: tuple[float, float] | None) -> None:
+        """Raise :class:`~darkproxy.errors.DarkproxyError` where this proxy's module has a radius that follows
+        the whole image's size (:data:`~darkproxy.data.scale.FULL_SIZE_RADIUS`: soften) and ``full_size``, the
+        image's full-resolution ``(width, height)`` (``None``: unknown), is not the size of the raws it was
+        trained on (``raw_size``: the zoo's zoo.json); a no-op for every other module."""
+        why = full_size_problem(self.module, self.run_info.get("raw_size"), full_size, str(self.run_dir or self.module))
+        if why is not None:
+            raise DarkproxyError(why)
 
     def forward(
         self,

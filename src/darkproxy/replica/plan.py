@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from darkproxy.darktable.xmp import instance_key
+from darkproxy.data.scale import FULL_SIZE_RADIUS
 from darkproxy.errors import DarkproxyError
 from darkproxy.replica.blend import stage_blend
 from darkproxy.replica.mosaicplan import before_colorin, cfa_after_crop, mosaic_refusal
-from darkproxy.replica.proxyfit import FULL_SIZE_RADIUS, proxy_pointwise, proxy_problem, trained_values
+from darkproxy.replica.proxyfit import proxy_pointwise, proxy_problem, trained_values
 from darkproxy.replica.raster import raster_source
 from darkproxy.replica.registry import EXACT, GEOMETRY_FIRST, GEOMETRY_NOTE, MOSAIC_NOTE, StageContext
 

@@ -22,16 +22,12 @@ from typing import Any
 
 from darkproxy.darktable.params import param_value
 from darkproxy.darktable.schema import element_path
+from darkproxy.data.scale import full_size_problem
 from darkproxy.errors import DarkproxyError
 
 # a proxy whose worst held-out render (the zoo's figure; else its validation) is below this does not reproduce
 # its module: a run through it could end below 30 dB unrefused (issue 27: every run reaches 30 dB or is refused)
 MIN_PSNR = 30.0
-# modules whose radius is a fraction of the whole image's full-resolution size (docs/darktable-notes.md): a proxy
-# trained on regions of raws of one size learnt the radius of that size only (soften's zoo proxy, 16 draws at render
-# scale 0.5: 36.9 dB median on regions of its 1024 px raws, 25.5 on whole 256 px ones: soften_geometry_*_16_draws.md)
-FULL_SIZE_RADIUS = {"soften": "1 % of the full-resolution diagonal"}
-SIZE_TOLERANCE = 0.02  # rawprepare's crop of a raw of the same size
 
 
 def _run_info(run: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -54,27 +50,6 @@ def proxy_pointwise(run: str) -> bool:
         return bool(_run_info(run)[0].get("pointwise", False))
     except (DarkproxyError, OSError, ValueError):
         return False
-
-
-def _size_problem(
-    module: str, run: str, metrics: Mapping[str, Any], full_size: tuple[float, float] | None
-) -> str | None:
-    """Why the proxy of a :data:`FULL_SIZE_RADIUS` module cannot run on an image of ``full_size`` (``None``: it
-    can): its radius follows the image's size, and the proxy knows only its training raws' (zoo.json's
-    ``raw_size``, their long side)."""
-    rule = f"{module}'s radius is {FULL_SIZE_RADIUS[module]}"
-    trained = metrics.get("raw_size")
-    if not isinstance(trained, int | float) or trained <= 0:
-        return f"{rule}: the proxy {run} does not record the size of the raws it learnt it on"
-    if full_size is None:
-        return f"{rule}: the image's full-resolution size is not known here"
-    w, h = full_size
-    if abs(max(w, h) / float(trained) - 1.0) > SIZE_TOLERANCE:
-        return (
-            f"{rule} and the proxy {run} learnt it on {trained:g} px raws, this one is {w:g} x {h:g} px: "
-            "the exact stage reproduces it (no --prefer-proxy)"
-        )
-    return None
 
 
 def _weak(run: str, metrics: Mapping[str, Any]) -> str | None:
@@ -153,7 +128,7 @@ def proxy_problem(
     ``asked``: the user named this proxy (``--prefer-proxy``, a run given for the module): its validation
     figure is theirs to judge (the summary reports the stage's fidelity), the other checks still hold.
     ``full_size``: the raw's ``(width, height)`` in px (rawpy), which a module of
-    :data:`FULL_SIZE_RADIUS` needs to match the raws its proxy was trained on."""
+    :data:`~darkproxy.data.scale.FULL_SIZE_RADIUS` needs to match the raws its proxy was trained on."""
     try:
         info, metrics = _run_info(run)
     except (DarkproxyError, OSError, ValueError) as e:
@@ -174,7 +149,7 @@ def proxy_problem(
             f"exposure: the proxy {run} does not apply the raw's exposure bias ({bias:+g} EV, "
             "compensate_exposure_bias is on); the exact stage does"
         )
-    if module in FULL_SIZE_RADIUS and (why := _size_problem(module, run, metrics, full_size)) is not None:
+    if (why := full_size_problem(module, metrics.get("raw_size"), full_size, run)) is not None:
         return why
     why = _weak(run, metrics)
     if why is not None and not asked:

@@ -29,7 +29,15 @@ from typing import Any
 import numpy as np
 
 from darkproxy.colour.metrics import display_psnr
-from darkproxy.darktable.tapout import input_scale, plan_tapout, raw_from_meta, read_tap_meta, render_module_input
+from darkproxy.darktable.tapout import (
+    full_size,
+    input_scale,
+    plan_tapout,
+    raw_from_meta,
+    read_tap_meta,
+    render_module_input,
+)
+from darkproxy.data.scale import FULL_SIZE_RADIUS
 from darkproxy.engines.regress import RegressConfig, RegressError, regress, resolve_free
 from darkproxy.fsutil import write_json
 from darkproxy.proxy.compat import check_zoo_proxy
@@ -173,6 +181,8 @@ def regress_files(
     if scale is None:
         scale = input_scale(inp, pre, Path(input_path) if input_path is not None else None, raw_p)
     if hasattr(proxy, "at_scale"):  # a Proxy: fixed at the images' scale (refused outside its trained range)
+        if proxy.module in FULL_SIZE_RADIUS:  # and at its training raws' size where the radius follows it
+            proxy.check_full_size(full_size(inp.shape, scale, raw_p))
         proxy = proxy.at_scale(scale)
     say(f"regressing {', '.join(cfg.params or space.names)} ({cfg.restarts} restarts x {cfg.iters} iters)")
     res = regress(proxy, inp, target, cfg)
