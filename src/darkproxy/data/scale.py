@@ -145,8 +145,5 @@ def full_size_problem(
         return f"{rule}: the image's full-resolution size is not known here"
     w, h = full_size
     if abs(max(w, h) / float(trained) - 1.0) > SIZE_TOLERANCE:
-        return (
-            f"{rule} and the proxy {proxy} learnt it on {trained:g} px raws, this one is {w:g} x {h:g} px: "
-            "the exact stage reproduces it (no --prefer-proxy)"
-        )
+        return f"{rule} and the proxy {proxy} learnt it on {trained:g} px raws, this one is {w:g} x {h:g} px"
     return None

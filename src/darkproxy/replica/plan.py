@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from darkproxy.darktable.tapout import full_size
 from darkproxy.darktable.xmp import instance_key
 from darkproxy.data.scale import FULL_SIZE_RADIUS
 from darkproxy.errors import DarkproxyError
@@ -395,17 +396,8 @@ def _plan(
 def _proxy_why(dt: Any, m: str, run: str, dec: Any, raw: Any, bias: float | None, asked: bool) -> str | None:
     """:func:`proxy_problem` at the history's decoded values ``dec``, against what the proxy ``run`` of ``m`` was
     trained on (the values of its data, the raws' size)."""
-    return proxy_problem(m, run, dec.values, dec.version, trained_values(dt, m, raw), bias, asked, _raw_size(raw, m))
-
-
-def _raw_size(raw: Any, module: str) -> tuple[float, float] | None:
-    """The raw's ``(width, height)`` (rawpy) where a proxy of ``module`` needs it (FULL_SIZE_RADIUS), else ``None``."""
-    from darkproxy.darktable.tapout import raw_size
-
-    if module not in FULL_SIZE_RADIUS or raw is None:
-        return None
-    wh = raw_size(Path(raw))
-    return (float(wh[0]), float(wh[1])) if wh else None
+    size = full_size((), None, Path(raw)) if m in FULL_SIZE_RADIUS and raw is not None else None  # rawpy's
+    return proxy_problem(m, run, dec.values, dec.version, trained_values(dt, m, raw), bias, asked, size)
 
 
 def _instances(dt: Any, history: Any) -> tuple[list[str], dict[Any, ItemCoverage], list[tuple[str, int]]]:

@@ -150,7 +150,7 @@ def proxy_problem(
             "compensate_exposure_bias is on); the exact stage does"
         )
     if (why := full_size_problem(module, metrics.get("raw_size"), full_size, run)) is not None:
-        return why
+        return f"{why}: the exact stage reproduces it (no --prefer-proxy)"
     why = _weak(run, metrics)
     if why is not None and not asked:
         return f"{module}: {why}: below {MIN_PSNR:g} dB (--prefer-proxy to run it anyway)"
