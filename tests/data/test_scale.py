@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from darkproxy.colour.metrics import display_psnr
-from darkproxy.darktable.tapout import region_for_scale, render_scale, tapout
+from darkproxy.darktable.tapout import raw_size, region_for_scale, render_scale, tapout
 from darkproxy.data.scale import ScaleRange, parse_scales
 from darkproxy.errors import ParamValueError, ScaleError
 from tests.conftest import ONE_SCALE_RUN, run_cli
@@ -39,6 +39,35 @@ def test_scale_range_feature_check_and_parsing() -> None:
     for bad in ("1:0.1", "0:1", "0.5,2", "x"):
         with pytest.raises(ParamValueError):
             parse_scales(bad)
+
+
+def test_diagonal_basis_for_a_radius_that_follows_the_image_size() -> None:
+    """soften's radius is 1 % of the whole image's diagonal, times the render scale: its proxy is conditioned on
+    that diagonal in output px, the same value for a 1024 px raw at 0.25 and a 256 px one at 1."""
+    from types import SimpleNamespace
+
+    from darkproxy.data.scale import DIAGONAL_PX, RENDER, basis_for, output_diagonal, sample_scale
+    from darkproxy.engines.train.arch import training_scales
+    from darkproxy.errors import DatasetError
+
+    assert output_diagonal(0.5, (300.0, 400.0)) == pytest.approx(250.0)
+    assert output_diagonal(0.25, (1024, 768)) == pytest.approx(output_diagonal(1.0, (256, 192)))
+    assert basis_for("soften") == DIAGONAL_PX and basis_for("lowpass") == RENDER
+    rec = {"render_scale": 0.5, "full_size": [300, 400]}
+    assert sample_scale(rec, DIAGONAL_PX) == pytest.approx(250.0) and sample_scale(rec, RENDER) == 0.5
+    assert sample_scale({"render_scale": 0.5}, DIAGONAL_PX) is None
+    sr = ScaleRange.from_scales([125.0, 500.0], dependent=True, basis=DIAGONAL_PX)
+    assert sr is not None and ScaleRange.from_json(sr.to_json()) == sr and str(sr) == "125-500 px of diagonal"
+    assert "basis" not in ScaleRange(0.1, 1.0).to_json()  # runs before the basis read back as render scales
+    with pytest.raises(ScaleError, match="diagonal is 1000 output px, outside"):
+        sr.check(1000.0)
+    info = SimpleNamespace(module="soften", pointwise=False, pre_demosaic=False, raw={"scales": {"range": [0.1, 1]}})
+    recs = [{"render_scale": 0.1, "full_size": [1024, 768]}, {"render_scale": 1.0, "full_size": [1024, 1024]}]
+    got = training_scales(info, "multiscale", SimpleNamespace(records=recs))  # type: ignore[arg-type]
+    assert got is not None and got.basis == DIAGONAL_PX and got.conditioned
+    assert (got.lo, got.hi) == pytest.approx((128.0, 1448.15), abs=0.01)  # the data's, not the asked 0.1-1
+    with pytest.raises(DatasetError, match="full_size"):  # a dataset generated before samples recorded it
+        training_scales(info, "multiscale", SimpleNamespace(records=[{"render_scale": 0.5}]))  # type: ignore[arg-type]
 
 
 def test_region_geometry() -> None:
@@ -112,6 +141,7 @@ def test_generate_scales_records_regions_and_scales(scales_run) -> None:
         asked = rec["region"]["scale"]
         assert 0.25 <= asked <= 1.0
         assert rec["render_scale"] == pytest.approx(asked, rel=0.03)  # measured from darktable's output size
+        assert tuple(rec["full_size"]) == raw_size(scales_run["raws"] / rec["raw"])  # soften's radius follows it
     assert max(r["render_scale"] for r in recs) / min(r["render_scale"] for r in recs) > 1.5
 
 

@@ -438,18 +438,20 @@ def test_cli_missing_and_corrupt_run(tmp_path: Path) -> None:
     assert r.returncode != 0 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_cli_regress_refuses_soften_on_another_image_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """soften's zoo proxy learnt its radius (1 % of the whole image's diagonal) on 1024 px raws: regression
-    through it from a 96 x 64 px input at scale 0.5 (a 192 x 128 px image) is refused in one line, nothing
-    written."""
+def test_cli_regress_refuses_soften_at_a_diagonal_it_never_learnt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """soften's zoo proxy is conditioned on the whole image's diagonal in output px (its radius is 1 % of it):
+    regression through it from a 64 x 48 px input at scale 0.5 (a 128 x 96 px image: 80 px of diagonal, it
+    learnt 117-1426) is refused in one line, nothing written."""
     from darkproxy.cli import main
     from darkproxy.darktable.render import write_tiff
 
-    img = write_tiff(tmp_path / "in.tif", np.full((3, 64, 96), 0.2, np.float32))
+    img = write_tiff(tmp_path / "in.tif", np.full((3, 48, 64), 0.2, np.float32))
     out = tmp_path / "o"
     rc = main(["regress", "zoo:soften", "--input", str(img), "--target", str(img), "--scale", "0.5", "-o", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and "learnt it on 1024 px raws" in err[-1] and "192 x 128 px" in err[-1], err
+    assert rc == 2 and "diagonal is 80 output px, outside" in err[-1], err
     assert not out.exists()
 
 

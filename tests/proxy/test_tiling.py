@@ -266,20 +266,21 @@ def test_apply_cli_refuses_bad_input(tmp_path: Path, capsys) -> None:
     assert not Path(out).exists()
 
 
-def test_apply_cli_soften_proxy_only_at_its_training_raws_size(tmp_path: Path, capsys) -> None:
-    """soften's radius follows the whole image's size: its zoo proxy (regions of 1024 px raws) refuses a TIFF
-    whose whole image at --scale is another size, in one line, and runs on one of its size."""
+def test_apply_cli_soften_proxy_by_the_whole_images_diagonal(tmp_path: Path, capsys) -> None:
+    """soften's radius follows the whole image's size: its zoo proxy takes the diagonal in output px of the whole
+    image (a TIFF at --scale is taken as the whole image), refuses one it never learnt in one line and runs on
+    another size than its 1024 px training raws (conditioned on the render scale, it refused it)."""
     from darkproxy.cli import main
     from darkproxy.darktable.render import write_tiff
 
     out = tmp_path / "o.tif"
-    small = write_tiff(tmp_path / "small.tif", np.full((3, 64, 96), 0.2, np.float32))
+    small = write_tiff(tmp_path / "small.tif", np.full((3, 48, 64), 0.2, np.float32))  # 128 x 96 px at 0.5
     assert main(["apply", "zoo:soften", str(small), "-o", str(out), "--scale", "0.5"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "learnt it on 1024 px raws" in err and "192 x 128 px" in err, err
+    assert len(err.splitlines()) == 1 and "diagonal is 80 output px, outside" in err, err
     assert not out.exists()
-    ok = write_tiff(tmp_path / "ok.tif", np.full((3, 68, 102), 0.2, np.float32))  # 1020 x 680 px at 0.1
-    assert main(["apply", "zoo:soften", str(ok), "-o", str(out), "--scale", "0.1", "-q"]) == 0
+    ok = write_tiff(tmp_path / "ok.tif", np.full((3, 120, 160), 0.2, np.float32))  # 320 x 240 px at 0.5
+    assert main(["apply", "zoo:soften", str(ok), "-o", str(out), "--scale", "0.5", "-q"]) == 0
     assert out.is_file()
 
 

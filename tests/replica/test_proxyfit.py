@@ -65,31 +65,44 @@ def test_proxy_of_array_sliders(dt, tiny_raw) -> None:
     assert "\n" not in msg and "channelmixerrgb red = [1.2" in msg and "not its sliders" in msg, msg
 
 
-def test_soften_proxy_refused_on_another_image_size(dt, tiny_raw) -> None:
-    """soften's radius is 1 % of the whole image's diagonal: its proxy, trained on regions of 1024 px raws, gave
-    25.5 dB on whole 256 px raws where it gives 36.9 on its own (soften_geometry_*_16_draws.md). The replica
-    and the proxy itself refuse it on another size, name the reason, and take it on raws of its size."""
-    from darkproxy.errors import DarkproxyError
+def test_soften_proxy_follows_the_image_size(dt, tiny_raw) -> None:
+    """soften's radius is 1 % of the whole image's diagonal, times the render scale: its proxy is conditioned on
+    that diagonal in output px (conditioned on the render scale alone it gave 25.5 dB on whole 256 px raws where it
+    gave 36.9 on regions of its 1024 px ones: soften_geometry_*_16_draws.md). The replica takes it on a 128 px
+    raw rendered whole, and refuses in one line a render whose diagonal it never learnt."""
+    from darkproxy.darktable.tapout import raw_size
+    from darkproxy.data.scale import ScaleRange
+    from darkproxy.errors import DarkproxyError, ScaleError
     from darkproxy.proxy import Proxy
-    from darkproxy.replica import ReplicaError
+    from darkproxy.replica.references import load_proxies
 
-    with pytest.raises(ReplicaError) as e:
-        _plan(dt, tiny_raw, {"soften": {"size": 40.0}}, prefer_proxy=["soften"])
+    plan = _plan(dt, tiny_raw, {"soften": {"size": 40.0}}, prefer_proxy=["soften"])
+    assert {s.module: s for s in plan.stages}["soften"].kind == "proxy"
+    wh = raw_size(tiny_raw)
+    assert wh == (128, 128)
+    load_proxies(plan, 1.0, full_size=wh)  # 181 px of diagonal: within what it learnt (117-1426)
+    with pytest.raises(ScaleError) as e:
+        load_proxies(plan, 0.25, full_size=wh)
     msg = str(e.value)
-    words = ["soften's radius is 1 % of the full-resolution diagonal", "learnt it on 1024 px raws", "exact stage"]
-    assert "\n" not in msg and all(w in msg for w in words), msg
+    assert "\n" not in msg and "soften" in msg and "diagonal is 45 output px, outside" in msg, msg
     proxy = Proxy.load("zoo:soften")
-    proxy.check_full_size((1024.0, 683.0))  # 1024 px on its long side
-    proxy.check_full_size((1010.0, 673.0))  # within rawprepare's crop
-    for size, words in [((256.0, 170.0), "256 x 170 px"), ((6000.0, 4000.0), "6000 x 4000"), (None, "not known")]:
+    assert proxy.scale_for(0.5, (300.0, 400.0)) == pytest.approx(250.0)
+    with pytest.raises(ScaleError, match="diagonal is 7211 output px"):  # a 24 MP raw at full size
+        proxy.scale_for(1.0, (6000.0, 4000.0))
+    with pytest.raises(DarkproxyError, match="not known"):
+        proxy.scale_for(0.5, None)
+    # a soften proxy conditioned on the render scale (trained before 2026-12-06) runs at its raws' size only
+    proxy.scale_range = ScaleRange(0.1, 1.0, True, True)
+    assert proxy.scale_for(0.5, (1010.0, 673.0)) == 0.5  # 1024 px within rawprepare's crop
+    for size, words in [((256.0, 170.0), "learnt it on 1024 px raws, this one is 256 x 170 px"), (None, "not known")]:
         with pytest.raises(DarkproxyError, match=words):
-            proxy.check_full_size(size)
+            proxy.scale_for(0.5, size)
     del proxy.run_info["raw_size"]  # a run that does not record its raws' size
     with pytest.raises(DarkproxyError, match="does not record"):
-        proxy.check_full_size((1024.0, 683.0))
-    Proxy.load("zoo:lowpass").check_full_size(None)  # a radius in px times the scale: any size
+        proxy.scale_for(0.5, (1024.0, 683.0))
+    assert Proxy.load("zoo:lowpass").scale_for(0.5, None) == 0.5  # a radius in px times the scale: any size
     # the size apply and regress check: the raw's (rawpy), else the input as the whole image at its scale
-    from darkproxy.darktable.tapout import full_size, raw_size
+    from darkproxy.darktable.tapout import full_size
 
     assert full_size((), None, tiny_raw) == tuple(float(v) for v in raw_size(tiny_raw) or ())
     assert full_size((3, 10, 20), 0.5, None) == (40.0, 20.0) and full_size((3, 10, 20), None, None) is None

@@ -179,9 +179,11 @@ def run(args: argparse.Namespace) -> int:
     proxy = Proxy.load(args.run, device=_device(args))
     values = parse_values(proxy, args.set)
     scale = 1.0 if args.scale is None else float(args.scale)
-    proxy.check_scale(scale)  # before darktable's render: a refusal costs nothing
-    if not is_tiff and proxy.module in FULL_SIZE_RADIUS:  # its radius follows the whole image's size: the proxy's one
-        proxy.check_full_size(full_size((), scale, src))
+    # before darktable's render: a refusal costs nothing (soften's radius follows the whole image's size)
+    if proxy.module not in FULL_SIZE_RADIUS:
+        proxy.check_scale(scale)
+    elif not is_tiff:
+        proxy.scale_for(scale, full_size((), scale, src))
     t0 = time.perf_counter()
     if is_tiff:
         image = read_input_tiff(src, proxy.pre_demosaic)
@@ -189,10 +191,10 @@ def run(args: argparse.Namespace) -> int:
         say(f"darktable renders {proxy.module}'s input of {src.name} at full size")
         image = render_input(args, proxy)
     t_input = time.perf_counter() - t0
-    if is_tiff and proxy.module in FULL_SIZE_RADIUS:  # the TIFF taken as the whole image at --scale
-        proxy.check_full_size(full_size(image.shape, scale, None))
+    # the network's scale: soften's is the whole image's diagonal (a TIFF taken as the whole image at --scale)
+    net_scale = proxy.scale_for(scale, full_size(image.shape if is_tiff else (), scale, None if is_tiff else src))
     res = apply_image(
-        proxy, image, values, scale=scale, exact=args.exact, tile=args.tile or DEFAULT_TILE, progress=not is_quiet()
+        proxy, image, values, scale=net_scale, exact=args.exact, tile=args.tile or DEFAULT_TILE, progress=not is_quiet()
     )
     t1 = time.perf_counter()
     out = write_tiff(args.output, res.output)

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from darkproxy.data.paramspace import ParamSpace
-from darkproxy.data.scale import ScaleRange
+from darkproxy.data.scale import ScaleRange, sample_scale
 from darkproxy.data.store import FORMAT, read_dataset_json
 from darkproxy.errors import DatasetError
 from darkproxy.fsutil import write_bytes_atomic
@@ -161,9 +161,11 @@ class ModuleDataset(Dataset[dict[str, Any]]):
         else:
             u = np.clip(self.space.normalize(rec.get("params", {})), 0.0, 1.0)
         if self.scale_range is not None and self.scale_range.conditioned:
-            s = rec.get("render_scale")
+            s = sample_scale(rec, self.scale_range.basis)
             if not s:
-                raise DatasetError(f"sample {rec.get('id')}: no render_scale, which a scale-conditioned proxy needs")
+                raise DatasetError(
+                    f"sample {rec.get('id')}: no render_scale (or full_size), which a scale-conditioned proxy needs"
+                )
             u = np.append(u, np.float32(self.scale_range.feature(float(s)))).astype(np.float32)
         return u
 

@@ -27,15 +27,17 @@ class ProxyPipeline(nn.Module):
         self.stages = nn.ModuleList(proxies)
         self.cfg = cfg
         self.scale: float | None = None
+        self.stage_scales: list[float | None] = [None] * len(proxies)  # what each stage's network takes
 
-    def set_scale(self, scale: float | None) -> None:
-        """Run every stage at render ``scale`` (raises
+    def set_scale(self, scale: float | None, full_size: tuple[float, float] | None = None) -> None:
+        """Run every stage at render ``scale`` of an image whose full-resolution ``(width, height)`` is
+        ``full_size`` (soften's proxy needs it: :meth:`Proxy.scale_for`; raises
         :class:`~darkproxy.errors.ScaleError` when a stage was not trained at it)."""
+        stage_scales = []
         for p in self.stages:
-            check = getattr(p, "check_scale", None)
-            if check is not None:
-                check(scale)
-        self.scale = scale
+            scale_for = getattr(p, "scale_for", None)
+            stage_scales.append(scale_for(scale, full_size) if scale_for is not None else scale)
+        self.scale, self.stage_scales = scale, stage_scales
 
     @property
     def proxies(self) -> list[Proxy]:
@@ -85,8 +87,8 @@ class ProxyPipeline(nn.Module):
     def forward(self, image: torch.Tensor, params: Sequence[torch.Tensor], return_stages: bool = False):
         x = image
         outs = []
-        for proxy, p in zip(self.stages, params, strict=False):
-            x = proxy(x, p, scale=self.scale)  # None (no set_scale) is refused by a scale-dependent stage
+        for proxy, p, s in zip(self.stages, params, self.stage_scales, strict=False):
+            x = proxy(x, p, scale=s)  # None (no set_scale) is refused by a scale-dependent stage
             outs.append(x)
         return (x, outs) if return_stages else x
 

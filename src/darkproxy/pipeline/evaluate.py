@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from darkproxy.colour.metrics import ImageMetrics, aggregate, compare
-from darkproxy.darktable.tapout import input_scale
+from darkproxy.darktable.tapout import full_size, input_scale
 from darkproxy.data.paramspace import split_module_params
 from darkproxy.data.raws import find_raws, readable_raws
 from darkproxy.data.sampling import sample_params
@@ -85,7 +85,7 @@ def _eval_samples(
         vals = {**draws[i], **flat.param_space.fixed}
         pm = split_module_params(vals)
         inp, outs = render_chain(dt, raw, stage_settings(pipe, pm), size)
-        pipe.set_scale(input_scale(inp, inp.shape[0] == 4, None, raw))
+        pipe.set_scale(sc := input_scale(inp, inp.shape[0] == 4, None, raw), full_size(inp.shape, sc, raw))
         with torch.no_grad():
             x = torch.from_numpy(inp)[None]
             u = torch.as_tensor(flat.param_space.normalize(vals))[None]

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from darkproxy.colour.metrics import display_psnr
-from darkproxy.darktable.tapout import input_scale
+from darkproxy.darktable.tapout import full_size, input_scale
 from darkproxy.data.paramspace import split_module_params
 from darkproxy.engines.regress import RegressConfig, RegressError, regress
 from darkproxy.engines.regress.optimisation_video import write_optimisation_video
@@ -62,7 +62,8 @@ def pipeline_regress(
             f"darktable renders {raw.name} at {inp.shape[2]}x{inp.shape[1]} but the target is "
             f"{tgt.shape[2]}x{tgt.shape[1]}: was the target rendered from this raw?"
         )
-    pipe.set_scale(input_scale(inp, inp.shape[0] == 4, None, raw))  # as `darkproxy regress` measures it
+    sc = input_scale(inp, inp.shape[0] == 4, None, raw)  # as `darkproxy regress` measures it
+    pipe.set_scale(sc, full_size(inp.shape, sc, raw))
     free = flat.free_names()
     cfg = RegressConfig(iters=iters, restarts=restarts, loss=loss, seed=seed, params=free)
     res = regress(flat, inp, tgt, cfg)

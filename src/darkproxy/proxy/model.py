@@ -7,7 +7,8 @@
 
 A proxy of a scale-dependent module knows the render scales it was trained on
 (``scale_range``, :mod:`darkproxy.data.scale`) and refuses others; one trained over
-a range takes the scale as an extra input.
+a range takes the scale as an extra input (soften's: the whole image's diagonal in output
+px, :meth:`Proxy.scale_for`, as its radius follows the image's size).
 
 The weights are frozen (``requires_grad=False``) and the model is in eval
 mode; gradients flow to the image and to the params.
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 
 from darkproxy.data.paramspace import ParamSpace
-from darkproxy.data.scale import ScaleRange, full_size_problem
+from darkproxy.data.scale import DIAGONAL_PX, RENDER, ScaleRange, full_size_problem, output_diagonal
 from darkproxy.errors import DarkproxyError, ScaleError, UnknownParam
 from darkproxy.models.registry import arch_entry, build_model
 from darkproxy.proxy.locate import resolve_run
@@ -175,14 +176,23 @@ class Proxy(nn.Module):
             )
         sr.check(scale, f"{self.module} proxy")
 
-    def check_full_size(self, full_size: tuple[float, float] | None) -> None:
-        """Raise :class:`~darkproxy.errors.DarkproxyError` where this proxy's module has a radius that follows
-        the whole image's size (:data:`~darkproxy.data.scale.FULL_SIZE_RADIUS`: soften) and ``full_size``, the
-        image's full-resolution ``(width, height)`` (``None``: unknown), is not the size of the raws it was
-        trained on (``raw_size``: the zoo's zoo.json); a no-op for every other module."""
-        why = full_size_problem(self.module, self.run_info.get("raw_size"), full_size, str(self.run_dir or self.module))
+    def scale_for(self, scale: float | None, full_size: tuple[float, float] | None = None) -> float | None:
+        """What this proxy's network takes as its scale for an image at render ``scale`` whose full-resolution
+        ``(width, height)`` is ``full_size`` (``None``: unknown): ``scale`` itself, or for a module whose radius
+        follows the whole image's size (:data:`~darkproxy.data.scale.FULL_SIZE_RADIUS`: soften) the image's
+        diagonal in output px (:func:`~darkproxy.data.scale.output_diagonal`). Checked against what it learnt:
+        :class:`~darkproxy.errors.ScaleError` outside it, :class:`~darkproxy.errors.DarkproxyError` where the
+        size is needed and unknown (or, for a soften proxy conditioned on the render scale, not its raws')."""
+        basis = self.scale_range.basis if self.scale_range is not None else RENDER
+        why = full_size_problem(
+            self.module, self.run_info.get("raw_size"), full_size, str(self.run_dir or self.module), basis
+        )
         if why is not None:
             raise DarkproxyError(why)
+        if basis == DIAGONAL_PX and scale is not None and full_size is not None:
+            scale = output_diagonal(scale, full_size)
+        self.check_scale(scale)
+        return scale
 
     def forward(
         self,
@@ -197,7 +207,8 @@ class Proxy(nn.Module):
         or a dict of named values -> ``(B, 3, H', W')`` linear_rec2020.
 
         ``scale``: the render scale of ``image`` (output px per raw px; a float
-        or ``(B,)``), checked against :attr:`scale_range` and fed to a
+        or ``(B,)``; for a soften proxy the whole image's diagonal in output px:
+        :meth:`scale_for` converts), checked against :attr:`scale_range` and fed to a
         scale-conditioned network; required (:class:`~darkproxy.errors.ScaleError`
         without it) by a proxy whose module depends on the scale. ``origin`` ``(B, 4)`` = ``(y0, x0, H, W)``:
         where ``image`` lies in a larger image (tiles), for architectures that
@@ -238,12 +249,12 @@ class Proxy(nn.Module):
             out = self.model(image, p)
         return out[0] if squeeze else out
 
-    def at_scale(self, scale: float | None) -> ScaledProxy:
-        """This proxy fixed at render ``scale`` (checked now; ``None`` is refused
-        by a scale-dependent proxy): ``at_scale(s)(x, p)`` is ``self(x, p, scale=s)``,
-        for code that calls proxies as ``f(x, p)`` (the regression optimiser, pipelines)."""
-        self.check_scale(scale)
-        return ScaledProxy(self, scale)
+    def at_scale(self, scale: float | None, full_size: tuple[float, float] | None = None) -> ScaledProxy:
+        """This proxy fixed at render ``scale`` of an image whose full-resolution ``(width, height)`` is
+        ``full_size`` (:meth:`scale_for`, checked now; ``None`` is refused by a scale-dependent proxy):
+        ``at_scale(s)(x, p)`` is ``self(x, p, scale=scale_for(s))``, for code that calls proxies as ``f(x, p)``
+        (the regression optimiser, pipelines)."""
+        return ScaledProxy(self, self.scale_for(scale, full_size))
 
     def apply_image(  # not ``apply``: nn.Module.apply(fn) must keep working
         self,

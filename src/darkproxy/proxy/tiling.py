@@ -200,7 +200,8 @@ def apply_tiled(
     tensor, linear_rec2020 (``C = 4``: the packed mosaic ``(4, H/2, W/2)`` of
     a pre-demosaic proxy). ``params``: named values or normalised ``(P,)`` /
     ``(B, P)``, as for :meth:`Proxy.forward <darkproxy.proxy.Proxy.forward>`;
-    ``scale``: the image's render scale (checked against the proxy's range).
+    ``scale``: the image's render scale (soften's: its whole diagonal in output px, :meth:`Proxy.scale_for`), checked
+    against the proxy's range.
     Returns ``(3, H', W')`` / ``(B, 3, H', W')`` float32 linear_rec2020 of the
     same kind as ``image`` (a tensor on ``image``'s device; tiles run on the
     proxy's). ``tile``: output px a side per tile (see :func:`plan_tiles`);

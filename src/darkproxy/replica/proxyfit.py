@@ -22,7 +22,7 @@ from typing import Any
 
 from darkproxy.darktable.params import param_value
 from darkproxy.darktable.schema import element_path
-from darkproxy.data.scale import full_size_problem
+from darkproxy.data.scale import RENDER, full_size_problem
 from darkproxy.errors import DarkproxyError
 
 # a proxy whose worst held-out render (the zoo's figure; else its validation) is below this does not reproduce
@@ -128,7 +128,8 @@ def proxy_problem(
     ``asked``: the user named this proxy (``--prefer-proxy``, a run given for the module): its validation
     figure is theirs to judge (the summary reports the stage's fidelity), the other checks still hold.
     ``full_size``: the raw's ``(width, height)`` in px (rawpy), which a module of
-    :data:`~darkproxy.data.scale.FULL_SIZE_RADIUS` needs to match the raws its proxy was trained on."""
+    :data:`~darkproxy.data.scale.FULL_SIZE_RADIUS` needs (a proxy conditioned on the render scale, trained before
+    2026-12-06: to match the raws it was trained on; the range of diagonals is checked at the render's size)."""
     try:
         info, metrics = _run_info(run)
     except (DarkproxyError, OSError, ValueError) as e:
@@ -149,7 +150,8 @@ def proxy_problem(
             f"exposure: the proxy {run} does not apply the raw's exposure bias ({bias:+g} EV, "
             "compensate_exposure_bias is on); the exact stage does"
         )
-    if (why := full_size_problem(module, metrics.get("raw_size"), full_size, run)) is not None:
+    basis = (info.get("scale_range") or {}).get("basis", RENDER)  # soften's diagonal basis runs at any size
+    if (why := full_size_problem(module, metrics.get("raw_size"), full_size, run, basis)) is not None:
         return f"{why}: the exact stage reproduces it (no --prefer-proxy)"
     why = _weak(run, metrics)
     if why is not None and not asked:

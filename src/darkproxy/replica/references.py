@@ -3,6 +3,7 @@ darktable's renders (the replica's input, every stage's tap-out, the sRGB export
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from darkproxy.data.scale import RENDER
 from darkproxy.replica.mosaicplan import needs_camera_matrix
 from darkproxy.replica.plan import ReplicaError, ReplicaPlan
 
@@ -61,16 +63,21 @@ def pick_size(raw: Path, plan: ReplicaPlan, max_size: int | None) -> int:
 
             info = json.loads((resolve_run(st.run) / "run.json").read_text())
             sr = ScaleRange.from_json(info.get("scale_range"))
-            if sr is not None and sr.dependent:
+            if sr is not None and sr.dependent and sr.basis == RENDER:
                 his.append(sr.hi)
+            elif sr is not None and sr.dependent and wh:  # soften's: the whole image's diagonal in output px
+                his.append(min(1.0, sr.hi / math.hypot(*wh)))
     if his:
         return max(16, int(round(long_side * min(his))))
     return min(long_side, 512)
 
 
-def load_proxies(plan: ReplicaPlan, scale: float | None, device: str = "cpu") -> dict[str, torch.nn.Module]:
-    """The chain's proxies, fixed at render ``scale``; a proxy not trained at
-    that scale raises :class:`~darkproxy.errors.ScaleError` naming the sizes that work."""
+def load_proxies(
+    plan: ReplicaPlan, scale: float | None, device: str = "cpu", full_size: tuple[float, float] | None = None
+) -> dict[str, torch.nn.Module]:
+    """The chain's proxies, fixed at render ``scale`` of an image whose full-resolution ``(width, height)`` is
+    ``full_size`` (the raw's, uncut by a crop: soften's proxy needs it, :meth:`Proxy.scale_for`); a proxy not
+    trained at that scale raises :class:`~darkproxy.errors.ScaleError` naming the sizes that work."""
     from darkproxy.errors import ScaleError
     from darkproxy.proxy import load_proxy
 
@@ -82,13 +89,13 @@ def load_proxies(plan: ReplicaPlan, scale: float | None, device: str = "cpu") ->
         if getattr(p, "pre_demosaic", False):
             raise ReplicaError(f"{st.module}: the proxy {st.run} runs on the mosaic; the replica starts after demosaic")
         try:
-            out[st.module] = p.at_scale(scale)
+            out[st.module] = p.at_scale(scale, full_size)
         except ScaleError as e:
             sr = p.scale_range
             raise ScaleError(
                 f"{st.module}: {e}; render at a scale in {sr} (--max-size = raw long side x {sr.hi:g})"
-                if sr is not None
-                else str(e)
+                if sr is not None and sr.basis == RENDER
+                else f"{st.module}: {e}"
             ) from None
     return out
 
@@ -116,6 +123,8 @@ class Renders:
     mosaic_taps: dict[str, np.ndarray] = field(default_factory=dict)
     # the (width, height) in raw px of what the chain starts from (StageContext.full_size)
     full_size: tuple[float, float] | None = None
+    # the raw's own (width, height), no crop cutting it (StageContext.image_size: soften's radius)
+    image_size: tuple[float, float] | None = None
 
     @property
     def chain_input(self) -> np.ndarray:
@@ -170,7 +179,15 @@ def render_references(
     scale = _render_scale(full, inp.shape)
     if scale is None:  # local stages (sharpen's radius) and proxies depend on it: never a guess
         raise ReplicaError(f"cannot measure the render scale: rawpy cannot read the size of {raw}")
-    out = Renders(inp, after, exp.astype(np.float32), float(scale), time.perf_counter() - t0, full_size=full)
+    out = Renders(
+        inp,
+        after,
+        exp.astype(np.float32),
+        float(scale),
+        time.perf_counter() - t0,
+        full_size=full,
+        image_size=_raw_wh(raw),
+    )
     if plan.from_mosaic:
         from darkproxy.raw.mosaic import read_full_mosaic
 
@@ -257,8 +274,16 @@ def _render_scale(wh: tuple[float, float] | None, shape: tuple[int, ...]) -> flo
     return None if wh is None else render_scale((int(round(wh[0])), int(round(wh[1]))), shape)
 
 
+def _raw_wh(raw: Path) -> tuple[float, float] | None:
+    """The raw's ``(width, height)`` (rawpy's visible size: darktable's ``pipe->iwidth``, ``iheight``), uncut."""
+    from darkproxy.darktable.tapout import raw_size
+
+    wh = raw_size(raw)
+    return (float(wh[0]), float(wh[1])) if wh else None
+
+
 def precheck_scale(raw: Path, plan: ReplicaPlan, size: int) -> None:
     """Refuse a size at which a scale-dependent proxy of the chain cannot run, before rendering."""
     wh = rendered_raw_size(raw, plan)
     if wh:
-        load_proxies(plan, min(1.0, size / max(wh)))
+        load_proxies(plan, min(1.0, size / max(wh)), full_size=_raw_wh(raw))

@@ -71,6 +71,10 @@ class StageContext:
     # crop): where a position-dependent module (vignette, graduated density) puts its centre and its
     # radii; ``None`` when unknown (such a stage is then refused)
     full_size: tuple[float, float] | None = None
+    # (width, height) of the raw as darktable's pipe takes it (``pipe->iwidth``, ``iheight``: rawpy's visible
+    # size), not cut by a crop: soften's radius is 1 % of its diagonal; ``None``: :attr:`full_size` (the same
+    # where no crop cuts the image)
+    image_size: tuple[float, float] | None = None
     # the white balance module's coefficients (red, green, blue: darktable's ``dsc.temperature.coeffs``), ``None``
     # without it; the green channel's (a, b) of darktable's automatic noise profile for the raw where darkproxy
     # knows it (:func:`darkproxy.darktable.noiseprofile.auto_profile`), else ``None``

@@ -53,7 +53,9 @@ Log = Callable[[str], None]
 
 def build_chain(plan: ReplicaPlan, renders: Renders, device: str = "cpu") -> ReplicaChain:
     """The plan's chain at the renders' scale (passthrough stages take darktable's tap-outs)."""
-    plan.context = dataclasses.replace(plan.context, scale=renders.scale, full_size=renders.full_size)
+    plan.context = dataclasses.replace(
+        plan.context, scale=renders.scale, full_size=renders.full_size, image_size=renders.image_size
+    )
     if plan.from_mosaic:
         if renders.camera is None or plan.context.cfa is None:
             raise ReplicaError("--from-mosaic: darktable's camera RGB render or the raw's CFA pattern is missing")
@@ -83,7 +85,7 @@ def build_chain(plan: ReplicaPlan, renders: Renders, device: str = "cpu") -> Rep
         cam = torch.from_numpy(renders.camera)[None]
         matrix = tuple(tuple(float(v) for v in row) for row in m)
         plan.context = dataclasses.replace(plan.context, camera_matrix=matrix, camera_input=cam)
-    proxies = load_proxies(plan, renders.scale, device)
+    proxies = load_proxies(plan, renders.scale, device, renders.image_size)
     taps = {st.key: torch.from_numpy(renders.taps[st.key]) for st in plan.stages if st.kind == "passthrough"}
     return ReplicaChain(plan, proxies, taps)
 

@@ -373,18 +373,26 @@ class Generator:
         o = self.opts
         if o.scales is None:
             return None
-        if raw.name not in self._raw_sizes:
-            wh = raw_size(raw)
-            if wh is None:
-                raise RawError(f"{raw.name}: rawpy cannot read its size, which --scales needs")
-            self._raw_sizes[raw.name] = wh
+        wh = self._full_size(raw)
+        if wh is None:
+            raise RawError(f"{raw.name}: rawpy cannot read its size, which --scales needs")
         rng = np.random.default_rng([o.seed, j, 0x5CA1E])
         if isinstance(o.scales, tuple):
             lo, hi = (float(v) for v in o.scales)
             s = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
         else:
             s = float(o.scales[j % len(o.scales)])
-        return region_for_scale(self._raw_sizes[raw.name], o.size, s, rng)
+        return region_for_scale(wh, o.size, s, rng)
+
+    def _full_size(self, raw: Path) -> tuple[int, int] | None:
+        """``raw``'s full-resolution ``(width, height)`` (rawpy; read once): each sample records it, as the
+        radius of soften follows it (``data.scale.FULL_SIZE_RADIUS``)."""
+        if raw.name not in self._raw_sizes:
+            wh = raw_size(raw)
+            if wh is None:
+                return None
+            self._raw_sizes[raw.name] = wh
+        return self._raw_sizes[raw.name]
 
     def _renderer(self, pre: bool, max_size: int | None = None) -> BatchRenderer:
         """A renderer at the run's size (``max_size``: a region's)."""
@@ -574,6 +582,7 @@ class Generator:
                     "input_shape": list(i_crop.shape),
                     "split": split,
                     "render_scale": self._scale(p.raw, out.shape, p.plan.region),
+                    **({"full_size": list(wh)} if not pre and (wh := self._full_size(p.raw)) else {}),
                     **({"region": p.plan.region.to_json()} if p.plan.region is not None else {}),
                     "pair": p.j,
                     "crop": [y, x, h, w] if o.crops > 1 else None,

@@ -4,6 +4,7 @@ proxy run on the same input, the region a render scale asks for, and the pre-dem
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,16 @@ import torch
 
 from darkproxy.darktable.render import RenderFailure, RenderJob, read_tiff
 from darkproxy.darktable.session import Darktable
-from darkproxy.darktable.tapout import Region, packed_input, plan_tapout, raw_size, region_for_scale, render_scale
+from darkproxy.darktable.tapout import (
+    Region,
+    full_size,
+    packed_input,
+    plan_tapout,
+    raw_size,
+    region_for_scale,
+    render_scale,
+)
+from darkproxy.data.scale import FULL_SIZE_RADIUS, RENDER
 from darkproxy.errors import DarkproxyError, DarktableRenderError
 from darkproxy.viz.images import error_map, side_by_side, to_display
 
@@ -86,23 +96,38 @@ def eval_region(proxy, raw: Path, size: int, scale: float | None, rng: np.random
         if scale is not None:
             raise DarkproxyError(f"{proxy.module} runs on the full-resolution mosaic: it has no render scale")
         return None
-    if scale is None:
-        if sr is None or not sr.dependent:
-            return None
-        scale = float(np.exp(rng.uniform(np.log(sr.lo), np.log(sr.hi))))
-    proxy.check_scale(scale)
+    if scale is None and (sr is None or not sr.dependent):
+        return None
     wh = raw_size(raw)
     if wh is None:
         raise DarkproxyError(f"{raw.name}: rawpy cannot read its size, which rendering at a scale needs")
+    if scale is None:
+        assert sr is not None
+        s = float(np.exp(rng.uniform(np.log(sr.lo), np.log(sr.hi))))
+        scale = s if sr.basis == RENDER else min(1.0, s / math.hypot(*wh))  # soften's: a diagonal in output px
+    net_scale(proxy, scale, raw)
     return region_for_scale(wh, size, scale, rng)
 
 
+def net_scale(proxy: Any, scale: float | None, raw: Path | None, shape: Sequence[int] = ()) -> float | None:
+    """What ``proxy``'s network takes for a render of ``raw`` (or, without one, an image of ``shape`` taken as
+    the whole image) at render ``scale``, checked: :meth:`Proxy.scale_for <darkproxy.proxy.Proxy.scale_for>`
+    (soften's is the whole image's diagonal in output px; the scale itself for every other module)."""
+    scale_for = getattr(proxy, "scale_for", None)
+    if scale_for is None:
+        return scale
+    return scale_for(scale, full_size(shape, scale, raw) if proxy.module in FULL_SIZE_RADIUS else None)
+
+
 @torch.no_grad()
-def run_proxy(proxy, image: np.ndarray, params: Mapping[str, Any], scale: float | None = None) -> np.ndarray:
-    """proxy(image (C,H,W), params by name) at render ``scale`` -> float32 (3,H',W')."""
+def run_proxy(
+    proxy, image: np.ndarray, params: Mapping[str, Any], scale: float | None = None, raw: Path | None = None
+) -> np.ndarray:
+    """proxy(image (C,H,W), params by name) at render ``scale`` of ``raw`` (:func:`net_scale`) -> float32
+    (3,H',W')."""
     x = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None].to(proxy.device)
     u = proxy.normalize({k: v for k, v in params.items() if k in proxy.param_space.names}, batch=1)
-    return proxy(x, u, scale=scale)[0].float().cpu().numpy()
+    return proxy(x, u, scale=net_scale(proxy, scale, raw, image.shape))[0].float().cpu().numpy()
 
 
 def panel(

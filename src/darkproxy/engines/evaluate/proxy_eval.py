@@ -17,6 +17,7 @@ from darkproxy.colour.metrics import ImageMetrics, aggregate, compare
 from darkproxy.darktable.session import Darktable
 from darkproxy.data.raws import find_raws, readable_raws
 from darkproxy.data.sampling import sample_params
+from darkproxy.data.scale import FULL_SIZE_RADIUS
 from darkproxy.engines.evaluate.pairs import (
     BASELINE_KIND,
     Pair,
@@ -109,7 +110,8 @@ def _checked_settings(
                 raise DarkproxyError(f"--scales: {proxy.module} runs on the full-resolution mosaic: it has no scale")
             if not 0 < sc <= 1:
                 raise DarkproxyError(f"--scales: {sc} is not a render scale in (0, 1]")
-            proxy.check_scale(sc)
+            if proxy.module not in FULL_SIZE_RADIUS:  # soften's is checked per raw (its diagonal: eval_region)
+                proxy.check_scale(sc)
     return fixed, rng, scale_list
 
 
@@ -117,7 +119,7 @@ def _score_pair(
     proxy: Any, i: int, sc: float | None, pair: Pair, space: Any, scores: _Scores, region: Any = None
 ) -> ImageMetrics:
     """Sample ``i``: the proxy (and identity, or before demosaic the crude baseline) against darktable."""
-    pred = run_proxy(proxy, pair.input, pair.params, pair.scale)
+    pred = run_proxy(proxy, pair.input, pair.params, pair.scale, pair.raw)
     assert pair.output is not None  # rendered with outputs
     m = compare(pred, pair.output)
     ident = compare(pair.input, pair.output) if pair.input.shape == pair.output.shape else None

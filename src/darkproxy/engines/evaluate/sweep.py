@@ -3,6 +3,7 @@ plot against the value, ``sweep.json`` and optionally an mp4."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,8 @@ import numpy as np
 
 from darkproxy.colour.metrics import ImageMetrics, aggregate, compare
 from darkproxy.darktable.session import Darktable
+from darkproxy.darktable.tapout import raw_size
+from darkproxy.data.scale import DIAGONAL_PX
 from darkproxy.engines.evaluate.pairs import Pair, default_size, eval_region, render_pairs, run_proxy
 from darkproxy.errors import DarkproxyError
 from darkproxy.fsutil import write_json
@@ -67,6 +70,8 @@ def sweep(
     sr = getattr(proxy, "scale_range", None)
     if scale is None and sr is not None and sr.dependent and not proxy.pre_demosaic:
         scale = float(np.sqrt(sr.lo * sr.hi))  # the geometric middle of the trained range
+        if sr.basis == DIAGONAL_PX and (wh := raw_size(Path(raw))):  # soften's: a diagonal in output px
+            scale = min(1.0, scale / math.hypot(*wh))
     region = eval_region(proxy, Path(raw), size, scale, np.random.default_rng(0))
     pairs = render_pairs(dt, Path(raw), proxy.module, params_list, size, with_outputs=with_darktable, region=region)
     frames, psnrs, per_step, mets = _frames(proxy, param, values, pairs, out)
@@ -144,7 +149,7 @@ def _frames(
     per_step: list[dict[str, Any] | None] = []
     mets: list[ImageMetrics] = []
     for k, (v, pair) in enumerate(zip(values, pairs, strict=True)):
-        pred = run_proxy(proxy, pair.input, pair.params, pair.scale)
+        pred = run_proxy(proxy, pair.input, pair.params, pair.scale, pair.raw)
         label = f"{param} = {v:.3f}" if isinstance(v, float) else f"{param} = {v}"
         if pair.output is not None:
             m = compare(pred, pair.output)

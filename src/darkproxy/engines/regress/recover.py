@@ -181,9 +181,8 @@ def regress_files(
     if scale is None:
         scale = input_scale(inp, pre, Path(input_path) if input_path is not None else None, raw_p)
     if hasattr(proxy, "at_scale"):  # a Proxy: fixed at the images' scale (refused outside its trained range)
-        if proxy.module in FULL_SIZE_RADIUS:  # and at its training raws' size where the radius follows it
-            proxy.check_full_size(full_size(inp.shape, scale, raw_p))
-        proxy = proxy.at_scale(scale)
+        # and the whole image's size where the radius follows it (soften)
+        proxy = proxy.at_scale(scale, full_size(inp.shape, scale, raw_p) if proxy.module in FULL_SIZE_RADIUS else None)
     say(f"regressing {', '.join(cfg.params or space.names)} ({cfg.restarts} restarts x {cfg.iters} iters)")
     res = regress(proxy, inp, target, cfg)
     out = Path(out_dir)

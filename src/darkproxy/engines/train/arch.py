@@ -9,8 +9,9 @@ from typing import Any
 import torch
 
 from darkproxy.data.dataset import DatasetInfo, ModuleDataset
-from darkproxy.data.scale import ScaleRange
+from darkproxy.data.scale import DIAGONAL_PX, FULL_SIZE_RADIUS, RENDER, ScaleRange, basis_for, sample_scale
 from darkproxy.engines.train.config import TrainError
+from darkproxy.errors import DatasetError
 from darkproxy.models.registry import arch_entry
 
 
@@ -95,7 +96,15 @@ def training_scales(info: DatasetInfo, arch: str, train_ds: ModuleDataset) -> Sc
         or info.pre_demosaic
         or info.raw.get("position_dependent") is True
     )
-    measured = [r.get("render_scale") for r in train_ds.records]
+    basis = basis_for(info.module) if dependent else RENDER
+    measured = [sample_scale(r, basis) for r in train_ds.records]
+    if basis == DIAGONAL_PX:  # soften: its radius follows the whole image's size (the diagonals the data hold)
+        if any(r.get("render_scale") for r in train_ds.records) and not all(measured):
+            raise DatasetError(
+                f"{info.module}'s radius is {FULL_SIZE_RADIUS[info.module]}: its samples must record their raw's "
+                "full_size (datasets generated before 2026-12-06 do not): generate it again"
+            )
+        return ScaleRange.from_scales(measured, dependent, basis)
     asked = (info.raw.get("scales") or {}).get("range") if isinstance(info.raw.get("scales"), dict) else None
     # a drawn range is the trained range, ends included (the draws seldom land on them)
     return ScaleRange.from_scales([*measured, *(asked or [])] if any(measured) else [], dependent)

@@ -7,8 +7,9 @@ An RGB module (``IOP_CS_RGB``: the working profile's linear Rec2020). ``process(
 * ``dt_box_mean`` (``common/box_filters.c``) with ``BOX_ITERATIONS`` = 8: eight times a horizontal then a
   vertical running mean over ``2 radius + 1`` px, the window cut at the image's edges (the mean of the pixels
   inside it: :func:`box_matrix`), here by running sums in float64. The radius
-  follows the whole image, not the region rendered: ``mrad = (int)(0.01 hypot(W, H))`` of ``piece->buf_in``
-  at full resolution (:attr:`StageContext.full_size`), ``rad = (int)(mrad min(100, size + 1) / 100)``,
+  follows the whole raw, not the region rendered: ``mrad = (int)(0.01 hypot(W, H))`` of the pipe's input
+  (``piece->iwidth x piece->iscale``: the raw, uncut by a crop, :attr:`StageContext.image_size`; measured on
+  crop regions of 1024 px raws, 2026-12-06), ``rad = (int)(mrad min(100, size + 1) / 100)``,
   ``radius = min(mrad, ceilf(rad x roi->scale))`` with darktable-cli's float export scale
   (:func:`~darkproxy.replica.ports.resample.export_frame`);
 * ``dt_iop_image_linear_blend``: ``amount / 100`` of the blurred image plus the rest of the input.
@@ -87,6 +88,8 @@ def scaled_radius(rad: int, scale: float, cap: int) -> int:
 def blur_radius(size: float, ctx: StageContext, h: int, w: int) -> int:
     """``process()``'s box radius in render px for an ``(h, w)`` export (see the module docstring)."""
     bw, bh, s = whole_export("soften", ctx, h, w)
+    if ctx.image_size is not None:  # pipe->iwidth, iheight: the raw's size, which a crop does not cut
+        bw, bh = (int(round(float(d))) for d in ctx.image_size)
     mrad = int(math.sqrt(float(bw) * bw + float(bh) * bh) * 0.01)
     rad = int(mrad * (min(100.0, float(torch.tensor(size, dtype=torch.float32)) + 1.0) / 100.0))
     return scaled_radius(rad, s, mrad)
