@@ -148,7 +148,8 @@ def stable_ambient_light(x: Tensor) -> tuple[Tensor, Tensor]:
     (about what a float32 matrix with near-zero off-diagonal terms rounds), twice; a light or depth that moves is
     not darktable's to the digit. Calibrated on two raws (2026-12-05): astronaut's light, which darktable's
     differs from, moves at ``6e-9`` already; motorcycle's at 128 px, where the stage gives 97.7-99.6 dB, stays at
-    ``6e-9`` and ``1e-8`` and moves at ``2e-8``."""
+    ``6e-9`` and ``1e-8`` and moves at ``2e-8`` on that AMD EPYC machine; on an Intel Xeon (2026-12-06) it moves at
+    ``1e-8``, refused, where computed anyway it gives 34.9-47.3 dB (bench/results/hazeremoval_rounding_check.md)."""
     a0, dmax = ambient_light(x)
     gen = torch.Generator().manual_seed(0)
     size = 1e-8 * x.detach().abs().amax(0, keepdim=True)
