@@ -163,3 +163,68 @@ def test_rotated_edit_keeps_its_scale_and_refuses_what_flip_changes(dt, make_raw
     unturned = dt.edit(bilat, updates={"flip": {"orientation": 0}})
     cov = {c.module: c for c in replica_coverage(dt, unturned, raw, prefer_proxy=["bilat"])}
     assert cov["bilat"].runs == "proxy", cov["bilat"]
+
+
+def test_position_stages_follow_darktables_crop_rectangle(dt, make_raw, expect) -> None:
+    """darktable 4.2's crop truncates its float32 rectangle (``modify_roi_out``: 256 x 170 px at 0.1-0.9 is
+    204 x 135, not 204.8 x 136) and darktable-cli's export checks its scale against the crop's input less the
+    left and top cut (``origin``: 230.4 x 153 px there), so it does not correct the scale upwards where the
+    crop's own size would: vignette (-0.8) and graduatednd (2 EV, 30 degrees, exact behind a crop) on a
+    256 x 170 px raw cropped to 0.1-0.9 and 0.125-0.875 x 0.1-0.9, at 128 px, match darktable's export.
+    Measured 2026-12-06: 58.92 and 58.89 dB (vignette), 58.96 and 58.98 dB (graduatednd), the 8-bit export's
+    quantisation (58.95 without a crop); the frame before the fix (204.8 x 136, no room): vignette 50.9 dB on
+    the first crop, refused on the second (128 x 90 is not an export of 192 x 136); bounds 55 and 54."""
+    import dataclasses
+
+    from darkproxy.colour.metrics import display_image_psnr
+    from darkproxy.errors import DarkproxyError
+    from darkproxy.replica.plan import ReplicaPlan, plan_replica
+    from darkproxy.replica.references import Renders, render_references, replica_history
+    from darkproxy.replica.run import build_chain
+
+    raw = make_raw(source="coffee", size=256)  # 256 x 170
+    crops = {
+        "0.1-0.9": ({"cx": 0.1, "cy": 0.1, "cw": 0.9, "ch": 0.9}, (204.0, 135.0), (204.8, 136.0)),
+        "0.125-0.875": ({"cx": 0.125, "cy": 0.1, "cw": 0.875, "ch": 0.9}, (192.0, 135.0), (192.0, 136.0)),
+    }
+    modules = {"vignette": {"brightness": -0.8}, "graduatednd": {"density": 2.0, "rotation": 30.0}}
+
+    def psnr(plan: ReplicaPlan, r: Renders) -> float:
+        chain = build_chain(plan, r)
+        with torch.no_grad():
+            out = chain(torch.from_numpy(r.input)[None], chain.history_u())
+        return display_image_psnr(out[0].numpy(), r.export)
+
+    for name, (crop, size, before) in crops.items():
+        for module, sets in modules.items():
+            crop_sets = crop | {"ratio_n": 0, "ratio_d": 0}
+            hist = dt.edit(replica_history(dt, raw, None, {module: sets, "crop": crop_sets}), enable=["crop"])
+            plan = plan_replica(dt, hist, raw)
+            assert {s.module: s.kind for s in plan.stages}[module] == "exact", plan.stages
+            renders = render_references(dt, raw, plan, 128, taps=False)
+            assert renders.full_size == size, renders.full_size
+            expect(f"{module}.crop{name}.replica.psnr", psnr(plan, renders), ">=", 55)
+            if module == "vignette":  # the crop's fractional size, the scale corrected as without a crop
+                old = dataclasses.replace(renders, full_size=before, export_room=None)
+                if name == "0.1-0.9":
+                    expect(f"vignette.crop{name}.fractional_frame.psnr", psnr(plan, old), "<", 54)
+                else:
+                    with pytest.raises(DarkproxyError, match="not darktable-cli's export"):
+                        psnr(plan, old)
+
+
+def test_crop_frame_is_darktables_float32_truncation() -> None:
+    """Known maths (crop.c, darktable 4.2): the rectangle ``(int)(width * (cw - cx))`` in float32, the params
+    clamped (``commit_params``), at least 5 px; the left and top cut unfloored; the export's scale check
+    behind it (imageio.c) reads the room the cut leaves, not the crop's size."""
+    from darkproxy.replica.ports.resample import export_scale
+    from darkproxy.replica.references import crop_frame
+
+    w, h, left, top = crop_frame(256, 170, 0.1, 0.1, 0.9, 0.9)
+    assert (w, h, top) == (204, 135, 17.0) and left == pytest.approx(25.6)
+    assert crop_frame(256, 170, 0.125, 0.1, 0.875, 0.9)[:2] == (192, 135)
+    assert crop_frame(256, 170, None, None, None, None) == (256, 170, 0.0, 0.0)
+    assert crop_frame(100, 100, 0.95, -1.0, 0.96, 2.0)[:2] == (6, 100)  # cx clamped to 0.9, cy 0, ch 1
+    assert crop_frame(10, 10, 0.5, 0.5, 0.5, 0.5)[:2] == (5, 5)
+    assert export_scale((135, 204), (85, 128)) == pytest.approx(0.6320988)  # ceil(85 / s) = 136 > 135
+    assert export_scale((135, 204), (85, 128), (153.0, 230.4)) == pytest.approx(128 / 204)  # room: none

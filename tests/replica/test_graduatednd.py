@@ -133,12 +133,14 @@ def test_graduatednd_geometry_follows_darktable_export_scale() -> None:
 
 
 def test_graduatednd_refuses_geometry_it_does_not_place() -> None:
-    """After a module that crops or resizes the image, its full-resolution size is not known exactly: refused."""
+    """After a module that crops or resizes the image, its full-resolution size is not known exactly: refused;
+    crop's is (darktable's truncated rectangle: test_geometry.py's crop test)."""
     from darkproxy.replica import EXACT, StageContext
 
     op = EXACT["graduatednd"]
     assert op.supports(SETTINGS[0], StageContext(modules=("flip", "graduatednd", "colorin"))) is None
-    for g in ("crop", "clipping", "ashift"):
+    assert op.supports(SETTINGS[0], StageContext(modules=("flip", "crop", "graduatednd", "colorin"))) is None
+    for g in ("clipping", "ashift"):
         why = op.supports(SETTINGS[0], StageContext(modules=(g, "graduatednd", "colorin")))
         assert why is not None and "\n" not in why
 

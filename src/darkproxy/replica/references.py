@@ -125,6 +125,8 @@ class Renders:
     full_size: tuple[float, float] | None = None
     # the raw's own (width, height), no crop cutting it (StageContext.image_size: soften's radius)
     image_size: tuple[float, float] | None = None
+    # what darktable-cli's export checks its scale against (StageContext.export_room; None: full_size)
+    export_room: tuple[float, float] | None = None
 
     @property
     def chain_input(self) -> np.ndarray:
@@ -187,6 +189,7 @@ def render_references(
         time.perf_counter() - t0,
         full_size=full,
         image_size=_raw_wh(raw),
+        export_room=export_room(raw, plan),
     )
     if plan.from_mosaic:
         from darkproxy.raw.mosaic import read_full_mosaic
@@ -263,8 +266,57 @@ def rendered_raw_size(raw: Path, plan: ReplicaPlan) -> tuple[float, float] | Non
     crop = geometry.get("crop")
     if crop is None:
         return w, h
-    cx, cy, cw, ch = (float(crop.values[k]) for k in ("cx", "cy", "cw", "ch"))
-    return (cw - cx) * w, (ch - cy) * h
+    cw_px, ch_px, _, _ = crop_frame(int(w), int(h), *(crop.values.get(k) for k in ("cx", "cy", "cw", "ch")))
+    return float(cw_px), float(ch_px)
+
+
+def export_room(raw: Path, plan: ReplicaPlan) -> tuple[float, float] | None:
+    """The ``(width, height)`` darktable-cli's export checks its render against before it corrects the export
+    scale upwards (``dt_imageio_export_with_flags``: ``ceil(processed_width / scale) + origin[0] >
+    pipe->iwidth``, ``origin`` the output's corner taken back through the pipe's geometry): with a crop, the
+    crop's input less its left and top cut (``distort_backtransform``: ``buf_in.width * cx`` in float32, not
+    floored), wider than the crop's output, so that darktable rarely corrects there; ``None`` without a crop
+    (the image's own size: :func:`rendered_raw_size`) or when rawpy cannot read the raw's size. A flip's part
+    in ``origin`` is not followed (as without a crop); rawprepare's crop is taken as the raw's visible size."""
+    from darkproxy.darktable.tapout import raw_size
+    from darkproxy.replica.ports.flip import SWAP_XY, resolved_orientation
+
+    geometry = {st.module: st for st in plan.prefix}
+    crop = geometry.get("crop")
+    wh = raw_size(raw)
+    if crop is None or not wh:
+        return None
+    w, h = int(wh[0]), int(wh[1])
+    if "flip" in geometry:
+        o = resolved_orientation(geometry["flip"].values, plan.context)
+        if o is not None and o & SWAP_XY:
+            w, h = h, w
+    _, _, left, top = crop_frame(w, h, *(crop.values.get(k) for k in ("cx", "cy", "cw", "ch")))
+    return w - left, h - top
+
+
+def crop_frame(
+    width: int, height: int, cx: float | None, cy: float | None, cw: float | None, ch: float | None
+) -> tuple[int, int, float, float]:
+    """darktable 4.2's crop module (``src/iop/crop.c``) on a ``width`` x ``height`` input at full resolution:
+    ``(out_width, out_height, left, top)``. ``commit_params`` clamps the params (``CLAMPF``: cx, cy to
+    [0, 0.9], cw, ch to [0.1, 1]); ``modify_roi_out`` sets ``roi_out->width = roi_in->width * (d->cw - d->cx)``
+    in float32, truncated to int (4.2's crop applies no aspect ratio there: the GUI keeps it), at least 5 px:
+    the ``buf_in`` of every later module (vignette's centre, graduatednd's line); ``distort_transform`` moves
+    points by ``left = buf_in.width * d->cx``, ``top = buf_in.height * d->cy`` (float32, not floored). Missing
+    params are crop's defaults (0, 0, 1, 1). 256 x 170 px at 0.1, 0.1, 0.9, 0.9: 204 x 135 (not 204.8 x 136:
+    float32 0.9 - 0.1 is 0.79999995), left 25.6, top 17."""
+    f = np.float32
+
+    def clampf(v: float | None, default: float, lo: float, hi: float) -> np.float32:
+        x = f(default if v is None else v)
+        return (x if x <= f(hi) else f(hi)) if x >= f(lo) else f(lo)  # CLAMPF(a, mn, mx)
+
+    x0, y0 = clampf(cx, 0.0, 0.0, 0.9), clampf(cy, 0.0, 0.0, 0.9)
+    x1, y1 = clampf(cw, 1.0, 0.1, 1.0), clampf(ch, 1.0, 0.1, 1.0)
+    out_w = int(f(f(width) * f(x1 - x0)))  # int = float: truncation toward zero
+    out_h = int(f(f(height) * f(y1 - y0)))
+    return max(out_w, 5), max(out_h, 5), float(f(f(width) * x0)), float(f(f(height) * y0))
 
 
 def _render_scale(wh: tuple[float, float] | None, shape: tuple[int, ...]) -> float | None:

@@ -71,6 +71,10 @@ class StageContext:
     # crop): where a position-dependent module (vignette, graduated density) puts its centre and its
     # radii; ``None`` when unknown (such a stage is then refused)
     full_size: tuple[float, float] | None = None
+    # (width, height) darktable-cli's export checks its render against before it corrects the export scale
+    # upwards (``pipe->iwidth - origin[0]``, ``iheight - origin[1]``: references.export_room): with a crop, the
+    # crop's input less its left and top cut; ``None``: :attr:`full_size`
+    export_room: tuple[float, float] | None = None
     # (width, height) of the raw as darktable's pipe takes it (``pipe->iwidth``, ``iheight``: rawpy's visible
     # size), not cut by a crop: soften's radius is 1 % of its diagonal; ``None``: :attr:`full_size` (the same
     # where no crop cuts the image)

@@ -54,7 +54,11 @@ Log = Callable[[str], None]
 def build_chain(plan: ReplicaPlan, renders: Renders, device: str = "cpu") -> ReplicaChain:
     """The plan's chain at the renders' scale (passthrough stages take darktable's tap-outs)."""
     plan.context = dataclasses.replace(
-        plan.context, scale=renders.scale, full_size=renders.full_size, image_size=renders.image_size
+        plan.context,
+        scale=renders.scale,
+        full_size=renders.full_size,
+        image_size=renders.image_size,
+        export_room=renders.export_room,
     )
     if plan.from_mosaic:
         if renders.camera is None or plan.context.cfa is None:

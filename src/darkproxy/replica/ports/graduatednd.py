@@ -25,8 +25,9 @@ the filter there and maps back; without the matrix it raises. After colorin (a n
 Shapes: ``(B, 3, H, W)`` linear Rec2020 -> the same. Differentiable in the image and in ``density``,
 ``hardness``, ``rotation``, ``offset``, ``hue`` and ``saturation`` (the clip of ``0.5 + length`` has zero
 gradient outside the ramp, as darktable's value there is constant). Not pointwise. Refused: the module after
-a geometry stage that crops or resizes (crop, clipping, ashift, rotate/scale pixels: the full-resolution size
-there is not known exactly); a flip that turns the raw is followed.
+a geometry stage that crops or resizes (clipping, ashift, rotate/scale pixels: the full-resolution size
+there is not known exactly); a flip that turns the raw is followed, and so is a crop (darktable's rectangle in px
+and its export scale's check behind it: :func:`darkproxy.replica.references.crop_frame`, ``export_room``).
 
 Measured (``tests/replica/test_graduatednd.py``, 10 settings at 96 px and at 50 px, the scale corrected
 there, 7 runs): worst setting per run 86.2-87.4 dB, each setting 86.2-100; the remainder is darktable's Lab
@@ -58,7 +59,7 @@ def render_geometry(ctx: StageContext, h: int, w: int) -> tuple[float, float]:
     from darkproxy.replica.ports.resample import export_frame
 
     try:
-        bw, bh, s = export_frame(ctx.full_size, ctx.scale, h, w)
+        bw, bh, s = export_frame(ctx.full_size, ctx.scale, h, w, ctx.export_room)
     except ValueError as e:
         raise DarkproxyError(f"graduatednd: {e}") from None
     if s == 1.0:
@@ -144,9 +145,9 @@ def _compute_density(dens: Tensor, length: Tensor) -> Tensor:
     return d * d
 
 
-# geometry before the module whose full-resolution output size the chain does not know exactly (crop: its
-# rectangle's size in px is darktable's rounding, not measured here)
-RESIZING = ("clipping", "ashift", "crop", "rotatepixels", "scalepixels")
+# geometry before the module whose full-resolution output size the chain does not know exactly (crop's it does:
+# darktable 4.2's truncation of its float32 rectangle, references.crop_frame)
+RESIZING = ("clipping", "ashift", "rotatepixels", "scalepixels")
 
 
 def _supported(v: Values, ctx: StageContext) -> str | None:

@@ -28,38 +28,49 @@ A = np.float32(4.0 / (math.pi * math.pi))
 P = np.float32(0.225)
 
 
-def export_scale(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> float:
+def export_scale(in_hw: tuple[int, int], out_hw: tuple[int, int], room: tuple[float, float] | None = None) -> float:
     """The float scale darktable-cli's export runs the pipe at for an ``in_hw`` image exported in a
-    square box that gives ``out_hw`` (the box's side is the output's long side)."""
+    square box that gives ``out_hw`` (the box's side is the output's long side). ``room`` ``(height, width)``:
+    what the export checks the scaled render against (``pipe->iheight - origin[1]``, ``iwidth - origin[0]``:
+    larger than ``in_hw`` behind a crop, :attr:`StageContext.export_room`); ``None``: ``in_hw``."""
     ph, pw = in_hw
+    rh, rw = room if room is not None else (ph, pw)
     box = max(out_hw)
     s = min(box / pw, box / ph, 1.0)
     w_out, h_out = int(s * pw + 0.8), int(s * ph + 0.8)
-    if math.ceil(w_out / s) > pw or math.ceil(h_out / s) > ph:  # imageio.c: corrected (exact size)
+    if math.ceil(w_out / s) > rw or math.ceil(h_out / s) > rh:  # imageio.c: corrected (exact size)
         s *= max((pw + 1) / pw, (ph + 1) / ph)
     return float(np.float32(s))
 
 
-def export_frame(full_size: tuple[float, float] | None, scale: float, h: int, w: int) -> tuple[int, int, float]:
+def export_frame(
+    full_size: tuple[float, float] | None,
+    scale: float,
+    h: int,
+    w: int,
+    room: tuple[float, float] | None = None,
+) -> tuple[int, int, float]:
     """``(bw, bh, s)`` of a module that depends on the pixel's place, in an ``(h, w)`` render of the whole
     image: ``piece->buf_in``'s width and height (``full_size``, the chain's :attr:`StageContext.full_size`,
     turned when a flip before the module turned the image: the render's aspect tells) and ``roi_out->scale``
     (darktable-cli's export scale, :func:`export_scale`, corrected upwards as darktable corrects it).
     ``full_size`` ``None`` is a render at scale 1 (``scale`` must be 1); raises ``ValueError`` when ``(h, w)``
-    is not darktable-cli's export of that size."""
+    is not darktable-cli's export of that size. ``room``: the ``(width, height)`` darktable's export checks the
+    scale against (:attr:`StageContext.export_room`; ``None``: ``full_size``)."""
     if full_size is None:
         if abs(scale - 1.0) > 1e-6:
             raise ValueError(f"render scale {scale:g}: the image's full-resolution size is not known")
         return w, h, 1.0
     bw, bh = (int(round(float(d))) for d in full_size)
+    rw, rh = (float(room[0]), float(room[1])) if room is not None else (float(bw), float(bh))
     if (bw > bh) != (w > h) and bw != bh:  # a flip before the module turned the raw: buf_in is the turned image
-        bw, bh = bh, bw
+        bw, bh, rw, rh = bh, bw, rh, rw
     if (bw, bh) == (w, h):
         return bw, bh, 1.0
     s64 = max(h, w) / max(bh, bw)
     if (int(s64 * bh + 0.8), int(s64 * bw + 0.8)) != (h, w):
         raise ValueError(f"the {w}x{h} image is not darktable-cli's export of the {bw}x{bh} full-size image")
-    return bw, bh, export_scale((bh, bw), (h, w))
+    return bw, bh, export_scale((bh, bw), (h, w), (rh, rw))
 
 
 def _sinf_fast(t: np.ndarray) -> np.ndarray:
