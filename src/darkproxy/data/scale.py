@@ -87,8 +87,9 @@ class ScaleRange:
         return {**d, "basis": self.basis} if self.basis != RENDER else d
 
     def __str__(self) -> str:
-        unit = " px of diagonal" if self.basis == DIAGONAL_PX else ""
-        return (f"{self.lo:.3g}" if self.lo == self.hi else f"{self.lo:.3g}-{self.hi:.3g}") + unit
+        if self.basis == DIAGONAL_PX:  # output px: whole numbers read best (111-1448, not 111-1.45e+03)
+            return (f"{self.lo:.0f}" if self.lo == self.hi else f"{self.lo:.0f}-{self.hi:.0f}") + " px of diagonal"
+        return f"{self.lo:.3g}" if self.lo == self.hi else f"{self.lo:.3g}-{self.hi:.3g}"
 
     def contains(self, scale: float) -> bool:
         return self.lo * (1 - TOLERANCE) <= scale <= self.hi * (1 + TOLERANCE)
