@@ -214,3 +214,27 @@ def test_pre_demosaic_baseline_is_bilinear_with_the_oracle_colour_matrix() -> No
     # a target no 3x3 matrix reaches (a per-pixel curve) keeps the baseline well below that
     curved = np.abs(target) ** 2.2
     assert display_psnr(bilinear_baseline(packed, curved), curved) < display_psnr(base, target) - 3
+
+
+def test_eval_region_draws_softens_diagonal(make_raw) -> None:
+    """soften's zoo proxy is conditioned on the whole image's diagonal in output px (its radius is 1 % of the
+    raw's diagonal times the scale): without a scale, eval draws a diagonal in the learnt range and renders the
+    raw at the scale that gives it; a scale whose diagonal it never learnt is refused in one line."""
+    import math
+
+    from darkproxy.darktable.tapout import raw_size
+    from darkproxy.engines.evaluate import eval_region
+    from darkproxy.errors import ScaleError
+    from darkproxy.proxy import Proxy
+
+    proxy = Proxy.load("zoo:soften")
+    sr = proxy.scale_range
+    raw = make_raw(size=512)
+    diag = math.hypot(*(raw_size(raw) or (0, 0)))
+    for seed in range(4):
+        region = eval_region(proxy, raw, 128, None, np.random.default_rng(seed))
+        assert region is not None and sr is not None
+        assert sr.lo <= region.scale * diag <= sr.hi * 1.001, (region.scale, diag)
+    with pytest.raises(ScaleError, match="diagonal is 72 output px, outside") as e:
+        eval_region(proxy, raw, 128, 0.1, np.random.default_rng(0))
+    assert "\n" not in str(e.value)
