@@ -8,8 +8,8 @@ An RGB module (``IOP_CS_RGB``: the working profile's linear Rec2020). ``process(
   vertical running mean over ``2 radius + 1`` px, the window cut at the image's edges (the mean of the pixels
   inside it: :func:`box_matrix`), here by running sums in float64. The radius
   follows the whole raw, not the region rendered: ``mrad = (int)(0.01 hypot(W, H))`` of the pipe's input
-  (``piece->iwidth x piece->iscale``: the raw, uncut by a crop, :attr:`StageContext.image_size`; measured on
-  crop regions of 1024 px raws, 2026-12-06), ``rad = (int)(mrad min(100, size + 1) / 100)``,
+  (``piece->iwidth x piece->iscale``: the raw, uncut by a crop, :attr:`StageContext.image_size`;
+  ``tests/replica/test_soften_bloom.py`` with a crop), ``rad = (int)(mrad min(100, size + 1) / 100)``,
   ``radius = min(mrad, ceilf(rad x roi->scale))`` with darktable-cli's float export scale
   (:func:`~darkproxy.replica.ports.resample.export_frame`);
 * ``dt_iop_image_linear_blend``: ``amount / 100`` of the blurred image plus the rest of the input.
