@@ -61,6 +61,10 @@ def test_diagonal_basis_for_a_radius_that_follows_the_image_size() -> None:
     assert "basis" not in ScaleRange(0.1, 1.0).to_json()  # runs before the basis read back as render scales
     with pytest.raises(ScaleError, match="diagonal is 1000 output px, outside"):
         sr.check(1000.0)
+    assert sr.render_scale(250.0, (300, 400)) == pytest.approx(0.5) and sr.render_scale(900.0, (300, 400)) == 1.0
+    assert ScaleRange(0.1, 1.0).render_scale(0.3, None) == 0.3  # a render-scale range: the value itself
+    with pytest.raises(ScaleError, match="needs the image's size"):
+        sr.render_scale(250.0, None)
     info = SimpleNamespace(module="soften", pointwise=False, pre_demosaic=False, raw={"scales": {"range": [0.1, 1]}})
     recs = [{"render_scale": 0.1, "full_size": [1024, 768]}, {"render_scale": 1.0, "full_size": [1024, 1024]}]
     got = training_scales(info, "multiscale", SimpleNamespace(records=recs))  # type: ignore[arg-type]

@@ -115,6 +115,16 @@ class ScaleRange:
                 "(darktable scales the module's radii with it); train with --scales covering it"
             )
 
+    def render_scale(self, value: float, full_size: Sequence[float] | None) -> float:
+        """The render scale at which an image whose full-resolution ``(width, height)`` is ``full_size`` takes
+        ``value`` on this range's basis: ``value`` itself, or for :data:`DIAGONAL_PX` ``value`` over its diagonal
+        (at most 1: darktable-cli does not upscale)."""
+        if self.basis != DIAGONAL_PX:
+            return float(value)
+        if not full_size:
+            raise ScaleError("a proxy conditioned on the whole image's diagonal needs the image's size")
+        return min(1.0, float(value) / math.hypot(float(full_size[0]), float(full_size[1])))
+
     def feature(self, scale: float | torch.Tensor) -> torch.Tensor:
         """The model's extra param: ``(log s - log lo) / (log hi - log lo)``
         (0 at ``lo``, 1 at ``hi``; a tensor keeps its shape)."""

@@ -4,7 +4,6 @@ proxy run on the same input, the region a render scale asks for, and the pre-dem
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from darkproxy.darktable.tapout import (
     region_for_scale,
     render_scale,
 )
-from darkproxy.data.scale import FULL_SIZE_RADIUS, RENDER
+from darkproxy.data.scale import FULL_SIZE_RADIUS
 from darkproxy.errors import DarkproxyError, DarktableRenderError
 from darkproxy.viz.images import error_map, side_by_side, to_display
 
@@ -103,8 +102,7 @@ def eval_region(proxy, raw: Path, size: int, scale: float | None, rng: np.random
         raise DarkproxyError(f"{raw.name}: rawpy cannot read its size, which rendering at a scale needs")
     if scale is None:
         assert sr is not None
-        s = float(np.exp(rng.uniform(np.log(sr.lo), np.log(sr.hi))))
-        scale = s if sr.basis == RENDER else min(1.0, s / math.hypot(*wh))  # soften's: a diagonal in output px
+        scale = sr.render_scale(float(np.exp(rng.uniform(np.log(sr.lo), np.log(sr.hi)))), wh)  # soften's: a diagonal
     net_scale(proxy, scale, raw)
     return region_for_scale(wh, size, scale, rng)
 

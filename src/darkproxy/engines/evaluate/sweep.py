@@ -3,7 +3,6 @@ plot against the value, ``sweep.json`` and optionally an mp4."""
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,9 +68,8 @@ def sweep(
     params_list = [space.for_darktable({param: v}) for v in values]
     sr = getattr(proxy, "scale_range", None)
     if scale is None and sr is not None and sr.dependent and not proxy.pre_demosaic:
-        scale = float(np.sqrt(sr.lo * sr.hi))  # the geometric middle of the trained range
-        if sr.basis == DIAGONAL_PX and (wh := raw_size(Path(raw))):  # soften's: a diagonal in output px
-            scale = min(1.0, scale / math.hypot(*wh))
+        mid = float(np.sqrt(sr.lo * sr.hi))  # the geometric middle of the trained range (soften's: a diagonal)
+        scale = sr.render_scale(mid, raw_size(Path(raw)) if sr.basis == DIAGONAL_PX else None)
     region = eval_region(proxy, Path(raw), size, scale, np.random.default_rng(0))
     pairs = render_pairs(dt, Path(raw), proxy.module, params_list, size, with_outputs=with_darktable, region=region)
     frames, psnrs, per_step, mets = _frames(proxy, param, values, pairs, out)
