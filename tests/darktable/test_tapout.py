@@ -185,3 +185,20 @@ def test_cli_tapout_corrupt_raw(tmp_path: Path) -> None:
     bad.write_bytes(b"garbage" * 100)
     r = run_cli("tapout", str(bad), "exposure", "-o", str(tmp_path / "t"))
     assert r.returncode == 2 and "darktable cannot open" in r.stderr and "bad.dng" in r.stderr
+
+
+def test_raw_size_reads_a_rewritten_raw_again(make_raw, tmp_path) -> None:
+    """raw_size is read once per file version: the same path rewritten with another raw gives the new size, a
+    missing or unreadable file None."""
+    import shutil
+
+    from darkproxy.darktable.tapout import raw_size
+
+    p = tmp_path / "r.dng"
+    shutil.copyfile(make_raw(size=128), p)
+    assert raw_size(p) == (128, 128) and raw_size(p) == (128, 128)
+    shutil.copyfile(make_raw(size=192), p)
+    assert raw_size(p) == (192, 192)
+    assert raw_size(tmp_path / "missing.dng") is None
+    (tmp_path / "junk.dng").write_bytes(b"not a raw")
+    assert raw_size(tmp_path / "junk.dng") is None

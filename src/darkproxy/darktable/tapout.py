@@ -47,6 +47,7 @@ the chosen params (its output). What this does not cover, and how it is handled:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -133,11 +134,24 @@ def with_region(dt: Darktable, sidecar: Sidecar, region: Region | None) -> Sidec
 
 def raw_size(raw: str | os.PathLike[str]) -> tuple[int, int] | None:
     """The raw's visible ``(width, height)`` in px (rawpy), ``None`` when
-    rawpy cannot read it."""
+    rawpy cannot read it. Read once per file version (rawpy unpacks the whole
+    raw; the replica asks for the size, the crop's frame and the export's room
+    of the same raw)."""
+    try:
+        st = os.stat(raw)
+    except OSError:
+        return None
+    return _raw_size(os.fspath(raw), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _raw_size(path: str, mtime_ns: int, size: int) -> tuple[int, int] | None:
+    """:func:`raw_size` of ``path`` as it is at ``mtime_ns`` and ``size`` (the cache's key: a rewritten raw is
+    read again)."""
     try:
         import rawpy
 
-        with rawpy.imread(str(raw)) as r:
+        with rawpy.imread(path) as r:
             return int(r.sizes.width), int(r.sizes.height)
     except Exception:  # any unreadable raw: darktable reports it when rendering
         return None
