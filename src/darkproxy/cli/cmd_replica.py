@@ -99,6 +99,16 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     g.add_argument("--iters", type=int, default=200, help="optimiser iterations per restart (default 200)")
     g.add_argument("--restarts", type=int, default=4, help="restarts (default 4)")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument(
+        "--corrections",
+        type=int,
+        default=0,
+        metavar="K",
+        help="after the fit, K rounds of correction by darktable: it renders the recovered sliders, the replica's "
+        "error there is taken off the target and the sliders fitted again (one restart each); the round whose "
+        "render is closest to the target is kept. For replicas with proxies (--prefer-proxy), whose own error "
+        "misplaces sliders: each round costs a darktable render and a fit (default 0)",
+    )
     p.set_defaults(func=run)
 
 
@@ -187,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
         config=RegressConfig(iters=args.iters, restarts=args.restarts, seed=args.seed),
         log=say,
         from_mosaic=args.from_mosaic,
+        corrections=args.corrections,
     )
     emit(
         args,

@@ -11,6 +11,7 @@ export, ``darktable.png``) and which is compared with the target.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -88,6 +89,7 @@ def replica_regress(
     truth: Mapping[str, Any] | None = None,
     log: Log | None = None,
     from_mosaic: bool = False,
+    corrections: int = 0,
 ) -> dict[str, Any]:
     """Recover ``free`` (``"module.param"``; default :func:`default_free`) from
     ``target`` (a display-referred sRGB image path, or a float (3, H, W) array in
@@ -98,21 +100,25 @@ def replica_regress(
     ``darktable_psnr`` / ``darktable_deltae_mean`` / ``darktable_deltae_p95``
     (darktable's render of ``result.xmp`` vs the target), ``start_psnr`` (darktable's
     render of the starting history), and with ``truth`` ({``"module.param"``: value})
-    ``param_errors`` (absolute and as a fraction of the slider's range)."""
-    from dataclasses import replace
+    ``param_errors`` (absolute and as a fraction of the slider's range).
 
-    from darkproxy.darktable.blendop import item_blend
-    from darkproxy.darktable.legacy import upgrade_history
-    from darkproxy.darktable.xmp import parse_instance_key
-    from darkproxy.engines.regress import RegressConfig, regress
+    ``corrections``: that many rounds of output-space correction after the fit, for a replica whose proxies
+    err: darktable renders the recovered edit, the replica's error there (darktable's export minus the
+    replica's output) is taken off the target, and the sliders are fitted again from where they are (one
+    restart). A slider the proxy misplaces because of its own error moves to where darktable's render meets
+    the target. ``rounds`` records each fit (the first is the plain one): its params, darktable's PSNR against
+    the target and, with ``truth``, the slider errors; the round whose darktable render is closest to the target is
+    the result."""
+    from darkproxy.engines.regress import RegressConfig
     from darkproxy.errors import RawError
-    from darkproxy.replica.blend import BLEND_OPACITY
 
     say = log or (lambda s: None)
     t0 = time.perf_counter()
     raw = Path(raw)
     if not raw.is_file():
         raise RawError(f"raw file {raw} does not exist")
+    if corrections < 0:
+        raise ReplicaError(f"corrections must be >= 0, got {corrections}")
     tgt = target.astype(np.float32) if isinstance(target, np.ndarray) else read_display_image(target)
     hist = replica_history(dt, raw, xmp, sets)
     chain, renders = _chain_for_target(dt, raw, hist, tgt, allow_missing, prefer_proxy, runs, say, from_mosaic)
@@ -121,26 +127,14 @@ def replica_regress(
     cfg.params = names
     cfg.record = False
     say(f"regressing {', '.join(names)} through the replica ({cfg.restarts} restarts x {cfg.iters} iters)")
-    res = regress(chain, renders.chain_input, tgt, cfg)
+    size = int(max(tgt.shape[-2:]))
+    res, result, dt_img, rounds = _fit(dt, raw, chain, renders, hist, tgt, cfg, corrections, truth, say)
     recovered = {n: res.params[n] for n in names}
-    opacities = {n[: -len(BLEND_OPACITY) - 1]: v for n, v in recovered.items() if n.endswith("." + BLEND_OPACITY)}
-    edits = split_module_params({n: v for n, v in recovered.items() if not n.endswith("." + BLEND_OPACITY)})
-    result = dt.edit(upgrade_history(hist, dt.schemas, modules=list(edits)), updates=edits)
-    for key, opacity in opacities.items():  # into the item's blend params, as darktable stores it (percent)
-        item = result.find(*parse_instance_key(key))
-        bp = item_blend(item)
-        if bp is None:  # the chain only has this slider for an item that blends
-            raise ReplicaError(f"{key}: its history item has no blend params to write the opacity to")
-        item.blendop_params = replace(bp, opacity=100.0 * float(opacity)).encode()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result.write(out / "result.xmp")
-    say("rendering result.xmp and the starting history with darktable")
-    size = int(max(tgt.shape[-2:]))
-    dt_img = render_export(dt, raw, result, size)
+    say("rendering the starting history with darktable")
     start_img = render_export(dt, raw, hist, size)
-    if dt_img.shape != tgt.shape:
-        raise ReplicaError(f"darktable's export is {dt_img.shape}, the target {tgt.shape}")
     with torch.no_grad():
         u = torch.as_tensor(res.normalized)[None]
         rep_img = chain(torch.from_numpy(renders.chain_input)[None], u)[0].numpy()
@@ -166,6 +160,7 @@ def replica_regress(
         "restarts": res.restarts,
         "regress_seconds": res.seconds,
         "xmp": str(out / "result.xmp"),
+        "rounds": rounds,
     }
     if truth:
         record.update(_param_errors(chain, recovered, truth))
@@ -214,6 +209,83 @@ def _free_names(chain: ReplicaChain, free: Sequence[str] | None) -> list[str]:
     if not names:
         raise ReplicaError("nothing to recover: give --free module.param,...")
     return names
+
+
+def _fit(
+    dt: Any,
+    raw: Path,
+    chain: ReplicaChain,
+    renders: Renders,
+    hist: Any,
+    tgt: np.ndarray,
+    cfg: Any,
+    corrections: int,
+    truth: Mapping[str, Any] | None,
+    say: Log,
+) -> tuple[Any, Any, np.ndarray, list[dict[str, Any]]]:
+    """:func:`replica_regress`'s fit and its ``corrections`` -> (the regression's result, the history with its
+    sliders, darktable's export of it, the rounds' records)."""
+    from darkproxy.engines.regress import regress
+
+    names = list(cfg.params)
+    res = regress(chain, renders.chain_input, tgt, cfg)
+    size = int(max(tgt.shape[-2:]))
+    rounds, recovered = [], {n: res.params[n] for n in names}
+    result = _recovered_history(dt, hist, recovered)
+    dt_img = render_export(dt, raw, result, size)
+    if dt_img.shape != tgt.shape:
+        raise ReplicaError(f"darktable's export is {dt_img.shape}, the target {tgt.shape}")
+    fits = [(res, result, dt_img)]
+    for k in range(corrections):
+        rounds.append(_round_record(chain, recovered, dt_img, tgt, truth))
+        with torch.no_grad():
+            u = torch.as_tensor(res.normalized)[None]
+            rep = chain(torch.from_numpy(renders.chain_input)[None], u)[0].numpy()
+        say(f"correction {k + 1} of {corrections}: darktable {rounds[-1]['darktable_psnr']:.2f} dB, fitting again")
+        # restart 0 starts from ``fixed``: the sliders as recovered
+        again = dataclasses.replace(cfg, restarts=1)
+        res = regress(chain, renders.chain_input, (tgt - (dt_img - rep)).astype(np.float32), again, fixed=res.params)
+        recovered = {n: res.params[n] for n in names}
+        result = _recovered_history(dt, hist, recovered)
+        dt_img = render_export(dt, raw, result, size)
+        fits.append((res, result, dt_img))
+    if corrections:  # the round whose darktable render is closest to the target is the answer
+        rounds.append(_round_record(chain, recovered, dt_img, tgt, truth))
+        best = max(range(len(rounds)), key=lambda i: rounds[i]["darktable_psnr"])
+        res, result, dt_img = fits[best]
+        say(f"kept round {best} (0: the fit before corrections): darktable {rounds[best]['darktable_psnr']:.2f} dB")
+    return res, result, dt_img, rounds
+
+
+def _recovered_history(dt: Any, hist: Any, recovered: Mapping[str, Any]) -> Any:
+    """``hist`` with the ``recovered`` sliders (``"module.param"``; a blend's opacity into its item's blend
+    params, in percent as darktable stores it)."""
+    from darkproxy.darktable.blendop import item_blend
+    from darkproxy.darktable.legacy import upgrade_history
+    from darkproxy.darktable.xmp import parse_instance_key
+    from darkproxy.replica.blend import BLEND_OPACITY
+
+    opacities = {n[: -len(BLEND_OPACITY) - 1]: v for n, v in recovered.items() if n.endswith("." + BLEND_OPACITY)}
+    edits = split_module_params({n: v for n, v in recovered.items() if not n.endswith("." + BLEND_OPACITY)})
+    result = dt.edit(upgrade_history(hist, dt.schemas, modules=list(edits)), updates=edits)
+    for key, opacity in opacities.items():
+        item = result.find(*parse_instance_key(key))
+        bp = item_blend(item)
+        if bp is None:  # the chain only has this slider for an item that blends
+            raise ReplicaError(f"{key}: its history item has no blend params to write the opacity to")
+        item.blendop_params = dataclasses.replace(bp, opacity=100.0 * float(opacity)).encode()
+    return result
+
+
+def _round_record(
+    chain: ReplicaChain, recovered: Mapping[str, Any], dt_img: np.ndarray, tgt: np.ndarray, truth: Any
+) -> dict[str, Any]:
+    """One fit of :func:`replica_regress`'s rounds: its params, darktable's PSNR, its slider errors."""
+    rec: dict[str, Any] = {"params": dict(recovered), "darktable_psnr": display_image_psnr(dt_img, tgt)}
+    if truth:
+        pe = _param_errors(chain, recovered, truth)
+        rec.update(param_errors=pe["param_errors"], param_error_median=pe["param_error_median"])
+    return rec
 
 
 def _param_errors(chain: ReplicaChain, recovered: Mapping[str, Any], truth: Mapping[str, Any]) -> dict[str, Any]:
