@@ -214,7 +214,8 @@ def eval_new_raws(rows: list[dict[str, Any]], zoo: Path, n: int, out: Path) -> N
 def exact_section(out: Path) -> list[str]:
     """The modules with an exact port too: the port's figure beside the proxy's, on the same darktable renders
     (``proxy_vs_exact.json``, written by bench/bench_proxy_vs_exact.py), and the slider regression through each
-    (``regress_exact_MODULE.json``, bench/bench_regress_exact.py) where measured."""
+    (``regress_exact_MODULE.json``, bench/bench_regress_exact.py) and through each proxy corrected by darktable's
+    renders (``regress_corrections_MODULE.json``, bench/bench_regress_corrections.py) where measured."""
     p = out / "proxy_vs_exact.json"
     if not p.is_file():
         return []
@@ -262,6 +263,19 @@ def exact_section(out: Path) -> list[str]:
                 ps = [r[meth]["darktable_psnr"] for r in rows]
                 lines.append(
                     f"| {f.stem.removeprefix('regress_exact_')} | {meth} | {statistics.median(errs):.4f} / "
+                    f"{max(errs):.4f} | {statistics.median(ps):.1f} / {min(ps):.1f} |"
+                )
+        for f in sorted(out.glob("regress_corrections_*.json")):  # bench/bench_regress_corrections.py
+            rows = json.loads(f.read_text())["rows"]
+            k = len(rows[0]["rounds"]) - 1
+            for label, fits in (
+                (f"proxy ({f.stem}.md's first fit)", [r["rounds"][0] for r in rows]),
+                (f"proxy, then {k} corrections by darktable", [r["kept"] for r in rows]),
+            ):
+                errs = [e for fit in fits for e in fit["errors"].values()]
+                ps = [fit["darktable_psnr"] for fit in fits]
+                lines.append(
+                    f"| {f.stem.removeprefix('regress_corrections_')} | {label} | {statistics.median(errs):.4f} / "
                     f"{max(errs):.4f} | {statistics.median(ps):.1f} / {min(ps):.1f} |"
                 )
     return [*lines, ""]
