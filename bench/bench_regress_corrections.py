@@ -26,16 +26,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from bench_match import synthetic_raws  # noqa: E402
-from bench_regress_exact import HELDOUT, RAW_SIZE, SIZE  # noqa: E402
+from bench_regress_exact import HELDOUT, RAW_SIZE, SIZE, edits  # noqa: E402
 
 from darkproxy.darktable.session import Darktable  # noqa: E402
-from darkproxy.data.sampling import sample_params  # noqa: E402
 from darkproxy.engines.regress import RegressConfig  # noqa: E402
 from darkproxy.machine import machine_info  # noqa: E402
-from darkproxy.proxy import Proxy  # noqa: E402
-from darkproxy.replica.fit import render_export, replica_regress  # noqa: E402
-from darkproxy.replica.references import replica_history  # noqa: E402
+from darkproxy.replica.fit import replica_regress  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,23 +47,16 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     a = ap.parse_args()
     dt = Darktable()
-    raws = synthetic_raws(Path(a.work), RAW_SIZE, sources=HELDOUT)
-    space = Proxy.load(f"zoo:{a.module}").param_space
-    free = [f"{a.module}.{n}" for n in space.names]
     t0 = time.time()
     rows = []
-    for i, d in enumerate(sample_params(space, a.n, "uniform", 0)):
-        raw = raws[i % len(raws)]
-        truth = {f"{a.module}.{k}": float(v) for k, v in space.for_darktable(d).items() if k in space.names}
-        edit = {a.module: {**space.fixed, **space.for_darktable(d)}}
-        tgt = render_export(dt, raw, replica_history(dt, raw, None, edit), SIZE)
+    for i, (raw, truth, space, tgt) in enumerate(edits(dt, a.module, a.n, Path(a.work))):
         with tempfile.TemporaryDirectory() as td:
             rec = replica_regress(
                 dt,
                 raw,
                 tgt,
                 td,
-                free=free,
+                free=[f"{a.module}.{n}" for n in space.names],
                 sets={a.module: dict(space.fixed)},
                 prefer_proxy=(a.module,),
                 config=RegressConfig(iters=a.iters, restarts=a.restarts, seed=0),

@@ -23,8 +23,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -44,6 +47,19 @@ RAW_SIZE, SIZE = 256, 128
 METHODS = ("exact", "proxy")
 
 
+def edits(dt: Darktable, module: str, n: int, work: Path) -> Iterator[tuple[Path, dict[str, float], Any, np.ndarray]]:
+    """The bench's ``n`` edits of ``module`` (the zoo proxy's sliders uniform in its training ranges, seed 0, on
+    the held-out raws round-robin): (raw, the hidden sliders ``{"module.param": value}``, the proxy's param space,
+    darktable's 8-bit export of the edit at :data:`SIZE` px)."""
+    raws = synthetic_raws(work, RAW_SIZE, sources=HELDOUT)
+    space = Proxy.load(f"zoo:{module}").param_space
+    for i, d in enumerate(sample_params(space, n, "uniform", 0)):
+        raw = raws[i % len(raws)]
+        truth = {f"{module}.{k}": float(v) for k, v in space.for_darktable(d).items() if k in space.names}
+        edit = {module: {**space.fixed, **space.for_darktable(d)}}
+        yield raw, truth, space, render_export(dt, raw, replica_history(dt, raw, None, edit), SIZE)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--module", default="bilat")
@@ -54,16 +70,10 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     a = ap.parse_args()
     dt = Darktable()
-    raws = synthetic_raws(Path(a.work), RAW_SIZE, sources=HELDOUT)
-    space = Proxy.load(f"zoo:{a.module}").param_space
-    free = [f"{a.module}.{n}" for n in space.names]
     t0 = time.time()
     rows = []
-    for i, d in enumerate(sample_params(space, a.n, "uniform", 0)):
-        raw = raws[i % len(raws)]
-        truth = {f"{a.module}.{k}": float(v) for k, v in space.for_darktable(d).items() if k in space.names}
-        edit = {a.module: {**space.fixed, **space.for_darktable(d)}}
-        tgt = render_export(dt, raw, replica_history(dt, raw, None, edit), SIZE)
+    for i, (raw, truth, space, tgt) in enumerate(edits(dt, a.module, a.n, Path(a.work))):
+        free = [f"{a.module}.{n}" for n in space.names]
         row: dict[str, Any] = {"raw": raw.name, "truth": truth}
         for method in METHODS:
             with tempfile.TemporaryDirectory() as td:
