@@ -95,6 +95,16 @@ def _register_regress(sub, common: argparse.ArgumentParser) -> None:
         help="render scale of the images (output px per raw px; default: from the input's meta.json or the "
         "raw's size); a scale-dependent proxy refuses one outside its trained range",
     )
+    p.add_argument(
+        "--corrections",
+        type=int,
+        default=0,
+        metavar="K",
+        help="after the fit, K rounds of correction by darktable (needs the raw): it renders the recovered params, "
+        "the proxy's error there is taken off the target and the params fitted again (one restart each); the "
+        "round whose render is closest to the target is kept (params.json's rounds has each). For a proxy whose "
+        "own error misplaces sliders: each round costs a darktable render and a fit (default 0)",
+    )
     _regress_options(p)
     p.set_defaults(func=run_regress)
 
@@ -229,6 +239,8 @@ def run_regress(args: argparse.Namespace) -> int:
     read_image(args.target, "target")  # fail on a bad target before starting darktable
     if args.input is None and args.raw is None:
         raise DarkproxyError("give --input (the module input TIFF) or --raw (the raw the target comes from)")
+    if args.corrections < 0:
+        raise DarkproxyError(f"--corrections must be >= 0, got {args.corrections}")
     if args.input is not None:
         read_image(args.input, "input")
     dt = darktable_from_args(args)
@@ -243,6 +255,7 @@ def run_regress(args: argparse.Namespace) -> int:
         video=args.video,
         log=say,
         scale=args.scale,
+        corrections=args.corrections,
     )
     vals = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec["params"].items())
     dtp = rec["darktable_psnr"]
@@ -256,6 +269,7 @@ def run_regress(args: argparse.Namespace) -> int:
             else " (no raw: darktable not checked)"
         )
         + (f", full history {rec['full_history_psnr']:.2f} dB" if rec.get("full_history_psnr") is not None else "")
+        + (f", kept round {rec['kept_round']} of {len(rec['rounds'])}" if rec.get("rounds") else "")
         + f", {rec['seconds']:.1f} s -> {args.output}/params.json"
         + (f", {args.output}/result.xmp" if dtp is not None else ""),
     )

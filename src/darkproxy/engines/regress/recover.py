@@ -153,6 +153,7 @@ def regress_files(
     log: Callable[[str], None] | None = None,
     target_params: Mapping[str, Any] | None = None,
     scale: float | None = None,
+    corrections: int = 0,
 ) -> dict[str, Any]:
     """The ``darkproxy regress`` pipeline. Reads the target (and the input, or
     renders it from ``raw``), regresses, verifies with darktable when a raw is
@@ -167,17 +168,28 @@ def regress_files(
     with them and with the recovered ones: ``full_history_psnr``
     (:func:`full_history_check`). ``scale``: the images' render scale
     (default: from the input tap-out's ``meta.json`` or the raw's size); a
-    scale-dependent proxy refuses one it was not trained on. Returns the
-    params.json dict."""
+    scale-dependent proxy refuses one it was not trained on.
+
+    ``corrections``: that many rounds of correction by darktable after the fit (a raw is needed): darktable
+    renders the recovered params, the proxy's error there (darktable's output minus the proxy's) is taken off
+    the target and the params are fitted again from where they are (one restart). A slider the proxy misplaces
+    by its own error moves to where darktable's render meets the target. ``rounds`` in params.json records each
+    fit (the first is the plain one): params, proxy and darktable PSNR and, with the target's params known, the
+    error of each free slider as a fraction of its range; the round whose darktable render is closest to the
+    target is the result (``kept_round``: 0 is the fit before corrections). Returns the params.json dict."""
     from darkproxy.darktable.render import write_tiff
 
     cfg = config or RegressConfig()
     cfg.check()
+    if corrections < 0:
+        raise RegressError(f"corrections must be >= 0, got {corrections}")
     say = log or (lambda s: None)
     t0 = time.perf_counter()
     space = proxy.param_space
     resolve_free(space, cfg.params)  # unknown names fail before any render
     target, inp, pre, raw_p = _read_inputs(proxy.module, target_path, input_path, raw, dt, say)
+    if corrections and raw_p is None:
+        raise RegressError("corrections need darktable's renders of the raw: give --raw (or a tap-out's --input)")
     if scale is None:
         scale = input_scale(inp, pre, Path(input_path) if input_path is not None else None, raw_p)
     if hasattr(proxy, "at_scale"):  # a Proxy: fixed at the images' scale (refused outside its trained range)
@@ -185,11 +197,18 @@ def regress_files(
         proxy = proxy.at_scale(scale, full_size(inp.shape, scale, raw_p) if proxy.module in FULL_SIZE_RADIUS else None)
     say(f"regressing {', '.join(cfg.params or space.names)} ({cfg.restarts} restarts x {cfg.iters} iters)")
     res = regress(proxy, inp, target, cfg)
+    rounds: list[dict[str, Any]] = []
+    kept = 0
+    if corrections:
+        truth = dict(target_params) if target_params is not None else read_tap_meta(Path(target_path)).get("set_params")
+        res, rounds, kept = _corrected_fit(dt, proxy, raw_p, inp, target, pre, cfg, res, corrections, truth, say)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_tiff(out / "proxy_output.tif", res.proxy_output)
     named = space.for_darktable(res.params)
     record = _base_record(proxy, res, named, cfg, target_path, input_path, raw_p, scale)
+    if corrections:
+        record.update(rounds=rounds, kept_round=kept)
     if raw_p is not None:
         if dt is None:
             raise RegressError("a darktable session is needed to verify the params")
@@ -204,6 +223,64 @@ def regress_files(
     record["seconds"] = time.perf_counter() - t0
     write_json(out / "params.json", record)
     return record
+
+
+def _corrected_fit(
+    dt: Any,
+    proxy: Any,
+    raw_p: Any,
+    inp: np.ndarray,
+    target: np.ndarray,
+    pre: bool,
+    cfg: RegressConfig,
+    res: Any,
+    corrections: int,
+    truth: Mapping[str, Any] | None,
+    say: Callable[[str], None],
+) -> tuple[Any, list[dict[str, Any]], int]:
+    """:func:`regress_files`'s ``corrections`` after the fit ``res`` -> (the kept fit, the rounds' records, the
+    kept one's index)."""
+    import dataclasses
+
+    if dt is None:
+        raise RegressError("a darktable session is needed for the corrections")
+    space = proxy.param_space
+    fits, psnrs, rounds = [res], [], []
+    for k in range(corrections + 1):
+        ver = verify_with_darktable(dt, raw_p, proxy.module, space.for_darktable(res.params), target, pre)
+        if ver.output.shape != res.proxy_output.shape:
+            raise RegressError(f"darktable's output {ver.output.shape} and the proxy's {res.proxy_output.shape} differ")
+        rounds.append(_round_record(space, res, ver.psnr, truth))
+        psnrs.append(ver.psnr if math.isfinite(ver.psnr) else (math.inf if ver.psnr > 0 else -math.inf))
+        if k == corrections:
+            break
+        say(f"correction {k + 1} of {corrections}: darktable {ver.psnr:.2f} dB, fitting again")
+        corrected = (target - (ver.output - res.proxy_output)).astype(np.float32)
+        # restart 0 starts from ``fixed``: the params as recovered
+        res = regress(proxy, inp, corrected, dataclasses.replace(cfg, restarts=1), fixed=res.params)
+        fits.append(res)
+    best = max(range(len(psnrs)), key=lambda i: psnrs[i])
+    say(f"kept round {best} (0: the fit before corrections): darktable {psnrs[best]:.2f} dB")
+    return fits[best], rounds, best
+
+
+def _round_record(space: Any, res: Any, darktable_psnr: float, truth: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One fit of the corrections: its params, PSNRs and, with ``truth``, each free slider's error as a fraction
+    of its training range (and their median)."""
+    rec: dict[str, Any] = {
+        "params": _jsonable({n: res.params[n] for n in res.free}),
+        "proxy_psnr": _num(res.proxy_psnr),
+        "darktable_psnr": _num(darktable_psnr),
+    }
+    if truth:
+        errs = {}
+        for n in res.free:
+            s = space.spec(n)
+            if n in truth and s.kind in ("float", "int") and s.hi > s.lo:
+                errs[n] = abs(float(res.params[n]) - float(truth[n])) / (s.hi - s.lo)
+        rec["param_errors"] = errs
+        rec["param_error_median"] = float(np.median(list(errs.values()))) if errs else None
+    return rec
 
 
 def _read_inputs(
