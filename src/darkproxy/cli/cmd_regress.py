@@ -70,7 +70,8 @@ def _register_regress(sub, common: argparse.ArgumentParser) -> None:
         "full history (result.xmp, every module on: what a photographer sees) and the same history with the "
         "target's params: full_history_psnr compares the two.\n\n"
         "Writes into DIR: params.json (params, normalized, proxy_psnr, darktable_psnr, seconds, iters, "
-        "restarts, loss_history; with --corrections rounds and kept_round), proxy_output.tif, and with a raw: result.xmp (the raw's default history "
+        "restarts, loss_history; with --corrections rounds and kept_round), proxy_output.tif, and with a raw: "
+        "result.xmp (the raw's default history "
         "with the module set to the recovered params: open it in darktable), result_tapout.xmp (the same "
         "with every later module disabled: the history darktable_psnr is measured on) and "
         "darktable_output.tif. --video adds frames/, optimisation.mp4 and optimisation.png.",
