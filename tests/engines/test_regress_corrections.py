@@ -40,7 +40,7 @@ def test_regress_corrections_move_a_proxys_slider_to_darktables_answer(dt, make_
     expect("corrected: saturation error (fraction of its range)", err1, "<", err0 / 4)
     expect("darktable PSNR gain of the correction (dB)", corrected["darktable_psnr"] - first["darktable_psnr"], ">", 10)
     assert rec["kept_round"] == 1 and rec["params"]["saturation_global"] == corrected["params"]["saturation_global"]
-    assert rec["darktable_psnr"] == pytest.approx(corrected["darktable_psnr"], abs=0.5)  # the proof renders again
+    assert rec["darktable_psnr"] == pytest.approx(corrected["darktable_psnr"], abs=0.5)  # the kept round's render
     item = read_xmp(out / "result.xmp").find("colorbalancergb")
     assert _decode(dt, "colorbalancergb", item).values["saturation_global"] == pytest.approx(
         rec["params"]["saturation_global"], abs=1e-5

@@ -190,6 +190,8 @@ def regress_files(
     target, inp, pre, raw_p = _read_inputs(proxy.module, target_path, input_path, raw, dt, say)
     if corrections and raw_p is None:
         raise RegressError("corrections need darktable's renders of the raw: give --raw (or a tap-out's --input)")
+    if raw_p is not None and dt is None:
+        raise RegressError("a darktable session is needed to verify the params")
     if scale is None:
         scale = input_scale(inp, pre, Path(input_path) if input_path is not None else None, raw_p)
     if hasattr(proxy, "at_scale"):  # a Proxy: fixed at the images' scale (refused outside its trained range)
@@ -197,11 +199,12 @@ def regress_files(
         proxy = proxy.at_scale(scale, full_size(inp.shape, scale, raw_p) if proxy.module in FULL_SIZE_RADIUS else None)
     say(f"regressing {', '.join(cfg.params or space.names)} ({cfg.restarts} restarts x {cfg.iters} iters)")
     res = regress(proxy, inp, target, cfg)
+    truth = _truth(target_params, target_path) if raw_p is not None else None
     rounds: list[dict[str, Any]] = []
-    kept = 0
+    kept, kept_ver = 0, None
     if corrections:
-        truth = dict(target_params) if target_params is not None else read_tap_meta(Path(target_path)).get("set_params")
-        res, rounds, kept = _corrected_fit(dt, proxy, raw_p, inp, target, pre, cfg, res, corrections, truth, say)
+        fit = _corrected_fit(dt, proxy, raw_p, inp, target, pre, cfg, res, corrections, truth, say)
+        res, rounds, kept, kept_ver = fit
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_tiff(out / "proxy_output.tif", res.proxy_output)
@@ -210,11 +213,7 @@ def regress_files(
     if corrections:
         record.update(rounds=rounds, kept_round=kept)
     if raw_p is not None:
-        if dt is None:
-            raise RegressError("a darktable session is needed to verify the params")
-        record.update(
-            _darktable_proof(dt, proxy, raw_p, named, target, pre, out, target_path, input_path, target_params, say)
-        )
+        record.update(_darktable_proof(dt, proxy, raw_p, named, target, pre, out, input_path, truth, say, kept_ver))
     if video:
         from darkproxy.engines.regress.optimisation_video import write_optimisation_video
 
@@ -237,21 +236,19 @@ def _corrected_fit(
     corrections: int,
     truth: Mapping[str, Any] | None,
     say: Callable[[str], None],
-) -> tuple[Any, list[dict[str, Any]], int]:
+) -> tuple[Any, list[dict[str, Any]], int, Verification]:
     """:func:`regress_files`'s ``corrections`` after the fit ``res`` -> (the kept fit, the rounds' records, the
-    kept one's index)."""
+    kept one's index, darktable's render of it)."""
     import dataclasses
 
-    if dt is None:
-        raise RegressError("a darktable session is needed for the corrections")
     space = proxy.param_space
-    fits, psnrs, rounds = [res], [], []
+    fits, vers, rounds = [res], [], []
     for k in range(corrections + 1):
         ver = verify_with_darktable(dt, raw_p, proxy.module, space.for_darktable(res.params), target, pre)
         if ver.output.shape != res.proxy_output.shape:
             raise RegressError(f"darktable's output {ver.output.shape} and the proxy's {res.proxy_output.shape} differ")
         rounds.append(_round_record(space, res, ver.psnr, truth))
-        psnrs.append(ver.psnr if math.isfinite(ver.psnr) else (math.inf if ver.psnr > 0 else -math.inf))
+        vers.append(ver)
         if k == corrections:
             break
         say(f"correction {k + 1} of {corrections}: darktable {ver.psnr:.2f} dB, fitting again")
@@ -259,9 +256,9 @@ def _corrected_fit(
         # restart 0 starts from ``fixed``: the params as recovered
         res = regress(proxy, inp, corrected, dataclasses.replace(cfg, restarts=1), fixed=res.params)
         fits.append(res)
-    best = max(range(len(psnrs)), key=lambda i: psnrs[i])
-    say(f"kept round {best} (0: the fit before corrections): darktable {psnrs[best]:.2f} dB")
-    return fits[best], rounds, best
+    best = max(range(len(vers)), key=lambda i: -math.inf if math.isnan(vers[i].psnr) else vers[i].psnr)
+    say(f"kept round {best} (0: the fit before corrections): darktable {vers[best].psnr:.2f} dB")
+    return fits[best], rounds, best, vers[best]
 
 
 def _round_record(space: Any, res: Any, darktable_psnr: float, truth: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -362,19 +359,21 @@ def _darktable_proof(
     target: np.ndarray,
     pre: bool,
     out: Path,
-    target_path: str | os.PathLike[str],
     input_path: str | os.PathLike[str] | None,
-    target_params: Mapping[str, Any] | None,
+    truth: Mapping[str, Any] | None,
     say: Callable[[str], None],
+    ver: Verification | None = None,
 ) -> dict[str, Any]:
-    """darktable renders the recovered params (result.xmp, result_tapout.xmp, darktable_output.tif),
-    the module's defaults (the baseline) and, when the target's params are known, the full history."""
+    """darktable renders the recovered params (result.xmp, result_tapout.xmp, darktable_output.tif; ``ver``: that
+    render, already made by the corrections), the module's defaults (the baseline) and, when the target's params
+    (``truth``) are known, the full history."""
     from darkproxy.darktable.render import write_tiff
 
     module, space = proxy.module, proxy.param_space
     check_zoo_proxy(proxy, dt, say)
-    say("rendering the recovered params with darktable")
-    ver = verify_with_darktable(dt, raw_p, module, named, target, pre)
+    if ver is None:
+        say("rendering the recovered params with darktable")
+        ver = verify_with_darktable(dt, raw_p, module, named, target, pre)
     write_tiff(out / "darktable_output.tif", ver.output)
     ver.sidecar.write(out / "result.xmp")
     ver.tapout_sidecar.write(out / "result_tapout.xmp")
@@ -390,7 +389,6 @@ def _darktable_proof(
         tapout_xmp=str(out / "result_tapout.xmp"),
         **darktable_figures(ver.output, target),
     )
-    truth = dict(target_params) if target_params is not None else read_tap_meta(Path(target_path)).get("set_params")
     if truth and not pre:
         say("rendering the full history (result.xmp) and the target's params with darktable")
         record.update(
@@ -408,6 +406,11 @@ def _darktable_proof(
         )
         say("warning: " + record["warning"])
     return record
+
+
+def _truth(target_params: Mapping[str, Any] | None, target_path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The target's params: given, or the ``set_params`` of a tap-out's ``meta.json`` next to the target."""
+    return dict(target_params) if target_params is not None else read_tap_meta(Path(target_path)).get("set_params")
 
 
 def _check_shapes(inp: np.ndarray, target: np.ndarray, pre_demosaic: bool) -> None:
