@@ -7,6 +7,8 @@ would divide by zero or take a root of zero.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 from typing import Any
 
@@ -87,9 +89,38 @@ def safe_pow(x: Tensor, p: Tensor | float) -> Tensor:
 
 
 def powf_float32(a: Any, b: Any) -> Any:
-    """glibc's ``powf`` (correctly rounded float32) on numpy values, via float64: the
-    float32 emulation of a parameter computation (not :func:`safe_pow`, a torch op)."""
+    """``powf`` correctly rounded, on numpy values via float64: the float32 emulation of a
+    parameter computation (not :func:`safe_pow`, a torch op). glibc's own ``powf`` differs
+    from it in the last bit for a few arguments in 10,000 (:func:`libm_float32` calls it)."""
     return (np.asarray(a, np.float64) ** np.asarray(b, np.float64)).astype(np.float32)
+
+
+@functools.cache
+def _libm() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("m")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def libm_float32(fn: str, *args: Any) -> np.ndarray:
+    """The C maths library's float32 function ``fn`` (``"expf"``, ``"powf"``, ...) applied
+    elementwise to numpy arrays (broadcast), rounded as that library rounds: the very calls
+    darktable's build makes in a parameter computation, where a last-bit difference matters
+    (a finite difference). Without a loadable C maths library: float64, correctly rounded
+    to float32 (glibc's agrees but for a few arguments in 10,000). Returns float32."""
+    xs = np.broadcast_arrays(*(np.asarray(a, np.float32) for a in args))
+    lib = _libm()
+    if lib is None:
+        f64 = {"expf": np.exp, "logf": np.log, "powf": np.power}[fn]
+        return np.asarray(f64(*(x.astype(np.float64) for x in xs)), np.float64).astype(np.float32)
+    c_fn = getattr(lib, fn)
+    c_fn.restype = ctypes.c_float
+    c_fn.argtypes = [ctypes.c_float] * len(xs)
+    flat = [x.ravel() for x in xs]
+    out = np.array([c_fn(*(float(v[i]) for v in flat)) for i in range(flat[0].size)], np.float32)
+    return out.reshape(xs[0].shape)
 
 
 def safe_hypot(x: Tensor, y: Tensor) -> Tensor:

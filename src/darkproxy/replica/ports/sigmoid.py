@@ -6,13 +6,13 @@ hue preservation, RGB ratio). Pointwise; input and output ``(B, 3, H, W)`` linea
 Rec2020 (darktable's working profile), display-referred out (``[0, white target]``).
 
 ``commit_params()`` measures two slopes by float32 finite differences (step 1e-6 at
-middle grey): their rounding moves darktable's contrast power by up to ~1 %, a step
-function of the sliders. The curve's parameters take float32 values computed with the
-same operations (numpy; correctly rounded ``powf``, the sigmoid's division as a
-reciprocal as -ffast-math compiles it) while their gradient is the float64 one of the
-same formula (a straight-through estimate). That emulation matches darktable's contrast
-power on some edits only (measured, 14 random edits: stage alone 52-100 dB, median 57;
-where it matches, 97-100 dB): darktable's build rounds the finite differences otherwise.
+middle grey): one last bit in either moves darktable's contrast power by up to ~1 %, so
+the curve's parameters take the float32 values of darktable's build, operation by
+operation as gcc compiled it (read from the disassembly of Debian's 4.2.1 libsigmoid.so,
+-ffast-math: ``powf`` of a constant base became ``expf`` of a folded float32 logarithm,
+the slopes' ``/ 2 / delta`` cancelled in their ratio), the C library's ``expf`` and
+``powf`` called for the rounding; their gradient is the float64 one of the source's
+formula (a straight-through estimate).
 """
 
 from __future__ import annotations
@@ -23,52 +23,85 @@ import numpy as np
 import torch
 
 from darkproxy.replica.registry import StageContext, Values, register_exact
-from darkproxy.replica.science import powf_float32
+from darkproxy.replica.science import libm_float32
 
 MIDDLE_GREY = 0.1845
 PER_CHANNEL, RGB_RATIO = 0, 1
 
 
-def _loglogistic(v: Any, magnitude: Any, paper_exp: Any, fog: Any, film_power: Any, paper_power: Any, xp: Any) -> Any:
-    """``generalized_loglogistic_sigmoid()`` for torch tensors or (``xp`` numpy) float32
-    arrays, then as darktable's build computes it (-ffast-math: the division is a
-    multiplication by the reciprocal; measured, it alone reproduces its float32 slopes)."""
-    clamped = xp.maximum(v, v * 0)
-    if xp is np:
-        film = powf_float32(fog + clamped, film_power)
-        ratio = film * (np.float32(1.0) / (paper_exp + film))
-        paper = magnitude * powf_float32(ratio, paper_power)
-    else:
-        film = (fog + clamped) ** film_power
-        paper = magnitude * (film / (paper_exp + film)) ** paper_power
-    return xp.where(xp.isnan(paper), magnitude, paper)
+def _loglogistic(v: Any, magnitude: Any, paper_exp: Any, fog: Any, film_power: Any, paper_power: Any) -> Any:
+    """``generalized_loglogistic_sigmoid()`` on tensors (NaN gives ``magnitude``)."""
+    clamped = torch.clamp(v, min=0.0)
+    film = (fog + clamped) ** film_power
+    paper = magnitude * (film / (paper_exp + film)) ** paper_power
+    return torch.where(torch.isnan(paper), magnitude, paper)
 
 
-def _commit(contrast: Any, skew: Any, white_t: Any, black_t: Any, xp: Any, f: Any) -> tuple[Any, ...]:
-    """``commit_params()``: (white, black, paper exposure, film fog, film power, paper power).
-    ``f`` makes a constant of the arithmetic's type (np.float32 or a float64 tensor)."""
-    pw = powf_float32 if xp is np else (lambda a, b: a**b)
-    grey, delta, one = f(MIDDLE_GREY), f(1e-6), f(1.0)
-    zero = f(0.0)
-    ref_paper_exp = pw(zero + grey, contrast) * ((one / grey) - one)
+def _commit(contrast: Any, skew: Any, white_t: Any, black_t: Any, f: Any) -> tuple[Any, ...]:
+    """``commit_params()`` as the source writes it, on float64 tensors (the gradient's
+    formula): (white, black, paper exposure, film fog, film power, paper power). ``f``
+    makes a constant tensor."""
+    grey, delta, one, zero = f(MIDDLE_GREY), f(1e-6), f(1.0), f(0.0)
+    ref_paper_exp = grey**contrast * ((one / grey) - one)
 
     def slope(mag: Any, pexp: Any, fpow: Any, ppow: Any) -> Any:
-        hi = _loglogistic(grey + delta, mag, pexp, zero, fpow, ppow, xp)
-        lo = _loglogistic(grey - delta, mag, pexp, zero, fpow, ppow, xp)
+        hi = _loglogistic(grey + delta, mag, pexp, zero, fpow, ppow)
+        lo = _loglogistic(grey - delta, mag, pexp, zero, fpow, ppow)
         return (hi - lo) / f(2.0) / delta
 
     ref_slope = slope(one, ref_paper_exp, contrast, one)
-    paper_power = pw(f(5.0), -skew)
-    temp_white = f(0.01) * white_t
-    temp_rel = pw(temp_white / grey, one / paper_power) - one
-    temp_paper_exp = grey * temp_rel
-    temp_slope = slope(temp_white, temp_paper_exp, one, paper_power)
-    film_power = ref_slope / temp_slope
+    paper_power = f(5.0) ** -skew
     white = f(0.01) * white_t
+    temp_paper_exp = grey * ((white / grey) ** (one / paper_power) - one)
+    film_power = ref_slope / slope(white, temp_paper_exp, one, paper_power)
     black = f(0.01) * black_t
-    wg = pw(white / grey, one / paper_power) - one
-    wb = pw(black / white, -one / paper_power) - one
-    fog = grey * pw(wg, one / film_power) / (pw(wb, one / film_power) - pw(wg, one / film_power))
+    wg = (white / grey) ** (one / paper_power) - one
+    wb = (black / white) ** (-one / paper_power) - one
+    fog = grey * wg ** (one / film_power) / (wb ** (one / film_power) - wg ** (one / film_power))
+    paper_exp = (fog + grey) ** film_power * wg
+    return white, black, paper_exp, fog, film_power, paper_power
+
+
+def _commit_darktable(c: np.ndarray, skew: np.ndarray, white_t: np.ndarray, black_t: np.ndarray) -> tuple[Any, ...]:
+    """``commit_params()`` in float32 as darktable 4.2.1's build computes it (Debian's
+    libsigmoid.so, gcc -O3 -ffast-math): the constants gcc folded, ``powf(k, y)`` of a
+    constant ``k`` as ``expf(y * logf(k))``, the finite differences' common ``/ 2 / delta``
+    cancelled, NaN ratios as the magnitude. float32 arrays in, the same 6-tuple out."""
+    f, one = np.float32, np.float32(1.0)
+    grey = f(MIDDLE_GREY)
+    hi_x, lo_x = grey + f(1e-6), grey - f(1e-6)
+
+    def ln(k: np.float32) -> np.float32:  # folded at compile time
+        return f(np.log(np.float64(k)))
+
+    def exp(y: Any) -> np.ndarray:
+        return libm_float32("expf", y)
+
+    def pw(a: Any, b: Any) -> np.ndarray:
+        return libm_float32("powf", a, b)
+
+    def ratio(film: Any, pexp: Any, mag: Any) -> Any:
+        r = film / (pexp + film)
+        return np.where(np.isnan(r), mag, r)
+
+    ref_pexp = exp(c * ln(grey)) * (one / grey - one)
+    ref_diff = ratio(exp(c * ln(hi_x)), ref_pexp, one) - ratio(exp(c * ln(lo_x)), ref_pexp, one)
+    paper_power = exp(skew * f(-np.log(5.0)))
+    white = f(0.01) * white_t
+    inv_pp = one / paper_power
+    wg = pw(white * (one / grey), inv_pp) - one
+    temp_pexp = grey * wg
+
+    def temp(x: np.float32) -> Any:
+        p = pw(x / (temp_pexp + x), paper_power) * white
+        return np.where(np.isnan(p), white, p)
+
+    film_power = ref_diff / (temp(hi_x) - temp(lo_x))
+    black = f(0.01) * black_t
+    inv_fp = one / film_power
+    wb = pw(black / white, -inv_pp) - one
+    a, b = pw(wg, inv_fp), pw(wb, inv_fp)
+    fog = grey * a / (b - a)
     paper_exp = pw(fog + grey, film_power) * wg
     return white, black, paper_exp, fog, film_power, paper_power
 
@@ -88,10 +121,10 @@ def sigmoid_params(v: Values, x: torch.Tensor) -> list[torch.Tensor]:
     ]
     bp = max(a.shape[0] for a in raw)
     c, sk, w, b = (a.expand(bp) for a in raw)
-    exact64 = _commit(c, sk, w, b, xp=torch, f=lambda k: torch.tensor(k, dtype=torch.float64, device=x.device))
+    exact64 = _commit(c, sk, w, b, f=lambda k: torch.tensor(k, dtype=torch.float64, device=x.device))
     c32, sk32, w32, b32 = (a.detach().cpu().numpy().astype(np.float32) for a in (c, sk, w, b))
     with np.errstate(all="ignore"):
-        f32 = _commit(c32, sk32, w32, b32, xp=np, f=np.float32)
+        f32 = _commit_darktable(c32, sk32, w32, b32)
     out = []
     for t, n in zip(exact64, f32, strict=True):
         t = torch.as_tensor(t, dtype=torch.float64, device=x.device).expand(bp)
@@ -163,7 +196,7 @@ def _rgb_ratio(pos: torch.Tensor, prm: list[torch.Tensor]) -> torch.Tensor:
     """``process_loglogistic_rgb_ratio()``: the curve on the channels' mean, hyperbolic gamut compression."""
     white, black, pexp, fog, fpow, ppow = prm
     luma = pos.mean(1, keepdim=True)
-    mapped = _loglogistic(luma, white, pexp, fog, fpow, ppow, torch)
+    mapped = _loglogistic(luma, white, pexp, fog, fpow, ppow)
     big = luma > 1e-9
     pre = torch.where(big, mapped / torch.where(big, luma, torch.ones_like(luma)) * pos, mapped.expand_as(pos))
     imax, _, imin = _order(pre)
@@ -185,8 +218,8 @@ def _rgb_ratio(pos: torch.Tensor, prm: list[torch.Tensor]) -> torch.Tensor:
     params=("middle_grey_contrast", "contrast_skewness", "hue_preservation"),
     versions=(1,),
     note="darktable 4.2.1's sigmoid.c (params v1): its three pixel paths (per channel, with hue "
-    "preservation, RGB ratio) exact; commit_params' float32 finite-difference contrast power emulated, "
-    "off by up to ~1 % on some edits (52-100 dB alone, median 57)",
+    "preservation, RGB ratio) and commit_params' float32 finite-difference contrast power as Debian's "
+    "build computes it (14 random edits: 93-100 dB alone, median 100)",
 )
 def sigmoid(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     """sigmoid: ``(B, 3, H, W)`` linear Rec2020 scene-referred -> display-referred linear Rec2020."""
@@ -195,7 +228,7 @@ def sigmoid(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     pos = _desaturate_negative(x)
     if int(v.get("color_processing", PER_CHANNEL)) == RGB_RATIO:
         return _rgb_ratio(pos, prm)
-    pc = _loglogistic(pos, white, pexp, fog, fpow, ppow, torch)
+    pc = _loglogistic(pos, white, pexp, fog, fpow, ppow)
     hue_t = torch.as_tensor(v.get("hue_preservation", 100.0), dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
     hue = torch.clamp(0.01 * hue_t, 0.0, 1.0)
     interpolated = _preserve_hue(pos, pc, hue)
