@@ -254,14 +254,15 @@ def test_replica_refuses_what_it_cannot_read(dt, raw256: Path, tmp_path: Path) -
 
 def test_replica_dry_run(dt, raw256: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`darkproxy replica RAW --xmp F --dry-run [--json]` on a sidecar with an exact stage read from
-    an old version (exposure v5), a proxy stage (vignette, asked for: its exact stage is preferred), a
-    version without a port (filmicrgb v5), a module with neither (grain) and one switched
-    off (sharpen): every item listed, nothing rendered."""
+    an old version (exposure v5, upgraded by darktable), a proxy stage (vignette, asked for: its exact stage is
+    preferred), a version darktable cannot read (filmicrgb v7, newer: it drops the item), a module with neither
+    (grain) and one switched off (sharpen): every item listed, nothing rendered (but the 32 px export that
+    upgrades the old item)."""
     from darkproxy.cli import main
 
     side = dt.edit(dt.default_history(raw256), enable=["vignette", "grain", "sharpen"])
     side = _old_exposure(dt.edit(side, disable=["sharpen"]), 5)  # sharpen: in the history, off
-    side.find("filmicrgb").modversion = 5
+    side.find("filmicrgb").modversion = 7
     xmp = side.write(tmp_path / "old.xmp")
     out = tmp_path / "nothing"
     proxy = ["--prefer-proxy", "vignette"]
@@ -278,7 +279,7 @@ def test_replica_dry_run(dt, raw256: Path, tmp_path: Path, capsys: pytest.Captur
         [6],
     )
     assert items["vignette"]["runs"] == "proxy" and items["vignette"]["run"] == "zoo:vignette"
-    assert items["filmicrgb"]["runs"] == "refused" and "version 5" in items["filmicrgb"]["detail"]
+    assert items["filmicrgb"]["runs"] == "refused" and "version 7" in items["filmicrgb"]["detail"]
     assert items["grain"]["runs"] == "refused" and "no exact stage and no proxy" in items["grain"]["detail"]
     assert items["demosaic"]["runs"] == "passthrough" and items["sharpen"]["runs"] == "off"
     assert rep["runnable"] is False and set(rep["refused"]) == {"filmicrgb", "grain"}

@@ -32,6 +32,16 @@ def file_digest(path: str | os.PathLike[str], n: int = 16) -> str:
     return h.hexdigest()[:n]
 
 
+def _mark_upgrades(up: Sidecar, written: Sidecar) -> Sidecar:
+    """``up`` with each item's ``upgraded_from`` set where its version differs from ``written``'s (the same
+    items) and its ``enabled`` flag as written."""
+    for new, old in zip(up.items, written.items, strict=True):
+        if new is not old:
+            new.upgraded_from = old.modversion if old.modversion != new.modversion else None
+            new.enabled = old.enabled  # darktable ran them disabled
+    return up
+
+
 @dataclass
 class Darktable:
     """Everything darkproxy needs from one darktable installation."""
@@ -99,30 +109,7 @@ class Darktable:
                 "--conf",
                 "write_sidecar_files=on import",
             ]
-            for attempt in (1, 2):  # darktable 4.2.1 now and then segfaults on import (2 in ~30 here): once more
-                try:
-                    proc = subprocess.run(
-                        cmd,
-                        capture_output=True,
-                        text=True,
-                        errors="replace",
-                        timeout=self.config.render_timeout,
-                        stdin=subprocess.DEVNULL,
-                        env=darktable_env(),
-                    )
-                except subprocess.TimeoutExpired:
-                    raise DarktableRenderError(f"darktable-cli timed out reading {raw}") from None
-                if proc.returncode >= 0 and "backtrace written to" not in proc.stdout + proc.stderr:
-                    break
-                if attempt == 2:
-                    raise DarktableRenderError(
-                        f"darktable-cli crashed twice reading {raw} (exit {proc.returncode}): "
-                        f"{_tail(proc.stdout + proc.stderr)}"
-                    )
-                shutil.rmtree(tdp / "config", ignore_errors=True)  # a clean start: nothing the crash left
-                (tdp / "config").mkdir()
-                for left in (tdp / f"image{raw.suffix}.xmp", tdp / "out.tif"):
-                    left.unlink(missing_ok=True)
+            proc = self._run_cli(cmd, f"reading {raw}", [tdp / f"image{raw.suffix}.xmp", tdp / "out.tif"])
             xmp = tdp / f"image{raw.suffix}.xmp"
             if not xmp.is_file() or not (tdp / "out.tif").is_file():
                 raise RawError(f"darktable cannot open {raw}: {_tail(proc.stdout + proc.stderr)}")
@@ -130,6 +117,94 @@ class Darktable:
             with contextlib.suppress(OSError):  # unwritable workspace: works, just uncached
                 side.write(cache)
         return side.compressed()
+
+    def _run_cli(self, cmd: list[str], what: str, outputs: list[Path]) -> subprocess.CompletedProcess[str]:
+        """darktable-cli ``cmd`` (its config folder: ``--configdir``'s argument), once more after a crash
+        (darktable 4.2.1 now and then segfaults on import: 2 in ~30 here), ``outputs`` removed in between;
+        a second crash or a timeout raises :class:`DarktableRenderError` naming ``what``."""
+        config = Path(cmd[cmd.index("--configdir") + 1])
+        for attempt in (1, 2):
+            try:
+                proc = subprocess.run(
+                    cmd,
+                    capture_output=True,
+                    text=True,
+                    errors="replace",
+                    timeout=self.config.render_timeout,
+                    stdin=subprocess.DEVNULL,
+                    env=darktable_env(),
+                )
+            except subprocess.TimeoutExpired:
+                raise DarktableRenderError(f"darktable-cli timed out {what}") from None
+            if proc.returncode >= 0 and "backtrace written to" not in proc.stdout + proc.stderr:
+                return proc
+            if attempt == 2:
+                raise DarktableRenderError(
+                    f"darktable-cli crashed twice {what} (exit {proc.returncode}): {_tail(proc.stdout + proc.stderr)}"
+                )
+            shutil.rmtree(config, ignore_errors=True)  # a clean start: nothing the crash left
+            config.mkdir()
+            for left in outputs:
+                left.unlink(missing_ok=True)
+        raise AssertionError("unreachable")
+
+    def upgraded(self, raw: str | os.PathLike[str], sidecar: Sidecar) -> Sidecar:
+        """``sidecar`` as darktable upgrades it when it loads it for ``raw``: every history item written by
+        an older params version of its module (and its blend params) through darktable's own
+        ``legacy_params``, read back from the history darktable embeds in an export of it (a 32 px TIFF, every
+        item disabled: the upgrade does not depend on it, and no module runs).
+        The exact upgrade for every module and version this darktable reads, with no old struct
+        written by hand (:mod:`darkproxy.darktable.legacy` ports a few, without darktable). ``sidecar``
+        itself when no item is older; cached per raw, history and darktable version. An item darktable
+        drops (a version it cannot upgrade) is kept as written. Raises :class:`XmpError` when darktable
+        adds an item, :class:`DarktableRenderError` when darktable fails or writes no history."""
+        mods = self.schemas.modules
+        if not any(it.operation in mods and it.modversion < mods[it.operation].version for it in sidecar.items):
+            return sidecar
+        raw = Path(raw)
+        if not raw.is_file():
+            raise RawError(f"raw file {raw} does not exist")
+        probe = sidecar.copy()
+        for it in probe.items:  # the upgrade needs no pixels: nothing to run (some modules crash tiny renders)
+            it.enabled = False
+        text = probe.to_string()
+        key = hashlib.sha256(sidecar.to_string().encode()).hexdigest()[:16]
+        cache = self.config.home / "cache" / "upgraded" / f"{raw.stem}-{file_digest(raw)}-{key}-dt{self.version}.xmp"
+        if cache.is_file():
+            with contextlib.suppress(XmpError):
+                return _mark_upgrades(read_xmp(cache), sidecar)
+        assert self.install is not None
+        with tempfile.TemporaryDirectory(prefix="darkproxy-upgrade-") as td:
+            tdp = Path(td)
+            link, xmp, out = tdp / f"image{raw.suffix}", tdp / "history.xmp", tdp / "out.tif"
+            _link_or_copy(raw, link)
+            xmp.write_text(text)
+            (tdp / "config").mkdir()
+            cmd = [str(self.install.cli), str(link), str(xmp), str(out), "--width", "32", "--height", "32"]
+            cmd += ["--apply-custom-presets", "false", "--core", "--library", ":memory:", "--configdir"]
+            proc = self._run_cli(cmd + [str(tdp / "config")], f"upgrading the history of {raw}", [out])
+            data = out.read_bytes() if out.is_file() else b""
+        start, end = data.find(b"<x:xmpmeta"), data.find(b"</x:xmpmeta>")
+        if start < 0 or end < 0:
+            why = "wrote no image" if not data else "embedded no history in its export"
+            raise DarktableRenderError(
+                f"darktable-cli {why} upgrading the history of {raw}: {_tail(proc.stdout + proc.stderr)}"
+            )
+        up = Sidecar.parse(data[start : end + len(b"</x:xmpmeta>")])
+        theirs = {it.key: it for it in up.items}
+        if added := [f"{m}#{i}" if i else m for m, i in set(theirs) - {it.key for it in sidecar.items}]:
+            raise XmpError(
+                f"darktable {self.version} loads the history of {raw} with items it does not have "
+                f"({', '.join(sorted(added))}): darkproxy replicates the history as written"
+            )
+        # an item darktable cannot upgrade (a newer version, one its legacy_params does not know) it drops:
+        # kept as written, for the replica to refuse in one line
+        up.items = [theirs.get(it.key, it) for it in sidecar.items]
+        up.history_end = sidecar.history_end
+        with contextlib.suppress(OSError):  # unwritable workspace: works, just uncached
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            up.write(cache)
+        return _mark_upgrades(up, sidecar)
 
     def edit(
         self,

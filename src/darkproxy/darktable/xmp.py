@@ -95,6 +95,7 @@ class HistoryItem:
     extra: dict[str, str] = field(default_factory=dict)  # other darktable:* attributes, kept as is
     params_text: str | None = None  # text as read (reused while bytes are unchanged)
     blendop_text: str | None = None
+    upgraded_from: int | None = None  # the params version it was written by, darktable having upgraded it (no XMP)
 
     @property
     def key(self) -> tuple[str, int]:

@@ -198,7 +198,7 @@ def _decode(dt: Any, module: str, it: Any) -> _Decoded:
         values = flatten(decode_params(sch, up.params))
     except XmpError as e:  # a version without a port, a newer one, or a blob of the wrong size
         return _Decoded({}, it.modversion, why=str(e))
-    return _Decoded(values, sch.version, it.modversion if up is not it else None)
+    return _Decoded(values, sch.version, it.modversion if up is not it else it.upgraded_from)
 
 
 def _exposure_bias(dt: Any, history: Any, raw: str | os.PathLike[str] | None) -> tuple[float | None, str | None]:
@@ -462,7 +462,7 @@ def _skeleton(
             it.multi_priority,
             it.multi_name,
             it.enabled,
-            it.modversion,
+            it.upgraded_from if it.upgraded_from is not None else it.modversion,  # as written
             sch.version if sch is not None else dt.schemas.module_versions.get(it.operation),
             "off",
             "disabled: darktable skips it too",

@@ -30,14 +30,11 @@ def replica_history(
 ) -> Any:
     """The history darktable would apply: ``xmp`` (or darktable's defaults for
     ``raw``) with ``sets`` applied; a module the history leaves off is turned on, the modules ``disable`` off.
-    An edited module's item of an older params version is first upgraded as darktable
-    upgrades it (the others stay as written: darktable upgrades them when it renders)."""
-    from darkproxy.darktable.legacy import upgrade_history
+    Items of an older params version are upgraded by darktable itself (:meth:`Darktable.upgraded`), so
+    that the replica reads what darktable runs."""
     from darkproxy.darktable.xmp import read_xmp
 
-    base = read_xmp(xmp).compressed() if xmp else dt.default_history(raw)
-    if sets:
-        base = upgrade_history(base, dt.schemas, modules=list(sets))
+    base = dt.upgraded(raw, read_xmp(xmp).compressed()) if xmp else dt.default_history(raw)
     return dt.edit(base, updates={m: dict(v) for m, v in (sets or {}).items()}, disable=list(disable))
 
 
