@@ -85,30 +85,13 @@ class Darktable:
                 return read_xmp(cache).compressed()
             except XmpError:
                 pass
-        assert self.install is not None
         with tempfile.TemporaryDirectory(prefix="darkproxy-defaults-") as td:
             tdp = Path(td)
             link = tdp / f"image{raw.suffix}"
             _link_or_copy(raw, link)
             (tdp / "config").mkdir()
-            cmd = [
-                str(self.install.cli),
-                str(link),
-                str(tdp / "out.tif"),
-                "--width",
-                "32",
-                "--height",
-                "32",
-                "--apply-custom-presets",
-                "false",
-                "--core",
-                "--library",
-                ":memory:",
-                "--configdir",
-                str(tdp / "config"),
-                "--conf",
-                "write_sidecar_files=on import",
-            ]
+            cmd = self._tiny_export(link, None, tdp / "out.tif", tdp / "config")
+            cmd += ["--conf", "write_sidecar_files=on import"]
             proc = self._run_cli(cmd, f"reading {raw}", [tdp / f"image{raw.suffix}.xmp", tdp / "out.tif"])
             xmp = tdp / f"image{raw.suffix}.xmp"
             if not xmp.is_file() or not (tdp / "out.tif").is_file():
@@ -117,6 +100,14 @@ class Darktable:
             with contextlib.suppress(OSError):  # unwritable workspace: works, just uncached
                 side.write(cache)
         return side.compressed()
+
+    def _tiny_export(self, image: Path, xmp: Path | None, out: Path, config: Path) -> list[str]:
+        """darktable-cli exporting ``image`` (with the history ``xmp``, else darktable's own) to a 32 px ``out``
+        in a fresh ``config`` folder and an in-memory library, no user presets."""
+        assert self.install is not None
+        cmd = [str(self.install.cli), str(image), *([str(xmp)] if xmp else []), str(out), "--width", "32"]
+        cmd += ["--height", "32", "--apply-custom-presets", "false", "--core", "--library", ":memory:"]
+        return cmd + ["--configdir", str(config)]
 
     def _run_cli(self, cmd: list[str], what: str, outputs: list[Path]) -> subprocess.CompletedProcess[str]:
         """darktable-cli ``cmd`` (its config folder: ``--configdir``'s argument), once more after a crash
@@ -173,16 +164,14 @@ class Darktable:
         if cache.is_file():
             with contextlib.suppress(XmpError):
                 return _mark_upgrades(read_xmp(cache), sidecar)
-        assert self.install is not None
         with tempfile.TemporaryDirectory(prefix="darkproxy-upgrade-") as td:
             tdp = Path(td)
             link, xmp, out = tdp / f"image{raw.suffix}", tdp / "history.xmp", tdp / "out.tif"
             _link_or_copy(raw, link)
             xmp.write_text(text)
             (tdp / "config").mkdir()
-            cmd = [str(self.install.cli), str(link), str(xmp), str(out), "--width", "32", "--height", "32"]
-            cmd += ["--apply-custom-presets", "false", "--core", "--library", ":memory:", "--configdir"]
-            proc = self._run_cli(cmd + [str(tdp / "config")], f"upgrading the history of {raw}", [out])
+            cmd = self._tiny_export(link, xmp, out, tdp / "config")
+            proc = self._run_cli(cmd, f"upgrading the history of {raw}", [out])
             data = out.read_bytes() if out.is_file() else b""
         start, end = data.find(b"<x:xmpmeta"), data.find(b"</x:xmpmeta>")
         if start < 0 or end < 0:
