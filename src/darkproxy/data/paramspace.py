@@ -52,6 +52,12 @@ class ParamSpec:
         v = self.lo + u * (self.hi - self.lo)
         return int(round(v)) if self.kind == "int" else float(v)
 
+    def error(self, recovered: Any, truth: Any) -> tuple[float, float]:
+        """``|recovered - truth|``, absolute and as a fraction of the training range (0 for an empty range):
+        a slider regression's error."""
+        e = abs(float(recovered) - float(truth))
+        return e, e / (self.hi - self.lo) if self.hi > self.lo else 0.0
+
     def check(self, v: Any) -> None:
         """Raise :class:`ParamValueError` if ``v`` is outside the range/values."""
         if self.kind == "enum":

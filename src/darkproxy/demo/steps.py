@@ -145,7 +145,7 @@ def slider_regression(d: DemoRun) -> dict[str, Any]:
         target_params=TRUE_REGRESS,
     )
     space = proxy.param_space
-    errs = {k: abs(rec["params"][k] - v) / (space.spec(k).hi - space.spec(k).lo) for k, v in TRUE_REGRESS.items()}
+    errs = {k: space.spec(k).error(rec["params"][k], v)[1] for k, v in TRUE_REGRESS.items()}
     return {
         "module": "colorbalancergb",
         "raw": raw.name,
@@ -183,7 +183,7 @@ def pipeline_regression(d: DemoRun) -> dict[str, Any]:
     for m, vals in true.items():
         sp = p.proxies[p.modules_names.index(m)].param_space
         for k, v in vals.items():
-            errs[f"{m}.{k}"] = abs(rec["params"][m][k] - v) / (sp.spec(k).hi - sp.spec(k).lo)
+            errs[f"{m}.{k}"] = sp.spec(k).error(rec["params"][m][k], v)[1]
     return {
         "pipeline": p.modules_names,
         "true": true,

@@ -457,11 +457,7 @@ def match(
     if truth:
         sp = prep.chain.param_space
         summary["truth"] = dict(truth)
-        summary["param_errors"] = {
-            n: abs(matched[n] - float(truth[n])) / max(1e-12, sp.spec(n).hi - sp.spec(n).lo)
-            for n in names
-            if n in truth
-        }
+        summary["param_errors"] = {n: sp.spec(n).error(matched[n], truth[n])[1] for n in names if n in truth}
     summary["seconds"] = time.perf_counter() - t0
     write_json(out / "summary.json", summary)
     write_report(out, summary)

@@ -293,8 +293,7 @@ def _param_errors(chain: ReplicaChain, recovered: Mapping[str, Any], truth: Mapp
     errs = {}
     for n in recovered:
         if n in truth:
-            s = chain.param_space.spec(n)
-            e = abs(float(recovered[n]) - float(truth[n]))
-            errs[n] = {"abs": e, "frac": e / (s.hi - s.lo) if s.hi > s.lo else 0.0}
+            e, frac = chain.param_space.spec(n).error(recovered[n], truth[n])
+            errs[n] = {"abs": e, "frac": frac}
     fr = [v["frac"] for v in errs.values()]
     return {"truth": dict(truth), "param_errors": errs, "param_error_median": float(np.median(fr)) if fr else None}

@@ -274,7 +274,7 @@ def _round_record(space: Any, res: Any, darktable_psnr: float, truth: Mapping[st
         for n in res.free:
             s = space.spec(n)
             if n in truth and s.kind in ("float", "int") and s.hi > s.lo:
-                errs[n] = abs(float(res.params[n]) - float(truth[n])) / (s.hi - s.lo)
+                errs[n] = s.error(res.params[n], truth[n])[1]
         rec["param_errors"] = errs
         rec["param_error_median"] = float(np.median(list(errs.values()))) if errs else None
     return rec
