@@ -2,6 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python bench/bench_replica_coverage.py [--work /tmp/dp/replica-coverage]
         [--out bench/results] [--modes rgb,mosaic] [--per-op 2] [--only ID,...] [--report-only]
+        [--darktable-source /tmp/dtsrc/darktable-4.2.1]
 
 The corpus (issue 27), every sidecar written with darkproxy's own XMP tools and saved under
 ``OUT/replica_coverage/ID.xmp`` (the raws are made again from their recipe, below):
@@ -67,7 +68,7 @@ from darkproxy.errors import DarkproxyError, DarktableRenderError  # noqa: E402
 from darkproxy.fsutil import write_json, write_text_atomic  # noqa: E402
 from darkproxy.machine import machine_info  # noqa: E402
 
-DTSRC = Path("/tmp/dtsrc/darktable-4.2.1")
+DTSRC = Path("/tmp/dtsrc/darktable-4.2.1")  # --darktable-source's default
 SIZE = 256  # --max-size: render scale 0.5 of the 512 px raws
 RAWS = {  # name -> (source photo, SynthRawSpec kwargs)
     "coffee": ("coffee", {"size": 512}),
@@ -163,8 +164,11 @@ def _old_colorbalancergb(dt: Darktable, side: Sidecar, version: int) -> Sidecar:
     return _append(side, it)
 
 
-def build_corpus(dt: Darktable, raws: dict[str, Path], work: Path, per_op: int) -> list[dict[str, Any]]:
-    """Every sidecar of the corpus: ``{id, kind, raw, what, side}``."""
+def build_corpus(
+    dt: Darktable, raws: dict[str, Path], work: Path, per_op: int, dtsrc: Path = DTSRC
+) -> list[dict[str, Any]]:
+    """Every sidecar of the corpus: ``{id, kind, raw, what, side}`` (the styles and old sidecars from darktable's
+    source tree ``dtsrc``, when it is there)."""
     from darkproxy.darktable.blendop import item_blend
     from darkproxy.darktable.styles import read_style
 
@@ -222,16 +226,16 @@ def build_corpus(dt: Darktable, raws: dict[str, Path], work: Path, per_op: int) 
     for v in (1, 2, 3, 4):
         add(f"legacy-colorbalancergb-v{v}", "legacy", "coffee", f"colorbalancergb written by params v{v}",
             _old_colorbalancergb(dt, c, v))  # fmt: skip
-    for f in sorted((DTSRC / "tools").rglob("*.dtstyle")):
+    for f in sorted((dtsrc / "tools").rglob("*.dtstyle")):
         st = read_style(f)
         side = c
         for it in st.items:
             side = _append(side, it)
-        add(f"style-{_slug(st.name)}", "style", "coffee", f"style {st.name!r} ({f.relative_to(DTSRC)})", side)
-    olds = sorted((DTSRC / "src/tests/benchmark").glob("*.xmp")) + sorted((DTSRC / "tools").rglob("*.xmp"))
+        add(f"style-{_slug(st.name)}", "style", "coffee", f"style {st.name!r} ({f.relative_to(dtsrc)})", side)
+    olds = sorted((dtsrc / "src/tests/benchmark").glob("*.xmp")) + sorted((dtsrc / "tools").rglob("*.xmp"))
     for i, f in enumerate(olds):
         name = "coffee" if i % 2 == 0 else "chelsea"
-        add(f"oldxmp-{_slug(f.stem)}", "oldxmp", name, f"{f.relative_to(DTSRC)} as written", read_xmp(f))
+        add(f"oldxmp-{_slug(f.stem)}", "oldxmp", name, f"{f.relative_to(dtsrc)} as written", read_xmp(f))
     presets = darktable_presets(dt, raws["coffee"], work)
     by_op: dict[str, list[dict[str, Any]]] = {}
     for p in presets:
@@ -539,6 +543,13 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--modes", default="rgb,mosaic")
     ap.add_argument("--per-op", type=int, default=2, help="presets per operation (spread over their names)")
+    ap.add_argument(
+        "--darktable-source",
+        type=Path,
+        default=DTSRC,
+        help="darktable 4.2.1's source tree, for its styles and old sidecars (deb-src, then "
+        "`apt-get source --download-only darktable` and untar; without it they are left out of the corpus)",
+    )
     ap.add_argument("--only", default="", help="comma-separated sidecar ids to run (the rest skipped)")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
@@ -554,7 +565,9 @@ def main() -> int:
         return 0
     dt = Darktable()
     raws = make_raws(work)
-    corpus = build_corpus(dt, raws, work, args.per_op)
+    if not args.darktable_source.is_dir():
+        print(f"no darktable source at {args.darktable_source}: its styles and old sidecars are left out", flush=True)
+    corpus = build_corpus(dt, raws, work, args.per_op, args.darktable_source)
     for c in corpus:
         c["xmp"] = c["side"].write(sdir / f"{c['id']}.xmp")
     data.setdefault("machine", machine_info())  # the first session's; every session that ran runs: sessions

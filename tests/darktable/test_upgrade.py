@@ -3,10 +3,13 @@ from the history it embeds in an export) against darkproxy's ported upgrades, an
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from darkproxy.darktable.legacy import LEGACY, upgrade_params
 from darkproxy.darktable.params import decode_params, flatten
@@ -86,3 +89,25 @@ def test_darktable_upgrades_a_darktable_34_sidecar(dt, make_raw) -> None:
             assert (b.modversion, b.params, b.upgraded_from) == (a.modversion, a.params, None)
     cm = decode_params(mods["channelmixerrgb"], up.find("channelmixerrgb").params)  # v2 -> v3: the rows kept
     assert cm["red"][0] == 1.0 and abs(cm["red"][1] - 0.011) < 1e-6 and abs(cm["red"][2] + 0.012) < 1e-6
+
+
+def test_cli_xmp_show_decodes_old_items_as_darktable_upgrades_them(
+    dt, make_raw, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`darkproxy xmp show OLD.xmp` leaves a darktable 3.4 item opaque; with `--raw RAW` darktable upgrades it
+    first: shown v2->v3 with its values (text and JSON); a missing raw is one line and exit 2."""
+    from darkproxy.cli import main
+
+    raw: Path = make_raw(source="coffee", size=128)
+    assert main(["xmp", "show", str(BENCH_34), "--json"]) == 0
+    plain = {(d["operation"], d["multi_priority"]): d for d in json.loads(capsys.readouterr().out)}
+    assert plain[("channelmixerrgb", 0)]["params"] is None and "modversion 2" in plain[("channelmixerrgb", 0)]["reason"]
+    assert main(["xmp", "show", str(BENCH_34), "--raw", str(raw), "--json"]) == 0
+    up = {(d["operation"], d["multi_priority"]): d for d in json.loads(capsys.readouterr().out)}
+    cm = up[("channelmixerrgb", 0)]
+    assert (cm["modversion"], cm["upgraded_from"]) == (3, 2) and abs(cm["params"]["red"][1] - 0.011) < 1e-6
+    assert main(["xmp", "show", str(BENCH_34), "--raw", str(raw)]) == 0
+    assert " channelmixerrgb v2->v3 " in capsys.readouterr().out
+    assert main(["xmp", "show", str(BENCH_34), "--raw", str(raw.with_name("missing.dng"))]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "missing.dng" in err and "\n" not in err

@@ -27,11 +27,14 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         description="Decode every history item of a darktable XMP sidecar into named parameter "
         "values, and its blend params (off, or mode, opacity, masks, colour space; --json: every "
         "field). Items whose modversion differs from the installed module are shown as opaque "
-        "blobs with the reason. --json: a list of the history items.",
-        epilog="examples:\n  darkproxy xmp show IMG_0001.CR2.xmp\n  darkproxy xmp show result.xmp --json\n",
+        "blobs with the reason; --raw RAW has darktable upgrade them first, as it does when it loads the "
+        "sidecar for RAW (one 32 px export; shown vOLD->vNEW). --json: a list of the history items.",
+        epilog="examples:\n  darkproxy xmp show IMG_0001.CR2.xmp\n  darkproxy xmp show result.xmp --json\n"
+        "  darkproxy xmp show old-edit.xmp --raw IMG_0001.CR2\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     s.add_argument("file", help="XMP sidecar")
+    s.add_argument("--raw", help="the raw the sidecar belongs to: decode old items as darktable upgrades them")
     s.set_defaults(func=run_show)
 
     def usage(_: argparse.Namespace) -> int:
@@ -46,6 +49,8 @@ def run_show(args: argparse.Namespace) -> int:
 
     side = read_xmp(args.file)
     dt = darktable_from_args(args)
+    if args.raw:
+        side = dt.upgraded(args.raw, side)
     items = side.decode(dt.schemas)
     lines = [
         f"{args.file}: {len(side.items)} history items, history_end {side.history_end}, "
@@ -56,7 +61,8 @@ def run_show(args: argparse.Namespace) -> int:
         mark = " " if i < side.history_end else "x"
         state = "on " if it.enabled else "off"
         inst = f" #{it.multi_priority}" if it.multi_priority else ""
-        lines.append(f"{mark}{i:3d} {it.operation}{inst} v{it.modversion} {state}")
+        version = f"v{it.upgraded_from}->v{it.modversion}" if it.upgraded_from is not None else f"v{it.modversion}"
+        lines.append(f"{mark}{i:3d} {it.operation}{inst} {version} {state}")
         if d.params is None:
             lines.append(f"       (opaque: {d.reason})")
         else:

@@ -147,8 +147,8 @@ class Darktable:
         The exact upgrade for every module and version this darktable reads, with no old struct
         written by hand (:mod:`darkproxy.darktable.legacy` ports a few, without darktable). ``sidecar``
         itself when no item is older; cached per raw, history and darktable version. An item darktable
-        drops (a version it cannot upgrade) is kept as written. Raises :class:`XmpError` when darktable
-        adds an item, :class:`DarktableRenderError` when darktable fails or writes no history."""
+        drops (a version it cannot upgrade) is kept as written, one it adds is left out. Raises
+        :class:`DarktableRenderError` when darktable fails or writes no history."""
         mods = self.schemas.modules
         if not any(it.operation in mods and it.modversion < mods[it.operation].version for it in sidecar.items):
             return sidecar
@@ -180,14 +180,11 @@ class Darktable:
                 f"darktable-cli {why} upgrading the history of {raw}: {_tail(proc.stdout + proc.stderr)}"
             )
         up = Sidecar.parse(data[start : end + len(b"</x:xmpmeta>")])
+        # sidecar's items, each as darktable upgraded it. One it cannot upgrade (a newer version, one its
+        # legacy_params does not know) it drops: kept as written, for the replica to refuse in one line. The
+        # items darktable adds to an old history (the modules it always runs, at their defaults) are left
+        # out, as the replica reads a history without them.
         theirs = {it.key: it for it in up.items}
-        if added := [f"{m}#{i}" if i else m for m, i in set(theirs) - {it.key for it in sidecar.items}]:
-            raise XmpError(
-                f"darktable {self.version} loads the history of {raw} with items it does not have "
-                f"({', '.join(sorted(added))}): darkproxy replicates the history as written"
-            )
-        # an item darktable cannot upgrade (a newer version, one its legacy_params does not know) it drops:
-        # kept as written, for the replica to refuse in one line
         up.items = [theirs.get(it.key, it) for it in sidecar.items]
         up.history_end = sidecar.history_end
         with contextlib.suppress(OSError):  # unwritable workspace: works, just uncached

@@ -143,6 +143,8 @@ class DecodedItem:
             "params": self.params,
             "blend": self.blend,
         }
+        if self.item.upgraded_from is not None:
+            d["upgraded_from"] = self.item.upgraded_from
         if self.reason:
             d["reason"] = self.reason
             d["params_blob"] = self.item.params_as_text()
