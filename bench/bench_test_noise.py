@@ -82,7 +82,10 @@ DENOISE_TESTS = [  # parametrised: 2 render scales
     "tests/replica/test_denoiseprofile.py::test_denoiseprofile_matches_darktable_in_camera_rgb",
     "tests/replica/test_denoiseprofile.py::test_denoiseprofile_through_the_replica",
 ]
-SIGMOID_TESTS = ["tests/replica/test_sigmoid.py::test_sigmoid_matches_darktable"]  # parametrised: 2 edits
+SIGMOID_TESTS = [  # parametrised: 2 edits; and the replica on a darktable 3.4 sidecar's items darktable upgraded
+    "tests/replica/test_sigmoid.py::test_sigmoid_matches_darktable",
+    "tests/replica/test_upgraded.py::test_replica_runs_items_of_a_darktable_34_sidecar",
+]
 GRADUATEDND_TESTS = ["tests/replica/test_graduatednd.py::test_graduatednd_matches_darktable_tapouts_at_two_sizes"]
 PPG_TESTS = ["tests/replica/test_mosaic.py::test_ppg_matches_darktable"]  # parametrised: 2 raws
 HIGHLIGHTS_TESTS = [  # parametrised: 5 cases
@@ -191,7 +194,9 @@ GROUP_NOTES = {
     "replica-graduatednd": "graduated density on camera RGB (through colorin's measured matrix) against darktable's "
     "tap-outs at two sizes.",
     "replica-sigmoid": "sigmoid (both colour processings) against darktable's tap-out and export; until session 29 "
-    "one edit in the `darktable` group (its rows there: the port before its commit_params emulation).",
+    "one edit in the `darktable` group (its rows there: the port before its commit_params emulation). From the "
+    "second session of runs on: the replica on a darktable 3.4 sidecar's channel mixer rgb v2 and profiled denoise "
+    "v10, upgraded by darktable.",
     "replica-fit": "A blend opacity regressed through the replica from darktable's export, and darktable's render "
     "of the result.",
     "regress": "Slider regression through the test proxies (`exposure_run`, `colorbalance_run`) on darktable targets "

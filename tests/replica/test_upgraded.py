@@ -5,8 +5,8 @@ The two items of darktable's benchmark sidecar of darktable 3.4 (tests/fixtures/
 into darktable's default history of a 256 px synthetic raw, the sidecar written as a user's and run as
 ``darkproxy replica RAW --xmp`` runs it (:func:`replica_history`), rendered at 128 px. Measured: the stages
 alone 96.81 (channel mixer rgb) and 78.50 dB (profiled denoise), the replica 60.06 dB against darktable's
-8-bit export, the same in 3 runs (no spread: darktable's renders repeat); floors 8 dB below the stages, 4 dB below
-the replica.
+8-bit export, the same in 10 fresh runs (bench/results/test_noise.md, group replica-sigmoid: no spread); floors
+8 dB below the stages, 4 dB below the replica.
 """
 
 from __future__ import annotations
