@@ -154,6 +154,17 @@ def test_sparse_moves_few_sliders_from_the_defaults(schemas) -> None:
     assert abs(mixed_sparse.mean() - (1 - MIXED_DENSE_SHARE)) < 0.07 and not (mixed_sparse & ~sparse_rows).any()
     assert np.array_equal(mx[~sparse_rows], u[~sparse_rows])  # a row dense in sparse is the same row here
     assert np.array_equal(mx[100:110], sample_unit(sp, 10, "mixed", seed=5, start=100))
+    # edges: mixed's rows and sliders, half the rows' values from the arcsine law (more near the ends)
+    from darkproxy.data.sampling import EDGE_SHARE
+
+    ed = sample_unit(sp, 400, "edges", seed=5)
+    assert np.array_equal(np.abs(ed - base) > 1e-9, np.abs(mx - base) > 1e-9)
+    arcsine_rows = (ed != mx).any(1)
+    assert abs(arcsine_rows.mean() - EDGE_SHARE) < 0.07
+    moved_m, moved_e = mx[np.abs(mx - base) > 1e-9], ed[np.abs(ed - base) > 1e-9]
+    near = lambda v: ((v < 0.02) | (v > 0.98)).mean()  # noqa: E731
+    assert near(moved_e) > 2.0 * near(moved_m)  # arcsine: 18 % within 2 % of an end, uniform 4 %
+    assert np.array_equal(ed[100:110], sample_unit(sp, 10, "edges", seed=5, start=100))
 
 
 def test_zoo_ranges_are_curated_and_inside_darktable(schemas) -> None:

@@ -52,7 +52,8 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         default="sobol",
         choices=SAMPLERS,
         help="design (default sobol); sparse: each sample moves 1-3 sliders from their defaults, a quarter move "
-        "all; mixed: the same, half move all",
+        "all; mixed: the same, half move all; edges: mixed with half the rows drawing their sliders nearer "
+        "the ends of their ranges (the arcsine law)",
     )
     p.add_argument(
         "--size", type=int, default=512, metavar="PX", help="sample size in px (longest side / crop side; default 512)"

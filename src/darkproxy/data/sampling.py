@@ -15,6 +15,10 @@
 * ``mixed``: ``sparse`` with half the samples (``MIXED_DENSE_SHARE``) moving every slider: for proxies
   judged under every slider drawn at once as well as under edits (row ``i``'s draws are ``sparse``'s,
   only more of them keep every slider).
+* ``edges``: ``mixed`` with half the rows (``EDGE_SHARE``) drawing their moved sliders from the arcsine
+  law (Beta(1/2, 1/2): 4.5 times uniform's density within 2 % of either end of a range, a third of the
+  draws in its middle half) instead of uniformly: for a module whose output turns sharply near the end
+  of a slider (colorize near lightness 0). Row ``i`` keeps ``mixed``'s choice of sliders.
 
 Enum and bool axes are snapped to their values by
 :meth:`ParamSpace.denormalize` (enum ``k`` of ``m`` values covers the
@@ -32,9 +36,10 @@ import numpy as np
 from darkproxy.data.paramspace import ParamSpace
 from darkproxy.errors import DarkproxyError
 
-SAMPLERS = ("sobol", "lhs", "uniform", "grid", "sparse", "mixed")
+SAMPLERS = ("sobol", "lhs", "uniform", "grid", "sparse", "mixed", "edges")
 DENSE_SHARE = 0.25  # share of ``sparse`` samples that move every slider
 MIXED_DENSE_SHARE = 0.5  # ``mixed``'s
+EDGE_SHARE = 0.5  # share of ``edges`` rows whose moved sliders follow the arcsine law
 SPARSE_MAX_MOVED = 3  # a ``sparse`` sample moves 1..this many sliders
 
 
@@ -82,8 +87,9 @@ def sample_unit(space: ParamSpace, n: int, sampler: str = "sobol", seed: int = 0
     elif sampler == "uniform":
         # one stream per row so that row i depends on (seed, i) only
         u = np.stack([np.random.default_rng([seed, start + i]).random(p) for i in range(n)])
-    elif sampler in ("sparse", "mixed"):
-        return sparse(space, n, seed, start, DENSE_SHARE if sampler == "sparse" else MIXED_DENSE_SHARE)
+    elif sampler in ("sparse", "mixed", "edges"):
+        dense = DENSE_SHARE if sampler == "sparse" else MIXED_DENSE_SHARE
+        return sparse(space, n, seed, start, dense, EDGE_SHARE if sampler == "edges" else 0.0)
     elif sampler == "lhs":
         if start:
             raise DarkproxyError("lhs designs depend on n: sample them whole (start=0)")
@@ -100,9 +106,17 @@ def sample_unit(space: ParamSpace, n: int, sampler: str = "sobol", seed: int = 0
     return discretize(space, u)
 
 
-def sparse(space: ParamSpace, n: int, seed: int = 0, start: int = 0, dense_share: float = DENSE_SHARE) -> np.ndarray:
+def sparse(
+    space: ParamSpace,
+    n: int,
+    seed: int = 0,
+    start: int = 0,
+    dense_share: float = DENSE_SHARE,
+    edge_share: float = 0.0,
+) -> np.ndarray:
     """Rows ``start .. start+n-1`` of the ``sparse`` design (see the module
-    docstring; ``dense_share``: the share of rows that move every slider): float64 (n, P) in [0, 1],
+    docstring; ``dense_share``: the share of rows that move every slider; ``edge_share``: the share whose
+    moved sliders follow the arcsine law, from a stream of their own): float64 (n, P) in [0, 1],
     discretised; the sliders a row does not move sit at their defaults' normalised values."""
     p = len(space)
     base = np.clip(space.normalize(space.defaults()), 0.0, 1.0)  # a default outside the range: its nearest end
@@ -110,6 +124,10 @@ def sparse(space: ParamSpace, n: int, seed: int = 0, start: int = 0, dense_share
     for i in range(n):
         rng = np.random.default_rng([seed, start + i, 11])
         u = rng.random(p)
+        if edge_share > 0.0:
+            edge = np.random.default_rng([seed, start + i, 12])
+            if edge.random() < edge_share:
+                u = edge.beta(0.5, 0.5, p)
         if rng.random() >= dense_share:
             k = int(rng.integers(1, min(SPARSE_MAX_MOVED, p) + 1))
             moved = rng.choice(p, size=k, replace=False)
