@@ -12,6 +12,7 @@ another on 8 draws is checked here on more. ``--sweep``: each run once per value
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -25,18 +26,27 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def evaluate(
+def run_eval(
     run: Path, images: Path, n: int, sampler: str, seed: int, pin: str | None = None, scales: str | None = None
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """``darkproxy eval`` of ``run`` (``pin``: ``PARAM=VALUE`` for ``--set``; ``scales``: its ``--scales``): its
-    metrics.json's proxy and identity figures, and per render scale where it has them."""
+    metrics.json and metrics.csv's rows (one per draw: the sliders and the figures)."""
     with tempfile.TemporaryDirectory(prefix="darkproxy-evaldraws-") as td:
         cmd = [sys.executable, "-m", "darkproxy", "eval", str(run), "--images", str(images), "-n", str(n)]
         cmd += ["--sampler", sampler, "--seed", str(seed), "-o", td, "-q"] + (["--set", pin] if pin else [])
         cmd += ["--scales", scales] if scales else []
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-        m = json.loads((Path(td) / "metrics.json").read_text())
+        with (Path(td) / "metrics.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        return json.loads((Path(td) / "metrics.json").read_text()), rows
+
+
+def evaluate(
+    run: Path, images: Path, n: int, sampler: str, seed: int, pin: str | None = None, scales: str | None = None
+) -> dict[str, Any]:
+    """:func:`run_eval`'s metrics.json: the proxy and identity figures, and per render scale where it has them."""
+    m, _ = run_eval(run, images, n, sampler, seed, pin, scales)
     per = [{k: s[k] for k in ("scale", "psnr_median", "psnr_min")} for s in m.get("per_scale") or []]
     return {"proxy": m["proxy"], "identity": m.get("identity"), "per_scale": per}
 

@@ -11,12 +11,9 @@ the range's ends), to tell a slider's end from a combination. Writes ``NAME.md``
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,15 +21,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from bench_eval_draws import run_eval  # noqa: E402
+
 from darkproxy.proxy import Proxy  # noqa: E402
 
 
 def worst_draws(run: Path, images: Path, n: int, sampler: str, seed: int, k: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="darkproxy-worst-") as td:
-        cmd = [sys.executable, "-m", "darkproxy", "eval", str(run), "--images", str(images), "-n", str(n)]
-        cmd += ["--sampler", sampler, "--seed", str(seed), "-o", td, "-q"]
-        subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, stdout=subprocess.DEVNULL)
-        rows = list(csv.DictReader((Path(td) / "metrics.csv").open()))
+    """``run``'s ``k`` lowest draws of ``darkproxy eval`` (:func:`bench_eval_draws.run_eval`), sliders as fractions."""
+    _, rows = run_eval(run, images, n, sampler, seed)
     space = Proxy.load(run).param_space
     rows.sort(key=lambda r: float(r["proxy_psnr"]))
     out = []
