@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from darkproxy.darktable.schema import load_schema_snapshot
+from darkproxy.darktable.introspect import READER_VERSION
+from darkproxy.darktable.schema import load_schema_snapshot, load_schemas
 from darkproxy.errors import UnknownModule, UnknownParam
 from tests.conftest import run_cli
 
@@ -77,6 +78,20 @@ def test_snapshot_matches_live_darktable(dt) -> None:
 def test_cache_is_written_per_version(dt, dp_home) -> None:
     dt.schemas  # noqa: B018 - loads and caches
     assert (dp_home / "cache" / "schemas" / f"darktable-{dt.version}.json").is_file()
+
+
+def test_cache_of_an_older_reader_is_read_again(dt, tmp_path) -> None:
+    load_schemas(dt.install, tmp_path)
+    cache = tmp_path / f"darktable-{dt.version}.json"
+    raw = json.loads(cache.read_text())
+    assert raw["reader"] == READER_VERSION
+    del raw["reader"]  # as darkproxy wrote it before it read darktable 5's pipe orders
+    raw["pipe_orders"] = {"1": raw["pipe_orders"]["1"]}
+    cache.write_text(json.dumps(raw))
+    again = load_schemas(dt.install, tmp_path)
+    assert again.source == "darktable"
+    assert again.pipe_order(2) == dt.schemas.pipe_order(2)
+    assert json.loads(cache.read_text())["reader"] == READER_VERSION
 
 
 def test_cli_params_json_contract() -> None:

@@ -258,8 +258,11 @@ class _IopOrderEntry(C.Structure):  # dt_iop_order_entry_t (src/common/iop_order
     ]
 
 
-# dt_iop_order_t: 1 legacy, 2 v3.0 (raw default), 3 v3.0 for JPEG
-IOP_ORDER_VERSIONS = {1: "legacy", 2: "v30", 3: "v30_jpg"}
+# dt_iop_order_t: 1 legacy, 2 v3.0 (raw default up to 4.8), 3 v3.0 for JPEG, 4 v5.0 (raw default from 5.0),
+# 5 v5.0 for JPEG; a darktable without one returns an empty list, which is left out
+IOP_ORDER_VERSIONS = {1: "legacy", 2: "v30", 3: "v30_jpg", 4: "v50", 5: "v50_jpg"}
+# what the reader extracts: a cached extraction by an older reader is read again (schema.load_schemas)
+READER_VERSION = 2
 
 
 def _pipe_orders(lib: C.CDLL) -> dict[str, list[str]]:
@@ -277,7 +280,8 @@ def _pipe_orders(lib: C.CDLL) -> dict[str, list[str]]:
             e = C.cast(node.contents.data, C.POINTER(_IopOrderEntry)).contents
             ops.append(e.operation.decode())
             node = node.contents.next
-        orders[str(v)] = ops
+        if ops:
+            orders[str(v)] = ops
     return orders
 
 
@@ -290,7 +294,7 @@ def _extract_in_process(libdir: Path, plugindir: Path) -> dict[str, Any]:
             modules.append(_load_one(p))
         except OSError as e:
             modules.append({"name": p.name[3:-3], "version": None, "error": f"cannot load: {e}"})
-    return {"modules": modules, "pipe_orders": pipe_orders}
+    return {"modules": modules, "pipe_orders": pipe_orders, "reader": READER_VERSION}
 
 
 def extract_schemas(libdir: Path, plugindir: Path, timeout: float = 120) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from darkproxy.darktable.introspect import extract_schemas
+from darkproxy.darktable.introspect import READER_VERSION, extract_schemas
 from darkproxy.darktable.locate import DarktableInstall
 from darkproxy.errors import DarktableNotFound, UnknownModule, UnknownParam
 from darkproxy.fsutil import write_json
@@ -348,7 +348,8 @@ def load_schemas(install: DarktableInstall | None, cache_dir: Path | None = None
     if cache and cache.is_file() and not refresh:
         try:
             raw = json.loads(cache.read_text())
-            return SchemaSet.from_raw(raw, install.version, f"cache:{cache}")
+            if raw.get("reader") == READER_VERSION:  # else written by an older reader: read again below
+                return SchemaSet.from_raw(raw, install.version, f"cache:{cache}")
         except (json.JSONDecodeError, KeyError):
             pass  # corrupt cache: read again below
     if install.libdir is None or install.plugindir is None:

@@ -42,6 +42,17 @@ def _mark_upgrades(up: Sidecar, written: Sidecar) -> Sidecar:
     return up
 
 
+def _embedded_history(data: bytes, what: str, proc: subprocess.CompletedProcess[str]) -> Sidecar:
+    """The history darktable-cli embeds in an export's XMP packet (``data``: the exported file's bytes),
+    every item at its module's current version. Raises :class:`DarktableRenderError` naming ``what`` when
+    there is none."""
+    start, end = data.find(b"<x:xmpmeta"), data.find(b"</x:xmpmeta>")
+    if start < 0 or end < 0:
+        why = "wrote no image" if not data else "embedded no history in its export"
+        raise DarktableRenderError(f"darktable-cli {why} {what}: {_tail(proc.stdout + proc.stderr)}")
+    return Sidecar.parse(data[start : end + len(b"</x:xmpmeta>")])
+
+
 @dataclass
 class Darktable:
     """Everything darkproxy needs from one darktable installation."""
@@ -73,9 +84,10 @@ class Darktable:
     # ------------------------------------------------------------ histories
     def default_history(self, raw: str | os.PathLike[str], refresh: bool = False) -> Sidecar:
         """The history darktable itself creates for ``raw`` on import (its
-        workflow defaults and auto-applied presets), written by darktable-cli
-        with ``write_sidecar_files=on import``; cached per raw content and
-        darktable version. Returned compressed (one item per module)."""
+        workflow defaults and auto-applied presets), read from the history darktable-cli embeds in a
+        32 px export (in 4.2.1 the same items as the sidecar it writes with ``write_sidecar_files=on
+        import``; darktable-cli 5.x writes no sidecar); cached per raw content and darktable version.
+        Returned compressed (one item per module)."""
         raw = Path(raw)
         if not raw.is_file():
             raise RawError(f"raw file {raw} does not exist")
@@ -91,14 +103,14 @@ class Darktable:
             _link_or_copy(raw, link)
             (tdp / "config").mkdir()
             cmd = self._tiny_export(link, None, tdp / "out.tif", tdp / "config")
-            cmd += ["--conf", "write_sidecar_files=on import"]
-            proc = self._run_cli(cmd, f"reading {raw}", [tdp / f"image{raw.suffix}.xmp", tdp / "out.tif"])
-            xmp = tdp / f"image{raw.suffix}.xmp"
-            if not xmp.is_file() or not (tdp / "out.tif").is_file():
-                raise RawError(f"darktable cannot open {raw}: {_tail(proc.stdout + proc.stderr)}")
-            side = read_xmp(xmp)
-            with contextlib.suppress(OSError):  # unwritable workspace: works, just uncached
-                side.write(cache)
+            proc = self._run_cli(cmd, f"reading {raw}", [tdp / "out.tif"])
+            data = (tdp / "out.tif").read_bytes() if (tdp / "out.tif").is_file() else b""
+        if not data:
+            raise RawError(f"darktable cannot open {raw}: {_tail(proc.stdout + proc.stderr)}")
+        side = _embedded_history(data, f"reading {raw}", proc)
+        with contextlib.suppress(OSError):  # unwritable workspace: works, just uncached
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            side.write(cache)
         return side.compressed()
 
     def _tiny_export(self, image: Path, xmp: Path | None, out: Path, config: Path) -> list[str]:
@@ -173,13 +185,7 @@ class Darktable:
             cmd = self._tiny_export(link, xmp, out, tdp / "config")
             proc = self._run_cli(cmd, f"upgrading the history of {raw}", [out])
             data = out.read_bytes() if out.is_file() else b""
-        start, end = data.find(b"<x:xmpmeta"), data.find(b"</x:xmpmeta>")
-        if start < 0 or end < 0:
-            why = "wrote no image" if not data else "embedded no history in its export"
-            raise DarktableRenderError(
-                f"darktable-cli {why} upgrading the history of {raw}: {_tail(proc.stdout + proc.stderr)}"
-            )
-        up = Sidecar.parse(data[start : end + len(b"</x:xmpmeta>")])
+        up = _embedded_history(data, f"upgrading the history of {raw}", proc)
         # sidecar's items, each as darktable upgraded it. One it cannot upgrade (a newer version, one its
         # legacy_params does not know) it drops: kept as written, for the replica to refuse in one line. The
         # items darktable adds to an old history (the modules it always runs, at their defaults) are left
