@@ -106,3 +106,26 @@ def test_soften_proxy_follows_the_image_size(dt, tiny_raw) -> None:
 
     assert full_size((), None, tiny_raw) == tuple(float(v) for v in raw_size(tiny_raw) or ())
     assert full_size((3, 10, 20), 0.5, None) == (40.0, 20.0) and full_size((3, 10, 20), None, None) is None
+
+
+def test_proxy_of_another_darktable_is_refused(dt, tiny_raw) -> None:
+    """A proxy runs only on the darktable whose renders and defaults it was trained on: the values it was
+    trained at are read from this darktable's defaults (darktable 5.0.1 defaults filmic rgb to a colour science
+    4.2.1 has not; the shipped filmic proxy was taken for it there: docs/darktable-notes.md)."""
+    from darkproxy.darktable.params import decode_params, flatten
+    from darkproxy.proxy.locate import list_zoo, shipped_root
+    from darkproxy.replica.proxyfit import proxy_problem, trained_values
+
+    zoo = {r["module"]: r for r in list_zoo(shipped_root())}["lowpass"]["darktable_version"]
+    if zoo != dt.version:
+        pytest.skip(f"the shipped zoo was trained on darktable {zoo}, this is {dt.version}")
+    hist = dt.edit(dt.default_history(tiny_raw), updates={"lowpass": {"radius": 12.0, "contrast": 0.5}})
+    it = hist.find("lowpass")
+    values = flatten(decode_params(dt.schemas.get("lowpass"), it.params))
+    trained = trained_values(dt, "lowpass", tiny_raw)
+    args = ("lowpass", "zoo:lowpass", values, it.modversion, trained)
+    assert proxy_problem(*args, asked=True, darktable_version=dt.version) is None
+    other = "5.0.1"
+    why = proxy_problem(*args, asked=True, darktable_version=other)
+    assert why is not None and "\n" not in why, why
+    assert f"trained on darktable {dt.version}'s renders" in why and f"this is darktable {other}" in why, why

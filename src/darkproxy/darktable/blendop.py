@@ -2,7 +2,11 @@
 
 darktable has no introspection for them: the layout is ``dt_develop_blend_params_t`` of
 ``src/develop/blend.h`` at ``DEVELOP_BLEND_VERSION`` 11 (darktable 4.0 to 4.2 at least), 420
-bytes, little endian, read field by field below. Older blobs are upgraded as darktable's
+bytes, little endian, read field by field below. Versions 12 and 13 (darktable 5.0: the same 420 bytes) are
+read as they are: 12 normalised ``raster_mask_id`` and stopped writing the inverted combine of drawn masks (an
+equivalent one), 13 took ``reserved[0]`` for ``feather_version`` (1: darktable 5's feathering, another guided
+filter weight and epsilon; 0: the older one, which darktable's upgrade of an older blob sets):
+:attr:`BlendParams.feather_version`. Older blobs are upgraded as darktable's
 ``dt_develop_blend_legacy_params`` upgrades them: version 10 (darktable 3.0-3.8; the
 same layout, its legacy blend modes mapped, ``details`` read from the old ``reserved[0]``), versions 1
 to 9 (their own layouts, on darktable's defaults with the module's display-referred blend colour space:
@@ -28,7 +32,8 @@ from darkproxy.darktable import blendop_legacy as legacy
 from darkproxy.darktable.masks import DrawnMask, Form, forms_problem
 from darkproxy.errors import XmpError
 
-BLEND_VERSION = 11
+BLEND_VERSION = 11  # the version darkproxy writes (darktable 5 upgrades it: feather_version 0)
+READ_VERSIONS = (10, 11, 12, 13)  # the versions of this layout darkproxy reads
 # mask_mode, blend_cst, blend_mode, blend_parameter, opacity, mask_combine, mask_id, blendif,
 # feathering_radius, feathering_guide, blur_radius, contrast, brightness, details, reserved[3],
 # blendif_parameters[4 * 16], blendif_boost_factors[16], raster_mask_source (dt_dev_operation_t:
@@ -248,6 +253,7 @@ class BlendParams:
     raster_mask_instance: int
     raster_mask_id: int
     raster_mask_invert: bool
+    feather_version: int = 0  # version 13's reserved[0]: 1 is darktable 5's feathering (see the module docstring)
 
     @property
     def enabled(self) -> bool:
@@ -367,9 +373,9 @@ def decode_blendop(
     all-zero blobs upgraded as darktable upgrades them; versions 1 to 9 take the module's blend colour space,
     and need ``operation``); one-line :class:`XmpError` for another version or size, or an unknown module."""
     # an all-zero blob: darktable's defaults, blending off (an old version's: the module's colour space, where
-    # known; one of version 11 and its size darktable copies as it is: blending off too, colour space none)
+    # known; one of version 11 to 13 and its size darktable copies as it is: blending off too, colour space none)
     if blob and not any(blob):
-        cst = legacy.DISPLAY_CST.get(operation or "", 0) if version != BLEND_VERSION else 0
+        cst = legacy.DISPLAY_CST.get(operation or "", 0) if version not in READ_VERSIONS[1:] else 0
         return replace(_zero_params(), blend_cst=cst)
     if version in legacy.LAYOUTS:
         f = legacy.upgrade_fields(blob, version, operation, where)
@@ -377,15 +383,17 @@ def decode_blendop(
         if "blendif_parameters" in f:  # version 2: the first 8 channels, the rest darktable's defaults
             f["blendif_parameters"] += _DEFAULT_PARAMETERS[len(f["blendif_parameters"]) :]
         return replace(_zero_params(), **f)  # (the boost factors: 0, no module's default colour space is JzCzhz)
-    if version not in (10, BLEND_VERSION):
+    if version not in READ_VERSIONS:
         raise XmpError(
-            f"{where}: blendop version {version}, darkproxy reads versions 1 to {BLEND_VERSION} (darktable to 4.2)"
+            f"{where}: blendop version {version}, darkproxy reads versions 1 to {READ_VERSIONS[-1]} (darktable to 5.0)"
         )
     if len(blob) != SIZE:
         raise XmpError(f"{where}: {len(blob)} bytes, blendop version {version} has {SIZE}")
     bp = _unpack(blob)
-    if version == BLEND_VERSION:
+    if version in (BLEND_VERSION, 12):
         return bp
+    if version == 13:
+        return replace(bp, feather_version=bp.reserved[0])
     # v10 -> v11 (dt_develop_blend_legacy_params): the same fields; reserved[0] became details (NaN -> 0,
     # clamped to [-1, 1]), the rest of reserved darktable's defaults
     details = 0.0 if math.isnan(bp.details) else min(1.0, max(-1.0, bp.details))
@@ -446,6 +454,8 @@ def mask_problems(
         what.append(why)
     if bp.details != 0.0:
         what.append(f"mask details threshold {bp.details:g} (detail mask, not ported)")
+    if bp.feather_version and _feathers(bp):
+        what.append(f"darktable 5's mask feathering (feather version {bp.feather_version}, not ported)")
     return what
 
 

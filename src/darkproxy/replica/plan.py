@@ -397,7 +397,8 @@ def _proxy_why(dt: Any, m: str, run: str, dec: Any, raw: Any, bias: float | None
     """:func:`proxy_problem` at the history's decoded values ``dec``, against what the proxy ``run`` of ``m`` was
     trained on (the values of its data, the raws' size)."""
     size = full_size((), None, Path(raw)) if m in FULL_SIZE_RADIUS and raw is not None else None  # rawpy's
-    return proxy_problem(m, run, dec.values, dec.version, trained_values(dt, m, raw), bias, asked, size)
+    trained = trained_values(dt, m, raw)
+    return proxy_problem(m, run, dec.values, dec.version, trained, bias, asked, size, dt.version)
 
 
 def _instances(dt: Any, history: Any) -> tuple[list[str], dict[Any, ItemCoverage], list[tuple[str, int]]]:

@@ -122,6 +122,7 @@ def proxy_problem(
     bias: float | None = None,
     asked: bool = False,
     full_size: tuple[float, float] | None = None,
+    darktable_version: str | None = None,
 ) -> str | None:
     """Why the proxy ``run`` cannot run ``module`` at the history's ``values`` (decoded at ``version``,
     flattened), ``trained``: :func:`trained_values` (``None``: unknown, refused); ``None`` when it can.
@@ -129,7 +130,10 @@ def proxy_problem(
     figure is theirs to judge (the summary reports the stage's fidelity), the other checks still hold.
     ``full_size``: the raw's ``(width, height)`` in px (rawpy), which a module of
     :data:`~darkproxy.data.scale.FULL_SIZE_RADIUS` needs (a proxy conditioned on the render scale, trained before
-    2026-12-06: to match the raws it was trained on; the range of diagonals is checked at the render's size)."""
+    2026-12-06: to match the raws it was trained on; the range of diagonals is checked at the render's size).
+    ``darktable_version``: the darktable running the history; a proxy trained on another one is refused, as
+    ``trained`` (this darktable's defaults) is not what its data held (darktable 5.0's filmic rgb defaults to
+    a colour science 4.2.1's has not: docs/darktable-notes.md)."""
     try:
         info, metrics = _run_info(run)
     except (DarkproxyError, OSError, ValueError) as e:
@@ -139,6 +143,12 @@ def proxy_problem(
         return f"{module}: the proxy {run} does not record the params version it was trained on"
     if pv != version:
         return f"{module} params version {version} (history), the proxy {run} was trained on version {pv}"
+    dv = info.get("darktable_version")
+    if darktable_version is not None and dv != darktable_version:
+        return (
+            f"{module}: the proxy {run} was trained on darktable {dv}'s renders and defaults (this is darktable "
+            f"{darktable_version}): retrain it here (darkproxy zoo train {module})"
+        )
     if module == "colorin":  # its data's input is camera RGB (tapout.IDENTITY_SETTINGS); the chain's is not
         return (
             f"colorin: the proxy {run} maps camera RGB to linear Rec2020, the replica's chain is in linear "
