@@ -1,4 +1,5 @@
-"""The exact filmic rgb stage (darktable 4.2.1's filmicrgb.c, params v6) against darktable itself.
+"""The exact filmic rgb stage (darktable 4.2.1's filmicrgb.c, params v6; the v7 colour science of 4.4 on)
+against darktable.
 
 A 256 px synthetic raw rendered at 128 px. Floors are measured values minus a margin: over 40
 random edits of filmic's sliders, enums and exposure (-2.3..3.7 EV) on coffee and motorcycle,
@@ -93,3 +94,33 @@ def test_filmicrgb_gradient_bounded_near_display_white() -> None:
     assert torch.allclose(y, torch.ones_like(y), atol=1e-6)  # display white
     (g,) = torch.autograd.grad(y.sum(), x)
     assert torch.isfinite(g).all() and float(g.abs().max()) < 1.0, g
+
+
+def test_filmicrgb_v7_science() -> None:
+    """darktable 4.4's v7 colour science (``version`` 4, darktable 5's default; compared with darktable
+    5.0.1 in bench/results/replica_darktable_5.0.1.md, as 4.2.1 has not got it): at saturation -50 % it is the
+    per-channel curve alone, the v6 science without a norm at saturation 0 (v7 gamut-maps at 0); above it the
+    max RGB norm's curve mixed in, whatever preserve_color says; gradcheck in its sliders."""
+    from darkproxy.replica import EXACT, StageContext
+
+    op = EXACT["filmicrgb"]
+    ctx = StageContext(output_profile="srgb")
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(1, 3, 4, 5, dtype=torch.float64, generator=gen) * 3.0 + 0.005
+    x[0, :, 0, 0] = torch.tensor([2.5, 0.02, 0.1], dtype=torch.float64)  # out of the sRGB gamut
+    base = {"black_point_source": -7.65, "white_point_source": 4.2, "output_power": 3.61, "contrast": 1.2}
+
+    def run(**v: object) -> torch.Tensor:
+        return op.fn(x, dict(base, **v), ctx)
+
+    naive = run(version=4, saturation=-50.0, preserve_color=3)
+    assert torch.allclose(naive, run(version=3, saturation=0.0, preserve_color=0), atol=1e-12)
+    assert torch.allclose(run(version=4, saturation=10.0, preserve_color=0), run(version=4, saturation=10.0))
+    assert not torch.allclose(naive, run(version=4, saturation=50.0), atol=1e-3)  # the norm's curve differs
+    assert op.supports(dict(base, version=4), ctx) is None and op.supports(dict(base, version=5), ctx) is not None
+
+    def f(contrast: torch.Tensor, saturation: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
+        return op.fn(img, dict(base, version=4, contrast=contrast, saturation=saturation), ctx)
+
+    args = tuple(torch.tensor([a], dtype=torch.float64, requires_grad=True) for a in (1.3, 20.0))
+    assert torch.autograd.gradcheck(f, (*args, x.clone().requires_grad_(True)), eps=1e-6, atol=1e-5, rtol=1e-3)

@@ -5,7 +5,9 @@ A port of ``src/iop/filmicrgb.c``: the spline of ``dt_iop_filmic_rgb_compute_spl
 tone mapping, and the per-pixel paths of ``process()`` for every colour science
 (``version`` 0-3: v3 2019 to v6 2022) and every ``preserve_color`` norm, with the
 v6 gamut mapping (``gamut_mapping()``, ``common/gamut_mapping.h``) to the pipe's
-output profile (:attr:`StageContext.output_profile`).
+output profile (:attr:`StageContext.output_profile`); and darktable 4.4's v7 (2023,
+``version`` 4, darktable 5's default: ``filmic_v5()``, the per-channel and max RGB tone mappings mixed
+by the saturation, then v6's gamut mapping).
 
 Not modelled: the highlight reconstruction (``enable_highlight_reconstruction``:
 spatial wavelets seeded with noise); :func:`_supported` refuses a history that
@@ -48,7 +50,7 @@ BIG = 1e30  # stands for FLT_MAX: "this channel won't limit the chroma"
 METHOD_NONE, METHOD_MAX_RGB, METHOD_LUMINANCE, METHOD_POWER_NORM, METHOD_EUCLID_V1, METHOD_EUCLID_V2 = range(6)
 CURVE_POLY_4, CURVE_POLY_3, CURVE_RATIONAL = range(3)
 SPLINE_V1, SPLINE_V2, SPLINE_V3 = range(3)
-COLORSCIENCE_V1, COLORSCIENCE_V2, COLORSCIENCE_V3, COLORSCIENCE_V4 = range(4)
+COLORSCIENCE_V1, COLORSCIENCE_V2, COLORSCIENCE_V3, COLORSCIENCE_V4, COLORSCIENCE_V5 = range(5)
 
 
 @functools.cache
@@ -627,25 +629,52 @@ def _desaturate_v2(t: torch.Tensor, st: torch.Tensor, ss: torch.Tensor, sat: tor
     return sat - (key_toe + key_sh) * sat
 
 
+def _display_bounds(x: torch.Tensor, sp: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``black_display``, ``white_display`` of ``process()``: the spline's ends to the output power, linear."""
+    return _c(sp["y0"], x) ** _c(sp["output_power"], x), _c(sp["y4"], x) ** _c(sp["output_power"], x)
+
+
+def _rgb_tone_mapping_v4(x: torch.Tensor, sp: dict[str, Any], white: torch.Tensor) -> torch.Tensor:
+    """``RGB_tone_mapping_v4()``: the curve per channel."""
+    return _curve(_log_tonemap_v2(x, sp), sp, 0.0, white, nan_to_hi=True)
+
+
+def _norm_tone_mapping_v4(
+    x: torch.Tensor, sp: dict[str, Any], variant: int, black: torch.Tensor, white: torch.Tensor
+) -> torch.Tensor:
+    """``norm_tone_mapping_v4()``: the curve on the pixel's norm (clamped to the curve's range), ratios kept."""
+    grey, bsrc, dr = _c(sp["grey_source"], x), _c(sp["black_source"], x), _c(sp["dynamic_range"], x)
+    norm_min, norm_max = grey * torch.exp2(bsrc), grey * torch.exp2(dr + bsrc)
+    norm = torch.minimum(torch.maximum(pixel_norm(x, variant), norm_min), norm_max)
+    return div_channels(x, norm) * _curve(_log_tonemap_v2(norm, sp), sp, black, white, nan_to_hi=True)
+
+
 def filmic_v4(x: torch.Tensor, sp: dict[str, Any], variant: int, sat: torch.Tensor, export: str) -> torch.Tensor:
     """``filmic_chroma_v4()`` / ``filmic_split_v4()`` (``variant`` 0): v6 colour science."""
     w_in = yrg_matrices(WORK_PROFILE)[0]
-    black = _c(sp["y0"], x) ** _c(sp["output_power"], x)  # display black / white, linear
-    white = _c(sp["y4"], x) ** _c(sp["output_power"], x)
+    black, white = _display_bounds(x, sp)
+    orig = rgb_to_ych(x, w_in)
     if variant == METHOD_NONE:
-        out = _curve(_log_tonemap_v2(x, sp), sp, 0.0, white, nan_to_hi=True)
-        orig = rgb_to_ych(x, w_in)
-        fin = rgb_to_ych(out, w_in, hue=False)
+        fin = rgb_to_ych(_rgb_tone_mapping_v4(x, sp, white), w_in, hue=False)
         fin = (fin[0], torch.minimum(orig[1], fin[1]))
-    else:
-        grey, bsrc, dr = _c(sp["grey_source"], x), _c(sp["black_source"], x), _c(sp["dynamic_range"], x)
-        norm_min, norm_max = grey * torch.exp2(bsrc), grey * torch.exp2(dr + bsrc)
-        norm = torch.minimum(torch.maximum(pixel_norm(x, variant), norm_min), norm_max)
-        ratios = div_channels(x, norm)
-        out = ratios * _curve(_log_tonemap_v2(norm, sp), sp, black, white, nan_to_hi=True)
-        orig = rgb_to_ych(x, w_in)
-        fin = rgb_to_ych(out, w_in, hue=False)  # gamut_mapping() keeps the original's hue
+    else:  # gamut_mapping() keeps the original's hue
+        fin = rgb_to_ych(_norm_tone_mapping_v4(x, sp, variant, black, white), w_in, hue=False)
     return gamut_mapping(fin, orig, sat, black, white, export)
+
+
+def filmic_v5(x: torch.Tensor, sp: dict[str, Any], sat: torch.Tensor, export: str) -> torch.Tensor:
+    """``filmic_v5()``: v7 colour science (darktable 4.4 on): the per-channel and the max RGB tone mappings
+    mixed ``(0.5 - sat)`` to ``(0.5 + sat)``, the chroma no higher than the input's, v6's gamut mapping at
+    saturation 0 (darktable 5.0.1 renders so: bench/results/replica_darktable_5.0.1.md; with the slider's
+    saturation there, as in darktable 4.4's source, its edits fell to 26-40 dB)."""
+    w_in = yrg_matrices(WORK_PROFILE)[0]
+    black, white = _display_bounds(x, sp)
+    naive = _rgb_tone_mapping_v4(x, sp, white)
+    max_rgb = _norm_tone_mapping_v4(x, sp, METHOD_MAX_RGB, black, white)
+    out = (0.5 - sat) * naive + (0.5 + sat) * max_rgb
+    orig = rgb_to_ych(x, w_in)
+    fin = rgb_to_ych(out, w_in, hue=False)
+    return gamut_mapping((fin[0], torch.minimum(orig[1], fin[1])), orig, torch.zeros_like(sat), black, white, export)
 
 
 def filmic_v1_v3(x: torch.Tensor, sp: dict[str, Any], variant: int, version: int, sat: torch.Tensor) -> torch.Tensor:
@@ -691,9 +720,9 @@ def _supported(v: Values, ctx: StageContext) -> str | None:
         return "filmic rgb's highlight reconstruction (spatial wavelets seeded with noise) is not modelled"
     if _i(v, "preserve_color") not in range(6):
         return f"filmic rgb preserve_color {_i(v, 'preserve_color')} is unknown"
-    if _i(v, "version") not in range(4):
+    if _i(v, "version") not in range(5):
         return f"filmic rgb color science {_i(v, 'version')} is unknown"
-    if _i(v, "version") == COLORSCIENCE_V4 and ctx.output_profile not in PROFILE_PRIMARIES:
+    if _i(v, "version") >= COLORSCIENCE_V4 and ctx.output_profile not in PROFILE_PRIMARIES:
         return f"output profile {ctx.output_profile!r}: filmic rgb v6 gamut-maps to it, not modelled"
     return None
 
@@ -703,7 +732,8 @@ def _supported(v: Values, ctx: StageContext) -> str | None:
     params=("white_point_source", "black_point_source", "contrast", "latitude", "saturation", "balance"),
     versions=(6,),
     note="darktable 4.2.1's filmicrgb.c (params v6): the spline solved in torch from the sliders, every "
-    "colour science (v3-v6) and chroma-preservation norm, v6's gamut mapping to the output profile; "
+    "colour science (v3-v6, and darktable 4.4's v7) and chroma-preservation norm, v6's gamut mapping to the "
+    "output profile; "
     "highlight reconstruction not modelled (refused)",
     supports=_supported,
 )
@@ -713,6 +743,8 @@ def filmicrgb(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     sp = compute_spline(v, x)
     version, variant = _i(v, "version"), _i(v, "preserve_color")
     sat_p = _p(v, "saturation", DEFAULTS["saturation"], x)
+    if version == COLORSCIENCE_V5:  # whatever preserve_color says
+        return filmic_v5(x, sp, _c(sat_p / 100.0, x), ctx.output_profile)
     if version == COLORSCIENCE_V4:
         return filmic_v4(x, sp, variant, _c(sat_p / 100.0, x), ctx.output_profile)
     return filmic_v1_v3(x, sp, variant, version, _c(2.0 * sat_p / 100.0 + 1.0, x))
