@@ -128,6 +128,7 @@ def test_mosaic_legacy_upgrades_render_as_darktable_upgrades(dt, make_raw, expec
     """highlights v1-v3, rawprepare v1, demosaic v3 and temperature v2 (as darktable 3.x wrote them) on an
     over-exposed raw (highlight modes differ only where photosites clip): darktable's render of the old item is
     its render of darkproxy's upgrade, and differs from the history without it."""
+    _skip_unless_darktable_42(dt)
     raw: Path = make_raw(source="coffee", size=128, headroom=2.0)
     base = dt.default_history(raw)
     cases = [(m, v, old_blob(LEGACY[(m, v)], vals)) for (m, v), vals in MOSAIC_CASES.items()]
@@ -137,6 +138,7 @@ def test_mosaic_legacy_upgrades_render_as_darktable_upgrades(dt, make_raw, expec
 def test_legacy_values_as_darktable_assigns_them(dt) -> None:
     """The upgraded values, from darktable's legacy_params: copies, the new members' fixed
     values, v1's saturation rescaled in double and stored as float, v3's deflicker flag."""
+    _skip_unless_darktable_42(dt)
     exp, cb = dt.schemas.get("exposure"), dt.schemas.get("colorbalancergb")
     v3 = decode_params(exp, upgrade_params(exp, 3, old_blob(LEGACY[("exposure", 3)], {**EXPOSURE, "deflicker": 1})))
     assert v3["mode"] == 1 and v3["compensate_exposure_bias"] is False
@@ -177,3 +179,8 @@ def test_legacy_refuses_in_one_line(dt) -> None:
             upgrade_params(dt.schemas.get(m), v, blob, dt.version)
         msg = str(e.value)
         assert "\n" not in msg and all(w in msg for w in words), msg
+
+
+def _skip_unless_darktable_42(dt) -> None:
+    if dt.install.version_tuple[:2] != (4, 2):  # 5.0 renamed rawprepare's crop, moved temperature to v4...
+        pytest.skip(f"legacy.py's hand ports write darktable 4.2's structs (darktable {dt.version} upgrades itself)")

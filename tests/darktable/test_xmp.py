@@ -103,12 +103,14 @@ DTNS = "{http://darktable.sf.net/}"
 
 def test_pipe_order_as_darktable_reads_it(dt, darktable_xmp: Path) -> None:
     """The order a sidecar's history runs in (common/exif.cc and iop_order.c): darktable's own sidecar the
-    built-in v3.0 order; a custom list (iop_order_version 0) as listed, each module at its first instance,
-    with the modules darktable 4.2 inserts into an older list; xmp_version 4 without iop_order_version the
-    legacy order; a malformed list and a pre-3.0 per-item order refused in one line."""
+    built-in v3.0 order (v5.0 from darktable 5.0); a custom list (iop_order_version 0) as listed, each module
+    at its first instance, with the modules darktable 4.2 inserts into an older list; xmp_version 4 without
+    iop_order_version the legacy order; a malformed list and a pre-3.0 per-item order refused in one line."""
     s = read_xmp(darktable_xmp)
     v30 = dt.schemas.pipe_order(2)
-    assert s.xmp_version is not None and s.xmp_version >= 4 and s.pipe_order(dt.schemas) == v30
+    assert s.xmp_version is not None and s.xmp_version >= 4
+    assert s.iop_order_version == (4 if dt.install.version_tuple >= (5, 0) else 2)  # v5.0 is 5.0's raw default
+    assert s.pipe_order(dt.schemas) == dt.schemas.pipe_order(s.iop_order_version)
     # a darktable 3.4 custom order: no sigmoid, colorbalancergb... and exposure moved after filmicrgb
     old = [m for m in v30 if m not in ("sigmoid", "colorbalancergb", "exposure")]
     old.insert(old.index("filmicrgb") + 1, "exposure")

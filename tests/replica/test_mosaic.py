@@ -284,3 +284,22 @@ def test_rcd_tiles_gradcheck() -> None:
     scaler = torch.tensor([2.1], dtype=torch.float64, requires_grad=True)
     fc = cfa_map(StageContext(cfa=(1, 0, 2, 1)), 20, 210)
     assert _gradcheck(lambda x, s: rcd(x, fc, s), mos, scaler)
+
+
+def test_rawprepare_crop_by_either_name(dt, tiny_raw) -> None:
+    """rawprepare's crop (params version 2 in 4.2 and 5.0): ``x, y, width, height`` in darktable 4.2,
+    ``left, top, right, bottom`` in 5.0 (the same ints, renamed): read under either name, read from this
+    darktable's own default history, and refused when absent (it was read as 0: no crop, on darktable 5)."""
+    from darkproxy.darktable.params import decode_params, flatten
+    from darkproxy.errors import DarkproxyError
+    from darkproxy.replica.ports.rawprepare import crop_box, crop_margins
+
+    it = dt.default_history(tiny_raw).find("rawprepare")
+    v = flatten(decode_params(dt.schemas.get("rawprepare"), it.params))
+    assert crop_margins(v) == (0, 0, 0, 0)  # a DNG darkproxy wrote: no crop
+    old = {"x": 2, "y": 1, "width": 4, "height": 3, "raw_white_point": 4000}
+    new = {"left": 2, "top": 1, "right": 4, "bottom": 3, "raw_white_point": 4000}
+    assert crop_margins(old) == crop_margins(new) == (2, 1, 4, 3)
+    assert crop_box(new, 20, 30) == (1, 17, 2, 26)  # top, bottom, left, right of a 20 x 30 sensor
+    with pytest.raises(DarkproxyError, match="without its crop"):
+        crop_margins({"raw_white_point": 4000})

@@ -13,6 +13,7 @@ def _plan(dt, raw, updates: dict, **kw):
 
 
 def test_proxy_refused_outside_its_training(dt, tiny_raw) -> None:
+    _skip_unless_zoo_darktable(dt)
     from darkproxy.proxy.locate import list_zoo, shipped_root
     from darkproxy.replica import ReplicaError
 
@@ -52,6 +53,7 @@ def test_proxy_refused_outside_its_training(dt, tiny_raw) -> None:
 def test_proxy_of_array_sliders(dt, tiny_raw) -> None:
     """channelmixerrgb's proxy has elements of arrays for sliders (``red[0]``): they are read from the
     history, the arrays' other elements must be as its data had them."""
+    _skip_unless_zoo_darktable(dt)
     from darkproxy.replica import ReplicaError
 
     plan = _plan(
@@ -70,6 +72,7 @@ def test_soften_proxy_follows_the_image_size(dt, tiny_raw) -> None:
     that diagonal in output px (conditioned on the render scale alone it gave 25.5 dB on whole 256 px raws where it
     gave 36.9 on regions of its 1024 px ones: soften_geometry_*_16_draws.md). The replica takes it on a 128 px
     raw rendered whole, and refuses in one line a render whose diagonal it never learnt."""
+    _skip_unless_zoo_darktable(dt)
     from darkproxy.darktable.tapout import raw_size
     from darkproxy.data.scale import ScaleRange
     from darkproxy.errors import DarkproxyError, ScaleError
@@ -113,12 +116,9 @@ def test_proxy_of_another_darktable_is_refused(dt, tiny_raw) -> None:
     trained at are read from this darktable's defaults (darktable 5.0.1 defaults filmic rgb to a colour science
     4.2.1 has not; the shipped filmic proxy was taken for it there: docs/darktable-notes.md)."""
     from darkproxy.darktable.params import decode_params, flatten
-    from darkproxy.proxy.locate import list_zoo, shipped_root
     from darkproxy.replica.proxyfit import proxy_problem, trained_values
 
-    zoo = {r["module"]: r for r in list_zoo(shipped_root())}["lowpass"]["darktable_version"]
-    if zoo != dt.version:
-        pytest.skip(f"the shipped zoo was trained on darktable {zoo}, this is {dt.version}")
+    _skip_unless_zoo_darktable(dt)
     hist = dt.edit(dt.default_history(tiny_raw), updates={"lowpass": {"radius": 12.0, "contrast": 0.5}})
     it = hist.find("lowpass")
     values = flatten(decode_params(dt.schemas.get("lowpass"), it.params))
@@ -129,3 +129,12 @@ def test_proxy_of_another_darktable_is_refused(dt, tiny_raw) -> None:
     why = proxy_problem(*args, asked=True, darktable_version=other)
     assert why is not None and "\n" not in why, why
     assert f"trained on darktable {dt.version}'s renders" in why and f"this is darktable {other}" in why, why
+
+
+def _skip_unless_zoo_darktable(dt) -> None:
+    """The shipped zoo's proxies run in the replica on the darktable they were trained on only."""
+    from darkproxy.proxy.locate import list_zoo, shipped_root
+
+    zoo = {r["module"]: r for r in list_zoo(shipped_root())}["lowpass"]["darktable_version"]
+    if zoo != dt.version:
+        pytest.skip(f"the shipped zoo was trained on darktable {zoo}, this is {dt.version}")

@@ -161,11 +161,12 @@ def _drawn_context(
         return None, (0, 0, 0, 0), ""
     from darkproxy.darktable.masks import active_forms, read_forms
     from darkproxy.replica.ports.flip import resolved_orientation
+    from darkproxy.replica.ports.rawprepare import crop_margins
 
     forms = active_forms(read_forms(history.description), history.history_end)
     stages = {st.module: st for st in prefix}
     raw = stages.get("rawprepare")
-    crop = tuple(int(raw.values.get(k, 0)) for k in ("x", "y", "width", "height")) if raw is not None else (0, 0, 0, 0)
+    crop = crop_margins(raw.values) if raw is not None else (0, 0, 0, 0)
     pos = order.index(module) if module in order else -1
     moved = []
     for m in _DISTORTING:

@@ -19,6 +19,7 @@ import torch
 
 from darkproxy.replica.blend import stage_blend
 from darkproxy.replica.blend_camera import stage_needs_matrix
+from darkproxy.replica.ports.rawprepare import crop_margins
 from darkproxy.replica.registry import EXACT, StageContext
 
 # a permutation of pixels, and exposure's (x - black) / white, equal on the three channels (colorin's matrix
@@ -106,7 +107,7 @@ def cfa_after_crop(raw: str | os.PathLike[str] | None, prefix: Sequence[Any]) ->
     except RawError:
         return None
     rp: Mapping[str, Any] = next((st.values for st in prefix if st.module == "rawprepare"), {})
-    x, y = int(rp.get("x", 0)), int(rp.get("y", 0))
+    x, y = crop_margins(rp)[:2] if rp else (0, 0)
     site = [pat[((i + y) % 2) * 2 + (j + x) % 2] for i in (0, 1) for j in (0, 1)]
     return site[0], site[1], site[2], site[3]
 

@@ -34,6 +34,7 @@ from darkproxy.data.scale import FULL_SIZE_RADIUS
 from darkproxy.errors import DarkproxyError
 from darkproxy.replica.blend import stage_blend
 from darkproxy.replica.mosaicplan import before_colorin, cfa_after_crop, mosaic_refusal
+from darkproxy.replica.ports.rawprepare import crop_margins
 from darkproxy.replica.proxyfit import proxy_pointwise, proxy_problem, trained_values
 from darkproxy.replica.raster import raster_source
 from darkproxy.replica.registry import EXACT, GEOMETRY_FIRST, GEOMETRY_NOTE, MOSAIC_NOTE, StageContext
@@ -267,7 +268,7 @@ def raw_levels(dt: Any, history: Any, raw: str | os.PathLike[str] | None) -> tup
     v = dec.values
     blacks = np.array(v["raw_black_level_separate"], dtype=np.float32)
     black = int(np.float32(blacks[0] + blacks[1] + blacks[2] + blacks[3]) / np.float32(4.0))
-    crop = (int(v["x"]), int(v["y"]), int(v["width"]), int(v["height"]))
+    crop = crop_margins(v)
     try:
         return photosite_histogram(raw, crop), black, int(v["raw_white_point"])
     except RawError:

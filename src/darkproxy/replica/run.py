@@ -35,6 +35,7 @@ from darkproxy.colour.metrics import PSNR_CAP, display_image_deltae2000, display
 from darkproxy.fsutil import write_json
 from darkproxy.replica.chain import ReplicaChain
 from darkproxy.replica.plan import ReplicaError, ReplicaPlan, plan_replica, replica_coverage
+from darkproxy.replica.ports.rawprepare import crop_margins
 from darkproxy.replica.references import (
     Renders,
     fit_camera_matrix,
@@ -64,7 +65,7 @@ def build_chain(plan: ReplicaPlan, renders: Renders, device: str = "cpu") -> Rep
         if renders.camera is None or plan.context.cfa is None:
             raise ReplicaError("--from-mosaic: darktable's camera RGB render or the raw's CFA pattern is missing")
         rp = next((st.values for st in plan.prefix if st.module == "rawprepare"), {})
-        if renders.scale < 1.0 and any(int(rp.get(k, 0)) for k in ("x", "y", "width", "height")):
+        if renders.scale < 1.0 and rp and any(crop_margins(rp)):
             raise ReplicaError(  # the export scale's correction reads the uncropped size: not modelled
                 "--from-mosaic: darktable's resampling of a raw rawprepare crops is not modelled below full size; "
                 "render at full size (--max-size = the raw's long side)"

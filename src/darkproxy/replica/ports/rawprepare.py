@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from darkproxy.errors import DarkproxyError
 from darkproxy.replica.registry import StageContext, Values, register_exact
 
 
@@ -24,10 +25,20 @@ def _supported(v: Values, ctx: StageContext) -> str | None:
     return None
 
 
+def crop_margins(v: Values) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom): the photosites darktable's crop takes off each side. darktable 4.2 names
+    them ``x``, ``y``, ``width``, ``height``, 5.0 ``left``, ``top``, ``right``, ``bottom`` (the same params
+    version 2, the same four ints): either is read, and a params without them is refused, not read as 0."""
+    for names in (("left", "top", "right", "bottom"), ("x", "y", "width", "height")):
+        if all(k in v for k in names):
+            return tuple(int(v[k]) for k in names)  # type: ignore[return-value]
+    raise DarkproxyError(f"rawprepare params without its crop ({', '.join(sorted(v))})")
+
+
 def crop_box(v: Values, h: int, w: int) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) bounds of darktable's crop of an uncropped ``(h, w)`` sensor."""
-    x, y, cw, ch = (int(v.get(k, 0)) for k in ("x", "y", "width", "height"))
-    return y, h - ch, x, w - cw
+    left, top, right, bottom = crop_margins(v)
+    return top, h - bottom, left, w - right
 
 
 def _maximum(v: Values, ctx: StageContext, pm: torch.Tensor) -> torch.Tensor:
@@ -47,7 +58,7 @@ def rawprepare(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     """``x (B, 1, H, W)`` raw sensor values (uncropped) -> ``(B, 1, h, w)`` camera RGB mosaic,
     1 = the white point."""
     top, bottom, left, right = crop_box(v, x.shape[-2], x.shape[-1])
-    y0, x0 = int(v.get("y", 0)), int(v.get("x", 0))
+    x0, y0 = crop_margins(v)[:2]
     xc = x[..., top:bottom, left:right]
     h, w = xc.shape[-2:]
     blacks = torch.as_tensor([float(b) for b in v["raw_black_level_separate"]], dtype=torch.float32)
