@@ -158,14 +158,17 @@ def test_shipped_zoo_lists_every_curated_module() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("module", ["colorbalancergb", "sharpen", "temperature"])  # pointwise, local, mosaic
-def test_shipped_zoo_proxy_evaluates_on_new_raws(make_raw, tmp_path: Path, module: str, expect) -> None:
+def test_shipped_zoo_proxy_evaluates_on_new_raws(dt, make_raw, tmp_path: Path, module: str, expect) -> None:
     """`darkproxy eval zoo:MODULE` on a raw made here from a photo the zoo never trained on (one of
     its two held-out ones, with other sensor noise), at the zoo's render size, sliders drawn as the
     zoo trains them (sparse). With all 18 drawn at once colorbalancergb's proxy is worse than doing
     nothing (7.0 against 8.2 dB here): bench/results/zoo.md reports that column too."""
+    from darkproxy.proxy.compat import schema_status
     from darkproxy.proxy.locate import list_zoo
 
     rec = {r["module"]: r for r in list_zoo(shipped_root())}[module]
+    if schema_status(rec, dt) == "changed":  # darktable 5.0's temperature is v4: refused, retrain (tested below)
+        pytest.skip(f"zoo:{module} was trained on a darktable whose {module} params differ from this one's")
     raws = tmp_path / "raws"
     raws.mkdir()
     assert "motorcycle" in rec["heldout_raws"]
