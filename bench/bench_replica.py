@@ -52,6 +52,19 @@ PROXIED = ("exposure", "sharpen", "colorbalancergb", "filmicrgb")  # the all-pro
 FREE = ["exposure.exposure", "colorbalancergb.saturation_global", "colorbalancergb.contrast", "filmicrgb.contrast"]
 
 
+def heldout_raws(work: Path) -> list[Path]:
+    """The held-out raws (:data:`HELDOUT`) as synthetic DNGs in ``work``, made where missing."""
+    work.mkdir(parents=True, exist_ok=True)
+    src = default_source_images()
+    raws = []
+    for name, seed in HELDOUT:
+        p = work / f"{name}-s{seed}.dng"
+        if not p.is_file():
+            write_synthetic_dng(src[name], p, SynthRawSpec(size=RAW_SIZE, seed=seed))
+        raws.append(p)
+    return raws
+
+
 def draw_edits(n: int, seed: int) -> list[dict[str, dict[str, Any]]]:
     """``n`` random edits over exposure, colorbalancergb, filmicrgb and sharpen (zoo ranges)."""
     rng = np.random.default_rng(seed)
@@ -109,15 +122,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
     dt = Darktable()
-    src = default_source_images()
-    raws = []
-    for name, seed in HELDOUT:
-        p = work / f"{name}-s{seed}.dng"
-        if not p.is_file():
-            write_synthetic_dng(src[name], p, SynthRawSpec(size=RAW_SIZE, seed=seed))
-        raws.append(p)
+    raws = heldout_raws(work)
     t0 = time.perf_counter()
     edits = draw_edits(args.n, args.seed)
     samples = []

@@ -28,17 +28,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from bench_replica import RAW_SIZE, SIZE, heldout_raws  # noqa: E402  (the same held-out raws)
+
 from darkproxy.darktable.session import Darktable  # noqa: E402
 from darkproxy.errors import DarkproxyError  # noqa: E402
 from darkproxy.machine import machine_info  # noqa: E402
-from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng  # noqa: E402
 from darkproxy.replica.plan import plan_replica  # noqa: E402
 from darkproxy.replica.references import render_references, replica_history  # noqa: E402
 from darkproxy.replica.run import build_chain, score_replica  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-HELDOUT = [("coffee", 0), ("motorcycle", 0), ("coffee", 1), ("motorcycle", 1)]
-RAW_SIZE, SIZE = 256, 128
 FILMIC = {
     "white_point_source": (2.0, 8.0),
     "black_point_source": (-12.0, -4.0),
@@ -141,16 +140,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8, help="samples: the defaults, then n-1 edits")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
     dt = Darktable()
-    src = default_source_images()
-    raws = []
-    for name, seed in HELDOUT:
-        p = work / f"{name}-s{seed}.dng"
-        if not p.is_file():
-            write_synthetic_dng(src[name], p, SynthRawSpec(size=RAW_SIZE, seed=seed))
-        raws.append(p)
+    raws = heldout_raws(Path(args.work))
     t0 = time.perf_counter()
     samples = []
     for i, e in enumerate(draw_edits(args.n, args.seed)):
