@@ -4,8 +4,8 @@
     bash bench/darktable_chroot.sh run ROOT python bench/bench_suite_darktable.py   # darktable 5.0.1
 
 CI runs the suite on Debian 12's darktable 4.2.1; this runs it (pytest with one worker per ``-n``, JUnit XML)
-on whatever darktable-cli is found and writes ``bench/results/suite_darktable_<version>.md``: the counts, each
-failed test with the last line of its error, each skipped test with its reason.
+on whatever darktable-cli is found and writes ``bench/results/suite_darktable_<version>[_<n>workers].md``: the
+counts, each failed test with the last line of its error, each skipped test with its reason.
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ def main() -> None:
             lines += [f"## {kind.capitalize()}", "", "| test | why |", "|---|---|"]
             lines += [f"| `{name}` | {why} |" for _, name, why in sel]
             lines.append("")
-    out = ROOT / "bench" / "results" / f"suite_darktable_{version}.md"
+    # -n 0 (serial) is the plain name; workers are named: darktable runs several processes at once then
+    workers = "" if args.n in ("0", "1") else f"_{args.n}workers"
+    out = ROOT / "bench" / "results" / f"suite_darktable_{version}{workers}.md"
     out.write_text("\n".join(lines))
     print(out.read_text())
     if not rows:

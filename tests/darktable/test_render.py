@@ -196,3 +196,20 @@ def test_more_openmp_threads_than_cpus_asked_for(dt, tmp_path: Path, monkeypatch
     c = dt.renderer(max_size=64, threads=1).render_array(raw, side)
     assert_same_render(a, b, "OMP_NUM_THREADS 4x the CPUs vs threads=4x")
     assert_same_render(a, c, "vs one thread")
+
+
+def test_openmp_threads_of_the_environment_are_darktables_own(
+    dt, tiny_raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``OMP_NUM_THREADS`` in the environment (pytest's workers, a user's batch) reaches darktable as ``-t`` too:
+    darktable 5.0.1 splits loops by its own count, so on 2 CPUs with ``OMP_NUM_THREADS=1`` and no ``-t`` the rows
+    of the second half of a demosaic tap-out came out as whatever memory held (7 of 8 renders; 0 of 8 with
+    ``-t 1``). On 4.2.1 both were clean; the check is that the render is finite and the command says so."""
+    from darkproxy.darktable.tapout import tapout
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    cmd = dt.renderer()._command(tiny_raw, None, "out.tif", Path("conf"))
+    assert cmd[cmd.index("-t") :][:2] == ["-t", "1"] and cmd.index("-t") > cmd.index("--core")
+    for _ in range(2):
+        out = tapout(dt, tiny_raw, "demosaic", {}).output
+        assert np.isfinite(out).all() and np.abs(out).max() < 10, np.abs(out).max()

@@ -57,6 +57,16 @@ def darktable_env(threads: int | None = None) -> dict[str, str]:
     return env
 
 
+def darktable_thread_args(env: dict[str, str]) -> list[str]:
+    """darktable's own thread count (``-t``, a core option: after ``--core``) for a process run with ``env``
+    (:func:`darktable_env`): its ``OMP_NUM_THREADS`` when set, else nothing (darktable's choice, one per CPU).
+    The two must agree: darktable 5.0.1 splits some loops by its own count, so with ``OMP_NUM_THREADS=1`` and no
+    ``-t`` on 2 CPUs only the first half of the rows is computed and the rest of the export is whatever memory held
+    (garbage, inf, in 7 of 8 renders of a tap-out here; none with ``-t 1``: docs/darktable-notes.md)."""
+    n = env.get("OMP_NUM_THREADS")
+    return ["-t", n] if n and n.isdigit() else []
+
+
 def _resolve_cli(cli: str | os.PathLike[str] | None) -> Path:
     if cli:
         p = Path(cli).expanduser()

@@ -35,7 +35,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import tifffile
 
-from darkproxy.darktable.locate import DarktableInstall, darktable_env
+from darkproxy.darktable.locate import DarktableInstall, darktable_env, darktable_thread_args
 from darkproxy.darktable.xmp import Sidecar
 from darkproxy.errors import DarktableCrash, DarktableRenderError, RawError
 from darkproxy.fsutil import atomic_path
@@ -100,11 +100,10 @@ def config_template(install: DarktableInstall, root: Path | None = None) -> Path
             conf.mkdir()
             img = build / "seed.tif"
             tifffile.imwrite(str(img), np.full((16, 16, 3), 128, np.uint8))
+            env = darktable_env()
             cmd = [str(install.cli), str(img), str(build / "out.tif"), "--core", "--library", ":memory:"]
-            cmd += ["--configdir", str(conf)]
-            subprocess.run(
-                cmd, capture_output=True, timeout=120, stdin=subprocess.DEVNULL, check=False, env=darktable_env()
-            )
+            cmd += ["--configdir", str(conf), *darktable_thread_args(env)]
+            subprocess.run(cmd, capture_output=True, timeout=120, stdin=subprocess.DEVNULL, check=False, env=env)
             if not (conf / "data.db").is_file():
                 return None
             with contextlib.suppress(OSError):  # another process may have made it meanwhile
@@ -184,8 +183,7 @@ class Renderer:
         ]
         for k, v in self.extra_conf.items():
             cmd += ["--conf", f"{k}={v}"]
-        if self.threads is not None:  # the count darktable_env leaves (at most the CPUs)
-            cmd += ["-t", darktable_env(self.threads)["OMP_NUM_THREADS"]]
+        cmd += darktable_thread_args(darktable_env(self.threads))  # the count _run gives OpenMP, at most the CPUs
         if self.style is not None:
             cmd += ["--luacmd", style_import_lua(self.style)]
         return cmd
@@ -201,7 +199,7 @@ class Renderer:
                 text=True,
                 errors="replace",
                 start_new_session=True,
-                # -t sets the main thread's count; the pipe's worker threads take OMP_NUM_THREADS
+                # -t (in cmd) is darktable's own count; the pipe's OpenMP threads take OMP_NUM_THREADS
                 env=darktable_env(self.threads),
             )
         except OSError as e:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from darkproxy.config import Config, load_config
-from darkproxy.darktable.locate import DarktableInstall, darktable_env, locate_darktable
+from darkproxy.darktable.locate import DarktableInstall, darktable_env, darktable_thread_args, locate_darktable
 from darkproxy.darktable.params import set_params
 from darkproxy.darktable.render import Renderer, _link_or_copy, _tail
 from darkproxy.darktable.schema import SchemaSet, load_schemas
@@ -119,7 +119,7 @@ class Darktable:
         assert self.install is not None
         cmd = [str(self.install.cli), str(image), *([str(xmp)] if xmp else []), str(out), "--width", "32"]
         cmd += ["--height", "32", "--apply-custom-presets", "false", "--core", "--library", ":memory:"]
-        return cmd + ["--configdir", str(config)]
+        return cmd + ["--configdir", str(config), *darktable_thread_args(darktable_env())]
 
     def _run_cli(self, cmd: list[str], what: str, outputs: list[Path]) -> subprocess.CompletedProcess[str]:
         """darktable-cli ``cmd`` (its config folder: ``--configdir``'s argument), once more after a crash
