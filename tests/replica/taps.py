@@ -74,11 +74,14 @@ def sized_tapouts(
 
 
 def port_psnrs(
-    op: Any, taps: Sequence[tuple[np.ndarray, Any, np.ndarray, float]], full_size: tuple[float, float] | None = None
+    op: Any,
+    taps: Sequence[tuple[np.ndarray, Any, np.ndarray, float]],
+    full_size: tuple[float, float] | None = None,
+    version: tuple[int, ...] | None = None,
 ) -> tuple[list[float], list[float]]:
-    """The exact stage ``op`` on each tap-out's input at its render scale (and the raw's ``full_size``): display
-    PSNR against darktable's output, and the input's (how much the setting changed), per setting; each setting
-    must be one ``op`` supports."""
+    """The exact stage ``op`` on each tap-out's input at its render scale (and the raw's ``full_size``, rendered by
+    darktable ``version``): display PSNR against darktable's output, and the input's (how much the setting
+    changed), per setting; each setting must be one ``op`` supports."""
     import torch
 
     from darkproxy.colour.metrics import display_psnr
@@ -86,7 +89,7 @@ def port_psnrs(
 
     psnrs, changed = [], []
     for inp, p, ref, scale in taps:
-        ctx = StageContext(scale=scale, full_size=full_size)
+        ctx = StageContext(scale=scale, full_size=full_size, darktable_version=version)
         assert op.supports(p.params, ctx) is None, p.params
         changed.append(display_psnr(inp, ref))
         with torch.no_grad():
@@ -112,7 +115,7 @@ def check_port(
 
     op = EXACT[module]
     assert dt.schemas.get(module).version in op.versions
-    psnrs, changed = port_psnrs(op, taps, full_size=full_size)
+    psnrs, changed = port_psnrs(op, taps, full_size=full_size, version=dt.install.version_tuple)
     print(f"\n{label}: {[round(v, 1) for v in psnrs]} dB (input vs output: {[round(v, 1) for v in changed]} dB)")
     assert max(changed) < changed_below, "settings that change nothing test nothing"
     expect(f"{label}: worst setting psnr", min(psnrs), ">", bound)
@@ -161,6 +164,7 @@ def camera_tapouts(
             modules=tuple(o for o in order if o in ("demosaic", module, "colorin", "colorout")),
             camera_matrix=tuple(tuple(float(v) for v in row) for row in m),
             camera_input=cam[None],
+            darktable_version=dt.install.version_tuple,
         )
         out[c] = (ctx, inp, [next(imgs) for _ in ps] if rendered[c] else [], ps)
     return out

@@ -159,7 +159,7 @@ def test_drawn_masks_match_darktable(dt, make_raw, expect, size: int) -> None:
     wh = raw_size(raw)
     scale = 96 / size  # 1: the mask's grid every 4 px; 0.5: every 2 px
     assert wh is not None and abs(x.shape[-1] - wh[0] * scale) <= 1 and abs(x.shape[-2] - wh[1] * scale) <= 1
-    full = (float(wh[0]), float(wh[1]))
+    full, version = (float(wh[0]), float(wh[1])), dt.install.version_tuple
     d = (y - x)[0].numpy()
     c = np.abs(d).argmax(0)
     dc = np.take_along_axis(d, c[None], 0)[0]
@@ -168,11 +168,13 @@ def test_drawn_masks_match_darktable(dt, make_raw, expect, size: int) -> None:
         forms = active_forms(read_forms(h.compressed().description), 10**6)
         blend = uniform_blend(h.find("colorbalancergb"), forms)
         assert blend is not None and blend.drawn is not None, case.name
-        got = blend_scene(x, y, blend, scale, full)[0].numpy()
+        got = blend_scene(x, y, blend, scale, full, version)[0].numpy()
         expect(f"{case.name}: psnr", display_psnr(got, want), ">", 60)
         m_dt = np.take_along_axis(want - x[0].numpy(), c[None], 0)[0] / np.where(reliable, dc, 1.0)
         ones = torch.ones_like(x[:, :1])
-        m_rep = (blend_scene(x, x + ones, blend, scale, full) - x)[0, 0].numpy()  # the mask itself: out - in = 1
+        m_rep = (blend_scene(x, x + ones, blend, scale, full, version) - x)[
+            0, 0
+        ].numpy()  # the mask itself: out - in = 1
         expect(f"{case.name}: edge shift px", edge_shift(m_dt, m_rep, reliable), "<", 0.5)
         assert 0.03 < float(m_rep.mean()) < 0.97, (case.name, float(m_rep.mean()))  # part of the image
     # the replica's plan runs the stage exactly with the drawn mask (the sidecar's forms), the chain the same
@@ -202,11 +204,12 @@ def test_drawn_refusals_in_one_line(dt, make_raw) -> None:
     why = forms_problem({f.formid: f for f in (circle, bad)}, GROUP_ID)
     assert why is not None and "uninitialised" in why
     cb = {"colorbalancergb": {"saturation_global": 0.2}}
+    left = "x" if any(f.name == "x" for f in dt.schemas.get("rawprepare").fields) else "left"  # 5.0: left
     for module, forms, words, edit in (
         ("colorbalancergb", [brush, group], "'brush #1' of 1 corner", cb),
         ("colorbalancergb", [circle, group], "drawn mask in Lab", cb),  # (before colorin: test_blend_camera.py)
         ("colorbalancergb", [circle, group], "(a drawn mask behind crop)", cb | {"crop": {"cx": 0.1, "cy": 0.05}}),
-        ("colorbalancergb", [circle, group], "rawprepare's crop (2, 0, 0, 0)", cb | {"rawprepare": {"x": 2}}),
+        ("colorbalancergb", [circle, group], "rawprepare's crop (2, 0, 0, 0)", cb | {"rawprepare": {left: 2}}),
     ):
         h = dt.edit(base.copy(), updates=edit)
         it = h.find(module)

@@ -177,6 +177,7 @@ def test_position_stages_follow_darktables_crop_rectangle(dt, make_raw, expect) 
     import dataclasses
 
     from darkproxy.colour.metrics import display_image_psnr
+    from darkproxy.darktable.exportsize import floors_its_size
     from darkproxy.errors import DarkproxyError
     from darkproxy.replica.plan import ReplicaPlan, plan_replica
     from darkproxy.replica.references import Renders, render_references, replica_history
@@ -204,7 +205,8 @@ def test_position_stages_follow_darktables_crop_rectangle(dt, make_raw, expect) 
             renders = render_references(dt, raw, plan, 128, taps=False)
             assert renders.full_size == size, renders.full_size
             expect(f"{module}.crop{name}.replica.psnr", psnr(plan, renders), ">=", 55)
-            if module == "vignette":  # the crop's fractional size, the scale corrected as without a crop
+            if module == "vignette" and not floors_its_size(dt.install.version_tuple):  # 4.8 on: no correction
+                # the crop's fractional size, the scale corrected as without a crop
                 old = dataclasses.replace(renders, full_size=before, export_room=None)
                 if name == "0.1-0.9":
                     expect(f"vignette.crop{name}.fractional_frame.psnr", psnr(plan, old), "<", 54)
@@ -217,14 +219,37 @@ def test_crop_frame_is_darktables_float32_truncation() -> None:
     """Known maths (crop.c, darktable 4.2): the rectangle ``(int)(width * (cw - cx))`` in float32, the params
     clamped (``commit_params``), at least 5 px; the left and top cut unfloored; the export's scale check
     behind it (imageio.c) reads the room the cut leaves, not the crop's size."""
+    from darkproxy.replica.ports.crop import crop_frame
     from darkproxy.replica.ports.resample import export_scale
-    from darkproxy.replica.references import crop_frame
 
-    w, h, left, top = crop_frame(256, 170, 0.1, 0.1, 0.9, 0.9)
+    def box(cx: float, cy: float, cw: float, ch: float) -> dict[str, float]:
+        return {"cx": cx, "cy": cy, "cw": cw, "ch": ch}
+
+    w, h, left, top = crop_frame(256, 170, box(0.1, 0.1, 0.9, 0.9))
     assert (w, h, top) == (204, 135, 17.0) and left == pytest.approx(25.6)
-    assert crop_frame(256, 170, 0.125, 0.1, 0.875, 0.9)[:2] == (192, 135)
-    assert crop_frame(256, 170, None, None, None, None) == (256, 170, 0.0, 0.0)
-    assert crop_frame(100, 100, 0.95, -1.0, 0.96, 2.0)[:2] == (6, 100)  # cx clamped to 0.9, cy 0, ch 1
-    assert crop_frame(10, 10, 0.5, 0.5, 0.5, 0.5)[:2] == (5, 5)
+    assert crop_frame(256, 170, box(0.125, 0.1, 0.875, 0.9))[:2] == (192, 135)
+    assert crop_frame(256, 170, {}) == (256, 170, 0.0, 0.0)
+    assert crop_frame(100, 100, box(0.95, -1.0, 0.96, 2.0))[:2] == (6, 100)  # cx clamped to 0.9, cy 0, ch 1
+    assert crop_frame(10, 10, box(0.5, 0.5, 0.5, 0.5))[:2] == (5, 5)
     assert export_scale((135, 204), (85, 128)) == pytest.approx(0.6320988)  # ceil(85 / s) = 136 > 135
     assert export_scale((135, 204), (85, 128), (153.0, 230.4)) == pytest.approx(128 / 204)  # room: none
+
+
+def test_crop_keeps_its_aspect_from_48() -> None:
+    """Known maths (crop.c, darktable 4.8 on): floored cut and size, the aspect ratio kept from the longer side of
+    the cut (darktable's default ratio -1 / -1 is 1: square), at most what is left of the input; "original image"
+    (ratio_n 0, ratio_d 1) reads the sensor's ratio, ratio_n 0 otherwise is freehand; 4.2 keeps none."""
+    from darkproxy.replica.ports.crop import crop_aspect, crop_frame
+
+    cut = {"cx": 0.1, "cy": 0.2, "cw": 0.7, "ch": 0.9}
+    assert crop_frame(192, 128, cut, None, (5, 0, 1))[:2] == (115, 103)  # 115 x 89 cut, squared, 103 left below
+    assert crop_frame(192, 128, cut, None, (4, 2, 1))[:2] == (115, 89)
+    assert crop_frame(192, 128, cut | {"ratio_n": 0, "ratio_d": 0}, None, (5, 0, 1))[:2] == (115, 89)
+    assert crop_frame(192, 128, cut | {"ratio_n": 2, "ratio_d": 3}, None, (5, 0, 1))[:2] == (115, 76)
+    assert crop_frame(128, 192, {"cw": 0.5, "ch": 0.5, "ratio_n": 2, "ratio_d": 3}, None, (5, 0))[:2] == (64, 96)
+    assert crop_frame(192, 128, cut | {"ratio_n": 0, "ratio_d": 1}, 1.5, (5, 0, 1))[:2] == (115, 76)
+    free = {"cx": 0.1, "cy": 0.1, "cw": 0.9, "ch": 0.9, "ratio_n": 0, "ratio_d": 0}
+    assert crop_frame(256, 170, free, None, (5, 0))[:2] == (204, 135)
+    turned = free | {"ratio_d": -1}  # the image's ratio turned: 204 / (170 / 256) = 307 high, 153 left below
+    assert crop_frame(256, 170, turned, None, (5, 0))[:2] == (204, 153)
+    assert crop_aspect(-3, 2, 1.5) == -1.5 and crop_aspect(1, 0, 1.25) == 1.25 and crop_aspect(-1, -1, 2.0) == 1.0

@@ -72,6 +72,7 @@ def _context(dt: Any, base: Any, raw: Path, shape: tuple[int, ...], m: np.ndarra
         modules=tuple(o for o in order if o in ("demosaic", "graduatednd", "colorin", "colorout")),
         full_size=(float(wh[0]), float(wh[1])),
         camera_matrix=tuple(tuple(float(v) for v in row) for row in m),
+        darktable_version=dt.install.version_tuple,
     )
 
 

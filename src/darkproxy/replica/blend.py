@@ -78,6 +78,7 @@ def blend_scene(
     blend: UniformBlend,
     scale: float = 1.0,
     full_size: tuple[float, float] | None = None,
+    version: tuple[int, ...] | None = None,
 ) -> torch.Tensor:
     """darktable's blend in scene RGB of the module's ``out`` with its ``inp`` (``(B, 3, H, W)``, the
     working profile's RGB) in ``blend.mode`` at ``blend.opacity`` (a float, or a tensor that broadcasts
@@ -97,7 +98,7 @@ def blend_scene(
         drawn = None
         if blend.drawn is not None:
             hw = (int(inp.shape[-2]), int(inp.shape[-1]))
-            drawn = drawn_mask(blend.drawn, hw, scale, full_size, inp.dtype).to(inp.device)
+            drawn = drawn_mask(blend.drawn, hw, scale, full_size, inp.dtype, version=version).to(inp.device)
         o = parametric_mask(inp, out, blend.mask, o, scale=scale, drawn=drawn)
     if blend.mode in _ONE_CHANNEL:
         c = _ONE_CHANNEL[blend.mode]

@@ -72,7 +72,9 @@ def _camera_mask(
     drawn = None
     if blend.drawn is not None:
         hw = (int(xc.shape[-2]), int(xc.shape[-1]))
-        drawn = drawn_mask(blend.drawn, hw, ctx.scale, ctx.full_size, xc.dtype).to(xc.device)
+        drawn = drawn_mask(blend.drawn, hw, ctx.scale, ctx.full_size, xc.dtype, version=ctx.darktable_version).to(
+            xc.device
+        )
     profile = masking_profile(working_profile_matrices()[0] @ m.detach().cpu().double().numpy())
     return parametric_mask(xc, yc, blend.mask, opacity, scale=ctx.scale, drawn=drawn, profile=profile)
 
@@ -83,7 +85,7 @@ def stage_mask(
     """The final mask ``module`` blends with (:func:`darkproxy.replica.raster.final_mask`), on camera RGB where
     :func:`camera_blend` says (``x``, ``y``: linear Rec2020 ``(B, 3, H, W)``) -> ``(B, 1, H, W)``."""
     if blend is None or blend.mask is None or not camera_blend(blend, ctx.modules, module):
-        return final_mask(x, y, blend, opacity, ctx.scale, ctx.full_size)
+        return final_mask(x, y, blend, opacity, ctx.scale, ctx.full_size, ctx.darktable_version)
     m = _matrix(blend, module, ctx, x)
     inv = torch.linalg.inv(m)
     return _camera_mask(_mix(inv, x), _mix(inv, y), blend, opacity, m, ctx)
@@ -94,14 +96,14 @@ def blend_stage(x: torch.Tensor, y: torch.Tensor, blend: UniformBlend, module: s
     scene RGB (:func:`darkproxy.replica.blend.blend_scene`), on camera RGB where darktable blends there
     (:func:`camera_blend`: through ``ctx.camera_matrix``; without it a :class:`ValueError`); differentiable."""
     if not camera_blend(blend, ctx.modules, module):
-        return blend_scene(x, y, blend, ctx.scale, ctx.full_size)
+        return blend_scene(x, y, blend, ctx.scale, ctx.full_size, ctx.darktable_version)
     m = _matrix(blend, module, ctx, x)
     inv = torch.linalg.inv(m)
     xc, yc = _mix(inv, x), _mix(inv, y)
     if blend.mask is not None:  # the per-pixel opacity (a tensor, as the chain hands a raster mask's)
         o: Any = _camera_mask(xc, yc, blend, blend.opacity, m, ctx)
         blend = dataclasses.replace(blend, opacity=o, mask=None, drawn=None)
-    return _mix(m, blend_scene(xc, yc, blend, ctx.scale, ctx.full_size))
+    return _mix(m, blend_scene(xc, yc, blend, ctx.scale, ctx.full_size, ctx.darktable_version))
 
 
 def stage_needs_matrix(stages: Sequence[Any], order: Sequence[str]) -> bool:

@@ -266,25 +266,22 @@ def form_mask(
     return out
 
 
-def export_scale(full: tuple[int, int], shape: tuple[int, int], crop: tuple[int, int, int, int]) -> float | None:
-    """darktable's ``roi->scale`` of a whole-image export (``dt_imageio_export_with_flags``, imageio.c) of the
-    raw (``full``: ``(width, height)`` after rawprepare's ``crop``, darktable's ``processed_width``, ``height``)
-    to ``shape`` ``(H, W)`` with the same maximum width and height (darkproxy's renderer): ``min(M / pw, M / ph,
-    1)``, ``M`` the output's long side, the output ``(int)(scale * p + 0.8)``; where reading it back runs past the
-    raw's right or bottom border (``ceil(out / scale) + origin > iwidth``) darktable raises the scale by
-    ``max((pw + 1) / pw, (ph + 1) / ph)`` (an export of 128x86 px to 96 px: 0.7587, not 0.75). ``None`` when
-    ``shape`` is not such an export."""
+def export_scale(
+    full: tuple[int, int],
+    shape: tuple[int, int],
+    crop: tuple[int, int, int, int],
+    version: tuple[int, ...] | None = None,
+) -> float | None:
+    """darktable ``version``'s ``roi->scale`` of a whole-image export of the raw (``full``: ``(width, height)``
+    after rawprepare's ``crop``, darktable's ``processed_width``, ``height``) to ``shape`` ``(H, W)`` with the same
+    maximum width and height (darkproxy's renderer): :func:`darkproxy.darktable.exportsize.export_scale`, the
+    read-back checked against the raw uncut on the right and bottom (before 4.8 the scale is raised where it runs
+    past them: an export of 128x86 px to 96 px at 0.7587, not 0.75). ``None`` when ``shape`` is not such an
+    export."""
+    from darkproxy.darktable.exportsize import export_scale as scale_of
+
     pw, ph = full
-    h, w = shape
-    scale = min((w if pw >= ph else h) / pw, (w if pw >= ph else h) / ph, 1.0)
-    if (int(scale * pw + 0.8), int(scale * ph + 0.8)) != (w, h):
-        return None
-    if (
-        math.ceil(w / scale) + crop[0] > pw + crop[0] + crop[2]
-        or math.ceil(h / scale) + crop[1] > ph + crop[1] + crop[3]
-    ):
-        scale *= max((pw + 1) / pw, (ph + 1) / ph)
-    return float(_F(scale))
+    return scale_of((pw, ph), shape, (pw + crop[2], ph + crop[3]), version)
 
 
 def drawn_mask(
@@ -294,6 +291,7 @@ def drawn_mask(
     full_size: tuple[float, float] | None,
     dtype: torch.dtype = torch.float64,
     params: Mapping[tuple[int, str], Tensor] | None = None,
+    version: tuple[int, ...] | None = None,
 ) -> Tensor:
     """blend.c's mask before the parametric one for a drawn mask: the group's mask on the module's image of
     ``shape`` ``(H, W)`` at render ``scale`` (``full_size``: ``(width, height)`` in raw px after rawprepare's
@@ -308,7 +306,7 @@ def drawn_mask(
     if full_size is None:
         full_size = (w / scale, h / scale)
     pw, ph = int(round(full_size[0])), int(round(full_size[1]))
-    exact = export_scale((pw, ph), (h, w), drawn.crop)  # darktable's own (the chain's scale is rounded)
+    exact = export_scale((pw, ph), (h, w), drawn.crop, version)  # darktable's own (the chain's is rounded)
     frame = Frame(pw + cx + cw, ph + cy + ch, h, w, exact if exact is not None else scale, cx, cy)
     m = form_mask(forms, drawn.group, frame, dtype, params)
     return (1.0 - m if drawn.inverted else m)[None, None]

@@ -289,7 +289,14 @@ def _context(
         wb_coeffs=wb,
         noise_profile=noise,
         raw_levels=raw_levels(dt, history, raw),
+        darktable_version=_version_tuple(dt),
     )
+
+
+def _version_tuple(dt: Any) -> tuple[int, ...] | None:
+    """The running darktable's version, ``None`` where ``dt`` has no install (the plan of a history alone)."""
+    install = getattr(dt, "install", None)
+    return install.version_tuple if install is not None else None
 
 
 def _plan(

@@ -99,6 +99,7 @@ def final_mask(
     opacity: Tensor,
     scale: float = 1.0,
     full_size: tuple[float, float] | None = None,
+    version: tuple[int, ...] | None = None,
 ) -> Tensor:
     """The final mask a stage blends with (what darktable stores as its raster mask): ``inp``, ``out`` the
     stage's input and output ``(B, 3, H, W)`` working RGB, ``blend`` its blend (``None``: normal, uniformly),
@@ -114,7 +115,7 @@ def final_mask(
         drawn = None
         if blend.drawn is not None:
             hw = (int(inp.shape[-2]), int(inp.shape[-1]))
-            drawn = drawn_mask(blend.drawn, hw, scale, full_size, inp.dtype).to(inp.device)
+            drawn = drawn_mask(blend.drawn, hw, scale, full_size, inp.dtype, version=version).to(inp.device)
         return parametric_mask(inp, out, blend.mask, opacity, scale=scale, drawn=drawn)
     if blend.colorspace == CS_LAB:
         from darkproxy.replica.blend_lab import lab_mask, rgb_to_lab

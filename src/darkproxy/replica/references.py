@@ -18,6 +18,7 @@ import torch
 from darkproxy.data.scale import RENDER
 from darkproxy.replica.mosaicplan import needs_camera_matrix
 from darkproxy.replica.plan import ReplicaError, ReplicaPlan
+from darkproxy.replica.ports.crop import crop_frame
 
 
 # ----------------------------------------------------------------- history and size
@@ -263,7 +264,7 @@ def rendered_raw_size(raw: Path, plan: ReplicaPlan) -> tuple[float, float] | Non
     crop = geometry.get("crop")
     if crop is None:
         return w, h
-    cw_px, ch_px, _, _ = crop_frame(int(w), int(h), *(crop.values.get(k) for k in ("cx", "cy", "cw", "ch")))
+    cw_px, ch_px, _, _ = crop_frame(int(w), int(h), crop.values, _sensor_ratio(wh), plan.context.darktable_version)
     return float(cw_px), float(ch_px)
 
 
@@ -288,32 +289,14 @@ def export_room(raw: Path, plan: ReplicaPlan) -> tuple[float, float] | None:
         o = resolved_orientation(geometry["flip"].values, plan.context)
         if o is not None and o & SWAP_XY:
             w, h = h, w
-    _, _, left, top = crop_frame(w, h, *(crop.values.get(k) for k in ("cx", "cy", "cw", "ch")))
+    _, _, left, top = crop_frame(w, h, crop.values, _sensor_ratio(wh), plan.context.darktable_version)
     return w - left, h - top
 
 
-def crop_frame(
-    width: int, height: int, cx: float | None, cy: float | None, cw: float | None, ch: float | None
-) -> tuple[int, int, float, float]:
-    """darktable 4.2's crop module (``src/iop/crop.c``) on a ``width`` x ``height`` input at full resolution:
-    ``(out_width, out_height, left, top)``. ``commit_params`` clamps the params (``CLAMPF``: cx, cy to
-    [0, 0.9], cw, ch to [0.1, 1]); ``modify_roi_out`` sets ``roi_out->width = roi_in->width * (d->cw - d->cx)``
-    in float32, truncated to int (4.2's crop applies no aspect ratio there: the GUI keeps it), at least 5 px:
-    the ``buf_in`` of every later module (vignette's centre, graduatednd's line); ``distort_transform`` moves
-    points by ``left = buf_in.width * d->cx``, ``top = buf_in.height * d->cy`` (float32, not floored). Missing
-    params are crop's defaults (0, 0, 1, 1). 256 x 170 px at 0.1, 0.1, 0.9, 0.9: 204 x 135 (not 204.8 x 136:
-    float32 0.9 - 0.1 is 0.79999995), left 25.6, top 17."""
-    f = np.float32
-
-    def clampf(v: float | None, default: float, lo: float, hi: float) -> np.float32:
-        x = f(default if v is None else v)
-        return (x if x <= f(hi) else f(hi)) if x >= f(lo) else f(lo)  # CLAMPF(a, mn, mx)
-
-    x0, y0 = clampf(cx, 0.0, 0.0, 0.9), clampf(cy, 0.0, 0.0, 0.9)
-    x1, y1 = clampf(cw, 1.0, 0.1, 1.0), clampf(ch, 1.0, 0.1, 1.0)
-    out_w = int(f(f(width) * f(x1 - x0)))  # int = float: truncation toward zero
-    out_h = int(f(f(height) * f(y1 - y0)))
-    return max(out_w, 5), max(out_h, 5), float(f(f(width) * x0)), float(f(f(height) * y0))
+def _sensor_ratio(wh: tuple[int, int]) -> float:
+    """darktable's ``dt_image_get_sensor_ratio``: the raw's width over its height after rawprepare's crop,
+    unturned (taken, as everywhere here, as rawpy's visible size)."""
+    return wh[0] / wh[1]
 
 
 def _render_scale(wh: tuple[float, float] | None, shape: tuple[int, ...]) -> float | None:

@@ -75,6 +75,9 @@ class StageContext:
     # upwards (``pipe->iwidth - origin[0]``, ``iheight - origin[1]``: references.export_room): with a crop, the
     # crop's input less its left and top cut; ``None``: :attr:`full_size`
     export_room: tuple[float, float] | None = None
+    # the darktable whose renders the chain reproduces (``(major, minor, patch)``): its export's size and scale
+    # rule (:mod:`darkproxy.darktable.exportsize`); ``None``: darktable before 4.8
+    darktable_version: tuple[int, ...] | None = None
     # (width, height) of the raw as darktable's pipe takes it (``pipe->iwidth``, ``iheight``: rawpy's visible
     # size), not cut by a crop: soften's radius is 1 % of its diagonal; ``None``: :attr:`full_size` (the same
     # where no crop cuts the image)

@@ -62,4 +62,4 @@ def demosaic(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
         return y
     from darkproxy.replica.ports.resample import clip_and_zoom
 
-    return clip_and_zoom(y, ctx.out_size)
+    return clip_and_zoom(y, ctx.out_size, ctx.darktable_version)

@@ -27,7 +27,7 @@ Shapes: ``(B, 3, H, W)`` linear Rec2020 -> the same. Differentiable in the image
 gradient outside the ramp, as darktable's value there is constant). Not pointwise. Refused: the module after
 a geometry stage that crops or resizes (clipping, ashift, rotate/scale pixels: the full-resolution size
 there is not known exactly); a flip that turns the raw is followed, and so is a crop (darktable's rectangle in px
-and its export scale's check behind it: :func:`darkproxy.replica.references.crop_frame`, ``export_room``).
+and its export scale's check behind it: :func:`darkproxy.replica.ports.crop.crop_frame`, ``export_room``).
 
 Measured (``tests/replica/test_graduatednd.py``, 10 settings at 96 px and at 50 px, the scale corrected
 there, 7 runs): worst setting per run 86.2-87.4 dB, each setting 86.2-100; the remainder is darktable's Lab
@@ -59,7 +59,7 @@ def render_geometry(ctx: StageContext, h: int, w: int) -> tuple[float, float]:
     from darkproxy.replica.ports.resample import export_frame
 
     try:
-        bw, bh, s = export_frame(ctx.full_size, ctx.scale, h, w, ctx.export_room)
+        bw, bh, s = export_frame(ctx.full_size, ctx.scale, h, w, ctx.export_room, ctx.darktable_version)
     except ValueError as e:
         raise DarkproxyError(f"graduatednd: {e}") from None
     if s == 1.0:
@@ -146,7 +146,7 @@ def _compute_density(dens: Tensor, length: Tensor) -> Tensor:
 
 
 # geometry before the module whose full-resolution output size the chain does not know exactly (crop's it does:
-# darktable 4.2's truncation of its float32 rectangle, references.crop_frame)
+# darktable 4.2's truncation of its float32 rectangle, ports.crop.crop_frame)
 RESIZING = ("clipping", "ashift", "rotatepixels", "scalepixels")
 
 

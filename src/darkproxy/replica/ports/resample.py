@@ -9,13 +9,14 @@ image: ``BORDER_REPLICATE``), applied to rows then columns: here two fixed ``(ou
 matrices, ``out = max(Kv @ x @ Kh^T, 0)`` (darktable clips lanczos' undershoot),
 differentiable in ``x``. The plan is built in float32 as
 darktable's SSE path builds it (``lanczos_sse2``: ``t`` rounded to nearest for the sign).
-The scale is darktable-cli's export scale (``dt_imageio_export_with_flags``): the requested
-box over the image, corrected upwards when the last row or column would read past the image.
+The scale is darktable-cli's export scale (``dt_imageio_export_with_flags``:
+:mod:`darkproxy.darktable.exportsize`, which depends on darktable's version).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -28,19 +29,26 @@ A = np.float32(4.0 / (math.pi * math.pi))
 P = np.float32(0.225)
 
 
-def export_scale(in_hw: tuple[int, int], out_hw: tuple[int, int], room: tuple[float, float] | None = None) -> float:
-    """The float scale darktable-cli's export runs the pipe at for an ``in_hw`` image exported in a
-    square box that gives ``out_hw`` (the box's side is the output's long side). ``room`` ``(height, width)``:
-    what the export checks the scaled render against (``pipe->iheight - origin[1]``, ``iwidth - origin[0]``:
-    larger than ``in_hw`` behind a crop, :attr:`StageContext.export_room`); ``None``: ``in_hw``."""
-    ph, pw = in_hw
-    rh, rw = room if room is not None else (ph, pw)
-    box = max(out_hw)
-    s = min(box / pw, box / ph, 1.0)
-    w_out, h_out = int(s * pw + 0.8), int(s * ph + 0.8)
-    if math.ceil(w_out / s) > rw or math.ceil(h_out / s) > rh:  # imageio.c: corrected (exact size)
-        s *= max((pw + 1) / pw, (ph + 1) / ph)
-    return float(np.float32(s))
+def export_scale(
+    in_hw: tuple[int, int],
+    out_hw: tuple[int, int],
+    room: tuple[float, float] | None = None,
+    version: Sequence[int] | None = None,
+) -> float:
+    """The float scale darktable ``version``'s export (:mod:`darkproxy.darktable.exportsize`) runs the pipe at
+    for an ``in_hw`` image exported in a square box that gives ``out_hw``. ``room`` ``(height, width)``: what the
+    export checks the scaled render against (``pipe->iheight - origin[1]``, ``iwidth - origin[0]``: larger than
+    ``in_hw`` behind a crop, :attr:`StageContext.export_room`); ``None``: ``in_hw``. Raises ``ValueError`` when
+    ``out_hw`` is not such an export."""
+    from darkproxy.darktable.exportsize import export_scale as scale_of
+
+    s = scale_of((in_hw[1], in_hw[0]), out_hw, (room[1], room[0]) if room is not None else None, version)
+    if s is None:
+        raise ValueError(
+            f"the {out_hw[1]}x{out_hw[0]} image is not darktable-cli's export of the {in_hw[1]}x{in_hw[0]} "
+            "full-size image"
+        )
+    return s
 
 
 def export_frame(
@@ -49,14 +57,15 @@ def export_frame(
     h: int,
     w: int,
     room: tuple[float, float] | None = None,
+    version: Sequence[int] | None = None,
 ) -> tuple[int, int, float]:
     """``(bw, bh, s)`` of a module that depends on the pixel's place, in an ``(h, w)`` render of the whole
     image: ``piece->buf_in``'s width and height (``full_size``, the chain's :attr:`StageContext.full_size`,
     turned when a flip before the module turned the image: the render's aspect tells) and ``roi_out->scale``
-    (darktable-cli's export scale, :func:`export_scale`, corrected upwards as darktable corrects it).
-    ``full_size`` ``None`` is a render at scale 1 (``scale`` must be 1); raises ``ValueError`` when ``(h, w)``
-    is not darktable-cli's export of that size. ``room``: the ``(width, height)`` darktable's export checks the
-    scale against (:attr:`StageContext.export_room`; ``None``: ``full_size``)."""
+    (darktable ``version``'s export scale, :func:`export_scale`). ``full_size`` ``None`` is a render at scale 1
+    (``scale`` must be 1); raises ``ValueError`` when ``(h, w)`` is not darktable-cli's export of that size.
+    ``room``: the ``(width, height)`` darktable's export checks the scale against
+    (:attr:`StageContext.export_room`; ``None``: ``full_size``)."""
     if full_size is None:
         if abs(scale - 1.0) > 1e-6:
             raise ValueError(f"render scale {scale:g}: the image's full-resolution size is not known")
@@ -65,12 +74,7 @@ def export_frame(
     rw, rh = (float(room[0]), float(room[1])) if room is not None else (float(bw), float(bh))
     if (bw > bh) != (w > h) and bw != bh:  # a flip before the module turned the raw: buf_in is the turned image
         bw, bh, rw, rh = bh, bw, rh, rw
-    if (bw, bh) == (w, h):
-        return bw, bh, 1.0
-    s64 = max(h, w) / max(bh, bw)
-    if (int(s64 * bh + 0.8), int(s64 * bw + 0.8)) != (h, w):
-        raise ValueError(f"the {w}x{h} image is not darktable-cli's export of the {bw}x{bh} full-size image")
-    return bw, bh, export_scale((bh, bw), (h, w), (rh, rw))
+    return bw, bh, export_scale((bh, bw), (h, w), (rh, rw), version)
 
 
 def _sinf_fast(t: np.ndarray) -> np.ndarray:
@@ -114,19 +118,19 @@ def plan_matrix(n_in: int, n_out: int, scale: float) -> np.ndarray:
     return k
 
 
-def clip_and_zoom(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def clip_and_zoom(x: torch.Tensor, size: tuple[int, int], version: Sequence[int] | None = None) -> torch.Tensor:
     """``x (B, 3, H, W)`` (any linear colour space) -> ``(B, 3, h, w)``, ``size = (h, w)``, as darktable
-    resamples the demosaiced image (lanczos3, darktable-cli's export scale)."""
+    ``version`` resamples the demosaiced image (lanczos3, darktable-cli's export scale)."""
     from darkproxy.errors import DarkproxyError
 
     h_in, w_in = x.shape[-2:]
-    scale = export_scale((h_in, w_in), size)
-    s64 = max(size) / max(h_in, w_in)
-    if (int(s64 * h_in + 0.8), int(s64 * w_in + 0.8)) != tuple(size):  # not darktable's export of this image
+    try:
+        scale = export_scale((h_in, w_in), size, version=version)
+    except ValueError:  # not darktable's export of this image
         raise DarkproxyError(
             f"demosaic: darktable's {size[1]}x{size[0]} output is not its export size for the {w_in}x{h_in} "
             "mosaic (the raw's sensor array as rawpy reads it differs from darktable's?)"
-        )
+        ) from None
     kv = torch.from_numpy(plan_matrix(h_in, size[0], scale)).to(x.device, x.dtype)
     kh = torch.from_numpy(plan_matrix(w_in, size[1], scale)).to(x.device, x.dtype)
     # interpolation.c clips the negative values of lanczos' undershoot ("light is positive")

@@ -69,7 +69,7 @@ def whole_export(module: str, ctx: StageContext, h: int, w: int) -> tuple[int, i
     if ctx.full_size is None and abs(ctx.scale - 1.0) > 1e-6:
         raise DarkproxyError(f"{module}'s radius follows the image's full-resolution size, which is not known here")
     try:
-        return export_frame(ctx.full_size, ctx.scale, h, w, ctx.export_room)
+        return export_frame(ctx.full_size, ctx.scale, h, w, ctx.export_room, ctx.darktable_version)
     except ValueError as e:
         raise DarkproxyError(f"{module}: {e}") from None
 

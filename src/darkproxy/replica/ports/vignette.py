@@ -44,7 +44,7 @@ def vignette_weight(v: Values, ctx: StageContext, shape: tuple[int, int], x: Ten
     if ctx.full_size is None:  # the chain sets it from the raw (replica/references.py): never a guess
         raise DarkproxyError("vignette depends on the image's full-resolution size, which is not known here")
     try:
-        bwi, bhi, s = export_frame(ctx.full_size, ctx.scale, *shape, ctx.export_room)
+        bwi, bhi, s = export_frame(ctx.full_size, ctx.scale, *shape, ctx.export_room, ctx.darktable_version)
     except ValueError as e:
         raise DarkproxyError(f"vignette: {e}") from None
     bw, bh = float(bwi), float(bhi)
