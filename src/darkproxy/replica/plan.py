@@ -38,6 +38,7 @@ from darkproxy.replica.ports.rawprepare import crop_margins
 from darkproxy.replica.proxyfit import proxy_pointwise, proxy_problem, trained_values
 from darkproxy.replica.raster import raster_source
 from darkproxy.replica.registry import EXACT, GEOMETRY_FIRST, GEOMETRY_NOTE, MOSAIC_NOTE, StageContext
+from darkproxy.replica.verified import port_differs
 
 KINDS = ("exact", "proxy", "passthrough")
 
@@ -367,7 +368,7 @@ def _plan(
                     f"{m} params version {dec.version}: the exact stage implements version(s) "
                     f"{', '.join(map(str, op.versions))}"
                 )
-            soft = soft or op.supports(dec.values, ctx)
+            soft = soft or op.supports(dec.values, ctx) or port_differs(m, ctx.darktable_version)
             if soft is None and m not in prefer_proxy:
                 note = op.note + upgraded + blended
                 stages.append(StagePlan(m, "exact", dec.values, note=note, **common))
@@ -383,7 +384,8 @@ def _plan(
                 stages.append(StagePlan(m, "proxy", dec.values, run=run, note=note, **common))
                 c.runs, c.detail, c.run = "proxy", note, run
                 continue
-        why = hard or soft or "no exact stage and no proxy in the zoo"
+        # the exact stage's reason first (a proxy's refusal then says why no proxy stands in)
+        why = "; ".join(w for w in (soft, hard) if w) or "no exact stage and no proxy in the zoo"
         if not allow_missing or not can_disable:
             c.runs = "refused"
             c.detail = (

@@ -1,0 +1,38 @@
+"""Exact ports that darktable 5.0 renders differently are refused there (darkproxy.replica.verified)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+from darkproxy.replica.verified import DIFFERS_FROM_50, port_differs
+
+
+def test_only_50_on_and_only_the_measured_ports() -> None:
+    assert port_differs("colorbalancergb", None) is None and port_differs("colorbalancergb", (4, 2, 1)) is None
+    why = port_differs("colorbalancergb", (5, 0, 1))
+    assert why is not None and "40.6 dB" in why and "darktable 5.0.1" in why
+    assert port_differs("colorbalancergb", (5, 6, 0)) is not None  # measured on 5.0, assumed to persist
+    assert port_differs("exposure", (5, 0, 1)) is None  # its tests pass on 5.0.1
+    assert set(DIFFERS_FROM_50) == {"colorbalancergb", "channelmixerrgb", "atrous", "bilat", "negadoctor"}
+
+
+def test_plan_refuses_them_on_50_and_runs_them_on_42(dt, make_raw) -> None:
+    """The installed darktable (4.2.1 in CI) runs color balance rgb exactly; the same plan told it runs on 5.0.1
+    (only the version differs: the ports' own check on 5.0.1 is the chroot suite) refuses it in one line naming
+    the figure, without running it labelled exact."""
+    from darkproxy.replica.plan import plan_replica, replica_coverage
+
+    raw: Path = make_raw(source="coffee", size=96)
+    hist = dt.edit(dt.default_history(raw), updates={"colorbalancergb": {"saturation_global": 0.3}})
+    here = {c.module: c for c in replica_coverage(dt, hist, raw)}
+    if dt.install.version_tuple[:2] < (5, 0):
+        assert here["colorbalancergb"].runs == "exact", here["colorbalancergb"]
+    other = copy.copy(dt)
+    other.install = dataclasses.replace(dt.install, version="5.0.1")
+    there = {c.module: c for c in replica_coverage(other, hist, raw)}["colorbalancergb"]
+    assert there.runs == "refused" and "40.6 dB" in there.detail, there
+    assert "\n" not in there.detail
+    plan = plan_replica(other, dt.edit(hist, disable=["colorbalancergb"]), raw)
+    assert "colorbalancergb" not in {s.module for s in plan.stages}
