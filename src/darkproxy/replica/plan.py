@@ -384,7 +384,6 @@ def _plan(
                 stages.append(StagePlan(m, "proxy", dec.values, run=run, note=note, **common))
                 c.runs, c.detail, c.run = "proxy", note, run
                 continue
-        # the exact stage's reason first (a proxy's refusal then says why no proxy stands in)
         why = "; ".join(w for w in (soft, hard) if w) or "no exact stage and no proxy in the zoo"
         if not allow_missing or not can_disable:
             c.runs = "refused"
