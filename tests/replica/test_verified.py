@@ -9,13 +9,19 @@ from pathlib import Path
 from darkproxy.replica.verified import DIFFERS_FROM_50, port_differs
 
 
-def test_only_50_on_and_only_the_measured_ports() -> None:
-    assert port_differs("colorbalancergb", None) is None and port_differs("colorbalancergb", (4, 2, 1)) is None
-    why = port_differs("colorbalancergb", (5, 0, 1))
+def test_only_50_on_and_only_the_measured_ports_and_settings() -> None:
+    assert port_differs("colorbalancergb", {}, None) is None and port_differs("colorbalancergb", {}, (4, 2, 1)) is None
+    why = port_differs("colorbalancergb", {}, (5, 0, 1))
     assert why is not None and "40.6 dB" in why and "darktable 5.0.1" in why
-    assert port_differs("colorbalancergb", (5, 6, 0)) is not None  # measured on 5.0, assumed to persist
-    assert port_differs("exposure", (5, 0, 1)) is None  # its tests pass on 5.0.1
+    assert port_differs("colorbalancergb", {}, (5, 6, 0)) is not None  # measured on 5.0, assumed to persist
+    assert port_differs("exposure", {}, (5, 0, 1)) is None  # its tests pass on 5.0.1
     assert set(DIFFERS_FROM_50) == {"colorbalancergb", "channelmixerrgb", "atrous", "bilat", "negadoctor"}
+    # color calibration: 5.0's default (CAT16, as shot in camera) and the settings that matched run
+    assert port_differs("channelmixerrgb", {"adaptation": 1, "illuminant": 10}, (5, 0, 1)) is None
+    assert port_differs("channelmixerrgb", {"adaptation": 0, "illuminant": 1}, (5, 0, 1)) is None
+    assert "full Bradford" in (port_differs("channelmixerrgb", {"adaptation": 2, "illuminant": 3}, (5, 0, 1)) or "")
+    assert "black body" in (port_differs("channelmixerrgb", {"adaptation": 0, "illuminant": 6}, (5, 0, 1)) or "")
+    assert port_differs("channelmixerrgb", {"adaptation": 2, "illuminant": 3}, (4, 2, 1)) is None
 
 
 def test_plan_refuses_them_on_50_and_runs_them_on_42(dt, make_raw) -> None:

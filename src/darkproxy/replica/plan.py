@@ -368,7 +368,7 @@ def _plan(
                     f"{m} params version {dec.version}: the exact stage implements version(s) "
                     f"{', '.join(map(str, op.versions))}"
                 )
-            soft = soft or op.supports(dec.values, ctx) or port_differs(m, ctx.darktable_version)
+            soft = soft or op.supports(dec.values, ctx) or port_differs(m, dec.values, ctx.darktable_version)
             if soft is None and m not in prefer_proxy:
                 note = op.note + upgraded + blended
                 stages.append(StagePlan(m, "exact", dec.values, note=note, **common))
