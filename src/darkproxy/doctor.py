@@ -66,6 +66,7 @@ def _check_darktable(config: Config, rep: DoctorReport) -> None:
             )
         )
         _check_schemas(dt, rep)
+        _check_ports(dt, rep)
     except DarkproxyError as e:
         rep.checks.append(
             Check(
@@ -75,6 +76,29 @@ def _check_darktable(config: Config, rep: DoctorReport) -> None:
                 fix="sudo apt-get install darktable, or set DARKPROXY_DARKTABLE_CLI=/path/to/darktable-cli",
             )
         )
+
+
+def _check_ports(dt: Any, rep: DoctorReport) -> None:
+    """The replica's exact ports against this darktable: the params versions they read, the ports it computes
+    differently (:mod:`darkproxy.replica.verified`); either is refused in the replica, so a warning, not an error."""
+    from darkproxy.replica.registry import EXACT
+    from darkproxy.replica.verified import differing_ports
+
+    by_version = []
+    for m, op in sorted(EXACT.items()):
+        if op.reads_params and m in dt.schemas.modules and dt.schemas.get(m).version not in op.versions:
+            have = ", ".join(map(str, op.versions))
+            by_version.append(f"{m} v{dt.schemas.get(m).version} (ported: v{have})")
+    differs = differing_ports(dt.install.version_tuple)
+    parts = [f"{len(EXACT)} exact ports"]
+    parts += [f"refused for their params version: {', '.join(by_version)}"] if by_version else []
+    parts += (
+        [f"refused as darktable {dt.version} computes them differently (all or some settings): {', '.join(differs)}"]
+        if differs
+        else []
+    )
+    rep.checks.append(Check("replica ports", not (by_version or differs), "; ".join(parts), essential=False))
+    rep.info["ports"] = {"exact": len(EXACT), "refused_by_version": by_version, "computed_differently": differs}
 
 
 def _check_schemas(dt: Any, rep: DoctorReport) -> None:

@@ -50,7 +50,13 @@ def test_doctor_reports_everything() -> None:
     assert d["torch"]["version"] and d["torch"]["device"] in ("cpu", "cuda", "mps")
     assert d["ffmpeg"]
     names = {c["name"] for c in d["checks"]}
-    assert {"darktable-cli", "module schemas", "torch", "ffmpeg", "workspace"} <= names
+    assert {"darktable-cli", "module schemas", "torch", "ffmpeg", "workspace", "replica ports"} <= names
+    ports = d["ports"]
+    assert ports["exact"] >= 50
+    if tuple(int(v) for v in d["darktable"]["version"].split(".")[:2]) < (5, 0):  # the ports' own darktable
+        assert ports["refused_by_version"] == [] and ports["computed_differently"] == [], ports
+    else:  # darktable 5.0.1 (bench/darktable_chroot.sh): sigmoid v3 and temperature v4, color balance rgb...
+        assert "colorbalancergb" in ports["computed_differently"] and ports["refused_by_version"], ports
 
 
 def test_doctor_fails_with_fix_when_darktable_missing(tmp_path) -> None:

@@ -22,7 +22,7 @@ from darkproxy.progress import quiet
 
 EPILOG = """\
 examples:
-  darkproxy doctor                       check darktable, torch, ffmpeg, workspace
+  darkproxy doctor                       check darktable, the replica's ports there, torch, ffmpeg, workspace
   darkproxy samples raws/ --count 4      make synthetic Bayer DNGs
   darkproxy tapout raws/astronaut.dng exposure --set exposure=1 -o tap/
   darkproxy generate exposure -o ds/ --images raws/ -n 64

@@ -57,3 +57,8 @@ def port_differs(module: str, values: Mapping[str, Any], version: Sequence[int] 
         return None
     shown = ".".join(str(v) for v in version)
     return f"{module}'s exact port follows darktable 4.2's maths, which 5.0 changed: {why}; this is darktable {shown}"
+
+
+def differing_ports(version: Sequence[int] | None) -> list[str]:
+    """The modules of :data:`DIFFERS_FROM_50` that darktable ``version`` refuses (all or some settings)."""
+    return [] if version is None or tuple(version[:2]) < (5, 0) else sorted(DIFFERS_FROM_50)
