@@ -86,9 +86,9 @@ def _check_ports(dt: Any, rep: DoctorReport) -> None:
 
     by_version = []
     for m, op in sorted(EXACT.items()):
-        if op.reads_params and m in dt.schemas.modules and dt.schemas.get(m).version not in op.versions:
-            have = ", ".join(map(str, op.versions))
-            by_version.append(f"{m} v{dt.schemas.get(m).version} (ported: v{have})")
+        installed = dt.schemas.get(m).version if m in dt.schemas.modules else None
+        if op.reads_params and installed is not None and installed not in op.versions:
+            by_version.append(f"{m} v{installed} (ported: v{', '.join(map(str, op.versions))})")
     differs = differing_ports(dt.install.version_tuple)
     parts = [f"{len(EXACT)} exact ports"]
     parts += [f"refused for their params version: {', '.join(by_version)}"] if by_version else []

@@ -50,8 +50,9 @@ DIFFERS_FROM_50: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
 def port_differs(module: str, values: Mapping[str, Any], version: Sequence[int] | None) -> str | None:
     """Why ``module``'s exact port at ``values`` does not reproduce darktable ``version`` (``None``: 4.2's, the
     ports' own), ``None`` when nothing measured says so."""
-    if version is None or tuple(version[:2]) < (5, 0) or module not in DIFFERS_FROM_50:
+    if module not in differing_ports(version):
         return None
+    assert version is not None  # differing_ports is empty without one
     why = DIFFERS_FROM_50[module](values)
     if why is None:
         return None
