@@ -7,6 +7,7 @@ import dataclasses
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,18 +31,20 @@ def test_darktable_default_blendop_round_trip(dt, tiny_raw: Path) -> None:
     defaults (blending off, normal at 100 %, the module's blend colour space), re-encoded byte for byte."""
     hist = dt.default_history(tiny_raw)
     assert len(hist.items) >= 8
-    written = 13 if dt.install.version_tuple >= (5, 0) else BLEND_VERSION  # darktable 5.0.1 writes 13
+    v = dt.install.version_tuple  # darktable 5.0.1 writes 13, 5.4.1 14
+    written = 14 if v >= (5, 4) else 13 if v >= (5, 0) else BLEND_VERSION
     for it in hist.items:
         assert it.blendop_version == written and it.blendop_params is not None
         bp = item_blend(it)
         assert bp is not None and bp.encode() == it.blendop_params, it.operation
-        assert bp.feather_version == (1 if written == 13 else 0)  # darktable 5's feathering for new blends
+        assert bp.feather_version == (1 if written >= 13 else 0)  # darktable 5's feathering for new blends
         assert not bp.enabled and bp.masks == [] and bp.summary() == "off"
         assert (bp.blend_mode, bp.opacity, bp.mask_id, bp.raster_mask_source) == (BLEND_NORMAL, 100.0, 0, "")
         assert bp.feathering_guide == 5  # DEVELOP_MASK_GUIDE_IN_AFTER_BLUR: darktable's default
         assert blend_problem(it, exact_uniform=False) is None  # darktable does not blend: nothing to reproduce
     cst = {it.operation: item_blend(it).blend_cst for it in hist.items}  # type: ignore[union-attr]
-    assert cst["exposure"] == cst["filmicrgb"] == CS_RGB_SCENE and cst["highlights"] == 1  # raw
+    tone = "sigmoid" if "sigmoid" in cst else "filmicrgb"  # darktable 5.4's default tone mapper: sigmoid
+    assert cst["exposure"] == cst[tone] == CS_RGB_SCENE and cst["highlights"] == 1  # raw
     # scene RGB's default boost log2(1/100) of Jz and Cz (in and out: DEVELOP_BLENDIF_Jz_in 8, Cz_in 9,
     # Jz_out 12, Cz_out 13), exactly where the layout puts them; every other channel 0
     boost = item_blend(hist.find("exposure")).blendif_boost_factors  # type: ignore[union-attr]
@@ -53,7 +56,7 @@ def test_blendop_refuses_other_versions_and_sizes(dt, tiny_raw: Path) -> None:
     blob = dt.default_history(tiny_raw).find("exposure").blendop_params
     v1 = encode_legacy(1, (0x04, 50.0, 0))
     cases = [
-        ((blob, 14), ("version 14", "versions 1 to 13")),
+        ((blob, 15), ("version 15", "versions 1 to 14")),
         ((blob, 9), ("420 bytes", "version 9 has 348")),
         ((blob[:-4], 11), ("416 bytes", "420")),
         ((v1, 1, "w", "nosuchmodule"), ("version 1 of module 'nosuchmodule'", "colour space")),
@@ -65,8 +68,8 @@ def test_blendop_refuses_other_versions_and_sizes(dt, tiny_raw: Path) -> None:
         assert "\n" not in str(e.value) and all(w in str(e.value) for w in words), str(e.value)
 
 
-def test_blendop_versions_12_and_13(dt, tiny_raw: Path) -> None:
-    """darktable 5.0's blobs: version 11's 420 bytes (version 13's reserved[0] is feather_version, darktable
+def test_blendop_versions_12_to_14(dt, tiny_raw: Path) -> None:
+    """darktable 5.0's and 5.4's blobs: version 11's 420 bytes (13's and 14's reserved[0] is feather_version, darktable
     5's feathering at 1: darktable 5.0.1's own defaults, docs/darktable-notes.md); read as they are, the
     feathering of version 1 refused where the mask is feathered, not elsewhere."""
     it = dt.default_history(tiny_raw).find("exposure")
@@ -74,6 +77,7 @@ def test_blendop_versions_12_and_13(dt, tiny_raw: Path) -> None:
     v13[56:60] = (1).to_bytes(4, "little")  # reserved[0]: feather_version 1
     assert decode_blendop(bytes(v13), 13).feather_version == 1
     assert decode_blendop(bytes(v13), 12).feather_version == 0  # darktable's upgrade 12 -> 13 sets 0
+    assert decode_blendop(bytes(v13), 14) == decode_blendop(bytes(v13), 13)  # 5.4's: the same fields
     bp = decode_blendop(bytes(v13), 13)
     parametric = dataclasses.replace(bp, mask_mode=1 | MASK_PARAMETRIC, blendif=1 << 31)  # active, no channel
     for feather, refused in ((0.0, False), (5.0, True)):
@@ -95,7 +99,8 @@ def test_darktable_renders_encoded_opacity(dt, tiny_raw: Path, expect) -> None:
     from darkproxy.colour.metrics import display_psnr
     from tests.darktable.render_noise import assert_same_render
 
-    full = dt.edit(dt.default_history(tiny_raw), updates={"exposure": {"exposure": 1.0}}, disable=["filmicrgb"])
+    default = dt.default_history(tiny_raw)  # its tone mapper off (filmic rgb; sigmoid from darktable 5.2 on)
+    full = dt.edit(default, updates={"exposure": {"exposure": 1.0}}, disable=_tone_mappers(default))
     off = dt.edit(full, disable=["exposure"])
     half = full.copy()
     it = half.find("exposure")
@@ -174,7 +179,8 @@ def test_darktable_renders_legacy_blendops(dt, tiny_raw: Path, expect) -> None:
     from darkproxy.colour.metrics import display_psnr
     from tests.darktable.render_noise import assert_same_render
 
-    full = dt.edit(dt.default_history(tiny_raw), updates={"exposure": {"exposure": 1.0}}, disable=["filmicrgb"])
+    default = dt.default_history(tiny_raw)  # its tone mapper off (filmic rgb; sigmoid from darktable 5.2 on)
+    full = dt.edit(default, updates={"exposure": {"exposure": 1.0}}, disable=_tone_mappers(default))
     sides = [full]
     for version, values in _LEGACY.items():
         old, new = full.copy(), full.copy()
@@ -204,3 +210,8 @@ def test_cli_xmp_show_legacy_blend(dt, tiny_raw: Path, tmp_path: Path, capsys: p
 
     assert main(["xmp", "show", str(path)]) == 0
     assert "blend: multiply at 60 %, parametric mask, in RGB (display)" in capsys.readouterr().out
+
+
+def _tone_mappers(history: Any) -> list[str]:
+    """The scene-to-display tone mappers ``history`` enables (darktable's default: filmic rgb, sigmoid from 5.2)."""
+    return [m for m in ("filmicrgb", "sigmoid") if (it := history.find(m)) is not None and it.enabled]

@@ -104,7 +104,7 @@ def test_legacy_upgrades_render_as_darktable_upgrades(dt, make_raw, expect) -> N
     cases.append(("atrous", 1, old_blob(LEGACY[("atrous", 1)], {"octaves": 7, "x": atrous_x, "y": atrous_y})))
     for v, vals in ((1, LOWPASS), (2, {**LOWPASS, "radius": -6.0}), (3, LOWPASS)):  # -6: the bilateral filter
         cases.append(("lowpass", v, old_blob(LEGACY[("lowpass", v)], vals)))
-    for v in (2, 3, 4, 5):
+    for v in range(2, dt.schemas.get("exposure").version):  # darktable 5.4 (v7): 2-5 -> 6 -> 7, 6 -> 7
         cases.append(("exposure", v, old_blob(LEGACY[("exposure", v)], {**EXPOSURE, "gain": 1.0})))
     for v in (1, 2, 3, 4):
         vals = {**CBRGB, "saturation_global": 3.0} if v == 1 else CBRGB  # v1: saturation in degrees-like units
@@ -168,10 +168,11 @@ def test_legacy_values_as_darktable_assigns_them(dt) -> None:
 def test_legacy_refuses_in_one_line(dt) -> None:
     """A version without a port, a newer version, a blob of the wrong size: one line naming
     the module and both versions."""
+    e = dt.schemas.get("exposure").version  # 6 (darktable 4.2, 5.0), 7 (5.4)
     cases = [
         ("filmicrgb", 5, bytes(100), ["filmicrgb", "version 5", "version 6"]),
-        ("exposure", 7, bytes(24), ["exposure", "version 7", "version 6", "newer"]),
-        ("exposure", 1, bytes(8), ["exposure", "version 1", "version 6", "ported: from v2, v3, v4, v5"]),
+        ("exposure", e + 1, bytes(24), ["exposure", f"version {e + 1}", f"version {e}", "newer"]),
+        ("exposure", 1, bytes(8), ["exposure", "version 1", f"version {e}", "ported: from v2, v3, v4, v5, v6"]),
         ("exposure", 5, bytes(24), ["exposure", "version 5", "24 bytes", "20"]),
     ]
     for m, v, blob, words in cases:
@@ -184,3 +185,16 @@ def test_legacy_refuses_in_one_line(dt) -> None:
 def _skip_unless_darktable_42(dt) -> None:
     if dt.install.version_tuple[:2] != (4, 2):  # 5.0 renamed rawprepare's crop, moved temperature to v4...
         pytest.skip(f"legacy.py's hand ports write darktable 4.2's structs (darktable {dt.version} upgrades itself)")
+
+
+def test_legacy_upgrade_by_darktable_release(dt) -> None:
+    """color balance rgb v1's saturation: darktable 4.2.1 and 5.0.1 divide it by 180 / pi, 5.4.1 by 100 (their
+    legacy_params); a release between, not measured, is refused in one line."""
+    cb = dt.schemas.get("colorbalancergb")
+    blob = old_blob(LEGACY[("colorbalancergb", 1)], {"saturation_global": 3.0})
+    for release, want in (("4.2.1", 3.0 / (180.0 / math.pi)), ("5.0.1", 3.0 / (180.0 / math.pi)), ("5.4.1", 0.03)):
+        got = decode_params(cb, upgrade_params(cb, 1, blob, release))["saturation_global"]
+        assert got == pytest.approx(want, rel=1e-6), release
+    with pytest.raises(LegacyError) as e:
+        upgrade_params(cb, 1, blob, "5.2.0")
+    assert "darktable 5.2.0" in str(e.value) and "\n" not in str(e.value), str(e.value)

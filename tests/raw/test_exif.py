@@ -47,3 +47,28 @@ def test_exposure_bias_unreadable_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RawError, match="cannot read the EXIF exposure bias") as e:
         read_exposure_bias(junk)
     assert "\n" not in str(e.value)
+
+
+def test_highlight_preservation_bias(tmp_path: Path) -> None:
+    """darktable 5.4's exposure v7 adds back a highlight preservation bias it reads from Canon, Fujifilm, Nikon,
+    Olympus and Pentax maker notes: none without maker notes (0 EV); maker notes of those makers are refused in
+    one line (darkproxy does not decode them), another maker's are not read by darktable (0 EV)."""
+    import tifffile
+
+    from darkproxy.raw.exif import read_highlight_preservation
+
+    assert read_highlight_preservation(_dng(tmp_path / "n.dng")) == 0.0
+    img = np.zeros((8, 8), dtype=np.uint16)
+    for make, refused in (("NIKON CORPORATION", True), ("Canon", True), ("SONY", False), ("Leica", False)):
+        p = tmp_path / f"{make.split()[0]}.tif"
+        tifffile.imwrite(p, img, extratags=[(271, "s", 0, make, True), (37500, "B", 4, b"Nkn\x00", True)])
+        if refused:
+            with pytest.raises(RawError, match="highlight preservation") as e:
+                read_highlight_preservation(p)
+            assert make in str(e.value) and "\n" not in str(e.value)
+        else:
+            assert read_highlight_preservation(p) == 0.0
+    junk = tmp_path / "x.cr3"
+    junk.write_bytes(b"\x00\x00\x00\x18ftypcrx " + bytes(64))
+    with pytest.raises(RawError, match="cannot read the maker notes"):
+        read_highlight_preservation(junk)

@@ -68,3 +68,28 @@ def test_deflicker_known_maths() -> None:
         pytest.approx(-2.0, abs=1e-6)
     )
     assert "histogram" in (EXACT["exposure"].supports({"mode": 1}, StageContext(scale=1.0)) or "")
+
+
+def test_exposure_v7_adds_back_the_highlight_bias() -> None:
+    """darktable 5.4's exposure v7 (commit_params): exposure - EXIF bias + highlight preservation bias where the
+    two flags ask, the highlight bias read where positive and clamped to 4 EV; unread where asked: one line."""
+    import torch
+
+    from darkproxy.errors import DarkproxyError
+    from darkproxy.replica.registry import EXACT, StageContext
+
+    x = torch.rand(1, 3, 4, 4, dtype=torch.float64)
+    op = EXACT["exposure"].fn
+    base = {"exposure": 0.5, "black": 0.0, "compensate_exposure_bias": True}
+
+    def run(v: dict, **ctx: float | None) -> torch.Tensor:
+        return op(x, v, StageContext(**ctx))  # type: ignore[arg-type]
+
+    plain = run({"exposure": 1.2, "black": 0.0})
+    got = run({**base, "compensate_hilite_pres": True}, exposure_bias=-0.3, highlight_bias=0.4)
+    assert torch.allclose(got, plain) and torch.allclose(plain, x * 2.0**1.2)
+    assert torch.allclose(run({**base, "compensate_hilite_pres": True}, exposure_bias=0.5, highlight_bias=6.0), x * 16)
+    assert torch.allclose(run({**base, "compensate_hilite_pres": True}, exposure_bias=0.5, highlight_bias=-1.0), x)
+    assert torch.allclose(run({**base, "compensate_hilite_pres": False}, exposure_bias=0.5, highlight_bias=1.0), x)
+    with pytest.raises(DarkproxyError, match="highlight bias"):
+        run({**base, "compensate_hilite_pres": True}, exposure_bias=0.0)

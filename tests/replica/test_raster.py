@@ -134,3 +134,36 @@ def test_raster_mask_refusals_and_gradient(dt, tiny_raw: Path) -> None:
     chain.run_stages(x, u)[1][plan.keys.index(CONSUMER)].sum().backward()
     col = chain.param_space.names.index(f"{SOURCE}.blend.opacity")
     assert u.grad is not None and float(u.grad[0, col].abs()) > 0.0
+
+
+def test_raster_mask_refinements_by_darktable_version(dt, tiny_raw: Path) -> None:
+    """The consumer's own details and feathering: ignored on a raster mask by darktable 4.2 and 5.0 (the replica
+    takes the mask), applied by 5.4 to a version 14 blob (refused in one line naming them), zeroed by 5.4's
+    upgrade of an older blob (taken); on 5.1-5.3, not measured, refused. Rules from blend.c (5.4.1)."""
+    from darkproxy.replica.plan import plan_replica
+    from darkproxy.replica.raster import raster_source
+
+    h = dt.edit(dt.default_history(tiny_raw), updates=EDITS, disable=["filmicrgb"])
+    _source_uniform(h, 60.0)
+    refined = dataclasses.replace(
+        _raster(item_blend(h.find(CONSUMER)), 100.0, False),  # type: ignore[arg-type]
+        feathering_radius=5.0,
+        details=0.3,
+    )
+    h.find(CONSUMER).blendop_params = refined.encode()
+    plan = plan_replica(dt, h, tiny_raw)  # the installed darktable (4.2.1 in CI) ignores them
+    item, order = h.find(CONSUMER), list(dict.fromkeys(op for op, _ in h.instance_order(dt.schemas)))
+    stages = plan.stages[: plan.keys.index(CONSUMER)]
+    for version, blob_version, refused in (
+        ((4, 2, 1), 11, False),
+        ((5, 0, 1), 13, False),
+        ((5, 4, 1), 14, True),
+        ((5, 4, 1), 13, False),
+        ((5, 2, 0), 13, True),
+    ):
+        it = dataclasses.replace(item, blendop_version=blob_version)
+        ctx = dataclasses.replace(plan.context, darktable_version=version)
+        src, why = raster_source(it, order, h, stages, ctx)
+        assert (src is None) == refused and (why is not None) == refused, (version, blob_version, why)
+        if refused:
+            assert why is not None and "details, feathering" in why and "\n" not in why, why

@@ -1,19 +1,20 @@
 """darktable's blend params (a history item's ``blendop_params``): decoded, encoded, judged.
 
-darktable has no introspection for them: the layout is ``dt_develop_blend_params_t`` of
-``src/develop/blend.h`` at ``DEVELOP_BLEND_VERSION`` 11 (darktable 4.0 to 4.2 at least), 420
-bytes, little endian, read field by field below. Versions 12 and 13 (darktable 5.0: the same 420 bytes) are
-read as they are: 12 normalised ``raster_mask_id`` and stopped writing the inverted combine of drawn masks (an
-equivalent one), 13 took ``reserved[0]`` for ``feather_version`` (1: darktable 5's feathering, another guided
-filter weight and epsilon; 0: the older one, which darktable's upgrade of an older blob sets):
-:attr:`BlendParams.feather_version`. Older blobs are upgraded as darktable's
-``dt_develop_blend_legacy_params`` upgrades them: version 10 (darktable 3.0-3.8; the
-same layout, its legacy blend modes mapped, ``details`` read from the old ``reserved[0]``), versions 1
-to 9 (their own layouts, on darktable's defaults with the module's display-referred blend colour space:
-:mod:`darkproxy.darktable.blendop_legacy`) and the all-zero blobs of any version (darktable's defaults:
-no blending); a blob of another version or size, or an old one of a module unknown there, is refused in
-one line. ``tests/darktable/test_blendop.py`` checks the layout on darktable's own default
-blend params and on a blob encoded here that darktable-cli renders as intended.
+darktable has no introspection for them: the layout is ``dt_develop_blend_params_t`` of ``src/develop/blend.h`` at
+``DEVELOP_BLEND_VERSION`` 11 (darktable 4.0 to 4.2 at least), 420 bytes, little endian, read field by field below.
+Versions 12 and 13 (darktable 5.0: the same 420 bytes) are read as they are: 12 normalised ``raster_mask_id`` and
+stopped writing the inverted combine of drawn masks (an equivalent one), 13 took ``reserved[0]`` for
+``feather_version`` (1: darktable 5's feathering, another guided filter weight and epsilon; 0: the older one, which
+darktable's upgrade of an older blob sets): :attr:`BlendParams.feather_version`. Version 14 (darktable 5.4.1: the
+same 420 bytes) is 13 with a raster mask's own refinements (details, feathering, blur, tone curve) zeroed on upgrade,
+as darktable 5.4 applies them to a raster mask where 4.2 ignored them (:mod:`darkproxy.replica.raster` refuses the
+ones it would apply). Older blobs are upgraded as darktable's ``dt_develop_blend_legacy_params`` upgrades them:
+version 10 (darktable 3.0-3.8; the same layout, its legacy blend modes mapped, ``details`` read from the old
+``reserved[0]``), versions 1 to 9 (their own layouts, on darktable's defaults with the module's display-referred
+blend colour space: :mod:`darkproxy.darktable.blendop_legacy`) and the all-zero blobs of any version (darktable's
+defaults: no blending); a blob of another version or size, or an old one of a module unknown there, is refused in one
+line. ``tests/darktable/test_blendop.py`` checks the layout on darktable's own default blend params and on a blob
+encoded here that darktable-cli renders as intended.
 
 darktable blends an item only when ``mask_mode`` has ``DEVELOP_MASK_ENABLED``
 (``dt_develop_blend_process`` returns at once otherwise, whatever the other fields hold):
@@ -33,7 +34,7 @@ from darkproxy.darktable.masks import DrawnMask, Form, forms_problem
 from darkproxy.errors import XmpError
 
 BLEND_VERSION = 11  # the version darkproxy writes (darktable 5 upgrades it: feather_version 0)
-READ_VERSIONS = (10, 11, 12, 13)  # the versions of this layout darkproxy reads
+READ_VERSIONS = (10, 11, 12, 13, 14)  # the versions of this layout darkproxy reads
 # mask_mode, blend_cst, blend_mode, blend_parameter, opacity, mask_combine, mask_id, blendif,
 # feathering_radius, feathering_guide, blur_radius, contrast, brightness, details, reserved[3],
 # blendif_parameters[4 * 16], blendif_boost_factors[16], raster_mask_source (dt_dev_operation_t:
@@ -253,7 +254,7 @@ class BlendParams:
     raster_mask_instance: int
     raster_mask_id: int
     raster_mask_invert: bool
-    feather_version: int = 0  # version 13's reserved[0]: 1 is darktable 5's feathering (see the module docstring)
+    feather_version: int = 0  # version 13's and 14's reserved[0]: 1 is darktable 5's feathering (module docstring)
 
     @property
     def enabled(self) -> bool:
@@ -373,7 +374,7 @@ def decode_blendop(
     all-zero blobs upgraded as darktable upgrades them; versions 1 to 9 take the module's blend colour space,
     and need ``operation``); one-line :class:`XmpError` for another version or size, or an unknown module."""
     # an all-zero blob: darktable's defaults, blending off (an old version's: the module's colour space, where
-    # known; one of version 11 to 13 and its size darktable copies as it is: blending off too, colour space none)
+    # known; one of version 11 to 14 and its size darktable copies as it is: blending off too, colour space none)
     if blob and not any(blob):
         cst = legacy.DISPLAY_CST.get(operation or "", 0) if version not in READ_VERSIONS[1:] else 0
         return replace(_zero_params(), blend_cst=cst)
@@ -385,14 +386,14 @@ def decode_blendop(
         return replace(_zero_params(), **f)  # (the boost factors: 0, no module's default colour space is JzCzhz)
     if version not in READ_VERSIONS:
         raise XmpError(
-            f"{where}: blendop version {version}, darkproxy reads versions 1 to {READ_VERSIONS[-1]} (darktable to 5.0)"
+            f"{where}: blendop version {version}, darkproxy reads versions 1 to {READ_VERSIONS[-1]} (darktable to 5.4)"
         )
     if len(blob) != SIZE:
         raise XmpError(f"{where}: {len(blob)} bytes, blendop version {version} has {SIZE}")
     bp = _unpack(blob)
     if version in (BLEND_VERSION, 12):
         return bp
-    if version == 13:
+    if version in (13, 14):
         return replace(bp, feather_version=bp.reserved[0])
     # v10 -> v11 (dt_develop_blend_legacy_params): the same fields; reserved[0] became details (NaN -> 0,
     # clamped to [-1, 1]), the rest of reserved darktable's defaults

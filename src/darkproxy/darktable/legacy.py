@@ -28,7 +28,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from darkproxy.darktable.params import assign_fields, default_blob
+import numpy as np
+
+from darkproxy.darktable.params import assign_fields, decode_params, default_blob, flatten
 from darkproxy.darktable.schema import ModuleSchema, SchemaSet
 from darkproxy.darktable.xmp import HistoryItem, Sidecar, parse_instance_key
 from darkproxy.errors import XmpError
@@ -72,6 +74,9 @@ class Legacy:
     assign: Callable[[Mapping[str, Any]], dict[str, Any]]
     source: str
     prefix: bool = False
+    # the darktable releases whose upgrade this is, [first, last) (darktable changed some: color balance rgb v1's
+    # saturation); a release outside every variant's range is refused
+    darktable: tuple[tuple[int, ...], tuple[int, ...]] = ((0,), (99,))
 
     @property
     def fmt(self) -> str:
@@ -128,11 +133,22 @@ class Legacy:
         return assign_fields(schema, new, self.assign(old))
 
 
-LEGACY: dict[tuple[str, int], Legacy] = {}
+LEGACY: dict[tuple[str, int], Legacy] = {}  # the first variant of each upgrade (module, old version)
+_VARIANTS: dict[tuple[str, int], list[Legacy]] = {}  # every variant, by the darktable releases it is for
 
 
 def _register(leg: Legacy) -> None:
-    LEGACY[(leg.module, leg.from_version)] = leg
+    LEGACY.setdefault((leg.module, leg.from_version), leg)
+    _VARIANTS.setdefault((leg.module, leg.from_version), []).append(leg)
+
+
+def _variant(module: str, version: int, darktable: str) -> Legacy | None:
+    """The upgrade of ``module``'s params ``version`` that ``darktable`` (a version string, ``""``: unknown) runs."""
+    variants = _VARIANTS.get((module, version), [])
+    release = tuple(int(n) for n in re.findall(r"\d+", darktable)[:3])
+    if not release:
+        return variants[0] if variants else None
+    return next((v for v in variants if v.darktable[0] <= release < v.darktable[1]), None)
 
 
 # ------------------------------------------------------------------ exposure (v6 in darktable 4.2.1)
@@ -190,6 +206,21 @@ _register(
     )
 )
 _register(Legacy("exposure", 5, 6, _EXPOSURE_V45, _exposure_v45, _EXPOSURE.format(5)))
+# darktable 5.4 (v7): compensate_hilite_pres added, off for an older edit ("module did not compensate h.p. before
+# version 7"); 5.4's upgrades of versions 2 to 5 to 6 are 4.2.1's, then this one (the chain: upgrade_params)
+_register(
+    Legacy(
+        "exposure",
+        6,
+        7,
+        (*_EXPOSURE_V45, ("compensate_exposure_bias", "gboolean")),
+        lambda o: (
+            {k: o[k] for k, _ in _EXPOSURE_V45}
+            | {"compensate_exposure_bias": o["compensate_exposure_bias"], "compensate_hilite_pres": False}
+        ),
+        "darktable 5.4.1 src/iop/exposure.c, legacy_params: old_version == 6",
+    )
+)
 
 
 # ------------------------------------------------------------------ color balance rgb (v5 in darktable 4.2.1)
@@ -233,6 +264,25 @@ _register(
         ),
         _CBRGB.format(1),
         prefix=True,
+        darktable=((0,), (5, 1)),  # measured on 4.2.1 and 5.0.1
+    )
+)
+_register(
+    Legacy(
+        "colorbalancergb",
+        1,
+        5,
+        _CBRGB_V1,
+        # darktable 5.4.1 (legacy_params, old_version == 1): n->saturation_global /= 100.f
+        lambda o: (
+            {"saturation_global": float(np.float32(o["saturation_global"]) / np.float32(100.0))}
+            | {"mask_grey_fulcrum": 0.1845}
+            | _V4_NEW
+            | {"saturation_formula": _JZAZBZ}
+        ),
+        "darktable 5.4.1 src/iop/colorbalancergb.c, legacy_params: old_version == 1",
+        prefix=True,
+        darktable=((5, 4), (99,)),  # 5.1 to 5.3 not measured: refused
     )
 )
 _register(
@@ -421,15 +471,26 @@ def upgrade_params(schema: ModuleSchema, version: int, blob: bytes, darktable: s
         return blob
     if version > schema.version:
         raise LegacyError(f"{m} params version {version} is newer than {dt}'s {m} version {schema.version}")
-    leg = LEGACY.get((m, version))
-    if leg is None:
-        ported = upgradable(m)
-        have = f" (ported: from {', '.join(f'v{v}' for v in ported)})" if ported else ""
-        raise LegacyError(
-            f"{m} params version {version} in the history, {dt} has version {schema.version}: darkproxy does "
-            f"not port {m}'s legacy_params from version {version}{have}"
-        )
-    return leg.upgrade(schema, blob)
+    legs: list[Legacy] = []
+    v = version
+    while v != schema.version:  # darktable upgrades one version after another (5.x's legacy_params)
+        leg = _variant(m, v, darktable)
+        if leg is None or leg.to_version > schema.version or (legs and legs[-1].prefix):
+            ported = upgradable(m)
+            have = f" (ported: from {', '.join(f'v{v}' for v in ported)})" if ported else ""
+            if leg is None and (m, v) in _VARIANTS:
+                have = f" as {dt} runs it (ported for other releases)"
+            raise LegacyError(
+                f"{m} params version {version} in the history, {dt} has version {schema.version}: darkproxy does "
+                f"not port {m}'s legacy_params from version {v}{have}"
+            )
+        legs.append(leg)
+        v = leg.to_version
+    defaults = flatten(decode_params(schema, default_blob(schema))) if len(legs) > 1 else {}
+    for leg, nxt in zip(legs, legs[1:], strict=False):  # each version between as the next step's old struct
+        values = {n: defaults.get(n, 0) for n, t in nxt.fields if _count(t)} | leg.assign(leg.decode(blob))
+        blob = nxt.encode(values)
+    return legs[-1].upgrade(schema, blob)
 
 
 def upgrade_item(item: HistoryItem, schemas: SchemaSet) -> HistoryItem:

@@ -63,6 +63,43 @@ def read_exposure_bias(path: str | os.PathLike[str]) -> float:
     return min(max(bias, -BIAS_LIMIT), BIAS_LIMIT)
 
 
+# makers whose maker notes darktable 5.4 reads a highlight preservation mode from (exif.cc,
+# _check_highlight_preservation: Canon LightingOpt, Fujifilm dynamic range, Nikon HLG / Active D-Lighting, Olympus
+# and OM gradation, Pentax dynamic range expansion; Sony's tags are read but set nothing)
+HIGHLIGHT_MAKERS = ("canon", "fujifilm", "nikon", "olympus", "om digital", "pentax", "ricoh")
+MAKER_NOTE, DNG_PRIVATE = 37500, 50740
+
+
+def read_highlight_preservation(path: str | os.PathLike[str]) -> float:
+    """The exposure (EV) a camera's highlight preservation mode took off, which darktable 5.4's exposure (v7,
+    ``compensate_hilite_pres``) adds back: 0 where darktable finds none (no maker notes, or a maker whose notes
+    it does not read for it). darkproxy does not decode maker notes: a raw of one of
+    :data:`HIGHLIGHT_MAKERS` that carries them (``MakerNote``, or a DNG's ``DNGPrivateData``) raises
+    :class:`RawError` (one line), as does a file that is not TIFF-based."""
+    import tifffile
+
+    p = Path(path)
+    try:
+        with tifffile.TiffFile(p) as tf:
+            tags = tf.pages[0].tags
+            make = str(tags[271].value).strip() if 271 in tags else ""
+            exif = tags.get(34665)
+            notes = DNG_PRIVATE in tags or MAKER_NOTE in tags
+            if exif is not None and isinstance(exif.value, dict):
+                notes = notes or "MakerNote" in exif.value
+    except Exception as e:  # not a TIFF container (CR3, RAF, ORF, RW2...) or a corrupt one
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise RawError(
+            f"cannot read the maker notes of {p} (darkproxy reads TIFF-based raws): {type(e).__name__}: {msg}"
+        ) from None
+    if notes and make.lower().startswith(HIGHLIGHT_MAKERS):
+        raise RawError(
+            f"{p} has {make} maker notes, where darktable 5.4 reads a highlight preservation mode that darkproxy "
+            "does not read"
+        )
+    return 0.0
+
+
 def read_make(path: str | os.PathLike[str]) -> str:
     """The raw's EXIF maker (IFD0 ``Make``, tag 271), ``""`` when absent. Raises :class:`RawError` (one line)
     when the file cannot be parsed as TIFF."""

@@ -203,22 +203,29 @@ def _decode(dt: Any, module: str, it: Any) -> _Decoded:
     return _Decoded(values, sch.version, it.modversion if up is not it else it.upgraded_from)
 
 
-def _exposure_bias(dt: Any, history: Any, raw: str | os.PathLike[str] | None) -> tuple[float | None, str | None]:
-    """The raw's EXIF exposure bias when exposure compensates it (``compensate_exposure_bias``,
-    darktable's scene-referred default), else ``(None, None)``; ``(None, why)`` when it
-    cannot be read. Any enabled instance that compensates it needs it."""
-    decoded = [_decode(dt, "exposure", it) for it in history.effective() if it.operation == "exposure" and it.enabled]
-    if not any(d.why is None and d.values.get("compensate_exposure_bias") for d in decoded):
-        return None, None
-    if raw is None:
-        return None, "exposure compensates the raw's EXIF exposure bias, but no raw was given to read it from"
-    from darkproxy.errors import RawError
-    from darkproxy.raw.exif import read_exposure_bias
+_EXPOSURE_FLAGS = ("compensate_exposure_bias", "compensate_hilite_pres")  # what exposure reads from the raw
 
+
+def _exposure_bias(
+    dt: Any, history: Any, raw: str | os.PathLike[str] | None, flag: str = "compensate_exposure_bias"
+) -> tuple[float | None, str | None]:
+    """What exposure reads from the raw's EXIF when an enabled instance has ``flag`` on:
+    ``compensate_exposure_bias`` (darktable's scene-referred default) the camera's exposure bias,
+    ``compensate_hilite_pres`` (darktable 5.4's v7, on by default) its highlight preservation bias; else
+    ``(None, None)``; ``(None, why)`` when it cannot be read."""
+    decoded = [_decode(dt, "exposure", it) for it in history.effective() if it.operation == "exposure" and it.enabled]
+    if not any(d.why is None and d.values.get(flag) for d in decoded):
+        return None, None
+    from darkproxy.errors import RawError
+    from darkproxy.raw.exif import read_exposure_bias, read_highlight_preservation
+
+    what = "EXIF exposure bias" if flag == "compensate_exposure_bias" else "highlight preservation bias"
+    if raw is None:
+        return None, f"exposure compensates the raw's {what}, but no raw was given to read it from"
     try:
-        return read_exposure_bias(raw), None
+        return (read_exposure_bias if flag == "compensate_exposure_bias" else read_highlight_preservation)(raw), None
     except RawError as e:
-        return None, f"exposure compensates the raw's EXIF exposure bias (compensate_exposure_bias): {e}"
+        return None, f"exposure compensates the raw's {what} ({flag}): {e}"
 
 
 def _wb_coeffs(dt: Any, history: Any) -> tuple[float, float, float] | None:
@@ -314,8 +321,8 @@ def _plan(
     history = history.compressed()
     order, cov, keys = _instances(dt, history)
     modules = tuple(dict.fromkeys(m for m, _ in keys))
-    bias, bias_why = _exposure_bias(dt, history, raw)
-    ctx = _context(dt, history, raw, modules, bias)
+    (bias, bias_why), (highlight, highlight_why) = (_exposure_bias(dt, history, raw, f) for f in _EXPOSURE_FLAGS)
+    ctx = dataclasses.replace(_context(dt, history, raw, modules, bias), highlight_bias=highlight)
     runs = dict(runs or {})
     prefix: list[StagePlan] = []
     stages: list[StagePlan] = []
@@ -341,7 +348,7 @@ def _plan(
             continue
         op = EXACT.get(m)
         c.implements = op.versions if op is not None else ()
-        hard = bias_why if m == "exposure" else None  # no stage can run it: not even a proxy
+        hard = (bias_why or highlight_why) if m == "exposure" else None  # no stage can run it: not even a proxy
         raster, raster_why = raster_source(it, order, history, [*prefix, *stages], ctx) if it else (None, None)
         blend, blend_why = stage_blend(it, m, order, history, prefix, ctx, raster is not None)
         hard = hard or raster_why or blend_why

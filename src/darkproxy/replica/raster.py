@@ -10,6 +10,10 @@ consumer's mask is ``opacity * raster`` (``raster_mask_invert``: ``opacity * (1 
 ``distort_mask``; with no mask (the source disabled, not blending, later in the pipe, an id other than 0)
 darktable fills 1 (inverted: 0) without the opacity.
 
+darktable 5.4 (blend params version 14) refines a raster mask with the consumer's own details, feathering, blur
+and tone curve (darktable 4.2 ignored them) and zeroes them when it upgrades an older blob: the replica refuses a
+raster mask those would change there, and on 5.1 to 5.3 (not measured) any that has them set.
+
 The replica reproduces it where the source is a stage of the chain before the consumer that blends (its mask
 is the one the chain computes: uniform, parametric in each blend colour space, drawn; not a proxy's mask) and no
 module between moves the pixels (a flip keeping the raw's orientation moves nothing); the rest is refused in one
@@ -63,6 +67,9 @@ def raster_source(
     head = f"{item.operation} instance {item.multi_priority} blends (raster mask {name}"
     if bp.raster_mask_id != 0:  # darktable stores id 0 only: no mask, its fallback
         return None, f"{head}, id {bp.raster_mask_id}: darktable's fallback): the replica does not reproduce that"
+    refined = _refinements(bp, item, getattr(ctx, "darktable_version", None))
+    if refined:
+        return None, f"{head}) refined by its own {', '.join(refined)}, which darktable 5.4 applies: not reproduced"
     key = instance_key(src, inst)
     st = next((s for s in stages if s.key == key), None)
     if st is None or st.kind == "passthrough" or st.mosaic or st.opacity is None:
@@ -76,6 +83,19 @@ def raster_source(
     if moved:
         return None, f"{head}, distorted by {', '.join(moved)}): the replica does not reproduce that"
     return RasterSource(key, bp.raster_mask_invert), None
+
+
+def _refinements(bp: Any, item: Any, version: tuple[int, ...] | None) -> list[str]:
+    """The consumer's own mask refinements darktable ``version`` applies to its raster mask (none before 5.1;
+    from 5.4 none in a blob older than version 14, whose upgrade zeroes them: blend.c's ``_fix_raster_blend``).
+    The thresholds are 5.4.1's (``_get_post_operations``, ``_refine_with_detail_mask``)."""
+    if version is None or version < (5, 1) or (version >= (5, 4) and (item.blendop_version or 0) < 14):
+        return []
+    out = ["details"] if abs(bp.details) > 1e-6 else []
+    out += ["feathering"] if bp.feathering_radius > 0.1 else []
+    out += ["blur"] if bp.blur_radius > 0.1 else []
+    tone = abs(bp.contrast) >= 0.01 or abs(bp.brightness) >= 0.01
+    return out + (["tone curve"] if tone and bp.opacity / 100.0 > 1e-4 else [])
 
 
 def _moves(module: str, history: Any, stages: Sequence[Any], ctx: Any) -> bool:

@@ -56,6 +56,9 @@ class StageContext:
     modules: tuple[str, ...] = ()
     orientation: int | None = 0
     exposure_bias: float | None = None
+    # the raw's highlight preservation bias (EV) darktable 5.4's exposure v7 adds back where
+    # ``compensate_hilite_pres`` asks (:func:`darkproxy.raw.exif.read_highlight_preservation`); ``None``: not read
+    highlight_bias: float | None = None
     output_profile: str = "srgb"
     exact: tuple[str, ...] = ()
     # the mosaic stages' (--from-mosaic): the CFA colour (0 R, 1 G, 2 B) of the 2x2 sites of rawprepare's

@@ -1,11 +1,12 @@
-"""darktable's exposure (``exposure``, params version 6) as an exact stage: ``src/iop/exposure.c``.
+"""darktable's exposure (``exposure``, params versions 6 and 7) as an exact stage: ``src/iop/exposure.c``.
 
 Manual mode: ``(x - black) / (2^-exposure - black)``, the raw's EXIF exposure bias taken off where
-``compensate_exposure_bias`` asks. Deflicker mode (1, "magic lantern defaults"): the exposure is
-``deflicker_target_level - ev``, ``ev = log2(max(raw - black, 1)) - log2(white - black)`` of the raw value at the
-``deflicker_percentile`` of the raw's photosite histogram (``_compute_correction``: the first bin whose cumulative
-count reaches it; the histogram, black level and white point from :attr:`StageContext.raw_levels`); the slider
-``exposure`` and the bias are not read there, as in darktable.
+``compensate_exposure_bias`` asks; version 7 (darktable 5.4) adds back the camera's highlight preservation bias
+(clamped to [-1, 4] EV, read where positive) where ``compensate_hilite_pres`` asks (``commit_params``). Deflicker
+mode (1, "magic lantern defaults"): the exposure is ``deflicker_target_level - ev``, ``ev = log2(max(raw - black, 1))
+- log2(white - black)`` of the raw value at the ``deflicker_percentile`` of the raw's photosite histogram
+(``_compute_correction``: the first bin whose cumulative count reaches it; the histogram, black level and white point
+from :attr:`StageContext.raw_levels`); the slider ``exposure`` and the bias are not read there, as in darktable.
 """
 
 from __future__ import annotations
@@ -47,10 +48,11 @@ def deflicker_exposure(v: Values, raw_levels: tuple[np.ndarray, int, int]) -> fl
 @register_exact(
     "exposure",
     params=("exposure", "black"),
-    versions=(6,),
+    versions=(6, 7),
     note="darktable's formula (x - black) / (2^-(exposure - bias) - black), exact (the camera matrix maps "
-    "camera white to (1, 1, 1)); bias: the raw's EXIF exposure bias when compensate_exposure_bias is on; deflicker: "
-    "the exposure from the raw's photosite histogram at the percentile",
+    "camera white to (1, 1, 1)); bias: the raw's EXIF exposure bias when compensate_exposure_bias is on, less v7's "
+    "highlight preservation bias when compensate_hilite_pres is; deflicker: the exposure from the raw's photosite "
+    "histogram at the percentile",
     supports=_exposure_supported,
 )
 def exposure(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
@@ -64,4 +66,9 @@ def exposure(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
         if ctx.exposure_bias is None:
             raise DarkproxyError("exposure: compensate_exposure_bias is on but the raw's exposure bias was not read")
         ev = ev - float(ctx.exposure_bias)
+    if bool(v.get("compensate_hilite_pres", False)):  # version 7: exposure += _get_highlight_bias
+        if ctx.highlight_bias is None:
+            raise DarkproxyError("exposure: compensate_hilite_pres is on but the raw's highlight bias was not read")
+        hb = float(ctx.highlight_bias)  # _get_highlight_bias: read where positive, clamped to [-1, 4]
+        ev = ev + (min(hb, 4.0) if hb > 0.0 else 0.0)
     return (x - black) / (torch.exp2(-ev) - black)
