@@ -1,13 +1,14 @@
 """The replica on the darktable that is installed: its own default history, edited, against its own export.
 
     PYTHONPATH=src .venv/bin/python bench/bench_replica_darktable.py [--work DIR] [--n 8]
-    bash bench/darktable_chroot.sh run ROOT python bench/bench_replica_darktable.py   # darktable 5.0.1
+    bash bench/darktable_chroot.sh run ROOT python bench/bench_replica_darktable.py   # darktable 5.0.1 or 5.4.1
 
 The same held-out raws as bench/bench_replica.py (synthetic 256 px DNGs of coffee and motorcycle, noise seeds 0
 and 1). Per sample: the darktable's default history for the raw (its workflow defaults: darktable 4.2.1's
-filmic rgb v6 colour science, 5.0's v7 with color calibration and the "as shot to reference" white balance),
-then an edit of the sliders exact ports run (exposure uniform in -1..3 EV; filmic rgb's white and black
-relative exposures, contrast, latitude and saturation uniform in the zoo's ranges), at 128 px. The replica
+filmic rgb v6 colour science, 5.0's v7 with color calibration and the "as shot to reference" white balance,
+5.4's sigmoid), then an edit of the sliders exact ports run (exposure uniform in -1..3 EV; filmic rgb's white and
+black relative exposures, contrast, latitude and saturation uniform in the zoo's ranges, or sigmoid's contrast,
+skew, hue preservation and primaries: SIGMOID), at 128 px. The replica
 runs it where it can (exact stages, the zoo's proxies where their darktable is this one) and is compared with
 darktable-cli's 8-bit sRGB export: display PSNR and ΔE2000 (median and worst over samples), each stage alone.
 A sample the replica refuses is reported with its one-line reason.
@@ -46,19 +47,40 @@ FILMIC = {
     "saturation": (-50.0, 50.0),
 }
 
+SIGMOID = {  # darktable 5.2 on: sigmoid (params v3) is the default tone mapper; its sliders, primaries included
+    "middle_grey_contrast": (1.0, 3.0),
+    "contrast_skewness": (-0.5, 0.5),
+    "hue_preservation": (0.0, 100.0),
+    "red_inset": (0.0, 0.3),
+    "green_inset": (0.0, 0.3),
+    "blue_inset": (0.0, 0.3),
+    "red_rotation": (-0.2, 0.2),
+    "green_rotation": (-0.2, 0.2),
+    "blue_rotation": (-0.2, 0.2),
+    "purity": (0.0, 1.0),
+}
 
-def draw_edits(n: int, seed: int) -> list[dict[str, dict[str, float]]]:
-    """Edit 0: none (the darktable's defaults); then exposure and filmic rgb's sliders, uniform."""
+
+def draw_edits(n: int, seed: int, tone: str = "filmicrgb") -> list[dict[str, dict[str, float]]]:
+    """Edit 0: none (the darktable's defaults); then exposure and the default tone mapper's sliders (``tone``:
+    filmic rgb or sigmoid), uniform."""
     rng = np.random.default_rng(seed)
+    ranges = SIGMOID if tone == "sigmoid" else FILMIC
     edits: list[dict[str, dict[str, float]]] = [{}]
     for _ in range(n - 1):
         edits.append(
             {
                 "exposure": {"exposure": float(rng.uniform(-1.0, 3.0))},
-                "filmicrgb": {k: float(rng.uniform(lo, hi)) for k, (lo, hi) in FILMIC.items()},
+                tone: {k: float(rng.uniform(lo, hi)) for k, (lo, hi) in ranges.items()},
             }
         )
     return edits
+
+
+def default_tone_mapper(dt: Darktable, raw: Path) -> str:
+    """The tone mapper the darktable's default history enables: sigmoid (5.2 on) or filmic rgb."""
+    hist = dt.default_history(raw)
+    return "sigmoid" if (it := hist.find("sigmoid")) is not None and it.enabled else "filmicrgb"
 
 
 def one_sample(dt: Darktable, raw: Path, edit: dict[str, dict[str, float]]) -> dict[str, Any]:
@@ -101,8 +123,8 @@ def markdown(out: dict[str, Any]) -> str:
         f"{out['machine'].get('date', '')}, {out['machine'].get('nproc', '?')} cores. "
         f"`bench/bench_replica_darktable.py --n {out['n']}` ({out['seconds'] / 60:.1f} min): {len(out['raws'])} "
         f"held-out raws ({RAW_SIZE} px), {SIZE} px renders; sample 0 is the darktable's defaults, the others "
-        "edit exposure and filmic rgb (module docstring). Display PSNR and ΔE2000 of the replica against "
-        "darktable-cli's 8-bit sRGB export.",
+        f"edit exposure and its default tone mapper, {out.get('tone_mapper', 'filmicrgb')} (module docstring). "
+        "Display PSNR and ΔE2000 of the replica against darktable-cli's 8-bit sRGB export.",
         "",
     ]
     if ok:
@@ -126,7 +148,8 @@ def markdown(out: dict[str, Any]) -> str:
             if st["kind"] != "passthrough" and st.get("psnr_alone") is not None
         )
         lines.append(
-            f"| {i} | {s['raw']} | {s['filmic_science']} | {s['psnr']:.2f} | {s['deltae_mean']:.3f} | {alone} | "
+            f"| {i} | {s['raw']} | {'-' if s['filmic_science'] is None else s['filmic_science']} | {s['psnr']:.2f} | "
+            f"{s['deltae_mean']:.3f} | {alone} | "
             f"{edit or 'the defaults'} |"
         )
     if ok:
@@ -144,7 +167,8 @@ def main() -> None:
     raws = heldout_raws(Path(args.work))
     t0 = time.perf_counter()
     samples = []
-    for i, e in enumerate(draw_edits(args.n, args.seed)):
+    tone = default_tone_mapper(dt, raws[0])
+    for i, e in enumerate(draw_edits(args.n, args.seed, tone)):
         s = one_sample(dt, raws[i % len(raws)], e)
         what = f"{s['psnr']:.2f} dB" if "psnr" in s else f"refused: {s['refused']}"
         print(f"#{i} {s['raw']}: {what}", flush=True)
@@ -154,6 +178,7 @@ def main() -> None:
         "darktable": dt.version,
         "raws": [p.name for p in raws],
         "n": len(samples),
+        "tone_mapper": tone,
         "samples": samples,
         "seconds": time.perf_counter() - t0,
     }

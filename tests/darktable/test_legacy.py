@@ -106,6 +106,11 @@ def test_legacy_upgrades_render_as_darktable_upgrades(dt, make_raw, expect) -> N
         cases.append(("lowpass", v, old_blob(LEGACY[("lowpass", v)], vals)))
     for v in range(2, dt.schemas.get("exposure").version):  # darktable 5.4 (v7): 2-5 -> 6 -> 7, 6 -> 7
         cases.append(("exposure", v, old_blob(LEGACY[("exposure", v)], {**EXPOSURE, "gain": 1.0})))
+    if dt.schemas.get("sigmoid").version == 3 and base.find("sigmoid"):  # 5.0 on: v1, v2 upgraded, primaries 0
+        for v in (1, 2):
+            vals = {"middle_grey_contrast": 2.0, "contrast_skewness": -0.2, "display_white_target": 100.0}
+            vals |= {"display_black_target": 0.0152, "hue_preservation": 40.0, "red_inset": 0.3, "purity": 0.5}
+            cases.append(("sigmoid", v, old_blob(LEGACY[("sigmoid", v)], vals)))
     for v in (1, 2, 3, 4):
         vals = {**CBRGB, "saturation_global": 3.0} if v == 1 else CBRGB  # v1: saturation in degrees-like units
         cases.append(("colorbalancergb", v, old_blob(LEGACY[("colorbalancergb", v)], vals)))

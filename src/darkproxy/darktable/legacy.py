@@ -320,6 +320,35 @@ _register(
 )
 
 
+# ------------------------------------------------------------------ sigmoid (v3 in darktable 5.0 and 5.4)
+# darktable 5.4.1 src/iop/sigmoid.c, legacy_params: calloc'd v3, the old struct memcpy'd over its start: the primaries
+# (v2) and base primaries (v3) zero, the working profile's primaries untouched
+_SIGMOID_V1 = (
+    ("middle_grey_contrast", "float"),
+    ("contrast_skewness", "float"),
+    ("display_white_target", "float"),
+    ("display_black_target", "float"),
+    ("color_processing", "enum"),
+    ("hue_preservation", "float"),
+)
+_SIGMOID_V2 = (*_SIGMOID_V1, *((f"{c}_{k}", "float") for c in ("red", "green", "blue") for k in ("inset", "rotation")))
+_SIGMOID_V2 += (("purity", "float"),)
+_SIGMOID_NEW = {n: 0.0 for n, _ in _SIGMOID_V2[len(_SIGMOID_V1) :]} | {"base_primaries": 0}
+_SIGMOID = "darktable 5.4.1 src/iop/sigmoid.c, legacy_params: old_version == {}"
+_register(Legacy("sigmoid", 1, 3, _SIGMOID_V1, lambda o: dict(_SIGMOID_NEW), _SIGMOID.format(1), prefix=True))
+_register(
+    Legacy(
+        "sigmoid",
+        2,
+        3,
+        _SIGMOID_V2,
+        lambda o: {"base_primaries": 0},
+        _SIGMOID.format(2),
+        prefix=True,
+    )
+)
+
+
 # ------------------------------------------------------------------ lowpass (v4 in darktable 4.2.1)
 _LP = "darktable 4.2.1 src/iop/lowpass.c, legacy_params: old_version == {} && new_version == 4"
 _LP_V1 = (("order", "enum"), ("radius", "float"), ("contrast", "float"), ("saturation", "float"))

@@ -17,12 +17,14 @@ formula (a straight-through estimate).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import torch
 
-from darkproxy.replica.registry import StageContext, Values, register_exact
+from darkproxy.colour.matrices import D50_LCMS, PROFILE_PRIMARIES, normalised_primary_matrix, rgb_to_xyz_d50
+from darkproxy.replica.registry import StageContext, Values, one_value, register_exact
 from darkproxy.replica.science import libm_float32
 
 MIDDLE_GREY = 0.1845
@@ -164,22 +166,31 @@ def _order(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return mx, md, mn
 
 
-def _preserve_hue(pos: torch.Tensor, pc: torch.Tensor, hue: torch.Tensor) -> torch.Tensor:
-    """``preserve_hue_and_energy()``: the middle channel's hue from the input, energy kept."""
+def _preserve_hue(pos: torch.Tensor, pc: torch.Tensor, hue: torch.Tensor, v3: bool = False) -> torch.Tensor:
+    """``preserve_hue_and_energy()``: the middle channel's hue from the input, energy kept. ``v3``: darktable
+    5.4's (no early return where the curve flattens the pixel; a zero chroma or min + mid gives 0)."""
     imax, imid, imin = _order(pos)
     g = torch.gather
     p_max, p_mid, p_min = g(pc, 1, imax), g(pc, 1, imid), g(pc, 1, imin)
     i_max, i_mid, i_min = g(pos, 1, imax), g(pos, 1, imid), g(pos, 1, imin)
     flat = ((p_max - p_min) < 1e-9) | ((p_mid - p_min) < 1e-9)
     one = torch.ones_like(p_max)
-    span = torch.where(flat, one, i_max - i_min)
-    full = p_min + (p_max - p_min) * (i_mid - i_min) / span
+    if v3:
+        flat = torch.zeros_like(flat)
+        chroma, den = i_max - i_min, i_min + i_mid
+        mids = torch.where(chroma != 0.0, (i_mid - i_min) / torch.where(chroma != 0.0, chroma, one), 0.0 * one)
+        blend = torch.where(den != 0.0, 2.0 * i_min / torch.where(den != 0.0, den, one), 0.0 * one)
+        full = p_min + (p_max - p_min) * mids
+        pc_energy = pc.sum(1, keepdim=True)
+    else:
+        span = torch.where(flat, one, i_max - i_min)
+        full = p_min + (p_max - p_min) * (i_mid - i_min) / span
+        pc_energy = p_min + p_mid + p_max
+        den = i_min + i_mid
+        blend = 2.0 * i_min / torch.where(flat | (den == 0.0), one, den)
+        mids = (i_mid - i_min) / span
     naive_mid = (1.0 - hue) * p_mid + hue * full
-    pc_energy = p_min + p_mid + p_max
     naive_energy = p_min + naive_mid + p_max
-    den = i_min + i_mid
-    blend = 2.0 * i_min / torch.where(flat | (den == 0.0), one, den)
-    mids = (i_mid - i_min) / span
     target = blend * pc_energy + (1.0 - blend) * naive_energy
     low = naive_mid <= p_mid
     mid_a = ((1.0 - hue) * p_mid + hue * (mids * p_max + (1.0 - mids) * (target - p_max))) / (1.0 + hue * (1.0 - mids))
@@ -213,19 +224,98 @@ def _rgb_ratio(pos: torch.Tensor, prm: list[torch.Tensor]) -> torch.Tensor:
     return mapped + factor * (pre - mapped)
 
 
+def _apply(m: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+    """A 3x3 matrix (column vectors) on ``(B, 3, H, W)``."""
+    return torch.einsum("ij,bjhw->bihw", torch.as_tensor(m, dtype=x.dtype, device=x.device), x)
+
+
+def _xy(xyz: np.ndarray) -> np.ndarray:
+    """darktable's ``cmsCIEXYZ_to_xy`` (``dt_D50_XYZ_to_xyY``): XYZ clamped at 0 first, so that a colorant
+    outside the spectral locus (Rec2020's and P3's red, adapted to D50, have Z < 0) lands on it."""
+    c = np.maximum(xyz, 0.0)
+    return c[:2] / c.sum()
+
+
+def _rotate_and_scale(prim: np.ndarray, white: np.ndarray, scaling: float, rotation: float, i: int) -> np.ndarray:
+    """custom_primaries.c ``dt_rotate_and_scale_primary``: primary ``i`` (xy) turned by ``rotation`` (radians)
+    about the white, at ``scaling`` of the distance to the gamut triangle's edge in that direction."""
+    d = prim[i] - white
+    angle = math.atan2(d[1], d[0]) + rotation
+    c, sn = math.cos(angle), math.sin(angle)
+    best = math.inf
+    for k in range(3):  # _find_distance_to_edge: the ray from the white against each edge
+        p3, p4 = prim[k], prim[(k + 1) % 3]
+        den = (-c) * (p3[1] - p4[1]) - (p3[0] - p4[0]) * (-sn)
+        if den == 0.0:
+            continue
+        t = ((white[0] - p3[0]) * (p3[1] - p4[1]) - (p3[0] - p4[0]) * (white[1] - p3[1])) / den
+        if t >= 0.0:
+            best = min(best, t)
+    return white + scaling * best * np.array([c, sn])
+
+
+def primaries_matrices(v: Values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """darktable 5.4's ``_calculate_adjusted_primaries`` (sigmoid v3, per channel): ``(pipe_to_base,
+    base_to_rendering, rendering_to_pipe)``, 3x3 float64 (column vectors), from the working profile (linear
+    Rec2020) through the base primaries' profile to the inset, rotated primaries and back (purity scales the
+    way back's inset). A profile's primaries and white are its D50-adapted colorants' and media white's xy (lcms's
+    tags, ``dt_colorspaces_get_primaries_and_whitepoint_from_profile``, negative XYZ clamped: :func:`_xy`)."""
+    base_id = int(one_value(v.get("base_primaries", 0), "sigmoid: one base primaries"))
+    work_in = rgb_to_xyz_d50(PROFILE_PRIMARIES["lin_rec2020"])
+    base_in = work_in if base_id in (0, 1) else rgb_to_xyz_d50(_BASE[base_id])
+    base_out = np.linalg.inv(base_in)
+    pipe_to_base = base_out @ work_in if base_id not in (0, 1) else np.eye(3)
+    prim = np.stack([_xy(base_in[:, i]) for i in range(3)])
+    white = _xy(D50_LCMS)
+
+    def custom_to_xyz(scale: list[float]) -> np.ndarray:
+        rot = [one_value(v.get(f"{c}_rotation", 0.0), "sigmoid: one rotation") for c in _RGB]
+        xy = [_rotate_and_scale(prim, white, scale[i], rot[i], i) for i in range(3)]
+        return normalised_primary_matrix(tuple((float(a), float(b)) for a, b in xy), (float(white[0]), float(white[1])))
+
+    inset = [one_value(v.get(f"{c}_inset", 0.0), "sigmoid: one inset per primary") for c in _RGB]
+    purity = one_value(v.get("purity", 0.0), "sigmoid: one purity")
+    base_to_rendering = base_out @ custom_to_xyz([1.0 - i for i in inset])
+    rendering_to_base = np.linalg.inv(base_out @ custom_to_xyz([1.0 - purity * i for i in inset]))
+    return pipe_to_base, base_to_rendering, np.linalg.inv(pipe_to_base) @ rendering_to_base
+
+
+_RGB = ("red", "green", "blue")
+_BASE = {  # dt_iop_sigmoid_base_primaries_t -> darktable's built-in profile's primaries (1: Rec2020, the work one)
+    2: ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060)),  # Display P3
+    3: PROFILE_PRIMARIES["adobergb"],
+    4: PROFILE_PRIMARIES["srgb"],
+}
+
+
+def _per_channel_v3(x: torch.Tensor, v: Values, prm: list[torch.Tensor]) -> torch.Tensor:
+    """darktable 5.4's ``process_loglogistic_per_channel``: to the base primaries, negatives desaturated, to the
+    rendering (inset) primaries, the curve per channel, hue and energy preserved, back to the working profile."""
+    white, _, pexp, fog, fpow, ppow = prm
+    p2b, b2r, r2p = primaries_matrices(v)
+    rendering = _apply(b2r, _desaturate_negative(_apply(p2b, x)))
+    pc = _loglogistic(rendering, white, pexp, fog, fpow, ppow)
+    hue_t = torch.as_tensor(v.get("hue_preservation", 100.0), dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
+    return _apply(r2p, _preserve_hue(rendering, pc, torch.clamp(0.01 * hue_t, 0.0, 1.0), v3=True))
+
+
 @register_exact(
     "sigmoid",
     params=("middle_grey_contrast", "contrast_skewness", "hue_preservation"),
-    versions=(1,),
+    versions=(1, 3),
     note="darktable 4.2.1's sigmoid.c (params v1): its three pixel paths (per channel, with hue "
     "preservation, RGB ratio) and commit_params' float32 finite-difference contrast power as Debian's "
-    "build computes it (14 random edits: 93-100 dB alone, median 100)",
+    "build computes it (14 random edits: 93-100 dB alone, median 100); v3 (darktable 5.4.1): per channel through "
+    "the base, inset and rotated primaries (_calculate_adjusted_primaries), RGB ratio as v1",
 )
 def sigmoid(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     """sigmoid: ``(B, 3, H, W)`` linear Rec2020 scene-referred -> display-referred linear Rec2020."""
     prm = sigmoid_params(v, x)
     white, _, pexp, fog, fpow, ppow = prm
     pos = _desaturate_negative(x)
+    v3 = "base_primaries" in v  # version 3's values (version 1 has no primaries)
+    if v3 and int(v.get("color_processing", PER_CHANNEL)) != RGB_RATIO:
+        return _per_channel_v3(x, v, prm)
     if int(v.get("color_processing", PER_CHANNEL)) == RGB_RATIO:
         return _rgb_ratio(pos, prm)
     pc = _loglogistic(pos, white, pexp, fog, fpow, ppow)
