@@ -1,4 +1,4 @@
-"""darktable 4.2.1's color balance rgb (``colorbalancergb``, params version 5), exact in torch.
+"""darktable's color balance rgb (``colorbalancergb``, params version 5), exact in torch: 4.2.1's and 5.x's.
 
 A port of ``src/iop/colorbalancergb.c`` (``commit_params()`` and the CPU ``process()``)
 and of the helpers it inlines from ``src/common/colorspaces_inline_conversions.h``
@@ -11,11 +11,17 @@ The stage works on ``(B, 3, H, W)`` linear Rec2020 (darktable's working profile,
 D50-adapted ICC matrix profile) and returns the same. The gamut LUTs of the working
 profile (one per saturation formula) depend on no slider: they are built once with
 numpy in float32, as ``commit_params()`` builds them.
+
+darktable 5 (5.0.1 and 5.4.1 measured, the same; :attr:`StageContext.darktable_version`) computes it otherwise
+at the same params version: 512-entry gamut LUTs (``LUT_ELEM`` of ``common/math.h``), the darktable UCS one
+averaged over the boundary's samples per entry (``dt_UCS_22_build_gamut_LUT``) and read through darktable's
+bitmask wrap (``lookup_gamut`` of ``darktable_ucs_22_helpers.h``), the midtones' power by darktable's polynomial
+``dt_vector_powf``, XYZ clamped at 0 before xyY and the UCS luminance no longer clamped; what 4.2.1 did is kept
+for 4.2 (the ``dt5`` switches below; the LUTs: :mod:`darkproxy.replica.ports.colorbalancergb_lut`).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
@@ -27,15 +33,20 @@ from darkproxy.colour.matrices import (
     FILMLIGHT_RGB_TO_LMS,
     LMS_2006_TO_XYZ_D65,
     LMS_TO_FILMLIGHT_RGB,
-    XYZ_D50_TO_D65_CAT16,
-    XYZ_D65_TO_D50_CAT16,
-    XYZ_D65_TO_LMS_2006,
     Y_LMS_2006,
-    profile_rgb_to_xyz_d50,
+)
+from darkproxy.replica.ports.colorbalancergb_lut import (
+    UCS_FACT,
+    UCS_HALF,
+    UCS_OFF,
+    UCS_X,
+    UCS_Y,
+    gamut_lut,
+    lookup_gamut,
+    pipe_matrices,
 )
 from darkproxy.replica.registry import StageContext, Values, column, register_exact
 from darkproxy.replica.science import (
-    JZ_A,
     JZ_B,
     JZ_C1,
     JZ_C2,
@@ -43,7 +54,6 @@ from darkproxy.replica.science import (
     JZ_D,
     JZ_D0,
     JZ_G,
-    JZ_M,
     JZ_N,
     JZ_P,
     Vec3,
@@ -61,9 +71,6 @@ _F = np.float32
 
 # ------------------------------------------------------------------ darktable's constants
 # darktable's float32 values of the shared matrices (colour.matrices holds them as written)
-_XYZ_D50_TO_D65_CAT16 = XYZ_D50_TO_D65_CAT16.astype(_F)
-_XYZ_D65_TO_D50_CAT16 = XYZ_D65_TO_D50_CAT16.astype(_F)
-_XYZ_D65_TO_LMS_2006 = XYZ_D65_TO_LMS_2006.astype(_F)
 _LMS_2006_TO_XYZ_D65 = LMS_2006_TO_XYZ_D65.astype(_F)
 _FILMLIGHT_TO_LMS = FILMLIGHT_RGB_TO_LMS.astype(_F)
 _LMS_TO_FILMLIGHT = LMS_TO_FILMLIGHT_RGB.astype(_F)
@@ -90,11 +97,6 @@ _JZ_AI = np.array(
 )
 
 # darktable UCS 2022 (xyY_to_dt_UCS_UV, dt_UCS_JCH_to_xyY, ...)
-_UCS_X = (-0.783941002840055, 0.745273540913283, 0.318707282433486)
-_UCS_Y = (0.277512987809202, -0.205375866083878, 2.16743692732158)
-_UCS_OFF = (0.153836578598858, -0.165478376301988, 0.291320554395942)
-_UCS_FACT = (1.39656225667, 1.4513954287)
-_UCS_HALF = (1.49217352929, 1.52488637914)
 _UCS_U_F = (0.167171472114775, -0.150959086409163, 0.940254742367256)
 _UCS_V_F = (0.141299802443708, -0.155185060382272, 1.000000000000000)
 _UCS_OFF_INV = (-0.00801531300850582, -0.00843312433578007, -0.0256325967652889)
@@ -105,113 +107,7 @@ _UCS_L_EXP, _UCS_M_EXP = 0.6523997524738018, 0.6007557017508491
 _UCS_B_EXP = 1.33654221029386
 
 _MASK_EXP = 0.4101205819200422  # opacity masks on Y^0.41: middle grey at 50 %
-_LUT_ELEM = 360
-_STEPS = 92
-_PI_F = float(np.float32(math.pi))  # M_PI_F
-
-
-# ------------------------------------------------------------------ the working profile (numpy, float64)
-@functools.lru_cache(maxsize=1)
-def _rec2020_matrices() -> tuple[np.ndarray, np.ndarray]:
-    """darktable's linear Rec2020 working profile: ``matrix_in`` (RGB -> XYZ D50) as
-    lcms builds it (``cmsCreateRGBProfile``: primaries and the D65 white of
-    ``colorspaces.c``, Bradford-adapted to D50), stored as floats, and
-    ``matrix_out`` its inverse (``mat3SSEinv``), float32-rounded, float64 arrays."""
-    m_in = profile_rgb_to_xyz_d50("lin_rec2020").astype(_F).astype(np.float64)  # stored as floats
-    m_out = np.linalg.inv(m_in).astype(_F).astype(np.float64)
-    return m_in, m_out
-
-
-def _mul_f32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``dt_colormatrix_mul`` (float32 products and sums)."""
-    return (a.astype(_F) @ b.astype(_F)).astype(_F)
-
-
-@functools.lru_cache(maxsize=1)
-def _pipe_matrices() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """process()'s premultiplied matrices (float32 values in float64 arrays):
-    pipe RGB -> CIE 2006 LMS D65, XYZ D65 -> pipe RGB, and (for the LUTs) pipe RGB -> XYZ D65."""
-    m_in, m_out = _rec2020_matrices()
-    rgb_to_xyz65 = _mul_f32(_XYZ_D50_TO_D65_CAT16, m_in)
-    rgb_to_lms = _mul_f32(_XYZ_D65_TO_LMS_2006, rgb_to_xyz65)
-    xyz65_to_rgb = _mul_f32(m_out, _XYZ_D65_TO_D50_CAT16)
-    return rgb_to_lms.astype(np.float64), xyz65_to_rgb.astype(np.float64), rgb_to_xyz65.astype(np.float64)
-
-
-# ------------------------------------------------------------------ the gamut LUTs (numpy, float32)
-def _np_xyz_to_jzazbz(xyz: np.ndarray) -> np.ndarray:
-    """dt_XYZ_2_JzAzBz on ``(3, N)`` float32 XYZ D65 -> ``(3, N)`` JzAzBz."""
-    X, Y, Z = xyz
-    xp = _F(JZ_B) * X - _F(JZ_B - 1.0) * Z
-    yp = _F(JZ_G) * Y - _F(JZ_G - 1.0) * X
-    lms = JZ_M @ np.stack([xp, yp, Z])
-    lms = np.power(np.maximum(lms / _F(10000.0), _F(0.0)), _F(JZ_N))
-    lms = np.power((_F(JZ_C1) + _F(JZ_C2) * lms) / (_F(1.0) + _F(JZ_C3) * lms), _F(JZ_P))
-    jab = (JZ_A @ lms).astype(_F)
-    jab[0] = np.maximum((_F(1.0 + JZ_D) * jab[0]) / (_F(1.0) + _F(JZ_D) * jab[0]) - _F(JZ_D0), _F(0.0))
-    return jab
-
-
-@functools.lru_cache(maxsize=2)
-def _gamut_lut(formula: int) -> np.ndarray:
-    """``d->gamut_LUT`` of commit_params() for linear Rec2020, ``(360,)`` float32:
-    JzAzBz (0): the max saturation Cz/Jz of the RGB cube per hue, 5-tap box-averaged;
-    darktable UCS (1): the squared colourfulness M² of the primaries' triangle per hue."""
-    _, _, rgb_to_xyz = _pipe_matrices()
-    m = rgb_to_xyz.astype(_F)
-    if formula == 0:
-        g = np.arange(_STEPS, dtype=_F) / _F(_STEPS - 1)
-        rgb = np.stack(np.meshgrid(g, g, g, indexing="ij")).reshape(3, -1)
-        jab = _np_xyz_to_jzazbz((m @ rgb).astype(_F))
-        c = np.sqrt(jab[2] * jab[2] + jab[1] * jab[1])
-        h = np.arctan2(jab[2], jab[1])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sat = np.where(jab[0] > 0, c / jab[0], _F(0.0)).astype(_F)
-        t = _F(_LUT_ELEM - 1) * (h + _F(_PI_F)) / _F(2.0 * _PI_F)
-        idx = np.floor(t + _F(0.5)).astype(np.int64)  # roundf: t >= 0
-        raw = np.zeros(_LUT_ELEM, dtype=_F)
-        np.maximum.at(raw, idx, sat)
-        # anti-aliasing: 5-tap box average, cyclic at the bounds
-        return ((np.roll(raw, 2) + np.roll(raw, 1) + raw + np.roll(raw, -1) + np.roll(raw, -2)) / _F(5.0)).astype(_F)
-    # darktable UCS: march the gamut boundary in CIE xy by angular steps of 0.02°
-    white = np.array([0.31269999999999992, 0.32899999999999996], dtype=_F)
-    xyz_p = m.T  # rows: the primaries in XYZ D65
-    xy_p = (xyz_p[:, :2] / xyz_p.sum(1, keepdims=True)).astype(_F)
-    h_p = np.arctan2(xy_p[:, 1] - white[1], xy_p[:, 0] - white[0]).astype(_F)  # red, green, blue
-
-    def delta_h(a: np.ndarray | np.float32, b: np.ndarray | np.float32) -> np.ndarray:
-        d = np.asarray(a - b, dtype=_F)
-        d = d + np.where(d < -_F(_PI_F), _F(2.0 * _PI_F), _F(0.0))
-        return (d - np.where(d > _F(_PI_F), _F(2.0 * _PI_F), _F(0.0))).astype(_F)
-
-    i = np.arange(50 * 360, dtype=_F)
-    angle = (-_F(_PI_F) + i / _F(50.0 * 360.0) * _F(2.0) * _F(_PI_F)).astype(_F)
-    tan_a = np.tan(angle).astype(_F)
-    x_t = np.zeros_like(angle)
-    y_t = np.zeros_like(angle)
-    done = np.zeros(angle.shape, dtype=bool)
-    for a_i, b_i in ((2, 0), (0, 1), (1, 2)):  # the edges blue-red, red-green, green-blue
-        t_i = delta_h(angle, h_p[a_i]) / delta_h(h_p[b_i], h_p[a_i])
-        on = (t_i >= 0) & (t_i <= 1) & ~done
-        pa, pb = xy_p[a_i], xy_p[b_i]
-        t = (white[1] - pa[1] + tan_a * (pa[0] - white[0])) / (pb[1] - pa[1] + tan_a * (pa[0] - pb[0]))
-        x_t = np.where(on, pa[0] + t * (pb[0] - pa[0]), x_t).astype(_F)
-        y_t = np.where(on, pa[1] + t * (pb[1] - pa[1]), y_t).astype(_F)
-        done |= on
-    uvd = [_F(_UCS_X[c]) * x_t + _F(_UCS_Y[c]) * y_t + _F(_UCS_OFF[c]) for c in range(3)]
-    uv = [uvd[c] / uvd[2] for c in range(2)]
-    us = [_F(_UCS_FACT[c]) * uv[c] / (np.abs(uv[c]) + _F(_UCS_HALF[c])) for c in range(2)]
-    u_p = _F(-1.124983854323892) * us[0] - _F(0.980483721769325) * us[1]
-    v_p = _F(1.86323315098672) * us[0] + _F(1.971853092390862) * us[1]
-    hue = (np.arctan2(v_p, u_p) * _F(180.0) / _F(_PI_F)).astype(_F)
-    h_round = np.floor(np.abs(hue) + _F(0.5)) * np.sign(hue)  # roundf
-    keep = np.abs(hue - h_round) < _F(0.02)
-    index = (h_round + 180).astype(np.int64)
-    index = np.where(index < 0, index + 360, index)
-    index = np.where(index > 359, index - 360, index)
-    lut = np.zeros(_LUT_ELEM, dtype=_F)
-    lut[index[keep]] = (u_p * u_p + v_p * v_p)[keep]  # the last write wins, as in a serial loop
-    return lut
+_UCS_L_MAX_5 = 2.09885  # darktable 5's DT_UCS_L_STAR_UPPER_LIMIT
 
 
 # ------------------------------------------------------------------ helpers
@@ -228,16 +124,21 @@ def _soft_clip(x: Tensor, soft: Tensor, hard: Tensor) -> Tensor:
     return torch.where(over, torch.where(ok, rolled, soft), x)
 
 
-def _lookup_gamut(lut: Tensor, h: Tensor) -> Tensor:
-    """lookup_gamut(): linear interpolation of the 360-entry LUT at hue ``h`` in
-    ``[-pi, pi]`` (mapped to ``[0, 359]``, cyclic)."""
-    t = (_LUT_ELEM - 1) * (h + _PI_F) / (2.0 * _PI_F)
-    lo = torch.floor(t)
-    i0 = lo.long() % _LUT_ELEM
-    i1 = torch.ceil(t).long() % _LUT_ELEM
-    y0 = lut[i0]
-    y1 = lut[i1]
-    return y0 + (t - lo) * (y1 - y0)
+def _vector_powf(x: Tensor, p: Tensor) -> Tensor:
+    """darktable 5's ``dt_vector_powf`` (common/math.h) for ``x >= 0``: ``2^(p log2 x)`` through its polynomial
+    log2 (degree 5 on the mantissa in [1, 2), the exponent from the float's bits: 0 gives -127) and exp2
+    (degree 4 on the fraction above ``round(y - 0.5)``, ``y`` clamped to [-126.99999, 129])."""
+    e = torch.frexp(x.detach())[1].to(x.dtype) - 1.0  # x = m 2^e, m in [1, 2)
+    m = x * torch.exp2(-e)
+    poly = 0.0596515482674574969533 * m - 0.465725644288844778798
+    for c in (1.48116647521213171641, -2.52074962577807006663, 2.8882704548164776201):
+        poly = poly * m + c
+    lg = torch.where(x == 0.0, torch.full_like(x, -127.0), poly * (m - 1.0) + e)
+    y = torch.clamp(lg * p, -126.99999, 129.0)
+    ip = torch.round(y.detach() - 0.5)
+    f = y - ip
+    ex = (((1.3534167e-2 * f + 5.2011464e-2) * f + 2.4144275e-1) * f + 6.9300383e-1) * f + 1.0000026
+    return torch.exp2(ip) * ex
 
 
 # ------------------------------------------------------------------ colour spaces (torch)
@@ -294,27 +195,27 @@ def _ucs_l_to_y(L: Tensor) -> Tensor:
     return safe_pow(1.12426773749357 * L / (2.098883786377 - L), 1.5831518565279648)
 
 
-def _xyy_to_ucs_jch(x: Tensor, y: Tensor, Y: Tensor, l_white: Tensor) -> Vec3:
-    """xyY_to_dt_UCS_JCH."""
-    uvd = [_UCS_X[c] * x + _UCS_Y[c] * y + _UCS_OFF[c] for c in range(3)]
+def _xyy_to_ucs_jch(x: Tensor, y: Tensor, Y: Tensor, l_white: Tensor, y_max: float = _UCS_Y_MAX) -> Vec3:
+    """xyY_to_dt_UCS_JCH (``y_max``: 4.2's clamp of Y; darktable 5 has none, ``inf``)."""
+    uvd = [UCS_X[c] * x + UCS_Y[c] * y + UCS_OFF[c] for c in range(3)]
     # a chromaticity on the line uvd[2] = 0 (reached by a strong 4-ways tint) is inf / inf = NaN here, while
     # darktable's float arithmetic lands next to it (one pixel in 1 MP, measured): take a limit (u', v' saturate
     # at +-fact; which side darktable lands on is not reproduced)
     d = torch.where(uvd[2].abs() < 1e-20, torch.full_like(uvd[2], 1e-20), uvd[2])
     uv = [uvd[c] / d for c in range(2)]
-    us = [_UCS_FACT[c] * uv[c] / (uv[c].abs() + _UCS_HALF[c]) for c in range(2)]
+    us = [UCS_FACT[c] * uv[c] / (uv[c].abs() + UCS_HALF[c]) for c in range(2)]
     u_p = -1.124983854323892 * us[0] - 0.980483721769325 * us[1]
     v_p = 1.86323315098672 * us[0] + 1.971853092390862 * us[1]
-    l_star = _y_to_ucs_l(torch.clamp(Y, 0.0, _UCS_Y_MAX))
+    l_star = _y_to_ucs_l(torch.clamp(Y, 0.0, y_max))
     m2 = u_p * u_p + v_p * v_p
     J = l_star / l_white
     C = _UCS_C * safe_pow(l_star, _UCS_L_EXP) * safe_pow(m2, _UCS_M_EXP) / l_white
     return J, C, safe_atan2(v_p, u_p)
 
 
-def _ucs_jch_to_xyy(J: Tensor, C: Tensor, H: Tensor, l_white: Tensor) -> Vec3:
-    """dt_UCS_JCH_to_xyY."""
-    l_star = torch.clamp(J * l_white, 0.0, _UCS_L_MAX)
+def _ucs_jch_to_xyy(J: Tensor, C: Tensor, H: Tensor, l_white: Tensor, l_max: float = _UCS_L_MAX) -> Vec3:
+    """dt_UCS_JCH_to_xyY (``l_max``: DT_UCS_L_STAR_UPPER_LIMIT, 4.2's or 5's)."""
+    l_star = torch.clamp(J * l_white, 0.0, l_max)
     nz = l_star != 0
     base = safe_div(C * l_white, _UCS_C * safe_pow(l_star, _UCS_L_EXP), nz)
     M = torch.where(nz, safe_pow(base, 0.8322850678616855), torch.zeros_like(base))
@@ -324,7 +225,7 @@ def _ucs_jch_to_xyy(J: Tensor, C: Tensor, H: Tensor, l_white: Tensor) -> Vec3:
         -5.037522385190711 * u_p - 2.504856328185843 * v_p,
         4.760029407436461 * u_p + 2.874012963239247 * v_p,
     )
-    uv = [-_UCS_HALF[c] * us[c] / (us[c].abs() - _UCS_FACT[c]) for c in range(2)]
+    uv = [-UCS_HALF[c] * us[c] / (us[c].abs() - UCS_FACT[c]) for c in range(2)]
     xyd = [_UCS_U_F[c] * uv[0] + _UCS_V_F[c] * uv[1] + _UCS_OFF_INV[c] for c in range(3)]
     return xyd[0] / xyd[2], xyd[1] / xyd[2], _ucs_l_to_y(l_star)
 
@@ -402,7 +303,7 @@ def _supported(v: Values, ctx: StageContext) -> str | None:
         "global_H",
     ),
     versions=(5,),
-    note="darktable 4.2.1's colorbalancergb.c process() and commit_params() in torch: Yrg chroma, vibrance and "
+    note="darktable 4.2.1's and 5's colorbalancergb.c process() and commit_params() in torch: Yrg chroma, vibrance and "
     "hue shift, 4-way grading RGB wheels, luminance gamma and contrast, perceptual saturation and brilliance "
     "(JzAzBz or darktable UCS) with the working profile's gamut LUT; every option of params version 5",
     supports=_supported,
@@ -411,9 +312,10 @@ def colorbalancergb(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     """color balance rgb on ``(B, 3, H, W)`` linear Rec2020 -> same shape and space
     (non-negative: darktable clips its output at 0)."""
     d = _commit(v, x)
-    rgb_to_lms, xyz_to_rgb, _ = _pipe_matrices()
+    rgb_to_lms, xyz_to_rgb, _ = pipe_matrices()
     formula = int(v.get("saturation_formula", 1))
-    lut = torch.as_tensor(_gamut_lut(formula), dtype=x.dtype, device=x.device)
+    dt5 = ctx.darktable_version is not None and ctx.darktable_version >= (5, 0)
+    lut = torch.as_tensor(gamut_lut(formula, dt5), dtype=x.dtype, device=x.device)
     wf = d["white_fulcrum"]
     l_white = _y_to_ucs_l(wf)
 
@@ -466,7 +368,8 @@ def colorbalancergb(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
         t = grgb[k] + d["global"][k]
         t = t * (beta_c * (alpha_c + alpha * d["shadows"][k]) + beta * d["highlights"][k])
         sign = torch.where(t < 0, -1.0, 1.0)
-        out.append(sign * safe_pow(t.abs() / wf, d["midtones"][k]) * wf)
+        mid = d["midtones"][k]
+        out.append(sign * (_vector_powf(t.abs() / wf, mid) if dt5 else safe_pow(t.abs() / wf, mid)) * wf)
 
     # luminance gamma and fulcrumed contrast in Yrg
     Y, r, g = _lms_to_yrg(mix3(_FILMLIGHT_TO_LMS, (out[0], out[1], out[2])))
@@ -479,7 +382,7 @@ def colorbalancergb(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     if formula == 0:
         xyz, ok = _saturation_jzazbz(xyz, sat, bri, lut)
     else:
-        xyz, ok = _saturation_ucs(xyz, sat, bri, lut, l_white)
+        xyz, ok = _saturation_ucs(xyz, sat, bri, lut, l_white, dt5)
     res = torch.cat(mix3(xyz_to_rgb, xyz), 1)
     # a NaN of darktable's maths (black: xyY of XYZ = 0) becomes 0 through fmaxf(NaN, 0)
     return torch.where(ok, torch.clamp_min(res, 0.0), torch.zeros_like(res))
@@ -500,7 +403,7 @@ def _saturation_jzazbz(xyz: Vec3, sat: Tensor, bri: Tensor, lut: Tensor) -> tupl
     C = torch.clamp_min(so0 * sin_t + so1 * cos_t, 0.0)
 
     # gamut mapping: soft clip of the saturation C/J at the LUT's maximum for this hue
-    max_sat = _lookup_gamut(lut, h)
+    max_sat = lookup_gamut(lut, h)
     s = torch.where(J > 0, _soft_clip(safe_div(C, J, J > 0), 0.8 * max_sat, max_sat), max_sat)
     max_c_at_sat = J * s
     max_j_at_sat = safe_div(C, s, s > 0, J)
@@ -520,16 +423,22 @@ def _saturation_jzazbz(xyz: Vec3, sat: Tensor, bri: Tensor, lut: Tensor) -> tupl
     return out, torch.ones_like(J, dtype=torch.bool)
 
 
-def _saturation_ucs(xyz: Vec3, sat: Tensor, bri: Tensor, lut: Tensor, l_white: Tensor) -> tuple[Vec3, Tensor]:
+def _saturation_ucs(
+    xyz: Vec3, sat: Tensor, bri: Tensor, lut: Tensor, l_white: Tensor, dt5: bool = False
+) -> tuple[Vec3, Tensor]:
     """process()'s darktable UCS 2022 branch: saturation/brilliance in HCB (hue,
     chroma, brightness), then the soft gamut clip of the saturation at constant
-    brightness. XYZ D65 -> XYZ D65, and where darktable's maths is defined (not NaN)."""
+    brightness. XYZ D65 -> XYZ D65, and where darktable's maths is defined (not NaN). ``dt5``: darktable 5's
+    xyY (XYZ clamped at 0, colorspaces.h's D65 where it sums to 0), no clamp of Y, its L* limit."""
     X, Y, Z = xyz
+    if dt5:
+        X, Y, Z = (torch.clamp_min(t, 0.0) for t in (X, Y, Z))
     tot = X + Y + Z
-    ok = tot != 0
-    x = safe_div(X, tot, ok, 0.3127)
-    y = safe_div(Y, tot, ok, 0.3290)
-    J, C, H = _xyy_to_ucs_jch(x, y, Y, l_white)
+    ok = tot > 0 if dt5 else tot != 0
+    x = safe_div(X, tot, ok, 0.31271 if dt5 else 0.3127)
+    y = safe_div(Y, tot, ok, 0.32902 if dt5 else 0.3290)
+    ok = torch.ones_like(ok) if dt5 else ok  # darktable 5 takes D65 there and goes on
+    J, C, H = _xyy_to_ucs_jch(x, y, Y, l_white, math.inf if dt5 else _UCS_Y_MAX)
     B = J * (safe_pow(C, _UCS_B_EXP) + 1.0)  # dt_UCS_JCH_to_HCB
 
     radius = safe_hypot(C, B)
@@ -554,7 +463,7 @@ def _saturation_ucs(xyz: Vec3, sat: Tensor, bri: Tensor, lut: Tensor, l_white: T
     J = B / (safe_pow(C, _UCS_B_EXP) + 1.0)  # dt_UCS_HCB_to_JCH
 
     # gamut mapping: the LUT holds M² of the gamut boundary per hue
-    max_m2 = _lookup_gamut(lut, H)
+    max_m2 = lookup_gamut(lut, H)
     max_chroma = _UCS_C * safe_pow(J * l_white, _UCS_L_EXP) * safe_pow(max_m2, _UCS_M_EXP) / l_white
     b_bound = J * (safe_pow(max_chroma, _UCS_B_EXP) + 1.0)  # dt_UCS_JCH_to_HSB
     s_bound = safe_div(max_chroma, b_bound, b_bound > 0)
@@ -562,7 +471,7 @@ def _saturation_ucs(xyz: Vec3, sat: Tensor, bri: Tensor, lut: Tensor, l_white: T
     S = _soft_clip(S, 0.8 * s_bound, s_bound)
     C = S * B  # dt_UCS_HSB_to_JCH
     J = B / (safe_pow(C, _UCS_B_EXP) + 1.0)
-    x, y, Y = _ucs_jch_to_xyy(J, C, H, l_white)
+    x, y, Y = _ucs_jch_to_xyy(J, C, H, l_white, _UCS_L_MAX_5 if dt5 else _UCS_L_MAX)
     ok = ok & (y != 0)
     X = safe_div(Y * x, y, ok)
     Z = safe_div(Y * (1.0 - x - y), y, ok)
