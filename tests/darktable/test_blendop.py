@@ -7,7 +7,6 @@ import dataclasses
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +23,7 @@ from darkproxy.darktable.blendop import (
 from darkproxy.darktable.blendop_legacy import encode_legacy
 from darkproxy.darktable.render import RenderJob, read_tiff
 from darkproxy.errors import XmpError
+from tests.tonemap import tone_mapper, tone_mappers
 
 
 def test_darktable_default_blendop_round_trip(dt, tiny_raw: Path) -> None:
@@ -43,7 +43,7 @@ def test_darktable_default_blendop_round_trip(dt, tiny_raw: Path) -> None:
         assert bp.feathering_guide == 5  # DEVELOP_MASK_GUIDE_IN_AFTER_BLUR: darktable's default
         assert blend_problem(it, exact_uniform=False) is None  # darktable does not blend: nothing to reproduce
     cst = {it.operation: item_blend(it).blend_cst for it in hist.items}  # type: ignore[union-attr]
-    tone = "sigmoid" if "sigmoid" in cst else "filmicrgb"  # darktable 5.4's default tone mapper: sigmoid
+    tone = tone_mapper(hist)  # darktable 5.4's default: sigmoid
     assert cst["exposure"] == cst[tone] == CS_RGB_SCENE and cst["highlights"] == 1  # raw
     # scene RGB's default boost log2(1/100) of Jz and Cz (in and out: DEVELOP_BLENDIF_Jz_in 8, Cz_in 9,
     # Jz_out 12, Cz_out 13), exactly where the layout puts them; every other channel 0
@@ -70,12 +70,12 @@ def test_blendop_refuses_other_versions_and_sizes(dt, tiny_raw: Path) -> None:
 
 def test_blendop_versions_12_to_14(dt, tiny_raw: Path) -> None:
     """darktable 5.0's and 5.4's blobs: version 11's 420 bytes (13's and 14's reserved[0] is feather_version, darktable
-    5's feathering at 1: darktable 5.0.1's own defaults, docs/darktable-notes.md); read as they are, the
-    feathering of version 1 refused where the mask is feathered, not elsewhere."""
+    5's feathering at 1: darktable 5.0.1's own defaults, docs/darktable-notes.md); read as they are, a feathering
+    version other than 0 and 1 (both ported) refused where the mask is feathered, not elsewhere."""
     it = dt.default_history(tiny_raw).find("exposure")
     v13 = bytearray(it.blendop_params)
-    v13[56:60] = (1).to_bytes(4, "little")  # reserved[0]: feather_version 1
-    assert decode_blendop(bytes(v13), 13).feather_version == 1
+    v13[56:60] = (2).to_bytes(4, "little")  # reserved[0]: a feather_version darkproxy does not know
+    assert decode_blendop(bytes(v13), 13).feather_version == 2
     assert decode_blendop(bytes(v13), 12).feather_version == 0  # darktable's upgrade 12 -> 13 sets 0
     assert decode_blendop(bytes(v13), 14) == decode_blendop(bytes(v13), 13)  # 5.4's: the same fields
     bp = decode_blendop(bytes(v13), 13)
@@ -87,7 +87,7 @@ def test_blendop_versions_12_to_14(dt, tiny_raw: Path) -> None:
             )
             item = dataclasses.replace(item, blendop_version=version)
             why = blend_problem(item, exact_uniform=True, exact_modes=True)
-            assert (why is not None and "darktable 5's mask feathering" in why) == (refused and version == 13), why
+            assert (why is not None and "mask feathering version 2" in why) == (refused and version == 13), why
 
 
 def test_darktable_renders_encoded_opacity(dt, tiny_raw: Path, expect) -> None:
@@ -100,7 +100,7 @@ def test_darktable_renders_encoded_opacity(dt, tiny_raw: Path, expect) -> None:
     from tests.darktable.render_noise import assert_same_render
 
     default = dt.default_history(tiny_raw)  # its tone mapper off (filmic rgb; sigmoid from darktable 5.2 on)
-    full = dt.edit(default, updates={"exposure": {"exposure": 1.0}}, disable=_tone_mappers(default))
+    full = dt.edit(default, updates={"exposure": {"exposure": 1.0}}, disable=tone_mappers(default))
     off = dt.edit(full, disable=["exposure"])
     half = full.copy()
     it = half.find("exposure")
@@ -180,7 +180,7 @@ def test_darktable_renders_legacy_blendops(dt, tiny_raw: Path, expect) -> None:
     from tests.darktable.render_noise import assert_same_render
 
     default = dt.default_history(tiny_raw)  # its tone mapper off (filmic rgb; sigmoid from darktable 5.2 on)
-    full = dt.edit(default, updates={"exposure": {"exposure": 1.0}}, disable=_tone_mappers(default))
+    full = dt.edit(default, updates={"exposure": {"exposure": 1.0}}, disable=tone_mappers(default))
     sides = [full]
     for version, values in _LEGACY.items():
         old, new = full.copy(), full.copy()
@@ -210,8 +210,3 @@ def test_cli_xmp_show_legacy_blend(dt, tiny_raw: Path, tmp_path: Path, capsys: p
 
     assert main(["xmp", "show", str(path)]) == 0
     assert "blend: multiply at 60 %, parametric mask, in RGB (display)" in capsys.readouterr().out
-
-
-def _tone_mappers(history: Any) -> list[str]:
-    """The scene-to-display tone mappers ``history`` enables (darktable's default: filmic rgb, sigmoid from 5.2)."""
-    return [m for m in ("filmicrgb", "sigmoid") if (it := history.find(m)) is not None and it.enabled]

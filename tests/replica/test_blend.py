@@ -11,25 +11,28 @@ import torch
 from darkproxy.darktable.blendop import item_blend
 from darkproxy.replica.blend import blend_uniform
 from tests.replica.blendtaps import colorbalance_blend_taps
+from tests.tonemap import tone_mapper
 
 
 def test_replica_uniform_blends_match_darktable(dt, tiny_raw: Path, expect) -> None:
-    """exposure +1 EV blended uniformly at 40 % and filmic rgb at 30 % (normal, scene RGB) in darktable's
-    default history: the replica (exact stages, each blend applied around its stage) against darktable's
-    8-bit sRGB export; the same chain without the blends is far off (the blend is what makes it match)."""
+    """exposure +1 EV blended uniformly at 40 % and the tone mapper (filmic rgb; darktable 5.4's: sigmoid) at 30 %
+    (normal, scene RGB) in darktable's default history: the replica (exact stages, each blend applied around its
+    stage) against darktable's 8-bit sRGB export; the same chain without the blends is far off (the blend is what
+    makes it match)."""
     from darkproxy.colour.metrics import display_image_psnr
     from darkproxy.replica.plan import plan_replica
     from darkproxy.replica.references import render_references, replica_history
     from darkproxy.replica.run import build_chain
 
     hist = replica_history(dt, tiny_raw, None, {"exposure": {"exposure": 1.0}})
-    for module, opacity in (("exposure", 40), ("filmicrgb", 30)):
+    tone = tone_mapper(hist)
+    for module, opacity in (("exposure", 40), (tone, 30)):
         it = hist.find(module)
         it.blendop_params = item_blend(it).uniform(opacity).encode()  # type: ignore[union-attr]
     plan = plan_replica(dt, hist, tiny_raw)
     st = {s.module: s for s in plan.stages}
     assert (st["exposure"].kind, st["exposure"].opacity) == ("exact", pytest.approx(0.4))
-    assert "blended uniformly at 40 %" in st["exposure"].note and st["filmicrgb"].opacity == pytest.approx(0.3)
+    assert "blended uniformly at 40 %" in st["exposure"].note and st[tone].opacity == pytest.approx(0.3)
     renders = render_references(dt, tiny_raw, plan, 128, taps=False)
 
     def psnr() -> float:

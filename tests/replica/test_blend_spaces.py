@@ -127,7 +127,8 @@ def _taps(dt: Any, raw: Path, base: Any, histories: dict[str, Sequence[Any]]) ->
     outs, res = iter(imgs[len(plans) :]), {}
     for m, inp in zip(plans, imgs[: len(plans)], strict=True):
         x = torch.from_numpy(inp)[None]
-        res[m] = (x, EXACT[m].fn(x, values[m], StageContext()), [next(outs) for _ in plans[m]])
+        ctx = StageContext(darktable_version=dt.install.version_tuple)  # the running darktable's maths
+        res[m] = (x, EXACT[m].fn(x, values[m], ctx), [next(outs) for _ in plans[m]])
     return res
 
 

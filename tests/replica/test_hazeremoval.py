@@ -1,4 +1,4 @@
-"""The exact haze removal (v1) stage against darktable-cli's tap-outs, its known maths and gradients.
+"""The exact haze removal (v1; v2, v3 on darktable 5) stage against darktable-cli's tap-outs, its maths, gradients.
 
 One darktable-cli process renders haze removal's input, the same image on camera RGB (colorin passing it through:
 the module runs before colorin in darktable's order, and the stage through colorin's matrix fitted on the pair, as
@@ -111,6 +111,34 @@ def test_quick_select_is_darktables() -> None:
                 assert got == _quick_select_as_written(a, nth), (n, trial, nth)
                 differs += got != float(np.sort(a)[nth])
     assert differs > 0
+
+
+def test_quick_select_5_is_darktables() -> None:
+    """darktable 5's quick_select (compatibility mode off) and 4.2's: the values darktable 5.4.1's own
+    ``_quick_select`` (hazeremoval.c compiled as written) leaves at ``nth`` in cases where neither is the order
+    statistic (the emulations matched that compiled code on 400 random arrays, ties included)."""
+    from darkproxy.replica.ports.hazeremoval import quick_select, quick_select_5
+
+    cases = [  # (values, nth, darktable 5's pick, the order statistic)
+        ([90, 78, 23, 30, 87, 1, 82, 80, 47, 30], 6, 82.0, 80.0),
+        ([22, 16, 61, 4, 4, 51, 47], 6, 51.0, 61.0),
+    ]
+    for vals, nth, pick, stat in cases:
+        a = np.array(vals, dtype=np.float32)
+        assert quick_select_5(a, nth) == pick and float(np.sort(a)[nth]) == stat
+    for vals, nth, pick in (([63, 51, 50, 25, 1, 19, 69, 20, 37], 8, 63.0), ([9, 54, 51, 87, 36], 3, 51.0)):
+        assert quick_select(np.array(vals, dtype=np.float32), nth) == pick  # compatibility mode: 4.2's
+
+
+def test_windows_by_version() -> None:
+    """Version 3's adaptive windows (5.4.1): ``2 + ceil(4 s)``, ``3 + ceil(6 s)`` at render scale ``s`` (at most
+    1); versions 1 and 2 and adaptive off: 6 and 9."""
+    from darkproxy.replica.ports.hazeremoval import windows
+
+    assert windows({}, 0.5) == (6, 9) and windows({"adaptive": False}, 0.25) == (6, 9)
+    assert windows({"adaptive": True}, 0.5) == (4, 6) and windows({"adaptive": True}, 0.25) == (3, 5)
+    assert windows({"adaptive": True}, 1.0) == (6, 9) and windows({"adaptive": True}, 2.0) == (6, 9)
+    assert windows({"adaptive": True}, 0.1) == (3, 4)
 
 
 def test_gradients() -> None:

@@ -109,7 +109,9 @@ def _taps(dt: Any, make_raw: Any) -> tuple[dict[int, Any], list[Any], list[np.nd
         scale = render_scale(wh, imgs[k].shape)
         assert scale is not None
         values = {s.module: s.values for s in plan_replica(dt, bases[n], raws[n]).stages}["colorbalancergb"]
-        y = EXACT["colorbalancergb"].fn(x, values, StageContext(scale=scale))
+        y = EXACT["colorbalancergb"].fn(
+            x, values, StageContext(scale=scale, darktable_version=dt.install.version_tuple)
+        )
         sides[n] = (raws[n], bases[n], x, y, scale)
     return sides, histories, imgs[len(raws) :]
 

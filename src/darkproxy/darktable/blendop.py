@@ -4,8 +4,9 @@ darktable has no introspection for them: the layout is ``dt_develop_blend_params
 ``DEVELOP_BLEND_VERSION`` 11 (darktable 4.0 to 4.2 at least), 420 bytes, little endian, read field by field below.
 Versions 12 and 13 (darktable 5.0: the same 420 bytes) are read as they are: 12 normalised ``raster_mask_id`` and
 stopped writing the inverted combine of drawn masks (an equivalent one), 13 took ``reserved[0]`` for
-``feather_version`` (1: darktable 5's feathering, another guided filter weight and epsilon; 0: the older one, which
-darktable's upgrade of an older blob sets): :attr:`BlendParams.feather_version`. Version 14 (darktable 5.4.1: the
+``feather_version`` (1: darktable 5's feathering, another guided filter weight and epsilon in RGB, ported:
+:func:`darkproxy.replica.maskrefine.feather_constants`; 0: the older one, which darktable's upgrade of an older
+blob sets): :attr:`BlendParams.feather_version`. Version 14 (darktable 5.4.1: the
 same 420 bytes) is 13 with a raster mask's own refinements (details, feathering, blur, tone curve) zeroed on upgrade,
 as darktable 5.4 applies them to a raster mask where 4.2 ignored them (:mod:`darkproxy.replica.raster` refuses the
 ones it would apply). Older blobs are upgraded as darktable's ``dt_develop_blend_legacy_params`` upgrades them:
@@ -166,6 +167,7 @@ class ParametricMask:
     feathering_guide: int = 0
     blur_radius: float = 0.0
     colorspace: int = CS_RGB_SCENE  # the blend colour space: its channels (CS_LAB, CS_RGB_DISPLAY)
+    feather_version: int = 0  # darktable 5's feathering (1: another guide weight and epsilon in RGB)
 
     @property
     def refinements(self) -> list[str]:
@@ -455,8 +457,8 @@ def mask_problems(
         what.append(why)
     if bp.details != 0.0:
         what.append(f"mask details threshold {bp.details:g} (detail mask, not ported)")
-    if bp.feather_version and _feathers(bp):
-        what.append(f"darktable 5's mask feathering (feather version {bp.feather_version}, not ported)")
+    if bp.feather_version not in (0, 1) and _feathers(bp):
+        what.append(f"mask feathering version {bp.feather_version} (darkproxy ports 0 and darktable 5's 1)")
     return what
 
 
@@ -537,6 +539,7 @@ def uniform_blend(
             feathering_guide=int(bp.feathering_guide),
             blur_radius=float(bp.blur_radius),
             colorspace=int(bp.blend_cst),
+            feather_version=int(bp.feather_version),
         )
     code = bp.blend_mode & 0xFF
     return UniformBlend(

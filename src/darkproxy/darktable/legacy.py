@@ -349,6 +349,37 @@ _register(
 )
 
 
+# ------------------------------------------------------------------ haze removal (v3 in darktable 5.4.1)
+# darktable 5.4.1 src/iop/hazeremoval.c, legacy_params: the old struct memcpy'd, version 1 kept in compatibility
+# mode (4.2's quick_select), neither adaptive (the windows fixed)
+_HAZE = "darktable 5.4.1 src/iop/hazeremoval.c, legacy_params: old_version == {}"
+_HAZE_V1 = (("strength", "float"), ("distance", "float"))
+_register(
+    Legacy(
+        "hazeremoval",
+        1,
+        3,
+        _HAZE_V1,
+        lambda o: {"compatibility_mode": True, "adaptive": False},
+        _HAZE.format(1),
+        prefix=True,
+        darktable=((5, 4), (99,)),
+    )
+)
+_register(
+    Legacy(
+        "hazeremoval",
+        2,
+        3,
+        (*_HAZE_V1, ("compatibility_mode", "gboolean")),
+        lambda o: {"adaptive": False},
+        _HAZE.format(2),
+        prefix=True,
+        darktable=((5, 4), (99,)),
+    )
+)
+
+
 # ------------------------------------------------------------------ lowpass (v4 in darktable 4.2.1)
 _LP = "darktable 4.2.1 src/iop/lowpass.c, legacy_params: old_version == {} && new_version == 4"
 _LP_V1 = (("order", "enum"), ("radius", "float"), ("contrast", "float"), ("saturation", "float"))

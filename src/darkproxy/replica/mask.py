@@ -33,7 +33,7 @@ import torch
 
 from darkproxy.colour.matrices import XYZ_D50_TO_D65_BRADFORD_BLEND
 from darkproxy.darktable.blendop import BLENDIF_RGB_MASK, COMBINE_INCL, COMBINE_INV, ParametricMask
-from darkproxy.replica.maskrefine import GUIDE_WEIGHT, refine
+from darkproxy.replica.maskrefine import GUIDE_WEIGHT, feather_constants, refine
 from darkproxy.replica.science import mix3, safe_atan2, safe_hypot, working_profile_matrices, xyz_d65_to_jzazbz
 
 Tensor = torch.Tensor
@@ -232,7 +232,8 @@ def combined_mask(
             m = o * (1.0 - fill) * temp if inverted else o * (1.0 - (1.0 - fill) * temp)
         else:
             m = o * (1.0 - fill * temp) if inverted else o * fill * temp
-    m = refine(m, x_in, x_out, mask.feathering_radius, mask.feathering_guide, mask.blur_radius, scale, weight)
+    w, e = feather_constants(weight != 1.0, mask.feather_version)  # weight 1: Lab's, 100: the RGB spaces'
+    m = refine(m, x_in, x_out, mask.feathering_radius, mask.feathering_guide, mask.blur_radius, scale, w, e)
     if abs(_F(mask.contrast)) >= _F(0.01) or abs(_F(mask.brightness)) >= _F(0.01):  # fabsf(.) >= 0.01f
         m = tone_curve(m, mask.contrast, mask.brightness, o)
     return m

@@ -13,13 +13,13 @@ export):
   pixel (darktable's boundary), its input clamped to ``[0, 1]`` (blend.c's ``mmin``/``mmax``) before each
   pass, the output not. The recursion is linear: here it is the matrix of its impulse responses (float64,
   exact up to rounding), applied to the columns and rows;
-* the feathering: ``_develop_blend_process_feather`` and ``guided_filter`` (``src/common/guided_filter.c``):
-  He et al.'s guided filter of the mask by the module's input ("in") or output ("out") RGB, window radius
-  ``w = (int)(2 * feathering_radius * scale + 0.5f)`` (at least 1), ``eps = 1`` (``sqrt_eps`` 1), the guide
-  weighted by 100 (blend.c's weight in RGB), each box mean the mean over the window cut at the border
-  (``box_filters.c``: horizontal then vertical, each stored in float32), the 3x3 system solved by Cramer's
-  rule in the tensor's dtype as darktable writes it (float32 in the replica's chain), the result clamped to
-  ``[0, 1]`` (darktable's tiles of 512 px with a border of ``2 w`` change nothing: :func:`guided_filter`).
+* the feathering: ``_develop_blend_process_feather`` and ``guided_filter`` (``src/common/guided_filter.c``): He et
+  al.'s guided filter of the mask by the module's input ("in") or output ("out") RGB, window radius ``w = (int)(2 *
+  feathering_radius * scale + 0.5f)`` (at least 1), ``eps = 1`` (``sqrt_eps`` 1), the guide weighted by 100
+  (blend.c's weight in RGB; darktable 5's feathering version 1: 10 and ``sqrt_eps`` 0.5), each box mean the mean over
+  the window cut at the border (``box_filters.c``: horizontal then vertical, each stored in float32), the 3x3 system
+  solved by Cramer's rule in the tensor's dtype as darktable writes it (float32 in the replica's chain), the result
+  clamped to ``[0, 1]`` (darktable's tiles of 512 px with a border of ``2 w`` change nothing: :func:`guided_filter`).
 
 Differentiable in the mask (hence in the parametric mask's breakpoints and opacity) and in the guide (the
 module's input or output: the image and the module's sliders); not in the blur's sigma nor in the
@@ -45,6 +45,15 @@ Tensor = torch.Tensor
 _F = np.float32
 _FLT_EPSILON = float(np.finfo(_F).eps)
 GUIDE_WEIGHT = 100.0  # blend.c: the guide's weight where the blend colour space is RGB
+
+
+def feather_constants(rgb: bool, feather_version: int) -> tuple[float, float]:
+    """``(guide weight, sqrt_eps)`` of blend.c's ``_get_guide_weight`` and ``_get_feathering_eps`` (darktable 5.4.1):
+    in an RGB blend colour space 100 and 1, or 10 and 0.5 for darktable 5's feathering (``feather_version`` 1,
+    its new blends' default); in Lab 1 and 1 either way."""
+    if not rgb:
+        return 1.0, 1.0
+    return (10.0, 0.5) if feather_version else (GUIDE_WEIGHT, 1.0)
 
 
 # ---- the gaussian (gaussian.c) ----
@@ -185,14 +194,16 @@ def refine(
     blur_radius: float,
     scale: float = 1.0,
     weight: float = GUIDE_WEIGHT,
+    sqrt_eps: float = 1.0,
 ) -> Tensor:
     """blend.c's post-processing of ``mask`` ``(B, 1, H, W)`` but the tone curve, in darktable's order: the
     feathering guided by the module's input ``inp`` or output ``out`` (``(B, 3, H, W)``, weighted by the blend
-    colour space's ``weight``), the blur, at render ``scale``. No refinement asked: ``mask`` itself."""
+    colour space's ``weight``, regularised by ``sqrt_eps``: :func:`feather_constants`), the blur, at render
+    ``scale``. No refinement asked: ``mask`` itself."""
     for op in post_operations(feathering_radius, feathering_guide, blur_radius):
         if op == BLUR:
             mask = gaussian_blur(mask, float(_F(_F(blur_radius) * _F(scale))))
         else:
             guide = inp if op == FEATHER_IN else out
-            mask = guided_filter(guide, mask, feather_radius(feathering_radius, scale), weight=weight)
+            mask = guided_filter(guide, mask, feather_radius(feathering_radius, scale), sqrt_eps, weight)
     return mask
