@@ -276,7 +276,7 @@ def test_replica_dry_run(dt, raw256: Path, tmp_path: Path, capsys: pytest.Captur
         5,
         6,
         5,
-        [6],
+        [6, 7],  # the versions the exposure port implements (7: darktable 5.4)
     )
     assert items["vignette"]["runs"] == "proxy" and items["vignette"]["run"] == "zoo:vignette"
     assert items["filmicrgb"]["runs"] == "refused" and "version 7" in items["filmicrgb"]["detail"]

@@ -264,13 +264,15 @@ def ppg_border(  # noqa: PLR0915  a maths kernel
     rows: tuple[int, int] | None = None,
     cols: tuple[int, int] | None = None,
     clamp: bool = True,
+    clamp_out: bool = False,
 ) -> torch.Tensor:
     """``rcd_ppg_border``: ``x (B, H, W)`` the mosaic -> ``(B, 3, H, W)``, valid outside the
     ``[6, H - 6) x [6, W - 6)`` interior (3x3 averages on the outer 3 photosites, PPG within).
     ``rows``, ``cols``: compute only that window of the image (``(B, 3, r1 - r0, c1 - c0)``): each output reads
     the photosites up to 4 away, so a window's values are the whole image's except within 4 of a cut that
     is not the image's edge. ``clamp=False``: ``demosaic_ppg`` itself, valid everywhere (RCD's border reads
-    every photosite as ``max(x, 0)``, PPG as it is)."""
+    every photosite as ``max(x, 0)``, PPG as it is); ``clamp_out``: darktable 5's ``demosaic_ppg``
+    (``demosaicing/ppg.c``, 5.4.1), which stores every pass's values as ``max(value, 0)``."""
     full_h, full_w = x.shape[-2:]
     (r0, r1), (c0, c1) = rows or (0, full_h), cols or (0, full_w)
     x, fc = x[:, r0:r1, c0:c1], fc[r0:r1, c0:c1]
@@ -284,7 +286,8 @@ def ppg_border(  # noqa: PLR0915  a maths kernel
         m = (fc == col).to(x.dtype)
         ssum = torch.nn.functional.conv2d((pos * m)[:, None], k3, padding=1)[:, 0]
         cnt = torch.nn.functional.conv2d((ones * m), k3, padding=1)[0, 0]
-        avg.append(torch.where((fc == col) | (cnt <= 0), pos, ssum / cnt.clamp_min(1.0)))
+        a = torch.where((fc == col) | (cnt <= 0), pos, ssum / cnt.clamp_min(1.0))
+        avg.append(a.clamp_min(0.0) if clamp_out else a)
     outer = ~_box(h, w, 3, full_h - 3, 3, full_w - 3, dev, (r0, c0))
     # PPG green at red / blue sites (loop 2), the photosite's own value at green sites
     p = _sh(pos)
@@ -297,10 +300,12 @@ def ppg_border(  # noqa: PLR0915  a maths kernel
     gy = torch.maximum(torch.minimum(guessy * 0.25, torch.maximum(p(-1, 0), p(1, 0))), torch.minimum(p(-1, 0), p(1, 0)))
     gx = torch.maximum(torch.minimum(guessx * 0.25, torch.maximum(p(0, -1), p(0, 1))), torch.minimum(p(0, -1), p(0, 1)))
     ppg = torch.where(fc == 1, pos, torch.where(diffx > diffy, gy, gx))
+    ppg = ppg.clamp_min(0.0) if clamp_out else ppg
     g0 = torch.where(outer, avg[1], ppg)  # the green every later step reads
     # loop 3: the missing colours from colour differences (own colours: max(x, 0))
     gs = _sh(g0)
-    own = p
+    kept = pos.clamp_min(0.0) if clamp_out else pos  # darktable 5: the own colour as loop 2 stored it
+    own = _sh(kept) if clamp_out else p
     red_right = _s(fc, 0, 1) == 0  # FC(j, i + 1) == 0: red in the same row
     vert = (own(-1, 0) + own(1, 0) + 2.0 * g0 - gs(-1, 0) - gs(1, 0)) * 0.5
     horiz = (own(0, -1) + own(0, 1) + 2.0 * g0 - gs(0, -1) - gs(0, 1)) * 0.5
@@ -309,17 +314,20 @@ def ppg_border(  # noqa: PLR0915  a maths kernel
     diff2 = (own(-1, 1) - own(1, -1)).abs() + (gs(-1, 1) - g0).abs() + (gs(1, -1) - g0).abs()
     guess2 = own(-1, 1) + own(1, -1) + 2.0 * g0 - gs(-1, 1) - gs(1, -1)
     diag = torch.where(diff1 > diff2, guess2 * 0.5, torch.where(diff1 < diff2, guess1 * 0.5, (guess1 + guess2) * 0.25))
-    r3 = torch.where(fc == 0, pos, torch.where(fc == 2, diag, torch.where(red_right, horiz, vert)))
-    b3 = torch.where(fc == 2, pos, torch.where(fc == 0, diag, torch.where(red_right, vert, horiz)))
+    r3 = torch.where(fc == 0, kept, torch.where(fc == 2, diag, torch.where(red_right, horiz, vert)))
+    b3 = torch.where(fc == 2, kept, torch.where(fc == 0, diag, torch.where(red_right, vert, horiz)))
+    if clamp_out:
+        r3, b3 = r3.clamp_min(0.0), b3.clamp_min(0.0)
     ring = ~_box(h, w, 1, full_h - 1, 1, full_w - 1, dev, (r0, c0))
     r = torch.where(ring, avg[0], r3)
     b = torch.where(ring, avg[2], b3)
     return torch.stack([r, g0, b], dim=1)
 
 
-def rcd(x: torch.Tensor, fc: torch.Tensor, scaler: torch.Tensor) -> torch.Tensor:
+def rcd(x: torch.Tensor, fc: torch.Tensor, scaler: torch.Tensor, margin: int = MARGIN) -> torch.Tensor:
     """darktable's ``rcd_demosaic``: ``x (B, 1, H, W)`` white-balanced camera RGB mosaic, ``fc (H, W)``
-    its CFA colours, ``scaler (B,)`` darktable's ``max(processed_maximum)`` -> camera RGB ``(B, 3, H, W)``.
+    its CFA colours, ``scaler (B,)`` darktable's ``max(processed_maximum)`` -> camera RGB ``(B, 3, H, W)``;
+    ``margin``: ``RCD_MARGIN``, the frame ``rcd_ppg_border`` fills (6; darktable 5.4's ``demosaicing/rcd.c``: 7).
 
     The tiles run as one batch per tile shape (every tile starts at an even row and column: one CFA phase);
     only the P/Q buffers' hand-over from tile to tile runs in darktable's order."""
@@ -376,13 +384,13 @@ def rcd(x: torch.Tensor, fc: torch.Tensor, scaler: torch.Tensor) -> torch.Tensor
         for th in range(nh):
             k = tv * nh + th
             r0, r1, c0, c1 = boxes[k]
-            fr = r0 + (MARGIN if tv == 0 else BORDER)
-            lr = r1 - (MARGIN if tv == nv - 1 else BORDER)
-            fcol = c0 + (MARGIN if th == 0 else BORDER)
-            lcol = c1 - (MARGIN if th == nh - 1 else BORDER)
+            fr = r0 + (margin if tv == 0 else BORDER)
+            lr = r1 - (margin if tv == nv - 1 else BORDER)
+            fcol = c0 + (margin if th == 0 else BORDER)
+            lcol = c1 - (margin if th == nh - 1 else BORDER)
             cols.append(rgbs[k][..., fr - r0 : lr - r0, fcol - c0 : lcol - c0])
         rows.append(torch.cat(cols, dim=-1))
-    return _framed(sc[:, None] * torch.cat(rows, dim=-2).clamp_min(0.0), mosaic, fc)
+    return _framed(sc[:, None] * torch.cat(rows, dim=-2).clamp_min(0.0), mosaic, fc, margin)
 
 
 FRAME_REACH = MARGIN + 4  # the frame's 6 photosites and what they read
@@ -395,15 +403,15 @@ def cfa_colours(pattern: Sequence[int], h: int, w: int, device: torch.device | s
     return pat[torch.arange(h, device=device)[:, None] % 2, torch.arange(w, device=device)[None, :] % 2]
 
 
-def _framed(interior: torch.Tensor, mosaic: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
-    """RCD's ``interior (B, 3, H - 12, W - 12)`` inside ``rcd_ppg_border``'s 6-photosite frame of ``mosaic (B, H, W)``,
-    PPG computed on strips FRAME_REACH photosites wide along the edges only (``H, W >= 2 * MARGIN``)."""
+def _framed(interior: torch.Tensor, mosaic: torch.Tensor, fc: torch.Tensor, m: int = MARGIN) -> torch.Tensor:
+    """RCD's ``interior (B, 3, H - 2m, W - 2m)`` inside ``rcd_ppg_border``'s ``m``-photosite frame of ``mosaic
+    (B, H, W)``, PPG computed on strips ``m + 4`` photosites wide along the edges only (``H, W >= 2 m``)."""
     h, w = mosaic.shape[-2:]
-    r = FRAME_REACH
-    top = ppg_border(mosaic, fc, (0, r))[..., :MARGIN, :]
-    bottom = ppg_border(mosaic, fc, (h - r, h))[..., r - MARGIN :, :]
-    left = ppg_border(mosaic, fc, None, (0, r))[..., MARGIN : h - MARGIN, :MARGIN]
-    right = ppg_border(mosaic, fc, None, (w - r, w))[..., MARGIN : h - MARGIN, r - MARGIN :]
+    r = m + 4  # the frame and what it reads (FRAME_REACH at darktable 4.2's margin)
+    top = ppg_border(mosaic, fc, (0, r))[..., :m, :]
+    bottom = ppg_border(mosaic, fc, (h - r, h))[..., r - m :, :]
+    left = ppg_border(mosaic, fc, None, (0, r))[..., m : h - m, :m]
+    right = ppg_border(mosaic, fc, None, (w - r, w))[..., m : h - m, r - m :]
     return torch.cat([top, torch.cat([left, interior, right], dim=-1), bottom], dim=-2)
 
 

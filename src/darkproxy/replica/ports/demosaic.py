@@ -1,4 +1,5 @@
-"""darktable's demosaic (``demosaic``, params version 4) as an exact stage: RCD
+"""darktable's demosaic (``demosaic``, params versions 4 and 6: darktable 5's, capture sharpening off) as an
+exact stage: RCD
 (``src/iop/rcd_demosaic.c``, darktable 4.2's default for Bayer sensors) at full scale, then
 darktable's resampling to the output size (``dt_iop_clip_and_zoom_roi``). The kernels, RCD as darktable
 tiles it and PPG, are :mod:`darkproxy.raw.demosaic` (the ``demosaic-rcd`` proxies run them too).
@@ -8,8 +9,9 @@ darktable-cli's export pipe always demosaics at full scale (``demosaic_qual_flag
 ``(B, 1, H, W)``; output camera RGB ``(B, 3, H, W)`` (then resampled when ``ctx.out_size`` is smaller:
 :mod:`.resample`). PPG (``demosaic_ppg``, darktable 3.x's default, found in old edits): the same border and
 interpolation on the photosites as they are (no clamp), over the whole image; its median pre-filter
-(``median_thrs`` > 0) is refused. Refused: other methods, green equilibration, colour smoothing, images
-under 16 px.
+(``median_thrs`` > 0) is refused. Refused: other methods, green equilibration, colour smoothing, capture
+sharpening, images under 16 px. darktable 5 (by the context's version; 5.4.1's ``src/iop/demosaicing/``): RCD's
+frame 7 photosites, its scaler at least 1, PPG's passes stored clamped at 0.
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ def _supported(v: Values, ctx: StageContext) -> str | None:
         return f"demosaic green equilibration {int(v['green_eq'])} is not modelled (only 'no')"
     if int(v.get("color_smoothing", 0)) != 0:
         return f"demosaic colour smoothing {int(v['color_smoothing'])} is not modelled (only 'disabled')"
+    if bool(v.get("cs_enabled", False)):
+        return "demosaic's capture sharpening (darktable 5, params version 6) is not modelled"
     return None
 
 
 @register_exact(
     "demosaic",
-    versions=(4,),
+    versions=(4, 6),
     mosaic=True,
     pointwise=False,
     supports=_supported,
@@ -54,10 +58,18 @@ def demosaic(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
         raise DarkproxyError("demosaic: darktable's processed_maximum is unknown (the chain sets it)")
     pm = torch.as_tensor(ctx.processed_maximum, dtype=x.dtype, device=x.device).reshape(-1, 3)
     fc = cfa_map(ctx, h, w, x.device)
+    # darktable 5 (5.4.1's demosaicing/): PPG stores max(value, 0) after each pass; RCD's scaler is
+    # dt_iop_get_processed_maximum (at least 1) and its frame RCD_MARGIN 7 photosites
+    dt5 = ctx.darktable_version is not None and ctx.darktable_version >= (5, 0)
     if int(v.get("demosaicing_method", RCD)) == PPG:
-        y = ppg_border(x[:, 0], fc, clamp=False)
+        if dt5 and ctx.out_size is not None and tuple(ctx.out_size) != (h, w):
+            raise DarkproxyError(
+                "demosaic: darktable 5's PPG at a scaled export differs from the port (43.2 dB against darktable "
+                "5.4.1 at 64 px; unscaled it matches)"
+            )
+        y = ppg_border(x[:, 0], fc, clamp=False, clamp_out=dt5)
     else:
-        y = rcd(x, fc, pm.amax(dim=1))
+        y = rcd(x, fc, pm.amax(dim=1).clamp_min(1.0), 7) if dt5 else rcd(x, fc, pm.amax(dim=1))
     if ctx.out_size is None or tuple(ctx.out_size) == (h, w):
         return y
     from darkproxy.replica.ports.resample import clip_and_zoom

@@ -1,5 +1,7 @@
-"""darktable's white balance (``temperature``, params version 3) as an exact mosaic stage:
-``src/iop/temperature.c`` (the Bayer float path).
+"""darktable's white balance (``temperature``, params versions 3 and 4) as an exact mosaic stage:
+``src/iop/temperature.c`` (the Bayer float path). Version 4 (darktable 5) adds a ``preset`` whose "as shot to
+reference" moves a correction into colorin (darktable's chroma ``late_correction``), which the chain measures with
+colorin's matrix; the multiplication is version 3's (5.4.1's source).
 
 Each photosite is multiplied by the coefficient of its CFA colour: ``red``, ``green``, ``blue``
 (darktable's ``FC()`` of a 3-colour Bayer sensor never names the second green, so ``g2`` only
@@ -25,7 +27,7 @@ def _maximum(v: Values, ctx: StageContext, pm: torch.Tensor) -> torch.Tensor:
 @register_exact(
     "temperature",
     params=("red", "green", "blue", "g2"),
-    versions=(3,),
+    versions=(3, 4),
     mosaic=True,
     pointwise=False,
     maximum=_maximum,
