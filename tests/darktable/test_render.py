@@ -11,6 +11,7 @@ from darkproxy.darktable.render import Renderer, RenderFailure, RenderJob, read_
 from darkproxy.errors import DarktableRenderError, RawError
 from tests.conftest import midtone_ratio, run_cli, stand_in_darktable
 from tests.darktable.render_noise import assert_same_render
+from tests.tonemap import tone_mapper
 
 
 def _exposure_pair(dt, raw: Path, ev: float):
@@ -96,9 +97,10 @@ def test_crash_is_reported(dt, tiny_raw: Path, tmp_path: Path) -> None:
         r.render(tiny_raw, None, tmp_path / "o.tif")
 
 
-def test_cli_render_with_set_and_errors(tiny_raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_render_with_set_and_errors(dt, tiny_raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from darkproxy.cli import main
 
+    tone = tone_mapper(dt.default_history(tiny_raw))  # filmic rgb; darktable 5.4's default: sigmoid
     out = tmp_path / "r.tif"
     r = run_cli(
         "render",
@@ -108,7 +110,7 @@ def test_cli_render_with_set_and_errors(tiny_raw: Path, tmp_path: Path, capsys: 
         "--set",
         "exposure.exposure=1",
         "--disable",
-        "filmicrgb",
+        tone,
         "--max-size",
         "64",
         "--save-xmp",
@@ -118,7 +120,7 @@ def test_cli_render_with_set_and_errors(tiny_raw: Path, tmp_path: Path, capsys: 
     assert read_tiff(out).shape[1:] == (64, 64)
     from darkproxy.darktable.xmp import read_xmp
 
-    assert not read_xmp(tmp_path / "r.xmp").find("filmicrgb").enabled
+    assert not read_xmp(tmp_path / "r.xmp").find(tone).enabled
     for args, msg in [
         (["--set", "exposure.exposure=99"], "outside darktable's range"),
         (["--set", "exposure.nope=1"], "has no parameter 'nope'"),

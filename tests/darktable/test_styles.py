@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.tonemap import tone_mapper
+
 
 def test_style_roundtrip_and_malformed(dt, tiny_raw: Path, tmp_path: Path) -> None:
     from darkproxy.darktable.styles import read_style, style_from_items, style_import_lua
     from darkproxy.errors import XmpError
 
     hist = dt.edit(dt.default_history(tiny_raw), {"exposure": {"exposure": 1.5}})
-    items = [hist.find("exposure"), hist.find("filmicrgb")]
+    items = [hist.find("exposure"), hist.find(tone_mapper(hist))]  # filmic rgb; darktable 5.4's default: sigmoid
     path = style_from_items("my look", items, "a test").write(tmp_path / "look.dtstyle")
     back = read_style(path)
     assert back.name == "my look" and back.description == "a test"

@@ -16,6 +16,7 @@ from darkproxy.data.paramspace import ParamSpace, ParamSpec
 from darkproxy.engines.regress import RegressConfig, RegressError, regress
 from tests.conftest import RUN_SIZE, run_cli
 from tests.darktable.render_noise import assert_same_render
+from tests.tonemap import tone_mapper
 
 
 # ------------------------------------------------------------ analytic proxies
@@ -380,11 +381,12 @@ def test_cli_regress_from_raw_writes_xmp_darktable_renders(
     ):
         assert (out / f).stat().st_size > 0, f
     assert len(list((out / "frames").glob("*.png"))) > 10
-    # result.xmp: the default history, exposure set, nothing disabled (filmic on)
+    # result.xmp: the default history, exposure set, nothing disabled (the tone mapper on: filmic rgb, 5.4's sigmoid)
     full = read_xmp(out / "result.xmp")
-    assert full.find("filmicrgb").enabled and full.find("exposure").enabled
+    tone = tone_mapper(dt.default_history(raw))
+    assert full.find(tone).enabled and full.find("exposure").enabled
     tap = read_xmp(out / "result_tapout.xmp")
-    assert not tap.find("filmicrgb").enabled
+    assert not tap.find(tone).enabled
     r_full = dt.renderer(max_size=SIZE)
     true_full = r_full.render_array(
         raw, dt.edit(dt.default_history(raw), updates={"exposure": {"exposure": 1.37, "black": -0.004, "mode": 0}})
