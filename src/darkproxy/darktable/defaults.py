@@ -19,7 +19,7 @@ black and white levels, the input profile...) are darktable's own default histor
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,14 @@ class InitDefaults:
     version: int
     values: Mapping[str, Any]
     why: str
+    # later params versions darktable's init() / reload_defaults() fill the same way, with these values on top
+    later: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
+
+    def values_at(self, version: int) -> Mapping[str, Any] | None:
+        """What darktable writes at params ``version``; ``None``: a version not read here."""
+        if version == self.version:
+            return self.values
+        return {**self.values, **self.later[version]} if version in self.later else None
 
 
 INIT_DEFAULTS: Mapping[str, InitDefaults] = {
@@ -54,6 +62,10 @@ INIT_DEFAULTS: Mapping[str, InitDefaults] = {
             "a[0]": -1.0,
         },
         "init() sets the bands' x, reload_defaults() the noise profile (a = b = 0 renders black)",
+        # darktable 5.4's v12 (denoiseprofile.c, 5.4.1): reload_defaults() turns compensate_hilite_pres on only where
+        # the raw's maker notes give a highlight preservation mode (its ISO shift), which darkproxy does not read:
+        # those cameras' automatic profiles are darktable's own lookup, which the port refuses anyway
+        later={12: {"compensate_hilite_pres": False}},
     ),
     "channelmixerrgb": InitDefaults(
         3,

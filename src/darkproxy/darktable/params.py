@@ -286,12 +286,14 @@ def default_blob(schema: ModuleSchema) -> bytes:
     init = INIT_DEFAULTS.get(schema.name)
     if init is None:
         return blob
-    if init.version != schema.version:
+    values = init.values_at(schema.version)
+    if values is None:
+        known = ", ".join(str(v) for v in (init.version, *init.later))
         raise ParamValueError(
             f"{schema.name} params version {schema.version}: darkproxy knows darktable's defaults for it at "
-            f"version {init.version} only ({init.why}); start from a history that has the module"
+            f"version {known} only ({init.why}); start from a history that has the module"
         )
-    return set_params(schema, blob, init.values)
+    return set_params(schema, blob, values)
 
 
 def introspection_blob(schema: ModuleSchema) -> bytes:

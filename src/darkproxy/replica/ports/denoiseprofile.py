@@ -203,7 +203,7 @@ def _profile(v: Values, ctx: StageContext) -> tuple[float, float]:
 @register_exact(
     "denoiseprofile",
     params=("strength", "shadows", "bias"),
-    versions=(11,),
+    versions=(11, 12),
     pointwise=False,
     supports=_supported,
     note="exact: wavelets (RGB or Y0U0V0), the new variance-stabilising transform, the force curves",
