@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from darkproxy.darktable.locate import version_tuple
 from darkproxy.darktable.params import assign_fields, decode_params, default_blob, flatten
 from darkproxy.darktable.schema import ModuleSchema, SchemaSet
 from darkproxy.darktable.xmp import HistoryItem, Sidecar, parse_instance_key
@@ -145,7 +146,7 @@ def _register(leg: Legacy) -> None:
 def _variant(module: str, version: int, darktable: str) -> Legacy | None:
     """The upgrade of ``module``'s params ``version`` that ``darktable`` (a version string, ``""``: unknown) runs."""
     variants = _VARIANTS.get((module, version), [])
-    release = tuple(int(n) for n in re.findall(r"\d+", darktable)[:3])
+    release = version_tuple(darktable)
     if not release:
         return variants[0] if variants else None
     return next((v for v in variants if v.darktable[0] <= release < v.darktable[1]), None)

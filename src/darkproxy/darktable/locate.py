@@ -16,6 +16,12 @@ INSTALL_HINT = "install it with `sudo apt-get install darktable` or point DARKPR
 MIN_VERSION = (4, 2)
 
 
+def version_tuple(version: str) -> tuple[int, ...]:
+    """A darktable version string (``"5.4.1"``, ``"darktable 4.2.1+dfsg"``) as ``(major, minor, patch)``; ``()``
+    where it holds no number."""
+    return tuple(int(x) for x in re.findall(r"\d+", version)[:3])
+
+
 @dataclass(frozen=True)
 class DarktableInstall:
     """A located darktable: the CLI, its version and where its libraries live."""
@@ -27,7 +33,7 @@ class DarktableInstall:
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
-        return tuple(int(x) for x in re.findall(r"\d+", self.version)[:3])
+        return version_tuple(self.version)
 
     @property
     def has_dump_pipe(self) -> bool:
