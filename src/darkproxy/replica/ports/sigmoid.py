@@ -312,11 +312,11 @@ def sigmoid(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     """sigmoid: ``(B, 3, H, W)`` linear Rec2020 scene-referred -> display-referred linear Rec2020."""
     prm = sigmoid_params(v, x)
     white, _, pexp, fog, fpow, ppow = prm
+    ratio = int(v.get("color_processing", PER_CHANNEL)) == RGB_RATIO
+    if "base_primaries" in v and not ratio:  # version 3's values (version 1 has no primaries), per channel
+        return _per_channel_v3(x, v, prm)  # it desaturates the negatives in the base primaries itself
     pos = _desaturate_negative(x)
-    v3 = "base_primaries" in v  # version 3's values (version 1 has no primaries)
-    if v3 and int(v.get("color_processing", PER_CHANNEL)) != RGB_RATIO:
-        return _per_channel_v3(x, v, prm)
-    if int(v.get("color_processing", PER_CHANNEL)) == RGB_RATIO:
+    if ratio:
         return _rgb_ratio(pos, prm)
     pc = _loglogistic(pos, white, pexp, fog, fpow, ppow)
     hue_t = torch.as_tensor(v.get("hue_preservation", 100.0), dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
