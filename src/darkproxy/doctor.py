@@ -79,26 +79,19 @@ def _check_darktable(config: Config, rep: DoctorReport) -> None:
 
 
 def _check_ports(dt: Any, rep: DoctorReport) -> None:
-    """The replica's exact ports against this darktable: the params versions they read, the ports it computes
-    differently (:mod:`darkproxy.replica.verified`); either is refused in the replica, so a warning, not an error."""
+    """The replica's exact ports against this darktable: the params versions they read (another is refused in the
+    replica, so a warning, not an error)."""
     from darkproxy.replica.registry import EXACT
-    from darkproxy.replica.verified import differing_ports
 
     by_version = []
     for m, op in sorted(EXACT.items()):
         installed = dt.schemas.get(m).version if m in dt.schemas.modules else None
         if op.reads_params and installed is not None and installed not in op.versions:
             by_version.append(f"{m} v{installed} (ported: v{', '.join(map(str, op.versions))})")
-    differs = differing_ports(dt.install.version_tuple)
     parts = [f"{len(EXACT)} exact ports"]
     parts += [f"refused for their params version: {', '.join(by_version)}"] if by_version else []
-    parts += (
-        [f"refused as darktable {dt.version} computes them differently (all or some settings): {', '.join(differs)}"]
-        if differs
-        else []
-    )
-    rep.checks.append(Check("replica ports", not (by_version or differs), "; ".join(parts), essential=False))
-    rep.info["ports"] = {"exact": len(EXACT), "refused_by_version": by_version, "computed_differently": differs}
+    rep.checks.append(Check("replica ports", not by_version, "; ".join(parts), essential=False))
+    rep.info["ports"] = {"exact": len(EXACT), "refused_by_version": by_version}
 
 
 def _check_schemas(dt: Any, rep: DoctorReport) -> None:

@@ -91,11 +91,12 @@ def test_channelmixerrgb_matches_darktable_tapouts(dt, make_raw, expect) -> None
     imgs = [inp, *outs]
     x = torch.from_numpy(imgs[0])[None]
     psnrs = []
+    ctx = StageContext(darktable_version=dt.install.version_tuple)  # darktable 5 computes it otherwise
     for p, ref in zip(plans, imgs[1:], strict=True):
-        assert op.supports(p.params, StageContext()) is None, p.params
+        assert op.supports(p.params, ctx) is None, p.params
         assert ref.std() > 0.05 and display_psnr(imgs[0], ref) < 40, "a degenerate setting tests nothing"
         with torch.no_grad():
-            psnrs.append(display_psnr(op.fn(x, p.params, StageContext())[0].numpy(), ref))
+            psnrs.append(display_psnr(op.fn(x, p.params, ctx)[0].numpy(), ref))
     print(f"\nchannelmixerrgb: {[round(v, 1) for v in psnrs]} dB")
     expect("channelmixerrgb: worst setting psnr", min(psnrs), ">", 60)
 
@@ -112,10 +113,11 @@ def test_channelmixerrgb_refuses() -> None:
         assert why is not None and "\n" not in why, bad
 
 
+@pytest.mark.parametrize("version", [None, (5, 4, 1)])
 @pytest.mark.parametrize("setting", range(N_SETTINGS))
-def test_channelmixerrgb_gradcheck(setting: int) -> None:
+def test_channelmixerrgb_gradcheck(setting: int, version: tuple[int, ...] | None) -> None:
     """float64 gradients in the image and the regressable sliders of each setting (the image away from 0,
-    where the clips have their kinks)."""
+    where the clips have their kinks), with darktable 4.2's gamut mapping and 5's."""
     from darkproxy.replica import EXACT, StageContext
 
     op = EXACT["channelmixerrgb"]
@@ -129,6 +131,7 @@ def test_channelmixerrgb_gradcheck(setting: int) -> None:
     vals = [torch.tensor([{**edit, **flat}[n]], dtype=torch.float64, requires_grad=True) for n in names]
 
     def f(img: torch.Tensor, *sliders: torch.Tensor) -> torch.Tensor:
-        return op.fn(img, {**edit, **dict(zip(names, sliders, strict=True))}, StageContext())
+        ctx = StageContext(darktable_version=version)
+        return op.fn(img, {**edit, **dict(zip(names, sliders, strict=True))}, ctx)
 
     assert torch.autograd.gradcheck(f, (x, *vals), eps=1e-6, atol=1e-5, rtol=1e-3)

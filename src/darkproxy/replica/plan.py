@@ -38,7 +38,6 @@ from darkproxy.replica.ports.rawprepare import crop_margins
 from darkproxy.replica.proxyfit import proxy_pointwise, proxy_problem, trained_values
 from darkproxy.replica.raster import raster_source
 from darkproxy.replica.registry import EXACT, GEOMETRY_FIRST, GEOMETRY_NOTE, MOSAIC_NOTE, StageContext
-from darkproxy.replica.verified import port_differs
 
 KINDS = ("exact", "proxy", "passthrough")
 
@@ -375,7 +374,7 @@ def _plan(
                     f"{m} params version {dec.version}: the exact stage implements version(s) "
                     f"{', '.join(map(str, op.versions))}"
                 )
-            soft = soft or op.supports(dec.values, ctx) or port_differs(m, dec.values, ctx.darktable_version)
+            soft = soft or op.supports(dec.values, ctx)
             if soft is None and m not in prefer_proxy:
                 note = op.note + upgraded + blended
                 stages.append(StagePlan(m, "exact", dec.values, note=note, **common))

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from darkproxy.darktable.params import param_value
+from darkproxy.replica.dtmath import vector_exp
 from darkproxy.replica.ports.diffuse import BSPLINE_5TAP, clamped_shift
 from darkproxy.replica.ports.monochrome import lab_placement
 from darkproxy.replica.ports.rgbcurve import CATMULL_ROM, curve_at
@@ -128,8 +129,10 @@ def _fast_expf_sse2(x: Tensor) -> Tensor:
     return straight_through(k.view(torch.float32).to(x.dtype), smooth)
 
 
-def decompose(lab: Tensor, scale: int, sharpen: float) -> Tensor:
-    """``eaw_decompose_sse2``'s coarse image of ``lab`` ``(B, 3, H, W)`` at ``scale``: 25 taps summed row by row."""
+def decompose(lab: Tensor, scale: int, sharpen: float, darktable5: bool = False) -> Tensor:
+    """``eaw_decompose_sse2``'s coarse image of ``lab`` ``(B, 3, H, W)`` at ``scale``: 25 taps summed row by row;
+    ``darktable5``: ``eaw_decompose_and_synthesize``'s, whose weights are ``dt_vector_exp`` of the argument itself
+    (no mask)."""
     mult = 1 << scale
     total = torch.zeros_like(lab)
     wgt = torch.zeros_like(lab)
@@ -139,7 +142,7 @@ def decompose(lab: Tensor, scale: int, sharpen: float) -> Tensor:
             px2 = clamped_shift(clamped_shift(lab, mult * (jj - 2), -2), mult * (ii - 2), -1)
             sq = (lab - px2) ** 2
             d = torch.cat([sq[:, 0:1], sq[:, 1:2] + sq[:, 2:3]], 1)
-            wp = _fast_expf_sse2(masked_argument(d * neg))
+            wp = vector_exp(d * neg) if darktable5 else _fast_expf_sse2(masked_argument(d * neg))
             wp = torch.cat([wp[:, 0:1], wp[:, 1:2], wp[:, 1:2]], 1)
             w = float(_f32(BSPLINE_5TAP[ii]) * _f32(BSPLINE_5TAP[jj])) * wp
             total = total + px2 * w
@@ -173,8 +176,9 @@ def atrous(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     lab = working_rgb_to_lab(x)
     out: Tensor | None = None
     buf = lab
+    dt5 = ctx.darktable_version is not None and ctx.darktable_version >= (5, 0)
     for i, (sharp, bl, bc, tl, tc) in enumerate(per_scale):
-        coarse = decompose(buf, i, sharp)
+        coarse = decompose(buf, i, sharp, dt5)
         detail = buf - coarse
         thr = torch.tensor([tl, tc, tc], dtype=lab.dtype, device=lab.device).reshape(1, 3, 1, 1)
         boost = torch.tensor([bl, bc, bc], dtype=lab.dtype, device=lab.device).reshape(1, 3, 1, 1)

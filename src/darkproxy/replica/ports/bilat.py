@@ -1,4 +1,4 @@
-"""darktable 4.2.1's local contrast (``bilat``, params version 3) as an exact stage: ``src/iop/bilat.c``.
+"""darktable 4.2.1's and 5's local contrast (``bilat``, params version 3) as an exact stage: ``src/iop/bilat.c``.
 
 A Lab module (``IOP_CS_LAB``; in the v3.0 pipe order after filmic rgb, before colorout). ``process()``
 (``process_sse2`` on x86, the path darktable-cli takes) in either mode:
@@ -10,8 +10,9 @@ A Lab module (``IOP_CS_LAB``; in the v3.0 pipe order after filmic rgb, before co
   neighbour); six copies remapped by ``curve_scalar`` about ``g_k = (k + 0.5) / 6`` (``midtone`` its sigma,
   ``sigma_s`` the shadows' and ``sigma_r`` the highlights' slope beyond ``2 sigma``, a quadratic bezier
   between, plus ``detail * c * exp(-c^2 / (2 sigma^2 / 3))``: the scalar path, ``expf``, as the SSE path's
-  alignment test sends every pixel there), their gaussian pyramids, and the output pyramid assembled coarse to
-  fine from the input's coarsest level: ``gauss_expand`` (``[1 4 6 4 1] / 8`` upsampling at clamped
+  alignment test sends every pixel there; darktable 5 has no SSE path and takes ``dt_fast_expf``, emulated
+  where :attr:`StageContext.darktable_version` is 5 or later), their gaussian pyramids, and the output pyramid
+  assembled coarse to fine from the input's coarsest level: ``gauss_expand`` (``[1 4 6 4 1] / 8`` upsampling at clamped
   coordinates) plus each level's laplacian interpolated between the two remapped copies whose ``g`` bracket
   the input's gaussian there. a*, b* copied. The render scale changes nothing but the image's size (the
   filter has no spatial sigma).
@@ -33,9 +34,10 @@ import torch
 import torch.nn.functional as F
 
 from darkproxy.errors import DarkproxyError
+from darkproxy.replica.dtmath import fast_expf
 from darkproxy.replica.ports.monochrome import bilateral_base, lab_placement
 from darkproxy.replica.registry import StageContext, Values, column, one_value, register_exact
-from darkproxy.replica.science import lab_to_working_rgb, working_rgb_to_lab
+from darkproxy.replica.science import lab_to_working_rgb, straight_through, working_rgb_to_lab
 
 Tensor = torch.Tensor
 
@@ -80,9 +82,19 @@ def gammas(x: Tensor) -> Tensor:
     return g.to(x.dtype).to(x.device).reshape(1, NUM_GAMMA, 1, 1)
 
 
-def curve(x: Tensor, g: Tensor, sigma: Tensor, shadows: Tensor, highlights: Tensor, clarity: Tensor) -> Tensor:
+def curve(
+    x: Tensor,
+    g: Tensor,
+    sigma: Tensor,
+    shadows: Tensor,
+    highlights: Tensor,
+    clarity: Tensor,
+    fast_exp: bool = False,
+) -> Tensor:
     """``curve_scalar``: the remapping of ``x`` about ``g`` (broadcast), a quadratic bezier within ``2 sigma``
-    of ``g``, slopes ``shadows`` above and ``highlights`` below beyond it, plus the midtone contrast."""
+    of ``g``, slopes ``shadows`` above and ``highlights`` below beyond it, plus the midtone contrast: its
+    gaussian through ``expf`` (darktable 4.2) or, ``fast_exp``, ``dt_fast_expf`` of a float32 argument
+    (darktable 5: its values, the function it approximates differentiated)."""
     c = x - g
     two_s = 2.0 * sigma
     t_up = torch.clamp(c / two_s, 0.0, 1.0)
@@ -92,12 +104,24 @@ def curve(x: Tensor, g: Tensor, sigma: Tensor, shadows: Tensor, highlights: Tens
     val = torch.where(c > 0.0, up, dn)
     val = torch.where(c > two_s, g + sigma + shadows * (c - sigma), val)
     val = torch.where(c < -two_s, g - sigma + highlights * (c + sigma), val)
-    return val + clarity * c * torch.exp(-(c * c) / (2.0 * sigma * sigma / 3.0))
+    arg = -(c * c) / (2.0 * sigma * sigma / 3.0)
+    if not fast_exp:
+        return val + clarity * c * torch.exp(arg)
+    a32 = arg.detach().float()
+    gauss = straight_through(fast_expf(a32, exact=True).to(x.dtype), fast_expf(arg, exact=False))
+    return val + clarity * c * gauss
 
 
-def local_laplacian(L: Tensor, sigma: Tensor, shadows: Tensor, highlights: Tensor, clarity: Tensor) -> Tensor:
+def local_laplacian(
+    L: Tensor,
+    sigma: Tensor,
+    shadows: Tensor,
+    highlights: Tensor,
+    clarity: Tensor,
+    fast_exp: bool = False,
+) -> Tensor:
     """``local_laplacian_internal`` on L* ``(B, 1, H, W)`` (``[0, 100]``, more allowed) -> L* the same shape;
-    the sliders ``(B or 1, 1, 1, 1)``."""
+    the sliders ``(B or 1, 1, 1, 1)``; ``fast_exp``: darktable 5's curve (:func:`curve`)."""
     B, _, H, W = L.shape
     last = num_levels(W, H) - 1
     supp = 1 << last
@@ -107,7 +131,7 @@ def local_laplacian(L: Tensor, sigma: Tensor, shadows: Tensor, highlights: Tenso
     padded = [pad]
     for _ in range(last):
         padded.append(gauss_reduce(padded[-1]))
-    rem = curve(pad, g, sigma, shadows, highlights, clarity)  # (B, 6, h, w)
+    rem = curve(pad, g, sigma, shadows, highlights, clarity, fast_exp)  # (B, 6, h, w)
     bufs = [rem.reshape(B * NUM_GAMMA, 1, *rem.shape[-2:])]
     for _ in range(last):
         bufs.append(gauss_reduce(bufs[-1]))
@@ -186,5 +210,6 @@ def bilat(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
             column(v.get("sigma_s", 0.5), x),
             column(v.get("sigma_r", 0.5), x),
             column(v.get("detail", 0.25), x),
+            fast_exp=ctx.darktable_version is not None and ctx.darktable_version >= (5, 0),
         )
     return lab_to_working_rgb(torch.cat([out_l, lab[:, 1:3]], 1))

@@ -254,24 +254,46 @@ def _adapt(lms: Vec3, y: Tensor, illum: Vec3, kind: int, p: Tensor) -> Vec3:
     return out[0] * scale, out[1] * scale, out[2] * scale
 
 
-def _gamut_mapping(xyz: Vec3, compression: Tensor, clip: bool) -> Vec3:
+def _correction(delta: Tensor, compression: Tensor, dt5: bool) -> tuple[Tensor, Tensor]:
+    """``powf(Delta, compression)`` (0 where ``compression`` is 0) and where it is NaN: darktable 5 reaches a
+    negative ``Delta`` (negative Y), whose power is NaN for a non-integer exponent."""
+    zero = torch.zeros_like(delta)
+    if not dt5:
+        return torch.where(compression == 0.0, zero, safe_pow(delta, compression)), torch.zeros_like(
+            delta, dtype=torch.bool
+        )
+    neg = delta < 0.0
+    whole = compression == torch.round(compression)
+    odd = whole & (torch.remainder(compression, 2.0) == 1.0)
+    mag = safe_pow(delta.abs(), compression)
+    corr = torch.where(compression == 0.0, zero, torch.where(neg & odd, -mag, mag))
+    return corr, neg & ~whole & (compression != 0.0)
+
+
+def _gamut_mapping(xyz: Vec3, compression: Tensor, clip: bool, dt5: bool = False) -> Vec3:
     """``gamut_mapping()``: XYZ D50 -> XYZ, the chromaticity moved towards D50 in u'v' by
     ``(Y |D50 - uv|^2)^compression`` of its distance (never past it), negative xy clipped when
-    ``clip``, x + y kept below 1; black where X + Y + Z <= 0 or Y <= 0."""
+    ``clip``, x + y kept below 1; black where X + Y + Z <= 0 or Y <= 0 (darktable 4.2). darktable 5
+    (``dt5``) maps every pixel: D50's xy where X + Y + Z <= 0, and a NaN correction (a negative Y's
+    non-integer power) leaves u'v' at D50 (``fmaxf``/``fminf`` return the number)."""
     big_x, big_y, big_z = xyz
     s = big_x + big_y + big_z
-    ok = (s > 0.0) & (big_y > 0.0)
+    ok = (s > 0.0) if dt5 else (s > 0.0) & (big_y > 0.0)
     cx, cy = safe_div(big_x, s, ok), safe_div(big_y, s, ok)
+    if dt5:  # D50xyY (doubles) read as floats
+        cx = torch.where(ok, cx, torch.full_like(cx, float(_F(_FIXED_XY[PIPE][0]))))
+        cy = torch.where(ok, cy, torch.full_like(cy, float(_F(_FIXED_XY[PIPE][1]))))
     den = -2.0 * cx + 12.0 * cy + 3.0  # dt_xyY_to_uvY (den = 3 where not ok: no division by 0)
     u, v = 4.0 * cx / den, 9.0 * cy / den
     du, dv = float(_F(_D50_UV[0])) - u, float(_F(_D50_UV[1])) - v
     delta = big_y * (du * du + dv * dv)
-    corr = torch.where(compression == 0.0, torch.zeros_like(delta), safe_pow(delta, compression))
+    corr, nan = _correction(delta, compression, dt5)
     uv = []
     for c, d, w in ((u, du, _D50_UV[0]), (v, dv, _D50_UV[1])):
         w32 = float(_F(w))
         tmp = corr * d + c
-        uv.append(torch.where(c > w32, tmp.clamp_min(w32), tmp.clamp_max(w32)))
+        mapped = torch.where(c > w32, tmp.clamp_min(w32), tmp.clamp_max(w32))
+        uv.append(torch.where(nan, torch.full_like(mapped, w32), mapped))
     den2 = 6.0 * uv[0] - 16.0 * uv[1] + 12.0  # dt_uvY_to_xyY
     cx, cy = 9.0 * uv[0] / den2, 4.0 * uv[1] / den2
     if clip:
@@ -280,12 +302,11 @@ def _gamut_mapping(xyz: Vec3, compression: Tensor, clip: bool) -> Vec3:
     scale = cx + cy
     over = scale >= 1.0  # x + y >= 1 would make Z negative
     cx, cy = torch.where(over, cx / scale, cx), torch.where(over, cy / scale, cy)
+    out = (big_y * cx / cy, big_y, big_y * (1.0 - cx - cy) / cy)
+    if dt5:
+        return out
     zero = torch.zeros_like(big_y)
-    return (
-        torch.where(ok, big_y * cx / cy, zero),
-        torch.where(ok, big_y, zero),
-        torch.where(ok, big_y * (1.0 - cx - cy) / cy, zero),
-    )
+    return (torch.where(ok, out[0], zero), torch.where(ok, out[1], zero), torch.where(ok, out[2], zero))
 
 
 def _norm(v: Vec3) -> Tensor:
@@ -385,7 +406,10 @@ def channelmixerrgb(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
         xyz = mix3(m_in, rgb)
         lms = _matvec(d["mix"], _adapt(_into(kind, xyz), xyz[1], d["illuminant"], kind, d["p"]))
         xyz = _out_of(kind, lms)
-    xyz = _gamut_mapping(xyz, d["gamut"], clip)
+    dt5 = ctx.darktable_version is not None and ctx.darktable_version >= (5, 0)
+    if dt5:  # darktable 5 clips XYZ before the gamut mapping too
+        xyz = _clip(xyz, clip)
+    xyz = _gamut_mapping(xyz, d["gamut"], clip, dt5)
     lms = _clip(_luma_chroma(_clip(_into(kind, xyz), clip), d["saturation"], d["lightness"], version), clip)
     g = d["grey"]
     grey = (lms[0] * g[0] + lms[1] * g[1] + lms[2] * g[2]).clamp_min(0.0)

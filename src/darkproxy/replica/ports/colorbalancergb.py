@@ -35,6 +35,7 @@ from darkproxy.colour.matrices import (
     LMS_TO_FILMLIGHT_RGB,
     Y_LMS_2006,
 )
+from darkproxy.replica.dtmath import vector_powf
 from darkproxy.replica.ports.colorbalancergb_lut import (
     UCS_FACT,
     UCS_HALF,
@@ -122,23 +123,6 @@ def _soft_clip(x: Tensor, soft: Tensor, hard: Tensor) -> Tensor:
     rolled = s + (1.0 - torch.exp(-(xs - s) / n)) * n
     # norm == 0 (soft == hard == 0): expf(-inf) = 0, the result is soft
     return torch.where(over, torch.where(ok, rolled, soft), x)
-
-
-def _vector_powf(x: Tensor, p: Tensor) -> Tensor:
-    """darktable 5's ``dt_vector_powf`` (common/math.h) for ``x >= 0``: ``2^(p log2 x)`` through its polynomial
-    log2 (degree 5 on the mantissa in [1, 2), the exponent from the float's bits: 0 gives -127) and exp2
-    (degree 4 on the fraction above ``round(y - 0.5)``, ``y`` clamped to [-126.99999, 129])."""
-    e = torch.frexp(x.detach())[1].to(x.dtype) - 1.0  # x = m 2^e, m in [1, 2)
-    m = x * torch.exp2(-e)
-    poly = 0.0596515482674574969533 * m - 0.465725644288844778798
-    for c in (1.48116647521213171641, -2.52074962577807006663, 2.8882704548164776201):
-        poly = poly * m + c
-    lg = torch.where(x == 0.0, torch.full_like(x, -127.0), poly * (m - 1.0) + e)
-    y = torch.clamp(lg * p, -126.99999, 129.0)
-    ip = torch.round(y.detach() - 0.5)
-    f = y - ip
-    ex = (((1.3534167e-2 * f + 5.2011464e-2) * f + 2.4144275e-1) * f + 6.9300383e-1) * f + 1.0000026
-    return torch.exp2(ip) * ex
 
 
 # ------------------------------------------------------------------ colour spaces (torch)
@@ -369,7 +353,7 @@ def colorbalancergb(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
         t = t * (beta_c * (alpha_c + alpha * d["shadows"][k]) + beta * d["highlights"][k])
         sign = torch.where(t < 0, -1.0, 1.0)
         mid = d["midtones"][k]
-        out.append(sign * (_vector_powf(t.abs() / wf, mid) if dt5 else safe_pow(t.abs() / wf, mid)) * wf)
+        out.append(sign * (vector_powf(t.abs() / wf, mid) if dt5 else safe_pow(t.abs() / wf, mid)) * wf)
 
     # luminance gamma and fulcrumed contrast in Yrg
     Y, r, g = _lms_to_yrg(mix3(_FILMLIGHT_TO_LMS, (out[0], out[1], out[2])))

@@ -37,9 +37,9 @@ import math
 import numpy as np
 import torch
 
+from darkproxy.replica.dtmath import vector_exp
 from darkproxy.replica.ports.censorize import gaussian_draws
 from darkproxy.replica.registry import StageContext, Values, column, one_value, register_exact
-from darkproxy.replica.science import straight_through
 
 Tensor = torch.Tensor
 
@@ -47,9 +47,6 @@ B_SPLINE_SIGMA = 1.0553651328015339  # common/bspline.h (a float there)
 MAX_NUM_SCALES = 10
 KAPPA = 0.25
 BSPLINE_5TAP = (1.0 / 16.0, 4.0 / 16.0, 6.0 / 16.0, 4.0 / 16.0, 1.0 / 16.0)
-# dt_fast_expf_4wide's integers: the bits of 1.0f and of e, as float32 bit patterns
-_EXP_I1 = 0x3F800000
-_EXP_SPAN = 0x402DF854 - 0x3F800000
 _ISOTROPE = (0.25, 0.5, 0.25, 0.5, -3.0, 0.5, 0.25, 0.5, 0.25)
 
 
@@ -75,17 +72,6 @@ def num_scales(final_radius: float) -> int:
         s += 1
         radius = torch.sqrt(radius * radius + (torch.tensor(float(1 << s), dtype=torch.float32) * sigma) ** 2)
     return min(max(s + 1, 1), MAX_NUM_SCALES)
-
-
-def fast_expf(x: Tensor) -> Tensor:
-    """darktable's ``dt_fast_expf_4wide`` on float32 ``x`` (meant for ``x <= 0``): the bits ``0x3f800000 +
-    (int)(x (0x402DF854 - 0x3f800000))``, negatives 0, read as a float. Gradient: the true ``exp``'s."""
-    x32 = x.detach().to(torch.float32)
-    p = (x32 * torch.tensor(float(_EXP_SPAN), dtype=torch.float32)).clamp(-(2.0**31), 2.0**31 - 128)
-    k = (torch.trunc(p).to(torch.int64) + _EXP_I1).clamp_min(0).to(torch.int32)
-    fast = k.view(torch.float32).to(x.dtype)
-    smooth = torch.exp(x)
-    return straight_through(fast, smooth)
 
 
 def clamped_shift(x: Tensor, offset: int, dim: int) -> Tensor:
@@ -162,10 +148,10 @@ def _pde(
     mag_g, cos2_g, sin2_g, cs_g = _direction(n_lf)
     mag_l, cos2_l, sin2_l, cs_l = _direction(n_hf)
     c2 = [
-        fast_expf(-mag_g * factors[0]),
-        fast_expf(-mag_l * factors[1]),
-        fast_expf(-mag_g * factors[2]),
-        fast_expf(-mag_l * factors[3]),
+        vector_exp(-mag_g * factors[0]),
+        vector_exp(-mag_l * factors[1]),
+        vector_exp(-mag_g * factors[2]),
+        vector_exp(-mag_l * factors[3]),
     ]
     kernels = [
         _kernel(c2[0], cs_g, cos2_g, sin2_g, aniso[0]),

@@ -39,32 +39,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from darkproxy.replica.dtmath import fast_expf
 from darkproxy.replica.registry import StageContext, Values, column, register_exact
 from darkproxy.replica.science import lab_to_working_rgb, straight_through, working_rgb_to_lab
 
 Tensor = torch.Tensor
 _F = np.float32
 
-# common/math.h dt_fast_expf: i1 = 0x3f800000 (1.0f), i2 - i1 = 0x402DF854 - 0x3f800000 (e's bits - 1's bits)
-EXP_I1 = 0x3F800000
-EXP_SLOPE = 0x402DF854 - 0x3F800000
 # common/bilateral.c
 MAX_RES_S, MAX_RES_R = 3000, 50
 L_RANGE, SIGMA_R, DETAIL = 100.0, 250.0, -1.0
 BETA = 0.6  # envelope()'s knee
-
-
-def fast_expf(x: Tensor, exact: bool) -> Tensor:
-    """``dt_fast_expf`` on ``x`` in ``[-1, 0]``. ``exact``: darktable's float32 values (``i1 + x (i2 - i1)``
-    rounded to float32, truncated to an int, read as a float's bits); else the continuous function that
-    rounds, in ``x``'s dtype (``2^(e - 127) (1 + m)`` of the unrounded ``k = i1 + x (i2 - i1)``, ``e``
-    and ``m`` its exponent and mantissa fields), differentiable."""
-    if exact:
-        k = torch.trunc(x.float() * float(EXP_SLOPE) + float(EXP_I1)).clamp_min(0.0)
-        return k.to(torch.int32).view(torch.float32)
-    kk = (float(EXP_I1) + x * float(EXP_SLOPE)) / float(2**23)
-    e = torch.floor(kk.detach())
-    return torch.exp2(e - 127.0) * (1.0 + kk - e)
 
 
 def _roundf(v: float) -> int:

@@ -1,7 +1,10 @@
-"""darktable 4.2.1's negadoctor (``negadoctor``, params version 2) as an exact stage.
+"""darktable 4.2.1's and 5's negadoctor (``negadoctor``, params version 2) as an exact stage.
 
 A port of ``src/iop/negadoctor.c`` (``commit_params()`` and the CPU ``process()``) with what they inline
 (``src/develop/openmp_maths.h``: ``fast_exp10f`` and ``fast_expf``, ``exp2f`` of a float-scaled argument).
+darktable 5 (:attr:`StageContext.darktable_version`) computes the same through ``_process_pixel``'s vectorised
+approximations (``dt_vector_log2``, ``dt_vector_exp10``, ``dt_vector_powf`` and the bit-trick ``dt_vector_exp``
+for the roll-off: :mod:`darkproxy.replica.dtmath`), emulated there.
 Per channel of the working profile's RGB (the module sits after colorin in every pipe order):
 
 * density ``d = -log10(Dmin / max(x, 2^-32))``, corrected ``d wb_high / D_max + wb_high offset wb_low``;
@@ -29,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from darkproxy.replica.dtmath import vector_exp, vector_exp10, vector_log2, vector_powf
 from darkproxy.replica.registry import StageContext, Values, column, register_exact
 from darkproxy.replica.science import safe_div, safe_pow
 
@@ -38,6 +42,7 @@ BW, COLOR = 0, 1  # dt_iop_negadoctor_filmstock_t
 THRESHOLD = 2.3283064365386963e-10  # -32 EV
 LOG2_10 = float(np.float32(3.3219280948873626))  # fast_exp10f's float literal
 LOG2_E = float(np.float32(1.4426950408889634))  # fast_expf's
+LOG2_TO_LOG10 = float(np.float32(0.3010299956))  # darktable 5's _process_pixel
 ARRAYS = ("Dmin", "wb_high", "wb_low")
 SCALARS = ("D_max", "offset", "black", "gamma", "soft_clip", "exposure")
 PARAMS = (*(f"{a}[{c}]" for a in ARRAYS for c in range(3)), *SCALARS)
@@ -73,6 +78,7 @@ def _supported(v: Values, ctx: StageContext) -> str | None:
 )
 def negadoctor(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     bw = int(v.get("film_stock", COLOR)) == BW
+    dt5 = ctx.darktable_version is not None and ctx.darktable_version >= (5, 0)
     d_max, offset = _scalar(v, "D_max", x), _scalar(v, "offset", x)
     exposure, black = _scalar(v, "exposure", x), _scalar(v, "black", x)
     gamma, soft = _scalar(v, "gamma", x), _scalar(v, "soft_clip", x)
@@ -86,11 +92,16 @@ def negadoctor(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
         off = wb_high * offset * _elem(v, "wb_low", c, x)
         dmin = _elem(v, "Dmin", 0 if bw else c, x)
         # process()
-        density = -torch.log10(dmin / torch.clamp_min(x[:, c : c + 1], THRESHOLD))
-        corrected = wb * density + off
-        printed = -(exposure * torch.exp2(LOG2_10 * corrected) + d_black)
-        paper = safe_pow(torch.clamp_min(printed, 0.0), gamma)
+        ratio = dmin / torch.clamp_min(x[:, c : c + 1], THRESHOLD)
+        if dt5:  # _process_pixel: darktable 5's vectorised log2, exp10, powf and exp
+            corrected = wb * (vector_log2(ratio) * -LOG2_TO_LOG10) + off
+            paper = vector_powf(torch.clamp_min(-(exposure * vector_exp10(corrected) + d_black), 0.0), gamma)
+        else:
+            corrected = wb * -torch.log10(ratio) + off
+            paper = safe_pow(torch.clamp_min(-(exposure * torch.exp2(LOG2_10 * corrected) + d_black), 0.0), gamma)
         over = paper > soft
-        rolled = soft + (1.0 - torch.exp2(LOG2_E * safe_div(-(paper - soft), comp, comp != 0.0))) * comp
-        out.append(torch.where(over, rolled, paper))
+        # the roll-off's argument where it is used (elsewhere it can overflow exp, and its gradient with it)
+        arg = torch.where(over, safe_div(-(paper - soft), comp, comp != 0.0), torch.zeros_like(paper))
+        e = vector_exp(arg) if dt5 else torch.exp2(LOG2_E * arg)
+        out.append(torch.where(over, soft + (1.0 - e) * comp, paper))
     return torch.cat(out, 1)
