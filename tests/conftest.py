@@ -349,3 +349,16 @@ def colorbalance_run(trained_run) -> Path:
 def heldout_raw(make_raw) -> Path:
     """A raw no test proxy was trained on."""
     return make_raw(source="chelsea", size=RUN_SIZE)
+
+
+def zoo_darktable() -> str:
+    """The darktable version the shipped zoo's proxies were trained on (the replica refuses them on another)."""
+    from darkproxy.proxy.locate import list_zoo, shipped_root
+
+    return str({r["module"]: r for r in list_zoo(shipped_root())}["lowpass"]["darktable_version"])
+
+
+def skip_unless_zoo_darktable(dt) -> None:
+    """The shipped zoo's proxies run in the replica on the darktable they were trained on only."""
+    if (zoo := zoo_darktable()) != dt.version:
+        pytest.skip(f"the shipped zoo was trained on darktable {zoo}, this is {dt.version}")

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, zoo_darktable
+from tests.tonemap import tone_mapper
 
 EDIT = {
     "exposure": {"exposure": 1.0},
@@ -180,7 +181,7 @@ def test_replica_exposure_bias_and_old_exposure(dt, bias_raw: Path, expect) -> N
     old = _old_exposure(hist, 5)
     plan5 = plan_replica(dt, old, bias_raw)
     st = {s.module: s for s in plan5.stages}["exposure"]
-    assert st.kind == "exact" and st.upgraded_from == 5 and st.version == 6
+    assert st.kind == "exact" and st.upgraded_from == 5 and st.version == dt.schemas.get("exposure").version
     assert st.values["compensate_exposure_bias"] is False and st.values["exposure"] == pytest.approx(1.2)
     assert plan5.history.find("exposure").modversion == 5  # darktable renders (and upgrades) the old item itself
     # the replica's input does not depend on exposure (switched off in it): only darktable's export of the old sidecar
@@ -218,38 +219,41 @@ def test_replica_refuses_what_it_cannot_read(dt, raw256: Path, tmp_path: Path) -
     refused(hist, None, "exposure", "no raw was given")
 
     base = dt.default_history(raw256)
-    film = base.copy()
+    film = dt.edit(base, updates={"filmicrgb": {}})  # darktable 5.2 on: sigmoid is the default tone mapper
     film.find("filmicrgb").modversion = 5
     refused(film, raw256, "filmicrgb", "version 5", "version 6")
     refused(film, raw256, "filmicrgb", "version 5", "version 6", prefer_proxy=["filmicrgb"])
-    refused(_old_exposure(base, 7), raw256, "exposure", "version 7", "newer")
+    newer = dt.schemas.get("exposure").version + 1  # 7 on darktable 4.2, 8 on 5.4
+    refused(_old_exposure(base, newer), raw256, "exposure", f"version {newer}", "newer")
 
     run = tmp_path / "diffuse-v3"
     shutil.copytree(resolve_run("zoo:diffuse"), run)
     info = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**info, "module_version": 3}))
     diffuse = dt.edit(base, enable=["diffuse"])
-    asked = plan_replica(dt, diffuse, raw256, prefer_proxy=["diffuse"])  # its proxy, asked for
-    assert {s.module: s.kind for s in asked.stages}["diffuse"] == "proxy"
-    refused(
-        diffuse,
-        raw256,
-        "diffuse",
-        "version 2",
-        "trained on version 3",
-        runs={"diffuse": str(run)},
-        prefer_proxy=["diffuse"],
-    )
+    if zoo_darktable() == dt.version:  # the zoo's proxies run on the darktable they were trained on only
+        asked = plan_replica(dt, diffuse, raw256, prefer_proxy=["diffuse"])  # its proxy, asked for
+        assert {s.module: s.kind for s in asked.stages}["diffuse"] == "proxy"
+        refused(
+            diffuse,
+            raw256,
+            "diffuse",
+            "version 2",
+            "trained on version 3",
+            runs={"diffuse": str(run)},
+            prefer_proxy=["diffuse"],
+        )
+    else:
+        refused(diffuse, raw256, "diffuse", f"trained on darktable {zoo_darktable()}", prefer_proxy=["diffuse"])
 
     # flip first in the chain: darktable's render orients the raw (its EXIF orientation need not be read here);
     # after a chain stage (haze removal's proxy) the exact flip needs it: refused when it cannot be read
     assert {c.module: c.runs for c in replica_coverage(dt, base, None)}["flip"] == "passthrough"
     haze = dt.edit(base, enable=["hazeremoval"])
-    cov = {c.module: c for c in replica_coverage(dt, haze, None, prefer_proxy=["hazeremoval"])}
+    proxy = ["hazeremoval"] if zoo_darktable() == dt.version else []  # else its exact port, a chain stage too
+    cov = {c.module: c for c in replica_coverage(dt, haze, None, prefer_proxy=proxy)}
     assert cov["flip"].runs == "refused" and "orientation" in cov["flip"].detail
-    assert {c.module: c.runs for c in replica_coverage(dt, haze, raw256, prefer_proxy=["hazeremoval"])}[
-        "flip"
-    ] == "exact"
+    assert {c.module: c.runs for c in replica_coverage(dt, haze, raw256, prefer_proxy=proxy)}["flip"] == "exact"
 
 
 def test_replica_dry_run(dt, raw256: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -260,9 +264,10 @@ def test_replica_dry_run(dt, raw256: Path, tmp_path: Path, capsys: pytest.Captur
     upgrades the old item)."""
     from darkproxy.cli import main
 
-    side = dt.edit(dt.default_history(raw256), enable=["vignette", "grain", "sharpen"])
+    side = dt.edit(dt.default_history(raw256), updates={"filmicrgb": {}}, enable=["vignette", "grain", "sharpen"])
     side = _old_exposure(dt.edit(side, disable=["sharpen"]), 5)  # sharpen: in the history, off
-    side.find("filmicrgb").modversion = 7
+    newer = dt.schemas.get("filmicrgb").version + 1
+    side.find("filmicrgb").modversion = newer
     xmp = side.write(tmp_path / "old.xmp")
     out = tmp_path / "nothing"
     proxy = ["--prefer-proxy", "vignette"]
@@ -274,18 +279,29 @@ def test_replica_dry_run(dt, raw256: Path, tmp_path: Path, capsys: pytest.Captur
     assert (e["runs"], e["version"], e["darktable_version"], e["upgraded_from"], e["implements"]) == (
         "exact",
         5,
-        6,
+        dt.schemas.get("exposure").version,  # 6 on darktable 4.2, 7 on 5.4
         5,
         [6, 7],  # the versions the exposure port implements (7: darktable 5.4)
     )
-    assert items["vignette"]["runs"] == "proxy" and items["vignette"]["run"] == "zoo:vignette"
-    assert items["filmicrgb"]["runs"] == "refused" and "version 7" in items["filmicrgb"]["detail"]
+    zoo = zoo_darktable() == dt.version  # the zoo's proxies run on the darktable they were trained on only
+    if zoo:
+        assert items["vignette"]["runs"] == "proxy" and items["vignette"]["run"] == "zoo:vignette"
+    else:
+        assert items["vignette"]["runs"] == "refused" and "trained on darktable" in items["vignette"]["detail"]
+    film = items["filmicrgb"]
+    if dt.install.version_tuple[:2] < (5, 0):  # darktable 4.2 drops the item it cannot read: refused
+        assert film["runs"] == "refused" and f"version {newer}" in film["detail"]
+    else:  # darktable 5 writes it back at its own version (other params): the replica reads what darktable runs
+        assert film["runs"] == "exact" and film["upgraded_from"] == newer, film
     assert items["grain"]["runs"] == "refused" and "no exact stage and no proxy" in items["grain"]["detail"]
     assert items["demosaic"]["runs"] == "passthrough" and items["sharpen"]["runs"] == "off"
-    assert rep["runnable"] is False and set(rep["refused"]) == {"filmicrgb", "grain"}
+    refused = {"grain"} | ({"filmicrgb"} if film["runs"] == "refused" else set()) | (set() if zoo else {"vignette"})
+    assert rep["runnable"] is False and set(rep["refused"]) == refused
     assert main(["replica", str(raw256), "--xmp", str(xmp), "--dry-run", *proxy]) == 0
     text = capsys.readouterr().out
-    assert "refused: filmicrgb, grain" in text and "v5->v6" in text and "proxy zoo:vignette" in text
+    upgraded = f"v5->v{dt.schemas.get('exposure').version}"
+    assert f"refused: {', '.join(rep['refused'])}" in text and upgraded in text  # in pipe order
+    assert "proxy zoo:vignette" in text or not zoo
     assert main(["replica", str(raw256), "--xmp", str(xmp)]) == 2  # no -o without --dry-run
     assert "--output" in capsys.readouterr().err and not out.exists()
 
@@ -348,14 +364,15 @@ def test_replica_runs_a_custom_pipe_order(dt, tiny_raw: Path, expect) -> None:
     from darkproxy.replica.run import build_chain
 
     hist = replica_history(dt, tiny_raw, None, {"exposure": {"exposure": 1.0}})
+    tone = tone_mapper(hist)  # filmic rgb up to darktable 5.0, sigmoid from 5.2 on
     order = [m for m in dt.schemas.pipe_order(2) if m != "exposure"]
-    order.insert(order.index("filmicrgb") + 1, "exposure")
+    order.insert(order.index(tone) + 1, "exposure")
     hist.description.set(DT + "iop_order_version", "0")
     hist.description.set(DT + "iop_order_list", ",".join(f"{m},0" for m in order))
     custom = Sidecar.parse(hist.to_string())
     plan = plan_replica(dt, custom, tiny_raw)
     mods = plan.modules
-    assert mods.index("exposure") == mods.index("filmicrgb") + 1
+    assert mods.index("exposure") == mods.index(tone) + 1
     renders = render_references(dt, tiny_raw, plan, 128, taps=False)
 
     def psnr(p: object) -> float:
@@ -366,7 +383,7 @@ def test_replica_runs_a_custom_pipe_order(dt, tiny_raw: Path, expect) -> None:
 
     expect("custom_order.replica.psnr", psnr(plan), ">=", 45)
     builtin = plan_replica(dt, replica_history(dt, tiny_raw, None, {"exposure": {"exposure": 1.0}}), tiny_raw)
-    assert builtin.modules.index("exposure") < builtin.modules.index("filmicrgb")
+    assert builtin.modules.index("exposure") < builtin.modules.index(tone)
     expect("custom_order.builtin_order.psnr", psnr(builtin), "<", 35)
 
 

@@ -21,8 +21,10 @@ def _preset(dt, module: str, name: str) -> tuple[int, bytes]:
     assert cfg is not None
     con = sqlite3.connect(cfg / "data.db")
     try:
+        # darktable 5.x names its built-in presets "_builtin_NAME" in data.db (4.2: NAME)
         row = con.execute(
-            "SELECT op_version, op_params FROM presets WHERE operation = ? AND name = ?", (module, name)
+            "SELECT op_version, op_params FROM presets WHERE operation = ? AND name IN (?, ?)",
+            (module, name, f"_builtin_{name}"),
         ).fetchone()
     finally:
         con.close()

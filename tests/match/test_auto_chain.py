@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import run_cli
+from tests.tonemap import tone_mapper
 
 
 def test_auto_chain_keeps_the_stages_the_reference_needs(dt, make_raw, tmp_path: Path, expect) -> None:
@@ -34,11 +35,12 @@ def test_auto_chain_keeps_the_stages_the_reference_needs(dt, make_raw, tmp_path:
     print("\n" + "\n".join(f"{st['chain']}: {st['heldout_deltae']:.3f} kept={st['kept']}" for st in steps))
     print(f"final: {s['chain']} ΔE2000 {s['deltae_mean']:.3f} (defaults {s['default_deltae_mean']:.3f})")
     tried = [st["chain"][-1] for st in steps[1:]]
+    tone = tone_mapper(base)  # filmic rgb up to darktable 5.0, sigmoid from 5.2 on
     assert tried == [
-        "exposure", "filmicrgb", "rgbcurve", "colorbalancergb", "temperature", "channelmixerrgb", "rgbcurve"
+        "exposure", tone, "rgbcurve", "colorbalancergb", "temperature", "channelmixerrgb", "rgbcurve"
     ]  # fmt: skip
-    # the tone-mapping step's other alternative, filmic off with an rgb curve, left out: the reference has filmic
-    assert "-filmicrgb" in steps[3]["chain"] and not steps[3]["kept"]
+    # the tone-mapping step's other alternative, the tone mapper off with an rgb curve, left out: the reference has it
+    assert f"-{tone}" in steps[3]["chain"] and not steps[3]["kept"]
     kept = [st["chain"][-1] for st in steps[1:] if st["kept"]]
     assert s["chain"] == [st for st in steps if st["kept"]][-1]["chain"]  # the last chain kept is the one matched
     # what the hidden look is made of is kept: its saturation and its white balance

@@ -24,13 +24,18 @@ def test_match_fits_channel_gains_of_color_calibration(dt, make_raw, tmp_path: P
     from darkproxy.replica.references import replica_history
 
     raw = make_raw(source="coffee", size=128)
-    look = {"exposure": {"exposure": 1.0}, "channelmixerrgb": {**NEUTRAL_START["channelmixerrgb"], **HIDDEN}}
+    # darktable 5's default history has color calibration (CAT16, the camera's illuminant): the look is made on
+    # it, as the match starts from it; 4.2's (here, as darkproxy's tests configure it) lacks it: the neutral start
+    ours = (it := dt.default_history(raw).find("channelmixerrgb")) is not None and it.enabled
+    start = {} if ours else dict(NEUTRAL_START["channelmixerrgb"])
+    look = {"exposure": {"exposure": 1.0}, "channelmixerrgb": {**start, **HIDDEN}}
     ref = render_export(dt, raw, replica_history(dt, raw, None, look), 64)
-    neutral_start = {"channelmixerrgb": NEUTRAL_START["channelmixerrgb"]}
-    neutral = render_export(dt, raw, replica_history(dt, raw, None, neutral_start), 64)
-    plain = render_export(dt, raw, dt.default_history(raw), 64)
-    # the neutral start is no edit: darktable renders the default history with it as without it
-    expect("neutral color calibration vs defaults: PSNR (dB)", display_image_psnr(neutral, plain), ">", 45.0)
+    if not ours:
+        neutral_start = {"channelmixerrgb": NEUTRAL_START["channelmixerrgb"]}
+        neutral = render_export(dt, raw, replica_history(dt, raw, None, neutral_start), 64)
+        plain = render_export(dt, raw, dt.default_history(raw), 64)
+        # the neutral start is no edit: darktable renders the default history with it as without it
+        expect("neutral color calibration vs defaults: PSNR (dB)", display_image_psnr(neutral, plain), ">", 45.0)
 
     def run(chain: list[str], out: str) -> dict:
         cfg = RegressConfig(iters=100, restarts=1)

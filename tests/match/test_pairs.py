@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.tonemap import tone_mapper
+
 LOOK = {"exposure": {"exposure": 1.2}, "colorbalancergb": {"saturation_global": 0.3}}
 
 
@@ -41,7 +43,7 @@ def test_pooled_pairs_each_through_its_own_chain(dt, make_raw, tmp_path: Path) -
 
     x, t, counts = pool_pixels(preps, 1024, seed=0)  # a sample: as many pixels from each pair
     assert counts == [1024, 1024] and x.shape == (3, 1, 2048)
-    names = free_names(preps[0].chain, ["exposure", "colorbalancergb", "filmicrgb"], None)
+    names = free_names(preps[0].chain, ["exposure", "colorbalancergb", tone_mapper(dt.default_history(raw_a))], None)
     model = PooledChains([p.chain for p in preps], counts, names)
     n = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: threads only contend (10x slower on a loaded 2-core machine)

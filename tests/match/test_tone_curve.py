@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from darkproxy.data.ranges import LOOK_FREE, NEUTRAL_START
+from tests.tonemap import tone_mapper
 
 # a camera's tone curve: shadows lifted, an S through the midtones, highlights rolled off below white
 HIDDEN = {"curve_nodes[0][1].y": 0.20, "curve_nodes[0][2].y": 0.45, "curve_nodes[0][3].y": 0.80}
@@ -53,8 +54,8 @@ def test_match_fits_the_nodes_of_a_tone_curve(dt, make_raw, tmp_path: Path, expe
 
 @pytest.mark.slow
 def test_a_display_referred_match_turns_filmic_off(dt, make_raw, tmp_path: Path, expect) -> None:
-    """``--chain exposure,rgbcurve,-filmicrgb``: a reference darktable made without a tone mapper (filmic rgb
-    off, exposure pushed until the highlights clip at white, a tone curve: what LibRaw and camera JPEGs look
+    """``--chain exposure,rgbcurve,-tonemapper``: a reference darktable made without a tone mapper (filmic rgb
+    or sigmoid off, exposure pushed until the highlights clip at white, a tone curve: what LibRaw and camera JPEGs look
     like) is matched with filmic turned off in result.xmp and in the style, which darktable-cli applies back to
     result.xmp's image; the same chain with filmic left on cannot clip and stays far off."""
     from darkproxy.colour.metrics import display_image_psnr
@@ -67,19 +68,20 @@ def test_a_display_referred_match_turns_filmic_off(dt, make_raw, tmp_path: Path,
     from darkproxy.replica.references import replica_history
 
     raw = make_raw(source="coffee", size=128)
+    tone = tone_mapper(dt.default_history(raw))  # filmic rgb up to darktable 5.0, sigmoid from 5.2 on
     look = {"exposure": {"exposure": 1.5}, "rgbcurve": {**NEUTRAL_START["rgbcurve"], **HIDDEN}}
-    ref = render_export(dt, raw, replica_history(dt, raw, None, look, disable=["filmicrgb"]), 64)
+    ref = render_export(dt, raw, replica_history(dt, raw, None, look, disable=[tone]), 64)
     cfg = {"max_size": 64, "demosaic": False, "config": RegressConfig(iters=100, restarts=1)}
-    res = match(dt, raw, ref, tmp_path / "off", chain=["exposure", "rgbcurve", "-filmicrgb"], **cfg)
+    res = match(dt, raw, ref, tmp_path / "off", chain=["exposure", "rgbcurve", "-tonemapper"], **cfg)
     on = match(dt, raw, ref, tmp_path / "on", chain=["exposure", "rgbcurve"], **cfg)
-    assert res["off"] == ["filmicrgb"] and not read_xmp(res["xmp"]).compressed().find("filmicrgb").enabled
+    assert res["off"] == [tone] and not read_xmp(res["xmp"]).compressed().find(tone).enabled
     # 5 fresh runs (bench/results/test_noise.md, group match-display), each figure repeating exactly (darktable's
     # renders and the seeded fit): ΔE2000 0.455 with filmic off (bound 1.0: 2.2x), 0.079 of the 5.77 with filmic
     # left on (bound 0.2: 2.5x); the style's render equals result.xmp's (100 dB, bound 60)
     expect("ΔE2000, filmic off", res["deltae_mean"], "<", 1.0)
     expect("ΔE2000: filmic off / filmic on", res["deltae_mean"] / on["deltae_mean"], "<", 0.2)
     style = read_style(tmp_path / "off" / "result.dtstyle")
-    assert [(it.operation, it.enabled) for it in style.items if it.operation == "filmicrgb"] == [("filmicrgb", False)]
+    assert [(it.operation, it.enabled) for it in style.items if it.operation == tone] == [(tone, False)]
     styled = read_tiff(
         dt.renderer(
             max_size=64, icc_type="SRGB", bpp=8, style=tmp_path / "off" / "result.dtstyle", style_overwrite=True

@@ -30,7 +30,7 @@ def test_match_recovers_a_look_with_white_balance(dt, make_raw, tmp_path: Path, 
     }
     save_png(tmp_path / "ref.png", to_uint8(render_export(dt, raw, dt.edit(base, updates=hidden), 128)))
     out = tmp_path / "m"
-    chain = "temperature,exposure,colorbalancergb,filmicrgb"
+    chain = "temperature,exposure,colorbalancergb,tonemapper"  # the history's: filmic rgb or sigmoid
     args = ["--max-size", "128", "--iters", "150", "--restarts", "2", "--json"]
     r = run_cli("match", str(raw), str(tmp_path / "ref.png"), "--chain", chain, "-o", str(out), *args)
     assert r.returncode == 0, r.stderr

@@ -140,11 +140,14 @@ def test_drawn_paths_match_darktable(dt, make_raw, expect, size: int) -> None:
     (scale 1) and 96.7-96.8 (0.5). The bound, 60 dB, is 20.4 dB under the worst run (issue 28 asks for 45). The
     mask darktable applied, recovered from the tap-outs as test_drawn does, against the replica's: the edge shift,
     worst of each run 0.007 px (scale 1) and 0.006 px (0.5); the bound, 0.5 px, 0.49 px above it (issue 28 asks
-    for 1 px)."""
+    for 1 px). darktable 5 rasterises paths otherwise (5.4.1: sharp corners 56.0-58.2 dB, an anticlockwise path's
+    wide feather 47.9): there the plan refuses a path in the mask (one line), and the brushes are checked."""
     from darkproxy.colour.metrics import display_psnr
     from darkproxy.darktable.blendop import uniform_blend
+    from darkproxy.darktable.masks import PATH
     from darkproxy.darktable.tapout import raw_size
     from darkproxy.replica.blend import blend_scene
+    from darkproxy.replica.plan import replica_coverage
 
     raw: Path = make_raw(source="coffee", size=size)
     edit = {"saturation_global": 0.45, "contrast": 0.3, "vibrance": 0.2, "global_Y": 0.2}
@@ -158,10 +161,15 @@ def test_drawn_paths_match_darktable(dt, make_raw, expect, size: int) -> None:
     c = np.abs(d).argmax(0)
     dc = np.take_along_axis(d, c[None], 0)[0]
     reliable = np.abs(dc) > 0.03
+    dt5 = dt.install.version_tuple[:2] >= (5, 0)
     for h, case, want in zip(histories, CASES, outputs, strict=True):
         forms = active_forms(read_forms(h.compressed().description), 10**6)
         blend = uniform_blend(h.find("colorbalancergb"), forms)
         assert blend is not None and blend.drawn is not None, case.name
+        if dt5 and blend.drawn.uses(PATH):  # darktable 5 rasterises paths otherwise: the plan refuses them
+            cov = {c.module: c for c in replica_coverage(dt, h, raw)}["colorbalancergb"]
+            assert cov.runs == "refused" and "drawn path" in cov.detail and "\n" not in cov.detail, case.name
+            continue
         got = blend_scene(x, y, blend, scale, full)[0].numpy()
         expect(f"{case.name}: psnr", display_psnr(got, want), ">", 60)
         m_dt = np.take_along_axis(want - x[0].numpy(), c[None], 0)[0] / np.where(reliable, dc, 1.0)

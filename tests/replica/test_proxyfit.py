@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import skip_unless_zoo_darktable
+
 
 def _plan(dt, raw, updates: dict, **kw):
     from darkproxy.replica import plan_replica
@@ -13,7 +15,7 @@ def _plan(dt, raw, updates: dict, **kw):
 
 
 def test_proxy_refused_outside_its_training(dt, tiny_raw) -> None:
-    _skip_unless_zoo_darktable(dt)
+    skip_unless_zoo_darktable(dt)
     from darkproxy.proxy.locate import list_zoo, shipped_root
     from darkproxy.replica import ReplicaError
 
@@ -53,7 +55,7 @@ def test_proxy_refused_outside_its_training(dt, tiny_raw) -> None:
 def test_proxy_of_array_sliders(dt, tiny_raw) -> None:
     """channelmixerrgb's proxy has elements of arrays for sliders (``red[0]``): they are read from the
     history, the arrays' other elements must be as its data had them."""
-    _skip_unless_zoo_darktable(dt)
+    skip_unless_zoo_darktable(dt)
     from darkproxy.replica import ReplicaError
 
     plan = _plan(
@@ -72,7 +74,7 @@ def test_soften_proxy_follows_the_image_size(dt, tiny_raw) -> None:
     that diagonal in output px (conditioned on the render scale alone it gave 25.5 dB on whole 256 px raws where it
     gave 36.9 on regions of its 1024 px ones: soften_geometry_*_16_draws.md). The replica takes it on a 128 px
     raw rendered whole, and refuses in one line a render whose diagonal it never learnt."""
-    _skip_unless_zoo_darktable(dt)
+    skip_unless_zoo_darktable(dt)
     from darkproxy.darktable.tapout import raw_size
     from darkproxy.data.scale import ScaleRange
     from darkproxy.errors import DarkproxyError, ScaleError
@@ -118,7 +120,7 @@ def test_proxy_of_another_darktable_is_refused(dt, tiny_raw) -> None:
     from darkproxy.darktable.params import decode_params, flatten
     from darkproxy.replica.proxyfit import proxy_problem, trained_values
 
-    _skip_unless_zoo_darktable(dt)
+    skip_unless_zoo_darktable(dt)
     hist = dt.edit(dt.default_history(tiny_raw), updates={"lowpass": {"radius": 12.0, "contrast": 0.5}})
     it = hist.find("lowpass")
     values = flatten(decode_params(dt.schemas.get("lowpass"), it.params))
@@ -129,12 +131,3 @@ def test_proxy_of_another_darktable_is_refused(dt, tiny_raw) -> None:
     why = proxy_problem(*args, asked=True, darktable_version=other)
     assert why is not None and "\n" not in why, why
     assert f"trained on darktable {dt.version}'s renders" in why and f"this is darktable {other}" in why, why
-
-
-def _skip_unless_zoo_darktable(dt) -> None:
-    """The shipped zoo's proxies run in the replica on the darktable they were trained on only."""
-    from darkproxy.proxy.locate import list_zoo, shipped_root
-
-    zoo = {r["module"]: r for r in list_zoo(shipped_root())}["lowpass"]["darktable_version"]
-    if zoo != dt.version:
-        pytest.skip(f"the shipped zoo was trained on darktable {zoo}, this is {dt.version}")

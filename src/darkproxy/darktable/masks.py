@@ -279,6 +279,21 @@ class DrawnMask:
     def by_id(self) -> dict[int, Form]:
         return {f.formid: f for f in self.forms}
 
+    def uses(self, kind: int) -> bool:
+        """Whether a form of ``kind`` (``PATH``...) is in the mask: the group or its members, nested."""
+        forms, seen = self.by_id, set()
+
+        def walk(fid: int) -> bool:
+            f = forms.get(fid)
+            if f is None or fid in seen:
+                return False
+            seen.add(fid)
+            if f.kind & kind:
+                return True
+            return bool(f.kind & GROUP) and any(walk(m.formid) for m in f.points() if isinstance(m, GroupMember))
+
+        return walk(self.group)
+
     @property
     def how(self) -> str:
         """``a drawn mask (circle, gradient, inverted)``, or ``an empty drawn mask`` (no such group)."""

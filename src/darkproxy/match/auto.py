@@ -20,18 +20,28 @@ import numpy as np
 import torch
 
 from darkproxy.match._common import Log
-from darkproxy.match.fit import Prepared, free_names, match, match_config, prepare
+from darkproxy.match.fit import (
+    TONE_MAPPER,
+    Prepared,
+    free_names,
+    history_tone_mapper,
+    match,
+    match_config,
+    prepare,
+    resolve_chain,
+)
 
 BASE_CHAIN = ("exposure",)
 # tone mapper, colour grading, white balance: the order photographers reach for them (white balance: it moves
 # the match onto the raw's mosaic, the costliest replica); then color calibration's channel gains and
 # colourfulness (pointwise, after white balance: what the camera's colour rendering adds to it); last a tone
 # curve (rgb curve's nodes), what a camera's tone rendering adds beyond a tone mapper. Each step lists its
-# alternatives, each the stages it adds, the best one considered: the tone mapper fitted, or none and a tone curve
-# (filmic off: a display-referred rendering that clips at white, as LibRaw's and many camera JPEGs do; it needs
-# the curve to follow their gamma, so the two come as one alternative). Stages already kept are not added twice.
+# alternatives, each the stages it adds, the best one considered: the tone mapper fitted (the history's: filmic
+# rgb or sigmoid), or none and a tone curve (the tone mapper off: a display-referred rendering that clips at white,
+# as LibRaw's and many camera JPEGs do; it needs the curve to follow their gamma, so the two come as one
+# alternative). Stages already kept are not added twice.
 AUTO_STEPS: tuple[tuple[tuple[str, ...], ...], ...] = (
-    (("filmicrgb",), ("-filmicrgb", "rgbcurve")),
+    ((TONE_MAPPER,), (f"-{TONE_MAPPER}", "rgbcurve")),
     (("colorbalancergb",),),
     (("temperature",),),
     (("channelmixerrgb",),),
@@ -81,6 +91,8 @@ def choose_chain(
     from darkproxy.colour.metrics import display_image_deltae2000
 
     say = log or (lambda s: None)
+    tone = history_tone_mapper(dt, raw, xmp)
+    auto_steps = [[[m.replace(TONE_MAPPER, tone) for m in alt] for alt in alts] for alts in AUTO_STEPS]
     kept = list(BASE_CHAIN)
     prep = prepare(dt, raw, reference, kept, xmp, max_size)
     _, (t, left, b, r) = halves(prep.alignment.box)
@@ -88,7 +100,7 @@ def choose_chain(
     best = display_image_deltae2000(prep.default_img[:, t:b, left:r], ref[:, t:b, left:r])[0]
     steps: list[dict[str, Any]] = [{"chain": [], "heldout_deltae": best, "kept": True, "note": "darktable's defaults"}]
     say(f"--chain auto: darktable's defaults give ΔE2000 {best:.2f} on the held-out half")
-    for i, alts in enumerate(((),) + AUTO_STEPS):  # step 0: the base chain alone
+    for i, alts in enumerate([[]] + auto_steps):  # step 0: the base chain alone
         tried = []  # (held-out ΔE2000, chain, its step) per alternative of this step
         for alt in alts or ((),):
             new = [m for m in alt if m not in kept]
@@ -96,7 +108,7 @@ def choose_chain(
                 continue  # an earlier step kept it
             chain = [*kept, *new]
             if i:
-                prep = prepare(dt, raw, reference, chain, xmp, max_size)
+                prep = prepare(dt, raw, reference, resolve_chain(dt, raw, xmp, chain), xmp, max_size)
             e = heldout_deltae(prep, [m for m in chain if m in _planned(prep)], config)
             steps.append({"chain": list(chain), "heldout_deltae": e, "kept": False})
             tried.append((e, chain, steps[-1]))

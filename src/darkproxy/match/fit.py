@@ -23,7 +23,11 @@ from darkproxy.match.report import write_report
 if TYPE_CHECKING:
     from darkproxy.match.demosaic import Ranked
 
-DEFAULT_CHAIN = ("exposure", "colorbalancergb", "filmicrgb")
+# darktable's scene-to-display tone mappers: a history runs one (filmic rgb, darktable's default up to 5.0; sigmoid
+# from 5.2 on); in a chain, TONE_MAPPER stands for the history's own
+TONE_MAPPERS = ("filmicrgb", "sigmoid")
+TONE_MAPPER = "tonemapper"
+DEFAULT_CHAIN = ("exposure", "colorbalancergb", TONE_MAPPER)
 # --shared's default: one look pooled over a whole shoot holds color calibration's gains and an rgb curve too
 # (bench/results/match_shared_cc_curve.md: held out 2.21 and 2.46 against the default chain's 3.48 and 3.21, in
 # 103 and 119 s against 102 and 91); plain --pairs over-fits them (4.62 and 6.44 held out against 3.58 and 5.65)
@@ -55,13 +59,46 @@ def split_chain(chain: Sequence[str]) -> tuple[list[str], list[str]]:
     return on, off
 
 
+def _enabled_tone_mappers(history: Any) -> list[str]:
+    return [m for m in TONE_MAPPERS if (it := history.find(m)) is not None and it.enabled]
+
+
+def history_tone_mapper(dt: Any, raw: str | os.PathLike[str], xmp: str | os.PathLike[str] | None) -> str:
+    """The tone mapper the match starts from: the one ``xmp`` enables, else the one darktable's default history of
+    ``raw`` enables (filmic rgb up to darktable 5.0, sigmoid from 5.2 on), else filmic rgb."""
+    from darkproxy.darktable.xmp import read_xmp
+
+    for hist in ((read_xmp(xmp).compressed(),) if xmp else ()) + (dt.default_history(Path(raw)),):
+        if found := _enabled_tone_mappers(hist):
+            return found[0]
+    return TONE_MAPPERS[0]
+
+
+def resolve_chain(
+    dt: Any, raw: str | os.PathLike[str], xmp: str | os.PathLike[str] | None, chain: Sequence[str]
+) -> list[str]:
+    """``chain`` with ``tonemapper`` (and ``-tonemapper``) read as :func:`history_tone_mapper`; a chain that
+    matches one tone mapper turns off the other one the history enables (darktable would apply both)."""
+    from darkproxy.darktable.xmp import read_xmp
+
+    out = list(chain)
+    if any(m.lstrip("-") == TONE_MAPPER for m in out):
+        tone = history_tone_mapper(dt, raw, xmp)
+        out = [m.replace(TONE_MAPPER, tone) if m.lstrip("-") == TONE_MAPPER else m for m in out]
+    on, off = split_chain(out)
+    if any(m in TONE_MAPPERS for m in on):
+        base = read_xmp(xmp).compressed() if xmp else dt.default_history(Path(raw))
+        out += [f"-{m}" for m in _enabled_tone_mappers(base) if m not in on and m not in off]
+    return out
+
+
 def plan_history(dt: Any, raw: Path, chain: Sequence[str], xmp: str | os.PathLike[str] | None) -> tuple[Any, Any]:
     from darkproxy.replica.plan import plan_replica
     from darkproxy.replica.references import replica_history
 
-    on, off = split_chain(chain)
+    on, off = split_chain(resolve_chain(dt, raw, xmp, chain))
     if not on:
-        raise MatchError("--chain is empty: name the modules to match, e.g. exposure,colorbalancergb,filmicrgb")
+        raise MatchError("--chain is empty: name the modules to match, e.g. exposure,colorbalancergb,tonemapper")
     for m in on + off:
         if m not in dt.schemas:
             from darkproxy.errors import UnknownModule
@@ -193,11 +230,11 @@ RAW_SPECIFIC = ("flip", "lens", "crop", "ashift", "clipping")
 def make_style(dt: Any, result: Any, name: str, description: str, off: Sequence[str] = ()) -> Any:
     """The style of a matched history: every enabled module after demosaic but the
     raw-specific ones and those darktable always runs (colorin, colorout...): the
-    chain's modules and darktable's auto-applied presets (exposure, filmic rgb),
+    chain's modules and darktable's auto-applied presets (exposure, the tone mapper),
     and the modules ``off`` (``--chain``'s ``-MODULE``) as the history has them, off.
     Applied with ``--style-overwrite`` (darktable-cli) on darktable's defaults it
     gives the matched history back; darktable-cli's default, append, would add a
-    second exposure and filmic rgb instance."""
+    second exposure and tone mapper instance."""
     from darkproxy.darktable.styles import style_from_items
     from darkproxy.darktable.tapout import PASS_THROUGH, runs_on_mosaic
 
@@ -417,6 +454,7 @@ def match(
 
     say = log or (lambda s: None)
     t0 = time.perf_counter()
+    chain = resolve_chain(dt, raw, xmp, chain)
     prep = prepare(dt, raw, reference, chain, xmp, max_size, log)
     modules = [m for m in chain if m in [st.module for st in prep.plan.prefix + prep.plan.stages]]
     names = free_names(prep.chain, modules, free)

@@ -25,6 +25,7 @@ from darkproxy.match.fit import (
     on_mosaic,
     prepare,
     render_result,
+    resolve_chain,
     split_chain,
 )
 from darkproxy.match.reference import folder_files
@@ -203,6 +204,7 @@ def match_pooled(
     t0 = time.perf_counter()
     if pixels_per_pair is not None and pixels_per_pair < 1:
         raise MatchError(f"pixels per pair must be >= 1 (or all), got {pixels_per_pair}")
+    chain = resolve_chain(dt, items[0][0], items[0][2], chain)  # one chain for every pair: the first's tone mapper
     preps, skipped = _prepare_pooled(dt, items, chain, max_size, log, skip_failed)
     if len(preps) <= n_hold:
         raise MatchError(f"no pair left to fit: {len(skipped)} of {len(items)} could not be prepared")
@@ -307,7 +309,9 @@ def _prepare_pooled(
     from darkproxy.replica.references import replica_history
 
     if list(chain) == ["auto"]:
-        raise MatchError("--pairs does not take --chain auto: name the chain (e.g. exposure,colorbalancergb,filmicrgb)")
+        raise MatchError(
+            "--pairs does not take --chain auto: name the chain (e.g. exposure,colorbalancergb,tonemapper)"
+        )
     raw0, _, xmp0 = items[0]
     on, off = split_chain(chain)
     mosaic = on_mosaic(dt, replica_history(dt, raw0, xmp0, {m: {} for m in on}, off), on)
