@@ -44,7 +44,7 @@ def main() -> None:
             cases[m.group(1)] = [float(v) for v in m.group(2).split(",") if v.strip()]
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     seconds = time.perf_counter() - t0
-    out = ROOT / "bench" / "results" / f"ports_darktable_{version}"
+    md = ROOT / "bench" / "results" / f"ports_darktable_{version}.md"  # not with_suffix: the version has dots
     rec = {
         "darktable": version,
         "machine": machine_info(),
@@ -52,7 +52,7 @@ def main() -> None:
         "seconds": seconds,
         "cases": {k: {"psnr": v, "worst": min(v)} for k, v in sorted(cases.items())},
     }
-    out.with_suffix(".json").write_text(json.dumps(rec, indent=1) + "\n")
+    md.with_name(md.stem + ".json").write_text(json.dumps(rec, indent=1) + "\n")
     lines = [
         f"# The exact ports against darktable {version}'s tap-outs",
         "",
@@ -66,8 +66,8 @@ def main() -> None:
         "|---|---|---|",
     ]
     lines += [f"| {k} | {min(v):.1f} | {', '.join(f'{x:.1f}' for x in v)} |" for k, v in sorted(cases.items())]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print(f"{len(cases)} cases -> {out.with_suffix('.md')}")
+    md.write_text("\n".join(lines) + "\n")
+    print(f"{len(cases)} cases -> {md}")
 
 
 if __name__ == "__main__":
