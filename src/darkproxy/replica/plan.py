@@ -227,13 +227,19 @@ def _exposure_bias(
         return None, f"exposure compensates the raw's {what} ({flag}): {e}"
 
 
-def _wb_coeffs(dt: Any, history: Any) -> tuple[float, float, float] | None:
-    """The enabled white balance module's coefficients (darktable's ``dsc.temperature.coeffs``), else ``None``."""
+def _wb_values(dt: Any, history: Any) -> dict[str, Any] | None:
+    """The enabled white balance module's params, else ``None``."""
     items = [it for it in history.effective() if it.operation == "temperature" and it.enabled]
     dec = _decode(dt, "temperature", items[-1]) if items else None
-    if dec is None or dec.why is not None:
-        return None
-    return (float(dec.values["red"]), float(dec.values["green"]), float(dec.values["blue"]))
+    return None if dec is None or dec.why is not None else dec.values
+
+
+def _wb_coeffs(values: dict[str, Any] | None) -> tuple[float, float, float] | None:
+    """Its coefficients (darktable's ``dsc.temperature.coeffs``), else ``None``."""
+    return None if values is None else (float(values["red"]), float(values["green"]), float(values["blue"]))
+
+
+D65_LATE = 4  # temperature v4's preset "as shot to reference": darktable's chroma late_correction
 
 
 def _noise_profile(dt: Any, history: Any, raw: str | os.PathLike[str] | None) -> tuple[float, float] | None:
@@ -287,13 +293,14 @@ def _context(
 ) -> StageContext:
     """What the stages may read beyond their params, as far as the plan knows it (the chain adds the render
     scale and sizes)."""
-    wb, noise = _wb_coeffs(dt, history), _noise_profile(dt, history, raw)
+    wbv, noise = _wb_values(dt, history), _noise_profile(dt, history, raw)
     return StageContext(
         scale=1.0,
         modules=modules,
         orientation=_orientation(raw),
         exposure_bias=bias,
-        wb_coeffs=wb,
+        wb_coeffs=_wb_coeffs(wbv),
+        late_correction=None if wbv is None else int(wbv.get("preset", 0)) == D65_LATE,
         noise_profile=noise,
         raw_levels=raw_levels(dt, history, raw),
         darktable_version=_version_tuple(dt),

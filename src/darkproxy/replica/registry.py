@@ -90,6 +90,9 @@ class StageContext:
     # knows it (:func:`darkproxy.darktable.noiseprofile.auto_profile`), else ``None``
     wb_coeffs: tuple[float, float, float] | None = None
     noise_profile: tuple[float, float] | None = None
+    # white balance's "as shot to reference" (temperature v4's preset 4, darktable's chroma ``late_correction``),
+    # which darktable 5's inpaint opposed reads; ``None``: not known (no white balance item read)
+    late_correction: bool | None = None
     # exposure's deflicker (mode 1) reads the raw: ``(histogram, black, white)``, the (65536,) counts of the raw's
     # photosite values inside rawprepare's crop and rawprepare's black level and white point (darktable's
     # ``pipe->dsc.rawprepare``); ``None`` unless an enabled exposure deflickers

@@ -26,6 +26,11 @@
   clipped set does not depend on the coefficients (``x * c >= 0.987 * clip * c``): no gradient
   through it; the estimate and the offset are differentiable in the photosites.
 
+  darktable 5 (:attr:`StageContext.darktable_version`; ``hlreconstruct/opposed.c``) computes it otherwise
+  (:func:`opposed5`: another cell mask, offset and estimate window, the edge rebuilt too): ported from 5.4.1's
+  source, 92.5-100 dB against 5.4.1's tap-outs where 4.2's port gives 58.5-62.9; after white balance's "as shot to
+  reference" (its ``late_correction``, 5.4's default), whose D65 / as-shot ratio its estimate reads, refused.
+
 Other modes (guided laplacians, segmentation) are refused naming them.
 """
 
@@ -50,7 +55,19 @@ def _supported(v: Values, ctx: StageContext) -> str | None:
         )
     if mode == 5 and "temperature" not in ctx.modules:
         return "highlights inpaint opposed without white balance (temperature off) is not modelled"
+    if mode == 5 and _darktable5(ctx) and ctx.late_correction is not False:
+        return _LATE
     return None
+
+
+_LATE = (
+    "highlights: darktable 5's inpaint opposed after white balance's 'as shot to reference' (5.4's default: its "
+    "estimate reads darktable's D65 / as-shot ratio) or an unknown white balance is not modelled"
+)
+
+
+def _darktable5(ctx: StageContext) -> bool:
+    return ctx.darktable_version is not None and ctx.darktable_version >= (5, 0)
 
 
 def _maximum(v: Values, ctx: StageContext, pm: torch.Tensor) -> torch.Tensor:
@@ -86,13 +103,10 @@ def highlights(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
             return lch(x, level, cfa_map(ctx, x.shape[-2], x.shape[-1], x.device))
         return torch.minimum(x, level)
     fc = cfa_map(ctx, x.shape[-2], x.shape[-1], x.device)
-    if ctx.darktable_version is not None and ctx.darktable_version >= (5, 0):
-        level = (OPPOSED_MAGIC * clip.detach()).reshape(-1, 1, 1) * pm.detach()[:, fc]
-        if bool((x.detach()[:, 0] >= level).any()):  # nothing clips: the identity, as in 4.2
-            raise DarkproxyError(
-                "highlights: darktable 5's inpaint opposed rebuilds clipped photosites otherwise than 4.2's, which "
-                "the port follows (58.5-62.9 dB against darktable 5.4.1's tap-outs), and this raw clips"
-            )
+    if _darktable5(ctx):
+        if ctx.late_correction is not False:  # refused by the plan (_supported); a stage run on its own
+            raise DarkproxyError(_LATE)
+        return opposed5(x, clip, pm, fc)
     return opposed(x, clip, pm, fc)
 
 
@@ -271,3 +285,80 @@ def opposed(x: torch.Tensor, clip: torch.Tensor, pm: torch.Tensor, fc: torch.Ten
     est = torch.where(clipped, ref, xin[:, 0]) + chroma.gather(1, fc.reshape(1, -1).expand(b, -1)).reshape(b, h, w)
     out = torch.where(at_level, torch.maximum(xin[:, 0], est), xin[:, 0])
     return out[:, None]
+
+
+def _refavg5(x: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
+    """segbased.c's ``_calc_refavg`` (linear, no late correction) at every site (darktable 5): ``x (B, 1, H, W)``
+    -> ``(B, 1, H, W)``. Its window runs from ``max(0, r - 1)`` to below ``min(H - 1, r + 2)``: never the last row
+    or column."""
+    b, _, h, w = x.shape
+    onehot = _onehot(fc, x.dtype)
+    onehot[:, h - 1, :] = 0.0
+    onehot[:, :, w - 1] = 0.0
+    box = torch.ones(1, 1, 3, 3, dtype=x.dtype, device=x.device)
+    sums = torch.nn.functional.conv2d((x * onehot).reshape(b * 3, 1, h, w), box, padding=1).reshape(b, 3, h, w)
+    counts = torch.nn.functional.conv2d(onehot[:, None], box, padding=1).reshape(1, 3, h, w)
+    mean = sums / counts.clamp_min(1.0)
+    root = torch.where(mean > 0, mean.clamp_min(1e-30) ** (1.0 / HL_POWERF), torch.zeros_like(mean))
+    r, g, bl = root.unbind(1)
+    opp = torch.stack((0.5 * (g + bl), 0.5 * (r + bl), 0.5 * (r + g)), dim=1) ** HL_POWERF
+    return opp.gather(1, fc.expand(b, 1, h, w))
+
+
+def _cells5(x: torch.Tensor, level: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
+    """opposed.c's mask (darktable 5): per colour, the cells ``(mrow, mcol)`` (1 .. size/3 - 2) whose 3x3
+    photosites about ``(3 mrow, 3 mcol)`` hold one at the level of a colour ``c``, the colour read as darktable reads
+    it, ``FC(mrow + y, mcol + x)``; then dilated (cells 3 .. size/3 - 4) by the 7x7 disc without its corners.
+    ``x (B, H, W)``, ``level (B, 3)`` -> ``(B, 3, H // 3, W // 3)`` bool."""
+    b, h, w = x.shape
+    mh, mw = h // 3, w // 3
+    cells = torch.zeros(b, 3, mh, mw, dtype=torch.bool, device=x.device)
+    if mh < 3 or mw < 3:
+        return cells
+    mr = torch.arange(1, mh - 1, device=x.device)
+    mc = torch.arange(1, mw - 1, device=x.device)
+    for y in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            colour = fc[(mr + y)[:, None], (mc + dx)[None, :]]  # darktable's FC(mrow + y, mcol + x)
+            hit = x[:, (3 * mr + y)[:, None], (3 * mc + dx)[None, :]] >= level[:, colour]
+            for c in range(3):
+                cells[:, c, 1 : mh - 1, 1 : mw - 1] |= hit & (colour == c)
+    grown = torch.nn.functional.conv2d(cells.reshape(b * 3, 1, mh, mw).float(), _DILATE.to(x.device), padding=3) > 0
+    inner = torch.zeros_like(grown)  # _mask_dilated runs on cells 3 .. size/3 - 4 only (calloc: 0 elsewhere)
+    inner[..., 3 : mh - 3, 3 : mw - 3] = True
+    return (grown & inner).reshape(b, 3, mh, mw)
+
+
+def opposed5(x: torch.Tensor, clip: torch.Tensor, pm: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
+    """darktable 5's inpaint opposed on a Bayer mosaic (``hlreconstruct/opposed.c``'s ``_process_opposed``, export
+    quality, no late correction): the chrominance offset per colour is the mean of ``x - estimate`` over the
+    photosites of rows and columns 3 .. size - 4 between 20 % of their colour's level and the level, in a dilated
+    cell (:func:`_cells5`), taken where more than 100 are; every photosite at its level becomes ``max(x, estimate +
+    offset)`` (:func:`_refavg5`), the image's edge included; the others ``max(x, 0)``. Shapes as :func:`opposed`."""
+    b, _, h, w = x.shape
+    xin = x.clamp_min(0.0)
+    with torch.no_grad():  # clips[c] = 0.987 * clip * temperature coeffs[c] (float32)
+        level = (OPPOSED_MAGIC * clip.detach().float()).reshape(-1, 1) * pm.detach().float()
+        level = level.expand(b, 3)
+        xf = x.detach().float()[:, 0]
+        site = level[:, fc]  # (B, H, W)
+        at_level = xin.detach().float()[:, 0] >= site
+    ref = _refavg5(xin, fc)[:, 0]
+    chroma = torch.zeros(b, 3, dtype=x.dtype, device=x.device)
+    with torch.no_grad():
+        cells = _cells5(xf, level, fc)
+        rows = torch.arange(h, device=x.device) // 3
+        cols = torch.arange(w, device=x.device) // 3
+        mh, mw = cells.shape[-2:]
+        near = cells[:, :, rows.clamp(max=mh - 1)[:, None], cols.clamp(max=mw - 1)[None, :]]  # (B, 3, H, W)
+        near = near.gather(1, fc.expand(b, 1, h, w))[:, 0]
+        frame = torch.zeros(h, w, dtype=torch.bool, device=x.device)
+        frame[3 : h - 3, 3 : w - 3] = True
+        use = frame & near & (xf < site) & (xf > 0.2 * site)
+    onehot = _onehot(fc, x.dtype)
+    diff = torch.where(use, x[:, 0] - ref, torch.zeros_like(ref))
+    total = torch.einsum("bhw,chw->bc", diff, onehot)
+    n = torch.einsum("bhw,chw->bc", use.to(x.dtype), onehot)
+    chroma = torch.where(n > 100.0, total / n.clamp_min(1.0), chroma)
+    est = ref + chroma.gather(1, fc.reshape(1, -1).expand(b, -1)).reshape(b, h, w)
+    return torch.where(at_level, torch.maximum(xin[:, 0], est), xin[:, 0])[:, None]
