@@ -19,6 +19,8 @@ stages and the linear output and 50 dB for the 8-bit sRGB export, are stated mar
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -168,7 +170,7 @@ def test_highlights_match_darktable_on_clipped_photosites(dt, make_raw, expect, 
     import rawpy
 
     from darkproxy.darktable.params import decode_params, default_blob
-    from darkproxy.replica.run import dry_run, run_replica
+    from darkproxy.replica.run import run_replica
 
     cfa, size, headroom = OVER_EXPOSED[source]
     raw = make_raw(source=source, cfa=cfa, size=size, headroom=headroom)
@@ -177,10 +179,8 @@ def test_highlights_match_darktable_on_clipped_photosites(dt, make_raw, expect, 
     assert clipped > 100
     sets: dict = {"highlights": {"mode": mode, "clip": clip}}
     wb = dt.schemas.get("temperature")
-    if mode == 5 and "preset" in decode_params(wb, default_blob(wb)):  # darktable 5: white balance "as shot"
-        late = dry_run(dt, raw, sets=sets, from_mosaic=True)
-        late_hl = {c["module"]: c for c in late["items"]}["highlights"]
-        assert late_hl["runs"] == "refused" and "as shot to reference" in late_hl["detail"], late_hl  # 5.4's default
+    if mode == 5 and source == "chelsea" and "preset" in decode_params(wb, default_blob(wb)):
+        # darktable 5's white balance "as shot" (its default, "as shot to reference", on coffee): no late correction
         sets["temperature"] = {"preset": 0}
     s = run_replica(dt, raw, tmp_path / "out", sets=sets, from_mosaic=True)
     stages = {st["module"]: st for st in s["stages"]}
@@ -311,3 +311,28 @@ def test_rawprepare_crop_by_either_name(dt, tiny_raw) -> None:
     assert crop_box(new, 20, 30) == (1, 17, 2, 26)  # top, bottom, left, right of a 20 x 30 sensor
     with pytest.raises(DarkproxyError, match="without its crop"):
         crop_margins({"raw_white_point": 4000})
+
+
+def test_opposed_late_correction_is_known_or_refused(make_raw, tmp_path) -> None:
+    """darktable 5's inpaint opposed reads darktable's chroma correction: 1 unless white balance is "as shot to
+    reference" (temperature v4's preset 4), then a DNG's D65 over its as-shot coefficients (darkproxy's synthetic
+    DNGs are shot at D65: 1 within float32); unknown (another raw format, no white balance read): refused on
+    darktable 5 in one line, while 4.2's port does not read it."""
+    import shutil
+
+    from darkproxy.replica.plan import _late_correction
+    from darkproxy.replica.ports.highlights import _supported
+    from darkproxy.replica.registry import StageContext
+
+    raw = make_raw(source="coffee", size=64)
+    assert _late_correction({"preset": 0}, None) == (1.0, 1.0, 1.0) and _late_correction(None, raw) is None
+    assert _late_correction({"preset": 4}, raw) == pytest.approx((1.0, 1.0, 1.0), rel=1e-6)
+    other = tmp_path / "coffee.nef"  # darktable's and LibRaw's camera matrices may differ there
+    shutil.copyfile(raw, other)
+    assert _late_correction({"preset": 4}, other) is None
+    v = {"mode": 5, "clip": 1.0}
+    five = StageContext(modules=("temperature", "highlights"), darktable_version=(5, 4, 1))
+    why = _supported(v, five)
+    assert why is not None and "as shot to reference" in why and "\n" not in why
+    assert _supported(v, dataclasses.replace(five, late_correction=(1.0, 1.0, 1.0))) is None
+    assert _supported(v, dataclasses.replace(five, darktable_version=(4, 2, 1))) is None

@@ -242,6 +242,30 @@ def _wb_coeffs(values: dict[str, Any] | None) -> tuple[float, float, float] | No
 D65_LATE = 4  # temperature v4's preset "as shot to reference": darktable's chroma late_correction
 
 
+def _late_correction(
+    values: dict[str, Any] | None, raw: str | os.PathLike[str] | None
+) -> tuple[float, float, float] | None:
+    """darktable 5's chroma correction (``D65coeffs / as_shot`` where white balance is "as shot to reference", else
+    1): for a DNG, the D65 coefficients of its own colour matrix over its as-shot neutral, which darktable and
+    rawpy (LibRaw) read from the same tags; ``None`` where it is not known (no white balance read; another raw
+    format, whose camera matrix darktable and LibRaw may take from different tables; an unreadable raw)."""
+    if values is None:
+        return None
+    if int(values.get("preset", 0)) != D65_LATE:
+        return (1.0, 1.0, 1.0)
+    if raw is None or Path(raw).suffix.lower() != ".dng":
+        return None
+    from darkproxy.errors import RawError
+    from darkproxy.raw.mosaic import read_raw_info
+
+    try:
+        info = read_raw_info(raw)
+    except RawError:
+        return None
+    d, a = info.daylight_wb, info.wb
+    return (d[0] / a[0], d[1] / a[1], d[2] / a[2])
+
+
 def _noise_profile(dt: Any, history: Any, raw: str | os.PathLike[str] | None) -> tuple[float, float] | None:
     """darktable's automatic noise profile of ``raw`` where darkproxy knows it (only looked up when an enabled
     denoiseprofile asks for it)."""
@@ -300,7 +324,7 @@ def _context(
         orientation=_orientation(raw),
         exposure_bias=bias,
         wb_coeffs=_wb_coeffs(wbv),
-        late_correction=None if wbv is None else int(wbv.get("preset", 0)) == D65_LATE,
+        late_correction=_late_correction(wbv, raw),
         noise_profile=noise,
         raw_levels=raw_levels(dt, history, raw),
         darktable_version=_version_tuple(dt),

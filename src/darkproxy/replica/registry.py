@@ -90,9 +90,10 @@ class StageContext:
     # knows it (:func:`darkproxy.darktable.noiseprofile.auto_profile`), else ``None``
     wb_coeffs: tuple[float, float, float] | None = None
     noise_profile: tuple[float, float] | None = None
-    # white balance's "as shot to reference" (temperature v4's preset 4, darktable's chroma ``late_correction``),
-    # which darktable 5's inpaint opposed reads; ``None``: not known (no white balance item read)
-    late_correction: bool | None = None
+    # darktable's chroma correction darktable 5's inpaint opposed reads: (1, 1, 1), or under white balance's "as
+    # shot to reference" (temperature v4's preset 4, its ``late_correction``) the raw's D65 over its as-shot
+    # coefficients (R, G, B); ``None``: not known
+    late_correction: tuple[float, float, float] | None = None
     # exposure's deflicker (mode 1) reads the raw: ``(histogram, black, white)``, the (65536,) counts of the raw's
     # photosite values inside rawprepare's crop and rawprepare's black level and white point (darktable's
     # ``pipe->dsc.rawprepare``); ``None`` unless an enabled exposure deflickers

@@ -28,8 +28,9 @@
 
   darktable 5 (:attr:`StageContext.darktable_version`; ``hlreconstruct/opposed.c``) computes it otherwise
   (:func:`opposed5`: another cell mask, offset and estimate window, the edge rebuilt too): ported from 5.4.1's
-  source, 92.5-100 dB against 5.4.1's tap-outs where 4.2's port gives 58.5-62.9; after white balance's "as shot to
-  reference" (its ``late_correction``, 5.4's default), whose D65 / as-shot ratio its estimate reads, refused.
+  source, 92.5-100 dB against 5.4.1's tap-outs where 4.2's port gives 58.5-62.9; under white balance's "as shot to
+  reference" (its ``late_correction``, 5.4's default) its estimate reads the raw's D65 / as-shot ratio, known here
+  for a DNG (its own tags), refused for other raws.
 
 Other modes (guided laplacians, segmentation) are refused naming them.
 """
@@ -55,14 +56,14 @@ def _supported(v: Values, ctx: StageContext) -> str | None:
         )
     if mode == 5 and "temperature" not in ctx.modules:
         return "highlights inpaint opposed without white balance (temperature off) is not modelled"
-    if mode == 5 and _darktable5(ctx) and ctx.late_correction is not False:
+    if mode == 5 and _darktable5(ctx) and ctx.late_correction is None:
         return _LATE
     return None
 
 
 _LATE = (
-    "highlights: darktable 5's inpaint opposed after white balance's 'as shot to reference' (5.4's default: its "
-    "estimate reads darktable's D65 / as-shot ratio) or an unknown white balance is not modelled"
+    "highlights: darktable 5's inpaint opposed reads darktable's D65 / as-shot ratio under white balance's 'as "
+    "shot to reference' (5.4's default), known for a DNG only (or the white balance is unknown): not modelled"
 )
 
 
@@ -104,9 +105,9 @@ def highlights(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
         return torch.minimum(x, level)
     fc = cfa_map(ctx, x.shape[-2], x.shape[-1], x.device)
     if _darktable5(ctx):
-        if ctx.late_correction is not False:  # refused by the plan (_supported); a stage run on its own
+        if ctx.late_correction is None:  # refused by the plan (_supported); a stage run on its own
             raise DarkproxyError(_LATE)
-        return opposed5(x, clip, pm, fc)
+        return opposed5(x, clip, pm, fc, ctx.late_correction)
     return opposed(x, clip, pm, fc)
 
 
@@ -287,10 +288,10 @@ def opposed(x: torch.Tensor, clip: torch.Tensor, pm: torch.Tensor, fc: torch.Ten
     return out[:, None]
 
 
-def _refavg5(x: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
-    """segbased.c's ``_calc_refavg`` (linear, no late correction) at every site (darktable 5): ``x (B, 1, H, W)``
-    -> ``(B, 1, H, W)``. Its window runs from ``max(0, r - 1)`` to below ``min(H - 1, r + 2)``: never the last row
-    or column."""
+def _refavg5(x: torch.Tensor, fc: torch.Tensor, correction: tuple[float, float, float]) -> torch.Tensor:
+    """segbased.c's ``_calc_refavg`` (linear) at every site (darktable 5): ``x (B, 1, H, W)`` -> ``(B, 1, H, W)``,
+    each colour's mean times its ``correction`` before the cube root. Its window runs from ``max(0, r - 1)`` to below
+    ``min(H - 1, r + 2)``: never the last row or column."""
     b, _, h, w = x.shape
     onehot = _onehot(fc, x.dtype)
     onehot[:, h - 1, :] = 0.0
@@ -298,7 +299,8 @@ def _refavg5(x: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
     box = torch.ones(1, 1, 3, 3, dtype=x.dtype, device=x.device)
     sums = torch.nn.functional.conv2d((x * onehot).reshape(b * 3, 1, h, w), box, padding=1).reshape(b, 3, h, w)
     counts = torch.nn.functional.conv2d(onehot[:, None], box, padding=1).reshape(1, 3, h, w)
-    mean = sums / counts.clamp_min(1.0)
+    corr = torch.tensor(correction, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
+    mean = corr * sums / counts.clamp_min(1.0)
     root = torch.where(mean > 0, mean.clamp_min(1e-30) ** (1.0 / HL_POWERF), torch.zeros_like(mean))
     r, g, bl = root.unbind(1)
     opp = torch.stack((0.5 * (g + bl), 0.5 * (r + bl), 0.5 * (r + g)), dim=1) ** HL_POWERF
@@ -329,12 +331,19 @@ def _cells5(x: torch.Tensor, level: torch.Tensor, fc: torch.Tensor) -> torch.Ten
     return (grown & inner).reshape(b, 3, mh, mw)
 
 
-def opposed5(x: torch.Tensor, clip: torch.Tensor, pm: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
+def opposed5(
+    x: torch.Tensor,
+    clip: torch.Tensor,
+    pm: torch.Tensor,
+    fc: torch.Tensor,
+    correction: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> torch.Tensor:
     """darktable 5's inpaint opposed on a Bayer mosaic (``hlreconstruct/opposed.c``'s ``_process_opposed``, export
-    quality, no late correction): the chrominance offset per colour is the mean of ``x - estimate`` over the
-    photosites of rows and columns 3 .. size - 4 between 20 % of their colour's level and the level, in a dilated
-    cell (:func:`_cells5`), taken where more than 100 are; every photosite at its level becomes ``max(x, estimate +
-    offset)`` (:func:`_refavg5`), the image's edge included; the others ``max(x, 0)``. Shapes as :func:`opposed`."""
+    quality; ``correction``: darktable's chroma correction, :attr:`StageContext.late_correction`): the chrominance
+    offset per colour is the mean of ``x - estimate`` over the photosites of rows and columns 3 .. size - 4 between
+    20 % of their colour's level and the level, in a dilated cell (:func:`_cells5`), taken where more than 100 are;
+    every photosite at its level becomes ``max(x, estimate + offset)`` (:func:`_refavg5`), the image's edge
+    included; the others ``max(x, 0)``. Shapes as :func:`opposed`."""
     b, _, h, w = x.shape
     xin = x.clamp_min(0.0)
     with torch.no_grad():  # clips[c] = 0.987 * clip * temperature coeffs[c] (float32)
@@ -343,7 +352,7 @@ def opposed5(x: torch.Tensor, clip: torch.Tensor, pm: torch.Tensor, fc: torch.Te
         xf = x.detach().float()[:, 0]
         site = level[:, fc]  # (B, H, W)
         at_level = xin.detach().float()[:, 0] >= site
-    ref = _refavg5(xin, fc)[:, 0]
+    ref = _refavg5(xin, fc, correction)[:, 0]
     chroma = torch.zeros(b, 3, dtype=x.dtype, device=x.device)
     with torch.no_grad():
         cells = _cells5(xf, level, fc)
