@@ -211,15 +211,22 @@ def _onehot(fc: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return (fc[None] == torch.arange(3, device=fc.device)[:, None, None]).to(dtype)
 
 
-def _refavg(x: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
+def _refavg(x: torch.Tensor, fc: torch.Tensor, correction: tuple[float, float, float] | None = None) -> torch.Tensor:
     """hlrecovery_v2.c's ``_calc_refavg`` (linear) at every site: ``x (B, 1, H, W)`` non-negative mosaic,
-    ``fc (H, W)`` -> ``(B, 1, H, W)``; meaningful away from the edge (the 3x3 window inside)."""
+    ``fc (H, W)`` -> ``(B, 1, H, W)``; meaningful away from the edge (the 3x3 window inside). With ``correction``,
+    darktable 5's (segbased.c): each colour's mean times its correction before the cube root, and a window from
+    ``max(0, r - 1)`` to below ``min(H - 1, r + 2)``, never the last row or column, meaningful at the edge too."""
     onehot = _onehot(fc, x.dtype)
-    box = torch.ones(1, 1, 3, 3, dtype=x.dtype, device=x.device)
     b, _, h, w = x.shape
+    if correction is not None:
+        onehot[:, h - 1, :] = 0.0
+        onehot[:, :, w - 1] = 0.0
+    box = torch.ones(1, 1, 3, 3, dtype=x.dtype, device=x.device)
     sums = torch.nn.functional.conv2d((x * onehot).reshape(b * 3, 1, h, w), box, padding=1).reshape(b, 3, h, w)
     counts = torch.nn.functional.conv2d(onehot[:, None], box, padding=1).reshape(1, 3, h, w)
     mean = sums / counts.clamp_min(1.0)
+    if correction is not None:
+        mean = torch.tensor(correction, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1) * mean
     # powf(mean, 1/3); the cube root's slope is infinite at 0, where the where() keeps it out
     root = torch.where(mean > 0, mean.clamp_min(1e-30) ** (1.0 / HL_POWERF), torch.zeros_like(mean))
     r, g, bl = root.unbind(1)
@@ -288,25 +295,6 @@ def opposed(x: torch.Tensor, clip: torch.Tensor, pm: torch.Tensor, fc: torch.Ten
     return out[:, None]
 
 
-def _refavg5(x: torch.Tensor, fc: torch.Tensor, correction: tuple[float, float, float]) -> torch.Tensor:
-    """segbased.c's ``_calc_refavg`` (linear) at every site (darktable 5): ``x (B, 1, H, W)`` -> ``(B, 1, H, W)``,
-    each colour's mean times its ``correction`` before the cube root. Its window runs from ``max(0, r - 1)`` to below
-    ``min(H - 1, r + 2)``: never the last row or column."""
-    b, _, h, w = x.shape
-    onehot = _onehot(fc, x.dtype)
-    onehot[:, h - 1, :] = 0.0
-    onehot[:, :, w - 1] = 0.0
-    box = torch.ones(1, 1, 3, 3, dtype=x.dtype, device=x.device)
-    sums = torch.nn.functional.conv2d((x * onehot).reshape(b * 3, 1, h, w), box, padding=1).reshape(b, 3, h, w)
-    counts = torch.nn.functional.conv2d(onehot[:, None], box, padding=1).reshape(1, 3, h, w)
-    corr = torch.tensor(correction, dtype=x.dtype, device=x.device).reshape(1, 3, 1, 1)
-    mean = corr * sums / counts.clamp_min(1.0)
-    root = torch.where(mean > 0, mean.clamp_min(1e-30) ** (1.0 / HL_POWERF), torch.zeros_like(mean))
-    r, g, bl = root.unbind(1)
-    opp = torch.stack((0.5 * (g + bl), 0.5 * (r + bl), 0.5 * (r + g)), dim=1) ** HL_POWERF
-    return opp.gather(1, fc.expand(b, 1, h, w))
-
-
 def _cells5(x: torch.Tensor, level: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
     """opposed.c's mask (darktable 5): per colour, the cells ``(mrow, mcol)`` (1 .. size/3 - 2) whose 3x3
     photosites about ``(3 mrow, 3 mcol)`` hold one at the level of a colour ``c``, the colour read as darktable reads
@@ -342,7 +330,7 @@ def opposed5(
     quality; ``correction``: darktable's chroma correction, :attr:`StageContext.late_correction`): the chrominance
     offset per colour is the mean of ``x - estimate`` over the photosites of rows and columns 3 .. size - 4 between
     20 % of their colour's level and the level, in a dilated cell (:func:`_cells5`), taken where more than 100 are;
-    every photosite at its level becomes ``max(x, estimate + offset)`` (:func:`_refavg5`), the image's edge
+    every photosite at its level becomes ``max(x, estimate + offset)`` (:func:`_refavg`), the image's edge
     included; the others ``max(x, 0)``. Shapes as :func:`opposed`."""
     b, _, h, w = x.shape
     xin = x.clamp_min(0.0)
@@ -352,7 +340,7 @@ def opposed5(
         xf = x.detach().float()[:, 0]
         site = level[:, fc]  # (B, H, W)
         at_level = xin.detach().float()[:, 0] >= site
-    ref = _refavg5(xin, fc, correction)[:, 0]
+    ref = _refavg(xin, fc, correction)[:, 0]
     chroma = torch.zeros(b, 3, dtype=x.dtype, device=x.device)
     with torch.no_grad():
         cells = _cells5(xf, level, fc)
