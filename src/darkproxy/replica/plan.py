@@ -22,6 +22,7 @@ with what would run it (``darkproxy replica --dry-run``). :mod:`.chain` runs the
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -253,13 +254,21 @@ def _late_correction(
         return None
     if int(values.get("preset", 0)) != D65_LATE:
         return (1.0, 1.0, 1.0)
-    if raw is None or Path(raw).suffix.lower() != ".dng":
+    if raw is None or Path(raw).suffix.lower() != ".dng" or not Path(raw).is_file():
         return None
+    st = Path(raw).stat()
+    return _dng_d65_over_as_shot(str(Path(raw).resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _dng_d65_over_as_shot(path: str, mtime_ns: int, size: int) -> tuple[float, float, float] | None:
+    """A DNG's D65 over its as-shot coefficients, read once per file version (rawpy unpacks the raw to read them,
+    and a match plans the same raw many times)."""
     from darkproxy.errors import RawError
     from darkproxy.raw.mosaic import read_raw_info
 
     try:
-        info = read_raw_info(raw)
+        info = read_raw_info(path)
     except RawError:
         return None
     d, a = info.daylight_wb, info.wb
