@@ -144,8 +144,7 @@ def stage_blend(
     where = f"{item.operation} instance {item.multi_priority}"
     if blend is not None and blend.drawn is not None and moved:  # the forms' coordinates move with the pixels
         return None, f"{where} blends (a drawn mask behind {moved}): the replica does not reproduce that"
-    version = getattr(ctx, "darktable_version", None)
-    dt5 = version is not None and version >= (5, 0)
+    dt5 = bool(getattr(ctx, "darktable5", False))  # ctx: a StageContext or None
     if blend is not None and blend.drawn is not None and dt5 and blend.drawn.uses(PATH):
         return None, (  # tests/replica/test_drawn_path.py on 5.0.1 and 5.4.1
             f"{where} blends through a drawn path, which darktable 5 rasterises otherwise than 4.2's, the "

@@ -103,6 +103,11 @@ class StageContext:
     # than the matrix's inverse of its Rec2020 render (values near 0, where a stage may be steep, stay darktable's)
     camera_input: Any = field(default=None, compare=False)
 
+    @property
+    def darktable5(self) -> bool:
+        """Whether the running darktable is 5.0 or later, whose maths several ports follow where it changed."""
+        return self.darktable_version is not None and self.darktable_version >= (5, 0)
+
 
 @dataclass(frozen=True)
 class ExactOp:

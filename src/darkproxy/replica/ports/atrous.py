@@ -176,7 +176,7 @@ def atrous(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     lab = working_rgb_to_lab(x)
     out: Tensor | None = None
     buf = lab
-    dt5 = ctx.darktable_version is not None and ctx.darktable_version >= (5, 0)
+    dt5 = ctx.darktable5
     for i, (sharp, bl, bc, tl, tc) in enumerate(per_scale):
         coarse = decompose(buf, i, sharp, dt5)
         detail = buf - coarse

@@ -210,6 +210,6 @@ def bilat(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
             column(v.get("sigma_s", 0.5), x),
             column(v.get("sigma_r", 0.5), x),
             column(v.get("detail", 0.25), x),
-            fast_exp=ctx.darktable_version is not None and ctx.darktable_version >= (5, 0),
+            fast_exp=ctx.darktable5,
         )
     return lab_to_working_rgb(torch.cat([out_l, lab[:, 1:3]], 1))

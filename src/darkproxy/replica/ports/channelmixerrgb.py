@@ -406,7 +406,7 @@ def channelmixerrgb(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
         xyz = mix3(m_in, rgb)
         lms = _matvec(d["mix"], _adapt(_into(kind, xyz), xyz[1], d["illuminant"], kind, d["p"]))
         xyz = _out_of(kind, lms)
-    dt5 = ctx.darktable_version is not None and ctx.darktable_version >= (5, 0)
+    dt5 = ctx.darktable5
     if dt5:  # darktable 5 clips XYZ before the gamut mapping too
         xyz = _clip(xyz, clip)
     xyz = _gamut_mapping(xyz, d["gamut"], clip, dt5)

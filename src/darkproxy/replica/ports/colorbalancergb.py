@@ -298,7 +298,7 @@ def colorbalancergb(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     d = _commit(v, x)
     rgb_to_lms, xyz_to_rgb, _ = pipe_matrices()
     formula = int(v.get("saturation_formula", 1))
-    dt5 = ctx.darktable_version is not None and ctx.darktable_version >= (5, 0)
+    dt5 = ctx.darktable5
     lut = torch.as_tensor(gamut_lut(formula, dt5), dtype=x.dtype, device=x.device)
     wf = d["white_fulcrum"]
     l_white = _y_to_ucs_l(wf)

@@ -60,7 +60,7 @@ def demosaic(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     fc = cfa_map(ctx, h, w, x.device)
     # darktable 5 (5.4.1's demosaicing/): PPG stores max(value, 0) after each pass; RCD's scaler is
     # dt_iop_get_processed_maximum (at least 1) and its frame RCD_MARGIN 7 photosites
-    dt5 = ctx.darktable_version is not None and ctx.darktable_version >= (5, 0)
+    dt5 = ctx.darktable5
     if int(v.get("demosaicing_method", RCD)) == PPG:
         if dt5 and ctx.out_size is not None and tuple(ctx.out_size) != (h, w):
             raise DarkproxyError(

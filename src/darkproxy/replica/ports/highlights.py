@@ -56,7 +56,7 @@ def _supported(v: Values, ctx: StageContext) -> str | None:
         )
     if mode == 5 and "temperature" not in ctx.modules:
         return "highlights inpaint opposed without white balance (temperature off) is not modelled"
-    if mode == 5 and _darktable5(ctx) and ctx.late_correction is None:
+    if mode == 5 and ctx.darktable5 and ctx.late_correction is None:
         return _LATE
     return None
 
@@ -65,10 +65,6 @@ _LATE = (
     "highlights: darktable 5's inpaint opposed reads darktable's D65 / as-shot ratio under white balance's 'as "
     "shot to reference' (5.4's default), known for a DNG only (or the white balance is unknown): not modelled"
 )
-
-
-def _darktable5(ctx: StageContext) -> bool:
-    return ctx.darktable_version is not None and ctx.darktable_version >= (5, 0)
 
 
 def _maximum(v: Values, ctx: StageContext, pm: torch.Tensor) -> torch.Tensor:
@@ -104,7 +100,7 @@ def highlights(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
             return lch(x, level, cfa_map(ctx, x.shape[-2], x.shape[-1], x.device))
         return torch.minimum(x, level)
     fc = cfa_map(ctx, x.shape[-2], x.shape[-1], x.device)
-    if _darktable5(ctx):
+    if ctx.darktable5:
         if ctx.late_correction is None:  # refused by the plan (_supported); a stage run on its own
             raise DarkproxyError(_LATE)
         return opposed5(x, clip, pm, fc, ctx.late_correction)

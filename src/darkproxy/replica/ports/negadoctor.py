@@ -78,7 +78,7 @@ def _supported(v: Values, ctx: StageContext) -> str | None:
 )
 def negadoctor(x: Tensor, v: Values, ctx: StageContext) -> Tensor:
     bw = int(v.get("film_stock", COLOR)) == BW
-    dt5 = ctx.darktable_version is not None and ctx.darktable_version >= (5, 0)
+    dt5 = ctx.darktable5
     d_max, offset = _scalar(v, "D_max", x), _scalar(v, "offset", x)
     exposure, black = _scalar(v, "exposure", x), _scalar(v, "black", x)
     gamma, soft = _scalar(v, "gamma", x), _scalar(v, "soft_clip", x)
