@@ -64,6 +64,26 @@ def test_from_mosaic_matches_darktable(dt, make_raw, expect, tmp_path) -> None:
     expect("half size: demosaic + resampling vs darktable", hs["demosaic"]["psnr_vs_tapout"], ">", 80)
     expect("half size: linear Rec2020 output", lin, ">", 80)
     expect("half size: sRGB display", half["psnr"], ">", 50)
+    # a scale that is no fraction of the image: from darktable 4.8 on demosaic reads (int)(out / scale) rows (85
+    # of 86 here), and its last row borders the resampling (resample.demosaic_roi)
+    odd = run_replica(dt, raw, tmp_path / "odd", from_mosaic=True, max_size=84)
+    os_ = {st["module"]: st for st in odd["stages"]}
+    print(f"84 px ({odd['size']}): demosaic {os_['demosaic']['psnr_vs_tapout']:.2f} dB, sRGB {odd['psnr']:.2f}")
+    expect("84 px: demosaic + resampling vs darktable", os_["demosaic"]["psnr_vs_tapout"], ">", 80)
+    expect("84 px: sRGB display", odd["psnr"], ">", 50)
+
+
+def test_demosaic_roi_as_darktable_computes_it() -> None:
+    """demosaic's ``modify_roi_in``: ``(int)(roi_out / scale)`` in float32, whole on darktable 4.2 (its clamp to
+    the full buffer), the top-left corner from 4.8 on (5.4.1's source)."""
+    from darkproxy.replica.ports.resample import demosaic_roi
+
+    # 98 x 66 into 64 px: floor(64 / 98 * 98) = 63 in double (4.8's floor), scale 64 / 98
+    assert demosaic_roi((66, 98), (43, 63), (5, 4, 1)) == (65, 96)  # 43 / 0.65306 = 65.84, 63 / 0.65306 = 96.47
+    assert demosaic_roi((86, 128), (56, 84), (5, 0, 1)) == (85, 128)
+    assert demosaic_roi((86, 128), (43, 64), (5, 0, 1)) == (86, 128)  # a half: exact
+    assert demosaic_roi((66, 98), (43, 64), (4, 2, 1)) == (66, 98)  # 4.2's export and its clamp
+    assert demosaic_roi((66, 98), (66, 98), (5, 4, 1)) == (66, 98)
 
 
 @pytest.mark.parametrize("cfa", ["GBRG"])

@@ -112,6 +112,19 @@ def cfa_after_crop(raw: str | os.PathLike[str] | None, prefix: Sequence[Any]) ->
     return site[0], site[1], site[2], site[3]
 
 
+def _demosaic_region(x: torch.Tensor, ctx: StageContext) -> torch.Tensor:
+    """``x (B, 1, H, W)``, rawprepare's output, cut to the top-left region darktable's demosaic reads for the
+    chain's output size (:func:`~darkproxy.replica.ports.resample.demosaic_roi`; the whole image but on darktable
+    4.8 on below full size): the mosaic stages between run on it as darktable's do (inpaint opposed's estimate
+    included)."""
+    from darkproxy.replica.ports.resample import demosaic_roi
+
+    assert ctx.out_size is not None
+    oh, ow = ctx.out_size
+    h, w = demosaic_roi((int(x.shape[-2]), int(x.shape[-1])), (oh, ow), ctx.darktable_version)
+    return x[..., :h, :w]
+
+
 def run_mosaic(
     prefix: Sequence[Any],
     x: torch.Tensor,
@@ -134,8 +147,12 @@ def run_mosaic(
         prefix = [*prefix[: k + 1], *[st for st in prefix[k + 1 :] if st.module == "demosaic"]]
     cur, outs = x, []
     pm = torch.ones(x.shape[0], 3, dtype=x.dtype, device=x.device)  # rawprepare's processed_maximum
+    cut = ctx.out_size is None or not any(st.module == "demosaic" for st in prefix)
     for st in prefix:
         op = EXACT[st.module]
+        if not cut and st.module != "rawprepare":  # rawprepare's output: the region demosaic reads of it
+            ctx = dataclasses.replace(ctx, mosaic_size=(int(cur.shape[-2]), int(cur.shape[-1])))
+            cur, cut = _demosaic_region(cur, ctx), True
         c = dataclasses.replace(ctx, processed_maximum=pm)
         cur = stage(st, cur, c)
         if op.maximum is not None:

@@ -68,6 +68,9 @@ class StageContext:
     cfa: tuple[int, int, int, int] | None = None
     processed_maximum: Any = field(default=None, compare=False)
     out_size: tuple[int, int] | None = None
+    # (H, W) of rawprepare's output, the whole image the export scale is of, where the mosaic stages run on
+    # demosaic's region of it (darktable 4.8 on below full size: resample.demosaic_roi); ``None``: their input's
+    mosaic_size: tuple[int, int] | None = None
     camera_matrix: tuple[tuple[float, ...], ...] | None = None
     # (width, height) in raw px at full resolution of the image the chain starts from (darktable's
     # ``buf_in`` of a module after the geometry stages: the raw's visible size, turned by flip, cut by

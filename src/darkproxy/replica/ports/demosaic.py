@@ -11,7 +11,9 @@ darktable-cli's export pipe always demosaics at full scale (``demosaic_qual_flag
 interpolation on the photosites as they are (no clamp), over the whole image; its median pre-filter
 (``median_thrs`` > 0) is refused. Refused: other methods, green equilibration, colour smoothing, capture
 sharpening, images under 16 px. darktable 5 (by the context's version; 5.4.1's ``src/iop/demosaicing/``): RCD's
-frame 7 photosites, its scaler at least 1, PPG's passes stored clamped at 0.
+frame 7 photosites, its scaler at least 1, PPG's passes stored clamped at 0. Below full size on darktable 4.8 and
+later the chain hands it the region darktable's demosaic reads (:func:`.resample.demosaic_roi`), resampled at the
+whole image's export scale (``ctx.mosaic_size``).
 """
 
 from __future__ import annotations
@@ -62,11 +64,6 @@ def demosaic(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
     # dt_iop_get_processed_maximum (at least 1) and its frame RCD_MARGIN 7 photosites
     dt5 = ctx.darktable5
     if int(v.get("demosaicing_method", RCD)) == PPG:
-        if dt5 and ctx.out_size is not None and tuple(ctx.out_size) != (h, w):
-            raise DarkproxyError(
-                "demosaic: darktable 5's PPG at a scaled export differs from the port (43.2 dB against darktable "
-                "5.4.1 at 64 px; unscaled it matches)"
-            )
         y = ppg_border(x[:, 0], fc, clamp=False, clamp_out=dt5)
     else:
         y = rcd(x, fc, pm.amax(dim=1).clamp_min(1.0), 7) if dt5 else rcd(x, fc, pm.amax(dim=1))
@@ -74,4 +71,4 @@ def demosaic(x: torch.Tensor, v: Values, ctx: StageContext) -> torch.Tensor:
         return y
     from darkproxy.replica.ports.resample import clip_and_zoom
 
-    return clip_and_zoom(y, ctx.out_size, ctx.darktable_version)
+    return clip_and_zoom(y, ctx.out_size, ctx.darktable_version, ctx.mosaic_size)

@@ -118,19 +118,48 @@ def plan_matrix(n_in: int, n_out: int, scale: float) -> np.ndarray:
     return k
 
 
-def clip_and_zoom(x: torch.Tensor, size: tuple[int, int], version: Sequence[int] | None = None) -> torch.Tensor:
-    """``x (B, 3, H, W)`` (any linear colour space) -> ``(B, 3, h, w)``, ``size = (h, w)``, as darktable
-    ``version`` resamples the demosaiced image (lanczos3, darktable-cli's export scale)."""
+def _scale_of(in_hw: tuple[int, int], size: tuple[int, int], version: Sequence[int] | None) -> float:
     from darkproxy.errors import DarkproxyError
 
-    h_in, w_in = x.shape[-2:]
     try:
-        scale = export_scale((h_in, w_in), size, version=version)
+        return export_scale(in_hw, size, version=version)
     except ValueError:  # not darktable's export of this image
         raise DarkproxyError(
-            f"demosaic: darktable's {size[1]}x{size[0]} output is not its export size for the {w_in}x{h_in} "
+            f"demosaic: darktable's {size[1]}x{size[0]} output is not its export size for the {in_hw[1]}x{in_hw[0]} "
             "mosaic (the raw's sensor array as rawpy reads it differs from darktable's?)"
         ) from None
+
+
+def demosaic_roi(
+    in_hw: tuple[int, int], size: tuple[int, int], version: Sequence[int] | None = None
+) -> tuple[int, int]:
+    """``(height, width)`` of the top-left region of an ``in_hw`` mosaic (rawprepare's output, the whole image)
+    that darktable ``version``'s demosaic reads (and every mosaic stage before it processes) for its ``size``
+    ``(h, w)`` export: its ``modify_roi_in`` takes ``(int)(roi_out / scale)`` (float32), at least 8. darktable
+    4.2.1 then set the whole image wherever that fell within ``max(ceil(1 / scale), 10)`` px of it; 5.0.1 and
+    5.4.1 do not (4.8's floored export size, :func:`~darkproxy.darktable.exportsize.floors_its_size`, is taken as
+    the boundary; 4.4 and 4.6 are not measured): a 98 x 66 mosaic exported to 63 x 43 at scale 64 / 98
+    demosaics its 96 x 65 corner, whose last rows and columns then border the resampling."""
+    from darkproxy.darktable.exportsize import floors_its_size
+
+    if tuple(size) == tuple(in_hw) or not floors_its_size(version):
+        return in_hw
+    s = np.float32(_scale_of(in_hw, size, version))
+    h, w = (max(8, int(np.float32(n) / s)) for n in size)
+    return min(h, in_hw[0]), min(w, in_hw[1])
+
+
+def clip_and_zoom(
+    x: torch.Tensor,
+    size: tuple[int, int],
+    version: Sequence[int] | None = None,
+    whole: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """``x (B, 3, H, W)`` (any linear colour space) -> ``(B, 3, h, w)``, ``size = (h, w)``, as darktable
+    ``version`` resamples the demosaiced image (lanczos3, darktable-cli's export scale of the ``whole`` ``(H, W)``
+    image; ``None``: ``x``'s, which is then the whole image, else its :func:`demosaic_roi`)."""
+    h_in, w_in = x.shape[-2:]
+    scale = _scale_of(whole if whole is not None else (h_in, w_in), size, version)
     kv = torch.from_numpy(plan_matrix(h_in, size[0], scale)).to(x.device, x.dtype)
     kh = torch.from_numpy(plan_matrix(w_in, size[1], scale)).to(x.device, x.dtype)
     # interpolation.c clips the negative values of lanczos' undershoot ("light is positive")
