@@ -95,6 +95,10 @@ def choose_chain(
     auto_steps = [[[m.replace(TONE_MAPPER, tone) for m in alt] for alt in alts] for alts in AUTO_STEPS]
     kept = list(BASE_CHAIN)
     prep = prepare(dt, raw, reference, kept, xmp, max_size)
+
+    def prep_for(chain: Sequence[str]) -> Prepared:
+        return prepare(dt, raw, reference, resolve_chain(dt, raw, xmp, list(chain)), xmp, max_size)
+
     _, (t, left, b, r) = halves(prep.alignment.box)
     ref = np.nan_to_num(prep.aligned)
     best = display_image_deltae2000(prep.default_img[:, t:b, left:r], ref[:, t:b, left:r])[0]
@@ -108,7 +112,7 @@ def choose_chain(
                 continue  # an earlier step kept it
             chain = [*kept, *new]
             if i:
-                prep = prepare(dt, raw, reference, resolve_chain(dt, raw, xmp, chain), xmp, max_size)
+                prep = prep_for(chain)
             e = heldout_deltae(prep, [m for m in chain if m in _planned(prep)], config)
             steps.append({"chain": list(chain), "heldout_deltae": e, "kept": False})
             tried.append((e, chain, steps[-1]))
@@ -122,7 +126,35 @@ def choose_chain(
             say(f"--chain auto: {' + '.join(c_alt)}: ΔE2000 {e_alt:.2f} held out ({verdict})")
         if keep:
             kept, best = list(chain), min(best, e)
+    if f"-{tone}" in kept:
+        kept = _tone_mapper_again(prep_for, kept, best, tone, config, steps, say)
     return kept, steps
+
+
+def _tone_mapper_again(
+    prep_for: Any, kept: list[str], best: float, tone: str, config: Any, steps: list[dict[str, Any]], say: Log
+) -> list[str]:
+    """The backward look: the tone step's alternatives compared again with every later stage kept. That step
+    judged the tone mapper under what later steps remove (a colour cast that white balance takes away, which an
+    rgb curve's channels had half taken): where "no tone mapper and an rgb curve" won, the history's tone
+    mapper in its place (the lower held-out ΔE2000 wins, as within a step), then the rgb curve step it skipped.
+    ``prep_for(chain)``: the prepared match of a chain. Returns the chain kept; the tries join ``steps``."""
+    base = [m for m in kept if m not in (f"-{tone}", "rgbcurve")]
+    tries = [([*base[:1], tone, *base[1:]], lambda e: e < best)]
+    tries.append(([*tries[0][0], "rgbcurve"], lambda e: e < best * (1 - MIN_GAIN)))
+    for chain, wins in tries:
+        prep = prep_for(chain)
+        e = heldout_deltae(prep, [m for m in chain if m in _planned(prep)], config)
+        keep = wins(e)
+        steps.append({"chain": list(chain), "heldout_deltae": e, "kept": bool(keep), "note": "backward look"})
+        say(
+            f"--chain auto: {' + '.join(chain)} (again, later stages kept): ΔE2000 {e:.2f} held out "
+            f"({'kept' if keep else 'left out'})"
+        )
+        if not keep:
+            break
+        kept, best = list(chain), e
+    return kept
 
 
 def _planned(prep: Prepared) -> list[str]:
