@@ -28,6 +28,19 @@ def add_command(
     )
 
 
+def add_polish(group: Any) -> None:
+    """``--polish N`` on a parser or argument group of a command that regresses sliders
+    (:attr:`darkproxy.engines.regress.RegressConfig.polish`)."""
+    group.add_argument(
+        "--polish",
+        type=int,
+        default=10,
+        metavar="N",
+        help="Levenberg-Marquardt steps on the best restart after Adam: the end of the valleys where sliders "
+        "trade (default 10; 0: Adam alone)",
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     return load_config(args.config, darktable_cli=args.darktable_cli, home=args.home)
 

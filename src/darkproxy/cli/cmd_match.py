@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from darkproxy.cli._util import add_command, emit
+from darkproxy.cli._util import add_command, add_polish, emit
 
 ORDER = 64
 
@@ -144,6 +144,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--style-name", metavar="NAME", help="the style's name (default: 'darkproxy match STEM')")
     p.add_argument("--iters", type=int, default=300, help="optimiser iterations per restart (default 300)")
     p.add_argument("--restarts", type=int, default=4, help="restarts (default 4)")
+    add_polish(p)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -160,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         chain = [m.strip() for m in args.chain.split(",") if m.strip()]
     free = [f.strip() for f in args.free.split(",") if f.strip()] or None
-    cfg = RegressConfig(iters=args.iters, restarts=args.restarts, seed=args.seed)
+    cfg = RegressConfig(iters=args.iters, restarts=args.restarts, seed=args.seed, polish=args.polish)
     # messages on stderr under --json: stdout is the one JSON record
     log_to = sys.stderr if getattr(args, "json", False) else sys.stdout
     say = (lambda s: None) if args.quiet else (lambda s: print(s, file=log_to, flush=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from darkproxy.cli._util import add_command, emit
+from darkproxy.cli._util import add_command, add_polish, emit
 from darkproxy.errors import DarkproxyError
 from darkproxy.progress import say
 
@@ -28,6 +28,7 @@ def _regress_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--loss", choices=("l1", "mse", "ssim"), default="l1", help="loss on display-encoded images (default l1)"
     )
+    add_polish(g)
     g.add_argument("--lr", type=float, default=0.1, help="Adam learning rate on the param logits (default 0.1)")
     g.add_argument(
         "--schedule",
@@ -211,6 +212,7 @@ def _config(args: argparse.Namespace):
         seed=args.seed,
         params=names,
         max_pixels=args.max_pixels or None,
+        polish=args.polish,
     )
     cfg.check()
     return cfg

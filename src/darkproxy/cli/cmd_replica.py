@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from darkproxy.cli._util import add_command, emit
+from darkproxy.cli._util import add_command, add_polish, emit
 
 ORDER = 62
 
@@ -97,6 +97,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--iters", type=int, default=200, help="optimiser iterations per restart (default 200)")
     g.add_argument("--restarts", type=int, default=4, help="restarts (default 4)")
+    add_polish(g)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument(
         "--corrections",
@@ -193,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         allow_missing=args.allow_missing,
         prefer_proxy=prefer,
         runs=runs,
-        config=RegressConfig(iters=args.iters, restarts=args.restarts, seed=args.seed),
+        config=RegressConfig(iters=args.iters, restarts=args.restarts, seed=args.seed, polish=args.polish),
         log=say,
         from_mosaic=args.from_mosaic,
         corrections=args.corrections,

@@ -17,7 +17,7 @@ lowpass             radius 0.1..20 (optional: contrast, brightness, saturation -
 filmicrgb           white_point_source 2..8 EV, black_point_source -12..-4 EV,
                     contrast 0.8..2 (optional: latitude 0.01..50, saturation -50..50)
 sigmoid             middle_grey_contrast 0.8..3, contrast_skewness -0.5..0.5
-temperature         red 0.5..3, blue 0.5..3 (green 1 fixed by darktable's convention)
+temperature         red 0.25..5, blue 0.25..5 (green 1 fixed by darktable's convention)
 vignette            brightness -1..0.5, scale 20..120
 bilat               detail -0.5..1.5, sigma_s (shadows) 0..2 (local laplacian mode;
                     optional: sigma_r (highlights) 0..2, midtone 0.001..1)
@@ -76,7 +76,10 @@ DEFAULT_RANGES: Mapping[str, Mapping[str, tuple[float, float]]] = {
         "balance": (-50.0, 50.0),
     },
     "sigmoid": {"middle_grey_contrast": (0.8, 3.0), "contrast_skewness": (-0.5, 0.5), "hue_preservation": (0.0, 100.0)},
-    "temperature": {"red": (0.5, 3.0), "blue": (0.5, 3.0)},
+    # cameras' coefficients reach 3-4.5 (blue under tungsten, red in shade): a cap of 3.0 pinned a match at it (the
+    # synthetic DNG's red 2.57 x 1.2 = 3.09 came back 3.0, 2.9 % short: bench_polish.py's white balance case run
+    # before this range; 0.03 % after, polish_4.2.1.md)
+    "temperature": {"red": (0.25, 5.0), "blue": (0.25, 5.0)},
     "vignette": {
         "brightness": (-1.0, 0.5),
         "scale": (20.0, 120.0),

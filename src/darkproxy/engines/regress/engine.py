@@ -96,6 +96,8 @@ class RegressConfig:
     params: list[str] | None = None
     record: bool = True  # keep the per-iteration trajectory (for plots / video)
     max_pixels: int | None = 2048  # pointwise proxies: optimise on this many pixels (None: all)
+    # Levenberg-Marquardt steps on the best restart's continuous params after Adam (:mod:`.polish`; 0: none)
+    polish: int = 10
 
     def check(self) -> None:
         if self.loss not in LOSSES:
@@ -104,6 +106,8 @@ class RegressConfig:
             raise RegressError(f"unknown lr schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
         if self.iters < 1 or self.restarts < 1:
             raise RegressError("iters and restarts must be >= 1")
+        if self.polish < 0:
+            raise RegressError(f"polish must be >= 0, got {self.polish}")
         if not (self.lr > 0):
             raise RegressError(f"lr must be > 0, got {self.lr}")
 
@@ -319,6 +323,8 @@ def _regress(
                 proxy, xb, tencw, u_fin, continuous, u_fin[:, continuous].cpu().numpy(), n2, cfg, progress, cfg.iters
             )
             hist, traj = np.concatenate([hist, h2]), np.concatenate([traj, t2])
+    if cfg.polish and continuous and cfg.loss in ("l1", "mse"):
+        u_fin = _polished(proxy, xw, tencw, u_fin, continuous, dead, cfg)
     with torch.no_grad():
         final = _losses_at(proxy, xr, tencr, u_fin, cfg.loss)
     final[dead] = float("nan")  # never the answer: its discrete params are not snapped
@@ -352,6 +358,40 @@ def _regress(
         iters=int(hist.shape[0]),
         restarts=R,
     )
+
+
+def _polished(
+    proxy: torch.nn.Module,
+    xw: torch.Tensor,
+    tencw: torch.Tensor,
+    u_fin: torch.Tensor,
+    idx: list[int],
+    dead: list[int],
+    cfg: RegressConfig,
+) -> torch.Tensor:
+    """``u_fin (R, P)`` with the restart of the lowest loss on the work pixels polished (:func:`.polish.lm_polish`
+    on the logits of its continuous params ``idx``)."""
+    from darkproxy.engines.regress.polish import lm_polish
+
+    with torch.no_grad():
+        work = _losses_at(proxy, xw, tencw, u_fin, cfg.loss)
+    work[dead] = float("nan")
+    if not bool(torch.isfinite(work).any()):
+        return u_fin
+    r = int(torch.argmin(torch.where(torch.isfinite(work), work, torch.full_like(work, float("inf")))))
+    idx_t = torch.tensor(idx, dtype=torch.long, device=u_fin.device)
+    enc = encoder_for(proxy)
+
+    def model(z: torch.Tensor) -> torch.Tensor:
+        u = u_fin[r].expand(z.shape[0], -1).clone()
+        u[:, idx_t] = torch.sigmoid(z.to(u.dtype))
+        return enc(proxy(xw.expand(z.shape[0], -1, -1, -1), u))
+
+    z0 = torch.logit(u_fin[r, idx_t], eps=1e-6)
+    z, _, _ = lm_polish(model, z0, tencw, cfg.loss, cfg.polish)
+    out = u_fin.clone()
+    out[r, idx_t] = torch.sigmoid(z.to(out.dtype))
+    return out
 
 
 def _output_psnr(model: Any, out: np.ndarray, target: np.ndarray) -> float:
