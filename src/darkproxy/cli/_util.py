@@ -28,16 +28,16 @@ def add_command(
     )
 
 
-def add_polish(group: Any) -> None:
+def add_polish(group: Any, default: int) -> None:
     """``--polish N`` on a parser or argument group of a command that regresses sliders
     (:attr:`darkproxy.engines.regress.RegressConfig.polish`)."""
     group.add_argument(
         "--polish",
         type=int,
-        default=10,
+        default=default,
         metavar="N",
         help="Levenberg-Marquardt steps on the best restart after Adam: the end of the valleys where sliders "
-        "trade (default 10; 0: Adam alone)",
+        f"trade, for exact ports (through a proxy it fits the proxy's error) (default {default}; 0: Adam alone)",
     )
 
 

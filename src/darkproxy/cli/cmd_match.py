@@ -144,7 +144,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--style-name", metavar="NAME", help="the style's name (default: 'darkproxy match STEM')")
     p.add_argument("--iters", type=int, default=300, help="optimiser iterations per restart (default 300)")
     p.add_argument("--restarts", type=int, default=4, help="restarts (default 4)")
-    add_polish(p)
+    add_polish(p, 10)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 

@@ -28,7 +28,7 @@ def _regress_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--loss", choices=("l1", "mse", "ssim"), default="l1", help="loss on display-encoded images (default l1)"
     )
-    add_polish(g)
+    add_polish(g, 0)
     g.add_argument("--lr", type=float, default=0.1, help="Adam learning rate on the param logits (default 0.1)")
     g.add_argument(
         "--schedule",

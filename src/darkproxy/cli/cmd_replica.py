@@ -97,7 +97,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--iters", type=int, default=200, help="optimiser iterations per restart (default 200)")
     g.add_argument("--restarts", type=int, default=4, help="restarts (default 4)")
-    add_polish(g)
+    add_polish(g, 10)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument(
         "--corrections",

@@ -356,7 +356,7 @@ def prepare(
 def match_config(config: Any, names: list[str]) -> Any:
     from darkproxy.engines.regress import RegressConfig
 
-    cfg = config or RegressConfig(iters=300, restarts=4, lr=0.1)
+    cfg = config or RegressConfig(iters=300, restarts=4, lr=0.1, polish=10)
     cfg.params = names
     cfg.record = False
     return cfg

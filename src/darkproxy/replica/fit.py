@@ -123,9 +123,15 @@ def replica_regress(
     hist = replica_history(dt, raw, xmp, sets)
     chain, renders = _chain_for_target(dt, raw, hist, tgt, allow_missing, prefer_proxy, runs, say, from_mosaic)
     names = _free_names(chain, free)
-    cfg = config or RegressConfig()
+    cfg = config or RegressConfig(polish=10)
     cfg.params = names
     cfg.record = False
+    proxied = [
+        st.key for st in chain.plan.stages if st.kind == "proxy" and any(n.startswith(f"{st.key}.") for n in names)
+    ]
+    if cfg.polish and proxied:
+        say(f"polish off: the sliders of {', '.join(proxied)} are a proxy's (the polish would fit the proxy's error)")
+        cfg.polish = 0
     say(f"regressing {', '.join(names)} through the replica ({cfg.restarts} restarts x {cfg.iters} iters)")
     size = int(max(tgt.shape[-2:]))
     res, result, dt_img, rounds = _fit(dt, raw, chain, renders, hist, tgt, cfg, corrections, truth, say)
