@@ -164,6 +164,7 @@ def replica_regress(
         "loss": res.loss,
         "iters": res.iters,
         "restarts": res.restarts,
+        "polish": cfg.polish,  # Levenberg-Marquardt iterations after Adam (0 where a regressed slider is a proxy's)
         "regress_seconds": res.seconds,
         "xmp": str(out / "result.xmp"),
         "rounds": rounds,
