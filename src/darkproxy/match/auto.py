@@ -140,12 +140,12 @@ def _tone_mapper_again(
     mapper in its place (the lower held-out ΔE2000 wins, as within a step), then the rgb curve step it skipped.
     ``prep_for(chain)``: the prepared match of a chain. Returns the chain kept; the tries join ``steps``."""
     base = [m for m in kept if m not in (f"-{tone}", "rgbcurve")]
-    tries = [([*base[:1], tone, *base[1:]], lambda e: e < best)]
-    tries.append(([*tries[0][0], "rgbcurve"], lambda e: e < best * (1 - MIN_GAIN)))
-    for chain, wins in tries:
+    with_tone = [*base[:1], tone, *base[1:]]
+    # (chain, the share of the best so far it must beat): the alternative as within a step, the curve as a step
+    for chain, factor in ((with_tone, 1.0), ([*with_tone, "rgbcurve"], 1.0 - MIN_GAIN)):
         prep = prep_for(chain)
         e = heldout_deltae(prep, [m for m in chain if m in _planned(prep)], config)
-        keep = wins(e)
+        keep = e < best * factor
         steps.append({"chain": list(chain), "heldout_deltae": e, "kept": bool(keep), "note": "backward look"})
         say(
             f"--chain auto: {' + '.join(chain)} (again, later stages kept): ΔE2000 {e:.2f} held out "
