@@ -131,7 +131,7 @@ def replica_regress(
     ]
     if cfg.polish and proxied:
         say(f"polish off: the sliders of {', '.join(proxied)} are a proxy's (the polish would fit the proxy's error)")
-        cfg.polish = 0
+        cfg = dataclasses.replace(cfg, polish=0)  # this run's: the caller's config keeps what it asked for
     say(f"regressing {', '.join(names)} through the replica ({cfg.restarts} restarts x {cfg.iters} iters)")
     size = int(max(tgt.shape[-2:]))
     res, result, dt_img, rounds = _fit(dt, raw, chain, renders, hist, tgt, cfg, corrections, truth, say)
