@@ -162,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         chain = [m.strip() for m in args.chain.split(",") if m.strip()]
     free = [f.strip() for f in args.free.split(",") if f.strip()] or None
     cfg = RegressConfig(iters=args.iters, restarts=args.restarts, seed=args.seed, polish=args.polish)
+    cfg.check()  # a bad --iters / --restarts / --polish in one line before any render
     # messages on stderr under --json: stdout is the one JSON record
     log_to = sys.stderr if getattr(args, "json", False) else sys.stdout
     say = (lambda s: None) if args.quiet else (lambda s: print(s, file=log_to, flush=True))

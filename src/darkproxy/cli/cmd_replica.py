@@ -183,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
     from darkproxy.replica.fit import replica_regress
 
     free = [f.strip() for f in args.free.split(",") if f.strip()] or None
+    cfg = RegressConfig(iters=args.iters, restarts=args.restarts, seed=args.seed, polish=args.polish)
+    cfg.check()  # a bad --iters / --restarts / --polish in one line before any render
     r = replica_regress(
         dt,
         raw,
@@ -194,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         allow_missing=args.allow_missing,
         prefer_proxy=prefer,
         runs=runs,
-        config=RegressConfig(iters=args.iters, restarts=args.restarts, seed=args.seed, polish=args.polish),
+        config=cfg,
         log=say,
         from_mosaic=args.from_mosaic,
         corrections=args.corrections,
