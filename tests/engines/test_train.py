@@ -246,6 +246,32 @@ def test_cli_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         train(tmp_path / "nowhere", tmp_path / "r2", TrainConfig())
 
 
+def test_cli_train_hparams_build_the_model_and_refuse_unknown_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--hparams`` reaches the model (its weights' count and run.json); a name the architecture does not take, or
+    text that is not a JSON object, is one line and a non-zero exit before any training."""
+    from darkproxy.cli import main
+    from darkproxy.proxy import Proxy
+
+    ds = exposure_dataset(tmp_path / "ds", n=8, size=24, pointwise=True)
+    sizes = {}
+    for width in (16, 32):
+        run = tmp_path / f"w{width}"
+        args = ["train", str(ds), "-o", str(run), "--steps", "2", "--device", "cpu", "--quiet"]
+        assert main([*args, "--hparams", json.dumps({"width": width})]) == 0
+        assert json.loads((run / "run.json").read_text())["hparams"]["width"] == width
+        sizes[width] = sum(p.numel() for p in Proxy.load(run).model.parameters())
+    assert sizes[32] > sizes[16]
+    capsys.readouterr()
+    refusals = (('{"widht": 8}', "no hparam 'widht'; it takes width, depth, param_hidden"), ("[8]", "JSON object"))
+    for bad, said in refusals:
+        rc = main(["train", str(ds), "-o", str(tmp_path / "bad"), "--steps", "2", "--quiet", "--hparams", bad])
+        err = capsys.readouterr().err
+        assert rc != 0 and said in err and len(err.strip().splitlines()) <= 2, err
+        assert not (tmp_path / "bad" / "run.json").exists()
+
+
 def test_lr_schedule_warms_up_then_anneals_by_steps_or_time() -> None:
     from darkproxy.engines.train import lr_at
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+from typing import Any
 
 from darkproxy.cli._util import add_command, emit
 
@@ -32,6 +34,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "the same total steps.",
         "  darkproxy train ds/ -o runs/exposure\n"
         "  darkproxy train ds/ -o runs/exposure --steps 4000 --batch 32\n"
+        "  darkproxy train ds/ -o runs/channelmixerrgb --hparams '{\"width\": 128}' --loss mse\n"
         "  darkproxy train ds2/ -o runs/sharpen --arch spatial-film --crop 128 --device cuda\n"
         "  darkproxy train ds2/ -o runs/sharpen --time-budget 120\n"
         "  darkproxy train ds/ -o runs/exposure --resume\n"
@@ -54,6 +57,14 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "--pixels", type=int, metavar="K", help="random pixels per sample per step, pointwise/multiscale (default 64)"
     )
     p.add_argument("--lr", type=float, metavar="LR", help="peak learning rate (default: per architecture)")
+    p.add_argument(
+        "--hparams",
+        default="{}",
+        metavar="JSON",
+        help="the architecture's hparams over its defaults, a JSON object, e.g. '{\"width\": 128}' "
+        '(multiscale: \'{"tone_bands": 8, "sigmas": [0.5, 1, 2, 4, 8, 16, 32]}\'; an unknown name is refused '
+        "with the ones the architecture takes)",
+    )
     p.add_argument("--loss", default="l1", choices=("l1", "mse", "charbonnier"), help="loss (default l1)")
     p.add_argument(
         "--loss-space",
@@ -82,6 +93,19 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run)
 
 
+def _hparams(text: str) -> dict[str, Any]:
+    """``--hparams``: a JSON object, else one line."""
+    from darkproxy.errors import DarkproxyError
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DarkproxyError(f"--hparams: not JSON ({e.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise DarkproxyError(f"--hparams: expected a JSON object such as '{{\"width\": 128}}', got {text!r}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -106,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         time_budget_s=args.time_budget,
         threads=args.threads,
         keep_outliers=args.keep_outliers,
+        hparams=_hparams(args.hparams),
     )
     res = train(args.dataset, args.output, cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     ident = "" if res.val_identity_psnr is None else f" (identity {res.val_identity_psnr:.2f} dB)"

@@ -15,6 +15,7 @@ above) so that a run can rebuild it exactly.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,14 @@ def arch_entry(arch: str) -> ArchEntry:
     if arch not in _REGISTRY:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[arch]
+
+
+def arch_hparams(arch: str) -> list[str]:
+    """The hparams ``arch``'s class takes (its keyword arguments past the sizes; a preset's are fixed by the name)."""
+    e = arch_entry(arch)
+    fixed = {"n_params", "in_channels", "out_channels", *e.preset}
+    params = inspect.signature(e.cls).parameters.values()
+    return [p.name for p in params if p.name not in fixed and p.kind is p.POSITIONAL_OR_KEYWORD]
 
 
 def build_model(arch: str, n_params: int, in_channels: int = 3, out_channels: int = 3, **hparams: Any) -> nn.Module:

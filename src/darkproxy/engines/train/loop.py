@@ -25,7 +25,7 @@ from darkproxy.engines.train.config import LOSSES, TrainConfig, TrainError, Trai
 from darkproxy.engines.train.validate import _val_dataset, validate
 from darkproxy.errors import DatasetError
 from darkproxy.fsutil import write_json
-from darkproxy.models.registry import arch_entry, build_model
+from darkproxy.models.registry import arch_entry, arch_hparams, build_model
 
 if TYPE_CHECKING:
     from darkproxy.models.layers import PixelMLP
@@ -111,6 +111,11 @@ def _check_config(cfg: TrainConfig) -> None:
 def _plan(root: Path, cfg: TrainConfig, info: DatasetInfo) -> tuple[_Plan, ModuleDataset, ModuleDataset, str]:
     """The run's resolved settings, its train and validation sets and the validation split's name."""
     arch, decision = choose_arch(info, cfg.arch)
+    unknown = sorted(set(cfg.hparams) - set(arch_hparams(arch)))
+    if unknown:
+        raise TrainError(
+            f"{arch} has no hparam {', '.join(map(repr, unknown))}; it takes {', '.join(arch_hparams(arch))}"
+        )
     device = resolve_device(cfg.device)
     d = _arch_defaults(arch, device)
     pixel_rows = arch_entry(arch).pixel_batches
