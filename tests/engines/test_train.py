@@ -3,6 +3,7 @@ unsharp mask), run-folder contents, resume, arch choice and the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -270,6 +271,29 @@ def test_cli_train_hparams_build_the_model_and_refuse_unknown_names(
         err = capsys.readouterr().err
         assert rc != 0 and said in err and len(err.strip().splitlines()) <= 2, err
         assert not (tmp_path / "bad" / "run.json").exists()
+
+
+def test_init_starts_from_a_runs_weights_and_refuses_what_they_cannot_mean(tmp_path: Path) -> None:
+    """``init``: one step at a negligible learning rate from a trained run validates where that run's best weights
+    did (a random start, the same step, far below); another module, architecture or hparams is one line."""
+    ds = exposure_dataset(tmp_path / "ds", n=10, size=24, pointwise=True)
+    a = train(ds, tmp_path / "a", TrainConfig(steps=60, device="cpu"), progress=False)
+    one = TrainConfig(steps=1, device="cpu", lr=1e-12)
+    b = train(ds, tmp_path / "b", dataclasses.replace(one, init=str(tmp_path / "a")), progress=False)
+    c = train(ds, tmp_path / "c", one, progress=False)
+    assert b.best_val_psnr == pytest.approx(a.best_val_psnr, abs=1e-3)
+    assert c.best_val_psnr < a.best_val_psnr - 3, (a.best_val_psnr, c.best_val_psnr)
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["train_config"]["init"] == str(tmp_path / "a")
+    other = sharpen_dataset(tmp_path / "sharpen", n=4, size=16)
+    refusals = (
+        (other, one, "a proxy of exposure, the dataset is sharpen's"),
+        (ds, dataclasses.replace(one, arch="multiscale"), "its architecture is pointwise, not multiscale"),
+        (ds, dataclasses.replace(one, hparams={"width": 8}), "the weights fix them"),
+    )
+    for data, cfg, said in refusals:
+        with pytest.raises(TrainError, match=said):
+            train(data, tmp_path / "d", dataclasses.replace(cfg, init=str(tmp_path / "a")), progress=False)
+        assert not (tmp_path / "d").exists()
 
 
 def test_lr_schedule_warms_up_then_anneals_by_steps_or_time() -> None:

@@ -38,6 +38,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         "  darkproxy train ds2/ -o runs/sharpen --arch spatial-film --crop 128 --device cuda\n"
         "  darkproxy train ds2/ -o runs/sharpen --time-budget 120\n"
         "  darkproxy train ds/ -o runs/exposure --resume\n"
+        "  darkproxy train my-bilat-ds/ -o runs/bilat --init zoo:bilat --steps 2000 --lr 1e-3\n"
         "  tensorboard --logdir runs/exposure/tb\n",
     )
     p.add_argument("dataset", metavar="DATASET", help="dataset folder written by darkproxy generate")
@@ -64,6 +65,13 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         help="the architecture's hparams over its defaults, a JSON object, e.g. '{\"width\": 128}' "
         '(multiscale: \'{"tone_bands": 8, "sigmas": [0.5, 1, 2, 4, 8, 16, 32]}\'; an unknown name is refused '
         "with the ones the architecture takes)",
+    )
+    p.add_argument(
+        "--init",
+        metavar="RUN",
+        help="start from RUN's weights (a run folder or zoo:MODULE) instead of a random draw: its architecture and "
+        "hparams, fine-tuned on DATASET (same module, sliders and ranges; e.g. a zoo proxy on your photos, or "
+        "with another --loss)",
     )
     p.add_argument("--loss", default="l1", choices=("l1", "mse", "charbonnier"), help="loss (default l1)")
     p.add_argument(
@@ -131,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         keep_outliers=args.keep_outliers,
         hparams=_hparams(args.hparams),
+        init=args.init,
     )
     res = train(args.dataset, args.output, cfg, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     ident = "" if res.val_identity_psnr is None else f" (identity {res.val_identity_psnr:.2f} dB)"

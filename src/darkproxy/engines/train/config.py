@@ -70,6 +70,8 @@ class TrainConfig:
     # train on samples darktable rendered beyond float16's range (stored float32: numerical blow-ups,
     # 2e10-2.5e11 in colorbalancergb); off by default: see docs/zoo.md, "Data integrity"
     keep_outliers: bool = False
+    # a run folder or zoo:MODULE whose weights start the training (engines.train.warmstart); None: a random draw
+    init: str | None = None
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> TrainConfig:

@@ -23,6 +23,7 @@ from darkproxy.engines.train.batches import _batches, _fit_crop, context_mask
 from darkproxy.engines.train.checkpoint import _torch_save_atomic, _trim_history, save_weights
 from darkproxy.engines.train.config import LOSSES, TrainConfig, TrainError, TrainResult, _Plan, resolve_device
 from darkproxy.engines.train.validate import _val_dataset, validate
+from darkproxy.engines.train.warmstart import check_scales, init_config
 from darkproxy.errors import DatasetError
 from darkproxy.fsutil import write_json
 from darkproxy.models.registry import arch_entry, arch_hparams, build_model
@@ -84,13 +85,18 @@ def train(
     elif (run / "run.json").exists() and not overwrite:
         raise TrainError(f"{run} already holds a training run: use --resume to continue it or choose another folder")
     _check_config(cfg)
-    run.mkdir(parents=True, exist_ok=True)
+    init = None
+    if cfg.init and ckpt is None:  # a resumed run's weights are its checkpoint's
+        cfg, init = init_config(cfg, info)
     plan, train_ds, val_ds, val_split = _plan(root, cfg, info)
+    if init is not None:
+        check_scales(init, bool(plan.scales and plan.scales.conditioned), str(cfg.init))
+    run.mkdir(parents=True, exist_ok=True)
     prev_threads = torch.get_num_threads()
     threads = cfg.threads or (1 if plan.pixels is not None and plan.device.type == "cpu" else prev_threads)
     torch.set_num_threads(int(threads))
     try:
-        return _train(root, run, cfg, info, plan, train_ds, val_ds, val_split, ckpt, ckpt_path, progress, clock)
+        return _train(root, run, cfg, info, plan, train_ds, val_ds, val_split, ckpt, ckpt_path, progress, clock, init)
     finally:
         torch.set_num_threads(prev_threads)
 
@@ -385,8 +391,11 @@ def _train(
     ckpt_path: Path,
     progress: bool,
     clock: Callable[[], float],
+    init: Any = None,
 ) -> TrainResult:
     loop = _Loop(run, cfg, info, plan, val_ds, ckpt, ckpt_path, clock)
+    if init is not None:  # the same architecture and hparams (init_config): its weights fit
+        loop.model.load_state_dict(init.model.state_dict())
     hparams = dict(cast("dict[str, Any]", loop.model.hparams))  # every arch sets hparams (nn.Module attrs are untyped)
     run_info = _run_info(root, cfg, info, plan, hparams, len(train_ds), len(val_ds), val_split)
     write_json(run / "run.json", run_info, indent=1)
