@@ -296,6 +296,35 @@ def test_init_starts_from_a_runs_weights_and_refuses_what_they_cannot_mean(tmp_p
         assert not (tmp_path / "d").exists()
 
 
+def test_angle_sliders_are_read_as_angles_unless_the_hparams_say_otherwise(tmp_path: Path) -> None:
+    """A dataset with a hue slider (colorize's, 0..1 a turn) trains a model that reads it through its cosine and
+    sine (run.json's hparams record where: a resumed or loaded run rebuilds it); ``periodic: []`` turns it off.
+    Its outputs at the range's two ends are then the same edit, as darktable's are."""
+    from darkproxy.proxy import Proxy
+
+    space = ParamSpace.of(
+        "colorize", [ParamSpec("saturation", "float", 0.0, 1.0, 0.5), ParamSpec("hue", "float", 0.0, 1.0, 0.0)]
+    )
+    rng = np.random.default_rng(0)
+    samples = []
+    for _ in range(6):
+        x, h = smooth_image(rng, 16, 16), float(rng.uniform())
+        samples.append((x, x * (1.2 + np.cos(2 * np.pi * h)), {"saturation": 0.5, "hue": h}))
+    ds = write_sample_arrays(tmp_path / "ds", space, samples, splits=["train"] * 4 + ["val"] * 2, pointwise=True)
+    train(ds, tmp_path / "a", TrainConfig(steps=30, device="cpu"), progress=False)
+    train(ds, tmp_path / "a", TrainConfig(), resume=True, progress=False)  # its checkpoint rebuilds the same model
+    train(ds, tmp_path / "b", TrainConfig(steps=1, device="cpu", hparams={"periodic": []}), progress=False)
+    a, b = Proxy.load(tmp_path / "a"), Proxy.load(tmp_path / "b")
+    assert a.run_info["hparams"]["periodic"] == [[1.0, 0.0, pytest.approx(2 * np.pi)]]
+    assert "periodic" not in b.run_info["hparams"]
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        ends = [a.model(x, torch.tensor([[0.3, u]])) for u in (0.0, 1.0)]
+        mid = a.model(x, torch.tensor([[0.3, 0.5]]))
+    torch.testing.assert_close(ends[0], ends[1], atol=1e-5, rtol=1e-5)
+    assert float((mid - ends[0]).abs().max()) > 1e-3  # it learnt something of the hue
+
+
 def test_lr_schedule_warms_up_then_anneals_by_steps_or_time() -> None:
     from darkproxy.engines.train import lr_at
 

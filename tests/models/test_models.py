@@ -78,7 +78,15 @@ def test_pointwise_is_pointwise_and_spatial_is_not() -> None:
 
 @pytest.mark.parametrize(
     ("arch", "hparams"),
-    [("pointwise", {}), ("multiscale", {}), ("multiscale", {"blur_bases": True}), ("positional", {"proj": 4})],
+    [
+        ("pointwise", {}),
+        ("pointwise", {"periodic": [[1, 0.0, 6.2832]]}),
+        ("multiscale", {}),
+        ("multiscale", {"blur_bases": True}),
+        ("positional", {"proj": 4}),
+        ("positional", {"proj": 4, "periodic": [[1, 0.5, 6.0]]}),
+        ("multiscale", {"periodic": [[0, 0.0, 6.2832]]}),
+    ],
 )
 def test_pixel_mlp_head_on_pixel_rows_equals_forward(arch: str, hparams: dict) -> None:
     """Training runs the MLP on random pixel rows of precomputed features: it

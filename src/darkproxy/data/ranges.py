@@ -303,6 +303,30 @@ class ZooModule:
     note: str = ""
 
 
+# Sliders that are angles: their period in their own units. darktable takes their cosine and sine (a hue
+# wheel, a rotation), so 0 and the period are the same edit; a proxy reads them as such (periodic_encoding).
+PERIODIC: Mapping[str, Mapping[str, float]] = {
+    "colorbalancergb": {f"{r}_H": 360.0 for r in ("shadows", "midtones", "highlights", "global")}
+    | {"hue_angle": 360.0},
+    "colorize": {"hue": 1.0},
+    "splittoning": {"shadow_hue": 1.0, "highlight_hue": 1.0},
+    "graduatednd": {"hue": 1.0, "rotation": 360.0},
+}
+
+
+def periodic_encoding(space: ParamSpace) -> list[list[float]]:
+    """The angles among ``space``'s free params (:data:`PERIODIC`), as ``[index, a, b]`` rows: the slider's
+    angle in radians is ``a + b * u`` for its normalised value ``u`` (``2 pi value / period``). Empty when the
+    module has none."""
+    table = PERIODIC.get(space.module, {})
+    rows = []
+    for i, spec in enumerate(space.specs):
+        period = table.get(spec.name)
+        if period is not None and spec.kind == "float":
+            rows.append([float(i), 2 * math.pi * spec.lo / period, 2 * math.pi * (spec.hi - spec.lo) / period])
+    return rows
+
+
 # The zoo: every user-facing float slider of each module within curated ranges. A module not in
 # this table is refused by ``darkproxy zoo train`` (no proxy over darktable's hard limits).
 ZOO_MODULES: Mapping[str, ZooModule] = {

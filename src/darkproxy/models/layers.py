@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -212,12 +213,25 @@ class PixelMLP(nn.Module):
     faster per training step on a CPU than the same network as 1x1 convolutions.
     Subclasses define :meth:`features` and set ``hparams``."""
 
-    def __init__(self, n_params: int, n_features: int, width: int, depth: int, param_hidden: int) -> None:
+    def __init__(
+        self,
+        n_params: int,
+        n_features: int,
+        width: int,
+        depth: int,
+        param_hidden: int,
+        periodic: Sequence[Sequence[float]] = (),
+    ) -> None:
         super().__init__()
         self.n_params = n_params
         self.n_features = n_features
+        # angles among the params: (index, a, b) rows, read as cos and sin of a + b u (data.ranges.periodic_encoding)
+        self.periodic = [(int(i), float(a), float(b)) for i, a, b in periodic]
+        if any(not 0 <= i < n_params for i, _, _ in self.periodic):
+            raise ValueError(f"periodic params {[i for i, _, _ in self.periodic]} out of range for {n_params} params")
+        n_read = n_params + len(self.periodic)  # an angle is read as two numbers
         self.layers = nn.ModuleList(nn.Linear(n_features if i == 0 else width, width) for i in range(depth))
-        self.param_mlp = ParamMLP(n_params, 2 * width * depth, param_hidden)
+        self.param_mlp = ParamMLP(n_read, 2 * width * depth, param_hidden)
         self.act = nn.SiLU()
         self.to_coef = nn.Linear(width, N_HEAD)
         nn.init.zeros_(self.to_coef.weight)  # identity at initialisation
@@ -226,7 +240,20 @@ class PixelMLP(nn.Module):
         # (exposure with a black offset, white balance, a channel mix) is exact through it,
         # whatever pixels the training images happen to have; the pixel path only has to
         # learn what really depends on the pixel.
-        self.coef_from_params = ParamMLP(n_params, N_HEAD, param_hidden)
+        self.coef_from_params = ParamMLP(n_read, N_HEAD, param_hidden)
+
+    def read_params(self, params: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Normalised ``params (B, P)`` -> what the param MLPs read ``(B, max(P, 1) + len(periodic))``: each angle
+        replaced by its cosine and sine (0 and its period the same input), the others as they are."""
+        p = params_or_const(params, self.n_params, like)
+        if not self.periodic:
+            return p
+        idx = [i for i, _, _ in self.periodic]
+        a = torch.tensor([a for _, a, _ in self.periodic], dtype=p.dtype, device=p.device)
+        b = torch.tensor([b for _, _, b in self.periodic], dtype=p.dtype, device=p.device)
+        theta = a + b * p[:, idx]
+        keep = [i for i in range(p.shape[1]) if i not in idx]
+        return torch.cat([p[:, keep], torch.cos(theta), torch.sin(theta)], 1)
 
     def features(self, image: torch.Tensor, origin: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, 3, H, W)`` linear -> ``(B, n_features, H, W)``. ``origin``
@@ -239,7 +266,7 @@ class PixelMLP(nn.Module):
         """The FiLM-modulated MLP on pixel rows: ``feats (B, N, n_features)``,
         ``params (B, P)`` -> its last hidden layer ``(B, N, width)`` and the
         params as the model reads them ``(B, max(P, 1))``."""
-        p = params_or_const(params, self.n_params, feats)
+        p = self.read_params(params, feats)
         h = upcast(feats)
         for layer, gb in zip(self.layers, self.param_mlp(p).chunk(len(self.layers), dim=1), strict=True):
             g, b = gb.chunk(2, dim=1)

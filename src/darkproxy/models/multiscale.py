@@ -210,13 +210,14 @@ class MultiscaleProxy(PixelMLP):
         blur_bases: bool = False,
         tone_bands: int = 0,
         image_stats: bool = False,
+        periodic: Sequence[Sequence[float]] = (),
     ) -> None:
         if in_channels != 3 or out_channels != 3:
             raise ValueError("multiscale proxies map 3 channels to 3 (use 'demosaic' for a packed mosaic)")
         sig, bsc, tb = [float(s) for s in sigmas], [float(s) for s in border_scales], int(tone_bands)
         n_stats = STAT_PLANES * len(STAT_QUANTILES) if image_stats else 0
         n_features = 4 + 4 * len(sig) + 2 * len(bsc) + tb * (1 + len(sig)) + n_stats
-        super().__init__(n_params, n_features, width, depth, param_hidden)
+        super().__init__(n_params, n_features, width, depth, param_hidden, periodic)
         self.sigmas, self.border_scales, self.blur_bases, self.tone_bands = sig, bsc, bool(blur_bases), tb
         self.image_stats = bool(image_stats)
         self.hparams: dict[str, Any] = {
@@ -231,6 +232,8 @@ class MultiscaleProxy(PixelMLP):
             self.hparams["tone_bands"] = tb
         if self.image_stats:  # likewise
             self.hparams["image_stats"] = True
+        if self.periodic:  # likewise
+            self.hparams["periodic"] = [list(r) for r in self.periodic]
         if self.blur_bases:
             self.to_blend = nn.Linear(width, len(sig))
             nn.init.zeros_(self.to_blend.weight)  # still the identity at initialisation

@@ -12,6 +12,7 @@ normalised param) exactly representable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -32,11 +33,14 @@ class PointwiseProxy(PixelMLP):
         width: int = 64,
         depth: int = 3,
         param_hidden: int = 64,
+        periodic: Sequence[Sequence[float]] = (),
     ) -> None:
         if in_channels != 3 or out_channels != 3:
             raise ValueError("pointwise proxies map 3 channels to 3 (use 'demosaic' for a packed mosaic)")
-        super().__init__(n_params, in_channels, width, depth, param_hidden)
+        super().__init__(n_params, in_channels, width, depth, param_hidden, periodic)
         self.hparams: dict[str, Any] = {"width": width, "depth": depth, "param_hidden": param_hidden}
+        if self.periodic:  # absent from the runs saved before it (their hparams rebuild them as they were)
+            self.hparams["periodic"] = [list(r) for r in self.periodic]
 
     def features(self, image: torch.Tensor, origin: torch.Tensor | None = None) -> torch.Tensor:
         return encode_input(image)  # per pixel: where the image lies does not matter

@@ -21,11 +21,12 @@ where FiLM alone can only scale each hidden unit's fixed mix of ``x`` and ``y``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from darkproxy.models.layers import ParamMLP, PixelMLP, encode_input, params_or_const
+from darkproxy.models.layers import ParamMLP, PixelMLP, encode_input
 from darkproxy.models.registry import register_arch
 
 N_COORD = 6  # x, y, x^2, y^2, xy, log aspect
@@ -67,18 +68,21 @@ class PositionalProxy(PixelMLP):
         depth: int = 3,
         param_hidden: int = 64,
         proj: int = 0,
+        periodic: Sequence[Sequence[float]] = (),
     ) -> None:
         if in_channels != 3 or out_channels != 3:
             raise ValueError("positional proxies map 3 channels to 3")
         if proj < 0:
             raise ValueError(f"proj must be >= 0, got {proj}")
-        super().__init__(n_params, 3 + N_COORD + proj, width, depth, param_hidden)
+        super().__init__(n_params, 3 + N_COORD + proj, width, depth, param_hidden, periodic)
         self.hparams: dict[str, Any] = {"width": width, "depth": depth, "param_hidden": param_hidden}
+        if self.periodic:  # absent from the runs saved before it (their hparams rebuild them as they were)
+            self.hparams["periodic"] = [list(r) for r in self.periodic]
         self.proj = proj
         if proj:
             self.hparams["proj"] = proj
             # per image: K rows of (N_COORD coefficients, offset); zero at first, like FiLM
-            self.proj_mlp = ParamMLP(n_params, proj * (N_COORD + 1), param_hidden)
+            self.proj_mlp = ParamMLP(n_params + len(self.periodic), proj * (N_COORD + 1), param_hidden)
 
     takes_origin = True  # forward(..., origin=): a tile gets its coordinates in the whole image
 
@@ -91,7 +95,7 @@ class PositionalProxy(PixelMLP):
         position features (``feats (B, N, 3 + N_COORD)``) appended to them first."""
         if not self.proj:
             return super().hidden(feats, params)
-        p = params_or_const(params, self.n_params, feats)
+        p = self.read_params(params, feats)
         m = self.proj_mlp(p).unflatten(1, (self.proj, N_COORD + 1))  # (B, K, N_COORD + 1)
         pos = feats[..., 3 : 3 + N_COORD].to(m.dtype)
         u = torch.einsum("bnc,bkc->bnk", pos, m[..., :N_COORD]) + m[:, None, :, N_COORD]

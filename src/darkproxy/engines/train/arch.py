@@ -9,10 +9,11 @@ from typing import Any
 import torch
 
 from darkproxy.data.dataset import DatasetInfo, ModuleDataset
+from darkproxy.data.ranges import periodic_encoding
 from darkproxy.data.scale import DIAGONAL_PX, FULL_SIZE_RADIUS, RENDER, ScaleRange, basis_for, sample_scale
-from darkproxy.engines.train.config import TrainError
+from darkproxy.engines.train.config import TrainConfig, TrainError
 from darkproxy.errors import DatasetError
-from darkproxy.models.registry import arch_entry
+from darkproxy.models.registry import arch_entry, arch_hparams
 
 
 def _arch_defaults(arch: str, device: torch.device | None = None) -> dict[str, Any]:
@@ -108,3 +109,14 @@ def training_scales(info: DatasetInfo, arch: str, train_ds: ModuleDataset) -> Sc
     asked = (info.raw.get("scales") or {}).get("range") if isinstance(info.raw.get("scales"), dict) else None
     # a drawn range is the trained range, ends included (the draws seldom land on them)
     return ScaleRange.from_scales([*measured, *(asked or [])] if any(measured) else [], dependent)
+
+
+def model_hparams(cfg: TrainConfig, info: DatasetInfo) -> dict[str, Any]:
+    """The hparams to build the model with: ``cfg``'s, plus the dataset's angle sliders (``periodic``:
+    :func:`~darkproxy.data.ranges.periodic_encoding`) where the architecture reads them so and ``cfg`` does not
+    say otherwise (``periodic: []`` turns it off)."""
+    arch, _ = choose_arch(info, cfg.arch)
+    if "periodic" in cfg.hparams or "periodic" not in arch_hparams(arch):
+        return dict(cfg.hparams)
+    rows = periodic_encoding(info.param_space)
+    return {**cfg.hparams, "periodic": rows} if rows else dict(cfg.hparams)

@@ -111,6 +111,9 @@ class _Plan:
     amp: bool
     outliers_left_out: list[str] = field(default_factory=list)  # sample ids (TrainConfig.keep_outliers)
     scales: ScaleRange | None = None  # render scales of the train split (run.json scale_range)
+    # the model's hparams: the config's, with what the dataset adds (arch.model_hparams); a resumed run's are its
+    # checkpoint's, so that a plan's config compares equal to its checkpoint's (zoo.training._same_training)
+    hparams: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, threads: int) -> dict[str, Any]:
         return {

@@ -18,7 +18,7 @@ import torch
 
 from darkproxy.colour.encodings import LOSS_SPACES, perceptual_loss_encode
 from darkproxy.data.dataset import DatasetInfo, ModuleDataset, load_dataset_info
-from darkproxy.engines.train.arch import _arch_defaults, choose_arch, training_scales
+from darkproxy.engines.train.arch import _arch_defaults, choose_arch, model_hparams, training_scales
 from darkproxy.engines.train.batches import _batches, _fit_crop, context_mask
 from darkproxy.engines.train.checkpoint import _torch_save_atomic, _trim_history, save_weights
 from darkproxy.engines.train.config import LOSSES, TrainConfig, TrainError, TrainResult, _Plan, resolve_device
@@ -89,6 +89,8 @@ def train(
     if cfg.init and ckpt is None:  # a resumed run's weights are its checkpoint's
         cfg, init = init_config(cfg, info)
     plan, train_ds, val_ds, val_split = _plan(root, cfg, info)
+    # a resumed run's model is its checkpoint's (before model_hparams: the config's)
+    plan.hparams = dict(ckpt.get("model_hparams", cfg.hparams)) if ckpt is not None else model_hparams(cfg, info)
     if init is not None:
         check_scales(init, bool(plan.scales and plan.scales.conditioned), str(cfg.init))
     run.mkdir(parents=True, exist_ok=True)
@@ -208,7 +210,7 @@ class _Loop:
         self.ckpt_path, self.clock = ckpt_path, clock
         device, steps = plan.device, plan.steps
         n_in = len(info.param_space) + int(bool(plan.scales and plan.scales.conditioned))  # + the scale feature
-        self.model = build_model(plan.arch, n_in, in_channels=info.in_channels, **cfg.hparams).to(device)
+        self.model = build_model(plan.arch, n_in, in_channels=info.in_channels, **plan.hparams).to(device)
         cuda = device.type == "cuda"
         self.opt = torch.optim.AdamW(
             self.model.parameters(), lr=plan.lr, weight_decay=cfg.weight_decay, fused=cuda or None
@@ -257,6 +259,7 @@ class _Loop:
                 "best_step": self.best_step,
                 "elapsed": self.elapsed(),
                 "config": asdict(self.cfg),
+                "model_hparams": self.plan.hparams,
                 "torch_rng": torch.get_rng_state(),
             },
         )
