@@ -215,6 +215,10 @@ def test_the_shipped_zoo_was_trained_with_the_shipped_plan() -> None:
     """Each shipped proxy's record matches what the shipped plan says of its module (samples, training
     photos, steps where the plan counts them, render scales, the architecture's settings): the plan is the
     zoo's documentation."""
+    from darkproxy.data.paramspace import ParamSpace
+    from darkproxy.data.ranges import periodic_encoding
+    from darkproxy.models.registry import arch_hparams
+
     plan = ZooPlan.load()
     for r in list_zoo(shipped_root()):
         m = r["module"]
@@ -226,5 +230,8 @@ def test_the_shipped_zoo_was_trained_with_the_shipped_plan() -> None:
             assert r["train_raws"] == list(mp.train_sources), m
         assert (r.get("scales") or None) == (list(mp.scales) if mp.scales else None), m
         run = json.loads((shipped_root() / m / "run.json").read_text())
-        assert {k: run["hparams"].get(k) for k in mp.hparams} == mp.hparams, m  # width, sigmas, tone bands
+        hp = {"periodic": [], **run["hparams"]}  # a run without angles (or from before them) records none
+        assert {k: hp.get(k) for k in mp.hparams} == mp.hparams, m  # width, sigmas, tone bands
+        if "periodic" not in mp.hparams and "periodic" in arch_hparams(run["arch"]):  # what train reads as angles
+            assert hp["periodic"] == periodic_encoding(ParamSpace.from_json(run["param_space"])), m
         assert mp.arch in ("auto", run["arch"]), m
