@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -242,6 +243,10 @@ class PixelMLP(nn.Module):
         # learn what really depends on the pixel.
         self.coef_from_params = ParamMLP(n_read, N_HEAD, param_hidden)
 
+    def periodic_hparams(self) -> dict[str, Any]:
+        """``{"periodic": rows}`` for a subclass's ``hparams``; empty without angles (as the runs saved before them)."""
+        return {"periodic": [list(r) for r in self.periodic]} if self.periodic else {}
+
     def read_params(self, params: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """Normalised ``params (B, P)`` -> what the param MLPs read ``(B, max(P, 1) + len(periodic))``: each angle
         replaced by its cosine and sine (0 and its period the same input), the others as they are."""
@@ -265,7 +270,7 @@ class PixelMLP(nn.Module):
     def hidden(self, feats: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The FiLM-modulated MLP on pixel rows: ``feats (B, N, n_features)``,
         ``params (B, P)`` -> its last hidden layer ``(B, N, width)`` and the
-        params as the model reads them ``(B, max(P, 1))``."""
+        params as the model reads them (:meth:`read_params`)."""
         p = self.read_params(params, feats)
         h = upcast(feats)
         for layer, gb in zip(self.layers, self.param_mlp(p).chunk(len(self.layers), dim=1), strict=True):

@@ -232,8 +232,7 @@ class MultiscaleProxy(PixelMLP):
             self.hparams["tone_bands"] = tb
         if self.image_stats:  # likewise
             self.hparams["image_stats"] = True
-        if self.periodic:  # likewise
-            self.hparams["periodic"] = [list(r) for r in self.periodic]
+        self.hparams.update(self.periodic_hparams())
         if self.blur_bases:
             self.to_blend = nn.Linear(width, len(sig))
             nn.init.zeros_(self.to_blend.weight)  # still the identity at initialisation

@@ -39,8 +39,7 @@ class PointwiseProxy(PixelMLP):
             raise ValueError("pointwise proxies map 3 channels to 3 (use 'demosaic' for a packed mosaic)")
         super().__init__(n_params, in_channels, width, depth, param_hidden, periodic)
         self.hparams: dict[str, Any] = {"width": width, "depth": depth, "param_hidden": param_hidden}
-        if self.periodic:  # absent from the runs saved before it (their hparams rebuild them as they were)
-            self.hparams["periodic"] = [list(r) for r in self.periodic]
+        self.hparams.update(self.periodic_hparams())
 
     def features(self, image: torch.Tensor, origin: torch.Tensor | None = None) -> torch.Tensor:
         return encode_input(image)  # per pixel: where the image lies does not matter

@@ -76,8 +76,7 @@ class PositionalProxy(PixelMLP):
             raise ValueError(f"proj must be >= 0, got {proj}")
         super().__init__(n_params, 3 + N_COORD + proj, width, depth, param_hidden, periodic)
         self.hparams: dict[str, Any] = {"width": width, "depth": depth, "param_hidden": param_hidden}
-        if self.periodic:  # absent from the runs saved before it (their hparams rebuild them as they were)
-            self.hparams["periodic"] = [list(r) for r in self.periodic]
+        self.hparams.update(self.periodic_hparams())
         self.proj = proj
         if proj:
             self.hparams["proj"] = proj

@@ -111,11 +111,10 @@ def training_scales(info: DatasetInfo, arch: str, train_ds: ModuleDataset) -> Sc
     return ScaleRange.from_scales([*measured, *(asked or [])] if any(measured) else [], dependent)
 
 
-def model_hparams(cfg: TrainConfig, info: DatasetInfo) -> dict[str, Any]:
-    """The hparams to build the model with: ``cfg``'s, plus the dataset's angle sliders (``periodic``:
+def model_hparams(cfg: TrainConfig, info: DatasetInfo, arch: str) -> dict[str, Any]:
+    """The hparams to build ``arch`` with: ``cfg``'s, plus the dataset's angle sliders (``periodic``:
     :func:`~darkproxy.data.ranges.periodic_encoding`) where the architecture reads them so and ``cfg`` does not
     say otherwise (``periodic: []`` turns it off)."""
-    arch, _ = choose_arch(info, cfg.arch)
     if "periodic" in cfg.hparams or "periodic" not in arch_hparams(arch):
         return dict(cfg.hparams)
     rows = periodic_encoding(info.param_space)

@@ -90,7 +90,8 @@ def train(
         cfg, init = init_config(cfg, info)
     plan, train_ds, val_ds, val_split = _plan(root, cfg, info)
     # a resumed run's model is its checkpoint's (before model_hparams: the config's)
-    plan.hparams = dict(ckpt.get("model_hparams", cfg.hparams)) if ckpt is not None else model_hparams(cfg, info)
+    resumed = ckpt.get("model_hparams", cfg.hparams) if ckpt is not None else None
+    plan.hparams = dict(resumed) if resumed is not None else model_hparams(cfg, info, plan.arch)
     if init is not None:
         check_scales(init, bool(plan.scales and plan.scales.conditioned), str(cfg.init))
     run.mkdir(parents=True, exist_ok=True)
