@@ -230,7 +230,7 @@ class PixelMLP(nn.Module):
         self.periodic = [(int(i), float(a), float(b)) for i, a, b in periodic]
         if any(not 0 <= i < n_params for i, _, _ in self.periodic):
             raise ValueError(f"periodic params {[i for i, _, _ in self.periodic]} out of range for {n_params} params")
-        n_read = n_params + len(self.periodic)  # an angle is read as two numbers
+        self.n_read = n_read = n_params + len(self.periodic)  # an angle is read as two numbers (read_params)
         self.layers = nn.ModuleList(nn.Linear(n_features if i == 0 else width, width) for i in range(depth))
         self.param_mlp = ParamMLP(n_read, 2 * width * depth, param_hidden)
         self.act = nn.SiLU()

@@ -81,7 +81,7 @@ class PositionalProxy(PixelMLP):
         if proj:
             self.hparams["proj"] = proj
             # per image: K rows of (N_COORD coefficients, offset); zero at first, like FiLM
-            self.proj_mlp = ParamMLP(n_params + len(self.periodic), proj * (N_COORD + 1), param_hidden)
+            self.proj_mlp = ParamMLP(self.n_read, proj * (N_COORD + 1), param_hidden)
 
     takes_origin = True  # forward(..., origin=): a tile gets its coordinates in the whole image
 
