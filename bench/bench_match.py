@@ -42,6 +42,7 @@ from darkproxy.data.paramspace import split_module_params  # noqa: E402
 from darkproxy.data.ranges import (
     DEFAULT_RANGES,  # noqa: E402
     LOOK_FREE,  # noqa: E402
+    PERIODIC,  # noqa: E402
 )
 from darkproxy.machine import machine_info  # noqa: E402
 from darkproxy.match import DEFAULT_CHAIN, match_pairs  # noqa: E402
@@ -93,13 +94,17 @@ def write_results(out: Path, stem: str, o: dict[str, Any], markdown: Any) -> Non
 
 def hidden_edit(rng: np.random.Generator, defaults: dict[str, float]) -> dict[str, float]:
     """Random sliders over the chain, an edit a photographer would keep: each fitted
-    slider moved from darktable's default by up to a quarter of its zoo range (either way, within the range)."""
+    slider moved from darktable's default by up to a quarter of its zoo range (either way, within the range; a hue
+    wheel wraps round: 0 - 20 degrees is 340)."""
     out = {}
     for m in DEFAULT_CHAIN:
         for p in LOOK_FREE[m]:
             lo, hi = DEFAULT_RANGES[m][p]
             d = defaults[f"{m}.{p}"]
-            out[f"{m}.{p}"] = float(np.clip(d + rng.uniform(-0.25, 0.25) * (hi - lo), lo, hi))
+            v = d + rng.uniform(-0.25, 0.25) * (hi - lo)
+            period = PERIODIC.get(m, {}).get(p, 0.0)
+            whole_turn = period > 0 and abs(hi - lo - period) < 1e-9 * period
+            out[f"{m}.{p}"] = float(lo + (v - lo) % period if whole_turn else np.clip(v, lo, hi))
     return out
 
 
@@ -274,6 +279,8 @@ def _row(s: dict[str, Any], out: Path) -> dict[str, Any]:
         "slider_error_median": float(np.median(list(errs.values()))) if errs else None,
         "slider_error_max": float(max(errs.values())) if errs else None,
         "param_errors": errs,
+        "truth": s.get("truth"),  # the hidden sliders (darktable-made references) and what the match gave
+        "matched": {n: s["params"][n] for n in s.get("free", [])} if s.get("truth") else None,
         # the demosaic match chose (darkproxy.match.demosaic) and each setting's ΔE2000
         "demosaic": next((d["label"] for d in s.get("demosaic", []) if d["chosen"]), None),
         "demosaic_tried": {d["label"]: d["deltae_mean"] for d in s.get("demosaic", [])},

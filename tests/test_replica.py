@@ -483,3 +483,30 @@ def test_replica_regress_frees_an_array_element(dt, tiny_raw: Path, tmp_path: Pa
     it = read_xmp(tmp_path / "fit" / "result.xmp").find("rgbcurve")
     nodes = flatten(decode_params(dt.schemas.get("rgbcurve"), it.params))["curve_nodes"][0]
     assert abs(nodes[1]["y"] - r["params"][name]) < 1e-6 and nodes[1]["x"] == pytest.approx(0.3)
+
+
+def test_replica_regress_wraps_a_hue_across_zero(dt, tiny_raw: Path, tmp_path: Path) -> None:
+    """color balance rgb's global offset hue from 20 degrees to darktable's target at 340: the fit wraps round
+    through 0 (a hue bounded by a sigmoid stops at the wall near 0, 20 degrees off) and darktable's render of the
+    result matches the target."""
+    from darkproxy.engines.regress import RegressConfig
+    from darkproxy.replica.fit import render_export, replica_regress
+    from darkproxy.replica.references import replica_history
+
+    def look(hue: float) -> dict[str, dict[str, float]]:
+        return {"colorbalancergb": {"global_C": 0.15, "global_H": hue}}
+
+    target = render_export(dt, tiny_raw, replica_history(dt, tiny_raw, None, look(340.0)), 128)
+    name = "colorbalancergb.global_H"
+    r = replica_regress(
+        dt,
+        tiny_raw,
+        target,
+        tmp_path / "fit",
+        free=[name],
+        sets=look(20.0),
+        truth={name: 340.0},
+        config=RegressConfig(iters=80, restarts=1),
+    )
+    assert abs(r["params"][name] - 340.0) < 2.0, r["params"]
+    assert r["darktable_psnr"] > 40 and r["darktable_psnr"] > r["start_psnr"] + 5, r

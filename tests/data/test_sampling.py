@@ -183,3 +183,17 @@ def test_zoo_ranges_are_curated_and_inside_darktable(schemas) -> None:
     assert "offset" not in default_free(schemas.get("graduatednd"))  # not in DEFAULT_FREE: the fallback
     sch = schemas.get("ashift")  # cl/cr/ct/cb are +-FLT_MAX in 4.2.1's introspection
     assert not {"cl", "cr", "ct", "cb"} & set(default_free(sch))
+
+
+def test_angles_carry_their_period_but_files_keep_their_form(schemas) -> None:
+    """Hues get their turn from data.ranges.PERIODIC when a space is built or read back; run and dataset
+    files never hold it (a shipped run's param_space compares equal to a fresh one's)."""
+    from darkproxy.data.paramspace import ParamSpace
+
+    sp = build_param_space(schemas.get("colorbalancergb"), ["midtones_H", "hue_angle", "contrast"])
+    assert [(s.period, s.full_turn) for s in sp.specs] == [(360.0, True), (360.0, False), (0.0, False)]
+    js = sp.to_json()
+    assert all("period" not in s for s in js["specs"])
+    assert ParamSpace.from_json(js) == sp
+    cz = build_param_space(schemas.get("colorize"))
+    assert cz.spec("hue").period == 1.0 and cz.spec("hue").full_turn and cz.spec("saturation").period == 0.0

@@ -591,3 +591,36 @@ def test_a_fixed_param_outside_the_training_range_reaches_the_model_unclipped() 
     seen = torch.cat(model.seen)
     assert torch.allclose(seen[:, 1], torch.tensor(3.0), rtol=1e-6), seen[:, 1].unique()  # every forward pass
     assert r.proxy_psnr > 60 and float(np.abs(r.proxy_output - y).max()) < 0.01
+
+
+class HueTint(torch.nn.Module):
+    """A colorize-like tint: out = x + amount (cos h, sin h, -cos h) with the hue h an angle (0..360 degrees,
+    one whole turn when ``period`` is 360) and amount in [0, 0.1]."""
+
+    def __init__(self, period: float = 360.0) -> None:
+        super().__init__()
+        self.module = "toy"
+        self.param_space = ParamSpace.of(
+            "toy",
+            [ParamSpec("hue", "float", 0.0, 360.0, 10.0, period=period), ParamSpec("amount", "float", 0.0, 0.1, 0.05)],
+        )
+
+    def forward(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        h = 2 * torch.pi * u[:, 0]
+        a = 0.1 * u[:, 1]
+        tint = torch.stack([torch.cos(h), torch.sin(h), -torch.cos(h)], 1) * a[:, None]
+        return x + tint[:, :, None, None]
+
+
+@pytest.mark.parametrize("polish", [0, 8])
+def test_a_hue_wraps_across_zero(polish: int) -> None:
+    """From 10 degrees to a target at 350: a whole-turn angle is wrapped, so the fit goes the short way across 0
+    (a bounded one is held at the sigmoid's wall near 0: 10 degrees off). Polish (on the same variables) too."""
+    x = _image(6, 24)
+    y = _render(HueTint(), x, {"hue": 350.0, "amount": 0.08})
+    cfg = RegressConfig(iters=200, restarts=1, polish=polish)
+    r = regress(HueTint(), x, y, cfg)
+    assert r.params["hue"] == pytest.approx(350.0, abs=0.2) and r.params["amount"] == pytest.approx(0.08, abs=1e-3)
+    assert r.proxy_psnr > 60
+    bounded = regress(HueTint(period=0.0), x, y, cfg)
+    assert bounded.params["hue"] < 5.0  # the reason for the wrap: stuck at the wall, the long way round uphill

@@ -61,8 +61,9 @@ def _register_regress(sub, common: argparse.ArgumentParser) -> None:
         "regress",
         "recover a module's slider values from an image, and check them with darktable",
         "Find the params of RUN's module that turn the module input into TARGET, by gradient descent through "
-        "the proxy (params bounded by a sigmoid, several restarts, best kept; enums/bools optimised relaxed, "
-        "then snapped). The input is --input (a TIFF, e.g. a tap-out's input.tif) or is rendered from --raw "
+        "the proxy (params bounded by a sigmoid, a hue wheel wrapped round instead; several restarts, best kept; "
+        "enums/bools optimised relaxed, then snapped). The input is --input (a TIFF, e.g. a tap-out's "
+        "input.tif) or is rendered from --raw "
         "(darktable's default history upstream, at the target's size). When the raw is known (--raw, or the "
         "meta.json of a tap-out next to --input) darktable renders the recovered params and darktable_psnr "
         "compares that render with the target on the tap-out history (modules after this one disabled), "

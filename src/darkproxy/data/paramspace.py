@@ -22,7 +22,9 @@ class ParamSpec:
     """One free parameter: ``kind`` is ``float``, ``int``, ``bool`` or ``enum``.
 
     ``lo``/``hi`` is the *training range* (inside darktable's $MIN/$MAX);
-    ``values`` lists an enum's allowed values (ints) and ``names`` their names.
+    ``values`` lists an enum's allowed values (ints) and ``names`` their names; ``period`` is the turn of a
+    slider that is an angle, in its own units (360 for degrees; 0: not an angle), set from the module's table
+    (:func:`darkproxy.data.ranges.with_periods`) and never written to JSON.
     """
 
     name: str
@@ -32,6 +34,13 @@ class ParamSpec:
     default: float
     values: tuple[int, ...] = ()
     names: tuple[str, ...] = ()
+    period: float = 0.0
+
+    @property
+    def full_turn(self) -> bool:
+        """Whether the slider is an angle whose range is one whole turn: its ends are the same edit, so a
+        regression may wrap it across them (the range's ends are equal modulo the period)."""
+        return self.kind == "float" and self.period > 0 and abs(self.hi - self.lo - self.period) <= 1e-9 * self.period
 
     def normalize(self, v: float) -> float:
         if self.kind == "enum":
@@ -54,8 +63,10 @@ class ParamSpec:
 
     def error(self, recovered: Any, truth: Any) -> tuple[float, float]:
         """``|recovered - truth|``, absolute and as a fraction of the training range (0 for an empty range):
-        a slider regression's error."""
+        a slider regression's error. An angle's is the shorter way round (359 and 1 degrees are 2 apart)."""
         e = abs(float(recovered) - float(truth))
+        if self.period > 0:
+            e = min(e % self.period, self.period - e % self.period)
         return e, e / (self.hi - self.lo) if self.hi > self.lo else 0.0
 
     def check(self, v: Any) -> None:
@@ -98,6 +109,13 @@ class ParamSpace:
         """Vector in [0, 1]^P -> named values (ints rounded, enums snapped)."""
         return {s.name: s.denormalize(float(x)) for s, x in zip(self.specs, u, strict=False)}
 
+    def unit_errors(self, u: np.ndarray, u_true: np.ndarray) -> np.ndarray:
+        """``|u - u_true|`` per param of two normalised vectors ``(P,)`` (fractions of the training ranges); a
+        whole-turn angle's the shorter way round, as :meth:`ParamSpec.error`."""
+        d = np.abs(np.asarray(u, np.float64) - np.asarray(u_true, np.float64))
+        turn = np.array([s.full_turn for s in self.specs], dtype=bool)
+        return np.where(turn, np.minimum(d, 1.0 - d), d)
+
     def defaults(self) -> dict[str, Any]:
         return {s.name: s.default for s in self.specs}
 
@@ -114,15 +132,19 @@ class ParamSpace:
         }
 
     def to_json(self) -> dict[str, Any]:
-        return {"module": self.module, "specs": [asdict(s) for s in self.specs], "fixed": dict(self.fixed)}
+        # ``period`` stays out: it comes from the module's table on load, and run and dataset files keep their form
+        specs = [{k: v for k, v in asdict(s).items() if k != "period"} for s in self.specs]
+        return {"module": self.module, "specs": specs, "fixed": dict(self.fixed)}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ParamSpace:
+        from darkproxy.data.ranges import with_periods  # ranges builds on this file
+
         specs = tuple(
             ParamSpec(**{**s, "values": tuple(s.get("values", ())), "names": tuple(s.get("names", ()))})
             for s in d["specs"]
         )
-        return cls(module=d["module"], specs=specs, fixed=dict(d.get("fixed", {})))
+        return with_periods(cls(module=d["module"], specs=specs, fixed=dict(d.get("fixed", {}))))
 
     @classmethod
     def of(cls, module: str, specs: Iterable[ParamSpec], fixed: Mapping[str, Any] | None = None) -> ParamSpace:

@@ -314,6 +314,19 @@ PERIODIC: Mapping[str, Mapping[str, float]] = {
 }
 
 
+def with_periods(space: ParamSpace) -> ParamSpace:
+    """``space`` with each angle's ``period`` set from :data:`PERIODIC` (a float slider of ``space.module``);
+    ``space`` itself when the module has none."""
+    table = PERIODIC.get(space.module, {})
+    if not table:
+        return space
+    specs = [
+        dataclasses.replace(s, period=table[s.name]) if s.name in table and s.kind == "float" else s
+        for s in space.specs
+    ]
+    return dataclasses.replace(space, specs=tuple(specs))
+
+
 def periodic_encoding(space: ParamSpace) -> list[list[float]]:
     """The angles among ``space``'s free params (:data:`PERIODIC`), as ``[index, a, b]`` rows: the slider's
     angle in radians is ``a + b * u`` for its normalised value ``u`` (``2 pi value / period``). Empty when the
@@ -552,7 +565,7 @@ def build_param_space(
                 f"{name} is a{'n' if f.type == 'enum' else ''} {f.type}: it is sampled over its values, not a range"
             )
         specs.append(spec_for(f, rng))
-    return ParamSpace.of(schema.name, specs, fixed)
+    return with_periods(ParamSpace.of(schema.name, specs, fixed))
 
 
 def upstream_variety(schemas: SchemaSet, module: str, iop_order_version: int = 2) -> UpstreamVariety | None:

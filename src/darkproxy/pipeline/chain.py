@@ -3,6 +3,7 @@ space for the regression engine) and darktable's histories and renders of a chai
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -127,14 +128,14 @@ class FlatPipelineProxy(nn.Module):
 
     def __init__(self, pipe: ProxyPipeline) -> None:
         super().__init__()
-        from darkproxy.data.paramspace import ParamSpace, ParamSpec
+        from darkproxy.data.paramspace import ParamSpace
 
         self.pipe = pipe
         specs, fixed, self.sizes = [], {}, []
         for i, p in enumerate(pipe.proxies):
             self.sizes.append(len(p.param_space))
             for s in p.param_space.specs:
-                specs.append(ParamSpec(f"{p.module}.{s.name}", s.kind, s.lo, s.hi, s.default, s.values, s.names))
+                specs.append(dataclasses.replace(s, name=f"{p.module}.{s.name}"))
             if pipe.cfg is not None:
                 fixed.update({f"{p.module}.{k}": v for k, v in pipe.cfg.stages[i].fixed.items()})
         self.param_space = ParamSpace.of("+".join(pipe.modules_names), specs, fixed)

@@ -57,7 +57,7 @@ class ReplicaChain(nn.Module):
         proxies: Mapping[str, nn.Module],
         taps: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
-        from darkproxy.data.ranges import DEFAULT_RANGES
+        from darkproxy.data.ranges import DEFAULT_RANGES, PERIODIC
 
         super().__init__()
         self.plan = plan
@@ -79,7 +79,7 @@ class ReplicaChain(nn.Module):
                             f"{st.key}: the proxy's param {s.name!r} is not in the history's params"
                         ) from None
                     d = _num(value, f"{st.key}.{s.name}")
-                    own.append(ParamSpec(s.name, s.kind, s.lo, s.hi, d, s.values, s.names))
+                    own.append(dataclasses.replace(s, default=d))
             elif st.kind == "exact":
                 rng = DEFAULT_RANGES.get(st.module, {})
                 for name in EXACT[st.module].params:
@@ -89,11 +89,12 @@ class ReplicaChain(nn.Module):
                         value = None
                     if value is not None:
                         lo, hi = rng[name]
-                        own.append(ParamSpec(name, "float", lo, hi, _num(value, f"{st.key}.{name}")))
+                        period = PERIODIC.get(st.module, {}).get(name, 0.0)
+                        own.append(ParamSpec(name, "float", lo, hi, _num(value, f"{st.key}.{name}"), period=period))
             if st.opacity is not None:  # darktable's blend opacity, a slider like the module's own
                 own.append(ParamSpec(BLEND_OPACITY, "float", 0.0, 1.0, float(st.opacity)))
             self.slots[st.key] = _Slot(len(specs), [s.name for s in own], own, st.opacity is not None)
-            specs += [ParamSpec(f"{st.key}.{s.name}", s.kind, s.lo, s.hi, s.default, s.values, s.names) for s in own]
+            specs += [dataclasses.replace(s, name=f"{st.key}.{s.name}") for s in own]
         self.param_space = ParamSpace.of("replica", specs)
         for st in plan.stages:
             why = _scale_problem(st, self.ctx)

@@ -16,7 +16,10 @@ How the optimisation works:
 * **Bounded by construction**: Adam optimises unconstrained logits ``z``;
   ``u = sigmoid(z)`` is the normalised param in ``[0, 1]`` (the proxy's input
   convention), ``value = lo + u (hi - lo)`` in the training range. Nothing is
-  ever clipped, so no gradient is lost at a bound.
+  ever clipped, so no gradient is lost at a bound. An angle whose range is a
+  whole turn (a hue wheel: :attr:`~darkproxy.data.paramspace.ParamSpec.full_turn`)
+  is not bounded but wrapped, ``u = (z / 4) mod 1``, so a fit may cross 0 to
+  reach 359 degrees (the sigmoid's walls would stop it at 0).
 * **Restarts against local minima**: restart 0 starts at the defaults, the
   others at seeded uniform points in ``[0.05, 0.95]``. All restarts run at once
   as one batch (Adam is element-wise, so a batch of restarts is exactly the
@@ -209,9 +212,23 @@ def resolve_free(space: Any, names: Sequence[str] | None) -> list[int]:
     return idx
 
 
-def _logit(u: np.ndarray) -> np.ndarray:
-    u = np.clip(u, 0.02, 0.98)  # keep the start off the flat ends of the sigmoid
-    return np.log(u / (1 - u))
+_WRAP_GAIN = 4.0  # an angle's u = (z / 4) mod 1: the sigmoid's slope at its centre, so ``lr`` means the same
+
+
+def _wraps(space: Any, idx: list[int], device: torch.device) -> torch.Tensor:
+    """``(k,)`` bool: which of the params ``idx`` are angles over a whole turn (wrapped, not bounded)."""
+    return torch.tensor([space.specs[i].full_turn for i in idx], dtype=torch.bool, device=device)
+
+
+def _to_u(z: torch.Tensor, wrap: torch.Tensor) -> torch.Tensor:
+    """The optimised variables ``z`` (..., k) -> normalised params in [0, 1]: sigmoid, or mod 1 where ``wrap``."""
+    return torch.where(wrap, torch.remainder(z / _WRAP_GAIN, 1.0), torch.sigmoid(z))
+
+
+def _to_z(u: np.ndarray, wrap: np.ndarray) -> np.ndarray:
+    """:func:`_to_u`'s inverse for a start ``u`` (..., k); bounded params kept off the sigmoid's flat ends."""
+    uc = np.clip(u, 0.02, 0.98)
+    return np.where(wrap, _WRAP_GAIN * np.asarray(u, np.float64), np.log(uc / (1 - uc)))
 
 
 def as_batch(img: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -333,8 +350,8 @@ def _regress(
     if not bool(torch.isfinite(final).any()):
         raise RegressError("the model's output is not finite at the end of every restart (NaN or inf): cannot regress")
     best = int(torch.argmin(torch.where(torch.isfinite(final), final, torch.full_like(final, float("inf")))))
-    # free params: in range by the sigmoid, ints rounded, enums/bools exact; the others exactly as given (a value
-    # outside the training range, e.g. a history's, must reach the output and the result unclipped)
+    # free params: in range by the sigmoid (or wrapped), ints rounded, enums/bools exact; the others exactly as given
+    # (a value outside the training range, e.g. a history's, must reach the output and the result unclipped)
     got = space.denormalize(u_fin[best].cpu().numpy())
     free_names = {space.names[i] for i in free}
     params = {n: got[n] if n in free_names else base_vals.get(n, got[n]) for n in space.names}
@@ -383,16 +400,18 @@ def _polished(
     r = int(torch.argmin(torch.where(torch.isfinite(work), work, torch.full_like(work, float("inf")))))
     idx_t = torch.tensor(idx, dtype=torch.long, device=u_fin.device)
     enc = encoder_for(proxy)
+    wrap = _wraps(getattr(proxy, "param_space"), idx, u_fin.device)  # noqa: B009
 
     def model(z: torch.Tensor) -> torch.Tensor:
         u = u_fin[r].expand(z.shape[0], -1).clone()
-        u[:, idx_t] = torch.sigmoid(z.to(u.dtype))
+        u[:, idx_t] = _to_u(z.to(u.dtype), wrap)
         return enc(proxy(xw.expand(z.shape[0], -1, -1, -1), u))
 
-    z0 = torch.logit(u_fin[r, idx_t], eps=1e-6)
+    u0 = u_fin[r, idx_t]
+    z0 = torch.where(wrap, _WRAP_GAIN * u0, torch.logit(u0, eps=1e-6))
     z, _, _ = lm_polish(model, z0, tencw, cfg.loss, cfg.polish)
     out = u_fin.clone()
-    out[r, idx_t] = torch.sigmoid(z.to(out.dtype))
+    out[r, idx_t] = _to_u(z.to(out.dtype), wrap)
     return out
 
 
@@ -481,18 +500,20 @@ def _adam(
     progress: Callable[[int, float], None] | None,
     offset: int,
 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """Adam on the logits of params ``idx`` for a batch of ``R`` restarts
+    """Adam on the logits (an angle's wrapped variable: :func:`_to_u`) of params ``idx`` for a batch of ``R`` restarts
     (``base``: (R, P) normalised values of the others; ``u0``: (R, k) starts).
     Returns the final (R, P) params, the (iters, R) losses and the (iters, R, P)
     trajectory (empty unless ``cfg.record``)."""
     R, P = base.shape
     dev = base.device
-    z = torch.tensor(_logit(np.asarray(u0, np.float64)), dtype=torch.float32, device=dev, requires_grad=True)
+    wrap = _wraps(getattr(proxy, "param_space"), idx, dev)  # noqa: B009
+    z0 = _to_z(np.asarray(u0, np.float64), wrap.cpu().numpy())
+    z = torch.tensor(z0, dtype=torch.float32, device=dev, requires_grad=True)
     idx_t = torch.tensor(idx, dtype=torch.long, device=dev)
 
     def full_u(zz: torch.Tensor) -> torch.Tensor:
         u = base.clone()
-        u[:, idx_t] = torch.sigmoid(zz)
+        u[:, idx_t] = _to_u(zz, wrap)
         return u
 
     for t in _PRELOAD:  # the preload thread's import, if still running, finishes first

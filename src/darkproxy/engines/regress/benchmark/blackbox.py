@@ -82,8 +82,9 @@ class DarktableObjective:
         return self.space.normalize(self.space.denormalize(u)).astype(np.float64)
 
     def error(self, u: np.ndarray) -> np.ndarray:
-        """Per free param ``|u - u_true|`` (fraction of the training range)."""
-        return np.abs(self.snapped(u) - self.u_true)[self.free]
+        """Per free param ``|u - u_true|`` (fraction of the training range; a whole-turn angle's the shorter way
+        round, as :meth:`~darkproxy.data.paramspace.ParamSpec.error`)."""
+        return self.space.unit_errors(self.snapped(u), self.u_true)[self.free]
 
 
 def psnr_or_zero(mse: float) -> float:

@@ -270,7 +270,7 @@ def _proxy_method(setup: _Setup, i: int, raw: Path, target: np.ndarray, u_true: 
     named = space.for_darktable(res.params)
     ver = verify_with_darktable(setup.dt, raw, proxy.module, named, target, pre)
     p_sec = time.perf_counter() - t0
-    p_err = np.abs(res.normalized.astype(np.float64) - u_true)[setup.free]
+    p_err = space.unit_errors(res.normalized, u_true)[setup.free]
     return {
         "params": _plain(res.params),
         "param_error": _named(setup.free_names, p_err),
