@@ -142,3 +142,12 @@ def test_a_scale_dependent_proxy_refuses_an_unknown_scale() -> None:
     assert torch.equal(a, b) and torch.isfinite(a).all()
     expo.check_scale(None)
     assert torch.isfinite(expo(x, {"exposure": 1.0})).all()
+
+
+def test_a_loaded_proxys_hues_are_whole_turns() -> None:
+    """The zoo's colorbalancergb run.json holds no period: the loader gives each hue its turn (so a regression
+    wraps it) and leaves the other sliders bounded."""
+    sp = Proxy.load("zoo:colorbalancergb").param_space
+    turns = {s.name for s in sp.specs if s.full_turn}
+    assert turns == {f"{r}_H" for r in ("shadows", "midtones", "highlights", "global")}
+    assert sp.spec("hue_angle").period == 360.0 and sp.spec("contrast").period == 0.0

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from darkproxy.data.paramspace import ParamSpace
+from darkproxy.data.ranges import with_periods
 from darkproxy.data.scale import ScaleRange, sample_scale
 from darkproxy.data.store import FORMAT, read_dataset_json
 from darkproxy.errors import DatasetError
@@ -59,7 +60,7 @@ def load_dataset_info(root: str | os.PathLike[str]) -> DatasetInfo:
     path = root / "dataset.json"
     d = read_dataset_json(root)
     try:
-        space = ParamSpace.from_json(d["param_space"])
+        space = with_periods(ParamSpace.from_json(d["param_space"]))
         pre = bool(d.get("pre_demosaic", False))
         return DatasetInfo(
             root=root,

@@ -138,13 +138,13 @@ class ParamSpace:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ParamSpace:
-        from darkproxy.data.ranges import with_periods  # ranges builds on this file
-
+        """The space ``to_json`` wrote; angles without their ``period`` (:func:`darkproxy.data.ranges.with_periods`
+        adds it: the dataset and proxy loaders do)."""
         specs = tuple(
             ParamSpec(**{**s, "values": tuple(s.get("values", ())), "names": tuple(s.get("names", ()))})
             for s in d["specs"]
         )
-        return with_periods(cls(module=d["module"], specs=specs, fixed=dict(d.get("fixed", {}))))
+        return cls(module=d["module"], specs=specs, fixed=dict(d.get("fixed", {})))
 
     @classmethod
     def of(cls, module: str, specs: Iterable[ParamSpec], fixed: Mapping[str, Any] | None = None) -> ParamSpace:

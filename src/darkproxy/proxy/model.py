@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from darkproxy.data.paramspace import ParamSpace
+from darkproxy.data.ranges import with_periods
 from darkproxy.data.scale import DIAGONAL_PX, RENDER, ScaleRange, full_size_problem, output_diagonal
 from darkproxy.errors import DarkproxyError, ScaleError, UnknownParam
 from darkproxy.models.registry import arch_entry, build_model
@@ -74,7 +75,7 @@ class Proxy(nn.Module):
         weights = run / "model.safetensors"
         if not weights.is_file():
             raise DarkproxyError(f"{run} has no model.safetensors (training has not validated yet)")
-        space = ParamSpace.from_json(info["param_space"])
+        space = with_periods(ParamSpace.from_json(info["param_space"]))
         try:
             arch_entry(info["arch"])
         except ValueError as e:
