@@ -47,6 +47,7 @@ from darkproxy.data.ranges import (
 from darkproxy.machine import machine_info  # noqa: E402
 from darkproxy.match import DEFAULT_CHAIN, match_pairs  # noqa: E402
 from darkproxy.match.auto import match_any  # noqa: E402
+from darkproxy.match.fit import resolve_chain  # noqa: E402
 from darkproxy.raw.synth import SynthRawSpec, default_source_images, write_synthetic_dng  # noqa: E402
 from darkproxy.replica.fit import render_export  # noqa: E402
 from darkproxy.replica.references import replica_history  # noqa: E402
@@ -95,26 +96,27 @@ def write_results(out: Path, stem: str, o: dict[str, Any], markdown: Any) -> Non
 def hidden_edit(rng: np.random.Generator, defaults: dict[str, float]) -> dict[str, float]:
     """Random sliders over the chain, an edit a photographer would keep: each fitted
     slider moved from darktable's default by up to a quarter of its zoo range (either way, within the range; a hue
-    wheel wraps round: 0 - 20 degrees is 340)."""
+    wheel wraps round: 0 - 20 degrees is 340). ``defaults``: :func:`chain_defaults`'s, in its order."""
     out = {}
-    for m in DEFAULT_CHAIN:
-        for p in LOOK_FREE[m]:
-            lo, hi = DEFAULT_RANGES[m][p]
-            d = defaults[f"{m}.{p}"]
-            v = d + rng.uniform(-0.25, 0.25) * (hi - lo)
-            period = PERIODIC.get(m, {}).get(p, 0.0)
-            whole_turn = period > 0 and abs(hi - lo - period) < 1e-9 * period
-            out[f"{m}.{p}"] = float(lo + (v - lo) % period if whole_turn else np.clip(v, lo, hi))
+    for key, d in defaults.items():
+        m, p = key.split(".", 1)
+        lo, hi = DEFAULT_RANGES[m][p]
+        v = d + rng.uniform(-0.25, 0.25) * (hi - lo)
+        period = PERIODIC.get(m, {}).get(p, 0.0)
+        whole_turn = period > 0 and abs(hi - lo - period) < 1e-9 * period
+        out[key] = float(lo + (v - lo) % period if whole_turn else np.clip(v, lo, hi))
     return out
 
 
 def chain_defaults(dt: Darktable, raw: Path) -> dict[str, float]:
-    """darktable's default values of the fitted sliders for ``raw`` (its default history, the chain's modules on)."""
+    """darktable's default values of match's default chain's sliders for ``raw`` (its default history, the chain's
+    modules on; the tone mapper the raw's own: filmic rgb up to darktable 5.0, sigmoid from 5.2)."""
     from darkproxy.darktable.params import decode_params, flatten
 
-    hist = replica_history(dt, raw, None, {m: {} for m in DEFAULT_CHAIN})
+    modules = [m for m in resolve_chain(dt, raw, None, DEFAULT_CHAIN) if not m.startswith("-")]
+    hist = replica_history(dt, raw, None, {m: {} for m in modules})
     out = {}
-    for m in DEFAULT_CHAIN:
+    for m in modules:
         it = hist.find(m)
         vals = flatten(decode_params(dt.schemas.get(m), it.params)) if it is not None else {}
         out.update({f"{m}.{p}": float(vals[p]) for p in LOOK_FREE[m]})
@@ -192,8 +194,8 @@ def main() -> None:
         **run_record(dt, a.size),
         "n": a.n,
         "seed": a.seed,
-        "chain": chain,
-        "free": [f"{m}.{p}" for m in chain for p in LOOK_FREE.get(m, ())],
+        "chain": (resolved := resolve_chain(dt, raws[0], None, chain)),  # tonemapper: the raws' own
+        "free": [f"{m}.{p}" for m in resolved for p in LOOK_FREE.get(m, ())],
         "darktable_made": dt_rows,
         "rawpy_made": rp_rows,
         "pairs": pairs_rec,
