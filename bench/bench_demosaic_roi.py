@@ -13,6 +13,7 @@ matrix) against darktable's tap-out and of the sRGB display against darktable's 
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
@@ -46,6 +47,7 @@ def _whole(in_hw: tuple[int, int], size: tuple[int, int], version: object = None
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     dt = Darktable()
     sources = default_source_images()
     rows = []

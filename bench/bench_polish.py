@@ -22,6 +22,7 @@ Per case ΔE2000 (mean, darktable's render of result.xmp against the reference) 
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import sys
@@ -202,6 +203,7 @@ def _md(version: str, info: dict[str, Any], rows: list[dict[str, Any]], secs: fl
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     dt = Darktable()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
