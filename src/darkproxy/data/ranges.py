@@ -331,13 +331,11 @@ def periodic_encoding(space: ParamSpace) -> list[list[float]]:
     """The angles among ``space``'s free params (:data:`PERIODIC`), as ``[index, a, b]`` rows: the slider's
     angle in radians is ``a + b * u`` for its normalised value ``u`` (``2 pi value / period``). Empty when the
     module has none."""
-    table = PERIODIC.get(space.module, {})
-    rows = []
-    for i, spec in enumerate(space.specs):
-        period = table.get(spec.name)
-        if period is not None and spec.kind == "float":
-            rows.append([float(i), 2 * math.pi * spec.lo / period, 2 * math.pi * (spec.hi - spec.lo) / period])
-    return rows
+    return [
+        [float(i), 2 * math.pi * s.lo / s.period, 2 * math.pi * (s.hi - s.lo) / s.period]
+        for i, s in enumerate(with_periods(space).specs)
+        if s.period > 0
+    ]
 
 
 # The zoo: every user-facing float slider of each module within curated ranges. A module not in
