@@ -32,6 +32,7 @@ def test_numpy_and_torch_agree() -> None:
         cs.srgb_display_rec709,
         cs.mu_law,
         cs.log_encode,
+        cs.log_decode,
         cs.pu21_luminance,
     ):
         np.testing.assert_allclose(fn(torch.from_numpy(a)).numpy(), fn(a), rtol=1e-5, atol=1e-4)  # PU21: 0..595
@@ -52,5 +53,8 @@ def test_loss_encodings_are_smooth_and_unclipped() -> None:
     assert float(cs.perceptual_loss_encode(torch.tensor(4.0), "srgb")) > 1.5
     assert float(cs.mu_law(torch.tensor(1.0))) == pytest.approx(1.0)
     assert float(cs.log_encode(torch.tensor(1.0))) == pytest.approx(1.0)
+    # log_decode inverts it across signs and decades (float64: asinh / sinh round-trip)
+    v = torch.tensor([-3.0, -1e-3, 0.0, 1e-5, 0.02, 1.0, 64.0, 1e4], dtype=torch.float64)
+    torch.testing.assert_close(cs.log_decode(cs.log_encode(v)), v, rtol=1e-12, atol=1e-15)
     with pytest.raises(ValueError):
         cs.perceptual_loss_encode(x, "gamma")

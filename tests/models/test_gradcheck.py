@@ -94,6 +94,30 @@ def test_gradcheck_positional_with_projections() -> None:
     assert not torch.allclose(model(x, p), y)
 
 
+def test_gradcheck_pointwise_with_mixes() -> None:
+    """The param-conditioned linear maps of the linear pixel (``mix``, an option of ``pointwise``) are
+    differentiable, and the MLP reads them: each is ``log_encode(m . rgb + o)`` of the pixel's linear RGB."""
+    from darkproxy.colour.encodings import log_encode
+
+    model, x, p = _setup("pointwise", 6, 6, mix=2)
+    assert torch.autograd.gradcheck(model, (x, p), eps=1e-6, atol=1e-5, rtol=1e-3)
+    y = model(x, p)
+    with torch.no_grad():
+        model.mix_mlp.net[-1].weight.zero_()
+        model.mix_mlp.net[-1].bias.copy_(torch.tensor([0.5, -1.0, 0.25, 0.1, 0.0, 2.0, 0.0, -0.3], dtype=x.dtype))
+        feats = model.features(x).flatten(2).transpose(1, 2)
+        seen: list[torch.Tensor] = []
+        hook = model.layers[0].register_forward_hook(lambda _m, inp, _o: seen.append(inp[0]))
+        changed = model(x, p)
+        hook.remove()
+    rgb = x.flatten(2).transpose(1, 2)
+    want = log_encode(
+        torch.stack([rgb @ torch.tensor([0.5, -1.0, 0.25], dtype=x.dtype) + 0.1, 2.0 * rgb[..., 1] - 0.3], -1)
+    )
+    torch.testing.assert_close(seen[0], torch.cat([feats, want], -1))
+    assert not torch.allclose(changed, y)
+
+
 @pytest.mark.parametrize("arch", list_archs())
 def test_archs_keep_float64(arch: str) -> None:
     model, x, p = _setup(arch, 6, 6)

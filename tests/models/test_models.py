@@ -61,8 +61,13 @@ def test_pointwise_is_pointwise_and_spatial_is_not() -> None:
     torch.manual_seed(0)
     x = torch.rand(1, 3, 16, 16)
     p = torch.rand(1, 1)
-    for arch, local in (("pointwise", True), ("multiscale", False), ("spatial", False)):
-        m = build_model(arch, 1)
+    for arch, local, hp in (
+        ("pointwise", True, {}),
+        ("pointwise", True, {"mix": 2}),
+        ("multiscale", False, {}),
+        ("spatial", False, {}),
+    ):
+        m = build_model(arch, 1, **hp)
         _perturb(m, 0.1)
         x2 = x.clone()
         x2[0, :, 8, 8] += 0.5
@@ -81,6 +86,8 @@ def test_pointwise_is_pointwise_and_spatial_is_not() -> None:
     [
         ("pointwise", {}),
         ("pointwise", {"periodic": [[1, 0.0, 6.2832]]}),
+        ("pointwise", {"mix": 3}),
+        ("pointwise", {"mix": 3, "periodic": [[1, 0.0, 6.2832]]}),
         ("multiscale", {}),
         ("multiscale", {"blur_bases": True}),
         ("positional", {"proj": 4}),

@@ -169,6 +169,13 @@ def log_encode(x: T, eps: float = 1.0 / 256) -> T:
     return xp.arcsinh(x / eps) / math.asinh(1.0 / eps)  # torch.arcsinh is torch.asinh
 
 
+def log_decode(e: T, eps: float = 1.0 / 256) -> T:
+    """The inverse of :func:`log_encode`: ``eps * sinh(e * asinh(1 / eps))`` (same ``eps``)."""
+    e = _as_float(e)
+    xp = _xp(e)
+    return eps * xp.sinh(e * math.asinh(1.0 / eps))
+
+
 def perceptual_loss_encode(x: T, kind: str = "srgb") -> T:
     """Encoding the training loss is computed in (differentiable, unbounded).
 
