@@ -94,10 +94,12 @@ def main() -> None:
     if a.sweep:
         param, _, values = a.sweep.partition("=")
         pins = [f"{param}={v}" for v in values.split(",")]
+    runs = [(name, Path(path)) for name, _, path in (spec.rpartition("=") for spec in a.run)]  # a name may hold "="
+    for name, run in runs:
+        if not name or not (run / "run.json").is_file():
+            ap.error(f"--run {name or '?'}={run}: expected NAME=RUN_DIR with RUN_DIR/run.json")
     rows = []
-    for spec in a.run:
-        name, _, path = spec.partition("=")
-        run = Path(path)
+    for name, run in runs:
         module = json.loads((run / "run.json").read_text())["module"]
         for pin in pins:
             res = evaluate(run, Path(a.images), a.n, a.sampler, a.seed, pin, a.scales)
