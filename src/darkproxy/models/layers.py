@@ -82,6 +82,15 @@ def film(h: torch.Tensor, gb: torch.Tensor) -> torch.Tensor:
     return h * (1.0 + g[:, :, None, None]) + b[:, :, None, None]
 
 
+def param_linear_maps(coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``K`` affine maps of pixel rows, set per image (by the params: ``positional``'s ``proj``, ``pointwise``'s
+    ``mix``): ``coef (B, K * (C + 1))``, each map's ``C`` weights then its offset (a :class:`ParamMLP`'s output),
+    ``x (B, N, C)`` -> ``(B, N, K)`` in ``coef``'s dtype."""
+    c = x.shape[-1]
+    m = coef.unflatten(1, (-1, c + 1))  # (B, K, C + 1)
+    return torch.baddbmm(m[:, None, :, c], x.to(m.dtype), m[..., :c].transpose(1, 2))
+
+
 def affine_apply(coef: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     """The per-pixel affine colour transform, channels last: coefficients
     ``(..., 15)`` (3 log gains, 3x3 mix, 3 offsets) applied to linear

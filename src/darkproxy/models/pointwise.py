@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from darkproxy.colour.encodings import log_decode
-from darkproxy.models.layers import ParamMLP, PixelMLP, encode_input
+from darkproxy.models.layers import ParamMLP, PixelMLP, encode_input, param_linear_maps
 from darkproxy.models.registry import register_arch
 
 
@@ -65,8 +65,6 @@ class PointwiseProxy(PixelMLP):
         (decoded from ``feats (B, N, 3)``, the log-encoded pixel) appended to it, log-encoded."""
         if not self.mix:
             return super().hidden(feats, params)
-        p = self.read_params(params, feats)
-        m = self.mix_mlp(p).unflatten(1, (self.mix, 4))  # (B, K, 4)
-        rgb = log_decode(feats[..., :3].to(m.dtype))
-        u = torch.baddbmm(m[:, None, :, 3], rgb, m[..., :3].transpose(1, 2))  # (B, N, K)
+        coef = self.mix_mlp(self.read_params(params, feats))
+        u = param_linear_maps(coef, log_decode(feats[..., :3].to(coef.dtype)))
         return super().hidden(torch.cat([feats, encode_input(u).to(feats.dtype)], dim=-1), params)

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from darkproxy.models.layers import ParamMLP, PixelMLP, encode_input
+from darkproxy.models.layers import ParamMLP, PixelMLP, encode_input, param_linear_maps
 from darkproxy.models.registry import register_arch
 
 N_COORD = 6  # x, y, x^2, y^2, xy, log aspect
@@ -94,8 +94,5 @@ class PositionalProxy(PixelMLP):
         position features (``feats (B, N, 3 + N_COORD)``) appended to them first."""
         if not self.proj:
             return super().hidden(feats, params)
-        p = self.read_params(params, feats)
-        m = self.proj_mlp(p).unflatten(1, (self.proj, N_COORD + 1))  # (B, K, N_COORD + 1)
-        pos = feats[..., 3 : 3 + N_COORD].to(m.dtype)
-        u = torch.einsum("bnc,bkc->bnk", pos, m[..., :N_COORD]) + m[:, None, :, N_COORD]
+        u = param_linear_maps(self.proj_mlp(self.read_params(params, feats)), feats[..., 3 : 3 + N_COORD])
         return super().hidden(torch.cat([feats, u.to(feats.dtype)], dim=-1), params)
