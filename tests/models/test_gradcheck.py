@@ -94,23 +94,6 @@ def test_gradcheck_positional_with_projections() -> None:
     assert not torch.allclose(model(x, p), y)
 
 
-def test_positional_without_the_pixel_is_a_field_of_the_position() -> None:
-    """``pixel = False``: the coefficients do not read the image, so the output is affine in it (a blend of two
-    images gives the blend of their outputs), and still differentiable; the model reading the pixel is not affine
-    (the check is not vacuous)."""
-    for pixel in (False, True):
-        model, x, p = _setup("positional", 6, 6, proj=3, pixel=pixel)
-        with torch.no_grad():
-            x2 = torch.rand_like(x) * 2.0
-            y = model(0.3 * x + 0.7 * x2, p)
-            blend = 0.3 * model(x, p) + 0.7 * model(x2, p)
-        assert torch.allclose(y, blend, atol=1e-12) == (not pixel), pixel
-        assert float((y - model(x, p)).abs().max()) > 1e-3  # the image still passes through the transform
-    model, x, p = _setup("positional", 6, 6, proj=3, pixel=False)
-    assert model.hparams["pixel"] is False and model.n_features == 6 + 3
-    assert torch.autograd.gradcheck(model, (x, p), eps=1e-6, atol=1e-5, rtol=1e-3)
-
-
 def test_gradcheck_pointwise_with_mixes() -> None:
     """The param-conditioned linear maps of the linear pixel (``mix``, an option of ``pointwise``) are
     differentiable, and the MLP reads them: each is ``log_encode(m . rgb + o)`` of the pixel's linear RGB."""

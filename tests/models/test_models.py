@@ -92,7 +92,6 @@ def test_pointwise_is_pointwise_and_spatial_is_not() -> None:
         ("multiscale", {"blur_bases": True}),
         ("positional", {"proj": 4}),
         ("positional", {"proj": 4, "periodic": [[1, 0.5, 6.0]]}),
-        ("positional", {"proj": 4, "pixel": False}),
         ("multiscale", {"periodic": [[0, 0.0, 6.2832]]}),
     ],
 )

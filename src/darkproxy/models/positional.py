@@ -16,12 +16,6 @@ the position features with coefficients from the params (a small MLP per image):
 line rotated and offset by sliders (graduatednd's distance to it is ``cos r x + sin r y - o``)
 or an ellipse moved by them (vignette's ``(x - cx)^2 / a^2 + ...``) is then one feature,
 where FiLM alone can only scale each hidden unit's fixed mix of ``x`` and ``y``.
-
-``pixel = False`` (``True`` by default) leaves the pixel out of the features: the affine
-transform's coefficients are then a field of the position and the sliders only, the same
-whatever the image holds. That is the form of a filter in front of the lens (graduatednd: a gain
-per channel along a line), which a MLP that reads the pixel learns with errors that follow the
-image's texture where the gain is large.
 """
 
 from __future__ import annotations
@@ -75,19 +69,14 @@ class PositionalProxy(PixelMLP):
         param_hidden: int = 64,
         proj: int = 0,
         periodic: Sequence[Sequence[float]] = (),
-        pixel: bool = True,
     ) -> None:
         if in_channels != 3 or out_channels != 3:
             raise ValueError("positional proxies map 3 channels to 3")
         if proj < 0:
             raise ValueError(f"proj must be >= 0, got {proj}")
-        coord0 = 3 if pixel else 0  # where the position features start in a feature row
-        super().__init__(n_params, coord0 + N_COORD + proj, width, depth, param_hidden, periodic)
-        self.pixel, self.coord0 = bool(pixel), coord0
+        super().__init__(n_params, 3 + N_COORD + proj, width, depth, param_hidden, periodic)
         self.hparams: dict[str, Any] = {"width": width, "depth": depth, "param_hidden": param_hidden}
         self.hparams.update(self.periodic_hparams())
-        if not self.pixel:  # absent from the runs saved before it (they read the pixel)
-            self.hparams["pixel"] = False
         self.proj = proj
         if proj:
             self.hparams["proj"] = proj
@@ -98,15 +87,12 @@ class PositionalProxy(PixelMLP):
 
     def features(self, image: torch.Tensor, origin: torch.Tensor | None = None) -> torch.Tensor:
         enc = encode_input(image)
-        coords = image_coordinates(image, origin).to(enc.dtype)
-        return torch.cat([enc, coords], dim=1) if self.pixel else coords
+        return torch.cat([enc, image_coordinates(image, origin).to(enc.dtype)], dim=1)
 
     def hidden(self, feats: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """As :meth:`PixelMLP.hidden`, with the ``proj`` param-conditioned linear maps of the
-        position features (``feats (B, N, 3 + N_COORD)``, without the pixel's 3 if ``pixel`` is false)
-        appended to them first."""
+        position features (``feats (B, N, 3 + N_COORD)``) appended to them first."""
         if not self.proj:
             return super().hidden(feats, params)
-        coords = feats[..., self.coord0 : self.coord0 + N_COORD]
-        u = param_linear_maps(self.proj_mlp(self.read_params(params, feats)), coords)
+        u = param_linear_maps(self.proj_mlp(self.read_params(params, feats)), feats[..., 3 : 3 + N_COORD])
         return super().hidden(torch.cat([feats, u.to(feats.dtype)], dim=-1), params)
