@@ -95,16 +95,21 @@ def write_results(out: Path, stem: str, o: dict[str, Any], markdown: Any) -> Non
 
 def hidden_edit(rng: np.random.Generator, defaults: dict[str, float]) -> dict[str, float]:
     """Random sliders over the chain, an edit a photographer would keep: each fitted
-    slider moved from darktable's default by up to a quarter of its zoo range (either way, within the range; a hue
-    wheel wraps round: 0 - 20 degrees is 340). ``defaults``: :func:`chain_defaults`'s, in its order."""
+    slider moved from darktable's default by up to a quarter of its zoo range, either way; a move past an end of
+    the range is reflected back into it (a slider whose default is an end, as color balance rgb's global chroma at
+    0, moves every time: clipped, half the references kept it at 0), a hue wheel wraps round (0 - 20 degrees is
+    340). ``defaults``: :func:`chain_defaults`'s, in its order."""
     out = {}
     for key, d in defaults.items():
         m, p = key.split(".", 1)
         lo, hi = DEFAULT_RANGES[m][p]
         v = d + rng.uniform(-0.25, 0.25) * (hi - lo)
         period = PERIODIC.get(m, {}).get(p, 0.0)
-        whole_turn = period > 0 and abs(hi - lo - period) < 1e-9 * period
-        out[key] = float(lo + (v - lo) % period if whole_turn else np.clip(v, lo, hi))
+        if period > 0 and abs(hi - lo - period) < 1e-9 * period:
+            out[key] = float(lo + (v - lo) % period)
+            continue
+        v = 2 * lo - v if v < lo else 2 * hi - v if v > hi else v
+        out[key] = float(np.clip(v, lo, hi))  # a default outside the range: its nearest end
     return out
 
 
