@@ -445,7 +445,7 @@ def test_cli_regress_refuses_soften_at_a_diagonal_it_never_learnt(
 ) -> None:
     """soften's zoo proxy is conditioned on the whole image's diagonal in output px (its radius is 1 % of it):
     regression through it from a 64 x 48 px input at scale 0.5 (a 128 x 96 px image: 80 px of diagonal, it
-    learnt 111-1448) is refused in one line, nothing written."""
+    learnt 114-1448) is refused in one line, nothing written."""
     from darkproxy.cli import main
     from darkproxy.darktable.render import write_tiff
 

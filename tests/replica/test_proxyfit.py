@@ -85,7 +85,7 @@ def test_soften_proxy_follows_the_image_size(dt, tiny_raw) -> None:
     assert {s.module: s for s in plan.stages}["soften"].kind == "proxy"
     wh = raw_size(tiny_raw)
     assert wh == (128, 128)
-    load_proxies(plan, 1.0, full_size=wh)  # 181 px of diagonal: within what it learnt (111-1448)
+    load_proxies(plan, 1.0, full_size=wh)  # 181 px of diagonal: within what it learnt (114-1448)
     with pytest.raises(ScaleError) as e:
         load_proxies(plan, 0.25, full_size=wh)
     msg = str(e.value)
