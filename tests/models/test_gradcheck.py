@@ -83,12 +83,6 @@ def test_gradcheck_multiscale_with_image_stats() -> None:
     assert torch.autograd.gradcheck(model, (x, p), eps=1e-6, atol=1e-5, rtol=1e-3)
 
 
-def test_gradcheck_multiscale_with_band_stats() -> None:
-    """The whole image's band energies (``band_stats``, an option of ``multiscale``) are differentiable."""
-    model, x, p = _setup("multiscale", 6, 6, band_stats=True)
-    assert torch.autograd.gradcheck(model, (x, p), eps=1e-6, atol=1e-5, rtol=1e-3)
-
-
 def test_gradcheck_positional_with_projections() -> None:
     """The param-conditioned projections of the position features (``proj``, an option of
     ``positional``) are differentiable too, and the output depends on them."""

@@ -164,29 +164,6 @@ def test_image_statistics_are_torch_quantiles_of_the_encoded_planes_at_every_pix
     torch.testing.assert_close(region, f[..., 3:9, 20:41])  # a region's statistics are the whole image's
 
 
-def test_band_energies_are_the_log_mean_square_of_each_band_at_every_pixel() -> None:
-    """``band_stats``: ``ln(mean(b^2) + 1e-8) / 10`` of each band-pass of the encoded luminance and channels over
-    the whole image, the same at every pixel and in every region (computed from the image, not the region)."""
-    from darkproxy.colour.encodings import srgb_encode_ext
-    from darkproxy.models.layers import gaussian_blur
-    from darkproxy.models.multiscale import LUMA_REC2020
-
-    torch.manual_seed(0)
-    x = torch.rand(2, 3, 37, 41) * 1.5 - 0.02
-    x[1] *= 0.1  # another image: other energies
-    luma = (x * torch.tensor(LUMA_REC2020)[None, :, None, None]).sum(1, keepdim=True)
-    src = srgb_encode_ext(torch.cat([luma, x], 1))
-    sigmas = (1.0, 4.0)
-    want = torch.cat([torch.log((src - gaussian_blur(src, s)).pow(2).mean((2, 3)) + 1e-8) / 10 for s in sigmas], 1)
-    f = multiscale_features(x, sigmas=sigmas, border_scales=(), band_stats=True)
-    stats = f[:, 4 + 4 * len(sigmas) :]  # after the pixel (3), its luminance (1), the bands (4 per sigma)
-    assert stats.shape[1] == 4 * len(sigmas)
-    torch.testing.assert_close(stats, want[:, :, None, None].expand_as(stats))
-    assert float((want[0] - want[1]).abs().min()) > 0.1  # 10x darker: every band's energy differs
-    region = multiscale_features(x, sigmas=sigmas, border_scales=(), band_stats=True, roi=(3, 9, 20, 41))
-    torch.testing.assert_close(region, f[..., 3:9, 20:41])  # a region's energies are the whole image's
-
-
 def test_image_stats_change_the_output_with_the_rest_of_the_image() -> None:
     """With ``image_stats`` a pixel's output depends on pixels beyond every blur's reach (and is
     differentiable through the sort), without it not."""

@@ -25,11 +25,7 @@ affine output as ``pointwise`` (:class:`~darkproxy.models.layers.PixelMLP`):
   (:func:`image_statistics`): haze removal's ambient light is the mean colour of
   the haziest, brightest pixels of the image, which no window of it knows.
   A tiled apply then reads the whole image for every tile (the features of
-  the tile only: ``roi``);
-* with ``band_stats``, the energy of each band-pass over the whole image, the
-  same at every pixel (:func:`band_energies`): profiled denoise soft-thresholds
-  each wavelet band by a threshold from that band's variance over the image
-  (BayesShrink), which no window of it knows. Tiled as ``image_stats``.
+  the tile only: ``roi``).
 
 Sigmas above 16 px (bloom's box blur reaches 256 px at full size) are computed
 on box-mean cells (:func:`~darkproxy.models.layers.wide_blur`): a 512 px blur
@@ -133,18 +129,6 @@ def image_statistics(image: torch.Tensor, q: Sequence[float] = STAT_QUANTILES) -
     return quantiles(srgb_encode_ext(planes).flatten(2), q).flatten(1)
 
 
-def band_energies(
-    src: torch.Tensor, sigmas: Sequence[float], blurred: Sequence[torch.Tensor] | None = None
-) -> torch.Tensor:
-    """Encoded planes ``(B, K, H, W)`` -> ``(B, K * len(sigmas))``: ``ln(mean(b^2) + 1e-8) / 10`` of each
-    band-pass ``b = src - gauss(src, sigma)`` over the whole image (about ``[-1.8, 0]``), grouped by sigma: a
-    band's variance, what a BayesShrink threshold reads (the log: noise levels span decades). ``blurred``: the
-    blurs ``gauss(src, sigma)`` where the caller has them."""
-    blurs = blurred if blurred is not None else [gaussian_blur(src, s) for s in sigmas]
-    out = [(src - b).square().mean((2, 3)) for b in blurs]
-    return torch.log(torch.cat(out, 1) + 1e-8) / 10.0
-
-
 def multiscale_features(
     image: torch.Tensor,
     sigmas: Sequence[float] = DEFAULT_SIGMAS,
@@ -154,7 +138,6 @@ def multiscale_features(
     tone_bands: int = 0,
     roi: tuple[int, int, int, int] | None = None,
     image_stats: bool = False,
-    band_stats: bool = False,
 ) -> torch.Tensor:
     """Fixed multi-scale features of a linear_rec2020 image ``(B, 3, H, W)``
     -> ``(B, 4 + 4 * len(sigmas) + 2 * len(border_scales), H, W)``: log-encoded
@@ -164,11 +147,9 @@ def multiscale_features(
     more: :func:`tone_ramps` of the encoded luminance and their blurs at each
     sigma (a blur of any function of the luminance is a weighted sum of them:
     bloom's blurred highlights); with ``image_stats``, then ``5 * len(STAT_QUANTILES)``
-    more: :func:`image_statistics` of the whole ``image`` at every pixel; with
-    ``band_stats``, then ``4 * len(sigmas)`` more: :func:`band_energies` of the
-    whole ``image``'s encoded luminance and channels; with ``blurs``, then
-    ``3 * len(sigmas)`` more: the linear image blurred at each sigma
-    (linear_rec2020). Differentiable with respect to the image.
+    more: :func:`image_statistics` of the whole ``image`` at every pixel; with ``blurs``, then ``3 * len(sigmas)`` more:
+    the linear image blurred at each sigma (linear_rec2020). Differentiable
+    with respect to the image.
 
     ``roi`` ``(y0, y1, x0, x1)``: the features of that region only, each blur
     computed on the region grown by its own reach (:func:`blur_radius`), so a
@@ -204,9 +185,6 @@ def multiscale_features(
         feats += [ramps[here]] + [around(ramps, s) for s in sigmas]
     if image_stats:
         feats.append(image_statistics(x)[:, :, None, None].expand(-1, -1, y1 - y0, x1 - x0))
-    if band_stats:
-        whole = [b[:, :4] for b in blurred] if roi is None and origin is None else None  # else without the window
-        feats.append(band_energies(src, sigmas, whole)[:, :, None, None].expand(-1, -1, y1 - y0, x1 - x0))
     if blurs:
         feats += [b[:, 4:] for b in blurred]
     return torch.cat(feats, 1)
@@ -232,19 +210,16 @@ class MultiscaleProxy(PixelMLP):
         blur_bases: bool = False,
         tone_bands: int = 0,
         image_stats: bool = False,
-        band_stats: bool = False,
         periodic: Sequence[Sequence[float]] = (),
     ) -> None:
         if in_channels != 3 or out_channels != 3:
             raise ValueError("multiscale proxies map 3 channels to 3 (use 'demosaic' for a packed mosaic)")
         sig, bsc, tb = [float(s) for s in sigmas], [float(s) for s in border_scales], int(tone_bands)
         n_stats = STAT_PLANES * len(STAT_QUANTILES) if image_stats else 0
-        n_features = (
-            4 + 4 * len(sig) + 2 * len(bsc) + tb * (1 + len(sig)) + n_stats + (4 * len(sig) if band_stats else 0)
-        )
+        n_features = 4 + 4 * len(sig) + 2 * len(bsc) + tb * (1 + len(sig)) + n_stats
         super().__init__(n_params, n_features, width, depth, param_hidden, periodic)
         self.sigmas, self.border_scales, self.blur_bases, self.tone_bands = sig, bsc, bool(blur_bases), tb
-        self.image_stats, self.band_stats = bool(image_stats), bool(band_stats)
+        self.image_stats = bool(image_stats)
         self.hparams: dict[str, Any] = {
             "width": width,
             "depth": depth,
@@ -257,33 +232,17 @@ class MultiscaleProxy(PixelMLP):
             self.hparams["tone_bands"] = tb
         if self.image_stats:  # likewise
             self.hparams["image_stats"] = True
-        if self.band_stats:
-            self.hparams["band_stats"] = True
         self.hparams.update(self.periodic_hparams())
         if self.blur_bases:
             self.to_blend = nn.Linear(width, len(sig))
             nn.init.zeros_(self.to_blend.weight)  # still the identity at initialisation
             nn.init.zeros_(self.to_blend.bias)
 
-    @property
-    def whole_image(self) -> bool:
-        """Whether a pixel's features read the whole image (``image_stats``, ``band_stats``): a tile's window is
-        the whole image, and a crop's statistics are not the image's."""
-        return self.image_stats or self.band_stats
-
     def features(
         self, image: torch.Tensor, origin: torch.Tensor | None = None, roi: tuple[int, int, int, int] | None = None
     ) -> torch.Tensor:
         return multiscale_features(
-            image,
-            self.sigmas,
-            self.border_scales,
-            origin,
-            self.blur_bases,
-            self.tone_bands,
-            roi,
-            self.image_stats,
-            self.band_stats,
+            image, self.sigmas, self.border_scales, origin, self.blur_bases, self.tone_bands, roi, self.image_stats
         )
 
     def forward(

@@ -15,7 +15,7 @@ architecture   halo (input px each side)                       offsets  origin
 pointwise      0 (each output pixel is its input pixel's)      any      no
 positional     0                                               any      yes (its coordinates)
 multiscale     ``blur_radius`` of the widest blur (~3 sigma)     any      yes (border distance, wide blurs' cells)
-               (``image_stats``, ``band_stats``: the whole image)
+               (with ``image_stats``: the whole image)
 spatial        widest band blur + the UNet's reach, rounded    ``2**levels`` yes
                up to ``2**levels``
 demosaic       ``depth + 1`` packed px (3x3 convs + bilinear)  packed   no
@@ -111,7 +111,7 @@ def tile_context(model: nn.Module) -> TileContext:
     if isinstance(model, PositionalProxy):
         return TileContext(0, origin=True)
     if isinstance(model, MultiscaleProxy):
-        if model.whole_image:  # statistics of the whole image: every window is the whole image, each tile its roi
+        if model.image_stats:  # statistics of the whole image: every window is the whole image, each tile its roi
             return TileContext(WHOLE_IMAGE, origin=True)
         return TileContext(max((blur_radius(s) for s in model.sigmas), default=0), origin=True)
     if isinstance(model, SpatialProxy):

@@ -144,7 +144,7 @@ def _plan(root: Path, cfg: TrainConfig, info: DatasetInfo) -> tuple[_Plan, Modul
         assert crop is not None  # set for crop-trained archs
         crop, context = _fit_crop(train_ds, crop, context, need)
         train_ds.crop = crop + 2 * context
-    whole = bool(cfg.hparams.get("image_stats") or cfg.hparams.get("band_stats"))
+    whole = bool(cfg.hparams.get("image_stats"))
     # a model that reads the whole image's statistics is validated on whole samples: a crop's are not darktable's
     val_ds, val_split, kept = _val_dataset(root, dataclasses.replace(cfg, val_crop=None) if whole else cfg)
     bad = train_ds.nonfinite_ids() + val_ds.nonfinite_ids()
