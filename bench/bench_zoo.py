@@ -133,6 +133,8 @@ def shape(arch: str, hp: dict[str, Any]) -> str:
         out.append(f", blurs to {max(hp['sigmas']):g} px")
     if hp.get("tone_bands"):
         out.append(f", {hp['tone_bands']} tone bands")
+    if hp.get("blur_bases"):
+        out.append(", blurred bases")
     if hp.get("proj"):
         out.append(f", {hp['proj']} slider-driven projections of the position")
     return "".join(out)
